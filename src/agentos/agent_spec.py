@@ -1,0 +1,300 @@
+"""The agent definition document (SPEC §2.1): its schema and its validation.
+
+A definition is a flat YAML or JSON mapping; only ``name``, ``version`` and
+``handler`` are required. Validation is strict (no type coercion, unknown
+fields are errors) so that export of an import gives back the same document.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agentos import patterns, semver
+from agentos.documents import Document, errors_from, format_path, raise_invalid
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+_TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$")
+_PLACEHOLDER = re.compile(r"\{input(\.[A-Za-z0-9_-]+)+\}")
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+_FILTER_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+Slug = Annotated[str, Field(pattern=NAME_PATTERN)]
+Priority = Annotated[int, Field(ge=1, le=10)]
+Scalar = str | int | float | bool | None
+
+
+def _number(**bounds: float) -> Any:
+    """An int or a float within bounds; an int stays an int, so export equals import."""
+    return Annotated[int, Field(**bounds)] | Annotated[float, Field(**bounds)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ModelRef(_Strict):
+    """The LLM an agent uses: provider, model name and call parameters."""
+
+    provider: ShortText
+    name: ShortText
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PythonHandler(_Strict):
+    type: Literal["python"]
+    target: str  # "package.module:callable"
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        if not _TARGET.match(v):
+            raise ValueError("target must be 'module:callable', e.g. 'mypkg.qa:manage'")
+        return v
+
+
+class CommandHandler(_Strict):
+    type: Literal["command"]
+    argv: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+
+class HttpHandler(_Strict):
+    type: Literal["http"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+([/?#]\S*)?$", max_length=2000)]
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class LlmHandler(_Strict):
+    type: Literal["llm"]
+    prompt: Text  # a template filled from the task input: "Summarise {input.text}"
+    system: Text | None = None
+    model: ModelRef | None = None  # defaults to the agent's model
+    response_format: Literal["text", "json"] = "text"
+
+
+Handler = Annotated[
+    PythonHandler | CommandHandler | HttpHandler | LlmHandler, Field(discriminator="type")
+]
+
+
+class Goal(_Strict):
+    description: Text
+    success_criteria: Text | None = None
+
+
+class Trigger(_Strict):
+    """Run this agent when an event whose type matches ``event`` and whose payload
+    matches ``filter`` (equality, or membership when the value is a list) arrives."""
+
+    event: str
+    filter: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    priority: Priority = 5
+    input: dict[str, Any] = Field(default_factory=dict)
+    capability: str | None = None  # routed only while this capability is enabled
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, v: str) -> str:
+        patterns.check_event_glob(v)
+        return v
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if not _FILTER_KEY.match(key):
+                raise ValueError(f"filter key {key!r} must be a payload key or dotted path")
+        return v
+
+
+class Capability(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
+    version: int | str = 1
+    enabled: bool = True
+    description: Text | None = None
+
+
+class SubAgent(_Strict):
+    name: Slug
+    version: str = "*"
+
+    @field_validator("version")
+    @classmethod
+    def _range(cls, v: str) -> str:
+        semver.parse_range(v)
+        return v
+
+
+class Permissions(_Strict):
+    lock: list[str] = Field(default_factory=list)
+    emit: list[str] = Field(default_factory=list)
+    call_sub_agents: bool = False
+
+    @field_validator("lock")
+    @classmethod
+    def _lock(cls, v: list[str]) -> list[str]:
+        for p in v:
+            patterns.check_resource_glob(p)
+        return v
+
+    @field_validator("emit")
+    @classmethod
+    def _emit(cls, v: list[str]) -> list[str]:
+        for p in v:
+            patterns.check_event_glob(p)
+        return v
+
+
+class Backoff(_Strict):
+    initial_s: _number(gt=0, le=86_400) = 1.0
+    max_s: _number(gt=0, le=7 * 86_400) = 300.0
+    multiplier: _number(ge=1, le=100) = 2.0
+    jitter: bool = True
+
+
+class Limits(_Strict):
+    timeout_s: _number(gt=0, le=7 * 86_400) | None = None
+    max_retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    backoff: Backoff | None = None
+
+
+ConfigType = Literal["string", "integer", "float", "boolean", "json"]
+
+
+class ConfigItem(_Strict):
+    type: ConfigType
+    value: Any = None
+    description: Text | None = None
+
+
+def config_value_error(kind: ConfigType, value: Any) -> str | None:
+    """Why ``value`` is not a ``kind`` config value, or None when it is."""
+    ok = {
+        "string": isinstance(value, str),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "json": True,
+    }[kind]
+    return None if ok else f"value must be of type {kind}"
+
+
+class AgentSpec(_Strict):
+    """One version of one agent, exactly as its author wrote it."""
+
+    name: Slug
+    version: str
+    display_name: ShortText | None = None
+    description: Text | None = None
+    role: Text | None = None
+    owner: ShortText | None = None
+    tags: list[str] = Field(default_factory=list)
+    model: ModelRef | None = None
+    handler: Handler
+    goals: list[Goal] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
+    capabilities: list[Capability] = Field(default_factory=list)
+    sub_agents: list[SubAgent] = Field(default_factory=list)
+    permissions: Permissions = Field(default_factory=Permissions)
+    resources: list[str] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    config: dict[str, ConfigItem] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        semver.parse(v)
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        for tag in v:
+            if not _TAG.match(tag):
+                raise ValueError(f"tag {tag!r} must be 1-64 letters, digits or '_.:/-'")
+        return v
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v: list[str]) -> list[str]:
+        for template in v:
+            if not patterns.RESOURCE_ID.match(_PLACEHOLDER.sub("x", template)):
+                raise ValueError(
+                    f"resource {template!r} must be TYPE:NAME, optionally with "
+                    "{input.field} placeholders"
+                )
+        return v
+
+    @field_validator("config")
+    @classmethod
+    def _config_keys(cls, v: dict[str, ConfigItem]) -> dict[str, ConfigItem]:
+        for key in v:
+            if not _KEY.match(key):
+                raise ValueError(f"config key {key!r} must start with a letter or '_'")
+        return v
+
+    def to_document(self) -> dict[str, Any]:
+        """The document as written: only the fields its author set."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    def capability(self, name: str) -> Capability | None:
+        return next((c for c in self.capabilities if c.name == name), None)
+
+
+def _cross_field_errors(spec: AgentSpec, doc: Document) -> list[dict[str, Any]]:
+    """Rules that span fields; Pydantic has checked every field on its own."""
+    errors: list[dict[str, Any]] = []
+
+    def add(path: tuple[str | int, ...], message: str) -> None:
+        errors.append({"path": format_path(path), "message": message, "line": doc.line(path)})
+
+    for field_name, items in (("capabilities", spec.capabilities),
+                              ("sub_agents", spec.sub_agents)):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.name in seen:
+                add((field_name, i, "name"), f"duplicate name {item.name!r}")
+            seen.add(item.name)
+    for i, tag in enumerate(spec.tags):
+        if tag in spec.tags[:i]:
+            add(("tags", i), f"duplicate tag {tag!r}")
+    for i, trigger in enumerate(spec.triggers):
+        if trigger.capability and spec.capability(trigger.capability) is None:
+            add(("triggers", i, "capability"),
+                f"capability {trigger.capability!r} is not declared in capabilities")
+    for key, item in spec.config.items():
+        if item.value is not None and (problem := config_value_error(item.type, item.value)):
+            add(("config", key, "value"), problem)
+    if isinstance(spec.handler, LlmHandler) and spec.handler.model is None and spec.model is None:
+        add(("handler", "model"), "an llm handler needs a model (here or in the agent's model)")
+    return errors
+
+
+def validate(doc: Document) -> AgentSpec:
+    """Validate one document; raise ``ValidationFailed`` listing every error."""
+    if not isinstance(doc.data, dict):
+        kind = "a list" if isinstance(doc.data, list) else type(doc.data).__name__
+        raise_invalid([{"path": "", "message": f"an agent definition must be a mapping, "
+                                                f"not {kind}", "line": doc.line(())}],
+                      "agent definition")
+    try:
+        spec = AgentSpec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise_invalid(errors_from(exc, doc), "agent definition")
+        raise  # unreachable: raise_invalid raised
+    raise_invalid(_cross_field_errors(spec, doc), "agent definition")
+    return spec
+
+
+def from_object(data: Any) -> AgentSpec:
+    """Validate a definition that arrived as JSON (no source lines)."""
+    return validate(Document(data))

@@ -1,0 +1,67 @@
+"""Every error leaves the API as ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from agentos.errors import AgentOSError
+
+log = logging.getLogger("agentos.api")
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
+    413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request",
+    429: "rate_limited",
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AgentOSError)
+    if exc.status >= 500:
+        log.error("request failed", extra={"action": "request_failed", "code": exc.code})
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+        for e in exc.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in exc.errors()):
+        return error_response(400, "malformed_json", "the request body is not valid JSON",
+                              {"errors": errors})
+    first = errors[0] if errors else {"path": "", "message": "invalid request"}
+    return error_response(422, "invalid_request", f"{first['path']}: {first['message']}",
+                          {"errors": errors})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", extra={"action": "request_crashed"})
+    return error_response(500, "internal", "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(AgentOSError, _domain)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _unexpected)

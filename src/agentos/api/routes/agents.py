@@ -1,0 +1,126 @@
+"""/api/v1/agents: the agent registry over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response, status
+
+from agentos import agent_spec, registry
+from agentos.api.deps import StoreDep
+from agentos.errors import InvalidInput, UnsupportedMedia
+from agentos.lifecycle import Status
+
+router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
+
+YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml",
+              "application/json", "text/plain", ""}
+
+
+@router.get("")
+async def list_agents(
+    store: StoreDep,
+    q: str | None = None,
+    tag: str | None = None,
+    capability: str | None = None,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    event: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=registry.MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    """Search agents: one entry per agent, its current version (or its best of ``status``)."""
+    found, next_after = await registry.search(store, registry.Query(
+        q=q, tag=tag, capability=capability, status=status_, event=event, after=after,
+        limit=limit))
+    return {"agents": [a.summary() for a in found], "next_after": next_after}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_agent(store: StoreDep, response: Response,
+                       definition: Annotated[Any, Body()]) -> dict[str, Any]:
+    """Create a draft from a JSON definition (or replace the draft of that version)."""
+    version, created = await registry.create(store, agent_spec.from_object(definition))
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return version.to_dict()
+
+
+@router.post("/import", status_code=status.HTTP_201_CREATED)
+async def import_agents(store: StoreDep, request: Request, publish: bool = False) -> dict[str, Any]:
+    """Import YAML (one document or several, ``---`` separated), all or none."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in YAML_TYPES:
+        raise UnsupportedMedia(f"send YAML (Content-Type: application/yaml), not {media}")
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the body is not UTF-8 text", code="bad_encoding") from None
+    imported = await registry.import_yaml(store, text, publish=publish)
+    return {"agents": [v.to_dict() for v in imported]}
+
+
+@router.get("/{name}")
+async def get_agent(store: StoreDep, name: str) -> dict[str, Any]:
+    """The agent's latest published version, else its newest draft."""
+    version = await registry.get(store, name)
+    return version.to_dict()
+
+
+@router.get("/{name}/versions")
+async def list_versions(store: StoreDep, name: str) -> dict[str, Any]:
+    """Every version, highest first."""
+    return {"versions": [v.summary() for v in await registry.versions(store, name)]}
+
+
+@router.get("/{name}/versions/{version}")
+async def get_version(store: StoreDep, name: str, version: str) -> dict[str, Any]:
+    return (await registry.get(store, name, version)).to_dict()
+
+
+@router.put("/{name}/versions/{version}")
+async def replace_draft(store: StoreDep, name: str, version: str,
+                        definition: Annotated[Any, Body()]) -> dict[str, Any]:
+    """Replace a draft's definition; published versions are immutable (409)."""
+    spec = agent_spec.from_object(definition)
+    if (spec.name, spec.version) != (name, version):
+        raise InvalidInput(
+            f"the body defines {spec.name} {spec.version}, the URL names {name} {version}",
+            code="name_mismatch")
+    await registry.get(store, name, version)  # 404 when there is no such draft
+    return (await registry.create(store, spec))[0].to_dict()
+
+
+@router.delete("/{name}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_draft(store: StoreDep, name: str, version: str) -> None:
+    """Delete a draft; other versions stay for history (409)."""
+    await registry.delete_draft(store, name, version)
+
+
+async def _change(store: StoreDep, name: str, version: str, action: str) -> dict[str, Any]:
+    return (await registry.change_status(store, name, version, action)).to_dict()
+
+
+@router.post("/{name}/versions/{version}/publish")
+async def publish(store: StoreDep, name: str, version: str) -> dict[str, Any]:
+    """Freeze a draft (or re-publish a deprecated version)."""
+    return await _change(store, name, version, "publish")
+
+
+@router.post("/{name}/versions/{version}/deprecate")
+async def deprecate(store: StoreDep, name: str, version: str) -> dict[str, Any]:
+    """Stop offering a published version as latest and for routing."""
+    return await _change(store, name, version, "deprecate")
+
+
+@router.post("/{name}/versions/{version}/archive")
+async def archive(store: StoreDep, name: str, version: str) -> dict[str, Any]:
+    """Retire a deprecated version for good."""
+    return await _change(store, name, version, "archive")
+
+
+@router.get("/{name}/export", response_class=Response,
+            responses={200: {"content": {"application/yaml": {}}}})
+async def export_agent(store: StoreDep, name: str, version: str | None = None) -> Response:
+    """The definition as YAML: the current version, or ``version``."""
+    found = await registry.get(store, name, version)
+    return Response(registry.to_yaml(found), media_type="application/yaml")

@@ -1,0 +1,40 @@
+"""Settings, read from ``AGENTOS_*`` environment variables and an optional ``.env``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./agentos.db"
+
+
+class Settings(BaseSettings):
+    """Every knob of a server, worker or CLI process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTOS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # None: upgrade SQLite automatically, refuse to touch PostgreSQL (one
+    # server of many must not migrate under the others' feet).
+    auto_upgrade: bool | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # the server the CLI and the SDK talk to
+    url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @cached_property
+    def dialect(self) -> str:
+        return "postgresql" if self.database_url.startswith("postgres") else "sqlite"
+
+    def should_auto_upgrade(self) -> bool:
+        if self.auto_upgrade is not None:
+            return self.auto_upgrade
+        return self.dialect == "sqlite"

@@ -1,0 +1,149 @@
+"""Definition documents: YAML/JSON text in, Python objects and located errors out.
+
+Agent (and later workflow) definitions arrive as YAML or JSON. This module
+parses them with PyYAML's safe loader, keeps a map from field paths to source
+lines, and turns a Pydantic ``ValidationError`` into our error list:
+``[{"path": "triggers[0].event", "message": ..., "line": 14}]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from agentos.errors import ValidationFailed
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class Document:
+    """One parsed document and where each of its fields came from."""
+
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+    index: int = 0  # position in a multi-document stream
+
+    def line(self, path: Path) -> int | None:
+        # an error on a missing key points at its parent mapping
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+
+def parse_yaml(text: str) -> list[Document]:
+    """Parse one or more YAML documents (``---`` separated); JSON is YAML too."""
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        datas = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValidationFailed(
+            f"malformed YAML: {problem}" + (f" at line {line}" if line else ""),
+            code="malformed_document",
+            details={"errors": [{"path": "", "message": f"malformed YAML: {problem}",
+                                 "line": line}]},
+        ) from None
+    docs = []
+    for i, (node, data) in enumerate(zip(nodes, datas, strict=True)):
+        lines: dict[Path, int] = {}
+        if node is not None:
+            _walk(node, (), lines)
+        docs.append(Document(data, lines, i))
+    if not docs:
+        raise ValidationFailed("the document is empty", code="malformed_document",
+                               details={"errors": [{"path": "", "message": "empty document",
+                                                    "line": None}]})
+    return docs
+
+
+def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                _walk(value, (*path, key.value), lines)
+                # errors on a field point at its key, not where its value starts
+                lines[(*path, key.value)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), lines)
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _data_path(data: Any, loc: Sequence[str | int]) -> Path:
+    """Pydantic's ``loc`` minus the union-tag steps that are not in the data."""
+    path: list[str | int] = []
+    current = data
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+            path.append(part)
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+            path.append(part)
+        elif i == len(loc) - 1 and isinstance(current, dict):
+            path.append(part)  # a missing or unknown key
+        elif isinstance(part, str) and "[" in part:
+            continue  # a union member's name, e.g. "function-after[...]"
+        elif isinstance(current, dict | list):
+            continue  # a tagged union's tag
+        else:
+            break
+    return tuple(path)
+
+
+def errors_from(exc: ValidationError, doc: Document) -> list[dict[str, Any]]:
+    """Every problem Pydantic found, each with its field path and source line."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for err in exc.errors(include_url=False):
+        path = _data_path(doc.data, err["loc"])
+        where = format_path(path)
+        # a union reports once per member ("valid integer", "valid number"): keep the first
+        if where in seen:
+            continue
+        seen.add(where)
+        out.append({"path": where, "message": _message(err), "line": doc.line(path)})
+    return out
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "field required"
+    message: str = err["msg"]
+    # Pydantic prefixes messages of custom validators with "Value error, "
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def raise_invalid(errors: list[dict[str, Any]], what: str) -> None:
+    if errors:
+        first = errors[0]
+        where = f" at {first['path']}" if first["path"] else ""
+        line = f" (line {first['line']})" if first.get("line") else ""
+        raise ValidationFailed(
+            f"invalid {what}: {first['message']}{where}{line}"
+            + (f" and {len(errors) - 1} more" if len(errors) > 1 else ""),
+            details={"errors": errors},
+        )
+

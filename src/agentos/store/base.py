@@ -1,0 +1,89 @@
+"""The storage seam: one ``Store`` owns the engine, transactions and driver errors.
+
+Domain modules take a ``Store`` and run their own SQLAlchemy Core statements in
+``store.read()`` or ``store.write()``. The SQLite and PostgreSQL subclasses
+override only what truly differs: URLs, connection setup, how a write
+transaction begins, and how driver errors become domain errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from agentos.errors import AgentOSError, Conflict, Unavailable
+
+log = logging.getLogger("agentos.store")
+
+
+class Store:
+    """A connection pool to one AgentOS database and the transactions on it."""
+
+    dialect: ClassVar[str]
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.engine: AsyncEngine = self._create_engine()
+
+    # -- hooks the backends override ------------------------------------
+
+    def _create_engine(self) -> AsyncEngine:
+        raise NotImplementedError  # abstract: each backend builds its engine
+
+    @asynccontextmanager
+    async def _write_connection(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    def translate(self, exc: DBAPIError) -> AgentOSError:
+        """A driver error as a domain error (the caller may catch it first)."""
+        if isinstance(exc, IntegrityError):
+            return Conflict("the change conflicts with existing data",
+                            code="integrity_conflict", details={"reason": str(exc.orig)})
+        if isinstance(exc, OperationalError):
+            return Unavailable("the database is unavailable",
+                               details={"reason": str(exc.orig)})
+        return AgentOSError("database error", code="database_error",
+                            details={"reason": str(exc.orig)})
+
+    # -- the seam -------------------------------------------------------
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; nothing it does is committed."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise self.translate(exc) from exc
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed when the block ends, rolled back on error."""
+        try:
+            async with self._write_connection() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise self.translate(exc) from exc
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    def pool_status(self) -> dict[str, Any]:
+        pool: Any = self.engine.pool
+        figures: dict[str, Any] = {"class": type(pool).__name__, "size": self.pool_size}
+        for name in ("checkedin", "checkedout", "overflow"):
+            if hasattr(pool, name):
+                figures[name.replace("checked", "checked_")] = getattr(pool, name)()
+        return figures
+
+    async def close(self) -> None:
+        await self.engine.dispose()

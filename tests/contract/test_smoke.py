@@ -1,0 +1,5 @@
+from agentos.store import Store
+
+
+async def test_ping(store: Store) -> None:
+    await store.ping()
