@@ -27,11 +27,9 @@ ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 Slug = Annotated[str, Field(pattern=NAME_PATTERN)]
 Priority = Annotated[int, Field(ge=1, le=10)]
 Scalar = str | int | float | bool | None
-
-
-def _number(**bounds: float) -> Any:
-    """An int or a float within bounds; an int stays an int, so export equals import."""
-    return Annotated[int, Field(**bounds)] | Annotated[float, Field(**bounds)]
+# numbers are int | float so that an int stays an int and export equals import
+Seconds = Annotated[int, Field(gt=0, le=7 * 86_400)] | Annotated[float, Field(gt=0, le=7 * 86_400)]
+Multiplier = Annotated[int, Field(ge=1, le=100)] | Annotated[float, Field(ge=1, le=100)]
 
 
 class _Strict(BaseModel):
@@ -153,14 +151,14 @@ class Permissions(_Strict):
 
 
 class Backoff(_Strict):
-    initial_s: _number(gt=0, le=86_400) = 1.0
-    max_s: _number(gt=0, le=7 * 86_400) = 300.0
-    multiplier: _number(ge=1, le=100) = 2.0
+    initial_s: Seconds = 1.0
+    max_s: Seconds = 300.0
+    multiplier: Multiplier = 2.0
     jitter: bool = True
 
 
 class Limits(_Strict):
-    timeout_s: _number(gt=0, le=7 * 86_400) | None = None
+    timeout_s: Seconds | None = None
     max_retries: Annotated[int, Field(ge=0, le=100)] | None = None
     concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = None
     backoff: Backoff | None = None
@@ -257,13 +255,11 @@ def _cross_field_errors(spec: AgentSpec, doc: Document) -> list[dict[str, Any]]:
     def add(path: tuple[str | int, ...], message: str) -> None:
         errors.append({"path": format_path(path), "message": message, "line": doc.line(path)})
 
-    for field_name, items in (("capabilities", spec.capabilities),
-                              ("sub_agents", spec.sub_agents)):
-        seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.name in seen:
-                add((field_name, i, "name"), f"duplicate name {item.name!r}")
-            seen.add(item.name)
+    for field_name, names in (("capabilities", [c.name for c in spec.capabilities]),
+                              ("sub_agents", [s.name for s in spec.sub_agents])):
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                add((field_name, i, "name"), f"duplicate name {name!r}")
     for i, tag in enumerate(spec.tags):
         if tag in spec.tags[:i]:
             add(("tags", i), f"duplicate tag {tag!r}")

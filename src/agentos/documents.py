@@ -93,10 +93,7 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> Path:
     path: list[str | int] = []
     current = data
     for i, part in enumerate(loc):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-            path.append(part)
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        if _has(current, part):
             current = current[part]
             path.append(part)
         elif i == len(loc) - 1 and isinstance(current, dict):
@@ -108,6 +105,12 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> Path:
         else:
             break
     return tuple(path)
+
+
+def _has(container: Any, part: str | int) -> bool:
+    if isinstance(container, dict):
+        return part in container
+    return isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container)
 
 
 def errors_from(exc: ValidationError, doc: Document) -> list[dict[str, Any]]:

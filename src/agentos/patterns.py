@@ -11,16 +11,20 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from agentos.errors import InvalidInput
+
 # event types: dotted words, e.g. "alert.cpu.high", "plan_generated"
 EVENT_TYPE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 EVENT_GLOB = re.compile(r"^[A-Za-z0-9_*?-]+(\.[A-Za-z0-9_*?-]+)*$")
 # resource ids: TYPE:NAME, e.g. "device:pixel-7", "account:acme/prod"
 RESOURCE_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}:[A-Za-z0-9_.:/@+=-]{1,200}$")
-RESOURCE_GLOB = re.compile(r"^[a-z*?][a-z0-9_*?-]{0,62}(:[A-Za-z0-9_.:/@+=*?-]{1,200})?$")
+RESOURCE_GLOB = re.compile(r"^(\*|[a-z*?][a-z0-9_*?-]{0,62}:[A-Za-z0-9_.:/@+=*?-]{1,200})$")
 
 
-class PatternError(ValueError):
+class PatternError(InvalidInput, ValueError):
     """Raised for a string that is not a valid pattern of its kind."""
+
+    default_code = "bad_pattern"
 
 
 def check_event_type(text: str) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import yaml
-from sqlalchemy import Row, and_, case, delete, exists, insert, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import agent_spec, documents, patterns, semver
@@ -41,7 +41,7 @@ class AgentVersion:
     published_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> AgentVersion:
+    def from_row(cls, row: Any) -> AgentVersion:
         return cls(row.name, row.version, Status(row.status), row.definition,
                    row.created_at, row.updated_at, row.published_at)
 
@@ -86,7 +86,9 @@ _PREFERENCE = case(
 # ------------------------------------------------------------------ writes
 
 
-async def create(store: Store, spec: AgentSpec, *, publish: bool = False) -> tuple[AgentVersion, bool]:
+async def create(
+    store: Store, spec: AgentSpec, *, publish: bool = False
+) -> tuple[AgentVersion, bool]:
     """Store ``spec`` as a draft (replacing a draft of the same version), publishing
     it too if asked. Returns the version and whether it was new."""
     async with store.write() as conn:
@@ -115,7 +117,9 @@ async def import_yaml(store: Store, text: str, *, publish: bool = False) -> list
         return [(await _save(conn, s, publish=publish))[0] for s in specs]
 
 
-async def _save(conn: AsyncConnection, spec: AgentSpec, *, publish: bool) -> tuple[AgentVersion, bool]:
+async def _save(
+    conn: AsyncConnection, spec: AgentSpec, *, publish: bool
+) -> tuple[AgentVersion, bool]:
     existing = (await conn.execute(
         select(av.c.id, av.c.status).where(av.c.name == spec.name, av.c.version == spec.version)
     )).first()
@@ -270,7 +274,7 @@ async def search(store: Store, query: Query) -> tuple[list[AgentVersion], str | 
     if query.q:
         text = query.q.lower()
         stmt = stmt.where(or_(*(
-            col.lower().contains(text, autoescape=True)  # type: ignore[attr-defined]
+            func.lower(col).contains(text, autoescape=True)
             for col in (av.c.name, av.c.display_name, av.c.description, av.c.role))))
     if query.tag:
         stmt = stmt.where(exists().where(agent_tags.c.agent_version_id == av.c.id,
@@ -284,7 +288,7 @@ async def search(store: Store, query: Query) -> tuple[list[AgentVersion], str | 
     stmt = stmt.order_by(av.c.name, _PREFERENCE, av.c.sort_key.desc())
     async with store.read() as conn:
         rows = (await conn.execute(stmt)).all()
-    best: dict[str, Row[Any]] = {}
+    best: dict[str, Any] = {}
     for row in rows:
         best.setdefault(row.name, row)  # rows come best-first within a name
     found = [AgentVersion.from_row(r) for r in best.values()]

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from functools import total_ordering
 
+from agentos.errors import InvalidInput
+
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
@@ -20,8 +22,10 @@ _PARTIAL = re.compile(r"^(0|[1-9]\d*|[xX*])(?:\.(0|[1-9]\d*|[xX*]))?(?:\.(0|[1-9
 _COMPARATOR = re.compile(r"^(>=|<=|>|<|=|\^|~)?\s*(\S+)$")
 
 
-class SemverError(ValueError):
+class SemverError(InvalidInput, ValueError):
     """Raised for a string that is not a version or a version range."""
+
+    default_code = "bad_version"
 
 
 @total_ordering

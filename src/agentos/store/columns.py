@@ -21,7 +21,7 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 def binary_string(length: int) -> String:
     """A string compared byte by byte on both backends (PostgreSQL's default
     collation may ignore punctuation and spaces)."""
-    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -41,12 +41,12 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        assert isinstance(moment, datetime)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-class utcnow(FunctionElement[datetime]):  # noqa: N801 - reads like the SQL function it is
+class utcnow(FunctionElement[datetime]):
     """The database's current UTC time: the only clock that decides expiry."""
 
     type = UTCDateTime()

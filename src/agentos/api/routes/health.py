@@ -31,10 +31,11 @@ async def ready(store: StoreDep) -> dict[str, Any] | JSONResponse:
                               "schema": {"current": None, "head": head, "up_to_date": False},
                               "pool": store.pool_status()}
     try:
+        await store.ping()
+        report["database"]["reachable"] = True
         async with store.read() as conn:
             current = (await conn.execute(text("SELECT version_num FROM alembic_version")
                                           )).scalar()
-        report["database"]["reachable"] = True
         report["schema"].update(current=current, up_to_date=current == head)
     except AgentOSError as exc:
         report["database"]["reason"] = exc.message

@@ -1,0 +1,39 @@
+# One command per developer task; CI (.ci/run) calls the same ones.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: help run test lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: $(VENV)/.installed ## set up and run the demo (server + starter agents on SQLite)
+	$(BIN)/agentos demo
+
+test: $(VENV)/.installed-dev ## set up and run every test, on SQLite and PostgreSQL
+	bash scripts/ensure-postgres.sh
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev ## ruff and mypy --strict
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-dev ## the benchmark suite (see bench/README.md)
+	bash scripts/ensure-postgres.sh
+	$(BIN)/python -m bench.bench_registry
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

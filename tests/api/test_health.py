@@ -1,0 +1,51 @@
+import httpx
+
+from agentos.api.app import create_app
+from agentos.config import Settings
+from agentos.store import open_store, schema
+
+
+async def test_health(api: httpx.AsyncClient) -> None:
+    r = await api.get("/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+async def test_ready_reports_database_schema_and_pool(api: httpx.AsyncClient,
+                                                      backend: str) -> None:
+    r = await api.get("/ready")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "ready"
+    assert body["database"] == {"dialect": "sqlite" if backend == "sqlite" else "postgresql",
+                                "reachable": True}
+    assert body["schema"]["up_to_date"] and body["schema"]["current"] == schema.head()
+    assert {"size", "checked_out"} <= set(body["pool"])
+
+
+async def test_ready_fails_on_an_unmigrated_database(empty_database_url: str) -> None:
+    store = open_store(empty_database_url)
+    app = create_app(Settings(database_url=empty_database_url, _env_file=None),  # type: ignore[call-arg]
+                     store)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            r = await client.get("/ready")
+    finally:
+        await store.close()
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "not_ready"
+    assert "agentos db upgrade" in r.json()["error"]["message"]
+
+
+async def test_ready_fails_when_the_database_is_unreachable(tmp_path: object) -> None:
+    url = "postgresql://nobody@127.0.0.1:1/none"
+    store = open_store(url)
+    app = create_app(Settings(database_url=url, _env_file=None), store)  # type: ignore[call-arg]
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            r = await client.get("/ready")
+    finally:
+        await store.close()
+    assert r.status_code == 503
+    assert r.json()["error"]["details"]["database"]["reachable"] is False

@@ -1,0 +1,19 @@
+"""Every row of every table, to prove a refused request wrote nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from agentos.store import Store
+from agentos.store.tables import metadata
+
+
+async def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    async with store.read() as conn:
+        for table in metadata.sorted_tables:
+            rows = (await conn.execute(select(table))).all()
+            out[table.name] = sorted((tuple(r) for r in rows), key=repr)
+    return out
