@@ -98,5 +98,6 @@ async def api(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClie
     """An HTTP client talking to the app in-process (httpx's ASGI transport)."""
     app = create_app(settings, store)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://agentos.test") as client:
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url="http://agentos.test") as client:
         yield client

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     db_pool_size: int = Field(default=10, ge=1)
+    # events
+    event_max_payload_bytes: int = Field(default=1024 * 1024, ge=1)
+    # background loops of `agentos serve` (router, scheduler); off for pure API nodes
+    run_router: bool = True
+    run_scheduler: bool = True
 
     @cached_property
     def dialect(self) -> str:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from agentos import __version__
+from agentos import __version__, router, schedules
 from agentos.api import errors as api_errors
 from agentos.api.middleware import BodyLimit, RequestLog
-from agentos.api.routes import agents, health
+from agentos.api.routes import agents, events, health, subscriptions
+from agentos.api.routes import schedules as schedule_routes
+from agentos.bus import Bus
 from agentos.config import Settings
+from agentos.dashboard import routes as dashboard
 from agentos.store import Store, open_store
 
 
@@ -24,9 +29,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         own = store is None
         app.state.store = store or open_store(settings.database_url,
                                               pool_size=settings.db_pool_size)
+        app.state.bus = Bus(app.state.store)
+        await app.state.bus.start()
+        loops = []
+        if settings.run_router:
+            loops.append(_supervised("router", lambda: router.run(app.state.store)))
+        if settings.run_scheduler:
+            loops.append(_supervised("scheduler", lambda: schedules.run(app.state.store)))
         try:
             yield
         finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await app.state.bus.stop()
             if own:
                 await app.state.store.close()
 
@@ -42,9 +58,30 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     api_errors.install(app)
     app.include_router(health.router)
     app.include_router(agents.router)
+    app.include_router(events.router)
+    app.include_router(subscriptions.router)
+    app.include_router(schedule_routes.router)
+    app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
     return app
+
+
+def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+    """Run a background loop; if it dies, log it and start it again."""
+    log = logging.getLogger("agentos.server")
+
+    async def keep_running() -> None:
+        while True:
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s loop died; restarting", name, extra={"action": "loop_died"})
+                await asyncio.sleep(1.0)
+
+    return asyncio.create_task(keep_running(), name=name)
 
 
 def from_env() -> FastAPI:

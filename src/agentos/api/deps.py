@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from agentos.bus import Bus
 from agentos.config import Settings
 from agentos.store import Store
 
@@ -20,5 +21,11 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _bus(request: Request) -> Bus:
+    bus: Bus = request.app.state.bus
+    return bus
+
+
 StoreDep = Annotated[Store, Depends(_store)]
+BusDep = Annotated[Bus, Depends(_bus)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -8,6 +8,7 @@ transaction begins, and how driver errors become domain errors.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +31,10 @@ class Store:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.pool_size = pool_size
-        self.engine: AsyncEngine = self._create_engine()
+        self.engine: Any = self._create_engine()
+        # channel -> wake-up set after a commit that notified it (here or, on
+        # PostgreSQL, in another process)
+        self._wakeups: dict[str, list[asyncio.Event]] = {}
 
     # -- hooks the backends override ------------------------------------
 
@@ -67,11 +71,48 @@ class Store:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed when the block ends, rolled back on error."""
+        notified: set[str] = set()
         try:
             async with self._write_connection() as conn:
-                yield conn
+                conn.info["agentos_notified"] = notified
+                try:
+                    yield conn
+                finally:
+                    del conn.info["agentos_notified"]
         except DBAPIError as exc:
             raise self.translate(exc) from exc
+        for channel in notified:  # committed: wake this process's listeners now
+            self.wake(channel)
+
+    # -- notify / listen ------------------------------------------------
+
+    async def notify(self, conn: AsyncConnection, channel: str, *, sent: bool = False) -> None:
+        """Wake ``channel``'s listeners once this write transaction commits.
+
+        ``sent``: the caller's own SQL already notified other processes.
+        """
+        conn.info["agentos_notified"].add(channel)
+
+    def wakeup(self, channel: str) -> asyncio.Event:
+        """A new event, set whenever a commit notifies ``channel``; its owner clears it.
+
+        A wake-up is only a hint to re-read the database: one may be lost (or
+        arrive without news) and nothing is lost with it.
+        """
+        event = asyncio.Event()
+        self._wakeups.setdefault(channel, []).append(event)
+        return event
+
+    def wake(self, channel: str) -> None:
+        for event in self._wakeups.get(channel, ()):
+            event.set()
+
+    async def listen(self, channels: list[str]) -> None:
+        """Deliver other processes' notifications on ``channels`` until cancelled.
+
+        SQLite has no cross-process notification: readers poll instead.
+        """
+        await asyncio.Event().wait()
 
     async def ping(self) -> None:
         async with self.read() as conn:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import asyncio
+import logging
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from agentos.store.base import Store
+
+log = logging.getLogger("agentos.store")
+LISTEN_RETRY = 1.0  # seconds between reconnects of the LISTEN connection
 
 
 class PostgresStore(Store):
@@ -18,6 +26,28 @@ class PostgresStore(Store):
             pool_recycle=1800,
         )
 
+    async def notify(self, conn: AsyncConnection, channel: str, *, sent: bool = False) -> None:
+        if not sent and channel not in conn.info["agentos_notified"]:
+            # delivered to every listening process when the transaction commits
+            await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel})
+        await super().notify(conn, channel)
+
+    async def listen(self, channels: list[str]) -> None:
+        dsn = libpq_url(self.url)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    for channel in channels:
+                        await conn.execute(f'LISTEN "{channel}"')
+                    # whatever happened while we were not listening: re-read
+                    for channel in channels:
+                        self.wake(channel)
+                    async for note in conn.notifies():
+                        self.wake(note.channel)
+            except psycopg.OperationalError as exc:
+                log.warning("listen connection lost: %s", exc, extra={"action": "listen_lost"})
+                await asyncio.sleep(LISTEN_RETRY)
+
 
 def async_url(url: str) -> str:
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
@@ -27,3 +57,8 @@ def async_url(url: str) -> str:
 
 
 sync_url = async_url  # psycopg 3 serves both under one dialect name
+
+
+def libpq_url(url: str) -> str:
+    """The URL as libpq (psycopg without SQLAlchemy) understands it."""
+    return "postgresql://" + async_url(url).removeprefix("postgresql+psycopg://")

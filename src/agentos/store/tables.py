@@ -10,14 +10,17 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from agentos.store.columns import Id, Json, UTCDateTime, binary_string, utcnow
@@ -91,4 +94,105 @@ agent_triggers = Table(
     Column("priority", Integer, nullable=False),
     Column("filter", Json, nullable=False),
     Column("capability", String(63)),
+)
+
+# ------------------------------------------------------------------ events
+
+# The log. ``seq`` is assigned under the event_log_head row lock, which is held
+# until commit, so events become visible in ``seq`` order (no tailer skips one).
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=False),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("type", binary_string(255), nullable=False),
+    Column("source", String(255), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("causation_id", String(64)),
+    Column("run_id", String(64)),
+    Column("subject", String(255)),
+    Column("dedup_key", String(255)),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    # every index costs each append a B-tree write: optional columns get
+    # partial ones; retention scans created_at instead of indexing it
+    Index(None, "correlation_id", "seq"),
+    Index(None, "type", "seq"),
+    Index(None, "run_id", "seq", sqlite_where=text("run_id IS NOT NULL"),
+          postgresql_where=text("run_id IS NOT NULL")),
+    Index(None, "dedup_key", unique=True, sqlite_where=text("dedup_key IS NOT NULL"),
+          postgresql_where=text("dedup_key IS NOT NULL")),
+)
+
+# one row: the last sequence number handed out
+event_log_head = Table(
+    "event_log_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_seq", Id, nullable=False),
+)
+
+# events not routed yet; the router takes the most urgent first
+route_queue = Table(
+    "route_queue",
+    metadata,
+    # one B-tree in urgency order: the queue costs each append a single insert
+    Column("rank", SmallInteger, primary_key=True, autoincrement=False),  # 0 = critical
+    Column("seq", Id, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
+# one row per (event, agent, trigger) that matched: never two
+routes = Table(
+    "routes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_seq", Id, ForeignKey("events.seq", ondelete="CASCADE"), nullable=False),
+    Column("agent", String(63), nullable=False),
+    Column("agent_version", String(128), nullable=False),
+    Column("trigger_index", Integer, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("task_id", String(36)),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    UniqueConstraint("event_seq", "agent", "trigger_index"),
+)
+
+# named durable subscriptions: a type glob and a cursor acknowledged by the consumer
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("type_glob", String(255), nullable=False),
+    Column("cursor_seq", Id, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("acked_at", UTCDateTime),
+)
+
+# --------------------------------------------------------------- schedules
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("kind", String(8), nullable=False),  # cron | interval | once
+    Column("cron", String(255)),
+    Column("timezone", String(64)),
+    Column("interval_s", Float),
+    Column("run_at", UTCDateTime),
+    Column("event_type", String(255), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("task", Json),  # {"agent", "input", "priority"} once the task queue exists
+    Column("misfire", String(8), nullable=False),  # skip | once
+    Column("paused", Boolean, nullable=False),
+    Column("next_run_at", UTCDateTime),
+    Column("last_run_at", UTCDateTime),
+    Column("last_event_id", String(36)),
+    Column("fire_count", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    CheckConstraint("kind IN ('cron', 'interval', 'once')", name="kind"),
+    CheckConstraint("misfire IN ('skip', 'once')", name="misfire"),
+    Index(None, "next_run_at"),
 )

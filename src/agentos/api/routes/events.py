@@ -1,0 +1,167 @@
+"""/api/v1/events: append, query, stream (SSE), routes; /api/v1/correlations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agentos import events, patterns
+from agentos import router as event_router
+from agentos.api.deps import BusDep, SettingsDep, StoreDep
+from agentos.documents import Document, errors_from, raise_invalid
+from agentos.errors import InvalidInput
+
+router = APIRouter(tags=["events"])
+HEARTBEAT = 15.0  # seconds between SSE keep-alive comments
+
+
+def _parse(body: Any) -> tuple[list[events.EventIn], bool]:
+    """One event or ``{"events": [...]}``; every invalid field is reported."""
+    if not isinstance(body, dict):
+        raise InvalidInput("send an event object or {\"events\": [...]}", code="bad_event")
+    batch = set(body) == {"events"}
+    items = body["events"] if batch else [body]
+    if not isinstance(items, list):
+        raise InvalidInput("events must be a list", code="bad_event")
+    if len(items) > events.MAX_BATCH:
+        raise InvalidInput(f"at most {events.MAX_BATCH} events per batch",
+                           code="batch_too_large")
+    try:
+        return [events.EventIn.model_validate(i) for i in items], batch
+    except ValidationError:
+        pass
+    problems = []
+    for n, item in enumerate(items):
+        try:
+            events.EventIn.model_validate(item)
+        except ValidationError as exc:
+            prefix = f"events[{n}]." if batch else ""
+            problems += [{**e, "path": prefix + e["path"]}
+                         for e in errors_from(exc, Document(item))]
+    raise_invalid(problems, "event")
+    raise AssertionError("unreachable")
+
+
+@router.post("/api/v1/events", status_code=status.HTTP_201_CREATED)
+async def emit(store: StoreDep, settings: SettingsDep, response: Response,
+               body: Annotated[Any, Body()]) -> dict[str, Any]:
+    """Append one event, or a batch (``{"events": [...]}``) in one transaction.
+
+    A ``dedup_key`` seen before returns the first event (``duplicate: true``).
+    """
+    drafts, batch = _parse(body)
+    appended = await events.append(store, drafts, settings.event_max_payload_bytes)
+    out = [{**a.event.to_dict(), "duplicate": a.duplicate} for a in appended]
+    if all(a.duplicate for a in appended):
+        response.status_code = status.HTTP_200_OK
+    return {"events": out} if batch else out[0]
+
+
+@router.get("/api/v1/events")
+async def list_events(
+    store: StoreDep,
+    type: str | None = None,
+    source: str | None = None,
+    correlation_id: str | None = None,
+    run_id: str | None = None,
+    priority: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    """Events in sequence order; page with ``after_seq`` = the previous ``next_after_seq``."""
+    page, next_after = await events.query(store, events.Query(
+        type=type, source=source, correlation_id=correlation_id, run_id=run_id,
+        priority=priority, since=since, until=until, after_seq=after_seq, limit=limit))
+    return {"events": [e.to_dict() for e in page], "next_after_seq": next_after}
+
+
+@router.get("/api/v1/events/stream", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def stream(
+    bus: BusDep,
+    type: str = "*",
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-Sent Events; each ``id:`` is the sequence number. Reconnect with
+    ``Last-Event-ID`` (or ``after_seq``) to resume with nothing lost or repeated."""
+    patterns.check_event_glob(type)
+    start = after_seq
+    if last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise InvalidInput("Last-Event-ID must be a sequence number", code="bad_cursor")
+        start = int(last_event_id)
+
+    async def body() -> AsyncIterator[str]:
+        yield ": connected\n\n"
+        async for event in _with_heartbeats(bus.subscribe(type, start)):
+            if event is None:
+                yield ": keep-alive\n\n"
+            else:
+                data = json.dumps(event.to_dict(), separators=(",", ":"))
+                yield f"id: {event.seq}\ndata: {data}\n\n"
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _with_heartbeats(source: AsyncIterator[events.Event]
+                           ) -> AsyncIterator[events.Event | None]:
+    """``source``'s items, with a None whenever it is quiet for HEARTBEAT seconds."""
+    iterator = source.__aiter__()
+    pending = asyncio.ensure_future(iterator.__anext__())
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT)
+            if not done:
+                yield None
+                continue
+            yield pending.result()
+            pending = asyncio.ensure_future(iterator.__anext__())
+    finally:
+        pending.cancel()
+
+
+@router.get("/api/v1/events/{event_id}")
+async def get_event(store: StoreDep, event_id: str) -> dict[str, Any]:
+    return (await events.get(store, event_id)).to_dict()
+
+
+@router.get("/api/v1/events/{event_id}/routes")
+async def event_routes(store: StoreDep, event_id: str) -> dict[str, Any]:
+    """The agents this event was routed to (one route per matching trigger)."""
+    event = await events.get(store, event_id)
+    found = await event_router.routes_of(store, event.seq)
+    return {"event_id": event.id, "routed": await event_router.is_routed(store, event.seq),
+            "routes": [r.to_dict() for r in found]}
+
+
+class PruneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    older_than: str
+    type: str | None = None
+    dry_run: bool = False
+
+
+@router.post("/api/v1/events/prune")
+async def prune(store: StoreDep, body: PruneIn) -> dict[str, Any]:
+    """Delete events older than ``older_than`` (e.g. ``30d``); ``dry_run`` only counts."""
+    count = await events.prune(store, events.parse_age(body.older_than), body.type,
+                               body.dry_run)
+    return {"deleted" if not body.dry_run else "would_delete": count}
+
+
+@router.get("/api/v1/correlations/{correlation_id}")
+async def correlation(store: StoreDep, correlation_id: str) -> dict[str, Any]:
+    """Everything sharing a correlation id, as a causation tree."""
+    tree = await events.correlation(store, correlation_id)
+    return {"correlation_id": correlation_id, "tree": tree}

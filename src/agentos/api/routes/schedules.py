@@ -1,0 +1,48 @@
+"""/api/v1/schedules: cron, interval and one-shot schedules that fire events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from agentos import schedules
+from agentos.api.deps import StoreDep
+
+router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create(store: StoreDep, body: schedules.ScheduleIn) -> dict[str, Any]:
+    return (await schedules.create(store, body)).to_dict()
+
+
+@router.get("")
+async def list_schedules(store: StoreDep) -> dict[str, Any]:
+    return {"schedules": [s.to_dict() for s in await schedules.list_all(store)]}
+
+
+@router.get("/{name}")
+async def get(store: StoreDep, name: str) -> dict[str, Any]:
+    return (await schedules.get(store, name)).to_dict()
+
+
+@router.patch("/{name}")
+async def patch(store: StoreDep, name: str, body: schedules.SchedulePatch) -> dict[str, Any]:
+    return (await schedules.change(store, name, body)).to_dict()
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete(store: StoreDep, name: str) -> None:
+    await schedules.remove(store, name)
+
+
+@router.post("/{name}/pause")
+async def pause(store: StoreDep, name: str) -> dict[str, Any]:
+    return (await schedules.change(store, name, schedules.SchedulePatch(paused=True))).to_dict()
+
+
+@router.post("/{name}/resume")
+async def resume(store: StoreDep, name: str) -> dict[str, Any]:
+    return (await schedules.change(store, name, schedules.SchedulePatch(paused=False))
+            ).to_dict()

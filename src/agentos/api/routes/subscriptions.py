@@ -1,0 +1,62 @@
+"""/api/v1/subscriptions: named durable subscriptions with a cursor in the database."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentos import events, subscriptions
+from agentos.api.deps import StoreDep
+
+router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
+
+
+class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    type: str = "*"
+    from_start: bool = False  # read the whole log instead of starting at its head
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seq: Annotated[int, Field(ge=0)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create(store: StoreDep, body: SubscriptionIn) -> dict[str, Any]:
+    sub = await subscriptions.create(store, body.name, body.type, from_start=body.from_start)
+    return sub.to_dict()
+
+
+@router.get("")
+async def list_subscriptions(store: StoreDep) -> dict[str, Any]:
+    head = await events.head_seq(store)
+    return {"subscriptions": [s.to_dict(head) for s in await subscriptions.list_all(store)]}
+
+
+@router.get("/{name}")
+async def get(store: StoreDep, name: str) -> dict[str, Any]:
+    return (await subscriptions.get(store, name)).to_dict(await events.head_seq(store))
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete(store: StoreDep, name: str) -> None:
+    await subscriptions.delete_one(store, name)
+
+
+@router.get("/{name}/events")
+async def pending(store: StoreDep, name: str,
+                  limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100
+                  ) -> dict[str, Any]:
+    """The next events after the cursor; ack the last ``seq`` you handled."""
+    found = await subscriptions.pending(store, name, limit)
+    return {"events": [e.to_dict() for e in found]}
+
+
+@router.post("/{name}/ack")
+async def ack(store: StoreDep, name: str, body: AckIn) -> dict[str, Any]:
+    """Move the cursor to ``seq``: those events will not be delivered again."""
+    return (await subscriptions.ack(store, name, body.seq)).to_dict()

@@ -1,0 +1,340 @@
+"""The event log (SPEC §2.2): append, read, query, correlation trees, pruning.
+
+The log is append-only and gapless in visibility: ``append`` numbers events
+under the single ``event_log_head`` row, whose lock is held until commit, so
+transactions commit in sequence order and a reader paging by ``after_seq``
+never skips an event that commits later with a smaller number. Append events
+as the last step of a transaction, to keep that lock short.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agentos import ids as ids_
+from agentos import patterns
+from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
+from agentos.store import Store, sql
+from agentos.store.tables import event_log_head, events
+
+CHANNEL = "agentos_events"  # notified on every commit that appended events
+DEFAULT_MAX_PAYLOAD = 1024 * 1024  # bytes of JSON
+MAX_BATCH = 10_000
+MAX_PAGE = 1000
+
+
+class Priority(IntEnum):
+    """Stored as a rank: lower is more urgent, so ORDER BY priority is urgency order."""
+
+    CRITICAL = 0
+    HIGH = 1
+    NORMAL = 2
+    LOW = 3
+
+    @classmethod
+    def parse(cls, name: str) -> Priority:
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            raise InvalidInput(f"unknown priority {name!r} (critical, high, normal or low)",
+                               code="bad_priority") from None
+
+
+PriorityName = Literal["critical", "high", "normal", "low"]
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class EventIn(BaseModel):
+    """An event to append, as a producer sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Annotated[str, Field(max_length=255)]
+    source: Annotated[str, Field(min_length=1, max_length=255)] = "api"
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: PriorityName = "normal"
+    correlation_id: Id | None = None
+    causation_id: Id | None = None
+    run_id: Id | None = None
+    subject: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    dedup_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        return patterns.check_event_type(v)
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    id: str
+    type: str
+    source: str
+    payload: dict[str, Any]
+    priority: Priority
+    correlation_id: str
+    causation_id: str | None
+    run_id: str | None
+    subject: str | None
+    dedup_key: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Event:
+        return cls(row.seq, row.id, row.type, row.source, row.payload, Priority(row.priority),
+                   row.correlation_id, row.causation_id, row.run_id, row.subject,
+                   row.dedup_key, row.created_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "id": self.id, "type": self.type, "source": self.source,
+            "payload": self.payload, "priority": self.priority.name.lower(),
+            "correlation_id": self.correlation_id, "causation_id": self.causation_id,
+            "run_id": self.run_id, "subject": self.subject, "dedup_key": self.dedup_key,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Appended:
+    event: Event
+    duplicate: bool  # True: the dedup key was seen before; this is the first event
+
+
+# ------------------------------------------------------------------ append
+
+
+def check_payload(draft: EventIn, max_bytes: int) -> None:
+    size = len(_json(draft.payload).encode())
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"the payload of a {draft.type} event is {size} bytes, over the cap of {max_bytes}",
+            details={"size": size, "max_bytes": max_bytes})
+
+
+async def append(store: Store, drafts: list[EventIn],
+                 max_payload: int = DEFAULT_MAX_PAYLOAD) -> list[Appended]:
+    """Append events in one transaction; all or none."""
+    if not drafts:
+        return []
+    if len(drafts) > MAX_BATCH:
+        raise InvalidInput(f"at most {MAX_BATCH} events per batch", code="batch_too_large")
+    for draft in drafts:
+        check_payload(draft, max_payload)
+    async with store.write() as conn:
+        return await append_in(store, conn, drafts)
+
+
+async def append_in(store: Store, conn: AsyncConnection, drafts: list[EventIn]) -> list[Appended]:
+    """Append within the caller's write transaction (as its last step)."""
+    head = event_log_head.c
+    keys = [d.dedup_key for d in drafts if d.dedup_key]
+    earlier: dict[str, Event] = {}
+    if keys:
+        # lock the head first: no concurrent append can slip the same key in
+        await conn.execute(select(head.last_seq).where(head.id == 1).with_for_update())
+        rows = (await conn.execute(select(events).where(events.c.dedup_key.in_(keys)))).all()
+        earlier = {r.dedup_key: Event.from_row(r) for r in rows}
+    # each draft is either earlier[key], or fresh[n] (a repeated key in this
+    # batch points at its first draft, marked as a duplicate)
+    fresh: list[EventIn] = []
+    plan: list[tuple[Event | None, int, bool]] = []
+    first_of_key: dict[str, int] = {}
+    for draft in drafts:
+        key = draft.dedup_key
+        if key is not None and key in earlier:
+            plan.append((earlier[key], -1, True))
+        elif key is not None and key in first_of_key:
+            plan.append((None, first_of_key[key], True))
+        else:
+            if key is not None:
+                first_of_key[key] = len(fresh)
+            plan.append((None, len(fresh), False))
+            fresh.append(draft)
+    made = await _insert(store, conn, fresh) if fresh else []
+    return [Appended(found or made[n], dup) for found, n, dup in plan]
+
+
+async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn]) -> list[Event]:
+    """Number and insert events: the hot path, as named SQL per dialect."""
+    now = datetime.now(UTC)
+    ids = [ids_.uuid7() for _ in fresh]
+    payloads = [_json(d.payload) for d in fresh]
+    if store.dialect == "postgresql":
+        first = (await conn.exec_driver_sql(sql.query("events_append", "postgresql"), {
+            "n": len(fresh), "id": ids, "type": [d.type for d in fresh],
+            "source": [d.source for d in fresh], "payload": payloads,
+            "priority": [_RANK[d.priority] for d in fresh],
+            "correlation_id": [d.correlation_id or i for d, i in zip(fresh, ids, strict=True)],
+            "causation_id": [d.causation_id for d in fresh],
+            "run_id": [d.run_id for d in fresh], "subject": [d.subject for d in fresh],
+            "dedup_key": [d.dedup_key for d in fresh], "created_at": now,
+        })).scalar_one()
+        await store.notify(conn, CHANNEL, sent=True)
+    else:
+        last = (await conn.exec_driver_sql(_SQLITE_TAKE_SEQS, (len(fresh),))).scalar_one()
+        first = last - len(fresh) + 1
+        stamp = now.replace(tzinfo=None).isoformat(" ", "microseconds")
+        await conn.exec_driver_sql(sql.query("events_append", "sqlite"), [
+            (first + n, i, d.type, d.source, p, _RANK[d.priority], d.correlation_id or i,
+             d.causation_id, d.run_id, d.subject, d.dedup_key, stamp)
+            for n, (d, i, p) in enumerate(zip(fresh, ids, payloads, strict=True))])
+        await conn.exec_driver_sql(_SQLITE_QUEUE, [(_RANK[d.priority], first + n)
+                                                   for n, d in enumerate(fresh)])
+        await store.notify(conn, CHANNEL)
+    return [Event(first + n, i, d.type, d.source, d.payload, Priority(_RANK[d.priority]),
+                  d.correlation_id or i, d.causation_id, d.run_id, d.subject, d.dedup_key, now)
+            for n, (d, i) in enumerate(zip(fresh, ids, strict=True))]
+
+
+_SQLITE_TAKE_SEQS = (
+    "UPDATE event_log_head SET last_seq = last_seq + ? WHERE id = 1 RETURNING last_seq")
+_SQLITE_QUEUE = "INSERT INTO route_queue (rank, seq) VALUES (?, ?)"
+_RANK = {p.name.lower(): int(p) for p in Priority}
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+# ------------------------------------------------------------------- reads
+
+
+async def head_seq(store: Store) -> int:
+    """The sequence number of the last committed event (0 for an empty log)."""
+    async with store.read() as conn:
+        return int((await conn.execute(
+            select(event_log_head.c.last_seq).where(event_log_head.c.id == 1))).scalar_one())
+
+
+def _glob_clause(glob: str) -> Any:
+    patterns.check_event_glob(glob)
+    return events.c.type.like(patterns.to_like(glob), escape="\\")
+
+
+async def read_after(conn: AsyncConnection, after_seq: int, limit: int,
+                     type_glob: str | None = None) -> list[Event]:
+    """Events with ``seq > after_seq`` in order, at most ``limit``."""
+    stmt = select(events).where(events.c.seq > after_seq)
+    if type_glob is not None and type_glob != "*":
+        stmt = stmt.where(_glob_clause(type_glob))
+    rows = (await conn.execute(stmt.order_by(events.c.seq).limit(limit))).all()
+    return [Event.from_row(r) for r in rows]
+
+
+async def get(store: Store, event_id: str) -> Event:
+    async with store.read() as conn:
+        row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
+    if row is None:
+        raise NotFound(f"no event with id {event_id}", code="event_not_found")
+    return Event.from_row(row)
+
+
+@dataclass(frozen=True)
+class Query:
+    """Filters for ``query``; every given one must hold."""
+
+    type: str | None = None  # glob
+    source: str | None = None
+    correlation_id: str | None = None
+    run_id: str | None = None
+    priority: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_seq: int = 0
+    limit: int = 100
+
+
+async def query(store: Store, q: Query) -> tuple[list[Event], int | None]:
+    """A page of events in sequence order and the ``after_seq`` of the next page."""
+    if not 1 <= q.limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="bad_limit")
+    if q.after_seq < 0:
+        raise InvalidInput("after_seq must be >= 0", code="bad_cursor")
+    stmt = select(events).where(events.c.seq > q.after_seq)
+    if q.type:
+        stmt = stmt.where(_glob_clause(q.type))
+    if q.source:
+        stmt = stmt.where(events.c.source == q.source)
+    if q.correlation_id:
+        stmt = stmt.where(events.c.correlation_id == q.correlation_id)
+    if q.run_id:
+        stmt = stmt.where(events.c.run_id == q.run_id)
+    if q.priority:
+        stmt = stmt.where(events.c.priority == int(Priority.parse(q.priority)))
+    if q.since:
+        stmt = stmt.where(events.c.created_at >= q.since)
+    if q.until:
+        stmt = stmt.where(events.c.created_at < q.until)
+    async with store.read() as conn:
+        rows = (await conn.execute(stmt.order_by(events.c.seq).limit(q.limit + 1))).all()
+    page = [Event.from_row(r) for r in rows[: q.limit]]
+    return page, (page[-1].seq if len(rows) > q.limit else None)
+
+
+async def correlation(store: Store, correlation_id: str) -> list[dict[str, Any]]:
+    """Every event sharing ``correlation_id`` as a causation tree: each node is the
+    event's dict with its ``children`` (the events it caused), in sequence order."""
+    async with store.read() as conn:
+        rows = (await conn.execute(select(events).where(events.c.correlation_id ==
+                                                        correlation_id).order_by(events.c.seq)
+                                   )).all()
+    if not rows:
+        raise NotFound(f"no events with correlation id {correlation_id}",
+                       code="correlation_not_found")
+    return causation_tree([{**Event.from_row(r).to_dict(), "kind": "event"} for r in rows])
+
+
+def causation_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nest nodes (dicts with ``id`` and ``causation_id``) under their causes; a node
+    whose cause is not among them is a root. Keeps the given order."""
+    by_id = {n["id"]: {**n, "children": []} for n in nodes}
+    roots = []
+    for node in by_id.values():
+        parent = by_id.get(node["causation_id"]) if node["causation_id"] else None
+        if parent is not None and parent is not node:
+            parent["children"].append(node)
+        else:
+            roots.append(node)
+    return roots
+
+
+# --------------------------------------------------------------- retention
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def parse_age(text: str) -> timedelta:
+    """'30d', '12h', '90m', '45s', '2w' as a timedelta."""
+    unit = text[-1:].lower()
+    number = text[:-1]
+    if unit not in _UNITS or not number.isdigit() or int(number) <= 0:
+        raise InvalidInput(f"{text!r} is not an age like 30d, 12h, 90m or 2w", code="bad_age")
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+async def prune(store: Store, older_than: timedelta, type_glob: str | None = None,
+                dry_run: bool = False) -> int:
+    """Delete events older than ``older_than`` (of ``type_glob``); returns how many.
+
+    Events whose correlation chain an unfinished task or workflow still needs are
+    kept (no such holders exist until the task queue does).
+    """
+    cutoff = datetime.now(UTC) - older_than
+    where = [events.c.created_at < cutoff]
+    if type_glob:
+        where.append(_glob_clause(type_glob))
+    if dry_run:
+        async with store.read() as conn:
+            return int((await conn.execute(
+                select(func.count()).select_from(events).where(*where))).scalar_one())
+    async with store.write() as conn:
+        result = await conn.execute(delete(events).where(*where))
+        return int(result.rowcount)

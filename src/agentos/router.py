@@ -1,0 +1,191 @@
+"""The event router (SPEC §2.3): every event is matched against the triggers of
+published agents, and each match is recorded exactly once as a route.
+
+Routing takes events from ``route_queue`` most urgent first and, in one
+transaction, records their routes and removes them from the queue: a crash
+(even SIGKILL) before the commit leaves the queue as it was, and the unique
+(event, agent, trigger) key forbids a second route after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agentos import events, patterns
+from agentos.events import Event
+from agentos.lifecycle import Status
+from agentos.store import Store
+from agentos.store.tables import agent_versions, route_queue, routes
+from agentos.store.tables import events as event_table
+
+log = logging.getLogger("agentos.router")
+
+BATCH = 500  # events routed per transaction
+POLL_INTERVAL = 1.0  # seconds; commits in this process (or NOTIFY) wake it sooner
+
+
+# ------------------------------------------------------------ pure matching
+
+
+def _lookup(payload: dict[str, Any], dotted: str) -> tuple[bool, Any]:
+    value: Any = payload
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _same(a: Any, b: Any) -> bool:
+    # JSON true is not 1: compare booleans only with booleans
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    return bool(a == b)
+
+
+def mismatch(trigger: dict[str, Any], event_type: str, payload: dict[str, Any],
+             capabilities: dict[str, bool]) -> str | None:
+    """Why ``trigger`` does not fire for this event, or None when it does."""
+    if not patterns.matches(trigger["event"], event_type):
+        return f"type {event_type!r} does not match {trigger['event']!r}"
+    for key, expected in trigger.get("filter", {}).items():
+        found, value = _lookup(payload, key)
+        if not found:
+            return f"payload has no {key!r}"
+        if isinstance(expected, list):
+            if not any(_same(value, e) for e in expected):
+                return f"payload {key}={value!r} is not one of {expected!r}"
+        elif not _same(value, expected):
+            return f"payload {key}={value!r} is not {expected!r}"
+    needed = trigger.get("capability")
+    if needed and not capabilities.get(needed, False):
+        return f"capability {needed!r} is disabled"
+    return None
+
+
+@dataclass(frozen=True)
+class Routable:
+    """The latest published version of one agent, as the router needs it."""
+
+    name: str
+    version: str
+    triggers: list[dict[str, Any]]
+    capabilities: dict[str, bool]
+
+
+def matches(agents: list[Routable], event: Event) -> list[tuple[Routable, int, int]]:
+    """(agent, trigger index, priority) for every trigger that fires."""
+    out = []
+    for agent in agents:
+        for i, trigger in enumerate(agent.triggers):
+            if mismatch(trigger, event.type, event.payload, agent.capabilities) is None:
+                out.append((agent, i, int(trigger.get("priority", 5))))
+    return out
+
+
+# ------------------------------------------------------------------ storage
+
+
+@dataclass(frozen=True)
+class Route:
+    event_seq: int
+    agent: str
+    agent_version: str
+    trigger_index: int
+    priority: int
+    task_id: str | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"agent": self.agent, "agent_version": self.agent_version,
+                "trigger_index": self.trigger_index, "priority": self.priority,
+                "task_id": self.task_id, "created_at": self.created_at.isoformat()}
+
+
+async def routable_agents(conn: AsyncConnection) -> list[Routable]:
+    av = agent_versions.c
+    rows = (await conn.execute(
+        select(av.name, av.version, av.definition).where(av.status == Status.PUBLISHED.value)
+        .order_by(av.name, av.sort_key.desc()))).all()
+    latest: dict[str, Routable] = {}
+    for row in rows:
+        if row.name not in latest:
+            d = row.definition
+            latest[row.name] = Routable(
+                row.name, row.version, d.get("triggers", []),
+                {c["name"]: c.get("enabled", True) for c in d.get("capabilities", [])})
+    return [a for a in latest.values() if a.triggers]
+
+
+async def route_batch(store: Store, limit: int = BATCH) -> int:
+    """Route up to ``limit`` queued events, most urgent first; returns how many."""
+    q = route_queue.c
+    async with store.write() as conn:
+        queued = (await conn.execute(
+            select(q.rank, q.seq).order_by(q.rank, q.seq).limit(limit)
+            .with_for_update(skip_locked=True))).all()
+        if not queued:
+            return 0
+        seqs = [r.seq for r in queued]
+        rows = (await conn.execute(select(event_table).where(event_table.c.seq.in_(seqs))
+                                   )).all()
+        by_seq = {r.seq: Event.from_row(r) for r in rows}
+        agents = await routable_agents(conn)
+        new_routes = []
+        for seq in seqs:  # urgency order: the route ids record it
+            event = by_seq.get(seq)
+            if event is None:
+                continue  # pruned meanwhile
+            for agent, index, priority in matches(agents, event):
+                new_routes.append({"event_seq": seq, "agent": agent.name,
+                                   "agent_version": agent.version, "trigger_index": index,
+                                   "priority": priority})
+        if new_routes:
+            dialect_insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
+            await conn.execute(dialect_insert(routes).on_conflict_do_nothing(), new_routes)
+        await conn.execute(delete(route_queue).where(
+            tuple_(q.rank, q.seq).in_([(r.rank, r.seq) for r in queued])))
+    if new_routes:
+        log.info("routed %d events to %d agents", len(queued), len(new_routes),
+                 extra={"action": "events_routed"})
+    return len(queued)
+
+
+async def run(store: Store) -> None:
+    """Route until cancelled, woken by commits that appended events."""
+    wakeup = store.wakeup(events.CHANNEL)
+    while True:
+        wakeup.clear()
+        try:
+            if await route_batch(store) == BATCH:
+                continue
+        except Exception:
+            log.exception("routing failed", extra={"action": "route_failed"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), POLL_INTERVAL)
+
+
+async def routes_of(store: Store, event_seq: int) -> list[Route]:
+    r = routes.c
+    async with store.read() as conn:
+        rows = (await conn.execute(select(routes).where(r.event_seq == event_seq)
+                                   .order_by(r.id))).all()
+    return [Route(x.event_seq, x.agent, x.agent_version, x.trigger_index, x.priority,
+                  x.task_id, x.created_at) for x in rows]
+
+
+async def is_routed(store: Store, event_seq: int) -> bool:
+    q = route_queue.c
+    async with store.read() as conn:
+        return not (await conn.execute(select(exists().where(and_(q.seq == event_seq))))
+                    ).scalar()

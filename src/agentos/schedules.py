@@ -1,0 +1,330 @@
+"""Schedules (SPEC §2.7): cron with a time zone, fixed interval, or one shot.
+
+Each due tick fires an event. Firing happens in one transaction that locks the
+schedule row, appends the event (with a per-tick dedup key) and moves
+``next_run_at`` on, so several scheduler processes fire each tick exactly once.
+Ticks missed while no scheduler ran follow the schedule's ``misfire`` policy:
+``once`` fires a single catch-up event, ``skip`` fires none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import delete, insert, select, update
+
+from agentos import events, patterns
+from agentos.errors import Conflict, InvalidInput, NotFound
+from agentos.store import Store
+from agentos.store.columns import utcnow
+from agentos.store.tables import schedules as table
+
+log = logging.getLogger("agentos.schedules")
+
+NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+MISFIRE_GRACE = timedelta(seconds=30)  # a tick later than this was missed
+MAX_CATCH_UP = 10_000  # ticks walked when looking for the missed ones
+TICK = 0.5  # seconds between scheduler passes
+BATCH = 100  # schedules fired per transaction
+
+
+class EventTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: events.PriorityName = "normal"
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        return patterns.check_event_type(v)
+
+
+class Timing(BaseModel):
+    """Exactly one of ``cron`` (+ ``timezone``), ``interval_s`` or ``at``."""
+
+    model_config = ConfigDict(extra="forbid")
+    cron: str | None = None
+    timezone: str | None = None
+    interval_s: Annotated[float, Field(gt=0, le=366 * 86_400)] | None = None
+    at: datetime | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None and not croniter.is_valid(v):
+            raise ValueError(f"{v!r} is not a cron expression (like '*/5 * * * *')")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{v!r} is not a time zone (like 'Europe/Paris')") from None
+        return v
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("at needs a time zone offset, e.g. 2026-12-01T10:00:00Z")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Timing:
+        given = [k for k in ("cron", "interval_s", "at") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of cron, interval_s or at")
+        if self.timezone and not self.cron:
+            raise ValueError("timezone applies to cron schedules only")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "cron" if self.cron else "interval" if self.interval_s else "once"
+
+
+class ScheduleIn(Timing):
+    name: str
+    event: EventTemplate
+    misfire: Literal["skip", "once"] = "once"
+    paused: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"name must match {NAME.pattern}")
+        return v
+
+
+class SchedulePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cron: str | None = None
+    timezone: str | None = None
+    interval_s: float | None = None
+    at: datetime | None = None
+    event: EventTemplate | None = None
+    misfire: Literal["skip", "once"] | None = None
+    paused: bool | None = None
+
+
+# -------------------------------------------------------------- pure core
+
+
+def next_tick(timing: Timing, after: datetime, anchor: datetime) -> datetime | None:
+    """The first tick strictly after ``after`` (UTC), or None when there is none.
+    Interval ticks fall on ``anchor + k * interval``."""
+    if timing.cron:
+        zone = ZoneInfo(timing.timezone or "UTC")
+        local: datetime = croniter(timing.cron, after.astimezone(zone)).get_next(datetime)
+        return local.astimezone(UTC)
+    if timing.interval_s:
+        step = timedelta(seconds=timing.interval_s)
+        if after < anchor:
+            return anchor
+        k = (after - anchor) // step + 1
+        return anchor + k * step
+    assert timing.at is not None
+    at = timing.at.astimezone(UTC)
+    return at if at > after else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    fire_for: datetime | None  # the tick to fire an event for, if any
+    missed: int  # ticks passed over
+    next_run_at: datetime | None
+
+
+def plan(timing: Timing, due: datetime, now: datetime, anchor: datetime,
+         misfire: str) -> Plan:
+    """What to do at ``now`` with a schedule whose next tick was ``due`` (<= now)."""
+    ticks = [due]
+    while len(ticks) < MAX_CATCH_UP:
+        after = next_tick(timing, ticks[-1], anchor)
+        if after is None or after > now:
+            break
+        ticks.append(after)
+    following = next_tick(timing, now, anchor)
+    on_time = [t for t in ticks if now - t <= MISFIRE_GRACE]
+    if on_time:
+        return Plan(on_time[-1], len(ticks) - 1, following)
+    if misfire == "once":
+        return Plan(ticks[-1], len(ticks) - 1, following)
+    return Plan(None, len(ticks), following)
+
+
+# ---------------------------------------------------------------- storage
+
+
+@dataclass(frozen=True)
+class Schedule:
+    row: Any
+
+    def timing(self) -> Timing:
+        r = self.row
+        return Timing(cron=r.cron, timezone=r.timezone, interval_s=r.interval_s,
+                      at=r.run_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.row
+
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        return {
+            "name": r.name, "kind": r.kind, "cron": r.cron, "timezone": r.timezone,
+            "interval_s": r.interval_s, "at": iso(r.run_at),
+            "event": {"type": r.event_type, "payload": r.payload,
+                      "priority": events.Priority(r.priority).name.lower()},
+            "misfire": r.misfire, "paused": r.paused, "next_run_at": iso(r.next_run_at),
+            "last_run_at": iso(r.last_run_at), "last_event_id": r.last_event_id,
+            "fire_count": r.fire_count, "created_at": iso(r.created_at),
+            "updated_at": iso(r.updated_at),
+        }
+
+
+async def _db_now(store: Store) -> datetime:
+    async with store.read() as conn:
+        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+    return now
+
+
+def _timing_values(timing: Timing, now: datetime) -> dict[str, Any]:
+    return {"kind": timing.kind, "cron": timing.cron, "timezone": timing.timezone,
+            "interval_s": timing.interval_s, "run_at": timing.at,
+            "next_run_at": next_tick(timing, now, now) if timing.kind != "once"
+            else (timing.at.astimezone(UTC) if timing.at else None)}
+
+
+async def create(store: Store, spec: ScheduleIn) -> Schedule:
+    now = await _db_now(store)
+    values = {
+        "name": spec.name, **_timing_values(spec, now), "event_type": spec.event.type,
+        "payload": spec.event.payload,
+        "priority": int(events.Priority.parse(spec.event.priority)),
+        "misfire": spec.misfire, "paused": spec.paused, "fire_count": 0,
+        "created_at": now, "updated_at": now,
+    }
+    if spec.kind == "interval":
+        values["next_run_at"] = now + timedelta(seconds=spec.interval_s or 0)
+    async with store.write() as conn:
+        if (await conn.execute(select(table.c.name).where(table.c.name == spec.name))).first():
+            raise Conflict(f"schedule {spec.name} exists", code="schedule_exists")
+        await conn.execute(insert(table).values(**values))
+    return await get(store, spec.name)
+
+
+async def get(store: Store, name: str) -> Schedule:
+    async with store.read() as conn:
+        row = (await conn.execute(select(table).where(table.c.name == name))).first()
+    if row is None:
+        raise NotFound(f"no schedule named {name}", code="schedule_not_found")
+    return Schedule(row)
+
+
+async def list_all(store: Store) -> list[Schedule]:
+    async with store.read() as conn:
+        rows = (await conn.execute(select(table).order_by(table.c.name))).all()
+    return [Schedule(r) for r in rows]
+
+
+async def remove(store: Store, name: str) -> None:
+    async with store.write() as conn:
+        if (await conn.execute(delete(table).where(table.c.name == name))).rowcount == 0:
+            raise NotFound(f"no schedule named {name}", code="schedule_not_found")
+
+
+async def change(store: Store, name: str, patch: SchedulePatch) -> Schedule:
+    """Apply a partial update; a new timing (or a resume) restarts from now."""
+    current = await get(store, name)
+    given = patch.model_dump(exclude_unset=True)
+    values: dict[str, Any] = {}
+    now = await _db_now(store)
+    timing_keys = {"cron", "timezone", "interval_s", "at"}
+    if given.keys() & timing_keys:
+        old = current.timing().model_dump()
+        if given.keys() & {"cron", "interval_s", "at"}:
+            old = {"cron": None, "interval_s": None, "at": None,
+                   "timezone": old["timezone"] if "cron" in given else None}
+        merged = {**old, **{k: v for k, v in given.items() if k in timing_keys}}
+        try:
+            timing = Timing(**merged)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), code="bad_schedule") from None
+        values.update(_timing_values(timing, now))
+        if timing.kind == "interval":
+            values["next_run_at"] = now + timedelta(seconds=timing.interval_s or 0)
+    if patch.event is not None:
+        values.update(event_type=patch.event.type, payload=patch.event.payload,
+                      priority=int(events.Priority.parse(patch.event.priority)))
+    if patch.misfire is not None:
+        values["misfire"] = patch.misfire
+    if patch.paused is not None:
+        values["paused"] = patch.paused
+        if not patch.paused and current.row.paused and "next_run_at" not in values:
+            # resuming does not replay the ticks that passed while paused
+            nxt = next_tick(current.timing(), now, current.row.created_at)
+            values["next_run_at"] = nxt
+    if values:
+        values["updated_at"] = now
+        async with store.write() as conn:
+            await conn.execute(update(table).where(table.c.name == name).values(**values))
+    return await get(store, name)
+
+
+async def fire_due(store: Store) -> int:
+    """Fire every due schedule once; returns the number of events fired."""
+    c = table.c
+    async with store.write() as conn:
+        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+        due = (await conn.execute(
+            select(table).where(c.paused.is_(False), c.next_run_at.is_not(None),
+                                c.next_run_at <= now)
+            .order_by(c.next_run_at).limit(BATCH).with_for_update(skip_locked=True))).all()
+        drafts = []
+        for row in due:
+            s = Schedule(row)
+            p = plan(s.timing(), row.next_run_at, now, row.created_at, row.misfire)
+            values: dict[str, Any] = {"next_run_at": p.next_run_at, "updated_at": now}
+            if p.missed:
+                log.warning("schedule %s missed %d ticks", row.name, p.missed,
+                            extra={"action": "schedule_missed", "schedule": row.name})
+            if p.fire_for is not None:
+                tick = p.fire_for.isoformat()
+                drafts.append(events.EventIn(
+                    type=row.event_type, source=f"schedule:{row.name}",
+                    payload={**row.payload, "schedule": row.name, "scheduled_for": tick},
+                    priority=events.Priority(row.priority).name.lower(),
+                    dedup_key=f"schedule:{row.name}:{tick}"))
+                values.update(last_run_at=now, fire_count=c.fire_count + 1)
+            await conn.execute(update(table).where(c.name == row.name).values(**values))
+        # appending is the transaction's last step (it holds the log head lock)
+        appended = await events.append_in(store, conn, drafts) if drafts else []
+        for a in appended:
+            name = a.event.source.removeprefix("schedule:")
+            await conn.execute(update(table).where(c.name == name)
+                               .values(last_event_id=a.event.id))
+    return sum(1 for a in appended if not a.duplicate)
+
+
+async def run(store: Store) -> None:
+    """Fire schedules until cancelled."""
+    while True:
+        try:
+            await fire_due(store)
+        except Exception:
+            log.exception("scheduler pass failed", extra={"action": "scheduler_failed"})
+        await asyncio.sleep(TICK)

@@ -1,0 +1,112 @@
+"""The event log's guarantees, on SQLite and PostgreSQL."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from agentos import events
+from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
+from agentos.events import EventIn
+from agentos.store import Store
+from tests.snapshot import snapshot
+
+
+def ev(type: str = "alert.cpu", **kw: Any) -> EventIn:
+    return EventIn(type=type, **kw)
+
+
+async def test_append_numbers_events_in_order(store: Store) -> None:
+    first = await events.append(store, [ev(payload={"n": 1})])
+    batch = await events.append(store, [ev(payload={"n": i}) for i in range(5)])
+    assert [a.event.seq for a in first + batch] == [1, 2, 3, 4, 5, 6]
+    assert await events.head_seq(store) == 6
+    e = first[0].event
+    assert e.correlation_id == e.id  # its own id when none is given
+    assert (await events.get(store, e.id)).payload == {"n": 1}
+
+
+async def test_dedup_key_returns_the_first_event(store: Store) -> None:
+    [a] = await events.append(store, [ev(dedup_key="k", payload={"v": 1})])
+    again = await events.append(store, [ev(dedup_key="k", payload={"v": 2}),
+                                        ev(dedup_key="new"), ev(dedup_key="new")])
+    assert again[0].duplicate and again[0].event.id == a.event.id
+    assert not again[1].duplicate and again[2].duplicate
+    assert again[1].event.id == again[2].event.id
+    assert await events.head_seq(store) == 2
+
+
+async def test_query_filters_and_pages(store: Store) -> None:
+    await events.append(store, [
+        ev("alert.cpu", source="mon", priority="high", correlation_id="c1"),
+        ev("alert.disk", source="mon", run_id="r1", correlation_id="c1"),
+        ev("qa.run", source="qa", priority="low"),
+        ev("alert_x", source="mon"),
+    ])
+
+    async def types(**q: Any) -> list[str]:
+        page, _ = await events.query(store, events.Query(**q))
+        return [e.type for e in page]
+
+    assert await types(type="alert.*") == ["alert.cpu", "alert.disk"]
+    assert await types(type="alert?x") == ["alert_x"]
+    assert await types(type="alert_*") == ["alert_x"]  # "_" is literal, not LIKE's wildcard
+    assert await types(type="ALERT.*") == []  # case-sensitive on both backends
+    assert await types(source="qa") == ["qa.run"]
+    assert await types(correlation_id="c1") == ["alert.cpu", "alert.disk"]
+    assert await types(run_id="r1") == ["alert.disk"]
+    assert await types(priority="high") == ["alert.cpu"]
+    page, after = await events.query(store, events.Query(limit=3))
+    assert len(page) == 3 and after == 3
+    page, after = await events.query(store, events.Query(after_seq=after, limit=3))
+    assert [e.seq for e in page] == [4] and after is None
+    head = (await events.query(store, events.Query()))[0][0].created_at
+    assert await types(since=head + timedelta(seconds=5)) == []
+    assert len(await types(until=head + timedelta(seconds=5))) == 4
+
+
+async def test_correlation_tree_nests_by_causation(store: Store) -> None:
+    [root] = await events.append(store, [ev("plan_generated", correlation_id="run-1")])
+    r = root.event
+    [judged] = await events.append(store, [ev("plan_judged", correlation_id="run-1",
+                                              causation_id=r.id)])
+    await events.append(store, [ev("intent", correlation_id="run-1",
+                                   causation_id=judged.event.id),
+                                ev("trade_blocked", correlation_id="run-1",
+                                   causation_id=r.id)])
+    tree = await events.correlation(store, "run-1")
+    assert [n["type"] for n in tree] == ["plan_generated"]
+    assert [c["type"] for c in tree[0]["children"]] == ["plan_judged", "trade_blocked"]
+    assert [c["type"] for c in tree[0]["children"][0]["children"]] == ["intent"]
+    with pytest.raises(NotFound):
+        await events.correlation(store, "nope")
+
+
+async def test_bad_events_write_nothing(store: Store) -> None:
+    await events.append(store, [ev()])
+    before = await snapshot(store)
+    with pytest.raises(PayloadTooLarge):
+        await events.append(store, [ev(), ev(payload={"x": "y" * 2000})], max_payload=1000)
+    with pytest.raises(ValueError):
+        ev(priority="urgent")
+    with pytest.raises(InvalidInput):
+        await events.query(store, events.Query(type="a..b"))
+    for bad in ["", "a..b", "has space", ".x"]:
+        with pytest.raises(ValueError):
+            ev(bad)
+    with pytest.raises(ValueError):
+        EventIn.model_validate({"type": "x", "payload": [1, 2]})
+    assert await snapshot(store) == before
+
+
+async def test_prune_by_age_and_type(store: Store) -> None:
+    await events.append(store, [ev("a.x"), ev("a.y"), ev("b.x")])
+    assert await events.prune(store, timedelta(seconds=0) + timedelta(days=1)) == 0
+    assert await events.prune(store, timedelta(microseconds=1), "a.*", dry_run=True) == 2
+    assert await events.head_seq(store) == 3
+    assert await events.prune(store, timedelta(microseconds=1), "a.*") == 2
+    page, _ = await events.query(store, events.Query())
+    assert [e.type for e in page] == ["b.x"]
+    with pytest.raises(InvalidInput):
+        events.parse_age("30 days")
+    assert events.parse_age("30d") == timedelta(days=30)

@@ -1,0 +1,60 @@
+"""Routing: each (event, agent, trigger) match recorded once, most urgent first."""
+
+from typing import Any
+
+from agentos import agent_spec, events, registry, router
+from agentos.events import EventIn
+from agentos.store import Store
+
+
+async def publish(store: Store, name: str, triggers: list[dict[str, Any]],
+                  version: str = "1.0.0", **fields: Any) -> None:
+    await registry.create(store, agent_spec.from_object(
+        {"name": name, "version": version, "handler": {"type": "python", "target": "m:f"},
+         "triggers": triggers, **fields}), publish=True)
+
+
+async def test_routes_follow_triggers_of_the_latest_published_version(store: Store) -> None:
+    await publish(store, "qa", [{"event": "alert.*", "filter": {"severity": ["high"]},
+                                 "priority": 8}, {"event": "alert.cpu"}])
+    await publish(store, "old", [{"event": "alert.*"}])
+    await publish(store, "old", [{"event": "nothing.*"}], version="2.0.0")
+    await registry.create(store, agent_spec.from_object(
+        {"name": "drafty", "version": "1.0.0", "handler": {"type": "python", "target": "m:f"},
+         "triggers": [{"event": "*"}]}))
+    [high, low] = await events.append(store, [
+        EventIn(type="alert.cpu", payload={"severity": "high"}),
+        EventIn(type="alert.disk", payload={"severity": "low"})])
+    assert await router.route_batch(store) == 2
+    got = [(r.agent, r.agent_version, r.trigger_index, r.priority)
+           for r in await router.routes_of(store, high.event.seq)]
+    assert got == [("qa", "1.0.0", 0, 8), ("qa", "1.0.0", 1, 5)]
+    assert await router.routes_of(store, low.event.seq) == []
+    assert await router.is_routed(store, low.event.seq)
+    assert await router.route_batch(store) == 0  # nothing is routed twice
+
+
+async def test_critical_events_are_routed_before_low_ones(store: Store) -> None:
+    await publish(store, "any", [{"event": "*"}])
+    await events.append(store, [EventIn(type="bulk.low", priority="low") for _ in range(30)])
+    await events.append(store, [EventIn(type="page.critical", priority="critical")
+                                for _ in range(3)])
+    await events.append(store, [EventIn(type="ops.high", priority="high") for _ in range(3)])
+    assert await router.route_batch(store, limit=5) == 5
+    everything, _ = await events.query(store, events.Query(limit=100))
+    routed = [e.type for e in everything if await router.routes_of(store, e.seq)]
+    assert sorted(routed) == ["ops.high", "ops.high", "page.critical", "page.critical",
+                              "page.critical"]
+    while await router.route_batch(store, limit=7):
+        pass
+    assert all([await router.is_routed(store, s) for s in range(1, 37)])
+
+
+async def test_disabled_capability_is_not_routed(store: Store) -> None:
+    await publish(store, "a", [{"event": "x", "capability": "c"}],
+                  capabilities=[{"name": "c", "enabled": False}])
+    await publish(store, "b", [{"event": "x", "capability": "c"}],
+                  capabilities=[{"name": "c", "enabled": True}])
+    [e] = await events.append(store, [EventIn(type="x")])
+    await router.route_batch(store)
+    assert [r.agent for r in await router.routes_of(store, e.event.seq)] == ["b"]

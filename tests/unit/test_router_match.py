@@ -1,0 +1,37 @@
+import pytest
+
+from agentos.router import mismatch
+
+TRIGGER = {"event": "alert.*", "filter": {"severity": ["high", "critical"], "device.os": "android"},
+           "priority": 8}
+
+
+@pytest.mark.parametrize(("event_type", "payload", "caps", "reason"), [
+    ("alert.cpu", {"severity": "high", "device": {"os": "android"}}, {}, None),
+    ("alert.cpu", {"severity": "critical", "device": {"os": "android"}}, {}, None),
+    ("qa.run", {"severity": "high", "device": {"os": "android"}}, {}, "does not match"),
+    ("alert.cpu", {"severity": "low", "device": {"os": "android"}}, {}, "is not one of"),
+    ("alert.cpu", {"device": {"os": "android"}}, {}, "has no 'severity'"),
+    ("alert.cpu", {"severity": "high", "device": {"os": "ios"}}, {}, "is not 'android'"),
+    ("alert.cpu", {"severity": "high", "device": "android"}, {}, "has no 'device.os'"),
+])
+def test_trigger_matching(event_type: str, payload: dict[str, object], caps: dict[str, bool],
+                          reason: str | None) -> None:
+    got = mismatch(TRIGGER, event_type, payload, caps)
+    if reason is None:
+        assert got is None
+    else:
+        assert got is not None and reason in got
+
+
+def test_booleans_are_not_numbers() -> None:
+    trigger = {"event": "x", "filter": {"flag": 1}}
+    assert mismatch(trigger, "x", {"flag": True}, {}) is not None
+    assert mismatch(trigger, "x", {"flag": 1}, {}) is None
+    assert mismatch({"event": "x", "filter": {"flag": True}}, "x", {"flag": True}, {}) is None
+
+
+def test_disabled_capability_blocks_the_trigger() -> None:
+    trigger = {"event": "x", "capability": "planning"}
+    assert mismatch(trigger, "x", {}, {"planning": True}) is None
+    assert "disabled" in (mismatch(trigger, "x", {}, {"planning": False}) or "")
