@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # the server the CLI and the SDK talk to
     url: str = "http://127.0.0.1:8000"
+    token: str | None = None  # bearer credential the CLI and SDK send
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     db_pool_size: int = Field(default=10, ge=1)
     # events

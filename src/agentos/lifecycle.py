@@ -34,9 +34,10 @@ def transition(current: Status, action: str, what: str) -> Status:
     """The status after ``action``, or ``Conflict`` if it is not allowed from ``current``."""
     sources, target = TRANSITIONS[action]
     if current not in sources:
-        allowed = ", ".join(sorted(s.value for s in sources))
+        allowed = " or ".join(sorted(s.value for s in sources))
         raise Conflict(
-            f"cannot {action} {what}: it is {current.value} (only {allowed} can be)",
+            f"cannot {action} {what}: it is {current.value}, and only a {allowed} "
+            f"version can be {target.value}",
             code="invalid_transition",
             details={"status": current.value, "action": action},
         )

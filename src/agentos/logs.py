@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# uvicorn adds an ANSI-coloured copy of its message: not context worth printing
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message", "asctime", "color_message"}
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -23,3 +25,5 @@ def configure(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic narrates its setup at INFO; only its warnings matter to an operator
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -1,0 +1,57 @@
+"""Output for people (plain aligned text) and for scripts (``--json``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+MAX_CELL = 60  # characters; longer text is cut in tables (--json has it all)
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def cell(value: Any) -> str:
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]],
+          empty: str = "nothing to show") -> None:
+    """Print ``rows`` under ``columns`` (header, key); the last column is not padded."""
+    cells = [[_cut(cell(row.get(key))) for _, key in columns] for row in rows]
+    if not cells:
+        typer.echo(empty, err=True)
+        return
+    headers = [header for header, _ in columns]
+    widths = [max(len(r[i]) for r in [headers, *cells]) for i in range(len(columns))]
+    for line in [headers, *cells]:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+
+
+def fields(pairs: Sequence[tuple[str, Any]]) -> None:
+    """Print ``label  value`` lines, labels aligned."""
+    width = max(len(label) for label, _ in pairs)
+    for label, value in pairs:
+        typer.echo(f"{label.ljust(width)}  {cell(value)}")
+
+
+def timestamp(iso: str | None) -> str | None:
+    """An API timestamp, to the second, in UTC: 2026-01-31T12:00:00Z."""
+    if iso is None:
+        return None
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"

@@ -1,0 +1,62 @@
+"""``agentos serve``: the API server (uvicorn) on a checked database schema."""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated
+
+import typer
+
+from agentos.cli import db, options
+from agentos.config import Settings
+from agentos.errors import Unavailable
+
+Host = Annotated[str | None, typer.Option(
+    "--host", show_default=False,
+    help="Interface to listen on [default: AGENTOS_HOST or 127.0.0.1]")]
+Port = Annotated[int | None, typer.Option(
+    "--port", min=1, max=65535, show_default=False,
+    help="Port to listen on [default: AGENTOS_PORT or 8000]")]
+
+
+def serve(host: Host = None, port: Port = None) -> None:
+    """Run the AgentOS server on AGENTOS_DATABASE_URL.
+
+    An out-of-date schema is upgraded first on SQLite (AGENTOS_AUTO_UPGRADE
+    overrides); on PostgreSQL the server stops and asks for `agentos db upgrade`.
+    """
+    settings = options.settings()
+    configure_logging(settings)
+    db.ensure_current(settings)
+    start(settings, host or settings.host, port or settings.port)
+
+
+def configure_logging(settings: Settings) -> None:
+    from agentos import logs
+
+    logs.configure(settings.log_level)
+
+
+def start(settings: Settings, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    import uvicorn
+
+    from agentos.api.app import create_app
+
+    check_port(host, port)
+    # log_config=None: uvicorn's own lines go through agentos.logs like ours
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
+                access_log=False, log_config=None)
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one line, before anything is printed, when the address is taken."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                          code="address_unavailable") from None
