@@ -16,7 +16,7 @@ test: $(VENV)/.installed-dev ## set up and run every test, on SQLite and Postgre
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy --strict
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed-dev ## the benchmark suite (see bench/README.md)

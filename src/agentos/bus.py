@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from agentos import events, patterns
 from agentos.events import Event
-from agentos.store import Store
+from agentos.store import Store, wait_wakeup
 
 log = logging.getLogger("agentos.bus")
 
@@ -71,8 +70,7 @@ class Bus:
                 arrived.set()
                 if len(batch) == READ_BATCH:
                     continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), self.poll_interval)
+            await wait_wakeup(wakeup, self.poll_interval)
 
     async def _read(self, after: int, type_glob: str | None = None) -> list[Event]:
         async with self.store.read() as conn:

@@ -9,8 +9,6 @@ transaction, records their routes and removes them from the queue: a crash
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agentos import events, patterns
 from agentos.events import Event
 from agentos.lifecycle import Status
-from agentos.store import Store
+from agentos.store import Store, wait_wakeup
 from agentos.store.tables import agent_versions, route_queue, routes
 from agentos.store.tables import events as event_table
 
@@ -171,8 +169,7 @@ async def run(store: Store) -> None:
                 continue
         except Exception:
             log.exception("routing failed", extra={"action": "route_failed"})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), POLL_INTERVAL)
+        await wait_wakeup(wakeup, POLL_INTERVAL)
 
 
 async def routes_of(store: Store, event_seq: int) -> list[Route]:

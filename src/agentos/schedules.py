@@ -23,7 +23,7 @@ from sqlalchemy import delete, insert, select, update
 
 from agentos import events, patterns
 from agentos.errors import Conflict, InvalidInput, NotFound
-from agentos.store import Store
+from agentos.store import Store, raise_if_cancelling
 from agentos.store.columns import utcnow
 from agentos.store.tables import schedules as table
 
@@ -327,4 +327,5 @@ async def run(store: Store) -> None:
             await fire_due(store)
         except Exception:
             log.exception("scheduler pass failed", extra={"action": "scheduler_failed"})
+        raise_if_cancelling()
         await asyncio.sleep(TICK)

@@ -45,15 +45,24 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+        {"path": _path(e["loc"]),
+         "message": e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")}
         for e in exc.errors()
     ]
     if any(e["type"] == "json_invalid" for e in exc.errors()):
         return error_response(400, "malformed_json", "the request body is not valid JSON",
                               {"errors": errors})
     first = errors[0] if errors else {"path": "", "message": "invalid request"}
-    return error_response(422, "invalid_request", f"{first['path']}: {first['message']}",
-                          {"errors": errors})
+    message = f"{first['path']}: {first['message']}" if first["path"] else first["message"]
+    return error_response(422, "invalid_request", message, {"errors": errors})
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    """``("body", "event", "type")`` as ``event.type``; query and path keep their source."""
+    parts = [str(p) for p in loc]
+    if parts[:1] == ["body"]:
+        parts = parts[1:]
+    return ".".join(parts)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

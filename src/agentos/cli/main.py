@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from agentos import __version__
-from agentos.cli import agents, db, demo, options, serve
+from agentos.cli import agents, db, demo, events, options, schedules, serve, subscriptions
 from agentos.errors import AgentOSError
 
 USAGE_ERROR = 2
@@ -33,6 +33,9 @@ app.command()(serve.serve)
 app.command()(demo.demo)
 app.add_typer(db.app, name="db")
 app.add_typer(agents.app, name="agents")
+app.add_typer(events.app, name="events")
+app.add_typer(subscriptions.app, name="subscriptions")
+app.add_typer(schedules.app, name="schedules")
 
 
 def _print_version(value: bool) -> None:

@@ -37,6 +37,9 @@ def configure_logging(settings: Settings) -> None:
     logs.configure(settings.log_level)
 
 
+GRACEFUL_SHUTDOWN = 3  # seconds open connections get after SIGTERM
+
+
 def start(settings: Settings, host: str, port: int) -> None:
     """Serve until SIGINT or SIGTERM."""
     import uvicorn
@@ -45,8 +48,10 @@ def start(settings: Settings, host: str, port: int) -> None:
 
     check_port(host, port)
     # log_config=None: uvicorn's own lines go through agentos.logs like ours
+    # open event streams never end by themselves: give them a few seconds, then close them
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
-                access_log=False, log_config=None)
+                access_log=False, log_config=None,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
 
 
 def check_port(host: str, port: int) -> None:

@@ -2,8 +2,10 @@
 
     with Client() as agentos:          # AGENTOS_URL, AGENTOS_TOKEN
         agentos.import_yaml(text, publish=True)
-        for agent in agentos.iter_agents(tag="qa"):
-            ...
+        agentos.emit("alert.cpu", {"severity": "high"}, priority="high")
+        with agentos.stream("alert.*") as events:
+            for event in events:       # live, until closed
+                ...
 
 Every non-2xx answer raises the ``AgentOSError`` subclass for its status,
 carrying the server's ``code``, ``message`` and ``details``; a server that
@@ -12,7 +14,9 @@ cannot be reached raises ``Unavailable``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +48,8 @@ class Client:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        # a stream is quiet between events (the server sends a comment every 15 s)
+        self._stream_timeout = httpx.Timeout(timeout, read=None)
 
     def __enter__(self) -> Client:
         return self
@@ -121,6 +127,161 @@ class Client:
         params = {"version": version} if version is not None else None
         return self._request("GET", _path("agents", name, "export"), params=params).text
 
+    # ------------------------------------------------------------- events
+
+    def emit(self, type: str, payload: dict[str, Any] | None = None,
+             **fields: Any) -> dict[str, Any]:
+        """Append one event; ``fields`` are the other event fields (``source``,
+        ``priority``, ``correlation_id``, ``causation_id``, ``run_id``, ``subject``,
+        ``dedup_key``). Returns it with its ``seq``, ``id`` and ``duplicate``."""
+        body = {"type": type, **({"payload": payload} if payload is not None else {}),
+                **{k: v for k, v in fields.items() if v is not None}}
+        return self._json("POST", "/api/v1/events", json=body)
+
+    def emit_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append several events in one transaction: all or none."""
+        appended: list[dict[str, Any]] = self._json("POST", "/api/v1/events",
+                                                    json={"events": events})["events"]
+        return appended
+
+    def list_events(self, type: str | None = None, source: str | None = None,
+                    correlation_id: str | None = None, run_id: str | None = None,
+                    priority: str | None = None, since: datetime | str | None = None,
+                    until: datetime | str | None = None, after_seq: int | None = None,
+                    limit: int | None = None) -> dict[str, Any]:
+        """One page in sequence order: ``{"events": [...], "next_after_seq": seq or None}``.
+        ``type`` is a glob; ``since`` is inclusive, ``until`` exclusive."""
+        params = {"type": type, "source": source, "correlation_id": correlation_id,
+                  "run_id": run_id, "priority": priority, "since": _iso(since),
+                  "until": _iso(until), "after_seq": after_seq, "limit": limit}
+        return self._json("GET", "/api/v1/events",
+                          params={k: v for k, v in params.items() if v is not None})
+
+    def iter_events(self, type: str | None = None, source: str | None = None,
+                    correlation_id: str | None = None, run_id: str | None = None,
+                    priority: str | None = None, since: datetime | str | None = None,
+                    until: datetime | str | None = None, after_seq: int = 0,
+                    page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every matching event after ``after_seq``, following the pages."""
+        cursor: int | None = after_seq
+        while cursor is not None:
+            page = self.list_events(type, source, correlation_id, run_id, priority, since,
+                                    until, after_seq=cursor, limit=page_size)
+            yield from page["events"]
+            cursor = page["next_after_seq"]
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        return self._json("GET", _path("events", event_id))
+
+    def event_routes(self, event_id: str) -> dict[str, Any]:
+        """``{"event_id", "routed": bool, "routes": [...]}``: the agents it went to;
+        ``routed`` is False while the router has not handled it yet."""
+        return self._json("GET", _path("events", event_id, "routes"))
+
+    def correlation(self, correlation_id: str) -> list[dict[str, Any]]:
+        """The events sharing ``correlation_id`` as a causation tree: the roots, each
+        with its ``children``."""
+        tree: list[dict[str, Any]] = self._json("GET", _path("correlations", correlation_id)
+                                                )["tree"]
+        return tree
+
+    def prune(self, older_than: str, type: str | None = None, dry_run: bool = False) -> int:
+        """Delete events older than ``older_than`` (``30d``, ``12h``...); how many were
+        deleted, or with ``dry_run`` would be."""
+        body = self._json("POST", "/api/v1/events/prune", json={
+            "older_than": older_than, "type": type, "dry_run": dry_run})
+        return int(body["would_delete" if dry_run else "deleted"])
+
+    def stream(self, type: str = "*", after_seq: int | None = None,
+               last_event_id: str | None = None) -> EventStream:
+        """Follow the log live (Server-Sent Events): matching events from now on, or
+        after ``after_seq`` / ``last_event_id``. The connection is open when this
+        returns, so bad arguments raise here; iterate the stream, then close it."""
+        params: dict[str, str | int] = {"type": type}
+        if after_seq is not None:
+            params["after_seq"] = after_seq
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        request = self._http.build_request("GET", "/api/v1/events/stream", params=params,
+                                           headers=headers, timeout=self._stream_timeout)
+        response = self._send(request, stream=True)
+        if not response.is_success:
+            response.read()
+            response.close()
+            raise error_from(response)
+        return EventStream(response, self.base_url)
+
+    # ------------------------------------------------------ subscriptions
+
+    def create_subscription(self, name: str, type: str = "*",
+                            from_start: bool = False) -> dict[str, Any]:
+        """A named durable subscription; it starts at the log's head unless ``from_start``."""
+        return self._json("POST", "/api/v1/subscriptions",
+                          json={"name": name, "type": type, "from_start": from_start})
+
+    def list_subscriptions(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._json("GET", "/api/v1/subscriptions"
+                                                 )["subscriptions"]
+        return found
+
+    def get_subscription(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("subscriptions", name))
+
+    def delete_subscription(self, name: str) -> None:
+        self._request("DELETE", _path("subscriptions", name))
+
+    def pending(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The subscription's next events after its cursor; ``ack`` the last you handled."""
+        found: list[dict[str, Any]] = self._json(
+            "GET", _path("subscriptions", name, "events"),
+            params={"limit": limit} if limit is not None else None)["events"]
+        return found
+
+    def ack(self, name: str, seq: int) -> dict[str, Any]:
+        """Move the subscription's cursor forward to ``seq``."""
+        return self._json("POST", _path("subscriptions", name, "ack"), json={"seq": seq})
+
+    # ---------------------------------------------------------- schedules
+
+    def create_schedule(self, name: str, event: str, *, payload: dict[str, Any] | None = None,
+                        priority: str | None = None, cron: str | None = None,
+                        timezone: str | None = None, interval_s: float | None = None,
+                        at: datetime | str | None = None, misfire: str | None = None,
+                        paused: bool = False) -> dict[str, Any]:
+        """A schedule firing ``event``: give exactly one of ``cron`` (with an optional
+        ``timezone``), ``interval_s`` or ``at``."""
+        template = {"type": event, "payload": payload, "priority": priority}
+        body = {"name": name, "cron": cron, "timezone": timezone, "interval_s": interval_s,
+                "at": _iso(at), "misfire": misfire, "paused": paused,
+                "event": {k: v for k, v in template.items() if v is not None}}
+        return self._json("POST", "/api/v1/schedules",
+                          json={k: v for k, v in body.items() if v is not None})
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._json("GET", "/api/v1/schedules")["schedules"]
+        return found
+
+    def get_schedule(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("schedules", name))
+
+    def patch_schedule(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change some of ``cron``, ``timezone``, ``interval_s``, ``at``, ``event``,
+        ``misfire``, ``paused``; a new timing restarts from now."""
+        if isinstance(changes.get("at"), datetime):
+            changes["at"] = _iso(changes["at"])
+        return self._json("PATCH", _path("schedules", name), json=changes)
+
+    def delete_schedule(self, name: str) -> None:
+        self._request("DELETE", _path("schedules", name))
+
+    def pause_schedule(self, name: str) -> dict[str, Any]:
+        return self._json("POST", _path("schedules", name, "pause"))
+
+    def resume_schedule(self, name: str) -> dict[str, Any]:
+        """Resume from now on: the ticks that passed while paused are not fired."""
+        return self._json("POST", _path("schedules", name, "resume"))
+
     # ------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:
@@ -138,8 +299,14 @@ class Client:
         return body
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._send(self._http.build_request(method, path, **kwargs))
+        if not response.is_success:
+            raise error_from(response)
+        return response
+
+    def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            return self._http.send(request, stream=stream)
         except httpx.TimeoutException:
             raise errors.Unavailable(
                 f"the AgentOS server at {self.base_url} did not answer in time",
@@ -149,9 +316,66 @@ class Client:
                 f"cannot reach the AgentOS server at {self.base_url} "
                 "(is `agentos serve` running?)",
                 code="server_unreachable", details={"reason": str(exc)}) from None
-        if not response.is_success:
-            raise error_from(response)
-        return response
+
+
+class EventStream:
+    """The events of one Server-Sent Events response, as dicts, in sequence order.
+
+    Iterating blocks until the next event. The server ending the stream ends the
+    iteration; a broken connection raises ``Unavailable`` (code ``stream_lost``).
+    Either way, resume with ``client.stream(..., last_event_id=s.last_event_id)``.
+    """
+
+    def __init__(self, response: httpx.Response, base_url: str) -> None:
+        self.last_event_id: str | None = None
+        self._response = response
+        self._base_url = base_url
+        self._lines = response.iter_lines()
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        event_id: str | None = None
+        data: list[str] = []
+        while (line := self._next_line()) is not None:
+            if not line:  # a blank line ends a block; a block without data is no event
+                if event_id is not None:
+                    self.last_event_id = event_id
+                if data:
+                    event: dict[str, Any] = json.loads("\n".join(data))
+                    return event
+                event_id = None
+                continue
+            if line.startswith(":"):  # a comment: ": connected", ": keep-alive"
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "data":
+                data.append(value)
+            elif field == "id" and "\0" not in value:
+                event_id = value
+        self.close()
+        raise StopIteration
+
+    def _next_line(self) -> str | None:
+        try:
+            return next(self._lines, None)
+        except httpx.TransportError as exc:
+            self.close()
+            raise errors.Unavailable(
+                f"lost the event stream from {self._base_url}", code="stream_lost",
+                details={"reason": str(exc), "last_event_id": self.last_event_id}) from None
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 def error_from(response: httpx.Response) -> errors.AgentOSError:
@@ -167,6 +391,10 @@ def error_from(response: httpx.Response) -> errors.AgentOSError:
         text = " ".join(response.text.split())[:200]
         return cls(f"HTTP {status} from {response.request.url}" + (f": {text}" if text else ""),
                    code=f"http_{status}")
+
+
+def _iso(moment: datetime | str | None) -> str | None:
+    return moment.isoformat() if isinstance(moment, datetime) else moment
 
 
 def _path(*segments: str) -> str:

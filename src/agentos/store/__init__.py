@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from agentos.errors import InvalidInput
 from agentos.store import postgres, sqlite
-from agentos.store.base import Store
+from agentos.store.base import Store, raise_if_cancelling, wait_wakeup
 from agentos.store.postgres import PostgresStore
 from agentos.store.sqlite import SqliteStore
 
-__all__ = ["Store", "dialect_of", "open_store", "sync_url"]
+__all__ = ["Store", "dialect_of", "open_store", "raise_if_cancelling", "sync_url",
+           "wait_wakeup"]
 
 
 def dialect_of(url: str) -> str:

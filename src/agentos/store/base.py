@@ -9,6 +9,7 @@ transaction begins, and how driver errors become domain errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from agentos.errors import AgentOSError, Conflict, Unavailable
 
 log = logging.getLogger("agentos.store")
+
+
+async def wait_wakeup(wakeup: asyncio.Event, timeout: float) -> None:
+    """Wait until ``wakeup`` is set or ``timeout`` seconds pass.
+
+    Background loops call this between passes, so it is also where a
+    cancellation that a driver absorbed mid-query (psycopg may, while it
+    cancels the query on the server) is honoured; and it uses
+    ``asyncio.timeout``, since on Python 3.11 ``asyncio.wait_for`` can itself
+    swallow a cancellation that races with the wake-up.
+    """
+    raise_if_cancelling()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await wakeup.wait()
+    raise_if_cancelling()
+
+
+def raise_if_cancelling() -> None:
+    """Raise ``CancelledError`` if this task was asked to stop and it got lost."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Store:

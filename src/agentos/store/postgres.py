@@ -9,10 +9,11 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from agentos.store.base import Store
+from agentos.store.base import Store, raise_if_cancelling
 
 log = logging.getLogger("agentos.store")
 LISTEN_RETRY = 1.0  # seconds between reconnects of the LISTEN connection
+LISTEN_SLICE = 1.0  # seconds per wait for notifications, so a stop is noticed
 
 
 class PostgresStore(Store):
@@ -42,8 +43,10 @@ class PostgresStore(Store):
                     # whatever happened while we were not listening: re-read
                     for channel in channels:
                         self.wake(channel)
-                    async for note in conn.notifies():
-                        self.wake(note.channel)
+                    while True:
+                        async for note in conn.notifies(timeout=LISTEN_SLICE):
+                            self.wake(note.channel)
+                        raise_if_cancelling()  # psycopg may absorb one while it waits
             except psycopg.OperationalError as exc:
                 log.warning("listen connection lost: %s", exc, extra={"action": "listen_lost"})
                 await asyncio.sleep(LISTEN_RETRY)

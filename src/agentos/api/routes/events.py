@@ -101,8 +101,11 @@ async def stream(
             raise InvalidInput("Last-Event-ID must be a sequence number", code="bad_cursor")
         start = int(last_event_id)
 
+    if start is None:
+        start = bus.cursor  # from now on; sent as the first id so a reconnect has no gap
+
     async def body() -> AsyncIterator[str]:
-        yield ": connected\n\n"
+        yield f": connected\nid: {start}\n\n"
         async for event in _with_heartbeats(bus.subscribe(type, start)):
             if event is None:
                 yield ": keep-alive\n\n"

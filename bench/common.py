@@ -1,0 +1,258 @@
+"""Helpers shared by the benchmarks: ports, server processes, /proc readings, percentiles.
+
+Linux only (it reads /proc). Standard library only, so the load generator can
+import it without pulling in the application.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+REPO = Path(__file__).resolve().parent.parent
+PEERS = REPO.parent / "shared" / "peers"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0-100) of already sorted values, linearly interpolated."""
+    if not sorted_values:
+        return math.nan
+    k = (len(sorted_values) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+# ------------------------------------------------------------------ /proc
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak since start) of a process, in kB."""
+    figures: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            figures[key] = int(value.split()[0])
+    return figures
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    """/proc/PID/stat after the command name: [0] is field 3 (state) of proc(5)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process (all its threads) has used."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def parent_pid(pid: int) -> int:
+    return int(_stat_fields(pid)[1])
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of a process and its children, live and already reaped.
+
+    For a PostgreSQL postmaster: itself, every backend now running, and every
+    backend that has exited (the kernel adds those to the parent's cutime/cstime).
+    """
+    fields = _stat_fields(root)
+    total = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            child = _stat_fields(entry.name)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited while we looked
+        if child[1] == str(root):
+            total += int(child[11]) + int(child[12])
+    return total / CLK_TCK
+
+
+@dataclass(frozen=True)
+class MachineCpu:
+    """A /proc/stat reading: jiffies spent busy, idle and stolen over all CPUs."""
+
+    busy: int
+    idle: int
+    steal: int
+
+    @classmethod
+    def read(cls) -> MachineCpu:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, first[1:9])
+        return cls(busy=user + nice + system + irq + softirq, idle=idle + iowait, steal=steal)
+
+    def busy_cores_since(self, before: MachineCpu, seconds: float) -> float:
+        """How many CPUs were busy on average between ``before`` and this reading."""
+        return (self.busy - before.busy) / CLK_TCK / seconds
+
+
+class RssSampler:
+    """Samples a process's VmRSS in a thread and keeps the highest value."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.peak_kb = max(self.peak_kb, memory_kb(self.pid).get("VmRSS", 0))
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ------------------------------------------------------------- server process
+
+
+@dataclass
+class Server:
+    """A uvicorn server in its own process, started with ``start()``, stopped on exit."""
+
+    app: str
+    env: Mapping[str, str]
+    cwd: Path
+    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "the server is not running"
+        return self.process.pid
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "--factory", self.app, "--host", self.host,
+                "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
+
+    def start(self, timeout: float = 30.0) -> Server:
+        log = (self.cwd / f"server-{self.port}.log").open("wb")
+        self.process = subprocess.Popen(self.command(), env=dict(self.env), cwd=self.cwd,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n"
+                                   + self.log_tail())
+            try:
+                with urllib.request.urlopen(self.base_url + "/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the server did not answer /health in {timeout:.0f} s:\n"
+                           + self.log_tail())
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.cwd / f"server-{self.port}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------- the machine
+
+
+def calibrate(timeout: float = 30.0) -> float | None:
+    """The peers' CPU anchor (``calib.py``: pure-Python loop, iterations/s, median of 5).
+
+    Calls ``calib.work()`` in a child process rather than running the script,
+    which would append to the peers' read-only ``raw.jsonl``. None when the
+    peers' folder is not there.
+    """
+    if not (PEERS / "calib.py").exists():
+        return None
+    code = ("import statistics, sys; sys.path.insert(0, sys.argv[1]); import calib; "
+            "print(statistics.median(calib.work() for _ in range(5)))")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, str(PEERS)], capture_output=True,
+                             text=True, timeout=timeout, check=True).stdout
+        return float(out.strip())
+    except (subprocess.SubprocessError, ValueError):
+        return None
+
+
+def machine_info() -> dict[str, object]:
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
+    }
+
+
+def code_state() -> dict[str, object]:
+    """The commit measured, and whether the working tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--", "src"))}
+
+
+def _cpu_model() -> str | None:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return None

@@ -1,0 +1,165 @@
+"""``agentos events`` and ``agentos schedules`` against a real server, on both backends.
+
+Each CLI call is a fresh process (about half a second), so the scenarios set
+up and check the server's state through the SDK where the CLI's output is not
+the point.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agentos.cli import output
+from agentos.sdk import Client
+from tests.acceptance.conftest import Cli, Server
+
+ROUTE_TIMEOUT = 10.0  # seconds for the router to handle an event
+
+
+@pytest.fixture
+def sdk(server: Server) -> Iterator[Client]:
+    with Client(server.url) as client:
+        yield client
+
+
+def emitted(out: str) -> tuple[int, str]:
+    """The seq and id of ``agentos events emit``'s line."""
+    found = re.fullmatch(r"emitted \S+ seq=(\d+) id=(\S+)\n", out)
+    assert found, out
+    return int(found[1]), found[2]
+
+
+def fields(out: str) -> dict[str, str]:
+    """``label  value`` lines as a dict."""
+    return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+
+
+def wait_routed(api: Client, event_id: str) -> None:
+    deadline = time.monotonic() + ROUTE_TIMEOUT
+    while not api.event_routes(event_id)["routed"]:
+        assert time.monotonic() < deadline, f"event {event_id} not routed in {ROUTE_TIMEOUT}s"
+        time.sleep(0.05)
+
+
+def test_emit_list_show_routes_chain_and_bad_input(cli: Cli, sdk: Client) -> None:
+    # Given qa-manager, published: it takes alert.* events of severity high or critical
+    cli.ok("agents", "import", "--template", "qa-manager", "--publish")
+
+    # When an alert is emitted through the CLI, it is stored as given
+    out = cli.ok("events", "emit", "alert.cpu", "--payload", '{"severity": "high"}',
+                 "--priority", "high", "--source", "monitor")
+    seq, alert_id = emitted(out)
+    api = sdk
+    event = api.get_event(alert_id)
+    assert (event["seq"], event["type"], event["payload"], event["priority"],
+            event["source"], event["correlation_id"]) == (
+        seq, "alert.cpu", {"severity": "high"}, "high", "monitor", alert_id)
+
+    # and what it caused joins its correlation: two children, one grandchild
+    plan = api.emit("qa.plan", correlation_id=alert_id, causation_id=alert_id)
+    run = api.emit("qa.run", correlation_id=alert_id, causation_id=plan["id"])
+    report = api.emit("qa.report", {"ok": True}, correlation_id=alert_id,
+                      causation_id=alert_id)
+    api.emit("alert.disk", {"severity": "low"})
+
+    # list: a type glob, and --json with a correlation filter
+    lines = cli.ok("events", "list", "--type", "qa.*").splitlines()
+    assert lines[0].split() == ["SEQ", "TIME", "TYPE", "SOURCE", "PRIORITY", "ID", "PAYLOAD"]
+    assert [line.split()[2] for line in lines[1:]] == ["qa.plan", "qa.run", "qa.report"]
+    listed = json.loads(cli.ok("events", "list", "--correlation-id", alert_id, "--limit", "3",
+                               "--json"))
+    assert [e["seq"] for e in listed] == [seq, plan["seq"], run["seq"]]
+
+    shown = fields(cli.ok("events", "show", alert_id))
+    assert (shown["seq"], shown["type"], shown["priority"], shown["payload"],
+            shown["causation id"]) == (str(seq), "alert.cpu", "high", '{"severity":"high"}', "-")
+
+    # routes: exactly one, to qa-manager's only trigger
+    wait_routed(api, alert_id)
+    rows = cli.ok("events", "routes", alert_id).splitlines()
+    assert rows[0].split() == ["AGENT", "VERSION", "TRIGGER", "PRIORITY", "TASK", "ROUTED"]
+    assert [row.split()[:5] for row in rows[1:]] == [["qa-manager", "1.0.0", "0", "8", "-"]]
+
+    # chain: the causation tree, from the correlation id or any event in it
+    tree = cli.ok("events", "chain", alert_id)
+    assert [line.split("  seq=")[0] for line in tree.splitlines()] == [
+        f"correlation {alert_id}",
+        "alert.cpu",
+        "├─ qa.plan",
+        "│  └─ qa.run",
+        "└─ qa.report",
+    ]
+    assert f"seq={report['seq']}" in tree.splitlines()[-1]
+    assert cli.ok("events", "chain", run["id"]) == tree
+
+    # bad input: one line, exit 2, nothing written
+    head = api.list_events(after_seq=0, limit=1000)["events"][-1]["seq"]
+    done = cli("events", "emit", "alert.cpu", "--payload", "{severity: high}")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("error: --payload is not valid JSON: ")
+    assert len(done.stderr.splitlines()) == 1
+    done = cli("events", "emit", "Alert CPU!")
+    assert (done.returncode, done.stderr) == (
+        2, "error: type: 'Alert CPU!' is not an event type "
+           "(dotted words of letters, digits, '_' or '-')\n")
+    assert api.list_events(after_seq=head)["events"] == []
+
+
+def test_schedules_and_prune(cli: Cli, sdk: Client) -> None:
+    api = sdk
+    # events to prune later: two of type old.*, one other
+    api.emit_batch([{"type": "old.a"}, {"type": "keep.b"}, {"type": "old.c"}])
+    emitted_at = time.monotonic()
+
+    # a cron schedule in a time zone fires at 03:00 Paris time
+    out = cli.ok("schedules", "create", "nightly", "--cron", "0 3 * * *", "--timezone",
+                 "Europe/Paris", "--event", "report.nightly", "--payload", '{"scope": "all"}')
+    nightly = api.get_schedule("nightly")
+    next_run = datetime.fromisoformat(nightly["next_run_at"]).astimezone(ZoneInfo("Europe/Paris"))
+    assert (next_run.hour, next_run.minute) == (3, 0)
+    assert nightly["event"] == {"type": "report.nightly", "payload": {"scope": "all"},
+                                "priority": "normal"}
+    stamp = output.timestamp(nightly["next_run_at"])
+    assert out == f"created schedule nightly: cron 0 3 * * * (Europe/Paris), next run {stamp}\n"
+    api.create_schedule("hourly", "tick", interval_s=3600)
+
+    rows = cli.ok("schedules", "list").splitlines()
+    assert re.split(r"\s{2,}", rows[0]) == ["NAME", "WHEN", "EVENT", "STATE", "NEXT RUN",
+                                             "LAST RUN", "FIRED"]
+    assert [re.split(r"\s{2,}", row)[:5] for row in rows[1:]] == [
+        ["hourly", "every 3600s", "tick", "active",
+         output.timestamp(api.get_schedule("hourly")["next_run_at"])],
+        ["nightly", "cron 0 3 * * * (Europe/Paris)", "report.nightly", "active", stamp]]
+
+    assert cli.ok("schedules", "pause", "nightly") == "paused schedule nightly\n"
+    assert api.get_schedule("nightly")["paused"] is True
+    assert cli.ok("schedules", "resume", "nightly") == \
+        f"resumed schedule nightly, next run {stamp}\n"
+    assert api.get_schedule("nightly")["paused"] is False
+    assert cli.ok("schedules", "delete", "nightly") == "deleted schedule nightly\n"
+    assert [s["name"] for s in api.list_schedules()] == ["hourly"]
+
+    # a bad cron: one line, exit 2, nothing created
+    done = cli("schedules", "create", "bad", "--cron", "61 * * * *", "--event", "x")
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and "is not a cron expression" in done.stderr
+    assert [s["name"] for s in api.list_schedules()] == ["hourly"]
+
+    # prune: the dry run counts; without --yes and without a terminal it refuses
+    time.sleep(max(0.0, 1.2 - (time.monotonic() - emitted_at)))
+    prune = ("events", "prune", "--older-than", "1s", "--type", "old.*")
+    assert cli.ok(*prune, "--dry-run") == "would delete 2 events older than 1s of type old.*\n"
+    done = cli(*prune, input="")
+    assert (done.returncode, done.stderr) == (
+        2, "error: refusing to delete 2 events older than 1s of type old.* without "
+           "confirmation: pass --yes\n")
+    assert len(api.list_events()["events"]) == 3
+    assert cli.ok(*prune, "--yes") == "deleted 2 events older than 1s of type old.*\n"
+    assert [e["type"] for e in api.list_events()["events"]] == ["keep.b"]

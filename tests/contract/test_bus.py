@@ -1,0 +1,57 @@
+"""In-process subscriptions: ordered, filtered, resumable, fed from commits."""
+
+import asyncio
+
+from agentos import events
+from agentos.bus import Bus
+from agentos.events import EventIn
+from agentos.store import Store
+
+
+async def take(bus: Bus, n: int, type_glob: str = "*", after: int | None = None
+               ) -> list[events.Event]:
+    got: list[events.Event] = []
+    async for e in bus.subscribe(type_glob, after):
+        got.append(e)
+        if len(got) == n:
+            break
+    return got
+
+
+async def test_subscribers_get_new_events_in_order(store: Store) -> None:
+    bus = Bus(store, poll_interval=5.0)  # a commit, not the poll timer, must wake it
+    await bus.start()
+    try:
+        reader = asyncio.create_task(take(bus, 3, "job.*"))
+        await asyncio.sleep(0.05)
+        for t in ["job.a", "noise", "job.b", "job.c"]:
+            await events.append(store, [EventIn(type=t)])
+        got = await asyncio.wait_for(reader, 2.0)
+        assert [e.type for e in got] == ["job.a", "job.b", "job.c"]
+        # resume from the middle: the log fills in what the ring buffer does not hold
+        again = await asyncio.wait_for(take(bus, 2, "*", after=1), 2.0)
+        assert [e.type for e in again] == ["noise", "job.b"]
+    finally:
+        await bus.stop()
+
+
+async def test_callback_api(store: Store) -> None:
+    bus = Bus(store)
+    await bus.start()
+    seen: list[str] = []
+
+    async def handler(e: events.Event) -> None:
+        seen.append(e.type)
+
+    task = bus.on("alert.*", handler)
+    try:
+        await asyncio.sleep(0.05)
+        await events.append(store, [EventIn(type="alert.x"), EventIn(type="other")])
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        assert seen == ["alert.x"]
+    finally:
+        task.cancel()
+        await bus.stop()
