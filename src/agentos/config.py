@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     url: str = "http://127.0.0.1:8000"
     token: str | None = None  # bearer credential the CLI and SDK send
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=20, ge=1)
     # events
     event_max_payload_bytes: int = Field(default=1024 * 1024, ge=1)
     # background loops of `agentos serve` (router, scheduler); off for pure API nodes

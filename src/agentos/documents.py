@@ -40,8 +40,7 @@ class Document:
 def parse_yaml(text: str) -> list[Document]:
     """Parse one or more YAML documents (``---`` separated); JSON is YAML too."""
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        datas = list(yaml.safe_load_all(text))
+        pairs = _load_with_nodes(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -53,7 +52,7 @@ def parse_yaml(text: str) -> list[Document]:
                                  "line": line}]},
         ) from None
     docs = []
-    for i, (node, data) in enumerate(zip(nodes, datas, strict=True)):
+    for i, (node, data) in enumerate(pairs):
         lines: dict[Path, int] = {}
         if node is not None:
             _walk(node, (), lines)
@@ -63,6 +62,23 @@ def parse_yaml(text: str) -> list[Document]:
                                details={"errors": [{"path": "", "message": "empty document",
                                                     "line": None}]})
     return docs
+
+
+# libyaml's parser when PyYAML was built with it (about 10x faster), else pure Python
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_with_nodes(text: str) -> list[tuple[yaml.Node | None, Any]]:
+    """Each document's node tree (for line numbers) and its data, from one parse."""
+    loader = _Loader(text)
+    try:
+        out = []
+        while loader.check_node():
+            node = loader.get_node()
+            out.append((node, loader.construct_document(node)))
+        return out
+    finally:
+        loader.dispose()
 
 
 def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import yaml
-from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import agent_spec, documents, patterns, semver
@@ -81,6 +81,12 @@ _PREFERENCE = case(
     value=av.c.status,
     else_=3,
 )
+
+
+# built once: the registry GET is a hot path and building a select costs more
+# than running it on SQLite
+_CURRENT = (select(*_COLUMNS).where(av.c.name == bindparam("name"))
+            .order_by(_PREFERENCE, av.c.sort_key.desc()).limit(1))
 
 
 # ------------------------------------------------------------------ writes
@@ -220,9 +226,7 @@ async def get(store: Store, name: str, version: str | None = None) -> AgentVersi
     async with store.read() as conn:
         if version is not None:
             return await _load(conn, name, version)
-        row = (await conn.execute(
-            select(*_COLUMNS).where(av.c.name == name)
-            .order_by(_PREFERENCE, av.c.sort_key.desc()).limit(1))).first()
+        row = (await conn.execute(_CURRENT, {"name": name})).first()
     if row is None:
         raise NotFound(f"no agent named {name}", code="agent_not_found", details={"name": name})
     return AgentVersion.from_row(row)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import psycopg
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from agentos.store.base import Store, raise_if_cancelling
@@ -26,6 +29,16 @@ class PostgresStore(Store):
             max_overflow=self.pool_size,
             pool_recycle=1800,
         )
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        # autocommit: a read costs its statements only, not BEGIN and ROLLBACK
+        # round trips (each statement still sees one consistent snapshot)
+        try:
+            async with self.engine.connect() as conn:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        except DBAPIError as exc:
+            raise self.translate(exc) from exc
 
     async def notify(self, conn: AsyncConnection, channel: str, *, sent: bool = False) -> None:
         if not sent and channel not in conn.info["agentos_notified"]:
