@@ -196,3 +196,65 @@ schedules = Table(
     CheckConstraint("misfire IN ('skip', 'once')", name="misfire"),
     Index(None, "next_run_at"),
 )
+
+# ------------------------------------------------------------------- tasks
+
+tasks = Table(
+    "tasks",
+    metadata,
+    # arrival order (FIFO within a priority); SQLite's rowid, a sequence on PostgreSQL
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("agent", String(63), nullable=False),
+    Column("agent_version", String(128), nullable=False),
+    Column("input", Json, nullable=False),
+    Column("priority", SmallInteger, nullable=False),  # 1..10, 10 first
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),  # the current (or last) attempt's number
+    Column("retry_base", Integer, nullable=False),  # attempts before the last operator retry
+    Column("max_retries", Integer, nullable=False),
+    Column("timeout_s", Float, nullable=False),
+    Column("run_at", UTCDateTime, nullable=False),
+    Column("lease_expires_at", UTCDateTime),
+    Column("worker_id", String(128)),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("idempotency_key", String(255)),
+    Column("correlation_id", String(64), nullable=False),
+    Column("causation_id", String(64)),
+    Column("output", Json),
+    Column("error", Json),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("finished_at", UTCDateTime),
+    CheckConstraint("status IN ('pending', 'scheduled', 'running', 'succeeded', 'failed', "
+                    "'cancelled')", name="status"),
+    CheckConstraint("priority BETWEEN 1 AND 10", name="priority"),
+    # the claim index: ready tasks, most urgent first, then oldest
+    Index(None, "agent", "priority", "seq", sqlite_where=text("status = 'pending'"),
+          postgresql_where=text("status = 'pending'")),
+    Index(None, "run_at", sqlite_where=text("status = 'scheduled'"),
+          postgresql_where=text("status = 'scheduled'")),
+    Index(None, "lease_expires_at", sqlite_where=text("status = 'running'"),
+          postgresql_where=text("status = 'running'")),
+    Index(None, "agent", "status"),
+    Index(None, "correlation_id"),
+    Index(None, "idempotency_key", unique=True, sqlite_where=text("idempotency_key IS NOT NULL"),
+          postgresql_where=text("idempotency_key IS NOT NULL")),
+)
+
+# one row per attempt: the execution record
+task_attempts = Table(
+    "task_attempts",
+    metadata,
+    Column("task_id", String(36), ForeignKey("tasks.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("worker_id", String(128), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("duration_ms", Float),
+    Column("error", Json),
+    Column("tokens", Json),
+    Column("cost", Float),
+)

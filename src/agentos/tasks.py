@@ -1,0 +1,132 @@
+"""Tasks (SPEC §2.4): the model, its states and legal transitions, the retry policy.
+
+Pure code: ``queue.py`` applies these decisions to the database.
+
+    submit ─▶ pending ◀─ promote ── scheduled ◀─ submit (run_at later)
+                 │                     ▲
+               claim                   │ fail / lost, retries left (backoff)
+                 ▼                     │
+              running ──────────────────┘
+                 │ complete        │ fail / lost, none left    │ cancel
+                 ▼                 ▼                            ▼
+             succeeded           failed                     cancelled
+    (an operator's retry moves failed or cancelled back to pending)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from agentos.errors import Conflict
+
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_TIMEOUT = 300.0  # seconds
+DEFAULT_LEASE = 30.0  # seconds a claim lasts without a heartbeat
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # submit / promote / lease lost with retries left and no delay
+    SCHEDULED = "scheduled"  # submit with a later run_at / fail with retries left
+    RUNNING = "running"  # claim: a worker holds the lease of attempt N
+    SUCCEEDED = "succeeded"  # complete
+    FAILED = "failed"  # fail or lease lost with no retries left: dead-lettered
+    CANCELLED = "cancelled"  # cancel
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+
+# action -> states it may start from
+TRANSITIONS: dict[str, frozenset[Status]] = {
+    "promote": frozenset({Status.SCHEDULED}),
+    "claim": frozenset({Status.PENDING}),
+    "heartbeat": frozenset({Status.RUNNING}),
+    "complete": frozenset({Status.RUNNING}),
+    "fail": frozenset({Status.RUNNING}),
+    "lose": frozenset({Status.RUNNING}),
+    "cancel": frozenset({Status.PENDING, Status.SCHEDULED, Status.RUNNING}),
+    "retry": frozenset({Status.FAILED, Status.CANCELLED}),
+}
+
+
+def check(current: Status, action: str, task_id: str) -> None:
+    if current not in TRANSITIONS[action]:
+        raise Conflict(f"cannot {action} task {task_id}: it is {current.value}",
+                       code="invalid_transition",
+                       details={"task_id": task_id, "status": current.value, "action": action})
+
+
+class Outcome(StrEnum):
+    """How one attempt ended (its execution record)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    LOST = "lost"  # the lease lapsed: the worker died or stalled
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: delay = min(max, initial * multiplier**(n-1))."""
+
+    initial_s: float = 1.0
+    max_s: float = 300.0
+    multiplier: float = 2.0
+    jitter: bool = True
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> timedelta:
+        base = min(self.max_s, self.initial_s * self.multiplier ** max(failures - 1, 0))
+        if self.jitter:
+            # "equal jitter": at least half the delay, so gaps still grow
+            base = base / 2 + (rng or random).random() * base / 2
+        return timedelta(seconds=base)
+
+    @classmethod
+    def from_limits(cls, limits: dict[str, Any]) -> Backoff:
+        b = limits.get("backoff") or {}
+        return cls(**{k: b[k] for k in ("initial_s", "max_s", "multiplier", "jitter") if k in b})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do after an attempt failed (or was lost)."""
+
+    status: Status
+    delay: timedelta | None  # for SCHEDULED: when to try again
+
+
+def after_failure(attempts_used: int, max_retries: int, backoff: Backoff,
+                  retryable: bool = True, rng: random.Random | None = None) -> Decision:
+    """Retry with backoff while attempts remain, else dead-letter the task."""
+    if retryable and attempts_used <= max_retries:
+        return Decision(Status.SCHEDULED, backoff.delay(attempts_used, rng))
+    return Decision(Status.FAILED, None)
+
+
+Priority = Annotated[int, Field(ge=1, le=10)]
+
+
+class TaskIn(BaseModel):
+    """A task as a producer submits it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: Annotated[str, Field(min_length=1, max_length=63)]
+    version: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    input: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = 5
+    max_retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=7 * 86_400)] | None = None
+    run_at: AwareDatetime | None = None  # later than now: the task starts "scheduled"
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    correlation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    causation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None

@@ -1,0 +1,159 @@
+"""The task queue's guarantees on SQLite and PostgreSQL."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from agentos import agent_spec, events, queue, registry
+from agentos.errors import Conflict, InvalidInput
+from agentos.store import Store
+from agentos.store.tables import tasks as table
+from agentos.tasks import Outcome, Status, TaskIn
+from tests.snapshot import snapshot
+
+
+async def agent(store: Store, name: str = "a", publish: bool = True, **limits: Any) -> None:
+    await registry.create(store, agent_spec.from_object(
+        {"name": name, "version": "1.0.0", "handler": {"type": "python", "target": "m:f"},
+         "limits": {"backoff": {"initial_s": 0.01, "max_s": 0.05, "jitter": False}, **limits}}),
+        publish=publish)
+
+
+async def submit(store: Store, **fields: Any) -> queue.Task:
+    [(task, created)] = await queue.submit(store, [TaskIn(agent="a", **fields)])
+    assert created
+    return task
+
+
+async def test_submit_claim_complete(store: Store) -> None:
+    await agent(store, max_retries=2, timeout_s=30)
+    task = await submit(store, input={"x": 1}, priority=7, correlation_id="c-1")
+    assert (task.status, task.row.max_retries, task.row.timeout_s) == (Status.PENDING, 2, 30)
+    [claimed] = await queue.claim(store, "w1")
+    assert claimed.id == task.id and claimed.row.attempt == 1
+    assert claimed.row.lease_expires_at is not None
+    assert await queue.claim(store, "w2") == []  # never on two workers
+    done = await queue.complete(store, task.id, 1, {"y": 2}, tokens={"total": 5}, cost=0.01)
+    assert done.status is Status.SUCCEEDED and done.row.output == {"y": 2}
+    got = await queue.get(store, task.id)
+    [attempt] = got.to_dict()["attempts"]
+    assert attempt["outcome"] == "succeeded" and attempt["worker_id"] == "w1"
+    assert attempt["tokens"] == {"total": 5} and attempt["duration_ms"] >= 0
+    kinds = [e.type for e in (await events.query(store, events.Query(
+        correlation_id="c-1")))[0]]
+    assert kinds == ["task.created", "task.started", "task.succeeded"]
+
+
+async def test_priority_then_fifo(store: Store) -> None:
+    await agent(store)
+    order = [(5, "a"), (9, "b"), (5, "c"), (1, "d"), (9, "e")]
+    for priority, name in order:
+        await submit(store, priority=priority, input={"n": name})
+    claimed = await queue.claim(store, "w", limit=10)
+    assert [c.row.input["n"] for c in claimed] == ["b", "e", "a", "c", "d"]
+
+
+async def test_concurrency_limit_across_claims(store: Store) -> None:
+    await agent(store, concurrency=2)
+    for _ in range(5):
+        await submit(store)
+    first = await queue.claim(store, "w1", limit=5)
+    assert len(first) == 2
+    assert await queue.claim(store, "w2", limit=5) == []
+    await queue.complete(store, first[0].id, 1, {})
+    assert len(await queue.claim(store, "w2", limit=5)) == 1
+
+
+async def test_retries_with_growing_backoff_then_dead_letter(store: Store) -> None:
+    await agent(store, max_retries=2)
+    task = await submit(store)
+    runs = []
+    for attempt in (1, 2, 3):
+        for _ in range(200):
+            got = await queue.claim(store, "w")
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        [c] = got
+        assert c.row.attempt == attempt
+        runs.append(datetime.now(UTC))
+        after = await queue.fail(store, task.id, attempt, {"type": "Boom", "message": "no"})
+    assert after.status is Status.FAILED
+    full = await queue.get(store, task.id)
+    assert [x["outcome"] for x in full.to_dict()["attempts"]] == ["failed"] * 3
+    failed, _ = await queue.list_tasks(store, status=Status.FAILED)
+    assert [f.id for f in failed] == [task.id]
+    again = await queue.retry(store, task.id)
+    assert again.status is Status.PENDING
+    [c] = await queue.claim(store, "w")
+    assert c.row.attempt == 4
+
+
+async def test_stale_attempts_are_fenced(store: Store) -> None:
+    await agent(store, max_retries=3)
+    task = await submit(store)
+    await queue.claim(store, "w1", lease_s=0.05)
+    await asyncio.sleep(0.1)
+    assert await queue.reap(store) == 1
+    lost = await queue.get(store, task.id)
+    assert lost.to_dict()["attempts"][0]["outcome"] == "lost"
+    async with store.write() as conn:  # skip the backoff
+        await conn.execute(update(table).where(table.c.id == task.id)
+                           .values(run_at=datetime.now(UTC) - timedelta(seconds=1)))
+    [again] = await queue.claim(store, "w2")
+    assert again.row.attempt == 2
+    before = await snapshot(store)
+    for call in (queue.complete(store, task.id, 1, {}), queue.heartbeat(store, task.id, 1),
+                 queue.fail(store, task.id, 1, {"type": "late", "message": "late"})):
+        with pytest.raises(Conflict):
+            await call
+    assert await snapshot(store) == before
+    assert (await queue.complete(store, task.id, 2, {"ok": True})).status is Status.SUCCEEDED
+
+
+async def test_cancel(store: Store) -> None:
+    await agent(store)
+    waiting = await submit(store)
+    running = await submit(store)
+    assert (await queue.cancel(store, waiting.id)).status is Status.CANCELLED
+    [c] = await queue.claim(store, "w")
+    assert c.id == running.id
+    asked = await queue.cancel(store, running.id)
+    assert asked.status is Status.RUNNING and asked.row.cancel_requested
+    assert (await queue.heartbeat(store, running.id, 1)).row.cancel_requested
+    ended = await queue.fail(store, running.id, 1, {"type": "cancelled", "message": "stop"},
+                             outcome=Outcome.CANCELLED)
+    assert ended.status is Status.CANCELLED
+    with pytest.raises(Conflict):
+        await queue.complete(store, running.id, 1, {})
+    with pytest.raises(Conflict):
+        await queue.cancel(store, running.id)
+
+
+async def test_idempotency_and_run_at(store: Store) -> None:
+    await agent(store)
+    first = await submit(store, idempotency_key="job-1")
+    [(again, created)] = await queue.submit(store, [TaskIn(agent="a", idempotency_key="job-1")])
+    assert again.id == first.id and not created
+    later = await submit(store, run_at=datetime.now(UTC) + timedelta(hours=1))
+    assert later.status is Status.SCHEDULED
+    claimed = await queue.claim(store, "w", limit=10)
+    assert [c.id for c in claimed] == [first.id]
+
+
+async def test_bad_submissions_write_nothing(store: Store) -> None:
+    await agent(store)
+    await agent(store, name="drafty", publish=False)
+    before = await snapshot(store)
+    for item in (TaskIn(agent="ghost"), TaskIn(agent="drafty"),
+                 TaskIn(agent="a", version="9.9.9")):
+        with pytest.raises(InvalidInput):
+            await queue.submit(store, [TaskIn(agent="a"), item])
+    for bad in ({"priority": 11}, {"priority": 0}, {"timeout_s": -1}, {"input": [1]},
+                {"run_at": "2026-01-01T00:00:00"}):
+        with pytest.raises(ValueError):
+            TaskIn.model_validate({"agent": "a", **bad})
+    assert await snapshot(store) == before
