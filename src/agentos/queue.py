@@ -12,6 +12,8 @@ makes the attempt ``lost`` and the task claimable again.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,12 +26,13 @@ from agentos import events, ids, tasks
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import EventIn
 from agentos.lifecycle import Status as VersionStatus
-from agentos.store import Store
+from agentos.store import Store, raise_if_cancelling
 from agentos.store.columns import utcnow
 from agentos.store.tables import agent_versions, event_log_head, task_attempts
 from agentos.store.tables import tasks as table
 from agentos.tasks import Backoff, Outcome, Status, TaskIn
 
+log = logging.getLogger("agentos.queue")
 CHANNEL = "agentos_tasks"  # notified when tasks become claimable
 MAX_BATCH = 10_000
 MAX_PAGE = 1000
@@ -435,3 +438,34 @@ async def list_tasks(store: Store, agent: str | None = None, status: Status | No
         rows = (await conn.execute(stmt.order_by(t.seq).limit(limit + 1))).all()
     page = [Task(r) for r in rows[:limit]]
     return page, (page[-1].row.seq if len(rows) > limit else None)
+
+
+REAP_INTERVAL = 1.0  # seconds between sweeps for lapsed leases
+
+
+async def run_reaper(store: Store) -> None:
+    """Reclaim lapsed leases until cancelled (every server and worker runs one)."""
+    while True:
+        try:
+            await reap(store)
+        except Exception:
+            log.exception("reaping failed", extra={"action": "reap_failed"})
+        raise_if_cancelling()
+        await asyncio.sleep(REAP_INTERVAL)
+
+
+async def hand_back(store: Store, task_id: str, attempt: int) -> Task:
+    """Return a running task unfinished (worker shutdown): claimable at once, and
+    the attempt does not count against its retries."""
+    async with store.write() as conn:
+        row = await _current(conn, task_id, attempt, "hand back")
+        now = (await conn.execute(select(utcnow()))).scalar_one()
+        await _end_attempt(conn, row, now, Outcome.LOST,
+                           error={"type": "handed_back", "message": "worker shut down"})
+        await conn.execute(update(table).where(t.id == task_id).values(
+            status=Status.PENDING.value, retry_base=row.retry_base + 1, worker_id=None,
+            lease_expires_at=None, updated_at=now))
+        await store.notify(conn, CHANNEL)
+        await events.append_in(store, conn, [_event(row, "retrying", attempt=attempt,
+                                                     outcome="handed_back", retry_in_s=0)])
+        return Task((await conn.execute(select(table).where(t.id == task_id))).one())

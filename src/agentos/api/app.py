@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from agentos import __version__, router, schedules
+from agentos import __version__, queue, router, schedules
 from agentos.api import errors as api_errors
 from agentos.api.middleware import BodyLimit, RequestLog
-from agentos.api.routes import agents, events, health, subscriptions
+from agentos.api.routes import agents, events, health, subscriptions, tasks
 from agentos.api.routes import schedules as schedule_routes
 from agentos.bus import Bus
 from agentos.config import Settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             loops.append(_supervised("router", lambda: router.run(app.state.store)))
         if settings.run_scheduler:
             loops.append(_supervised("scheduler", lambda: schedules.run(app.state.store)))
+        loops.append(_supervised("reaper", lambda: queue.run_reaper(app.state.store)))
         try:
             yield
         finally:
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(events.router)
     app.include_router(subscriptions.router)
     app.include_router(schedule_routes.router)
+    app.include_router(tasks.router)
     app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)

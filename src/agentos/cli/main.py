@@ -16,7 +16,17 @@ from typing import Annotated, Any
 import typer
 
 from agentos import __version__
-from agentos.cli import agents, db, demo, events, options, schedules, serve, subscriptions
+from agentos.cli import (
+    agents,
+    db,
+    demo,
+    events,
+    options,
+    schedules,
+    serve,
+    subscriptions,
+    worker,
+)
 from agentos.errors import AgentOSError
 
 USAGE_ERROR = 2
@@ -31,6 +41,7 @@ app = typer.Typer(
 )
 app.command()(serve.serve)
 app.command()(demo.demo)
+app.command()(worker.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(agents.app, name="agents")
 app.add_typer(events.app, name="events")

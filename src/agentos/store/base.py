@@ -127,6 +127,12 @@ class Store:
         self._wakeups.setdefault(channel, []).append(event)
         return event
 
+    def forget_wakeup(self, channel: str, event: asyncio.Event) -> None:
+        """Stop setting ``event`` (a waiter that is done with it)."""
+        waiters = self._wakeups.get(channel, [])
+        if event in waiters:
+            waiters.remove(event)
+
     def wake(self, channel: str) -> None:
         for event in self._wakeups.get(channel, ()):
             event.set()

@@ -1,0 +1,172 @@
+"""/api/v1/tasks: submit, inspect, cancel, retry; and the HTTP worker protocol
+(claim, heartbeat, complete, fail) for workers in any language."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentos import queue, tasks
+from agentos.api.deps import StoreDep
+from agentos.documents import Document, errors_from, raise_invalid
+from agentos.errors import InvalidInput
+from agentos.store import wait_wakeup
+from agentos.tasks import Outcome, TaskIn
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+MAX_WAIT = 30.0  # seconds a claim may long-poll
+
+
+def _parse(items: list[Any], prefix: str) -> list[TaskIn]:
+    try:
+        return [TaskIn.model_validate(i) for i in items]
+    except ValidationError:
+        pass
+    problems = []
+    for n, item in enumerate(items):
+        try:
+            TaskIn.model_validate(item)
+        except ValidationError as exc:
+            where = f"{prefix}[{n}]." if prefix else ""
+            problems += [{**e, "path": where + e["path"]}
+                         for e in errors_from(exc, Document(item))]
+    raise_invalid(problems, "task")
+    raise AssertionError("unreachable")
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def submit(store: StoreDep, response: Response, body: Annotated[Any, Body()]
+                 ) -> dict[str, Any]:
+    """Submit one task; an ``idempotency_key`` seen before returns the first task (200)."""
+    if not isinstance(body, dict):
+        raise InvalidInput("send a task object", code="bad_task")
+    [(task, created)] = await queue.submit(store, _parse([body], ""))
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return task.to_dict()
+
+
+@router.post("/batch", status_code=status.HTTP_201_CREATED)
+async def submit_batch(store: StoreDep, body: Annotated[Any, Body()]) -> dict[str, Any]:
+    """Submit many tasks in one transaction: all or none."""
+    items = body.get("tasks") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise InvalidInput('send {"tasks": [...]}', code="bad_task")
+    if len(items) > queue.MAX_BATCH:
+        raise InvalidInput(f"at most {queue.MAX_BATCH} tasks per batch", code="batch_too_large")
+    submitted = await queue.submit(store, _parse(items, "tasks"))
+    return {"tasks": [{**task.to_dict(), "created": created} for task, created in submitted]}
+
+
+@router.get("")
+async def list_tasks(
+    store: StoreDep,
+    agent: str | None = None,
+    status_: Annotated[tasks.Status | None, Query(alias="status")] = None,
+    correlation_id: str | None = None,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=queue.MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    """Tasks in submission order; ``status=failed`` lists the dead-lettered ones."""
+    page, next_after = await queue.list_tasks(store, agent, status_, correlation_id,
+                                              after_seq, limit)
+    return {"tasks": [t.to_dict() for t in page], "next_after_seq": next_after}
+
+
+class ClaimIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    worker_id: Annotated[str, Field(min_length=1, max_length=128)]
+    agents: list[str] | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 1
+    wait_s: Annotated[float, Field(ge=0, le=MAX_WAIT)] = 0
+    lease_s: Annotated[float, Field(gt=0, le=3600)] = tasks.DEFAULT_LEASE
+
+
+@router.post("/claim")
+async def claim(store: StoreDep, body: ClaimIn) -> dict[str, Any]:
+    """Claim up to ``limit`` tasks; with ``wait_s`` > 0, long-poll until one is ready."""
+    wakeup = store.wakeup(queue.CHANNEL)
+    deadline = time.monotonic() + body.wait_s
+    try:
+        while True:
+            wakeup.clear()
+            got = await queue.claim(store, body.worker_id, body.agents, body.limit,
+                                    body.lease_s)
+            left = deadline - time.monotonic()
+            if got or left <= 0:
+                return {"tasks": [t.to_dict() for t in got]}
+            # woken by a submit in this process; polled for other processes
+            await wait_wakeup(wakeup, min(left, 0.5))
+    finally:
+        store.forget_wakeup(queue.CHANNEL, wakeup)
+
+
+@router.get("/{task_id}")
+async def get(store: StoreDep, task_id: str) -> dict[str, Any]:
+    """The task with every attempt (its execution records)."""
+    return (await queue.get(store, task_id)).to_dict()
+
+
+@router.post("/{task_id}/cancel")
+async def cancel(store: StoreDep, task_id: str) -> dict[str, Any]:
+    return (await queue.cancel(store, task_id)).to_dict()
+
+
+@router.post("/{task_id}/retry")
+async def retry(store: StoreDep, task_id: str) -> dict[str, Any]:
+    return (await queue.retry(store, task_id)).to_dict()
+
+
+class AttemptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attempt: Annotated[int, Field(ge=1)]
+    lease_s: Annotated[float, Field(gt=0, le=3600)] = tasks.DEFAULT_LEASE
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attempt: Annotated[int, Field(ge=1)]
+    output: dict[str, Any] = Field(default_factory=dict)
+    tokens: dict[str, int] | None = None
+    cost: Annotated[float, Field(ge=0)] | None = None
+
+
+class ErrorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Annotated[str, Field(min_length=1, max_length=200)]
+    message: Annotated[str, Field(max_length=10_000)] = ""
+    traceback: Annotated[str, Field(max_length=100_000)] | None = None
+
+
+class FailIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attempt: Annotated[int, Field(ge=1)]
+    error: ErrorIn
+    outcome: Outcome = Outcome.FAILED
+    retryable: bool = True
+
+
+@router.post("/{task_id}/heartbeat")
+async def heartbeat(store: StoreDep, task_id: str, body: AttemptIn) -> dict[str, Any]:
+    """Extend the lease of the current attempt; ``cancel_requested`` tells it to stop."""
+    task = await queue.heartbeat(store, task_id, body.attempt, body.lease_s)
+    return {"lease_expires_at": task.to_dict()["lease_expires_at"],
+            "cancel_requested": task.row.cancel_requested}
+
+
+@router.post("/{task_id}/complete")
+async def complete(store: StoreDep, task_id: str, body: CompleteIn) -> dict[str, Any]:
+    return (await queue.complete(store, task_id, body.attempt, body.output, body.tokens,
+                                 body.cost)).to_dict()
+
+
+@router.post("/{task_id}/fail")
+async def fail(store: StoreDep, task_id: str, body: FailIn) -> dict[str, Any]:
+    if body.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED, Outcome.LOST):
+        raise InvalidInput("outcome must be failed, timeout or cancelled", code="bad_outcome")
+    return (await queue.fail(store, task_id, body.attempt, body.error.model_dump(),
+                             body.outcome, body.retryable)).to_dict()
+

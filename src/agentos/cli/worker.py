@@ -1,0 +1,59 @@
+"""``agentos worker``: run handlers for some or all agents, straight on the database."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from agentos.cli import db, options
+from agentos.cli.serve import configure_logging
+
+
+def worker(
+    agents: Annotated[str | None, typer.Option(
+        help="Comma-separated agent names to serve (default: all).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=10_000,
+                                             help="Tasks run at once.")] = 4,
+    worker_id: Annotated[str | None, typer.Option(
+        "--id", help="This worker's name (default: host-pid-random).")] = None,
+    grace: Annotated[float, typer.Option(
+        min=0, help="Seconds running tasks get to finish after SIGTERM.")] = 30.0,
+    lease: Annotated[float, typer.Option(
+        min=1, help="Seconds a claim lasts without a heartbeat.")] = 30.0,
+    burst: Annotated[bool, typer.Option(
+        help="Exit once no task is ready (for batch jobs and tests).")] = False,
+) -> None:
+    """Claim tasks from AGENTOS_DATABASE_URL and run their handlers.
+
+    Python handler targets are imported from PYTHONPATH (and the current
+    directory). On SIGTERM or Ctrl+C the worker stops claiming, lets running
+    tasks finish within --grace, then hands the rest back to the queue.
+    """
+    settings = options.settings()
+    configure_logging(settings)
+    db.ensure_current(settings)
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # handlers in the working directory, as `python -m` would
+    names = [a.strip() for a in agents.split(",") if a.strip()] if agents else None
+    asyncio.run(_run(settings.database_url, names, concurrency, worker_id, grace, lease, burst))
+
+
+async def _run(url: str, agents: list[str] | None, concurrency: int, worker_id: str | None,
+               grace: float, lease: float, burst: bool) -> None:
+    from agentos.store import open_store
+    from agentos.worker import Worker
+
+    store = open_store(url, pool_size=max(4, concurrency + 2))
+    runner = Worker(store, worker_id=worker_id, agents=agents, concurrency=concurrency,
+                    lease_s=lease, grace=grace, burst=burst)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runner.stop)
+    try:
+        await runner.run()
+    finally:
+        await store.close()

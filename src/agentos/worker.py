@@ -1,0 +1,211 @@
+"""The worker: claims tasks straight from the database and runs their handlers.
+
+One loop shape: start side tasks (the lease reaper) → claim while there are
+free slots, woken by submits (in-process), NOTIFY-free polling otherwise →
+on stop, stop claiming, let running handlers finish within ``grace``, then
+hand back what is left. Each running task has a heartbeat that extends its
+lease and carries cancellation requests; ``timeout_s`` cancels the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import traceback
+from typing import Any
+
+from agentos import handlers, ids, queue, registry
+from agentos.errors import Conflict
+from agentos.handlers import Context, HandlerError
+from agentos.store import Store, wait_wakeup
+from agentos.tasks import DEFAULT_LEASE, Outcome
+
+log = logging.getLogger("agentos.worker")
+
+POLL_INTERVAL = 0.5  # seconds between claims when idle (a local submit wakes us sooner)
+
+
+class Worker:
+    """Runs tasks of ``agents`` (all when None) with up to ``concurrency`` at once."""
+
+    def __init__(self, store: Store, *, worker_id: str | None = None,
+                 agents: list[str] | None = None, concurrency: int = 4,
+                 lease_s: float = DEFAULT_LEASE, grace: float = 30.0,
+                 burst: bool = False, claim_batch: int | None = None) -> None:
+        self.store = store
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{ids.uuid7()[-6:]}"
+        self.agents = agents
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.grace = grace
+        self.burst = burst  # exit once the queue is empty (tests, batch jobs)
+        self.claim_batch = claim_batch or concurrency
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._definitions: dict[tuple[str, str], dict[str, Any]] = {}
+        self._handlers: dict[tuple[str, str], handlers.Handler] = {}
+        self.completed = 0
+
+    def stop(self) -> None:
+        """Stop claiming; running tasks get ``grace`` seconds to finish."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        log.info("worker %s started (agents=%s, concurrency=%d)", self.id,
+                 ",".join(self.agents or ["*"]), self.concurrency,
+                 extra={"action": "worker_started"})
+        reaper = asyncio.create_task(queue.run_reaper(self.store), name="reaper")
+        wakeup = self.store.wakeup(queue.CHANNEL)
+        try:
+            while not self._stopping.is_set():
+                free = self.concurrency - len(self._running)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._wait(self._slot_freed, POLL_INTERVAL)
+                    continue
+                wakeup.clear()
+                try:
+                    claimed = await queue.claim(self.store, self.id, self.agents,
+                                                min(free, self.claim_batch), self.lease_s)
+                except Exception:
+                    log.exception("claim failed", extra={"action": "claim_failed"})
+                    claimed = []
+                for task in claimed:
+                    self._running[task.id] = asyncio.create_task(self._execute(task))
+                if claimed:
+                    continue
+                if self.burst and not self._running:
+                    break
+                await self._wait(wakeup, POLL_INTERVAL)
+            await self._drain()
+        finally:
+            reaper.cancel()
+            await asyncio.gather(reaper, return_exceptions=True)
+            self.store.forget_wakeup(queue.CHANNEL, wakeup)
+            log.info("worker %s stopped after %d tasks", self.id, self.completed,
+                     extra={"action": "worker_stopped"})
+
+    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await wait_wakeup_any(event, stop, timeout)
+        finally:
+            stop.cancel()
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        log.info("finishing %d running tasks (grace %.0fs)", len(self._running), self.grace,
+                 extra={"action": "worker_draining"})
+        _, late = await asyncio.wait(list(self._running.values()), timeout=self.grace)
+        for task in late:
+            task.cancel()  # _execute hands the task back
+        await asyncio.gather(*late, return_exceptions=True)
+
+    # ---------------------------------------------------------------- one task
+
+    async def _prepare(self, agent: str, version: str) -> tuple[dict[str, Any], handlers.Handler]:
+        key = (agent, version)
+        if key not in self._definitions:  # published versions never change: cache forever
+            self._definitions[key] = (await registry.get(self.store, agent, version)).definition
+            self._handlers[key] = handlers.load(self._definitions[key])
+        return self._definitions[key], self._handlers[key]
+
+    async def _execute(self, task: queue.Task) -> None:
+        row = task.row
+        started = time.monotonic()
+        try:
+            await self._attempt(task)
+        except asyncio.CancelledError:
+            await self._report(queue.hand_back(self.store, row.id, row.attempt))
+        finally:
+            self._running.pop(row.id, None)
+            self._slot_freed.set()
+            self.completed += 1
+            log.debug("task %s attempt %d took %.1fms", row.id, row.attempt,
+                      (time.monotonic() - started) * 1000, extra={"action": "task_done"})
+
+    async def _attempt(self, task: queue.Task) -> None:
+        row = task.row
+        try:
+            definition, handler = await self._prepare(row.agent, row.agent_version)
+        except Exception as exc:
+            await self._report(queue.fail(self.store, row.id, row.attempt,
+                                          _error(exc), retryable=False))
+            return
+        current = asyncio.current_task()
+        assert current is not None
+        ctx = Context(task=task.to_dict(), agent=definition, store=self.store,
+                      heartbeat=lambda: self._beat(row.id, row.attempt, ctx, current),
+                      log=logging.LoggerAdapter(log, {"task_id": row.id}))
+        beats = asyncio.create_task(self._heartbeats(row.id, row.attempt, ctx, current))
+        try:
+            async with asyncio.timeout(row.timeout_s):
+                output = await handler(ctx, row.input)
+        except TimeoutError:
+            error = {"type": "timeout", "message": f"no result within {row.timeout_s}s"}
+            await self._report(queue.fail(self.store, row.id, row.attempt, error,
+                                          outcome=Outcome.TIMEOUT))
+            return
+        except asyncio.CancelledError:
+            if not ctx.cancelled.is_set():
+                raise  # the worker is shutting down: hand the task back
+            error = {"type": "cancelled", "message": "cancelled on request"}
+            await self._report(queue.fail(self.store, row.id, row.attempt, error,
+                                          outcome=Outcome.CANCELLED))
+            return
+        except Exception as exc:
+            retryable = not (isinstance(exc, HandlerError) and not exc.retryable)
+            await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc),
+                                          retryable=retryable))
+            return
+        finally:
+            beats.cancel()
+        if not isinstance(output, dict):
+            output = {"result": output}
+        await self._report(queue.complete(self.store, row.id, row.attempt, output))
+
+    async def _heartbeats(self, task_id: str, attempt: int, ctx: Context,
+                          runner: asyncio.Task[Any]) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            await self._beat(task_id, attempt, ctx, runner)
+
+    async def _beat(self, task_id: str, attempt: int, ctx: Context,
+                    runner: asyncio.Task[Any]) -> None:
+        try:
+            beat = await queue.heartbeat(self.store, task_id, attempt, self.lease_s)
+        except Conflict:
+            runner.cancel()  # superseded: another attempt owns the task now
+            return
+        except Exception:
+            log.exception("heartbeat failed", extra={"action": "heartbeat_failed"})
+            return
+        if beat.row.cancel_requested and not ctx.cancelled.is_set():
+            ctx.cancelled.set()
+            runner.cancel()
+
+    async def _report(self, call: Any) -> None:
+        try:
+            await call
+        except Conflict as exc:  # a superseded attempt: its result no longer counts
+            log.warning("%s", exc.message, extra={"action": "result_rejected"})
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {"type": type(exc).__name__, "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc))[-20_000:]}
+
+
+async def wait_wakeup_any(event: asyncio.Event, stop: asyncio.Future[Any],
+                          timeout: float) -> None:
+    """Wait for ``event``, ``stop`` or ``timeout``, whichever comes first."""
+    waiter = asyncio.ensure_future(wait_wakeup(event, timeout))
+    try:
+        await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()

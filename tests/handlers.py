@@ -1,0 +1,48 @@
+"""Python handlers the task tests run (imported by workers as tests.handlers:NAME)."""
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from agentos.handlers import Context, HandlerError
+
+
+async def echo(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    return {"echo": data, "attempt": ctx.task["attempt"]}
+
+
+def sync_double(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    return {"double": data["n"] * 2}
+
+
+async def flaky(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Raises on the first ``fails`` attempts, then succeeds."""
+    if ctx.task["attempt"] <= data.get("fails", 2):
+        raise RuntimeError(f"attempt {ctx.task['attempt']} fails")
+    return {"ok": True}
+
+
+async def broken(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    raise HandlerError("bad input", retryable=data.get("retryable", True))
+
+
+async def slow(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    await asyncio.sleep(data.get("seconds", 60))
+    return {"slept": True}
+
+
+async def emitter(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    event = await ctx.emit("work.done", {"value": ctx.config.get("factor")})
+    return {"event": event.id}
+
+
+def record(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Appends "task start end pid" to the file in ``data["log"]`` (overlap checks)."""
+    start = time.time()
+    time.sleep(data.get("seconds", 0))
+    end = time.time()
+    with Path(data["log"]).open("a") as f:
+        f.write(f"{ctx.task['id']} {start} {end} {os.getpid()}\n")
+    return {}
