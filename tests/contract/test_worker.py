@@ -1,6 +1,7 @@
 """The worker runs handlers: results, retries, timeouts, cancellation, events."""
 
 import asyncio
+import itertools
 from typing import Any
 
 from agentos import agent_spec, events, queue, registry
@@ -79,7 +80,7 @@ async def test_always_failing_is_dead_lettered_with_growing_gaps(store: Store) -
     task = await queue.get(store, task_id)
     assert task.status is Status.FAILED and len(task.attempts) == 3  # max_retries + 1
     starts = [a.started_at for a in task.attempts]
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert gaps[0] >= 0.3 and gaps[1] >= 0.9 and gaps[1] > gaps[0]
 
 
