@@ -1,0 +1,120 @@
+"""Tasks over HTTP: submit, batch, list, get, cancel, retry, the worker protocol, bad input."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from agentos.store import Store
+from tests.api.test_agents_api import assert_error
+from tests.snapshot import snapshot
+
+
+async def publish(api: httpx.AsyncClient, name: str = "a", publish: bool = True) -> None:
+    await api.post("/api/v1/agents", json={
+        "name": name, "version": "1.0.0", "handler": {"type": "python", "target": "m:f"},
+        "limits": {"max_retries": 1, "backoff": {"initial_s": 0.01, "jitter": False}}})
+    if publish:
+        await api.post(f"/api/v1/agents/{name}/versions/1.0.0/publish")
+
+
+async def test_worker_protocol_round_trip(api: httpx.AsyncClient) -> None:
+    await publish(api)
+    r = await api.post("/api/v1/tasks", json={"agent": "a", "input": {"q": 1}, "priority": 8,
+                                              "idempotency_key": "k1"})
+    assert r.status_code == 201 and r.json()["status"] == "pending"
+    task_id = r.json()["id"]
+    again = await api.post("/api/v1/tasks", json={"agent": "a", "idempotency_key": "k1"})
+    assert again.status_code == 200 and again.json()["id"] == task_id
+    claim = await api.post("/api/v1/tasks/claim", json={"worker_id": "remote-1", "limit": 5})
+    [task] = claim.json()["tasks"]
+    assert task["id"] == task_id and task["attempt"] == 1 and task["input"] == {"q": 1}
+    beat = await api.post(f"/api/v1/tasks/{task_id}/heartbeat", json={"attempt": 1})
+    assert beat.status_code == 200 and beat.json()["cancel_requested"] is False
+    assert_error(await api.post(f"/api/v1/tasks/{task_id}/complete", json={"attempt": 2}), 409,
+                 "stale_attempt")
+    done = await api.post(f"/api/v1/tasks/{task_id}/complete",
+                          json={"attempt": 1, "output": {"a": 2}, "tokens": {"total": 9}})
+    assert done.json()["status"] == "succeeded"
+    full = (await api.get(f"/api/v1/tasks/{task_id}")).json()
+    assert full["attempts"][0]["worker_id"] == "remote-1"
+    assert full["attempts"][0]["tokens"] == {"total": 9}
+    assert_error(await api.post(f"/api/v1/tasks/{task_id}/cancel"), 409)
+
+
+async def test_fail_retry_dead_letter_and_rerun(api: httpx.AsyncClient) -> None:
+    await publish(api)
+    task_id = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()["id"]
+    for attempt in (1, 2):
+        got: list[dict[str, Any]] = []
+        for _ in range(100):
+            got = (await api.post("/api/v1/tasks/claim",
+                                  json={"worker_id": "w", "wait_s": 1})).json()["tasks"]
+            if got:
+                break
+        assert got[0]["attempt"] == attempt
+        await api.post(f"/api/v1/tasks/{task_id}/fail", json={
+            "attempt": attempt, "error": {"type": "Boom", "message": "no"}})
+    failed = (await api.get("/api/v1/tasks", params={"status": "failed"})).json()["tasks"]
+    assert [t["id"] for t in failed] == [task_id]
+    assert (await api.post(f"/api/v1/tasks/{task_id}/retry")).json()["status"] == "pending"
+
+
+async def test_batch_and_list(api: httpx.AsyncClient) -> None:
+    await publish(api)
+    r = await api.post("/api/v1/tasks/batch", json={"tasks": [
+        {"agent": "a", "input": {"n": i}, "correlation_id": "batch-1"} for i in range(5)]})
+    assert r.status_code == 201 and len(r.json()["tasks"]) == 5
+    page = (await api.get("/api/v1/tasks", params={"correlation_id": "batch-1",
+                                                   "limit": 3})).json()
+    assert len(page["tasks"]) == 3 and page["next_after_seq"] is not None
+
+
+async def test_cancel_pending(api: httpx.AsyncClient) -> None:
+    await publish(api)
+    task_id = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()["id"]
+    assert (await api.post(f"/api/v1/tasks/{task_id}/cancel")).json()["status"] == "cancelled"
+    claim = await api.post("/api/v1/tasks/claim", json={"worker_id": "w"})
+    assert claim.json()["tasks"] == []
+    assert_error(await api.post(f"/api/v1/tasks/{task_id}/complete", json={"attempt": 1}),
+                 409)
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"agent": "ghost"}, 400),
+    ({"agent": "drafty"}, 400),
+    ({"agent": "a", "priority": 11}, 422),
+    ({"agent": "a", "priority": 0}, 422),
+    ({"agent": "a", "timeout_s": -1}, 422),
+    ({"agent": "a", "input": [1, 2]}, 422),
+    ({"agent": "a", "colour": "red"}, 422),
+    ([{"agent": "a"}], 400),
+])
+async def test_bad_submissions_write_nothing(api: httpx.AsyncClient, store: Store,
+                                             body: Any, status: int) -> None:
+    await publish(api)
+    await publish(api, "drafty", publish=False)
+    before = await snapshot(store)
+    r = await api.post("/api/v1/tasks", json=body)
+    assert r.status_code == status, r.text
+    assert set(r.json()) == {"error"}
+    assert await snapshot(store) == before
+
+
+async def test_bad_batch_is_all_or_nothing(api: httpx.AsyncClient, store: Store) -> None:
+    await publish(api)
+    before = await snapshot(store)
+    r = await api.post("/api/v1/tasks/batch", json={"tasks": [{"agent": "a"},
+                                                              {"agent": "a", "priority": 99}]})
+    assert r.status_code == 422 and "tasks[1].priority" in r.text
+    assert await snapshot(store) == before
+
+
+async def test_bad_worker_calls(api: httpx.AsyncClient) -> None:
+    assert_error(await api.post("/api/v1/tasks/claim", json={"worker_id": ""}), 422)
+    assert_error(await api.post("/api/v1/tasks/claim", json={"worker_id": "w", "limit": 0}),
+                 422)
+    assert_error(await api.post("/api/v1/tasks/nope/heartbeat", json={"attempt": 1}), 404)
+    assert_error(await api.post("/api/v1/tasks/nope/fail", json={
+        "attempt": 1, "error": {"type": "x"}, "outcome": "succeeded"}), 400)
+    assert_error(await api.get("/api/v1/tasks", params={"status": "bogus"}), 422)
