@@ -19,17 +19,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, patterns
+from agentos import events, patterns, queue
 from agentos.events import Event
 from agentos.lifecycle import Status
 from agentos.store import Store, wait_wakeup
 from agentos.store.tables import agent_versions, route_queue, routes
 from agentos.store.tables import events as event_table
+from agentos.tasks import TaskIn
 
 log = logging.getLogger("agentos.router")
 
 BATCH = 500  # events routed per transaction
 POLL_INTERVAL = 1.0  # seconds; commits in this process (or NOTIFY) wake it sooner
+LIFECYCLE = "task."  # the queue's own events
 
 
 # ------------------------------------------------------------ pure matching
@@ -56,6 +58,9 @@ def mismatch(trigger: dict[str, Any], event_type: str, payload: dict[str, Any],
     """Why ``trigger`` does not fire for this event, or None when it does."""
     if not patterns.matches(trigger["event"], event_type):
         return f"type {event_type!r} does not match {trigger['event']!r}"
+    if event_type.startswith(LIFECYCLE) and not trigger["event"].startswith(LIFECYCLE):
+        # routing makes tasks, tasks make task.* events: a "*" trigger would loop forever
+        return f"{LIFECYCLE}* events only match triggers that name them"
     for key, expected in trigger.get("filter", {}).items():
         found, value = _lookup(payload, key)
         if not found:
@@ -81,10 +86,30 @@ class Routable:
     capabilities: dict[str, bool]
 
 
+def task_input(trigger: dict[str, Any], event: Event) -> dict[str, Any]:
+    """The task input for a route: the trigger's ``input`` mapping, where a value
+    ``"{payload.x.y}"`` (or ``"{event.type}"``, ``"{event.id}"``) is looked up in the
+    event; without a mapping, the event's payload."""
+    mapping = trigger.get("input")
+    if not mapping:
+        return dict(event.payload)
+    source = {"payload": event.payload, "event": event.to_dict()}
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+            found, looked_up = _lookup(source, value[1:-1])
+            out[key] = looked_up if found else None
+        else:
+            out[key] = value
+    return out
+
+
 def matches(agents: list[Routable], event: Event) -> list[tuple[Routable, int, int]]:
     """(agent, trigger index, priority) for every trigger that fires."""
     out = []
     for agent in agents:
+        if event.type.startswith(LIFECYCLE) and event.payload.get("agent") == agent.name:
+            continue  # an agent is never triggered by its own tasks' lifecycle
         for i, trigger in enumerate(agent.triggers):
             if mismatch(trigger, event.type, event.payload, agent.capabilities) is None:
                 out.append((agent, i, int(trigger.get("priority", 5))))
@@ -140,6 +165,7 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
         by_seq = {r.seq: Event.from_row(r) for r in rows}
         agents = await routable_agents(conn)
         new_routes = []
+        work: list[TaskIn] = []
         for seq in seqs:  # urgency order: the route ids record it
             event = by_seq.get(seq)
             if event is None:
@@ -148,11 +174,21 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
                 new_routes.append({"event_seq": seq, "agent": agent.name,
                                    "agent_version": agent.version, "trigger_index": index,
                                    "priority": priority})
-        if new_routes:
-            dialect_insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
-            await conn.execute(dialect_insert(routes).on_conflict_do_nothing(), new_routes)
+                work.append(TaskIn(
+                    agent=agent.name, version=agent.version, priority=priority,
+                    input=task_input(agent.triggers[index], event),
+                    correlation_id=event.correlation_id, causation_id=event.id,
+                    # one task per route, even if a crash made us route again
+                    idempotency_key=f"route:{seq}:{agent.name}:{index}"))
         await conn.execute(delete(route_queue).where(
             tuple_(q.rank, q.seq).in_([(r.rank, r.seq) for r in queued])))
+        if new_routes:
+            # each route's task, in this same transaction (its events go last)
+            made = await queue.submit_in(store, conn, work)
+            for route, (task, _) in zip(new_routes, made, strict=True):
+                route["task_id"] = task.id
+            dialect_insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
+            await conn.execute(dialect_insert(routes).on_conflict_do_nothing(), new_routes)
     if new_routes:
         log.info("routed %d events to %d agents", len(queued), len(new_routes),
                  extra={"action": "events_routed"})

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from agentos import agent_spec, events, registry, router
+from agentos import agent_spec, events, queue, registry, router
 from agentos.events import EventIn
 from agentos.store import Store
 
@@ -31,7 +31,16 @@ async def test_routes_follow_triggers_of_the_latest_published_version(store: Sto
     assert got == [("qa", "1.0.0", 0, 8), ("qa", "1.0.0", 1, 5)]
     assert await router.routes_of(store, low.event.seq) == []
     assert await router.is_routed(store, low.event.seq)
-    assert await router.route_batch(store) == 0  # nothing is routed twice
+    await router.route_batch(store)  # routes the task.created events that routing made
+    assert len(await router.routes_of(store, high.event.seq)) == 2  # nothing routed twice
+    # each route made its task in the same transaction, caused by the event
+    for route in await router.routes_of(store, high.event.seq):
+        assert route.task_id is not None
+        task = await queue.get(store, route.task_id)
+        assert (task.row.agent, task.row.priority) == ("qa", route.priority)
+        assert task.row.causation_id == high.event.id
+        assert task.row.correlation_id == high.event.correlation_id
+        assert task.row.input == {"severity": "high"}
 
 
 async def test_critical_events_are_routed_before_low_ones(store: Store) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from agentos import agent_spec, events, registry
 from agentos.store import open_store
-from agentos.store.tables import route_queue, routes
+from agentos.store.tables import route_queue, routes, tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 3000
@@ -53,3 +53,6 @@ async def test_router_survives_sigkill(database_url: str) -> None:
     await store.close()
     assert queued == 0
     assert distinct == total == EVENTS * 2 * 2  # 2 agents x 2 triggers, each once
+    async with open_store(database_url).read() as conn:
+        made = (await conn.execute(select(func.count()).select_from(tasks))).scalar_one()
+    assert made == total  # and exactly one task per route

@@ -35,3 +35,8 @@ def test_disabled_capability_blocks_the_trigger() -> None:
     trigger = {"event": "x", "capability": "planning"}
     assert mismatch(trigger, "x", {}, {"planning": True}) is None
     assert "disabled" in (mismatch(trigger, "x", {}, {"planning": False}) or "")
+
+
+def test_task_lifecycle_events_need_a_trigger_that_names_them() -> None:
+    assert mismatch({"event": "*"}, "task.created", {}, {}) is not None
+    assert mismatch({"event": "task.failed"}, "task.failed", {}, {}) is None
