@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any
 
-from agentos import handlers, ids, queue, registry
+from agentos import handlers, ids, queue, registry, workers
 from agentos.errors import Conflict
 from agentos.handlers import Context, HandlerError
 from agentos.store import Store, wait_wakeup
@@ -58,7 +58,9 @@ class Worker:
         log.info("worker %s started (agents=%s, concurrency=%d)", self.id,
                  ",".join(self.agents or ["*"]), self.concurrency,
                  extra={"action": "worker_started"})
+        await workers.register(self.store, self.id, self.agents, self.concurrency)
         reaper = asyncio.create_task(queue.run_reaper(self.store), name="reaper")
+        presence = asyncio.create_task(self._presence(), name="presence")
         wakeup = self.store.wakeup(queue.CHANNEL)
         try:
             while not self._stopping.is_set():
@@ -84,10 +86,21 @@ class Worker:
             await self._drain()
         finally:
             reaper.cancel()
-            await asyncio.gather(reaper, return_exceptions=True)
+            presence.cancel()
+            await asyncio.gather(reaper, presence, return_exceptions=True)
             self.store.forget_wakeup(queue.CHANNEL, wakeup)
+            await workers.stopped(self.store, self.id)
             log.info("worker %s stopped after %d tasks", self.id, self.completed,
                      extra={"action": "worker_stopped"})
+
+    async def _presence(self) -> None:
+        """Tell the registry this worker is alive, and how busy."""
+        while True:
+            await asyncio.sleep(workers.HEARTBEAT_INTERVAL)
+            try:
+                await workers.beat(self.store, self.id, len(self._running))
+            except Exception:
+                log.exception("presence update failed", extra={"action": "presence_failed"})
 
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
         stop = asyncio.ensure_future(self._stopping.wait())

@@ -118,3 +118,11 @@ async def test_bad_worker_calls(api: httpx.AsyncClient) -> None:
     assert_error(await api.post("/api/v1/tasks/nope/fail", json={
         "attempt": 1, "error": {"type": "x"}, "outcome": "succeeded"}), 400)
     assert_error(await api.get("/api/v1/tasks", params={"status": "bogus"}), 422)
+
+
+async def test_workers_endpoint(api: httpx.AsyncClient, store: Store) -> None:
+    from agentos import workers
+
+    await workers.register(store, "remote-9", None, 2)
+    [w] = (await api.get("/api/v1/workers")).json()["workers"]
+    assert w["id"] == "remote-9" and w["alive"] and w["agents"] is None

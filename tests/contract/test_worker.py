@@ -133,3 +133,23 @@ async def test_shutdown_hands_back_unfinished_tasks(store: Store) -> None:
     assert back.status is Status.PENDING and back.attempts[0].outcome == "lost"
     [again] = await queue.claim(store, "w2")
     assert again.row.attempt == 2
+
+
+async def test_workers_register_and_deregister(store: Store) -> None:
+    from agentos import workers
+
+    worker = Worker(store, worker_id="w-test", agents=["echo"], concurrency=3)
+    running = asyncio.create_task(worker.run())
+    for _ in range(100):
+        listed = await workers.list_all(store)
+        if listed:
+            break
+        await asyncio.sleep(0.02)
+    [me] = listed
+    assert (me["id"], me["agents"], me["concurrency"], me["status"], me["alive"]) == (
+        "w-test", ["echo"], 3, "idle", True)
+    worker.stop()
+    await asyncio.wait_for(running, 10)
+    assert await workers.list_all(store) == []
+    [gone] = await workers.list_all(store, include_stopped=True)
+    assert gone["status"] == "stopped" and not gone["alive"]

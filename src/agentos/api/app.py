@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(subscriptions.router)
     app.include_router(schedule_routes.router)
     app.include_router(tasks.router)
+    app.include_router(tasks.workers_router)
     app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)

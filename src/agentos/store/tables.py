@@ -258,3 +258,19 @@ task_attempts = Table(
     Column("tokens", Json),
     Column("cost", Float),
 )
+
+# worker instances: registered at start, heartbeating while they run
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("agents", Json),  # null: every agent
+    Column("concurrency", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # idle | busy | stopped
+    Column("running", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_heartbeat_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentos import queue, tasks
+from agentos import queue, tasks, workers
 from agentos.api.deps import StoreDep
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
@@ -170,3 +170,12 @@ async def fail(store: StoreDep, task_id: str, body: FailIn) -> dict[str, Any]:
     return (await queue.fail(store, task_id, body.attempt, body.error.model_dump(),
                              body.outcome, body.retryable)).to_dict()
 
+
+
+workers_router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
+
+
+@workers_router.get("")
+async def list_workers(store: StoreDep, include_stopped: bool = False) -> dict[str, Any]:
+    """Registered worker instances; ``alive`` means a heartbeat within the last 15 s."""
+    return {"workers": await workers.list_all(store, include_stopped)}

@@ -1,4 +1,4 @@
-"""tasks: the queue and the execution record of every attempt
+"""tasks: the queue, the execution record of every attempt, worker instances
 
 Revision ID: 0004
 Revises: 0002
@@ -85,6 +85,23 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "workers",
+        sa.Column("id", sa.String(128), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("agents", Json),
+        sa.Column("concurrency", sa.Integer, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("running", sa.Integer, nullable=False),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("last_heartbeat_at", UTCDateTime, nullable=False),
+        sa.Column("stopped_at", UTCDateTime),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workers")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("workers")
     op.drop_table("task_attempts")
     op.drop_table("tasks")

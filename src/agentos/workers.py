@@ -1,0 +1,62 @@
+"""Worker instances: who is running, where, for which agents, and whether alive."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from agentos.store import Store
+from agentos.store.columns import utcnow
+from agentos.store.tables import workers as table
+
+HEARTBEAT_INTERVAL = 5.0  # seconds between a worker's presence updates
+ALIVE_WITHIN = 3 * HEARTBEAT_INTERVAL  # seconds of silence before a worker counts as gone
+c = table.c
+
+
+async def register(store: Store, worker_id: str, agents: list[str] | None,
+                   concurrency: int) -> None:
+    async with store.write() as conn:
+        now = (await conn.execute(select(utcnow()))).scalar_one()
+        await conn.execute(delete(table).where(c.id == worker_id))
+        await conn.execute(insert(table).values(
+            id=worker_id, host=socket.gethostname(), pid=os.getpid(), agents=agents,
+            concurrency=concurrency, status="idle", running=0, started_at=now,
+            last_heartbeat_at=now))
+
+
+async def beat(store: Store, worker_id: str, running: int) -> None:
+    async with store.write() as conn:
+        await conn.execute(update(table).where(c.id == worker_id).values(
+            running=running, status="busy" if running else "idle",
+            last_heartbeat_at=utcnow()))
+
+
+async def stopped(store: Store, worker_id: str) -> None:
+    async with store.write() as conn:
+        await conn.execute(update(table).where(c.id == worker_id).values(
+            status="stopped", running=0, stopped_at=utcnow()))
+
+
+async def list_all(store: Store, include_stopped: bool = False) -> list[dict[str, Any]]:
+    async with store.read() as conn:
+        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+        stmt = select(table).order_by(c.started_at)
+        if not include_stopped:
+            stmt = stmt.where(c.status != "stopped")
+        rows = (await conn.execute(stmt)).all()
+    cutoff = now - timedelta(seconds=ALIVE_WITHIN)
+    return [{
+        "id": r.id, "host": r.host, "pid": r.pid, "agents": r.agents,
+        "concurrency": r.concurrency, "running": r.running,
+        "status": r.status if r.status == "stopped" or r.last_heartbeat_at >= cutoff
+        else "lost",
+        "alive": r.status != "stopped" and r.last_heartbeat_at >= cutoff,
+        "started_at": r.started_at.isoformat(),
+        "last_heartbeat_at": r.last_heartbeat_at.isoformat(),
+        "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None,
+    } for r in rows]
