@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # background loops of `agentos serve` (router, scheduler); off for pure API nodes
     run_router: bool = True
     run_scheduler: bool = True
+    # run a worker inside the server process (the demo does; production runs `agentos worker`)
+    run_worker: bool = False
+    worker_concurrency: int = Field(default=4, ge=1)
 
     @cached_property
     def dialect(self) -> str:

@@ -24,6 +24,7 @@ from agentos import patterns
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
 from agentos.store import Store, sql
 from agentos.store.tables import event_log_head, events
+from agentos.store.tables import tasks as tasks_table
 
 CHANNEL = "agentos_events"  # notified on every commit that appended events
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # bytes of JSON
@@ -279,16 +280,25 @@ async def query(store: Store, q: Query) -> tuple[list[Event], int | None]:
 
 
 async def correlation(store: Store, correlation_id: str) -> list[dict[str, Any]]:
-    """Every event sharing ``correlation_id`` as a causation tree: each node is the
-    event's dict with its ``children`` (the events it caused), in sequence order."""
+    """Every event and task sharing ``correlation_id`` as a causation tree: each node
+    (``kind`` event or task) has its ``children``, the things it caused, in time order.
+    A task sits under the event that caused it; its lifecycle events and the events
+    its handler emitted sit under the task."""
     async with store.read() as conn:
         rows = (await conn.execute(select(events).where(events.c.correlation_id ==
                                                         correlation_id).order_by(events.c.seq)
                                    )).all()
-    if not rows:
+        task_rows = (await conn.execute(select(tasks_table).where(
+            tasks_table.c.correlation_id == correlation_id).order_by(tasks_table.c.seq))).all()
+    if not rows and not task_rows:
         raise NotFound(f"no events with correlation id {correlation_id}",
                        code="correlation_not_found")
-    return causation_tree([{**Event.from_row(r).to_dict(), "kind": "event"} for r in rows])
+    nodes = [{**Event.from_row(r).to_dict(), "kind": "event"} for r in rows]
+    nodes += [{"kind": "task", "id": t.id, "causation_id": t.causation_id, "agent": t.agent,
+               "version": t.agent_version, "status": t.status, "attempt": t.attempt,
+               "created_at": t.created_at.isoformat()} for t in task_rows]
+    nodes.sort(key=lambda n: str(n["created_at"]))  # stable: events keep their seq order
+    return causation_tree(nodes)
 
 
 def causation_tree(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -82,8 +82,8 @@ class Task:
 def _event(task: Any, kind: str, **payload: Any) -> EventIn:
     return EventIn(type=f"task.{kind}", source="queue",
                    payload={"task_id": task.id, "agent": task.agent, **payload},
-                   correlation_id=task.correlation_id,
-                   causation_id=task.causation_id if kind == "created" else task.id)
+                   # under the task in the correlation tree (the task sits under its cause)
+                   correlation_id=task.correlation_id, causation_id=task.id)
 
 
 # ------------------------------------------------------------------ submit

@@ -25,3 +25,29 @@ def test_demo_serves_the_published_templates_and_runs_again(tmp_path: Path) -> N
         assert [(a["name"], a["status"]) for a in agents] == [
             (name, "published") for name in templates.names()]
     assert (tmp_path / "agentos.db").exists()
+
+
+def test_demo_agents_do_real_work_on_an_alert(tmp_path: Path) -> None:
+    import time
+
+    demo = start("demo", tmp_path, environment())
+    try:
+        with Client(demo.url) as api:
+            # When a high-severity alert is emitted
+            alert = api.emit("alert.cpu", {"severity": "high", "device_id": "pixel-7"})
+            # Then qa-manager plans suites and executors run them, all in the demo's worker
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                done = api.list_tasks(status="succeeded")["tasks"]
+                if len(done) >= 3:
+                    break
+                time.sleep(0.2)
+            tree = api.correlation(alert["correlation_id"])
+            results = api.list_events(type="qa.run.completed")["events"]
+    finally:
+        demo.stop()
+    assert sorted(t["agent"] for t in done) == ["executor", "executor", "qa-manager"]
+    assert {e["payload"]["suite"] for e in results} == {"smoke", "regression"}
+    manager = tree[0]["children"][0]
+    assert (manager["kind"], manager["agent"], manager["status"]) == (
+        "task", "qa-manager", "succeeded")

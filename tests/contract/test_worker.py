@@ -51,6 +51,11 @@ async def test_handlers_run_and_record_results(store: Store) -> None:
     [event], _ = await events.query(store, events.Query(type="work.done"))
     assert event.payload == {"value": 3} and event.causation_id == emitted.id
     assert event.correlation_id == emitted.row.correlation_id
+    # the correlation tree: the task, and under it its lifecycle and what it emitted
+    [root] = await events.correlation(store, emitted.row.correlation_id)
+    assert (root["kind"], root["id"]) == ("task", emitted.id)
+    assert {c["type"] for c in root["children"]} == {
+        "task.created", "task.started", "work.done", "task.succeeded"}
 
 
 async def test_raises_twice_then_succeeds(store: Store) -> None:

@@ -18,6 +18,7 @@ from agentos.bus import Bus
 from agentos.config import Settings
 from agentos.dashboard import routes as dashboard
 from agentos.store import Store, open_store
+from agentos.worker import Worker
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -37,6 +38,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if settings.run_scheduler:
             loops.append(_supervised("scheduler", lambda: schedules.run(app.state.store)))
         loops.append(_supervised("reaper", lambda: queue.run_reaper(app.state.store)))
+        if settings.run_worker:
+            loops.append(_supervised("worker", lambda: Worker(
+                app.state.store, concurrency=settings.worker_concurrency).run()))
         try:
             yield
         finally:

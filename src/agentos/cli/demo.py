@@ -23,10 +23,11 @@ def demo(host: serve.Host = None, port: serve.Port = None) -> None:
 
     Uses ./agentos.db unless AGENTOS_DATABASE_URL is set; safe to run again.
     """
-    settings = options.settings()
+    settings = options.settings().model_copy(update={"run_worker": True})
     host, port = host or settings.host, port or settings.port
     serve.configure_logging(settings)
-    sections = [_database(settings), _agents(settings)]
+    sections = [_database(settings), _agents(settings),
+                ("worker", [f"in this process, {settings.worker_concurrency} tasks at once"])]
     serve.check_port(host, port)
     _banner(settings, f"http://{host}:{port}", sections)
     serve.start(settings, host, port)
@@ -75,7 +76,9 @@ def _banner(settings: Settings, base: str, sections: list[Section]) -> None:
         for i, line in enumerate(lines):
             typer.echo(f"  {(label if i == 0 else '').ljust(width)}  {line}")
     typer.echo("\nTry, in another terminal:")
-    for command in ("agentos agents list", "agentos agents show qa-manager",
-                    "agentos agents export explorer"):
+    for command in ("agentos agents list", "agentos events tail &",
+                    "agentos events emit alert.cpu --payload "
+                    "'{\"severity\": \"high\", \"device_id\": \"pixel-7\"}'",
+                    "agentos tasks list"):
         typer.echo(f"  {prefix}{command}")
     typer.echo("\nPress Ctrl+C to stop.\n")

@@ -304,7 +304,11 @@ def _print_tree(node: dict[str, Any], prefix: str, branch: str) -> None:
 
 
 def _label(node: dict[str, Any]) -> str:
-    if node.get("kind", "event") != "event":  # tasks and workflow runs, once they exist
+    if node.get("kind") == "task":
+        return (f"task {node['agent']} {node['version']}  {node['status']}  "
+                f"attempt={node['attempt']}  {output.timestamp(node['created_at'])}  "
+                f"{node['id']}")
+    if node.get("kind", "event") != "event":  # workflow runs, once they exist
         return f"{node['kind']} {node['id']} {node.get('status', '')}".rstrip()
     return (f"{node['type']}  seq={node['seq']}  {node['source']}  {node['priority']}  "
             f"{output.timestamp(node['created_at'])}  {node['id']}")

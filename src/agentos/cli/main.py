@@ -25,6 +25,7 @@ from agentos.cli import (
     schedules,
     serve,
     subscriptions,
+    tasks,
     worker,
 )
 from agentos.errors import AgentOSError
@@ -42,6 +43,8 @@ app = typer.Typer(
 app.command()(serve.serve)
 app.command()(demo.demo)
 app.command()(worker.worker)
+app.command()(tasks.workers)
+app.add_typer(tasks.app, name="tasks")
 app.add_typer(db.app, name="db")
 app.add_typer(agents.app, name="agents")
 app.add_typer(events.app, name="events")

@@ -282,6 +282,41 @@ class Client:
         """Resume from now on: the ticks that passed while paused are not fired."""
         return self._json("POST", _path("schedules", name, "resume"))
 
+    # -------------------------------------------------------------- tasks
+
+    def submit(self, agent: str, input: dict[str, Any] | None = None, **fields: Any
+               ) -> dict[str, Any]:
+        """Submit a task (fields: version, priority, max_retries, timeout_s, run_at,
+        idempotency_key, correlation_id, causation_id)."""
+        body = {"agent": agent, "input": input or {},
+                **{k: _iso(v) if k == "run_at" else v for k, v in fields.items()
+                   if v is not None}}
+        return self._json("POST", "/api/v1/tasks", json=body)
+
+    def submit_batch(self, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        body = self._json("POST", "/api/v1/tasks/batch", json={"tasks": tasks})
+        return list(body["tasks"])
+
+    def list_tasks(self, agent: str | None = None, status: str | None = None,
+                   correlation_id: str | None = None, after_seq: int | None = None,
+                   limit: int | None = None) -> dict[str, Any]:
+        params = {k: v for k, v in {"agent": agent, "status": status,
+                                    "correlation_id": correlation_id, "after_seq": after_seq,
+                                    "limit": limit}.items() if v is not None}
+        return self._json("GET", "/api/v1/tasks", params=params)
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        return self._json("GET", _path("tasks", task_id))
+
+    def cancel_task(self, task_id: str) -> dict[str, Any]:
+        return self._json("POST", _path("tasks", task_id, "cancel"))
+
+    def retry_task(self, task_id: str) -> dict[str, Any]:
+        return self._json("POST", _path("tasks", task_id, "retry"))
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/api/v1/workers")["workers"])
+
     # ------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:

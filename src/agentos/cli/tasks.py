@@ -1,0 +1,138 @@
+"""``agentos tasks``: submit, list, show, cancel and retry tasks; ``agentos workers``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from agentos.cli import events, options, output
+
+app = typer.Typer(help="Submit, list, inspect, cancel and retry tasks.",
+                  invoke_without_command=True)
+app.callback()(options.help_if_bare)
+
+TaskId = Annotated[str, typer.Argument(metavar="ID", help="The task's id.", show_default=False)]
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+COLUMNS = [("ID", "id"), ("AGENT", "agent"), ("STATUS", "status"), ("PRI", "priority"),
+           ("ATTEMPT", "attempt"), ("CREATED", "created"), ("ERROR", "error")]
+
+
+@app.command()
+def submit(
+    agent: Annotated[str, typer.Argument(help="The agent to run.", show_default=False)],
+    input: Annotated[str | None, typer.Option("--input", help="JSON object.")] = None,
+    priority: Annotated[int, typer.Option(min=1, max=10, help="10 runs first.")] = 5,
+    version: Annotated[str | None, typer.Option(help="A published version.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Submit once per key.")] = None,
+    correlation_id: Annotated[str | None, typer.Option(help="Join a correlation.")] = None,
+    json: options.Json = False, url: options.Url = None,
+) -> None:
+    """Submit a task to an agent's latest published version."""
+    data = _object(input)
+    with options.client(url) as api:
+        task = api.submit(agent, data, priority=priority, version=version,
+                          idempotency_key=idempotency_key, correlation_id=correlation_id)
+    if json:
+        output.emit_json(task)
+    else:
+        typer.echo(f"submitted {task['id']} to {task['agent']} {task['version']} "
+                   f"({task['status']})")
+
+
+@app.command("list")
+def list_(
+    agent: Annotated[str | None, typer.Option(help="Only this agent's tasks.")] = None,
+    status: Annotated[State | None, typer.Option(help="failed lists dead letters.")] = None,
+    correlation_id: Annotated[str | None, typer.Option(help="One correlation.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    json: options.Json = False, url: options.Url = None,
+) -> None:
+    """List tasks, oldest first."""
+    with options.client(url) as api:
+        page = api.list_tasks(agent, status.value if status else None, correlation_id,
+                              limit=limit)
+    if json:
+        output.emit_json(page["tasks"])
+        return
+    output.table([_row(t) for t in page["tasks"]], COLUMNS, empty="no tasks")
+
+
+@app.command()
+def show(task_id: TaskId, json: options.Json = False, url: options.Url = None) -> None:
+    """Show a task and every attempt."""
+    with options.client(url) as api:
+        task = api.get_task(task_id)
+    if json:
+        output.emit_json(task)
+        return
+    output.fields([
+        ("id", task["id"]), ("agent", f"{task['agent']} {task['version']}"),
+        ("status", task["status"]), ("priority", task["priority"]),
+        ("attempt", f"{task['attempt']} (max retries {task['max_retries']})"),
+        ("input", events.compact(task["input"])),
+        ("output", events.compact(task["output"]) if task["output"] is not None else "-"),
+        ("error", (task["error"] or {}).get("message", "-")),
+        ("correlation", task["correlation_id"]),
+        ("created", output.timestamp(task["created_at"])),
+    ])
+    attempts = [{"n": a["number"], "worker": a["worker_id"], "outcome": a["outcome"],
+                 "ms": f"{a['duration_ms']:.1f}" if a["duration_ms"] is not None else "-",
+                 "error": (a["error"] or {}).get("message", "")}
+                for a in task.get("attempts", [])]
+    if attempts:
+        typer.echo("")
+        output.table(attempts, [("ATTEMPT", "n"), ("WORKER", "worker"),
+                                ("OUTCOME", "outcome"), ("MS", "ms"), ("ERROR", "error")])
+
+
+@app.command()
+def cancel(task_id: TaskId, url: options.Url = None) -> None:
+    """Cancel a task: at once if waiting, cooperatively if running."""
+    with options.client(url) as api:
+        task = api.cancel_task(task_id)
+    state = "cancellation requested" if task["status"] == "running" else task["status"]
+    typer.echo(f"{task_id}: {state}")
+
+
+@app.command()
+def retry(task_id: TaskId, url: options.Url = None) -> None:
+    """Run a failed or cancelled task again."""
+    with options.client(url) as api:
+        task = api.retry_task(task_id)
+    typer.echo(f"{task_id}: {task['status']}")
+
+
+def workers(json: options.Json = False, url: options.Url = None) -> None:
+    """List the worker instances and whether each is alive."""
+    with options.client(url) as api:
+        found = api.list_workers()
+    if json:
+        output.emit_json(found)
+        return
+    output.table([{**w, "agents": ",".join(w["agents"] or ["*"]),
+                   "heartbeat": output.timestamp(w["last_heartbeat_at"])} for w in found],
+                 [("ID", "id"), ("HOST", "host"), ("PID", "pid"), ("AGENTS", "agents"),
+                  ("STATUS", "status"), ("RUNNING", "running"), ("HEARTBEAT", "heartbeat")],
+                 empty="no workers")
+
+
+def _object(text: str | None) -> dict[str, Any]:
+    parsed = events.parse_payload(text)  # the same JSON-object rules as --payload
+    return parsed or {}
+
+
+def _row(task: dict[str, Any]) -> dict[str, Any]:
+    return {**task, "created": output.timestamp(task["created_at"]),
+            "error": (task["error"] or {}).get("message", "")[:60]}
