@@ -73,9 +73,13 @@ def test_emit_list_show_routes_chain_and_bad_input(cli: Cli, sdk: Client) -> Non
     lines = cli.ok("events", "list", "--type", "qa.*").splitlines()
     assert lines[0].split() == ["SEQ", "TIME", "TYPE", "SOURCE", "PRIORITY", "ID", "PAYLOAD"]
     assert [line.split()[2] for line in lines[1:]] == ["qa.plan", "qa.run", "qa.report"]
-    listed = json.loads(cli.ok("events", "list", "--correlation-id", alert_id, "--limit", "3",
-                               "--json"))
-    assert [e["seq"] for e in listed] == [seq, plan["seq"], run["seq"]]
+    listed = json.loads(cli.ok("events", "list", "--correlation-id", alert_id, "--json"))
+    # (the routed alert's task adds its task.* events to the correlation too)
+    assert [e["seq"] for e in listed if not e["type"].startswith("task.")] == [
+        seq, plan["seq"], run["seq"], report["seq"]]
+    limited = json.loads(cli.ok("events", "list", "--correlation-id", alert_id, "--limit",
+                                "2", "--json"))
+    assert [e["seq"] for e in limited] == [e["seq"] for e in listed[:2]]
 
     shown = fields(cli.ok("events", "show", alert_id))
     assert (shown["seq"], shown["type"], shown["priority"], shown["payload"],
@@ -85,18 +89,19 @@ def test_emit_list_show_routes_chain_and_bad_input(cli: Cli, sdk: Client) -> Non
     wait_routed(api, alert_id)
     rows = cli.ok("events", "routes", alert_id).splitlines()
     assert rows[0].split() == ["AGENT", "VERSION", "TRIGGER", "PRIORITY", "TASK", "ROUTED"]
-    assert [row.split()[:5] for row in rows[1:]] == [["qa-manager", "1.0.0", "0", "8", "-"]]
+    assert [row.split()[:4] for row in rows[1:]] == [["qa-manager", "1.0.0", "0", "8"]]
+    assert len(rows[1].split()[4]) == 36  # the route's task id
 
     # chain: the causation tree, from the correlation id or any event in it
     tree = cli.ok("events", "chain", alert_id)
-    assert [line.split("  seq=")[0] for line in tree.splitlines()] == [
-        f"correlation {alert_id}",
-        "alert.cpu",
-        "├─ qa.plan",
-        "│  └─ qa.run",
-        "└─ qa.report",
-    ]
-    assert f"seq={report['seq']}" in tree.splitlines()[-1]
+    # the routed task and its lifecycle sit in the tree too; look at the events emitted here
+    lines = [line for line in tree.splitlines() if "task" not in line.split("  seq=")[0]]
+    labels = [line.split("  seq=")[0].lstrip("│├└─ ") for line in lines]
+    assert labels == [f"correlation {alert_id}", "alert.cpu", "qa.plan", "qa.run", "qa.report"]
+    depth = {label: len(line) - len(line.lstrip("│├└─ ")) for label, line in
+             zip(labels, lines, strict=True)}
+    assert depth["qa.run"] > depth["qa.plan"] == depth["qa.report"] > depth["alert.cpu"]
+    assert f"seq={report['seq']}" in lines[-1]
     assert cli.ok("events", "chain", run["id"]) == tree
 
     # bad input: one line, exit 2, nothing written
