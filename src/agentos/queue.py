@@ -26,7 +26,7 @@ from agentos import events, ids, tasks
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import EventIn
 from agentos.lifecycle import Status as VersionStatus
-from agentos.store import Store, raise_if_cancelling
+from agentos.store import Store, wait_wakeup
 from agentos.store.columns import utcnow
 from agentos.store.tables import agent_versions, event_log_head, task_attempts
 from agentos.store.tables import tasks as table
@@ -443,15 +443,15 @@ async def list_tasks(store: Store, agent: str | None = None, status: Status | No
 REAP_INTERVAL = 1.0  # seconds between sweeps for lapsed leases
 
 
-async def run_reaper(store: Store) -> None:
-    """Reclaim lapsed leases until cancelled (every server and worker runs one)."""
-    while True:
+async def run_reaper(store: Store, stop: asyncio.Event | None = None) -> None:
+    """Reclaim lapsed leases until ``stop`` is set (every server and worker runs one)."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
         try:
             await reap(store)
         except Exception:
             log.exception("reaping failed", extra={"action": "reap_failed"})
-        raise_if_cancelling()
-        await asyncio.sleep(REAP_INTERVAL)
+        await wait_wakeup(stop, REAP_INTERVAL)
 
 
 async def hand_back(store: Store, task_id: str, attempt: int) -> Task:

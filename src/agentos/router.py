@@ -9,6 +9,7 @@ transaction, records their routes and removes them from the queue: a crash
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -195,17 +196,17 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
     return len(queued)
 
 
-async def run(store: Store) -> None:
-    """Route until cancelled, woken by commits that appended events."""
+async def run(store: Store, stop: asyncio.Event | None = None) -> None:
+    """Route until ``stop`` is set (or cancelled), woken by commits that appended events."""
     wakeup = store.wakeup(events.CHANNEL)
-    while True:
+    while stop is None or not stop.is_set():
         wakeup.clear()
         try:
             if await route_batch(store) == BATCH:
                 continue
         except Exception:
             log.exception("routing failed", extra={"action": "route_failed"})
-        await wait_wakeup(wakeup, POLL_INTERVAL)
+        await wait_wakeup(wakeup, POLL_INTERVAL, stop)
 
 
 async def routes_of(store: Store, event_seq: int) -> list[Route]:

@@ -23,7 +23,7 @@ from sqlalchemy import delete, insert, select, update
 
 from agentos import events, patterns
 from agentos.errors import Conflict, InvalidInput, NotFound
-from agentos.store import Store, raise_if_cancelling
+from agentos.store import Store, wait_wakeup
 from agentos.store.columns import utcnow
 from agentos.store.tables import schedules as table
 
@@ -320,12 +320,12 @@ async def fire_due(store: Store) -> int:
     return sum(1 for a in appended if not a.duplicate)
 
 
-async def run(store: Store) -> None:
-    """Fire schedules until cancelled."""
-    while True:
+async def run(store: Store, stop: asyncio.Event | None = None) -> None:
+    """Fire schedules until ``stop`` is set (or cancelled)."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
         try:
             await fire_due(store)
         except Exception:
             log.exception("scheduler pass failed", extra={"action": "scheduler_failed"})
-        raise_if_cancelling()
-        await asyncio.sleep(TICK)
+        await wait_wakeup(stop, TICK)

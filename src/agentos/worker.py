@@ -59,7 +59,8 @@ class Worker:
                  ",".join(self.agents or ["*"]), self.concurrency,
                  extra={"action": "worker_started"})
         await workers.register(self.store, self.id, self.agents, self.concurrency)
-        reaper = asyncio.create_task(queue.run_reaper(self.store), name="reaper")
+        reaper = asyncio.create_task(queue.run_reaper(self.store, self._stopping),
+                                     name="reaper")
         presence = asyncio.create_task(self._presence(), name="presence")
         wakeup = self.store.wakeup(queue.CHANNEL)
         try:
@@ -85,7 +86,7 @@ class Worker:
                 await self._wait(wakeup, POLL_INTERVAL)
             await self._drain()
         finally:
-            reaper.cancel()
+            self._stopping.set()  # the reaper ends at its next checkpoint
             presence.cancel()
             await asyncio.gather(reaper, presence, return_exceptions=True)
             self.store.forget_wakeup(queue.CHANNEL, wakeup)

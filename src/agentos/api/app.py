@@ -32,19 +32,26 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                                               pool_size=settings.db_pool_size)
         app.state.bus = Bus(app.state.store)
         await app.state.bus.start()
+        stop = asyncio.Event()
+        store_ = app.state.store
+        in_server_worker = Worker(store_, concurrency=settings.worker_concurrency)
         loops = []
         if settings.run_router:
-            loops.append(_supervised("router", lambda: router.run(app.state.store)))
+            loops.append(_supervised("router", lambda: router.run(store_, stop)))
         if settings.run_scheduler:
-            loops.append(_supervised("scheduler", lambda: schedules.run(app.state.store)))
-        loops.append(_supervised("reaper", lambda: queue.run_reaper(app.state.store)))
+            loops.append(_supervised("scheduler", lambda: schedules.run(store_, stop)))
+        loops.append(_supervised("reaper", lambda: queue.run_reaper(store_, stop)))
         if settings.run_worker:
-            loops.append(_supervised("worker", lambda: Worker(
-                app.state.store, concurrency=settings.worker_concurrency).run()))
+            loops.append(_supervised("worker", in_server_worker.run))
         try:
             yield
         finally:
-            for loop in loops:
+            # loops stop at their next checkpoint, between transactions; the
+            # stragglers (a handler still running) are cancelled after a while
+            stop.set()
+            in_server_worker.stop()
+            _, late = await asyncio.wait(loops, timeout=STOP_GRACE) if loops else ((), ())
+            for loop in late:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
             await app.state.bus.stop()
@@ -74,14 +81,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     return app
 
 
+STOP_GRACE = 5.0  # seconds background loops get to stop on their own at shutdown
+
+
 def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-    """Run a background loop; if it dies, log it and start it again."""
+    """Run a background loop; if it dies, log it and start it again. A loop that
+    returns (it was asked to stop) ends the task."""
     log = logging.getLogger("agentos.server")
 
     async def keep_running() -> None:
         while True:
             try:
                 await loop()
+                return
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -24,7 +24,8 @@ from agentos.errors import AgentOSError, Conflict, Unavailable
 log = logging.getLogger("agentos.store")
 
 
-async def wait_wakeup(wakeup: asyncio.Event, timeout: float) -> None:
+async def wait_wakeup(wakeup: asyncio.Event, timeout: float,
+                      stop: asyncio.Event | None = None) -> None:
     """Wait until ``wakeup`` is set or ``timeout`` seconds pass.
 
     Background loops call this between passes, so it is also where a
@@ -36,7 +37,15 @@ async def wait_wakeup(wakeup: asyncio.Event, timeout: float) -> None:
     raise_if_cancelling()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
-            await wakeup.wait()
+            if stop is None:
+                await wakeup.wait()
+            else:  # also return at once when asked to stop
+                waiters = [asyncio.ensure_future(e.wait()) for e in (wakeup, stop)]
+                try:
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waiters:
+                        w.cancel()
     raise_if_cancelling()
 
 
