@@ -1,0 +1,47 @@
+"""``agentos tasks`` and ``agentos workers`` against a real server, then a real worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from agentos.sdk import Client
+from tests.acceptance.conftest import Cli, Server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_submit_list_show_cancel_retry_and_a_worker(cli: Cli, server: Server,
+                                                    database_url: str) -> None:
+    with Client(server.url) as api:
+        api.create_agent({"name": "echo", "version": "1.0.0",
+                          "handler": {"type": "python", "target": "tests.handlers:echo"}})
+        api.publish("echo", "1.0.0")
+    out = cli.ok("tasks", "submit", "echo", "--input", '{"x": 1}', "--priority", "9", "--json")
+    task = json.loads(out)
+    assert (task["agent"], task["priority"], task["status"]) == ("echo", 9, "pending")
+    other = json.loads(cli.ok("tasks", "submit", "echo", "--json"))
+    assert cli.ok("tasks", "cancel", other["id"]).strip() == f"{other['id']}: cancelled"
+    assert cli.ok("tasks", "retry", other["id"]).strip() == f"{other['id']}: pending"
+    listed = cli.ok("tasks", "list").splitlines()
+    assert listed[0].split()[:3] == ["ID", "AGENT", "STATUS"] and len(listed) == 3
+    bad = cli("tasks", "submit", "echo", "--input", "[1]")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+    bad = cli("tasks", "submit", "ghost")
+    assert bad.returncode == 2 and "ghost" in bad.stderr
+
+    # a real worker process drains them, then they show as succeeded with their attempt
+    env = {**os.environ, "AGENTOS_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT),
+           "AGENTOS_LOG_LEVEL": "warning"}
+    done = subprocess.run([sys.executable, "-m", "agentos.cli.main", "worker", "--burst",
+                           "--id", "accept-1"], cwd=ROOT, env=env, timeout=60)
+    assert done.returncode == 0
+    shown = cli.ok("tasks", "show", task["id"])
+    assert "succeeded" in shown and "accept-1" in shown
+    assert json.loads(cli.ok("tasks", "show", task["id"], "--json"))["output"] == {
+        "echo": {"x": 1}, "attempt": 1}
+    workers = json.loads(cli.ok("workers", "--json"))
+    assert workers == []  # a burst worker deregisters when it is done
