@@ -5,10 +5,17 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./agentos.db"
+
+
+class LlmPrice(BaseModel):
+    """What one model costs per 1,000 tokens (in whatever currency the table uses)."""
+
+    prompt: float = Field(ge=0)
+    completion: float = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -38,6 +45,14 @@ class Settings(BaseSettings):
     # run a worker inside the server process (the demo does; production runs `agentos worker`)
     run_worker: bool = False
     worker_concurrency: int = Field(default=4, ge=1)
+    # handlers: hosts `http` handlers may call, comma-separated host, host:port or
+    # *.domain; empty allows none
+    http_allow: str = ""
+    # `llm` handlers: an OpenAI-compatible API, e.g. https://api.openai.com/v1
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    # cost per model, as JSON: {"gpt-4o-mini": {"prompt": 0.00015, "completion": 0.0006}}
+    llm_prices: dict[str, LlmPrice] = Field(default_factory=dict)
 
     @cached_property
     def dialect(self) -> str:

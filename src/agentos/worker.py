@@ -181,7 +181,8 @@ class Worker:
             beats.cancel()
         if not isinstance(output, dict):
             output = {"result": output}
-        await self._report(queue.complete(self.store, row.id, row.attempt, output))
+        await self._report(queue.complete(self.store, row.id, row.attempt, output,
+                                          tokens=ctx.usage.tokens, cost=ctx.usage.cost))
 
     async def _heartbeats(self, task_id: str, attempt: int, ctx: Context,
                           runner: asyncio.Task[Any]) -> None:

@@ -1,0 +1,113 @@
+"""``command`` handlers: a subprocess reading the input as JSON on stdin and writing
+its output as a JSON object on stdout.
+
+``argv`` runs as given, never through a shell. The child sees a minimal
+environment (``PASSED_ENV`` from the worker's, never its secrets), then
+``AGENTOS_TASK_ID``, ``AGENTOS_AGENT`` and ``AGENTOS_ATTEMPT``, then the
+handler's ``env``. It leads its own process group, so stopping it stops what
+it started too: when the handler is cancelled (timeout, cancel, shutdown) the
+group gets SIGTERM, then SIGKILL after ``TERM_GRACE`` seconds; once the child
+exits on its own, anything it left behind in the group gets SIGKILL.
+
+Non-zero exit fails the attempt (retryable) quoting the tail of stderr; stdout
+that is not a JSON object fails it for good (empty stdout is ``{}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from typing import Any
+
+from agentos import agent_spec
+from agentos.handlers.context import Context, Handler, HandlerError
+
+TERM_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a command is stopped
+STDERR_TAIL = 2000  # characters of stderr quoted in an error
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+
+
+def make(spec: agent_spec.CommandHandler) -> Handler:
+    program = spec.argv[0]
+
+    async def run(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *spec.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env=environment(spec.env, ctx.task),
+                cwd=spec.cwd, start_new_session=True)
+        except OSError as exc:  # no such program or cwd, not executable
+            raise HandlerError(f"cannot start {program}: {exc}", retryable=False) from exc
+        try:
+            stdout, stderr = await proc.communicate(json.dumps(data).encode())
+        except BaseException:
+            await stop(proc)
+            raise
+        finally:
+            _signal_group(proc, signal.SIGKILL)  # strays it left in its group
+        err = stderr.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            raise HandlerError(f"{program} {_how_it_ended(proc.returncode)}; stderr: "
+                               f"{err[-STDERR_TAIL:].strip() or '(empty)'}")
+        if err.strip():
+            ctx.log.debug("stderr of %s: %s", program, err[-STDERR_TAIL:],
+                          extra={"action": "command_stderr"})
+        return parse_output(program, stdout)
+
+    return run
+
+
+def environment(extra: dict[str, str], task: dict[str, Any]) -> dict[str, str]:
+    """The child's environment: a minimal base, the task's identity, the handler's env."""
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env.update(AGENTOS_TASK_ID=str(task["id"]), AGENTOS_AGENT=str(task["agent"]),
+               AGENTOS_ATTEMPT=str(task["attempt"]))
+    return {**env, **extra}
+
+
+def parse_output(program: str, stdout: bytes) -> dict[str, Any]:
+    text = stdout.decode("utf-8", "replace").strip()
+    if not text:
+        return {}
+    try:
+        output = json.loads(text)
+    except ValueError:
+        raise HandlerError(f"{program} must print one JSON object on stdout, got "
+                           f"{text[:200]!r}", retryable=False) from None
+    if not isinstance(output, dict):
+        raise HandlerError(f"{program} must print a JSON object on stdout, got "
+                           f"{type(output).__name__}", retryable=False)
+    return output
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the child's group, SIGKILL it after ``TERM_GRACE``; reap the child."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(TERM_GRACE):
+            await proc.wait()
+    except TimeoutError:
+        pass
+    finally:  # also when cancelled again while waiting
+        _signal_group(proc, signal.SIGKILL)
+    await proc.wait()
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    # the group outlives its leader while members remain, and Linux does not
+    # reuse a pid still in use as a group id: signalling it after the leader exited is safe
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _how_it_ended(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"

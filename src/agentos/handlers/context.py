@@ -1,0 +1,165 @@
+"""What a handler gets besides its input: the ``Context``, and how it fails (``HandlerError``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentos import events, queue, registry, semver
+from agentos.errors import AgentOSError
+from agentos.lifecycle import Status as VersionStatus
+from agentos.store import Store, wait_wakeup
+from agentos.tasks import Status, TaskIn
+
+Handler = Callable[["Context", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+CALL_POLL_INTERVAL = 0.25  # seconds between looks at a sub-task (a local commit wakes us sooner)
+
+
+class HandlerError(Exception):
+    """Raised by a handler to fail its attempt; ``retryable=False`` dead-letters at once."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class SubTaskFailed(HandlerError):
+    """A sub-agent task started by ``ctx.call`` failed or was cancelled.
+
+    Not retryable by default: the sub-task has already used up its own retries.
+    """
+
+    def __init__(self, message: str, task: dict[str, Any]) -> None:
+        super().__init__(message, retryable=False)
+        self.task = task
+
+
+@dataclass
+class Usage:
+    """LLM tokens and cost a handler reports; the worker records them on the attempt."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    _cost: float = 0.0
+    _cost_known: bool = True
+
+    def add(self, prompt_tokens: int, completion_tokens: int, cost: float | None) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.calls += 1
+        if cost is None:
+            self._cost_known = False  # a partial sum would understate the cost
+        else:
+            self._cost += cost
+
+    @property
+    def tokens(self) -> dict[str, int] | None:
+        if not self.calls:
+            return None
+        return {"prompt": self.prompt_tokens, "completion": self.completion_tokens,
+                "total": self.prompt_tokens + self.completion_tokens}
+
+    @property
+    def cost(self) -> float | None:
+        """Total cost in the price table's currency; None when any call's price is unknown."""
+        return round(self._cost, 10) if self.calls and self._cost_known else None
+
+
+@dataclass
+class Context:
+    """What a handler gets besides its input."""
+
+    task: dict[str, Any]
+    agent: dict[str, Any]  # the agent version's definition
+    store: Store
+    heartbeat: Callable[[], Awaitable[None]]
+    log: logging.LoggerAdapter[logging.Logger]
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The agent's typed config values."""
+        return {k: v.get("value") for k, v in self.agent.get("config", {}).items()}
+
+    async def emit(self, type: str, payload: dict[str, Any] | None = None,
+                   priority: events.PriorityName = "normal") -> events.Event:
+        """Append an event caused by this task, in its correlation."""
+        [appended] = await events.append(self.store, [events.EventIn(
+            type=type, source=f"agent:{self.task['agent']}", payload=payload or {},
+            priority=priority, correlation_id=self.task["correlation_id"],
+            causation_id=self.task["id"])])
+        return appended.event
+
+    async def call(self, agent: str, input: dict[str, Any] | None = None, *,
+                   timeout_s: float | None = None) -> dict[str, Any]:
+        """Run ``agent`` as a sub-task of this task and return its output.
+
+        Needs ``permissions.call_sub_agents``; when the definition lists
+        ``sub_agents``, only those, at the highest published version in the
+        listed range. The sub-task runs in this task's correlation, caused by
+        it, at its priority; ``timeout_s`` is the sub-task's own timeout.
+        Raises ``SubTaskFailed`` if it fails or is cancelled. If this handler
+        is cancelled meanwhile, so is the sub-task. A worker needs a free slot
+        for the sub-task while this one waits (concurrency >= 2).
+        """
+        version = await self._sub_agent_version(agent)
+        try:
+            [(child, _)] = await queue.submit(self.store, [TaskIn(
+                agent=agent, version=version, input=input or {},
+                priority=self.task["priority"], timeout_s=timeout_s,
+                correlation_id=self.task["correlation_id"], causation_id=self.task["id"])])
+        except AgentOSError as exc:
+            raise HandlerError(f"cannot call {agent}: {exc.message}", retryable=False) from exc
+        self.log.info("called %s: task %s", agent, child.id, extra={"action": "sub_task_called"})
+        done = await self._await(child.id)
+        if done.status is Status.SUCCEEDED:
+            return dict(done.row.output or {})
+        reason = (done.row.error or {}).get("message", "no error recorded")
+        raise SubTaskFailed(f"sub-agent {agent} task {child.id} {done.status.value}: {reason}",
+                            done.to_dict())
+
+    async def _sub_agent_version(self, agent: str) -> str | None:
+        """The version to call (None: the latest published), or refuse the call."""
+        name = self.task["agent"]
+        if not self.agent.get("permissions", {}).get("call_sub_agents", False):
+            raise HandlerError(f"agent {name} may not call sub-agents: set "
+                               "permissions.call_sub_agents to true in its definition",
+                               retryable=False)
+        declared = self.agent.get("sub_agents", [])
+        if not declared:
+            return None
+        wanted = next((s.get("version", "*") for s in declared if s["name"] == agent), None)
+        if wanted is None:
+            raise HandlerError(f"{agent} is not among the sub_agents of {name}", retryable=False)
+        accepted = semver.parse_range(wanted)
+        if not accepted.bounds:
+            return None
+        for candidate in await registry.versions(self.store, agent):  # highest first
+            if candidate.status is VersionStatus.PUBLISHED and accepted.matches(candidate.version):
+                return candidate.version
+        raise HandlerError(f"no published version of {agent} matches {wanted!r}",
+                           retryable=False)
+
+    async def _await(self, task_id: str) -> queue.Task:
+        # every task.* transition appends an event, so a local commit wakes us at once
+        wakeup = self.store.wakeup(events.CHANNEL)
+        try:
+            while True:
+                wakeup.clear()
+                task = await queue.get(self.store, task_id)
+                if task.status.final:
+                    return task
+                await wait_wakeup(wakeup, CALL_POLL_INTERVAL)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # best effort: it may have just finished
+                await queue.cancel(self.store, task_id)
+            raise
+        finally:
+            self.store.forget_wakeup(events.CHANNEL, wakeup)
