@@ -256,3 +256,160 @@ def _cpu_model() -> str | None:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+# ------------------------------------------------------- throwaway peers' servers
+
+
+def _postgres_bindir() -> Path:
+    import glob
+    import shutil
+
+    for candidate in (shutil.which("pg_ctl"),
+                      *sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)):
+        if candidate:
+            return Path(candidate).resolve().parent
+    raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+
+
+@dataclass
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, like ``tests/pg.py``'s but with a
+    choice of durability: ``start_postgres(durable=True)`` keeps the stock settings
+    (fsync, synchronous_commit and full_page_writes on), as the peers' cluster had."""
+
+    root: Path
+    port: int
+    user: str
+    bindir: Path
+    run_as: list[str]
+    durable: bool
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def dsn(self, dbname: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user={self.user} dbname={dbname}"
+
+    @property
+    def postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        return subprocess.run([str(self.bindir / "psql"), "-X", "-qtA", "-h", "127.0.0.1",
+                               "-p", str(self.port), "-U", self.user, "-d", dbname, "-c", sql],
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+
+    def create_database(self, dbname: str) -> str:
+        self.psql(f'CREATE DATABASE "{dbname}"')
+        return self.url(dbname)
+
+    def stop(self) -> None:
+        import shutil
+
+        subprocess.run([*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data),
+                        "-m", "fast", "-w", "-t", "30", "stop"], capture_output=True, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PostgresCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_postgres(durable: bool = True, parent: Path | None = None) -> PostgresCluster:
+    """initdb + pg_ctl start in a temp dir (under ``parent``, default the system's);
+    as root the cluster runs as the ``postgres`` user. ``durable=False`` adds the
+    test suite's fsync/synchronous_commit/full_page_writes off."""
+    import pwd
+    import shutil
+    import tempfile
+
+    bindir = _postgres_bindir()
+    root = Path(tempfile.mkdtemp(prefix="agentos-bench-pg-", dir=parent))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        root.chmod(0o700)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    user = "postgres" if run_as else pwd.getpwuid(os.geteuid()).pw_name
+    cluster = PostgresCluster(root, free_port(), user, bindir, run_as, durable)
+    try:
+        # --no-sync: only initdb's own files are not flushed; the server runs as configured
+        subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(cluster.data), "-U", user,
+                        "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                       check=True, capture_output=True, timeout=120)
+        options = (f"-c listen_addresses=127.0.0.1 -c port={cluster.port} "
+                   f"-c unix_socket_directories={root}")
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(cluster.data),
+                        "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"],
+                       check=True, capture_output=True, timeout=90)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@dataclass
+class RedisServer:
+    """Debian's ``redis-server`` on 127.0.0.1 and a free port, persistence off (no RDB,
+    no AOF, as the peers ran it), in the foreground so it is stopped by its own pid."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        binary = subprocess.run(["sh", "-c", "command -v redis-server"], capture_output=True,
+                                text=True, check=False).stdout.strip()
+        if not binary:
+            raise RuntimeError("redis-server is not installed "
+                               "(apt-get update && apt-get install -y redis-server)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--protected-mode", "yes",
+             "--save", "", "--appendonly", "no", "--daemonize", "no",
+             "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer PING in {timeout:.0f} s")
+
+    def version(self) -> str:
+        out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True,
+                             check=False).stdout
+        return next((w.removeprefix("v=") for w in out.split() if w.startswith("v=")), out)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
