@@ -565,7 +565,7 @@ def measure_inprocess(db: Database, args: argparse.Namespace) -> dict[str, Any]:
 
 async def _inprocess(db: Database, args: argparse.Namespace) -> dict[str, Any]:
     from agentos import events
-    from agentos.api.routes.events import _parse
+    from agentos.api.routes.events import _read, _render
     from agentos.store import open_store
 
     bodies = [event_body(n) for n in range(BATCH)]
@@ -600,15 +600,14 @@ async def _inprocess(db: Database, args: argparse.Namespace) -> dict[str, Any]:
         return best / BATCH * 1e6
 
     def respond() -> bytes:
-        out = [{**a.event.to_dict(), "duplicate": a.duplicate} for a in appended]
-        return json.dumps({"events": out}, separators=(",", ":")).encode()
+        return _render(appended, True)
 
     return {
         "events_per_s": n / wall, "batches": batches, "seconds": wall,
         "cpu_us_per_event": cpu / max(1, n) * 1e6,
         "db_cpu_us_per_event": None if db_s is None else db_s / max(1, n) * 1e6,
         # the route's own pieces around events.append, best of 5 batches of 1,000
-        "request_parse_validate_us_per_event": per_event_us(lambda: _parse(json.loads(raw))),
+        "request_parse_validate_us_per_event": per_event_us(lambda: _read(raw)),
         "response_dicts_json_us_per_event": per_event_us(respond),
         "response_bytes_per_event": len(respond()) / BATCH,
     }

@@ -9,12 +9,12 @@ as the last step of a transaction, to keep that lock short.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -98,7 +98,7 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         return {
             "seq": self.seq, "id": self.id, "type": self.type, "source": self.source,
-            "payload": self.payload, "priority": self.priority.name.lower(),
+            "payload": self.payload, "priority": _NAME[self.priority],
             "correlation_id": self.correlation_id, "causation_id": self.causation_id,
             "run_id": self.run_id, "subject": self.subject, "dedup_key": self.dedup_key,
             "created_at": self.created_at.isoformat(),
@@ -114,12 +114,18 @@ class Appended:
 # ------------------------------------------------------------------ append
 
 
-def check_payload(draft: EventIn, max_bytes: int) -> None:
-    size = len(_json(draft.payload).encode())
-    if size > max_bytes:
-        raise PayloadTooLarge(
-            f"the payload of a {draft.type} event is {size} bytes, over the cap of {max_bytes}",
-            details={"size": size, "max_bytes": max_bytes})
+def encode_payloads(drafts: list[EventIn], max_bytes: int) -> list[str]:
+    """Each draft's payload as stored (compact JSON), refusing one over ``max_bytes``."""
+    out = []
+    for draft in drafts:
+        text = dump_json(draft.payload)
+        size = len(text) if text.isascii() else len(text.encode())
+        if size > max_bytes:
+            raise PayloadTooLarge(
+                f"the payload of a {draft.type} event is {size} bytes, over the cap of "
+                f"{max_bytes}", details={"size": size, "max_bytes": max_bytes})
+        out.append(text)
+    return out
 
 
 async def append(store: Store, drafts: list[EventIn],
@@ -129,14 +135,19 @@ async def append(store: Store, drafts: list[EventIn],
         return []
     if len(drafts) > MAX_BATCH:
         raise InvalidInput(f"at most {MAX_BATCH} events per batch", code="batch_too_large")
-    for draft in drafts:
-        check_payload(draft, max_payload)
+    payloads = encode_payloads(drafts, max_payload)  # before the write lock is taken
     async with store.write() as conn:
-        return await append_in(store, conn, drafts)
+        return await append_in(store, conn, drafts, payloads)
 
 
-async def append_in(store: Store, conn: AsyncConnection, drafts: list[EventIn]) -> list[Appended]:
-    """Append within the caller's write transaction (as its last step)."""
+async def append_in(store: Store, conn: AsyncConnection, drafts: list[EventIn],
+                    payloads: list[str] | None = None) -> list[Appended]:
+    """Append within the caller's write transaction (as its last step).
+
+    ``payloads`` are the drafts' payloads already encoded (``encode_payloads``).
+    """
+    if payloads is None:
+        payloads = [dump_json(d.payload) for d in drafts]
     head = event_log_head.c
     keys = [d.dedup_key for d in drafts if d.dedup_key]
     earlier: dict[str, Event] = {}
@@ -148,9 +159,10 @@ async def append_in(store: Store, conn: AsyncConnection, drafts: list[EventIn]) 
     # each draft is either earlier[key], or fresh[n] (a repeated key in this
     # batch points at its first draft, marked as a duplicate)
     fresh: list[EventIn] = []
+    fresh_payloads: list[str] = []
     plan: list[tuple[Event | None, int, bool]] = []
     first_of_key: dict[str, int] = {}
-    for draft in drafts:
+    for draft, payload in zip(drafts, payloads, strict=True):
         key = draft.dedup_key
         if key is not None and key in earlier:
             plan.append((earlier[key], -1, True))
@@ -161,15 +173,16 @@ async def append_in(store: Store, conn: AsyncConnection, drafts: list[EventIn]) 
                 first_of_key[key] = len(fresh)
             plan.append((None, len(fresh), False))
             fresh.append(draft)
-    made = await _insert(store, conn, fresh) if fresh else []
+            fresh_payloads.append(payload)
+    made = await _insert(store, conn, fresh, fresh_payloads) if fresh else []
     return [Appended(found or made[n], dup) for found, n, dup in plan]
 
 
-async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn]) -> list[Event]:
+async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn],
+                  payloads: list[str]) -> list[Event]:
     """Number and insert events: the hot path, as named SQL per dialect."""
     now = datetime.now(UTC)
-    ids = [ids_.uuid7() for _ in fresh]
-    payloads = [_json(d.payload) for d in fresh]
+    ids = ids_.uuid7_many(len(fresh))
     if store.dialect == "postgresql":
         first = (await conn.exec_driver_sql(sql.query("events_append", "postgresql"), {
             "n": len(fresh), "id": ids, "type": [d.type for d in fresh],
@@ -192,7 +205,7 @@ async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn]) -> 
         await conn.exec_driver_sql(_SQLITE_QUEUE, [(_RANK[d.priority], first + n)
                                                    for n, d in enumerate(fresh)])
         await store.notify(conn, CHANNEL)
-    return [Event(first + n, i, d.type, d.source, d.payload, Priority(_RANK[d.priority]),
+    return [Event(first + n, i, d.type, d.source, d.payload, _PRIORITY[d.priority],
                   d.correlation_id or i, d.causation_id, d.run_id, d.subject, d.dedup_key, now)
             for n, (d, i) in enumerate(zip(fresh, ids, strict=True))]
 
@@ -201,7 +214,16 @@ _SQLITE_TAKE_SEQS = (
     "UPDATE event_log_head SET last_seq = last_seq + ? WHERE id = 1 RETURNING last_seq")
 _SQLITE_QUEUE = "INSERT INTO route_queue (rank, seq) VALUES (?, ?)"
 _RANK = {p.name.lower(): int(p) for p in Priority}
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_PRIORITY = {p.name.lower(): p for p in Priority}
+_NAME = {p: p.name.lower() for p in Priority}
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON text, as stored and as sent (orjson: the event hot path)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:  # orjson.JSONEncodeError: e.g. an int over 64 bits
+        raise InvalidInput(f"cannot store as JSON: {exc}", code="bad_payload") from None
 
 
 # ------------------------------------------------------------------- reads

@@ -76,6 +76,19 @@ async def test_bad_events_write_nothing(api: httpx.AsyncClient, store: Store, bo
     assert await snapshot(store) == before
 
 
+@pytest.mark.parametrize(("content", "code"), [
+    (b'{"type": "x", ', "malformed_json"),
+    (b"", "malformed_json"),
+    (b'{"events": [' + b",".join([b'{"type": "x"}'] * 10_001) + b"]}", "batch_too_large"),
+])
+async def test_unreadable_bodies_write_nothing(api: httpx.AsyncClient, store: Store,
+                                               content: bytes, code: str) -> None:
+    before = await snapshot(store)
+    assert_error(await api.post("/api/v1/events", content=content,
+                                headers={"content-type": "application/json"}), 400, code)
+    assert await snapshot(store) == before
+
+
 @pytest.mark.parametrize("params", [{"type": "a..b"}, {"priority": "urgent"},
                                     {"after_seq": -1}, {"limit": 0}, {"since": "yesterday"},
                                     {"type": "'; DROP TABLE events; --"}])

@@ -87,6 +87,11 @@ async def test_bad_events_write_nothing(store: Store) -> None:
     before = await snapshot(store)
     with pytest.raises(PayloadTooLarge):
         await events.append(store, [ev(), ev(payload={"x": "y" * 2000})], max_payload=1000)
+    # the cap counts bytes, not characters: 600 two-byte characters are over 1,000
+    with pytest.raises(PayloadTooLarge):
+        await events.append(store, [ev(payload={"x": "é" * 600})], max_payload=1000)
+    with pytest.raises(InvalidInput):  # not representable as JSON
+        await events.append(store, [ev(payload={"x": 2**70})])
     with pytest.raises(ValueError):
         ev(priority="urgent")
     with pytest.raises(InvalidInput):
