@@ -8,7 +8,7 @@ fields are errors) so that export of an import gives back the same document.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -248,29 +248,47 @@ class AgentSpec(_Strict):
         return next((c for c in self.capabilities if c.name == name), None)
 
 
-def _cross_field_errors(spec: AgentSpec, doc: Document) -> list[dict[str, Any]]:
-    """Rules that span fields; Pydantic has checked every field on its own."""
+def _cross_field_errors(doc: Document) -> list[dict[str, Any]]:
+    """Rules that span fields, checked on the raw mapping so that they are reported
+    together with the per-field errors (what is malformed here is Pydantic's to report)."""
+    data: dict[str, Any] = doc.data
     errors: list[dict[str, Any]] = []
 
     def add(path: tuple[str | int, ...], message: str) -> None:
         errors.append({"path": format_path(path), "message": message, "line": doc.line(path)})
 
-    for field_name, names in (("capabilities", [c.name for c in spec.capabilities]),
-                              ("sub_agents", [s.name for s in spec.sub_agents])):
-        for i, name in enumerate(names):
-            if name in names[:i]:
+    def items(field_name: str) -> list[tuple[int, dict[str, Any]]]:
+        value = data.get(field_name)
+        return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)] \
+            if isinstance(value, list) else []
+
+    for field_name in ("capabilities", "sub_agents"):
+        seen: set[Any] = set()
+        for i, item in items(field_name):
+            name = item.get("name")
+            if isinstance(name, str) and name in seen:
                 add((field_name, i, "name"), f"duplicate name {name!r}")
-    for i, tag in enumerate(spec.tags):
-        if tag in spec.tags[:i]:
-            add(("tags", i), f"duplicate tag {tag!r}")
-    for i, trigger in enumerate(spec.triggers):
-        if trigger.capability and spec.capability(trigger.capability) is None:
+            seen.add(name)
+    tags = data.get("tags")
+    if isinstance(tags, list):
+        for i, tag in enumerate(tags):
+            if isinstance(tag, str) and tag in tags[:i]:
+                add(("tags", i), f"duplicate tag {tag!r}")
+    declared = {c.get("name") for _, c in items("capabilities")}
+    for i, trigger in items("triggers"):
+        needed = trigger.get("capability")
+        if isinstance(needed, str) and needed not in declared:
             add(("triggers", i, "capability"),
-                f"capability {trigger.capability!r} is not declared in capabilities")
-    for key, item in spec.config.items():
-        if item.value is not None and (problem := config_value_error(item.type, item.value)):
+                f"capability {needed!r} is not declared in capabilities")
+    config = data.get("config")
+    for key, item in config.items() if isinstance(config, dict) else ():
+        if isinstance(item, dict) and item.get("type") in get_args(ConfigType) \
+                and item.get("value") is not None \
+                and (problem := config_value_error(item["type"], item["value"])):
             add(("config", key, "value"), problem)
-    if isinstance(spec.handler, LlmHandler) and spec.handler.model is None and spec.model is None:
+    handler = data.get("handler")
+    if isinstance(handler, dict) and handler.get("type") == "llm" \
+            and handler.get("model") is None and data.get("model") is None:
         add(("handler", "model"), "an llm handler needs a model (here or in the agent's model)")
     return errors
 
@@ -282,12 +300,13 @@ def validate(doc: Document) -> AgentSpec:
         raise_invalid([{"path": "", "message": f"an agent definition must be a mapping, "
                                                 f"not {kind}", "line": doc.line(())}],
                       "agent definition")
+    cross = _cross_field_errors(doc)
     try:
         spec = AgentSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise_invalid(errors_from(exc, doc), "agent definition")
+        raise_invalid(errors_from(exc, doc) + cross, "agent definition")
         raise  # unreachable: raise_invalid raised
-    raise_invalid(_cross_field_errors(spec, doc), "agent definition")
+    raise_invalid(cross, "agent definition")
     return spec
 
 

@@ -65,6 +65,18 @@ def test_every_error_is_reported_at_once_with_path_and_line() -> None:
                                            "message": "unknown field", "line": 16}
 
 
+def test_rules_across_fields_are_reported_with_the_field_errors() -> None:
+    text = ("name: a\nversion: 1.0.0\nhandler: {type: llm, prompt: hi}\ncolour: red\n"
+            "tags: [qa, qa]\ncapabilities: [{name: c}, {name: c, enabled: maybe}]\n"
+            "triggers: [{event: 'a..b', capability: nope}]\n"
+            "config: {n: {type: integer, value: five}}\n")
+    errors = {e["path"]: e["message"] for e in errors_of(text)}
+    assert {"colour", "triggers[0].event", "capabilities[1].enabled"} <= set(errors)
+    assert "duplicate" in errors["tags[1]"] and "duplicate" in errors["capabilities[1].name"]
+    assert "not declared" in errors["triggers[0].capability"]
+    assert "integer" in errors["config.n.value"] and "needs a model" in errors["handler.model"]
+
+
 @pytest.mark.parametrize(("text", "path", "needle"), [
     ("name: [unclosed", "", "malformed YAML"),
     ("- a\n- b\n", "", "must be a mapping"),
