@@ -21,15 +21,18 @@ lint: $(VENV)/.installed-dev ## ruff and mypy --strict
 
 bench: $(VENV)/.installed-dev ## the benchmark suite (see bench/README.md)
 	bash scripts/ensure-postgres.sh
-	$(BIN)/python -m bench.bench_registry
+	$(BIN)/python bench/bench_registry.py
+	$(BIN)/python bench/bench_events.py
 
 $(VENV)/.installed: pyproject.toml
+	bash scripts/ensure-venv.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml
+	bash scripts/ensure-venv.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -1,4 +1,8 @@
+import logging
+from pathlib import Path
+
 import httpx
+import pytest
 
 from agentos.api.app import create_app
 from agentos.config import Settings
@@ -49,3 +53,24 @@ async def test_ready_fails_when_the_database_is_unreachable(tmp_path: object) ->
         await store.close()
     assert r.status_code == 503
     assert r.json()["error"]["details"]["database"]["reachable"] is False
+
+
+async def test_every_request_is_logged_with_method_path_status_and_duration(
+        api: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="agentos.http"):
+        await api.get("/health")
+        await api.get("/api/v1/events/nope")
+    lines = [r for r in caplog.records if r.name == "agentos.http"]
+    assert [(r.getMessage().split()[:3], r.status) for r in lines] == [  # type: ignore[attr-defined]
+        (["GET", "/health", "200"], 200), (["GET", "/api/v1/events/nope", "404"], 404)]
+    assert all(r.getMessage().endswith("ms") for r in lines)
+
+
+def test_settings_come_from_the_environment_and_dotenv(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("AGENTOS_PORT=9123\nAGENTOS_LOG_LEVEL=debug\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTOS_PORT", raising=False)
+    monkeypatch.setenv("AGENTOS_LOG_LEVEL", "warning")  # the environment wins over .env
+    settings = Settings()
+    assert settings.port == 9123 and settings.log_level == "warning"
