@@ -225,7 +225,7 @@ class AgentSpec(_Strict):
     @classmethod
     def _resources(cls, v: list[str]) -> list[str]:
         for template in v:
-            if not patterns.RESOURCE_ID.match(_PLACEHOLDER.sub("x", template)):
+            if not patterns.RESOURCE_ID.fullmatch(_PLACEHOLDER.sub("x", template)):
                 raise ValueError(
                     f"resource {template!r} must be TYPE:NAME, optionally with "
                     "{input.field} placeholders"

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from agentos import patterns
 from agentos.errors import ValidationFailed
 
 Path = tuple[str | int, ...]
@@ -150,6 +151,9 @@ def _message(err: Any) -> str:
         return "unknown field"
     if kind == "missing":
         return "field required"
+    if kind == "string_pattern_mismatch" and (
+            ours := patterns.mismatch(err["ctx"]["pattern"], err["input"])):
+        return ours
     message: str = err["msg"]
     # Pydantic prefixes messages of custom validators with "Value error, "
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -15,7 +15,7 @@ from enum import IntEnum
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -58,7 +58,7 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Annotated[str, Field(max_length=255)]
+    type: Annotated[str, Field(max_length=255, pattern=patterns.EVENT_TYPE.pattern)]
     source: Annotated[str, Field(min_length=1, max_length=255)] = "api"
     payload: dict[str, Any] = Field(default_factory=dict)
     priority: PriorityName = "normal"
@@ -68,13 +68,8 @@ class EventIn(BaseModel):
     subject: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     dedup_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
 
-    @field_validator("type")
-    @classmethod
-    def _type(cls, v: str) -> str:
-        return patterns.check_event_type(v)
 
-
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~2 µs an event, on every read
 class Event:
     seq: int
     id: str
@@ -105,7 +100,7 @@ class Event:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Appended:
     event: Event
     duplicate: bool  # True: the dedup key was seen before; this is the first event

@@ -21,6 +21,18 @@ RESOURCE_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}:[A-Za-z0-9_.:/@+=-]{1,200}$")
 RESOURCE_GLOB = re.compile(r"^(\*|[a-z*?][a-z0-9_*?-]{0,62}:[A-Za-z0-9_.:/@+=*?-]{1,200})$")
 
 
+_EVENT_TYPE_PROBLEM = "{!r} is not an event type (dotted words of letters, digits, '_' or '-')"
+# a model may check an event type in pydantic-core (``Field(pattern=EVENT_TYPE.pattern)``,
+# no Python call per value); ``mismatch`` then words its error like ``check_event_type``
+_MISMATCH = {EVENT_TYPE.pattern: _EVENT_TYPE_PROBLEM}
+
+
+def mismatch(pattern: str, value: object) -> str | None:
+    """Our wording for ``value`` not matching one of the patterns above, if it is one."""
+    problem = _MISMATCH.get(pattern)
+    return problem.format(value) if problem else None
+
+
 class PatternError(InvalidInput, ValueError):
     """Raised for a string that is not a valid pattern of its kind."""
 
@@ -28,15 +40,13 @@ class PatternError(InvalidInput, ValueError):
 
 
 def check_event_type(text: str) -> str:
-    if not EVENT_TYPE.match(text):
-        raise PatternError(
-            f"{text!r} is not an event type (dotted words of letters, digits, '_' or '-')"
-        )
+    if not EVENT_TYPE.fullmatch(text):
+        raise PatternError(_EVENT_TYPE_PROBLEM.format(text))
     return text
 
 
 def check_event_glob(text: str) -> str:
-    if not EVENT_GLOB.match(text):
+    if not EVENT_GLOB.fullmatch(text):
         raise PatternError(
             f"{text!r} is not an event type glob (dotted words; '*' and '?' as wildcards)"
         )
@@ -44,7 +54,7 @@ def check_event_glob(text: str) -> str:
 
 
 def check_resource_glob(text: str) -> str:
-    if not RESOURCE_GLOB.match(text):
+    if not RESOURCE_GLOB.fullmatch(text):
         raise PatternError(
             f"{text!r} is not a resource pattern (TYPE:NAME, e.g. 'device:*')"
         )
