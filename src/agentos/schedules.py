@@ -1,10 +1,13 @@
 """Schedules (SPEC §2.7): cron with a time zone, fixed interval, or one shot.
 
-Each due tick fires an event. Firing happens in one transaction that locks the
-schedule row, appends the event (with a per-tick dedup key) and moves
-``next_run_at`` on, so several scheduler processes fire each tick exactly once.
-Ticks missed while no scheduler ran follow the schedule's ``misfire`` policy:
-``once`` fires a single catch-up event, ``skip`` fires none.
+Each due tick fires an event, submits a task, or both (the task then sits under
+the event in its correlation). Firing happens in one transaction that locks the
+schedule row, appends the event and submits the task (each with a per-tick
+dedup or idempotency key) and moves ``next_run_at`` on, so several scheduler
+processes fire each tick exactly once. Ticks missed while no scheduler ran
+follow the schedule's ``misfire`` policy: ``once`` fires a single catch-up
+tick, ``skip`` fires none. Interval ticks fall on a grid anchored where the
+timing was last set (creation or a change), so ``next_run_at`` is always on it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, patterns
+from agentos import events, patterns, queue, registry
 from agentos.errors import Conflict, InvalidInput, NotFound
+from agentos.lifecycle import Status as VersionStatus
 from agentos.store import Store, wait_wakeup
 from agentos.store.columns import utcnow
 from agentos.store.tables import schedules as table
+from agentos.tasks import TaskIn, TaskTemplate
 
 log = logging.getLogger("agentos.schedules")
 
@@ -95,9 +101,13 @@ class Timing(BaseModel):
         return "cron" if self.cron else "interval" if self.interval_s else "once"
 
 
+NOTHING_TO_FIRE = "give an event to fire, a task to submit, or both"
+
+
 class ScheduleIn(Timing):
     name: str
-    event: EventTemplate
+    event: EventTemplate | None = None
+    task: TaskTemplate | None = None  # submitted on every tick
     misfire: Literal["skip", "once"] = "once"
     paused: bool = False
 
@@ -108,6 +118,12 @@ class ScheduleIn(Timing):
             raise ValueError(f"name must match {NAME.pattern}")
         return v
 
+    @model_validator(mode="after")
+    def _fires_something(self) -> ScheduleIn:
+        if self.event is None and self.task is None:
+            raise ValueError(NOTHING_TO_FIRE)
+        return self
+
 
 class SchedulePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -115,7 +131,8 @@ class SchedulePatch(BaseModel):
     timezone: str | None = None
     interval_s: float | None = None
     at: datetime | None = None
-    event: EventTemplate | None = None
+    event: EventTemplate | None = None  # null: stop firing an event
+    task: TaskTemplate | None = None  # null: stop submitting a task
     misfire: Literal["skip", "once"] | None = None
     paused: bool | None = None
 
@@ -178,6 +195,17 @@ class Schedule:
         return Timing(cron=r.cron, timezone=r.timezone, interval_s=r.interval_s,
                       at=r.run_at)
 
+    def event(self) -> EventTemplate | None:
+        r = self.row
+        if r.event_type is None:
+            return None
+        return EventTemplate.model_validate({
+            "type": r.event_type, "payload": r.payload,
+            "priority": events.Priority(r.priority).name.lower()})
+
+    def task(self) -> TaskTemplate | None:
+        return TaskTemplate.model_validate(self.row.task) if self.row.task else None
+
     def to_dict(self) -> dict[str, Any]:
         r = self.row
 
@@ -187,11 +215,11 @@ class Schedule:
         return {
             "name": r.name, "kind": r.kind, "cron": r.cron, "timezone": r.timezone,
             "interval_s": r.interval_s, "at": iso(r.run_at),
-            "event": {"type": r.event_type, "payload": r.payload,
-                      "priority": events.Priority(r.priority).name.lower()},
-            "misfire": r.misfire, "paused": r.paused, "next_run_at": iso(r.next_run_at),
-            "last_run_at": iso(r.last_run_at), "last_event_id": r.last_event_id,
-            "fire_count": r.fire_count, "created_at": iso(r.created_at),
+            "event": event.model_dump() if (event := self.event()) else None,
+            "task": r.task, "misfire": r.misfire, "paused": r.paused,
+            "next_run_at": iso(r.next_run_at), "last_run_at": iso(r.last_run_at),
+            "last_event_id": r.last_event_id, "last_task_id": r.last_task_id,
+            "last_error": r.last_error, "fire_count": r.fire_count, "created_at": iso(r.created_at),
             "updated_at": iso(r.updated_at),
         }
 
@@ -209,12 +237,39 @@ def _timing_values(timing: Timing, now: datetime) -> dict[str, Any]:
             else (timing.at.astimezone(UTC) if timing.at else None)}
 
 
+def _fire_values(event: EventTemplate | None, task: TaskTemplate | None) -> dict[str, Any]:
+    return {"event_type": event.type if event else None,
+            "payload": event.payload if event else None,
+            "priority": int(events.Priority.parse(event.priority)) if event else None,
+            "task": task.model_dump(exclude_none=True) if task else None}
+
+
+async def unrunnable(store: Store, task: TaskTemplate) -> str | None:
+    """Why ``task`` cannot be submitted now (its agent or version is not
+    published), or None when it can."""
+    try:
+        found = await registry.versions(store, task.agent)
+    except NotFound:
+        found = []
+    if any(v.status is VersionStatus.PUBLISHED and task.version in (None, v.version)
+           for v in found):
+        return None
+    what = f"{task.agent} {task.version}" if task.version else task.agent
+    return f"no published version of agent {what}"
+
+
+async def _require_runnable(store: Store, task: TaskTemplate) -> None:
+    if (reason := await unrunnable(store, task)) is not None:
+        raise InvalidInput(reason, code="agent_not_runnable",
+                           details={"agent": task.agent, "version": task.version})
+
+
 async def create(store: Store, spec: ScheduleIn) -> Schedule:
+    if spec.task is not None:
+        await _require_runnable(store, spec.task)
     now = await _db_now(store)
     values = {
-        "name": spec.name, **_timing_values(spec, now), "event_type": spec.event.type,
-        "payload": spec.event.payload,
-        "priority": int(events.Priority.parse(spec.event.priority)),
+        "name": spec.name, **_timing_values(spec, now), **_fire_values(spec.event, spec.task),
         "misfire": spec.misfire, "paused": spec.paused, "fire_count": 0,
         "created_at": now, "updated_at": now,
     }
@@ -267,16 +322,21 @@ async def change(store: Store, name: str, patch: SchedulePatch) -> Schedule:
         values.update(_timing_values(timing, now))
         if timing.kind == "interval":
             values["next_run_at"] = now + timedelta(seconds=timing.interval_s or 0)
-    if patch.event is not None:
-        values.update(event_type=patch.event.type, payload=patch.event.payload,
-                      priority=int(events.Priority.parse(patch.event.priority)))
+    if given.keys() & {"event", "task"}:
+        event = patch.event if "event" in given else current.event()
+        task = patch.task if "task" in given else current.task()
+        if event is None and task is None:
+            raise InvalidInput(NOTHING_TO_FIRE, code="bad_schedule")
+        if "task" in given and task is not None:
+            await _require_runnable(store, task)
+        values.update(_fire_values(event, task))
     if patch.misfire is not None:
         values["misfire"] = patch.misfire
     if patch.paused is not None:
         values["paused"] = patch.paused
         if not patch.paused and current.row.paused and "next_run_at" not in values:
             # resuming does not replay the ticks that passed while paused
-            nxt = next_tick(current.timing(), now, current.row.created_at)
+            nxt = next_tick(current.timing(), now, current.row.next_run_at or now)
             values["next_run_at"] = nxt
     if values:
         values["updated_at"] = now
@@ -286,7 +346,8 @@ async def change(store: Store, name: str, patch: SchedulePatch) -> Schedule:
 
 
 async def fire_due(store: Store) -> int:
-    """Fire every due schedule once; returns the number of events fired."""
+    """Fire every due schedule once; returns the number of ticks that made
+    something new (an event or a task)."""
     c = table.c
     async with store.write() as conn:
         now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
@@ -294,30 +355,69 @@ async def fire_due(store: Store) -> int:
             select(table).where(c.paused.is_(False), c.next_run_at.is_not(None),
                                 c.next_run_at <= now)
             .order_by(c.next_run_at).limit(BATCH).with_for_update(skip_locked=True))).all()
-        drafts = []
+        ticks: list[tuple[Any, str]] = []
         for row in due:
-            s = Schedule(row)
-            p = plan(s.timing(), row.next_run_at, now, row.created_at, row.misfire)
+            # an interval's grid passes through every next_run_at: anchor there
+            p = plan(Schedule(row).timing(), row.next_run_at, now, row.next_run_at,
+                     row.misfire)
             values: dict[str, Any] = {"next_run_at": p.next_run_at, "updated_at": now}
             if p.missed:
                 log.warning("schedule %s missed %d ticks", row.name, p.missed,
                             extra={"action": "schedule_missed", "schedule": row.name})
             if p.fire_for is not None:
-                tick = p.fire_for.isoformat()
-                drafts.append(events.EventIn(
-                    type=row.event_type, source=f"schedule:{row.name}",
-                    payload={**row.payload, "schedule": row.name, "scheduled_for": tick},
-                    priority=events.Priority(row.priority).name.lower(),
-                    dedup_key=f"schedule:{row.name}:{tick}"))
+                ticks.append((row, p.fire_for.isoformat()))
                 values.update(last_run_at=now, fire_count=c.fire_count + 1)
             await conn.execute(update(table).where(c.name == row.name).values(**values))
-        # appending is the transaction's last step (it holds the log head lock)
-        appended = await events.append_in(store, conn, drafts) if drafts else []
-        for a in appended:
-            name = a.event.source.removeprefix("schedule:")
-            await conn.execute(update(table).where(c.name == name)
-                               .values(last_event_id=a.event.id))
-    return sum(1 for a in appended if not a.duplicate)
+        return await _fire(store, conn, ticks) if ticks else 0
+
+
+async def _fire(store: Store, conn: AsyncConnection, ticks: list[tuple[Any, str]]) -> int:
+    """Append the ticks' events, then submit their tasks under them."""
+    c = table.c
+    outcome: dict[str, dict[str, Any]] = {row.name: {} for row, _ in ticks}
+    # checked before appending: the log head stays locked from there to the commit
+    reasons: dict[tuple[str, str | None], str | None] = {}
+    runnable: list[tuple[Any, str]] = []
+    for row, tick in ticks:
+        if row.task is None:
+            continue
+        template = TaskTemplate.model_validate(row.task)
+        key = (template.agent, template.version)
+        if key not in reasons:
+            reasons[key] = await unrunnable(store, template)
+        if reasons[key] is None:
+            runnable.append((row, tick))
+            continue
+        log.warning("schedule %s cannot submit its task: %s", row.name, reasons[key],
+                    extra={"action": "schedule_task_skipped", "schedule": row.name})
+        outcome[row.name]["last_error"] = {"code": "agent_not_runnable",
+                                           "message": reasons[key], "tick": tick}
+    with_event = [(row, tick) for row, tick in ticks if row.event_type is not None]
+    appended = await events.append_in(store, conn, [events.EventIn(
+        type=row.event_type, source=f"schedule:{row.name}",
+        payload={**row.payload, "schedule": row.name, "scheduled_for": tick},
+        priority=events.Priority(row.priority).name.lower(),
+        dedup_key=f"schedule:{row.name}:{tick}") for row, tick in with_event])
+    fired = {row.name: a for (row, _), a in zip(with_event, appended, strict=True)}
+    new = {name for name, a in fired.items() if not a.duplicate}
+    for name, a in fired.items():
+        outcome[name]["last_event_id"] = a.event.id
+    work = []
+    for row, tick in runnable:
+        cause = fired[row.name].event if row.name in fired else None
+        work.append(TaskIn.model_validate({
+            **row.task, "idempotency_key": f"schedule:{row.name}:{tick}",
+            "correlation_id": cause.correlation_id if cause else None,
+            "causation_id": cause.id if cause else None}))
+    made = await queue.submit_in(store, conn, work) if work else []
+    for (row, _), (task, is_new) in zip(runnable, made, strict=True):
+        outcome[row.name].update(last_task_id=task.id, last_error=None)
+        if is_new:
+            new.add(row.name)
+    for name, values in outcome.items():
+        if values:
+            await conn.execute(update(table).where(c.name == name).values(**values))
+    return len(new)
 
 
 async def run(store: Store, stop: asyncio.Event | None = None) -> None:

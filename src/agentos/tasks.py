@@ -115,8 +115,8 @@ def after_failure(attempts_used: int, max_retries: int, backoff: Backoff,
 Priority = Annotated[int, Field(ge=1, le=10)]
 
 
-class TaskIn(BaseModel):
-    """A task as a producer submits it."""
+class TaskTemplate(BaseModel):
+    """What to run: the part of a task a schedule repeats on every tick."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -126,6 +126,11 @@ class TaskIn(BaseModel):
     priority: Priority = 5
     max_retries: Annotated[int, Field(ge=0, le=100)] | None = None
     timeout_s: Annotated[float, Field(gt=0, le=7 * 86_400)] | None = None
+
+
+class TaskIn(TaskTemplate):
+    """A task as a producer submits it."""
+
     run_at: AwareDatetime | None = None  # later than now: the task starts "scheduled"
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     correlation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None

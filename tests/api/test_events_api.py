@@ -176,6 +176,11 @@ async def test_schedules_crud(api: httpx.AsyncClient) -> None:
     {"name": "s", "interval_s": 5, "event": {"type": "x", "payload": [1]}},
     {"name": "Bad Name", "interval_s": 5, "event": {"type": "x"}},
     {"name": "s", "at": "2026-01-01T00:00:00", "event": {"type": "x"}},
+    {"name": "s", "interval_s": 5},  # fires nothing
+    {"name": "s", "interval_s": 5, "task": {"agent": "a", "priority": 11}},
+    {"name": "s", "interval_s": 5, "task": {"agent": "a", "input": "text"}},
+    {"name": "s", "interval_s": 5, "task": {"agent": "a", "run_at": "2026-01-01T00:00:00Z"}},
+    {"name": "s", "interval_s": 5, "task": {"input": {}}},
 ])
 async def test_bad_schedules_write_nothing(api: httpx.AsyncClient, store: Store,
                                            body: dict[str, Any]) -> None:
@@ -183,6 +188,40 @@ async def test_bad_schedules_write_nothing(api: httpx.AsyncClient, store: Store,
     r = await api.post("/api/v1/schedules", json=body)
     assert r.status_code == 422, r.text
     assert set(r.json()) == {"error"}
+    assert await snapshot(store) == before
+
+
+async def test_schedules_submit_tasks(api: httpx.AsyncClient, store: Store) -> None:
+    r = await api.post("/api/v1/agents", json={
+        "name": "reporter", "version": "1.0.0",
+        "handler": {"type": "python", "target": "m:f"}})
+    assert r.status_code == 201, r.text
+    r = await api.post("/api/v1/agents/reporter/versions/1.0.0/publish")
+    assert r.status_code == 200, r.text
+    r = await api.post("/api/v1/schedules", json={
+        "name": "report", "interval_s": 3600,
+        "task": {"agent": "reporter", "input": {"kind": "daily"}, "priority": 8}})
+    assert r.status_code == 201, r.text
+    got = (await api.get("/api/v1/schedules/report")).json()
+    assert got["event"] is None and got["last_task_id"] is None and got["last_error"] is None
+    assert got["task"] == {"agent": "reporter", "input": {"kind": "daily"}, "priority": 8}
+    r = await api.patch("/api/v1/schedules/report", json={
+        "event": {"type": "report.due"}, "task": {"agent": "reporter", "version": "1.0.0"}})
+    assert r.json()["event"]["type"] == "report.due"
+    assert r.json()["task"] == {"agent": "reporter", "version": "1.0.0", "input": {},
+                                "priority": 5}
+    # an agent that cannot run: 400, nothing written
+    before = await snapshot(store)
+    for method, path, body in [
+        ("POST", "/api/v1/schedules", {"name": "ghostly", "interval_s": 60,
+                                        "task": {"agent": "ghost"}}),
+        ("PATCH", "/api/v1/schedules/report", {"task": {"agent": "reporter",
+                                                         "version": "2.0.0"}}),
+    ]:
+        error = assert_error(await api.request(method, path, json=body), 400)
+        assert error["code"] == "agent_not_runnable"
+    assert_error(await api.patch("/api/v1/schedules/report",
+                                 json={"event": None, "task": None}), 400)
     assert await snapshot(store) == before
 
 

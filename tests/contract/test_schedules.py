@@ -1,11 +1,12 @@
 """Schedules on both backends: CRUD, pause/resume, firing."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 
-from agentos import events, schedules
+from agentos import agent_spec, events, queue, registry, schedules
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.schedules import EventTemplate, ScheduleIn, SchedulePatch
 from agentos.store import Store
@@ -72,3 +73,117 @@ async def test_one_shot_fires_once_then_stops(store: Store) -> None:
     assert await schedules.fire_due(store) == 1
     assert await schedules.fire_due(store) == 0
     assert (await schedules.get(store, "once")).row.next_run_at is None
+
+
+# ------------------------------------------------------- schedules that submit tasks
+
+
+async def publish(store: Store, name: str, version: str = "1.0.0") -> None:
+    await registry.create(store, agent_spec.from_object(
+        {"name": name, "version": version, "handler": {"type": "python", "target": "m:f"}}),
+        publish=True)
+
+
+async def all_tasks(store: Store) -> list[Any]:
+    return [t.row for t in (await queue.list_tasks(store))[0]]
+
+
+async def test_a_tick_fires_the_event_and_submits_the_task_under_it(store: Store) -> None:
+    await publish(store, "reporter")
+    s = await schedules.create(store, ScheduleIn.model_validate({
+        "name": "report", "interval_s": 600, "event": {"type": "report.due"},
+        "task": {"agent": "reporter", "input": {"kind": "daily"}, "priority": 7,
+                 "max_retries": 1}}))
+    assert s.to_dict()["task"] == {"agent": "reporter", "input": {"kind": "daily"},
+                                   "priority": 7, "max_retries": 1}
+    await make_due(store, "report", timedelta(seconds=1))
+    assert await schedules.fire_due(store) == 1
+    [e], _ = await events.query(store, events.Query(type="report.due"))
+    [task] = await all_tasks(store)
+    assert (task.agent, task.agent_version, task.input, task.priority, task.max_retries) == (
+        "reporter", "1.0.0", {"kind": "daily"}, 7, 1)
+    assert task.correlation_id == e.correlation_id and task.causation_id == e.id
+    assert task.idempotency_key == f"schedule:report:{e.payload['scheduled_for']}"
+    row = (await schedules.get(store, "report")).row
+    assert (row.last_event_id, row.last_task_id, row.fire_count) == (e.id, task.id, 1)
+    # the same tick again (as if a second scheduler got there too): nothing new
+    async with store.write() as conn:
+        await conn.execute(update(table).where(table.c.name == "report").values(
+            next_run_at=datetime.fromisoformat(e.payload["scheduled_for"])))
+    assert await schedules.fire_due(store) == 0
+    assert len(await all_tasks(store)) == 1
+    assert len((await events.query(store, events.Query(type="report.due")))[0]) == 1
+
+
+async def test_a_schedule_may_only_submit_a_task(store: Store) -> None:
+    await publish(store, "reporter")
+    await publish(store, "reporter", "2.0.0")
+    s = await schedules.create(store, ScheduleIn.model_validate({
+        "name": "only-task", "at": datetime.now(UTC).isoformat(),
+        "task": {"agent": "reporter", "version": "1.0.0"}}))
+    assert s.to_dict()["event"] is None
+    assert await schedules.fire_due(store) == 1
+    [task] = await all_tasks(store)
+    assert (task.agent_version, task.correlation_id, task.causation_id) == (
+        "1.0.0", task.id, None)
+    fired, _ = await events.query(store, events.Query(source="schedule:only-task"))
+    assert fired == []
+    assert (await schedules.get(store, "only-task")).row.last_task_id == task.id
+
+
+@pytest.mark.parametrize("task", [
+    {"agent": "ghost"},  # no such agent
+    {"agent": "drafty"},  # only a draft
+    {"agent": "reporter", "version": "9.9.9"},  # no such version
+    {"agent": "reporter", "version": "0.1.0"},  # a draft version of a published agent
+])
+async def test_a_task_for_an_agent_that_cannot_run_writes_nothing(
+        store: Store, task: dict[str, Any]) -> None:
+    await publish(store, "reporter")
+    for name, version in (("drafty", "1.0.0"), ("reporter", "0.1.0")):
+        await registry.create(store, agent_spec.from_object(
+            {"name": name, "version": version,
+             "handler": {"type": "python", "target": "m:f"}}))
+    with pytest.raises(InvalidInput) as caught:
+        await schedules.create(store, ScheduleIn.model_validate(
+            {"name": "bad", "interval_s": 60, "task": task}))
+    assert caught.value.code == "agent_not_runnable"
+    assert await schedules.list_all(store) == []
+    await schedules.create(store, ScheduleIn.model_validate(
+        {"name": "good", "interval_s": 60, "event": {"type": "x"}}))
+    before = (await schedules.get(store, "good")).to_dict()
+    with pytest.raises(InvalidInput):
+        await schedules.change(store, "good", SchedulePatch.model_validate({"task": task}))
+    assert (await schedules.get(store, "good")).to_dict() == before
+
+
+async def test_a_schedule_fires_something(store: Store) -> None:
+    with pytest.raises(ValueError, match="an event to fire, a task to submit"):
+        ScheduleIn.model_validate({"name": "empty", "interval_s": 60})
+    await publish(store, "reporter")
+    await schedules.create(store, ScheduleIn.model_validate(
+        {"name": "s", "interval_s": 60, "event": {"type": "x"}}))
+    with pytest.raises(InvalidInput):  # removing the only thing it fires
+        await schedules.change(store, "s", SchedulePatch.model_validate({"event": None}))
+    # swap the event for a task, then drop the task again for an event
+    swapped = await schedules.change(store, "s", SchedulePatch.model_validate(
+        {"event": None, "task": {"agent": "reporter"}}))
+    assert swapped.to_dict()["event"] is None
+    assert swapped.to_dict()["task"] == {"agent": "reporter", "input": {}, "priority": 5}
+    back = await schedules.change(store, "s", SchedulePatch.model_validate(
+        {"event": {"type": "y"}, "task": None}))
+    assert back.to_dict()["task"] is None and back.to_dict()["event"]["type"] == "y"
+
+
+async def test_a_task_whose_agent_was_withdrawn_is_skipped_and_recorded(store: Store) -> None:
+    await publish(store, "reporter")
+    await schedules.create(store, ScheduleIn.model_validate({
+        "name": "r", "interval_s": 600, "event": {"type": "r.tick"},
+        "task": {"agent": "reporter"}}))
+    await registry.change_status(store, "reporter", "1.0.0", "deprecate")
+    await make_due(store, "r", timedelta(seconds=1))
+    assert await schedules.fire_due(store) == 1  # the event still fires
+    assert await all_tasks(store) == []
+    row = (await schedules.get(store, "r")).row
+    assert row.last_error["code"] == "agent_not_runnable" and row.last_task_id is None
+    assert row.next_run_at > datetime.now(UTC)  # and the schedule moves on

@@ -180,20 +180,24 @@ schedules = Table(
     Column("timezone", String(64)),
     Column("interval_s", Float),
     Column("run_at", UTCDateTime),
-    Column("event_type", String(255), nullable=False),
-    Column("payload", Json, nullable=False),
-    Column("priority", SmallInteger, nullable=False),
-    Column("task", Json),  # {"agent", "input", "priority"} once the task queue exists
+    # what each tick fires: an event (type, payload, priority), a task, or both
+    Column("event_type", String(255)),
+    Column("payload", Json),
+    Column("priority", SmallInteger),
+    Column("task", Json),  # a tasks.TaskTemplate
     Column("misfire", String(8), nullable=False),  # skip | once
     Column("paused", Boolean, nullable=False),
     Column("next_run_at", UTCDateTime),
     Column("last_run_at", UTCDateTime),
     Column("last_event_id", String(36)),
+    Column("last_task_id", String(36)),
+    Column("last_error", Json),  # why the last tick could not submit its task
     Column("fire_count", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
     Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
     CheckConstraint("kind IN ('cron', 'interval', 'once')", name="kind"),
     CheckConstraint("misfire IN ('skip', 'once')", name="misfire"),
+    CheckConstraint("event_type IS NOT NULL OR task IS NOT NULL", name="fires"),
     Index(None, "next_run_at"),
 )
 
