@@ -21,7 +21,14 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -317,8 +324,12 @@ async def change(store: Store, name: str, patch: SchedulePatch) -> Schedule:
         merged = {**old, **{k: v for k, v in given.items() if k in timing_keys}}
         try:
             timing = Timing(**merged)
-        except ValueError as exc:
-            raise InvalidInput(str(exc), code="bad_schedule") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise InvalidInput(f"{where}: {message}" if where else message,
+                               code="bad_schedule") from None
         values.update(_timing_values(timing, now))
         if timing.kind == "interval":
             values["next_run_at"] = now + timedelta(seconds=timing.interval_s or 0)

@@ -136,12 +136,12 @@ def test_schedules_and_prune(cli: Cli, sdk: Client) -> None:
     api.create_schedule("hourly", "tick", interval_s=3600)
 
     rows = cli.ok("schedules", "list").splitlines()
-    assert re.split(r"\s{2,}", rows[0]) == ["NAME", "WHEN", "EVENT", "STATE", "NEXT RUN",
-                                             "LAST RUN", "FIRED"]
-    assert [re.split(r"\s{2,}", row)[:5] for row in rows[1:]] == [
-        ["hourly", "every 3600s", "tick", "active",
+    assert re.split(r"\s{2,}", rows[0]) == ["NAME", "WHEN", "EVENT", "TASK", "STATE",
+                                             "NEXT RUN", "LAST RUN", "FIRED"]
+    assert [re.split(r"\s{2,}", row)[:6] for row in rows[1:]] == [
+        ["hourly", "every 3600s", "tick", "-", "active",
          output.timestamp(api.get_schedule("hourly")["next_run_at"])],
-        ["nightly", "cron 0 3 * * * (Europe/Paris)", "report.nightly", "active", stamp]]
+        ["nightly", "cron 0 3 * * * (Europe/Paris)", "report.nightly", "-", "active", stamp]]
 
     assert cli.ok("schedules", "pause", "nightly") == "paused schedule nightly\n"
     assert api.get_schedule("nightly")["paused"] is True
@@ -168,3 +168,65 @@ def test_schedules_and_prune(cli: Cli, sdk: Client) -> None:
     assert len(api.list_events()["events"]) == 3
     assert cli.ok(*prune, "--yes") == "deleted 2 events older than 1s of type old.*\n"
     assert [e["type"] for e in api.list_events()["events"]] == ["keep.b"]
+
+
+def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
+    api = sdk
+    cli.ok("agents", "import", "--template", "executor", "--publish")
+
+    # a schedule that only submits a task
+    out = cli.ok("schedules", "create", "sweep", "--every", "3600", "--task-agent", "executor",
+                 "--task-input", '{"suite": "smoke"}', "--task-priority", "7")
+    sweep = api.get_schedule("sweep")
+    assert out == f"created schedule sweep: every 3600s, next run " \
+                  f"{output.timestamp(sweep['next_run_at'])}\n"
+    assert sweep["event"] is None
+    assert sweep["task"] == {"agent": "executor", "input": {"suite": "smoke"}, "priority": 7}
+    shown = fields(cli.ok("schedules", "show", "sweep"))
+    assert (shown["task"], shown["task input"], shown["task priority"], shown["event"]) == (
+        "executor", '{"suite":"smoke"}', "7", "-")
+
+    # update: a new interval and an event too; the task stays as it was
+    out = cli.ok("schedules", "update", "sweep", "--every", "600", "--event", "sweep.tick",
+                 "--payload", '{"scope": "all"}')
+    sweep = api.get_schedule("sweep")
+    assert out == f"updated schedule sweep: every 600s, next run " \
+                  f"{output.timestamp(sweep['next_run_at'])}\n"
+    assert sweep["interval_s"] == 600
+    assert sweep["event"] == {"type": "sweep.tick", "payload": {"scope": "all"},
+                              "priority": "normal"}
+    assert sweep["task"]["input"] == {"suite": "smoke"}
+    # one field of the task changes, the others stay; then the event goes
+    cli.ok("schedules", "update", "sweep", "--task-input", '{"suite": "full"}')
+    assert api.get_schedule("sweep")["task"] == {"agent": "executor",
+                                                 "input": {"suite": "full"}, "priority": 7}
+    cli.ok("schedules", "update", "sweep", "--no-event", "--misfire", "skip")
+    sweep = api.get_schedule("sweep")
+    assert (sweep["event"], sweep["misfire"]) == (None, "skip")
+
+    # bad updates: one line, exit 2, nothing changed
+    for args, message in [
+        (("sweep",), "nothing to change"),
+        (("sweep", "--no-task"), "give an event to fire, a task to submit, or both"),
+        (("sweep", "--task-agent", "ghost"), "no published version of agent ghost"),
+        (("sweep", "--every", "0"), "interval_s"),
+        (("sweep", "--every", "5", "--cron", "* * * * *"), "at most one of"),
+        (("sweep", "--task-input", "[1]"), "--task-input must be a JSON object"),
+        (("sweep", "--payload", "{}"), "--payload and --priority need --event"),
+        (("nosuch", "--every", "5"), "no schedule named nosuch"),
+    ]:
+        done = cli("schedules", "update", *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
+    assert api.get_schedule("sweep") == sweep
+
+    # create needs something to fire, and a runnable agent
+    for args, message in [
+        (("none", "--every", "5"), "give --event TYPE, --task-agent NAME, or both"),
+        (("ghostly", "--every", "5", "--task-agent", "ghost"),
+         "no published version of agent ghost"),
+        (("orphan", "--every", "5", "--event", "x", "--task-input", "{}"), "need --task-agent"),
+    ]:
+        done = cli("schedules", "create", *args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert [s["name"] for s in api.list_schedules()] == ["sweep"]

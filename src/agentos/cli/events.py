@@ -236,16 +236,16 @@ def prune(
         typer.echo(f"deleted {_events(api.prune(older_than, type_))} {what}")
 
 
-def parse_payload(text: str | None) -> dict[str, Any] | None:
-    """The ``--payload`` option as a JSON object, or a one-line error."""
+def parse_payload(text: str | None, option: str = "--payload") -> dict[str, Any] | None:
+    """A JSON-object option (``--payload`` by default), or a one-line error."""
     if text is None:
         return None
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"--payload is not valid JSON: {exc}", code="bad_payload") from None
+        raise InvalidInput(f"{option} is not valid JSON: {exc}", code="bad_payload") from None
     if not isinstance(payload, dict):
-        raise InvalidInput("--payload must be a JSON object, like '{\"severity\": \"high\"}'",
+        raise InvalidInput(f"{option} must be a JSON object, like '{{\"severity\": \"high\"}}'",
                            code="bad_payload")
     return payload
 

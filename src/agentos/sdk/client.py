@@ -244,17 +244,20 @@ class Client:
 
     # ---------------------------------------------------------- schedules
 
-    def create_schedule(self, name: str, event: str, *, payload: dict[str, Any] | None = None,
-                        priority: str | None = None, cron: str | None = None,
+    def create_schedule(self, name: str, event: str | None = None, *,
+                        payload: dict[str, Any] | None = None, priority: str | None = None,
+                        task: dict[str, Any] | None = None, cron: str | None = None,
                         timezone: str | None = None, interval_s: float | None = None,
                         at: datetime | str | None = None, misfire: str | None = None,
                         paused: bool = False) -> dict[str, Any]:
-        """A schedule firing ``event``: give exactly one of ``cron`` (with an optional
-        ``timezone``), ``interval_s`` or ``at``."""
+        """A schedule firing ``event`` and/or submitting ``task`` (``{"agent", "version",
+        "input", "priority", "max_retries", "timeout_s"}``) on every tick: give exactly
+        one of ``cron`` (with an optional ``timezone``), ``interval_s`` or ``at``."""
         template = {"type": event, "payload": payload, "priority": priority}
         body = {"name": name, "cron": cron, "timezone": timezone, "interval_s": interval_s,
-                "at": _iso(at), "misfire": misfire, "paused": paused,
-                "event": {k: v for k, v in template.items() if v is not None}}
+                "at": _iso(at), "misfire": misfire, "paused": paused, "task": task,
+                "event": {k: v for k, v in template.items() if v is not None} if event
+                else None}
         return self._json("POST", "/api/v1/schedules",
                           json={k: v for k, v in body.items() if v is not None})
 
@@ -267,7 +270,8 @@ class Client:
 
     def patch_schedule(self, name: str, **changes: Any) -> dict[str, Any]:
         """Change some of ``cron``, ``timezone``, ``interval_s``, ``at``, ``event``,
-        ``misfire``, ``paused``; a new timing restarts from now."""
+        ``task``, ``misfire``, ``paused``; a new timing restarts from now; ``event=None``
+        or ``task=None`` stops firing it."""
         if isinstance(changes.get("at"), datetime):
             changes["at"] = _iso(changes["at"])
         return self._json("PATCH", _path("schedules", name), json=changes)
