@@ -187,3 +187,28 @@ async def test_a_task_whose_agent_was_withdrawn_is_skipped_and_recorded(store: S
     row = (await schedules.get(store, "r")).row
     assert row.last_error["code"] == "agent_not_runnable" and row.last_task_id is None
     assert row.next_run_at > datetime.now(UTC)  # and the schedule moves on
+
+
+async def test_interval_ticks_are_anchored_on_the_last_change(store: Store) -> None:
+    async def shift(seconds: float, *columns: str) -> None:
+        row = (await schedules.get(store, "i")).row
+        async with store.write() as conn:
+            await conn.execute(update(table).where(table.c.name == "i").values(
+                {c: getattr(row, c) - timedelta(seconds=seconds) for c in columns}))
+
+    await schedules.create(store, ScheduleIn(name="i", interval_s=600,
+                                             event=EventTemplate(type="i.tick")))
+    # Given a schedule created 250 s ago, whose interval then changes to an hour
+    await shift(250, "created_at")
+    patched = (await schedules.change(store, "i", SchedulePatch(interval_s=3600))).row
+    # When an hour passes (the stored times move back an hour) and the tick fires
+    await shift(3601, "created_at", "next_run_at")
+    due = (await schedules.get(store, "i")).row.next_run_at
+    assert due == patched.next_run_at - timedelta(seconds=3601)
+    assert await schedules.fire_due(store) == 1
+    # Then the next tick is an hour after it, on the change's grid, not the creation's
+    assert (await schedules.get(store, "i")).row.next_run_at == due + timedelta(hours=1)
+    # and a resume keeps to that grid
+    await schedules.change(store, "i", SchedulePatch(paused=True))
+    resumed = await schedules.change(store, "i", SchedulePatch(paused=False))
+    assert resumed.row.next_run_at == due + timedelta(hours=1)
