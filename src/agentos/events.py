@@ -16,15 +16,16 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import ids as ids_
 from agentos import patterns
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
 from agentos.store import Store, sql
-from agentos.store.tables import event_log_head, events
+from agentos.store.tables import event_log_head, events, route_queue
 from agentos.store.tables import tasks as tasks_table
+from agentos.tasks import Status as TaskStatus
 
 CHANNEL = "agentos_events"  # notified on every commit that appended events
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # bytes of JSON
@@ -347,21 +348,40 @@ def parse_age(text: str) -> timedelta:
     return timedelta(seconds=int(number) * _UNITS[unit])
 
 
-async def prune(store: Store, older_than: timedelta, type_glob: str | None = None,
-                dry_run: bool = False) -> int:
-    """Delete events older than ``older_than`` (of ``type_glob``); returns how many.
+@dataclass(frozen=True)
+class Pruned:
+    deleted: int  # deleted, or in a dry run would be
+    kept: int  # old enough, but still needed (see ``prune``)
 
-    Events whose correlation chain an unfinished task or workflow still needs are
-    kept (no such holders exist until the task queue does).
+
+async def prune(store: Store, older_than: timedelta, type_glob: str | None = None,
+                dry_run: bool = False) -> Pruned:
+    """Delete events older than ``older_than`` (of ``type_glob``).
+
+    Kept however old: every event in the correlation of a task that has not
+    finished (pending, scheduled or running), which may still read its chain or
+    be explained by it, and every event the router has not routed yet, whose
+    tasks do not exist so far. A routed event takes its route rows with it; its
+    tasks keep their idempotency keys (``route:SEQ:...``) and sequence numbers
+    are never reused, so no event is routed twice. (Workflow runs will hold
+    their chains the same way.)
     """
     cutoff = datetime.now(UTC) - older_than
-    where = [events.c.created_at < cutoff]
+    old = [events.c.created_at < cutoff]
     if type_glob:
-        where.append(_glob_clause(type_glob))
+        old.append(_glob_clause(type_glob))
+    unfinished = [s.value for s in TaskStatus if not s.final]
+    needed = or_(
+        events.c.correlation_id.in_(select(tasks_table.c.correlation_id)
+                                    .where(tasks_table.c.status.in_(unfinished))),
+        events.c.seq.in_(select(route_queue.c.seq)))
+    counts = select(func.count(), func.coalesce(func.sum(case((needed, 1), else_=0)), 0)
+                    ).select_from(events).where(*old)
     if dry_run:
         async with store.read() as conn:
-            return int((await conn.execute(
-                select(func.count()).select_from(events).where(*where))).scalar_one())
+            matched, kept = (await conn.execute(counts)).one()
+        return Pruned(int(matched) - int(kept), int(kept))
     async with store.write() as conn:
-        result = await conn.execute(delete(events).where(*where))
-        return int(result.rowcount)
+        deleted = (await conn.execute(delete(events).where(*old, not_(needed)))).rowcount
+        kept = (await conn.execute(counts)).one()[1]
+    return Pruned(int(deleted), int(kept))

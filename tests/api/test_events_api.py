@@ -228,5 +228,5 @@ async def test_schedules_submit_tasks(api: httpx.AsyncClient, store: Store) -> N
 async def test_prune_endpoint(api: httpx.AsyncClient) -> None:
     await api.post("/api/v1/events", json={"type": "old.x"})
     r = await api.post("/api/v1/events/prune", json={"older_than": "30d", "dry_run": True})
-    assert r.json() == {"would_delete": 0}
+    assert r.json() == {"would_delete": 0, "kept": 0}
     assert_error(await api.post("/api/v1/events/prune", json={"older_than": "soon"}), 400)

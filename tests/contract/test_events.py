@@ -5,10 +5,11 @@ from typing import Any
 
 import pytest
 
-from agentos import events
+from agentos import events, queue, router
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
-from agentos.events import EventIn
+from agentos.events import EventIn, Pruned
 from agentos.store import Store
+from tests.contract.test_router import publish
 from tests.snapshot import snapshot
 
 
@@ -106,12 +107,52 @@ async def test_bad_events_write_nothing(store: Store) -> None:
 
 async def test_prune_by_age_and_type(store: Store) -> None:
     await events.append(store, [ev("a.x"), ev("a.y"), ev("b.x")])
-    assert await events.prune(store, timedelta(seconds=0) + timedelta(days=1)) == 0
-    assert await events.prune(store, timedelta(microseconds=1), "a.*", dry_run=True) == 2
+    await router.route_batch(store)
+    assert await events.prune(store, timedelta(seconds=0) + timedelta(days=1)) == Pruned(0, 0)
+    assert await events.prune(store, timedelta(microseconds=1), "a.*", dry_run=True) == \
+        Pruned(2, 0)
     assert await events.head_seq(store) == 3
-    assert await events.prune(store, timedelta(microseconds=1), "a.*") == 2
+    assert await events.prune(store, timedelta(microseconds=1), "a.*") == Pruned(2, 0)
     page, _ = await events.query(store, events.Query())
     assert [e.type for e in page] == ["b.x"]
     with pytest.raises(InvalidInput):
         events.parse_age("30 days")
     assert events.parse_age("30d") == timedelta(days=30)
+
+
+async def route_all(store: Store) -> None:
+    while await router.route_batch(store):
+        pass
+
+
+async def test_prune_keeps_what_unfinished_tasks_and_the_router_need(store: Store) -> None:
+    # Given an agent taking alerts, two alerts routed to it and one other event
+    await publish(store, "qa", [{"event": "alert.*"}])
+    [a, b, _] = await events.append(store, [ev("alert.a"), ev("alert.b"), ev("noise.x")])
+    await route_all(store)
+    # When the task for b succeeds while the task for a is still running
+    claimed = {t.row.causation_id: t for t in await queue.claim(store, "w", limit=2)}
+    done = claimed[b.event.id]
+    await queue.complete(store, done.id, done.row.attempt, {"ok": True})
+    await route_all(store)
+    chain_a = await events.query(store, events.Query(correlation_id=a.event.id))
+    assert [e.type for e in chain_a[0]] == ["alert.a", "task.created", "task.started"]
+    [late] = await events.append(store, [ev("late.x")])  # not routed yet
+    # Then pruning keeps a's chain and the unrouted event, and deletes the rest
+    assert await events.prune(store, timedelta(microseconds=1), dry_run=True) == Pruned(5, 4)
+    assert await events.prune(store, timedelta(microseconds=1)) == Pruned(5, 4)
+    left, _ = await events.query(store, events.Query())
+    assert [e.id for e in left] == [e.id for e in chain_a[0]] + [late.event.id]
+    tree = await events.correlation(store, a.event.id)
+    assert [n["type"] for n in tree[0]["children"][0]["children"]] == [
+        "task.created", "task.started"]  # the chain under the running task is whole
+    # the pruned event's route went with it, and nothing is routed (or submitted) again
+    assert await router.routes_of(store, b.event.seq) == []
+    assert await router.route_batch(store) == 1  # late.x only
+    assert len((await queue.list_tasks(store))[0]) == 2
+    # once a's task finishes too, its chain may go
+    running = claimed[a.event.id]
+    await queue.complete(store, running.id, running.row.attempt, {"ok": True})
+    await route_all(store)
+    assert (await events.prune(store, timedelta(microseconds=1))).kept == 0
+    assert (await events.query(store, events.Query()))[0] == []

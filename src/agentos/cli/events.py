@@ -221,19 +221,24 @@ def prune(
     """Delete old events (retention)."""
     what = f"older than {older_than}" + (f" of type {type_}" if type_ else "")
     with options.client(url) as api:
-        count = api.prune(older_than, type_, dry_run=True)
+        count, kept = api.prune(older_than, type_, dry_run=True)
         if dry_run:
-            typer.echo(f"would delete {_events(count)} {what}")
+            typer.echo(f"would delete {_events(count)} {what}{_kept(kept)}")
             return
         if count == 0:
-            typer.echo(f"no events {what}")
+            typer.echo(f"no events {what} to delete{_kept(kept)}")
             return
         if not yes:
             if not sys.stdin.isatty():
                 raise InvalidInput(f"refusing to delete {_events(count)} {what} without "
                                    "confirmation: pass --yes", code="confirmation_needed")
             typer.confirm(f"delete {_events(count)} {what}?", abort=True)
-        typer.echo(f"deleted {_events(api.prune(older_than, type_))} {what}")
+        count, kept = api.prune(older_than, type_)
+        typer.echo(f"deleted {_events(count)} {what}{_kept(kept)}")
+
+
+def _kept(count: int) -> str:
+    return f" (kept {_events(count)} that open tasks or the router still need)" if count else ""
 
 
 def parse_payload(text: str | None, option: str = "--payload") -> dict[str, Any] | None:

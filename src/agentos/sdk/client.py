@@ -185,12 +185,14 @@ class Client:
                                                 )["tree"]
         return tree
 
-    def prune(self, older_than: str, type: str | None = None, dry_run: bool = False) -> int:
-        """Delete events older than ``older_than`` (``30d``, ``12h``...); how many were
-        deleted, or with ``dry_run`` would be."""
+    def prune(self, older_than: str, type: str | None = None, dry_run: bool = False
+              ) -> tuple[int, int]:
+        """Delete events older than ``older_than`` (``30d``, ``12h``...): how many were
+        deleted (or with ``dry_run`` would be), and how many old ones were kept because
+        an unfinished task's correlation still needs them."""
         body = self._json("POST", "/api/v1/events/prune", json={
             "older_than": older_than, "type": type, "dry_run": dry_run})
-        return int(body["would_delete" if dry_run else "deleted"])
+        return int(body["would_delete" if dry_run else "deleted"]), int(body["kept"])
 
     def stream(self, type: str = "*", after_seq: int | None = None,
                last_event_id: str | None = None) -> EventStream:

@@ -203,10 +203,13 @@ class PruneIn(BaseModel):
 
 @router.post("/api/v1/events/prune")
 async def prune(store: StoreDep, body: PruneIn) -> dict[str, Any]:
-    """Delete events older than ``older_than`` (e.g. ``30d``); ``dry_run`` only counts."""
-    count = await events.prune(store, events.parse_age(body.older_than), body.type,
-                               body.dry_run)
-    return {"deleted" if not body.dry_run else "would_delete": count}
+    """Delete events older than ``older_than`` (e.g. ``30d``); ``dry_run`` only counts.
+    ``kept``: old events still needed by an unfinished task's correlation (or not
+    routed yet), which are not deleted."""
+    pruned = await events.prune(store, events.parse_age(body.older_than), body.type,
+                                body.dry_run)
+    return {"deleted" if not body.dry_run else "would_delete": pruned.deleted,
+            "kept": pruned.kept}
 
 
 @router.get("/api/v1/correlations/{correlation_id}")
