@@ -271,7 +271,15 @@ async def _require_runnable(store: Store, task: TaskTemplate) -> None:
                            details={"agent": task.agent, "version": task.version})
 
 
-async def create(store: Store, spec: ScheduleIn) -> Schedule:
+def _check_event(event: EventTemplate | None, max_payload: int) -> None:
+    if event is not None:  # the cap every emitted event is held to
+        events.check_payload(events.EventIn(type=event.type, payload=event.payload),
+                             max_payload)
+
+
+async def create(store: Store, spec: ScheduleIn,
+                 max_payload: int = events.DEFAULT_MAX_PAYLOAD) -> Schedule:
+    _check_event(spec.event, max_payload)
     if spec.task is not None:
         await _require_runnable(store, spec.task)
     now = await _db_now(store)
@@ -309,7 +317,8 @@ async def remove(store: Store, name: str) -> None:
             raise NotFound(f"no schedule named {name}", code="schedule_not_found")
 
 
-async def change(store: Store, name: str, patch: SchedulePatch) -> Schedule:
+async def change(store: Store, name: str, patch: SchedulePatch,
+                 max_payload: int = events.DEFAULT_MAX_PAYLOAD) -> Schedule:
     """Apply a partial update; a new timing (or a resume) restarts from now."""
     current = await get(store, name)
     given = patch.model_dump(exclude_unset=True)
@@ -338,6 +347,7 @@ async def change(store: Store, name: str, patch: SchedulePatch) -> Schedule:
         task = patch.task if "task" in given else current.task()
         if event is None and task is None:
             raise InvalidInput(NOTHING_TO_FIRE, code="bad_schedule")
+        _check_event(patch.event, max_payload)
         if "task" in given and task is not None:
             await _require_runnable(store, task)
         values.update(_fire_values(event, task))

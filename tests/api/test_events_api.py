@@ -6,6 +6,8 @@ from typing import Any
 import httpx
 import pytest
 
+from agentos.api.app import create_app
+from agentos.config import Settings
 from agentos.store import Store
 from tests.api.test_agents_api import assert_error
 from tests.snapshot import snapshot
@@ -230,3 +232,29 @@ async def test_prune_endpoint(api: httpx.AsyncClient) -> None:
     r = await api.post("/api/v1/events/prune", json={"older_than": "30d", "dry_run": True})
     assert r.json() == {"would_delete": 0, "kept": 0}
     assert_error(await api.post("/api/v1/events/prune", json={"older_than": "soon"}), 400)
+
+
+async def test_a_lower_payload_cap_is_enforced_and_writes_nothing(
+        monkeypatch: pytest.MonkeyPatch, database_url: str, store: Store) -> None:
+    monkeypatch.setenv("AGENTOS_EVENT_MAX_PAYLOAD_BYTES", "1024")
+    settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    assert settings.event_max_payload_bytes == 1024
+    app = create_app(settings, store)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agentos.test") as api:
+        await api.post("/api/v1/schedules", json={"name": "s", "interval_s": 60,
+                                                  "event": {"type": "s.tick"}})
+        before = await snapshot(store)
+        big = {"type": "x", "payload": {"blob": "y" * 1100}}  # 1,111 bytes of JSON
+        for body in [big, {"events": [{"type": "fine"}, big]}]:
+            error = assert_error(await api.post("/api/v1/events", json=body), 413,
+                                 "payload_too_large")
+            assert error["details"] == {"size": 1111, "max_bytes": 1024}
+        # a schedule's event is held to the same cap
+        assert_error(await api.post("/api/v1/schedules", json={
+            "name": "big", "interval_s": 60, "event": big}), 413, "payload_too_large")
+        assert_error(await api.patch("/api/v1/schedules/s", json={"event": big}), 413,
+                     "payload_too_large")
+        assert await snapshot(store) == before
+        fits = {"type": "x", "payload": {"blob": "y" * 1000}}  # 1,011 bytes
+        assert (await api.post("/api/v1/events", json=fits)).status_code == 201

@@ -1,4 +1,5 @@
-"""/api/v1/schedules: cron, interval and one-shot schedules that fire events."""
+"""/api/v1/schedules: cron, interval and one-shot schedules that fire events and
+submit tasks."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from agentos import schedules
-from agentos.api.deps import StoreDep
+from agentos.api.deps import SettingsDep, StoreDep
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create(store: StoreDep, body: schedules.ScheduleIn) -> dict[str, Any]:
-    return (await schedules.create(store, body)).to_dict()
+async def create(store: StoreDep, settings: SettingsDep, body: schedules.ScheduleIn
+                 ) -> dict[str, Any]:
+    """A schedule that fires ``event``, submits ``task`` (to a published agent), or both."""
+    return (await schedules.create(store, body, settings.event_max_payload_bytes)).to_dict()
 
 
 @router.get("")
@@ -28,8 +31,11 @@ async def get(store: StoreDep, name: str) -> dict[str, Any]:
 
 
 @router.patch("/{name}")
-async def patch(store: StoreDep, name: str, body: schedules.SchedulePatch) -> dict[str, Any]:
-    return (await schedules.change(store, name, body)).to_dict()
+async def patch(store: StoreDep, settings: SettingsDep, name: str,
+                body: schedules.SchedulePatch) -> dict[str, Any]:
+    """Change what is given; ``"event": null`` or ``"task": null`` stops firing it."""
+    return (await schedules.change(store, name, body, settings.event_max_payload_bytes)
+            ).to_dict()
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
