@@ -23,6 +23,10 @@ from agentos.store import Store, wait_wakeup
 log = logging.getLogger("agentos.bus")
 
 READ_BATCH = 1000  # events per read of the log
+# seconds between re-reads of the log with no wake-up: PostgreSQL wakes readers
+# by NOTIFY, so polling is only the safety net there; SQLite has no cross-process
+# wake-up at all
+POLL_INTERVAL = {"postgresql": 2.0, "sqlite": 0.25}
 RING_SIZE = 10_000  # recent events kept in memory for subscribers
 
 
@@ -31,8 +35,7 @@ class Bus:
 
     def __init__(self, store: Store, *, poll_interval: float | None = None) -> None:
         self.store = store
-        # PostgreSQL wakes us by NOTIFY, so polling is only a safety net there
-        self.poll_interval = poll_interval or (2.0 if store.dialect == "postgresql" else 0.25)
+        self.poll_interval = poll_interval or POLL_INTERVAL[store.dialect]
         self.cursor = 0  # every event up to here is in the ring (or older than it)
         self._ring: list[Event] = []  # contiguous recent events, oldest first
         self._seqs: list[int] = []

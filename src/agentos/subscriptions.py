@@ -2,26 +2,30 @@
 
 A consumer reads a page after its cursor and acknowledges up to the last event
 it handled; if it crashes before acknowledging, it reads the same events again
-(at-least-once, in order).
+(at-least-once, in order). A read may wait for the next event (long polling):
+commits wake it, and it re-reads the log every poll interval anyway, so a lost
+wake-up delays an event by at most that and never loses it.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from agentos import events, patterns
+from agentos import bus, events, patterns
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Event
-from agentos.store import Store
+from agentos.store import Store, wait_wakeup
 from agentos.store.columns import utcnow
 from agentos.store.tables import subscriptions as subs
 
 NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+MAX_WAIT = 60.0  # seconds a read may wait for events
 
 
 @dataclass(frozen=True)
@@ -78,13 +82,28 @@ async def delete_one(store: Store, name: str) -> None:
             raise NotFound(f"no subscription named {name}", code="subscription_not_found")
 
 
-async def pending(store: Store, name: str, limit: int = 100) -> list[Event]:
-    """The next events after the subscription's cursor (not acknowledged yet)."""
+async def pending(store: Store, name: str, limit: int = 100, wait_s: float = 0.0
+                  ) -> list[Event]:
+    """The next events after the subscription's cursor (not acknowledged yet);
+    with ``wait_s``, wait up to that long for the first one to arrive."""
     if not 1 <= limit <= events.MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {events.MAX_PAGE}", code="bad_limit")
-    sub = await get(store, name)
-    async with store.read() as conn:
-        return await events.read_after(conn, sub.cursor_seq, limit, sub.type_glob)
+    if not 0 <= wait_s <= MAX_WAIT:
+        raise InvalidInput(f"wait_s must be between 0 and {MAX_WAIT:g}", code="bad_wait")
+    deadline = time.monotonic() + wait_s
+    wakeup = store.wakeup(events.CHANNEL)
+    try:
+        while True:
+            wakeup.clear()  # before reading: a commit from now on wakes the wait below
+            sub = await get(store, name)
+            async with store.read() as conn:
+                found = await events.read_after(conn, sub.cursor_seq, limit, sub.type_glob)
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found
+            await wait_wakeup(wakeup, min(left, bus.POLL_INTERVAL[store.dialect]))
+    finally:
+        store.forget_wakeup(events.CHANNEL, wakeup)
 
 
 async def ack(store: Store, name: str, seq: int) -> Subscription:

@@ -143,6 +143,21 @@ async def test_durable_subscription_rereads_until_acked(api: httpx.AsyncClient) 
     assert_error(await api.get("/api/v1/subscriptions/audit-feed/events"), 404)
 
 
+async def test_a_durable_read_can_wait_for_the_next_event(api: httpx.AsyncClient) -> None:
+    await api.post("/api/v1/subscriptions", json={"name": "waiter", "type": "w.*"})
+    path = "/api/v1/subscriptions/waiter/events"
+    began = asyncio.get_running_loop().time()
+    assert (await api.get(path, params={"wait_s": 0.3})).json() == {"events": []}
+    assert asyncio.get_running_loop().time() - began >= 0.3
+    reader = asyncio.create_task(api.get(path, params={"wait_s": 10}))
+    await asyncio.sleep(0.1)
+    await api.post("/api/v1/events", json={"events": [{"type": "x.noise"}, {"type": "w.one"}]})
+    r = await asyncio.wait_for(reader, 5)  # a commit wakes it, long before wait_s
+    assert [e["type"] for e in r.json()["events"]] == ["w.one"]
+    for bad in (-1, 61, "soon"):
+        assert_error(await api.get(path, params={"wait_s": bad}), 422)
+
+
 @pytest.mark.parametrize("body", [
     {"name": "Bad Name", "type": "x"}, {"name": "ok", "type": "a..b"},
     {"name": "ok", "type": "x", "extra": 1}])

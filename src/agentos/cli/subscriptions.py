@@ -51,12 +51,15 @@ def pending(
     name: Name,
     limit: Annotated[int, typer.Option(metavar="N", min=1, max=1000,
                                        help="At most N events.")] = 100,
+    wait: Annotated[float, typer.Option(
+        metavar="SECONDS", min=0, max=60,
+        help="When nothing is pending, wait up to SECONDS for an event.")] = 0.0,
     json: options.Json = False,
     url: options.Url = None,
 ) -> None:
     """The next events after the subscription's cursor, not acknowledged yet."""
     with options.client(url) as api:
-        found = api.pending(name, limit)
+        found = api.pending(name, limit, wait)
     if json:
         output.emit_json(found)
     else:

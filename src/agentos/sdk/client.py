@@ -47,6 +47,7 @@ class Client:
         headers = {"User-Agent": f"agentos-sdk/{__version__}"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        self._timeout = timeout
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
         # a stream is quiet between events (the server sends a comment every 15 s)
         self._stream_timeout = httpx.Timeout(timeout, read=None)
@@ -233,11 +234,14 @@ class Client:
     def delete_subscription(self, name: str) -> None:
         self._request("DELETE", _path("subscriptions", name))
 
-    def pending(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """The subscription's next events after its cursor; ``ack`` the last you handled."""
+    def pending(self, name: str, limit: int | None = None, wait_s: float = 0.0
+                ) -> list[dict[str, Any]]:
+        """The subscription's next events after its cursor; ``ack`` the last you handled.
+        With ``wait_s``, wait up to that long for one when there are none (long polling)."""
+        params = {k: v for k, v in {"limit": limit, "wait_s": wait_s}.items() if v}
         found: list[dict[str, Any]] = self._json(
-            "GET", _path("subscriptions", name, "events"),
-            params={"limit": limit} if limit is not None else None)["events"]
+            "GET", _path("subscriptions", name, "events"), params=params or None,
+            timeout=self._timeout + wait_s)["events"]
         return found
 
     def ack(self, name: str, seq: int) -> dict[str, Any]:

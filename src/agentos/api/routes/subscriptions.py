@@ -49,10 +49,12 @@ async def delete(store: StoreDep, name: str) -> None:
 
 @router.get("/{name}/events")
 async def pending(store: StoreDep, name: str,
-                  limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100
+                  limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100,
+                  wait_s: Annotated[float, Query(ge=0, le=subscriptions.MAX_WAIT)] = 0.0,
                   ) -> dict[str, Any]:
-    """The next events after the cursor; ack the last ``seq`` you handled."""
-    found = await subscriptions.pending(store, name, limit)
+    """The next events after the cursor; ack the last ``seq`` you handled. With
+    ``wait_s``, an empty answer waits up to that long for the next event."""
+    found = await subscriptions.pending(store, name, limit, wait_s)
     return {"events": [e.to_dict() for e in found]}
 
 
