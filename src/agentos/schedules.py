@@ -319,7 +319,9 @@ async def remove(store: Store, name: str) -> None:
 
 async def change(store: Store, name: str, patch: SchedulePatch,
                  max_payload: int = events.DEFAULT_MAX_PAYLOAD) -> Schedule:
-    """Apply a partial update; a new timing (or a resume) restarts from now."""
+    """Apply a partial update. A new timing starts from now (an interval's ticks
+    then fall on now + k * interval); a resume skips the ticks that passed while
+    paused; ``event``/``task`` given as None stop firing that (one must remain)."""
     current = await get(store, name)
     given = patch.model_dump(exclude_unset=True)
     values: dict[str, Any] = {}
