@@ -273,8 +273,8 @@ async def _require_runnable(store: Store, task: TaskTemplate) -> None:
 
 def _check_event(event: EventTemplate | None, max_payload: int) -> None:
     if event is not None:  # the cap every emitted event is held to
-        events.check_payload(events.EventIn(type=event.type, payload=event.payload),
-                             max_payload)
+        events.encode_payloads([events.EventIn(type=event.type, payload=event.payload)],
+                               max_payload)
 
 
 async def create(store: Store, spec: ScheduleIn,
