@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -230,3 +231,20 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
         done = cli("schedules", "create", *args)
         assert done.returncode == 2 and message in done.stderr, done.stderr
     assert [s["name"] for s in api.list_schedules()] == ["sweep"]
+
+
+def test_subscription_reads_wait_for_the_next_event(cli: Cli, sdk: Client) -> None:
+    api = sdk
+    api.create_subscription("feed", "feed.*")
+    began = time.monotonic()
+    assert json.loads(cli.ok("subscriptions", "pending", "feed", "--wait", "0.5", "--json")) == []
+    assert time.monotonic() - began >= 0.5
+    # a read waiting longer than the client's own timeout still gets the event
+    timer = threading.Timer(1.5, api.emit, ("feed.one",))
+    timer.start()
+    try:
+        with Client(api.base_url, timeout=1.0) as impatient:
+            [event] = impatient.pending("feed", wait_s=10)
+    finally:
+        timer.join()
+    assert event["type"] == "feed.one"
