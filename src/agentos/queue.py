@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import events, ids, tasks
@@ -188,11 +188,29 @@ async def _limits(conn: AsyncConnection, rows: list[Any]) -> dict[tuple[str, str
             if (f.name, f.version) in pairs}
 
 
-async def _lock_agent(store: Store, conn: AsyncConnection, agent: str) -> None:
-    if store.dialect == "postgresql":
-        key = zlib.crc32(f"agentos.agent:{agent}".encode())
+async def _lock_agent(store: Store, conn: AsyncConnection, agent: str, wait: bool) -> bool:
+    """Hold ``agent``'s claim lock until the transaction ends; without ``wait``,
+    give up (False) if another claimer holds it."""
+    if store.dialect != "postgresql":
+        return True  # SQLite: the write transaction already excludes every other claimer
+    key = zlib.crc32(f"agentos.agent:{agent}".encode())
+    if wait:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-    # SQLite: the write transaction already excludes every other claimer
+        return True
+    return bool((await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                    {"k": key})).scalar_one())
+
+
+def _full_agents() -> Any:
+    """Agents at their concurrency limit: running tasks >= the highest limit of any
+    of their versions (none uncapped). Small: it only reads running tasks."""
+    av = agent_versions.c
+    busy = (select(t.agent, func.count().label("running"))
+            .where(t.status == Status.RUNNING.value).group_by(t.agent).subquery())
+    cap = av.definition[("limits", "concurrency")].as_integer()
+    return (select(av.name).select_from(agent_versions.join(busy, busy.c.agent == av.name))
+            .group_by(av.name, busy.c.running)
+            .having(and_(func.count() == func.count(cap), busy.c.running >= func.max(cap))))
 
 
 async def claim(store: Store, worker_id: str, agents: list[str] | None = None,
@@ -206,16 +224,7 @@ async def claim(store: Store, worker_id: str, agents: list[str] | None = None,
         await conn.execute(update(table).where(t.status == Status.SCHEDULED.value,
                                                t.run_at <= now)
                            .values(status=Status.PENDING.value, updated_at=now))
-        stmt = select(table).where(t.status == Status.PENDING.value)
-        if agents:
-            stmt = stmt.where(t.agent.in_(agents))
-        # over-fetch a little: some candidates may be held back by concurrency limits
-        candidates = list((await conn.execute(
-            stmt.order_by(t.priority.desc(), t.seq).limit(limit * 2)
-            .with_for_update(skip_locked=True))).all())
-        if not candidates:
-            return []
-        chosen = await _within_limits(store, conn, candidates, limit)
+        chosen = await _choose(store, conn, agents, limit)
         if not chosen:
             return []
         lease = now + timedelta(seconds=lease_s)
@@ -232,29 +241,57 @@ async def claim(store: Store, worker_id: str, agents: list[str] | None = None,
     return [Task(r) for r in claimed]
 
 
-async def _within_limits(store: Store, conn: AsyncConnection, candidates: list[Any],
-                         limit: int) -> list[Any]:
-    limits = await _limits(conn, candidates)
-    capped = sorted({r.agent for r in candidates
-                     if limits.get((r.agent, r.agent_version), {}).get("concurrency")})
-    room: dict[str, int] = {}
-    for agent in capped:  # sorted: two claimers lock agents in the same order
-        await _lock_agent(store, conn, agent)
-        running = (await conn.execute(select(func.count()).select_from(table).where(
-            t.agent == agent, t.status == Status.RUNNING.value))).scalar_one()
-        cap = max(limits[(r.agent, r.agent_version)].get("concurrency", 0)
-                  for r in candidates if r.agent == agent)
-        room[agent] = max(cap - running, 0)
-    chosen = []
-    for row in candidates:
-        if row.agent in room:
-            if room[row.agent] == 0:
+async def _choose(store: Store, conn: AsyncConnection, agents: list[str] | None,
+                  limit: int) -> list[Any]:
+    """Up to ``limit`` ready tasks in claim order, within each agent's concurrency limit.
+
+    Agents already at their limit are left out in SQL. The first read usually
+    suffices; when an agent fills up during this claim, its other rows are
+    skipped and the next read leaves it out, so a capped agent's backlog never
+    hides other agents' tasks (each further read rules out one more agent).
+    """
+    chosen: list[Any] = []
+    room: dict[str, int] = {}  # capped agents seen so far: slots left in this claim
+    limits: dict[tuple[str, str], Any] = {}
+    first = True
+    while True:
+        want = (limit - len(chosen)) * 2  # over-fetch: some may be held back by limits
+        stmt = select(table).where(t.status == Status.PENDING.value,
+                                   t.agent.not_in(_full_agents()))
+        if agents:
+            stmt = stmt.where(t.agent.in_(agents))
+        if full := [agent for agent, left in room.items() if left == 0]:
+            stmt = stmt.where(t.agent.not_in(full))
+        if chosen:  # our own row locks do not hide them from us
+            stmt = stmt.where(t.id.not_in([r.id for r in chosen]))
+        rows = list((await conn.execute(stmt.order_by(t.priority.desc(), t.seq).limit(want)
+                                        .with_for_update(skip_locked=True))).all())
+        if unknown := [r for r in rows if (r.agent, r.agent_version) not in limits]:
+            limits.update(await _limits(conn, unknown))
+        caps: dict[str, int] = {}
+        for r in rows:
+            cap = limits.get((r.agent, r.agent_version), {}).get("concurrency")
+            if cap and r.agent not in room:
+                caps[r.agent] = max(cap, caps.get(r.agent, 0))
+        for agent in sorted(caps):  # sorted: two claimers lock agents in the same order
+            # a later read may only try: waiting out of order could deadlock
+            if not await _lock_agent(store, conn, agent, wait=first):
+                room[agent] = 0
                 continue
-            room[row.agent] -= 1
-        chosen.append(row)
-        if len(chosen) == limit:
-            break
-    return chosen
+            running = (await conn.execute(select(func.count()).select_from(table).where(
+                t.agent == agent, t.status == Status.RUNNING.value))).scalar_one()
+            room[agent] = max(caps[agent] - running, 0)
+        for row in rows:
+            if row.agent in room:
+                if room[row.agent] == 0:
+                    continue
+                room[row.agent] -= 1
+            chosen.append(row)
+            if len(chosen) == limit:
+                return chosen
+        if len(rows) < want:  # nothing more is ready
+            return chosen
+        first = False
 
 
 # ------------------------------------------------- heartbeat / complete / fail

@@ -67,6 +67,40 @@ async def test_concurrency_limit_across_claims(store: Store) -> None:
     assert len(await queue.claim(store, "w2", limit=5)) == 1
 
 
+async def test_a_full_capped_agent_does_not_block_others(store: Store) -> None:
+    # Given agent x (concurrency 1) with a backlog above agent y's task
+    await agent(store, "x", concurrency=1)
+    await agent(store, "y")
+    xs = [(await queue.submit(store, [TaskIn(agent="x", priority=8)]))[0][0] for _ in range(3)]
+    [(y, _)] = await queue.submit(store, [TaskIn(agent="y", priority=5)])
+    # When x is at its cap, the next claim skips x's backlog and takes y
+    [first] = await queue.claim(store, "w1", limit=1)
+    assert first.id == xs[0].id
+    [second] = await queue.claim(store, "w2", limit=1)
+    assert second.id == y.id
+    assert await queue.claim(store, "w3", limit=5) == []
+    # and x's free slot goes to its next task, in order
+    await queue.complete(store, first.id, 1, {})
+    [third] = await queue.claim(store, "w1", limit=5)
+    assert third.id == xs[1].id
+
+
+async def test_a_claim_fills_past_an_agent_that_fills_up(store: Store) -> None:
+    # x has room for one; a batch claim takes that one, then keeps going to y and z
+    await agent(store, "x", concurrency=1)
+    await agent(store, "y")
+    await agent(store, "z", concurrency=2)
+    for _ in range(6):
+        await queue.submit(store, [TaskIn(agent="x", priority=9)])
+    for _ in range(3):
+        await queue.submit(store, [TaskIn(agent="z", priority=7)])
+    await queue.submit(store, [TaskIn(agent="y", priority=3)])
+    claimed = await queue.claim(store, "w", limit=3)
+    assert [c.row.agent for c in claimed] == ["x", "z", "z"]
+    claimed = await queue.claim(store, "w", limit=3)
+    assert [c.row.agent for c in claimed] == ["y"]
+
+
 async def test_retries_with_growing_backoff_then_dead_letter(store: Store) -> None:
     await agent(store, max_retries=2)
     task = await submit(store)
