@@ -6,14 +6,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentos.handlers import Context, HandlerError
+from agentos.handlers import Context, HandlerError, ThreadContext
 
 
 async def echo(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     return {"echo": data, "attempt": ctx.task["attempt"]}
 
 
-def sync_double(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+def sync_double(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"double": data["n"] * 2}
 
 
@@ -38,11 +38,28 @@ async def emitter(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     return {"event": event.id}
 
 
-def record(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+def record(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
     """Appends "task start end pid" to the file in ``data["log"]`` (overlap checks)."""
     start = time.time()
     time.sleep(data.get("seconds", 0))
     end = time.time()
     with Path(data["log"]).open("a") as f:
         f.write(f"{ctx.task['id']} {start} {end} {os.getpid()}\n")
+    return {}
+
+
+def sync_emitter(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Uses the context from its thread: emit, heartbeat and a sub-agent call."""
+    event = ctx.emit("work.done", {"value": ctx.config.get("factor")})
+    ctx.heartbeat()
+    sub = ctx.call("echo", {"from": "sync"}) if data.get("call") else None
+    return {"event": event.id, "sub": sub}
+
+
+def patient(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
+    """Waits ``seconds`` unless cancelled first; appends how it ended to ``data["log"]``."""
+    start = time.monotonic()
+    stopped = ctx.cancelled.wait(data.get("seconds", 60))
+    with Path(data["log"]).open("a") as f:
+        f.write(f"{'cancelled' if stopped else 'finished'} {time.monotonic() - start:.3f}\n")
     return {}

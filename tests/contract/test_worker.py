@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+from pathlib import Path
 from typing import Any
 
 from agentos import agent_spec, events, queue, registry
@@ -158,3 +159,74 @@ async def test_workers_register_and_deregister(store: Store) -> None:
     assert await workers.list_all(store) == []
     [gone] = await workers.list_all(store, include_stopped=True)
     assert gone["status"] == "stopped" and not gone["alive"]
+
+
+async def run_until_final(store: Store, ids: list[str], worker: Worker,
+                          then: Any = None) -> list[queue.Task]:
+    """Run ``worker`` until every task is final; ``then`` runs once all have started."""
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(1000):
+            got = [await queue.get(store, i) for i in ids]
+            if then is not None and all(g.status is not Status.PENDING for g in got):
+                await then()
+                then = None
+            if all(g.status.final for g in got):
+                return got
+            await asyncio.sleep(0.02)
+        raise AssertionError("tasks did not finish")
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 10)
+
+
+async def test_sync_handlers_use_the_context_from_their_thread(store: Store) -> None:
+    await agent(store, "echo", "echo")
+    await registry.create(store, agent_spec.from_object(
+        {"name": "syncemit", "version": "1.0.0",
+         "handler": {"type": "python", "target": "tests.handlers:sync_emitter"},
+         "config": {"factor": {"type": "integer", "value": 3}},
+         "permissions": {"call_sub_agents": True}}), publish=True)
+    [task] = await drain(store, [await submit(store, "syncemit", call=True)])
+    assert task.status is Status.SUCCEEDED, task.to_dict()
+    [event], _ = await events.query(store, events.Query(type="work.done"))
+    assert task.row.output == {"event": event.id, "sub": {"echo": {"from": "sync"}, "attempt": 1}}
+    assert event.payload == {"value": 3} and event.causation_id == task.id
+    assert event.correlation_id == task.row.correlation_id
+
+
+async def test_a_timed_out_sync_handler_keeps_its_task_until_its_thread_returns(
+        store: Store, tmp_path: Path) -> None:
+    # Given a sync handler that sleeps 0.8 s (it cannot be interrupted) and a 0.2 s timeout
+    await agent(store, "rec", "record", timeout_s=0.2, max_retries=1)
+    log = tmp_path / "runs.log"
+    task_id = await submit(store, "rec", log=str(log), seconds=0.8)
+    [task] = await run_until_final(store, [task_id], Worker(store, concurrency=1, lease_s=0.3))
+    # Then both attempts time out, and the retry starts only once the first thread is done
+    assert task.status is Status.FAILED
+    assert [a.outcome for a in task.attempts] == ["timeout", "timeout"]
+    spans = sorted(tuple(map(float, line.split()[1:3])) for line in log.read_text().splitlines())
+    assert len(spans) == 2 and spans[0][1] <= spans[1][0]  # never two runs at once
+    first = task.attempts[0]
+    assert (first.ended_at - first.started_at).total_seconds() >= 0.7  # recorded after the thread
+    assert "0.2s" in first.error["message"]
+
+
+async def test_a_sync_handler_sees_timeout_and_cancel_requests(store: Store,
+                                                              tmp_path: Path) -> None:
+    await agent(store, "patient", "patient", timeout_s=0.3, max_retries=0)
+    await agent(store, "patient2", "patient")
+    log = tmp_path / "ends.log"
+    timed = await submit(store, "patient", log=str(log), seconds=30)
+    asked = await submit(store, "patient2", log=str(log), seconds=30)
+
+    async def cancel() -> None:
+        await queue.cancel(store, asked)
+
+    got = await run_until_final(store, [timed, asked], Worker(store, concurrency=2, lease_s=0.3),
+                                then=cancel)
+    assert [(g.status, g.attempts[0].outcome) for g in got] == [
+        (Status.FAILED, "timeout"), (Status.CANCELLED, "cancelled")]
+    ends = log.read_text().split()
+    assert ends[0::2] == ["cancelled", "cancelled"]  # each saw ctx.cancelled
+    assert all(float(s) < 10 for s in ends[1::2])

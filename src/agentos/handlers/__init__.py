@@ -5,7 +5,8 @@ worker awaits under the task's timeout and cancels on timeout, cancel or
 shutdown. A handler fails its attempt by raising; ``HandlerError(retryable=False)``
 dead-letters at once.
 
-    python   an importable async or sync callable (sync runs in a thread)
+    python   an importable async or sync callable (sync: in its own thread, with
+             a ``ThreadContext``; see ``handlers.python`` for how it stops)
     command  a subprocess: input as JSON on stdin, output as JSON on stdout
     http     a webhook POST to an allow-listed host (AGENTOS_HTTP_ALLOW)
     llm      an OpenAI-compatible chat completion (AGENTOS_LLM_BASE_URL),
@@ -22,8 +23,10 @@ from agentos import agent_spec
 from agentos.config import Settings
 from agentos.handlers import command, http, llm, python
 from agentos.handlers.context import Context, Handler, HandlerError, SubTaskFailed, Usage
+from agentos.handlers.python import ThreadContext
 
-__all__ = ["Context", "Handler", "HandlerError", "SubTaskFailed", "Usage", "load"]
+__all__ = ["Context", "Handler", "HandlerError", "SubTaskFailed", "ThreadContext", "Usage",
+           "load"]
 
 _SPEC: TypeAdapter[Any] = TypeAdapter(agent_spec.Handler)
 
