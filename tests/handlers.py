@@ -63,3 +63,11 @@ def patient(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
     with Path(data["log"]).open("a") as f:
         f.write(f"{'cancelled' if stopped else 'finished'} {time.monotonic() - start:.3f}\n")
     return {}
+
+
+async def beater(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Extends its lease by hand after a moment, then keeps running a while."""
+    await asyncio.sleep(data.get("before", 0.5))
+    await ctx.heartbeat()
+    await asyncio.sleep(data.get("after", 1.0))
+    return {}

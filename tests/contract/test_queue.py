@@ -126,6 +126,48 @@ async def test_retries_with_growing_backoff_then_dead_letter(store: Store) -> No
     assert c.row.attempt == 4
 
 
+async def claim_when_ready(store: Store) -> queue.Task:
+    for _ in range(200):  # a retry waits out its (short) backoff
+        if got := await queue.claim(store, "w"):
+            return got[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError("nothing became claimable")
+
+
+async def test_failure_retry_and_cancel_events_carry_the_correlation(store: Store) -> None:
+    await agent(store, max_retries=1)
+    failing = await submit(store, correlation_id="c-fail")
+    await claim_when_ready(store)
+    await queue.fail(store, failing.id, 1, {"type": "Boom", "message": "first"})
+    await claim_when_ready(store)
+    await queue.fail(store, failing.id, 2, {"type": "Boom", "message": "second"})
+    waiting = await submit(store, correlation_id="c-wait")
+    await queue.cancel(store, waiting.id)
+    running = await submit(store, correlation_id="c-run")
+    await claim_when_ready(store)
+    await queue.cancel(store, running.id)
+    await queue.fail(store, running.id, 1, {"type": "cancelled", "message": "stopped"},
+                     outcome=Outcome.CANCELLED)
+
+    async def lifecycle(correlation: str) -> list[tuple[str, dict[str, Any]]]:
+        found, _ = await events.query(store, events.Query(correlation_id=correlation))
+        assert all(e.correlation_id == correlation and e.causation_id == found[0].payload[
+            "task_id"] for e in found)
+        return [(e.type, e.payload) for e in found]
+
+    fail_events = await lifecycle("c-fail")
+    assert [t for t, _ in fail_events] == ["task.created", "task.started", "task.retrying",
+                                           "task.started", "task.failed"]
+    retrying, failed = fail_events[2][1], fail_events[4][1]
+    assert (retrying["attempt"], retrying["outcome"], retrying["error"]) == (1, "failed", "first")
+    assert retrying["retry_in_s"] > 0 and retrying["task_id"] == failing.id
+    assert (failed["attempt"], failed["outcome"], failed["error"]) == (2, "failed", "second")
+    assert [t for t, _ in await lifecycle("c-wait")] == ["task.created", "task.cancelled"]
+    run_events = await lifecycle("c-run")
+    assert [t for t, _ in run_events] == ["task.created", "task.started", "task.cancelled"]
+    assert run_events[2][1]["attempt"] == 1
+
+
 async def test_stale_attempts_are_fenced(store: Store) -> None:
     await agent(store, max_retries=3)
     task = await submit(store)

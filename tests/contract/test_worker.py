@@ -230,3 +230,48 @@ async def test_a_sync_handler_sees_timeout_and_cancel_requests(store: Store,
     ends = log.read_text().split()
     assert ends[0::2] == ["cancelled", "cancelled"]  # each saw ctx.cancelled
     assert all(float(s) < 10 for s in ends[1::2])
+
+
+async def test_ctx_heartbeat_extends_the_lease(store: Store) -> None:
+    await agent(store, "beater", "beater")
+    task_id = await submit(store, "beater", before=0.5, after=1.5)
+    leases = []
+
+    async def watch() -> None:
+        for _ in range(200):
+            got = await queue.get(store, task_id)
+            if got.status.final:
+                return
+            if got.row.lease_expires_at is not None:
+                leases.append(got.row.lease_expires_at)
+            await asyncio.sleep(0.02)
+
+    # the worker's own heartbeats come every lease_s / 3 = 20 s: only ctx.heartbeat() moves it
+    await run_until_final(store, [task_id], Worker(store, concurrency=1, lease_s=60),
+                          then=watch)
+    assert len(set(leases)) == 2 and (leases[-1] - leases[0]).total_seconds() >= 0.4
+
+
+async def test_worker_status_is_busy_while_running(store: Store,
+                                                   monkeypatch: Any) -> None:
+    from agentos import workers
+
+    monkeypatch.setattr(workers, "HEARTBEAT_INTERVAL", 0.05)
+    await agent(store, "slow", "slow")
+    task_id = await submit(store, "slow", seconds=30)
+    seen = []
+
+    async def look() -> None:
+        for _ in range(100):
+            [me] = await workers.list_all(store)
+            seen.append((me["status"], me["running"]))
+            if me["status"] == "busy":
+                break
+            await asyncio.sleep(0.02)
+        await queue.cancel(store, task_id)
+
+    await run_until_final(store, [task_id], Worker(store, concurrency=2, lease_s=0.3),
+                          then=look)
+    assert seen[-1] == ("busy", 1)
+    [me] = await workers.list_all(store, include_stopped=True)
+    assert me["status"] == "stopped"
