@@ -131,6 +131,9 @@ class SubAgent(_Strict):
 
 
 class Permissions(_Strict):
+    """What a task of the agent may do. ``emit``, when declared, lists the event-type
+    globs ``ctx.emit`` accepts (``[]``: none); left out, any type may be emitted."""
+
     lock: list[str] = Field(default_factory=list)
     emit: list[str] = Field(default_factory=list)
     call_sub_agents: bool = False

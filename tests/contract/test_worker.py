@@ -275,3 +275,22 @@ async def test_worker_status_is_busy_while_running(store: Store,
     assert seen[-1] == ("busy", 1)
     [me] = await workers.list_all(store, include_stopped=True)
     assert me["status"] == "stopped"
+
+
+async def test_emit_honours_permissions_emit(store: Store) -> None:
+    for name, allowed in (("allowed", ["work.*"]), ("refused", ["other.*", "work.x"]),
+                          ("silent", [])):
+        await registry.create(store, agent_spec.from_object(
+            {"name": name, "version": "1.0.0",
+             "handler": {"type": "python", "target": "tests.handlers:emitter"},
+             "permissions": {"emit": allowed}, "limits": {"max_retries": 3}}), publish=True)
+    await agent(store, "undeclared", "emitter")  # no permissions.emit: any type
+    ok, refused, silent, free = await drain(store, [
+        await submit(store, name) for name in ("allowed", "refused", "silent", "undeclared")])
+    assert ok.status is Status.SUCCEEDED and free.status is Status.SUCCEEDED
+    for task in (refused, silent):  # refused for good: one attempt, no retries
+        assert task.status is Status.FAILED and len(task.attempts) == 1
+        assert "may not emit 'work.done'" in task.attempts[0].error["message"]
+    assert "permissions.emit allows other.*, work.x" in refused.row.error["message"]
+    emitted, _ = await events.query(store, events.Query(type="work.done"))
+    assert sorted(e.source for e in emitted) == ["agent:allowed", "agent:undeclared"]

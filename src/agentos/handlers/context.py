@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentos import events, queue, registry, semver
+from agentos import events, patterns, queue, registry, semver
 from agentos.errors import AgentOSError
 from agentos.lifecycle import Status as VersionStatus
 from agentos.store import Store, wait_wakeup
@@ -90,7 +90,18 @@ class Context:
 
     async def emit(self, type: str, payload: dict[str, Any] | None = None,
                    priority: events.PriorityName = "normal") -> events.Event:
-        """Append an event caused by this task, in its correlation."""
+        """Append an event caused by this task, in its correlation.
+
+        When the definition declares ``permissions.emit`` (event-type globs),
+        other types are refused with a non-retryable ``HandlerError``, so the
+        attempt fails for good; an empty list allows none. An agent that does
+        not declare it may emit any type.
+        """
+        allowed = self.agent.get("permissions", {}).get("emit")
+        if allowed is not None and not any(patterns.matches(p, type) for p in allowed):
+            raise HandlerError(
+                f"agent {self.task['agent']} may not emit {type!r}: its permissions.emit "
+                f"allows {', '.join(allowed) or 'no event types'}", retryable=False)
         [appended] = await events.append(self.store, [events.EventIn(
             type=type, source=f"agent:{self.task['agent']}", payload=payload or {},
             priority=priority, correlation_id=self.task["correlation_id"],
