@@ -5,7 +5,8 @@ thread) that records every request and answers from it:
 - content ``echo: <last user message>``, or with ``response_format`` json_object
   a JSON object ``{"verdict": "pass", "echo": <last user message>}``;
 - usage ``USAGE`` (12 prompt + 5 completion tokens), ``model`` as asked;
-- a model named ``status-NNN`` gets HTTP status NNN instead.
+- a model named ``status-NNN`` gets HTTP status NNN instead;
+- a model named ``prose`` answers ``plain words``, even when asked for JSON.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class FakeLlm:
         last = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
         json_mode = body.get("response_format", {}).get("type") == "json_object"
         content = json.dumps({"verdict": "pass", "echo": last}) if json_mode else f"echo: {last}"
+        if model == "prose":
+            content = "plain words"
         return 200, {"id": "chatcmpl-fake", "object": "chat.completion", "model": model,
                      "choices": [{"index": 0, "finish_reason": "stop",
                                   "message": {"role": "assistant", "content": content}}],

@@ -348,14 +348,24 @@ async def complete(store: Store, task_id: str, attempt: int, output: dict[str, A
 
 
 async def fail(store: Store, task_id: str, attempt: int, error: dict[str, Any],
-               outcome: Outcome = Outcome.FAILED, retryable: bool = True) -> Task:
-    """End the attempt as failed (or timed out, or cancelled); retry or dead-letter."""
+               outcome: Outcome = Outcome.FAILED, retryable: bool = True,
+               tokens: Any = None, cost: float | None = None) -> Task:
+    """End the attempt as failed (or timed out, or cancelled); retry or dead-letter.
+
+    ``cancelled`` only answers a cancel request; once one is made, any failure
+    ends the task cancelled. ``tokens``/``cost``: what the attempt used before it
+    failed (an LLM may have answered).
+    """
     async with store.write() as conn:
         row = await _current(conn, task_id, attempt, "fail")
+        if outcome is Outcome.CANCELLED and not row.cancel_requested:
+            raise Conflict(f"cannot end task {task_id} as cancelled: nobody asked to cancel it",
+                           code="cancel_not_requested",
+                           details={"task_id": task_id, "attempt": attempt})
         now = (await conn.execute(select(utcnow()))).scalar_one()
         if row.cancel_requested:
             outcome = Outcome.CANCELLED
-        await _end_attempt(conn, row, now, outcome, error=error)
+        await _end_attempt(conn, row, now, outcome, error=error, tokens=tokens, cost=cost)
         drafts = await _after_failure(store, conn, row, now, error, outcome, retryable)
         await events.append_in(store, conn, drafts)
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())

@@ -163,26 +163,26 @@ class Worker:
         except TimeoutError:
             error = {"type": "timeout", "message": f"no result within {row.timeout_s}s"}
             await self._report(queue.fail(self.store, row.id, row.attempt, error,
-                                          outcome=Outcome.TIMEOUT))
+                                          outcome=Outcome.TIMEOUT, **_used(ctx)))
             return
         except asyncio.CancelledError:
             if not ctx.cancelled.is_set():
                 raise  # the worker is shutting down: hand the task back
             error = {"type": "cancelled", "message": "cancelled on request"}
             await self._report(queue.fail(self.store, row.id, row.attempt, error,
-                                          outcome=Outcome.CANCELLED))
+                                          outcome=Outcome.CANCELLED, **_used(ctx)))
             return
         except Exception as exc:
             retryable = not (isinstance(exc, HandlerError) and not exc.retryable)
             await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc),
-                                          retryable=retryable))
+                                          retryable=retryable, **_used(ctx)))
             return
         finally:
             beats.cancel()
         if not isinstance(output, dict):
             output = {"result": output}
         await self._report(queue.complete(self.store, row.id, row.attempt, output,
-                                          tokens=ctx.usage.tokens, cost=ctx.usage.cost))
+                                          **_used(ctx)))
 
     async def _heartbeats(self, task_id: str, attempt: int, ctx: Context,
                           runner: asyncio.Task[Any]) -> None:
@@ -209,6 +209,11 @@ class Worker:
             await call
         except Conflict as exc:  # a superseded attempt: its result no longer counts
             log.warning("%s", exc.message, extra={"action": "result_rejected"})
+
+
+def _used(ctx: Context) -> dict[str, Any]:
+    """The LLM tokens and cost the attempt reported, for its execution record."""
+    return {"tokens": ctx.usage.tokens, "cost": ctx.usage.cost}
 
 
 def _error(exc: BaseException) -> dict[str, Any]:

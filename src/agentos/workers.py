@@ -1,4 +1,10 @@
-"""Worker instances: who is running, where, for which agents, and whether alive."""
+"""Worker instances: who is running, where, for which agents, and whether alive.
+
+In-process workers (``agentos worker``) register themselves and beat every
+``HEARTBEAT_INTERVAL``; a remote worker speaking the HTTP protocol is
+registered by its claims and kept alive by its claims and task heartbeats
+(``seen``), with ``pid`` 0 and ``concurrency`` 0 (not known).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,13 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from agentos.store import Store
 from agentos.store.columns import utcnow
+from agentos.store.tables import tasks
 from agentos.store.tables import workers as table
 
 HEARTBEAT_INTERVAL = 5.0  # seconds between a worker's presence updates
@@ -34,6 +43,32 @@ async def beat(store: Store, worker_id: str, running: int) -> None:
         await conn.execute(update(table).where(c.id == worker_id).values(
             running=running, status="busy" if running else "idle",
             last_heartbeat_at=utcnow()))
+
+
+def _alive_now(worker_id: str) -> dict[str, Any]:
+    """Column values for "heard from just now": heartbeat, running tasks, idle or busy."""
+    running = select(func.count()).select_from(tasks).where(
+        tasks.c.worker_id == worker_id, tasks.c.status == "running").scalar_subquery()
+    return {"last_heartbeat_at": utcnow(), "running": running, "stopped_at": None,
+            "status": case((running > 0, "busy"), else_="idle")}
+
+
+async def seen(store: Store, worker_id: str, host: str, agents: list[str] | None) -> None:
+    """A remote worker claimed: register it, or refresh it (one upsert)."""
+    fresh = _alive_now(worker_id)
+    upsert = (pg_insert if store.dialect == "postgresql" else sqlite_insert)(table)
+    async with store.write() as conn:
+        await conn.execute(upsert.values(
+            id=worker_id, host=host, pid=0, agents=agents, concurrency=0, started_at=utcnow(),
+            **fresh).on_conflict_do_update(index_elements=[c.id],
+                                           set_={"host": host, "agents": agents, **fresh}))
+
+
+async def touch(store: Store, worker_id: str) -> None:
+    """A remote worker heartbeated a task: refresh it if it is registered."""
+    async with store.write() as conn:
+        await conn.execute(update(table).where(c.id == worker_id)
+                           .values(**_alive_now(worker_id)))
 
 
 async def stopped(store: Store, worker_id: str) -> None:

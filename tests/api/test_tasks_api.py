@@ -126,3 +126,40 @@ async def test_workers_endpoint(api: httpx.AsyncClient, store: Store) -> None:
     await workers.register(store, "remote-9", None, 2)
     [w] = (await api.get("/api/v1/workers")).json()["workers"]
     assert w["id"] == "remote-9" and w["alive"] and w["agents"] is None
+
+
+async def test_remote_workers_are_listed_by_their_claims(api: httpx.AsyncClient) -> None:
+    await publish(api)
+    empty = await api.post("/api/v1/tasks/claim", json={"worker_id": "far-1", "agents": ["a"]})
+    assert empty.json()["tasks"] == []
+    [w] = (await api.get("/api/v1/workers")).json()["workers"]
+    assert (w["id"], w["agents"], w["status"], w["running"], w["alive"]) == (
+        "far-1", ["a"], "idle", 0, True)
+    task_id = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()["id"]
+    [task] = (await api.post("/api/v1/tasks/claim", json={"worker_id": "far-1"})).json()["tasks"]
+    [w] = (await api.get("/api/v1/workers")).json()["workers"]
+    assert (w["agents"], w["status"], w["running"]) == (None, "busy", 1)
+    before = w["last_heartbeat_at"]
+    await api.post(f"/api/v1/tasks/{task_id}/heartbeat", json={"attempt": task["attempt"]})
+    [w] = (await api.get("/api/v1/workers")).json()["workers"]
+    assert w["last_heartbeat_at"] > before and w["started_at"] <= before
+
+
+async def test_fail_as_cancelled_needs_a_cancel_request(api: httpx.AsyncClient,
+                                                        store: Store) -> None:
+    await publish(api)
+    task_id = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()["id"]
+    await api.post("/api/v1/tasks/claim", json={"worker_id": "w"})
+    def written(tables: dict[str, Any]) -> dict[str, Any]:  # the router drains route_queue
+        return {name: rows for name, rows in tables.items() if name != "route_queue"}
+
+    before = written(await snapshot(store))
+    body = {"attempt": 1, "error": {"type": "cancelled"}, "outcome": "cancelled"}
+    assert_error(await api.post(f"/api/v1/tasks/{task_id}/fail", json=body), 409,
+                 "cancel_not_requested")
+    assert written(await snapshot(store)) == before
+    await api.post(f"/api/v1/tasks/{task_id}/cancel")
+    done = await api.post(f"/api/v1/tasks/{task_id}/fail", json={**body, "tokens": {"total": 3}})
+    assert done.json()["status"] == "cancelled"
+    [attempt] = (await api.get(f"/api/v1/tasks/{task_id}")).json()["attempts"]
+    assert (attempt["outcome"], attempt["tokens"]) == ("cancelled", {"total": 3})

@@ -403,6 +403,16 @@ async def test_llm_failures(store: Store, fake_llm: FakeLlm,
     assert len(unset.attempts) == 1 and "AGENTOS_LLM_BASE_URL" in unset.row.error["message"]
 
 
+async def test_llm_tokens_are_recorded_when_the_attempt_fails_after_the_reply(
+        store: Store, fake_llm: FakeLlm) -> None:
+    await agent(store, "judge", {"type": "llm", "prompt": "Judge", "response_format": "json"},
+                model={"provider": "openai", "name": "prose"}, limits={"max_retries": 1})
+    [task] = await run(store, await submit(store, "judge"))
+    assert task.status is Status.FAILED and "asked for a JSON object" in task.row.error["message"]
+    assert [a.tokens for a in task.attempts] == [{"prompt": 12, "completion": 5, "total": 17}] * 2
+    assert [a.outcome for a in task.attempts] == ["failed", "failed"]
+
+
 def test_prompt_templates() -> None:
     data = {"a": {"b": "deep"}, "n": 3, "items": ["x", {"y": 1}], "s": "{input.a}"}
     assert llm.fill("{input.a.b}/{input.n}/{input.items.1.y}", data) == "deep/3/1"

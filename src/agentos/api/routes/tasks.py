@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentos import queue, tasks, workers
@@ -86,8 +86,12 @@ class ClaimIn(BaseModel):
 
 
 @router.post("/claim")
-async def claim(store: StoreDep, body: ClaimIn) -> dict[str, Any]:
-    """Claim up to ``limit`` tasks; with ``wait_s`` > 0, long-poll until one is ready."""
+async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, Any]:
+    """Claim up to ``limit`` tasks; with ``wait_s`` > 0, long-poll until one is ready.
+
+    The caller is listed at ``/api/v1/workers`` (registered by its first claim)."""
+    host = request.client.host if request.client else "unknown"
+    await workers.seen(store, body.worker_id, host, body.agents)
     wakeup = store.wakeup(queue.CHANNEL)
     deadline = time.monotonic() + body.wait_s
     try:
@@ -97,6 +101,8 @@ async def claim(store: StoreDep, body: ClaimIn) -> dict[str, Any]:
                                     body.lease_s)
             left = deadline - time.monotonic()
             if got or left <= 0:
+                if got:  # now busy
+                    await workers.seen(store, body.worker_id, host, body.agents)
                 return {"tasks": [t.to_dict() for t in got]}
             # woken by a submit in this process; polled for other processes
             await wait_wakeup(wakeup, min(left, 0.5))
@@ -145,14 +151,18 @@ class FailIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     attempt: Annotated[int, Field(ge=1)]
     error: ErrorIn
-    outcome: Outcome = Outcome.FAILED
+    outcome: Outcome = Outcome.FAILED  # cancelled only after a cancel request (else 409)
     retryable: bool = True
+    tokens: dict[str, int] | None = None
+    cost: Annotated[float, Field(ge=0)] | None = None
 
 
 @router.post("/{task_id}/heartbeat")
 async def heartbeat(store: StoreDep, task_id: str, body: AttemptIn) -> dict[str, Any]:
     """Extend the lease of the current attempt; ``cancel_requested`` tells it to stop."""
     task = await queue.heartbeat(store, task_id, body.attempt, body.lease_s)
+    if task.row.worker_id:  # a busy remote worker stays listed as alive
+        await workers.touch(store, task.row.worker_id)
     return {"lease_expires_at": task.to_dict()["lease_expires_at"],
             "cancel_requested": task.row.cancel_requested}
 
@@ -168,7 +178,7 @@ async def fail(store: StoreDep, task_id: str, body: FailIn) -> dict[str, Any]:
     if body.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED, Outcome.LOST):
         raise InvalidInput("outcome must be failed, timeout or cancelled", code="bad_outcome")
     return (await queue.fail(store, task_id, body.attempt, body.error.model_dump(),
-                             body.outcome, body.retryable)).to_dict()
+                             body.outcome, body.retryable, body.tokens, body.cost)).to_dict()
 
 
 
