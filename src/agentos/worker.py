@@ -1,7 +1,9 @@
 """The worker: claims tasks straight from the database and runs their handlers.
 
-One loop shape: start side tasks (the lease reaper) → claim while there are
-free slots, woken by submits (in-process), NOTIFY-free polling otherwise →
+One loop shape: start side tasks (the lease reaper; on PostgreSQL a LISTEN on
+``agentos_tasks``) → claim while there are free slots, woken at once by submits
+here or, on PostgreSQL, in any process, and by polling every ``poll_interval``
+as the fallback (scheduled retries fall due without a notification) →
 on stop, stop claiming, let running handlers finish within ``grace``, then
 hand back what is left. Each running task has a heartbeat that extends its
 lease and carries cancellation requests; ``timeout_s`` cancels the handler.
@@ -25,7 +27,7 @@ from agentos.tasks import DEFAULT_LEASE, Outcome
 
 log = logging.getLogger("agentos.worker")
 
-POLL_INTERVAL = 0.5  # seconds between claims when idle (a local submit wakes us sooner)
+POLL_INTERVAL = 0.5  # seconds between claims when idle (a submit wakes us sooner)
 
 
 class Worker:
@@ -34,7 +36,8 @@ class Worker:
     def __init__(self, store: Store, *, worker_id: str | None = None,
                  agents: list[str] | None = None, concurrency: int = 4,
                  lease_s: float = DEFAULT_LEASE, grace: float = 30.0,
-                 burst: bool = False, claim_batch: int | None = None) -> None:
+                 burst: bool = False, claim_batch: int | None = None,
+                 poll_interval: float = POLL_INTERVAL) -> None:
         self.store = store
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{ids.uuid7()[-6:]}"
         self.agents = agents
@@ -43,6 +46,7 @@ class Worker:
         self.grace = grace
         self.burst = burst  # exit once the queue is empty (tests, batch jobs)
         self.claim_batch = claim_batch or concurrency
+        self.poll_interval = poll_interval
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -59,16 +63,18 @@ class Worker:
                  ",".join(self.agents or ["*"]), self.concurrency,
                  extra={"action": "worker_started"})
         await workers.register(self.store, self.id, self.agents, self.concurrency)
+        wakeup = self.store.wakeup(queue.CHANNEL)
         reaper = asyncio.create_task(queue.run_reaper(self.store, self._stopping),
                                      name="reaper")
         presence = asyncio.create_task(self._presence(), name="presence")
-        wakeup = self.store.wakeup(queue.CHANNEL)
+        # other processes' submits (PostgreSQL NOTIFY); on SQLite it only waits
+        listener = asyncio.create_task(self.store.listen([queue.CHANNEL]), name="listen")
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - len(self._running)
                 if free <= 0:
                     self._slot_freed.clear()
-                    await self._wait(self._slot_freed, POLL_INTERVAL)
+                    await self._wait(self._slot_freed, self.poll_interval)
                     continue
                 wakeup.clear()
                 try:
@@ -83,12 +89,13 @@ class Worker:
                     continue
                 if self.burst and not self._running:
                     break
-                await self._wait(wakeup, POLL_INTERVAL)
+                await self._wait(wakeup, self.poll_interval)
             await self._drain()
         finally:
             self._stopping.set()  # the reaper ends at its next checkpoint
             presence.cancel()
-            await asyncio.gather(reaper, presence, return_exceptions=True)
+            listener.cancel()
+            await asyncio.gather(reaper, presence, listener, return_exceptions=True)
             self.store.forget_wakeup(queue.CHANNEL, wakeup)
             await workers.stopped(self.store, self.id)
             log.info("worker %s stopped after %d tasks", self.id, self.completed,

@@ -1,7 +1,7 @@
 """Real worker processes: a concurrent drain with no task run twice at once and exact
 final counts; a SIGKILLed worker whose tasks are re-run after their lease with the
 loss recorded; a SIGTERMed worker that finishes within its grace what it can and
-hands back the rest."""
+hands back the rest; an idle worker woken by another process's submit."""
 
 import asyncio
 import os
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
-from agentos import agent_spec, queue, registry
+from agentos import agent_spec, queue, registry, workers
 from agentos.store import open_store
 from agentos.store.tables import tasks as table
 from agentos.tasks import Status, TaskIn
@@ -132,3 +132,31 @@ async def test_sigterm_finishes_within_grace_and_hands_back_the_rest(database_ur
     assert back.attempts[0].error["type"] == "handed_back" and back.row.retry_base == 1
     assert idle.status is Status.PENDING and not idle.attempts
     assert 3.5 <= took < 20  # it waited out the grace period for the long task
+
+
+async def test_a_submit_from_another_process_wakes_an_idle_worker(database_url: str,
+                                                                  backend: str) -> None:
+    # Given an idle worker that would poll only once a minute on PostgreSQL (which
+    # notifies), every 0.2 s on SQLite (which cannot)
+    await publish(database_url, "echo")
+    store = open_store(database_url)
+    poll = "60" if backend == "postgres" else "0.2"
+    worker = start_worker(database_url, "--concurrency", "1", "--poll", poll, "--id", "idle-1")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not await workers.list_all(store):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1)  # past its first (empty) claim: now it waits
+        # When this process submits a task
+        [(task, _)] = await queue.submit(store, [TaskIn(agent="rec")])
+        # Then the worker runs it long before its next poll
+        submitted = time.monotonic()
+        while time.monotonic() - submitted < 20:
+            if (await queue.get(store, task.id)).status is Status.SUCCEEDED:
+                break
+            await asyncio.sleep(0.05)
+        assert (await queue.get(store, task.id)).status is Status.SUCCEEDED
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        await store.close()

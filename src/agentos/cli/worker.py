@@ -26,6 +26,9 @@ def worker(
         min=1, help="Seconds a claim lasts without a heartbeat.")] = 30.0,
     burst: Annotated[bool, typer.Option(
         help="Exit once no task is ready (for batch jobs and tests).")] = False,
+    poll: Annotated[float, typer.Option(
+        min=0.05, help="Seconds between claims while idle; a submit wakes the worker "
+        "sooner (from any process on PostgreSQL).")] = 0.5,
 ) -> None:
     """Claim tasks from AGENTOS_DATABASE_URL and run their handlers.
 
@@ -39,17 +42,18 @@ def worker(
     if "" not in sys.path:
         sys.path.insert(0, "")  # handlers in the working directory, as `python -m` would
     names = [a.strip() for a in agents.split(",") if a.strip()] if agents else None
-    asyncio.run(_run(settings.database_url, names, concurrency, worker_id, grace, lease, burst))
+    asyncio.run(_run(settings.database_url, names, concurrency, worker_id, grace, lease, burst,
+                     poll))
 
 
 async def _run(url: str, agents: list[str] | None, concurrency: int, worker_id: str | None,
-               grace: float, lease: float, burst: bool) -> None:
+               grace: float, lease: float, burst: bool, poll: float) -> None:
     from agentos.store import open_store
     from agentos.worker import Worker
 
     store = open_store(url, pool_size=max(4, concurrency + 2))
     runner = Worker(store, worker_id=worker_id, agents=agents, concurrency=concurrency,
-                    lease_s=lease, grace=grace, burst=burst)
+                    lease_s=lease, grace=grace, burst=burst, poll_interval=poll)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop)
