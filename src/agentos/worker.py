@@ -22,7 +22,7 @@ from typing import Any
 from agentos import handlers, ids, queue, registry, workers
 from agentos.errors import Conflict
 from agentos.handlers import Context, HandlerError
-from agentos.store import Store, wait_wakeup
+from agentos.store import Store, raise_if_cancelling, wait_wakeup
 from agentos.tasks import DEFAULT_LEASE, Outcome
 
 log = logging.getLogger("agentos.worker")
@@ -102,9 +102,12 @@ class Worker:
                      extra={"action": "worker_stopped"})
 
     async def _presence(self) -> None:
-        """Tell the registry this worker is alive, and how busy."""
+        """Tell the registry this worker is alive, and how busy, until it stops."""
         while True:
-            await asyncio.sleep(workers.HEARTBEAT_INTERVAL)
+            # also where a cancellation psycopg absorbed mid-write is honoured
+            await wait_wakeup(self._stopping, workers.HEARTBEAT_INTERVAL)
+            if self._stopping.is_set():
+                return
             try:
                 await workers.beat(self.store, self.id, len(self._running))
             except Exception:
@@ -196,6 +199,7 @@ class Worker:
         while True:
             await asyncio.sleep(self.lease_s / 3)
             await self._beat(task_id, attempt, ctx, runner)
+            raise_if_cancelling()  # a cancellation the driver absorbed mid-write
 
     async def _beat(self, task_id: str, attempt: int, ctx: Context,
                     runner: asyncio.Task[Any]) -> None:

@@ -21,7 +21,8 @@ def worker(
     worker_id: Annotated[str | None, typer.Option(
         "--id", help="This worker's name (default: host-pid-random).")] = None,
     grace: Annotated[float, typer.Option(
-        min=0, help="Seconds running tasks get to finish after SIGTERM.")] = 30.0,
+        min=0, help="Seconds running tasks get to finish after SIGTERM; the rest are "
+        "handed back (a sync handler's once its thread returns).")] = 30.0,
     lease: Annotated[float, typer.Option(
         min=1, help="Seconds a claim lasts without a heartbeat.")] = 30.0,
     burst: Annotated[bool, typer.Option(
