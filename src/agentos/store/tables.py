@@ -233,9 +233,6 @@ tasks = Table(
     CheckConstraint("status IN ('pending', 'scheduled', 'running', 'succeeded', 'failed', "
                     "'cancelled')", name="status"),
     CheckConstraint("priority BETWEEN 1 AND 10", name="priority"),
-    # the claim index: ready tasks, most urgent first, then oldest
-    Index(None, "agent", "priority", "seq", sqlite_where=text("status = 'pending'"),
-          postgresql_where=text("status = 'pending'")),
     Index(None, "run_at", sqlite_where=text("status = 'scheduled'"),
           postgresql_where=text("status = 'scheduled'")),
     Index(None, "lease_expires_at", sqlite_where=text("status = 'running'"),
@@ -245,6 +242,15 @@ tasks = Table(
     Index(None, "idempotency_key", unique=True, sqlite_where=text("idempotency_key IS NOT NULL"),
           postgresql_where=text("idempotency_key IS NOT NULL")),
 )
+
+# the claim indexes: ready tasks in claim order (most urgent first, then oldest), so a
+# claim reads the first few entries instead of sorting every pending task; one for
+# workers that serve every agent, one for workers that name theirs
+_pending = {"sqlite_where": text("status = 'pending'"),
+            "postgresql_where": text("status = 'pending'")}
+Index("ix_tasks_claim_order", tasks.c.priority.desc(), tasks.c.seq, **_pending)
+Index("ix_tasks_agent_claim_order", tasks.c.agent, tasks.c.priority.desc(), tasks.c.seq,
+      **_pending)
 
 # one row per attempt: the execution record
 task_attempts = Table(
