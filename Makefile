@@ -19,10 +19,22 @@ lint: $(VENV)/.installed-dev ## ruff and mypy --strict
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-dev ## the benchmark suite (see bench/README.md)
+# the peers' packages (Celery, redis-py, pgqueuer, Procrastinate) for bench_tasks.py: in
+# their own venv, at the versions the peers measured; not project dependencies
+PEERS_REQUIREMENTS := ../shared/peers/requirements.txt
+PEERS_VENV := bench/.peers-venv
+
+bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VENV)/.installed) ## the benchmark suite (see bench/README.md)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python bench/bench_registry.py
 	$(BIN)/python bench/bench_events.py
+	$(BIN)/python bench/bench_tasks.py
+
+$(PEERS_VENV)/.installed: $(PEERS_REQUIREMENTS)
+	bash scripts/ensure-venv.sh $(PYTHON)
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet -r $(PEERS_REQUIREMENTS)
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	bash scripts/ensure-venv.sh $(PYTHON)

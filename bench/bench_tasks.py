@@ -4,7 +4,7 @@ In one run, for each backend (``--backends``), each phase on a fresh database ho
 published agent whose ``python`` handler is a no-op (``noop_handler:noop``, this folder):
 
 1. Submit-only, in-process: ``--n`` (20,000) tasks through ``queue.submit`` in batches of
-   1,000; then ``--n-single`` (2,000) tasks one per call.
+   1,000; then ``--n-single`` (1,000) tasks one per call.
 2. Submit-only over HTTP to a real uvicorn server (``POST /api/v1/tasks/batch``, 1,000 a
    request, one keep-alive connection, one request at a time; then ``--n-single`` single
    ``POST /api/v1/tasks``).
@@ -37,6 +37,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -394,7 +395,7 @@ def run_peer(name: str, script: str, argv: list[str], ports: dict[str, str],
     assert python is not None
     out = workdir / f"peer-{name}"
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PEER_OUT": str(out), **ports}
+    env = {**os.environ, "PEER_OUT": str(out), "PYTHONDONTWRITEBYTECODE": "1", **ports}
     env.pop("PYTHONPATH", None)
     before, started = MachineCpu.read(), time.monotonic()
     done = subprocess.run([str(python), str(SHIM), str(PEERS / script), *argv], env=env,
@@ -548,6 +549,8 @@ def peers_missing() -> str | None:
     if peers_python() is None:
         return (f"no {PEERS_VENV.relative_to(BENCH.parent)}: run "
                 "`make bench/.peers-venv/.installed` (see bench/README.md)")
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (apt-get update && apt-get install -y redis-server)"
     return None
 
 
@@ -768,14 +771,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                              "Procrastinate: about 2 minutes")
     parser.add_argument("--n", type=int, help="tasks per drain and batched submit "
                                               "(default 20,000)")
-    parser.add_argument("--n-single", type=int, help="single submits (default 2,000)")
+    parser.add_argument("--n-single", type=int, help="single submits (default 1,000)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--concurrency", default="4",
                         type=lambda s: [int(c) for c in s.split(",") if c.strip()],
                         help="each worker's --concurrency; a list runs a drain for each "
                              "(the first is compared with the peers; default 4, the worker's)")
     parser.add_argument("--e2e-runs", type=int, default=1, help="drains per concurrency")
-    parser.add_argument("--timeout", type=float, default=300.0,
+    parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds a drain (ours or a peer's) may take")
     parser.add_argument("--no-peers", dest="peers", action="store_false",
                         help="skip Celery, pgqueuer and Procrastinate")
@@ -791,7 +794,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--concurrency: one or more positive integers")
     args.n = args.n or (4000 if args.quick else 20_000)
     args.n_single = args.n_single if args.n_single is not None else (
-        300 if args.quick else 2000)
+        300 if args.quick else 1000)
     if args.n % BATCH:
         parser.error(f"--n must be a multiple of {BATCH}")
     args.pgqueuer_batches = [10] if args.quick else [10, 100]
