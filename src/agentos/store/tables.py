@@ -246,11 +246,10 @@ tasks = Table(
 # the claim indexes: ready tasks in claim order (most urgent first, then oldest), so a
 # claim reads the first few entries instead of sorting every pending task; one for
 # workers that serve every agent, one for workers that name theirs
-_pending = {"sqlite_where": text("status = 'pending'"),
-            "postgresql_where": text("status = 'pending'")}
-Index("ix_tasks_claim_order", tasks.c.priority.desc(), tasks.c.seq, **_pending)
+Index("ix_tasks_claim_order", tasks.c.priority.desc(), tasks.c.seq,
+      sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'"))
 Index("ix_tasks_agent_claim_order", tasks.c.agent, tasks.c.priority.desc(), tasks.c.seq,
-      **_pending)
+      sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'"))
 
 # one row per attempt: the execution record
 task_attempts = Table(

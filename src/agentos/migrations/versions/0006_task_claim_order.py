@@ -12,6 +12,8 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -20,8 +22,8 @@ down_revision = "0004"  # becomes "0005" when the locks migration lands
 branch_labels = None
 depends_on = None
 
-PENDING = {"sqlite_where": sa.text("status = 'pending'"),
-           "postgresql_where": sa.text("status = 'pending'")}
+PENDING: dict[str, Any] = {"sqlite_where": sa.text("status = 'pending'"),
+                           "postgresql_where": sa.text("status = 'pending'")}
 
 
 def upgrade() -> None:
