@@ -428,9 +428,10 @@ def measure_peers(args: argparse.Namespace, cluster: PostgresCluster, workdir: P
         out["celery"] = _peer_figures(records, "enqueue (loop", "drain")
         out["celery"]["redis"] = redis_server.version()
     cluster.create_database("pgqueuer")
-    for batch in args.pgqueuer_batches:
+    for i, batch in enumerate(args.pgqueuer_batches):
         records = run_peer(f"pgqueuer-{batch}", "bench_pgqueuer.py",
-                           ["--n", n, "--n-single", single, "--runs", "1", "--workers", "2",
+                           ["--n", n, "--n-single", single if i == 0 else "0", "--runs", "1",
+                            "--workers", "2",
                             "--batch-size", str(batch), "--timeout", str(args.timeout)],
                            {**ports, "PEER_PG_DB": "pgqueuer"}, workdir, limit)
         out[f"pgqueuer_b{batch}"] = _peer_figures(records, "one-by-one", "drain",
@@ -625,9 +626,9 @@ def _summary(data: dict[str, Any]) -> list[str]:
     incl_peers = [(_peer_name(k), p["incl_start_tasks_per_s"]) for k, p in peers.items()]
     rows.append((f"end-to-end, drain (worker --concurrency {c})", drain, e2e_peers))
     rows.append(("end-to-end, incl. worker start", incl, incl_peers))
-    batched_peers = [(_peer_name(k), p["submit_batched_per_s"]) for k, p in peers.items()
-                     if p.get("submit_batched_per_s")]
-    single_peers = [(_peer_name(k) + " (" + _single_kind(k) + ")", p["submit_single_per_s"])
+    batched_peers = [(_product(k) + ", enqueue 1,000/call", p["submit_batched_per_s"])
+                     for k, p in peers.items() if p.get("submit_batched_per_s")]
+    single_peers = [(_product(k) + ", " + _single_kind(k), p["submit_single_per_s"])
                     for k, p in peers.items() if p.get("submit_single_per_s")]
     rows.append(("submit 1,000/call, in-process", ours(lambda r:
                  r["submit"]["batched"]["tasks_per_s"]), batched_peers[:1]))
@@ -657,6 +658,11 @@ def _peer_name(key: str) -> str:
             "pgqueuer_b10": "pgqueuer, 2 procs, batch 10",
             "pgqueuer_b100": "pgqueuer, 2 procs, batch 100",
             "procrastinate_c10": "Procrastinate, 2 procs x 10"}.get(key, key)
+
+
+def _product(key: str) -> str:
+    return {"celery": "Celery 5 + Redis"}.get(key, key.split("_")[0].capitalize()
+                                              .replace("Pgqueuer", "pgqueuer"))
 
 
 def _single_kind(key: str) -> str:
