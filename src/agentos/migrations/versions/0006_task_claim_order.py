@@ -6,7 +6,7 @@ The claim reads pending tasks ``ORDER BY priority DESC, seq``; the index of 0004
 after the first few rows.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"  # becomes "0005" when the locks migration lands
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
