@@ -24,8 +24,8 @@ Databases: SQLite files in a temp dir (the store's WAL, synchronous=NORMAL) and 
 in one throwaway PostgreSQL cluster with stock durability (fsync, synchronous_commit on),
 like the peers'; the peers' PostgreSQL queues use the same cluster.
 
-    .venv/bin/python bench/bench_tasks.py                  # table, about 6 minutes
-    .venv/bin/python bench/bench_tasks.py --quick          # about 2 minutes
+    .venv/bin/python bench/bench_tasks.py                  # table (28 min on a loaded machine)
+    .venv/bin/python bench/bench_tasks.py --quick          # 4,000 tasks (6 min loaded)
     .venv/bin/python bench/bench_tasks.py --json           # one JSON object
 """
 
@@ -774,7 +774,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         type=lambda s: [b.strip() for b in s.split(",") if b.strip()])
     parser.add_argument("--quick", action="store_true",
                         help="4,000 tasks, 300 single submits, pgqueuer batch 10 only, no "
-                             "Procrastinate: about 2 minutes")
+                             "Procrastinate (6 minutes on a loaded machine; its PostgreSQL "
+                             "drain is most of it)")
     parser.add_argument("--n", type=int, help="tasks per drain and batched submit "
                                               "(default 20,000)")
     parser.add_argument("--n-single", type=int, help="single submits (default 1,000)")
