@@ -12,11 +12,13 @@ import itertools
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from agentos.api.app import create_app
 from agentos.config import Settings
@@ -88,16 +90,66 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     await s.close()
 
 
+ADMIN_PASSWORD = "admin-password-for-tests"  # the first admin of every test app
+USER_PASSWORD = "user-password-for-tests"
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    # failed logins are not slowed here (tests/api/test_logins.py sets its own policy)
+    return Settings(database_url=database_url, admin_password=ADMIN_PASSWORD,  # type: ignore[call-arg]
+                    login_max_delay_s=0, _env_file=None)
 
 
 @pytest.fixture
-async def api(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process (httpx's ASGI transport)."""
+async def app(settings: Settings, store: Store) -> AsyncIterator[FastAPI]:
+    """The app, started (its lifespan has run: the first admin exists)."""
     app = create_app(settings, store)
-    transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=transport, base_url="http://agentos.test") as client:
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def client_for(app: FastAPI, token: str | None = None) -> httpx.AsyncClient:
+    """An HTTP client talking to ``app`` in-process (httpx's ASGI transport)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                             base_url="http://agentos.test", headers=headers)
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> str:
+    r = await client.post("/api/v1/auth/login", json={"username": username,
+                                                       "password": password})
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client logged in as the first admin."""
+    async with client_for(app) as client:
+        client.headers["Authorization"] = f"Bearer {await login(client, 'admin', ADMIN_PASSWORD)}"
         yield client
+
+
+@pytest.fixture
+async def anon(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with no credential."""
+    async with client_for(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def as_role(app: FastAPI, api: httpx.AsyncClient
+                  ) -> AsyncIterator[Callable[[str], Awaitable[httpx.AsyncClient]]]:
+    """``await as_role("viewer")``: a client logged in as a new user with that role."""
+    async with AsyncExitStack() as stack:
+        async def make(role: str) -> httpx.AsyncClient:
+            name = f"{role}-{next(_counter)}"
+            r = await api.post("/api/v1/users", json={"username": name, "role": role,
+                                                      "password": USER_PASSWORD})
+            assert r.status_code == 201, r.text
+            client = await stack.enter_async_context(client_for(app))
+            client.headers["Authorization"] = f"Bearer {await login(client, name, USER_PASSWORD)}"
+            return client
+
+        yield make

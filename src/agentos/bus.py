@@ -33,8 +33,11 @@ RING_SIZE = 10_000  # recent events kept in memory for subscribers
 class Bus:
     """Fan-out of the event log to in-process subscribers."""
 
-    def __init__(self, store: Store, *, poll_interval: float | None = None) -> None:
+    def __init__(self, store: Store, *, poll_interval: float | None = None,
+                 also_listen: tuple[str, ...] = ()) -> None:
         self.store = store
+        # other channels this process wants woken (one LISTEN connection serves all)
+        self.also_listen = also_listen
         self.poll_interval = poll_interval or POLL_INTERVAL[store.dialect]
         self.cursor = 0  # every event up to here is in the ring (or older than it)
         self._ring: list[Event] = []  # contiguous recent events, oldest first
@@ -45,7 +48,7 @@ class Bus:
     async def start(self) -> None:
         self.cursor = await events.head_seq(self.store)
         self._tasks = [asyncio.create_task(self._pump(), name="bus-pump"),
-                       asyncio.create_task(self.store.listen([events.CHANNEL]),
+                       asyncio.create_task(self.store.listen([events.CHANNEL, *self.also_listen]),
                                            name="bus-listen")]
 
     async def stop(self) -> None:

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     # the server the CLI and the SDK talk to
     url: str = "http://127.0.0.1:8000"
     token: str | None = None  # bearer credential the CLI and SDK send
+    # access: the first admin's password (else a random one, printed once), login
+    # token lifetime, how long a server trusts a verified credential before
+    # looking again (the bound on a revocation another server missed), failed logins
+    admin_password: SecretStr | None = None
+    token_ttl_s: float = Field(default=12 * 3600, gt=0)
+    auth_cache_s: float = Field(default=5.0, ge=0)
+    login_max_failures: int = Field(default=10, ge=1)
+    login_lockout_s: float = Field(default=300.0, ge=0)
+    login_max_delay_s: float = Field(default=2.0, ge=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     db_pool_size: int = Field(default=20, ge=1)
     # events

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from agentos import __version__, queue, router, schedules
+from agentos import __version__, audit, queue, router, schedules, tokens, users
+from agentos.api import access
 from agentos.api import errors as api_errors
-from agentos.api.middleware import BodyLimit, RequestLog
-from agentos.api.routes import agents, events, health, subscriptions, tasks
+from agentos.api.middleware import AuditScope, BodyLimit, RequestLog
+from agentos.api.routes import (
+    agents,
+    api_keys,
+    auth,
+    events,
+    health,
+    subscriptions,
+    tasks,
+)
+from agentos.api.routes import audit as audit_routes
 from agentos.api.routes import schedules as schedule_routes
+from agentos.api.routes import users as user_routes
 from agentos.bus import Bus
 from agentos.config import Settings
 from agentos.dashboard import routes as dashboard
@@ -30,10 +42,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         own = store is None
         app.state.store = store or open_store(settings.database_url,
                                               pool_size=settings.db_pool_size)
-        app.state.bus = Bus(app.state.store)
+        store_ = app.state.store
+        store_.before_commit(audit.flush)
+        app.state.resolver = tokens.Resolver(store_, settings.auth_cache_s)
+        await first_admin(store_, settings)
+        app.state.bus = Bus(store_, also_listen=(tokens.CHANNEL,))
         await app.state.bus.start()
         stop = asyncio.Event()
-        store_ = app.state.store
         in_server_worker = Worker(store_, concurrency=settings.worker_concurrency)
         loops = []
         if settings.run_router:
@@ -63,12 +78,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         version=__version__,
         description="The durable backbone for fleets of cooperating AI agents.",
         lifespan=lifespan,
+        dependencies=[Depends(access.guard)],  # every route's access rule, checked once
     )
     app.state.settings = settings
     if store is not None:
         app.state.store = store
     api_errors.install(app)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(user_routes.router)
+    app.include_router(api_keys.router)
+    app.include_router(audit_routes.router)
     app.include_router(agents.router)
     app.include_router(events.router)
     app.include_router(subscriptions.router)
@@ -77,8 +97,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(tasks.workers_router)
     app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuditScope)
     app.add_middleware(RequestLog)
     return app
+
+
+async def first_admin(store: Store, settings: Settings) -> str | None:
+    """With no user yet, create ``admin``; a random password is printed, this once."""
+    given = settings.admin_password.get_secret_value() if settings.admin_password else None
+    generated = await users.ensure_admin(store, given)
+    if generated is not None:
+        print(f"created user admin with password {generated} (shown once; change it with "
+              "`agentos users passwd`)", file=sys.stderr, flush=True)
+    return generated
 
 
 STOP_GRACE = 5.0  # seconds background loops get to stop on their own at shutdown

@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from agentos.errors import AgentOSError
+from agentos.errors import AgentOSError, RateLimited, Unauthorized
 
 log = logging.getLogger("agentos.api")
 
@@ -29,11 +29,21 @@ def error_response(status: int, code: str, message: str, details: Any = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _domain(request: Request, exc: Exception) -> JSONResponse:
+async def _domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AgentOSError)
     if exc.status >= 500:
         log.error("request failed", extra={"action": "request_failed", "code": exc.code})
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthorized):
+        if request.method == "GET" and request.url.path == "/":
+            from agentos.dashboard import routes as dashboard  # a person: offer the form
+
+            return dashboard.login_page()
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RateLimited) and isinstance(exc.details, dict) and \
+            "retry_after_s" in exc.details:
+        headers["Retry-After"] = str(exc.details["retry_after_s"])
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers=headers)
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:

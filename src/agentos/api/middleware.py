@@ -1,4 +1,5 @@
-"""ASGI middleware: request logging and the request-body cap (pure ASGI, no per-request task)."""
+"""ASGI middleware: request logging, the request-body cap, the audit scope of a request
+(pure ASGI, no per-request task)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agentos import audit
 
 log = logging.getLogger("agentos.http")
 
@@ -86,3 +89,17 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class AuditScope:
+    """Each request gets its own audit scope: its entry can never leak into another's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with audit.request_scope():
+            await self.app(scope, receive, send)

@@ -14,7 +14,13 @@ _TYPES = {".js": "text/javascript", ".css": "text/css"}
 
 @router.get("/", response_class=HTMLResponse)
 async def index() -> HTMLResponse:
+    """The dashboard; without a credential, the login form (401)."""
     return HTMLResponse(_STATIC.joinpath("index.html").read_text("utf-8"))
+
+
+def login_page() -> HTMLResponse:
+    return HTMLResponse(_STATIC.joinpath("login.html").read_text("utf-8"), status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"})
 
 
 @router.get("/static/{name}")

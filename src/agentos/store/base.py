@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
@@ -68,6 +68,8 @@ class Store:
         # channel -> wake-up set after a commit that notified it (here or, on
         # PostgreSQL, in another process)
         self._wakeups: dict[str, list[asyncio.Event]] = {}
+        # run at the end of every write transaction, inside it (the audit log's row)
+        self._before_commit: list[Callable[[Any], Awaitable[None]]] = []
 
     # -- hooks the backends override ------------------------------------
 
@@ -110,12 +112,19 @@ class Store:
                 conn.info["agentos_notified"] = notified
                 try:
                     yield conn
+                    for hook in self._before_commit:
+                        await hook(conn)
                 finally:
                     del conn.info["agentos_notified"]
         except DBAPIError as exc:
             raise self.translate(exc) from exc
         for channel in notified:  # committed: wake this process's listeners now
             self.wake(channel)
+
+    def before_commit(self, hook: Callable[[Any], Awaitable[None]]) -> None:
+        """Run ``hook(conn)`` as the last step of every write transaction that succeeds."""
+        if hook not in self._before_commit:
+            self._before_commit.append(hook)
 
     # -- notify / listen ------------------------------------------------
 

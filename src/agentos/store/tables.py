@@ -283,3 +283,88 @@ workers = Table(
     Column("last_heartbeat_at", UTCDateTime, nullable=False),
     Column("stopped_at", UTCDateTime),
 )
+
+# ------------------------------------------------------------------ access
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(63), nullable=False, unique=True),
+    Column("email", String(255)),
+    Column("role", String(16), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("password_hash", String(255), nullable=False),  # argon2id, PHC string
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("last_login_at", UTCDateTime),
+    Column("password_changed_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    CheckConstraint("role IN ('admin', 'operator', 'viewer')", name="role"),
+)
+
+# login tokens (kind 'session', a user's) and API keys (kind 'api_key', a role's):
+# only a SHA-256 of the secret is kept; resolving a bearer is one unique-index lookup
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("secret_hash", binary_string(64), nullable=False, unique=True),
+    Column("prefix", String(16)),  # an API key's visible part, e.g. aok_1a2b3c4d
+    Column("name", String(100)),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("role", String(16)),  # an API key's role; a session has its user's
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("expires_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    CheckConstraint("kind IN ('session', 'api_key')", name="kind"),
+    Index(None, "user_id"),
+    Index(None, "kind", "created_at"),
+)
+
+# failed logins per user ("user:NAME") and per address ("ip:ADDR")
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(320), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failed_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime),
+)
+
+# the audit log: append-only, each row carrying the hash of the one before
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),  # user:NAME, key:PREFIX, anonymous
+    Column("actor_role", String(16)),
+    Column("action", String(100), nullable=False),  # e.g. tasks.cancel
+    Column("outcome", String(8), nullable=False),
+    Column("resource_type", String(63), nullable=False),
+    Column("resource_id", String(255)),
+    Column("details", Json, nullable=False),
+    Column("ip", String(64)),
+    Column("user_agent", String(512)),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    CheckConstraint("outcome IN ('ok', 'denied')", name="outcome"),
+    Index(None, "actor", "seq"),
+    Index(None, "action", "seq"),
+    Index(None, "resource_type", "resource_id", "seq"),
+    Index(None, "at"),
+)
+
+# one row: the chain's end. Appending locks it (held to commit), so two servers
+# never chain two rows to the same predecessor; prev_hash is the appender's scratch
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_seq", Id, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+)

@@ -2,8 +2,19 @@
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-async function api(path, asText = false) {
-  const r = await fetch(path, { headers: { Accept: "application/json" } });
+// reads carry the session cookie; a token kept from sign-in goes along as a bearer
+function authHeaders() {
+  const token = sessionStorage.getItem("agentos_token");
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+async function api(path, asText = false, init = {}) {
+  const r = await fetch(path, { ...init, headers: { Accept: "application/json", ...authHeaders() } });
+  if (r.status === 401) {  // expired or revoked: back to the sign-in form
+    sessionStorage.removeItem("agentos_token");
+    location.replace("/");
+    throw new Error("signed out");
+  }
   if (!r.ok) {
     const body = await r.json().catch(() => ({}));
     throw new Error(body.error ? body.error.message : r.statusText);
@@ -63,6 +74,13 @@ $("agents").addEventListener("click", (e) => {
 let timer;
 $("q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(listAgents, 200); });
 $("status-filter").addEventListener("change", listAgents);
+$("logout").addEventListener("click", async () => {
+  await api("/api/v1/auth/logout", true, { method: "POST" }).catch(() => {});
+  sessionStorage.removeItem("agentos_token");
+  location.replace("/");
+});
+api("/api/v1/auth/me").then((me) => { $("who").textContent = `${me.actor} (${me.role})`; })
+  .catch(() => {});
 showStatus();
 listAgents();
 setInterval(showStatus, 10000);

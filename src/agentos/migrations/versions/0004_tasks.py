@@ -15,7 +15,7 @@ from alembic import op
 from agentos.store.columns import Id, Json, UTCDateTime, utcnow
 
 revision = "0004"
-down_revision = "0002"  # becomes "0003" when the access migration lands
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

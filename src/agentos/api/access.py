@@ -1,0 +1,235 @@
+"""Who may call what: one rule per route, checked by one dependency for every route.
+
+``RULES`` maps (method, route path) to the role a route needs and how a call
+is audited. ``guard`` runs before every handler: it resolves the bearer
+credential (401 when missing or invalid), checks the role (403, and an audit
+row saying so), and for a change arranges its audit row to be written in the
+change's own transaction. A route with no rule is refused (and
+tests/api/test_access_rules.py fails), so a new route cannot ship open by
+accident.
+
+Browsers: the dashboard's login also sets an HttpOnly, SameSite=Strict cookie,
+accepted for reads only (GET, and logout), so the page and its EventSource
+work without exposing a token to scripts or inviting cross-site writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from agentos import audit, tokens
+from agentos.errors import Forbidden, Unauthorized
+from agentos.roles import Role
+
+COOKIE = "agentos_token"
+MAX_DETAIL = 200  # characters of any one value in an audit row's details
+# body fields worth naming in an audit row; nothing else (never a password) is copied
+_SUMMARY_FIELDS = ("name", "username", "agent", "type", "version", "role", "active", "email",
+                   "priority", "paused", "cron", "interval_s", "expires_at", "worker_id",
+                   "older_than", "dry_run", "seq", "attempt", "outcome")
+
+
+@dataclass(frozen=True)
+class Rule:
+    role: Role | None  # None: no credential needed
+    action: str  # the audit action, <resource>.<verb>
+    resource: str  # the audit resource type
+    audit: bool  # record each successful call (every change; reads are not recorded)
+
+
+PUBLIC = Rule(None, "public.read", "public", False)
+
+
+def read(resource: str, role: Role = Role.VIEWER) -> Rule:
+    return Rule(role, f"{resource}.read", resource, False)
+
+
+def change(role: Role, action: str, audit: bool = True) -> Rule:
+    return Rule(role, action, action.split(".")[0], audit)
+
+
+V, OP, A = Role.VIEWER, Role.OPERATOR, Role.ADMIN
+
+RULES: dict[tuple[str, str], Rule] = {
+    # open: probes, the login itself, the API's own docs, the dashboard's assets
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/ready"): PUBLIC,
+    ("POST", "/api/v1/auth/login"): Rule(None, "auth.login", "auth", True),
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/static/{name}"): PUBLIC,
+    ("GET", "/"): read("dashboard"),
+    # the caller's own session
+    ("GET", "/api/v1/auth/me"): read("auth"),
+    ("POST", "/api/v1/auth/logout"): change(V, "auth.logout"),
+    ("POST", "/api/v1/auth/password"): change(V, "auth.password"),
+    # agents: operators write drafts; the lifecycle and imports (which may publish) are admin's
+    ("GET", "/api/v1/agents"): read("agents"),
+    ("POST", "/api/v1/agents"): change(OP, "agents.create"),
+    ("POST", "/api/v1/agents/import"): change(A, "agents.import"),
+    ("GET", "/api/v1/agents/{name}"): read("agents"),
+    ("GET", "/api/v1/agents/{name}/versions"): read("agents"),
+    ("GET", "/api/v1/agents/{name}/versions/{version}"): read("agents"),
+    ("PUT", "/api/v1/agents/{name}/versions/{version}"): change(OP, "agents.replace"),
+    ("DELETE", "/api/v1/agents/{name}/versions/{version}"): change(OP, "agents.delete"),
+    ("POST", "/api/v1/agents/{name}/versions/{version}/publish"): change(A, "agents.publish"),
+    ("POST", "/api/v1/agents/{name}/versions/{version}/deprecate"):
+        change(A, "agents.deprecate"),
+    ("POST", "/api/v1/agents/{name}/versions/{version}/archive"): change(A, "agents.archive"),
+    ("GET", "/api/v1/agents/{name}/export"): read("agents"),
+    # events
+    ("POST", "/api/v1/events"): change(OP, "events.emit"),
+    ("GET", "/api/v1/events"): read("events"),
+    ("GET", "/api/v1/events/stream"): read("events"),
+    ("GET", "/api/v1/events/{event_id}"): read("events"),
+    ("GET", "/api/v1/events/{event_id}/routes"): read("events"),
+    ("POST", "/api/v1/events/prune"): change(A, "events.prune"),
+    ("GET", "/api/v1/correlations/{correlation_id}"): read("events"),
+    # durable subscriptions: a consumer moves its own cursor
+    ("POST", "/api/v1/subscriptions"): change(OP, "subscriptions.create"),
+    ("GET", "/api/v1/subscriptions"): read("subscriptions"),
+    ("GET", "/api/v1/subscriptions/{name}"): read("subscriptions"),
+    ("DELETE", "/api/v1/subscriptions/{name}"): change(OP, "subscriptions.delete"),
+    ("GET", "/api/v1/subscriptions/{name}/events"): read("subscriptions"),
+    ("POST", "/api/v1/subscriptions/{name}/ack"): change(OP, "subscriptions.ack"),
+    # schedules
+    ("POST", "/api/v1/schedules"): change(A, "schedules.create"),
+    ("GET", "/api/v1/schedules"): read("schedules"),
+    ("GET", "/api/v1/schedules/{name}"): read("schedules"),
+    ("PATCH", "/api/v1/schedules/{name}"): change(A, "schedules.change"),
+    ("DELETE", "/api/v1/schedules/{name}"): change(A, "schedules.delete"),
+    ("POST", "/api/v1/schedules/{name}/pause"): change(A, "schedules.pause"),
+    ("POST", "/api/v1/schedules/{name}/resume"): change(A, "schedules.resume"),
+    # tasks, and the HTTP worker protocol (a lease extension is no change worth a row)
+    ("POST", "/api/v1/tasks"): change(OP, "tasks.submit"),
+    ("POST", "/api/v1/tasks/batch"): change(OP, "tasks.submit"),
+    ("GET", "/api/v1/tasks"): read("tasks"),
+    ("POST", "/api/v1/tasks/claim"): change(OP, "tasks.claim"),
+    ("GET", "/api/v1/tasks/{task_id}"): read("tasks"),
+    ("POST", "/api/v1/tasks/{task_id}/cancel"): change(OP, "tasks.cancel"),
+    ("POST", "/api/v1/tasks/{task_id}/retry"): change(OP, "tasks.retry"),
+    ("POST", "/api/v1/tasks/{task_id}/heartbeat"): change(OP, "tasks.heartbeat", audit=False),
+    ("POST", "/api/v1/tasks/{task_id}/complete"): change(OP, "tasks.complete"),
+    ("POST", "/api/v1/tasks/{task_id}/fail"): change(OP, "tasks.fail"),
+    ("GET", "/api/v1/workers"): read("workers"),
+    # access itself: admin only
+    ("POST", "/api/v1/users"): change(A, "users.create"),
+    ("GET", "/api/v1/users"): read("users", A),
+    ("GET", "/api/v1/users/{username}"): read("users", A),
+    ("PATCH", "/api/v1/users/{username}"): change(A, "users.change"),
+    ("DELETE", "/api/v1/users/{username}"): change(A, "users.delete"),
+    ("POST", "/api/v1/api-keys"): change(A, "api_keys.create"),
+    ("GET", "/api/v1/api-keys"): read("api_keys", A),
+    ("DELETE", "/api/v1/api-keys/{key_id}"): change(A, "api_keys.revoke"),
+    ("GET", "/api/v1/audit"): read("audit", A),
+    ("GET", "/api/v1/audit/verify"): read("audit", A),
+}
+
+
+def rule_for(method: str, path: str) -> Rule | None:
+    return RULES.get(("GET" if method == "HEAD" else method, path))
+
+
+def bearer(request: Request, cookie_ok: bool) -> str:
+    """The credential the request carries: ``Authorization: Bearer``, or the cookie."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, secret = header.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret or " " in secret:
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'",
+                               code="bad_authorization")
+        return secret
+    cookie = request.cookies.get(COOKIE) if cookie_ok else None
+    if cookie:
+        return cookie
+    raise Unauthorized("this endpoint needs a credential: Authorization: Bearer <token>",
+                       code="credential_required")
+
+
+async def guard(request: Request) -> None:
+    """The one access check, run before every route's handler."""
+    route = request.scope.get("route")
+    rule = rule_for(request.method, getattr(route, "path", ""))
+    if rule is None:
+        raise Forbidden("this route has no access rule", code="no_access_rule")
+    if rule.role is None:
+        if rule.audit:
+            audit.expect(await _entry(request, rule, None))
+        return
+    resolver: tokens.Resolver = request.app.state.resolver
+    cookie_ok = request.method in ("GET", "HEAD") or rule.action == "auth.logout"
+    principal = await resolver.resolve(bearer(request, cookie_ok))
+    request.state.principal = principal
+    if not principal.role.allows(rule.role):
+        entry = await _entry(request, rule, principal)
+        entry.outcome = audit.Outcome.DENIED
+        entry.details["needs"] = str(rule.role)
+        await audit.record(request.app.state.store, entry)
+        raise Forbidden(f"{rule.action} needs the {rule.role} role; {principal.actor} is "
+                        f"{principal.role}", code="forbidden",
+                        details={"needs": str(rule.role), "role": str(principal.role)})
+    if rule.audit:
+        audit.expect(await _entry(request, rule, principal))
+
+
+async def _entry(request: Request, rule: Rule, principal: tokens.Principal | None
+                 ) -> audit.Entry:
+    params = {k: str(v)[:MAX_DETAIL] for k, v in request.path_params.items()}
+    details: dict[str, Any] = {}
+    if params:
+        details["params"] = params
+    if request.query_params:
+        details["query"] = {k: v[:MAX_DETAIL] for k, v in list(request.query_params.items())[:20]}
+    summary = await _body_summary(request)
+    if summary:
+        details["body"] = summary
+    resource_id = "/".join(params.values()) or None
+    if resource_id is None and summary:
+        named = next((summary[k] for k in ("name", "username", "agent", "type") if k in summary),
+                     None)
+        resource_id = str(named) if named is not None else None
+    client = request.client
+    return audit.Entry(
+        actor=principal.actor if principal else "anonymous", action=rule.action,
+        resource_type=rule.resource, resource_id=resource_id, details=details,
+        actor_role=str(principal.role) if principal else None,
+        ip=client.host if client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:512] or None)
+
+
+async def _body_summary(request: Request) -> dict[str, Any]:
+    """A JSON body's naming fields (FastAPI has parsed the body already: no second read)."""
+    if request.method not in ("POST", "PUT", "PATCH") or \
+            "json" not in request.headers.get("content-type", ""):
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    summary: dict[str, Any] = {k: _scalar(body[k]) for k in _SUMMARY_FIELDS if k in body}
+    if isinstance(body.get("events"), list) or isinstance(body.get("tasks"), list):
+        key = "events" if "events" in body else "tasks"
+        summary["count"] = len(body[key])
+    return summary
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    return str(value)[:MAX_DETAIL]
+
+
+async def _principal(request: Request) -> tokens.Principal:
+    principal: tokens.Principal = request.state.principal
+    return principal
+
+
+PrincipalDep = Annotated[tokens.Principal, Depends(_principal)]
