@@ -3,7 +3,9 @@
 ``cli(...)`` runs one command to completion; ``server`` is an ``agentos serve``
 on a fresh database (both backends) and a free port, stopped after the test.
 Every process gets a clean environment: no ``AGENTOS_*`` variable leaks in
-from the developer's shell.
+from the developer's shell. Servers create their first admin with
+``ADMIN_PASSWORD``; the ``server`` fixture logs in and hands the token to the
+CLI and to this process's SDK clients through AGENTOS_TOKEN.
 """
 
 from __future__ import annotations
@@ -26,9 +28,20 @@ STARTUP_TIMEOUT = 30.0  # seconds for a server to answer /health
 STOP_TIMEOUT = 10.0  # seconds for a server to exit after SIGTERM
 
 
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
 def environment(**variables: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTOS_")}
-    return {**env, **variables}
+    return {**env, "AGENTOS_ADMIN_PASSWORD": ADMIN_PASSWORD, **variables}
+
+
+def admin_token(url: str) -> str:
+    """Log in to the server at ``url`` as the first admin."""
+    r = httpx.post(f"{url}/api/v1/auth/login",
+                   json={"username": "admin", "password": ADMIN_PASSWORD}, timeout=10.0)
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
 
 
 def free_port() -> int:
@@ -63,6 +76,7 @@ class Server:
     url: str
     stdout: Path
     stderr: Path
+    token: str = ""  # an admin's, once logged in
 
     def output(self) -> str:
         return self.stdout.read_text() + self.stderr.read_text()
@@ -104,10 +118,14 @@ def start(command: str, cwd: Path, env: dict[str, str]) -> Server:
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    """``agentos serve`` on a fresh migrated database."""
+def server(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[Server]:
+    """``agentos serve`` on a fresh migrated database, and an admin's token for it
+    (in AGENTOS_TOKEN, so this process's SDK clients use it)."""
     running = start("serve", tmp_path, environment(AGENTOS_DATABASE_URL=database_url))
     try:
+        running.token = admin_token(running.url)
+        monkeypatch.setenv("AGENTOS_TOKEN", running.token)
         yield running
     finally:
         running.stop()
@@ -115,5 +133,6 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def cli(server: Server, tmp_path: Path) -> Cli:
-    """The CLI, pointed at ``server`` through AGENTOS_URL."""
-    return Cli(tmp_path, environment(AGENTOS_URL=server.url))
+    """The CLI, pointed at ``server`` through AGENTOS_URL, as its admin (AGENTOS_TOKEN)."""
+    return Cli(tmp_path, environment(AGENTOS_URL=server.url, AGENTOS_TOKEN=server.token,
+                                     XDG_CONFIG_HOME=str(tmp_path / "config")))

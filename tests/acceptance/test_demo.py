@@ -6,7 +6,7 @@ from pathlib import Path
 
 from agentos import templates
 from agentos.sdk import Client
-from tests.acceptance.conftest import environment, start
+from tests.acceptance.conftest import ADMIN_PASSWORD, environment, start
 
 
 def test_demo_serves_the_published_templates_and_runs_again(tmp_path: Path) -> None:
@@ -16,6 +16,7 @@ def test_demo_serves_the_published_templates_and_runs_again(tmp_path: Path) -> N
         try:
             banner = demo.stdout.read_text()
             with Client(demo.url) as api:
+                api.login("admin", ADMIN_PASSWORD)
                 agents = api.list_agents()["agents"]
         finally:
             demo.stop()
@@ -33,6 +34,7 @@ def test_demo_agents_do_real_work_on_an_alert(tmp_path: Path) -> None:
     demo = start("demo", tmp_path, environment())
     try:
         with Client(demo.url) as api:
+            api.login("admin", ADMIN_PASSWORD)
             # When a high-severity alert is emitted
             alert = api.emit("alert.cpu", {"severity": "high", "device_id": "pixel-7"})
             # Then qa-manager plans suites and executors run them, all in the demo's worker

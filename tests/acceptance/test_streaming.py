@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -38,6 +39,7 @@ class Sse:
 
     def __init__(self, url: str, type_glob: str, last_event_id: str | None = None) -> None:
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        headers["Authorization"] = f"Bearer {os.environ['AGENTOS_TOKEN']}"
         self._http = httpx.Client(base_url=url, timeout=httpx.Timeout(5.0, read=READ_TIMEOUT))
         self._response = self._http.send(self._http.build_request(
             "GET", "/api/v1/events/stream", params={"type": type_glob}, headers=headers),
@@ -178,7 +180,7 @@ def test_tail_follows_live_and_resumes_after_the_server_dies(
         server: Server, database_url: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     api = Client(server.url)
-    env = environment(AGENTOS_URL=server.url)
+    env = environment(AGENTOS_URL=server.url, AGENTOS_TOKEN=server.token)
     restarted: Server | None = None
     with subprocess.Popen([*AGENTOS, "events", "tail", "--type", "t.*"], cwd=tmp_path,
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -26,7 +26,7 @@ def demo(host: serve.Host = None, port: serve.Port = None) -> None:
     settings = options.settings().model_copy(update={"run_worker": True})
     host, port = host or settings.host, port or settings.port
     serve.configure_logging(settings)
-    sections = [_database(settings), _agents(settings),
+    sections = [_database(settings), _login(settings), _agents(settings),
                 ("worker", [f"in this process, {settings.worker_concurrency} tasks at once"])]
     serve.check_port(host, port)
     _banner(settings, f"http://{host}:{port}", sections)
@@ -36,6 +36,15 @@ def demo(host: serve.Host = None, port: serve.Port = None) -> None:
 def _database(settings: Settings) -> Section:
     _, now = db.upgrade(settings.database_url)
     return "database", [f"{db.redact(settings.database_url)} (schema {now.current})"]
+
+
+def _login(settings: Settings) -> Section:
+    password = serve.first_admin(settings)
+    if password is not None:
+        return "login", [f"admin / {password}  (created now, shown this once)"]
+    if settings.admin_password is not None:
+        return "login", ["admin / $AGENTOS_ADMIN_PASSWORD"]
+    return "login", ["admin, with the password shown on the first run"]
 
 
 def _agents(settings: Settings) -> Section:
@@ -76,7 +85,7 @@ def _banner(settings: Settings, base: str, sections: list[Section]) -> None:
         for i, line in enumerate(lines):
             typer.echo(f"  {(label if i == 0 else '').ljust(width)}  {line}")
     typer.echo("\nTry, in another terminal:")
-    for command in ("agentos agents list", "agentos events tail &",
+    for command in ("agentos login", "agentos agents list", "agentos events tail &",
                     "agentos events emit alert.cpu --payload "
                     "'{\"severity\": \"high\", \"device_id\": \"pixel-7\"}'",
                     "agentos tasks list"):

@@ -18,6 +18,8 @@ import typer
 from agentos import __version__
 from agentos.cli import (
     agents,
+    audit,
+    auth,
     db,
     demo,
     events,
@@ -26,6 +28,7 @@ from agentos.cli import (
     serve,
     subscriptions,
     tasks,
+    users,
     worker,
 )
 from agentos.errors import AgentOSError
@@ -44,6 +47,10 @@ app.command()(serve.serve)
 app.command()(demo.demo)
 app.command()(worker.worker)
 app.command()(tasks.workers)
+app.command()(auth.login)
+app.command()(auth.logout)
+app.add_typer(users.app, name="users")
+app.add_typer(audit.app, name="audit")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(db.app, name="db")
 app.add_typer(agents.app, name="agents")

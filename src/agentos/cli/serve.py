@@ -28,7 +28,32 @@ def serve(host: Host = None, port: Port = None) -> None:
     settings = options.settings()
     configure_logging(settings)
     db.ensure_current(settings)
+    if password := first_admin(settings):
+        typer.echo(f"created user admin with password {password}\n"
+                   "(shown this once: log in with `agentos login`, then change it with "
+                   "`agentos users passwd`)")
     start(settings, host or settings.host, port or settings.port)
+
+
+def first_admin(settings: Settings) -> str | None:
+    """With no user yet, create ``admin`` (AGENTOS_ADMIN_PASSWORD, else a random
+    password, returned to be shown once)."""
+    import asyncio
+
+    from agentos import users
+    from agentos.store import open_store
+
+    given = settings.admin_password.get_secret_value() if settings.admin_password else None
+
+    async def ensure() -> str | None:
+        store = open_store(settings.database_url, pool_size=1)
+        try:
+            return await users.ensure_admin(store, given)
+        finally:
+            await store.close()
+
+    with db.reaching(settings.database_url):
+        return asyncio.run(ensure())
 
 
 def configure_logging(settings: Settings) -> None:

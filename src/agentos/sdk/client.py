@@ -1,6 +1,6 @@
 """A synchronous HTTP client for the AgentOS REST API.
 
-    with Client() as agentos:          # AGENTOS_URL, AGENTOS_TOKEN
+    with Client() as agentos:          # AGENTOS_URL; AGENTOS_TOKEN or `agentos login`
         agentos.import_yaml(text, publish=True)
         agentos.emit("alert.cpu", {"severity": "high"}, priority="high")
         with agentos.stream("alert.*") as events:
@@ -25,6 +25,7 @@ import httpx
 
 from agentos import __version__, errors
 from agentos.config import Settings
+from agentos.sdk import credentials
 
 DEFAULT_TIMEOUT = 30.0  # seconds for a whole request
 
@@ -43,7 +44,8 @@ class Client:
                  timeout: float = DEFAULT_TIMEOUT) -> None:
         settings = Settings()
         self.base_url = (base_url or settings.url).rstrip("/")
-        token = token or settings.token
+        # the credential: given, else AGENTOS_TOKEN, else what `agentos login` stored
+        token = token or settings.token or credentials.load(self.base_url)
         headers = {"User-Agent": f"agentos-sdk/{__version__}"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -326,6 +328,76 @@ class Client:
 
     def list_workers(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/api/v1/workers")["workers"])
+
+    # ------------------------------------------------------------- access
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        """Log in; later calls on this client carry the token. ``{"token", "expires_at",
+        "user"}``."""
+        body = self._json("POST", "/api/v1/auth/login",
+                          json={"username": username, "password": password})
+        self._http.headers["Authorization"] = f"Bearer {body['token']}"
+        return body
+
+    def logout(self) -> None:
+        """Revoke this client's login token."""
+        self._request("POST", "/api/v1/auth/logout")
+        self._http.headers.pop("Authorization", None)
+
+    def me(self) -> dict[str, Any]:
+        """Who this client's credential is: a user or an API key, and its role."""
+        return self._json("GET", "/api/v1/auth/me")
+
+    def change_password(self, current: str, new: str) -> None:
+        """Change your own password; every token of yours is revoked (log in again)."""
+        self._request("POST", "/api/v1/auth/password",
+                      json={"current_password": current, "new_password": new})
+
+    def create_user(self, username: str, password: str, role: str = "viewer",
+                    email: str | None = None) -> dict[str, Any]:
+        body = {"username": username, "password": password, "role": role, "email": email}
+        return self._json("POST", "/api/v1/users",
+                          json={k: v for k, v in body.items() if v is not None})
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/api/v1/users")["users"])
+
+    def get_user(self, username: str) -> dict[str, Any]:
+        return self._json("GET", _path("users", username))
+
+    def patch_user(self, username: str, **changes: Any) -> dict[str, Any]:
+        """Change ``email``, ``role``, ``active`` or ``password`` (a reset)."""
+        return self._json("PATCH", _path("users", username), json=changes)
+
+    def delete_user(self, username: str) -> None:
+        self._request("DELETE", _path("users", username))
+
+    def create_api_key(self, name: str, role: str, expires_in_days: float | None = None,
+                       never_expires: bool = False) -> dict[str, Any]:
+        """A new key; its secret is in ``["key"]`` this once."""
+        body: dict[str, Any] = {"name": name, "role": role}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        if never_expires:
+            body["never_expires"] = True
+        return self._json("POST", "/api/v1/api-keys", json=body)
+
+    def list_api_keys(self, include_revoked: bool = False) -> list[dict[str, Any]]:
+        params = {"include_revoked": "true"} if include_revoked else None
+        return list(self._json("GET", "/api/v1/api-keys", params=params)["api_keys"])
+
+    def revoke_api_key(self, key_id: str) -> None:
+        self._request("DELETE", _path("api-keys", key_id))
+
+    def audit(self, **filters: Any) -> dict[str, Any]:
+        """One page, newest first: ``{"entries": [...], "next_before_seq"}``; filters:
+        actor, action, resource_type, resource_id, outcome, since, until, before_seq,
+        limit."""
+        params = {k: _iso(v) for k, v in filters.items() if v is not None}
+        return self._json("GET", "/api/v1/audit", params=params)
+
+    def verify_audit(self) -> dict[str, Any]:
+        return self._json("GET", "/api/v1/audit/verify")
 
     # ------------------------------------------------------------- health
 

@@ -1,0 +1,99 @@
+"""``agentos users``: accounts and roles, through the server (admin only)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from agentos.cli import options, output
+from agentos.cli.auth import PasswordStdin, read_password
+
+app = typer.Typer(help="Create, list and manage users and their roles.",
+                  invoke_without_command=True)
+app.callback()(options.help_if_bare)
+
+Username = Annotated[str, typer.Argument(metavar="USERNAME", show_default=False)]
+COLUMNS = [("USERNAME", "username"), ("ROLE", "role"), ("ACTIVE", "active"),
+           ("EMAIL", "email"), ("LAST LOGIN", "last_login")]
+
+
+class RoleName(StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+
+
+def _row(user: dict[str, Any]) -> dict[str, Any]:
+    return {**user, "active": "yes" if user["active"] else "no",
+            "last_login": output.timestamp(user["last_login_at"])}
+
+
+def _show(user: dict[str, Any], json: bool, verb: str) -> None:
+    if json:
+        output.emit_json(user)
+    else:
+        typer.echo(f"{verb} {user['username']} ({user['role']}"
+                   f"{'' if user['active'] else ', disabled'})")
+
+
+@app.command()
+def create(username: Username,
+           role: Annotated[RoleName, typer.Option(help="What the user may do.")] =
+           RoleName.VIEWER,
+           email: Annotated[str | None, typer.Option(help="Contact address.")] = None,
+           password_stdin: PasswordStdin = False,
+           json: options.Json = False, url: options.Url = None) -> None:
+    """Create a user (the password is prompted for, twice)."""
+    password = read_password(password_stdin, confirm=True)
+    with options.client(url) as api:
+        user = api.create_user(username, password, role.value, email)
+    _show(user, json, "created")
+
+
+@app.command("list")
+def list_(json: options.Json = False, url: options.Url = None) -> None:
+    """List users."""
+    with options.client(url) as api:
+        found = api.list_users()
+    if json:
+        output.emit_json(found)
+        return
+    output.table([_row(u) for u in found], COLUMNS, empty="no users")
+
+
+@app.command("set-role")
+def set_role(username: Username,
+             role: Annotated[RoleName, typer.Argument(metavar="ROLE", show_default=False)],
+             json: options.Json = False, url: options.Url = None) -> None:
+    """Change a user's role (admin, operator or viewer)."""
+    with options.client(url) as api:
+        _show(api.patch_user(username, role=role.value), json, "changed")
+
+
+@app.command()
+def disable(username: Username, json: options.Json = False, url: options.Url = None) -> None:
+    """Disable a user: their tokens are revoked and they cannot log in."""
+    with options.client(url) as api:
+        _show(api.patch_user(username, active=False), json, "disabled")
+
+
+@app.command()
+def enable(username: Username, json: options.Json = False, url: options.Url = None) -> None:
+    """Let a disabled user log in again."""
+    with options.client(url) as api:
+        _show(api.patch_user(username, active=True), json, "enabled")
+
+
+@app.command()
+def passwd(password_stdin: PasswordStdin = False, url: options.Url = None) -> None:
+    """Change your own password (then log in again: every token of yours is revoked).
+
+    With --password-stdin: the current password on the first line, the new one on the
+    second."""
+    current = read_password(password_stdin, "Current password")
+    new = read_password(password_stdin, "New password", confirm=not password_stdin)
+    with options.client(url) as api:
+        api.change_password(current, new)
+    typer.echo("password changed; log in again (agentos login)")
