@@ -62,6 +62,7 @@ from common import (
     RedisServer,
     RssSampler,
     Server,
+    auth_headers,
     calibrate,
     code_state,
     machine_info,
@@ -92,9 +93,13 @@ def event_body(i: int, event_type: str = APPEND_TYPE, **extra: Any) -> dict[str,
 
 
 def request_bytes(host: str, port: int, path: str, body: bytes) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{_auth_lines()}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
             ).encode() + body
+
+
+def _auth_lines() -> str:
+    return "".join(f"{k}: {v}\r\n" for k, v in auth_headers().items())
 
 
 class RawPoster:
@@ -268,7 +273,7 @@ def sse_subscribe(argv: Sequence[str]) -> None:
     conn = socket.create_connection((host, port), timeout=10)
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn.sendall(f"GET /api/v1/events/stream?type={args.type} HTTP/1.1\r\nHost: {host}:{port}"
-                 "\r\nAccept: text/event-stream\r\n\r\n".encode())
+                 f"\r\n{_auth_lines()}Accept: text/event-stream\r\n\r\n".encode())
     raw = bytearray()
     while b"\r\n\r\n" not in raw:
         chunk = conn.recv(65536)
@@ -380,8 +385,9 @@ def check_emit(base_url: str) -> None:
     """One event and one batch of two by hand: a broken endpoint fails loudly."""
     import httpx
 
-    one = httpx.post(base_url + EVENTS_PATH, json=event_body(0))
-    two = httpx.post(base_url + EVENTS_PATH, json={"events": [event_body(1), event_body(2)]})
+    one = httpx.post(base_url + EVENTS_PATH, json=event_body(0), headers=auth_headers())
+    two = httpx.post(base_url + EVENTS_PATH, json={"events": [event_body(1), event_body(2)]},
+                     headers=auth_headers())
     if (one.status_code != 201 or "seq" not in one.json() or two.status_code != 201
             or len(two.json()["events"]) != 2):
         raise RuntimeError(f"POST {EVENTS_PATH}: {one.status_code} {one.text[:200]} / "

@@ -38,10 +38,12 @@ from typing import Any
 import httpx
 import psycopg
 from common import (
+    ADMIN_PASSWORD,
     REPO,
     MachineCpu,
     RssSampler,
     Server,
+    auth_headers,
     calibrate,
     code_state,
     machine_info,
@@ -312,7 +314,8 @@ def py_spy(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
 
 
 def server_env(url: str) -> dict[str, str]:
-    env = {**os.environ, "AGENTOS_DATABASE_URL": url, "AGENTOS_LOG_LEVEL": "warning"}
+    env = {**os.environ, "AGENTOS_DATABASE_URL": url, "AGENTOS_LOG_LEVEL": "warning",
+           "AGENTOS_ADMIN_PASSWORD": ADMIN_PASSWORD}
     env.pop("AGENTOS_AUTO_UPGRADE", None)
     return env
 
@@ -348,7 +351,7 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[s
 
 def check(base_url: str, path: str) -> None:
     """One request by hand, so a broken endpoint fails loudly instead of benchmarking 404s."""
-    response = httpx.get(base_url + path)
+    response = httpx.get(base_url + path, headers=auth_headers())
     if response.status_code != 200 or "name" not in response.json():
         raise RuntimeError(f"GET {path} answered {response.status_code}: {response.text[:200]}")
 

@@ -25,6 +25,14 @@ from types import TracebackType
 REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO.parent / "shared" / "peers"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# every benchmarked server creates this first admin; Server.start logs in and puts
+# the token in AGENTOS_TOKEN, which the load generators (child processes) send
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+def auth_headers() -> dict[str, str]:
+    token = os.environ.get("AGENTOS_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def free_port() -> int:
@@ -149,6 +157,7 @@ class Server:
     port: int = field(default_factory=free_port)
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
+    token: str = ""
 
     @property
     def base_url(self) -> str:
@@ -169,7 +178,20 @@ class Server:
                                         stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self._wait_healthy(timeout)
+        self.token = self.login()
+        os.environ["AGENTOS_TOKEN"] = self.token
         return self
+
+    def login(self) -> str:
+        """An admin token for this server (every API call but /health needs one)."""
+        import json
+
+        request = urllib.request.Request(
+            self.base_url + "/api/v1/auth/login", method="POST",
+            data=json.dumps({"username": "admin", "password": ADMIN_PASSWORD}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.loads(response.read())["token"])
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

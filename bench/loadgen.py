@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from array import array
@@ -47,6 +48,8 @@ class RawConnection:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._host_header = f"{host}:{port}".encode()
+        token = os.environ.get("AGENTOS_TOKEN")  # the API needs a credential; /health does not
+        self._auth = f"\r\nAuthorization: Bearer {token}".encode() if token else b""
 
     async def get(self, path: str) -> int:
         try:
@@ -59,7 +62,7 @@ class RawConnection:
         if self._reader is None or self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         self._writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + self._host_header
-                           + b"\r\n\r\n")
+                           + self._auth + b"\r\n\r\n")
         head = await self._reader.readuntil(b"\r\n\r\n")
         status, length, keep_alive = _parse_head(head)
         await self._reader.readexactly(length)
@@ -104,8 +107,10 @@ class HttpxClient:
     def __init__(self, base_url: str, size: int, timeout: float) -> None:
         import httpx  # only this client needs it
 
+        token = os.environ.get("AGENTOS_TOKEN")
         self._client = httpx.AsyncClient(
             base_url=base_url, timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"} if token else None,
             limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
 
     async def get(self, path: str) -> int:

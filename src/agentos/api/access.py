@@ -26,6 +26,7 @@ from agentos.roles import Role
 
 COOKIE = "agentos_token"
 MAX_DETAIL = 200  # characters of any one value in an audit row's details
+SUMMARY_MAX_BYTES = 16 * 1024  # larger bodies (batches) are not read again for a summary
 # body fields worth naming in an audit row; nothing else (never a password) is copied
 _SUMMARY_FIELDS = ("name", "username", "agent", "type", "version", "role", "active", "email",
                    "priority", "paused", "cron", "interval_s", "expires_at", "worker_id",
@@ -204,9 +205,11 @@ async def _entry(request: Request, rule: Rule, principal: tokens.Principal | Non
 
 
 async def _body_summary(request: Request) -> dict[str, Any]:
-    """A JSON body's naming fields (FastAPI has parsed the body already: no second read)."""
+    """A small JSON body's naming fields (its bytes are read once: the handler reuses them)."""
+    length = request.headers.get("content-length", "")
     if request.method not in ("POST", "PUT", "PATCH") or \
-            "json" not in request.headers.get("content-type", ""):
+            "json" not in request.headers.get("content-type", "") or \
+            not length.isdigit() or int(length) > SUMMARY_MAX_BYTES:
         return {}
     try:
         body = await request.json()
@@ -215,9 +218,9 @@ async def _body_summary(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         return {}
     summary: dict[str, Any] = {k: _scalar(body[k]) for k in _SUMMARY_FIELDS if k in body}
-    if isinstance(body.get("events"), list) or isinstance(body.get("tasks"), list):
-        key = "events" if "events" in body else "tasks"
-        summary["count"] = len(body[key])
+    for key in ("events", "tasks"):
+        if isinstance(body.get(key), list):
+            summary["count"] = len(body[key])
     return summary
 
 

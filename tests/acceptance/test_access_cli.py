@@ -1,0 +1,100 @@
+"""Access from the command line: ``agentos login``/``logout``, ``users``, ``audit``, and
+the first admin's password shown once by ``serve`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from pathlib import Path
+
+import httpx
+
+from tests.acceptance.conftest import ADMIN_PASSWORD, Cli, Server, environment, start
+from tests.contract.test_audit import tamper
+
+
+def test_login_users_and_logout(server: Server, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    cli = Cli(tmp_path, environment(AGENTOS_URL=server.url, XDG_CONFIG_HOME=str(config)))
+    # Given no credential, a command says what is missing
+    refused = cli("agents", "list")
+    assert refused.returncode == 2 and "needs a credential" in refused.stderr
+    # When logging in, the token is kept in a file only its owner can read
+    out = cli.ok("login", "--password-stdin", input=ADMIN_PASSWORD + "\n")
+    assert out.startswith(f"logged in to {server.url} as admin (admin)")
+    kept = config / "agentos" / "credentials.json"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+    cli.ok("agents", "list")
+    # users: create, list, set-role, disable
+    assert cli.ok("users", "create", "ana", "--role", "operator", "--password-stdin",
+                  input="ana-password\n").strip() == "created ana (operator)"
+    assert cli.ok("users", "set-role", "ana", "viewer").strip() == "changed ana (viewer)"
+    assert cli.ok("users", "disable", "ana").strip() == "disabled ana (viewer, disabled)"
+    listed = json.loads(cli.ok("users", "list", "--json"))
+    assert [(u["username"], u["role"], u["active"]) for u in listed] == [
+        ("admin", "admin", True), ("ana", "viewer", False)]
+    table = cli.ok("users", "list").splitlines()
+    assert table[0].split() == ["USERNAME", "ROLE", "ACTIVE", "EMAIL", "LAST", "LOGIN"]
+    bad = cli("users", "set-role", "ana", "root")
+    assert bad.returncode == 2
+    # the audit log has each change, newest first
+    actions = [e["action"] for e in json.loads(cli.ok("audit", "list", "--json"))]
+    assert actions[:4] == ["users.change", "users.change", "users.create", "auth.login"]
+    # When logging out, the token is revoked and forgotten
+    assert cli.ok("logout").strip() == f"logged out of {server.url}"
+    assert json.loads(kept.read_text()) == {}
+    assert cli("agents", "list").returncode == 2
+
+
+def test_audit_verify_finds_the_tampered_row(server: Server, database_url: str,
+                                             tmp_path: Path) -> None:
+    cli = Cli(tmp_path, environment(AGENTOS_URL=server.url, AGENTOS_TOKEN=server.token,
+                                    AGENTOS_DATABASE_URL=database_url))
+    for n in range(3):
+        cli.ok("events", "emit", f"audited.{n}")
+    out = cli.ok("audit", "verify")
+    assert out.startswith("intact: 4 rows, head 4 "), out  # the login and 3 emits
+    assert json.loads(cli.ok("audit", "verify", "--json"))["intact"] is True
+    tamper(database_url, "UPDATE audit_log SET actor = 'user:someone' WHERE seq = 3")
+    broken = cli("audit", "verify")
+    assert broken.returncode == 2
+    assert broken.stdout.strip() == ("broken at row 3: the row's content does not match its "
+                                     "hash (2 rows before it are intact)")
+
+
+def test_serve_shows_a_random_admin_password_once(database_url: str, tmp_path: Path) -> None:
+    env = environment(AGENTOS_DATABASE_URL=database_url)
+    del env["AGENTOS_ADMIN_PASSWORD"]
+    first = start("serve", tmp_path, env)
+    try:
+        found = re.search(r"created user admin with password (\S+)", first.stdout.read_text())
+        assert found, first.output()
+        r = httpx.post(first.url + "/api/v1/auth/login",
+                       json={"username": "admin", "password": found.group(1)})
+        assert r.status_code == 200
+    finally:
+        first.stop()
+    again = start("serve", tmp_path, env)
+    try:
+        assert "password" not in again.output()
+    finally:
+        again.stop()
+
+
+def test_demo_shows_the_dashboard_and_the_admin_login(tmp_path: Path) -> None:
+    env = environment()
+    del env["AGENTOS_ADMIN_PASSWORD"]
+    demo = start("demo", tmp_path, env)
+    try:
+        banner = demo.stdout.read_text()
+        found = re.search(r"login\s+admin / (\S+)\s+\(created now, shown this once\)", banner)
+        assert found and f"dashboard  {demo.url}/" in banner, banner
+        with httpx.Client(base_url=demo.url) as http:
+            token = http.post("/api/v1/auth/login", json={
+                "username": "admin", "password": found.group(1)}).json()["token"]
+            page = http.get("/", headers={"Authorization": f"Bearer {token}"})
+            assert page.status_code == 200 and 'id="agents"' in page.text
+    finally:
+        demo.stop()
