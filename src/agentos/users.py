@@ -10,6 +10,7 @@ can be neither demoted, disabled nor deleted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ FIRST_ADMIN = "admin"
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1
 HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1,
                                type=argon2.Type.ID)
-_DUMMY = HASHER.hash(secrets.token_urlsafe(16))  # verified against when the user is unknown
 u = users.c
 
 
@@ -107,6 +107,12 @@ class User:
 # -------------------------------------------------------------- passwords
 
 
+@functools.cache
+def _dummy() -> str:
+    """A hash to verify against when the user is unknown: the answer takes as long."""
+    return HASHER.hash(secrets.token_urlsafe(16))
+
+
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(HASHER.hash, password)
 
@@ -115,7 +121,8 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password; with no hash (an unknown user) it costs the same and fails."""
     def check() -> bool:
         try:
-            return HASHER.verify(password_hash or _DUMMY, password) and password_hash is not None
+            return HASHER.verify(password_hash or _dummy(), password) and \
+                password_hash is not None
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
             return False
 
