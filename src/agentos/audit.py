@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import Store, sql
@@ -85,17 +85,25 @@ async def append_in(conn: AsyncConnection, entry: Entry) -> int:
     if conn.dialect.name == "postgresql":
         return int((await conn.exec_driver_sql(sql.query("audit_append", "postgresql"), {
             **values, "body": text, "details": json.dumps(entry.details)})).scalar_one())
-    # SQLite: the transaction already holds the database's only write lock
-    head = audit_head.c
-    seq, prev = (await conn.execute(
-        update(audit_head).where(head.id == 1).values(last_seq=head.last_seq + 1)
-        .returning(head.last_seq, head.last_hash))).one()
+    # SQLite: the transaction already holds the database's only write lock; plain
+    # statements, as SQLAlchemy's statement building would cost more than they do
+    seq, prev = tuple((await conn.exec_driver_sql(_SQLITE_TAKE_SEQ)).one())
     digest = link(prev, seq, text)
-    await conn.execute(insert(audit_log).values(seq=seq, details=entry.details,
-                                                prev_hash=prev, hash=digest, **values))
-    await conn.execute(update(audit_head).where(head.id == 1)
-                       .values(last_hash=digest, prev_hash=prev))
+    await conn.exec_driver_sql(_SQLITE_INSERT, (
+        seq, at.replace(tzinfo=None).isoformat(" ", "microseconds"), entry.actor,
+        entry.actor_role, entry.action, str(entry.outcome), entry.resource_type,
+        entry.resource_id, json.dumps(entry.details), entry.ip, entry.user_agent, prev, digest))
+    await conn.exec_driver_sql(_SQLITE_MOVE_HEAD, (digest, prev))
     return int(seq)
+
+
+_SQLITE_TAKE_SEQ = ("UPDATE audit_head SET last_seq = last_seq + 1 WHERE id = 1 "
+                    "RETURNING last_seq, last_hash")
+_SQLITE_INSERT = (
+    "INSERT INTO audit_log (seq, at, actor, actor_role, action, outcome, resource_type, "
+    "resource_id, details, ip, user_agent, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SQLITE_MOVE_HEAD = "UPDATE audit_head SET last_hash = ?, prev_hash = ? WHERE id = 1"
 
 
 async def record(store: Store, entry: Entry) -> int:
