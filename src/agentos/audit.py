@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import Store, sql
+from agentos.store.base import UNCHANGED
 from agentos.store.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -156,8 +157,8 @@ async def record_pending(store: Store) -> None:
 async def flush(conn: AsyncConnection) -> None:
     """The store's before-commit hook: append the request's pending entry, once."""
     scope = _scope.get()
-    if scope is None or scope.pending is None:
-        return
+    if scope is None or scope.pending is None or conn.info.get(UNCHANGED):
+        return  # (an unchanged transaction leaves the entry for the request's next one)
     entry, scope.pending = scope.pending, None
     await append_in(conn, entry)
 

@@ -226,6 +226,7 @@ async def claim(store: Store, worker_id: str, agents: list[str] | None = None,
                            .values(status=Status.PENDING.value, updated_at=now))
         chosen = await _choose(store, conn, agents, limit)
         if not chosen:
+            store.nothing_changed(conn)  # an empty poll is not worth an audit row
             return []
         lease = now + timedelta(seconds=lease_s)
         await conn.execute(update(table).where(t.id.in_([r.id for r in chosen])).values(

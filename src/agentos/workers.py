@@ -62,6 +62,7 @@ async def seen(store: Store, worker_id: str, host: str, agents: list[str] | None
             id=worker_id, host=host, pid=0, agents=agents, concurrency=0, started_at=utcnow(),
             **fresh).on_conflict_do_update(index_elements=[c.id],
                                            set_={"host": host, "agents": agents, **fresh}))
+        store.nothing_changed(conn)  # presence, not a change: the claim itself is audited
 
 
 async def touch(store: Store, worker_id: str) -> None:
@@ -69,6 +70,7 @@ async def touch(store: Store, worker_id: str) -> None:
     async with store.write() as conn:
         await conn.execute(update(table).where(c.id == worker_id)
                            .values(**_alive_now(worker_id)))
+        store.nothing_changed(conn)
 
 
 async def stopped(store: Store, worker_id: str) -> None:

@@ -307,3 +307,20 @@ async def test_sql_metacharacters_in_filters_are_only_text(
     assert await snapshot(store, skip=moving) == before
     async with store.read() as conn:
         assert (await conn.execute(select(users.c.username))).scalars().all() == ["admin"]
+
+
+async def test_an_empty_claim_leaves_no_audit_row(api: httpx.AsyncClient,
+                                                  store: Store) -> None:
+    before = (await last_audit(store)).seq
+    r = await api.post("/api/v1/tasks/claim", json={"worker_id": "w1", "wait_s": 0.3})
+    assert r.status_code == 200 and r.json()["tasks"] == []
+    assert (await last_audit(store)).seq == before  # an idle worker's polls fill nothing
+    # a claim that takes a task is a change: one row, with the worker's id
+    from tests.api.test_tasks_api import publish
+
+    await publish(api)
+    task = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()
+    r = await api.post("/api/v1/tasks/claim", json={"worker_id": "w1"})
+    assert [t["id"] for t in r.json()["tasks"]] == [task["id"]]
+    row = await last_audit(store)
+    assert (row.action, row.details["body"]) == ("tasks.claim", {"worker_id": "w1"})

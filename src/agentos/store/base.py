@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from agentos.errors import AgentOSError, Conflict, Unavailable
 
 log = logging.getLogger("agentos.store")
+UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothing worth a record
 
 
 async def wait_wakeup(wakeup: asyncio.Event, timeout: float,
@@ -116,10 +117,17 @@ class Store:
                         await hook(conn)
                 finally:
                     del conn.info["agentos_notified"]
+                    conn.info.pop(UNCHANGED, None)
         except DBAPIError as exc:
             raise self.translate(exc) from exc
         for channel in notified:  # committed: wake this process's listeners now
             self.wake(channel)
+
+    @staticmethod
+    def nothing_changed(conn: Any) -> None:
+        """Mark this write transaction as no change worth recording (an empty claim, a
+        worker's presence): it leaves no audit row."""
+        conn.info[UNCHANGED] = True
 
     def before_commit(self, hook: Callable[[Any], Awaitable[None]]) -> None:
         """Run ``hook(conn)`` as the last step of every write transaction that succeeds."""
