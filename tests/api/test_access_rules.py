@@ -129,3 +129,13 @@ async def test_the_dashboard_cookie_serves_reads_and_never_writes(
     # and logging out with it clears it
     assert (await anon.post("/api/v1/auth/logout")).status_code == 204
     assert (await anon.get("/api/v1/agents")).status_code == 401
+
+
+async def test_the_openapi_schema_says_what_each_operation_needs(
+        anon: httpx.AsyncClient) -> None:
+    schema = (await anon.get("/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert schema["paths"]["/api/v1/auth/login"]["post"]["security"] == []
+    publish = schema["paths"]["/api/v1/agents/{name}/versions/{version}/publish"]["post"]
+    assert publish["security"] == [{"bearer": []}]
+    assert publish["description"].startswith("Needs the **admin** role.")

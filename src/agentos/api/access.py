@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 
 from agentos import audit, tokens
 from agentos.errors import Forbidden, Unauthorized
@@ -228,6 +228,33 @@ def _scalar(value: Any) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     return str(value)[:MAX_DETAIL]
+
+
+def document(app: FastAPI) -> None:
+    """Say in the OpenAPI schema what the rules say: bearer auth, and the role each
+    operation needs (so /docs can "Authorize" once and call anything)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "a login token (POST /api/v1/auth/login) or an API key"}}
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                rule = rule_for(method.upper(), path)
+                if rule is None or rule.role is None:
+                    operation["security"] = []
+                else:
+                    operation["security"] = [{"bearer": []}]
+                    operation["description"] = (f"Needs the **{rule.role}** role.\n\n"
+                                                + operation.get("description", ""))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _principal(request: Request) -> tokens.Principal:

@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(tasks.workers_router)
     app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    access.document(app)
     app.add_middleware(AuditScope)
     app.add_middleware(RequestLog)
     return app
