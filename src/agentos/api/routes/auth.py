@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentos import logins, tokens, users
 from agentos.api.access import COOKIE, PrincipalDep
 from agentos.api.deps import SettingsDep, StoreDep
+from agentos.config import Settings
 from agentos.errors import Forbidden
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -28,7 +29,7 @@ class PasswordIn(BaseModel):
     new_password: users.Password
 
 
-def policy(settings: Any) -> logins.Policy:
+def policy(settings: Settings) -> logins.Policy:
     return logins.Policy(max_failures=settings.login_max_failures,
                          lockout_s=settings.login_lockout_s,
                          max_delay_s=settings.login_max_delay_s)
