@@ -324,3 +324,11 @@ async def test_an_empty_claim_leaves_no_audit_row(api: httpx.AsyncClient,
     assert [t["id"] for t in r.json()["tasks"]] == [task["id"]]
     row = await last_audit(store)
     assert (row.action, row.details["body"]) == ("tasks.claim", {"worker_id": "w1"})
+
+
+@pytest.mark.parametrize("path", ["/api/v1/audit", "/api/v1/events"])
+@pytest.mark.parametrize("value", ["2026-01-01T00:00:00", "yesterday", "' OR 1=1 --"])
+async def test_bad_times_in_filters_are_422(api: httpx.AsyncClient, path: str,
+                                            value: str) -> None:
+    for param in ("since", "until"):
+        error(await api.get(path, params={param: value}), 422, "invalid_request")

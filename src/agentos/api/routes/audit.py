@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 
 from agentos import audit
 from agentos.api.deps import StoreDep
@@ -21,8 +21,8 @@ async def list_audit(
     resource_type: str | None = None,
     resource_id: str | None = None,
     outcome: audit.Outcome | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,  # a time zone is required: naive times are 422
+    until: AwareDatetime | None = None,
     before_seq: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:

@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from agentos import events, patterns
 from agentos import router as event_router
@@ -115,8 +114,8 @@ async def list_events(
     correlation_id: str | None = None,
     run_id: str | None = None,
     priority: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,  # a time zone is required: naive times are 422
+    until: AwareDatetime | None = None,
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
