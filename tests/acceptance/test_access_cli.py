@@ -42,6 +42,15 @@ def test_login_users_and_logout(server: Server, tmp_path: Path) -> None:
     # the audit log has each change, newest first
     actions = [e["action"] for e in json.loads(cli.ok("audit", "list", "--json"))]
     assert actions[:4] == ["users.change", "users.change", "users.create", "auth.login"]
+    # an API key: printed once, then it is the credential of a script
+    key = cli.ok("api-keys", "create", "ci", "--role", "viewer", "--days", "1").strip()
+    as_key = Cli(tmp_path, environment(AGENTOS_URL=server.url, AGENTOS_TOKEN=key))
+    as_key.ok("agents", "list")
+    assert "needs the operator role" in as_key("events", "emit", "x.y").stderr
+    [listed_key] = json.loads(cli.ok("api-keys", "list", "--json"))
+    assert key.startswith(listed_key["prefix"]) and listed_key["last_used_at"]
+    cli.ok("api-keys", "revoke", listed_key["id"])
+    assert "revoked" in as_key("agents", "list").stderr
     # When logging out, the token is revoked and forgotten
     assert cli.ok("logout").strip() == f"logged out of {server.url}"
     assert json.loads(kept.read_text()) == {}

@@ -18,6 +18,7 @@ import typer
 from agentos import __version__
 from agentos.cli import (
     agents,
+    api_keys,
     audit,
     auth,
     db,
@@ -50,6 +51,7 @@ app.command()(tasks.workers)
 app.command()(auth.login)
 app.command()(auth.logout)
 app.add_typer(users.app, name="users")
+app.add_typer(api_keys.app, name="api-keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(db.app, name="db")
