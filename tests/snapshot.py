@@ -10,10 +10,13 @@ from agentos.store import Store
 from agentos.store.tables import metadata
 
 
-async def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+async def snapshot(store: Store, skip: tuple[str, ...] = ()) -> dict[str, list[tuple[Any, ...]]]:
+    """``skip``: tables that may change meanwhile (the audit log of a refusal)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     async with store.read() as conn:
         for table in metadata.sorted_tables:
+            if table.name in skip:
+                continue
             rows = (await conn.execute(select(table))).all()
             out[table.name] = sorted((tuple(r) for r in rows), key=repr)
     return out

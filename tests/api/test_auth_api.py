@@ -12,20 +12,11 @@ from fastapi import FastAPI
 from sqlalchemy import select, text, update
 
 from agentos.store import Store
-from agentos.store.tables import audit_log, credentials, metadata, users
+from agentos.store.tables import audit_log, credentials, users
 from tests.conftest import ADMIN_PASSWORD, USER_PASSWORD, client_for, login
+from tests.snapshot import snapshot
 
 RoleClient = Callable[[str], Awaitable[httpx.AsyncClient]]
-
-
-async def snapshot(store: Store, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    out = {}
-    async with store.read() as conn:
-        for table in metadata.sorted_tables:
-            if table.name not in skip:
-                out[table.name] = sorted(map(tuple, (await conn.execute(
-                    select(table))).all()), key=repr)
-    return out
 
 
 def error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
