@@ -38,7 +38,6 @@ from typing import Any
 import httpx
 import psycopg
 from common import (
-    ADMIN_PASSWORD,
     REPO,
     MachineCpu,
     RssSampler,
@@ -314,8 +313,7 @@ def py_spy(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
 
 
 def server_env(url: str) -> dict[str, str]:
-    env = {**os.environ, "AGENTOS_DATABASE_URL": url, "AGENTOS_LOG_LEVEL": "warning",
-           "AGENTOS_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    env = {**os.environ, "AGENTOS_DATABASE_URL": url, "AGENTOS_LOG_LEVEL": "warning"}
     env.pop("AGENTOS_AUTO_UPGRADE", None)
     return env
 

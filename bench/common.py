@@ -174,7 +174,8 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> Server:
         log = (self.cwd / f"server-{self.port}.log").open("wb")
-        self.process = subprocess.Popen(self.command(), env=dict(self.env), cwd=self.cwd,
+        env = {**self.env, "AGENTOS_ADMIN_PASSWORD": ADMIN_PASSWORD}  # so start() can log in
+        self.process = subprocess.Popen(self.command(), env=env, cwd=self.cwd,
                                         stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self._wait_healthy(timeout)
