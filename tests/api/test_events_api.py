@@ -10,6 +10,7 @@ from agentos.api.app import create_app
 from agentos.config import Settings
 from agentos.store import Store
 from tests.api.test_agents_api import assert_error
+from tests.conftest import ADMIN_PASSWORD, client_for, login
 from tests.snapshot import snapshot
 
 
@@ -252,11 +253,12 @@ async def test_prune_endpoint(api: httpx.AsyncClient) -> None:
 async def test_a_lower_payload_cap_is_enforced_and_writes_nothing(
         monkeypatch: pytest.MonkeyPatch, database_url: str, store: Store) -> None:
     monkeypatch.setenv("AGENTOS_EVENT_MAX_PAYLOAD_BYTES", "1024")
-    settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=database_url, admin_password=ADMIN_PASSWORD,  # type: ignore[call-arg]
+                        _env_file=None)
     assert settings.event_max_payload_bytes == 1024
     app = create_app(settings, store)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://agentos.test") as api:
+    async with app.router.lifespan_context(app), client_for(app) as api:
+        api.headers["Authorization"] = f"Bearer {await login(api, 'admin', ADMIN_PASSWORD)}"
         await api.post("/api/v1/schedules", json={"name": "s", "interval_s": 60,
                                                   "event": {"type": "s.tick"}})
         before = await snapshot(store)
