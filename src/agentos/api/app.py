@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from agentos import __version__, queue, router, schedules
+from agentos import __version__, locks, queue, router, schedules
 from agentos.api import errors as api_errors
 from agentos.api.middleware import BodyLimit, RequestLog
 from agentos.api.routes import agents, events, health, subscriptions, tasks
+from agentos.api.routes import locks as lock_routes
 from agentos.api.routes import schedules as schedule_routes
 from agentos.bus import Bus
 from agentos.config import Settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if settings.run_scheduler:
             loops.append(_supervised("scheduler", lambda: schedules.run(store_, stop)))
         loops.append(_supervised("reaper", lambda: queue.run_reaper(store_, stop)))
+        loops.append(_supervised("lock-sweeper", lambda: locks.run_sweeper(store_, stop)))
         if settings.run_worker:
             loops.append(_supervised("worker", in_server_worker.run))
         try:
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(schedule_routes.router)
     app.include_router(tasks.router)
     app.include_router(tasks.workers_router)
+    app.include_router(lock_routes.router)
     app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
