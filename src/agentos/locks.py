@@ -638,16 +638,19 @@ async def list_locks(store: Store, type: str | None = None, limit: int = 1000
             for r in rows]
 
 
-async def held_by_tasks(store: Store, task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """task id -> the locks its attempt holds (for the workers view)."""
-    if not task_ids:
+async def held_by_workers(store: Store, worker_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """worker id -> the locks its running task attempts hold."""
+    if not worker_ids:
         return {}
+    tc = tasks_table.c
     async with store.read() as conn:
-        rows = (await conn.execute(select(locks).where(L.task_id.in_(task_ids))
-                                   .order_by(L.resource))).all()
+        rows = (await conn.execute(select(locks, tc.worker_id).join(
+            tasks_table, tc.id == L.task_id).where(
+            tc.status == "running", tc.worker_id.in_(worker_ids), L.owner.is_not(None))
+            .order_by(L.resource))).all()
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        out.setdefault(r.task_id, []).append({
+        out.setdefault(r.worker_id, []).append({
             "resource": r.resource, "token": r.token, "task_id": r.task_id, "agent": r.agent,
             "expires_at": _iso(r.expires_at)})
     return out

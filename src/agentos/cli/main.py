@@ -21,6 +21,7 @@ from agentos.cli import (
     db,
     demo,
     events,
+    locks,
     options,
     schedules,
     serve,
@@ -50,6 +51,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(events.app, name="events")
 app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(locks.app, name="locks")
 
 
 def _print_version(value: bool) -> None:
