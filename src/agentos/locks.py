@@ -49,7 +49,10 @@ DEFAULT_PRIORITY = 5
 MAX_TTL = 3600.0  # seconds; the server's limit is AGENTOS_LOCK_MAX_TTL_S
 MAX_RESOURCES = 100  # per acquire-many
 WAIT_SLACK = 5.0  # seconds a waiter's entry outlives its wait (a vanished client's then lapses)
-POLL = {"sqlite": 0.02, "postgresql": 0.5}  # seconds between a waiter's looks (NOTIFY wakes PG)
+# seconds between a waiter's looks when no NOTIFY can wake it (SQLite, or a PostgreSQL
+# process without a LISTEN connection), and when one can (polling is only a safety net)
+POLL = 0.02
+POLL_LISTENING = 1.0
 SWEEP_INTERVAL = 1.0  # longest sleep of the sweeper (it wakes earlier for the next expiry)
 SWEEP_BATCH = 500
 L = locks.c
@@ -354,7 +357,7 @@ async def acquire_many(store: Store, names: list[str], claim: Claim, wait_s: flo
 async def _wait_for(store: Store, name: str, claim: Claim, deadline: float,
                     keep_place_s: float | None) -> Result:
     wakeup = store.wakeup(CHANNEL)
-    poll = POLL[store.dialect]
+    poll = POLL_LISTENING if CHANNEL in store.listening else POLL
     try:
         result = await _step(store, [name], claim, max(deadline - time.monotonic(), 0))
         while not result.granted:

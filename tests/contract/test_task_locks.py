@@ -2,6 +2,7 @@
 tasks at once, and released however the attempt ends; permissions.lock is enforced."""
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ async def test_two_tasks_on_one_device_never_run_at_once(store: Store, tmp_path:
         task_id, start, end = line.split()
         spans[task_id] = (float(start), float(end))
     same = sorted(spans[i] for i in ids)
-    assert all(a[1] <= b[0] for a, b in zip(same, same[1:], strict=False)), same
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(same)), same
     assert (await locks.get(store, "device:pixel-7"))["last_token"] >= 4
     assert await holder(store, "device:pixel-7") is None
     assert (await locks.get(store, "device:pixel-7"))["queue"] == []

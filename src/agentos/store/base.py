@@ -68,6 +68,8 @@ class Store:
         # channel -> wake-up set after a commit that notified it (here or, on
         # PostgreSQL, in another process)
         self._wakeups: dict[str, list[asyncio.Event]] = {}
+        # channels other processes' commits wake here (PostgreSQL LISTEN is up)
+        self.listening: set[str] = set()
 
     # -- hooks the backends override ------------------------------------
 
