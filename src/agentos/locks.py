@@ -32,12 +32,15 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from agentos import events, resources
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import EventIn
 from agentos.store import Store, wait_wakeup
-from agentos.store.columns import utcnow
+from agentos.store.columns import UTCDateTime, utcnow
 from agentos.store.tables import lock_waiters, locks
 from agentos.store.tables import tasks as tasks_table
 
@@ -139,25 +142,44 @@ async def _now(conn: AsyncConnection) -> datetime:
     return now
 
 
+class later(FunctionElement[datetime]):
+    """The database's current UTC time plus ``seconds`` (a bound number)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(later, "postgresql")
+def _pg_later(element: later, compiler: SQLCompiler, **kw: Any) -> str:
+    (seconds,) = element.clauses
+    return f"statement_timestamp() + make_interval(secs => {compiler.process(seconds, **kw)})"
+
+
+@compiles(later, "sqlite")
+def _sqlite_later(element: later, compiler: SQLCompiler, **kw: Any) -> str:
+    (seconds,) = element.clauses
+    shift = f"printf('%+.6f seconds', {compiler.process(seconds, **kw)})"
+    return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', {shift})"
+
+
 def _upsert(store: Store) -> Any:
     return pg_insert(locks) if store.dialect == "postgresql" else sqlite_insert(locks)
 
 
-async def _grant_free(store: Store, conn: AsyncConnection, resource: str, claim: Claim,
-                      now: datetime) -> Grant | None:
+async def _grant_free(store: Store, conn: AsyncConnection, resource: str, claim: Claim
+                      ) -> Grant | None:
     """The hot path: take the lock if it is free (or new) in one statement; None if held."""
-    expires = now + timedelta(seconds=claim.ttl_s)
-    holder = {"owner": claim.owner, "priority": claim.priority, "acquired_at": now,
-              "expires_at": expires, "metadata": claim.metadata, "task_id": claim.task_id,
-              "agent": claim.agent, "updated_at": now}
+    holder = {"owner": claim.owner, "priority": claim.priority, "acquired_at": utcnow(),
+              "expires_at": later(claim.ttl_s), "metadata": claim.metadata,
+              "task_id": claim.task_id, "agent": claim.agent, "updated_at": utcnow()}
     stmt = _upsert(store).values(resource=resource, type=resources.type_of(resource), token=1,
                                  **holder)
     # a conflict locks the row even when the WHERE refuses the update
     stmt = stmt.on_conflict_do_update(index_elements=["resource"],
                                       set_={"token": L.token + 1, **holder},
-                                      where=L.owner.is_(None)).returning(L.token)
-    token = (await conn.execute(stmt)).scalar()
-    return None if token is None else Grant(resource, int(token), expires)
+                                      where=L.owner.is_(None)).returning(L.token, L.expires_at)
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else Grant(resource, int(row.token), row.expires_at)
 
 
 async def _locked_row(conn: AsyncConnection, resource: str) -> Any:
@@ -173,24 +195,28 @@ async def _free(conn: AsyncConnection, resource: str, now: datetime) -> None:
 
 async def _grant_next(store: Store, conn: AsyncConnection, resource: str, now: datetime,
                       drafts: list[EventIn]) -> None:
-    """The lock was just freed: grant it to the best live waiter, if any."""
-    await conn.execute(delete(lock_waiters).where(W.resource == resource, W.expires_at < now))
-    nxt = (await conn.execute(select(lock_waiters).where(W.resource == resource)
-                              .order_by(W.priority.desc(), W.id).limit(1))).first()
+    """The lock was just freed: grant it to the best live waiter, if any (lapsed
+    entries are skipped here and dropped by the sweeper)."""
+    best = (select(W.id).where(W.resource == resource, W.expires_at >= now)
+            .order_by(W.priority.desc(), W.id).limit(1).scalar_subquery())
+    nxt = (await conn.execute(delete(lock_waiters).where(W.id == best)
+                              .returning(*lock_waiters.c))).first()
     if nxt is None:
         return
-    await conn.execute(delete(lock_waiters).where(W.id == nxt.id))
     expires = now + timedelta(seconds=nxt.ttl_s)
-    token = (await conn.execute(update(locks).where(L.resource == resource).values(
+    grant = update(locks).where(L.resource == resource).values(
         token=L.token + 1, owner=nxt.owner, priority=nxt.priority, acquired_at=now,
         expires_at=expires, metadata=nxt.metadata, task_id=nxt.task_id, agent=nxt.agent,
-        updated_at=now).returning(L.token))).scalar_one()
+        updated_at=now).returning(L.token)
+    if store.dialect == "postgresql":  # wake the waiters of every server in the same trip
+        grant = grant.returning(func.pg_notify(CHANNEL, ""))
+    token = (await conn.execute(grant)).first()[0]
     if nxt.task_id:  # a task that was handed back to wait for this lock: run it now
         tc = tasks_table.c
         await conn.execute(update(tasks_table).where(
             tc.id == nxt.task_id, tc.status == "scheduled").values(run_at=now, updated_at=now))
         await store.notify(conn, TASKS_CHANNEL)
-    await store.notify(conn, CHANNEL)
+    await store.notify(conn, CHANNEL, sent=True)
     drafts.append(_event("acquired", resource, nxt.owner, int(token), nxt.task_id,
                          priority=nxt.priority, expires_at=expires.isoformat(),
                          waited_ms=round((now - nxt.created_at).total_seconds() * 1000, 1)))
@@ -216,24 +242,27 @@ async def _position(conn: AsyncConnection, resource: str, priority: int, before_
     return int(n) + 1
 
 
-async def _try(store: Store, conn: AsyncConnection, resource: str, claim: Claim, now: datetime,
-               drafts: list[EventIn], queue_until: datetime | None) -> Grant | int:
+async def _try(store: Store, conn: AsyncConnection, resource: str, claim: Claim,
+               drafts: list[EventIn], queue_for: float | None) -> Grant | int:
     """Grant ``resource`` now, or say where ``claim`` stands in its queue (joining the
-    queue until ``queue_until`` when given)."""
-    grant = await _grant_free(store, conn, resource, claim, now)
+    queue for ``queue_for`` seconds when given)."""
+    grant = await _grant_free(store, conn, resource, claim)
     if grant is not None:
-        if queue_until is not None:  # it may have been queued here before
+        if queue_for is not None:  # it may have been queued here before
             await conn.execute(delete(lock_waiters).where(W.resource == resource,
                                                           W.owner == claim.owner))
         drafts.append(_event("acquired", resource, claim.owner, grant.token, claim.task_id,
                              priority=claim.priority, expires_at=grant.expires_at.isoformat()))
         return grant
+    now = await _now(conn)
+    queue_until = (now + timedelta(seconds=queue_for + WAIT_SLACK)
+                   if queue_for is not None else None)
     row = await _locked_row(conn, resource)
     if row.expires_at < now:
         await _expire(store, conn, row, now, drafts)
         row = await _locked_row(conn, resource)
         if row.owner is None:  # nobody was waiting
-            return await _try(store, conn, resource, claim, now, drafts, queue_until)
+            return await _try(store, conn, resource, claim, drafts, queue_for)
     if row.owner == claim.owner:  # already ours (granted from the queue, or asked twice)
         expires = max(row.expires_at, now + timedelta(seconds=claim.ttl_s))
         await conn.execute(update(locks).where(L.resource == resource).values(
@@ -290,13 +319,11 @@ async def _step(store: Store, names: list[str], claim: Claim, queue_for: float |
     try:
         async with store.write() as conn:
             await _check_attempt(conn, claim)
-            now = await _now(conn)
-            until = now + timedelta(seconds=queue_for + WAIT_SLACK) if queue_for else None
             drafts: list[EventIn] = []
             grants = []
             for name in names:
-                got = await _try(store, conn, name, claim, now, drafts,
-                                 until if only else None)
+                got = await _try(store, conn, name, claim, drafts,
+                                 queue_for if only else None)
                 if isinstance(got, int):
                     if only:
                         if drafts:
@@ -436,10 +463,15 @@ async def _give_back(store: Store, grants: list[Grant], owner: str) -> None:
 # ------------------------------------------------------- release and renew
 
 
-async def _held(conn: AsyncConnection, resource: str, owner: str, token: int, now: datetime,
-                action: str) -> Any:
-    """The locked row if ``owner`` holds ``resource`` with ``token`` now; else 409/404."""
-    row = await _locked_row(conn, resources.check(resource))
+async def _held(conn: AsyncConnection, resource: str, owner: str, token: int,
+                now: datetime | None, action: str) -> Any:
+    """The locked row (with the database's ``now`` and whether anyone waits) if
+    ``owner`` holds ``resource`` with ``token`` now; else 409/404."""
+    waiting = select(W.id).where(W.resource == L.resource).limit(1).scalar_subquery()
+    row = (await conn.execute(select(locks, utcnow().label("now"), waiting.label("waiting"))
+                              .where(L.resource == resources.check(resource))
+                              .with_for_update(of=locks))).first()
+    now = now or (row.now if row is not None else None)
     if row is None:
         raise NotFound(f"no lock on {resource}", code="lock_not_found",
                        details={"resource": resource})
@@ -454,7 +486,7 @@ async def _held(conn: AsyncConnection, resource: str, owner: str, token: int, no
         raise Conflict(f"cannot {action} {resource}: token {token} is stale (the lock is at "
                        f"{row.token})", code="lock_stale_token",
                        details={**details, "current_token": row.token})
-    if row.expires_at < now:
+    if now is not None and row.expires_at < now:
         raise Conflict(f"cannot {action} {resource}: the lease lapsed at "
                        f"{row.expires_at.isoformat()}", code="lock_expired", details=details)
     return row
@@ -469,16 +501,16 @@ async def _release_rows(store: Store, conn: AsyncConnection, rows: list[Any], no
         drafts.append(_event("released", row.resource, row.owner, row.token, row.task_id,
                              held_ms=round((now - row.acquired_at).total_seconds() * 1000, 1),
                              **extra))
-        await _grant_next(store, conn, row.resource, now, drafts)
+        if getattr(row, "waiting", True) is not None:
+            await _grant_next(store, conn, row.resource, now, drafts)
     return drafts
 
 
 async def release(store: Store, resource: str, owner: str, token: int) -> None:
     """Give the lock up; the next waiter is granted in the same transaction."""
     async with store.write() as conn:
-        now = await _now(conn)
-        row = await _held(conn, resource, owner, token, now, "release")
-        await events.append_in(store, conn, await _release_rows(store, conn, [row], now))
+        row = await _held(conn, resource, owner, token, None, "release")
+        await events.append_in(store, conn, await _release_rows(store, conn, [row], row.now))
 
 
 async def release_many(store: Store, held: list[tuple[str, int]], owner: str) -> None:

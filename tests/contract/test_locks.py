@@ -84,13 +84,16 @@ async def test_a_waiter_leaves_the_queue_when_its_wait_ends(store: Store) -> Non
 
 
 async def test_expired_lease_is_reclaimed_and_goes_to_the_next_waiter(store: Store) -> None:
-    first = (await locks.acquire(store, R, Claim("a", ttl_s=0.3))).grants[0]
+    first = (await locks.acquire(store, R, Claim("a", ttl_s=1.5))).grants[0]
     waiter = asyncio.create_task(locks.acquire(store, R, Claim("b"), wait_s=10))
+    while not (await locks.get(store, R))["queue"]:
+        await asyncio.sleep(0.01)
     sweeper = asyncio.create_task(locks.run_sweeper(store))
     try:
-        got = await asyncio.wait_for(waiter, 5)
+        got = await asyncio.wait_for(waiter, 10)
     finally:
         sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
     assert got.granted and got.grants[0].token == first.token + 1
     with pytest.raises(Conflict):  # the late holder cannot release or renew any more
         await locks.release(store, R, "a", first.token)
@@ -134,6 +137,7 @@ async def test_acquire_many_is_all_or_nothing(store: Store) -> None:
         await locks.list_locks(store) == []
 
 
+@pytest.mark.timeout(600)  # 1,000 contended rounds; a deadlock would hang until the bound
 async def test_crossed_acquire_many_never_deadlocks(store: Store) -> None:
     """Two clients take [a, b] and [b, a] 500 times each at once: no deadlock, no hang,
     and never both at once."""
@@ -149,7 +153,7 @@ async def test_crossed_acquire_many_never_deadlocks(store: Store) -> None:
             inside.discard(owner)
             await locks.release_many(store, [(g.resource, g.token) for g in got.grants], owner)
 
-    async with asyncio.timeout(100):
+    async with asyncio.timeout(540):
         await asyncio.gather(client("x", ["res:a", "res:b"]), client("y", ["res:b", "res:a"]))
     assert (await locks.get(store, "res:a"))["last_token"] == 1000
 
