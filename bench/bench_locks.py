@@ -12,8 +12,8 @@ Hand-over latency: for every grant that went to a different client than the one
 before, the time from the previous holder starting its release to the new
 holder's acquire returning (one clock: all processes on this machine).
 
-    .venv/bin/python -m bench.bench_locks                 # table, about 2 minutes
-    .venv/bin/python -m bench.bench_locks --seconds 2 --json
+    .venv/bin/python bench/bench_locks.py                 # table, about 2 minutes
+    .venv/bin/python bench/bench_locks.py --seconds 2 --json
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from common import (
     REPO,
     RedisServer,
     Server,
@@ -156,7 +156,7 @@ def run_client(kind: str, params: list[str]) -> None:
 def phase(kind: str, clients: int, seconds: float, args: Callable[[int], list[str]]
           ) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "AGENTOS_LOG_LEVEL": "warning"}
-    procs = [subprocess.Popen([sys.executable, "-m", "bench.bench_locks", "--client", kind,
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--client", kind,
                                *args(n)], cwd=REPO, env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE) for n in range(clients)]
     for p in procs:  # every client imported, connected and warmed up
@@ -218,7 +218,7 @@ def main() -> None:
         run_client(args.client, rest)
         return
     results: dict[str, Any] = {"machine": machine_info(), "seconds": args.seconds,
-                               "command": " ".join(["python -m bench.bench_locks",
+                               "command": " ".join(["python bench/bench_locks.py",
                                                     *sys.argv[1:]])}
     n = args.clients
     with tempfile.TemporaryDirectory(prefix="agentos-bench-locks-") as tmp:
