@@ -339,7 +339,10 @@ async def _end_attempt(conn: AsyncConnection, row: Any, now: datetime, outcome: 
 
 
 async def complete(store: Store, task_id: str, attempt: int, output: dict[str, Any] | None,
-                   tokens: Any = None, cost: float | None = None) -> Task:
+                   tokens: Any = None, cost: float | None = None,
+                   release_locks: bool = True) -> Task:
+    """End the attempt as succeeded. ``release_locks=False``: the caller knows the
+    attempt took no lock (a worker's hot path saves the look-up)."""
     async with store.write() as conn:
         row = await _current(conn, task_id, attempt, "complete")
         now = (await conn.execute(select(utcnow()))).scalar_one()
@@ -347,19 +350,21 @@ async def complete(store: Store, task_id: str, attempt: int, output: dict[str, A
         await conn.execute(update(table).where(t.id == task_id).values(
             status=Status.SUCCEEDED.value, output=output or {}, error=None,
             lease_expires_at=None, finished_at=now, updated_at=now))
-        drafts = await _release_locks(store, conn, row, now)
+        drafts = await _release_locks(store, conn, row, now) if release_locks else []
         await events.append_in(store, conn, [*drafts, _event(row, "succeeded", attempt=attempt)])
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())
 
 
 async def fail(store: Store, task_id: str, attempt: int, error: dict[str, Any],
                outcome: Outcome = Outcome.FAILED, retryable: bool = True,
-               tokens: Any = None, cost: float | None = None) -> Task:
+               tokens: Any = None, cost: float | None = None,
+               release_locks: bool = True) -> Task:
     """End the attempt as failed (or timed out, or cancelled); retry or dead-letter.
 
     ``cancelled`` only answers a cancel request; once one is made, any failure
     ends the task cancelled. ``tokens``/``cost``: what the attempt used before it
-    failed (an LLM may have answered).
+    failed (an LLM may have answered). ``release_locks=False``: the caller knows the
+    attempt took no lock.
     """
     async with store.write() as conn:
         row = await _current(conn, task_id, attempt, "fail")
@@ -371,7 +376,7 @@ async def fail(store: Store, task_id: str, attempt: int, error: dict[str, Any],
         if row.cancel_requested:
             outcome = Outcome.CANCELLED
         await _end_attempt(conn, row, now, outcome, error=error, tokens=tokens, cost=cost)
-        drafts = await _release_locks(store, conn, row, now)
+        drafts = await _release_locks(store, conn, row, now) if release_locks else []
         drafts += await _after_failure(store, conn, row, now, error, outcome, retryable)
         await events.append_in(store, conn, drafts)
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())

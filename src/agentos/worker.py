@@ -186,7 +186,7 @@ class Worker:
         ctx = Context(task=task.to_dict(), agent=definition, store=self.store,
                       heartbeat=lambda: self._beat(row.id, row.attempt, ctx, current),
                       log=logging.LoggerAdapter(log, {"task_id": row.id}),
-                      lease_s=self.lease_s, held=held)
+                      lease_s=self.lease_s, held=held, took_locks=bool(held))
         beats = asyncio.create_task(self._heartbeats(row.id, row.attempt, ctx, current))
         try:
             async with asyncio.timeout(row.timeout_s):
@@ -194,26 +194,30 @@ class Worker:
         except TimeoutError:
             error = {"type": "timeout", "message": f"no result within {row.timeout_s}s"}
             await self._report(queue.fail(self.store, row.id, row.attempt, error,
-                                          outcome=Outcome.TIMEOUT, **_used(ctx)))
+                                          outcome=Outcome.TIMEOUT, **_used(ctx),
+                                          release_locks=ctx.took_locks))
             return
         except asyncio.CancelledError:
             if not ctx.cancelled.is_set():
                 raise  # the worker is shutting down: hand the task back
             error = {"type": "cancelled", "message": "cancelled on request"}
             await self._report(queue.fail(self.store, row.id, row.attempt, error,
-                                          outcome=Outcome.CANCELLED, **_used(ctx)))
+                                          outcome=Outcome.CANCELLED, **_used(ctx),
+                                          release_locks=ctx.took_locks))
             return
         except Exception as exc:
             retryable = not (isinstance(exc, HandlerError) and not exc.retryable)
             await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc),
-                                          retryable=retryable, **_used(ctx)))
+                                          retryable=retryable, **_used(ctx),
+                                          release_locks=ctx.took_locks))
             return
         finally:
             beats.cancel()
         if not isinstance(output, dict):
             output = {"result": output}
         await self._report(queue.complete(self.store, row.id, row.attempt, output,
-                                          **_used(ctx)))
+                                          **_used(ctx),
+                                          release_locks=ctx.took_locks))
 
     async def _take_resources(self, row: Any, definition: dict[str, Any]
                               ) -> dict[str, locks.Grant] | None:

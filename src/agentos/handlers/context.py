@@ -88,6 +88,7 @@ class Context:
     usage: Usage = field(default_factory=Usage)
     lease_s: float = DEFAULT_LEASE
     held: dict[str, locks.Grant] = field(default_factory=dict)  # resource -> this attempt's lock
+    took_locks: bool = False  # any lock taken: the attempt's end must look for them
 
     @contextlib.asynccontextmanager
     async def lock(self, resource: str, *, wait_s: float = 30.0, ttl_s: float | None = None,
@@ -114,6 +115,7 @@ class Context:
         claim = locks.Claim(locks.task_owner(self.task["id"]),
                             priority or self.task["priority"], ttl_s or self.lease_s,
                             task_id=self.task["id"], agent=name, attempt=self.task["attempt"])
+        self.took_locks = True  # set first: a cancelled wait may still leave a grant behind
         got = await locks.acquire(self.store, resource, claim, wait_s)
         if not got.granted:
             raise LockUnavailable(f"{resource} stayed locked for {wait_s:g}s (position "
