@@ -1,7 +1,7 @@
 """locks: lock state per resource (holder, lease, fencing token) and the durable wait queue
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 from agentos.store.columns import Id, Json, UTCDateTime, binary_string, utcnow
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"  # 0005 (schedule tasks) landed on main first
 branch_labels = None
 depends_on = None
 
