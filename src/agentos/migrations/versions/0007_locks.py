@@ -1,7 +1,7 @@
 """locks: lock state per resource (holder, lease, fencing token) and the durable wait queue
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 from agentos.store.columns import Id, Json, UTCDateTime, binary_string, utcnow
 
-revision = "0006"
-down_revision = "0005"  # 0005 (schedule tasks) landed on main first
+revision = "0007"
+down_revision = "0006"  # 0005 (schedule tasks) and 0006 (claim order) landed on main first
 branch_labels = None
 depends_on = None
 
