@@ -29,6 +29,7 @@ bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VEN
 	$(BIN)/python bench/bench_registry.py
 	$(BIN)/python bench/bench_events.py
 	$(BIN)/python bench/bench_tasks.py
+	$(BIN)/python bench/bench_locks.py
 
 $(PEERS_VENV)/.installed: $(PEERS_REQUIREMENTS)
 	bash scripts/ensure-venv.sh $(PYTHON)

@@ -71,3 +71,24 @@ async def beater(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     await ctx.heartbeat()
     await asyncio.sleep(data.get("after", 1.0))
     return {}
+
+
+async def hold(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Holds its declared resources for ``seconds``; logs "task start end" to ``data["log"]``."""
+    start = time.time()
+    await asyncio.sleep(data.get("seconds", 0))
+    end = time.time()
+    if "log" in data:
+        with Path(data["log"]).open("a") as f:
+            f.write(f"{ctx.task['id']} {start} {end}\n")
+    return {"held": sorted(ctx.held)}
+
+
+async def extra_lock(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Locks ``data["resource"]`` with ``ctx.lock`` and reports its token."""
+    async with ctx.lock(data["resource"], wait_s=data.get("wait_s", 5)) as lease:
+        await asyncio.sleep(data.get("seconds", 0))
+        token = lease.token
+    if data.get("fail_after"):
+        raise RuntimeError("fails after its block")
+    return {"token": token}

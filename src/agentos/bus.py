@@ -16,7 +16,7 @@ import bisect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from agentos import events, patterns
+from agentos import events, locks, patterns
 from agentos.events import Event
 from agentos.store import Store, wait_wakeup
 
@@ -47,8 +47,11 @@ class Bus:
 
     async def start(self) -> None:
         self.cursor = await events.head_seq(self.store)
+        # the one LISTEN connection of the process also wakes lock waiters
+        # when another server grants them a lock
+        channels = [events.CHANNEL, locks.CHANNEL]
         self._tasks = [asyncio.create_task(self._pump(), name="bus-pump"),
-                       asyncio.create_task(self.store.listen([events.CHANNEL, *self.also_listen]),
+                       asyncio.create_task(self.store.listen([*channels, *self.also_listen]),
                                            name="bus-listen")]
 
     async def stop(self) -> None:

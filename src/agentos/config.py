@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # run a worker inside the server process (the demo does; production runs `agentos worker`)
     run_worker: bool = False
     worker_concurrency: int = Field(default=4, ge=1)
+    # locks: the longest lease and long-poll wait an acquire may ask for
+    lock_max_ttl_s: float = Field(default=3600.0, gt=0)
+    lock_max_wait_s: float = Field(default=300.0, ge=0)
     # handlers: hosts `http` handlers may call, comma-separated host, host:port or
     # *.domain; empty allows none
     http_allow: str = ""

@@ -8,6 +8,9 @@ otherwise. An agent's ``limits.concurrency`` is counted under a per-agent lock
 Leases and fencing: a running attempt's lease is extended by heartbeats; only
 the current attempt number may heartbeat, complete or fail; a lapsed lease
 makes the attempt ``lost`` and the task claimable again.
+Locks: whatever an attempt holds (its agent's declared resources, ``ctx.lock``)
+is renewed by its heartbeats and released in the transaction that ends it,
+however it ends (complete, fail, timeout, cancel, lost lease, hand-back).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, ids, tasks
+from agentos import events, ids, locks, tasks
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import EventIn
 from agentos.lifecycle import Status as VersionStatus
@@ -320,6 +323,7 @@ async def heartbeat(store: Store, task_id: str, attempt: int,
         now = (await conn.execute(select(utcnow()))).scalar_one()
         await conn.execute(update(table).where(t.id == task_id).values(
             lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now))
+        await locks.renew_owner_in(conn, locks.task_owner(task_id), lease_s, now)
         row = (await conn.execute(select(table).where(t.id == task_id))).one()
     return Task(row)
 
@@ -336,7 +340,10 @@ async def _end_attempt(conn: AsyncConnection, row: Any, now: datetime, outcome: 
 
 
 async def complete(store: Store, task_id: str, attempt: int, output: dict[str, Any] | None,
-                   tokens: Any = None, cost: float | None = None) -> Task:
+                   tokens: Any = None, cost: float | None = None,
+                   release_locks: bool = True) -> Task:
+    """End the attempt as succeeded. ``release_locks=False``: the caller knows the
+    attempt took no lock (a worker's hot path saves the look-up)."""
     async with store.write() as conn:
         row = await _current(conn, task_id, attempt, "complete")
         now = (await conn.execute(select(utcnow()))).scalar_one()
@@ -344,18 +351,21 @@ async def complete(store: Store, task_id: str, attempt: int, output: dict[str, A
         await conn.execute(update(table).where(t.id == task_id).values(
             status=Status.SUCCEEDED.value, output=output or {}, error=None,
             lease_expires_at=None, finished_at=now, updated_at=now))
-        await events.append_in(store, conn, [_event(row, "succeeded", attempt=attempt)])
+        drafts = await _release_locks(store, conn, row, now) if release_locks else []
+        await events.append_in(store, conn, [*drafts, _event(row, "succeeded", attempt=attempt)])
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())
 
 
 async def fail(store: Store, task_id: str, attempt: int, error: dict[str, Any],
                outcome: Outcome = Outcome.FAILED, retryable: bool = True,
-               tokens: Any = None, cost: float | None = None) -> Task:
+               tokens: Any = None, cost: float | None = None,
+               release_locks: bool = True) -> Task:
     """End the attempt as failed (or timed out, or cancelled); retry or dead-letter.
 
     ``cancelled`` only answers a cancel request; once one is made, any failure
     ends the task cancelled. ``tokens``/``cost``: what the attempt used before it
-    failed (an LLM may have answered).
+    failed (an LLM may have answered). ``release_locks=False``: the caller knows the
+    attempt took no lock.
     """
     async with store.write() as conn:
         row = await _current(conn, task_id, attempt, "fail")
@@ -367,7 +377,8 @@ async def fail(store: Store, task_id: str, attempt: int, error: dict[str, Any],
         if row.cancel_requested:
             outcome = Outcome.CANCELLED
         await _end_attempt(conn, row, now, outcome, error=error, tokens=tokens, cost=cost)
-        drafts = await _after_failure(store, conn, row, now, error, outcome, retryable)
+        drafts = await _release_locks(store, conn, row, now) if release_locks else []
+        drafts += await _after_failure(store, conn, row, now, error, outcome, retryable)
         await events.append_in(store, conn, drafts)
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())
 
@@ -410,6 +421,7 @@ async def reap(store: Store, limit: int = 500) -> int:
         for row in lapsed:
             error = {"type": "lost", "message": f"lease lapsed on worker {row.worker_id}"}
             await _end_attempt(conn, row, now, Outcome.LOST, error=error)
+            drafts += await _release_locks(store, conn, row, now)
             outcome = Outcome.CANCELLED if row.cancel_requested else Outcome.LOST
             drafts += await _after_failure(store, conn, row, now, error, outcome, True)
         if drafts:
@@ -436,7 +448,10 @@ async def cancel(store: Store, task_id: str) -> Task:
         else:
             await conn.execute(update(table).where(t.id == task_id).values(
                 status=Status.CANCELLED.value, finished_at=now, updated_at=now))
-            await events.append_in(store, conn, [_event(row, "cancelled", attempt=row.attempt)])
+            # a task handed back to wait for its resources may hold or await some
+            drafts = await _release_locks(store, conn, row, now)
+            await events.append_in(store, conn, [*drafts,
+                                                 _event(row, "cancelled", attempt=row.attempt)])
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())
 
 
@@ -510,10 +525,38 @@ async def hand_back(store: Store, task_id: str, attempt: int) -> Task:
         now = (await conn.execute(select(utcnow()))).scalar_one()
         await _end_attempt(conn, row, now, Outcome.LOST,
                            error={"type": "handed_back", "message": "worker shut down"})
+        drafts = await _release_locks(store, conn, row, now)
         await conn.execute(update(table).where(t.id == task_id).values(
             status=Status.PENDING.value, retry_base=row.retry_base + 1, worker_id=None,
             lease_expires_at=None, updated_at=now))
         await store.notify(conn, CHANNEL)
-        await events.append_in(store, conn, [_event(row, "retrying", attempt=attempt,
-                                                     outcome="handed_back", retry_in_s=0)])
+        await events.append_in(store, conn, [*drafts, _event(
+            row, "retrying", attempt=attempt, outcome="handed_back", retry_in_s=0)])
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())
+
+
+async def defer(store: Store, task_id: str, attempt: int, delay_s: float,
+                waiting_for: str | None) -> Task:
+    """Hand a task back to wait for a resource it could not lock, keeping its place in
+    that lock's queue: it runs again after ``delay_s``, or as soon as the lock is
+    granted to it. The attempt does not count against its retries."""
+    async with store.write() as conn:
+        row = await _current(conn, task_id, attempt, "defer")
+        now = (await conn.execute(select(utcnow()))).scalar_one()
+        await _end_attempt(conn, row, now, Outcome.DEFERRED, error={
+            "type": "waiting_for_locks", "message": f"waiting for {waiting_for}"})
+        drafts = await _release_locks(store, conn, row, now, keep_waiting=True)
+        await conn.execute(update(table).where(t.id == task_id).values(
+            status=Status.SCHEDULED.value, retry_base=row.retry_base + 1, worker_id=None,
+            lease_expires_at=None, run_at=now + timedelta(seconds=delay_s), updated_at=now))
+        await events.append_in(store, conn, [*drafts, _event(
+            row, "retrying", attempt=attempt, outcome=Outcome.DEFERRED.value,
+            retry_in_s=delay_s, waiting_for=waiting_for)])
+        return Task((await conn.execute(select(table).where(t.id == task_id))).one())
+
+
+async def _release_locks(store: Store, conn: AsyncConnection, row: Any, now: datetime,
+                         keep_waiting: bool = False) -> list[EventIn]:
+    """The attempt ends: give back the locks it holds (and its places in lock queues)."""
+    return await locks.release_owner_in(store, conn, locks.task_owner(row.id), now,
+                                        keep_waiting)

@@ -72,6 +72,7 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     LOST = "lost"  # the lease lapsed: the worker died or stalled
     CANCELLED = "cancelled"
+    DEFERRED = "deferred"  # handed back to wait for a resource lock (not a retry)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ here or, on PostgreSQL, in any process, and by polling every ``poll_interval``
 as the fallback (scheduled retries fall due without a notification) →
 on stop, stop claiming, let running handlers finish within ``grace``, then
 hand back what is left. Each running task has a heartbeat that extends its
-lease and carries cancellation requests; ``timeout_s`` cancels the handler.
+lease (and its locks') and carries cancellation requests; ``timeout_s`` cancels
+the handler. An agent's declared ``resources`` are locked, all or none, before
+its handler starts; a task that cannot get them within ``RESOURCE_WAIT`` is
+handed back to wait in the lock's queue without holding a slot.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import time
 import traceback
 from typing import Any
 
-from agentos import handlers, ids, queue, registry, workers
-from agentos.errors import Conflict
+from agentos import handlers, ids, locks, queue, registry, resources, workers
+from agentos.errors import Conflict, Forbidden, InvalidInput
 from agentos.handlers import Context, HandlerError
 from agentos.store import Store, raise_if_cancelling, wait_wakeup
 from agentos.tasks import DEFAULT_LEASE, Outcome
@@ -28,6 +31,9 @@ from agentos.tasks import DEFAULT_LEASE, Outcome
 log = logging.getLogger("agentos.worker")
 
 POLL_INTERVAL = 0.5  # seconds between claims when idle (a submit wakes us sooner)
+RESOURCE_WAIT = 1.0  # seconds a claimed task may wait for its resources in its slot
+RESOURCE_RETRY = 5.0  # seconds until a task handed back for its resources runs anyway
+RESOURCE_PLACE = 15.0  # seconds its place in the lock queue is kept meanwhile
 
 
 class Worker:
@@ -66,6 +72,8 @@ class Worker:
         wakeup = self.store.wakeup(queue.CHANNEL)
         reaper = asyncio.create_task(queue.run_reaper(self.store, self._stopping),
                                      name="reaper")
+        sweeper = asyncio.create_task(locks.run_sweeper(self.store, self._stopping),
+                                      name="lock-sweeper")
         presence = asyncio.create_task(self._presence(), name="presence")
         # other processes' submits (PostgreSQL NOTIFY); on SQLite it only waits
         listener = asyncio.create_task(self.store.listen([queue.CHANNEL]), name="listen")
@@ -95,7 +103,7 @@ class Worker:
             self._stopping.set()  # the reaper ends at its next checkpoint
             presence.cancel()
             listener.cancel()
-            await asyncio.gather(reaper, presence, listener, return_exceptions=True)
+            await asyncio.gather(reaper, sweeper, presence, listener, return_exceptions=True)
             self.store.forget_wakeup(queue.CHANNEL, wakeup)
             await workers.stopped(self.store, self.id)
             log.info("worker %s stopped after %d tasks", self.id, self.completed,
@@ -161,11 +169,24 @@ class Worker:
             await self._report(queue.fail(self.store, row.id, row.attempt,
                                           _error(exc), retryable=False))
             return
+        try:
+            held = await self._take_resources(row, definition)
+        except (InvalidInput, Forbidden) as exc:  # bad input or not permitted: never retried
+            await self._report(queue.fail(self.store, row.id, row.attempt,
+                                          {"type": exc.code, "message": exc.message},
+                                          retryable=False))
+            return
+        except Exception as exc:
+            await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc)))
+            return
+        if held is None:
+            return  # handed back to wait in the lock queue
         current = asyncio.current_task()
         assert current is not None
         ctx = Context(task=task.to_dict(), agent=definition, store=self.store,
                       heartbeat=lambda: self._beat(row.id, row.attempt, ctx, current),
-                      log=logging.LoggerAdapter(log, {"task_id": row.id}))
+                      log=logging.LoggerAdapter(log, {"task_id": row.id}),
+                      lease_s=self.lease_s, held=held, took_locks=bool(held))
         beats = asyncio.create_task(self._heartbeats(row.id, row.attempt, ctx, current))
         try:
             async with asyncio.timeout(row.timeout_s):
@@ -173,26 +194,51 @@ class Worker:
         except TimeoutError:
             error = {"type": "timeout", "message": f"no result within {row.timeout_s}s"}
             await self._report(queue.fail(self.store, row.id, row.attempt, error,
-                                          outcome=Outcome.TIMEOUT, **_used(ctx)))
+                                          outcome=Outcome.TIMEOUT, **_used(ctx),
+                                          release_locks=ctx.took_locks))
             return
         except asyncio.CancelledError:
             if not ctx.cancelled.is_set():
                 raise  # the worker is shutting down: hand the task back
             error = {"type": "cancelled", "message": "cancelled on request"}
             await self._report(queue.fail(self.store, row.id, row.attempt, error,
-                                          outcome=Outcome.CANCELLED, **_used(ctx)))
+                                          outcome=Outcome.CANCELLED, **_used(ctx),
+                                          release_locks=ctx.took_locks))
             return
         except Exception as exc:
             retryable = not (isinstance(exc, HandlerError) and not exc.retryable)
             await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc),
-                                          retryable=retryable, **_used(ctx)))
+                                          retryable=retryable, **_used(ctx),
+                                          release_locks=ctx.took_locks))
             return
         finally:
             beats.cancel()
         if not isinstance(output, dict):
             output = {"result": output}
         await self._report(queue.complete(self.store, row.id, row.attempt, output,
-                                          **_used(ctx)))
+                                          **_used(ctx),
+                                          release_locks=ctx.took_locks))
+
+    async def _take_resources(self, row: Any, definition: dict[str, Any]
+                              ) -> dict[str, locks.Grant] | None:
+        """Lock the agent's declared resources for this attempt, or hand the task back
+        (None) to wait in the queue of the one it could not get."""
+        names = resources.render(definition.get("resources", []), row.input)
+        if not names:
+            return {}
+        resources.check_permitted(row.agent, definition.get("permissions", {}).get("lock", []),
+                                  names)
+        claim = locks.Claim(locks.task_owner(row.id), row.priority, self.lease_s,
+                            task_id=row.id, agent=row.agent, attempt=row.attempt)
+        got = await locks.acquire_many(self.store, names, claim,
+                                       min(RESOURCE_WAIT, self.lease_s / 3), RESOURCE_PLACE)
+        if got.granted:
+            return {g.resource: g for g in got.grants}
+        log.info("task %s waits for %s", row.id, got.waiting_for,
+                 extra={"action": "task_deferred"})
+        await self._report(queue.defer(self.store, row.id, row.attempt, RESOURCE_RETRY,
+                                       got.waiting_for))
+        return None
 
     async def _heartbeats(self, task_id: str, attempt: int, ctx: Context,
                           runner: asyncio.Task[Any]) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from agentos import locks
 from agentos.store import Store
 from agentos.store.columns import utcnow
 from agentos.store.tables import tasks
@@ -87,6 +88,7 @@ async def list_all(store: Store, include_stopped: bool = False) -> list[dict[str
             stmt = stmt.where(c.status != "stopped")
         rows = (await conn.execute(stmt)).all()
     cutoff = now - timedelta(seconds=ALIVE_WITHIN)
+    held = await locks.held_by_workers(store, [r.id for r in rows if r.status != "stopped"])
     return [{
         "id": r.id, "host": r.host, "pid": r.pid, "agents": r.agents,
         "concurrency": r.concurrency, "running": r.running,
@@ -96,4 +98,5 @@ async def list_all(store: Store, include_stopped: bool = False) -> list[dict[str
         "started_at": r.started_at.isoformat(),
         "last_heartbeat_at": r.last_heartbeat_at.isoformat(),
         "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None,
+        "locks": held.get(r.id, []),
     } for r in rows]

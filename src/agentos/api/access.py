@@ -118,6 +118,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/tasks/{task_id}/complete"): change(OP, "tasks.complete"),
     ("POST", "/api/v1/tasks/{task_id}/fail"): change(OP, "tasks.fail"),
     ("GET", "/api/v1/workers"): read("workers"),
+    # locks (a renewal is a lease extension, like a task heartbeat)
+    ("GET", "/api/v1/locks"): read("locks"),
+    ("GET", "/api/v1/locks/{resource:path}"): read("locks"),
+    ("POST", "/api/v1/locks/acquire-many"): change(OP, "locks.acquire"),
+    ("POST", "/api/v1/locks/{resource:path}/acquire"): change(OP, "locks.acquire"),
+    ("POST", "/api/v1/locks/{resource:path}/release"): change(OP, "locks.release"),
+    ("POST", "/api/v1/locks/{resource:path}/renew"): change(OP, "locks.renew", audit=False),
+    ("POST", "/api/v1/locks/{resource:path}/force-release"): change(A, "locks.force_release"),
     # access itself: admin only
     ("POST", "/api/v1/users"): change(A, "users.create"),
     ("GET", "/api/v1/users"): read("users", A),

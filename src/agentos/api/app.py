@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from agentos import __version__, audit, queue, router, schedules, tokens, users
+from agentos import __version__, audit, locks, queue, router, schedules, tokens, users
 from agentos.api import access
 from agentos.api import errors as api_errors
 from agentos.api.middleware import AuditScope, BodyLimit, RequestLog
@@ -24,6 +24,7 @@ from agentos.api.routes import (
     tasks,
 )
 from agentos.api.routes import audit as audit_routes
+from agentos.api.routes import locks as lock_routes
 from agentos.api.routes import schedules as schedule_routes
 from agentos.api.routes import users as user_routes
 from agentos.bus import Bus
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if settings.run_scheduler:
             loops.append(_supervised("scheduler", lambda: schedules.run(store_, stop)))
         loops.append(_supervised("reaper", lambda: queue.run_reaper(store_, stop)))
+        loops.append(_supervised("lock-sweeper", lambda: locks.run_sweeper(store_, stop)))
         if settings.run_worker:
             loops.append(_supervised("worker", in_server_worker.run))
         try:
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(schedule_routes.router)
     app.include_router(tasks.router)
     app.include_router(tasks.workers_router)
+    app.include_router(lock_routes.router)
     app.include_router(dashboard.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     access.document(app)

@@ -24,6 +24,7 @@ from agentos.cli import (
     db,
     demo,
     events,
+    locks,
     options,
     schedules,
     serve,
@@ -59,6 +60,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(events.app, name="events")
 app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(locks.app, name="locks")
 
 
 def _print_version(value: bool) -> None:

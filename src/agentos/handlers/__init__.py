@@ -22,10 +22,18 @@ from pydantic import TypeAdapter
 from agentos import agent_spec
 from agentos.config import Settings
 from agentos.handlers import command, http, llm, python
-from agentos.handlers.context import Context, Handler, HandlerError, SubTaskFailed, Usage
+from agentos.handlers.context import (
+    Context,
+    Handler,
+    HandlerError,
+    LockUnavailable,
+    SubTaskFailed,
+    Usage,
+)
 from agentos.handlers.python import ThreadContext
 
-__all__ = ["Context", "Handler", "HandlerError", "SubTaskFailed", "ThreadContext", "Usage",
+__all__ = ["Context", "Handler", "HandlerError", "LockUnavailable", "SubTaskFailed",
+           "ThreadContext", "Usage",
            "load"]
 
 _SPEC: TypeAdapter[Any] = TypeAdapter(agent_spec.Handler)

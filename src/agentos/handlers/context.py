@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentos import events, patterns, queue, registry, semver
-from agentos.errors import AgentOSError
+from agentos import events, locks, patterns, queue, registry, resources, semver
+from agentos.errors import AgentOSError, Conflict
 from agentos.lifecycle import Status as VersionStatus
 from agentos.store import Store, wait_wakeup
-from agentos.tasks import Status, TaskIn
+from agentos.tasks import DEFAULT_LEASE, Status, TaskIn
 
 Handler = Callable[["Context", dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -37,6 +37,10 @@ class SubTaskFailed(HandlerError):
     def __init__(self, message: str, task: dict[str, Any]) -> None:
         super().__init__(message, retryable=False)
         self.task = task
+
+
+class LockUnavailable(HandlerError):
+    """``ctx.lock`` waited for its whole ``wait_s``; the attempt may be retried."""
 
 
 @dataclass
@@ -82,6 +86,47 @@ class Context:
     log: logging.LoggerAdapter[logging.Logger]
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     usage: Usage = field(default_factory=Usage)
+    lease_s: float = DEFAULT_LEASE
+    held: dict[str, locks.Grant] = field(default_factory=dict)  # resource -> this attempt's lock
+    took_locks: bool = False  # any lock taken: the attempt's end must look for them
+
+    @contextlib.asynccontextmanager
+    async def lock(self, resource: str, *, wait_s: float = 30.0, ttl_s: float | None = None,
+                   priority: int | None = None) -> AsyncIterator[locks.Grant]:
+        """Hold ``resource`` for the block, beyond the agent's declared resources.
+
+        Needs a ``permissions.lock`` glob that matches. The lock belongs to this
+        attempt: its heartbeats renew it and it is released when the block ends,
+        or at the latest when the attempt does. Waits up to ``wait_s`` in the
+        queue, at the task's priority unless given; raises ``LockUnavailable``
+        (retryable) if the wait ends first. A resource the attempt holds already
+        is simply lent to the block.
+        """
+        if resource in self.held:
+            yield self.held[resource]
+            return
+        name = self.task["agent"]
+        try:
+            resources.check(resource)
+            resources.check_permitted(name, self.agent.get("permissions", {}).get("lock", []),
+                                      [resource])
+        except AgentOSError as exc:
+            raise HandlerError(exc.message, retryable=False) from exc
+        claim = locks.Claim(locks.task_owner(self.task["id"]),
+                            priority or self.task["priority"], ttl_s or self.lease_s,
+                            task_id=self.task["id"], agent=name, attempt=self.task["attempt"])
+        self.took_locks = True  # set first: a cancelled wait may still leave a grant behind
+        got = await locks.acquire(self.store, resource, claim, wait_s)
+        if not got.granted:
+            raise LockUnavailable(f"{resource} stayed locked for {wait_s:g}s (position "
+                                  f"{got.position} in its queue)")
+        grant = self.held[resource] = got.grants[0]
+        try:
+            yield grant
+        finally:
+            del self.held[resource]
+            with contextlib.suppress(Conflict):  # lapsed or taken: nothing left to give back
+                await locks.release(self.store, resource, claim.owner, grant.token)
 
     @property
     def config(self) -> dict[str, Any]:

@@ -7,6 +7,9 @@
             for event in events:       # live, until closed
                 ...
 
+    async with agentos.lock("device:pixel-7", ttl_s=30, wait_s=60) as lease:
+        ...                            # renewed in the background; lease.token fences writes
+
 Every non-2xx answer raises the ``AgentOSError`` subclass for its status,
 carrying the server's ``code``, ``message`` and ``details``; a server that
 cannot be reached raises ``Unavailable``.
@@ -14,8 +17,14 @@ cannot be reached raises ``Unavailable``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import socket
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -327,6 +336,7 @@ class Client:
         return self._json("POST", _path("tasks", task_id, "retry"))
 
     def list_workers(self) -> list[dict[str, Any]]:
+        """Worker instances, each with the ``locks`` its running tasks hold."""
         return list(self._json("GET", "/api/v1/workers")["workers"])
 
     # ------------------------------------------------------------- access
@@ -399,6 +409,77 @@ class Client:
     def verify_audit(self) -> dict[str, Any]:
         return self._json("GET", "/api/v1/audit/verify")
 
+    # -------------------------------------------------------------- locks
+
+    def acquire_lock(self, resource: str, owner: str, *, priority: int | None = None,
+                     ttl_s: float | None = None, wait_s: float = 0,
+                     metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``{"granted": True, "token", "expires_at"}`` or ``{"granted": False, "position"}``.
+
+        With ``wait_s`` > 0 the server holds the request until the lock is granted or
+        the wait ends; if the server goes away meanwhile, the call asks again until
+        the wait ends (the place in the queue is kept)."""
+        body = {"owner": owner, "priority": priority, "ttl_s": ttl_s, "metadata": metadata}
+        return self._waiting("POST", _path("locks", resource, "acquire"), body, wait_s)
+
+    def acquire_locks(self, resources: list[str], owner: str, *, priority: int | None = None,
+                      ttl_s: float | None = None, wait_s: float = 0,
+                      metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """All of ``resources`` or none: ``{"granted": True, "locks": [{resource, token,
+        expires_at}, ...]}`` or ``{"granted": False, "position", "resource"}``."""
+        body = {"resources": resources, "owner": owner, "priority": priority, "ttl_s": ttl_s,
+                "metadata": metadata}
+        return self._waiting("POST", "/api/v1/locks/acquire-many", body, wait_s)
+
+    def release_lock(self, resource: str, owner: str, token: int) -> dict[str, Any]:
+        """Give a lock up; ``Conflict`` unless ``owner`` holds it with ``token``."""
+        return self._json("POST", _path("locks", resource, "release"),
+                          json={"owner": owner, "token": token})
+
+    def renew_lock(self, resource: str, owner: str, token: int, ttl_s: float | None = None
+                   ) -> dict[str, Any]:
+        body: dict[str, Any] = {"owner": owner, "token": token}
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        return self._json("POST", _path("locks", resource, "renew"), json=body)
+
+    def force_release_lock(self, resource: str) -> dict[str, Any]:
+        """Take a lock from its holder (an operator action); the next waiter gets it."""
+        return self._json("POST", _path("locks", resource, "force-release"))
+
+    def list_locks(self, type: str | None = None) -> list[dict[str, Any]]:
+        """Held locks and locks with waiters (``type``: only ``TYPE:...`` resources)."""
+        return list(self._json("GET", "/api/v1/locks",
+                               params={"type": type} if type else None)["locks"])
+
+    def get_lock(self, resource: str) -> dict[str, Any]:
+        """``{"resource", "holder": {...} or None, "queue": [...], "last_token"}``."""
+        return self._json("GET", _path("locks", resource))
+
+    def lock(self, resource: str, owner: str | None = None, *, ttl_s: float = 30.0,
+             wait_s: float = 30.0, priority: int | None = None,
+             metadata: dict[str, Any] | None = None) -> LockBlock:
+        """``async with client.lock(resource, ...) as lease:`` holds the lock for the
+        block, renews it in the background every ``ttl_s / 3``, and releases it on
+        exit. Raises ``Conflict`` (code ``lock_unavailable``) if the wait ends first;
+        ``lease.lost`` turns true if a renewal is refused (the lease lapsed)."""
+        return LockBlock(self, resource, owner or default_owner(), ttl_s, wait_s, priority,
+                         metadata)
+
+    def _waiting(self, method: str, path: str, body: dict[str, Any], wait_s: float
+                 ) -> dict[str, Any]:
+        body = {k: v for k, v in body.items() if v is not None}
+        deadline = time.monotonic() + wait_s
+        while True:
+            left = max(deadline - time.monotonic(), 0.0)
+            try:
+                return self._json(method, path, json={**body, "wait_s": round(left, 3)},
+                                  timeout=left + DEFAULT_TIMEOUT)
+            except errors.Unavailable as exc:
+                if exc.code != "server_unreachable" or time.monotonic() + 0.2 > deadline:
+                    raise
+                time.sleep(0.2)  # a restarting server: ask again, the place is kept
+
     # ------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:
@@ -433,6 +514,67 @@ class Client:
                 f"cannot reach the AgentOS server at {self.base_url} "
                 "(is `agentos serve` running?)",
                 code="server_unreachable", details={"reason": str(exc)}) from None
+
+
+def default_owner() -> str:
+    """An owner id unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+@dataclass
+class Lease:
+    """A held lock: ``token`` is the fencing token to pass along with every write."""
+
+    resource: str
+    owner: str
+    token: int
+    expires_at: str
+    lost: bool = False
+
+
+class LockBlock:
+    """The ``async with client.lock(...)`` block (the client's calls run in threads)."""
+
+    def __init__(self, client: Client, resource: str, owner: str, ttl_s: float,
+                 wait_s: float, priority: int | None, metadata: dict[str, Any] | None) -> None:
+        self.client, self.resource, self.owner = client, resource, owner
+        self.ttl_s, self.wait_s, self.priority, self.metadata = ttl_s, wait_s, priority, metadata
+        self.lease: Lease | None = None
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Lease:
+        got = await asyncio.to_thread(
+            self.client.acquire_lock, self.resource, self.owner, priority=self.priority,
+            ttl_s=self.ttl_s, wait_s=self.wait_s, metadata=self.metadata)
+        if not got["granted"]:
+            raise errors.Conflict(f"{self.resource} stayed locked for {self.wait_s:g}s",
+                                  code="lock_unavailable", details=got)
+        self.lease = Lease(self.resource, self.owner, int(got["token"]), got["expires_at"])
+        self._renewer = asyncio.create_task(self._renew(self.lease))
+        return self.lease
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+        if self.lease is not None and not self.lease.lost:
+            with contextlib.suppress(errors.Conflict):  # lapsed meanwhile: nothing to give back
+                await asyncio.to_thread(self.client.release_lock, self.resource, self.owner,
+                                        self.lease.token)
+
+    async def _renew(self, lease: Lease) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_s / 3)
+            try:
+                renewed = await asyncio.to_thread(self.client.renew_lock, lease.resource,
+                                                  lease.owner, lease.token, self.ttl_s)
+            except errors.Conflict:
+                lease.lost = True
+                return
+            except errors.Unavailable:
+                continue  # try again at the next beat; the lease may still hold
+            lease.expires_at = renewed["expires_at"]
 
 
 class EventStream:

@@ -71,6 +71,8 @@ class Store:
         self._wakeups: dict[str, list[asyncio.Event]] = {}
         # run at the end of every write transaction, inside it (the audit log's row)
         self._before_commit: list[Callable[[Any], Awaitable[None]]] = []
+        # channels other processes' commits wake here (PostgreSQL LISTEN is up)
+        self.listening: set[str] = set()
 
     # -- hooks the backends override ------------------------------------
 

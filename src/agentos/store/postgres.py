@@ -53,6 +53,7 @@ class PostgresStore(Store):
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                     for channel in channels:
                         await conn.execute(f'LISTEN "{channel}"')
+                    self.listening.update(channels)
                     # whatever happened while we were not listening: re-read
                     for channel in channels:
                         self.wake(channel)
@@ -63,6 +64,8 @@ class PostgresStore(Store):
             except psycopg.OperationalError as exc:
                 log.warning("listen connection lost: %s", exc, extra={"action": "listen_lost"})
                 await asyncio.sleep(LISTEN_RETRY)
+            finally:
+                self.listening.difference_update(channels)
 
 
 def async_url(url: str) -> str:

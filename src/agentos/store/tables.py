@@ -7,6 +7,7 @@ database with this metadata; each concept's queries live with the concept.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -367,4 +368,55 @@ audit_head = Table(
     Column("last_seq", Id, nullable=False),
     Column("last_hash", String(64), nullable=False),
     Column("prev_hash", String(64), nullable=False),
+)
+
+
+# ------------------------------------------------------------------- locks
+
+# One row per resource ever locked; it stays after release so ``token`` (the
+# last fencing token handed out) keeps growing across grants and restarts.
+locks = Table(
+    "locks",
+    metadata,
+    Column("resource", binary_string(264), primary_key=True),  # TYPE:NAME
+    Column("type", String(63), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    # the holder; all null while the lock is free
+    Column("owner", String(255)),
+    Column("priority", SmallInteger),
+    Column("acquired_at", UTCDateTime),
+    Column("expires_at", UTCDateTime),
+    Column("metadata", Json),
+    Column("task_id", String(36)),  # held for a task attempt (declared resources, ctx.lock)
+    Column("agent", String(63)),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Index(None, "expires_at", sqlite_where=text("owner IS NOT NULL"),
+          postgresql_where=text("owner IS NOT NULL")),
+    Index(None, "owner", sqlite_where=text("owner IS NOT NULL"),
+          postgresql_where=text("owner IS NOT NULL")),
+    Index(None, "task_id", sqlite_where=text("task_id IS NOT NULL"),
+          postgresql_where=text("task_id IS NOT NULL")),
+    Index(None, "type"),
+)
+
+# the wait queue: durable, so a long-polling waiter keeps its place across a
+# server restart; served by priority (higher first), then arrival (id)
+lock_waiters = Table(
+    "lock_waiters",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("resource", binary_string(264), nullable=False),
+    Column("owner", String(255), nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("ttl_s", Float, nullable=False),  # the lease it gets when granted
+    Column("metadata", Json),
+    Column("task_id", String(36)),
+    Column("agent", String(63)),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    # a waiter whose wait ended (or whose client vanished) leaves the queue here
+    Column("expires_at", UTCDateTime, nullable=False),
+    UniqueConstraint("resource", "owner"),
+    Index(None, "resource", "priority", "id"),
+    Index(None, "owner"),
+    Index(None, "expires_at"),
 )

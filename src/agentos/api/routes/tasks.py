@@ -175,7 +175,7 @@ async def complete(store: StoreDep, task_id: str, body: CompleteIn) -> dict[str,
 
 @router.post("/{task_id}/fail")
 async def fail(store: StoreDep, task_id: str, body: FailIn) -> dict[str, Any]:
-    if body.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED, Outcome.LOST):
+    if body.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED, Outcome.LOST, Outcome.DEFERRED):
         raise InvalidInput("outcome must be failed, timeout or cancelled", code="bad_outcome")
     return (await queue.fail(store, task_id, body.attempt, body.error.model_dump(),
                              body.outcome, body.retryable, body.tokens, body.cost)).to_dict()

@@ -1,7 +1,7 @@
 """access: users, credentials (login tokens and API keys), failed logins, the audit chain
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from agentos.store.columns import Id, Json, UTCDateTime, binary_string, utcnow
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

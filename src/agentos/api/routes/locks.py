@@ -1,0 +1,108 @@
+"""/api/v1/locks: acquire (long-polling), release, renew, force-release, inspect."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentos import locks
+from agentos.api.access import PrincipalDep
+from agentos.api.deps import SettingsDep, StoreDep
+from agentos.config import Settings
+
+router = APIRouter(prefix="/api/v1/locks", tags=["locks"])
+
+Owner = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class AcquireIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    owner: Owner
+    priority: int = locks.DEFAULT_PRIORITY  # 1..10, checked with the rest (one error shape)
+    ttl_s: float = locks.DEFAULT_TTL
+    wait_s: float = 0  # 0: try once; > 0: wait in the queue up to this long
+    metadata: dict[str, Any] | None = None
+
+    def claim(self) -> locks.Claim:
+        return locks.Claim(self.owner, self.priority, self.ttl_s, self.metadata)
+
+
+class AcquireManyIn(AcquireIn):
+    resources: Annotated[list[str], Field(min_length=1, max_length=locks.MAX_RESOURCES)]
+
+
+class HeldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    owner: Owner
+    token: Annotated[int, Field(ge=1)]
+
+
+class RenewIn(HeldIn):
+    ttl_s: float = locks.DEFAULT_TTL
+
+
+def _check(settings: Settings, resources: list[str], body: AcquireIn | RenewIn,
+           wait_s: float = 0) -> None:
+    claim = body.claim() if isinstance(body, AcquireIn) else locks.Claim(
+        body.owner, ttl_s=body.ttl_s)
+    for resource in resources:
+        locks.validate(resource, claim, wait_s, max_ttl_s=settings.lock_max_ttl_s,
+                       max_wait_s=settings.lock_max_wait_s)
+
+
+@router.get("")
+async def list_locks(store: StoreDep, type: Annotated[str | None, Query(
+        max_length=63, description="Only resources of this type (the TYPE of TYPE:NAME).")]
+        = None) -> dict[str, Any]:
+    """Held locks and locks with waiters: holder and queue of each."""
+    return {"locks": await locks.list_locks(store, type)}
+
+
+@router.post("/acquire-many")
+async def acquire_many(store: StoreDep, settings: SettingsDep, body: AcquireManyIn
+                       ) -> dict[str, Any]:
+    """All of ``resources`` or none, deadlock-free; the same terms as one acquire."""
+    _check(settings, body.resources, body, body.wait_s)
+    result = await locks.acquire_many(store, body.resources, body.claim(), body.wait_s)
+    return result.to_dict(many=True)
+
+
+@router.get("/{resource:path}")
+async def get(store: StoreDep, resource: str) -> dict[str, Any]:
+    """The holder (with its lease and token) and the queue, in the order it is served."""
+    return await locks.get(store, resource)
+
+
+@router.post("/{resource:path}/acquire")
+async def acquire(store: StoreDep, settings: SettingsDep, resource: str, body: AcquireIn
+                  ) -> dict[str, Any]:
+    """Take the lock: ``{"granted": true, "token", "expires_at"}``, or after ``wait_s``
+    ``{"granted": false, "position"}`` (the waiter has left the queue)."""
+    _check(settings, [resource], body, body.wait_s)
+    return (await locks.acquire(store, resource, body.claim(), body.wait_s)).to_dict()
+
+
+@router.post("/{resource:path}/release")
+async def release(store: StoreDep, resource: str, body: HeldIn) -> dict[str, Any]:
+    """Give the lock up (409 unless ``owner`` holds it with ``token``)."""
+    await locks.release(store, resource, body.owner, body.token)
+    return {"released": True, "resource": resource, "token": body.token}
+
+
+@router.post("/{resource:path}/renew")
+async def renew(store: StoreDep, settings: SettingsDep, resource: str, body: RenewIn
+                ) -> dict[str, Any]:
+    """Extend the lease to ``ttl_s`` from now (409 unless ``owner`` holds it with ``token``)."""
+    _check(settings, [resource], body)
+    return (await locks.renew(store, resource, body.owner, body.token, body.ttl_s)).to_dict()
+
+
+@router.post("/{resource:path}/force-release")
+async def force_release(store: StoreDep, principal: PrincipalDep,
+                        resource: str) -> dict[str, Any]:
+    """Take the lock from its holder (admins; audited by the access rules, and the
+    ``lock.force_released`` event names who did it)."""
+    released = await locks.force_release(store, resource, actor=principal.actor)
+    return {"force_released": True, **released}

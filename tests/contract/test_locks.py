@@ -1,0 +1,193 @@
+"""Lock guarantees on both backends, through the domain: fencing tokens, the priority
+queue, leases and their expiry, all-or-nothing acquire-many, events."""
+
+import asyncio
+
+import pytest
+
+from agentos import events, locks
+from agentos.errors import Conflict, InvalidInput, NotFound
+from agentos.locks import Claim
+from agentos.store import Store, open_store
+
+R = "device:pixel-7"
+
+
+async def lock_events(store: Store) -> list[tuple[str, str | None, int | None]]:
+    page, _ = await events.query(store, events.Query(type="lock.*", limit=1000))
+    return [(e.type, e.payload["owner"], e.payload["token"]) for e in page]
+
+
+async def test_tokens_grow_with_every_grant_and_release_needs_them(store: Store) -> None:
+    first = await locks.acquire(store, R, Claim("a"))
+    assert first.granted and first.grants[0].token == 1
+    with pytest.raises(Conflict) as wrong_owner:
+        await locks.release(store, R, "b", 1)
+    assert wrong_owner.value.code == "lock_not_owner"
+    with pytest.raises(Conflict) as stale:
+        await locks.release(store, R, "a", 7)
+    assert stale.value.code == "lock_stale_token"
+    assert (await locks.get(store, R))["holder"]["owner"] == "a"  # nothing changed
+    await locks.release(store, R, "a", 1)
+    with pytest.raises(Conflict) as not_held:
+        await locks.release(store, R, "a", 1)
+    assert not_held.value.code == "lock_not_held"
+    second = await locks.acquire(store, R, Claim("b"))
+    assert second.grants[0].token == 2
+    assert await lock_events(store) == [("lock.acquired", "a", 1), ("lock.released", "a", 1),
+                                        ("lock.acquired", "b", 2)]
+
+
+async def test_try_lock_reports_position_and_does_not_queue(store: Store) -> None:
+    await locks.acquire(store, R, Claim("a"))
+    busy = await locks.acquire(store, R, Claim("b"))
+    assert not busy.granted and busy.position == 1
+    assert (await locks.get(store, R))["queue"] == []
+    again = await locks.acquire(store, R, Claim("a", ttl_s=60))  # the holder asks again
+    assert again.granted and again.grants[0].token == 1
+
+
+async def test_waiters_are_served_by_priority_then_arrival(store: Store) -> None:
+    held = (await locks.acquire(store, R, Claim("holder"))).grants[0]
+    order: list[str] = []
+
+    async def wait(owner: str, priority: int) -> locks.Grant:
+        got = await locks.acquire(store, R, Claim(owner, priority=priority), wait_s=30)
+        assert got.granted
+        order.append(owner)
+        return got.grants[0]
+
+    waiters = []
+    for owner, priority in (("p2", 2), ("p9", 9), ("p5", 5), ("p5b", 5)):
+        waiters.append(asyncio.create_task(wait(owner, priority)))
+        while len((await locks.get(store, R))["queue"]) < len(waiters):
+            await asyncio.sleep(0.01)
+    queue = (await locks.get(store, R))["queue"]
+    assert [(w["owner"], w["position"]) for w in queue] == [
+        ("p9", 1), ("p5", 2), ("p5b", 3), ("p2", 4)]
+    await locks.release(store, R, "holder", held.token)
+    for n in range(4):
+        while len(order) <= n:
+            await asyncio.sleep(0.01)
+        grant = await waiters[["p2", "p9", "p5", "p5b"].index(order[n])]
+        await locks.release(store, R, order[n], grant.token)
+    assert order == ["p9", "p5", "p5b", "p2"]
+    types = [t for t, _, _ in await lock_events(store)]
+    assert types.count("lock.queued") == 4 and types.count("lock.acquired") == 5
+
+
+async def test_a_waiter_leaves_the_queue_when_its_wait_ends(store: Store) -> None:
+    await locks.acquire(store, R, Claim("a"))
+    late = await locks.acquire(store, R, Claim("b"), wait_s=0.3)
+    assert not late.granted and late.position == 1
+    assert (await locks.get(store, R))["queue"] == []
+
+
+async def test_expired_lease_is_reclaimed_and_goes_to_the_next_waiter(store: Store) -> None:
+    first = (await locks.acquire(store, R, Claim("a", ttl_s=1.5))).grants[0]
+    waiter = asyncio.create_task(locks.acquire(store, R, Claim("b"), wait_s=10))
+    while not (await locks.get(store, R))["queue"]:
+        await asyncio.sleep(0.01)
+    sweeper = asyncio.create_task(locks.run_sweeper(store))
+    try:
+        got = await asyncio.wait_for(waiter, 10)
+    finally:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+    assert got.granted and got.grants[0].token == first.token + 1
+    with pytest.raises(Conflict):  # the late holder cannot release or renew any more
+        await locks.release(store, R, "a", first.token)
+    with pytest.raises(Conflict):
+        await locks.renew(store, R, "a", first.token, 10)
+    assert [t for t, _, _ in await lock_events(store)] == [
+        "lock.acquired", "lock.queued", "lock.expired", "lock.acquired"]
+
+
+async def test_an_acquire_reclaims_a_lapsed_lease_itself(store: Store) -> None:
+    await locks.acquire(store, R, Claim("a", ttl_s=0.05))
+    await asyncio.sleep(0.1)
+    got = await locks.acquire(store, R, Claim("b"))
+    assert got.granted and got.grants[0].token == 2
+
+
+async def test_renew_extends_and_force_release_grants_the_next(store: Store) -> None:
+    g = (await locks.acquire(store, R, Claim("a", ttl_s=1))).grants[0]
+    renewed = await locks.renew(store, R, "a", g.token, 120)
+    assert renewed.expires_at > g.expires_at
+    waiter = asyncio.create_task(locks.acquire(store, R, Claim("b"), wait_s=10))
+    while not (await locks.get(store, R))["queue"]:
+        await asyncio.sleep(0.01)
+    assert (await locks.force_release(store, R))["owner"] == "a"
+    assert (await waiter).grants[0].token == 2
+    with pytest.raises(Conflict):
+        await locks.force_release(store, "device:free")
+    assert "lock.force_released" in [t for t, _, _ in await lock_events(store)]
+
+
+async def test_acquire_many_is_all_or_nothing(store: Store) -> None:
+    await locks.acquire(store, "device:b", Claim("other"))
+    none = await locks.acquire_many(store, ["device:a", "device:b"], Claim("me"))
+    assert not none.granted and none.waiting_for == "device:b"
+    assert (await locks.get(store, "device:a"))["holder"] is None  # a was not kept
+    await locks.release(store, "device:b", "other", 1)
+    both = await locks.acquire_many(store, ["device:b", "device:a"], Claim("me"))
+    assert [g.resource for g in both.grants] == ["device:a", "device:b"]
+    await locks.release_many(store, [(g.resource, g.token) for g in both.grants], "me")
+    assert all(x["holder"] is None for x in await locks.list_locks(store)) or \
+        await locks.list_locks(store) == []
+
+
+@pytest.mark.timeout(600)  # 1,000 contended rounds; a deadlock would hang until the bound
+async def test_crossed_acquire_many_never_deadlocks(store: Store) -> None:
+    """Two clients take [a, b] and [b, a] 500 times each at once: no deadlock, no hang,
+    and never both at once."""
+    inside: set[str] = set()
+
+    async def client(owner: str, names: list[str]) -> None:
+        for _ in range(500):
+            got = await locks.acquire_many(store, names, Claim(owner, ttl_s=30), wait_s=30)
+            assert got.granted
+            assert not inside, "two holders at once"
+            inside.add(owner)
+            await asyncio.sleep(0)
+            inside.discard(owner)
+            await locks.release_many(store, [(g.resource, g.token) for g in got.grants], owner)
+
+    async with asyncio.timeout(540):
+        await asyncio.gather(client("x", ["res:a", "res:b"]), client("y", ["res:b", "res:a"]))
+    assert (await locks.get(store, "res:a"))["last_token"] == 1000
+
+
+async def test_state_survives_a_new_store(database_url: str) -> None:
+    store = open_store(database_url)
+    g = (await locks.acquire(store, R, Claim("a", ttl_s=300))).grants[0]
+    waiter = asyncio.create_task(locks.acquire(store, R, Claim("b", priority=7), wait_s=60))
+    while not (await locks.get(store, R))["queue"]:
+        await asyncio.sleep(0.01)
+    waiter.cancel()  # the waiting process dies: its entry stays until its wait ends
+    await asyncio.gather(waiter, return_exceptions=True)
+    await store.close()
+    store = open_store(database_url)
+    try:
+        state = await locks.get(store, R)
+        assert state["holder"]["owner"] == "a" and state["holder"]["token"] == g.token
+        await locks.release(store, R, "a", g.token)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("resource", "claim", "wait"), [
+    ("", Claim("a"), 0), ("pixel-7", Claim("a"), 0), ("Device:x", Claim("a"), 0),
+    ("device:", Claim("a"), 0), ("device:a b", Claim("a"), 0),
+    (R, Claim("a", ttl_s=0), 0), (R, Claim("a", ttl_s=-1), 0), (R, Claim("a", ttl_s=4000), 0),
+    (R, Claim("a", priority=0), 0), (R, Claim("a", priority=11), 0), (R, Claim(""), 0),
+    (R, Claim("a"), -1),
+])
+def test_bad_requests_are_refused(resource: str, claim: Claim, wait: float) -> None:
+    with pytest.raises(InvalidInput):
+        locks.validate(resource, claim, wait, max_ttl_s=3600, max_wait_s=300)
+
+
+async def test_release_of_unknown_lock(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await locks.release(store, "device:never", "a", 1)
