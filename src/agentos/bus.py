@@ -44,6 +44,7 @@ class Bus:
         self._seqs: list[int] = []
         self._arrived = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscribers = 0  # none: the pump only follows the head, reading no events
 
     async def start(self) -> None:
         self.cursor = await events.head_seq(self.store)
@@ -64,6 +65,19 @@ class Bus:
         wakeup = self.store.wakeup(events.CHANNEL)
         while True:
             wakeup.clear()
+            if not self._subscribers:
+                # nobody to hand events to: reading them back would cost an appending
+                # server as much as the append; a late subscriber reads the log itself
+                try:
+                    head = await events.head_seq(self.store)
+                except Exception:
+                    log.exception("reading the head failed", extra={"action": "bus_read_failed"})
+                    head = self.cursor
+                if head > self.cursor:
+                    self._ring, self._seqs, self.cursor = [], [], head
+                    self._wake_subscribers()
+                await wait_wakeup(wakeup, self.poll_interval)
+                continue
             try:
                 batch = await self._read(self.cursor)
             except Exception:
@@ -75,11 +89,14 @@ class Bus:
                 if len(self._ring) > 2 * RING_SIZE:  # trim in bulk: amortised O(1)
                     del self._ring[:-RING_SIZE], self._seqs[:-RING_SIZE]
                 self.cursor = batch[-1].seq
-                arrived, self._arrived = self._arrived, asyncio.Event()
-                arrived.set()
+                self._wake_subscribers()
                 if len(batch) == READ_BATCH:
                     continue
             await wait_wakeup(wakeup, self.poll_interval)
+
+    def _wake_subscribers(self) -> None:
+        arrived, self._arrived = self._arrived, asyncio.Event()
+        arrived.set()
 
     async def _read(self, after: int, type_glob: str | None = None) -> list[Event]:
         async with self.store.read() as conn:
@@ -91,13 +108,17 @@ class Bus:
         on), in order, forever. Resume by passing the last ``seq`` you handled."""
         patterns.check_event_glob(type_glob)
         cursor = self.cursor if after_seq is None else after_seq
-        while True:
-            arrived = self._arrived
-            batch, cursor = await self._next(cursor, type_glob)
-            for event in batch:
-                yield event
-            if not batch:
-                await arrived.wait()
+        self._subscribers += 1  # the pump reads events again from its next pass
+        try:
+            while True:
+                arrived = self._arrived
+                batch, cursor = await self._next(cursor, type_glob)
+                for event in batch:
+                    yield event
+                if not batch:
+                    await arrived.wait()
+        finally:
+            self._subscribers -= 1
 
     async def _next(self, cursor: int, type_glob: str) -> tuple[list[Event], int]:
         """The next events after ``cursor`` and the new cursor."""

@@ -55,3 +55,32 @@ async def test_callback_api(store: Store) -> None:
     finally:
         task.cancel()
         await bus.stop()
+
+
+async def test_an_unwatched_bus_follows_the_head_without_reading_events(store: Store) -> None:
+    bus = Bus(store, poll_interval=5.0)
+    reads: list[int] = []
+    real_read = bus._read
+
+    async def counting_read(after: int, type_glob: str | None = None) -> list[events.Event]:
+        reads.append(after)
+        return await real_read(after, type_glob)
+
+    bus._read = counting_read  # type: ignore[method-assign]
+    await bus.start()
+    try:
+        await events.append(store, [EventIn(type="early.a"), EventIn(type="early.b")])
+        for _ in range(100):
+            if bus.cursor == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert bus.cursor == 2 and reads == []  # an appending server reads nothing back
+        # a subscriber from now gets what comes next; one resuming reads the log itself
+        reader = asyncio.create_task(take(bus, 1))
+        await asyncio.sleep(0.05)
+        await events.append(store, [EventIn(type="late")])
+        assert [e.type for e in await asyncio.wait_for(reader, 2.0)] == ["late"]
+        again = await asyncio.wait_for(take(bus, 3, after=0), 2.0)
+        assert [e.type for e in again] == ["early.a", "early.b", "late"]
+    finally:
+        await bus.stop()
