@@ -180,15 +180,13 @@ async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn],
     now = datetime.now(UTC)
     ids = ids_.uuid7_many(len(fresh))
     if store.dialect == "postgresql":
+        batch = orjson.dumps([{
+            "id": i, "type": d.type, "source": d.source, "payload": orjson.Fragment(p),
+            "priority": _RANK[d.priority], "correlation_id": d.correlation_id or i,
+            "causation_id": d.causation_id, "run_id": d.run_id, "subject": d.subject,
+            "dedup_key": d.dedup_key} for d, i, p in zip(fresh, ids, payloads, strict=True)])
         first = (await conn.exec_driver_sql(sql.query("events_append", "postgresql"), {
-            "n": len(fresh), "id": ids, "type": [d.type for d in fresh],
-            "source": [d.source for d in fresh], "payload": payloads,
-            "priority": [_RANK[d.priority] for d in fresh],
-            "correlation_id": [d.correlation_id or i for d, i in zip(fresh, ids, strict=True)],
-            "causation_id": [d.causation_id for d in fresh],
-            "run_id": [d.run_id for d in fresh], "subject": [d.subject for d in fresh],
-            "dedup_key": [d.dedup_key for d in fresh], "created_at": now,
-        })).scalar_one()
+            "n": len(fresh), "batch": batch.decode(), "created_at": now})).scalar_one()
         await store.notify(conn, CHANNEL, sent=True)
     else:
         last = (await conn.exec_driver_sql(_SQLITE_TAKE_SEQS, (len(fresh),))).scalar_one()

@@ -1,10 +1,8 @@
-"""The task queue: submit, claim, heartbeat, complete, fail, cancel, retry, reap.
+"""The task queue: submit, fail, cancel, retry, reap, hand back, defer, read.
 
 Every state change is one transaction that also appends its ``task.*`` event
-(as the transaction's last step; see ``events``). Claims take a batch in one
-transaction: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, SQLite's single writer
-otherwise. An agent's ``limits.concurrency`` is counted under a per-agent lock
-(an advisory lock on PostgreSQL), so no two claims can both take its last slot.
+(as the transaction's last step; see ``events``). Claiming, heartbeats and
+completion, the worker's hot path, are batched in ``claims``.
 Leases and fencing: a running attempt's lease is extended by heartbeats; only
 the current attempt number may heartbeat, complete or fail; a lapsed lease
 makes the attempt ``lost`` and the task claimable again.
@@ -17,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import events, ids, locks, tasks
@@ -82,11 +79,15 @@ class Task:
         return out
 
 
-def _event(task: Any, kind: str, **payload: Any) -> EventIn:
-    return EventIn(type=f"task.{kind}", source="queue",
-                   payload={"task_id": task.id, "agent": task.agent, **payload},
-                   # under the task in the correlation tree (the task sits under its cause)
-                   correlation_id=task.correlation_id, causation_id=task.id)
+def task_event(task: Any, kind: str, **payload: Any) -> EventIn:
+    """The ``task.<kind>`` event of a status change (built from trusted values:
+    not validated again, on the hot path)."""
+    return EventIn.model_construct(
+        type=f"task.{kind}", source="queue",
+        payload={"task_id": task.id, "agent": task.agent, **payload}, priority="normal",
+        # under the task in the correlation tree (the task sits under its cause)
+        correlation_id=task.correlation_id, causation_id=task.id, run_id=None, subject=None,
+        dedup_key=None)
 
 
 # ------------------------------------------------------------------ submit
@@ -172,16 +173,16 @@ async def submit_in(store: Store, conn: AsyncConnection, items: list[TaskIn],
         await store.notify(conn, CHANNEL)
     by_id = {r.id: r for r in made}
     drafts = [*(extra_events or []),
-              *(_event(by_id[f["id"]], "created", priority=f["priority"]) for f in fresh)]
+              *(task_event(by_id[f["id"]], "created", priority=f["priority"]) for f in fresh)]
     if drafts:
         await events.append_in(store, conn, drafts)
     return [(Task(by_id[fresh[x]["id"]] if isinstance(x, int) else x), new) for x, new in plan]
 
 
-# ------------------------------------------------------------------- claim
+# ------------------------------------------------------------------ fail
 
 
-async def _limits(conn: AsyncConnection, rows: list[Any]) -> dict[tuple[str, str], Any]:
+async def limits_of(conn: AsyncConnection, rows: list[Any]) -> dict[tuple[str, str], Any]:
     """Each (agent, version)'s limits; versions are immutable once published."""
     av = agent_versions.c
     pairs = {(r.agent, r.agent_version) for r in rows}
@@ -189,116 +190,6 @@ async def _limits(conn: AsyncConnection, rows: list[Any]) -> dict[tuple[str, str
         av.name.in_({p[0] for p in pairs})))).all()
     return {(f.name, f.version): f.definition.get("limits", {}) for f in found
             if (f.name, f.version) in pairs}
-
-
-async def _lock_agent(store: Store, conn: AsyncConnection, agent: str, wait: bool) -> bool:
-    """Hold ``agent``'s claim lock until the transaction ends; without ``wait``,
-    give up (False) if another claimer holds it."""
-    if store.dialect != "postgresql":
-        return True  # SQLite: the write transaction already excludes every other claimer
-    key = zlib.crc32(f"agentos.agent:{agent}".encode())
-    if wait:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        return True
-    return bool((await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
-                                    {"k": key})).scalar_one())
-
-
-def _full_agents() -> Any:
-    """Agents at their concurrency limit: running tasks >= the highest limit of any
-    of their versions (none uncapped). Small: it only reads running tasks."""
-    av = agent_versions.c
-    busy = (select(t.agent, func.count().label("running"))
-            .where(t.status == Status.RUNNING.value).group_by(t.agent).subquery())
-    cap = av.definition[("limits", "concurrency")].as_integer()
-    return (select(av.name).select_from(agent_versions.join(busy, busy.c.agent == av.name))
-            .group_by(av.name, busy.c.running)
-            .having(and_(func.count() == func.count(cap), busy.c.running >= func.max(cap))))
-
-
-async def claim(store: Store, worker_id: str, agents: list[str] | None = None,
-                limit: int = 1, lease_s: float = tasks.DEFAULT_LEASE) -> list[Task]:
-    """Claim up to ``limit`` ready tasks, most urgent first, then oldest."""
-    if not 1 <= limit <= 1000:
-        raise InvalidInput("limit must be between 1 and 1000", code="bad_limit")
-    async with store.write() as conn:
-        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
-        # scheduled tasks whose time has come (first run or retry backoff) are ready
-        await conn.execute(update(table).where(t.status == Status.SCHEDULED.value,
-                                               t.run_at <= now)
-                           .values(status=Status.PENDING.value, updated_at=now))
-        chosen = await _choose(store, conn, agents, limit)
-        if not chosen:
-            store.nothing_changed(conn)  # an empty poll is not worth an audit row
-            return []
-        lease = now + timedelta(seconds=lease_s)
-        await conn.execute(update(table).where(t.id.in_([r.id for r in chosen])).values(
-            status=Status.RUNNING.value, attempt=t.attempt + 1, worker_id=worker_id,
-            lease_expires_at=lease, updated_at=now))
-        claimed = (await conn.execute(select(table).where(t.id.in_([r.id for r in chosen]))
-                                      .order_by(t.priority.desc(), t.seq))).all()
-        await conn.execute(insert(task_attempts), [
-            {"task_id": r.id, "number": r.attempt, "worker_id": worker_id,
-             "outcome": Outcome.RUNNING.value, "started_at": now} for r in claimed])
-        await events.append_in(store, conn, [
-            _event(r, "started", attempt=r.attempt, worker_id=worker_id) for r in claimed])
-    return [Task(r) for r in claimed]
-
-
-async def _choose(store: Store, conn: AsyncConnection, agents: list[str] | None,
-                  limit: int) -> list[Any]:
-    """Up to ``limit`` ready tasks in claim order, within each agent's concurrency limit.
-
-    Agents already at their limit are left out in SQL. The first read usually
-    suffices; when an agent fills up during this claim, its other rows are
-    skipped and the next read leaves it out, so a capped agent's backlog never
-    hides other agents' tasks (each further read rules out one more agent).
-    """
-    chosen: list[Any] = []
-    room: dict[str, int] = {}  # capped agents seen so far: slots left in this claim
-    limits: dict[tuple[str, str], Any] = {}
-    first = True
-    while True:
-        want = (limit - len(chosen)) * 2  # over-fetch: some may be held back by limits
-        stmt = select(table).where(t.status == Status.PENDING.value,
-                                   t.agent.not_in(_full_agents()))
-        if agents:
-            stmt = stmt.where(t.agent.in_(agents))
-        if full := [agent for agent, left in room.items() if left == 0]:
-            stmt = stmt.where(t.agent.not_in(full))
-        if chosen:  # our own row locks do not hide them from us
-            stmt = stmt.where(t.id.not_in([r.id for r in chosen]))
-        rows = list((await conn.execute(stmt.order_by(t.priority.desc(), t.seq).limit(want)
-                                        .with_for_update(skip_locked=True))).all())
-        if unknown := [r for r in rows if (r.agent, r.agent_version) not in limits]:
-            limits.update(await _limits(conn, unknown))
-        caps: dict[str, int] = {}
-        for r in rows:
-            cap = limits.get((r.agent, r.agent_version), {}).get("concurrency")
-            if cap and r.agent not in room:
-                caps[r.agent] = max(cap, caps.get(r.agent, 0))
-        for agent in sorted(caps):  # sorted: two claimers lock agents in the same order
-            # a later read may only try: waiting out of order could deadlock
-            if not await _lock_agent(store, conn, agent, wait=first):
-                room[agent] = 0
-                continue
-            running = (await conn.execute(select(func.count()).select_from(table).where(
-                t.agent == agent, t.status == Status.RUNNING.value))).scalar_one()
-            room[agent] = max(caps[agent] - running, 0)
-        for row in rows:
-            if row.agent in room:
-                if room[row.agent] == 0:
-                    continue
-                room[row.agent] -= 1
-            chosen.append(row)
-            if len(chosen) == limit:
-                return chosen
-        if len(rows) < want:  # nothing more is ready
-            return chosen
-        first = False
-
-
-# ------------------------------------------------- heartbeat / complete / fail
 
 
 async def _current(conn: AsyncConnection, task_id: str, attempt: int, action: str) -> Any:
@@ -315,19 +206,6 @@ async def _current(conn: AsyncConnection, task_id: str, attempt: int, action: st
     return row
 
 
-async def heartbeat(store: Store, task_id: str, attempt: int,
-                    lease_s: float = tasks.DEFAULT_LEASE) -> Task:
-    """Extend the lease; the answer says whether cancellation was requested."""
-    async with store.write() as conn:
-        await _current(conn, task_id, attempt, "heartbeat")
-        now = (await conn.execute(select(utcnow()))).scalar_one()
-        await conn.execute(update(table).where(t.id == task_id).values(
-            lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now))
-        await locks.renew_owner_in(conn, locks.task_owner(task_id), lease_s, now)
-        row = (await conn.execute(select(table).where(t.id == task_id))).one()
-    return Task(row)
-
-
 async def _end_attempt(conn: AsyncConnection, row: Any, now: datetime, outcome: Outcome,
                        error: dict[str, Any] | None = None, tokens: Any = None,
                        cost: float | None = None) -> None:
@@ -337,23 +215,6 @@ async def _end_attempt(conn: AsyncConnection, row: Any, now: datetime, outcome: 
         a.task_id == row.id, a.number == row.attempt).values(
         outcome=outcome.value, ended_at=now, error=error, tokens=tokens, cost=cost,
         duration_ms=(now - started).total_seconds() * 1000))
-
-
-async def complete(store: Store, task_id: str, attempt: int, output: dict[str, Any] | None,
-                   tokens: Any = None, cost: float | None = None,
-                   release_locks: bool = True) -> Task:
-    """End the attempt as succeeded. ``release_locks=False``: the caller knows the
-    attempt took no lock (a worker's hot path saves the look-up)."""
-    async with store.write() as conn:
-        row = await _current(conn, task_id, attempt, "complete")
-        now = (await conn.execute(select(utcnow()))).scalar_one()
-        await _end_attempt(conn, row, now, Outcome.SUCCEEDED, tokens=tokens, cost=cost)
-        await conn.execute(update(table).where(t.id == task_id).values(
-            status=Status.SUCCEEDED.value, output=output or {}, error=None,
-            lease_expires_at=None, finished_at=now, updated_at=now))
-        drafts = await _release_locks(store, conn, row, now) if release_locks else []
-        await events.append_in(store, conn, [*drafts, _event(row, "succeeded", attempt=attempt)])
-        return Task((await conn.execute(select(table).where(t.id == task_id))).one())
 
 
 async def fail(store: Store, task_id: str, attempt: int, error: dict[str, Any],
@@ -390,8 +251,8 @@ async def _after_failure(store: Store, conn: AsyncConnection, row: Any, now: dat
         await conn.execute(update(table).where(t.id == row.id).values(
             status=Status.CANCELLED.value, error=error, lease_expires_at=None,
             finished_at=now, updated_at=now))
-        return [_event(row, "cancelled", attempt=row.attempt)]
-    limits = (await _limits(conn, [row])).get((row.agent, row.agent_version), {})
+        return [task_event(row, "cancelled", attempt=row.attempt)]
+    limits = (await limits_of(conn, [row])).get((row.agent, row.agent_version), {})
     decision = tasks.after_failure(row.attempt - row.retry_base, row.max_retries,
                                    Backoff.from_limits(limits), retryable)
     if decision.status is Status.SCHEDULED:
@@ -400,13 +261,13 @@ async def _after_failure(store: Store, conn: AsyncConnection, row: Any, now: dat
             status=Status.SCHEDULED.value, error=error, lease_expires_at=None,
             run_at=now + decision.delay, worker_id=None, updated_at=now))
         await store.notify(conn, CHANNEL)
-        return [_event(row, "retrying", attempt=row.attempt, outcome=outcome.value,
+        return [task_event(row, "retrying", attempt=row.attempt, outcome=outcome.value,
                        retry_in_s=round(decision.delay.total_seconds(), 3),
                        error=error.get("message"))]
     await conn.execute(update(table).where(t.id == row.id).values(
         status=Status.FAILED.value, error=error, lease_expires_at=None, finished_at=now,
         updated_at=now))
-    return [_event(row, "failed", attempt=row.attempt, outcome=outcome.value,
+    return [task_event(row, "failed", attempt=row.attempt, outcome=outcome.value,
                    error=error.get("message"))]
 
 
@@ -451,7 +312,7 @@ async def cancel(store: Store, task_id: str) -> Task:
             # a task handed back to wait for its resources may hold or await some
             drafts = await _release_locks(store, conn, row, now)
             await events.append_in(store, conn, [*drafts,
-                                                 _event(row, "cancelled", attempt=row.attempt)])
+                                                 task_event(row, "cancelled", attempt=row.attempt)])
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())
 
 
@@ -468,7 +329,7 @@ async def retry(store: Store, task_id: str) -> Task:
             status=Status.PENDING.value, retry_base=row.attempt, cancel_requested=False,
             error=None, output=None, finished_at=None, run_at=now, updated_at=now))
         await store.notify(conn, CHANNEL)
-        await events.append_in(store, conn, [_event(row, "created", retry_of=row.attempt)])
+        await events.append_in(store, conn, [task_event(row, "created", retry_of=row.attempt)])
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())
 
 
@@ -530,7 +391,7 @@ async def hand_back(store: Store, task_id: str, attempt: int) -> Task:
             status=Status.PENDING.value, retry_base=row.retry_base + 1, worker_id=None,
             lease_expires_at=None, updated_at=now))
         await store.notify(conn, CHANNEL)
-        await events.append_in(store, conn, [*drafts, _event(
+        await events.append_in(store, conn, [*drafts, task_event(
             row, "retrying", attempt=attempt, outcome="handed_back", retry_in_s=0)])
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())
 
@@ -549,7 +410,7 @@ async def defer(store: Store, task_id: str, attempt: int, delay_s: float,
         await conn.execute(update(table).where(t.id == task_id).values(
             status=Status.SCHEDULED.value, retry_base=row.retry_base + 1, worker_id=None,
             lease_expires_at=None, run_at=now + timedelta(seconds=delay_s), updated_at=now))
-        await events.append_in(store, conn, [*drafts, _event(
+        await events.append_in(store, conn, [*drafts, task_event(
             row, "retrying", attempt=attempt, outcome=Outcome.DEFERRED.value,
             retry_in_s=delay_s, waiting_for=waiting_for)])
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())

@@ -1,13 +1,16 @@
 """The worker: claims tasks straight from the database and runs their handlers.
 
-One loop shape: start side tasks (the lease reaper; on PostgreSQL a LISTEN on
-``agentos_tasks``) → claim while there are free slots, woken at once by submits
-here or, on PostgreSQL, in any process, and by polling every ``poll_interval``
-as the fallback (scheduled retries fall due without a notification) →
-on stop, stop claiming, let running handlers finish within ``grace``, then
-hand back what is left. Each running task has a heartbeat that extends its
-lease (and its locks') and carries cancellation requests; ``timeout_s`` cancels
-the handler. An agent's declared ``resources`` are locked, all or none, before
+One loop shape: start side tasks (the lease reaper and keeper; on PostgreSQL a
+LISTEN on ``agentos_tasks``) → round trips while there are free slots, each one
+transaction that records the results of the handlers that ended since the last
+and claims as many tasks as there are free slots (``claims.cycle``); woken at
+once by a handler ending, by submits here or, on PostgreSQL, in any process,
+and by polling every ``poll_interval`` as the fallback (scheduled retries fall
+due without a notification) → on stop, stop claiming, let running handlers
+finish within ``grace``, record their results, then hand back what is left.
+One lease keeper renews every running attempt's lease (and its locks') in one
+statement and carries cancellation requests; ``timeout_s`` cancels the
+handler. An agent's declared ``resources`` are locked, all or none, before
 its handler starts; a task that cannot get them within ``RESOURCE_WAIT`` is
 handed back to wait in the lock's queue without holding a slot.
 """
@@ -20,9 +23,10 @@ import os
 import socket
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
-from agentos import handlers, ids, locks, queue, registry, resources, workers
+from agentos import claims, handlers, ids, locks, queue, registry, resources, workers
 from agentos.errors import Conflict, Forbidden, InvalidInput
 from agentos.handlers import Context, HandlerError
 from agentos.store import Store, raise_if_cancelling, wait_wakeup
@@ -34,6 +38,16 @@ POLL_INTERVAL = 0.5  # seconds between claims when idle (a submit wakes us soone
 RESOURCE_WAIT = 1.0  # seconds a claimed task may wait for its resources in its slot
 RESOURCE_RETRY = 5.0  # seconds until a task handed back for its resources runs anyway
 RESOURCE_PLACE = 15.0  # seconds its place in the lock queue is kept meanwhile
+LINGER = 0.002  # seconds a result may wait for others ending to share its round trip
+
+
+@dataclass
+class _Running:
+    """A claimed task in its slot: the asyncio task running it, and its context."""
+
+    task: queue.Task
+    runner: asyncio.Task[None]
+    ctx: Context | None = None
 
 
 class Worker:
@@ -53,8 +67,9 @@ class Worker:
         self.burst = burst  # exit once the queue is empty (tests, batch jobs)
         self.claim_batch = claim_batch or concurrency
         self.poll_interval = poll_interval
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._slot_freed = asyncio.Event()
+        self._running: dict[str, _Running] = {}
+        self._finished: list[claims.Finished] = []  # results the next round trip records
+        self._wakeup = asyncio.Event()  # replaced by the store's in run()
         self._stopping = asyncio.Event()
         self._definitions: dict[tuple[str, str], dict[str, Any]] = {}
         self._handlers: dict[tuple[str, str], handlers.Handler] = {}
@@ -69,45 +84,97 @@ class Worker:
                  ",".join(self.agents or ["*"]), self.concurrency,
                  extra={"action": "worker_started"})
         await workers.register(self.store, self.id, self.agents, self.concurrency)
-        wakeup = self.store.wakeup(queue.CHANNEL)
-        reaper = asyncio.create_task(queue.run_reaper(self.store, self._stopping),
-                                     name="reaper")
-        sweeper = asyncio.create_task(locks.run_sweeper(self.store, self._stopping),
-                                      name="lock-sweeper")
-        presence = asyncio.create_task(self._presence(), name="presence")
-        # other processes' submits (PostgreSQL NOTIFY); on SQLite it only waits
-        listener = asyncio.create_task(self.store.listen([queue.CHANNEL]), name="listen")
+        # set by submits here or (PostgreSQL NOTIFY) anywhere, and by our own handlers
+        # as they end
+        self._wakeup = self.store.wakeup(queue.CHANNEL)
+        side = [asyncio.create_task(queue.run_reaper(self.store, self._stopping),
+                                    name="reaper"),
+                asyncio.create_task(locks.run_sweeper(self.store, self._stopping),
+                                    name="lock-sweeper"),
+                asyncio.create_task(self._presence(), name="presence"),
+                asyncio.create_task(self._keep_leases(), name="leases"),
+                # other processes' submits (PostgreSQL NOTIFY); on SQLite it only waits
+                asyncio.create_task(self.store.listen([queue.CHANNEL]), name="listen")]
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - len(self._running)
                 if free <= 0:
-                    self._slot_freed.clear()
-                    await self._wait(self._slot_freed, self.poll_interval)
+                    self._wakeup.clear()
+                    await self._wait(self._wakeup, self.poll_interval)
                     continue
-                wakeup.clear()
-                try:
-                    claimed = await queue.claim(self.store, self.id, self.agents,
-                                                min(free, self.claim_batch), self.lease_s)
-                except Exception:
-                    log.exception("claim failed", extra={"action": "claim_failed"})
-                    claimed = []
-                for task in claimed:
-                    self._running[task.id] = asyncio.create_task(self._execute(task))
-                if claimed:
-                    continue
-                if self.burst and not self._running:
-                    break
-                await self._wait(wakeup, self.poll_interval)
+                await self._linger()
+                free = self.concurrency - len(self._running)
+                self._wakeup.clear()
+                if not await self._cycle(min(free, self.claim_batch)):
+                    if self.burst and not self._running and not self._finished:
+                        break
+                    await self._wait(self._wakeup, self.poll_interval)
             await self._drain()
         finally:
-            self._stopping.set()  # the reaper ends at its next checkpoint
-            presence.cancel()
-            listener.cancel()
-            await asyncio.gather(reaper, sweeper, presence, listener, return_exceptions=True)
-            self.store.forget_wakeup(queue.CHANNEL, wakeup)
+            self._stopping.set()  # the reaper and sweeper end at their next checkpoint
+            for task in side[2:]:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            self.store.forget_wakeup(queue.CHANNEL, self._wakeup)
             await workers.stopped(self.store, self.id)
             log.info("worker %s stopped after %d tasks", self.id, self.completed,
                      extra={"action": "worker_stopped"})
+
+    async def _cycle(self, limit: int) -> bool:
+        """One round trip: record the finished attempts, claim up to ``limit`` more.
+        Returns whether anything happened."""
+        finished, self._finished = self._finished, []
+        try:
+            done = await claims.cycle(self.store, self.id, finished, self.agents, limit,
+                                      self.lease_s)
+        except Exception:
+            log.exception("claim failed", extra={"action": "claim_failed"})
+            self._finished[:0] = finished  # recorded with the next round trip
+            await wait_wakeup(self._stopping, self.poll_interval)
+            return False
+        for item in done.stale:  # a superseded attempt: its result no longer counts
+            log.warning("task %s attempt %d finished after it was superseded", item.task_id,
+                        item.attempt, extra={"action": "result_rejected"})
+        for task in done.claimed:
+            self._running[task.id] = _Running(task, asyncio.create_task(self._execute(task)))
+        return bool(done.claimed or finished)
+
+    async def _linger(self) -> None:
+        """Give handlers about to end a moment to do so, so one round trip records
+        them all (a no-op handler ends within a turn or two of the event loop)."""
+        if not self._finished or not self._running:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER
+        target = max(1, self.claim_batch // 2)
+        while self._running and len(self._finished) < target:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            self._wakeup.clear()
+            await wait_wakeup(self._wakeup, left)
+
+    async def _keep_leases(self) -> None:
+        """Renew the lease of every running attempt, in one statement, every third of
+        a lease; a superseded attempt's handler is cancelled, and so is one whose
+        task someone asked to cancel."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            running = list(self._running.values())
+            try:
+                beaten = await claims.beat_many(self.store, [
+                    (r.task.id, r.task.row.attempt, r.ctx is None or r.ctx.took_locks)
+                    for r in running], self.lease_s)
+            except Exception:
+                log.exception("heartbeat failed", extra={"action": "heartbeat_failed"})
+                continue
+            for r in running:
+                if r.task.id not in beaten:
+                    r.runner.cancel()  # superseded: another attempt owns the task now
+                elif beaten[r.task.id] and r.ctx and not r.ctx.cancelled.is_set():
+                    r.ctx.cancelled.set()
+                    r.runner.cancel()
+            raise_if_cancelling()  # a cancellation the driver absorbed mid-write
 
     async def _presence(self) -> None:
         """Tell the registry this worker is alive, and how busy, until it stops."""
@@ -129,14 +196,16 @@ class Worker:
             stop.cancel()
 
     async def _drain(self) -> None:
-        if not self._running:
-            return
-        log.info("finishing %d running tasks (grace %.0fs)", len(self._running), self.grace,
-                 extra={"action": "worker_draining"})
-        _, late = await asyncio.wait(list(self._running.values()), timeout=self.grace)
-        for task in late:
-            task.cancel()  # _execute hands the task back
-        await asyncio.gather(*late, return_exceptions=True)
+        if self._running:
+            log.info("finishing %d running tasks (grace %.0fs)", len(self._running),
+                     self.grace, extra={"action": "worker_draining"})
+            _, late = await asyncio.wait([r.runner for r in self._running.values()],
+                                         timeout=self.grace)
+            for task in late:
+                task.cancel()  # _execute hands the task back
+            await asyncio.gather(*late, return_exceptions=True)
+        if self._finished:
+            await self._cycle(0)
 
     # ---------------------------------------------------------------- one task
 
@@ -156,7 +225,7 @@ class Worker:
             await self._report(queue.hand_back(self.store, row.id, row.attempt))
         finally:
             self._running.pop(row.id, None)
-            self._slot_freed.set()
+            self._wakeup.set()  # a free slot, and maybe a result to record
             self.completed += 1
             log.debug("task %s attempt %d took %.1fms", row.id, row.attempt,
                       (time.monotonic() - started) * 1000, extra={"action": "task_done"})
@@ -187,7 +256,8 @@ class Worker:
                       heartbeat=lambda: self._beat(row.id, row.attempt, ctx, current),
                       log=logging.LoggerAdapter(log, {"task_id": row.id}),
                       lease_s=self.lease_s, held=held, took_locks=bool(held))
-        beats = asyncio.create_task(self._heartbeats(row.id, row.attempt, ctx, current))
+        if running := self._running.get(row.id):
+            running.ctx = ctx  # the lease keeper now knows whether it took locks
         try:
             async with asyncio.timeout(row.timeout_s):
                 output = await handler(ctx, row.input)
@@ -211,13 +281,11 @@ class Worker:
                                           retryable=retryable, **_used(ctx),
                                           release_locks=ctx.took_locks))
             return
-        finally:
-            beats.cancel()
         if not isinstance(output, dict):
             output = {"result": output}
-        await self._report(queue.complete(self.store, row.id, row.attempt, output,
-                                          **_used(ctx),
-                                          release_locks=ctx.took_locks))
+        # recorded by the loop's next round trip, with the others that ended meanwhile
+        self._finished.append(claims.Finished(row.id, row.attempt, output, **_used(ctx),
+                                              took_locks=ctx.took_locks))
 
     async def _take_resources(self, row: Any, definition: dict[str, Any]
                               ) -> dict[str, locks.Grant] | None:
@@ -240,17 +308,10 @@ class Worker:
                                        got.waiting_for))
         return None
 
-    async def _heartbeats(self, task_id: str, attempt: int, ctx: Context,
-                          runner: asyncio.Task[Any]) -> None:
-        while True:
-            await asyncio.sleep(self.lease_s / 3)
-            await self._beat(task_id, attempt, ctx, runner)
-            raise_if_cancelling()  # a cancellation the driver absorbed mid-write
-
     async def _beat(self, task_id: str, attempt: int, ctx: Context,
                     runner: asyncio.Task[Any]) -> None:
         try:
-            beat = await queue.heartbeat(self.store, task_id, attempt, self.lease_s)
+            beat = await claims.heartbeat(self.store, task_id, attempt, self.lease_s)
         except Conflict:
             runner.cancel()  # superseded: another attempt owns the task now
             return

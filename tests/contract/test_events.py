@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from agentos import events, queue, router
+from agentos import claims, events, queue, router
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
 from agentos.events import EventIn, Pruned
 from agentos.store import Store
@@ -131,9 +131,9 @@ async def test_prune_keeps_what_unfinished_tasks_and_the_router_need(store: Stor
     [a, b, _] = await events.append(store, [ev("alert.a"), ev("alert.b"), ev("noise.x")])
     await route_all(store)
     # When the task for b succeeds while the task for a is still running
-    claimed = {t.row.causation_id: t for t in await queue.claim(store, "w", limit=2)}
+    claimed = {t.row.causation_id: t for t in await claims.claim(store, "w", limit=2)}
     done = claimed[b.event.id]
-    await queue.complete(store, done.id, done.row.attempt, {"ok": True})
+    await claims.complete(store, done.id, done.row.attempt, {"ok": True})
     await route_all(store)
     chain_a = await events.query(store, events.Query(correlation_id=a.event.id))
     assert [e.type for e in chain_a[0]] == ["alert.a", "task.created", "task.started"]
@@ -152,7 +152,7 @@ async def test_prune_keeps_what_unfinished_tasks_and_the_router_need(store: Stor
     assert len((await queue.list_tasks(store))[0]) == 2
     # once a's task finishes too, its chain may go
     running = claimed[a.event.id]
-    await queue.complete(store, running.id, running.row.attempt, {"ok": True})
+    await claims.complete(store, running.id, running.row.attempt, {"ok": True})
     await route_all(store)
     assert (await events.prune(store, timedelta(microseconds=1))).kept == 0
     assert (await events.query(store, events.Query()))[0] == []

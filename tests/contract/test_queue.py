@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from agentos import agent_spec, events, queue, registry
+from agentos import agent_spec, claims, events, queue, registry
 from agentos.errors import Conflict, InvalidInput
 from agentos.store import Store
 from agentos.store.tables import tasks as table
@@ -32,11 +32,11 @@ async def test_submit_claim_complete(store: Store) -> None:
     await agent(store, max_retries=2, timeout_s=30)
     task = await submit(store, input={"x": 1}, priority=7, correlation_id="c-1")
     assert (task.status, task.row.max_retries, task.row.timeout_s) == (Status.PENDING, 2, 30)
-    [claimed] = await queue.claim(store, "w1")
+    [claimed] = await claims.claim(store, "w1")
     assert claimed.id == task.id and claimed.row.attempt == 1
     assert claimed.row.lease_expires_at is not None
-    assert await queue.claim(store, "w2") == []  # never on two workers
-    done = await queue.complete(store, task.id, 1, {"y": 2}, tokens={"total": 5}, cost=0.01)
+    assert await claims.claim(store, "w2") == []  # never on two workers
+    done = await claims.complete(store, task.id, 1, {"y": 2}, tokens={"total": 5}, cost=0.01)
     assert done.status is Status.SUCCEEDED and done.row.output == {"y": 2}
     got = await queue.get(store, task.id)
     [attempt] = got.to_dict()["attempts"]
@@ -52,7 +52,7 @@ async def test_priority_then_fifo(store: Store) -> None:
     order = [(5, "a"), (9, "b"), (5, "c"), (1, "d"), (9, "e")]
     for priority, name in order:
         await submit(store, priority=priority, input={"n": name})
-    claimed = await queue.claim(store, "w", limit=10)
+    claimed = await claims.claim(store, "w", limit=10)
     assert [c.row.input["n"] for c in claimed] == ["b", "e", "a", "c", "d"]
 
 
@@ -60,11 +60,11 @@ async def test_concurrency_limit_across_claims(store: Store) -> None:
     await agent(store, concurrency=2)
     for _ in range(5):
         await submit(store)
-    first = await queue.claim(store, "w1", limit=5)
+    first = await claims.claim(store, "w1", limit=5)
     assert len(first) == 2
-    assert await queue.claim(store, "w2", limit=5) == []
-    await queue.complete(store, first[0].id, 1, {})
-    assert len(await queue.claim(store, "w2", limit=5)) == 1
+    assert await claims.claim(store, "w2", limit=5) == []
+    await claims.complete(store, first[0].id, 1, {})
+    assert len(await claims.claim(store, "w2", limit=5)) == 1
 
 
 async def test_a_full_capped_agent_does_not_block_others(store: Store) -> None:
@@ -74,14 +74,14 @@ async def test_a_full_capped_agent_does_not_block_others(store: Store) -> None:
     xs = [(await queue.submit(store, [TaskIn(agent="x", priority=8)]))[0][0] for _ in range(3)]
     [(y, _)] = await queue.submit(store, [TaskIn(agent="y", priority=5)])
     # When x is at its cap, the next claim skips x's backlog and takes y
-    [first] = await queue.claim(store, "w1", limit=1)
+    [first] = await claims.claim(store, "w1", limit=1)
     assert first.id == xs[0].id
-    [second] = await queue.claim(store, "w2", limit=1)
+    [second] = await claims.claim(store, "w2", limit=1)
     assert second.id == y.id
-    assert await queue.claim(store, "w3", limit=5) == []
+    assert await claims.claim(store, "w3", limit=5) == []
     # and x's free slot goes to its next task, in order
-    await queue.complete(store, first.id, 1, {})
-    [third] = await queue.claim(store, "w1", limit=5)
+    await claims.complete(store, first.id, 1, {})
+    [third] = await claims.claim(store, "w1", limit=5)
     assert third.id == xs[1].id
 
 
@@ -95,9 +95,9 @@ async def test_a_claim_fills_past_an_agent_that_fills_up(store: Store) -> None:
     for _ in range(3):
         await queue.submit(store, [TaskIn(agent="z", priority=7)])
     await queue.submit(store, [TaskIn(agent="y", priority=3)])
-    claimed = await queue.claim(store, "w", limit=3)
+    claimed = await claims.claim(store, "w", limit=3)
     assert [c.row.agent for c in claimed] == ["x", "z", "z"]
-    claimed = await queue.claim(store, "w", limit=3)
+    claimed = await claims.claim(store, "w", limit=3)
     assert [c.row.agent for c in claimed] == ["y"]
 
 
@@ -107,7 +107,7 @@ async def test_retries_with_growing_backoff_then_dead_letter(store: Store) -> No
     runs = []
     for attempt in (1, 2, 3):
         for _ in range(200):
-            got = await queue.claim(store, "w")
+            got = await claims.claim(store, "w")
             if got:
                 break
             await asyncio.sleep(0.01)
@@ -122,13 +122,13 @@ async def test_retries_with_growing_backoff_then_dead_letter(store: Store) -> No
     assert [f.id for f in failed] == [task.id]
     again = await queue.retry(store, task.id)
     assert again.status is Status.PENDING
-    [c] = await queue.claim(store, "w")
+    [c] = await claims.claim(store, "w")
     assert c.row.attempt == 4
 
 
 async def claim_when_ready(store: Store) -> queue.Task:
     for _ in range(200):  # a retry waits out its (short) backoff
-        if got := await queue.claim(store, "w"):
+        if got := await claims.claim(store, "w"):
             return got[0]
         await asyncio.sleep(0.01)
     raise AssertionError("nothing became claimable")
@@ -171,7 +171,7 @@ async def test_failure_retry_and_cancel_events_carry_the_correlation(store: Stor
 async def test_stale_attempts_are_fenced(store: Store) -> None:
     await agent(store, max_retries=3)
     task = await submit(store)
-    await queue.claim(store, "w1", lease_s=0.05)
+    await claims.claim(store, "w1", lease_s=0.05)
     await asyncio.sleep(0.1)
     assert await queue.reap(store) == 1
     lost = await queue.get(store, task.id)
@@ -179,15 +179,15 @@ async def test_stale_attempts_are_fenced(store: Store) -> None:
     async with store.write() as conn:  # skip the backoff
         await conn.execute(update(table).where(table.c.id == task.id)
                            .values(run_at=datetime.now(UTC) - timedelta(seconds=1)))
-    [again] = await queue.claim(store, "w2")
+    [again] = await claims.claim(store, "w2")
     assert again.row.attempt == 2
     before = await snapshot(store)
-    for call in (queue.complete(store, task.id, 1, {}), queue.heartbeat(store, task.id, 1),
+    for call in (claims.complete(store, task.id, 1, {}), claims.heartbeat(store, task.id, 1),
                  queue.fail(store, task.id, 1, {"type": "late", "message": "late"})):
         with pytest.raises(Conflict):
             await call
     assert await snapshot(store) == before
-    assert (await queue.complete(store, task.id, 2, {"ok": True})).status is Status.SUCCEEDED
+    assert (await claims.complete(store, task.id, 2, {"ok": True})).status is Status.SUCCEEDED
 
 
 async def test_cancel(store: Store) -> None:
@@ -195,16 +195,16 @@ async def test_cancel(store: Store) -> None:
     waiting = await submit(store)
     running = await submit(store)
     assert (await queue.cancel(store, waiting.id)).status is Status.CANCELLED
-    [c] = await queue.claim(store, "w")
+    [c] = await claims.claim(store, "w")
     assert c.id == running.id
     asked = await queue.cancel(store, running.id)
     assert asked.status is Status.RUNNING and asked.row.cancel_requested
-    assert (await queue.heartbeat(store, running.id, 1)).row.cancel_requested
+    assert (await claims.heartbeat(store, running.id, 1)).row.cancel_requested
     ended = await queue.fail(store, running.id, 1, {"type": "cancelled", "message": "stop"},
                              outcome=Outcome.CANCELLED)
     assert ended.status is Status.CANCELLED
     with pytest.raises(Conflict):
-        await queue.complete(store, running.id, 1, {})
+        await claims.complete(store, running.id, 1, {})
     with pytest.raises(Conflict):
         await queue.cancel(store, running.id)
 
@@ -216,7 +216,7 @@ async def test_idempotency_and_run_at(store: Store) -> None:
     assert again.id == first.id and not created
     later = await submit(store, run_at=datetime.now(UTC) + timedelta(hours=1))
     assert later.status is Status.SCHEDULED
-    claimed = await queue.claim(store, "w", limit=10)
+    claimed = await claims.claim(store, "w", limit=10)
     assert [c.id for c in claimed] == [first.id]
 
 

@@ -5,7 +5,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from agentos import agent_spec, events, queue, registry
+from agentos import agent_spec, claims, events, queue, registry
 from agentos.store import Store
 from agentos.tasks import Status, TaskIn
 from agentos.worker import Worker
@@ -137,7 +137,7 @@ async def test_shutdown_hands_back_unfinished_tasks(store: Store) -> None:
     back = await queue.get(store, task_id)
     # claimable again, and the interrupted attempt did not use up its only try
     assert back.status is Status.PENDING and back.attempts[0].outcome == "lost"
-    [again] = await queue.claim(store, "w2")
+    [again] = await claims.claim(store, "w2")
     assert again.row.attempt == 2
 
 

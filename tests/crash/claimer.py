@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from agentos import queue
+from agentos import claims, queue
 from agentos.store import open_store
 from agentos.tasks import Status
 
@@ -20,7 +20,7 @@ async def hold(store: object, task: queue.Task, rng: random.Random, log: list[st
     start = time.time()
     await asyncio.sleep(rng.uniform(0.005, 0.03))
     log.append(f"{task.id} {start} {time.time()}")
-    await queue.complete(store, task.id, task.row.attempt, {})  # type: ignore[arg-type]
+    await claims.complete(store, task.id, task.row.attempt, {})  # type: ignore[arg-type]
 
 
 async def main(url: str, name: str, go_at: float, out: str) -> None:
@@ -29,7 +29,7 @@ async def main(url: str, name: str, go_at: float, out: str) -> None:
     log: list[str] = []
     await asyncio.sleep(max(go_at - time.time(), 0))  # every claimer starts together
     while True:
-        got = await queue.claim(store, name, ["capped"], limit=2)
+        got = await claims.claim(store, name, ["capped"], limit=2)
         if got:
             await asyncio.gather(*(hold(store, task, rng, log) for task in got))
             continue

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentos import queue, tasks, workers
+from agentos import claims, queue, tasks, workers
 from agentos.api.deps import StoreDep
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
@@ -97,7 +97,7 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
     try:
         while True:
             wakeup.clear()
-            got = await queue.claim(store, body.worker_id, body.agents, body.limit,
+            got = await claims.claim(store, body.worker_id, body.agents, body.limit,
                                     body.lease_s)
             left = deadline - time.monotonic()
             if got or left <= 0:
@@ -160,7 +160,7 @@ class FailIn(BaseModel):
 @router.post("/{task_id}/heartbeat")
 async def heartbeat(store: StoreDep, task_id: str, body: AttemptIn) -> dict[str, Any]:
     """Extend the lease of the current attempt; ``cancel_requested`` tells it to stop."""
-    task = await queue.heartbeat(store, task_id, body.attempt, body.lease_s)
+    task = await claims.heartbeat(store, task_id, body.attempt, body.lease_s)
     if task.row.worker_id:  # a busy remote worker stays listed as alive
         await workers.touch(store, task.row.worker_id)
     return {"lease_expires_at": task.to_dict()["lease_expires_at"],
@@ -169,7 +169,7 @@ async def heartbeat(store: StoreDep, task_id: str, body: AttemptIn) -> dict[str,
 
 @router.post("/{task_id}/complete")
 async def complete(store: StoreDep, task_id: str, body: CompleteIn) -> dict[str, Any]:
-    return (await queue.complete(store, task_id, body.attempt, body.output, body.tokens,
+    return (await claims.complete(store, task_id, body.attempt, body.output, body.tokens,
                                  body.cost)).to_dict()
 
 

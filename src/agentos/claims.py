@@ -1,0 +1,417 @@
+"""Claims: the queue's hot path — take ready tasks, keep their leases, record results.
+
+A worker's round trip is one ``cycle``: a single write transaction that ends
+the attempts it finished since the last one (``complete``, fenced per task:
+only the task's running attempt counts) and claims as many tasks as it has
+free slots. Each part is one statement per batch (named SQL in
+``store/sql/tasks_*``), and the ``task.succeeded``/``task.started`` events of
+the whole batch are one append. Leases are kept the same way: one statement
+renews every running attempt a worker holds (``beat_many``).
+
+Claim order is most urgent first, then oldest; on PostgreSQL rows another
+claimer holds are skipped (``FOR UPDATE SKIP LOCKED``), on SQLite the write
+transaction excludes every other claimer. An agent's ``limits.concurrency``
+is counted under that agent's claim lock (an advisory lock on PostgreSQL):
+the one-statement claim stops at the first task of such an agent, and the
+rest of the batch is chosen agent by agent (``_choose``), so no two claims can
+both take an agent's last slot and a capped agent's backlog never hides other
+agents' tasks.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Integer, and_, column, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agentos import events, locks, tasks
+from agentos.errors import Conflict, InvalidInput, NotFound
+from agentos.events import EventIn
+from agentos.queue import Task, limits_of, task_event
+from agentos.store import Store, sql
+from agentos.store.columns import utcnow
+from agentos.store.tables import agent_versions, task_attempts
+from agentos.store.tables import tasks as table
+from agentos.tasks import Outcome, Status
+
+MAX_CLAIM = 1000
+t = table.c
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt whose handler returned: to be recorded as succeeded."""
+
+    task_id: str
+    attempt: int
+    output: dict[str, Any]
+    tokens: Any = None
+    cost: float | None = None
+    took_locks: bool = True  # False: the attempt took no lock (saves the look-up)
+
+
+@dataclass
+class Cycle:
+    claimed: list[Task] = field(default_factory=list)
+    completed: list[Task] = field(default_factory=list)
+    stale: list[Finished] = field(default_factory=list)  # superseded: not recorded
+
+
+async def cycle(store: Store, worker_id: str, finished: list[Finished],
+                agents: list[str] | None = None, limit: int = 0,
+                lease_s: float = tasks.DEFAULT_LEASE) -> Cycle:
+    """Record ``finished`` and claim up to ``limit`` tasks, in one transaction."""
+    if not 0 <= limit <= MAX_CLAIM:
+        raise InvalidInput(f"limit must be between 1 and {MAX_CLAIM}", code="bad_limit")
+    out = Cycle()
+    async with store.write() as conn:
+        drafts: list[EventIn] = []
+        if finished:
+            done, out.stale = await _complete_in(store, conn, finished)
+            drafts += await _release(store, conn, done, finished)
+            drafts += [task_event(r, "succeeded", attempt=r.attempt) for r in done]
+            out.completed = [Task(r) for r in done]
+        if limit:
+            claimed = await _claim_in(store, conn, worker_id, agents, limit, lease_s)
+            drafts += [task_event(r, "started", attempt=r.attempt, worker_id=worker_id)
+                       for r in claimed]
+            out.claimed = [Task(r) for r in claimed]
+        if drafts:
+            await events.append_in(store, conn, drafts)
+        else:
+            store.nothing_changed(conn)  # an empty poll is not worth an audit row
+    return out
+
+
+async def claim(store: Store, worker_id: str, agents: list[str] | None = None,
+                limit: int = 1, lease_s: float = tasks.DEFAULT_LEASE) -> list[Task]:
+    """Claim up to ``limit`` ready tasks, most urgent first, then oldest."""
+    if not 1 <= limit <= MAX_CLAIM:
+        raise InvalidInput(f"limit must be between 1 and {MAX_CLAIM}", code="bad_limit")
+    return (await cycle(store, worker_id, [], agents, limit, lease_s)).claimed
+
+
+async def complete(store: Store, task_id: str, attempt: int, output: dict[str, Any] | None,
+                   tokens: Any = None, cost: float | None = None,
+                   release_locks: bool = True) -> Task:
+    """End the attempt as succeeded; 409 if it is not the task's running attempt."""
+    item = Finished(task_id, attempt, output or {}, tokens, cost, release_locks)
+    async with store.write() as conn:
+        done, _ = await _complete_in(store, conn, [item])
+        if not done:
+            await _refuse(conn, task_id, attempt, "complete")
+        drafts = await _release(store, conn, done, [item])
+        await events.append_in(store, conn, [*drafts,
+                                             task_event(done[0], "succeeded", attempt=attempt)])
+    return Task(done[0])
+
+
+async def heartbeat(store: Store, task_id: str, attempt: int,
+                    lease_s: float = tasks.DEFAULT_LEASE) -> Task:
+    """Extend the lease (and the attempt's locks'); the answer says whether
+    cancellation was requested. 409 if the attempt is not the running one."""
+    async with store.write() as conn:
+        if not await _beat_in(store, conn, [(task_id, attempt, True)], lease_s):
+            await _refuse(conn, task_id, attempt, "heartbeat")
+        row = (await conn.execute(select(table).where(t.id == task_id))).one()
+    return Task(row)
+
+
+async def beat_many(store: Store, running: list[tuple[str, int, bool]],
+                    lease_s: float = tasks.DEFAULT_LEASE) -> dict[str, bool]:
+    """Extend the leases of ``running`` (task id, attempt, took locks) in one statement.
+
+    Returns task id -> cancellation requested, for the attempts still current; one
+    missing was superseded (its lease lapsed and the task moved on).
+    """
+    if not running:
+        return {}
+    async with store.write() as conn:
+        beaten = await _beat_in(store, conn, running, lease_s)
+        store.nothing_changed(conn)
+    return beaten
+
+
+# -------------------------------------------------------------- statements
+
+
+_COLUMNS = ", ".join(c.name for c in table.c)
+_T_COLUMNS = ", ".join(f"t.{c.name}" for c in table.c)
+_EXTRA = (column("promoted", Integer), column("capped", Integer))
+
+
+def _named(name: str, dialect: str, agents: bool = False) -> list[Any]:
+    """The named statements, columns filled in, typed so rows come back as the table's."""
+    agent_filter = {"postgresql": "AND t.agent = ANY(:agents)",
+                    "sqlite": "AND t.agent IN (SELECT value FROM json_each(:agents))"}
+    out = []
+    for statement in sql.statements(name, dialect):
+        returns = "RETURNING /*columns*/" in statement
+        statement = (statement.replace("/*columns*/",
+                                       _T_COLUMNS if dialect == "postgresql" else _COLUMNS)
+                     .replace("/*agents*/", agent_filter[dialect] if agents else ""))
+        clause = text(statement)
+        if name == "tasks_claim" and dialect == "postgresql":
+            clause = clause.columns(*table.c, *_EXTRA)  # type: ignore[assignment]
+        elif returns:
+            clause = clause.columns(*table.c)  # type: ignore[assignment]
+        out.append(clause)
+    return out
+
+
+_STATEMENTS: dict[tuple[str, str, bool], list[Any]] = {}
+
+
+def _statements(store: Store, name: str, agents: bool = False) -> list[Any]:
+    key = (name, store.dialect, agents)
+    if key not in _STATEMENTS:
+        _STATEMENTS[key] = _named(name, store.dialect, agents)
+    return _STATEMENTS[key]
+
+
+def _stamp(moment: datetime) -> str:
+    """A moment as SQLite stores it (naive UTC text that sorts as time)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# ---------------------------------------------------------------- complete
+
+
+async def _complete_in(store: Store, conn: AsyncConnection, finished: list[Finished]
+                       ) -> tuple[list[Any], list[Finished]]:
+    """End the current ones of ``finished`` as succeeded: (their rows, the stale ones)."""
+    batch = _json([_item(f) for f in finished])
+    if store.dialect == "postgresql":
+        [stmt] = _statements(store, "tasks_complete")
+        done = list((await conn.execute(stmt, {"batch": batch})).all())
+    else:
+        tasks_stmt, attempts_stmt = _statements(store, "tasks_complete")
+        now = _stamp(datetime.now(UTC))
+        done = list((await conn.execute(tasks_stmt, {"batch": batch, "now": now})).all())
+        if len(done) < len(finished):  # only the current ones' execution records
+            ids = {r.id for r in done}
+            batch = _json([_item(f) for f in finished if f.task_id in ids])
+        if done:
+            await conn.execute(attempts_stmt, {"batch": batch, "now": now})
+    current = {(r.id, r.attempt) for r in done}
+    order = {f.task_id: n for n, f in enumerate(finished)}
+    done.sort(key=lambda r: order[r.id])
+    return done, [f for f in finished if (f.task_id, f.attempt) not in current]
+
+
+def _item(f: Finished) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": f.task_id, "attempt": f.attempt, "output": f.output}
+    if f.tokens is not None:
+        item["tokens"] = f.tokens
+    if f.cost is not None:
+        item["cost"] = f.cost
+    return item
+
+
+async def _release(store: Store, conn: AsyncConnection, done: list[Any],
+                   finished: list[Finished]) -> list[EventIn]:
+    """Give back the locks of the ended attempts that may hold some."""
+    may_hold = {f.task_id for f in finished if f.took_locks}
+    drafts: list[EventIn] = []
+    for row in done:
+        if row.id in may_hold:
+            drafts += await locks.release_owner_in(store, conn, locks.task_owner(row.id),
+                                                   row.finished_at)
+    return drafts
+
+
+async def _refuse(conn: AsyncConnection, task_id: str, attempt: int, action: str) -> None:
+    """Raise why ``attempt`` of ``task_id`` may not ``action``: unknown, or not current."""
+    row = (await conn.execute(select(t.status, t.attempt).where(t.id == task_id))).first()
+    if row is None:
+        raise NotFound(f"no task {task_id}", code="task_not_found")
+    raise Conflict(
+        f"cannot {action} task {task_id} attempt {attempt}: the task is {row.status} "
+        f"at attempt {row.attempt}", code="stale_attempt",
+        details={"task_id": task_id, "attempt": attempt, "current_attempt": row.attempt,
+                 "status": row.status})
+
+
+# --------------------------------------------------------------- heartbeat
+
+
+async def _beat_in(store: Store, conn: AsyncConnection, running: list[tuple[str, int, bool]],
+                   lease_s: float) -> dict[str, bool]:
+    batch = _json([{"id": i, "attempt": n} for i, n, _ in running])
+    [stmt] = _statements(store, "tasks_heartbeat")
+    if store.dialect == "postgresql":
+        rows = (await conn.execute(stmt, {"batch": batch, "lease_s": lease_s})).all()
+        now = (await conn.execute(select(utcnow()))).scalar_one() if any(
+            held for _, _, held in running) else None
+    else:
+        now = datetime.now(UTC)
+        rows = (await conn.execute(stmt, {
+            "batch": batch, "now": _stamp(now),
+            "lease": _stamp(now + timedelta(seconds=lease_s))})).all()
+    beaten = {r.id: bool(r.cancel_requested) for r in rows}
+    for task_id, _, held in running:
+        if held and task_id in beaten:
+            assert now is not None
+            await locks.renew_owner_in(conn, locks.task_owner(task_id), lease_s, now)
+    return beaten
+
+
+# ------------------------------------------------------------------- claim
+
+
+async def _claim_in(store: Store, conn: AsyncConnection, worker_id: str,
+                    agents: list[str] | None, limit: int, lease_s: float) -> list[Any]:
+    """Claim up to ``limit`` tasks within the caller's write transaction."""
+    if store.dialect == "postgresql":
+        claimed, promoted, capped = await _claim_pg(store, conn, worker_id, agents, limit,
+                                                    lease_s)
+        if promoted and len(claimed) < limit:  # now visible: try once more
+            more, _, capped = await _claim_pg(store, conn, worker_id, agents,
+                                              limit - len(claimed), lease_s)
+            claimed += more
+    else:
+        claimed, capped = await _claim_sqlite(store, conn, worker_id, agents, limit, lease_s)
+    if capped and len(claimed) < limit:
+        chosen = await _choose(store, conn, agents, limit - len(claimed))
+        if chosen:
+            claimed += await _take(conn, [r.id for r in chosen], worker_id, lease_s)
+    claimed.sort(key=lambda r: (-r.priority, r.seq))
+    return claimed
+
+
+async def _claim_pg(store: Store, conn: AsyncConnection, worker_id: str,
+                    agents: list[str] | None, limit: int, lease_s: float
+                    ) -> tuple[list[Any], int, int]:
+    [stmt] = _statements(store, "tasks_claim", bool(agents))
+    params: dict[str, Any] = {"n": limit, "worker_id": worker_id, "lease_s": lease_s}
+    if agents:
+        params["agents"] = list(agents)
+    rows = (await conn.execute(stmt, params)).all()
+    return [r for r in rows if r.id is not None], rows[0].promoted, rows[0].capped
+
+
+async def _claim_sqlite(store: Store, conn: AsyncConnection, worker_id: str,
+                        agents: list[str] | None, limit: int, lease_s: float
+                        ) -> tuple[list[Any], bool]:
+    promote, pick, take, start = _statements(store, "tasks_claim", bool(agents))
+    now = datetime.now(UTC)
+    params: dict[str, Any] = {"now": _stamp(now), "n": limit}
+    if agents:
+        params["agents"] = _json(list(agents))
+    await conn.execute(promote, params)
+    picked = (await conn.execute(pick, params)).all()
+    taken = []
+    for row in picked:  # the rows before the first capped agent's
+        if row.capped:
+            break
+        taken.append(row.id)
+    capped = len(taken) < len(picked)
+    if not taken:
+        return [], capped
+    params.update(ids=_json(taken), worker_id=worker_id,
+                  lease=_stamp(now + timedelta(seconds=lease_s)))
+    claimed = list((await conn.execute(take, params)).all())
+    await conn.execute(start, params)
+    return claimed, capped
+
+
+async def _take(conn: AsyncConnection, ids: list[str], worker_id: str,
+                lease_s: float) -> list[Any]:
+    """Claim the chosen rows (the capped agents' path)."""
+    now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+    claimed = list((await conn.execute(
+        update(table).where(t.id.in_(ids)).values(
+            status=Status.RUNNING.value, attempt=t.attempt + 1, worker_id=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
+        .returning(*table.c))).all())
+    await conn.execute(insert(task_attempts), [
+        {"task_id": r.id, "number": r.attempt, "worker_id": worker_id,
+         "outcome": Outcome.RUNNING.value, "started_at": now} for r in claimed])
+    return claimed
+
+
+async def _lock_agent(store: Store, conn: AsyncConnection, agent: str, wait: bool) -> bool:
+    """Hold ``agent``'s claim lock until the transaction ends; without ``wait``,
+    give up (False) if another claimer holds it."""
+    if store.dialect != "postgresql":
+        return True  # SQLite: the write transaction already excludes every other claimer
+    key = zlib.crc32(f"agentos.agent:{agent}".encode())
+    if wait:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        return True
+    return bool((await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                    {"k": key})).scalar_one())
+
+
+def _full_agents() -> Any:
+    """Agents at their concurrency limit: running tasks >= the highest limit of any
+    of their versions (none uncapped). Small: it only reads running tasks."""
+    av = agent_versions.c
+    busy = (select(t.agent, func.count().label("running"))
+            .where(t.status == Status.RUNNING.value).group_by(t.agent).subquery())
+    cap = av.definition[("limits", "concurrency")].as_integer()
+    return (select(av.name).select_from(agent_versions.join(busy, busy.c.agent == av.name))
+            .group_by(av.name, busy.c.running)
+            .having(and_(func.count() == func.count(cap), busy.c.running >= func.max(cap))))
+
+
+async def _choose(store: Store, conn: AsyncConnection, agents: list[str] | None,
+                  limit: int) -> list[Any]:
+    """Up to ``limit`` ready tasks in claim order, within each agent's concurrency limit.
+
+    Agents already at their limit are left out in SQL. The first read usually
+    suffices; when an agent fills up during this claim, its other rows are
+    skipped and the next read leaves it out, so a capped agent's backlog never
+    hides other agents' tasks (each further read rules out one more agent).
+    """
+    chosen: list[Any] = []
+    room: dict[str, int] = {}  # capped agents seen so far: slots left in this claim
+    limits: dict[tuple[str, str], Any] = {}
+    first = True
+    while True:
+        want = (limit - len(chosen)) * 2  # over-fetch: some may be held back by limits
+        stmt = select(table).where(t.status == Status.PENDING.value,
+                                   t.agent.not_in(_full_agents()))
+        if agents:
+            stmt = stmt.where(t.agent.in_(agents))
+        if full := [agent for agent, left in room.items() if left == 0]:
+            stmt = stmt.where(t.agent.not_in(full))
+        if chosen:  # our own row locks do not hide them from us
+            stmt = stmt.where(t.id.not_in([r.id for r in chosen]))
+        rows = list((await conn.execute(stmt.order_by(t.priority.desc(), t.seq).limit(want)
+                                        .with_for_update(skip_locked=True))).all())
+        if unknown := [r for r in rows if (r.agent, r.agent_version) not in limits]:
+            limits.update(await limits_of(conn, unknown))
+        caps: dict[str, int] = {}
+        for r in rows:
+            cap = limits.get((r.agent, r.agent_version), {}).get("concurrency")
+            if cap and r.agent not in room:
+                caps[r.agent] = max(cap, caps.get(r.agent, 0))
+        for agent in sorted(caps):  # sorted: two claimers lock agents in the same order
+            # a later read may only try: waiting out of order could deadlock
+            if not await _lock_agent(store, conn, agent, wait=first):
+                room[agent] = 0
+                continue
+            running = (await conn.execute(select(func.count()).select_from(table).where(
+                t.agent == agent, t.status == Status.RUNNING.value))).scalar_one()
+            room[agent] = max(caps[agent] - running, 0)
+        for row in rows:
+            if row.agent in room:
+                if room[row.agent] == 0:
+                    continue
+                room[row.agent] -= 1
+            chosen.append(row)
+            if len(chosen) == limit:
+                return chosen
+        if len(rows) < want:  # nothing more is ready
+            return chosen
+        first = False

@@ -1,0 +1,23 @@
+-- claim up to :n ready tasks, inside the caller's BEGIN IMMEDIATE transaction (SQLite's
+-- single writer: no other claimer can see or take these rows meanwhile)
+-- 1. scheduled tasks whose time has come are ready
+UPDATE tasks SET status = 'pending', updated_at = :now
+WHERE status = 'scheduled' AND run_at <= :now;
+-- 2. the candidates in claim order (the claim-order index); the caller takes the rows
+-- before the first one whose agent has limits.concurrency, and counts the rest
+SELECT t.id, t.priority, t.seq,
+       coalesce(json_type(v.definition, '$.limits.concurrency') IN ('integer', 'real'), 0)
+           AS capped
+FROM tasks t JOIN agent_versions v ON v.name = t.agent AND v.version = t.agent_version
+WHERE t.status = 'pending' /*agents*/
+ORDER BY t.priority DESC, t.seq
+LIMIT :n;
+-- 3. the chosen ones run
+UPDATE tasks SET status = 'running', attempt = attempt + 1, worker_id = :worker_id,
+    lease_expires_at = :lease, updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING /*columns*/;
+-- 4. each gets its execution record
+INSERT INTO task_attempts (task_id, number, worker_id, outcome, started_at)
+SELECT id, attempt, :worker_id, 'running', :now FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids))

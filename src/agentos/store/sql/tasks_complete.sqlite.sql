@@ -1,0 +1,16 @@
+-- end a batch of attempts as succeeded; a row whose attempt is no longer the task's
+-- running one (superseded: its lease lapsed) is left alone and missing from the answer
+UPDATE tasks SET status = 'succeeded', output = coalesce(d.output, '{}'), error = NULL,
+    lease_expires_at = NULL, finished_at = :now, updated_at = :now
+FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value -> 'output' AS output
+      FROM json_each(:batch)) AS d
+WHERE tasks.id = d.id AND tasks.attempt = d.attempt AND tasks.status = 'running'
+RETURNING /*columns*/;
+-- the execution records of the ones that were current
+UPDATE task_attempts SET outcome = 'succeeded', ended_at = :now,
+    duration_ms = (julianday(:now) - julianday(started_at)) * 86400000.0,
+    tokens = d.tokens, cost = d.cost
+FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value -> 'tokens' AS tokens,
+             value ->> 'cost' AS cost
+      FROM json_each(:batch)) AS d
+WHERE task_attempts.task_id = d.id AND task_attempts.number = d.attempt
