@@ -372,6 +372,10 @@ async def _outcome(url: str) -> dict[str, Any]:
                 "succeeded_events": await one(select(func.count()).select_from(events).where(
                     events.c.type == "task.succeeded")),
                 "per_worker": {r[0]: int(r[1]) for r in per_worker},
+                # why any task did not succeed (a few distinct messages)
+                "errors": sorted({f"{e.get('type')}: {e.get('message')}" for (e,) in (
+                    await conn.execute(select(a.error).where(a.outcome != "succeeded")
+                                       .limit(100))).all() if e})[:5],
                 "first_started": first.timestamp() if first else None,
                 "last_finished": last.timestamp() if last else None,
             }

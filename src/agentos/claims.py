@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy import Integer, and_, column, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, locks, tasks
+from agentos import events, ids, locks, tasks
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import EventIn
 from agentos.queue import Task, limits_of, task_event
@@ -58,16 +58,18 @@ class Finished:
 @dataclass
 class Cycle:
     claimed: list[Task] = field(default_factory=list)
-    completed: list[Task] = field(default_factory=list)
     stale: list[Finished] = field(default_factory=list)  # superseded: not recorded
 
 
 async def cycle(store: Store, worker_id: str, finished: list[Finished],
                 agents: list[str] | None = None, limit: int = 0,
                 lease_s: float = tasks.DEFAULT_LEASE) -> Cycle:
-    """Record ``finished`` and claim up to ``limit`` tasks, in one transaction."""
+    """Record ``finished`` and claim up to ``limit`` tasks, in one transaction
+    (on PostgreSQL one statement, when no finished attempt may hold a lock)."""
     if not 0 <= limit <= MAX_CLAIM:
         raise InvalidInput(f"limit must be between 1 and {MAX_CLAIM}", code="bad_limit")
+    if store.dialect == "postgresql" and not any(f.took_locks for f in finished):
+        return await _cycle_pg(store, worker_id, finished, agents, limit, lease_s)
     out = Cycle()
     async with store.write() as conn:
         drafts: list[EventIn] = []
@@ -75,7 +77,6 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
             done, out.stale = await _complete_in(store, conn, finished)
             drafts += await _release(store, conn, done, finished)
             drafts += [task_event(r, "succeeded", attempt=r.attempt) for r in done]
-            out.completed = [Task(r) for r in done]
         if limit:
             claimed = await _claim_in(store, conn, worker_id, agents, limit, lease_s)
             drafts += [task_event(r, "started", attempt=r.attempt, worker_id=worker_id)
@@ -85,6 +86,38 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
             await events.append_in(store, conn, drafts)
         else:
             store.nothing_changed(conn)  # an empty poll is not worth an audit row
+    return out
+
+
+async def _cycle_pg(store: Store, worker_id: str, finished: list[Finished],
+                    agents: list[str] | None, limit: int, lease_s: float) -> Cycle:
+    """``cycle`` in one round trip (``tasks_cycle``); a claim it leaves short is
+    finished in a transaction of its own."""
+    [stmt] = _statements(store, "tasks_cycle", bool(agents))
+    params: dict[str, Any] = {
+        "batch": _json([_item(f) for f in finished]), "n": limit, "worker_id": worker_id,
+        "lease_s": lease_s, "event_rank": int(events.Priority.NORMAL),
+        "event_ids": _json(ids.uuid7_many(len(finished) + limit))}
+    if agents:
+        params["agents"] = list(agents)
+    async with store.statement() as conn:
+        rows = (await conn.execute(stmt, params)).all()
+        if rows[0].notified:
+            await store.notify(conn, events.CHANNEL, sent=True)
+    head = rows[0]
+    current = {(task_id, attempt) for task_id, attempt in head.done}
+    out = Cycle([Task(r) for r in rows if r.id is not None],
+                [f for f in finished if (f.task_id, f.attempt) not in current])
+    if (head.capped or head.promoted) and len(out.claimed) < limit:
+        async with store.write() as conn:
+            more = await _claim_in(store, conn, worker_id, agents, limit - len(out.claimed),
+                                   lease_s)
+            if more:
+                await events.append_in(store, conn, [task_event(
+                    r, "started", attempt=r.attempt, worker_id=worker_id) for r in more])
+            else:
+                store.nothing_changed(conn)
+        out.claimed += [Task(r) for r in more]
     return out
 
 
@@ -142,7 +175,11 @@ async def beat_many(store: Store, running: list[tuple[str, int, bool]],
 
 _COLUMNS = ", ".join(c.name for c in table.c)
 _T_COLUMNS = ", ".join(f"t.{c.name}" for c in table.c)
-_EXTRA = (column("promoted", Integer), column("capped", Integer))
+_EXTRA = {  # the columns a statement returns after the task's own
+    "tasks_claim": (column("promoted", Integer), column("capped", Integer)),
+    "tasks_cycle": (column("promoted", Integer), column("capped", Integer), column("done"),
+                    column("notified", Integer)),
+}
 
 
 def _named(name: str, dialect: str, agents: bool = False) -> list[Any]:
@@ -156,8 +193,8 @@ def _named(name: str, dialect: str, agents: bool = False) -> list[Any]:
                                        _T_COLUMNS if dialect == "postgresql" else _COLUMNS)
                      .replace("/*agents*/", agent_filter[dialect] if agents else ""))
         clause = text(statement)
-        if name == "tasks_claim" and dialect == "postgresql":
-            clause = clause.columns(*table.c, *_EXTRA)  # type: ignore[assignment]
+        if dialect == "postgresql" and name in _EXTRA:
+            clause = clause.columns(*table.c, *_EXTRA[name])  # type: ignore[assignment]
         elif returns:
             clause = clause.columns(*table.c)  # type: ignore[assignment]
         out.append(clause)

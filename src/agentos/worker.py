@@ -41,6 +41,10 @@ RESOURCE_PLACE = 15.0  # seconds its place in the lock queue is kept meanwhile
 LINGER = 0.002  # seconds a result may wait for others ending to share its round trip
 
 
+class _Unloadable(Exception):
+    """An agent version's handler could not be loaded (import error, bad target)."""
+
+
 @dataclass
 class _Running:
     """A claimed task in its slot: the asyncio task running it, and its context."""
@@ -71,8 +75,8 @@ class Worker:
         self._finished: list[claims.Finished] = []  # results the next round trip records
         self._wakeup = asyncio.Event()  # replaced by the store's in run()
         self._stopping = asyncio.Event()
-        self._definitions: dict[tuple[str, str], dict[str, Any]] = {}
-        self._handlers: dict[tuple[str, str], handlers.Handler] = {}
+        self._prepared: dict[tuple[str, str], asyncio.Future[
+            tuple[dict[str, Any], handlers.Handler]]] = {}
         self.completed = 0
 
     def stop(self) -> None:
@@ -210,11 +214,23 @@ class Worker:
     # ---------------------------------------------------------------- one task
 
     async def _prepare(self, agent: str, version: str) -> tuple[dict[str, Any], handlers.Handler]:
+        """The version's definition and handler: read once, however many of its tasks
+        start at once (published versions never change: cached for good)."""
         key = (agent, version)
-        if key not in self._definitions:  # published versions never change: cache forever
-            self._definitions[key] = (await registry.get(self.store, agent, version)).definition
-            self._handlers[key] = handlers.load(self._definitions[key])
-        return self._definitions[key], self._handlers[key]
+        if key not in self._prepared:
+            self._prepared[key] = asyncio.ensure_future(self._load(agent, version))
+        try:
+            return await asyncio.shield(self._prepared[key])
+        except Exception:
+            self._prepared.pop(key, None)  # the next task tries again
+            raise
+
+    async def _load(self, agent: str, version: str) -> tuple[dict[str, Any], handlers.Handler]:
+        definition = (await registry.get(self.store, agent, version)).definition
+        try:
+            return definition, handlers.load(definition)
+        except Exception as exc:
+            raise _Unloadable(exc) from exc
 
     async def _execute(self, task: queue.Task) -> None:
         row = task.row
@@ -234,9 +250,12 @@ class Worker:
         row = task.row
         try:
             definition, handler = await self._prepare(row.agent, row.agent_version)
-        except Exception as exc:
+        except _Unloadable as exc:  # its handler cannot be imported or built: never retried
             await self._report(queue.fail(self.store, row.id, row.attempt,
-                                          _error(exc), retryable=False))
+                                          _error(exc.__cause__ or exc), retryable=False))
+            return
+        except Exception as exc:  # e.g. the database, for a moment: retried
+            await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc)))
             return
         try:
             held = await self._take_resources(row, definition)

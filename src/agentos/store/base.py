@@ -125,6 +125,17 @@ class Store:
         for channel in notified:  # committed: wake this process's listeners now
             self.wake(channel)
 
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a write that is one statement, committed on its own.
+
+        Where the backend can and no hook must run inside the transaction
+        (PostgreSQL, autocommit) it saves the BEGIN and COMMIT round trips;
+        otherwise it is a write transaction.
+        """
+        async with self.write() as conn:
+            yield conn
+
     @staticmethod
     def nothing_changed(conn: Any) -> None:
         """Mark this write transaction as no change worth recording (an empty claim, a

@@ -40,6 +40,26 @@ class PostgresStore(Store):
         except DBAPIError as exc:
             raise self.translate(exc) from exc
 
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        if self._before_commit:  # e.g. the audit row: it must be in the same transaction
+            async with self.write() as conn:
+                yield conn
+            return
+        notified: set[str] = set()
+        try:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.info["agentos_notified"] = notified
+                try:
+                    yield conn
+                finally:
+                    del conn.info["agentos_notified"]
+        except DBAPIError as exc:
+            raise self.translate(exc) from exc
+        for channel in notified:  # committed: wake this process's listeners now
+            self.wake(channel)
+
     async def notify(self, conn: AsyncConnection, channel: str, *, sent: bool = False) -> None:
         if not sent and channel not in conn.info["agentos_notified"]:
             # delivered to every listening process when the transaction commits
