@@ -64,6 +64,8 @@ from common import (
     tree_cpu_s,
 )
 
+from agentos.tasks import DEFAULT_CONCURRENCY
+
 BENCH = Path(__file__).resolve().parent
 APP = "agentos.api.app:from_env"
 AGENT = "bench-noop"
@@ -784,10 +786,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                                               "(default 20,000)")
     parser.add_argument("--n-single", type=int, help="single submits (default 1,000)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--concurrency", default="4",
+    parser.add_argument("--concurrency", default=f"{DEFAULT_CONCURRENCY},4",
                         type=lambda s: [int(c) for c in s.split(",") if c.strip()],
-                        help="each worker's --concurrency; a list runs a drain for each "
-                             "(the first is compared with the peers; default 4, the worker's)")
+                        help="each worker's --concurrency; a list runs a drain for each (the "
+                             f"first is compared with the peers; default {DEFAULT_CONCURRENCY}, "
+                             "the worker's own default, then 4)")
     parser.add_argument("--e2e-runs", type=int, default=1, help="drains per concurrency")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds a drain (ours or a peer's) may take")

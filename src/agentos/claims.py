@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import events, ids, locks, tasks
 from agentos.errors import Conflict, InvalidInput, NotFound
-from agentos.events import EventIn
+from agentos.events import Draft, EventIn
 from agentos.queue import Task, limits_of, task_event
 from agentos.store import Store, sql
 from agentos.store.columns import utcnow
@@ -72,7 +72,7 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
         return await _cycle_pg(store, worker_id, finished, agents, limit, lease_s)
     out = Cycle()
     async with store.write() as conn:
-        drafts: list[EventIn] = []
+        drafts: list[EventIn | Draft] = []
         if finished:
             done, out.stale = await _complete_in(store, conn, finished)
             drafts += await _release(store, conn, done, finished)
@@ -104,6 +104,8 @@ async def _cycle_pg(store: Store, worker_id: str, finished: list[Finished],
         rows = (await conn.execute(stmt, params)).all()
         if rows[0].notified:
             await store.notify(conn, events.CHANNEL, sent=True)
+        else:
+            store.nothing_changed(conn)  # an empty poll is not worth an audit row
     head = rows[0]
     current = {(task_id, attempt) for task_id, attempt in head.done}
     out = Cycle([Task(r) for r in rows if r.id is not None],

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agentos import tasks
+
 DEFAULT_DATABASE_URL = "sqlite:///./agentos.db"
 
 
@@ -53,7 +55,7 @@ class Settings(BaseSettings):
     run_scheduler: bool = True
     # run a worker inside the server process (the demo does; production runs `agentos worker`)
     run_worker: bool = False
-    worker_concurrency: int = Field(default=4, ge=1)
+    worker_concurrency: int = Field(default=tasks.DEFAULT_CONCURRENCY, ge=1)
     # locks: the longest lease and long-poll wait an acquire may ask for
     lock_max_ttl_s: float = Field(default=3600.0, gt=0)
     lock_max_wait_s: float = Field(default=300.0, ge=0)

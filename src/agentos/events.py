@@ -9,6 +9,7 @@ as the last step of a transaction, to keep that lock short.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -68,6 +69,22 @@ class EventIn(BaseModel):
     run_id: Id | None = None
     subject: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     dedup_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+
+@dataclass(slots=True)
+class Draft:
+    """An event AgentOS writes itself (a task's status change): appended like an
+    ``EventIn``, but its fields are trusted, so building one skips validation."""
+
+    type: str
+    source: str
+    payload: dict[str, Any]
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    priority: PriorityName = "normal"
+    run_id: str | None = None
+    subject: str | None = None
+    dedup_key: str | None = None
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~2 µs an event, on every read
@@ -136,7 +153,7 @@ async def append(store: Store, drafts: list[EventIn],
         return await append_in(store, conn, drafts, payloads)
 
 
-async def append_in(store: Store, conn: AsyncConnection, drafts: list[EventIn],
+async def append_in(store: Store, conn: AsyncConnection, drafts: Sequence[EventIn | Draft],
                     payloads: list[str] | None = None) -> list[Appended]:
     """Append within the caller's write transaction (as its last step).
 
@@ -154,7 +171,7 @@ async def append_in(store: Store, conn: AsyncConnection, drafts: list[EventIn],
         earlier = {r.dedup_key: Event.from_row(r) for r in rows}
     # each draft is either earlier[key], or fresh[n] (a repeated key in this
     # batch points at its first draft, marked as a duplicate)
-    fresh: list[EventIn] = []
+    fresh: list[EventIn | Draft] = []
     fresh_payloads: list[str] = []
     plan: list[tuple[Event | None, int, bool]] = []
     first_of_key: dict[str, int] = {}
@@ -174,7 +191,7 @@ async def append_in(store: Store, conn: AsyncConnection, drafts: list[EventIn],
     return [Appended(found or made[n], dup) for found, n, dup in plan]
 
 
-async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn],
+async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn | Draft],
                   payloads: list[str]) -> list[Event]:
     """Number and insert events: the hot path, as named SQL per dialect."""
     now = datetime.now(UTC)

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import events, ids, locks, tasks
 from agentos.errors import Conflict, InvalidInput, NotFound
-from agentos.events import EventIn
+from agentos.events import Draft, EventIn
 from agentos.lifecycle import Status as VersionStatus
 from agentos.store import Store, wait_wakeup
 from agentos.store.columns import utcnow
@@ -79,15 +79,11 @@ class Task:
         return out
 
 
-def task_event(task: Any, kind: str, **payload: Any) -> EventIn:
-    """The ``task.<kind>`` event of a status change (built from trusted values:
-    not validated again, on the hot path)."""
-    return EventIn.model_construct(
-        type=f"task.{kind}", source="queue",
-        payload={"task_id": task.id, "agent": task.agent, **payload}, priority="normal",
-        # under the task in the correlation tree (the task sits under its cause)
-        correlation_id=task.correlation_id, causation_id=task.id, run_id=None, subject=None,
-        dedup_key=None)
+def task_event(task: Any, kind: str, **payload: Any) -> Draft:
+    """The ``task.<kind>`` event of a status change."""
+    return Draft(f"task.{kind}", "queue", {"task_id": task.id, "agent": task.agent, **payload},
+                 # under the task in the correlation tree (the task sits under its cause)
+                 task.correlation_id, task.id)
 
 
 # ------------------------------------------------------------------ submit
@@ -172,8 +168,9 @@ async def submit_in(store: Store, conn: AsyncConnection, items: list[TaskIn],
             t.id.in_([f["id"] for f in fresh])).order_by(t.seq))).all())
         await store.notify(conn, CHANNEL)
     by_id = {r.id: r for r in made}
-    drafts = [*(extra_events or []),
-              *(task_event(by_id[f["id"]], "created", priority=f["priority"]) for f in fresh)]
+    drafts: list[EventIn | Draft] = [
+        *(extra_events or []),
+        *(task_event(by_id[f["id"]], "created", priority=f["priority"]) for f in fresh)]
     if drafts:
         await events.append_in(store, conn, drafts)
     return [(Task(by_id[fresh[x]["id"]] if isinstance(x, int) else x), new) for x, new in plan]
@@ -238,7 +235,9 @@ async def fail(store: Store, task_id: str, attempt: int, error: dict[str, Any],
         if row.cancel_requested:
             outcome = Outcome.CANCELLED
         await _end_attempt(conn, row, now, outcome, error=error, tokens=tokens, cost=cost)
-        drafts = await _release_locks(store, conn, row, now) if release_locks else []
+        drafts: list[EventIn | Draft] = []
+        if release_locks:
+            drafts += await _release_locks(store, conn, row, now)
         drafts += await _after_failure(store, conn, row, now, error, outcome, retryable)
         await events.append_in(store, conn, drafts)
         return Task((await conn.execute(select(table).where(t.id == task_id))).one())
@@ -246,7 +245,7 @@ async def fail(store: Store, task_id: str, attempt: int, error: dict[str, Any],
 
 async def _after_failure(store: Store, conn: AsyncConnection, row: Any, now: datetime,
                          error: dict[str, Any], outcome: Outcome, retryable: bool
-                         ) -> list[EventIn]:
+                         ) -> list[EventIn | Draft]:
     if outcome is Outcome.CANCELLED:
         await conn.execute(update(table).where(t.id == row.id).values(
             status=Status.CANCELLED.value, error=error, lease_expires_at=None,
@@ -278,7 +277,7 @@ async def reap(store: Store, limit: int = 500) -> int:
         lapsed = (await conn.execute(select(table).where(
             t.status == Status.RUNNING.value, t.lease_expires_at < now).limit(limit)
             .with_for_update(skip_locked=True))).all()
-        drafts: list[EventIn] = []
+        drafts: list[EventIn | Draft] = []
         for row in lapsed:
             error = {"type": "lost", "message": f"lease lapsed on worker {row.worker_id}"}
             await _end_attempt(conn, row, now, Outcome.LOST, error=error)

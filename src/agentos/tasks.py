@@ -28,6 +28,8 @@ from agentos.errors import Conflict
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIMEOUT = 300.0  # seconds
 DEFAULT_LEASE = 30.0  # seconds a claim lasts without a heartbeat
+# handlers a worker runs at once: agents mostly wait on LLMs and tools
+DEFAULT_CONCURRENCY = 16
 
 
 class Status(StrEnum):

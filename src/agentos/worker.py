@@ -30,7 +30,7 @@ from agentos import claims, handlers, ids, locks, queue, registry, resources, wo
 from agentos.errors import Conflict, Forbidden, InvalidInput
 from agentos.handlers import Context, HandlerError
 from agentos.store import Store, raise_if_cancelling, wait_wakeup
-from agentos.tasks import DEFAULT_LEASE, Outcome
+from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE, Outcome
 
 log = logging.getLogger("agentos.worker")
 
@@ -58,7 +58,7 @@ class Worker:
     """Runs tasks of ``agents`` (all when None) with up to ``concurrency`` at once."""
 
     def __init__(self, store: Store, *, worker_id: str | None = None,
-                 agents: list[str] | None = None, concurrency: int = 4,
+                 agents: list[str] | None = None, concurrency: int = DEFAULT_CONCURRENCY,
                  lease_s: float = DEFAULT_LEASE, grace: float = 30.0,
                  burst: bool = False, claim_batch: int | None = None,
                  poll_interval: float = POLL_INTERVAL) -> None:
@@ -271,7 +271,7 @@ class Worker:
             return  # handed back to wait in the lock queue
         current = asyncio.current_task()
         assert current is not None
-        ctx = Context(task=task.to_dict(), agent=definition, store=self.store,
+        ctx = Context(claimed=task, agent=definition, store=self.store,
                       heartbeat=lambda: self._beat(row.id, row.attempt, ctx, current),
                       log=logging.LoggerAdapter(log, {"task_id": row.id}),
                       lease_s=self.lease_s, held=held, took_locks=bool(held))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from typing import Annotated
@@ -11,13 +12,15 @@ import typer
 
 from agentos.cli import db, options
 from agentos.cli.serve import configure_logging
+from agentos.tasks import DEFAULT_CONCURRENCY
 
 
 def worker(
     agents: Annotated[str | None, typer.Option(
         help="Comma-separated agent names to serve (default: all).")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=10_000,
-                                             help="Tasks run at once.")] = 4,
+    concurrency: Annotated[int, typer.Option(
+        min=1, max=10_000, help="Tasks run at once (each round trip to the database "
+        "claims for every free slot).")] = DEFAULT_CONCURRENCY,
     worker_id: Annotated[str | None, typer.Option(
         "--id", help="This worker's name (default: host-pid-random).")] = None,
     grace: Annotated[float, typer.Option(
@@ -52,9 +55,14 @@ async def _run(url: str, agents: list[str] | None, concurrency: int, worker_id: 
     from agentos.store import open_store
     from agentos.worker import Worker
 
-    store = open_store(url, pool_size=max(4, concurrency + 2))
+    # handlers share the pool (ctx.emit, ctx.call); more connections than this only
+    # queue in PostgreSQL instead of here
+    store = open_store(url, pool_size=min(max(4, concurrency + 2), 16))
     runner = Worker(store, worker_id=worker_id, agents=agents, concurrency=concurrency,
                     lease_s=lease, grace=grace, burst=burst, poll_interval=poll)
+    # what startup made (modules, the registry's definitions) lives as long as the worker:
+    # keep the collector from walking it again on every full collection
+    gc.freeze()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop)

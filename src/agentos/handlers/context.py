@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from agentos import events, locks, patterns, queue, registry, resources, semver
@@ -79,7 +80,7 @@ class Usage:
 class Context:
     """What a handler gets besides its input."""
 
-    task: dict[str, Any]
+    claimed: queue.Task  # the task as claimed (``task`` is its API form)
     agent: dict[str, Any]  # the agent version's definition
     store: Store
     heartbeat: Callable[[], Awaitable[None]]
@@ -127,6 +128,11 @@ class Context:
             del self.held[resource]
             with contextlib.suppress(Conflict):  # lapsed or taken: nothing left to give back
                 await locks.release(self.store, resource, claim.owner, grant.token)
+
+    @cached_property
+    def task(self) -> dict[str, Any]:
+        """The task as the API shows it (built on first use: most handlers never look)."""
+        return self.claimed.to_dict()
 
     @property
     def config(self) -> dict[str, Any]:

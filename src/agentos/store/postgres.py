@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from agentos.store.base import Store, raise_if_cancelling
+from agentos.store.base import UNCHANGED, Store, raise_if_cancelling
 
 log = logging.getLogger("agentos.store")
 LISTEN_RETRY = 1.0  # seconds between reconnects of the LISTEN connection
@@ -55,6 +55,7 @@ class PostgresStore(Store):
                     yield conn
                 finally:
                     del conn.info["agentos_notified"]
+                    conn.info.pop(UNCHANGED, None)
         except DBAPIError as exc:
             raise self.translate(exc) from exc
         for channel in notified:  # committed: wake this process's listeners now
