@@ -364,14 +364,21 @@ async def list_tasks(store: Store, agent: str | None = None, status: Status | No
 
 
 REAP_INTERVAL = 1.0  # seconds between sweeps for lapsed leases
+STATISTICS_KEPT = ("tasks", "task_attempts")  # tables whose planner statistics the reaper keeps
 
 
 async def run_reaper(store: Store, stop: asyncio.Event | None = None) -> None:
-    """Reclaim lapsed leases until ``stop`` is set (every server and worker runs one)."""
+    """Reclaim lapsed leases until ``stop`` is set (every server and worker runs one).
+
+    It also keeps the planner's statistics of the queue's tables current: a burst
+    of submits between two autovacuum visits (a minute apart) would otherwise leave
+    PostgreSQL believing few tasks wait, and every claim would sort all of them.
+    """
     stop = stop or asyncio.Event()
     while not stop.is_set():
         try:
             await reap(store)
+            await store.refresh_statistics(STATISTICS_KEPT)
         except Exception:
             log.exception("reaping failed", extra={"action": "reap_failed"})
         await wait_wakeup(stop, REAP_INTERVAL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +29,9 @@ class PostgresStore(Store):
             pool_size=self.pool_size,
             max_overflow=self.pool_size,
             pool_recycle=1800,
+            # the most recently used connection first: a worker's hot statements stay
+            # on one warm backend (its plan cache, psycopg's prepared statements)
+            pool_use_lifo=True,
         )
 
     @asynccontextmanager
@@ -61,6 +65,26 @@ class PostgresStore(Store):
         for channel in notified:  # committed: wake this process's listeners now
             self.wake(channel)
 
+    async def refresh_statistics(self, tables: tuple[str, ...]) -> list[str]:
+        # rows changed since the last ANALYZE against the rows it counted: stale when
+        # the change is large (never analyzed counts as 0 rows); the statistics
+        # collector reports changes with a delay of up to a second
+        async with self.read() as conn:
+            stale = [r.relname for r in (await conn.execute(_STALE_STATISTICS,
+                                                            {"tables": list(tables)})).all()]
+            analyzed = []
+            for table in stale:
+                # one process at a time: a second ANALYZE would only wait for the first
+                if (await conn.execute(_TRY_LOCK, {"k": _ANALYZE_KEY})).scalar_one():
+                    try:
+                        await conn.execute(text(f'ANALYZE "{table}"'))
+                        analyzed.append(table)
+                    finally:
+                        await conn.execute(_UNLOCK, {"k": _ANALYZE_KEY})
+        if analyzed:
+            log.info("analyzed %s", ", ".join(analyzed), extra={"action": "analyzed"})
+        return analyzed
+
     async def notify(self, conn: AsyncConnection, channel: str, *, sent: bool = False) -> None:
         if not sent and channel not in conn.info["agentos_notified"]:
             # delivered to every listening process when the transaction commits
@@ -87,6 +111,17 @@ class PostgresStore(Store):
                 await asyncio.sleep(LISTEN_RETRY)
             finally:
                 self.listening.difference_update(channels)
+
+
+STALE_ROWS = 1000  # rows changed since the last ANALYZE before a table counts as stale
+STALE_SHARE = 0.2  # ... and this share of the rows it counted
+_STALE_STATISTICS = text(
+    "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+    "WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables) "
+    f"AND s.n_mod_since_analyze > {STALE_ROWS} + {STALE_SHARE} * greatest(c.reltuples, 0)")
+_ANALYZE_KEY = zlib.crc32(b"agentos.analyze")
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 
 
 def async_url(url: str) -> str:
