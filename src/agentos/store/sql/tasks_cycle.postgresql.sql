@@ -33,7 +33,7 @@ WITH d AS (
     FROM tasks t JOIN agent_versions v ON v.name = t.agent AND v.version = t.agent_version
     WHERE t.status = 'pending' /*agents*/
     ORDER BY t.priority DESC, t.seq
-    LIMIT :n
+    LIMIT /*n*/
     FOR UPDATE OF t SKIP LOCKED
 ), taken AS (
     SELECT p.id FROM picked p
