@@ -137,7 +137,7 @@ async def complete(store: Store, task_id: str, attempt: int, output: dict[str, A
     """End the attempt as succeeded; 409 if it is not the task's running attempt."""
     item = Finished(task_id, attempt, output or {}, tokens, cost, release_locks)
     async with store.write() as conn:
-        done, _ = await _complete_in(store, conn, [item])
+        done, _ = await _complete_in(store, conn, [item], full=True)
         if not done:
             await _refuse(conn, task_id, attempt, "complete")
         drafts = await _release(store, conn, done, [item])
@@ -175,8 +175,6 @@ async def beat_many(store: Store, running: list[tuple[str, int, bool]],
 # -------------------------------------------------------------- statements
 
 
-_COLUMNS = ", ".join(c.name for c in table.c)
-_T_COLUMNS = ", ".join(f"t.{c.name}" for c in table.c)
 _EXTRA = {  # the columns a statement returns after the task's own
     "tasks_claim": (column("promoted", Integer), column("capped", Integer)),
     "tasks_cycle": (column("promoted", Integer), column("capped", Integer), column("done"),
@@ -184,39 +182,47 @@ _EXTRA = {  # the columns a statement returns after the task's own
 }
 
 
-def _named(name: str, dialect: str, agents: bool = False, n: int = 0) -> list[Any]:
+_ENDED = (t.id, t.agent, t.attempt, t.correlation_id, t.finished_at)  # what a round trip needs
+
+
+def _named(name: str, dialect: str, agents: bool = False, n: int = 0,
+           narrow: bool = False) -> list[Any]:
     """The named statements, columns filled in, typed so rows come back as the table's.
 
     A claim's size is written into the text (``/*n*/``), not sent as a parameter:
     with ``LIMIT $1`` PostgreSQL's generic plan assumes a large limit, so it would
     plan the statement again on every execution (about a millisecond of its CPU per
     round trip); with the number in the text each size gets one cached plan.
+    ``narrow``: a statement returns only the columns of ``_ENDED``.
     """
+    returned = _ENDED if narrow else tuple(table.c)
+    prefix = "t." if dialect == "postgresql" else ""
     agent_filter = {"postgresql": "AND t.agent = ANY(:agents)",
                     "sqlite": "AND t.agent IN (SELECT value FROM json_each(:agents))"}
     out = []
     for statement in sql.statements(name, dialect):
         returns = "RETURNING /*columns*/" in statement
         statement = (statement.replace("/*columns*/",
-                                       _T_COLUMNS if dialect == "postgresql" else _COLUMNS)
+                                       ", ".join(prefix + c.name for c in returned))
                      .replace("/*agents*/", agent_filter[dialect] if agents else "")
                      .replace("/*n*/", str(int(n))))
         clause = text(statement)
         if dialect == "postgresql" and name in _EXTRA:
             clause = clause.columns(*table.c, *_EXTRA[name])  # type: ignore[assignment]
         elif returns:
-            clause = clause.columns(*table.c)  # type: ignore[assignment]
+            clause = clause.columns(*returned)  # type: ignore[assignment]
         out.append(clause)
     return out
 
 
-_STATEMENTS: dict[tuple[str, str, bool, int], list[Any]] = {}
+_STATEMENTS: dict[tuple[str, str, bool, int, bool], list[Any]] = {}
 
 
-def _statements(store: Store, name: str, agents: bool = False, n: int = 0) -> list[Any]:
-    key = (name, store.dialect, agents, n)
+def _statements(store: Store, name: str, agents: bool = False, n: int = 0,
+                narrow: bool = False) -> list[Any]:
+    key = (name, store.dialect, agents, n, narrow)
     if key not in _STATEMENTS:
-        _STATEMENTS[key] = _named(name, store.dialect, agents, n)
+        _STATEMENTS[key] = _named(name, store.dialect, agents, n, narrow)
     return _STATEMENTS[key]
 
 
@@ -232,15 +238,16 @@ def _json(value: Any) -> str:
 # ---------------------------------------------------------------- complete
 
 
-async def _complete_in(store: Store, conn: AsyncConnection, finished: list[Finished]
-                       ) -> tuple[list[Any], list[Finished]]:
-    """End the current ones of ``finished`` as succeeded: (their rows, the stale ones)."""
+async def _complete_in(store: Store, conn: AsyncConnection, finished: list[Finished],
+                       full: bool = False) -> tuple[list[Any], list[Finished]]:
+    """End the current ones of ``finished`` as succeeded: (their rows, the stale ones).
+    The rows have the columns of ``_ENDED``, or all of them when ``full``."""
     batch = _json([_item(f) for f in finished])
     if store.dialect == "postgresql":
-        [stmt] = _statements(store, "tasks_complete")
+        [stmt] = _statements(store, "tasks_complete", narrow=not full)
         done = list((await conn.execute(stmt, {"batch": batch})).all())
     else:
-        tasks_stmt, attempts_stmt = _statements(store, "tasks_complete")
+        tasks_stmt, attempts_stmt = _statements(store, "tasks_complete", narrow=not full)
         now = _stamp(datetime.now(UTC))
         done = list((await conn.execute(tasks_stmt, {"batch": batch, "now": now})).all())
         if len(done) < len(finished):  # only the current ones' execution records
