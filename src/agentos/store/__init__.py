@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from agentos.errors import InvalidInput
-from agentos.store import postgres, sqlite
+from agentos.store import sqlite
 from agentos.store.base import Store, raise_if_cancelling, wait_wakeup
-from agentos.store.postgres import PostgresStore
 from agentos.store.sqlite import SqliteStore
+
+# agentos.store.postgres (psycopg, SQLAlchemy's asyncio layer: ~0.3 s) is imported only
+# for a PostgreSQL URL, so a SQLite process starts without it
 
 __all__ = ["Store", "dialect_of", "open_store", "raise_if_cancelling", "sync_url",
            "wait_wakeup"]
@@ -25,10 +27,17 @@ def dialect_of(url: str) -> str:
 
 
 def open_store(url: str, *, pool_size: int = 10) -> Store:
-    backend = SqliteStore if dialect_of(url) == "sqlite" else PostgresStore
-    return backend(url, pool_size=pool_size)
+    if dialect_of(url) == "sqlite":
+        return SqliteStore(url, pool_size=pool_size)
+    from agentos.store.postgres import PostgresStore
+
+    return PostgresStore(url, pool_size=pool_size)
 
 
 def sync_url(url: str) -> str:
     """The URL for a synchronous engine (migrations, backups)."""
-    return sqlite.sync_url(url) if dialect_of(url) == "sqlite" else postgres.sync_url(url)
+    if dialect_of(url) == "sqlite":
+        return sqlite.sync_url(url)
+    from agentos.store import postgres
+
+    return postgres.sync_url(url)

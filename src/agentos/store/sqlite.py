@@ -31,6 +31,7 @@ SPIN_LIMIT = 0.0008  # seconds: pauses double up to this (2.4 ms in all), then y
 # it): a queue rewrites the same pages constantly, so a longer WAL copies each fewer
 # times (SQLite's default is 1,000 pages, 4 MB)
 WAL_AUTOCHECKPOINT = 8000
+MMAP_BYTES = 256 * 1024 * 1024
 WRITE_LOCK_TIMEOUT = 30.0  # seconds to wait for another process's write to end
 
 
@@ -145,6 +146,9 @@ def _on_connect(dbapi_conn: Any, record: Any) -> None:
     # NORMAL in WAL mode survives any process crash (SIGKILL); only an OS
     # crash or power loss can lose the last commits.
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # pages read through a memory map, not a read() each: a writer's cache is emptied
+    # whenever another process wrote, and reloading it was a syscall a page
+    cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     # LIKE must be case-sensitive, as it is on PostgreSQL (type globs compile to LIKE)
     cursor.execute("PRAGMA case_sensitive_like=ON")
