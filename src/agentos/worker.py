@@ -82,6 +82,7 @@ class Worker:
     def stop(self) -> None:
         """Stop claiming; running tasks get ``grace`` seconds to finish."""
         self._stopping.set()
+        self._wakeup.set()  # the loop sees it at once
 
     async def run(self) -> None:
         log.info("worker %s started (agents=%s, concurrency=%d)", self.id,
@@ -104,7 +105,7 @@ class Worker:
                 free = self.concurrency - len(self._running)
                 if free <= 0:
                     self._wakeup.clear()
-                    await self._wait(self._wakeup, self.poll_interval)
+                    await wait_wakeup(self._wakeup, self.poll_interval)
                     continue
                 await self._linger()
                 free = self.concurrency - len(self._running)
@@ -112,7 +113,7 @@ class Worker:
                 if not await self._cycle(min(free, self.claim_batch)):
                     if self.burst and not self._running and not self._finished:
                         break
-                    await self._wait(self._wakeup, self.poll_interval)
+                    await wait_wakeup(self._wakeup, self.poll_interval)
             await self._drain()
         finally:
             self._stopping.set()  # the reaper and sweeper end at their next checkpoint
@@ -148,6 +149,7 @@ class Worker:
         them all (a no-op handler ends within a turn or two of the event loop)."""
         if not self._finished or not self._running:
             return
+        await asyncio.sleep(0)  # one turn: handlers that are ready end in it
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LINGER
         target = max(1, self.claim_batch // 2)
@@ -192,13 +194,6 @@ class Worker:
             except Exception:
                 log.exception("presence update failed", extra={"action": "presence_failed"})
 
-    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
-        stop = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await wait_wakeup_any(event, stop, timeout)
-        finally:
-            stop.cancel()
-
     async def _drain(self) -> None:
         if self._running:
             log.info("finishing %d running tasks (grace %.0fs)", len(self._running),
@@ -217,6 +212,9 @@ class Worker:
         """The version's definition and handler: read once, however many of its tasks
         start at once (published versions never change: cached for good)."""
         key = (agent, version)
+        ready = self._prepared.get(key)
+        if ready is not None and ready.done() and not ready.cancelled() and not ready.exception():
+            return ready.result()  # the usual case: no waiting, no shield
         if key not in self._prepared:
             self._prepared[key] = asyncio.ensure_future(self._load(agent, version))
         try:
@@ -356,13 +354,3 @@ def _used(ctx: Context) -> dict[str, Any]:
 def _error(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": str(exc),
             "traceback": "".join(traceback.format_exception(exc))[-20_000:]}
-
-
-async def wait_wakeup_any(event: asyncio.Event, stop: asyncio.Future[Any],
-                          timeout: float) -> None:
-    """Wait for ``event``, ``stop`` or ``timeout``, whichever comes first."""
-    waiter = asyncio.ensure_future(wait_wakeup(event, timeout))
-    try:
-        await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
