@@ -67,7 +67,7 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
     """Record ``finished`` and claim up to ``limit`` tasks, in one transaction
     (on PostgreSQL one statement, when no finished attempt may hold a lock)."""
     if not 0 <= limit <= MAX_CLAIM:
-        raise InvalidInput(f"limit must be between 1 and {MAX_CLAIM}", code="bad_limit")
+        raise InvalidInput(f"limit must be between 0 and {MAX_CLAIM}", code="bad_limit")
     if store.dialect == "postgresql" and not any(f.took_locks for f in finished):
         return await _cycle_pg(store, worker_id, finished, agents, limit, lease_s)
     out = Cycle()
@@ -120,6 +120,7 @@ async def _cycle_pg(store: Store, worker_id: str, finished: list[Finished],
             else:
                 store.nothing_changed(conn)
         out.claimed += [Task(r) for r in more]
+    out.claimed.sort(key=lambda task: (-task.row.priority, task.row.seq))  # claim order
     return out
 
 
