@@ -93,7 +93,7 @@ async def _cycle_pg(store: Store, worker_id: str, finished: list[Finished],
                     agents: list[str] | None, limit: int, lease_s: float) -> Cycle:
     """``cycle`` in one round trip (``tasks_cycle``); a claim it leaves short is
     finished in a transaction of its own."""
-    [stmt] = _statements(store, "tasks_cycle", bool(agents), limit)
+    [stmt] = _statements(store, "tasks_cycle", bool(agents), limit, narrow=True)
     params: dict[str, Any] = {
         "batch": _json([_item(f) for f in finished]), "worker_id": worker_id,
         "lease_s": lease_s, "event_rank": int(events.Priority.NORMAL),
@@ -194,24 +194,28 @@ def _named(name: str, dialect: str, agents: bool = False, n: int = 0,
     with ``LIMIT $1`` PostgreSQL's generic plan assumes a large limit, so it would
     plan the statement again on every execution (about a millisecond of its CPU per
     round trip); with the number in the text each size gets one cached plan.
-    ``narrow``: a statement returns only the columns of ``_ENDED``.
+    ``narrow``: the attempts a statement ends come back with the columns of ``_ENDED``
+    only (a round trip's cycle always asks for that).
     """
-    returned = _ENDED if narrow else tuple(table.c)
+    ended = _ENDED if narrow else tuple(table.c)
     prefix = "t." if dialect == "postgresql" else ""
     agent_filter = {"postgresql": "AND t.agent = ANY(:agents)",
                     "sqlite": "AND t.agent IN (SELECT value FROM json_each(:agents))"}
     out = []
     for statement in sql.statements(name, dialect):
-        returns = "RETURNING /*columns*/" in statement
-        statement = (statement.replace("/*columns*/",
-                                       ", ".join(prefix + c.name for c in returned))
+        # the claimed rows come back whole, the ended ones as asked
+        returns = (tuple(table.c) if "RETURNING /*columns*/" in statement
+                   else ended if "RETURNING /*ended columns*/" in statement else None)
+        statement = (statement
+                     .replace("/*ended columns*/", ", ".join(prefix + c.name for c in ended))
+                     .replace("/*columns*/", ", ".join(prefix + c.name for c in table.c))
                      .replace("/*agents*/", agent_filter[dialect] if agents else "")
                      .replace("/*n*/", str(int(n))))
         clause = text(statement)
         if dialect == "postgresql" and name in _EXTRA:
             clause = clause.columns(*table.c, *_EXTRA[name])  # type: ignore[assignment]
         elif returns:
-            clause = clause.columns(*returned)  # type: ignore[assignment]
+            clause = clause.columns(*returns)  # type: ignore[assignment]
         out.append(clause)
     return out
 

@@ -1,39 +1,6 @@
--- claim up to :n ready tasks in one round trip: most urgent first, then oldest (the
--- claim-order index), skipping rows another claimer holds (FOR UPDATE SKIP LOCKED)
-WITH promoted AS (
-    -- scheduled tasks whose time has come become ready; this statement's snapshot
-    -- predates them, so the caller claims again when it still has room
-    UPDATE tasks SET status = 'pending', updated_at = statement_timestamp()
-    WHERE id IN (SELECT id FROM tasks
-                 WHERE status = 'scheduled' AND run_at <= statement_timestamp()
-                 ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
-    RETURNING 1
-), picked AS (
-    SELECT t.id, t.priority, t.seq,
-           coalesce(jsonb_typeof(v.definition -> 'limits' -> 'concurrency') = 'number',
-                    false) AS capped
-    FROM tasks t JOIN agent_versions v ON v.name = t.agent AND v.version = t.agent_version
-    WHERE t.status = 'pending' /*agents*/
-    ORDER BY t.priority DESC, t.seq
-    LIMIT /*n*/
-    FOR UPDATE OF t SKIP LOCKED
-), taken AS (
-    -- an agent with limits.concurrency needs its running tasks counted under its
-    -- claim lock: this statement takes only the rows before the first such one and
-    -- leaves the rest to the caller
-    SELECT p.id FROM picked p
-    WHERE NOT EXISTS (SELECT 1 FROM picked c
-                      WHERE c.capped AND (c.priority, -c.seq) >= (p.priority, -p.seq))
-), claimed AS (
-    UPDATE tasks t SET status = 'running', attempt = t.attempt + 1, worker_id = :worker_id,
-        lease_expires_at = statement_timestamp() + make_interval(secs => :lease_s),
-        updated_at = statement_timestamp()
-    FROM taken WHERE t.id = taken.id
-    RETURNING /*columns*/
-), started AS (
-    INSERT INTO task_attempts (task_id, number, worker_id, outcome, started_at)
-    SELECT id, attempt, :worker_id, 'running', statement_timestamp() FROM claimed
-)
+-- claim up to /*n*/ ready tasks in one round trip (tasks_taken); one row even when none
+-- is claimed, with how many scheduled tasks it promoted and capped agents' tasks it met
+WITH /*include tasks_taken*/
 SELECT c.*, k.promoted, k.capped
 FROM (SELECT (SELECT count(*) FROM promoted) AS promoted,
              (SELECT count(*) FROM picked WHERE capped) AS capped) AS k

@@ -5,7 +5,7 @@ UPDATE tasks SET status = 'succeeded', output = coalesce(d.output, '{}'), error 
 FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value -> 'output' AS output
       FROM json_each(:batch)) AS d
 WHERE tasks.id = d.id AND tasks.attempt = d.attempt AND tasks.status = 'running'
-RETURNING /*columns*/;
+RETURNING /*ended columns*/;
 -- the execution records of the ones that were current
 UPDATE task_attempts SET outcome = 'succeeded', ended_at = :now,
     duration_ms = (julianday(:now) - julianday(started_at)) * 86400000.0,

@@ -1,54 +1,12 @@
 -- a worker's round trip as one statement (run in autocommit: one round trip in all):
 -- end the attempts it finished as succeeded (fenced: only a task's running attempt
--- counts), claim up to :n ready tasks as tasks_claim does, and append the
+-- counts: tasks_ended), claim up to /*n*/ ready tasks (tasks_taken), and append the
 -- task.succeeded and task.started events of both, numbered under the event log's
 -- head row as events_append does. Used when no finished attempt may hold a lock;
 -- when it leaves a claim short (a capped agent's task, or scheduled tasks it
 -- promoted) the caller claims the rest in a transaction of its own.
-WITH d AS (
-    SELECT * FROM jsonb_to_recordset(CAST(:batch AS jsonb))
-        AS d(id text, attempt int, output jsonb, tokens jsonb, cost float8)
-), done AS (
-    UPDATE tasks t SET status = 'succeeded', output = coalesce(d.output, '{}'), error = NULL,
-        lease_expires_at = NULL, finished_at = statement_timestamp(),
-        updated_at = statement_timestamp()
-    FROM d WHERE t.id = d.id AND t.attempt = d.attempt AND t.status = 'running'
-    RETURNING t.id, t.agent, t.attempt, t.correlation_id
-), ended AS (
-    UPDATE task_attempts a SET outcome = 'succeeded', ended_at = statement_timestamp(),
-        duration_ms = extract(epoch FROM statement_timestamp() - a.started_at) * 1000,
-        tokens = d.tokens, cost = d.cost
-    FROM done JOIN d ON d.id = done.id
-    WHERE a.task_id = done.id AND a.number = done.attempt
-), promoted AS (
-    UPDATE tasks SET status = 'pending', updated_at = statement_timestamp()
-    WHERE id IN (SELECT id FROM tasks
-                 WHERE status = 'scheduled' AND run_at <= statement_timestamp()
-                 ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
-    RETURNING 1
-), picked AS (
-    SELECT t.id, t.priority, t.seq,
-           coalesce(jsonb_typeof(v.definition -> 'limits' -> 'concurrency') = 'number',
-                    false) AS capped
-    FROM tasks t JOIN agent_versions v ON v.name = t.agent AND v.version = t.agent_version
-    WHERE t.status = 'pending' /*agents*/
-    ORDER BY t.priority DESC, t.seq
-    LIMIT /*n*/
-    FOR UPDATE OF t SKIP LOCKED
-), taken AS (
-    SELECT p.id FROM picked p
-    WHERE NOT EXISTS (SELECT 1 FROM picked c
-                      WHERE c.capped AND (c.priority, -c.seq) >= (p.priority, -p.seq))
-), claimed AS (
-    UPDATE tasks t SET status = 'running', attempt = t.attempt + 1, worker_id = :worker_id,
-        lease_expires_at = statement_timestamp() + make_interval(secs => :lease_s),
-        updated_at = statement_timestamp()
-    FROM taken WHERE t.id = taken.id
-    RETURNING /*columns*/
-), started AS (
-    INSERT INTO task_attempts (task_id, number, worker_id, outcome, started_at)
-    SELECT id, attempt, :worker_id, 'running', statement_timestamp() FROM claimed
-), news AS (
+WITH /*include tasks_ended*/,
+/*include tasks_taken*/, news AS (
     -- the events, in order: the ended attempts', then the claimed ones' in claim order
     SELECT row_number() OVER (ORDER BY x.k, x.priority DESC, x.seq, x.id) AS ord,
            count(*) OVER () AS total, x.*
