@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, and_, column, func, insert, select, text, update
+from sqlalchemy import Integer, and_, column, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import events, ids, locks, tasks
@@ -35,9 +35,10 @@ from agentos.events import Draft, EventIn
 from agentos.queue import Task, limits_of, task_event
 from agentos.store import Store, sql
 from agentos.store.columns import utcnow
-from agentos.store.tables import agent_versions, task_attempts
+from agentos.store.sqlite import reader
+from agentos.store.tables import agent_versions
 from agentos.store.tables import tasks as table
-from agentos.tasks import Outcome, Status
+from agentos.tasks import Status
 
 MAX_CLAIM = 1000
 t = table.c
@@ -68,8 +69,20 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
     (on PostgreSQL one statement, when no finished attempt may hold a lock)."""
     if not 0 <= limit <= MAX_CLAIM:
         raise InvalidInput(f"limit must be between 0 and {MAX_CLAIM}", code="bad_limit")
-    if store.dialect == "postgresql" and not any(f.took_locks for f in finished):
-        return await _cycle_pg(store, worker_id, finished, agents, limit, lease_s)
+    if not any(f.took_locks for f in finished):
+        if store.dialect == "postgresql":
+            return await _cycle_pg(store, worker_id, finished, agents, limit, lease_s)
+        async with store.driver() as db:
+            if db is not None:
+                out, short = _cycle_sqlite(store, db, worker_id, finished, agents, limit,
+                                           lease_s)
+        if db is not None:
+            if out.claimed or len(out.stale) < len(finished):
+                store.wake(events.CHANNEL)  # committed: this process's listeners too
+            if short:
+                out.claimed += await _claim_rest(store, worker_id, agents,
+                                                 limit - len(out.claimed), lease_s)
+            return out
     out = Cycle()
     async with store.write() as conn:
         drafts: list[EventIn | Draft] = []
@@ -95,33 +108,101 @@ async def _cycle_pg(store: Store, worker_id: str, finished: list[Finished],
     finished in a transaction of its own."""
     [stmt] = _statements(store, "tasks_cycle", bool(agents), limit, narrow=True)
     params: dict[str, Any] = {
-        "batch": _json([_item(f) for f in finished]), "worker_id": worker_id,
+        "batch": _json([_item(f) for f in finished]), "ids": [f.task_id for f in finished],
+        "worker_id": worker_id,
         "lease_s": lease_s, "event_rank": int(events.Priority.NORMAL),
         "event_ids": _json(ids.uuid7_many(len(finished) + limit))}
     if agents:
         params["agents"] = list(agents)
-    async with store.statement() as conn:
-        rows = (await conn.execute(stmt, params)).all()
+    async with store.driver() as driver:
+        if driver is not None:
+            [query] = _statements(store, "tasks_cycle", bool(agents), limit, narrow=True,
+                                  driver=True)
+            rows = await (await driver.execute(query, params, prepare=True)).fetchall()
+    if driver is not None:
         if rows[0].notified:
-            await store.notify(conn, events.CHANNEL, sent=True)
-        else:
-            store.nothing_changed(conn)  # an empty poll is not worth an audit row
+            store.wake(events.CHANNEL)  # committed: this process's listeners too
+    else:
+        async with store.statement() as conn:
+            rows = (await conn.execute(stmt, params)).all()
+            if rows[0].notified:
+                await store.notify(conn, events.CHANNEL, sent=True)
+            else:
+                store.nothing_changed(conn)  # an empty poll is not worth an audit row
     head = rows[0]
     current = {(task_id, attempt) for task_id, attempt in head.done}
     out = Cycle([Task(r) for r in rows if r.id is not None],
                 [f for f in finished if (f.task_id, f.attempt) not in current])
     if (head.capped or head.promoted) and len(out.claimed) < limit:
-        async with store.write() as conn:
-            more = await _claim_in(store, conn, worker_id, agents, limit - len(out.claimed),
-                                   lease_s)
-            if more:
-                await events.append_in(store, conn, [task_event(
-                    r, "started", attempt=r.attempt, worker_id=worker_id) for r in more])
-            else:
-                store.nothing_changed(conn)
-        out.claimed += [Task(r) for r in more]
+        out.claimed += await _claim_rest(store, worker_id, agents, limit - len(out.claimed),
+                                         lease_s)
     out.claimed.sort(key=lambda task: (-task.row.priority, task.row.seq))  # claim order
     return out
+
+
+def _cycle_sqlite(store: Store, db: Any, worker_id: str, finished: list[Finished],
+                  agents: list[str] | None, limit: int, lease_s: float
+                  ) -> tuple[Cycle, bool]:
+    """``cycle`` on SQLite's own connection, in ``Store.driver()``'s write transaction:
+    the same named statements, without a layer between them and SQLite while every
+    other writer waits. Returns the cycle and whether the claim stopped at a capped
+    agent's task (the caller claims the rest: ``_claim_rest``)."""
+    out = Cycle()
+    moment = datetime.now(UTC)
+    now = _stamp(moment)
+    drafts: list[EventIn | Draft] = []
+    if finished:
+        end, record = _statements(store, "tasks_complete", narrow=True, driver=True)
+        batch = _json([_item(f) for f in finished])
+        done = [_read_ended(r) for r in db.execute(end, {"batch": batch, "now": now})]
+        current = {(r.id, r.attempt) for r in done}
+        out.stale = [f for f in finished if (f.task_id, f.attempt) not in current]
+        if done:
+            if out.stale:  # only the current ones' execution records
+                batch = _json([_item(f) for f in finished if (f.task_id, f.attempt) in current])
+            db.execute(record, {"batch": batch, "now": now})
+            order = {f.task_id: n for n, f in enumerate(finished)}
+            done.sort(key=lambda r: order[r.id])
+            drafts += [task_event(r, "succeeded", attempt=r.attempt) for r in done]
+    short = False
+    if limit:
+        promote, pick, take = _statements(store, "tasks_claim", bool(agents), driver=True)
+        params: dict[str, Any] = {"now": now, "n": limit}
+        if agents:
+            params["agents"] = _json(list(agents))
+        db.execute(promote, params)
+        taken = []
+        for task_id, _, _, capped in db.execute(pick, params).fetchall():
+            if capped:  # counted under the claim's rules: left to _claim_rest
+                short = True
+                break
+            taken.append(task_id)
+        if taken:
+            params.update(ids=_json(taken), worker_id=worker_id,
+                          lease=_stamp(moment + timedelta(seconds=lease_s)))
+            claimed = [_read_task(r) for r in db.execute(take, params)]
+            claimed.sort(key=lambda r: (-r.priority, r.seq))
+            drafts += [task_event(r, "started", attempt=r.attempt, worker_id=worker_id)
+                       for r in claimed]
+            out.claimed = [Task(r) for r in claimed]
+    if drafts:
+        events.insert_sqlite(db, drafts, [events.dump_json(d.payload) for d in drafts],
+                             ids.uuid7_many(len(drafts)), moment)
+    return out, short
+
+
+async def _claim_rest(store: Store, worker_id: str, agents: list[str] | None, limit: int,
+                      lease_s: float) -> list[Task]:
+    """The rest of a claim that a one-step round trip left short (a capped agent's
+    task, or scheduled tasks it promoted), in a transaction of its own."""
+    async with store.write() as conn:
+        more = await _claim_in(store, conn, worker_id, agents, limit, lease_s)
+        if more:
+            await events.append_in(store, conn, [task_event(
+                r, "started", attempt=r.attempt, worker_id=worker_id) for r in more])
+        else:
+            store.nothing_changed(conn)
+    return [Task(r) for r in more]
 
 
 async def claim(store: Store, worker_id: str, agents: list[str] | None = None,
@@ -183,12 +264,17 @@ _EXTRA = {  # the columns a statement returns after the task's own
 }
 
 
-_ENDED = (t.id, t.agent, t.attempt, t.correlation_id, t.finished_at)  # what a round trip needs
+# what a round trip needs of the attempts it ends (and their execution records)
+_ENDED = (t.id, t.agent, t.attempt, t.correlation_id, t.worker_id, t.started_at, t.finished_at)
+# rows of SQLite's own connection as SQLAlchemy would give them
+_read_task = reader(list(table.c))
+_read_ended = reader(list(_ENDED))
 
 
 def _named(name: str, dialect: str, agents: bool = False, n: int = 0,
-           narrow: bool = False) -> list[Any]:
-    """The named statements, columns filled in, typed so rows come back as the table's.
+           narrow: bool = False, driver: bool = False) -> list[Any]:
+    """The named statements, columns filled in, typed so rows come back as the table's
+    (``driver``: as text for ``Store.driver()``, whose rows are named tuples).
 
     A claim's size is written into the text (``/*n*/``), not sent as a parameter:
     with ``LIMIT $1`` PostgreSQL's generic plan assumes a large limit, so it would
@@ -201,7 +287,7 @@ def _named(name: str, dialect: str, agents: bool = False, n: int = 0,
     prefix = "t." if dialect == "postgresql" else ""
     agent_filter = {"postgresql": "AND t.agent = ANY(:agents)",
                     "sqlite": "AND t.agent IN (SELECT value FROM json_each(:agents))"}
-    out = []
+    out: list[Any] = []
     for statement in sql.statements(name, dialect):
         # the claimed rows come back whole, the ended ones as asked
         returns = (tuple(table.c) if "RETURNING /*columns*/" in statement
@@ -211,6 +297,9 @@ def _named(name: str, dialect: str, agents: bool = False, n: int = 0,
                      .replace("/*columns*/", ", ".join(prefix + c.name for c in table.c))
                      .replace("/*agents*/", agent_filter[dialect] if agents else "")
                      .replace("/*n*/", str(int(n))))
+        if driver:  # sqlite3 takes :name parameters as they are
+            out.append(sql.for_driver(statement) if dialect == "postgresql" else statement)
+            continue
         clause = text(statement)
         if dialect == "postgresql" and name in _EXTRA:
             clause = clause.columns(*table.c, *_EXTRA[name])  # type: ignore[assignment]
@@ -220,14 +309,14 @@ def _named(name: str, dialect: str, agents: bool = False, n: int = 0,
     return out
 
 
-_STATEMENTS: dict[tuple[str, str, bool, int, bool], list[Any]] = {}
+_STATEMENTS: dict[tuple[str, str, bool, int, bool, bool], list[Any]] = {}
 
 
 def _statements(store: Store, name: str, agents: bool = False, n: int = 0,
-                narrow: bool = False) -> list[Any]:
-    key = (name, store.dialect, agents, n, narrow)
+                narrow: bool = False, driver: bool = False) -> list[Any]:
+    key = (name, store.dialect, agents, n, narrow, driver)
     if key not in _STATEMENTS:
-        _STATEMENTS[key] = _named(name, store.dialect, agents, n, narrow)
+        _STATEMENTS[key] = _named(name, store.dialect, agents, n, narrow, driver)
     return _STATEMENTS[key]
 
 
@@ -250,7 +339,8 @@ async def _complete_in(store: Store, conn: AsyncConnection, finished: list[Finis
     batch = _json([_item(f) for f in finished])
     if store.dialect == "postgresql":
         [stmt] = _statements(store, "tasks_complete", narrow=not full)
-        done = list((await conn.execute(stmt, {"batch": batch})).all())
+        done = list((await conn.execute(stmt, {"batch": batch,
+                                               "ids": [f.task_id for f in finished]})).all())
     else:
         tasks_stmt, attempts_stmt = _statements(store, "tasks_complete", narrow=not full)
         now = _stamp(datetime.now(UTC))
@@ -360,7 +450,7 @@ async def _claim_pg(store: Store, conn: AsyncConnection, worker_id: str,
 async def _claim_sqlite(store: Store, conn: AsyncConnection, worker_id: str,
                         agents: list[str] | None, limit: int, lease_s: float
                         ) -> tuple[list[Any], bool]:
-    promote, pick, take, start = _statements(store, "tasks_claim", bool(agents))
+    promote, pick, take = _statements(store, "tasks_claim", bool(agents))
     now = datetime.now(UTC)
     params: dict[str, Any] = {"now": _stamp(now), "n": limit}
     if agents:
@@ -378,7 +468,6 @@ async def _claim_sqlite(store: Store, conn: AsyncConnection, worker_id: str,
     params.update(ids=_json(taken), worker_id=worker_id,
                   lease=_stamp(now + timedelta(seconds=lease_s)))
     claimed = list((await conn.execute(take, params)).all())
-    await conn.execute(start, params)
     return claimed, capped
 
 
@@ -386,15 +475,11 @@ async def _take(conn: AsyncConnection, ids: list[str], worker_id: str,
                 lease_s: float) -> list[Any]:
     """Claim the chosen rows (the capped agents' path)."""
     now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
-    claimed = list((await conn.execute(
+    return list((await conn.execute(
         update(table).where(t.id.in_(ids)).values(
             status=Status.RUNNING.value, attempt=t.attempt + 1, worker_id=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
+            lease_expires_at=now + timedelta(seconds=lease_s), started_at=now, updated_at=now)
         .returning(*table.c))).all())
-    await conn.execute(insert(task_attempts), [
-        {"task_id": r.id, "number": r.attempt, "worker_id": worker_id,
-         "outcome": Outcome.RUNNING.value, "started_at": now} for r in claimed])
-    return claimed
 
 
 async def _lock_agent(store: Store, conn: AsyncConnection, agent: str, wait: bool) -> bool:

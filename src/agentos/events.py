@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,7 @@ from agentos import ids as ids_
 from agentos import patterns
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
 from agentos.store import Store, sql
+from agentos.store.sqlite import SqliteConnection
 from agentos.store.tables import event_log_head, events, route_queue
 from agentos.store.tables import tasks as tasks_table
 from agentos.tasks import Status as TaskStatus
@@ -206,19 +207,27 @@ async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn | Dra
             "n": len(fresh), "batch": batch.decode(), "created_at": now})).scalar_one()
         await store.notify(conn, CHANNEL, sent=True)
     else:
-        last = (await conn.exec_driver_sql(_SQLITE_TAKE_SEQS, (len(fresh),))).scalar_one()
-        first = last - len(fresh) + 1
-        stamp = now.replace(tzinfo=None).isoformat(" ", "microseconds")
-        await conn.exec_driver_sql(sql.query("events_append", "sqlite"), [
-            (first + n, i, d.type, d.source, p, _RANK[d.priority], d.correlation_id or i,
-             d.causation_id, d.run_id, d.subject, d.dedup_key, stamp)
-            for n, (d, i, p) in enumerate(zip(fresh, ids, payloads, strict=True))])
-        await conn.exec_driver_sql(_SQLITE_QUEUE, [(_RANK[d.priority], first + n)
-                                                   for n, d in enumerate(fresh)])
+        first = insert_sqlite(cast(SqliteConnection, conn).driver(), fresh, payloads, ids, now)
         await store.notify(conn, CHANNEL)
     return [Event(first + n, i, d.type, d.source, d.payload, _PRIORITY[d.priority],
                   d.correlation_id or i, d.causation_id, d.run_id, d.subject, d.dedup_key, now)
             for n, (d, i) in enumerate(zip(fresh, ids, strict=True))]
+
+
+def insert_sqlite(db: Any, fresh: Sequence[EventIn | Draft], payloads: list[str],
+                  ids: list[str], now: datetime) -> int:
+    """Number and insert events with SQLite's own connection ``db``, inside its write
+    transaction (the caller wakes this process's listeners once it commits); returns
+    the first sequence number."""
+    (last,) = db.execute(_SQLITE_TAKE_SEQS, (len(fresh),)).fetchone()
+    first: int = last - len(fresh) + 1
+    stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    db.executemany(sql.query("events_append", "sqlite"), [
+        (first + n, i, d.type, d.source, p, _RANK[d.priority], d.correlation_id or i,
+         d.causation_id, d.run_id, d.subject, d.dedup_key, stamp)
+        for n, (d, i, p) in enumerate(zip(fresh, ids, payloads, strict=True))])
+    db.executemany(_SQLITE_QUEUE, [(_RANK[d.priority], first + n) for n, d in enumerate(fresh)])
+    return first
 
 
 _SQLITE_TAKE_SEQS = (

@@ -41,6 +41,22 @@ a = task_attempts.c
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """An execution record as ``task_attempts`` holds it (the running one is built from
+    its task's row)."""
+
+    number: int
+    worker_id: str | None
+    outcome: str
+    started_at: datetime | None
+    ended_at: datetime | None = None
+    duration_ms: float | None = None
+    error: dict[str, Any] | None = None
+    tokens: Any = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
 class Task:
     row: Any
     attempts: tuple[Any, ...] = ()
@@ -64,7 +80,8 @@ class Task:
             "input": r.input, "priority": r.priority, "status": r.status,
             "attempt": r.attempt, "max_retries": r.max_retries, "timeout_s": r.timeout_s,
             "run_at": iso(r.run_at), "lease_expires_at": iso(r.lease_expires_at),
-            "worker_id": r.worker_id, "cancel_requested": r.cancel_requested,
+            "worker_id": r.worker_id, "started_at": iso(r.started_at),
+            "cancel_requested": r.cancel_requested,
             "idempotency_key": r.idempotency_key, "correlation_id": r.correlation_id,
             "causation_id": r.causation_id, "output": r.output, "error": r.error,
             "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
@@ -206,11 +223,11 @@ async def _current(conn: AsyncConnection, task_id: str, attempt: int, action: st
 async def _end_attempt(conn: AsyncConnection, row: Any, now: datetime, outcome: Outcome,
                        error: dict[str, Any] | None = None, tokens: Any = None,
                        cost: float | None = None) -> None:
-    started = (await conn.execute(select(a.started_at).where(
-        a.task_id == row.id, a.number == row.attempt))).scalar_one()
-    await conn.execute(update(task_attempts).where(
-        a.task_id == row.id, a.number == row.attempt).values(
-        outcome=outcome.value, ended_at=now, error=error, tokens=tokens, cost=cost,
+    """Write the execution record of ``row``'s running attempt, which ends now."""
+    started = row.started_at or now
+    await conn.execute(insert(task_attempts).values(
+        task_id=row.id, number=row.attempt, worker_id=row.worker_id or "", outcome=outcome.value,
+        started_at=started, ended_at=now, error=error, tokens=tokens, cost=cost,
         duration_ms=(now - started).total_seconds() * 1000))
 
 
@@ -340,8 +357,11 @@ async def get(store: Store, task_id: str) -> Task:
         row = (await conn.execute(select(table).where(t.id == task_id))).first()
         if row is None:
             raise NotFound(f"no task {task_id}", code="task_not_found")
-        attempts = (await conn.execute(select(task_attempts).where(a.task_id == task_id)
-                                       .order_by(a.number))).all()
+        attempts: list[Any] = list((await conn.execute(
+            select(task_attempts).where(a.task_id == task_id).order_by(a.number))).all())
+    if row.status == Status.RUNNING.value:  # the attempt under way, from the task's row
+        attempts.append(Attempt(row.attempt, row.worker_id, Outcome.RUNNING.value,
+                                row.started_at))
     return Task(row, tuple(attempts))
 
 

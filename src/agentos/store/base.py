@@ -136,6 +136,12 @@ class Store:
         async with self.write() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """The driver-level connection for the hot path's named statements, or None
+        where the backend has none (the caller then takes ``statement()``)."""
+        yield None
+
     @staticmethod
     def nothing_changed(conn: Any) -> None:
         """Mark this write transaction as no change worth recording (an empty claim, a

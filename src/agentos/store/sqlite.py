@@ -11,18 +11,24 @@ for more than ``BUSY_SLICE``.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+import orjson
+from sqlalchemy import JSON, Boolean, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
 
-from agentos.errors import AgentOSError, Unavailable
+from agentos.errors import AgentOSError, Conflict, Unavailable
 from agentos.store.base import Store
+from agentos.store.columns import UTCDateTime
 
 BUSY_SLICE = 5  # milliseconds SQLite itself may wait for a lock (blocks the loop)
 SPIN_START = 0.00005  # seconds: the first pause before trying BEGIN IMMEDIATE again
@@ -52,6 +58,11 @@ class SqliteConnection:
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
         return self.sync.scalar(statement, parameters)
 
+    def driver(self) -> sqlite3.Connection:
+        """The sqlite3 connection underneath, in this transaction (for named SQL)."""
+        db: sqlite3.Connection = self.sync.connection.dbapi_connection  # type: ignore[assignment]
+        return db
+
 
 class SqliteStore(Store):
     dialect = "sqlite"
@@ -61,6 +72,7 @@ class SqliteStore(Store):
         # One writer at a time in this process: waiting here is free, while
         # waiting in SQLite's busy handler blocks the event loop.
         self._write_gate = asyncio.Lock()
+        self._driver: sqlite3.Connection | None = None
 
     def _create_engine(self) -> Engine:  # type: ignore[override]
         engine = create_engine(self.url, poolclass=QueuePool, pool_size=self.pool_size,
@@ -91,6 +103,34 @@ class SqliteStore(Store):
                     raise
                 conn.commit()
 
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[sqlite3.Connection | None]:
+        """This process's sqlite3 connection for the hot path's named statements, in a
+        write transaction (BEGIN IMMEDIATE, committed when the block ends, rolled back
+        on error): SQLAlchemy's layer cost a worker's round trip more than SQLite's
+        own work, and all of it inside the write lock, which every writer waits for.
+        Values come back as SQLite stores them (JSON and times as text). None while a
+        before-commit hook (the audit row) must see every write."""
+        if self._before_commit:
+            yield None
+            return
+        async with self._write_gate:
+            if self._driver is None:
+                self._driver = _connect_driver(self.url)
+            db = self._driver
+            try:
+                if db.in_transaction:  # left open by an interrupted block
+                    db.execute("ROLLBACK")
+                await _take_write_lock(lambda: db.execute("BEGIN IMMEDIATE"), lambda: None)
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _translate_driver(exc) from exc
+
     def translate(self, exc: DBAPIError) -> AgentOSError:
         if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
             return Unavailable("the database stayed locked by another writer",
@@ -101,11 +141,24 @@ class SqliteStore(Store):
         return {**super().pool_status(), "inline": True}
 
     async def close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
         self.engine.dispose()
 
 
 async def _begin_immediate(conn: Connection) -> None:
-    """Take SQLite's write lock, waiting in short slices while another process has it.
+    """Take SQLite's write lock for ``conn`` (SQLAlchemy's "begin" event sends BEGIN
+    IMMEDIATE), waiting in short slices while another process has it."""
+
+    def undo() -> None:
+        conn.rollback()
+
+    await _take_write_lock(conn.begin, undo)
+
+
+async def _take_write_lock(begin: Callable[[], Any], undo: Callable[[], None]) -> None:
+    """Call ``begin`` (a BEGIN IMMEDIATE) until it gets SQLite's write lock.
 
     SQLite's own busy handler would sleep at least a millisecond, then two, then five,
     with the event loop blocked; a writer holds the lock for about a millisecond, so
@@ -117,12 +170,12 @@ async def _begin_immediate(conn: Connection) -> None:
     pause = 0.0005
     while True:
         try:
-            conn.begin()
+            begin()
             return
-        except OperationalError as exc:
-            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
-            conn.rollback()
+            undo()
         if spin <= SPIN_LIMIT:
             time.sleep(spin)
             spin *= 2
@@ -131,17 +184,68 @@ async def _begin_immediate(conn: Connection) -> None:
         pause = min(pause * 1.5, 0.005)
 
 
+def reader(columns: Sequence[Any]) -> Callable[[Sequence[Any]], Any]:
+    """Turn raw rows of ``columns`` (table columns, in order) into named tuples holding
+    what SQLAlchemy would give: JSON parsed, times as aware UTC datetimes, booleans."""
+    row = namedtuple("row", [c.name for c in columns])  # type: ignore[misc]
+    steps = [(n, f) for n, c in enumerate(columns) if (f := _converter(c.type)) is not None]
+
+    def read(values: Sequence[Any]) -> Any:
+        out = list(values)
+        for n, convert in steps:
+            if out[n] is not None:
+                out[n] = convert(out[n])
+        return row._make(out)
+
+    return read
+
+
+def _converter(kind: Any) -> Callable[[Any], Any] | None:
+    if isinstance(kind, UTCDateTime):
+        return lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC)
+    if isinstance(kind, JSON):
+        return _loads
+    if isinstance(kind, Boolean):
+        return bool
+    return None
+
+
+def _loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what orjson refuses, e.g. an integer over 64 bits
+        return json.loads(text)
+
+
 def sync_url(url: str) -> str:
     return url
 
 
-def _on_connect(dbapi_conn: Any, record: Any) -> None:
+def _connect_driver(url: str) -> sqlite3.Connection:
+    """The hot path's own connection: no busy timeout (``_take_write_lock`` waits its
+    own way), otherwise set up as the pool's."""
+    db = sqlite3.connect(make_url(url).database or ":memory:", check_same_thread=False)
+    _on_connect(db, None, busy_timeout=0)
+    return db
+
+
+def _translate_driver(exc: sqlite3.Error) -> AgentOSError:
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return Unavailable("the database stayed locked by another writer",
+                           code="database_busy", details={"reason": str(exc)})
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict("the change conflicts with existing data", code="integrity_conflict",
+                        details={"reason": str(exc)})
+    return AgentOSError("database error", code="database_error", details={"reason": str(exc)})
+
+
+def _on_connect(dbapi_conn: Any, record: Any, busy_timeout: int = BUSY_SLICE) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver's implicit
     # transactions would make every write a deferred one that can deadlock).
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_SLICE}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
     cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
     # NORMAL in WAL mode survives any process crash (SIGKILL); only an OS
     # crash or power loss can lose the last commits.

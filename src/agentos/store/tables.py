@@ -222,6 +222,9 @@ tasks = Table(
     Column("run_at", UTCDateTime, nullable=False),
     Column("lease_expires_at", UTCDateTime),
     Column("worker_id", String(128)),
+    # when the current (or last) attempt started: a running attempt lives on this row,
+    # and its execution record (task_attempts) is written when it ends
+    Column("started_at", UTCDateTime),
     Column("cancel_requested", Boolean, nullable=False),
     Column("idempotency_key", String(255)),
     Column("correlation_id", String(64), nullable=False),
@@ -252,7 +255,7 @@ Index("ix_tasks_claim_order", tasks.c.priority.desc(), tasks.c.seq,
 Index("ix_tasks_agent_claim_order", tasks.c.agent, tasks.c.priority.desc(), tasks.c.seq,
       sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'"))
 
-# one row per attempt: the execution record
+# one row per ended attempt: the execution record (the running one is on its task's row)
 task_attempts = Table(
     "task_attempts",
     metadata,

@@ -12,12 +12,8 @@ FROM tasks t JOIN agent_versions v ON v.name = t.agent AND v.version = t.agent_v
 WHERE t.status = 'pending' /*agents*/
 ORDER BY t.priority DESC, t.seq
 LIMIT :n;
--- 3. the chosen ones run
+-- 3. the chosen ones run (the attempt's execution record is written when it ends)
 UPDATE tasks SET status = 'running', attempt = attempt + 1, worker_id = :worker_id,
-    lease_expires_at = :lease, updated_at = :now
+    lease_expires_at = :lease, started_at = :now, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids))
-RETURNING /*columns*/;
--- 4. each gets its execution record
-INSERT INTO task_attempts (task_id, number, worker_id, outcome, started_at)
-SELECT id, attempt, :worker_id, 'running', :now FROM tasks
-WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING /*columns*/

@@ -6,11 +6,12 @@ FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value -> 'out
       FROM json_each(:batch)) AS d
 WHERE tasks.id = d.id AND tasks.attempt = d.attempt AND tasks.status = 'running'
 RETURNING /*ended columns*/;
--- the execution records of the ones that were current
-UPDATE task_attempts SET outcome = 'succeeded', ended_at = :now,
-    duration_ms = (julianday(:now) - julianday(started_at)) * 86400000.0,
-    tokens = d.tokens, cost = d.cost
+-- the execution records of the ones that were current (the caller sends only those)
+INSERT INTO task_attempts (task_id, number, worker_id, outcome, started_at, ended_at,
+                           duration_ms, tokens, cost)
+SELECT t.id, t.attempt, t.worker_id, 'succeeded', t.started_at, :now,
+       (julianday(:now) - julianday(t.started_at)) * 86400000.0, d.tokens, d.cost
 FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value -> 'tokens' AS tokens,
              value ->> 'cost' AS cost
       FROM json_each(:batch)) AS d
-WHERE task_attempts.task_id = d.id AND task_attempts.number = d.attempt
+JOIN tasks t ON t.id = d.id AND t.attempt = d.attempt

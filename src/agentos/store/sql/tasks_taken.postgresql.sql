@@ -1,4 +1,4 @@
--- fragment (CTEs promoted, picked, taken, claimed, started), included by tasks_claim and
+-- fragment (CTEs promoted, picked, taken, claimed), included by tasks_claim and
 -- tasks_cycle: claim up to /*n*/ ready tasks, most urgent first, then oldest (the
 -- claim-order index), skipping rows another claimer holds (FOR UPDATE SKIP LOCKED)
 promoted AS (
@@ -22,16 +22,14 @@ promoted AS (
     -- an agent with limits.concurrency needs its running tasks counted under its
     -- claim lock: this statement takes only the rows before the first such one and
     -- leaves the rest to the caller
-    SELECT p.id FROM picked p
+    SELECT p.seq FROM picked p
     WHERE NOT EXISTS (SELECT 1 FROM picked c
                       WHERE c.capped AND (c.priority, -c.seq) >= (p.priority, -p.seq))
 ), claimed AS (
     UPDATE tasks t SET status = 'running', attempt = t.attempt + 1, worker_id = :worker_id,
         lease_expires_at = statement_timestamp() + make_interval(secs => :lease_s),
-        updated_at = statement_timestamp()
-    FROM taken WHERE t.id = taken.id
+        started_at = statement_timestamp(), updated_at = statement_timestamp()
+    -- by primary key, whatever plan the estimates would favour
+    WHERE t.seq = ANY(ARRAY(SELECT seq FROM taken))
     RETURNING /*columns*/
-), started AS (
-    INSERT INTO task_attempts (task_id, number, worker_id, outcome, started_at)
-    SELECT id, attempt, :worker_id, 'running', statement_timestamp() FROM claimed
 )
