@@ -3,10 +3,12 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text, update
 
 from agentos import claims, events, queue
 from agentos.claims import Finished
+from agentos.errors import AgentOSError
 from agentos.store import Store
 from agentos.store.tables import tasks as table
 from agentos.tasks import Outcome, Status, TaskIn
@@ -148,3 +150,71 @@ async def test_the_planner_statistics_of_the_queue_follow_a_burst_of_submits(
         assert await store.refresh_statistics(queue.STATISTICS_KEPT) == []  # current now
     else:
         assert analyzed == []  # SQLite plans claims from the index without statistics
+
+
+async def test_a_round_trip_survives_losing_its_connection(store: Store) -> None:
+    # Given a worker's round trips on the store's own driver connection
+    await agent(store)
+    first, second = await submit(store), await submit(store)
+    [claimed] = await claims.claim(store, "w1")
+    assert claimed.id == first.id
+    # When that connection is lost (the server ended it; SQLite's file connection closed)
+    if store.dialect == "postgresql":
+        from agentos.store.postgres import DRIVER_NAME
+
+        async with store.read() as conn:
+            ended = (await conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name AND datname = current_database()"),
+                {"name": DRIVER_NAME})).scalar_one()
+        assert ended == 1
+    else:
+        store._driver.close()  # type: ignore[attr-defined]
+    # Then the next round trip fails as unavailable and changes nothing ...
+    finished = [Finished(first.id, 1, {"ok": True}, took_locks=False)]
+    try:
+        await claims.cycle(store, "w1", finished, limit=1)
+    except AgentOSError as exc:
+        assert exc.code in ("unavailable", "database_error")
+        assert (await queue.get(store, first.id)).status is Status.RUNNING
+        assert (await queue.get(store, second.id)).status is Status.PENDING
+        # ... and the one after it reconnects and does the work
+        done = await claims.cycle(store, "w1", finished, limit=1)
+    else:
+        raise AssertionError("a round trip on a lost connection succeeded")
+    assert [t.id for t in done.claimed] == [second.id] and not done.stale
+    assert (await queue.get(store, first.id)).status is Status.SUCCEEDED
+
+
+async def test_a_driver_block_that_fails_writes_nothing(store: Store) -> None:
+    await agent(store)
+    task = await submit(store)
+    statement = "UPDATE tasks SET priority = 9 WHERE id = " + (
+        "%(id)s" if store.dialect == "postgresql" else ":id")
+    with pytest.raises(RuntimeError):
+        async with store.driver() as db:
+            if store.dialect == "postgresql":  # autocommit: one statement is all or nothing
+                await db.execute("BEGIN")
+                await db.execute(statement, {"id": task.id})
+            else:
+                db.execute(statement, {"id": task.id})
+            raise RuntimeError("the caller failed after writing")
+    assert (await queue.get(store, task.id)).row.priority == 5
+    [claimed] = await claims.claim(store, "w1")  # the connection is usable again
+    assert claimed.id == task.id
+
+
+async def test_an_ended_attempt_is_recorded_once_with_its_running_time(store: Store) -> None:
+    await agent(store)
+    task = await submit(store)
+    assert [t.id for t in await claims.claim(store, "w1")] == [task.id]
+    running = (await queue.get(store, task.id)).to_dict()
+    assert running["started_at"] is not None
+    [attempt] = running["attempts"]  # the running attempt comes from the task's row
+    assert (attempt["outcome"], attempt["ended_at"]) == ("running", None)
+    await claims.cycle(store, "w1", [Finished(task.id, 1, {}, cost=0.25, took_locks=False)])
+    [attempt] = (await queue.get(store, task.id)).to_dict()["attempts"]
+    assert (attempt["outcome"], attempt["worker_id"], attempt["cost"]) == ("succeeded", "w1",
+                                                                          0.25)
+    assert attempt["started_at"] == running["started_at"]
+    assert attempt["ended_at"] >= attempt["started_at"] and attempt["duration_ms"] >= 0

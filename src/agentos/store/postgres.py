@@ -24,6 +24,7 @@ from agentos.store.base import UNCHANGED, Store, raise_if_cancelling
 log = logging.getLogger("agentos.store")
 LISTEN_RETRY = 1.0  # seconds between reconnects of the LISTEN connection
 LISTEN_SLICE = 1.0  # seconds per wait for notifications, so a stop is noticed
+DRIVER_NAME = "agentos hot path"  # the driver connection's application_name
 
 
 class PostgresStore(Store):
@@ -98,7 +99,8 @@ class PostgresStore(Store):
                 if self._driver is None or self._driver.closed:
                     self._driver = await psycopg.AsyncConnection.connect(
                         libpq_url(self.url), autocommit=True, row_factory=namedtuple_row,
-                        options="-c TimeZone=UTC", context=_ADAPTERS)
+                        options="-c TimeZone=UTC", context=_ADAPTERS,
+                        application_name=DRIVER_NAME)
                 yield self._driver
             except BaseException as exc:
                 # the connection's state is unknown (e.g. cancelled mid-statement)

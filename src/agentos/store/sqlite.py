@@ -129,6 +129,9 @@ class SqliteStore(Store):
                     raise
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
+                if "locked" not in str(exc):  # state unknown: the next use opens another
+                    self._driver = None
+                    db.close()
                 raise _translate_driver(exc) from exc
 
     def translate(self, exc: DBAPIError) -> AgentOSError:
