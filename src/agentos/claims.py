@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agentos import events, ids, locks, tasks
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Draft, EventIn
-from agentos.queue import Task, limits_of, task_event
+from agentos.queue import Task, limits_of, read_sqlite_task, task_event
 from agentos.store import Store, sql
 from agentos.store.columns import utcnow
 from agentos.store.sqlite import reader
@@ -267,7 +267,7 @@ _EXTRA = {  # the columns a statement returns after the task's own
 # what a round trip needs of the attempts it ends (and their execution records)
 _ENDED = (t.id, t.agent, t.attempt, t.correlation_id, t.worker_id, t.started_at, t.finished_at)
 # rows of SQLite's own connection as SQLAlchemy would give them
-_read_task = reader(list(table.c))
+_read_task = read_sqlite_task
 _read_ended = reader(list(_ENDED))
 
 

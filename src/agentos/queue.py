@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
+import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,9 +28,10 @@ from agentos import events, ids, locks, tasks
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Draft, EventIn
 from agentos.lifecycle import Status as VersionStatus
-from agentos.store import Store, wait_wakeup
+from agentos.store import Store, sql, wait_wakeup
 from agentos.store.columns import utcnow
-from agentos.store.tables import agent_versions, event_log_head, task_attempts
+from agentos.store.sqlite import SqliteConnection, reader
+from agentos.store.tables import agent_versions, task_attempts
 from agentos.store.tables import tasks as table
 from agentos.tasks import Backoff, Outcome, Status, TaskIn
 
@@ -106,91 +109,193 @@ def task_event(task: Any, kind: str, **payload: Any) -> Draft:
 # ------------------------------------------------------------------ submit
 
 
-async def _resolve(conn: AsyncConnection, item: TaskIn, cache: dict[tuple[str, str | None], Any]
-                   ) -> Any:
-    """The published version a task runs (the latest unless one is named)."""
-    key = (item.agent, item.version)
-    if key not in cache:
-        av = agent_versions.c
-        stmt = select(av.name, av.version, av.status, av.definition).where(av.name == item.agent)
-        if item.version:
-            stmt = stmt.where(av.version == item.version)
-        else:
-            stmt = stmt.where(av.status == VersionStatus.PUBLISHED.value)
-        row = (await conn.execute(stmt.order_by(av.sort_key.desc()).limit(1))).first()
-        if row is None or row.status != VersionStatus.PUBLISHED.value:
-            what = f"{item.agent} {item.version}" if item.version else item.agent
-            raise InvalidInput(f"no published version of agent {what}", code="agent_not_runnable",
-                               details={"agent": item.agent, "version": item.version})
-        cache[key] = row
-    return cache[key]
+def _not_runnable(item: TaskIn) -> InvalidInput:
+    what = f"{item.agent} {item.version}" if item.version else item.agent
+    return InvalidInput(f"no published version of agent {what}", code="agent_not_runnable",
+                        details={"agent": item.agent, "version": item.version})
 
 
 async def submit(store: Store, items: list[TaskIn]) -> list[tuple[Task, bool]]:
     """Submit tasks in one transaction; returns each task and whether it is new
-    (an ``idempotency_key`` seen before returns the first task)."""
+    (an ``idempotency_key`` seen before returns the first task). One round trip on
+    PostgreSQL (``tasks_submit``) where no before-commit hook must see the write."""
     if not items:
         return []
     if len(items) > MAX_BATCH:
         raise InvalidInput(f"at most {MAX_BATCH} tasks per batch", code="batch_too_large")
-    async with store.write() as conn:
-        return await submit_in(store, conn, items)
+    async with store.driver() as driver:
+        if driver is not None:
+            if store.dialect == "postgresql":
+                query, params = _submit_pg(items)
+                rows = await (await driver.execute(query, params, prepare=True)).fetchall()
+                if len(items) >= STATISTICS_BURST and driver.info.server_version >= 150000:
+                    # a connection that then idles would report its changes only after
+                    # 10 s, and the reaper analyzes the queue once they are reported
+                    await driver.execute("SELECT pg_stat_force_next_flush()")
+            else:
+                made = _submit_sqlite(driver, items)
+    if driver is None:
+        async with store.write() as conn:
+            return await submit_in(store, conn, items)
+    if store.dialect == "postgresql":
+        made = await _submitted(store, items, rows)
+    if any(new for _, new in made):  # committed: this process's listeners too
+        store.wake(CHANNEL)
+        store.wake(events.CHANNEL)
+    return made
 
 
-async def submit_in(store: Store, conn: AsyncConnection, items: list[TaskIn],
-                    extra_events: list[EventIn] | None = None) -> list[tuple[Task, bool]]:
-    now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
-    keys = [i.idempotency_key for i in items if i.idempotency_key]
+async def submit_in(store: Store, conn: AsyncConnection, items: list[TaskIn]
+                    ) -> list[tuple[Task, bool]]:
+    """``submit`` within the caller's write transaction."""
+    if store.dialect == "postgresql":
+        query, params = _submit_pg(items)
+        rows = (await conn.exec_driver_sql(query, params)).all()
+        made = await _submitted(store, items, rows)
+        if any(new for _, new in made):
+            await store.notify(conn, CHANNEL, sent=True)
+            await store.notify(conn, events.CHANNEL, sent=True)
+        return made
+    made = _submit_sqlite(cast(SqliteConnection, conn).driver(), items)
+    if any(new for _, new in made):
+        await store.notify(conn, CHANNEL)
+        await store.notify(conn, events.CHANNEL)
+    return made
+
+
+def _distinct(items: list[TaskIn]) -> tuple[list[TaskIn], list[int]]:
+    """The items to write (an idempotency key repeated in the batch counts once), and
+    for each item its index among them."""
+    sent: list[TaskIn] = []
+    where: list[int] = []
+    first: dict[str, int] = {}
+    for item in items:
+        key = item.idempotency_key
+        if key is not None and key in first:
+            where.append(first[key])
+            continue
+        if key is not None:
+            first[key] = len(sent)
+        where.append(len(sent))
+        sent.append(item)
+    return sent, where
+
+
+def _submit_pg(items: list[TaskIn]) -> tuple[str, dict[str, Any]]:
+    sent, _ = _distinct(items)
+    new_ids = ids.uuid7_many(2 * len(sent))
+    batch = [{"ord": n + 1, "id": new_ids[2 * n], "event_id": new_ids[2 * n + 1], "agent": i.agent,
+              "version": i.version, "input": i.input, "priority": i.priority,
+              "max_retries": i.max_retries, "timeout_s": i.timeout_s,
+              "run_at": i.run_at.isoformat() if i.run_at else None,
+              "idempotency_key": i.idempotency_key, "correlation_id": i.correlation_id,
+              "causation_id": i.causation_id} for n, i in enumerate(sent)]
+    return _SUBMIT_PG, {"items": events.dump_json(batch), "event_rank": int(events.Priority.NORMAL),
+                        "max_retries": tasks.DEFAULT_MAX_RETRIES,
+                        "timeout_s": tasks.DEFAULT_TIMEOUT}
+
+
+async def _submitted(store: Store, items: list[TaskIn], rows: Sequence[Any]
+                     ) -> list[tuple[Task, bool]]:
+    """Each item's task from ``tasks_submit``'s rows (by item order, 1-based)."""
+    sent, where = _distinct(items)
+    by_ord = {r.ord: r for r in rows}
+    taken: dict[str, Any] = {}
+    for n, item in enumerate(sent):
+        row = by_ord.get(n + 1)
+        if row is not None and row.created is None:
+            raise _not_runnable(item)
+    if missing := [i.idempotency_key for n, i in enumerate(sent) if n + 1 not in by_ord]:
+        # a concurrent submit took these keys after this statement began: read its tasks
+        async with store.read() as conn:
+            taken = {r.idempotency_key: r for r in (await conn.execute(
+                select(table).where(t.idempotency_key.in_(missing)))).all()}
+    made: list[tuple[Task, bool]] = []
+    for n in where:
+        row = by_ord.get(n + 1)
+        if row is None:
+            made.append((Task(taken[str(sent[n].idempotency_key)]), False))
+        else:  # a repeated key in the batch: the first one's task, not new
+            made.append((Task(row), bool(row.created) and where.index(n) == len(made)))
+    return made
+
+
+def _submit_sqlite(db: Any, items: list[TaskIn]) -> list[tuple[Task, bool]]:
+    """``submit`` with SQLite's own connection, inside its write transaction."""
+    moment = datetime.now(UTC)
+    now = _stamp(moment)
+    sent, where = _distinct(items)
+    keys = [i.idempotency_key for i in sent if i.idempotency_key]
     earlier: dict[str, Any] = {}
     if keys:
-        await conn.execute(select(event_log_head.c.last_seq).with_for_update())
-        rows = (await conn.execute(select(table).where(t.idempotency_key.in_(keys)))).all()
-        earlier = {r.idempotency_key: r for r in rows}
-    cache: dict[tuple[str, str | None], Any] = {}
-    fresh: list[dict[str, Any]] = []
-    # per item: an earlier row, or an index into ``fresh``; and whether it is new
-    plan: list[tuple[Any, bool]] = []
-    seen_keys: dict[str, int] = {}
-    for item in items:
+        earlier = {r.idempotency_key: r for r in map(read_sqlite_task, db.execute(
+            _SQLITE_EARLIER, {"keys": events.dump_json(keys)}))}
+    versions: dict[tuple[str, str | None], Any] = {}
+    rows: list[dict[str, Any]] = []
+    for item in sent:
         if item.idempotency_key in earlier:
-            plan.append((earlier[item.idempotency_key], False))
             continue
-        if item.idempotency_key and item.idempotency_key in seen_keys:
-            plan.append((seen_keys[item.idempotency_key], False))
-            continue
-        version = await _resolve(conn, item, cache)
-        limits = version.definition.get("limits", {})
+        key = (item.agent, item.version)
+        if key not in versions:
+            versions[key] = db.execute(_SQLITE_NAMED if item.version else _SQLITE_LATEST,
+                                       {"agent": item.agent, "version": item.version}).fetchone()
+        version = versions[key]
+        if version is None or version[2] != VersionStatus.PUBLISHED.value:
+            raise _not_runnable(item)
+        limits = orjson.loads(version[3]).get("limits", {})
         task_id = ids.uuid7()
-        run_at = item.run_at or now
-        fresh.append({
-            "id": task_id, "agent": version.name, "agent_version": version.version,
+        run_at = item.run_at or moment
+        rows.append({
+            "id": task_id, "agent": version[0], "agent_version": version[1],
             "input": item.input, "priority": item.priority,
-            "status": (Status.SCHEDULED if run_at > now else Status.PENDING).value,
-            "attempt": 0, "retry_base": 0,
+            "status": (Status.SCHEDULED if run_at > moment else Status.PENDING).value,
             "max_retries": item.max_retries if item.max_retries is not None
             else limits.get("max_retries", tasks.DEFAULT_MAX_RETRIES),
             "timeout_s": item.timeout_s or limits.get("timeout_s", tasks.DEFAULT_TIMEOUT),
-            "run_at": run_at, "cancel_requested": False,
-            "idempotency_key": item.idempotency_key,
+            "run_at": _stamp(run_at), "idempotency_key": item.idempotency_key,
             "correlation_id": item.correlation_id or task_id,
-            "causation_id": item.causation_id, "created_at": now, "updated_at": now,
-        })
-        if item.idempotency_key:
-            seen_keys[item.idempotency_key] = len(fresh) - 1
-        plan.append((len(fresh) - 1, True))
-    made: list[Any] = []
-    if fresh:
-        await conn.execute(insert(table), fresh)
-        made = list((await conn.execute(select(table).where(
-            t.id.in_([f["id"] for f in fresh])).order_by(t.seq))).all())
-        await store.notify(conn, CHANNEL)
-    by_id = {r.id: r for r in made}
-    drafts: list[EventIn | Draft] = [
-        *(extra_events or []),
-        *(task_event(by_id[f["id"]], "created", priority=f["priority"]) for f in fresh)]
-    if drafts:
-        await events.append_in(store, conn, drafts)
-    return [(Task(by_id[fresh[x]["id"]] if isinstance(x, int) else x), new) for x, new in plan]
+            "causation_id": item.causation_id})
+    fresh: dict[str, Any] = {}
+    if rows:
+        inserted = {r.id: r for r in map(read_sqlite_task, db.execute(
+            _SUBMIT_SQLITE, {"rows": events.dump_json(rows), "now": now}))}
+        fresh = {r["id"]: inserted[r["id"]] for r in rows}  # in submit order
+        drafts = [task_event(r, "created", priority=r.priority) for r in fresh.values()]
+        events.insert_sqlite(db, drafts, [events.dump_json(d.payload) for d in drafts],
+                             ids.uuid7_many(len(drafts)), moment)
+    ordered = iter(fresh.values())
+    tasks_sent: list[tuple[Any, bool]] = [
+        (earlier[i.idempotency_key], False) if i.idempotency_key in earlier
+        else (next(ordered), True) for i in sent]
+    made: list[tuple[Task, bool]] = []
+    for position, n in enumerate(where):
+        row, new = tasks_sent[n]
+        made.append((Task(row), new and where.index(n) == position))
+    return made
+
+
+def _stamp(moment: datetime) -> str:
+    """A moment as SQLite stores it (naive UTC text that sorts as time)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _columns(prefix: str = "") -> str:
+    return ", ".join(prefix + c.name for c in table.c)
+
+
+_SUBMIT_PG = sql.for_driver(sql.query("tasks_submit", "postgresql")
+                            .replace("/*columns f*/", _columns("f."))
+                            .replace("/*columns e*/", _columns("e."))
+                            .replace("/*columns*/", _columns())
+                            .replace("/*nulls*/", ", ".join("NULL" for _ in table.c)))
+_SUBMIT_SQLITE = sql.query("tasks_submit", "sqlite").replace("/*columns*/", _columns())
+_SQLITE_EARLIER = (f"SELECT {_columns()} FROM tasks "
+                   "WHERE idempotency_key IN (SELECT value FROM json_each(:keys))")
+_SQLITE_NAMED = ("SELECT name, version, status, definition FROM agent_versions "
+                 "WHERE name = :agent AND version = :version")
+_SQLITE_LATEST = ("SELECT name, version, status, definition FROM agent_versions "
+                  "WHERE name = :agent AND status = 'published' ORDER BY sort_key DESC LIMIT 1")
+read_sqlite_task = reader(list(table.c))  # a task row of SQLite's own connection
 
 
 # ------------------------------------------------------------------ fail
@@ -385,6 +490,7 @@ async def list_tasks(store: Store, agent: str | None = None, status: Status | No
 
 REAP_INTERVAL = 1.0  # seconds between sweeps for lapsed leases
 STATISTICS_KEPT = ("tasks", "task_attempts")  # tables whose planner statistics the reaper keeps
+STATISTICS_BURST = 500  # tasks submitted at once: worth reporting to the planner at once
 
 
 async def run_reaper(store: Store, stop: asyncio.Event | None = None) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from agentos import agent_spec, claims, events, queue, registry
 from agentos.errors import Conflict, InvalidInput
-from agentos.store import Store
+from agentos.store import Store, open_store
 from agentos.store.tables import tasks as table
 from agentos.tasks import Outcome, Status, TaskIn
 from tests.snapshot import snapshot
@@ -218,6 +218,39 @@ async def test_idempotency_and_run_at(store: Store) -> None:
     assert later.status is Status.SCHEDULED
     claimed = await claims.claim(store, "w", limit=10)
     assert [c.id for c in claimed] == [first.id]
+
+
+async def test_a_batch_with_repeated_and_earlier_keys_makes_each_task_once(store: Store) -> None:
+    await agent(store)
+    first = await submit(store, idempotency_key="k-1")
+    made = await queue.submit(store, [
+        TaskIn(agent="a", idempotency_key="k-2", input={"n": 1}),
+        TaskIn(agent="a", idempotency_key="k-1"),
+        TaskIn(agent="a", idempotency_key="k-2", input={"n": 2}),
+        TaskIn(agent="a", input={"n": 3})])
+    assert [(t.id == first.id, new) for t, new in made] == [
+        (False, True), (True, False), (False, False), (False, True)]
+    assert made[0][0].id == made[2][0].id and made[0][0].row.input == {"n": 1}
+    created, _ = await events.query(store, events.Query(type="task.created", limit=100))
+    assert [e.payload["task_id"] for e in created] == [first.id, made[0][0].id, made[3][0].id]
+
+
+async def test_concurrent_submits_of_one_key_make_one_task(store: Store,
+                                                           database_url: str) -> None:
+    # Given eight processes' stores (each its own connections) submitting the same key
+    await agent(store)
+    stores = [open_store(database_url) for _ in range(8)]
+    try:
+        got = await asyncio.gather(*(queue.submit(s, [TaskIn(agent="a", idempotency_key="once")])
+                                     for s in stores))
+    finally:
+        for s in stores:
+            await s.close()
+    # Then one of them made it and the others got that same task back
+    assert len({task.id for [(task, _)] in got}) == 1
+    assert sorted(new for [(_, new)] in got) == [False] * 7 + [True]
+    listed, _ = await queue.list_tasks(store)
+    assert len(listed) == 1
 
 
 async def test_bad_submissions_write_nothing(store: Store) -> None:

@@ -1,0 +1,77 @@
+-- submit a batch of tasks in one round trip: resolve each one's agent version (the
+-- named one, or the highest published), insert the new ones, append their task.created
+-- events (numbered under the event log's head row, as events_append does) and wake the
+-- workers. :items holds one object per task the caller did not already match to an
+-- earlier one of the batch (same idempotency key), each with its new id and event id.
+-- Nothing is written when any item names no published version: those items come back
+-- with a null task. An item whose idempotency key an earlier task holds comes back with
+-- that task (created false); one whose key a concurrent submit took meanwhile comes back
+-- with neither (the caller reads it again).
+WITH i AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb))
+        AS i(ord int, id text, event_id text, agent text, version text, input jsonb, priority int,
+             max_retries int, timeout_s float8, run_at timestamptz, idempotency_key text,
+             correlation_id text, causation_id text)
+), v AS (
+    SELECT i.ord, r.name, r.version, r.definition -> 'limits' AS limits
+    FROM i LEFT JOIN LATERAL (
+        SELECT a.name, a.version, a.definition FROM agent_versions a
+        WHERE a.name = i.agent AND a.status = 'published'
+            AND (i.version IS NULL OR a.version = i.version)
+        ORDER BY a.sort_key DESC LIMIT 1) r ON true
+), earlier AS (
+    SELECT t.* FROM tasks t
+    WHERE t.idempotency_key IN (SELECT idempotency_key FROM i
+                                WHERE idempotency_key IS NOT NULL)
+), unknown AS (
+    -- items naming no published version (one whose key an earlier task holds needs none)
+    SELECT i.ord FROM i JOIN v ON v.ord = i.ord
+    WHERE v.name IS NULL
+        AND NOT EXISTS (SELECT 1 FROM earlier e WHERE e.idempotency_key = i.idempotency_key)
+), fresh AS (
+    INSERT INTO tasks (id, agent, agent_version, input, priority, status, attempt, retry_base,
+                       max_retries, timeout_s, run_at, cancel_requested, idempotency_key,
+                       correlation_id, causation_id, created_at, updated_at)
+    SELECT i.id, v.name, v.version, i.input, i.priority,
+           CASE WHEN i.run_at > statement_timestamp() THEN 'scheduled' ELSE 'pending' END,
+           0, 0, coalesce(i.max_retries, (v.limits ->> 'max_retries')::int, :max_retries),
+           coalesce(i.timeout_s, (v.limits ->> 'timeout_s')::float8, :timeout_s),
+           coalesce(i.run_at, statement_timestamp()), false, i.idempotency_key,
+           coalesce(i.correlation_id, i.id), i.causation_id, statement_timestamp(),
+           statement_timestamp()
+    FROM i JOIN v ON v.ord = i.ord
+    WHERE NOT EXISTS (SELECT 1 FROM unknown)
+        AND NOT EXISTS (SELECT 1 FROM earlier e WHERE e.idempotency_key = i.idempotency_key)
+    ORDER BY i.ord
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING /*columns*/
+), news AS (
+    SELECT row_number() OVER (ORDER BY f.seq) AS ord, count(*) OVER () AS total, f.id,
+           f.agent, f.priority, f.correlation_id, i.event_id
+    FROM fresh f JOIN i ON i.id = f.id
+), head AS (
+    UPDATE event_log_head SET last_seq = last_seq + (SELECT count(*) FROM news)
+    WHERE id = 1 AND EXISTS (SELECT 1 FROM news)
+    RETURNING last_seq
+), inserted AS (
+    INSERT INTO events (seq, id, type, source, payload, priority, correlation_id,
+                        causation_id, created_at)
+    SELECT head.last_seq - n.total + n.ord, n.event_id, 'task.created', 'queue',
+           jsonb_build_object('task_id', n.id, 'agent', n.agent, 'priority', n.priority),
+           CAST(:event_rank AS smallint), n.correlation_id, n.id, statement_timestamp()
+    FROM news n, head
+    RETURNING seq, priority
+), queued AS (
+    INSERT INTO route_queue (seq, rank) SELECT seq, priority FROM inserted RETURNING seq
+), woken AS (
+    SELECT pg_notify('agentos_tasks', ''), pg_notify('agentos_events', '')
+    FROM (SELECT 1 FROM queued LIMIT 1) AS q
+)
+SELECT r.*, (SELECT count(*) FROM woken) AS woken
+FROM (SELECT i.ord, true AS created, /*columns f*/ FROM i JOIN fresh f ON f.id = i.id
+      UNION ALL
+      SELECT i.ord, false, /*columns e*/ FROM i JOIN earlier e
+          ON e.idempotency_key = i.idempotency_key
+      UNION ALL
+      SELECT ord, NULL, /*nulls*/ FROM unknown
+     ) AS r
