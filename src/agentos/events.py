@@ -1,10 +1,14 @@
 """The event log (SPEC §2.2): append, read, query, correlation trees, pruning.
 
-The log is append-only and gapless in visibility: ``append`` numbers events
-under the single ``event_log_head`` row, whose lock is held until commit, so
-transactions commit in sequence order and a reader paging by ``after_seq``
-never skips an event that commits later with a smaller number. Append events
-as the last step of a transaction, to keep that lock short.
+The log is append-only and gapless in visibility: a reader paging by
+``after_seq`` never skips an event that commits later with a smaller number.
+On SQLite ``append`` numbers events under the single ``event_log_head`` row,
+in the database's one write transaction. On PostgreSQL appenders take numbers
+from a sequence without waiting for one another, so they may commit out of
+order: each marks itself in flight (an advisory lock keyed by the lowest number
+it can get, held until its transaction ends) and every read by sequence number
+stops at ``horizon``, below the lowest mark. Append events as the last step of a
+transaction: until it ends, readers wait for it.
 """
 
 from __future__ import annotations
@@ -203,15 +207,17 @@ async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn | Dra
             "priority": _RANK[d.priority], "correlation_id": d.correlation_id or i,
             "causation_id": d.causation_id, "run_id": d.run_id, "subject": d.subject,
             "dedup_key": d.dedup_key} for d, i, p in zip(fresh, ids, payloads, strict=True)])
-        first = (await conn.exec_driver_sql(sql.query("events_append", "postgresql"), {
-            "n": len(fresh), "batch": batch.decode(), "created_at": now})).scalar_one()
+        seqs = [r.seq for r in (await conn.exec_driver_sql(
+            sql.query("events_append", "postgresql"),
+            {"batch": batch.decode(), "created_at": now})).all()]
         await store.notify(conn, CHANNEL, sent=True)
     else:
         first = insert_sqlite(cast(SqliteConnection, conn).driver(), fresh, payloads, ids, now)
+        seqs = list(range(first, first + len(fresh)))
         await store.notify(conn, CHANNEL)
-    return [Event(first + n, i, d.type, d.source, d.payload, _PRIORITY[d.priority],
+    return [Event(seq, i, d.type, d.source, d.payload, _PRIORITY[d.priority],
                   d.correlation_id or i, d.causation_id, d.run_id, d.subject, d.dedup_key, now)
-            for n, (d, i) in enumerate(zip(fresh, ids, strict=True))]
+            for seq, d, i in zip(seqs, fresh, ids, strict=True)]
 
 
 def insert_sqlite(db: Any, fresh: Sequence[EventIn | Draft], payloads: list[str],
@@ -230,6 +236,7 @@ def insert_sqlite(db: Any, fresh: Sequence[EventIn | Draft], payloads: list[str]
     return first
 
 
+_PG_HORIZON = sql.query("events_horizon", "postgresql")
 _SQLITE_TAKE_SEQS = (
     "UPDATE event_log_head SET last_seq = last_seq + ? WHERE id = 1 RETURNING last_seq")
 _SQLITE_QUEUE = "INSERT INTO route_queue (rank, seq) VALUES (?, ?)"
@@ -250,10 +257,25 @@ def dump_json(value: Any) -> str:
 
 
 async def head_seq(store: Store) -> int:
-    """The sequence number of the last committed event (0 for an empty log)."""
+    """The sequence number up to which the log is settled (0 for an empty log): no
+    event with a number at or below it can still commit."""
     async with store.read() as conn:
-        return int((await conn.execute(
-            select(event_log_head.c.last_seq).where(event_log_head.c.id == 1))).scalar_one())
+        return await horizon(conn)
+
+
+async def horizon(conn: AsyncConnection) -> int:
+    """``head_seq`` on the caller's connection; a read by sequence number must stop
+    here, and take its snapshot after this (in a later statement).
+
+    SQLite numbers events under its single writer lock, so the head row is the
+    horizon. PostgreSQL numbers them from a sequence without a lock between
+    appenders (they commit out of order); each marks itself in flight until it ends
+    (``events_numbered``), and the horizon stops below the lowest mark.
+    """
+    if conn.dialect.name == "postgresql":
+        return int((await conn.exec_driver_sql(_PG_HORIZON)).scalar_one())
+    return int((await conn.execute(
+        select(event_log_head.c.last_seq).where(event_log_head.c.id == 1))).scalar_one())
 
 
 def _glob_clause(glob: str) -> Any:
@@ -263,8 +285,11 @@ def _glob_clause(glob: str) -> Any:
 
 async def read_after(conn: AsyncConnection, after_seq: int, limit: int,
                      type_glob: str | None = None) -> list[Event]:
-    """Events with ``seq > after_seq`` in order, at most ``limit``."""
-    stmt = select(events).where(events.c.seq > after_seq)
+    """Events with ``seq > after_seq`` in order, at most ``limit``, up to the horizon."""
+    settled = await horizon(conn)
+    if settled <= after_seq:
+        return []
+    stmt = select(events).where(events.c.seq > after_seq, events.c.seq <= settled)
     if type_glob is not None and type_glob != "*":
         stmt = stmt.where(_glob_clause(type_glob))
     rows = (await conn.execute(stmt.order_by(events.c.seq).limit(limit))).all()
@@ -316,6 +341,7 @@ async def query(store: Store, q: Query) -> tuple[list[Event], int | None]:
     if q.until:
         stmt = stmt.where(events.c.created_at < q.until)
     async with store.read() as conn:
+        stmt = stmt.where(events.c.seq <= await horizon(conn))  # a page never skips one
         rows = (await conn.execute(stmt.order_by(events.c.seq).limit(q.limit + 1))).all()
     page = [Event.from_row(r) for r in rows[: q.limit]]
     return page, (page[-1].seq if len(rows) > q.limit else None)

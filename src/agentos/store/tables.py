@@ -99,8 +99,9 @@ agent_triggers = Table(
 
 # ------------------------------------------------------------------ events
 
-# The log. ``seq`` is assigned under the event_log_head row lock, which is held
-# until commit, so events become visible in ``seq`` order (no tailer skips one).
+# The log. ``seq`` comes from event_log_head on SQLite (its one writer numbers them) and
+# from the sequence events_seq on PostgreSQL (migration 0010), where readers stop below
+# the lowest number an unfinished append may take (events.horizon): no tailer skips one.
 events = Table(
     "events",
     metadata,
@@ -126,7 +127,8 @@ events = Table(
           postgresql_where=text("dedup_key IS NOT NULL")),
 )
 
-# one row: the last sequence number handed out
+# one row: the last sequence number handed out (SQLite); on PostgreSQL the lock that
+# serializes appends with dedup keys
 event_log_head = Table(
     "event_log_head",
     metadata,

@@ -1,28 +1,23 @@
 -- a worker's round trip as one statement (run in autocommit: one round trip in all):
 -- end the attempts it finished as succeeded (fenced: only a task's running attempt
 -- counts: tasks_ended), claim up to /*n*/ ready tasks (tasks_taken), and append the
--- task.succeeded and task.started events of both, numbered under the event log's
--- head row as events_append does. Used when no finished attempt may hold a lock;
+-- task.succeeded and task.started events of both, numbered as events_append does
+-- (events_numbered). Used when no finished attempt may hold a lock;
 -- when it leaves a claim short (a capped agent's task, or scheduled tasks it
 -- promoted) the caller claims the rest in a transaction of its own.
 WITH /*include tasks_ended*/,
 /*include tasks_taken*/, news AS (
     -- the events, in order: the ended attempts', then the claimed ones' in claim order
-    SELECT row_number() OVER (ORDER BY x.k, x.priority DESC, x.seq, x.id) AS ord,
-           count(*) OVER () AS total, x.*
+    SELECT row_number() OVER (ORDER BY x.k, x.priority DESC, x.seq, x.id) AS ord, x.*
     FROM (SELECT 0 AS k, 'task.succeeded' AS type, id, agent, attempt, correlation_id,
                  0 AS priority, 0 AS seq FROM done
           UNION ALL
           SELECT 1, 'task.started', id, agent, attempt, correlation_id, priority, seq
           FROM claimed) AS x
-), head AS (
-    UPDATE event_log_head SET last_seq = last_seq + (SELECT count(*) FROM news)
-    WHERE id = 1 AND EXISTS (SELECT 1 FROM news)
-    RETURNING last_seq
-), inserted AS (
+), /*include events_numbered*/, inserted AS (
     INSERT INTO events (seq, id, type, source, payload, priority, correlation_id,
                         causation_id, created_at)
-    SELECT head.last_seq - n.total + n.ord, CAST(:event_ids AS jsonb) ->> (n.ord - 1)::int,
+    SELECT x.seq, CAST(:event_ids AS jsonb) ->> (n.ord - 1)::int,
            n.type, 'queue',
            CASE WHEN n.k = 1
                 THEN jsonb_build_object('task_id', n.id, 'agent', n.agent,
@@ -31,7 +26,7 @@ WITH /*include tasks_ended*/,
                 ELSE jsonb_build_object('task_id', n.id, 'agent', n.agent,
                                         'attempt', n.attempt) END,
            CAST(:event_rank AS smallint), n.correlation_id, n.id, statement_timestamp()
-    FROM news n, head
+    FROM news n JOIN numbered x ON x.ord = n.ord
     RETURNING seq, priority
 ), queued AS (
     INSERT INTO route_queue (seq, rank) SELECT seq, priority FROM inserted RETURNING seq

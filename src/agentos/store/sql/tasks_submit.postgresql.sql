@@ -1,8 +1,8 @@
 -- submit a batch of tasks in one round trip: resolve each one's agent version (the
 -- named one, or the highest published), insert the new ones, append their task.created
--- events (numbered under the event log's head row, as events_append does) and wake the
--- workers. :items holds one object per task the caller did not already match to an
+-- events and wake the workers. :items holds one object per task the caller did not already match to an
 -- earlier one of the batch (same idempotency key), each with its new id and event id.
+-- The events are numbered as events_append does (events_numbered).
 -- Nothing is written when any item names no published version: those items come back
 -- with a null task. An item whose idempotency key an earlier task holds comes back with
 -- that task (created false); one whose key a concurrent submit took meanwhile comes back
@@ -46,20 +46,16 @@ WITH i AS (
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING /*columns*/
 ), news AS (
-    SELECT row_number() OVER (ORDER BY f.seq) AS ord, count(*) OVER () AS total, f.id,
+    SELECT row_number() OVER (ORDER BY f.seq) AS ord, f.id,
            f.agent, f.priority, f.correlation_id, i.event_id
     FROM fresh f JOIN i ON i.id = f.id
-), head AS (
-    UPDATE event_log_head SET last_seq = last_seq + (SELECT count(*) FROM news)
-    WHERE id = 1 AND EXISTS (SELECT 1 FROM news)
-    RETURNING last_seq
-), inserted AS (
+), /*include events_numbered*/, inserted AS (
     INSERT INTO events (seq, id, type, source, payload, priority, correlation_id,
                         causation_id, created_at)
-    SELECT head.last_seq - n.total + n.ord, n.event_id, 'task.created', 'queue',
+    SELECT x.seq, n.event_id, 'task.created', 'queue',
            jsonb_build_object('task_id', n.id, 'agent', n.agent, 'priority', n.priority),
            CAST(:event_rank AS smallint), n.correlation_id, n.id, statement_timestamp()
-    FROM news n, head
+    FROM news n JOIN numbered x ON x.ord = n.ord
     RETURNING seq, priority
 ), queued AS (
     INSERT INTO route_queue (seq, rank) SELECT seq, priority FROM inserted RETURNING seq
