@@ -344,8 +344,10 @@ class Database:
 
     def counts(self) -> tuple[int, int]:
         """(last appended seq, events waiting in the router's queue)."""
-        sql = ("SELECT (SELECT last_seq FROM event_log_head WHERE id = 1), "
-               "(SELECT count(*) FROM route_queue)")
+        # the last number handed out: SQLite's head row, PostgreSQL's sequence
+        head = ("(SELECT last_seq FROM event_log_head WHERE id = 1)" if self.path is not None
+                else "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_seq)")
+        sql = f"SELECT {head}, (SELECT count(*) FROM route_queue)"
         if self.path is not None:
             with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5) as conn:
                 row = conn.execute(sql).fetchone()
