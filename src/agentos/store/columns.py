@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -16,6 +18,24 @@ from sqlalchemy.sql.functions import FunctionElement
 Json = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only makes INTEGER PRIMARY KEY an alias of its rowid
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def json_loads(data: str | bytes) -> Any:
+    """A JSON column's value (orjson; the json module for what orjson refuses, e.g. an
+    integer over 64 bits)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def json_dumps(value: Any) -> str:
+    """A JSON column's text (orjson; the json module for what orjson refuses, e.g. a
+    non-string key, which it turns into one)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def binary_string(length: int) -> String:

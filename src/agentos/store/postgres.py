@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import set_json_dumps, set_json_loads
@@ -20,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from agentos.errors import AgentOSError, Conflict, Unavailable
 from agentos.store.base import UNCHANGED, Store, raise_if_cancelling
+from agentos.store.columns import json_dumps, json_loads
 
 log = logging.getLogger("agentos.store")
 LISTEN_RETRY = 1.0  # seconds between reconnects of the LISTEN connection
@@ -46,8 +45,8 @@ class PostgresStore(Store):
             pool_use_lifo=True,
             # JSON columns through orjson (psycopg's default is the json module, several
             # times slower on the queue's hot path)
-            json_serializer=_dumps,
-            json_deserializer=_loads,
+            json_serializer=json_dumps,
+            json_deserializer=json_loads,
         )
 
     @asynccontextmanager
@@ -176,23 +175,9 @@ _TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
 _UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 
 
-def _loads(data: str | bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:  # what orjson refuses, e.g. an integer over 64 bits
-        return json.loads(data)
-
-
-def _dumps(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # e.g. a non-string key, which the json module turns into one
-        return json.dumps(value)
-
-
 _ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
-set_json_loads(_loads, _ADAPTERS)
-set_json_dumps(_dumps, _ADAPTERS)
+set_json_loads(json_loads, _ADAPTERS)
+set_json_dumps(json_dumps, _ADAPTERS)
 
 
 def _translate_driver(exc: psycopg.Error) -> AgentOSError:

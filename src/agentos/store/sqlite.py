@@ -11,7 +11,6 @@ for more than ``BUSY_SLICE``.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import sqlite3
 import time
@@ -21,14 +20,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import JSON, Boolean, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 from agentos.errors import AgentOSError, Conflict, Unavailable
 from agentos.store.base import Store
-from agentos.store.columns import UTCDateTime
+from agentos.store.columns import UTCDateTime, json_loads
 
 BUSY_SLICE = 5  # milliseconds SQLite itself may wait for a lock (blocks the loop)
 SPIN_START = 0.00005  # seconds: the first pause before trying BEGIN IMMEDIATE again
@@ -207,17 +205,10 @@ def _converter(kind: Any) -> Callable[[Any], Any] | None:
     if isinstance(kind, UTCDateTime):
         return lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC)
     if isinstance(kind, JSON):
-        return _loads
+        return json_loads
     if isinstance(kind, Boolean):
         return bool
     return None
-
-
-def _loads(text: str | bytes) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # what orjson refuses, e.g. an integer over 64 bits
-        return json.loads(text)
 
 
 def sync_url(url: str) -> str:
