@@ -24,9 +24,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,11 +37,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from agentos import events, resources
+from agentos import events, ids, resources
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import EventIn
-from agentos.store import Store, wait_wakeup
-from agentos.store.columns import UTCDateTime, utcnow
+from agentos.store import Store, sql, wait_wakeup
+from agentos.store.columns import UTCDateTime, json_loads, utcnow
+from agentos.store.sqlite import SqliteConnection
 from agentos.store.tables import lock_waiters, locks
 from agentos.store.tables import tasks as tasks_table
 
@@ -134,6 +136,126 @@ def _event(kind: str, resource: str, owner: str | None, token: int | None,
     return EventIn(type=f"lock.{kind}", source="locks", payload=body, causation_id=task_id)
 
 
+# ---------------------------------------------------------------- hot path
+# An acquire of a free lock, a release nobody waits for and a renewal are one
+# statement each (store/sql/locks_*), on the store's driver connection where it has
+# one (else in a write transaction, with the request's audit row). When one finds
+# nothing to do, the full path below does it: expiry, the queue, the grant to the
+# next waiter, or the error that says why.
+
+
+async def _hot(store: Store, name: str, params: dict[str, Any],
+               on_sqlite: Callable[[Any, dict[str, Any]], Any]) -> Any:
+    """Run ``locks_<name>``: PostgreSQL's rows, or what ``on_sqlite(db, params)``
+    returns on SQLite's own connection; empty or None when it changed nothing."""
+    appends = name != "renew"
+    async with store.driver() as db:
+        if db is not None:
+            if store.dialect == "postgresql":
+                out = await (await db.execute(_PG[name], params, prepare=True)).fetchall()
+            else:
+                out = on_sqlite(db, params)
+    if db is None:
+        async with store.write() as conn:
+            if store.dialect == "postgresql":
+                out = (await conn.exec_driver_sql(_PG[name], params)).all()
+            else:
+                out = on_sqlite(cast(SqliteConnection, conn).driver(), params)
+            if not out:
+                store.nothing_changed(conn)  # the full path's transaction is audited
+            elif appends:
+                await store.notify(conn, events.CHANNEL, sent=store.dialect == "postgresql")
+    elif out and appends:
+        store.wake(events.CHANNEL)  # committed: this process's listeners too
+    return out
+
+
+def _hot_event(kind: str, resource: str, owner: str, **payload: Any) -> dict[str, Any]:
+    """The parameters of the event a hot-path statement appends, but for what only the
+    statement knows (on PostgreSQL it adds that to the payload itself)."""
+    return {"event_id": ids.uuid7(), "rank": int(events.Priority.NORMAL),
+            "created_at": datetime.now(UTC),
+            "payload": events.dump_json({"resource": resource,
+                                         "type": resources.type_of(resource),
+                                         "owner": owner, **payload})}
+
+
+async def _fast_acquire(store: Store, resource: str, claim: Claim) -> Grant | None:
+    params = {"resource": resource, "type": resources.type_of(resource), "owner": claim.owner,
+              "priority": claim.priority, "ttl_s": float(claim.ttl_s),
+              "metadata": None if claim.metadata is None else events.dump_json(claim.metadata),
+              "task_id": claim.task_id, "agent": claim.agent,
+              "attempt": claim.attempt if claim.task_id else None,
+              **_hot_event("acquired", resource, claim.owner,
+                           **({"task_id": claim.task_id} if claim.task_id else {}),
+                           priority=claim.priority)}
+    out = await _hot(store, "acquire", params, _acquire_sqlite)
+    if not out:
+        return None
+    if isinstance(out, Grant):
+        return out
+    return Grant(resource, int(out[0].token), out[0].expires_at.astimezone(UTC))
+
+
+def _acquire_sqlite(db: Any, params: dict[str, Any]) -> Grant | None:
+    row = db.execute(_SQLITE_ACQUIRE, params).fetchone()
+    if row is None:
+        return None
+    grant = Grant(params["resource"], int(row[0]), _sqlite_time(row[1]))
+    _insert_sqlite(db, params, "acquired", params["task_id"],
+                   token=grant.token, expires_at=grant.expires_at.isoformat())
+    return grant
+
+
+async def _fast_release(store: Store, resource: str, owner: str, token: int) -> bool:
+    params = {"resource": resource, "owner": owner, "token": token,
+              **_hot_event("released", resource, owner, token=token)}
+    return bool(await _hot(store, "release", params, _release_sqlite))
+
+
+def _release_sqlite(db: Any, params: dict[str, Any]) -> bool:
+    held, free = _SQLITE_RELEASE
+    row = db.execute(held, params).fetchone()
+    if row is None:
+        return False
+    task_id, acquired_at, now = row
+    db.execute(free, {"resource": params["resource"], "now": now})
+    held_ms = (_sqlite_time(now) - _sqlite_time(acquired_at)).total_seconds() * 1000
+    _insert_sqlite(db, params, "released", task_id,
+                   **({"task_id": task_id} if task_id else {}), held_ms=round(held_ms, 1))
+    return True
+
+
+async def _fast_renew(store: Store, resource: str, owner: str, token: int, ttl_s: float
+                      ) -> Grant | None:
+    params = {"resource": resource, "owner": owner, "token": token, "ttl_s": float(ttl_s)}
+    out = await _hot(store, "renew", params,
+                     lambda db, p: db.execute(_SQLITE_RENEW, p).fetchall())
+    if not out:
+        return None
+    expires = out[0][0]
+    return Grant(resource, token, _sqlite_time(expires) if isinstance(expires, str)
+                 else expires.astimezone(UTC))
+
+
+def _insert_sqlite(db: Any, params: dict[str, Any], kind: str, cause: str | None,
+                   **extra: Any) -> None:
+    """Append the event of a hot-path statement on SQLite's own connection."""
+    payload = events.dump_json({**json_loads(params["payload"]), **extra})
+    draft = events.Draft(f"lock.{kind}", "locks", {}, causation_id=cause)
+    events.insert_sqlite(db, [draft], [payload], [params["event_id"]], params["created_at"])
+
+
+def _sqlite_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+_PG = {name: sql.query(f"locks_{name}", "postgresql") for name in ("acquire", "release", "renew")}
+_SQLITE_ACQUIRE = sql.query("locks_acquire", "sqlite")
+_SQLITE_RELEASE = sql.statements("locks_release", "sqlite")
+_SQLITE_RENEW = sql.query("locks_renew", "sqlite")
+
+
 # ------------------------------------------------------ one transaction's steps
 
 
@@ -188,9 +310,19 @@ async def _locked_row(conn: AsyncConnection, resource: str) -> Any:
 
 
 async def _free(conn: AsyncConnection, resource: str, now: datetime) -> None:
+    """Free the lock (the caller holds its row); ``queued`` says again whether anyone
+    waits (a waiter ``_grant_next`` then takes leaves it stale, which costs the next
+    release the full path once)."""
+    anyone = select(W.id).where(W.resource == resource).exists()
     await conn.execute(update(locks).where(L.resource == resource).values(
         owner=None, priority=None, acquired_at=None, expires_at=None, metadata=None,
-        task_id=None, agent=None, updated_at=now))
+        task_id=None, agent=None, updated_at=now, queued=anyone))
+
+
+async def _mark_queued(conn: AsyncConnection, resource: str) -> None:
+    """A waiter joined (or stretched its entry): the lock's release takes the full path."""
+    await conn.execute(update(locks).where(L.resource == resource, L.queued.is_(False))
+                       .values(queued=True))
 
 
 async def _grant_next(store: Store, conn: AsyncConnection, resource: str, now: datetime,
@@ -279,6 +411,7 @@ async def _try(store: Store, conn: AsyncConnection, resource: str, claim: Claim,
             resource=resource, owner=claim.owner, priority=claim.priority, ttl_s=claim.ttl_s,
             metadata=claim.metadata, task_id=claim.task_id, agent=claim.agent, created_at=now,
             expires_at=queue_until))
+        await _mark_queued(conn, resource)
         mine = (await conn.execute(select(lock_waiters).where(
             W.resource == resource, W.owner == claim.owner))).one()
         position = await _position(conn, resource, claim.priority, mine.id, now)
@@ -289,6 +422,7 @@ async def _try(store: Store, conn: AsyncConnection, resource: str, claim: Claim,
     # already queued: keep the place, stretch the entry to this wait
     await conn.execute(update(lock_waiters).where(W.id == mine.id).values(
         expires_at=max(mine.expires_at, queue_until), ttl_s=claim.ttl_s))
+    await _mark_queued(conn, resource)
     return await _position(conn, resource, mine.priority, mine.id, now)
 
 
@@ -316,6 +450,8 @@ async def _step(store: Store, names: list[str], claim: Claim, queue_for: float |
             self.resource, self.position = resource, position
 
     only = len(names) == 1
+    if only and queue_for is None and (grant := await _fast_acquire(store, names[0], claim)):
+        return Result((grant,))
     try:
         async with store.write() as conn:
             await _check_attempt(conn, claim)
@@ -441,6 +577,8 @@ async def _leave(store: Store, name: str, claim: Claim, keep_place_s: float | No
         if keep_place_s is not None:
             await conn.execute(update(lock_waiters).where(mine).values(
                 expires_at=now + timedelta(seconds=keep_place_s)))
+            if row is not None:
+                await _mark_queued(conn, name)
         else:
             await conn.execute(delete(lock_waiters).where(mine))
     return result or Result(position=1, waiting_for=name)
@@ -508,6 +646,8 @@ async def _release_rows(store: Store, conn: AsyncConnection, rows: list[Any], no
 
 async def release(store: Store, resource: str, owner: str, token: int) -> None:
     """Give the lock up; the next waiter is granted in the same transaction."""
+    if await _fast_release(store, resources.check(resource), owner, token):
+        return
     async with store.write() as conn:
         row = await _held(conn, resource, owner, token, None, "release")
         await events.append_in(store, conn, await _release_rows(store, conn, [row], row.now))
@@ -523,6 +663,8 @@ async def release_many(store: Store, held: list[tuple[str, int]], owner: str) ->
 
 async def renew(store: Store, resource: str, owner: str, token: int, ttl_s: float) -> Grant:
     """Extend the lease to ``ttl_s`` from now (no event: renewals are routine)."""
+    if grant := await _fast_renew(store, resources.check(resource), owner, token, ttl_s):
+        return grant
     async with store.write() as conn:
         now = await _now(conn)
         await _held(conn, resource, owner, token, now, "renew")

@@ -50,6 +50,17 @@ async def test_long_poll_is_granted_on_release(api: httpx.AsyncClient) -> None:
     assert got["granted"] is True and got["token"] == 2
 
 
+async def test_each_lock_change_is_audited_once(api: httpx.AsyncClient) -> None:
+    token = (await acquire(api)).json()["token"]  # a free lock: one statement
+    assert (await acquire(api, owner="b", wait_s=0.2)).json()["granted"] is False  # queued
+    await api.post(f"/api/v1/locks/{R}/release", json={"owner": "a", "token": token})
+    again = (await acquire(api)).json()
+    await api.post(f"/api/v1/locks/{R}/release", json={"owner": "a", "token": again["token"]})
+    audit = (await api.get("/api/v1/audit", params={"resource_type": "locks"})).json()["entries"]
+    assert [e["action"] for e in reversed(audit)] == [
+        "locks.acquire", "locks.acquire", "locks.release", "locks.acquire", "locks.release"]
+
+
 async def test_acquire_many_and_force_release(api: httpx.AsyncClient) -> None:
     body = {"resources": ["device:b", "device:a"], "owner": "m", "ttl_s": 30}
     got = (await api.post("/api/v1/locks/acquire-many", json=body)).json()

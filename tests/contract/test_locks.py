@@ -124,6 +124,49 @@ async def test_renew_extends_and_force_release_grants_the_next(store: Store) -> 
     assert "lock.force_released" in [t for t, _, _ in await lock_events(store)]
 
 
+async def test_a_release_racing_a_waiter_that_queues_hands_the_lock_over(store: Store) -> None:
+    """A release frees a lock in one statement only while no waiter is queued, judged on
+    the lock row's newest version: a waiter that queues while that statement waits for
+    the row (on PostgreSQL its snapshot was taken before) gets the lock from it."""
+    held = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    async with store.write() as conn:  # a waiter queues, holding the lock row to commit
+        assert await locks._try(store, conn, R, Claim("b"), [], queue_for=30) == 1
+        release = asyncio.create_task(locks.release(store, R, "a", held.token))
+        await asyncio.sleep(0.3)
+        assert not release.done()
+    await asyncio.wait_for(release, 10)
+    state = await locks.get(store, R)
+    assert state["holder"] is not None, "the lock was freed with a waiter queued"
+    assert state["holder"]["owner"] == "b" and state["holder"]["token"] == held.token + 1
+    assert state["queue"] == []
+    # the queue is empty again: the next release and acquire take one statement each
+    await locks.release(store, R, "b", held.token + 1)
+    again = await locks.acquire(store, R, Claim("c"))
+    assert again.granted and again.grants[0].token == held.token + 2
+
+
+async def test_one_statement_changes_write_the_events_the_full_path_does(store: Store) -> None:
+    claim = Claim("a", priority=7, metadata={"why": "test"})
+    grant = (await locks.acquire(store, R, claim)).grants[0]  # free: one statement
+    held = await locks.get(store, R)
+    assert held["holder"]["metadata"] == {"why": "test"} and held["holder"]["priority"] == 7
+    assert held["holder"]["expires_at"] == grant.expires_at.isoformat()
+    renewed = await locks.renew(store, R, "a", grant.token, 60)
+    assert renewed.expires_at > grant.expires_at
+    await locks.release(store, R, "a", grant.token)  # nobody waits: one statement
+    page, _ = await events.query(store, events.Query(type="lock.*", limit=10))
+    acquired, released = page
+    assert acquired.type == "lock.acquired" and acquired.source == "locks"
+    assert acquired.payload == {"resource": R, "type": "device", "owner": "a", "token": 1,
+                                "priority": 7, "expires_at": grant.expires_at.isoformat()}
+    assert acquired.correlation_id == acquired.id and acquired.causation_id is None
+    assert released.type == "lock.released"
+    assert set(released.payload) == {"resource", "type", "owner", "token", "held_ms"}
+    assert released.payload["owner"] == "a" and released.payload["token"] == 1
+    assert released.payload["held_ms"] >= 0
+    assert (await locks.get(store, R))["holder"] is None
+
+
 async def test_acquire_many_is_all_or_nothing(store: Store) -> None:
     await locks.acquire(store, "device:b", Claim("other"))
     none = await locks.acquire_many(store, ["device:a", "device:b"], Claim("me"))

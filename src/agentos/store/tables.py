@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -395,6 +396,10 @@ locks = Table(
     Column("task_id", String(36)),  # held for a task attempt (declared resources, ctx.lock)
     Column("agent", String(63)),
     Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    # a waiter may be queued: set by every waiter that joins (holding this row), and
+    # reset to whether waiters remain by every change that frees the lock; a release
+    # frees the lock in one statement only while it is false (locks_release)
+    Column("queued", Boolean, nullable=False, server_default=false()),
     Index(None, "expires_at", sqlite_where=text("owner IS NOT NULL"),
           postgresql_where=text("owner IS NOT NULL")),
     Index(None, "owner", sqlite_where=text("owner IS NOT NULL"),

@@ -1,0 +1,32 @@
+-- take a lock that is free (or new) in one round trip and append its lock.acquired event
+-- (events_inserted). No row when it is held, lapsed or not, or when a task's claim names
+-- an attempt that is no longer running: the caller then takes the full path (expiry,
+-- the queue, the error). A conflict locks the row even when the WHERE refuses it.
+WITH taken AS (
+    INSERT INTO locks AS l (resource, type, token, owner, priority, acquired_at, expires_at,
+                            metadata, task_id, agent, updated_at)
+    SELECT %(resource)s, %(type)s, 1, %(owner)s, %(priority)s, statement_timestamp(),
+           statement_timestamp() + make_interval(secs => %(ttl_s)s), %(metadata)s::jsonb,
+           %(task_id)s::text, %(agent)s, statement_timestamp()
+    WHERE %(attempt)s::int IS NULL OR EXISTS (
+        SELECT 1 FROM tasks t
+        WHERE t.id = %(task_id)s::text AND t.status = 'running' AND t.attempt = %(attempt)s::int)
+    ON CONFLICT (resource) DO UPDATE SET
+        token = l.token + 1, owner = excluded.owner, priority = excluded.priority,
+        acquired_at = excluded.acquired_at, expires_at = excluded.expires_at,
+        metadata = excluded.metadata, task_id = excluded.task_id, agent = excluded.agent,
+        updated_at = excluded.updated_at
+    WHERE l.owner IS NULL
+    RETURNING l.token, l.expires_at
+), news AS (
+    SELECT 1 AS ord, jsonb_build_object(
+        'id', %(event_id)s::text, 'type', 'lock.acquired', 'source', 'locks',
+        'priority', %(rank)s::int, 'correlation_id', %(event_id)s::text,
+        'causation_id', %(task_id)s::text,
+        'payload', %(payload)s::jsonb || jsonb_build_object(
+            'token', token,
+            'expires_at', to_char(expires_at AT TIME ZONE 'UTC',
+                                  'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))) AS e
+    FROM taken
+), /*include events_inserted*/
+SELECT token, expires_at, (SELECT count(*) FROM woken) AS woken FROM taken

@@ -1,0 +1,28 @@
+-- release a lock nobody waits for in one round trip and append its lock.released event
+-- (events_inserted). No row unless the owner holds it with this token, its lease is live
+-- and no waiter is queued (locks.queued, re-checked on the row's newest version once it
+-- is locked): the caller then takes the full path (the next waiter's grant, the error)
+WITH held AS (
+    SELECT resource, task_id, acquired_at FROM locks
+    WHERE resource = %(resource)s AND owner = %(owner)s AND token = %(token)s
+      AND expires_at >= statement_timestamp() AND NOT queued
+    FOR UPDATE
+), freed AS (
+    UPDATE locks l SET owner = NULL, priority = NULL, acquired_at = NULL, expires_at = NULL,
+                       metadata = NULL, task_id = NULL, agent = NULL,
+                       updated_at = statement_timestamp()
+    FROM held WHERE l.resource = held.resource
+    RETURNING held.task_id, held.acquired_at
+), news AS (
+    SELECT 1 AS ord, jsonb_build_object(
+        'id', %(event_id)s::text, 'type', 'lock.released', 'source', 'locks',
+        'priority', %(rank)s::int, 'correlation_id', %(event_id)s::text,
+        'causation_id', f.task_id,
+        'payload', %(payload)s::jsonb
+            || jsonb_strip_nulls(jsonb_build_object('task_id', f.task_id))
+            || jsonb_build_object('held_ms', round(
+                (extract(epoch FROM statement_timestamp() - f.acquired_at) * 1000)::numeric,
+                1))) AS e
+    FROM freed f
+), /*include events_inserted*/
+SELECT task_id, (SELECT count(*) FROM woken) AS woken FROM freed
