@@ -44,7 +44,8 @@ class Bus:
         self._seqs: list[int] = []
         self._arrived = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._subscribers = 0  # none: the pump only follows the head, reading no events
+        self._subscribers = 0  # none: the pump reads nothing; the head is read when one comes
+        self._behind = False  # the log may be past ``cursor`` (it went unread, nobody listened)
 
     async def start(self) -> None:
         self.cursor = await events.head_seq(self.store)
@@ -61,23 +62,33 @@ class Bus:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    async def head(self) -> int:
+        """The log's head as this bus knows it: where a subscriber from now on starts."""
+        if self._behind:
+            head = await events.head_seq(self.store)
+            if self._behind:  # (unless the pump caught up meanwhile)
+                self._behind = False
+                if head > self.cursor:  # the ring skips what nobody read
+                    self._ring, self._seqs, self.cursor = [], [], head
+                    self._wake_subscribers()  # one resuming behind the head reads the log
+        return self.cursor
+
     async def _pump(self) -> None:
         wakeup = self.store.wakeup(events.CHANNEL)
         while True:
             wakeup.clear()
             if not self._subscribers:
-                # nobody to hand events to: reading them back would cost an appending
-                # server as much as the append; a late subscriber reads the log itself
-                try:
-                    head = await events.head_seq(self.store)
-                except Exception:
-                    log.exception("reading the head failed", extra={"action": "bus_read_failed"})
-                    head = self.cursor
-                if head > self.cursor:
-                    self._ring, self._seqs, self.cursor = [], [], head
-                    self._wake_subscribers()
+                # nobody to hand events to: reading them back (even the head) would cost
+                # an appending server a good part of the append; a subscriber that comes
+                # asks for the head (``head``), and one behind the ring reads the log
+                self._behind = True
                 await wait_wakeup(wakeup, self.poll_interval)
                 continue
+            if self._behind:
+                try:
+                    await self.head()
+                except Exception:
+                    log.exception("reading the head failed", extra={"action": "bus_read_failed"})
             try:
                 batch = await self._read(self.cursor)
             except Exception:
@@ -107,9 +118,9 @@ class Bus:
         """Events matching ``type_glob`` with ``seq > after_seq`` (default: from now
         on), in order, forever. Resume by passing the last ``seq`` you handled."""
         patterns.check_event_glob(type_glob)
-        cursor = self.cursor if after_seq is None else after_seq
         self._subscribers += 1  # the pump reads events again from its next pass
         try:
+            cursor = await self.head() if after_seq is None else after_seq
             while True:
                 arrived = self._arrived
                 batch, cursor = await self._next(cursor, type_glob)

@@ -144,7 +144,7 @@ async def stream(
         start = int(last_event_id)
 
     if start is None:
-        start = bus.cursor  # from now on; sent as the first id so a reconnect has no gap
+        start = await bus.head()  # from now on; sent as the first id so a reconnect has no gap
 
     async def body() -> AsyncIterator[str]:
         yield f": connected\nid: {start}\n\n"
