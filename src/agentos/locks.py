@@ -55,7 +55,10 @@ MAX_TTL = 3600.0  # seconds; the server's limit is AGENTOS_LOCK_MAX_TTL_S
 MAX_RESOURCES = 100  # per acquire-many
 WAIT_SLACK = 5.0  # seconds a waiter's entry outlives its wait (a vanished client's then lapses)
 # seconds between a waiter's looks when no NOTIFY can wake it (SQLite, or a PostgreSQL
-# process without a LISTEN connection), and when one can (polling is only a safety net)
+# process without a LISTEN connection: from POLL_FIRST, growing by half each look up to
+# POLL, so a lock handed over soon is seen soon and a long wait costs few reads), and
+# when one can (polling is only a safety net)
+POLL_FIRST = 0.002
 POLL = 0.02
 POLL_LISTENING = 1.0
 SWEEP_INTERVAL = 1.0  # longest sleep of the sweeper (it wakes earlier for the next expiry)
@@ -520,7 +523,8 @@ async def acquire_many(store: Store, names: list[str], claim: Claim, wait_s: flo
 async def _wait_for(store: Store, name: str, claim: Claim, deadline: float,
                     keep_place_s: float | None) -> Result:
     wakeup = store.wakeup(CHANNEL)
-    poll = POLL_LISTENING if CHANNEL in store.listening else POLL
+    listening = CHANNEL in store.listening
+    poll = POLL_LISTENING if listening else POLL_FIRST
     try:
         result = await _step(store, [name], claim, max(deadline - time.monotonic(), 0))
         while not result.granted:
@@ -528,6 +532,8 @@ async def _wait_for(store: Store, name: str, claim: Claim, deadline: float,
             if left <= 0:
                 return await _leave(store, name, claim, keep_place_s, result)
             await wait_wakeup(wakeup, min(left, poll))
+            if not listening:
+                poll = min(poll * 1.5, POLL)
             wakeup.clear()
             look = await _peek(store, name, claim.owner)
             if isinstance(look, Grant):

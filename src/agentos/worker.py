@@ -11,8 +11,7 @@ finish within ``grace``, record their results, then hand back what is left.
 One lease keeper renews every running attempt's lease (and its locks') in one
 statement and carries cancellation requests; ``timeout_s`` cancels the
 handler. An agent's declared ``resources`` are locked, all or none, before
-its handler starts; a task that cannot get them within ``RESOURCE_WAIT`` is
-handed back to wait in the lock's queue without holding a slot.
+its handler starts (``attempt_locks``).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from agentos import claims, handlers, ids, locks, queue, registry, resources, workers
+from agentos import attempt_locks, claims, handlers, ids, locks, queue, registry, workers
 from agentos.errors import Conflict, Forbidden, InvalidInput
 from agentos.handlers import Context, HandlerError
 from agentos.store import Store, raise_if_cancelling, wait_wakeup
@@ -35,9 +34,6 @@ from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE, Outcome
 log = logging.getLogger("agentos.worker")
 
 POLL_INTERVAL = 0.5  # seconds between claims when idle (a submit wakes us sooner)
-RESOURCE_WAIT = 1.0  # seconds a claimed task may wait for its resources in its slot
-RESOURCE_RETRY = 5.0  # seconds until a task handed back for its resources runs anyway
-RESOURCE_PLACE = 15.0  # seconds its place in the lock queue is kept meanwhile
 LINGER = 0.002  # seconds a result may wait for others ending to share its round trip
 
 
@@ -256,7 +252,7 @@ class Worker:
             await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc)))
             return
         try:
-            held = await self._take_resources(row, definition)
+            held = await attempt_locks.take(self.store, row, definition, self.lease_s)
         except (InvalidInput, Forbidden) as exc:  # bad input or not permitted: never retried
             await self._report(queue.fail(self.store, row.id, row.attempt,
                                           {"type": exc.code, "message": exc.message},
@@ -303,27 +299,6 @@ class Worker:
         # recorded by the loop's next round trip, with the others that ended meanwhile
         self._finished.append(claims.Finished(row.id, row.attempt, output, **_used(ctx),
                                               took_locks=ctx.took_locks))
-
-    async def _take_resources(self, row: Any, definition: dict[str, Any]
-                              ) -> dict[str, locks.Grant] | None:
-        """Lock the agent's declared resources for this attempt, or hand the task back
-        (None) to wait in the queue of the one it could not get."""
-        names = resources.render(definition.get("resources", []), row.input)
-        if not names:
-            return {}
-        resources.check_permitted(row.agent, definition.get("permissions", {}).get("lock", []),
-                                  names)
-        claim = locks.Claim(locks.task_owner(row.id), row.priority, self.lease_s,
-                            task_id=row.id, agent=row.agent, attempt=row.attempt)
-        got = await locks.acquire_many(self.store, names, claim,
-                                       min(RESOURCE_WAIT, self.lease_s / 3), RESOURCE_PLACE)
-        if got.granted:
-            return {g.resource: g for g in got.grants}
-        log.info("task %s waits for %s", row.id, got.waiting_for,
-                 extra={"action": "task_deferred"})
-        await self._report(queue.defer(self.store, row.id, row.attempt, RESOURCE_RETRY,
-                                       got.waiting_for))
-        return None
 
     async def _beat(self, task_id: str, attempt: int, ctx: Context,
                     runner: asyncio.Task[Any]) -> None:

@@ -42,6 +42,39 @@ async def test_worker_protocol_round_trip(api: httpx.AsyncClient) -> None:
     assert_error(await api.post(f"/api/v1/tasks/{task_id}/cancel"), 409)
 
 
+async def test_a_remote_claim_holds_the_agents_declared_resources(api: httpx.AsyncClient
+                                                                  ) -> None:
+    for name, resource in [("dev", "device:{input.device_id}"), ("phones", "phone:{input.id}")]:
+        await api.post("/api/v1/agents", json={
+            "name": name, "version": "1.0.0", "handler": {"type": "python", "target": "m:f"},
+            "resources": [resource], "permissions": {"lock": ["device:*"]}})
+        await api.post(f"/api/v1/agents/{name}/versions/1.0.0/publish")
+    first, second = [(await api.post("/api/v1/tasks", json={
+        "agent": "dev", "input": {"device_id": "pixel-7"}})).json()["id"] for _ in range(2)]
+    refused = (await api.post("/api/v1/tasks", json={"agent": "phones", "input": {"id": "x"}})
+               ).json()["id"]
+    claim = (await api.post("/api/v1/tasks/claim", json={"worker_id": "far", "limit": 5})).json()
+    [task] = claim["tasks"]  # the second waits for the device; the third may not lock it
+    assert task["id"] == first
+    [held] = task["locks"]
+    assert held["resource"] == "device:pixel-7" and held["token"] == 1
+    lock = (await api.get("/api/v1/locks/device:pixel-7")).json()
+    assert lock["holder"]["owner"] == f"task:{first}" and lock["holder"]["task_id"] == first
+    assert [w["task_id"] for w in lock["queue"]] == [second]  # its place is kept
+    assert (await api.get(f"/api/v1/tasks/{second}")).json()["status"] == "scheduled"
+    failed = (await api.get(f"/api/v1/tasks/{refused}")).json()
+    assert failed["status"] == "failed" and failed["error"]["type"] == "lock_not_permitted"
+    # the end of the attempt releases the lock to the task that waits, which runs next
+    await api.post(f"/api/v1/tasks/{first}/complete", json={"attempt": 1})
+    [then] = (await api.post("/api/v1/tasks/claim",
+                             json={"worker_id": "far", "wait_s": 5})).json()["tasks"]
+    assert then["id"] == second and then["locks"][0]["token"] == 2
+    await api.post(f"/api/v1/tasks/{second}/fail", json={
+        "attempt": then["attempt"], "error": {"type": "Boom", "message": "no"},
+        "retryable": False})
+    assert (await api.get("/api/v1/locks/device:pixel-7")).json()["holder"] is None
+
+
 async def test_fail_retry_dead_letter_and_rerun(api: httpx.AsyncClient) -> None:
     await publish(api)
     task_id = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()["id"]

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentos import claims, queue, tasks, workers
+from agentos import attempt_locks, claims, queue, tasks, workers
 from agentos.api.deps import StoreDep
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
@@ -89,7 +89,11 @@ class ClaimIn(BaseModel):
 async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, Any]:
     """Claim up to ``limit`` tasks; with ``wait_s`` > 0, long-poll until one is ready.
 
-    The caller is listed at ``/api/v1/workers`` (registered by its first claim)."""
+    A task whose agent declares ``resources`` comes with them locked for its attempt
+    (``locks``: resource, fencing token, lease), released when the attempt ends and
+    renewed by its heartbeats; one that must wait for a lock is handed back to the
+    lock's queue instead of being returned. The caller is listed at
+    ``/api/v1/workers`` (registered by its first claim)."""
     host = request.client.host if request.client else "unknown"
     await workers.seen(store, body.worker_id, host, body.agents)
     wakeup = store.wakeup(queue.CHANNEL)
@@ -97,17 +101,25 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
     try:
         while True:
             wakeup.clear()
-            got = await claims.claim(store, body.worker_id, body.agents, body.limit,
-                                    body.lease_s)
+            claimed = await claims.claim(store, body.worker_id, body.agents, body.limit,
+                                        body.lease_s)
+            got = await attempt_locks.take_for_claim(store, claimed, body.lease_s)
             left = deadline - time.monotonic()
             if got or left <= 0:
                 if got:  # now busy
                     await workers.seen(store, body.worker_id, host, body.agents)
-                return {"tasks": [t.to_dict() for t in got]}
+                return {"tasks": [_claimed(task, held) for task, held in got]}
             # woken by a submit in this process; polled for other processes
             await wait_wakeup(wakeup, min(left, 0.5))
     finally:
         store.forget_wakeup(queue.CHANNEL, wakeup)
+
+
+def _claimed(task: queue.Task, held: attempt_locks.Held) -> dict[str, Any]:
+    out = task.to_dict()
+    if held:
+        out["locks"] = [grant.to_dict() for grant in held.values()]
+    return out
 
 
 @router.get("/{task_id}")
