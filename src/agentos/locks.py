@@ -148,22 +148,30 @@ def _event(kind: str, resource: str, owner: str | None, token: int | None,
 
 
 async def _hot(store: Store, name: str, params: dict[str, Any],
-               on_sqlite: Callable[[Any, dict[str, Any]], Any]) -> Any:
+               on_sqlite: Callable[[Any, dict[str, Any]], Any] | None) -> Any:
     """Run ``locks_<name>``: PostgreSQL's rows, or what ``on_sqlite(db, params)``
-    returns on SQLite's own connection; empty or None when it changed nothing."""
+    returns on SQLite's own connection; empty or None when it changed nothing.
+    ``on_sqlite`` None: a PostgreSQL statement that must see every waiter queued
+    before it, sent in a transaction after one that locks the lock row."""
     appends = name != "renew"
     async with store.driver() as db:
         if db is not None:
-            if store.dialect == "postgresql":
+            if on_sqlite is not None and store.dialect == "sqlite":
+                out = on_sqlite(db, params)
+            elif on_sqlite is not None:
                 out = await (await db.execute(_PG[name], params, prepare=True)).fetchall()
             else:
-                out = on_sqlite(db, params)
+                async with db.transaction():
+                    await db.execute(_LOCK_ROW, params, prepare=True)
+                    out = await (await db.execute(_PG[name], params, prepare=True)).fetchall()
     if db is None:
         async with store.write() as conn:
-            if store.dialect == "postgresql":
-                out = (await conn.exec_driver_sql(_PG[name], params)).all()
-            else:
+            if on_sqlite is not None and store.dialect == "sqlite":
                 out = on_sqlite(cast(SqliteConnection, conn).driver(), params)
+            else:
+                if on_sqlite is None:
+                    await conn.exec_driver_sql(_LOCK_ROW, params)
+                out = (await conn.exec_driver_sql(_PG[name], params)).all()
             if not out:
                 store.nothing_changed(conn)  # the full path's transaction is audited
             elif appends:
@@ -229,6 +237,32 @@ def _release_sqlite(db: Any, params: dict[str, Any]) -> bool:
     return True
 
 
+async def _fast_join(store: Store, resource: str, claim: Claim, queue_for: float) -> int | None:
+    """PostgreSQL: join the queue of a lock another owner holds; the position, or None."""
+    params = {"resource": resource, "owner": claim.owner, "priority": claim.priority,
+              "ttl_s": float(claim.ttl_s), "queue_s": float(queue_for + WAIT_SLACK),
+              "metadata": None if claim.metadata is None else events.dump_json(claim.metadata),
+              "task_id": claim.task_id, "agent": claim.agent,
+              **_hot_event("queued", resource, claim.owner, token=None,
+                           **({"task_id": claim.task_id} if claim.task_id else {}),
+                           priority=claim.priority)}
+    rows = await _hot(store, "join", params, None)
+    return int(rows[0].position) if rows else None
+
+
+async def _fast_handover(store: Store, resource: str, owner: str, token: int) -> bool:
+    """PostgreSQL: release a lock and grant it to its next live waiter (or free it)."""
+    params = {"resource": resource, "owner": owner, "token": token,
+              "type": resources.type_of(resource), "grant_event_id": ids.uuid7(),
+              **_hot_event("released", resource, owner, token=token)}
+    rows = await _hot(store, "handover", params, None)
+    if rows and rows[0].waiter is not None:  # committed: wake this process's waiters too
+        store.wake(CHANNEL)
+        if rows[0].waiter_task is not None:
+            store.wake(TASKS_CHANNEL)
+    return bool(rows)
+
+
 async def _fast_renew(store: Store, resource: str, owner: str, token: int, ttl_s: float
                       ) -> Grant | None:
     params = {"resource": resource, "owner": owner, "token": token, "ttl_s": float(ttl_s)}
@@ -253,7 +287,9 @@ def _sqlite_time(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-_PG = {name: sql.query(f"locks_{name}", "postgresql") for name in ("acquire", "release", "renew")}
+_PG = {name: sql.query(f"locks_{name}", "postgresql")
+       for name in ("acquire", "release", "join", "handover", "renew")}
+_LOCK_ROW = "SELECT 1 FROM locks WHERE resource = %(resource)s FOR UPDATE"
 _SQLITE_ACQUIRE = sql.query("locks_acquire", "sqlite")
 _SQLITE_RELEASE = sql.statements("locks_release", "sqlite")
 _SQLITE_RENEW = sql.query("locks_renew", "sqlite")
@@ -453,8 +489,12 @@ async def _step(store: Store, names: list[str], claim: Claim, queue_for: float |
             self.resource, self.position = resource, position
 
     only = len(names) == 1
-    if only and queue_for is None and (grant := await _fast_acquire(store, names[0], claim)):
-        return Result((grant,))
+    if only and (claim.attempt is None or queue_for is None):
+        if grant := await _fast_acquire(store, names[0], claim):
+            return Result((grant,))
+        if queue_for is not None and store.dialect == "postgresql" and (
+                position := await _fast_join(store, names[0], claim, queue_for)):
+            return Result(position=position, waiting_for=names[0])
     try:
         async with store.write() as conn:
             await _check_attempt(conn, claim)
@@ -501,10 +541,11 @@ async def acquire_many(store: Store, names: list[str], claim: Claim, wait_s: flo
         raise InvalidInput(f"give 1 to {MAX_RESOURCES} resources", code="bad_resources")
     for name in names:
         resources.check(name)
-    result = await _step(store, names, claim, None)
-    if result.granted or wait_s <= 0:
-        return result
     deadline = time.monotonic() + wait_s
+    if len(names) > 1 or wait_s <= 0:  # (one resource to wait for: take it or queue at once)
+        result = await _step(store, names, claim, None)
+        if result.granted or wait_s <= 0:
+            return result
     grants: list[Grant] = []
     try:
         for name in names:
@@ -653,6 +694,8 @@ async def _release_rows(store: Store, conn: AsyncConnection, rows: list[Any], no
 async def release(store: Store, resource: str, owner: str, token: int) -> None:
     """Give the lock up; the next waiter is granted in the same transaction."""
     if await _fast_release(store, resources.check(resource), owner, token):
+        return
+    if store.dialect == "postgresql" and await _fast_handover(store, resource, owner, token):
         return
     async with store.write() as conn:
         row = await _held(conn, resource, owner, token, None, "release")

@@ -167,6 +167,30 @@ async def test_one_statement_changes_write_the_events_the_full_path_does(store: 
     assert (await locks.get(store, R))["holder"] is None
 
 
+async def test_a_hand_over_writes_both_events_and_frees_the_lock_after_the_last(
+        store: Store) -> None:
+    first = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    waiter = asyncio.create_task(locks.acquire(store, R, Claim("b", priority=3, ttl_s=60),
+                                               wait_s=10))
+    while not (await locks.get(store, R))["queue"]:
+        await asyncio.sleep(0.01)
+    await locks.release(store, R, "a", first.token)  # hands the lock to b
+    got = (await asyncio.wait_for(waiter, 10)).grants[0]
+    state = await locks.get(store, R)
+    assert state["holder"]["owner"] == "b" and state["holder"]["token"] == got.token == 2
+    assert state["holder"]["priority"] == 3 and state["queue"] == []
+    page, _ = await events.query(store, events.Query(type="lock.*", limit=10))
+    assert [(e.type, e.payload["owner"], e.payload["token"]) for e in page] == [
+        ("lock.acquired", "a", 1), ("lock.queued", "b", None), ("lock.released", "a", 1),
+        ("lock.acquired", "b", 2)]
+    handed = page[3].payload
+    assert handed["expires_at"] == got.expires_at.isoformat() and handed["priority"] == 3
+    assert handed["waited_ms"] >= 0 and page[2].payload["held_ms"] >= 0
+    await locks.release(store, R, "b", got.token)  # the last: the lock is free again
+    assert (await locks.get(store, R))["holder"] is None
+    assert (await locks.acquire(store, R, Claim("c"))).grants[0].token == 3
+
+
 async def test_acquire_many_is_all_or_nothing(store: Store) -> None:
     await locks.acquire(store, "device:b", Claim("other"))
     none = await locks.acquire_many(store, ["device:a", "device:b"], Claim("me"))
