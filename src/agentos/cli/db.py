@@ -7,6 +7,7 @@ second to import, which every ``agentos agents ...`` call would pay otherwise.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -92,7 +93,6 @@ def ensure_current(settings: Settings) -> None:
 @contextmanager
 def reaching(url: str) -> Iterator[None]:
     """Driver and migration failures as one-line errors that name the database."""
-    from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
@@ -101,10 +101,14 @@ def reaching(url: str) -> Iterator[None]:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise Unavailable(f"cannot use the database at {redact(url)}: {reason}",
                           code="database_unavailable") from None
-    except CommandError as exc:
-        # e.g. a revision from a newer AgentOS that this one does not know
-        raise Unavailable(f"cannot migrate the database at {redact(url)}: {exc}",
-                          code="migration_failed") from None
+    except Exception as exc:
+        # e.g. a revision from a newer AgentOS that this one does not know (Alembic is
+        # imported only by an upgrade: importing it to check costs a start 0.4 s)
+        command_error = getattr(sys.modules.get("alembic.util"), "CommandError", None)
+        if command_error is not None and isinstance(exc, command_error):
+            raise Unavailable(f"cannot migrate the database at {redact(url)}: {exc}",
+                              code="migration_failed") from None
+        raise
 
 
 def redact(url: str) -> str:
