@@ -27,6 +27,14 @@ async def test_append_numbers_events_in_order(store: Store) -> None:
     assert (await events.get(store, e.id)).payload == {"n": 1}
 
 
+async def test_a_big_batch_is_numbered_in_its_own_order(store: Store) -> None:
+    made = await events.append(store, [ev(payload={"n": i}) for i in range(500)])
+    async with store.read() as conn:
+        logged = await events.read_after(conn, 0, 1000)
+    assert [e.payload["n"] for e in logged] == list(range(500))
+    assert [e.seq for e in logged] == [a.event.seq for a in made] == list(range(1, 501))
+
+
 async def test_dedup_key_returns_the_first_event(store: Store) -> None:
     [a] = await events.append(store, [ev(dedup_key="k", payload={"v": 1})])
     again = await events.append(store, [ev(dedup_key="k", payload={"v": 2}),

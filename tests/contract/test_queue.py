@@ -28,6 +28,15 @@ async def submit(store: Store, **fields: Any) -> queue.Task:
     return task
 
 
+async def test_a_big_batch_is_submitted_and_logged_in_its_own_order(store: Store) -> None:
+    await agent(store)
+    made = await queue.submit(store, [TaskIn(agent="a", input={"n": i}) for i in range(300)])
+    assert [task.row.input["n"] for task, _ in made] == list(range(300))
+    async with store.read() as conn:
+        logged = await events.read_after(conn, 0, 1000, "task.created")
+    assert [e.payload["task_id"] for e in logged] == [task.id for task, _ in made]
+
+
 async def test_submit_claim_complete(store: Store) -> None:
     await agent(store, max_retries=2, timeout_s=30)
     task = await submit(store, input={"x": 1}, priority=7, correlation_id="c-1")

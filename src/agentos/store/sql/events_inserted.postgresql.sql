@@ -6,10 +6,10 @@
 /*include events_numbered*/, inserted AS (
     INSERT INTO events (seq, id, type, source, payload, priority, correlation_id, causation_id,
                         run_id, subject, dedup_key, created_at)
-    SELECT x.seq, n.e ->> 'id', n.e ->> 'type', n.e ->> 'source', n.e -> 'payload',
+    SELECT x.seqs[n.ord::int], n.e ->> 'id', n.e ->> 'type', n.e ->> 'source', n.e -> 'payload',
            (n.e ->> 'priority')::smallint, n.e ->> 'correlation_id', n.e ->> 'causation_id',
            n.e ->> 'run_id', n.e ->> 'subject', n.e ->> 'dedup_key', %(created_at)s
-    FROM news n JOIN numbered x ON x.ord = n.ord
+    FROM news n CROSS JOIN numbered x
     RETURNING seq, priority
 ), queued AS (
     INSERT INTO route_queue (seq, rank) SELECT seq, priority FROM inserted RETURNING seq

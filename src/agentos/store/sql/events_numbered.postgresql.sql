@@ -13,8 +13,9 @@ mark AS (
           FROM events_seq) AS s
     WHERE EXISTS (SELECT 1 FROM news)
 ), numbered AS (
-    -- one number per event, handed to them in news order (nextval's own order is the
-    -- join's, so the numbers are sorted first)
-    SELECT row_number() OVER (ORDER BY x.seq) AS ord, x.seq
+    -- one number per event, in one sorted array (nextval's own order is the scan's): the
+    -- event of news.ord n (1..count, no gaps) gets seqs[n]. An array and not a join on
+    -- ord, which the planner, expecting one row, made a nested loop: quadratic per batch
+    SELECT array_agg(x.seq ORDER BY x.seq) AS seqs
     FROM (SELECT nextval('events_seq') AS seq FROM news, mark) AS x
 )

@@ -17,7 +17,7 @@ WITH /*include tasks_ended*/,
 ), /*include events_numbered*/, inserted AS (
     INSERT INTO events (seq, id, type, source, payload, priority, correlation_id,
                         causation_id, created_at)
-    SELECT x.seq, CAST(:event_ids AS jsonb) ->> (n.ord - 1)::int,
+    SELECT x.seqs[n.ord::int], CAST(:event_ids AS jsonb) ->> (n.ord - 1)::int,
            n.type, 'queue',
            CASE WHEN n.k = 1
                 THEN jsonb_build_object('task_id', n.id, 'agent', n.agent,
@@ -26,7 +26,7 @@ WITH /*include tasks_ended*/,
                 ELSE jsonb_build_object('task_id', n.id, 'agent', n.agent,
                                         'attempt', n.attempt) END,
            CAST(:event_rank AS smallint), n.correlation_id, n.id, statement_timestamp()
-    FROM news n JOIN numbered x ON x.ord = n.ord
+    FROM news n CROSS JOIN numbered x
     RETURNING seq, priority
 ), queued AS (
     INSERT INTO route_queue (seq, rank) SELECT seq, priority FROM inserted RETURNING seq

@@ -52,10 +52,10 @@ WITH i AS (
 ), /*include events_numbered*/, inserted AS (
     INSERT INTO events (seq, id, type, source, payload, priority, correlation_id,
                         causation_id, created_at)
-    SELECT x.seq, n.event_id, 'task.created', 'queue',
+    SELECT x.seqs[n.ord::int], n.event_id, 'task.created', 'queue',
            jsonb_build_object('task_id', n.id, 'agent', n.agent, 'priority', n.priority),
            CAST(:event_rank AS smallint), n.correlation_id, n.id, statement_timestamp()
-    FROM news n JOIN numbered x ON x.ord = n.ord
+    FROM news n CROSS JOIN numbered x
     RETURNING seq, priority
 ), queued AS (
     INSERT INTO route_queue (seq, rank) SELECT seq, priority FROM inserted RETURNING seq
