@@ -41,7 +41,7 @@ from agentos import events, ids, resources
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import EventIn
 from agentos.store import Store, sql, wait_wakeup
-from agentos.store.columns import UTCDateTime, json_loads, utcnow
+from agentos.store.columns import UTCDateTime, json_loads, utc_from_text, utcnow
 from agentos.store.sqlite import SqliteConnection
 from agentos.store.tables import lock_waiters, locks
 from agentos.store.tables import tasks as tasks_table
@@ -212,7 +212,7 @@ def _acquire_sqlite(db: Any, params: dict[str, Any]) -> Grant | None:
     row = db.execute(_SQLITE_ACQUIRE, params).fetchone()
     if row is None:
         return None
-    grant = Grant(params["resource"], int(row[0]), _sqlite_time(row[1]))
+    grant = Grant(params["resource"], int(row[0]), utc_from_text(row[1]))
     _insert_sqlite(db, params, "acquired", params["task_id"],
                    token=grant.token, expires_at=grant.expires_at.isoformat())
     return grant
@@ -231,7 +231,7 @@ def _release_sqlite(db: Any, params: dict[str, Any]) -> bool:
         return False
     task_id, acquired_at, now = row
     db.execute(free, {"resource": params["resource"], "now": now})
-    held_ms = (_sqlite_time(now) - _sqlite_time(acquired_at)).total_seconds() * 1000
+    held_ms = (utc_from_text(now) - utc_from_text(acquired_at)).total_seconds() * 1000
     _insert_sqlite(db, params, "released", task_id,
                    **({"task_id": task_id} if task_id else {}), held_ms=round(held_ms, 1))
     return True
@@ -271,7 +271,7 @@ async def _fast_renew(store: Store, resource: str, owner: str, token: int, ttl_s
     if not out:
         return None
     expires = out[0][0]
-    return Grant(resource, token, _sqlite_time(expires) if isinstance(expires, str)
+    return Grant(resource, token, utc_from_text(expires) if isinstance(expires, str)
                  else expires.astimezone(UTC))
 
 
@@ -281,10 +281,6 @@ def _insert_sqlite(db: Any, params: dict[str, Any], kind: str, cause: str | None
     payload = events.dump_json({**json_loads(params["payload"]), **extra})
     draft = events.Draft(f"lock.{kind}", "locks", {}, causation_id=cause)
     events.insert_sqlite(db, [draft], [payload], [params["event_id"]], params["created_at"])
-
-
-def _sqlite_time(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 _PG = {name: sql.query(f"locks_{name}", "postgresql")

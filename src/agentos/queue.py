@@ -211,12 +211,14 @@ async def _submitted(store: Store, items: list[TaskIn], rows: Sequence[Any]
             taken = {r.idempotency_key: r for r in (await conn.execute(
                 select(table).where(t.idempotency_key.in_(missing)))).all()}
     made: list[tuple[Task, bool]] = []
+    seen: set[int] = set()
     for n in where:
         row = by_ord.get(n + 1)
         if row is None:
             made.append((Task(taken[str(sent[n].idempotency_key)]), False))
         else:  # a repeated key in the batch: the first one's task, not new
-            made.append((Task(row), bool(row.created) and where.index(n) == len(made)))
+            made.append((Task(row), bool(row.created) and n not in seen))
+        seen.add(n)
     return made
 
 
@@ -268,9 +270,11 @@ def _submit_sqlite(db: Any, items: list[TaskIn]) -> list[tuple[Task, bool]]:
         (earlier[i.idempotency_key], False) if i.idempotency_key in earlier
         else (next(ordered), True) for i in sent]
     made: list[tuple[Task, bool]] = []
-    for position, n in enumerate(where):
+    seen: set[int] = set()
+    for n in where:  # a repeated key in the batch: the first one's task, not new
         row, new = tasks_sent[n]
-        made.append((Task(row), new and where.index(n) == position))
+        made.append((Task(row), new and n not in seen))
+        seen.add(n)
     return made
 
 

@@ -17,7 +17,6 @@ import time
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Connection, Engine, create_engine, event, make_url
@@ -26,7 +25,7 @@ from sqlalchemy.pool import QueuePool
 
 from agentos.errors import AgentOSError, Conflict, Unavailable
 from agentos.store.base import Store
-from agentos.store.columns import UTCDateTime, json_loads
+from agentos.store.columns import UTCDateTime, json_loads, utc_from_text
 
 BUSY_SLICE = 5  # milliseconds SQLite itself may wait for a lock (blocks the loop)
 SPIN_START = 0.00005  # seconds: the first pause before trying BEGIN IMMEDIATE again
@@ -203,7 +202,7 @@ def reader(columns: Sequence[Any]) -> Callable[[Sequence[Any]], Any]:
 
 def _converter(kind: Any) -> Callable[[Any], Any] | None:
     if isinstance(kind, UTCDateTime):
-        return lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return utc_from_text
     if isinstance(kind, JSON):
         return json_loads
     if isinstance(kind, Boolean):
