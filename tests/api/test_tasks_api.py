@@ -42,6 +42,38 @@ async def test_worker_protocol_round_trip(api: httpx.AsyncClient) -> None:
     assert_error(await api.post(f"/api/v1/tasks/{task_id}/cancel"), 409)
 
 
+async def test_a_claim_records_the_attempts_completed_since_the_last(api: httpx.AsyncClient
+                                                                     ) -> None:
+    await publish(api)
+    made = (await api.post("/api/v1/tasks/batch", json={
+        "tasks": [{"agent": "a"} for _ in range(4)]})).json()["tasks"]
+    first = (await api.post("/api/v1/tasks/claim", json={"worker_id": "far", "limit": 2})
+             ).json()["tasks"]
+    done = [{"id": t["id"], "attempt": t["attempt"], "output": {"n": n}, "tokens": {"total": 3}}
+            for n, t in enumerate(first)]
+    stale = {"id": made[3]["id"], "attempt": 1}  # not running: not recorded
+    again = (await api.post("/api/v1/tasks/claim", json={
+        "worker_id": "far", "limit": 2, "completed": [stale, *done]})).json()
+    assert again.get("stale") == [stale] and len(again["tasks"]) == 2, again
+    assert not {t["id"] for t in again["tasks"]} & {t["id"] for t in first}
+    for n, t in enumerate(first):
+        full = (await api.get(f"/api/v1/tasks/{t['id']}")).json()
+        assert full["status"] == "succeeded" and full["output"] == {"n": n}
+        assert full["attempts"][0]["worker_id"] == "far"
+        assert full["attempts"][0]["tokens"] == {"total": 3}
+    last = (await api.post("/api/v1/tasks/claim", json={"worker_id": "far", "limit": 0,
+                                                        "completed": [
+        {"id": t["id"], "attempt": t["attempt"]} for t in again["tasks"]]})).json()
+    assert last == {"tasks": [], "stale": []}
+    listed = (await api.get("/api/v1/tasks", params={"status": "succeeded"})).json()["tasks"]
+    assert len(listed) == 4
+    assert_error(await api.post("/api/v1/tasks/claim", json={
+        "worker_id": "far", "completed": [{"id": "x", "attempt": 0}]}), 422)
+    twice = [{"id": "x", "attempt": 1}, {"id": "x", "attempt": 2}]
+    assert_error(await api.post("/api/v1/tasks/claim", json={
+        "worker_id": "far", "completed": twice}), 422)
+
+
 async def test_a_remote_claim_holds_the_agents_declared_resources(api: httpx.AsyncClient
                                                                   ) -> None:
     for name, resource in [("dev", "device:{input.device_id}"), ("phones", "phone:{input.id}")]:

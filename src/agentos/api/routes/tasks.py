@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentos import attempt_locks, claims, queue, tasks, workers
 from agentos.api.deps import StoreDep
@@ -76,19 +76,46 @@ async def list_tasks(
     return {"tasks": [t.to_dict() for t in page], "next_after_seq": next_after}
 
 
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attempt: Annotated[int, Field(ge=1)]
+    output: dict[str, Any] = Field(default_factory=dict)
+    tokens: dict[str, int] | None = None
+    cost: Annotated[float, Field(ge=0)] | None = None
+
+
+class CompletedIn(CompleteIn):
+    id: Annotated[str, Field(min_length=1, max_length=36)]
+
+
 class ClaimIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     worker_id: Annotated[str, Field(min_length=1, max_length=128)]
     agents: list[str] | None = None
-    limit: Annotated[int, Field(ge=1, le=1000)] = 1
+    limit: Annotated[int, Field(ge=0, le=claims.MAX_CLAIM)] = 1
     wait_s: Annotated[float, Field(ge=0, le=MAX_WAIT)] = 0
     lease_s: Annotated[float, Field(gt=0, le=3600)] = tasks.DEFAULT_LEASE
+    # attempts that succeeded since the caller's last claim, recorded in the same
+    # transaction as this claim (one request per round trip, as the in-process worker)
+    completed: Annotated[list[CompletedIn], Field(max_length=claims.MAX_CLAIM)] = Field(
+        default_factory=list)
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> ClaimIn:
+        if not self.limit and not self.completed:
+            raise ValueError("limit must be at least 1 unless attempts are completed")
+        if len({c.id for c in self.completed}) < len(self.completed):
+            raise ValueError("a task may be completed once per claim")
+        return self
 
 
 @router.post("/claim")
 async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, Any]:
     """Claim up to ``limit`` tasks; with ``wait_s`` > 0, long-poll until one is ready.
 
+    ``completed`` records attempts that succeeded since the last claim in the same
+    transaction as the claim (``limit`` 0: only that); the answer's ``stale`` lists
+    those that were no longer current (superseded, as ``/complete`` would answer 409).
     A task whose agent declares ``resources`` comes with them locked for its attempt
     (``locks``: resource, fencing token, lease), released when the attempt ends and
     renewed by its heartbeats; one that must wait for a lock is handed back to the
@@ -96,19 +123,29 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
     ``/api/v1/workers`` (registered by its first claim)."""
     host = request.client.host if request.client else "unknown"
     await workers.seen(store, body.worker_id, host, body.agents)
+    finished = [claims.Finished(c.id, c.attempt, c.output, c.tokens, c.cost)
+                for c in body.completed]
+    answer: dict[str, Any] = {}
+    if finished:
+        out = await claims.cycle(store, body.worker_id, finished, body.agents, body.limit,
+                                 body.lease_s)
+        answer["stale"] = [{"id": f.task_id, "attempt": f.attempt} for f in out.stale]
     wakeup = store.wakeup(queue.CHANNEL)
     deadline = time.monotonic() + body.wait_s
     try:
         while True:
             wakeup.clear()
-            claimed = await claims.claim(store, body.worker_id, body.agents, body.limit,
-                                        body.lease_s)
+            if finished:
+                claimed, finished = out.claimed, []
+            else:
+                claimed = (await claims.claim(store, body.worker_id, body.agents, body.limit,
+                                              body.lease_s)) if body.limit else []
             got = await attempt_locks.take_for_claim(store, claimed, body.lease_s)
             left = deadline - time.monotonic()
-            if got or left <= 0:
+            if got or left <= 0 or not body.limit:
                 if got:  # now busy
                     await workers.seen(store, body.worker_id, host, body.agents)
-                return {"tasks": [_claimed(task, held) for task, held in got]}
+                return {"tasks": [_claimed(task, held) for task, held in got], **answer}
             # woken by a submit in this process; polled for other processes
             await wait_wakeup(wakeup, min(left, 0.5))
     finally:
@@ -142,14 +179,6 @@ class AttemptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     attempt: Annotated[int, Field(ge=1)]
     lease_s: Annotated[float, Field(gt=0, le=3600)] = tasks.DEFAULT_LEASE
-
-
-class CompleteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    attempt: Annotated[int, Field(ge=1)]
-    output: dict[str, Any] = Field(default_factory=dict)
-    tokens: dict[str, int] | None = None
-    cost: Annotated[float, Field(ge=0)] | None = None
 
 
 class ErrorIn(BaseModel):
