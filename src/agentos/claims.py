@@ -369,12 +369,11 @@ async def _release(store: Store, conn: AsyncConnection, done: list[Any],
                    finished: list[Finished]) -> list[EventIn]:
     """Give back the locks of the ended attempts that may hold some."""
     may_hold = {f.task_id for f in finished if f.took_locks}
-    drafts: list[EventIn] = []
-    for row in done:
-        if row.id in may_hold:
-            drafts += await locks.release_owner_in(store, conn, locks.task_owner(row.id),
-                                                   row.finished_at)
-    return drafts
+    ended = [row for row in done if row.id in may_hold]
+    if not ended:
+        return []
+    return await locks.release_owner_in(store, conn, [locks.task_owner(row.id) for row in ended],
+                                        max(row.finished_at for row in ended))
 
 
 async def _refuse(conn: AsyncConnection, task_id: str, attempt: int, action: str) -> None:

@@ -745,15 +745,19 @@ def task_owner(task_id: str) -> str:
     return f"task:{task_id}"
 
 
-async def release_owner_in(store: Store, conn: AsyncConnection, owner: str, now: datetime,
-                           keep_waiting: bool = False) -> list[EventIn]:
-    """Within the caller's transaction: release everything ``owner`` holds and (unless
-    ``keep_waiting``) take it out of every queue; returns the events to append."""
-    rows = (await conn.execute(select(locks).where(L.owner == owner).order_by(L.resource)
+async def release_owner_in(store: Store, conn: AsyncConnection, owner: str | list[str],
+                           now: datetime, keep_waiting: bool = False) -> list[EventIn]:
+    """Within the caller's transaction: release everything ``owner`` (or each of a list
+    of owners) holds and (unless ``keep_waiting``) take it out of every queue; returns
+    the events to append."""
+    owners = [owner] if isinstance(owner, str) else owner
+    if not owners:
+        return []
+    rows = (await conn.execute(select(locks).where(L.owner.in_(owners)).order_by(L.resource)
                                .with_for_update())).all()
     drafts = await _release_rows(store, conn, list(rows), now, "attempt_ended")
     if not keep_waiting:
-        await conn.execute(delete(lock_waiters).where(W.owner == owner))
+        await conn.execute(delete(lock_waiters).where(W.owner.in_(owners)))
     return drafts
 
 
