@@ -7,7 +7,9 @@ published agent whose ``python`` handler is a no-op (``noop_handler:noop``, this
    1,000; then ``--n-single`` (1,000) tasks one per call.
 2. Submit-only over HTTP to a real uvicorn server (``POST /api/v1/tasks/batch``, 1,000 a
    request, one keep-alive connection, one request at a time; then ``--n-single`` single
-   ``POST /api/v1/tasks``).
+   ``POST /api/v1/tasks``); then, on the same server, a remote worker's no-op loop over
+   the HTTP protocol drains ``--n-single`` of them: claims of 16, each carrying the
+   previous claim's completions.
 3. End-to-end: ``--n`` tasks pre-submitted in batches, then ``--workers`` (2) real
    ``agentos worker --burst`` processes started; the drain is timed from the first
    attempt's start to the last task's finish (both from the database's clock), and
@@ -71,6 +73,7 @@ APP = "agentos.api.app:from_env"
 AGENT = "bench-noop"
 HANDLER = "noop_handler:noop"  # bench/noop_handler.py, on the workers' PYTHONPATH
 BATCH = 1000  # tasks per submit call / request
+REMOTE_CLAIM = 16  # tasks per claim of the HTTP worker loop (the worker's default concurrency)
 PEERS_VENV = BENCH / ".peers-venv"
 SHIM = BENCH / "peer_shim.py"
 CELERY_FACTOR = 2.0  # end-to-end target: at least 2x Celery's (issue 4)
@@ -232,12 +235,39 @@ def measure_http(db: Database, workdir: Path, n: int, n_single: int) -> dict[str
                     errors += status != 201
                 figures = meter.figures(db, count * per, process_cpu_s(server.pid) - server_cpu)
                 out[key] = {**figures, "requests": count, "errors": errors}
+            if n_single:
+                out["remote"] = _remote_worker(db, server.pid, conn, n_single)
         finally:
             conn.close()
     expected = 1 + BATCH + n // BATCH * BATCH + n_single
     stored = asyncio.run(_statuses(db.url))
     out["tasks_stored"], out["tasks_expected"] = sum(stored.values()), expected
     return out
+
+
+def _remote_worker(db: Database, server_pid: int, conn: Connection, count: int
+                   ) -> dict[str, Any]:
+    """A remote worker's no-op loop over the HTTP protocol: claims of ``REMOTE_CLAIM``,
+    each carrying the previous claim's completions, until ``count`` tasks are done."""
+    server_cpu = process_cpu_s(server_pid)
+    meter = Meter.start(db)
+    done, errors, requests = 0, 0, 0
+    completed: list[dict[str, Any]] = []
+    while True:
+        limit = min(REMOTE_CLAIM, count - done)
+        status, raw = conn.post("/api/v1/tasks/claim", json.dumps({
+            "worker_id": "bench-remote", "limit": limit, "completed": completed}).encode())
+        requests += 1
+        if status != 200:
+            errors += 1
+            break
+        got = json.loads(raw)["tasks"]
+        completed = [{"id": t["id"], "attempt": t["attempt"]} for t in got]
+        done += len(got)
+        if not limit or not got:
+            break
+    figures = meter.figures(db, done, process_cpu_s(server_pid) - server_cpu)
+    return {**figures, "requests": requests, "errors": errors}
 
 
 # ============================================================== end-to-end
@@ -644,6 +674,9 @@ def _summary(data: dict[str, Any]) -> list[str]:
                  r["submit"]["single"]["tasks_per_s"]), single_peers))
     rows.append(("submit 1/request, HTTP", ours(lambda r:
                  r["http"]["single"]["tasks_per_s"]), single_peers))
+    if all("remote" in res[b]["http"] for b in backends):
+        rows.append((f"HTTP worker, {REMOTE_CLAIM}/claim + completions", ours(lambda r:
+                     r["http"]["remote"]["tasks_per_s"]), []))
     head = (f"{'tasks/s':40}" + "".join(f"{'AgentOS ' + b:>17}" for b in backends)
             + f"   {'peer, same run':38}{'peer':>9}"
             + "".join(f"{b[:6] + '/peer':>13}" for b in backends))
