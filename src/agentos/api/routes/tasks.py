@@ -122,7 +122,7 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
     lock's queue instead of being returned. The caller is listed at
     ``/api/v1/workers`` (registered by its first claim)."""
     host = request.client.host if request.client else "unknown"
-    await workers.seen(store, body.worker_id, host, body.agents)
+    listed = False
     finished = [claims.Finished(c.id, c.attempt, c.output, c.tokens, c.cost)
                 for c in body.completed]
     answer: dict[str, Any] = {}
@@ -143,9 +143,13 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
             got = await attempt_locks.take_for_claim(store, claimed, body.lease_s)
             left = deadline - time.monotonic()
             if got or left <= 0 or not body.limit:
-                if got:  # now busy
-                    await workers.seen(store, body.worker_id, host, body.agents)
+                # registered, or refreshed with what it runs now: once a request (and once
+                # more after a long poll)
+                await workers.seen(store, body.worker_id, host, body.agents)
                 return {"tasks": [_claimed(task, held) for task, held in got], **answer}
+            if not listed:  # listed as alive while it waits
+                await workers.seen(store, body.worker_id, host, body.agents)
+                listed = True
             # woken by a submit in this process; polled for other processes
             await wait_wakeup(wakeup, min(left, 0.5))
     finally:
