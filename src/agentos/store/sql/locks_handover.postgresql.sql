@@ -33,17 +33,10 @@ WITH held AS (
     UPDATE tasks t SET run_at = statement_timestamp(), updated_at = statement_timestamp()
     FROM moved m WHERE t.id = m.waiter_task AND t.status = 'scheduled'
     RETURNING t.id
+), freed AS (
+    SELECT held_task AS task_id, held_since AS acquired_at FROM moved
 ), news AS (
-    SELECT 1 AS ord, jsonb_build_object(
-        'id', %(event_id)s::text, 'type', 'lock.released', 'source', 'locks',
-        'priority', %(rank)s::int, 'correlation_id', %(event_id)s::text,
-        'causation_id', m.held_task,
-        'payload', %(payload)s::jsonb
-            || jsonb_strip_nulls(jsonb_build_object('task_id', m.held_task))
-            || jsonb_build_object('held_ms', round(
-                (extract(epoch FROM statement_timestamp() - m.held_since) * 1000)::numeric,
-                1))) AS e
-    FROM moved m
+    /*include locks_released*/
     UNION ALL
     SELECT 2, jsonb_build_object(
         'id', %(grant_event_id)s::text, 'type', 'lock.acquired', 'source', 'locks',

@@ -14,15 +14,6 @@ WITH held AS (
     FROM held WHERE l.resource = held.resource
     RETURNING held.task_id, held.acquired_at
 ), news AS (
-    SELECT 1 AS ord, jsonb_build_object(
-        'id', %(event_id)s::text, 'type', 'lock.released', 'source', 'locks',
-        'priority', %(rank)s::int, 'correlation_id', %(event_id)s::text,
-        'causation_id', f.task_id,
-        'payload', %(payload)s::jsonb
-            || jsonb_strip_nulls(jsonb_build_object('task_id', f.task_id))
-            || jsonb_build_object('held_ms', round(
-                (extract(epoch FROM statement_timestamp() - f.acquired_at) * 1000)::numeric,
-                1))) AS e
-    FROM freed f
+    /*include locks_released*/
 ), /*include events_inserted*/
 SELECT task_id, (SELECT count(*) FROM woken) AS woken FROM freed
