@@ -142,9 +142,10 @@ def _event(kind: str, resource: str, owner: str | None, token: int | None,
 # ---------------------------------------------------------------- hot path
 # An acquire of a free lock, a release nobody waits for and a renewal are one
 # statement each (store/sql/locks_*), on the store's driver connection where it has
-# one (else in a write transaction, with the request's audit row). When one finds
-# nothing to do, the full path below does it: expiry, the queue, the grant to the
-# next waiter, or the error that says why.
+# one (else in a write transaction, with the request's audit row); on PostgreSQL so
+# are joining the queue of a held lock and the hand-over to the next waiter, after a
+# statement that locks the lock row. When one finds nothing to do, the full path
+# below does it: expiry, the rest of the queue, or the error that says why.
 
 
 async def _hot(store: Store, name: str, params: dict[str, Any],
@@ -191,15 +192,20 @@ def _hot_event(kind: str, resource: str, owner: str, **payload: Any) -> dict[str
                                          "owner": owner, **payload})}
 
 
+def _claim_params(kind: str, resource: str, claim: Claim, **payload: Any) -> dict[str, Any]:
+    """The parameters of a statement that takes or queues for a lock for ``claim``."""
+    return {"resource": resource, "type": resources.type_of(resource), "owner": claim.owner,
+            "priority": claim.priority, "ttl_s": float(claim.ttl_s),
+            "metadata": None if claim.metadata is None else events.dump_json(claim.metadata),
+            "task_id": claim.task_id, "agent": claim.agent,
+            **_hot_event(kind, resource, claim.owner, **payload,
+                         **({"task_id": claim.task_id} if claim.task_id else {}),
+                         priority=claim.priority)}
+
+
 async def _fast_acquire(store: Store, resource: str, claim: Claim) -> Grant | None:
-    params = {"resource": resource, "type": resources.type_of(resource), "owner": claim.owner,
-              "priority": claim.priority, "ttl_s": float(claim.ttl_s),
-              "metadata": None if claim.metadata is None else events.dump_json(claim.metadata),
-              "task_id": claim.task_id, "agent": claim.agent,
-              "attempt": claim.attempt if claim.task_id else None,
-              **_hot_event("acquired", resource, claim.owner,
-                           **({"task_id": claim.task_id} if claim.task_id else {}),
-                           priority=claim.priority)}
+    params = {**_claim_params("acquired", resource, claim),
+              "attempt": claim.attempt if claim.task_id else None}
     out = await _hot(store, "acquire", params, _acquire_sqlite)
     if not out:
         return None
@@ -239,13 +245,8 @@ def _release_sqlite(db: Any, params: dict[str, Any]) -> bool:
 
 async def _fast_join(store: Store, resource: str, claim: Claim, queue_for: float) -> int | None:
     """PostgreSQL: join the queue of a lock another owner holds; the position, or None."""
-    params = {"resource": resource, "owner": claim.owner, "priority": claim.priority,
-              "ttl_s": float(claim.ttl_s), "queue_s": float(queue_for + WAIT_SLACK),
-              "metadata": None if claim.metadata is None else events.dump_json(claim.metadata),
-              "task_id": claim.task_id, "agent": claim.agent,
-              **_hot_event("queued", resource, claim.owner, token=None,
-                           **({"task_id": claim.task_id} if claim.task_id else {}),
-                           priority=claim.priority)}
+    params = {**_claim_params("queued", resource, claim, token=None),
+              "queue_s": float(queue_for + WAIT_SLACK)}
     rows = await _hot(store, "join", params, None)
     return int(rows[0].position) if rows else None
 
