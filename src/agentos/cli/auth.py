@@ -10,7 +10,6 @@ import typer
 
 from agentos.cli import options, output
 from agentos.errors import AgentOSError
-from agentos.sdk import Client, credentials
 
 Username = Annotated[str, typer.Option("--username", "-u", help="Who logs in.")]
 PasswordStdin = Annotated[bool, typer.Option(
@@ -26,6 +25,8 @@ def read_password(from_stdin: bool, prompt: str = "Password", confirm: bool = Fa
 def login(username: Username = "admin", password_stdin: PasswordStdin = False,
           url: options.Url = None) -> None:
     """Log in and keep the token for later commands (AGENTOS_TOKEN, when set, wins)."""
+    from agentos.sdk import Client, credentials
+
     base = (url or options.settings().url).rstrip("/")
     password = read_password(password_stdin)
     with Client(base) as api:  # the login route takes no credential
@@ -38,6 +39,8 @@ def login(username: Username = "admin", password_stdin: PasswordStdin = False,
 
 def logout(url: options.Url = None) -> None:
     """Revoke the kept token on the server and forget it here."""
+    from agentos.sdk import Client, credentials
+
     base = (url or options.settings().url).rstrip("/")
     token = credentials.load(base)
     if token is None:

@@ -8,14 +8,16 @@ import json
 import sys
 import time
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agentos.cli import options, output
 from agentos.errors import InvalidInput, NotFound, Unavailable
-from agentos.sdk import Client
-from agentos.sdk.client import EventStream
+
+if TYPE_CHECKING:
+    from agentos.sdk import Client
+    from agentos.sdk.client import EventStream
 
 app = typer.Typer(help="Emit, list, follow and prune events.", invoke_without_command=True)
 app.callback()(options.help_if_bare)

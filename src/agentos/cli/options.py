@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
 from agentos.config import Settings
 from agentos.errors import InvalidInput
-from agentos.sdk import Client
+
+if TYPE_CHECKING:  # the SDK (httpx) is imported by the commands that talk to a server:
+    from agentos.sdk import Client  # `agentos worker` and `serve` start without it
 
 Url = Annotated[str | None, typer.Option(
     "--url", metavar="URL", show_default=False,
@@ -36,4 +38,6 @@ def help_if_bare(ctx: typer.Context) -> None:
 
 
 def client(url: str | None) -> Client:
+    from agentos.sdk import Client
+
     return Client(url or settings().url)
