@@ -13,9 +13,12 @@ import logging
 import weakref
 from typing import Any
 
+from sqlalchemy import select
+
 from agentos import locks, queue, registry, resources
 from agentos.errors import Conflict, Forbidden, InvalidInput
 from agentos.store import Store
+from agentos.store.tables import tasks as tasks_table
 
 log = logging.getLogger("agentos.worker")
 
@@ -90,6 +93,19 @@ async def _fail(store: Store, task: queue.Task, exc: InvalidInput | Forbidden) -
                          {"type": exc.code, "message": exc.message}, retryable=False)
     except Conflict as stale:
         log.warning("%s", stale.message, extra={"action": "result_rejected"})
+
+
+async def may_hold(store: Store, task_ids: list[str]) -> set[str]:
+    """Of these tasks, those whose agent declares resources: the only locks a remote
+    worker's attempt holds (it has no ``ctx.lock``), so the others end without a look."""
+    if not task_ids:
+        return set()
+    t = tasks_table.c
+    async with store.read() as conn:
+        rows = (await conn.execute(select(t.id, t.agent, t.agent_version)
+                                   .where(t.id.in_(task_ids)))).all()
+    return {r.id for r in rows
+            if (await _definition(store, r.agent, r.agent_version)).get("resources")}
 
 
 # published versions never change: each one's definition is read once per store

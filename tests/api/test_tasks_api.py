@@ -96,11 +96,14 @@ async def test_a_remote_claim_holds_the_agents_declared_resources(api: httpx.Asy
     assert (await api.get(f"/api/v1/tasks/{second}")).json()["status"] == "scheduled"
     failed = (await api.get(f"/api/v1/tasks/{refused}")).json()
     assert failed["status"] == "failed" and failed["error"]["type"] == "lock_not_permitted"
-    # the end of the attempt releases the lock to the task that waits, which runs next
-    await api.post(f"/api/v1/tasks/{first}/complete", json={"attempt": 1})
-    [then] = (await api.post("/api/v1/tasks/claim",
-                             json={"worker_id": "far", "wait_s": 5})).json()["tasks"]
+    # the end of the attempt (carried by the next claim) releases the lock to the task
+    # that waits, which runs next
+    again = (await api.post("/api/v1/tasks/claim", json={
+        "worker_id": "far", "wait_s": 5, "completed": [{"id": first, "attempt": 1}]})).json()
+    assert again["stale"] == []
+    [then] = again["tasks"]
     assert then["id"] == second and then["locks"][0]["token"] == 2
+    assert (await api.get(f"/api/v1/tasks/{first}")).json()["status"] == "succeeded"
     await api.post(f"/api/v1/tasks/{second}/fail", json={
         "attempt": then["attempt"], "error": {"type": "Boom", "message": "no"},
         "retryable": False})

@@ -123,8 +123,9 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
     ``/api/v1/workers`` (registered by its first claim)."""
     host = request.client.host if request.client else "unknown"
     listed = False
-    finished = [claims.Finished(c.id, c.attempt, c.output, c.tokens, c.cost)
-                for c in body.completed]
+    holders = await attempt_locks.may_hold(store, [c.id for c in body.completed])
+    finished = [claims.Finished(c.id, c.attempt, c.output, c.tokens, c.cost,
+                                took_locks=c.id in holders) for c in body.completed]
     answer: dict[str, Any] = {}
     if finished:
         out = await claims.cycle(store, body.worker_id, finished, body.agents, body.limit,
