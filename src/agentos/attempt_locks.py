@@ -74,7 +74,7 @@ async def take_for_claim(store: Store, claimed: list[queue.Task], lease_s: float
         try:
             got = await take(store, task.row, definition, lease_s, wait=False)
         except (InvalidInput, Forbidden) as exc:
-            await _fail(store, task, exc)
+            await refuse(store, task.row, exc)
             continue
         if got is None:
             waiting.append((task, definition))
@@ -87,11 +87,13 @@ async def take_for_claim(store: Store, claimed: list[queue.Task], lease_s: float
     return [(task, held[task.id]) for task in claimed if task.id in held]
 
 
-async def _fail(store: Store, task: queue.Task, exc: InvalidInput | Forbidden) -> None:
+async def refuse(store: Store, row: Any, exc: InvalidInput | Forbidden) -> None:
+    """Fail for good the attempt whose resources can never be taken (``take`` said why:
+    its input names no valid resource, or its agent may not lock one)."""
     try:
-        await queue.fail(store, task.id, task.row.attempt,
+        await queue.fail(store, row.id, row.attempt,
                          {"type": exc.code, "message": exc.message}, retryable=False)
-    except Conflict as stale:
+    except Conflict as stale:  # a superseded attempt: its result no longer counts
         log.warning("%s", stale.message, extra={"action": "result_rejected"})
 
 

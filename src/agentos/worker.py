@@ -254,9 +254,7 @@ class Worker:
         try:
             held = await attempt_locks.take(self.store, row, definition, self.lease_s)
         except (InvalidInput, Forbidden) as exc:  # bad input or not permitted: never retried
-            await self._report(queue.fail(self.store, row.id, row.attempt,
-                                          {"type": exc.code, "message": exc.message},
-                                          retryable=False))
+            await attempt_locks.refuse(self.store, row, exc)
             return
         except Exception as exc:
             await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc)))

@@ -93,6 +93,12 @@ async def test_a_remote_claim_holds_the_agents_declared_resources(api: httpx.Asy
     lock = (await api.get("/api/v1/locks/device:pixel-7")).json()
     assert lock["holder"]["owner"] == f"task:{first}" and lock["holder"]["task_id"] == first
     assert [w["task_id"] for w in lock["queue"]] == [second]  # its place is kept
+    # the attempt's heartbeats renew its lock with its lease
+    beat = await api.post(f"/api/v1/tasks/{first}/heartbeat", json={"attempt": 1,
+                                                                    "lease_s": 600})
+    assert beat.status_code == 200
+    renewed = (await api.get("/api/v1/locks/device:pixel-7")).json()["holder"]
+    assert renewed["expires_at"] > lock["holder"]["expires_at"]
     assert (await api.get(f"/api/v1/tasks/{second}")).json()["status"] == "scheduled"
     failed = (await api.get(f"/api/v1/tasks/{refused}")).json()
     assert failed["status"] == "failed" and failed["error"]["type"] == "lock_not_permitted"

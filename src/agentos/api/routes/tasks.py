@@ -127,21 +127,22 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
     finished = [claims.Finished(c.id, c.attempt, c.output, c.tokens, c.cost,
                                 took_locks=c.id in holders) for c in body.completed]
     answer: dict[str, Any] = {}
+    claimed: list[queue.Task] | None = None  # None: claim (again)
     if finished:
         out = await claims.cycle(store, body.worker_id, finished, body.agents, body.limit,
                                  body.lease_s)
         answer["stale"] = [{"id": f.task_id, "attempt": f.attempt} for f in out.stale]
+        claimed = out.claimed
     wakeup = store.wakeup(queue.CHANNEL)
     deadline = time.monotonic() + body.wait_s
     try:
         while True:
             wakeup.clear()
-            if finished:
-                claimed, finished = out.claimed, []
-            else:
+            if claimed is None:
                 claimed = (await claims.claim(store, body.worker_id, body.agents, body.limit,
                                               body.lease_s)) if body.limit else []
             got = await attempt_locks.take_for_claim(store, claimed, body.lease_s)
+            claimed = None
             left = deadline - time.monotonic()
             if got or left <= 0 or not body.limit:
                 # registered, or refreshed with what it runs now: once a request (and once
