@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentos import patterns, semver
-from agentos.documents import Document, errors_from, format_path, raise_invalid
+from agentos.documents import Document, errors_from, raise_invalid
+from agentos.inputs import format_path
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 _TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$")

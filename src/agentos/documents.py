@@ -4,6 +4,14 @@ Agent (and later workflow) definitions arrive as YAML or JSON. This module
 parses them with PyYAML's safe loader, keeps a map from field paths to source
 lines, and turns a Pydantic ``ValidationError`` into our error list:
 ``[{"path": "triggers[0].event", "message": ..., "line": 14}]``.
+
+Parsing is bounded before anything is built: a stream over ``MAX_BYTES``, over
+``MAX_NODES`` nodes counting every alias as the whole node it repeats (a
+"billion laughs" of a few hundred bytes names 10^9 of them), or nested deeper
+than ``inputs.MAX_DEPTH`` is refused after one pass over libyaml's events, in
+time and memory proportional to its text. Parsed values then obey the same rules
+as JSON bodies (``inputs``): no NUL, 64-bit integers, finite numbers. Callers on
+the event loop run ``parse_yaml`` in a thread.
 """
 
 from __future__ import annotations
@@ -15,10 +23,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from agentos import patterns
-from agentos.errors import ValidationFailed
+from agentos import inputs, patterns
+from agentos.errors import PayloadTooLarge, ValidationFailed
+from agentos.inputs import format_path
 
 Path = tuple[str | int, ...]
+MAX_BYTES = 1024 * 1024  # of YAML text in one stream
+MAX_NODES = 20_000  # scalars, mappings and sequences in one stream, aliases expanded
 
 
 @dataclass
@@ -41,6 +52,7 @@ class Document:
 def parse_yaml(text: str) -> list[Document]:
     """Parse one or more YAML documents (``---`` separated); JSON is YAML too."""
     try:
+        _measure(text)
         pairs = _load_with_nodes(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -58,6 +70,7 @@ def parse_yaml(text: str) -> list[Document]:
         if node is not None:
             _walk(node, (), lines)
         docs.append(Document(data, lines, i))
+    _refuse_values(docs)
     if not docs:
         raise ValidationFailed("the document is empty", code="malformed_document",
                                details={"errors": [{"path": "", "message": "empty document",
@@ -67,6 +80,71 @@ def parse_yaml(text: str) -> list[Document]:
 
 # libyaml's parser when PyYAML was built with it (about 10x faster), else pure Python
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _measure(text: str) -> None:
+    """Refuse a stream over budget (bytes, nodes with aliases expanded, depth) from its
+    events alone, before a node is built: each anchor's size is known when its node
+    ends, and an alias adds that size to every container it sits in."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise PayloadTooLarge(f"the YAML stream is {size} bytes; at most {MAX_BYTES}",
+                              code="document_too_large", details={"max_bytes": MAX_BYTES})
+    anchored: dict[str, int] = {}  # anchor -> nodes its node stands for
+    open_: list[list[Any]] = []  # containers being read: [nodes so far, anchor]
+    total = 0
+
+    def add(nodes: int, event: yaml.Event) -> None:
+        nonlocal total
+        if open_:
+            open_[-1][0] += nodes
+            counted = open_[-1][0]
+        else:
+            total += nodes
+            counted = total
+        if counted > MAX_NODES or total > MAX_NODES:
+            raise PayloadTooLarge(
+                f"the YAML stream stands for over {MAX_NODES} nodes once its aliases are "
+                f"expanded (line {_line(event)})", code="document_too_large",
+                details={"max_nodes": MAX_NODES})
+
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if len(open_) >= inputs.MAX_DEPTH:
+                line = _line(event)
+                raise ValidationFailed(
+                    f"the document is nested deeper than {inputs.MAX_DEPTH} levels "
+                    f"(line {line})", code="document_too_deep",
+                    details={"errors": [{"path": "", "line": line, "message":
+                                         f"nested deeper than {inputs.MAX_DEPTH} levels"}]})
+            open_.append([1, event.anchor])
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            nodes, anchor = open_.pop()
+            if anchor is not None:
+                anchored[anchor] = nodes
+            add(nodes, event)
+        elif isinstance(event, yaml.AliasEvent):
+            add(anchored.get(event.anchor or "", 1), event)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor is not None:
+                anchored[event.anchor] = 1
+            add(1, event)
+
+
+def _line(event: yaml.Event) -> int | None:
+    return event.start_mark.line + 1 if event.start_mark is not None else None
+
+
+def _refuse_values(docs: list[Document]) -> None:
+    """The rules of every value from outside (``inputs``): no NUL, 64-bit integers,
+    finite numbers; every offence with its path and line."""
+    errors = []
+    for doc in docs:
+        for path, message in inputs.offences(doc.data):
+            errors.append({"path": format_path(path), "message": message,
+                           "line": doc.line(path),
+                           **({"document": doc.index} if len(docs) > 1 else {})})
+    raise_invalid(errors, "document", code="invalid_input")
 
 
 def _load_with_nodes(text: str) -> list[tuple[yaml.Node | None, Any]]:
@@ -93,16 +171,6 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _walk(item, (*path, i), lines)
-
-
-def format_path(path: Sequence[str | int]) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
 
 
 def _data_path(data: Any, loc: Sequence[str | int]) -> Path:
@@ -159,7 +227,7 @@ def _message(err: Any) -> str:
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def raise_invalid(errors: list[dict[str, Any]], what: str) -> None:
+def raise_invalid(errors: list[dict[str, Any]], what: str, code: str | None = None) -> None:
     if errors:
         first = errors[0]
         where = f" at {first['path']}" if first["path"] else ""
@@ -167,6 +235,6 @@ def raise_invalid(errors: list[dict[str, Any]], what: str) -> None:
         raise ValidationFailed(
             f"invalid {what}: {first['message']}{where}{line}"
             + (f" and {len(errors) - 1} more" if len(errors) > 1 else ""),
-            details={"errors": errors},
+            code=code, details={"errors": errors},
         )
 

@@ -7,6 +7,7 @@ invalid document never touches the database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,7 +104,7 @@ async def create(
 
 async def import_yaml(store: Store, text: str, *, publish: bool = False) -> list[AgentVersion]:
     """Import every document of a YAML stream in one transaction: all or none."""
-    docs = documents.parse_yaml(text)
+    docs = await asyncio.to_thread(documents.parse_yaml, text)  # bounded, but not free
     specs = []
     all_errors: list[dict[str, Any]] = []
     for doc in docs:

@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from agentos import __version__, audit, locks, queue, router, schedules, tokens, users
-from agentos.api import access
+from agentos.api import access, openapi
 from agentos.api import errors as api_errors
-from agentos.api.middleware import AuditScope, BodyLimit, RequestLog
+from agentos.api.middleware import AuditScope, BodyLimit, InputGuard, RequestLog
 from agentos.api.routes import (
     agents,
     api_keys,
@@ -99,8 +99,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(tasks.workers_router)
     app.include_router(lock_routes.router)
     app.include_router(dashboard.router)
+    app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     access.document(app)
+    openapi.refine(app)
     app.add_middleware(AuditScope)
     app.add_middleware(RequestLog)
     return app

@@ -75,13 +75,8 @@ def _path(loc: tuple[str | int, ...]) -> str:
     return ".".join(parts)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", extra={"action": "request_crashed"})
-    return error_response(500, "internal", "internal server error")
-
-
 def install(app: FastAPI) -> None:
     app.add_exception_handler(AgentOSError, _domain)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(RequestValidationError, _invalid)
-    app.add_exception_handler(Exception, _unexpected)
+    # any other exception: api.middleware.RequestLog answers 500 with the request's id

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from agentos import audit
+from agentos import audit, inputs
 from agentos.api.deps import StoreDep
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -23,7 +23,7 @@ async def list_audit(
     outcome: audit.Outcome | None = None,
     since: AwareDatetime | None = None,  # a time zone is required: naive times are 422
     until: AwareDatetime | None = None,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=inputs.INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Rows newest first; page with ``before_seq`` = the previous ``next_before_seq``."""

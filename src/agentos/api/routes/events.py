@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from agentos import events, patterns
+from agentos import events, inputs, patterns
 from agentos import router as event_router
 from agentos.api.deps import BusDep, SettingsDep, StoreDep
 from agentos.documents import Document, errors_from, raise_invalid
@@ -21,6 +22,7 @@ from agentos.errors import InvalidInput
 
 router = APIRouter(tags=["events"])
 HEARTBEAT = 15.0  # seconds between SSE keep-alive comments
+_SEQ = re.compile(r"[0-9]{1,19}")
 
 
 def _parse(body: Any) -> tuple[list[events.EventIn], bool]:
@@ -116,7 +118,7 @@ async def list_events(
     priority: str | None = None,
     since: AwareDatetime | None = None,  # a time zone is required: naive times are 422
     until: AwareDatetime | None = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=inputs.INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Events in sequence order; page with ``after_seq`` = the previous ``next_after_seq``."""
@@ -131,7 +133,7 @@ async def list_events(
 async def stream(
     bus: BusDep,
     type: str = "*",
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=inputs.INT64_MAX)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-Sent Events; each ``id:`` is the sequence number. Reconnect with
@@ -139,7 +141,7 @@ async def stream(
     patterns.check_event_glob(type)
     start = after_seq
     if last_event_id is not None:
-        if not last_event_id.isdigit():
+        if not _SEQ.fullmatch(last_event_id) or int(last_event_id) > inputs.INT64_MAX:
             raise InvalidInput("Last-Event-ID must be a sequence number", code="bad_cursor")
         start = int(last_event_id)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentos import locks
+from agentos import inputs, locks
 from agentos.api.access import PrincipalDep
 from agentos.api.deps import SettingsDep, StoreDep
 from agentos.config import Settings
@@ -20,7 +20,7 @@ Owner = Annotated[str, Field(min_length=1, max_length=255)]
 class AcquireIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     owner: Owner
-    priority: int = locks.DEFAULT_PRIORITY  # 1..10, checked with the rest (one error shape)
+    priority: inputs.Int64 = locks.DEFAULT_PRIORITY  # 1..10, checked with the rest
     ttl_s: float = locks.DEFAULT_TTL
     wait_s: float = 0  # 0: try once; > 0: wait in the queue up to this long
     metadata: dict[str, Any] | None = None
@@ -36,7 +36,7 @@ class AcquireManyIn(AcquireIn):
 class HeldIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     owner: Owner
-    token: Annotated[int, Field(ge=1)]
+    token: Annotated[int, Field(ge=1, le=inputs.INT64_MAX)]
 
 
 class RenewIn(HeldIn):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from agentos import events, subscriptions
+from agentos import events, inputs, subscriptions
 from agentos.api.deps import StoreDep
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
@@ -22,7 +22,7 @@ class SubscriptionIn(BaseModel):
 
 class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seq: Annotated[int, Field(ge=0)]
+    seq: inputs.Seq
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

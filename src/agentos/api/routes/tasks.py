@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agentos import attempt_locks, claims, queue, tasks, workers
+from agentos import attempt_locks, claims, inputs, queue, tasks, workers
 from agentos.api.deps import StoreDep
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
@@ -67,7 +67,7 @@ async def list_tasks(
     agent: str | None = None,
     status_: Annotated[tasks.Status | None, Query(alias="status")] = None,
     correlation_id: str | None = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=inputs.INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=queue.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Tasks in submission order; ``status=failed`` lists the dead-lettered ones."""
@@ -78,9 +78,9 @@ async def list_tasks(
 
 class CompleteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    attempt: Annotated[int, Field(ge=1)]
+    attempt: inputs.Attempt
     output: dict[str, Any] = Field(default_factory=dict)
-    tokens: dict[str, int] | None = None
+    tokens: dict[str, inputs.Count] | None = None
     cost: Annotated[float, Field(ge=0)] | None = None
 
 
@@ -183,7 +183,7 @@ async def retry(store: StoreDep, task_id: str) -> dict[str, Any]:
 
 class AttemptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    attempt: Annotated[int, Field(ge=1)]
+    attempt: inputs.Attempt
     lease_s: Annotated[float, Field(gt=0, le=3600)] = tasks.DEFAULT_LEASE
 
 
@@ -196,11 +196,11 @@ class ErrorIn(BaseModel):
 
 class FailIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    attempt: Annotated[int, Field(ge=1)]
+    attempt: inputs.Attempt
     error: ErrorIn
     outcome: Outcome = Outcome.FAILED  # cancelled only after a cancel request (else 409)
     retryable: bool = True
-    tokens: dict[str, int] | None = None
+    tokens: dict[str, inputs.Count] | None = None
     cost: Annotated[float, Field(ge=0)] | None = None
 
 

@@ -1,0 +1,87 @@
+"""Hostile input against a real ``agentos serve``: a YAML alias bomb is refused at once
+while the server keeps answering, and no bad request costs the client its keep-alive
+connection."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from tests.acceptance.conftest import Server
+from tests.unit.test_document_bounds import laughs
+
+HEALTH_BOUND = 0.5  # seconds /health may take while the bombs are refused
+
+
+def test_a_yaml_bomb_is_refused_at_once_and_health_keeps_answering(server: Server) -> None:
+    bomb = laughs(9)  # 342 bytes for 387 million strings: stalled the server, grew 10 GB
+    slowest = 0.0
+    stop = threading.Event()
+
+    def probe() -> None:
+        nonlocal slowest
+        with httpx.Client(base_url=server.url, timeout=5.0) as http:
+            while not stop.is_set():
+                began = time.monotonic()
+                assert http.get("/health").status_code == 200
+                slowest = max(slowest, time.monotonic() - began)
+                time.sleep(0.01)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10.0,
+                          headers={"Authorization": f"Bearer {server.token}",
+                                   "Content-Type": "application/yaml"}) as http:
+            for _ in range(20):
+                began = time.monotonic()
+                r = http.post("/api/v1/agents/import", content=bomb)
+                assert time.monotonic() - began < 1.0
+                assert r.status_code == 413, r.text
+                assert r.json()["error"]["code"] == "document_too_large"
+            assert http.get("/api/v1/agents").json()["agents"] == []
+    finally:
+        stop.set()
+        prober.join()
+    assert slowest < HEALTH_BOUND, slowest
+
+
+def test_bad_requests_in_a_row_keep_the_connection(server: Server) -> None:
+    """One client, one connection: every refusal is a 4xx in the error shape and the
+    server never closes the connection on it (a 500 used to reset it)."""
+    json_ = {"content-type": "application/json"}
+    bad: list[tuple[str, str, bytes, dict[str, str], int]] = [
+        ("POST", "/api/v1/events", b'{"payload": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+         json_, 422),
+        ("POST", "/api/v1/events", b'{"type": "a.b", "source": "\xff\xfe"}', json_, 400),
+        ("POST", "/api/v1/events", b'{"type": "a.b", "source": "a\\u0000"}', json_, 422),
+        ("GET", "/api/v1/events?source=%00", b"", {}, 422),
+        ("GET", "/api/v1/tasks/%00", b"", {}, 422),
+        ("GET", "/api/v1/events?after_seq=99999999999999999999", b"", {}, 422),
+        ("POST", "/api/v1/locks/r:x/release", b'{"owner": "a", "token": 99999999999999999999}',
+         json_, 422),
+        ("POST", "/api/v1/tasks/x/heartbeat", b'{"attempt": 99999999999999999999}', json_, 422),
+        ("POST", "/api/v1/events", b'{"type": "a.b", "payload": {"x": NaN}}', json_, 422),
+        ("POST", "/api/v1/events", b"{not json", json_, 400),
+        ("POST", "/api/v1/agents/import", b"a: &a [1]\n" + b"\xff", {"content-type":
+                                                                  "application/yaml"}, 400),
+        ("GET", "/api/v1/nowhere", b"", {}, 404),
+        ("POST", "/api/v1/events", b'{"type": "a.b", "payload": {"x": "'
+         + b"a" * (5 * 1024 * 1024) + b'"}}', json_, 413),
+        ("GET", "/api/v1/tasks/none", b"", {}, 404),
+    ]
+    with httpx.Client(base_url=server.url, timeout=30.0,
+                      headers={"Authorization": f"Bearer {server.token}"}) as http:
+        first = http.get("/health")
+        connection = first.extensions["network_stream"].get_extra_info("client_addr")
+        for method, path, body, headers, status in bad:
+            r = http.request(method, path, content=body, headers=headers)
+            assert r.status_code == status, (path, r.text)
+            assert set(r.json()) == {"error"} and set(r.json()["error"]) == {
+                "code", "message", "details"}
+            assert r.headers.get("connection", "").lower() != "close", path
+            again = http.get("/health")
+            assert again.extensions["network_stream"].get_extra_info("client_addr") == \
+                connection, f"the connection was closed after {method} {path}"
