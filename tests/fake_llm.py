@@ -7,16 +7,34 @@ thread) that records every request and answers from it:
 - usage ``USAGE`` (12 prompt + 5 completion tokens), ``model`` as asked;
 - a model named ``status-NNN`` gets HTTP status NNN instead;
 - a model named ``prose`` answers ``plain words``, even when asked for JSON.
+
+``/v1/embeddings`` answers each input with a bag-of-words vector of ``DIMENSIONS``
+numbers: each word (lower-cased, mapped through ``SYNONYMS`` so that "car" and
+"automobile" land together) adds 1 to the dimension its hash picks. So vector search
+finds what words alone would miss. A model named ``status-NNN`` gets HTTP status NNN.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+DIMENSIONS = 64
+SYNONYMS = {"car": "automobile", "cars": "automobile", "auto": "automobile",
+            "vehicle": "automobile", "puppy": "dog", "hound": "dog"}
+
+
+def embedding(text: str) -> list[float]:
+    vector = [0.0] * DIMENSIONS
+    for word in re.findall(r"\w+", text.lower()):
+        word = SYNONYMS.get(word, word)
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % DIMENSIONS] += 1.0
+    return vector if any(vector) else [1.0] + [0.0] * (DIMENSIONS - 1)
 
 
 class FakeLlm:
@@ -51,6 +69,8 @@ class FakeLlm:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if path == "/v1/embeddings":
+            return self.embeddings(body)
         if path != "/v1/chat/completions":
             return 404, {"error": {"message": f"no route {path}"}}
         model = str(body.get("model", ""))
@@ -65,6 +85,16 @@ class FakeLlm:
                      "choices": [{"index": 0, "finish_reason": "stop",
                                   "message": {"role": "assistant", "content": content}}],
                      "usage": USAGE}
+
+    def embeddings(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        model = str(body.get("model", ""))
+        if model.startswith("status-"):
+            return int(model.removeprefix("status-")), {"error": {"message": "as asked"}}
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return 200, {"object": "list", "model": model,
+                     "data": [{"object": "embedding", "index": i, "embedding": embedding(t)}
+                              for i, t in enumerate(texts)],
+                     "usage": {"prompt_tokens": 1, "total_tokens": 1}}
 
     def start(self) -> FakeLlm:
         self.thread.start()

@@ -92,3 +92,22 @@ async def extra_lock(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     if data.get("fail_after"):
         raise RuntimeError("fails after its block")
     return {"token": token}
+
+
+async def librarian(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Writes a document with ``ctx.knowledge``, then reads and searches it back."""
+    await ctx.knowledge.put("notes", data["key"], data["text"], title="Learned",
+                            tags=["learned"])
+    found = await ctx.knowledge.search(data["q"], namespace="notes")
+    doc = await ctx.knowledge.get("notes", data["key"])
+    missing = await ctx.knowledge.get("notes", "no-such-key")
+    return {"found": [d["key"] for d in found], "by": doc and doc["created_by"],
+            "missing": missing}
+
+
+def sync_librarian(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The same from a sync handler's thread; a bad key fails the attempt for good."""
+    ctx.knowledge.put("notes", data["key"], data["text"])
+    found = ctx.knowledge.search(data["q"])
+    gone = ctx.knowledge.delete("notes", data["key"])
+    return {"found": [d["key"] for d in found], "gone": gone}

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     # cost per model, as JSON: {"gpt-4o-mini": {"prompt": 0.00015, "completion": 0.0006}}
     llm_prices: dict[str, LlmPrice] = Field(default_factory=dict)
+    # knowledge base: the largest document (title + content + metadata, bytes of UTF-8)
+    knowledge_max_bytes: int = Field(default=512 * 1024, ge=1024)
+    # optional vector search: an OpenAI-compatible embeddings API, e.g.
+    # https://api.openai.com/v1 (POST {url}/embeddings); unset: text search only
+    embeddings_url: str | None = None
+    embeddings_api_key: SecretStr | None = None
+    embeddings_model: str = "text-embedding-3-small"
 
     @cached_property
     def dialect(self) -> str:

@@ -126,6 +126,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/locks/{resource:path}/release"): change(OP, "locks.release"),
     ("POST", "/api/v1/locks/{resource:path}/renew"): change(OP, "locks.renew", audit=False),
     ("POST", "/api/v1/locks/{resource:path}/force-release"): change(A, "locks.force_release"),
+    # knowledge: viewers search and read; operators (and agents, through ctx) write
+    ("GET", "/api/v1/knowledge"): read("knowledge"),
+    ("GET", "/api/v1/knowledge/{namespace}/{key:path}"): read("knowledge"),
+    ("PUT", "/api/v1/knowledge/{namespace}/{key:path}"): change(OP, "knowledge.put"),
+    ("DELETE", "/api/v1/knowledge/{namespace}/{key:path}"): change(OP, "knowledge.delete"),
     # access itself: admin only
     ("POST", "/api/v1/users"): change(A, "users.create"),
     ("GET", "/api/v1/users"): read("users", A),

@@ -20,6 +20,7 @@ from agentos.api.routes import (
     auth,
     events,
     health,
+    knowledge,
     subscriptions,
     tasks,
 )
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(tasks.router)
     app.include_router(tasks.workers_router)
     app.include_router(lock_routes.router)
+    app.include_router(knowledge.router)
     app.include_router(dashboard.router)
     app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

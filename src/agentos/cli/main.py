@@ -24,6 +24,7 @@ from agentos.cli import (
     db,
     demo,
     events,
+    knowledge,
     locks,
     options,
     schedules,
@@ -61,6 +62,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(locks.app, name="locks")
+app.add_typer(knowledge.app, name="knowledge")
 
 
 def _print_version(value: bool) -> None:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from agentos import events, locks, patterns, queue, registry, resources, semver
-from agentos.errors import AgentOSError, Conflict
+from agentos import events, knowledge, locks, patterns, queue, registry, resources, semver
+from agentos.config import Settings
+from agentos.errors import AgentOSError, Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status as VersionStatus
 from agentos.store import Store, wait_wakeup
 from agentos.tasks import DEFAULT_LEASE, Status, TaskIn
@@ -76,6 +77,52 @@ class Usage:
         return round(self._cost, 10) if self.calls and self._cost_known else None
 
 
+class KnowledgeAccess:
+    """``ctx.knowledge``: the knowledge base as a handler sees it. Writes are signed
+    ``agent:NAME``; a bad document fails the attempt for good (``HandlerError``)."""
+
+    def __init__(self, store: Store, agent: str, config: knowledge.Config) -> None:
+        self._store = store
+        self._by = f"agent:{agent}"
+        self._config = config
+
+    async def put(self, namespace: str, key: str, content: str, *, title: str = "",
+                  tags: list[str] | tuple[str, ...] = (), metadata: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+        """Create or replace a document; returns it without its content."""
+        draft = knowledge.Draft(content, title, tuple(tags), metadata or {})
+        try:
+            doc, _ = await knowledge.put(self._store, namespace, key, draft, by=self._by,
+                                         config=self._config)
+        except InvalidInput as exc:  # the 413 of a document too large is one too
+            raise HandlerError(f"knowledge put {namespace}/{key}: {exc.message}",
+                               retryable=False) from exc
+        return doc
+
+    async def get(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """The document with its content, or None."""
+        try:
+            return await knowledge.get(self._store, namespace, key)
+        except NotFound:
+            return None
+
+    async def search(self, q: str | None = None, *, namespace: str | None = None,
+                     tags: list[str] | tuple[str, ...] = (), limit: int = 10
+                     ) -> list[dict[str, Any]]:
+        """The best ``limit`` documents for ``q`` (with snippets), or a listing."""
+        page = await knowledge.search(self._store, knowledge.Query(
+            q=q, namespace=namespace, tags=tuple(tags), limit=limit), self._config)
+        return page.documents
+
+    async def delete(self, namespace: str, key: str) -> bool:
+        """Delete a document; whether there was one."""
+        try:
+            await knowledge.delete(self._store, namespace, key, by=self._by)
+        except NotFound:
+            return False
+        return True
+
+
 @dataclass
 class Context:
     """What a handler gets besides its input."""
@@ -90,6 +137,7 @@ class Context:
     lease_s: float = DEFAULT_LEASE
     held: dict[str, locks.Grant] = field(default_factory=dict)  # resource -> this attempt's lock
     took_locks: bool = False  # any lock taken: the attempt's end must look for them
+    knowledge_config: knowledge.Config | None = None  # None: from the AGENTOS_* settings
 
     @contextlib.asynccontextmanager
     async def lock(self, resource: str, *, wait_s: float = 30.0, ttl_s: float | None = None,
@@ -133,6 +181,12 @@ class Context:
     def task(self) -> dict[str, Any]:
         """The task as the API shows it (built on first use: most handlers never look)."""
         return self.claimed.to_dict()
+
+    @cached_property
+    def knowledge(self) -> KnowledgeAccess:
+        """The knowledge base: ``put``, ``get``, ``search``, ``delete``."""
+        config = self.knowledge_config or knowledge.Config.from_settings(Settings())
+        return KnowledgeAccess(self.store, self.claimed.row.agent, config)
 
     @property
     def config(self) -> dict[str, Any]:

@@ -84,6 +84,11 @@ class ThreadContext:
         """Extend the lease now (the worker also does it on its own)."""
         self._run(self._ctx.heartbeat())
 
+    @property
+    def knowledge(self) -> ThreadKnowledge:
+        """``Context.knowledge`` with blocking calls."""
+        return ThreadKnowledge(self)
+
     def _run(self, step: Awaitable[Any]) -> Any:
         async def on_loop() -> Any:
             return await step
@@ -103,6 +108,31 @@ class ThreadContext:
         with self._guard:
             for future in self._pending:
                 future.cancel()
+
+
+class ThreadKnowledge:
+    """The knowledge base from a sync handler's thread: each call blocks until done."""
+
+    def __init__(self, ctx: ThreadContext) -> None:
+        self._ctx = ctx
+
+    def put(self, namespace: str, key: str, content: str, **fields: Any) -> dict[str, Any]:
+        doc: dict[str, Any] = self._ctx._run(
+            self._ctx._ctx.knowledge.put(namespace, key, content, **fields))
+        return doc
+
+    def get(self, namespace: str, key: str) -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = self._ctx._run(self._ctx._ctx.knowledge.get(namespace, key))
+        return doc
+
+    def search(self, q: str | None = None, **filters: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._ctx._run(
+            self._ctx._ctx.knowledge.search(q, **filters))
+        return found
+
+    def delete(self, namespace: str, key: str) -> bool:
+        gone: bool = self._ctx._run(self._ctx._ctx.knowledge.delete(namespace, key))
+        return gone
 
 
 async def run_in_thread(target: Callable[[ThreadContext, dict[str, Any]], Any], ctx: Context,

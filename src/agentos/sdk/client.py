@@ -480,6 +480,43 @@ class Client:
                     raise
                 time.sleep(0.2)  # a restarting server: ask again, the place is kept
 
+    # ---------------------------------------------------------- knowledge
+
+    def put_document(self, namespace: str, key: str, content: str, *, title: str = "",
+                     tags: list[str] | None = None, metadata: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+        """Create or replace a document; returns it (without content)."""
+        return self._json("PUT", _path("knowledge", namespace, key), json={
+            "content": content, "title": title, "tags": tags or [], "metadata": metadata or {}})
+
+    def get_document(self, namespace: str, key: str) -> dict[str, Any]:
+        """A document with its content."""
+        return self._json("GET", _path("knowledge", namespace, key))
+
+    def delete_document(self, namespace: str, key: str) -> None:
+        self._request("DELETE", _path("knowledge", namespace, key))
+
+    def search_knowledge(self, q: str | None = None, *, namespace: str | None = None,
+                         tags: list[str] | None = None, cursor: str | None = None,
+                         limit: int | None = None) -> dict[str, Any]:
+        """One page: ``{"documents": [...], "next_cursor", "mode", "warning"?}``; with
+        ``q`` ranked best first (``score``, ``snippet``), without it by namespace and key."""
+        params: dict[str, Any] = {"q": q, "namespace": namespace, "cursor": cursor,
+                                  "limit": limit, "tag": tags or None}
+        return self._json("GET", "/api/v1/knowledge",
+                          params={k: v for k, v in params.items() if v is not None})
+
+    def iter_knowledge(self, q: str | None = None, *, namespace: str | None = None,
+                       tags: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every matching document, following the pages."""
+        cursor = None
+        while True:
+            page = self.search_knowledge(q, namespace=namespace, tags=tags, cursor=cursor,
+                                         limit=100)
+            yield from page["documents"]
+            if (cursor := page["next_cursor"]) is None:
+                return
+
     # ------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:

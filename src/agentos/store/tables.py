@@ -7,6 +7,7 @@ database with this metadata; each concept's queries live with the concept.
 from __future__ import annotations
 
 from sqlalchemy import (
+    REAL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from agentos.store.columns import Id, Json, UTCDateTime, binary_string, utcnow
 
@@ -430,3 +433,54 @@ lock_waiters = Table(
     Index(None, "owner"),
     Index(None, "expires_at"),
 )
+
+
+# --------------------------------------------------------------- knowledge
+
+# Documents agents and people write and search. Full-text search needs what SQLAlchemy
+# cannot describe, made by migration 0012 and listed in UNMODELLED: on SQLite the FTS5
+# table knowledge_fts (external content: this table's title and content, kept in step
+# by triggers), on PostgreSQL the generated tsvector column ``search`` and its GIN index.
+knowledge_documents = Table(
+    "knowledge_documents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("namespace", binary_string(64), nullable=False),
+    Column("key", binary_string(255), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("tags", Json, nullable=False),
+    Column("metadata", Json, nullable=False),
+    # a unit-length embedding of title and content (float32 bytes on SQLite, real[] on
+    # PostgreSQL), and the model that made it: vectors of different models never meet
+    Column("embedding", LargeBinary().with_variant(ARRAY(REAL()), "postgresql")),
+    Column("embedding_model", String(200)),
+    Column("created_by", String(200), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    UniqueConstraint("namespace", "key"),
+)
+
+knowledge_tags = Table(
+    "knowledge_tags",
+    metadata,
+    Column("document_id", Id, ForeignKey("knowledge_documents.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    Index(None, "tag", "document_id"),
+)
+
+# what the migrations make beyond this metadata (the schema test leaves it out of its
+# comparison): SQLite's FTS5 table and its shadow tables, PostgreSQL's tsvector column
+# and its index
+_UNMODELLED_TABLES = ("knowledge_fts",)  # and every table whose name starts so
+_UNMODELLED = {("knowledge_documents", "search"),
+               ("knowledge_documents", "ix_knowledge_documents_search")}
+
+
+def unmodelled(name: str | None, table: str | None) -> bool:
+    """Whether a reflected table, column or index (``name``, of ``table``) is one of those."""
+    if name is None:
+        return False
+    return name.startswith(_UNMODELLED_TABLES) or (table, name) in _UNMODELLED
