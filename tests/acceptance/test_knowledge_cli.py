@@ -33,7 +33,8 @@ def test_put_get_search_rm_and_import(cli: Cli, tmp_path: Path) -> None:
     found = json.loads(cli.ok("knowledge", "search", "install", "--tag", "docs", "--json"))
     assert [d["key"] for d in found["documents"]] == ["guides:setup.md"]
 
-    assert cli.ok("knowledge", "rm", "runbooks", "disk-full").strip() == "deleted runbooks/disk-full"
+    removed = cli.ok("knowledge", "rm", "runbooks", "disk-full")
+    assert removed.strip() == "deleted runbooks/disk-full"
     for args in (("get", "runbooks", "disk-full"), ("put", "a/b", "k", "--content", "x"),
                  ("put", "ns", "k"), ("put", "ns", "k", "--content", "x", "--metadata", "[1]"),
                  ("import", str(tmp_path / "nothing-here")), ("search", "--limit", "0")):
