@@ -2,17 +2,20 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# the dashboard's front-end libraries, installed from npm (package-lock.json) into the package
+ASSETS := src/agentos/dashboard/static/vendor/.installed
 
 .PHONY: help run test lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-run: $(VENV)/.installed ## set up and run the demo (server + starter agents on SQLite)
+run: $(VENV)/.installed $(ASSETS) ## set up and run the demo (server + starter agents on SQLite)
 	$(BIN)/agentos demo
 
-test: $(VENV)/.installed-dev ## set up and run every test, on SQLite and PostgreSQL
+test: $(VENV)/.installed-dev $(ASSETS) ## set up and run every test, on SQLite and PostgreSQL
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy --strict
@@ -30,6 +33,9 @@ bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VEN
 	$(BIN)/python bench/bench_events.py
 	$(BIN)/python bench/bench_tasks.py
 	$(BIN)/python bench/bench_locks.py
+
+$(ASSETS): package.json package-lock.json scripts/dashboard-assets.sh
+	bash scripts/dashboard-assets.sh
 
 $(PEERS_VENV)/.installed: $(PEERS_REQUIREMENTS)
 	bash scripts/ensure-venv.sh $(PYTHON)
@@ -52,4 +58,4 @@ $(VENV)/.installed-dev: pyproject.toml
 	touch $@ $(VENV)/.installed
 
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules $(dir $(ASSETS))

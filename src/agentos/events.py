@@ -317,15 +317,20 @@ class Query:
     until: datetime | None = None
     after_seq: int = 0
     limit: int = 100
+    newest_first: bool = False  # from the newest down (below ``before_seq`` when given)
+    before_seq: int | None = None
 
 
 async def query(store: Store, q: Query) -> tuple[list[Event], int | None]:
-    """A page of events in sequence order and the ``after_seq`` of the next page."""
+    """A page of events in sequence order and the ``after_seq`` of the next page; or,
+    ``newest_first``, from the newest down and the ``before_seq`` of the next page."""
     if not 1 <= q.limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="bad_limit")
-    if q.after_seq < 0:
-        raise InvalidInput("after_seq must be >= 0", code="bad_cursor")
+    if q.after_seq < 0 or (q.before_seq is not None and q.before_seq < 1):
+        raise InvalidInput("after_seq must be >= 0 and before_seq >= 1", code="bad_cursor")
     stmt = select(events).where(events.c.seq > q.after_seq)
+    if q.before_seq is not None:
+        stmt = stmt.where(events.c.seq < q.before_seq)
     if q.type:
         stmt = stmt.where(_glob_clause(q.type))
     if q.source:
@@ -342,7 +347,8 @@ async def query(store: Store, q: Query) -> tuple[list[Event], int | None]:
         stmt = stmt.where(events.c.created_at < q.until)
     async with store.read() as conn:
         stmt = stmt.where(events.c.seq <= await horizon(conn))  # a page never skips one
-        rows = (await conn.execute(stmt.order_by(events.c.seq).limit(q.limit + 1))).all()
+        order = events.c.seq.desc() if q.newest_first else events.c.seq
+        rows = (await conn.execute(stmt.order_by(order).limit(q.limit + 1))).all()
     page = [Event.from_row(r) for r in rows[: q.limit]]
     return page, (page[-1].seq if len(rows) > q.limit else None)
 

@@ -104,6 +104,6 @@ def test_demo_shows_the_dashboard_and_the_admin_login(tmp_path: Path) -> None:
             token = http.post("/api/v1/auth/login", json={
                 "username": "admin", "password": found.group(1)}).json()["token"]
             page = http.get("/", headers={"Authorization": f"Bearer {token}"})
-            assert page.status_code == 200 and 'id="agents"' in page.text
+            assert page.status_code == 200 and 'data-page="overview"' in page.text
     finally:
         demo.stop()

@@ -94,10 +94,30 @@ async def test_unreadable_bodies_write_nothing(api: httpx.AsyncClient, store: St
 
 @pytest.mark.parametrize("params", [{"type": "a..b"}, {"priority": "urgent"},
                                     {"after_seq": -1}, {"limit": 0}, {"since": "yesterday"},
-                                    {"type": "'; DROP TABLE events; --"}])
+                                    {"type": "'; DROP TABLE events; --"},
+                                    {"order": "newest"}, {"order": "desc", "before_seq": 0},
+                                    {"before_seq": 5}])
 async def test_bad_queries(api: httpx.AsyncClient, params: dict[str, Any]) -> None:
     r = await api.get("/api/v1/events", params=params)
     assert 400 <= r.status_code < 500 and set(r.json()) == {"error"}
+
+
+async def test_newest_first_pages_down_without_gaps_or_repeats(api: httpx.AsyncClient) -> None:
+    r = await api.post("/api/v1/events", json={"events": [
+        {"type": "page.a" if n % 3 else "page.b", "payload": {"n": n}} for n in range(10)]})
+    assert r.status_code == 201
+    seen: list[int] = []
+    params: dict[str, Any] = {"order": "desc", "limit": 4, "type": "page.*"}
+    while True:
+        page = (await api.get("/api/v1/events", params=params)).json()
+        assert "next_after_seq" not in page
+        seen += [e["payload"]["n"] for e in page["events"]]
+        if page["next_before_seq"] is None:
+            break
+        params["before_seq"] = page["next_before_seq"]
+    assert seen == list(range(9, -1, -1))
+    only_b = (await api.get("/api/v1/events", params={"order": "desc", "type": "page.b"})).json()
+    assert [e["payload"]["n"] for e in only_b["events"]] == [9, 6, 3, 0]
 
 
 async def test_stream_rejects_bad_input(api: httpx.AsyncClient) -> None:

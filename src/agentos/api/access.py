@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 
 from agentos import audit, tokens
+from agentos.dashboard.pages import PAGES
 from agentos.errors import Forbidden, Unauthorized
 from agentos.roles import Role
 
@@ -63,8 +64,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
-    ("GET", "/static/{name}"): PUBLIC,
-    ("GET", "/"): read("dashboard"),
+    ("GET", "/static/{path:path}"): PUBLIC,
+    # the dashboard's pages (each draws itself from the routes below, under their rules)
+    **{("GET", page.path): read("dashboard", page.role) for page in PAGES},
     # the caller's own session
     ("GET", "/api/v1/auth/me"): read("auth"),
     ("POST", "/api/v1/auth/logout"): change(V, "auth.logout"),

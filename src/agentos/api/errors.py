@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from agentos.errors import AgentOSError, RateLimited, Unauthorized
+from agentos.errors import AgentOSError, Forbidden, RateLimited, Unauthorized
 
 log = logging.getLogger("agentos.api")
 
@@ -34,11 +34,12 @@ async def _domain(request: Request, exc: Exception) -> Response:
     if exc.status >= 500:
         log.error("request failed", extra={"action": "request_failed", "code": exc.code})
     headers: dict[str, str] = {}
-    if isinstance(exc, Unauthorized):
-        if request.method == "GET" and request.url.path == "/":
-            from agentos.dashboard import routes as dashboard  # a person: offer the form
+    if isinstance(exc, Unauthorized | Forbidden):
+        from agentos.dashboard import routes as dashboard
 
-            return dashboard.login_page()
+        if dashboard.is_page(request):  # a person: the sign-in form, or why not
+            return dashboard.error_page(exc)
+    if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, RateLimited) and isinstance(exc.details, dict) and \
             "retry_after_s" in exc.details:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -120,12 +120,21 @@ async def list_events(
     until: AwareDatetime | None = None,
     after_seq: Annotated[int, Query(ge=0, le=inputs.INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100,
+    order: Literal["asc", "desc"] = "asc",
+    before_seq: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:
-    """Events in sequence order; page with ``after_seq`` = the previous ``next_after_seq``."""
-    page, next_after = await events.query(store, events.Query(
+    """Events in sequence order; page with ``after_seq`` = the previous ``next_after_seq``.
+    ``order=desc``: the newest first; page with ``before_seq`` = the previous
+    ``next_before_seq``."""
+    newest_first = order == "desc"
+    if before_seq is not None and not newest_first:
+        raise InvalidInput("before_seq pages order=desc", code="bad_cursor")
+    page, following = await events.query(store, events.Query(
         type=type, source=source, correlation_id=correlation_id, run_id=run_id,
-        priority=priority, since=since, until=until, after_seq=after_seq, limit=limit))
-    return {"events": [e.to_dict() for e in page], "next_after_seq": next_after}
+        priority=priority, since=since, until=until, after_seq=after_seq, limit=limit,
+        newest_first=newest_first, before_seq=before_seq))
+    cursor = "next_before_seq" if newest_first else "next_after_seq"
+    return {"events": [e.to_dict() for e in page], cursor: following}
 
 
 @router.get("/api/v1/events/stream", response_class=StreamingResponse,

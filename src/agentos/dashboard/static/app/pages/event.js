@@ -1,0 +1,71 @@
+// One event: its fields and payload, the agents it was routed to (and the tasks
+// that made), and its correlation chain as a tree of causes.
+import { get } from "../api.js";
+import { badge, card, facts, fill, h, json, link, short, shortText, table, time, title } from "../ui.js";
+
+export async function render({ main, params }) {
+  const id = params.event_id;
+  const [event, routed] = await Promise.all([
+    get(`/api/v1/events/${encodeURIComponent(id)}`),
+    get(`/api/v1/events/${encodeURIComponent(id)}/routes`),
+  ]);
+  const chain = await get(`/api/v1/correlations/${encodeURIComponent(event.correlation_id)}`);
+  const kinds = new Map();
+  const walk = (nodes) => nodes.forEach((n) => { kinds.set(n.id, n.kind); walk(n.children); });
+  walk(chain.tree);
+  fill(main,
+    title(`Event ${event.seq}`, h("code", {}, event.type)),
+    h("div", { class: "grid" },
+      card("Fields", facts([
+        ["id", h("span", { class: "mono" }, event.id)],
+        ["type", h("code", {}, event.type)],
+        ["source", event.source],
+        ["time", time(event.created_at)],
+        ["priority", event.priority],
+        ["correlation", link(`/events?correlation_id=${encodeURIComponent(event.correlation_id)}`, event.correlation_id)],
+        ["caused by", event.causation_id ? causeLink(event.causation_id, kinds) : "–"],
+        ["run", event.run_id],
+        ["subject", event.subject],
+        ["dedup key", event.dedup_key],
+      ])),
+      card("Payload", json(event.payload))),
+    card("Routes", routed.routed ? table({
+      caption: "Routes",
+      columns: [
+        { label: "Agent", cell: (r) => link(`/agents/${encodeURIComponent(r.agent)}`, r.agent) },
+        { label: "Version", cell: (r) => r.agent_version },
+        { label: "Trigger", cell: (r) => `#${r.trigger_index}` },
+        { label: "Priority", cell: (r) => r.priority, num: true },
+        { label: "Task", cell: (r) => (r.task_id ? link(`/tasks/${r.task_id}`, short(r.task_id)) : "–") },
+        { label: "Routed", cell: (r) => time(r.created_at) },
+      ],
+      rows: routed.routes,
+      empty: "routed to no agent: no published agent's trigger matches it",
+    }) : h("p", { class: "muted" }, "not routed yet (the router picks it up in a moment)")),
+    card("Correlation chain", h("p", { class: "muted" },
+      "Everything sharing its correlation id, each under what caused it."),
+      tree(chain.tree, event.id)));
+}
+
+// a cause is an event or a task of the same correlation
+function causeLink(id, kinds) {
+  const kind = kinds.get(id) ?? "event";
+  return [link(`/${kind}s/${id}`, short(id)), ` (${kind})`];
+}
+
+export function tree(nodes, here) {
+  return h("ul", { class: "tree", "aria-label": "correlation chain" },
+           nodes.map((n) => branch(n, here)));
+}
+
+function branch(node, here) {
+  const label = node.kind === "task"
+    ? [badge("task", "run"), link(`/tasks/${node.id}`, `${node.agent} ${shortText(node.id)}`),
+       badge(node.status), node.attempt ? h("span", { class: "muted" }, `attempt ${node.attempt}`) : null]
+    : [h("code", {}, node.type), link(`/events/${node.id}`, `#${node.seq}`),
+       h("span", { class: "muted" }, node.source ?? "")];
+  return h("li", { class: node.id === here ? "here" : null,
+                   "aria-current": node.id === here ? "true" : null },
+    h("span", { class: "node" }, label, time(node.created_at)),
+    node.children.length ? h("ul", {}, node.children.map((c) => branch(c, here))) : null);
+}

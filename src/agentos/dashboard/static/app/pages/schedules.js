@@ -1,0 +1,50 @@
+// Schedules: what each fires and when next, its last fire; admins pause and resume.
+import { get } from "../api.js";
+import { action, ago, badge, card, every, fill, fillRows, h, link, liveMark, short, table, time, title } from "../ui.js";
+
+const ONE = "/api/v1/schedules/{name}";
+
+export async function render({ main }) {
+  const body = h("tbody");
+  const columns = [
+    { label: "Name", cell: (s) => h("span", { class: "mono" }, s.name) },
+    { label: "When", cell: (s) => when(s) },
+    { label: "Fires", cell: (s) => fires(s) },
+    { label: "State", cell: (s) => badge(s.paused ? "paused" : s.next_run_at ? "active" : "done") },
+    { label: "Next fire", cell: (s) => (s.paused ? "–" : s.next_run_at ? [time(s.next_run_at), h("div", { class: "muted" }, ago(s.next_run_at))] : "–") },
+    { label: "Last fire", cell: (s) => last(s) },
+    { label: "Fired", cell: (s) => s.fire_count, num: true },
+    { label: "Actions", cell: (s) => (s.paused
+        ? action({ label: "Resume", pattern: `${ONE}/resume`, params: { name: s.name }, name: `resume ${s.name}`, done: () => refresh() })
+        : action({ label: "Pause", pattern: `${ONE}/pause`, params: { name: s.name }, name: `pause ${s.name}`, done: () => refresh() })) ?? "–" },
+  ];
+  const view = table({ caption: "Schedules", columns, rows: [] });
+  view.querySelector("tbody").replaceWith(body);
+  fill(main, title("Schedules", liveMark()), card("Schedules", view));
+  async function refresh() {
+    const { schedules } = await get("/api/v1/schedules");
+    fillRows(body, columns, schedules,
+             "no schedules: `agentos schedules create NAME --cron '0 2 * * *' --event qa.nightly`");
+  }
+  await refresh();
+  every(5000, refresh);
+}
+
+function when(s) {
+  if (s.kind === "cron") return [h("code", {}, s.cron), h("div", { class: "muted" }, s.timezone)];
+  if (s.kind === "interval") return `every ${s.interval_s} s`;
+  return ["once at ", time(s.at)];
+}
+
+function fires(s) {
+  return [s.event ? h("div", {}, "event ", h("code", {}, s.event.type)) : null,
+          s.task ? h("div", {}, "task for ", link(`/agents/${encodeURIComponent(s.task.agent)}`, s.task.agent)) : null];
+}
+
+function last(s) {
+  if (!s.last_run_at) return "never";
+  return [time(s.last_run_at),
+          s.last_event_id ? h("div", {}, "event ", link(`/events/${s.last_event_id}`, short(s.last_event_id))) : null,
+          s.last_task_id ? h("div", {}, "task ", link(`/tasks/${s.last_task_id}`, short(s.last_task_id))) : null,
+          s.last_error ? h("div", { class: "error" }, s.last_error) : null];
+}

@@ -1,0 +1,111 @@
+"""Every page of the dashboard, opened in Chromium with data to show: it draws
+without a script error, axe-core finds no serious or critical accessibility
+violation, and a screenshot of it is kept (test-artifacts/dashboard/). A viewer's
+navigation lacks the admin pages, which answer why instead of drawing."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from agentos.dashboard.pages import PAGES
+from agentos.roles import Role
+from tests.browser.conftest import PageErrors, System, axe_violations, open_page, screenshot
+
+DATA_TIMEOUT_S = 15.0  # the worker has run the seeded tasks
+
+
+@pytest.fixture(scope="module")
+def seeded(system: System) -> Iterator[dict[str, Any]]:
+    """Something on every page: agents, a routed event and its tasks, a held lock with
+    a waiter, a schedule, an API key. The path parameters of the detail pages."""
+    with system.api() as api:
+        api.post("/api/v1/agents/import?publish=true", content=TEMPLATE_AGENT,
+                 headers={"Content-Type": "application/yaml"}).raise_for_status()
+        event = api.post("/api/v1/events", json={"type": "page.seed", "source": "test",
+                                                 "payload": {"n": 1}}).json()
+        task = api.post("/api/v1/tasks", json={"agent": "page-echo", "input": {"x": 1},
+                                               "causation_id": event["id"],
+                                               "correlation_id": event["correlation_id"]}).json()
+        api.post("/api/v1/locks/device:page-1/acquire",
+                 json={"owner": "alice", "ttl_s": 600}).raise_for_status()
+        api.post("/api/v1/locks/device:page-1/acquire",
+                 json={"owner": "bob", "ttl_s": 600, "wait_s": 0.1}).raise_for_status()
+        api.post("/api/v1/schedules", json={"name": "page-nightly", "cron": "0 2 * * *",
+                                            "timezone": "Europe/Paris",
+                                            "event": {"type": "qa.nightly"}}).raise_for_status()
+        api.post("/api/v1/api-keys", json={"name": "page-ci", "role": "operator"}
+                 ).raise_for_status()
+        deadline = time.monotonic() + DATA_TIMEOUT_S
+        while api.get(f"/api/v1/tasks/{task['id']}").json()["status"] != "succeeded":
+            assert time.monotonic() < deadline, "the worker did not run the seeded task"
+            time.sleep(0.1)
+    yield {"event_id": event["id"], "task_id": task["id"], "name": "page-echo"}
+
+
+TEMPLATE_AGENT = """
+name: page-echo
+version: 1.0.0
+display_name: Page echo
+description: Echoes its input, for the dashboard's page tests
+tags: [test]
+handler: {type: python, target: "tests.handlers:echo"}
+triggers:
+  - event: page.*
+    filter: {n: 1}
+"""
+
+
+def concrete(path: str, params: dict[str, Any]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: str(params[m.group(1)]), path)
+
+
+@pytest.mark.parametrize("page_def", PAGES, ids=[p.script for p in PAGES])
+def test_every_page_draws_is_accessible_and_is_kept_as_a_screenshot(
+        page_def: Any, seeded: dict[str, Any], as_role: Callable[[str], Page]) -> None:
+    page = open_page(as_role("admin"), concrete(page_def.path, seeded))
+    expect(page.locator("main[data-failed]")).to_have_count(0)
+    expect(page.locator("main h1").first).not_to_be_empty()
+    screenshot(page, page_def.script)
+    assert axe_violations(page) == []
+
+
+def test_the_sign_in_form_is_accessible(system: System, as_role: Callable[[str], Page]) -> None:
+    page = as_role("viewer")
+    page.context.clear_cookies()
+    page.goto("/")
+    page.wait_for_selector("form#login")
+    assert axe_violations(page) == []
+
+
+def test_a_viewer_sees_only_the_pages_of_the_role(seeded: dict[str, Any],
+                                                  as_role: Callable[[str], Page],
+                                                  page_errors: PageErrors) -> None:
+    page_errors.expected.append("status of 403")  # the admin pages, opened on purpose
+    page = open_page(as_role("viewer"), "/")
+    nav = page.locator("header nav a")
+    listed = set(nav.all_inner_texts())
+    assert listed == {p.title for p in PAGES if p.nav and p.role == Role.VIEWER}
+    for admin_page in (p for p in PAGES if p.role == Role.ADMIN):
+        answer = page.goto(admin_page.path)
+        assert answer is not None and answer.status == 403
+        expect(page.locator("h1")).to_have_text("Not for your role")
+    # and the buttons of changes above the viewer's role are not there
+    open_page(page, f"/agents/{seeded['name']}")
+    expect(page.get_by_role("button", name="Deprecate")).to_have_count(0)
+    open_page(page, "/tasks")
+    expect(page.locator("form[data-form='submit-task']")).to_have_count(0)
+
+
+def test_axe_does_report_what_it_is_asked_to_find(seeded: dict[str, Any],
+                                                  as_role: Callable[[str], Page]) -> None:
+    """The check above can fail: unreadable text and an unlabelled field are caught."""
+    page = open_page(as_role("viewer"), "/")
+    page.evaluate("""() => document.querySelector('main').insertAdjacentHTML('beforeend',
+        '<p style="color:#c8c8c8;background:#fff">faint</p><input type="text">')""")
+    assert {v["id"] for v in axe_violations(page)} >= {"color-contrast", "label"}

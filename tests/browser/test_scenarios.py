@@ -1,0 +1,128 @@
+"""What a person does in the dashboard, in Chromium: sign in and out, watch the
+event stream, retry a failed task, force-release a lock (and not see the button
+as a viewer)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import (
+    READY_TIMEOUT_MS,
+    PageErrors,
+    System,
+    open_page,
+    screenshot,
+)
+
+STREAM_DEADLINE_S = 2.0  # an emitted event shows in the live stream within this
+
+
+def test_sign_in_survives_a_reload_and_sign_out_clears_the_token(
+        browser: Browser, system: System, page_errors: PageErrors) -> None:
+    context = browser.new_context(base_url=system.url)
+    context.on("page", page_errors.watch)
+    page = context.new_page()
+    # Given a shared link to a page, opened without a session: the sign-in form
+    answer = page.goto("/tasks")
+    assert answer is not None and answer.status == 401
+    screenshot(page, "sign-in")
+    page.fill("#username", "operator")
+    page.fill("#password", system.passwords["operator"])
+    page.click("button[type=submit]")
+    # Then the same page, signed in, with the token kept
+    page.wait_for_selector("main[data-ready]", timeout=READY_TIMEOUT_MS)
+    assert page.url.endswith("/tasks")
+    expect(page.locator("#actor")).to_have_text("user:operator (operator)")
+    assert page.evaluate("localStorage.getItem('agentos_token')")
+    # a reload stays signed in
+    page.reload()
+    page.wait_for_selector("main[data-ready]", timeout=READY_TIMEOUT_MS)
+    expect(page.locator("h1")).to_have_text("Tasks")
+    # signing out clears the token and the cookie: the form again, after a reload too
+    page.click("#logout")
+    page.wait_for_selector("form#login", timeout=READY_TIMEOUT_MS)
+    assert page.evaluate("localStorage.getItem('agentos_token')") is None
+    page.reload()
+    expect(page.locator("form#login")).to_be_visible()
+    # a wrong password is refused on the form, which stays
+    page.fill("#username", "operator")
+    page.fill("#password", "not the password")
+    page.click("button[type=submit]")
+    expect(page.locator("#login-error")).not_to_be_empty()
+    context.close()
+
+
+def test_an_event_emitted_through_the_api_shows_in_the_live_stream(
+        as_role: Callable[[str], Page], system: System) -> None:
+    page = open_page(as_role("viewer"), "/events")
+    expect(page.locator("#stream-status")).to_have_text("live", timeout=READY_TIMEOUT_MS)
+    marker = uuid.uuid4().hex
+    with system.api("operator") as api:
+        sent = time.monotonic()
+        r = api.post("/api/v1/events", json={"type": "browser.check", "source": "test",
+                                             "payload": {"marker": marker}})
+        assert r.status_code == 201, r.text
+    row = page.locator("tbody tr", has_text=marker)
+    row.wait_for(timeout=STREAM_DEADLINE_S * 1000)
+    assert time.monotonic() - sent < STREAM_DEADLINE_S
+    # newest first, and it links to its page, which shows it and its chain
+    assert "browser.check" in page.locator("tbody tr").first.inner_text()
+    row.locator("a").first.click()
+    page.wait_for_selector("main[data-ready]", timeout=READY_TIMEOUT_MS)
+    expect(page.locator("h1")).to_contain_text("Event")
+    expect(page.locator(".tree")).to_contain_text("browser.check")
+
+
+def test_a_failed_task_is_retried_from_its_page(as_role: Callable[[str], Page],
+                                                system: System) -> None:
+    # Given an agent whose handler always fails, and one task of it, dead-lettered
+    name = f"breaker-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        r = api.post("/api/v1/agents", json={
+            "name": name, "version": "1.0.0", "limits": {"max_retries": 0},
+            "handler": {"type": "python", "target": "tests.handlers:broken"}})
+        assert r.status_code == 201, r.text
+        assert api.post(f"/api/v1/agents/{name}/versions/1.0.0/publish").status_code == 200
+        task = api.post("/api/v1/tasks", json={"agent": name, "input": {}}).json()
+    page = open_page(as_role("operator"), f"/tasks/{task['id']}")
+    # When it has failed (the page follows it live) and the operator clicks Retry
+    expect(page.locator("h1 + .actions .badge, .title-row .badge").first).to_have_text(
+        "failed", timeout=10_000)
+    expect(page.locator("td .error").first).to_contain_text("bad input")
+    page.get_by_role("button", name="Retry").click()
+    # Then it runs again: a second attempt, which fails the same way
+    attempts = page.locator("section", has_text="Attempts").locator("tbody tr")
+    expect(attempts).to_have_count(2, timeout=10_000)
+    expect(page.locator(".title-row .badge").first).to_have_text("failed", timeout=10_000)
+    screenshot(page, "task-retried")
+    with system.api() as api:
+        again = api.get(f"/api/v1/tasks/{task['id']}").json()
+    assert (again["status"], again["attempt"]) == ("failed", 2)
+    # a viewer sees the same task without the button
+    viewer = open_page(as_role("viewer"), f"/tasks/{task['id']}")
+    expect(viewer.locator(".title-row .badge").first).to_have_text("failed")
+    expect(viewer.get_by_role("button", name="Retry")).to_have_count(0)
+
+
+def test_an_admin_force_releases_a_lock_a_viewer_cannot(as_role: Callable[[str], Page],
+                                                        system: System) -> None:
+    resource = f"device:browser-{uuid.uuid4().hex[:6]}"
+    with system.api("operator") as api:
+        r = api.post(f"/api/v1/locks/{resource}/acquire", json={"owner": "alice", "ttl_s": 600})
+        assert r.json()["granted"] is True
+    row_of = lambda page: page.locator("tbody tr", has_text=resource)  # noqa: E731
+    viewer = open_page(as_role("viewer"), "/locks")
+    expect(row_of(viewer)).to_contain_text("alice")
+    expect(row_of(viewer).get_by_role("button")).to_have_count(0)
+    admin = open_page(as_role("admin"), "/locks")
+    row = row_of(admin)
+    expect(row).to_contain_text("alice")
+    admin.on("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Force release").click()
+    expect(row_of(admin)).to_have_count(0, timeout=5_000)
+    with system.api("viewer") as api:
+        assert api.get(f"/api/v1/locks/{resource}").json()["holder"] is None
