@@ -26,7 +26,7 @@ def session_of(page: str) -> dict[str, object]:
 
 async def test_every_page_is_a_shell_naming_its_script(api: httpx.AsyncClient) -> None:
     for page in PAGES:
-        path = re.sub(r"\{\w+\}", "some-id", page.path)
+        path = re.sub(r"\{\w+(:path)?\}", "some-id", page.path)
         r = await api.get(path)
         assert r.status_code == 200, path
         assert r.headers["content-type"].startswith("text/html")

@@ -48,7 +48,9 @@ def _require_tools() -> None:
                     "'bash scripts/dashboard-assets.sh' (make test does)", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+# per module, not per session: sync Playwright marks an event loop as running in this
+# thread while it is started, which the asyncio tests after these could not run beside
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     _require_tools()
     with sync_playwright() as playwright:
@@ -92,9 +94,9 @@ def login(url: str, username: str, password: str) -> str:
     return str(r.json()["token"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """One server and one worker for the scenario tests (each test makes its own data)."""
+    """One server and one worker for a module's tests (each test makes its own data)."""
     _require_tools()
     cwd = tmp_path_factory.mktemp("dashboard")
     database_url = f"sqlite:///{cwd / 'agentos.db'}"
@@ -144,17 +146,18 @@ def page_errors() -> Iterator[PageErrors]:
     assert errors.errors == []
 
 
-def signed_in(browser: Browser, system: System, role: str, errors: PageErrors) -> BrowserContext:
-    """A browser context signed in as ``role`` the way the sign-in form leaves it: the
-    token in localStorage and the server's HttpOnly cookie."""
-    context = browser.new_context(base_url=system.url, viewport={"width": 1280, "height": 900})
-    r = httpx.post(f"{system.url}/api/v1/auth/login", timeout=10.0,
-                   json={"username": role, "password": system.passwords[role], "cookie": True})
+def signed_in(browser: Browser, url: str, username: str, password: str,
+              errors: PageErrors) -> BrowserContext:
+    """A browser context signed in the way the sign-in form leaves it: the token in
+    localStorage and the server's HttpOnly cookie."""
+    context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900})
+    r = httpx.post(f"{url}/api/v1/auth/login", timeout=10.0,
+                   json={"username": username, "password": password, "cookie": True})
     assert r.status_code == 200, r.text
     token = r.json()["token"]
-    context.add_cookies([{"name": "agentos_token", "value": token, "url": system.url,
+    context.add_cookies([{"name": "agentos_token", "value": token, "url": url,
                           "httpOnly": True, "sameSite": "Strict"}])
-    context.add_init_script(f"if (location.origin === {system.url!r}) "
+    context.add_init_script(f"if (location.origin === {url!r}) "
                             f"localStorage.setItem('agentos_token', {token!r});")
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     context.on("page", errors.watch)
@@ -168,7 +171,7 @@ def as_role(browser: Browser, system: System, page_errors: PageErrors
     contexts: list[BrowserContext] = []
 
     def make(role: str) -> Page:
-        context = signed_in(browser, system, role, page_errors)
+        context = signed_in(browser, system.url, role, system.passwords[role], page_errors)
         contexts.append(context)
         return context.new_page()
 

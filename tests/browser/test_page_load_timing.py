@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from playwright.sync_api import Browser
 
 from agentos.dashboard.pages import PAGES
-from tests.acceptance.conftest import Server, admin_token, environment, start
-from tests.browser.conftest import PageErrors, System, open_page, signed_in
+from tests.acceptance.conftest import ADMIN_PASSWORD, Server, admin_token, environment, start
+from tests.browser.conftest import PageErrors, open_page, signed_in
 
 ROWS = 1_000_000  # events, and tasks
 AGENTS = 20  # tasks are spread over this many agent names
@@ -93,7 +94,8 @@ def fill(database_url: str) -> None:
 
 
 @pytest.fixture
-def big(database_url: str, tmp_path: Path) -> Iterator[System]:
+def big(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A server on a million events and a million tasks; its URL."""
     made = time.monotonic()
     fill(database_url)
     print(f"\n{ROWS:,} events and {ROWS:,} tasks made in {time.monotonic() - made:.1f} s")
@@ -101,11 +103,10 @@ def big(database_url: str, tmp_path: Path) -> Iterator[System]:
         AGENTOS_DATABASE_URL=database_url, AGENTOS_RUN_ROUTER="false",
         AGENTOS_LOG_LEVEL="warning"))
     try:
-        token = admin_token(server.url)
-        system = System(server, None, database_url)  # type: ignore[arg-type]
-        system.tokens["admin"] = token
-        system.passwords["admin"] = "admin-password-for-tests"
-        yield system
+        httpx.put(f"{server.url}/api/v1/knowledge/runbooks/disk-full", timeout=10.0,
+                  headers={"Authorization": f"Bearer {admin_token(server.url)}"},
+                  json={"content": "Rotate the logs, free the cache."}).raise_for_status()
+        yield server.url
     finally:
         server.stop()
 
@@ -131,17 +132,17 @@ def server_ms(page: Any) -> tuple[float, list[tuple[str, float]]]:
 
 
 def test_every_page_answers_in_under_300_ms_of_server_time(
-        big: System, browser: Browser, page_errors: PageErrors) -> None:
+        big: str, browser: Browser, page_errors: PageErrors) -> None:
     params = {"event_id": f"00000000-0000-7000-8000-{ROWS // 2:012d}",
               "task_id": f"00000000-0000-7000-9000-{ROWS // 2 + 20:012d}",
-              "name": "bulk-3"}
-    context = signed_in(browser, big, "admin", page_errors)
+              "name": "bulk-3", "namespace": "runbooks", "key": "disk-full"}
+    context = signed_in(browser, big, "admin", ADMIN_PASSWORD, page_errors)
     page = context.new_page()
     open_page(page, "/agents")  # the server's first request pays for what it loads once
     slow: list[str] = []
     report = []
     for page_def in PAGES:
-        path = re.sub(r"\{(\w+)\}", lambda m: params[m.group(1)], page_def.path)
+        path = re.sub(r"\{(\w+)(?::path)?\}", lambda m: params[m.group(1)], page_def.path)
         if page_def.script == "agent":
             continue  # the bulk tasks' agents are not in the registry; the registry is small
         open_page(page, path)

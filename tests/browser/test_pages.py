@@ -41,11 +41,16 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
                                             "event": {"type": "qa.nightly"}}).raise_for_status()
         api.post("/api/v1/api-keys", json={"name": "page-ci", "role": "operator"}
                  ).raise_for_status()
+        api.put("/api/v1/knowledge/runbooks/disk-full", json={
+            "title": "Disk full", "tags": ["ops"], "metadata": {"team": "qa"},
+            "content": "When a device's disk is full, rotate the logs and free the cache."}
+        ).raise_for_status()
         deadline = time.monotonic() + DATA_TIMEOUT_S
         while api.get(f"/api/v1/tasks/{task['id']}").json()["status"] != "succeeded":
             assert time.monotonic() < deadline, "the worker did not run the seeded task"
             time.sleep(0.1)
-    yield {"event_id": event["id"], "task_id": task["id"], "name": "page-echo"}
+    yield {"event_id": event["id"], "task_id": task["id"], "name": "page-echo",
+           "namespace": "runbooks", "key": "disk-full"}
 
 
 TEMPLATE_AGENT = """
@@ -62,7 +67,7 @@ triggers:
 
 
 def concrete(path: str, params: dict[str, Any]) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: str(params[m.group(1)]), path)
+    return re.sub(r"\{(\w+)(?::path)?\}", lambda m: str(params[m.group(1)]), path)
 
 
 @pytest.mark.parametrize("page_def", PAGES, ids=[p.script for p in PAGES])
@@ -73,6 +78,17 @@ def test_every_page_draws_is_accessible_and_is_kept_as_a_screenshot(
     expect(page.locator("main h1").first).not_to_be_empty()
     screenshot(page, page_def.script)
     assert axe_violations(page) == []
+
+
+def test_knowledge_search_marks_the_matches(seeded: dict[str, Any],
+                                            as_role: Callable[[str], Page]) -> None:
+    page = open_page(as_role("viewer"), "/knowledge?q=rotated")
+    result = page.locator("ol.results li", has_text="Disk full")
+    expect(result.locator("mark")).to_have_text(["rotate"])  # stemmed: rotated finds rotate
+    result.locator("a").first.click()
+    page.wait_for_selector("main[data-ready]")
+    expect(page.locator("pre.content")).to_contain_text("free the cache")
+    expect(page.get_by_role("button", name="Delete")).to_have_count(0)  # a viewer's page
 
 
 def test_the_sign_in_form_is_accessible(system: System, as_role: Callable[[str], Page]) -> None:
@@ -88,7 +104,7 @@ def test_a_viewer_sees_only_the_pages_of_the_role(seeded: dict[str, Any],
                                                   page_errors: PageErrors) -> None:
     page_errors.expected.append("status of 403")  # the admin pages, opened on purpose
     page = open_page(as_role("viewer"), "/")
-    nav = page.locator("header nav a")
+    nav = page.locator("nav.side a")
     listed = set(nav.all_inner_texts())
     assert listed == {p.title for p in PAGES if p.nav and p.role == Role.VIEWER}
     for admin_page in (p for p in PAGES if p.role == Role.ADMIN):

@@ -7,8 +7,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.browser.conftest import (
     READY_TIMEOUT_MS,
@@ -110,19 +112,33 @@ def test_a_failed_task_is_retried_from_its_page(as_role: Callable[[str], Page],
 
 def test_an_admin_force_releases_a_lock_a_viewer_cannot(as_role: Callable[[str], Page],
                                                         system: System) -> None:
+    # Given a lock held by alice with bob waiting in its queue (a long-polling acquire)
     resource = f"device:browser-{uuid.uuid4().hex[:6]}"
     with system.api("operator") as api:
         r = api.post(f"/api/v1/locks/{resource}/acquire", json={"owner": "alice", "ttl_s": 600})
         assert r.json()["granted"] is True
-    row_of = lambda page: page.locator("tbody tr", has_text=resource)  # noqa: E731
-    viewer = open_page(as_role("viewer"), "/locks")
-    expect(row_of(viewer)).to_contain_text("alice")
-    expect(row_of(viewer).get_by_role("button")).to_have_count(0)
-    admin = open_page(as_role("admin"), "/locks")
-    row = row_of(admin)
-    expect(row).to_contain_text("alice")
-    admin.on("dialog", lambda dialog: dialog.accept())
-    row.get_by_role("button", name="Force release").click()
-    expect(row_of(admin)).to_have_count(0, timeout=5_000)
+    with ThreadPoolExecutor(1) as pool:
+        def wait_for_it() -> dict[str, Any]:
+            with system.api("operator") as api:
+                return dict(api.post(f"/api/v1/locks/{resource}/acquire", timeout=30.0, json={
+                    "owner": "bob", "ttl_s": 600, "wait_s": 20}).json())
+
+        bob = pool.submit(wait_for_it)
+
+        def row_of(page: Page) -> Locator:
+            return page.locator("tbody tr", has_text=resource)
+
+        viewer = open_page(as_role("viewer"), "/locks")
+        expect(row_of(viewer).locator("ol.queue li")).to_contain_text(["bob"])
+        expect(row_of(viewer)).to_contain_text("alice")
+        expect(row_of(viewer).get_by_role("button")).to_have_count(0)
+        # When an admin takes it from alice
+        admin = open_page(as_role("admin"), "/locks")
+        admin.on("dialog", lambda dialog: dialog.accept())
+        row_of(admin).get_by_role("button", name="Force release").click()
+        # Then bob, first in the queue, holds it, and the page says so
+        assert bob.result(timeout=10)["granted"] is True
+        expect(row_of(admin).locator("td").nth(1)).to_contain_text("bob")
+        expect(row_of(admin).locator("ol.queue")).to_have_count(0)
     with system.api("viewer") as api:
-        assert api.get(f"/api/v1/locks/{resource}").json()["holder"] is None
+        assert api.get(f"/api/v1/locks/{resource}").json()["holder"]["owner"] == "bob"

@@ -31,6 +31,8 @@ PAGES: tuple[Page, ...] = (
     Page("/workers", "workers", "Workers", nav=True),
     Page("/locks", "locks", "Locks", nav=True),
     Page("/schedules", "schedules", "Schedules", nav=True),
+    Page("/knowledge", "knowledge", "Knowledge", nav=True),
+    Page("/knowledge/{namespace}/{key:path}", "document", "Document"),
     Page("/users", "users", "Users", nav=True, role=Role.ADMIN),
     Page("/api-keys", "api_keys", "API keys", nav=True, role=Role.ADMIN),
     Page("/audit", "audit", "Audit log", nav=True, role=Role.ADMIN),

@@ -78,7 +78,9 @@ export function facts(pairs) {
 export function table({ caption, columns, rows, empty = "nothing yet", rowAttrs }) {
   const body = h("tbody");
   fillRows(body, columns, rows, empty, rowAttrs);
-  return h("div", { class: "table-wrap" }, h("table", {},
+  // a wide table scrolls within its box, which the keyboard can reach too
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region",
+                    "aria-label": caption ?? "table" }, h("table", {},
     caption ? h("caption", { class: "visually-hidden" }, caption) : null,
     h("thead", {}, h("tr", {}, columns.map((c) =>
       h("th", { scope: "col", class: c.num ? "num" : null }, c.label)))),
@@ -136,7 +138,8 @@ export function action({ label, method = "POST", pattern, params = {}, body, con
 }
 
 // A form whose fields become the JSON body of one API call; absent when the role
-// may not call it. fields: [{name, label, type, options, value, required, help}]
+// may not call it. fields: [{name, label, type, options, value, required}];
+// params: the route's parameters, or a function of the fields' values
 export function apiForm({ method = "POST", pattern, params = {}, fields, submit, toBody,
                           done, inline = false, name }) {
   if (!can(method, pattern)) return null;
@@ -180,7 +183,8 @@ export function apiForm({ method = "POST", pattern, params = {}, fields, submit,
     }
     button.disabled = true;
     try {
-      const result = await call(method, route(pattern, params), { body });
+      const where = typeof params === "function" ? params(values) : params;
+      const result = await call(method, route(pattern, where), { body });
       notify(`${submit}: done`);
       if (done) await done(result, form);
     } catch (problem) {
