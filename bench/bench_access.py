@@ -33,9 +33,8 @@ async def _noop() -> None:
 async def run(url: str, requests: int, rounds: int) -> list[dict[str, Any]]:
     import httpx
 
-    from agentos import registry, templates
+    from agentos import registry, server, templates
     from agentos.api import access
-    from agentos.api.app import create_app
     from agentos.config import Settings
     from agentos.store import open_store, schema
 
@@ -44,7 +43,7 @@ async def run(url: str, requests: int, rounds: int) -> list[dict[str, Any]]:
     await registry.import_yaml(store, templates.read("qa-manager"), publish=True)
     settings = Settings(database_url=url, admin_password=PASSWORD,  # type: ignore[call-arg]
                         run_router=False, run_scheduler=False, _env_file=None)
-    app = create_app(settings, store)
+    app = server.create(settings, store)
     logging.getLogger("agentos.http").setLevel(logging.WARNING)
     out = []
     try:

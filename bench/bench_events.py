@@ -72,7 +72,7 @@ from common import (
 )
 
 HERE = Path(__file__).resolve()
-APP = "agentos.api.app:from_env"
+APP = "agentos.server:from_env"
 EVENTS_PATH = "/api/v1/events"
 BATCH = 1000  # events per batched request
 PAD = "p" * 80  # payload padding: ~100-byte payloads, like the peers' messages

@@ -197,7 +197,7 @@ def agentos_phases(backend: str, url: str, workdir: Path, seconds: float, client
                                      lambda n: [url, "bench:shared", f"c{n}"])
     env = {**os.environ, "AGENTOS_DATABASE_URL": url, "AGENTOS_LOG_LEVEL": "warning",
            "AGENTOS_RUN_ROUTER": "false"}
-    with Server("agentos.api.app:from_env", env, workdir) as server:
+    with Server("agentos.server:from_env", env, workdir) as server:
         out["http 1"] = phase("http", 1, seconds,
                               lambda n: [server.base_url, "bench:solo-http", "solo"])
         out[f"http {clients}"] = phase("http", clients, seconds,

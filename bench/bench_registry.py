@@ -58,7 +58,7 @@ from agentos.errors import Conflict
 from agentos.store import open_store, schema
 
 LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
-APP = "agentos.api.app:from_env"
+APP = "agentos.server:from_env"
 AGENT_PATH = "/api/v1/agents/{name}"
 VERSIONS = ("1.0.0", "1.1.0", "2.0.0")
 SEED = 20240601

@@ -69,7 +69,7 @@ from common import (
 from agentos.tasks import DEFAULT_CONCURRENCY
 
 BENCH = Path(__file__).resolve().parent
-APP = "agentos.api.app:from_env"
+APP = "agentos.server:from_env"
 AGENT = "bench-noop"
 HANDLER = "noop_handler:noop"  # bench/noop_handler.py, on the workers' PYTHONPATH
 BATCH = 1000  # tasks per submit call / request

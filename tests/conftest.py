@@ -20,7 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from agentos.api.app import create_app
+from agentos import server
 from agentos.config import Settings
 from agentos.store import Store, open_store, schema
 from tests import pg
@@ -104,7 +104,7 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def app(settings: Settings, store: Store) -> AsyncIterator[FastAPI]:
     """The app, started (its lifespan has run: the first admin exists)."""
-    app = create_app(settings, store)
+    app = server.create(settings, store)
     async with app.router.lifespan_context(app):
         yield app
 

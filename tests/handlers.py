@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentos.handlers import Context, HandlerError, ThreadContext
+from agentos.worker.handlers import Context, HandlerError, ThreadContext
 
 
 async def echo(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:

@@ -17,8 +17,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from agentos import events, locks, patterns
+from agentos.aio import wait_wakeup
 from agentos.events import Event
-from agentos.store import Store, wait_wakeup
+from agentos.store import Store
 
 log = logging.getLogger("agentos.bus")
 

@@ -38,9 +38,10 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from agentos import events, ids, resources
+from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import EventIn
-from agentos.store import Store, sql, wait_wakeup
+from agentos.store import Store, sql
 from agentos.store.columns import UTCDateTime, json_loads, utc_from_text, utcnow
 from agentos.store.sqlite import SqliteConnection
 from agentos.store.tables import lock_waiters, locks

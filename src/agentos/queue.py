@@ -25,10 +25,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import events, ids, locks, tasks
+from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Draft, EventIn
 from agentos.lifecycle import Status as VersionStatus
-from agentos.store import Store, sql, wait_wakeup
+from agentos.store import Store, sql
 from agentos.store.columns import utcnow
 from agentos.store.sqlite import SqliteConnection, reader
 from agentos.store.tables import agent_versions, task_attempts

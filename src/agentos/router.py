@@ -21,9 +21,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import events, patterns, queue
+from agentos.aio import wait_wakeup
 from agentos.events import Event
 from agentos.lifecycle import Status
-from agentos.store import Store, wait_wakeup
+from agentos.store import Store
 from agentos.store.tables import agent_versions, route_queue, routes
 from agentos.store.tables import events as event_table
 from agentos.tasks import TaskIn

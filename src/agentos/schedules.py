@@ -33,9 +33,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import events, patterns, queue, registry
+from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status as VersionStatus
-from agentos.store import Store, wait_wakeup
+from agentos.store import Store
 from agentos.store.columns import utcnow
 from agentos.store.tables import schedules as table
 from agentos.tasks import TaskIn, TaskTemplate

@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from agentos import bus, events, patterns
+from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Event
-from agentos.store import Store, wait_wakeup
+from agentos.store import Store
 from agentos.store.columns import utcnow
 from agentos.store.tables import subscriptions as subs
 

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agentos.api.app import create_app
+from agentos import server
 from agentos.config import Settings
 from agentos.store import Store
 from tests.api.test_agents_api import assert_error
@@ -276,7 +276,7 @@ async def test_a_lower_payload_cap_is_enforced_and_writes_nothing(
     settings = Settings(database_url=database_url, admin_password=ADMIN_PASSWORD,  # type: ignore[call-arg]
                         _env_file=None)
     assert settings.event_max_payload_bytes == 1024
-    app = create_app(settings, store)
+    app = server.create(settings, store)
     async with app.router.lifespan_context(app), client_for(app) as api:
         api.headers["Authorization"] = f"Bearer {await login(api, 'admin', ADMIN_PASSWORD)}"
         await api.post("/api/v1/schedules", json={"name": "s", "interval_s": 60,

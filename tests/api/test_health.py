@@ -4,7 +4,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agentos.api.app import create_app
+from agentos import server
 from agentos.config import Settings
 from agentos.store import open_store, schema
 
@@ -28,7 +28,7 @@ async def test_ready_reports_database_schema_and_pool(api: httpx.AsyncClient,
 
 async def test_ready_fails_on_an_unmigrated_database(empty_database_url: str) -> None:
     store = open_store(empty_database_url)
-    app = create_app(Settings(database_url=empty_database_url, _env_file=None),  # type: ignore[call-arg]
+    app = server.create(Settings(database_url=empty_database_url, _env_file=None),  # type: ignore[call-arg]
                      store)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
@@ -44,7 +44,7 @@ async def test_ready_fails_on_an_unmigrated_database(empty_database_url: str) ->
 async def test_ready_fails_when_the_database_is_unreachable(tmp_path: object) -> None:
     url = "postgresql://nobody@127.0.0.1:1/none"
     store = open_store(url)
-    app = create_app(Settings(database_url=url, _env_file=None), store)  # type: ignore[call-arg]
+    app = server.create(Settings(database_url=url, _env_file=None), store)  # type: ignore[call-arg]
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://t") as client:

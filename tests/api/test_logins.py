@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from agentos.api.app import create_app
+from agentos import server
 from agentos.config import Settings
 from agentos.store import Store
 from tests.conftest import ADMIN_PASSWORD, client_for
@@ -24,7 +24,7 @@ async def guarded(database_url: str, store: Store) -> AsyncIterator[httpx.AsyncC
     settings = Settings(database_url=database_url, admin_password=ADMIN_PASSWORD,  # type: ignore[call-arg]
                         login_max_failures=4, login_lockout_s=LOCKOUT,
                         login_max_delay_s=DELAY, _env_file=None)
-    app = create_app(settings, store)
+    app = server.create(settings, store)
     async with app.router.lifespan_context(app), client_for(app) as client:
         yield client
 

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from agentos.api.app import create_app
+from agentos import server as agentos_server
 from agentos.config import Settings
 from agentos.store import open_store
 from tests.conftest import ADMIN_PASSWORD, client_for, login
@@ -26,7 +26,7 @@ NOTIFY_BOUND = 0.5  # seconds for a NOTIFY to reach the other server
 @asynccontextmanager
 async def server(url: str) -> AsyncIterator[FastAPI]:
     store = open_store(url)
-    app = create_app(Settings(database_url=url, admin_password=ADMIN_PASSWORD,  # type: ignore[call-arg]
+    app = agentos_server.create(Settings(database_url=url, admin_password=ADMIN_PASSWORD,  # type: ignore[call-arg]
                               auth_cache_s=CACHE_S, _env_file=None), store)
     try:
         async with app.router.lifespan_context(app):

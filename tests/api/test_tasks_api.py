@@ -195,9 +195,9 @@ async def test_bad_worker_calls(api: httpx.AsyncClient) -> None:
 
 
 async def test_workers_endpoint(api: httpx.AsyncClient, store: Store) -> None:
-    from agentos import workers
+    from agentos.worker import instances
 
-    await workers.register(store, "remote-9", None, 2)
+    await instances.register(store, "remote-9", None, 2)
     [w] = (await api.get("/api/v1/workers")).json()["workers"]
     assert w["id"] == "remote-9" and w["alive"] and w["agents"] is None
 

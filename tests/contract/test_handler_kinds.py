@@ -22,10 +22,10 @@ import pytest
 
 from agentos import agent_spec, events, queue, registry
 from agentos.config import LlmPrice
-from agentos.handlers import Context, HandlerError, SubTaskFailed, Usage, command, http, llm
 from agentos.store import Store
 from agentos.tasks import Status, TaskIn
-from agentos.worker import Worker
+from agentos.worker.handlers import Context, HandlerError, SubTaskFailed, Usage, command, http, llm
+from agentos.worker.loop import Worker
 from tests.fake_llm import FakeLlm
 
 FAST_BACKOFF = {"backoff": {"initial_s": 0.05, "max_s": 0.1, "jitter": False}}

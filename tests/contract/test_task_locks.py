@@ -6,10 +6,11 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from agentos import agent_spec, events, locks, queue, registry, workers
+from agentos import agent_spec, events, locks, queue, registry
 from agentos.store import Store
 from agentos.tasks import Status, TaskIn
-from agentos.worker import Worker
+from agentos.worker import instances
+from agentos.worker.loop import Worker
 
 
 async def agent(store: Store, name: str, target: str, resources: list[str] | None = None,
@@ -110,7 +111,7 @@ async def test_locks_are_released_however_the_attempt_ends(store: Store) -> None
             while await holder(store, "device:long") is None:
                 await asyncio.sleep(0.02)
         assert (await holder(store, "device:long"))["task_id"] == cancelled
-        [view] = await workers.list_all(store)
+        [view] = await instances.list_all(store)
         assert "device:long" in [x["resource"] for x in view["locks"]]
         await queue.cancel(store, cancelled)
         done = await until_final(store, [*ids.values(), cancelled])

@@ -8,7 +8,7 @@ from typing import Any
 from agentos import agent_spec, claims, events, queue, registry
 from agentos.store import Store
 from agentos.tasks import Status, TaskIn
-from agentos.worker import Worker
+from agentos.worker.loop import Worker
 
 
 async def agent(store: Store, name: str, target: str, **limits: Any) -> None:
@@ -142,12 +142,12 @@ async def test_shutdown_hands_back_unfinished_tasks(store: Store) -> None:
 
 
 async def test_workers_register_and_deregister(store: Store) -> None:
-    from agentos import workers
+    from agentos.worker import instances
 
     worker = Worker(store, worker_id="w-test", agents=["echo"], concurrency=3)
     running = asyncio.create_task(worker.run())
     for _ in range(100):
-        listed = await workers.list_all(store)
+        listed = await instances.list_all(store)
         if listed:
             break
         await asyncio.sleep(0.02)
@@ -156,8 +156,8 @@ async def test_workers_register_and_deregister(store: Store) -> None:
         "w-test", ["echo"], 3, "idle", True)
     worker.stop()
     await asyncio.wait_for(running, 10)
-    assert await workers.list_all(store) == []
-    [gone] = await workers.list_all(store, include_stopped=True)
+    assert await instances.list_all(store) == []
+    [gone] = await instances.list_all(store, include_stopped=True)
     assert gone["status"] == "stopped" and not gone["alive"]
 
 
@@ -254,16 +254,16 @@ async def test_ctx_heartbeat_extends_the_lease(store: Store) -> None:
 
 async def test_worker_status_is_busy_while_running(store: Store,
                                                    monkeypatch: Any) -> None:
-    from agentos import workers
+    from agentos.worker import instances
 
-    monkeypatch.setattr(workers, "HEARTBEAT_INTERVAL", 0.05)
+    monkeypatch.setattr(instances, "HEARTBEAT_INTERVAL", 0.05)
     await agent(store, "slow", "slow")
     task_id = await submit(store, "slow", seconds=30)
     seen = []
 
     async def look() -> None:
         for _ in range(100):
-            [me] = await workers.list_all(store)
+            [me] = await instances.list_all(store)
             seen.append((me["status"], me["running"]))
             if me["status"] == "busy":
                 break
@@ -273,7 +273,7 @@ async def test_worker_status_is_busy_while_running(store: Store,
     await run_until_final(store, [task_id], Worker(store, concurrency=2, lease_s=0.3),
                           then=look)
     assert seen[-1] == ("busy", 1)
-    [me] = await workers.list_all(store, include_stopped=True)
+    [me] = await instances.list_all(store, include_stopped=True)
     assert me["status"] == "stopped"
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
-from agentos import agent_spec, queue, registry, workers
+from agentos import agent_spec, queue, registry
 from agentos.store import open_store
 from agentos.store.tables import tasks as table
 from agentos.tasks import Status, TaskIn
+from agentos.worker import instances
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,7 +145,7 @@ async def test_a_submit_from_another_process_wakes_an_idle_worker(database_url: 
     worker = start_worker(database_url, "--concurrency", "1", "--poll", poll, "--id", "idle-1")
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not await workers.list_all(store):
+        while time.monotonic() < deadline and not await instances.list_all(store):
             await asyncio.sleep(0.05)
         await asyncio.sleep(1)  # past its first (empty) claim: now it waits
         # When this process submits a task

@@ -1,16 +1,17 @@
-"""The FastAPI application: ``create_app(settings)``."""
+"""The HTTP application: ``create_app(settings)``: routes, middleware, the access
+guard, and the state its requests share (store, credential resolver, event bus).
+The server process around it, with its background loops, is ``agentos.server``."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from agentos import __version__, audit, locks, queue, router, schedules, tokens, users
+from agentos import __version__, audit, tokens, users
 from agentos.api import access, openapi
 from agentos.api import errors as api_errors
 from agentos.api.middleware import AuditScope, BodyLimit, InputGuard, RequestLog
@@ -32,11 +33,16 @@ from agentos.bus import Bus
 from agentos.config import Settings
 from agentos.dashboard import routes as dashboard
 from agentos.store import Store, open_store
-from agentos.worker import Worker
+
+# what runs beside the app while it is up, given its store (agentos.server.background)
+Background = Callable[[Store], AbstractAsyncContextManager[None]]
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
-    """The app; it opens (and closes) its own store unless one is given."""
+def create_app(settings: Settings | None = None, store: Store | None = None,
+               background: Background | None = None) -> FastAPI:
+    """The HTTP app; it opens (and closes) its own store unless one is given.
+    ``background(store)`` is entered while the app is up (the server's loops:
+    ``agentos.server``)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -50,28 +56,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await first_admin(store_, settings)
         app.state.bus = Bus(store_, also_listen=(tokens.CHANNEL,))
         await app.state.bus.start()
-        stop = asyncio.Event()
-        in_server_worker = Worker(store_, concurrency=settings.worker_concurrency)
-        loops = []
-        if settings.run_router:
-            loops.append(_supervised("router", lambda: router.run(store_, stop)))
-        if settings.run_scheduler:
-            loops.append(_supervised("scheduler", lambda: schedules.run(store_, stop)))
-        loops.append(_supervised("reaper", lambda: queue.run_reaper(store_, stop)))
-        loops.append(_supervised("lock-sweeper", lambda: locks.run_sweeper(store_, stop)))
-        if settings.run_worker:
-            loops.append(_supervised("worker", in_server_worker.run))
         try:
-            yield
+            async with background(store_) if background else contextlib.nullcontext():
+                yield
         finally:
-            # loops stop at their next checkpoint, between transactions; the
-            # stragglers (a handler still running) are cancelled after a while
-            stop.set()
-            in_server_worker.stop()
-            _, late = await asyncio.wait(loops, timeout=STOP_GRACE) if loops else ((), ())
-            for loop in late:
-                loop.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
             await app.state.bus.stop()
             if own:
                 await app.state.store.close()
@@ -118,30 +106,3 @@ async def first_admin(store: Store, settings: Settings) -> str | None:
         print(f"created user admin with password {generated} (shown once; change it with "
               "`agentos users passwd`)", file=sys.stderr, flush=True)
     return generated
-
-
-STOP_GRACE = 5.0  # seconds background loops get to stop on their own at shutdown
-
-
-def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-    """Run a background loop; if it dies, log it and start it again. A loop that
-    returns (it was asked to stop) ends the task."""
-    log = logging.getLogger("agentos.server")
-
-    async def keep_running() -> None:
-        while True:
-            try:
-                await loop()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s loop died; restarting", name, extra={"action": "loop_died"})
-                await asyncio.sleep(1.0)
-
-    return asyncio.create_task(keep_running(), name=name)
-
-
-def from_env() -> FastAPI:
-    """The app configured from the environment (``uvicorn --factory agentos.api.app:from_env``)."""
-    return create_app(Settings())

@@ -69,12 +69,12 @@ def start(settings: Settings, host: str, port: int) -> None:
     """Serve until SIGINT or SIGTERM."""
     import uvicorn
 
-    from agentos.api.app import create_app
+    from agentos import server
 
     check_port(host, port)
     # log_config=None: uvicorn's own lines go through agentos.logs like ours
     # open event streams never end by themselves: give them a few seconds, then close them
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
+    uvicorn.run(server.create(settings), host=host, port=port, log_level=settings.log_level,
                 access_log=False, log_config=None,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
 

@@ -53,7 +53,7 @@ def worker(
 async def _run(url: str, agents: list[str] | None, concurrency: int, worker_id: str | None,
                grace: float, lease: float, burst: bool, poll: float) -> None:
     from agentos.store import open_store
-    from agentos.worker import Worker
+    from agentos.worker.loop import Worker
 
     # handlers share the pool (ctx.emit, ctx.call); more connections than this only
     # queue in PostgreSQL instead of here

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from agentos.errors import InvalidInput
 from agentos.store import sqlite
-from agentos.store.base import Store, raise_if_cancelling, wait_wakeup
+from agentos.store.base import Store
 from agentos.store.sqlite import SqliteStore
 
 # agentos.store.postgres (psycopg, SQLAlchemy's asyncio layer: ~0.3 s) is imported only
 # for a PostgreSQL URL, so a SQLite process starts without it
 
-__all__ = ["Store", "dialect_of", "open_store", "raise_if_cancelling", "sync_url",
-           "wait_wakeup"]
+__all__ = ["Store", "dialect_of", "open_store", "sync_url"]
 
 
 def dialect_of(url: str) -> str:

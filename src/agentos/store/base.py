@@ -9,7 +9,6 @@ transaction begins, and how driver errors become domain errors.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,38 +22,6 @@ from agentos.errors import AgentOSError, Conflict, Unavailable
 
 log = logging.getLogger("agentos.store")
 UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothing worth a record
-
-
-async def wait_wakeup(wakeup: asyncio.Event, timeout: float,
-                      stop: asyncio.Event | None = None) -> None:
-    """Wait until ``wakeup`` is set or ``timeout`` seconds pass.
-
-    Background loops call this between passes, so it is also where a
-    cancellation that a driver absorbed mid-query (psycopg may, while it
-    cancels the query on the server) is honoured; and it uses
-    ``asyncio.timeout``, since on Python 3.11 ``asyncio.wait_for`` can itself
-    swallow a cancellation that races with the wake-up.
-    """
-    raise_if_cancelling()
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            if stop is None:
-                await wakeup.wait()
-            else:  # also return at once when asked to stop
-                waiters = [asyncio.ensure_future(e.wait()) for e in (wakeup, stop)]
-                try:
-                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for w in waiters:
-                        w.cancel()
-    raise_if_cancelling()
-
-
-def raise_if_cancelling() -> None:
-    """Raise ``CancelledError`` if this task was asked to stop and it got lost."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class Store:

@@ -16,8 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from agentos.aio import raise_if_cancelling
 from agentos.errors import AgentOSError, Conflict, Unavailable
-from agentos.store.base import UNCHANGED, Store, raise_if_cancelling
+from agentos.store.base import UNCHANGED, Store
 from agentos.store.columns import json_dumps, json_loads
 
 log = logging.getLogger("agentos.store")

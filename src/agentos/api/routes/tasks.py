@@ -9,12 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agentos import attempt_locks, claims, inputs, queue, tasks, workers
+from agentos import attempt_locks, claims, inputs, queue, tasks
+from agentos.aio import wait_wakeup
 from agentos.api.deps import StoreDep
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
-from agentos.store import wait_wakeup
 from agentos.tasks import Outcome, TaskIn
+from agentos.worker import instances
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 MAX_WAIT = 30.0  # seconds a claim may long-poll
@@ -147,10 +148,10 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
             if got or left <= 0 or not body.limit:
                 # registered, or refreshed with what it runs now: once a request (and once
                 # more after a long poll)
-                await workers.seen(store, body.worker_id, host, body.agents)
+                await instances.seen(store, body.worker_id, host, body.agents)
                 return {"tasks": [_claimed(task, held) for task, held in got], **answer}
             if not listed:  # listed as alive while it waits
-                await workers.seen(store, body.worker_id, host, body.agents)
+                await instances.seen(store, body.worker_id, host, body.agents)
                 listed = True
             # woken by a submit in this process; polled for other processes
             await wait_wakeup(wakeup, min(left, 0.5))
@@ -209,7 +210,7 @@ async def heartbeat(store: StoreDep, task_id: str, body: AttemptIn) -> dict[str,
     """Extend the lease of the current attempt; ``cancel_requested`` tells it to stop."""
     task = await claims.heartbeat(store, task_id, body.attempt, body.lease_s)
     if task.row.worker_id:  # a busy remote worker stays listed as alive
-        await workers.touch(store, task.row.worker_id)
+        await instances.touch(store, task.row.worker_id)
     return {"lease_expires_at": task.to_dict()["lease_expires_at"],
             "cancel_requested": task.row.cancel_requested}
 
@@ -235,4 +236,4 @@ workers_router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
 @workers_router.get("")
 async def list_workers(store: StoreDep, include_stopped: bool = False) -> dict[str, Any]:
     """Registered worker instances; ``alive`` means a heartbeat within the last 15 s."""
-    return {"workers": await workers.list_all(store, include_stopped)}
+    return {"workers": await instances.list_all(store, include_stopped)}

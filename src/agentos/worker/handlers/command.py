@@ -23,7 +23,7 @@ import signal
 from typing import Any
 
 from agentos import agent_spec
-from agentos.handlers.context import Context, Handler, HandlerError
+from agentos.worker.handlers.context import Context, Handler, HandlerError
 
 TERM_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a command is stopped
 STDERR_TAIL = 2000  # characters of stderr quoted in an error

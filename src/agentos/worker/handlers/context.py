@@ -11,10 +11,11 @@ from functools import cached_property
 from typing import Any
 
 from agentos import events, knowledge, locks, patterns, queue, registry, resources, semver
+from agentos.aio import wait_wakeup
 from agentos.config import Settings
 from agentos.errors import AgentOSError, Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status as VersionStatus
-from agentos.store import Store, wait_wakeup
+from agentos.store import Store
 from agentos.tasks import DEFAULT_LEASE, Status, TaskIn
 
 Handler = Callable[["Context", dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from agentos.handlers import Context
+from agentos.worker.handlers import Context
 
 CASES = {"smoke": ["launch", "login", "home"], "regression": ["checkout", "search", "profile",
                                                            "settings"],

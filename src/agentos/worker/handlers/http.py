@@ -18,7 +18,7 @@ import httpx
 import agentos
 from agentos import agent_spec
 from agentos.config import Settings
-from agentos.handlers.context import Context, Handler, HandlerError
+from agentos.worker.handlers.context import Context, Handler, HandlerError
 
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT = 10.0  # seconds; the task's timeout bounds the whole call

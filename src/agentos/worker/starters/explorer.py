@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentos.handlers import Context
+from agentos.worker.handlers import Context
 
 LINKS = {"home": ["search", "profile", "cart"], "search": ["results"],
          "results": ["product"], "product": ["cart"], "cart": ["checkout"],

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentos import agent_spec, events
-from agentos.handlers.context import Context, Handler
+from agentos.worker.handlers.context import Context, Handler
 
 
 def make(spec: agent_spec.PythonHandler) -> Handler:

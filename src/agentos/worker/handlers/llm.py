@@ -19,7 +19,7 @@ import httpx
 
 from agentos import agent_spec
 from agentos.config import LlmPrice, Settings
-from agentos.handlers.context import Context, Handler, HandlerError
+from agentos.worker.handlers.context import Context, Handler, HandlerError
 
 PLACEHOLDER = re.compile(r"\{input((?:\.[A-Za-z0-9_-]+)*)\}")
 CONNECT_TIMEOUT = 10.0  # seconds; the task's timeout bounds the whole call

@@ -11,7 +11,8 @@ finish within ``grace``, record their results, then hand back what is left.
 One lease keeper renews every running attempt's lease (and its locks') in one
 statement and carries cancellation requests; ``timeout_s`` cancels the
 handler. An agent's declared ``resources`` are locked, all or none, before
-its handler starts (``attempt_locks``).
+its handler starts (``attempt_locks``). How a handler's end ends its attempt is the
+table in ``worker.outcomes``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ import logging
 import os
 import socket
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from agentos import attempt_locks, claims, handlers, ids, locks, queue, registry, workers
+from agentos import attempt_locks, claims, ids, locks, queue, registry
+from agentos.aio import raise_if_cancelling, wait_wakeup
 from agentos.errors import Conflict, Forbidden, InvalidInput
-from agentos.handlers import Context, HandlerError
-from agentos.store import Store, raise_if_cancelling, wait_wakeup
-from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE, Outcome
+from agentos.store import Store
+from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE
+from agentos.worker import handlers, instances, outcomes
+from agentos.worker.handlers import Context
 
 log = logging.getLogger("agentos.worker")
 
@@ -84,7 +86,7 @@ class Worker:
         log.info("worker %s started (agents=%s, concurrency=%d)", self.id,
                  ",".join(self.agents or ["*"]), self.concurrency,
                  extra={"action": "worker_started"})
-        await workers.register(self.store, self.id, self.agents, self.concurrency)
+        await instances.register(self.store, self.id, self.agents, self.concurrency)
         # set by submits here or (PostgreSQL NOTIFY) anywhere, and by our own handlers
         # as they end
         self._wakeup = self.store.wakeup(queue.CHANNEL)
@@ -117,7 +119,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             self.store.forget_wakeup(queue.CHANNEL, self._wakeup)
-            await workers.stopped(self.store, self.id)
+            await instances.stopped(self.store, self.id)
             log.info("worker %s stopped after %d tasks", self.id, self.completed,
                      extra={"action": "worker_stopped"})
 
@@ -182,11 +184,11 @@ class Worker:
         """Tell the registry this worker is alive, and how busy, until it stops."""
         while True:
             # also where a cancellation psycopg absorbed mid-write is honoured
-            await wait_wakeup(self._stopping, workers.HEARTBEAT_INTERVAL)
+            await wait_wakeup(self._stopping, instances.HEARTBEAT_INTERVAL)
             if self._stopping.is_set():
                 return
             try:
-                await workers.beat(self.store, self.id, len(self._running))
+                await instances.beat(self.store, self.id, len(self._running))
             except Exception:
                 log.exception("presence update failed", extra={"action": "presence_failed"})
 
@@ -246,10 +248,12 @@ class Worker:
             definition, handler = await self._prepare(row.agent, row.agent_version)
         except _Unloadable as exc:  # its handler cannot be imported or built: never retried
             await self._report(queue.fail(self.store, row.id, row.attempt,
-                                          _error(exc.__cause__ or exc), retryable=False))
+                                          outcomes.error_of(exc.__cause__ or exc),
+                                          retryable=False))
             return
         except Exception as exc:  # e.g. the database, for a moment: retried
-            await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc)))
+            await self._report(queue.fail(self.store, row.id, row.attempt,
+                                          outcomes.error_of(exc)))
             return
         try:
             held = await attempt_locks.take(self.store, row, definition, self.lease_s)
@@ -257,7 +261,8 @@ class Worker:
             await attempt_locks.refuse(self.store, row, exc)
             return
         except Exception as exc:
-            await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc)))
+            await self._report(queue.fail(self.store, row.id, row.attempt,
+                                          outcomes.error_of(exc)))
             return
         if held is None:
             return  # handed back to wait in the lock queue
@@ -271,32 +276,19 @@ class Worker:
             running.ctx = ctx  # the lease keeper now knows whether it took locks
         try:
             async with asyncio.timeout(row.timeout_s):
-                output = await handler(ctx, row.input)
-        except TimeoutError:
-            error = {"type": "timeout", "message": f"no result within {row.timeout_s}s"}
-            await self._report(queue.fail(self.store, row.id, row.attempt, error,
-                                          outcome=Outcome.TIMEOUT, **_used(ctx),
-                                          release_locks=ctx.took_locks))
-            return
-        except asyncio.CancelledError:
-            if not ctx.cancelled.is_set():
+                end = outcomes.returned(await handler(ctx, row.input))
+        except (Exception, asyncio.CancelledError) as exc:
+            stopped = outcomes.raised(exc, row.timeout_s, ctx.cancelled.is_set())
+            if stopped is None:
                 raise  # the worker is shutting down: hand the task back
-            error = {"type": "cancelled", "message": "cancelled on request"}
-            await self._report(queue.fail(self.store, row.id, row.attempt, error,
-                                          outcome=Outcome.CANCELLED, **_used(ctx),
-                                          release_locks=ctx.took_locks))
+            end = stopped
+        if end.succeeded:  # recorded by the loop's next round trip, with others ending meanwhile
+            self._finished.append(claims.Finished(row.id, row.attempt, end.output, **_used(ctx),
+                                                  took_locks=ctx.took_locks))
             return
-        except Exception as exc:
-            retryable = not (isinstance(exc, HandlerError) and not exc.retryable)
-            await self._report(queue.fail(self.store, row.id, row.attempt, _error(exc),
-                                          retryable=retryable, **_used(ctx),
-                                          release_locks=ctx.took_locks))
-            return
-        if not isinstance(output, dict):
-            output = {"result": output}
-        # recorded by the loop's next round trip, with the others that ended meanwhile
-        self._finished.append(claims.Finished(row.id, row.attempt, output, **_used(ctx),
-                                              took_locks=ctx.took_locks))
+        await self._report(queue.fail(self.store, row.id, row.attempt, end.error or {},
+                                      outcome=end.outcome, retryable=end.retryable,
+                                      **_used(ctx), release_locks=ctx.took_locks))
 
     async def _beat(self, task_id: str, attempt: int, ctx: Context,
                     runner: asyncio.Task[Any]) -> None:
@@ -322,8 +314,3 @@ class Worker:
 def _used(ctx: Context) -> dict[str, Any]:
     """The LLM tokens and cost the attempt reported, for its execution record."""
     return {"tokens": ctx.usage.tokens, "cost": ctx.usage.cost}
-
-
-def _error(exc: BaseException) -> dict[str, Any]:
-    return {"type": type(exc).__name__, "message": str(exc),
-            "traceback": "".join(traceback.format_exception(exc))[-20_000:]}

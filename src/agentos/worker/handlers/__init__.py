@@ -21,8 +21,8 @@ from pydantic import TypeAdapter
 
 from agentos import agent_spec
 from agentos.config import Settings
-from agentos.handlers import command, http, llm, python
-from agentos.handlers.context import (
+from agentos.worker.handlers import command, http, llm, python
+from agentos.worker.handlers.context import (
     Context,
     Handler,
     HandlerError,
@@ -30,7 +30,7 @@ from agentos.handlers.context import (
     SubTaskFailed,
     Usage,
 )
-from agentos.handlers.python import ThreadContext
+from agentos.worker.handlers.python import ThreadContext
 
 __all__ = ["Context", "Handler", "HandlerError", "LockUnavailable", "SubTaskFailed",
            "ThreadContext", "Usage",

@@ -1,0 +1,89 @@
+"""The server process: the HTTP app (``api.app``) and the background loops its
+settings ask for, started and stopped with it.
+
+    router        routes new events to agents' triggers (AGENTOS_RUN_ROUTER)
+    scheduler     fires due schedule ticks (AGENTOS_RUN_SCHEDULER)
+    reaper        ends attempts whose lease lapsed, keeps the queue's statistics
+    lock-sweeper  reclaims lapsed lock leases, grants their next waiters
+    worker        runs tasks in this process (AGENTOS_RUN_WORKER; the demo's)
+
+Each loop is supervised: one that dies is logged and started again. ``agentos
+serve`` runs ``create(settings)``; uvicorn can run ``agentos.server:from_env``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from agentos import locks, queue, router, schedules
+from agentos.api.app import create_app
+from agentos.config import Settings
+from agentos.store import Store
+from agentos.worker.loop import Worker
+
+log = logging.getLogger("agentos.server")
+STOP_GRACE = 5.0  # seconds background loops get to stop on their own at shutdown
+RESTART_DELAY = 1.0  # seconds before a loop that died starts again
+
+
+def create(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """The server's app: the HTTP API, with the background loops running while it
+    is up. It opens (and closes) its own store unless one is given."""
+    settings = settings or Settings()
+    return create_app(settings, store, background=lambda s: background(s, settings))
+
+
+def from_env() -> FastAPI:
+    """The server configured from the environment
+    (``uvicorn --factory agentos.server:from_env``)."""
+    return create(Settings())
+
+
+@asynccontextmanager
+async def background(store: Store, settings: Settings) -> AsyncIterator[None]:
+    """Run the loops ``settings`` ask for until the block ends; then they stop at
+    their next checkpoint, between transactions, and the stragglers (a handler still
+    running) are cancelled after ``STOP_GRACE``."""
+    stop = asyncio.Event()
+    in_server_worker = Worker(store, concurrency=settings.worker_concurrency)
+    loops = []
+    if settings.run_router:
+        loops.append(_supervised("router", lambda: router.run(store, stop)))
+    if settings.run_scheduler:
+        loops.append(_supervised("scheduler", lambda: schedules.run(store, stop)))
+    loops.append(_supervised("reaper", lambda: queue.run_reaper(store, stop)))
+    loops.append(_supervised("lock-sweeper", lambda: locks.run_sweeper(store, stop)))
+    if settings.run_worker:
+        loops.append(_supervised("worker", in_server_worker.run))
+    try:
+        yield
+    finally:
+        stop.set()
+        in_server_worker.stop()
+        _, late = await asyncio.wait(loops, timeout=STOP_GRACE)
+        for loop in late:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+
+def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+    """Run a background loop; if it dies, log it and start it again. A loop that
+    returns (it was asked to stop) ends the task."""
+
+    async def keep_running() -> None:
+        while True:
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s loop died; restarting", name, extra={"action": "loop_died"})
+                await asyncio.sleep(RESTART_DELAY)
+
+    return asyncio.create_task(keep_running(), name=name)
