@@ -45,7 +45,16 @@ export async function render({ main, query }) {
   const stream = new EventSource(url("/api/v1/events/stream",
                                      { type: type || "*", after_seq: newest }));
   stream.onopen = () => { status.textContent = "live"; status.className = "live on"; };
-  stream.onerror = () => { status.textContent = "reconnecting…"; status.className = "live"; };
+  stream.onerror = () => {
+    status.className = "live";
+    if (stream.readyState !== EventSource.CLOSED) {
+      status.textContent = "reconnecting…";
+      return;
+    }
+    // the server refused the stream (its credential ended): a signed-out page says so
+    status.textContent = "stopped";
+    get("/api/v1/auth/me").catch(() => {});
+  };
   stream.onmessage = (message) => {
     const event = JSON.parse(message.data);
     if ((source && event.source !== source) ||
