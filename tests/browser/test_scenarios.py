@@ -142,3 +142,37 @@ def test_an_admin_force_releases_a_lock_a_viewer_cannot(as_role: Callable[[str],
         expect(row_of(admin).locator("ol.queue")).to_have_count(0)
     with system.api("viewer") as api:
         assert api.get(f"/api/v1/locks/{resource}").json()["holder"]["owner"] == "bob"
+
+
+def test_an_operator_submits_a_task_from_the_tasks_page(as_role: Callable[[str], Page],
+                                                        system: System,
+                                                        page_errors: PageErrors) -> None:
+    page_errors.expected.append("status of 400")  # the unknown agent, submitted on purpose
+    name = f"echo-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": name, "version": "1.0.0",
+            "handler": {"type": "python", "target": "tests.handlers:echo"}}).status_code == 201
+        assert api.post(f"/api/v1/agents/{name}/versions/1.0.0/publish").status_code == 200
+    page = open_page(as_role("operator"), "/tasks")
+    page.get_by_text("Submit a task").click()
+    form = page.locator("form[data-form='submit-task']")
+    form.get_by_label("Agent", exact=True).fill(name)
+    # input that is not JSON is refused in the page, and nothing is sent
+    form.get_by_label("Input (JSON)").fill("{not json")
+    form.get_by_role("button", name="Submit task").click()
+    expect(form.locator(".error")).to_contain_text("not valid JSON")
+    with system.api() as api:
+        assert api.get("/api/v1/tasks", params={"agent": name}).json()["tasks"] == []
+    # an unknown agent is the API's own error, shown on the form
+    form.get_by_label("Agent", exact=True).fill("no-such-agent")
+    form.get_by_label("Input (JSON)").fill('{"x": 7}')
+    form.get_by_role("button", name="Submit task").click()
+    expect(form.locator(".error")).to_contain_text("no-such-agent")
+    # a good one opens the task's page, which follows it until it succeeds
+    form.get_by_label("Agent", exact=True).fill(name)
+    form.get_by_role("button", name="Submit task").click()
+    page.wait_for_url("**/tasks/*")
+    page.wait_for_selector("main[data-ready]")
+    expect(page.locator(".title-row .badge").first).to_have_text("succeeded", timeout=10_000)
+    expect(page.locator("section", has_text="Output")).to_contain_text('"x": 7')

@@ -87,7 +87,12 @@ export function table({ caption, columns, rows, empty = "nothing yet", rowAttrs 
     body));
 }
 
+// Draw the rows again only when they changed: a live table keeps the keyboard focus
+// (and the reader's place) while nothing new came.
 export function fillRows(body, columns, rows, empty = "nothing yet", rowAttrs) {
+  const signature = JSON.stringify(rows);
+  if (body.dataset.rows === signature) return;
+  body.dataset.rows = signature;
   fill(body, rows.length ? rows.map((row) => h("tr", rowAttrs ? rowAttrs(row) : {},
     columns.map((c) => h("td", { class: c.num ? "num" : null }, c.cell(row)))))
     : h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, empty)));

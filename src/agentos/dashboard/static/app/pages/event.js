@@ -10,9 +10,7 @@ export async function render({ main, params }) {
     get(`/api/v1/events/${encodeURIComponent(id)}/routes`),
   ]);
   const chain = await get(`/api/v1/correlations/${encodeURIComponent(event.correlation_id)}`);
-  const kinds = new Map();
-  const walk = (nodes) => nodes.forEach((n) => { kinds.set(n.id, n.kind); walk(n.children); });
-  walk(chain.tree);
+  const kinds = kindsOf(chain.tree);
   fill(main,
     title(`Event ${event.seq}`, h("code", {}, event.type)),
     h("div", { class: "grid" },
@@ -47,8 +45,17 @@ export async function render({ main, params }) {
       tree(chain.tree, event.id)));
 }
 
+// id -> "event" or "task", for every node of a correlation tree
+export function kindsOf(nodes, kinds = new Map()) {
+  for (const n of nodes) {
+    kinds.set(n.id, n.kind);
+    kindsOf(n.children, kinds);
+  }
+  return kinds;
+}
+
 // a cause is an event or a task of the same correlation
-function causeLink(id, kinds) {
+export function causeLink(id, kinds) {
   const kind = kinds.get(id) ?? "event";
   return [link(`/${kind}s/${id}`, short(id)), ` (${kind})`];
 }

@@ -1,6 +1,7 @@
 // One task: its state, input and output, every attempt with its error and
 // traceback, cancel and retry (for operators); live until it ends.
 import { get } from "../api.js";
+import { causeLink, kindsOf, tree } from "./event.js";
 import { action, badge, card, duration, every, facts, fill, h, json, link, short, shortText, table, time, title } from "../ui.js";
 
 const ONE = "/api/v1/tasks/{task_id}";
@@ -9,20 +10,29 @@ const FINAL = ["succeeded", "failed", "cancelled"];
 export async function render({ main, params }) {
   const id = params.task_id;
   let task = await get(`/api/v1/tasks/${encodeURIComponent(id)}`);
-  const draw = () => fill(main, ...view(task, refresh));
+  let drawn = "";
+  async function draw() {
+    const now = JSON.stringify(task);
+    if (now === drawn) return;  // unchanged: keep the page (and the keyboard focus) as it is
+    drawn = now;
+    const nodes = task.correlation_id
+      ? (await get(`/api/v1/correlations/${encodeURIComponent(task.correlation_id)}`)).tree : [];
+    const chain = nodes.length ? card("Correlation chain", h("p", { class: "muted" },
+      "What caused this task and what it caused, with everything else sharing its correlation id."),
+      tree(nodes, task.id)) : null;
+    fill(main, ...view(task, kindsOf(nodes), refresh), chain);
+  }
   async function refresh() {
     task = await get(`/api/v1/tasks/${encodeURIComponent(id)}`);
-    draw();
+    await draw();
   }
-  draw();
-  const live = every(1500, async () => {
-    if (FINAL.includes(task.status)) return;
-    await refresh();
+  await draw();
+  every(1500, async () => {
+    if (!FINAL.includes(task.status)) await refresh();
   });
-  void live;
 }
 
-function view(task, refresh) {
+function view(task, kinds, refresh) {
   const params = { task_id: task.id };
   const actions = [
     ["pending", "scheduled", "running"].includes(task.status) && !task.cancel_requested
@@ -40,7 +50,8 @@ function view(task, refresh) {
         ["id", h("span", { class: "mono" }, task.id)],
         ["agent", [link(`/agents/${encodeURIComponent(task.agent)}`, task.agent), ` ${task.version}`]],
         ["status", badge(task.status)],
-        ["attempt", `${task.attempt} of ${task.max_retries + 1}`],
+        ["attempt", task.attempt],
+        ["retries", `${task.max_retries} after a failure`],
         ["priority", task.priority],
         ["timeout", `${task.timeout_s} s`],
         ["created", time(task.created_at)],
@@ -50,7 +61,7 @@ function view(task, refresh) {
         ["worker", task.worker_id ? h("span", { class: "mono" }, task.worker_id) : "–"],
         ["lease until", time(task.lease_expires_at)],
         ["correlation", task.correlation_id ? link(`/events?correlation_id=${encodeURIComponent(task.correlation_id)}`, short(task.correlation_id)) : "–"],
-        ["caused by", task.causation_id ? link(`/events/${task.causation_id}`, short(task.causation_id)) : "–"],
+        ["caused by", task.causation_id ? causeLink(task.causation_id, kinds) : "–"],
         ["idempotency key", task.idempotency_key],
       ])),
       h("div", { class: "stack" },

@@ -15,7 +15,7 @@ export async function render({ main, query }) {
     { label: "Agent", cell: (t) => link(`/agents/${encodeURIComponent(t.agent)}`, t.agent) },
     { label: "Status", cell: (t) => [badge(t.status), t.cancel_requested && t.status === "running" ? [" ", badge("cancelling", "warn")] : null] },
     { label: "Priority", cell: (t) => t.priority, num: true },
-    { label: "Attempt", cell: (t) => `${t.attempt} / ${t.max_retries + 1}`, num: true },
+    { label: "Attempt", cell: (t) => t.attempt, num: true },
     { label: "Created", cell: (t) => time(t.created_at) },
     { label: "Finished", cell: (t) => time(t.finished_at) },
     { label: "Error", cell: (t) => (t.error ? h("span", { class: "error" }, `${t.error.type}: ${t.error.message ?? ""}`.slice(0, 140)) : "") },
