@@ -16,6 +16,7 @@ run: $(VENV)/.installed $(ASSETS) ## set up and run the demo (server + starter a
 test: $(VENV)/.installed-dev $(ASSETS) ## set up and run every test, on SQLite and PostgreSQL
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-redis.sh
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy --strict

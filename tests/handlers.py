@@ -111,3 +111,10 @@ def sync_librarian(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
     found = ctx.knowledge.search(data["q"])
     gone = ctx.knowledge.delete("notes", data["key"])
     return {"found": [d["key"] for d in found], "gone": gone}
+
+
+async def modelled(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Reports the model its definition's model_ref resolved to."""
+    assert ctx.model is not None
+    return {"model": ctx.model["name"], "version": ctx.model["version"],
+            "config": ctx.model["config"]}

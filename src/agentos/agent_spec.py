@@ -192,6 +192,8 @@ def config_value_error(kind: ConfigType, value: Any) -> str | None:
 class AgentSpec(_Strict):
     """One version of one agent, exactly as its author wrote it."""
 
+    model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
+
     name: Slug
     version: str
     display_name: ShortText | None = None
@@ -200,6 +202,10 @@ class AgentSpec(_Strict):
     owner: ShortText | None = None
     tags: list[str] = Field(default_factory=list)
     model: ModelRef | None = None
+    # a model of the model registry the worker resolves into ctx.model: NAME (the
+    # version deployed) or NAME@VERSION
+    model_ref: Annotated[str, Field(
+        pattern=r"^[a-z][a-z0-9_.-]{0,62}(@[A-Za-z0-9][A-Za-z0-9_.+-]{0,63})?$")] | None = None
     handler: Handler
     goals: list[Goal] = Field(default_factory=list)
     triggers: list[Trigger] = Field(default_factory=list)

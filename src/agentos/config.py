@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     # cost per model, as JSON: {"gpt-4o-mini": {"prompt": 0.00015, "completion": 0.0006}}
     llm_prices: dict[str, LlmPrice] = Field(default_factory=dict)
+    # the cache of hot reads (agent definitions, deployed models, ...): off only to
+    # measure it; entries live this long at most (None: 1 s, or 60 s while NOTIFY or
+    # Redis carry other processes' changes); Redis pub/sub for those changes
+    cache_enabled: bool = True
+    cache_ttl_s: float | None = Field(default=None, ge=0)
+    redis_url: str | None = None
+    # model registry: deploying a version archives the one deployed before (replace), or
+    # several versions of a model may be deployed at once (many)
+    model_deploy_policy: Literal["replace", "many"] = "replace"
     # knowledge base: the largest document (title + content + metadata, bytes of UTF-8)
     knowledge_max_bytes: int = Field(default=512 * 1024, ge=1024)
     # optional vector search: an OpenAI-compatible embeddings API, e.g.

@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import agent_spec, documents, patterns, semver
+from agentos import agent_spec, cache, documents, patterns, semver
 from agentos.agent_spec import AgentSpec
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status, is_mutable, transition
@@ -99,6 +99,7 @@ async def create(
     """Store ``spec`` as a draft (replacing a draft of the same version), publishing
     it too if asked. Returns the version and whether it was new."""
     async with store.write() as conn:
+        await cache.changed(store, conn)
         return await _save(conn, spec, publish=publish)
 
 
@@ -121,6 +122,7 @@ async def import_yaml(store: Store, text: str, *, publish: bool = False) -> list
         raise InvalidInput("the stream holds the same name and version twice",
                            code="duplicate_version")
     async with store.write() as conn:
+        await cache.changed(store, conn)
         return [(await _save(conn, s, publish=publish))[0] for s in specs]
 
 
@@ -182,6 +184,7 @@ async def _index(conn: AsyncConnection, version_id: int, spec: AgentSpec) -> Non
 async def change_status(store: Store, name: str, version: str, action: str) -> AgentVersion:
     """Publish, deprecate or archive one version (see ``agentos.lifecycle``)."""
     async with store.write() as conn:
+        await cache.changed(store, conn)
         current = await _load(conn, name, version)
         target = transition(current.status, action, f"{name} {version}")
         values: dict[str, Any] = {"status": target.value, "updated_at": utcnow()}
@@ -194,6 +197,7 @@ async def change_status(store: Store, name: str, version: str, action: str) -> A
 
 async def delete_draft(store: Store, name: str, version: str) -> None:
     async with store.write() as conn:
+        await cache.changed(store, conn)
         current = await _load(conn, name, version)
         if not is_mutable(current.status):
             raise Conflict(f"{name} {version} is {current.status.value}; only drafts can be "
@@ -223,7 +227,13 @@ async def _require_agent(conn: AsyncConnection, name: str) -> None:
 
 
 async def get(store: Store, name: str, version: str | None = None) -> AgentVersion:
-    """One version, or when ``version`` is None the agent's current one."""
+    """One version, or when ``version`` is None the agent's current one (from the
+    process's cache of hot reads; every registry write empties it)."""
+    return await cache.of(store).get("agent", f"{name}@{version or ''}",
+                                     lambda: _get(store, name, version))
+
+
+async def _get(store: Store, name: str, version: str | None) -> AgentVersion:
     async with store.read() as conn:
         if version is not None:
             return await _load(conn, name, version)
@@ -234,6 +244,12 @@ async def get(store: Store, name: str, version: str | None = None) -> AgentVersi
 
 
 async def latest_published(store: Store, name: str) -> AgentVersion | None:
+    """The highest published version (cached like ``get``)."""
+    return await cache.of(store).get("agent_latest", name,
+                                     lambda: _latest_published(store, name))
+
+
+async def _latest_published(store: Store, name: str) -> AgentVersion | None:
     async with store.read() as conn:
         row = (await conn.execute(
             select(*_COLUMNS).where(av.c.name == name, av.c.status == Status.PUBLISHED.value)
@@ -242,7 +258,12 @@ async def latest_published(store: Store, name: str) -> AgentVersion | None:
 
 
 async def versions(store: Store, name: str) -> list[AgentVersion]:
-    """Every version of an agent, highest precedence first."""
+    """Every version of an agent, highest precedence first (cached like ``get``)."""
+    found = await cache.of(store).get("agent_versions", name, lambda: _versions(store, name))
+    return list(found)
+
+
+async def _versions(store: Store, name: str) -> list[AgentVersion]:
     async with store.read() as conn:
         rows = (await conn.execute(
             select(*_COLUMNS).where(av.c.name == name).order_by(av.c.sort_key.desc()))).all()

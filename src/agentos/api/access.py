@@ -133,6 +133,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/knowledge/{namespace}/{key:path}"): read("knowledge"),
     ("PUT", "/api/v1/knowledge/{namespace}/{key:path}"): change(OP, "knowledge.put"),
     ("DELETE", "/api/v1/knowledge/{namespace}/{key:path}"): change(OP, "knowledge.delete"),
+    # models: operators register versions; deploying and archiving are admin's
+    ("POST", "/api/v1/models"): change(OP, "models.register"),
+    ("GET", "/api/v1/models"): read("models"),
+    ("GET", "/api/v1/models/{name}"): read("models"),
+    ("GET", "/api/v1/models/{name}/versions/{version}"): read("models"),
+    ("POST", "/api/v1/models/{name}/versions/{version}/deploy"): change(A, "models.deploy"),
+    ("POST", "/api/v1/models/{name}/versions/{version}/archive"): change(A, "models.archive"),
     # access itself: admin only
     ("POST", "/api/v1/users"): change(A, "users.create"),
     ("GET", "/api/v1/users"): read("users", A),

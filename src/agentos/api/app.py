@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from agentos import __version__, audit, tokens, users
+from agentos import __version__, audit, cache, tokens, users
 from agentos.api import access, openapi
 from agentos.api import errors as api_errors
 from agentos.api.middleware import AuditScope, BodyLimit, InputGuard, RequestLog
@@ -22,6 +22,7 @@ from agentos.api.routes import (
     events,
     health,
     knowledge,
+    models,
     subscriptions,
     tasks,
 )
@@ -54,13 +55,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         store_.before_commit(audit.flush)
         app.state.resolver = tokens.Resolver(store_, settings.auth_cache_s)
         await first_admin(store_, settings)
-        app.state.bus = Bus(store_, also_listen=(tokens.CHANNEL,))
+        await cache.start(store_, settings)
+        app.state.bus = Bus(store_, also_listen=(tokens.CHANNEL, cache.CHANNEL))
         await app.state.bus.start()
         try:
             async with background(store_) if background else contextlib.nullcontext():
                 yield
         finally:
             await app.state.bus.stop()
+            await cache.stop(store_)
             if own:
                 await app.state.store.close()
 
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(tasks.workers_router)
     app.include_router(lock_routes.router)
     app.include_router(knowledge.router)
+    app.include_router(models.router)
     app.include_router(dashboard.router)
     app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -26,6 +26,7 @@ from agentos.cli import (
     events,
     knowledge,
     locks,
+    models,
     options,
     schedules,
     serve,
@@ -63,6 +64,7 @@ app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(locks.app, name="locks")
 app.add_typer(knowledge.app, name="knowledge")
+app.add_typer(models.app, name="models")
 
 
 def _print_version(value: bool) -> None:

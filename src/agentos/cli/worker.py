@@ -12,6 +12,7 @@ import typer
 
 from agentos.cli import db, options
 from agentos.cli.serve import configure_logging
+from agentos.config import Settings
 from agentos.tasks import DEFAULT_CONCURRENCY
 
 
@@ -46,18 +47,20 @@ def worker(
     if "" not in sys.path:
         sys.path.insert(0, "")  # handlers in the working directory, as `python -m` would
     names = [a.strip() for a in agents.split(",") if a.strip()] if agents else None
-    asyncio.run(_run(settings.database_url, names, concurrency, worker_id, grace, lease, burst,
-                     poll))
+    asyncio.run(_run(settings, names, concurrency, worker_id, grace, lease, burst, poll))
 
 
-async def _run(url: str, agents: list[str] | None, concurrency: int, worker_id: str | None,
-               grace: float, lease: float, burst: bool, poll: float) -> None:
+async def _run(settings: Settings, agents: list[str] | None, concurrency: int,
+               worker_id: str | None, grace: float, lease: float, burst: bool,
+               poll: float) -> None:
+    from agentos import cache
     from agentos.store import open_store
     from agentos.worker.loop import Worker
 
     # handlers share the pool (ctx.emit, ctx.call); more connections than this only
     # queue in PostgreSQL instead of here
-    store = open_store(url, pool_size=min(max(4, concurrency + 2), 16))
+    store = open_store(settings.database_url, pool_size=min(max(4, concurrency + 2), 16))
+    await cache.start(store, settings)
     runner = Worker(store, worker_id=worker_id, agents=agents, concurrency=concurrency,
                     lease_s=lease, grace=grace, burst=burst, poll_interval=poll)
     # what startup made (modules, the registry's definitions) lives as long as the worker:
@@ -69,4 +72,5 @@ async def _run(url: str, agents: list[str] | None, concurrency: int, worker_id: 
     try:
         await runner.run()
     finally:
+        await cache.stop(store)
         await store.close()

@@ -517,6 +517,37 @@ class Client:
             if (cursor := page["next_cursor"]) is None:
                 return
 
+    # ------------------------------------------------------------- models
+
+    def register_model(self, name: str, version: str, type: str, **fields: Any
+                       ) -> dict[str, Any]:
+        """Register a model version (``framework``, ``description``, ``metrics``,
+        ``config``, ``artifact_uri``); it starts in ``training``."""
+        return self._json("POST", "/api/v1/models",
+                          json={"name": name, "version": version, "type": type, **fields})
+
+    def list_models(self, name: str | None = None, status: str | None = None,
+                    type: str | None = None, after: int | None = None,
+                    limit: int | None = None) -> dict[str, Any]:
+        """One page: ``{"models": [...], "next_after": id or None}``."""
+        params = {"name": name, "status": status, "type": type, "after": after,
+                  "limit": limit}
+        return self._json("GET", "/api/v1/models",
+                          params={k: v for k, v in params.items() if v is not None})
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        """``{"name", "deployed": [versions], "versions": [...]}``."""
+        return self._json("GET", _path("models", name))
+
+    def get_model_version(self, name: str, version: str) -> dict[str, Any]:
+        return self._json("GET", _path("models", name, "versions", version))
+
+    def deploy_model(self, name: str, version: str) -> dict[str, Any]:
+        return self._json("POST", _path("models", name, "versions", version, "deploy"))
+
+    def archive_model(self, name: str, version: str) -> dict[str, Any]:
+        return self._json("POST", _path("models", name, "versions", version, "archive"))
+
     # ------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:

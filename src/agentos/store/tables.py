@@ -471,6 +471,33 @@ knowledge_tags = Table(
     Index(None, "tag", "document_id"),
 )
 
+# ---------------------------------------------------------- model registry
+
+# ML models, one row per (name, version): status training -> deployed -> archived
+models = Table(
+    "models",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(63), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("type", String(63), nullable=False),
+    Column("framework", String(63)),
+    Column("description", Text),
+    Column("metrics", Json, nullable=False),
+    Column("config", Json, nullable=False),
+    Column("artifact_uri", String(2048)),
+    Column("status", String(16), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("deployed_at", UTCDateTime),
+    Column("archived_at", UTCDateTime),
+    UniqueConstraint("name", "version"),
+    CheckConstraint("status IN ('training', 'deployed', 'archived')", name="status"),
+    Index(None, "name", "status"),
+)
+
+
 # what the migrations make beyond this metadata (the schema test leaves it out of its
 # comparison): SQLite's FTS5 table and its shadow tables, PostgreSQL's tsvector column
 # and its index

@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agentos import attempt_locks, claims, ids, locks, queue, registry
+from agentos import attempt_locks, cache, claims, ids, locks, model_registry, queue, registry
 from agentos.aio import raise_if_cancelling, wait_wakeup
-from agentos.errors import Conflict, Forbidden, InvalidInput
+from agentos.errors import Conflict, Forbidden, InvalidInput, NotFound
 from agentos.store import Store
 from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE
 from agentos.worker import handlers, instances, outcomes
@@ -96,8 +96,10 @@ class Worker:
                                     name="lock-sweeper"),
                 asyncio.create_task(self._presence(), name="presence"),
                 asyncio.create_task(self._keep_leases(), name="leases"),
-                # other processes' submits (PostgreSQL NOTIFY); on SQLite it only waits
-                asyncio.create_task(self.store.listen([queue.CHANNEL]), name="listen")]
+                # other processes' submits and changes to what the cache holds (PostgreSQL
+                # NOTIFY); on SQLite it only waits
+                asyncio.create_task(self.store.listen([queue.CHANNEL, cache.CHANNEL]),
+                                    name="listen")]
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - len(self._running)
@@ -255,6 +257,18 @@ class Worker:
             await self._report(queue.fail(self.store, row.id, row.attempt,
                                           outcomes.error_of(exc)))
             return
+        model = None
+        if ref := definition.get("model_ref"):
+            try:  # from the process's cache: no round trip unless a deploy changed it
+                model = await model_registry.resolve(self.store, ref)
+            except (NotFound, Conflict) as exc:  # no such model, none deployed, archived
+                await self._report(queue.fail(self.store, row.id, row.attempt,
+                                              outcomes.error_of(exc), retryable=False))
+                return
+            except Exception as exc:
+                await self._report(queue.fail(self.store, row.id, row.attempt,
+                                              outcomes.error_of(exc)))
+                return
         try:
             held = await attempt_locks.take(self.store, row, definition, self.lease_s)
         except (InvalidInput, Forbidden) as exc:  # bad input or not permitted: never retried
@@ -271,7 +285,7 @@ class Worker:
         ctx = Context(claimed=task, agent=definition, store=self.store,
                       heartbeat=lambda: self._beat(row.id, row.attempt, ctx, current),
                       log=logging.LoggerAdapter(log, {"task_id": row.id}),
-                      lease_s=self.lease_s, held=held, took_locks=bool(held))
+                      lease_s=self.lease_s, held=held, took_locks=bool(held), model=model)
         if running := self._running.get(row.id):
             running.ctx = ctx  # the lease keeper now knows whether it took locks
         try:

@@ -139,6 +139,8 @@ class Context:
     held: dict[str, locks.Grant] = field(default_factory=dict)  # resource -> this attempt's lock
     took_locks: bool = False  # any lock taken: the attempt's end must look for them
     knowledge_config: knowledge.Config | None = None  # None: from the AGENTOS_* settings
+    # the registry's model the definition's model_ref names, as resolved for this attempt
+    model: dict[str, Any] | None = None
 
     @contextlib.asynccontextmanager
     async def lock(self, resource: str, *, wait_s: float = 30.0, ttl_s: float | None = None,

@@ -59,6 +59,7 @@ class ThreadContext:
         self._guard = threading.Lock()
         self.task = ctx.task
         self.agent = ctx.agent
+        self.model = ctx.model
         self.usage = ctx.usage
         self.log = ctx.log
         self.cancelled = threading.Event()
