@@ -31,8 +31,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentos.aio import wait_wakeup
 from agentos.config import Settings
-from agentos.store import Store, wait_wakeup
+from agentos.store import Store
 
 log = logging.getLogger("agentos.cache")
 
