@@ -1,5 +1,6 @@
 """Pages stay fast on a big installation: with a million events and a million tasks
-(made in the test with bulk SQL), every page waits under 300 ms for the server, as
+(made in the test with bulk SQL, with rare values among them), every page and the
+filtered views people use most wait under 300 ms for the server, as
 Chromium's resource timing measures it: from request start to the first byte of the
 answer, for the page itself and the API calls it makes to draw (those made at once
 counted once)."""
@@ -25,31 +26,42 @@ from tests.browser.conftest import PageErrors, open_page, signed_in
 ROWS = 1_000_000  # events, and tasks
 AGENTS = 20  # tasks are spread over this many agent names
 SERVER_BUDGET_MS = 300.0  # server time per page
+FILTERED = ["/tasks?agent=bulk-3", "/tasks?agent=rare-agent", "/tasks?status=failed",
+            "/tasks?status=cancelled", "/tasks?status=running", "/tasks?status=pending",
+            "/tasks?agent=bulk-3&status=failed", "/events?type=bulk.kind3", "/events?type=task.*",
+            "/events?source=rare-source", "/events?correlation_id=corr-77",
+            "/audit?action=tasks.retry"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
-# one event in ten starts a correlation of ten; every fourth event is a task event
+# one event in ten starts a correlation of ten; every fourth event is a task event; ten
+# events come from a rare source. Tasks: one in 2,000 failed, one in 10,000 cancelled,
+# one in 500 waits, the rest succeeded; ten belong to a rare agent. Rare values are what
+# a filtered view must find without reading the whole table.
 _EVENT_COLUMNS = """(type, source, payload, priority, correlation_id, causation_id, created_at)"""
 _TASK_COLUMNS = """(id, agent, agent_version, input, priority, status, attempt, retry_base,
     max_retries, timeout_s, run_at, cancel_requested, correlation_id, output, error,
     created_at, updated_at, finished_at)"""
-# every 20th task failed, every 500th waits, the rest succeeded
-_STATUS = "CASE WHEN i % 500 = 0 THEN 'pending' WHEN i % 20 = 0 THEN 'failed' ELSE 'succeeded' END"
-_ERROR = ("CASE WHEN i % 20 = 0 AND i % 500 <> 0 THEN "
+_SOURCE = "CASE WHEN i % 100000 = 5 THEN 'rare-source' ELSE 'bulk' END"
+_STATUS = ("CASE WHEN i % 500 = 0 THEN 'pending' WHEN i % 2000 = 7 THEN 'failed' "
+           "WHEN i % 10000 = 9 THEN 'cancelled' ELSE 'succeeded' END")
+_ERROR = ("CASE WHEN i % 2000 = 7 THEN "
           "'{\"type\": \"RuntimeError\", \"message\": \"bulk failure\"}' END")
+_FINISHED = "CASE WHEN i % 500 = 0 THEN NULL ELSE {at} END"
 
 SQLITE = [
     f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
     INSERT INTO events (seq, id, {_EVENT_COLUMNS[1:]}
     SELECT i, printf('00000000-0000-7000-8000-%012d', i),
         CASE WHEN i % 4 = 0 THEN 'task.succeeded' ELSE printf('bulk.kind%d', i % 7) END,
-        'bulk', printf('{{"n": %d}}', i), 2, printf('corr-%d', i / 10),
+        {_SOURCE}, printf('{{"n": %d}}', i), 2, printf('corr-%d', i / 10),
         CASE WHEN i % 10 = 0 THEN NULL ELSE printf('00000000-0000-7000-8000-%012d', i - 1) END,
         strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%d seconds', {ROWS} - i)) FROM n""",
     f"UPDATE event_log_head SET last_seq = {ROWS} WHERE id = 1",
     f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
     INSERT INTO tasks {_TASK_COLUMNS}
-    SELECT printf('00000000-0000-7000-9000-%012d', i), printf('bulk-%d', i % {AGENTS}),
+    SELECT printf('00000000-0000-7000-9000-%012d', i),
+        CASE WHEN i % 100000 = 3 THEN 'rare-agent' ELSE printf('bulk-%d', i % {AGENTS}) END,
         '1.0.0', '{{}}', 5, {_STATUS}, 1, 0, 0, 60.0,
         strftime('%Y-%m-%d %H:%M:%f', 'now', printf('-%d seconds', {ROWS} - i)), 0,
         printf('corr-%d', i / 10), NULL, {_ERROR},
@@ -65,14 +77,15 @@ POSTGRES = [
     f"""INSERT INTO events (seq, id, {_EVENT_COLUMNS[1:]}
     SELECT nextval('events_seq'), format('00000000-0000-7000-8000-%s', lpad(i::text, 12, '0')),
         CASE WHEN i % 4 = 0 THEN 'task.succeeded' ELSE format('bulk.kind%s', i % 7) END,
-        'bulk', jsonb_build_object('n', i), 2, format('corr-%s', i / 10),
+        {_SOURCE}, jsonb_build_object('n', i), 2, format('corr-%s', i / 10),
         CASE WHEN i % 10 = 0 THEN NULL
              ELSE format('00000000-0000-7000-8000-%s', lpad((i - 1)::text, 12, '0')) END,
         now() - make_interval(secs => {ROWS} - i)
     FROM generate_series(1, {ROWS}) AS i""",
     f"""INSERT INTO tasks {_TASK_COLUMNS}
     SELECT format('00000000-0000-7000-9000-%s', lpad(i::text, 12, '0')),
-        format('bulk-%s', i % {AGENTS}), '1.0.0', '{{}}', 5, {_STATUS}, 1, 0, 0, 60.0,
+        CASE WHEN i % 100000 = 3 THEN 'rare-agent' ELSE format('bulk-%s', i % {AGENTS}) END,
+        '1.0.0', '{{}}', 5, {_STATUS}, 1, 0, 0, 60.0,
         now() - make_interval(secs => {ROWS} - i), false, format('corr-%s', i / 10),
         NULL, ({_ERROR})::jsonb,
         now() - make_interval(secs => {ROWS} - i), now() - make_interval(secs => {ROWS} - i),
@@ -149,6 +162,14 @@ def test_every_page_answers_in_under_300_ms_of_server_time(
         total, calls = server_ms(page)
         report.append(f"{path:60} {total:7.1f} ms  " +
                       ", ".join(f"{name.split('?')[0]} {ms:.0f}" for name, ms in calls))
+        if total > SERVER_BUDGET_MS:
+            slow.append(report[-1])
+    # and the views a person filters to most: one agent's tasks, the failed and the
+    # running ones (none), one type or source or correlation of events
+    for path in FILTERED:
+        open_page(page, path)
+        total, calls = server_ms(page)
+        report.append(f"{path:60} {total:7.1f} ms")
         if total > SERVER_BUDGET_MS:
             slow.append(report[-1])
     context.close()
