@@ -41,6 +41,12 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
                                             "event": {"type": "qa.nightly"}}).raise_for_status()
         api.post("/api/v1/api-keys", json={"name": "page-ci", "role": "operator"}
                  ).raise_for_status()
+        for version in ("1.0.0", "1.1.0"):
+            api.post("/api/v1/models", json={
+                "name": "churn", "version": version, "type": "classifier",
+                "framework": "sklearn", "metrics": {"auc": 0.91, "f1": 0.8},
+                "artifact_uri": f"s3://models/churn/{version}.pkl"}).raise_for_status()
+        api.post("/api/v1/models/churn/versions/1.0.0/deploy").raise_for_status()
         api.put("/api/v1/knowledge/runbooks/disk-full", json={
             "title": "Disk full", "tags": ["ops"], "metadata": {"team": "qa"},
             "content": "When a device's disk is full, rotate the logs and free the cache."}
@@ -50,7 +56,7 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
             assert time.monotonic() < deadline, "the worker did not run the seeded task"
             time.sleep(0.1)
     yield {"event_id": event["id"], "task_id": task["id"], "name": "page-echo",
-           "namespace": "runbooks", "key": "disk-full"}
+           "namespace": "runbooks", "key": "disk-full", "model": "churn"}
 
 
 TEMPLATE_AGENT = """
@@ -89,6 +95,20 @@ def test_knowledge_search_marks_the_matches(seeded: dict[str, Any],
     page.wait_for_selector("main[data-ready]")
     expect(page.locator("pre.content")).to_contain_text("free the cache")
     expect(page.get_by_role("button", name="Delete")).to_have_count(0)  # a viewer's page
+
+
+def test_an_admin_deploys_a_model_version(seeded: dict[str, Any], system: System,
+                                          as_role: Callable[[str], Page]) -> None:
+    operator = open_page(as_role("operator"), "/models/churn")
+    expect(operator.get_by_role("button", name="Deploy")).to_have_count(0)  # admins deploy
+    page = open_page(as_role("admin"), "/models/churn")
+    expect(page.locator(".title-row").first).to_contain_text("1.0.0")
+    page.locator("tbody tr", has_text="1.1.0").get_by_role("button", name="Deploy").click()
+    page.wait_for_selector("main[data-ready]")
+    expect(page.locator("tbody tr", has_text="1.1.0")).to_contain_text("deployed")
+    expect(page.locator("tbody tr", has_text="1.0.0")).to_contain_text("archived")
+    with system.api() as api:
+        assert api.get("/api/v1/models/churn").json()["deployed"] == ["1.1.0"]
 
 
 def test_the_sign_in_form_is_accessible(system: System, as_role: Callable[[str], Page]) -> None:

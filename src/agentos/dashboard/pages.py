@@ -33,6 +33,8 @@ PAGES: tuple[Page, ...] = (
     Page("/schedules", "schedules", "Schedules", nav=True),
     Page("/knowledge", "knowledge", "Knowledge", nav=True),
     Page("/knowledge/{namespace}/{key:path}", "document", "Document"),
+    Page("/models", "models", "Models", nav=True),
+    Page("/models/{model}", "model", "Model"),
     Page("/users", "users", "Users", nav=True, role=Role.ADMIN),
     Page("/api-keys", "api_keys", "API keys", nav=True, role=Role.ADMIN),
     Page("/audit", "audit", "Audit log", nav=True, role=Role.ADMIN),
