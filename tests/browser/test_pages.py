@@ -86,6 +86,17 @@ def test_every_page_draws_is_accessible_and_is_kept_as_a_screenshot(
     assert axe_violations(page) == []
 
 
+def test_a_correlation_chain_is_drawn_as_a_graph_of_causes(seeded: dict[str, Any],
+                                                           as_role: Callable[[str], Page]) -> None:
+    page = open_page(as_role("viewer"), f"/events/{seeded['event_id']}")
+    # the seeded event, the task it caused (and was routed to) and their lifecycle events
+    expect(page.locator(".graph canvas").first).to_be_visible()
+    nodes = page.evaluate("""() => document.querySelectorAll('.tree li').length""")
+    assert nodes >= 4
+    drawn = page.locator(".graph").evaluate("el => el._cyreg.cy.nodes().length")
+    assert drawn == nodes
+
+
 def test_knowledge_search_marks_the_matches(seeded: dict[str, Any],
                                             as_role: Callable[[str], Page]) -> None:
     page = open_page(as_role("viewer"), "/knowledge?q=rotated")

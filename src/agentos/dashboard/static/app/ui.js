@@ -47,8 +47,12 @@ const TONES = {
   warn: ["pending", "scheduled", "retrying", "waiting", "queued", "draft", "paused", "deferred", "lapsed", "training"],
 };
 
+export function toneOf(text) {
+  return Object.keys(TONES).find((k) => TONES[k].includes(String(text)));
+}
+
 export function badge(text, tone) {
-  const found = tone ?? Object.keys(TONES).find((k) => TONES[k].includes(String(text)));
+  const found = tone ?? toneOf(text);
   return h("span", { class: `badge ${found ?? ""}` }, text);
 }
 

@@ -1,7 +1,8 @@
 // One event: its fields and payload, the agents it was routed to (and the tasks
 // that made), and its correlation chain as a tree of causes.
 import { get } from "../api.js";
-import { badge, card, facts, fill, h, json, link, short, shortText, table, time, title } from "../ui.js";
+import { drawGraph } from "../graph.js";
+import { badge, card, facts, fill, h, json, link, short, shortText, table, time, title, toneOf } from "../ui.js";
 
 export async function render({ main, params }) {
   const id = params.event_id;
@@ -40,9 +41,32 @@ export async function render({ main, params }) {
       rows: routed.routes,
       empty: "routed to no agent: no published agent's trigger matches it",
     }) : h("p", { class: "muted" }, "not routed yet (the router picks it up in a moment)")),
-    card("Correlation chain", h("p", { class: "muted" },
-      "Everything sharing its correlation id, each under what caused it."),
-      tree(chain.tree, event.id)));
+    chainCard(chain.tree, event.id,
+              "Everything sharing its correlation id, each under what caused it."));
+}
+
+const GRAPH_MAX_NODES = 300;  // larger chains are listed only
+
+// The chain as a graph of causes (Cytoscape.js with dagre) above the same as a list.
+export function chainCard(nodes, here, note) {
+  const flat = [];
+  const walk = (list, parent) => list.forEach((n) => { flat.push([n, parent]); walk(n.children, n); });
+  walk(nodes, null);
+  const graph = flat.length > 1 && flat.length <= GRAPH_MAX_NODES
+    ? h("div", { class: "graph", role: "img",
+                 "aria-label": `the correlation chain as a graph of ${flat.length} nodes; the list below has the same` })
+    : null;
+  if (graph) {
+    queueMicrotask(() => drawGraph(graph, flat.map(([n]) => ({
+      id: n.id,
+      label: n.kind === "task" ? `task ${n.agent}\n${n.status}` : `${n.type}\n#${n.seq}`,
+      tone: n.kind === "task" ? toneOf(n.status) : null,
+      href: `/${n.kind}s/${n.id}`,
+    })), flat.filter(([, p]) => p).map(([n, p]) => ({ from: p.id, to: n.id })),
+    { highlight: here }).catch((e) => graph.replaceWith(h("p", { class: "muted" },
+      `the graph cannot be drawn: ${e.message}`))));
+  }
+  return card("Correlation chain", h("p", { class: "muted" }, note), graph, tree(nodes, here));
 }
 
 // id -> "event" or "task", for every node of a correlation tree

@@ -1,7 +1,7 @@
 // One task: its state, input and output, every attempt with its error and
 // traceback, cancel and retry (for operators); live until it ends.
 import { get } from "../api.js";
-import { causeLink, kindsOf, tree } from "./event.js";
+import { causeLink, chainCard, kindsOf } from "./event.js";
 import { action, badge, card, duration, every, facts, fill, h, json, link, short, shortText, table, time, title } from "../ui.js";
 
 const ONE = "/api/v1/tasks/{task_id}";
@@ -17,9 +17,9 @@ export async function render({ main, params }) {
     drawn = now;
     const nodes = task.correlation_id
       ? (await get(`/api/v1/correlations/${encodeURIComponent(task.correlation_id)}`)).tree : [];
-    const chain = nodes.length ? card("Correlation chain", h("p", { class: "muted" },
-      "What caused this task and what it caused, with everything else sharing its correlation id."),
-      tree(nodes, task.id)) : null;
+    const chain = nodes.length ? chainCard(nodes, task.id,
+      "What caused this task and what it caused, with everything else sharing its correlation id.")
+      : null;
     fill(main, ...view(task, kindsOf(nodes), refresh), chain);
   }
   async function refresh() {
