@@ -31,6 +31,7 @@ PEERS_VENV := bench/.peers-venv
 bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VENV)/.installed) ## the benchmark suite (see bench/README.md)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python bench/bench_registry.py
+	$(BIN)/python bench/bench_knowledge.py
 	$(BIN)/python bench/bench_events.py
 	$(BIN)/python bench/bench_tasks.py
 	$(BIN)/python bench/bench_locks.py

@@ -1,12 +1,14 @@
-"""Benchmark: ``GET /api/v1/agents/{name}`` on SQLite and PostgreSQL, beside ``GET /health``.
+"""Benchmark: ``GET /api/v1/agents/{name}`` on SQLite and PostgreSQL, beside ``GET /health``,
+with the cache of hot reads and without it.
 
 For each backend: a fresh database is migrated and loaded through the domain
 (the three shipped templates plus ``--agents`` generated agents with three
 published versions each), a real uvicorn server process serves it, and a load
 generator in a separate process (``loadgen.py``) keeps ``--clients`` requests
 in flight: first on ``/health`` (the framework alone: the same server, no
-database), then on a mix of agent names. Each run is a warm-up followed by a
-measured window of ``--seconds``.
+database), then on a mix of agent names; then a second server with the cache off
+(``AGENTOS_CACHE_ENABLED=false``: every GET reads the database) on the same names.
+Each run is a warm-up followed by a measured window of ``--seconds``.
 
 Reported per endpoint: requests/s, p50/p99 latency as the client sees it,
 non-200 answers, server CPU per request, CPU use of server, client and the
@@ -312,8 +314,9 @@ def py_spy(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
 # ------------------------------------------------------------- per backend
 
 
-def server_env(url: str) -> dict[str, str]:
-    env = {**os.environ, "AGENTOS_DATABASE_URL": url, "AGENTOS_LOG_LEVEL": "warning"}
+def server_env(url: str, cache: bool = True) -> dict[str, str]:
+    env = {**os.environ, "AGENTOS_DATABASE_URL": url, "AGENTOS_LOG_LEVEL": "warning",
+           "AGENTOS_CACHE_ENABLED": "true" if cache else "false"}
     env.pop("AGENTOS_AUTO_UPGRADE", None)
     return env
 
@@ -336,6 +339,10 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[s
                 for endpoint, paths in (("health", ["/health"]), ("agent", agent_paths))
             }
             hwm_kb = memory_kb(server.pid)["VmHWM"]
+        with Server(APP, server_env(url, cache=False), workdir) as uncached:
+            check(uncached.base_url, agent_paths[0])
+            endpoints["agent_uncached"] = measure(uncached, agent_paths, args, workdir, probe,
+                                                  profile_path(args, backend, "agent_uncached"))
     return {
         "database": db_info,
         "data": {"agents": len(loaded.names), "versions_stored": loaded.versions_stored,
@@ -368,7 +375,8 @@ def report(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         for backend in args.backends:
             results[backend] = run_backend(backend, args, Path(tmp))
     return {
-        "benchmark": "GET /api/v1/agents/{name} vs GET /health, one uvicorn process",
+        "benchmark": "GET /api/v1/agents/{name} (cache on, cache off) vs GET /health, one "
+                     "uvicorn process",
         "command": shlex.join(["python", "bench/bench_registry.py", *argv]),
         "code": code_state(),
         "machine": {**machine_info(),
@@ -400,7 +408,7 @@ def render(data: dict[str, Any]) -> str:
         f"{'all':>5}{'RSS MB':>8}",
     ]
     for backend, res in data["backends"].items():
-        for endpoint in ("health", "agent"):
+        for endpoint in ("health", "agent", "agent_uncached"):
             lines.append(_row(backend, endpoint, res["endpoints"][endpoint]))
     lines += ["", *(_backend_note(b, r) for b, r in data["backends"].items()),
               *_interference(data), "",
@@ -412,7 +420,8 @@ def render(data: dict[str, Any]) -> str:
 
 def _row(backend: str, endpoint: str, m: dict[str, Any]) -> str:
     cores, lat = m["cpu_cores"], m["latency_ms"]
-    label = "GET /health" if endpoint == "health" else "GET " + AGENT_PATH
+    label = {"health": "GET /health", "agent": "GET " + AGENT_PATH,
+             "agent_uncached": "  the same, cache off"}[endpoint]
     return (f"{backend:9}{label:26}{m['rps']:7.0f}{lat['p50']:8.2f}{lat['p99']:8.2f}"
             f"{m['errors']:7d}{m['server_cpu_us_per_request']:11.0f}"
             f"{_num(m['db_cpu_us_per_request'], 10, 0)}{cores['server']:12.2f}"
@@ -436,6 +445,7 @@ def _num(value: float | None, width: int, digits: int) -> str:
 
 def _backend_note(backend: str, res: dict[str, Any]) -> str:
     health, agent = res["endpoints"]["health"], res["endpoints"]["agent"]
+    uncached = res["endpoints"]["agent_uncached"]
     share = health["server_cpu_us_per_request"] / agent["server_cpu_us_per_request"]
     db, server = res["database"], res["server"]
     where = (f"PostgreSQL {db['server_version'].split()[0]} (fsync={db['fsync']}, "
@@ -450,7 +460,10 @@ def _backend_note(backend: str, res: dict[str, Any]) -> str:
             f"size {server['pool_size']}; server RSS idle {server['rss_idle_mb']:.0f} MB, "
             f"peak (VmHWM) {server['rss_hwm_mb']:.0f} MB; agent GET = "
             f"{agent['rps'] / health['rps']:.2f}x the /health rate, and /health costs "
-            f"{share:.0%} of its server CPU.")
+            f"{share:.0%} of its server CPU; the cache makes it "
+            f"{agent['rps'] / uncached['rps']:.2f}x the rate with the cache off "
+            f"({uncached['server_cpu_us_per_request']:.0f} -> "
+            f"{agent['server_cpu_us_per_request']:.0f} server µs/req).")
 
 
 def _mega(value: float | None) -> str:
