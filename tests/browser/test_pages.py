@@ -41,6 +41,8 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
                                             "event": {"type": "qa.nightly"}}).raise_for_status()
         api.post("/api/v1/api-keys", json={"name": "page-ci", "role": "operator"}
                  ).raise_for_status()
+        api.post("/api/v1/subscriptions", json={"name": "page-consumer", "type": "page.*",
+                                                "from_start": True}).raise_for_status()
         for version in ("1.0.0", "1.1.0"):
             api.post("/api/v1/models", json={
                 "name": "churn", "version": version, "type": "classifier",

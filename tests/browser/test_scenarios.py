@@ -176,3 +176,38 @@ def test_an_operator_submits_a_task_from_the_tasks_page(as_role: Callable[[str],
     page.wait_for_selector("main[data-ready]")
     expect(page.locator(".title-row .badge").first).to_have_text("succeeded", timeout=10_000)
     expect(page.locator("section", has_text="Output")).to_contain_text('"x": 7')
+
+
+def test_an_agent_imported_from_yaml_gets_the_event_emitted_from_the_page(
+        as_role: Callable[[str], Page], system: System) -> None:
+    name = f"listener-{uuid.uuid4().hex[:6]}"
+    # Given an admin imports and publishes an agent from the agents page
+    admin = open_page(as_role("admin"), "/agents")
+    admin.get_by_text("Import agents from YAML").click()
+    form = admin.locator("form[data-form='import-agents']")
+    form.get_by_label("Definitions").fill(
+        f"name: {name}\nversion: 1.0.0\nhandler: {{type: python, target: 'tests.handlers:echo'}}\n"
+        f"triggers:\n  - event: {name}.ping\n")
+    form.get_by_label("Publish them").check()
+    form.get_by_role("button", name="Import").click()
+    admin.wait_for_url(f"**/agents/{name}")
+    admin.wait_for_selector("main[data-ready]")
+    expect(admin.locator(".title-row .badge").first).to_have_text("published")
+    # When an operator emits a matching event from the events page
+    page = open_page(as_role("operator"), "/events")
+    page.get_by_text("Emit an event").click()
+    emit = page.locator("form[data-form='emit-event']")
+    emit.get_by_label("Type").fill(f"{name}.ping")
+    emit.get_by_label("Payload (JSON)").fill('{"hello": "agent"}')
+    emit.get_by_role("button", name="Emit event").click()
+    # Then it shows live, and its page shows the route to the agent and the task it made
+    row = page.locator("tbody tr", has_text=f"{name}.ping")
+    row.wait_for(timeout=STREAM_DEADLINE_S * 1000)
+    row.locator("a").first.click()
+    page.wait_for_selector("main[data-ready]")
+    routes = page.locator("section", has_text="Routes")
+    expect(routes.get_by_role("link", name=name)).to_be_visible(timeout=5_000)
+    routes.locator("tbody a[href^='/tasks/']").click()
+    page.wait_for_selector("main[data-ready]")
+    expect(page.locator(".title-row .badge").first).to_have_text("succeeded", timeout=10_000)
+    expect(page.locator("section", has_text="Output")).to_contain_text('"hello": "agent"')

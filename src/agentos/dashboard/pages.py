@@ -31,6 +31,7 @@ PAGES: tuple[Page, ...] = (
     Page("/workers", "workers", "Workers", nav=True),
     Page("/locks", "locks", "Locks", nav=True),
     Page("/schedules", "schedules", "Schedules", nav=True),
+    Page("/subscriptions", "subscriptions", "Subscriptions", nav=True),
     Page("/knowledge", "knowledge", "Knowledge", nav=True),
     Page("/knowledge/{namespace}/{key:path}", "document", "Document"),
     Page("/models", "models", "Models", nav=True),

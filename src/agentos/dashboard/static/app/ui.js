@@ -150,7 +150,7 @@ export function action({ label, method = "POST", pattern, params = {}, body, con
 // may not call it. fields: [{name, label, type, options, value, required}];
 // params: the route's parameters, or a function of the fields' values
 export function apiForm({ method = "POST", pattern, params = {}, fields, submit, toBody,
-                          done, inline = false, name }) {
+                          done, inline = false, name, contentType, query }) {
   if (!can(method, pattern)) return null;
   const inputs = {};
   const error = h("p", { class: "error", role: "alert" });
@@ -193,7 +193,9 @@ export function apiForm({ method = "POST", pattern, params = {}, fields, submit,
     button.disabled = true;
     try {
       const where = typeof params === "function" ? params(values) : params;
-      const result = await call(method, route(pattern, where), { body });
+      const result = await call(method, route(pattern, where), {
+        body, query: typeof query === "function" ? query(values) : query,
+        headers: contentType ? { "Content-Type": contentType } : {} });
       notify(`${submit}: done`);
       if (done) await done(result, form);
     } catch (problem) {

@@ -1,6 +1,6 @@
 // Agents: search the registry; each agent links to its page.
 import { get } from "../api.js";
-import { badge, card, fill, filters, h, link, pager, table, time, title } from "../ui.js";
+import { apiForm, badge, card, fill, filters, h, link, pager, table, time, title } from "../ui.js";
 
 const STATUSES = [["", "any status"], ["published", "published"], ["draft", "draft"],
                   ["deprecated", "deprecated"], ["archived", "archived"]];
@@ -30,5 +30,22 @@ export async function render({ main, query }) {
       ],
       rows: found.agents,
       empty: "no agents match: import one with `agentos agents import --template qa-manager`",
-    }), pager(query, "after", found.next_after, { nextLabel: "Next →", firstLabel: "First" })));
+    }), pager(query, "after", found.next_after, { nextLabel: "Next →", firstLabel: "First" })),
+    importCard());
+}
+
+function importCard() {
+  const form = apiForm({
+    pattern: "/api/v1/agents/import", submit: "Import", name: "import-agents",
+    contentType: "application/yaml",
+    fields: [
+      { name: "yaml", label: "Definitions (YAML; several separated by ---)", type: "textarea",
+        rows: 12, required: true, placeholder: "name: my-agent\nversion: 1.0.0\nhandler: {type: python, target: my_pkg.agent:handle}" },
+      { name: "publish", label: "Publish them", type: "checkbox" },
+    ],
+    toBody: (v) => v.yaml,
+    query: (v) => ({ publish: v.publish ? "true" : undefined }),
+    done: (result) => location.assign(`/agents/${encodeURIComponent(result.agents[0].name)}`),
+  });
+  return form ? h("details", { class: "card" }, h("summary", {}, "Import agents from YAML"), form) : null;
 }

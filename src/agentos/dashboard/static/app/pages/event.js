@@ -2,7 +2,7 @@
 // that made), and its correlation chain as a tree of causes.
 import { get } from "../api.js";
 import { drawGraph } from "../graph.js";
-import { badge, card, facts, fill, h, json, link, short, shortText, table, time, title, toneOf } from "../ui.js";
+import { badge, card, every, facts, fill, h, json, link, short, shortText, table, time, title, toneOf } from "../ui.js";
 
 export async function render({ main, params }) {
   const id = params.event_id;
@@ -12,6 +12,15 @@ export async function render({ main, params }) {
   ]);
   const chain = await get(`/api/v1/correlations/${encodeURIComponent(event.correlation_id)}`);
   const kinds = kindsOf(chain.tree);
+  const routesCard = card("Routes", h("div", { class: "routes" }, routesView(routed)));
+  if (!routed.routed) {  // the router takes it in a moment: follow it until then
+    const live = every(1000, async () => {
+      const now = await get(`/api/v1/events/${encodeURIComponent(id)}/routes`);
+      if (!now.routed) return;
+      live.stop();
+      fill(routesCard.querySelector(".routes"), routesView(now));
+    });
+  }
   fill(main,
     title(`Event ${event.seq}`, h("code", {}, event.type)),
     h("div", { class: "grid" },
@@ -28,19 +37,7 @@ export async function render({ main, params }) {
         ["dedup key", event.dedup_key],
       ])),
       card("Payload", json(event.payload))),
-    card("Routes", routed.routed ? table({
-      caption: "Routes",
-      columns: [
-        { label: "Agent", cell: (r) => link(`/agents/${encodeURIComponent(r.agent)}`, r.agent) },
-        { label: "Version", cell: (r) => r.agent_version },
-        { label: "Trigger", cell: (r) => `#${r.trigger_index}` },
-        { label: "Priority", cell: (r) => r.priority, num: true },
-        { label: "Task", cell: (r) => (r.task_id ? link(`/tasks/${r.task_id}`, short(r.task_id)) : "–") },
-        { label: "Routed", cell: (r) => time(r.created_at) },
-      ],
-      rows: routed.routes,
-      empty: "routed to no agent: no published agent's trigger matches it",
-    }) : h("p", { class: "muted" }, "not routed yet (the router picks it up in a moment)")),
+    routesCard,
     chainCard(chain.tree, event.id,
               "Everything sharing its correlation id, each under what caused it."));
 }
@@ -67,6 +64,25 @@ export function chainCard(nodes, here, note) {
       `the graph cannot be drawn: ${e.message}`))));
   }
   return card("Correlation chain", h("p", { class: "muted" }, note), graph, tree(nodes, here));
+}
+
+function routesView(routed) {
+  if (!routed.routed) {
+    return h("p", { class: "muted" }, "not routed yet (the router picks it up in a moment)");
+  }
+  return table({
+    caption: "Routes",
+    columns: [
+      { label: "Agent", cell: (r) => link(`/agents/${encodeURIComponent(r.agent)}`, r.agent) },
+      { label: "Version", cell: (r) => r.agent_version },
+      { label: "Trigger", cell: (r) => `#${r.trigger_index}` },
+      { label: "Priority", cell: (r) => r.priority, num: true },
+      { label: "Task", cell: (r) => (r.task_id ? link(`/tasks/${r.task_id}`, short(r.task_id)) : "–") },
+      { label: "Routed", cell: (r) => time(r.created_at) },
+    ],
+    rows: routed.routes,
+    empty: "routed to no agent: no published agent's trigger matches it",
+  });
 }
 
 // id -> "event" or "task", for every node of a correlation tree

@@ -2,7 +2,7 @@
 // browser's EventSource reconnects by itself and resumes after the last event it
 // saw (Last-Event-ID), so nothing is lost or repeated across a reconnect.
 import { get, url } from "../api.js";
-import { card, fill, filters, h, link, pager, short, table, time, title } from "../ui.js";
+import { apiForm, card, fill, filters, h, link, notify, pager, parseJson, short, table, time, title } from "../ui.js";
 
 const PAGE = 50;
 const KEPT = 500;  // rows kept on screen while live
@@ -37,7 +37,8 @@ export async function render({ main, query }) {
       { name: "correlation_id", label: "Correlation id" },
     ], query)),
     card(before ? "Older events" : "Newest first, live", view,
-         pager(query, "before_seq", page.next_before_seq)));
+         pager(query, "before_seq", page.next_before_seq)),
+    emitCard());
   if (before) return;
 
   // live: from the newest event shown (or from now), with the same filters
@@ -73,4 +74,20 @@ export async function render({ main, query }) {
 export function compact(payload) {
   const text = JSON.stringify(payload ?? {});
   return text.length > 160 ? `${text.slice(0, 157)}…` : text;
+}
+
+function emitCard() {
+  const form = apiForm({
+    pattern: "/api/v1/events", submit: "Emit event", name: "emit-event",
+    fields: [
+      { name: "type", label: "Type", required: true, placeholder: "alert.cpu" },
+      { name: "source", label: "Source", value: "dashboard" },
+      { name: "payload", label: "Payload (JSON)", type: "textarea", value: "{}", rows: 4 },
+      { name: "priority", label: "Priority", type: "select", options: ["normal", "low", "high", "critical"], value: "normal" },
+    ],
+    toBody: (v) => ({ type: v.type, source: v.source || undefined, priority: v.priority,
+                      payload: parseJson(v.payload, "payload") ?? {} }),
+    done: (event) => notify(`emitted ${event.type} #${event.seq}`),
+  });
+  return form ? h("details", { class: "card" }, h("summary", {}, "Emit an event"), form) : null;
 }

@@ -1,6 +1,6 @@
 // Schedules: what each fires and when next, its last fire; admins pause and resume.
 import { get } from "../api.js";
-import { action, ago, badge, card, every, fill, fillRows, h, link, liveMark, short, table, time, title } from "../ui.js";
+import { action, ago, apiForm, badge, card, every, fill, fillRows, h, link, liveMark, parseJson, short, table, time, title } from "../ui.js";
 
 const ONE = "/api/v1/schedules/{name}";
 
@@ -20,7 +20,7 @@ export async function render({ main }) {
   ];
   const view = table({ caption: "Schedules", columns, rows: [] });
   view.querySelector("tbody").replaceWith(body);
-  fill(main, title("Schedules", liveMark()), card("Schedules", view));
+  fill(main, title("Schedules", liveMark()), card("Schedules", view), createCard(() => refresh()));
   async function refresh() {
     const { schedules } = await get("/api/v1/schedules");
     fillRows(body, columns, schedules,
@@ -47,4 +47,28 @@ function last(s) {
           s.last_event_id ? h("div", {}, "event ", link(`/events/${s.last_event_id}`, short(s.last_event_id))) : null,
           s.last_task_id ? h("div", {}, "task ", link(`/tasks/${s.last_task_id}`, short(s.last_task_id))) : null,
           s.last_error ? h("div", { class: "error" }, s.last_error) : null];
+}
+
+function createCard(done) {
+  const form = apiForm({
+    pattern: "/api/v1/schedules", submit: "Create schedule", name: "create-schedule",
+    fields: [
+      { name: "name", label: "Name", required: true },
+      { name: "cron", label: "Cron (or an interval below)", placeholder: "0 2 * * *" },
+      { name: "timezone", label: "Time zone of the cron", placeholder: "Europe/Paris" },
+      { name: "interval_s", label: "Every (seconds)", type: "number", min: 1 },
+      { name: "event_type", label: "Event type to fire", placeholder: "qa.nightly" },
+      { name: "payload", label: "Event payload (JSON)", type: "textarea", value: "{}", rows: 3 },
+      { name: "agent", label: "Agent to run a task of (optional)" },
+    ],
+    toBody: (v) => ({
+      name: v.name,
+      ...(v.cron ? { cron: v.cron } : {}), ...(v.timezone ? { timezone: v.timezone } : {}),
+      ...(v.interval_s ? { interval_s: Number(v.interval_s) } : {}),
+      ...(v.event_type ? { event: { type: v.event_type, payload: parseJson(v.payload, "payload") ?? {} } } : {}),
+      ...(v.agent ? { task: { agent: v.agent } } : {}),
+    }),
+    done: (_, f) => { f.reset(); return done(); },
+  });
+  return form ? h("details", { class: "card" }, h("summary", {}, "New schedule"), form) : null;
 }
