@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # model registry: deploying a version archives the one deployed before (replace), or
     # several versions of a model may be deployed at once (many)
     model_deploy_policy: Literal["replace", "many"] = "replace"
+    # read models: keep them up to date in this server, and the installation's own
+    # (module:attr, comma-separated) beside the built-ins
+    run_projections: bool = True
+    projections: str | None = None
     # knowledge base: the largest document (title + content + metadata, bytes of UTF-8)
     knowledge_max_bytes: int = Field(default=512 * 1024, ge=1024)
     # optional vector search: an OpenAI-compatible embeddings API, e.g.

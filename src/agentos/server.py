@@ -6,6 +6,7 @@ settings ask for, started and stopped with it.
     reaper        ends attempts whose lease lapsed, keeps the queue's statistics
     lock-sweeper  reclaims lapsed lock leases, grants their next waiters
     worker        runs tasks in this process (AGENTOS_RUN_WORKER; the demo's)
+    projection:N  keeps read model N up to date (AGENTOS_RUN_PROJECTIONS)
 
 Each loop is supervised: one that dies is logged and started again. ``agentos
 serve`` runs ``create(settings)``; uvicorn can run ``agentos.server:from_env``.
@@ -14,13 +15,14 @@ serve`` runs ``create(settings)``; uvicorn can run ``agentos.server:from_env``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from agentos import locks, queue, router, schedules
+from agentos import locks, projections, queue, router, schedules
 from agentos.api.app import create_app
 from agentos.config import Settings
 from agentos.store import Store
@@ -60,6 +62,11 @@ async def background(store: Store, settings: Settings) -> AsyncIterator[None]:
     loops.append(_supervised("lock-sweeper", lambda: locks.run_sweeper(store, stop)))
     if settings.run_worker:
         loops.append(_supervised("worker", in_server_worker.run))
+    if settings.run_projections:
+        for projection in projections.load(settings.projections).values():
+            loops.append(_supervised(f"projection:{projection.name}",
+                                     functools.partial(projections.run, store, projection,
+                                                       stop)))
     try:
         yield
     finally:

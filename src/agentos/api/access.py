@@ -140,6 +140,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/models/{name}/versions/{version}"): read("models"),
     ("POST", "/api/v1/models/{name}/versions/{version}/deploy"): change(A, "models.deploy"),
     ("POST", "/api/v1/models/{name}/versions/{version}/archive"): change(A, "models.archive"),
+    # projections: viewers read; a rebuild is admin's
+    ("GET", "/api/v1/projections"): read("projections"),
+    ("GET", "/api/v1/projections/{name}"): read("projections"),
+    ("GET", "/api/v1/projections/{name}/state"): read("projections"),
+    ("POST", "/api/v1/projections/{name}/rebuild"): change(A, "projections.rebuild"),
     # access itself: admin only
     ("POST", "/api/v1/users"): change(A, "users.create"),
     ("GET", "/api/v1/users"): read("users", A),

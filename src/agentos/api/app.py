@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from agentos import __version__, audit, cache, tokens, users
+from agentos import __version__, audit, cache, projections, tokens, users
 from agentos.api import access, openapi
 from agentos.api import errors as api_errors
 from agentos.api.middleware import AuditScope, BodyLimit, InputGuard, RequestLog
@@ -28,6 +28,7 @@ from agentos.api.routes import (
 )
 from agentos.api.routes import audit as audit_routes
 from agentos.api.routes import locks as lock_routes
+from agentos.api.routes import projections as projection_routes
 from agentos.api.routes import schedules as schedule_routes
 from agentos.api.routes import users as user_routes
 from agentos.bus import Bus
@@ -75,6 +76,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         dependencies=[Depends(access.guard)],  # every route's access rule, checked once
     )
     app.state.settings = settings
+    # the read models this installation has (built-ins + AGENTOS_PROJECTIONS): a bad
+    # module is refused here, before the server starts
+    app.state.projections = projections.load(settings.projections)
     if store is not None:
         app.state.store = store
     api_errors.install(app)
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(lock_routes.router)
     app.include_router(knowledge.router)
     app.include_router(models.router)
+    app.include_router(projection_routes.router)
     app.include_router(dashboard.router)
     app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from agentos.bus import Bus
 from agentos.config import Settings
+from agentos.projections import Projection
 from agentos.store import Store
 
 
@@ -30,6 +31,12 @@ async def _bus(request: Request) -> Bus:
     return bus
 
 
+async def _projections(request: Request) -> dict[str, Projection]:
+    found: dict[str, Projection] = request.app.state.projections
+    return found
+
+
 StoreDep = Annotated[Store, Depends(_store)]
+ProjectionsDep = Annotated[dict[str, Projection], Depends(_projections)]
 BusDep = Annotated[Bus, Depends(_bus)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

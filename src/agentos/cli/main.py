@@ -28,6 +28,7 @@ from agentos.cli import (
     locks,
     models,
     options,
+    projections,
     schedules,
     serve,
     subscriptions,
@@ -65,6 +66,7 @@ app.add_typer(schedules.app, name="schedules")
 app.add_typer(locks.app, name="locks")
 app.add_typer(knowledge.app, name="knowledge")
 app.add_typer(models.app, name="models")
+app.add_typer(projections.app, name="projections")
 
 
 def _print_version(value: bool) -> None:

@@ -548,6 +548,27 @@ class Client:
     def archive_model(self, name: str, version: str) -> dict[str, Any]:
         return self._json("POST", _path("models", name, "versions", version, "archive"))
 
+    # -------------------------------------------------------- projections
+
+    def list_projections(self) -> list[dict[str, Any]]:
+        """Every read model: cursor, lag and status."""
+        return list(self._json("GET", "/api/v1/projections")["projections"])
+
+    def get_projection(self, name: str) -> dict[str, Any]:
+        return self._json("GET", _path("projections", name))
+
+    def rebuild_projection(self, name: str) -> dict[str, Any]:
+        """Start a rebuild (the server folds the log again; follow ``rebuild.progress``)."""
+        return self._json("POST", _path("projections", name, "rebuild"))
+
+    def projection_state(self, name: str, *, key: str | None = None,
+                         prefix: str | None = None, after: str | None = None,
+                         limit: int | None = None) -> dict[str, Any]:
+        """``{"items": {key: value}, "next_after"}``."""
+        params = {"key": key, "prefix": prefix, "after": after, "limit": limit}
+        return self._json("GET", _path("projections", name, "state"),
+                          params={k: v for k, v in params.items() if v is not None})
+
     # ------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:

@@ -498,6 +498,33 @@ models = Table(
 )
 
 
+# ------------------------------------------------------- log consumers
+
+# A consumer of the event log (a projection, a workflow engine's reader) and how far it
+# has applied it: each batch of events is applied in the transaction that moves
+# ``cursor_seq``. A reset (a rebuild) puts the cursor back to 0 and notes the log's head
+# then (``rebuild_target``), cleared once the consumer has caught up with it.
+consumers = Table(
+    "consumers",
+    metadata,
+    Column("name", String(127), primary_key=True),
+    Column("cursor_seq", Id, nullable=False),
+    Column("applied", BigInteger, nullable=False),  # events applied since the last reset
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("rebuild_started_at", UTCDateTime),
+    Column("rebuild_target", Id),
+)
+
+# The JSON state of projections that keep one: a value per (projection, key)
+projection_state = Table(
+    "projection_state",
+    metadata,
+    Column("projection", String(63), primary_key=True),
+    Column("key", binary_string(255), primary_key=True),
+    Column("value", Json, nullable=False),
+)
+
+
 # what the migrations make beyond this metadata (the schema test leaves it out of its
 # comparison): SQLite's FTS5 table and its shadow tables, PostgreSQL's tsvector column
 # and its index

@@ -1,0 +1,196 @@
+"""Consumers of the event log: a named reader with a cursor in the database that applies
+events in batches, each batch in the transaction that moves its cursor.
+
+    consumer = consumers.Consumer("projection:stats", ("task.*",), apply)
+    await consumers.run(store, consumer, stop)     # catch up, then follow the log
+
+So a consumer never applies an event twice nor skips one, whatever crashes: a batch
+and its cursor commit together or not at all. Only one process applies a given
+consumer's batch at a time (its cursor row is locked for the batch; on PostgreSQL
+another process skips the round instead of waiting), so several servers may run the
+same consumers. Reads stop at the log's horizon (``events.horizon``): an event that
+commits later with a smaller number is never skipped. ``reset`` starts a consumer
+over from the beginning of the log (a rebuild); until it has caught up with the head
+the log had then, it reports itself ``rebuilding`` and refuses another reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agentos import bus, events, patterns
+from agentos.aio import wait_wakeup
+from agentos.errors import Conflict
+from agentos.events import Event
+from agentos.store import Store
+from agentos.store import consumers as store_consumers
+
+log = logging.getLogger("agentos.consumers")
+
+DEFAULT_BATCH = 1000  # events per transaction
+ERROR_PAUSE = 1.0  # seconds before a batch that failed is tried again
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A reader of the log: ``apply(conn, events)`` runs in the batch's transaction;
+    ``clear(conn)`` empties what it built (a reset)."""
+
+    name: str
+    types: tuple[str, ...]  # event-type globs it reads ("*": all)
+    apply: Callable[[AsyncConnection, list[Event]], Awaitable[None]]
+    clear: Callable[[AsyncConnection], Awaitable[None]] | None = None
+    batch: int = DEFAULT_BATCH
+
+    def likes(self) -> list[str]:
+        if "*" in self.types:
+            return []
+        for glob in self.types:
+            patterns.check_event_glob(glob)
+        return [patterns.to_like(g) for g in self.types]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a consumer stands in the log."""
+
+    name: str
+    cursor_seq: int
+    head_seq: int
+    applied: int  # events applied since the last reset
+    lag_s: float  # how old the oldest event it has not read is (0: none)
+    updated_at: datetime | None
+    rebuild_target: int | None  # rebuilding up to this sequence number
+    rebuild_started_at: datetime | None
+
+    @property
+    def lag_events(self) -> int:
+        """Events of the log (of any type) it has not read yet."""
+        return max(0, self.head_seq - self.cursor_seq)
+
+    @property
+    def status(self) -> str:
+        if self.rebuild_target is not None:
+            return "rebuilding"
+        return "live" if self.lag_events == 0 else "catching_up"
+
+    def to_dict(self) -> dict[str, Any]:
+        target = self.rebuild_target
+        return {"name": self.name, "status": self.status, "cursor_seq": self.cursor_seq,
+                "head_seq": self.head_seq, "lag_events": self.lag_events,
+                "lag_s": round(self.lag_s, 3), "applied": self.applied,
+                "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+                "rebuild": None if target is None else {
+                    "target_seq": target,
+                    "progress": round(min(1.0, self.cursor_seq / target), 4) if target else 1.0,
+                    "started_at": self.rebuild_started_at.isoformat()
+                    if self.rebuild_started_at else None}}
+
+
+async def step(store: Store, consumer: Consumer) -> int | None:
+    """Apply the consumer's next batch; the number of events applied (0: it is caught
+    up), or None when another process is applying one right now."""
+    async with store.read() as conn:  # nothing new: no write transaction at all
+        row = await store_consumers.fetch(conn, consumer.name)
+        if (row.cursor_seq if row is not None else 0) >= await events.horizon(conn):
+            return 0
+    likes = consumer.likes()
+    async with store.write() as conn:
+        store.nothing_changed(conn)  # a consumer's progress is no change worth an audit row
+        await store_consumers.ensure(conn, consumer.name)
+        row = await store_consumers.claim(conn, consumer.name)
+        if row is None:
+            return None
+        settled = await events.horizon(conn)  # the reads below take a later snapshot
+        rows = await store_consumers.events_after(conn, row.cursor_seq, settled, likes,
+                                                  consumer.batch)
+        batch = [Event.from_row(r) for r in rows]
+        if batch:
+            await consumer.apply(conn, batch)
+        # a short batch read everything up to the horizon: the cursor may skip there
+        cursor = batch[-1].seq if len(batch) == consumer.batch else settled
+        if cursor == row.cursor_seq:
+            return 0
+        await store_consumers.advance(conn, consumer.name, cursor, len(batch))
+    return len(batch)
+
+
+async def catch_up(store: Store, consumer: Consumer) -> int:
+    """Apply batches until the consumer has read the whole log; the events applied."""
+    total = 0
+    while True:
+        applied = await step(store, consumer)
+        if applied is None:  # another process is at it: let it go first
+            await asyncio.sleep(0.01)
+            continue
+        if applied == 0:
+            return total
+        total += applied
+
+
+async def run(store: Store, consumer: Consumer, stop: asyncio.Event) -> None:
+    """Catch up, then follow the log until ``stop`` is set: woken by appends here and,
+    on PostgreSQL, anywhere; re-reading every poll interval anyway."""
+    wakeup = store.wakeup(events.CHANNEL)
+    try:
+        while not stop.is_set():
+            wakeup.clear()
+            try:
+                applied = await step(store, consumer)
+            except Exception:
+                log.exception("consumer %s failed a batch; trying again", consumer.name,
+                              extra={"action": "consumer_failed", "consumer": consumer.name})
+                await wait_wakeup(stop, ERROR_PAUSE)
+                continue
+            if applied:
+                continue  # more may be waiting
+            await wait_wakeup(wakeup, bus.POLL_INTERVAL[store.dialect], stop)
+    finally:
+        store.forget_wakeup(events.CHANNEL, wakeup)
+
+
+async def reset(store: Store, consumer: Consumer) -> Position:
+    """Start the consumer over: what it built cleared and its cursor at 0, in one
+    transaction; runners then rebuild it from the log. Refused (409) while an earlier
+    reset has not caught up yet."""
+    async with store.write() as conn:
+        await store_consumers.ensure(conn, consumer.name)
+        row = await store_consumers.claim(conn, consumer.name, wait=True)
+        assert row is not None
+        if row.rebuild_target is not None:
+            raise Conflict(f"{consumer.name} is being rebuilt already "
+                           f"({row.cursor_seq} of {row.rebuild_target})",
+                           code="rebuild_running",
+                           details={"cursor_seq": row.cursor_seq,
+                                    "target_seq": row.rebuild_target})
+        if consumer.clear is not None:
+            await consumer.clear(conn)
+        await store_consumers.reset(conn, consumer.name, await events.horizon(conn))
+    [found] = await positions(store, [consumer.name])
+    return found
+
+
+async def positions(store: Store, names: Sequence[str]) -> list[Position]:
+    """Where each named consumer stands (one never run stands at 0)."""
+    async with store.read() as conn:
+        head = await events.horizon(conn)
+        rows = await store_consumers.fetch_all(conn, names)
+        now = await store_consumers.now(conn)
+        out = []
+        for name in names:
+            row = rows.get(name)
+            cursor = row.cursor_seq if row else 0
+            oldest = await store_consumers.first_after(conn, cursor) if cursor < head else None
+            out.append(Position(
+                name, cursor, head, row.applied if row else 0,
+                max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+                row.updated_at if row else None, row.rebuild_target if row else None,
+                row.rebuild_started_at if row else None))
+    return out

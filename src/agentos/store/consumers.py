@@ -1,0 +1,79 @@
+"""The event log's consumers: cursors (``consumers``) and the events after one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, null, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agentos.store.columns import utcnow
+from agentos.store.tables import consumers, events
+
+c = consumers.c
+
+
+async def ensure(conn: AsyncConnection, name: str) -> None:
+    """Create the consumer's cursor at 0 unless it exists."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    await conn.execute(dialect.insert(consumers).values(name=name, cursor_seq=0, applied=0)
+                       .on_conflict_do_nothing(index_elements=[c.name]))
+
+
+async def claim(conn: AsyncConnection, name: str, *, wait: bool = False) -> Any | None:
+    """The consumer's row, locked to the end of the transaction; None when another
+    transaction holds it and ``wait`` is false (PostgreSQL: SKIP LOCKED; on SQLite the
+    write transaction holds the whole database already)."""
+    stmt = select(consumers).where(c.name == name)
+    stmt = stmt.with_for_update() if wait else stmt.with_for_update(skip_locked=True)
+    return (await conn.execute(stmt)).first()
+
+
+async def fetch(conn: AsyncConnection, name: str) -> Any | None:
+    return (await conn.execute(select(consumers).where(c.name == name))).first()
+
+
+async def fetch_all(conn: AsyncConnection, names: Sequence[str]) -> dict[str, Any]:
+    rows = (await conn.execute(select(consumers).where(c.name.in_(names)))).all()
+    return {r.name: r for r in rows}
+
+
+async def events_after(conn: AsyncConnection, after: int, settled: int, likes: Sequence[str],
+                       limit: int) -> list[Any]:
+    """Events with ``after < seq <= settled`` whose type is LIKE one of ``likes`` (all
+    when empty; ``\\`` escapes), in order, at most ``limit``."""
+    stmt = select(events).where(events.c.seq > after, events.c.seq <= settled)
+    if likes:
+        stmt = stmt.where(or_(*(events.c.type.like(p, escape="\\") for p in likes)))
+    return list((await conn.execute(stmt.order_by(events.c.seq).limit(limit))).all())
+
+
+async def advance(conn: AsyncConnection, name: str, cursor: int, applied: int) -> None:
+    """Move the cursor to ``cursor`` after ``applied`` events; a rebuild whose target
+    it reaches is over."""
+    caught_up = c.rebuild_target.is_not(None) & (c.rebuild_target <= cursor)
+    await conn.execute(update(consumers).where(c.name == name).values(
+        cursor_seq=cursor, applied=c.applied + applied, updated_at=utcnow(),
+        rebuild_target=case((caught_up, null()), else_=c.rebuild_target),
+        rebuild_started_at=case((caught_up, null()), else_=c.rebuild_started_at)))
+
+
+async def reset(conn: AsyncConnection, name: str, target: int) -> None:
+    """Back to the start of the log, rebuilding up to ``target``."""
+    await conn.execute(update(consumers).where(c.name == name).values(
+        cursor_seq=0, applied=0, updated_at=utcnow(), rebuild_started_at=utcnow(),
+        rebuild_target=target if target > 0 else None))
+
+
+async def first_after(conn: AsyncConnection, cursor: int) -> datetime | None:
+    """When the first event after ``cursor`` was appended (None: none is)."""
+    return (await conn.execute(select(events.c.created_at).where(events.c.seq > cursor)
+                               .order_by(events.c.seq).limit(1))).scalar()
+
+
+async def now(conn: AsyncConnection) -> datetime:
+    value: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+    return value

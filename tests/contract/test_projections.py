@@ -1,0 +1,198 @@
+"""Projections on both backends: each event applied once, a failed batch applied again
+whole, several runners at once, a rebuild equal to the live state, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from agentos import consumers, events, projections, queue
+from agentos.errors import Conflict, InvalidInput, NotFound
+from agentos.events import Event, EventIn
+from agentos.projections import Projection
+from agentos.store import Store, open_store
+from agentos.store.tables import consumers as consumers_table
+from tests.projections_fixture import Rows, Seen
+
+REGISTRY_SPEC = "tests.projections_fixture:both"
+
+
+async def emit(store: Store, n: int, type: str = "count.tick") -> list[int]:
+    done = await events.append(store, [EventIn(type=type, payload={"n": i}) for i in range(n)])
+    return [a.event.seq for a in done]
+
+
+async def state_of(store: Store, projection: Projection) -> dict[str, Any]:
+    return dict((await projection.query(store, {"limit": "1000"}))["items"])
+
+
+async def cursor_of(store: Store, projection: Projection) -> int:
+    async with store.read() as conn:
+        return int((await conn.execute(select(consumers_table.c.cursor_seq).where(
+            consumers_table.c.name == "projection:" + projection.name))).scalar() or 0)
+
+
+async def make_rows_table(store: Store) -> None:
+    async with store.write() as conn:
+        await conn.execute(text("CREATE TABLE test_rows (seq BIGINT PRIMARY KEY, type TEXT)"))
+
+
+async def test_each_event_is_applied_once_in_order(store: Store) -> None:
+    seen = Seen()
+    seqs = await emit(store, 10)
+    await emit(store, 3, "other.kind")  # not read by it, but the cursor passes them
+    seqs += await emit(store, 12)
+    assert await consumers.catch_up(store, seen.consumer()) == 22
+    assert (await state_of(store, seen))["seqs"] == seqs
+    assert await cursor_of(store, seen) == await events.head_seq(store)
+    assert await consumers.step(store, seen.consumer()) == 0  # nothing new: nothing done
+    [at] = await projections.status(store, {"seen": seen})
+    assert (at["status"], at["lag_events"], at["applied"], at["lag_s"]) == ("live", 0, 22, 0)
+
+
+async def test_a_failed_batch_changes_nothing_and_is_applied_again_whole(store: Store) -> None:
+    class Failing(Seen):
+        fail_at: int | None = None
+
+        def apply(self, state: dict[str, Any], event: Event) -> None:
+            super().apply(state, event)
+            if event.seq == self.fail_at:
+                self.fail_at = None  # once, as a crash would
+                raise RuntimeError("crashed mid-batch")
+
+    failing = Failing()
+    seqs = await emit(store, 10)
+    failing.fail_at = seqs[9]  # in the second batch of 7
+    assert await consumers.step(store, failing.consumer()) == 7
+    with pytest.raises(RuntimeError):
+        await consumers.step(store, failing.consumer())
+    assert (await state_of(store, failing))["seqs"] == seqs[:7]
+    assert await cursor_of(store, failing) == seqs[6]
+    assert await consumers.catch_up(store, failing.consumer()) == 3
+    assert (await state_of(store, failing))["seqs"] == seqs
+
+
+async def test_runners_in_several_processes_never_apply_an_event_twice(
+        database_url: str) -> None:
+    stores = [open_store(database_url) for _ in range(3)]
+    seen, rows = Seen(), Rows()
+    try:
+        await make_rows_table(stores[0])
+        stop = asyncio.Event()
+        runners = [asyncio.create_task(consumers.run(s, p.consumer(), stop))
+                   for s in stores for p in (seen, rows)]
+        seqs = []
+        for _ in range(10):  # appends while they run
+            seqs += await emit(stores[0], 9)
+        deadline = time.monotonic() + 20
+        while (await state_of(stores[0], seen)).get("seqs") != seqs or \
+                (await state_of(stores[0], rows))["seqs"] != seqs:
+            assert time.monotonic() < deadline, "the runners did not catch up"
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*runners)
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_rebuild_gives_the_live_state(store: Store) -> None:
+    from tests.contract.test_handler_kinds import agent, run, submit
+
+    activity, stats = projections.AgentActivity(), projections.TaskStats()
+    await agent(store, "echo", {"type": "python", "target": "tests.handlers:echo"})
+    await agent(store, "broken", {"type": "python", "target": "tests.handlers:broken"},
+                limits={"max_retries": 1})
+    live = [p.consumer() for p in (activity, stats)]
+    ids = []
+    for n in range(6):  # the projections follow as the tasks run, a batch at a time
+        ids.append(await submit(store, "echo" if n % 2 else "broken", retryable=n % 3 == 0))
+        await run(store, ids[-1])
+        for consumer in live:
+            await consumers.step(store, consumer)
+    pending = await submit(store, "echo")  # one left pending
+    cancelled = await submit(store, "echo")
+    await queue.cancel(store, cancelled)
+    for consumer in live:
+        await consumers.catch_up(store, consumer)
+    before = {p.name: await state_of(store, p) for p in (activity, stats)}
+    echo = before["agent_activity"]["echo"]
+    assert echo["tasks"]["succeeded"] == 3 and echo["tasks"]["pending"] == 1
+    assert echo["tasks"]["cancelled"] == 1 and pending
+    assert before["agent_activity"]["broken"]["tasks"]["failed"] == 3
+    assert before["task_stats"]["total"]["created"] == 8
+    registry = {p.name: p for p in (activity, stats)}
+    for p in (activity, stats):
+        at = await projections.rebuild(store, registry, p.name)
+        assert at["status"] == "rebuilding" and at["cursor_seq"] == 0
+        assert await state_of(store, p) == {}  # cleared in the same transaction
+        with pytest.raises(Conflict) as again:  # a rebuild while one runs
+            await projections.rebuild(store, registry, p.name)
+        assert again.value.code == "rebuild_running"
+        assert await cursor_of(store, p) == 0  # ... wrote nothing
+        await consumers.catch_up(store, p.consumer())
+        [done] = await projections.status(store, registry, [p.name])
+        assert done["status"] == "live" and done["rebuild"] is None
+    assert {p.name: await state_of(store, p) for p in (activity, stats)} == before
+
+
+async def test_a_table_projection_rebuilds_too(store: Store) -> None:
+    rows = Rows()
+    await make_rows_table(store)
+    seqs = await emit(store, 12)
+    await consumers.catch_up(store, rows.consumer())
+    await projections.rebuild(store, {"rows": rows}, "rows")
+    assert (await state_of(store, rows))["seqs"] == []
+    await consumers.catch_up(store, rows.consumer())
+    assert (await state_of(store, rows))["seqs"] == seqs
+
+
+async def test_lag_and_progress_while_behind(store: Store) -> None:
+    seen = Seen()
+    await emit(store, 20)
+    await consumers.step(store, seen.consumer())
+    await asyncio.sleep(0.05)
+    [at] = await projections.status(store, {"seen": seen})
+    assert at["status"] == "catching_up" and at["lag_events"] == 13 and at["lag_s"] > 0.04
+    await consumers.catch_up(store, seen.consumer())
+    await projections.rebuild(store, {"seen": seen}, "seen")
+    await consumers.step(store, seen.consumer())
+    [at] = await projections.status(store, {"seen": seen})
+    assert at["rebuild"]["target_seq"] == 20 and at["rebuild"]["progress"] == 0.35
+
+
+async def test_registry_and_refusals(store: Store) -> None:
+    registry = projections.load(REGISTRY_SPEC)
+    assert sorted(registry) == ["agent_activity", "rows", "seen", "task_stats"]
+    assert sorted(projections.load("tests.projections_fixture:Seen")) == [
+        "agent_activity", "seen", "task_stats"]
+    for spec in ("no.such.module:x", "tests.projections_fixture:nope",
+                 "tests.projections_fixture:not_a_projection", "tests.projections_fixture",
+                 "tests.projections_fixture:Seen,tests.projections_fixture:Seen"):
+        with pytest.raises(InvalidInput):
+            projections.load(spec)
+    with pytest.raises(NotFound) as missing:
+        await projections.rebuild(store, registry, "ghost")
+    assert missing.value.code == "projection_not_found"
+    async with store.read() as conn:
+        assert (await conn.execute(select(consumers_table))).all() == []
+
+
+async def test_a_runner_follows_appends_as_they_commit(store: Store) -> None:
+    seen, stop = Seen(), asyncio.Event()
+    runner = asyncio.create_task(consumers.run(store, seen.consumer(), stop))
+    try:
+        seqs = await emit(store, 3)
+        deadline = time.monotonic() + 2  # a local commit wakes it at once
+        while (await state_of(store, seen)).get("seqs") != seqs:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
