@@ -21,7 +21,7 @@ async def test_ready_reports_database_schema_and_pool(api: httpx.AsyncClient,
     body = r.json()
     assert body["status"] == "ready"
     assert body["database"] == {"dialect": "sqlite" if backend == "sqlite" else "postgresql",
-                                "reachable": True}
+                                "reachable": True, "writable": True}
     assert body["schema"]["up_to_date"] and body["schema"]["current"] == schema.head()
     assert {"size", "checked_out"} <= set(body["pool"])
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from agentos import logs
 from agentos.errors import AgentOSError, Forbidden, RateLimited, Unauthorized
 
 log = logging.getLogger("agentos.api")
@@ -31,8 +32,14 @@ def error_response(status: int, code: str, message: str, details: Any = None,
 
 async def _domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AgentOSError)
+    if exc.status == 500:  # a bug: the client gets the request's id, the log the rest
+        log.error("request failed: %s", exc.message, exc_info=exc,
+                  extra={"action": "request_failed", "code": exc.code})
+        return error_response(500, "internal", "internal server error",
+                              {"request_id": logs.request_id.get()})
     if exc.status >= 500:
-        log.error("request failed", extra={"action": "request_failed", "code": exc.code})
+        log.warning("request refused: %s", exc.message,
+                    extra={"action": "request_refused", "code": exc.code})
     headers: dict[str, str] = {}
     if isinstance(exc, Unauthorized | Forbidden):
         from agentos.dashboard import routes as dashboard

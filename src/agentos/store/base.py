@@ -15,10 +15,11 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agentos.errors import AgentOSError, Conflict, Unavailable
+from agentos.errors import AgentOSError
+from agentos.store import errors
 
 log = logging.getLogger("agentos.store")
 UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothing worth a record
@@ -28,6 +29,10 @@ class Store:
     """A connection pool to one AgentOS database and the transactions on it."""
 
     dialect: ClassVar[str]
+    # what a statement may raise: SQLAlchemy's wrapper, and the driver's own errors from
+    # named SQL sent on the driver connection (all translated by ``translate``)
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = (DBAPIError,
+                                                                PendingRollbackError)
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -51,16 +56,12 @@ class Store:
         async with self.engine.begin() as conn:
             yield conn
 
-    def translate(self, exc: DBAPIError) -> AgentOSError:
-        """A driver error as a domain error (the caller may catch it first)."""
-        if isinstance(exc, IntegrityError):
-            return Conflict("the change conflicts with existing data",
-                            code="integrity_conflict", details={"reason": str(exc.orig)})
-        if isinstance(exc, OperationalError):
-            return Unavailable("the database is unavailable",
-                               details={"reason": str(exc.orig)})
-        return AgentOSError("database error", code="database_error",
-                            details={"reason": str(exc.orig)})
+    def translate(self, exc: BaseException) -> AgentOSError:
+        """A driver error as a domain error (``store.errors``: the driver's text is
+        logged, never passed on)."""
+        if self.dialect == "postgresql":
+            return errors.from_postgres(exc)
+        return errors.from_sqlite(exc)
 
     # -- the seam -------------------------------------------------------
 
@@ -70,7 +71,7 @@ class Store:
         try:
             async with self.engine.connect() as conn:
                 yield conn
-        except DBAPIError as exc:
+        except self.driver_errors as exc:
             raise self.translate(exc) from exc
 
     @asynccontextmanager
@@ -87,7 +88,7 @@ class Store:
                 finally:
                     del conn.info["agentos_notified"]
                     conn.info.pop(UNCHANGED, None)
-        except DBAPIError as exc:
+        except self.driver_errors as exc:
             raise self.translate(exc) from exc
         for channel in notified:  # committed: wake this process's listeners now
             self.wake(channel)
@@ -160,6 +161,11 @@ class Store:
         """Bring the planner's statistics of ``tables`` up to date where they lag far
         behind the rows; returns the tables analyzed (SQLite plans need none)."""
         return []
+
+    async def unwritable(self) -> str | None:
+        """Why the database would refuse a change now (an error code of
+        ``store.errors``), or None: for /ready, without changing anything."""
+        return None
 
     async def ping(self) -> None:
         async with self.read() as conn:

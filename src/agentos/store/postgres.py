@@ -13,11 +13,10 @@ import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from agentos.aio import raise_if_cancelling
-from agentos.errors import AgentOSError, Conflict, Unavailable
+from agentos.store import errors
 from agentos.store.base import UNCHANGED, Store
 from agentos.store.columns import json_dumps, json_loads
 
@@ -29,6 +28,7 @@ DRIVER_NAME = "agentos hot path"  # the driver connection's application_name
 
 class PostgresStore(Store):
     dialect = "postgresql"
+    driver_errors = (*Store.driver_errors, psycopg.Error)
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         super().__init__(url, pool_size=pool_size)
@@ -57,7 +57,7 @@ class PostgresStore(Store):
         try:
             async with self.engine.connect() as conn:
                 yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-        except DBAPIError as exc:
+        except self.driver_errors as exc:
             raise self.translate(exc) from exc
 
     @asynccontextmanager
@@ -76,7 +76,7 @@ class PostgresStore(Store):
                 finally:
                     del conn.info["agentos_notified"]
                     conn.info.pop(UNCHANGED, None)
-        except DBAPIError as exc:
+        except self.driver_errors as exc:
             raise self.translate(exc) from exc
         for channel in notified:  # committed: wake this process's listeners now
             self.wake(channel)
@@ -108,7 +108,7 @@ class PostgresStore(Store):
                     await self._driver.close()
                     self._driver = None
                 if isinstance(exc, psycopg.Error):
-                    raise _translate_driver(exc) from exc
+                    raise errors.from_postgres(exc) from exc
                 raise
 
     async def refresh_statistics(self, tables: tuple[str, ...]) -> list[str]:
@@ -130,6 +130,12 @@ class PostgresStore(Store):
         if analyzed:
             log.info("analyzed %s", ", ".join(analyzed), extra={"action": "analyzed"})
         return analyzed
+
+    async def unwritable(self) -> str | None:
+        # a standby, or default_transaction_read_only set on the database or the server
+        async with self.read() as conn:
+            read_only = (await conn.execute(_READ_ONLY)).scalar_one()
+        return errors.READ_ONLY if read_only == "on" else None
 
     async def notify(self, conn: AsyncConnection, channel: str, *, sent: bool = False) -> None:
         if not sent and channel not in conn.info["agentos_notified"]:
@@ -173,22 +179,13 @@ _STALE_STATISTICS = text(
     f"AND s.n_mod_since_analyze > {STALE_ROWS} + {STALE_SHARE} * greatest(c.reltuples, 0)")
 _ANALYZE_KEY = zlib.crc32(b"agentos.analyze")
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
+_READ_ONLY = text("SELECT current_setting('transaction_read_only')")
 _UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 
 
 _ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
 set_json_loads(json_loads, _ADAPTERS)
 set_json_dumps(json_dumps, _ADAPTERS)
-
-
-def _translate_driver(exc: psycopg.Error) -> AgentOSError:
-    """A psycopg error from ``driver()`` as the domain error ``translate`` would give."""
-    if isinstance(exc, psycopg.IntegrityError):
-        return Conflict("the change conflicts with existing data", code="integrity_conflict",
-                        details={"reason": str(exc)})
-    if isinstance(exc, psycopg.OperationalError):
-        return Unavailable("the database is unavailable", details={"reason": str(exc)})
-    return AgentOSError("database error", code="database_error", details={"reason": str(exc)})
 
 
 def async_url(url: str) -> str:

@@ -6,11 +6,18 @@ SQLAlchemy connection behind a small async facade, and the only waits that
 could be long — another process holding the write lock — happen in
 ``BEGIN IMMEDIATE``, retried with an asyncio sleep so the loop never blocks
 for more than ``BUSY_SLICE``.
+
+The store keeps the identity (device, inode) of its file: every write transaction
+first checks it (one ``stat``), so a file removed or replaced under a running
+server makes its writes fail with 503 ``database_unavailable`` (and says why in
+the log) instead of landing in a file nobody will open again; new connections
+never make it again where it was removed (``mode=rw``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sqlite3
 import time
@@ -18,12 +25,14 @@ from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import JSON, Boolean, Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
-from agentos.errors import AgentOSError, Conflict, Unavailable
+from agentos.errors import Unavailable
+from agentos.store import errors
 from agentos.store.base import Store
 from agentos.store.columns import UTCDateTime, json_loads, utc_from_text
 
@@ -63,8 +72,14 @@ class SqliteConnection:
 
 class SqliteStore(Store):
     dialect = "sqlite"
+    driver_errors = (*Store.driver_errors, sqlite3.Error)
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.path = file_of(url)  # None: in memory, or a URI the driver opens itself
+        # (device, inode) of the file this store opened: a write first checks it is
+        # still the file at ``path``
+        self._identity: tuple[int, int] | None = _identity(self.path)
+        self._gone: str | None = None  # why the file is not ours any more, once logged
         super().__init__(url, pool_size=pool_size)
         # One writer at a time in this process: waiting here is free, while
         # waiting in SQLite's busy handler blocks the event loop.
@@ -75,21 +90,76 @@ class SqliteStore(Store):
         engine = create_engine(self.url, poolclass=QueuePool, pool_size=self.pool_size,
                                max_overflow=self.pool_size,
                                connect_args={"check_same_thread": False})
+        if self.path is not None:
+            event.listen(engine, "do_connect", self._connect_pooled)
         event.listen(engine, "connect", _on_connect)
         event.listen(engine, "begin", _on_begin)
         return engine
+
+    def _connect_pooled(self, dialect: Any, record: Any, cargs: Any, cparams: Any
+                        ) -> sqlite3.Connection:
+        return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection to this store's file: the one it opened first, never one made
+        again where it was removed (a store that has never seen its file may create it)."""
+        assert self.path is not None
+        mode = "rw" if self._identity is not None else "rwc"
+        try:
+            db = sqlite3.connect(f"file:{quote(self.path)}?mode={mode}", uri=True,
+                                 check_same_thread=False)
+        except sqlite3.Error as exc:
+            self._check_file()  # a file removed since: say so
+            raise errors.from_sqlite(exc) from exc
+        try:
+            if self._identity is None:
+                self._identity = _identity(self.path)
+            self._check_file()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _check_file(self) -> None:
+        """Refuse (503) when the file at ``path`` is not the one this store opened."""
+        if self.path is None or self._identity is None:
+            return
+        now = _identity(self.path)
+        if now == self._identity:
+            return
+        why = "removed" if now is None else "replaced"
+        first, self._gone = self._gone != why, why
+        raise errors.file_gone(self.path, why, first=first)
+
+    async def unwritable(self) -> str | None:
+        try:
+            self._check_file()
+            async with self._write_gate:
+                with self.engine.connect() as conn:
+                    conn = conn.execution_options(agentos_write=True)
+                    await _begin_immediate(conn)
+                    try:  # a write that changes nothing, to hear what the file says
+                        conn.exec_driver_sql("DELETE FROM alembic_version WHERE 0")
+                    finally:
+                        conn.rollback()
+        except Unavailable as exc:
+            return exc.code
+        except self.driver_errors as exc:
+            return self.translate(exc).code
+        return None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Any]:
         try:
             with self.engine.connect() as conn:
                 yield SqliteConnection(conn)
-        except DBAPIError as exc:
+        except self.driver_errors as exc:
             raise self.translate(exc) from exc
 
     @asynccontextmanager
     async def _write_connection(self) -> AsyncIterator[Any]:
         async with self._write_gate:
+            self._check_file()  # one stat a write transaction (~1 us)
             with self.engine.connect() as conn:
                 conn = conn.execution_options(agentos_write=True)
                 await _begin_immediate(conn)
@@ -112,8 +182,9 @@ class SqliteStore(Store):
             yield None
             return
         async with self._write_gate:
+            self._check_file()
             if self._driver is None:
-                self._driver = _connect_driver(self.url)
+                self._driver = self._connect_driver()
             db = self._driver
             try:
                 if db.in_transaction:  # left open by an interrupted block
@@ -129,13 +200,18 @@ class SqliteStore(Store):
                 if "locked" not in str(exc):  # state unknown: the next use opens another
                     self._driver = None
                     db.close()
-                raise _translate_driver(exc) from exc
+                raise errors.from_sqlite(exc) from exc
 
-    def translate(self, exc: DBAPIError) -> AgentOSError:
-        if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
-            return Unavailable("the database stayed locked by another writer",
-                               code="database_busy", details={"reason": str(exc.orig)})
-        return super().translate(exc)
+    def _connect_driver(self) -> sqlite3.Connection:
+        """The hot path's own connection: no busy timeout (``_take_write_lock`` waits its
+        own way), otherwise set up as the pool's."""
+        if self.path is not None:
+            db = self._open()
+        else:
+            db = sqlite3.connect(make_url(self.url).database or ":memory:",
+                                 check_same_thread=False)
+        _on_connect(db, None, busy_timeout=0)
+        return db
 
     def pool_status(self) -> dict[str, Any]:
         return {**super().pool_status(), "inline": True}
@@ -214,22 +290,25 @@ def sync_url(url: str) -> str:
     return url
 
 
-def _connect_driver(url: str) -> sqlite3.Connection:
-    """The hot path's own connection: no busy timeout (``_take_write_lock`` waits its
-    own way), otherwise set up as the pool's."""
-    db = sqlite3.connect(make_url(url).database or ":memory:", check_same_thread=False)
-    _on_connect(db, None, busy_timeout=0)
-    return db
+def file_of(url: str) -> str | None:
+    """The database file a ``sqlite:///PATH`` URL names (absolute), or None for an
+    in-memory database or a ``file:`` URI, which the driver opens as it says."""
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:") or \
+            parsed.query.get("uri"):
+        return None
+    return os.path.abspath(database)
 
 
-def _translate_driver(exc: sqlite3.Error) -> AgentOSError:
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-        return Unavailable("the database stayed locked by another writer",
-                           code="database_busy", details={"reason": str(exc)})
-    if isinstance(exc, sqlite3.IntegrityError):
-        return Conflict("the change conflicts with existing data", code="integrity_conflict",
-                        details={"reason": str(exc)})
-    return AgentOSError("database error", code="database_error", details={"reason": str(exc)})
+def _identity(path: str | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _on_connect(dbapi_conn: Any, record: Any, busy_timeout: int = BUSY_SLICE) -> None:

@@ -25,22 +25,36 @@ async def health() -> dict[str, Any]:
 
 @router.get("/ready", response_model=None)
 async def ready(store: StoreDep) -> dict[str, Any] | JSONResponse:
-    """The database answers and its schema is the one this code needs."""
+    """The database answers, takes changes, and its schema is the one this code needs.
+    ``database.problem`` names what is wrong: ``database_unavailable`` (unreachable, or
+    its file removed or replaced), ``database_read_only``, ``disk_full``."""
     head = schema.head()
-    report: dict[str, Any] = {"database": {"dialect": store.dialect, "reachable": False},
+    report: dict[str, Any] = {"database": {"dialect": store.dialect, "reachable": False,
+                                           "writable": False},
                               "schema": {"current": None, "head": head, "up_to_date": False},
                               "pool": store.pool_status()}
+    database = report["database"]
     try:
         await store.ping()
-        report["database"]["reachable"] = True
+        database["reachable"] = True
         async with store.read() as conn:
             current = (await conn.execute(text("SELECT version_num FROM alembic_version")
                                           )).scalar()
         report["schema"].update(current=current, up_to_date=current == head)
+        if current == head:
+            problem = await store.unwritable()
+            database["writable"] = problem is None
+            if problem:
+                database["problem"] = problem
     except AgentOSError as exc:
-        report["database"]["reason"] = exc.message
-    if not report["schema"]["up_to_date"]:
-        why = ("the database is unreachable" if not report["database"]["reachable"]
-               else "the database schema is not current; run: agentos db upgrade")
+        database["problem"] = exc.code
+    if database["reachable"] and not report["schema"]["up_to_date"]:
+        return error_response(503, "not_ready",
+                              "the database schema is not current; run: agentos db upgrade",
+                              report)
+    if not database["writable"]:
+        why = {"database_read_only": "the database is read-only",
+               "disk_full": "the database's disk is full"}.get(
+            database.get("problem", ""), "the database is unavailable")
         return error_response(503, "not_ready", why, report)
     return {"status": "ready", **report}
