@@ -257,6 +257,15 @@ def _scalar(value: Any) -> Any:
     return str(value)[:MAX_DETAIL]
 
 
+async def recheck(request: Request) -> tokens.Principal:
+    """The request's credential, looked up again: a long-lived request (an event stream,
+    a long poll) calls this at least every AGENTOS_AUTH_CACHE_S and ends with 401 (or
+    closes) once its credential was revoked, expired, or its user disabled."""
+    resolver: tokens.Resolver = request.app.state.resolver
+    cookie_ok = request.method in ("GET", "HEAD")
+    return await resolver.resolve(bearer(request, cookie_ok), fresh=True)
+
+
 def document(app: FastAPI) -> None:
     """Say in the OpenAPI schema what the rules say: bearer auth, and the role each
     operation needs (so /docs can "Authorize" once and call anything)."""

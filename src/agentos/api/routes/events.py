@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -14,14 +15,16 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from agentos import events, inputs, patterns
+from agentos import events, inputs, patterns, tokens
 from agentos import router as event_router
+from agentos.api import access
 from agentos.api.deps import BusDep, SettingsDep, StoreDep
 from agentos.documents import Document, errors_from, raise_invalid
-from agentos.errors import InvalidInput
+from agentos.errors import InvalidInput, Unauthorized
 
 router = APIRouter(tags=["events"])
 HEARTBEAT = 15.0  # seconds between SSE keep-alive comments
+MIN_RECHECK = 0.5  # seconds: a stream checks its credential at most this often
 _SEQ = re.compile(r"[0-9]{1,19}")
 
 
@@ -140,13 +143,18 @@ async def list_events(
 @router.get("/api/v1/events/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(
+    request: Request,
+    store: StoreDep,
     bus: BusDep,
+    settings: SettingsDep,
     type: str = "*",
     after_seq: Annotated[int | None, Query(ge=0, le=inputs.INT64_MAX)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-Sent Events; each ``id:`` is the sequence number. Reconnect with
-    ``Last-Event-ID`` (or ``after_seq``) to resume with nothing lost or repeated."""
+    ``Last-Event-ID`` (or ``after_seq``) to resume with nothing lost or repeated.
+    The stream checks its credential again at least every AGENTOS_AUTH_CACHE_S (and at
+    once on a revocation this server hears of) and ends when it is no longer valid."""
     patterns.check_event_glob(type)
     start = after_seq
     if last_event_id is not None:
@@ -156,35 +164,67 @@ async def stream(
 
     if start is None:
         start = await bus.head()  # from now on; sent as the first id so a reconnect has no gap
+    check_every = max(settings.auth_cache_s, MIN_RECHECK)
 
     async def body() -> AsyncIterator[str]:
         yield f": connected\nid: {start}\n\n"
-        async for event in _with_heartbeats(bus.subscribe(type, start)):
-            if event is None:
-                yield ": keep-alive\n\n"
-            else:
-                data = orjson.dumps(event.to_dict()).decode()
-                yield f"id: {event.seq}\ndata: {data}\n\n"
+        revoked = store.wakeup(tokens.CHANNEL)
+        try:
+            async for item in _paced(bus.subscribe(type, start), check_every, revoked):
+                if item is None:
+                    yield ": keep-alive\n\n"
+                elif item is _CHECK:
+                    try:
+                        await access.recheck(request)
+                    except Unauthorized as exc:
+                        yield f": closed: {exc.code}\n\n"
+                        return
+                else:
+                    assert isinstance(item, events.Event)
+                    data = orjson.dumps(item.to_dict()).decode()
+                    yield f"id: {item.seq}\ndata: {data}\n\n"
+        finally:
+            store.forget_wakeup(tokens.CHANNEL, revoked)
 
     return StreamingResponse(body(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _with_heartbeats(source: AsyncIterator[events.Event]
-                           ) -> AsyncIterator[events.Event | None]:
-    """``source``'s items, with a None whenever it is quiet for HEARTBEAT seconds."""
+_CHECK = object()  # time to check the stream's credential again
+
+
+async def _paced(source: AsyncIterator[events.Event], check_every: float,
+                 revoked: asyncio.Event) -> AsyncIterator[events.Event | object | None]:
+    """``source``'s items; None whenever it is quiet for HEARTBEAT seconds; ``_CHECK``
+    every ``check_every`` seconds, busy or quiet, and as soon as ``revoked`` is set."""
     iterator = source.__aiter__()
     pending = asyncio.ensure_future(iterator.__anext__())
+    woken = asyncio.ensure_future(revoked.wait())
+    beat_at = check_at = time.monotonic()
+    beat_at += HEARTBEAT
+    check_at += check_every
     try:
         while True:
-            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT)
-            if not done:
+            timeout = max(0.0, min(beat_at, check_at) - time.monotonic())
+            done, _ = await asyncio.wait({pending, woken}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            now = time.monotonic()
+            if woken in done or now >= check_at:
+                if woken in done:
+                    revoked.clear()
+                    woken = asyncio.ensure_future(revoked.wait())
+                check_at = now + check_every
+                yield _CHECK
+            if pending in done:
+                yield pending.result()
+                beat_at = time.monotonic() + HEARTBEAT
+                pending = asyncio.ensure_future(iterator.__anext__())
+            elif now >= beat_at:
+                beat_at = now + HEARTBEAT
                 yield None
-                continue
-            yield pending.result()
-            pending = asyncio.ensure_future(iterator.__anext__())
     finally:
         pending.cancel()
+        woken.cancel()
 
 
 @router.get("/api/v1/events/{event_id}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict
 
 from agentos import events, inputs, subscriptions
-from agentos.api.deps import StoreDep
+from agentos.api import access
+from agentos.api.deps import SettingsDep, StoreDep
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
 
@@ -48,14 +50,21 @@ async def delete(store: StoreDep, name: str) -> None:
 
 
 @router.get("/{name}/events")
-async def pending(store: StoreDep, name: str,
+async def pending(store: StoreDep, settings: SettingsDep, request: Request, name: str,
                   limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100,
                   wait_s: Annotated[float, Query(ge=0, le=subscriptions.MAX_WAIT)] = 0.0,
                   ) -> dict[str, Any]:
     """The next events after the cursor; ack the last ``seq`` you handled. With
-    ``wait_s``, an empty answer waits up to that long for the next event."""
-    found = await subscriptions.pending(store, name, limit, wait_s)
-    return {"events": [e.to_dict() for e in found]}
+    ``wait_s``, an empty answer waits up to that long for the next event (checking the
+    caller's credential again every AGENTOS_AUTH_CACHE_S meanwhile: 401 once revoked)."""
+    deadline = time.monotonic() + wait_s
+    while True:  # the wait in slices, each ended by a look at the credential
+        left = max(0.0, deadline - time.monotonic())
+        found = await subscriptions.pending(store, name, limit,
+                                            min(left, max(settings.auth_cache_s, 0.5)))
+        if found or left <= 0 or time.monotonic() >= deadline:
+            return {"events": [e.to_dict() for e in found]}
+        await access.recheck(request)
 
 
 @router.post("/{name}/ack")

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agentos import attempt_locks, claims, inputs, queue, tasks
 from agentos.aio import wait_wakeup
-from agentos.api.deps import StoreDep
+from agentos.api import access
+from agentos.api.deps import SettingsDep, StoreDep
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
 from agentos.tasks import Outcome, TaskIn
@@ -111,7 +112,8 @@ class ClaimIn(BaseModel):
 
 
 @router.post("/claim")
-async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, Any]:
+async def claim(store: StoreDep, settings: SettingsDep, request: Request, body: ClaimIn
+                ) -> dict[str, Any]:
     """Claim up to ``limit`` tasks; with ``wait_s`` > 0, long-poll until one is ready.
 
     ``completed`` records attempts that succeeded since the last claim in the same
@@ -136,6 +138,7 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
         claimed = out.claimed
     wakeup = store.wakeup(queue.CHANNEL)
     deadline = time.monotonic() + body.wait_s
+    recheck_at = time.monotonic() + settings.auth_cache_s
     try:
         while True:
             wakeup.clear()
@@ -153,6 +156,9 @@ async def claim(store: StoreDep, request: Request, body: ClaimIn) -> dict[str, A
             if not listed:  # listed as alive while it waits
                 await instances.seen(store, body.worker_id, host, body.agents)
                 listed = True
+            elif time.monotonic() >= recheck_at:  # a credential revoked meanwhile: 401
+                await access.recheck(request)
+                recheck_at = time.monotonic() + settings.auth_cache_s
             # woken by a submit in this process; polled for other processes
             await wait_wakeup(wakeup, min(left, 0.5))
     finally:
