@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentos import tasks
@@ -47,6 +48,9 @@ class Settings(BaseSettings):
     login_lockout_s: float = Field(default=300.0, ge=0)
     login_max_delay_s: float = Field(default=2.0, ge=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated
+    # addresses or networks (10.0.0.0/8); empty: none, the peer is the client
+    trusted_proxies: str = ""
     db_pool_size: int = Field(default=20, ge=1)
     # events
     event_max_payload_bytes: int = Field(default=1024 * 1024, ge=1)
@@ -88,6 +92,17 @@ class Settings(BaseSettings):
     embeddings_api_key: SecretStr | None = None
     embeddings_model: str = "text-embedding-3-small"
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        for item in proxy_list(v):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address or a network "
+                                 "(like 10.0.0.1 or 10.0.0.0/8)") from None
+        return v
+
     @cached_property
     def dialect(self) -> str:
         return "postgresql" if self.database_url.startswith("postgres") else "sqlite"
@@ -96,3 +111,8 @@ class Settings(BaseSettings):
         if self.auto_upgrade is not None:
             return self.auto_upgrade
         return self.dialect == "sqlite"
+
+
+def proxy_list(value: str) -> list[str]:
+    """AGENTOS_TRUSTED_PROXIES as a list of addresses and networks."""
+    return [item.strip() for item in value.split(",") if item.strip()]

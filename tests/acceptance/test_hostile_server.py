@@ -85,3 +85,15 @@ def test_bad_requests_in_a_row_keep_the_connection(server: Server) -> None:
             again = http.get("/health")
             assert again.extensions["network_stream"].get_extra_info("client_addr") == \
                 connection, f"the connection was closed after {method} {path}"
+
+
+def test_a_local_client_cannot_name_its_address(server: Server) -> None:
+    """uvicorn believed X-Forwarded-For from any local client by default; a server
+    believes it only from AGENTOS_TRUSTED_PROXIES (none here)."""
+    with httpx.Client(base_url=server.url, timeout=10.0) as http:
+        r = http.post("/api/v1/auth/login", json={"username": "x", "password": "y"},
+                      headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"})
+        assert r.status_code == 401
+        entries = http.get("/api/v1/audit", params={"action": "auth.login", "outcome": "denied"},
+                           headers={"Authorization": f"Bearer {server.token}"}).json()
+    assert entries["entries"][0]["ip"] == "127.0.0.1"

@@ -32,7 +32,7 @@ from agentos.api.routes import projections as projection_routes
 from agentos.api.routes import schedules as schedule_routes
 from agentos.api.routes import users as user_routes
 from agentos.bus import Bus
-from agentos.config import Settings
+from agentos.config import Settings, proxy_list
 from agentos.dashboard import routes as dashboard
 from agentos.store import Store, open_store
 
@@ -104,6 +104,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     openapi.refine(app)
     app.add_middleware(AuditScope)
     app.add_middleware(RequestLog)
+    if proxies := proxy_list(settings.trusted_proxies):
+        # the client address behind a trusted proxy (audit rows, the login throttle);
+        # anyone else's X-Forwarded-For is ignored
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     return app
 
 

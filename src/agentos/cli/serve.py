@@ -74,8 +74,10 @@ def start(settings: Settings, host: str, port: int) -> None:
     check_port(host, port)
     # log_config=None: uvicorn's own lines go through agentos.logs like ours
     # open event streams never end by themselves: give them a few seconds, then close them
+    # proxy_headers=False: uvicorn would believe X-Forwarded-For from any local client;
+    # the app does it for AGENTOS_TRUSTED_PROXIES only
     uvicorn.run(server.create(settings), host=host, port=port, log_level=settings.log_level,
-                access_log=False, log_config=None,
+                access_log=False, log_config=None, proxy_headers=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
 
 
