@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from agentos import patterns, semver
 from agentos.documents import Document, errors_from, raise_invalid
@@ -116,7 +116,7 @@ class Trigger(_Strict):
 class Capability(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
     version: int | str = 1
-    enabled: bool = True
+    enabled: StrictBool = True
     description: Text | None = None
 
 
@@ -137,7 +137,7 @@ class Permissions(_Strict):
 
     lock: list[str] = Field(default_factory=list)
     emit: list[str] = Field(default_factory=list)
-    call_sub_agents: bool = False
+    call_sub_agents: StrictBool = False
 
     @field_validator("lock")
     @classmethod
@@ -158,7 +158,7 @@ class Backoff(_Strict):
     initial_s: Seconds = 1.0
     max_s: Seconds = 300.0
     multiplier: Multiplier = 2.0
-    jitter: bool = True
+    jitter: StrictBool = True
 
 
 class Limits(_Strict):

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 MAX_DEPTH = 64  # levels of nested objects and arrays in one document
 MAX_PROBLEMS = 20  # offences reported at most (the walk stops there)
@@ -31,6 +32,52 @@ Attempt = Annotated[int, Field(ge=1, le=INT32_MAX)]  # an attempt number (a 32-b
 # raw JSON that may hold a value ``problems`` refuses: a NUL escape, a number of 19+
 # digits (may be past 64 bits) or with a three-digit exponent (may be infinite)
 _SUSPECT = re.compile(rb"\\u0000|[0-9]{19}|[eE][+]?[0-9]{3}")
+
+
+MAX_AHEAD = timedelta(days=3653)  # the furthest ahead a moment given to the API may be
+
+
+def representable(moment: datetime | None) -> datetime | None:
+    """A moment that exists in UTC (year 1 at +01:00 does not: it would fail later)."""
+    if moment is not None and moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of the range of dates") from None
+    return moment
+
+
+def not_too_far(moment: datetime | None) -> datetime | None:
+    """A moment at most ``MAX_AHEAD`` from now (a task's run_at in year 9999 was taken)."""
+    moment = representable(moment)
+    if moment is not None and moment.tzinfo is not None and \
+            moment - datetime.now(UTC) > MAX_AHEAD:
+        raise ValueError(f"must be within {MAX_AHEAD.days} days from now")
+    return moment
+
+
+def in_the_future(moment: datetime | None) -> datetime | None:
+    """A moment still to come, and ``not_too_far``."""
+    moment = not_too_far(moment)
+    if moment is not None and moment.tzinfo is not None and moment <= datetime.now(UTC):
+        raise ValueError("must be in the future")
+    return moment
+
+
+SKEW = timedelta(seconds=60)  # how far behind our clock a client's "now" may be
+
+
+def not_past(moment: datetime | None) -> datetime | None:
+    """A moment to act at: not behind us by more than ``SKEW`` (a moment just past, by
+    a client's clock, means now), and ``not_too_far``."""
+    moment = not_too_far(moment)
+    if moment is not None and moment.tzinfo is not None and moment < datetime.now(UTC) - SKEW:
+        raise ValueError("is in the past")
+    return moment
+
+
+# a moment with a time zone that exists in UTC (a filter's since/until)
+Moment = Annotated[AwareDatetime, AfterValidator(representable)]
 
 
 def format_path(path: Sequence[str | int]) -> str:

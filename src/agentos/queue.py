@@ -166,13 +166,15 @@ async def submit_in(store: Store, conn: AsyncConnection, items: list[TaskIn]
 
 def _distinct(items: list[TaskIn]) -> tuple[list[TaskIn], list[int]]:
     """The items to write (an idempotency key repeated in the batch counts once), and
-    for each item its index among them."""
+    for each item its index among them; 409 when a repeat asks for another task."""
     sent: list[TaskIn] = []
     where: list[int] = []
     first: dict[str, int] = {}
-    for item in items:
+    for n, item in enumerate(items):
         key = item.idempotency_key
         if key is not None and key in first:
+            if differ := tasks.differences(item, sent[first[key]]):
+                raise tasks.idempotency_conflict(key, differ, index=n)
             where.append(first[key])
             continue
         if key is not None:
@@ -204,6 +206,9 @@ async def _submitted(store: Store, items: list[TaskIn], rows: Sequence[Any]
     taken: dict[str, Any] = {}
     for n, item in enumerate(sent):
         row = by_ord.get(n + 1)
+        if row is not None and row.differs:  # nothing was written
+            raise tasks.idempotency_conflict(str(item.idempotency_key), list(row.differs),
+                                             row.id, _index(items, item))
         if row is not None and row.created is None:
             raise _not_runnable(item)
     if missing := [i.idempotency_key for n, i in enumerate(sent) if n + 1 not in by_ord]:
@@ -211,6 +216,12 @@ async def _submitted(store: Store, items: list[TaskIn], rows: Sequence[Any]
         async with store.read() as conn:
             taken = {r.idempotency_key: r for r in (await conn.execute(
                 select(table).where(t.idempotency_key.in_(missing)))).all()}
+    for item in sent:  # (another batch's tasks may stand: the race is that narrow)
+        if item.idempotency_key in taken and (
+                differ := tasks.differences(item, taken[item.idempotency_key])):
+            raise tasks.idempotency_conflict(item.idempotency_key, differ,
+                                             taken[item.idempotency_key].id,
+                                             _index(items, item))
     made: list[tuple[Task, bool]] = []
     seen: set[int] = set()
     for n in where:
@@ -237,6 +248,10 @@ def _submit_sqlite(db: Any, items: list[TaskIn]) -> list[tuple[Task, bool]]:
     rows: list[dict[str, Any]] = []
     for item in sent:
         if item.idempotency_key in earlier:
+            first = earlier[item.idempotency_key]
+            if differ := tasks.differences(item, first):  # before anything is written
+                raise tasks.idempotency_conflict(item.idempotency_key, differ, first.id,
+                                                 _index(items, item))
             continue
         key = (item.agent, item.version)
         if key not in versions:
@@ -277,6 +292,11 @@ def _submit_sqlite(db: Any, items: list[TaskIn]) -> list[tuple[Task, bool]]:
         made.append((Task(row), new and n not in seen))
         seen.add(n)
     return made
+
+
+def _index(items: list[TaskIn], item: TaskIn) -> int | None:
+    """Where ``item`` is in a batch (None for a single submit)."""
+    return next(n for n, i in enumerate(items) if i is item) if len(items) > 1 else None
 
 
 def _stamp(moment: datetime) -> str:

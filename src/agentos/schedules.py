@@ -22,9 +22,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -32,7 +34,7 @@ from pydantic import (
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, patterns, queue, registry
+from agentos import events, inputs, patterns, queue, registry
 from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status as VersionStatus
@@ -114,10 +116,12 @@ NOTHING_TO_FIRE = "give an event to fire, a task to submit, or both"
 
 class ScheduleIn(Timing):
     name: str
+    # a one-shot schedule's moment is still to come (a Timing read back may be past it)
+    at: Annotated[datetime | None, AfterValidator(inputs.not_past)] = None
     event: EventTemplate | None = None
     task: TaskTemplate | None = None  # submitted on every tick
     misfire: Literal["skip", "once"] = "once"
-    paused: bool = False
+    paused: StrictBool = False
 
     @field_validator("name")
     @classmethod
@@ -138,11 +142,11 @@ class SchedulePatch(BaseModel):
     cron: str | None = None
     timezone: str | None = None
     interval_s: float | None = None
-    at: datetime | None = None
+    at: Annotated[datetime | None, AfterValidator(inputs.not_past)] = None
     event: EventTemplate | None = None  # null: stop firing an event
     task: TaskTemplate | None = None  # null: stop submitting a task
     misfire: Literal["skip", "once"] | None = None
-    paused: bool | None = None
+    paused: StrictBool | None = None
 
 
 # -------------------------------------------------------------- pure core

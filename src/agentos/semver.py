@@ -65,13 +65,26 @@ class Version:
         return hash(self._key())
 
 
+MAX_NUMBER = 2**63 - 1  # the largest number in a version (a signed 64-bit integer)
+MAX_LENGTH = 128  # characters of a version (its sort key must fit its column)
+
+
 def parse(text: str) -> Version:
+    if len(text) > MAX_LENGTH:
+        raise SemverError(f"a version has at most {MAX_LENGTH} characters")
     match = _SEMVER.match(text)
     if match is None:
         raise SemverError(f"{text!r} is not a semantic version (like 1.2.3 or 1.2.3-rc.1)")
     major, minor, patch, pre, build = match.groups()
-    return Version(int(major), int(minor), int(patch), tuple(pre.split(".")) if pre else (),
-                   build or "")
+    prerelease = tuple(pre.split(".")) if pre else ()
+    _bounded(text, [major, minor, patch, *(p for p in prerelease if p.isdigit())])
+    return Version(int(major), int(minor), int(patch), prerelease, build or "")
+
+
+def _bounded(text: str, numbers: list[str]) -> None:
+    # compared as text first: int() of a huge run of digits is itself slow
+    if any(len(n) > 19 or int(n) > MAX_NUMBER for n in numbers):
+        raise SemverError(f"{text[:64]!r} has a number over {MAX_NUMBER} (64 bits)")
 
 
 def is_valid(text: str) -> bool:
@@ -157,6 +170,7 @@ def _comparator(token: str, whole: str) -> list[tuple[str, Version]]:
     op = match.group(1) or "="
     raw = partial.groups()[:3]
     pre = tuple(partial.group(4).split(".")) if partial.group(4) else ()
+    _bounded(whole, [p for p in raw if p is not None and p not in "xX*"])
     nums = [None if p is None or p in "xX*" else int(p) for p in raw]
     # the fixed parts: 1.x.5 is not a range anyone means
     fixed = 0

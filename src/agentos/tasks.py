@@ -21,8 +21,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from agentos import inputs
 from agentos.errors import Conflict
 
 DEFAULT_MAX_RETRIES = 3
@@ -134,7 +135,43 @@ class TaskTemplate(BaseModel):
 class TaskIn(TaskTemplate):
     """A task as a producer submits it."""
 
-    run_at: AwareDatetime | None = None  # later than now: the task starts "scheduled"
+    # later than now: the task starts "scheduled"; at most inputs.MAX_AHEAD away
+    run_at: Annotated[AwareDatetime | None, AfterValidator(inputs.not_too_far)] = None
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     correlation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     causation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+# The fields an idempotency key stands for, in the order a conflict lists them. A field
+# the producer leaves out, which the server fills in (version, limits, run_at,
+# correlation_id), matches whatever the first task got.
+IDEMPOTENT_FIELDS = ("agent", "version", "input", "priority", "max_retries", "timeout_s",
+                     "run_at", "correlation_id", "causation_id")
+_FILLED_IN = {"version", "max_retries", "timeout_s", "run_at", "correlation_id"}
+_COLUMN = {"version": "agent_version"}  # the task row's name for a field
+
+
+def differences(item: TaskIn, first: Any) -> list[str]:
+    """The fields of ``item`` that differ from ``first``, the task (row) or the item its
+    idempotency key was first used for: a retry of the same request has none."""
+    out = []
+    for name in IDEMPOTENT_FIELDS:
+        mine = getattr(item, name)
+        theirs = getattr(first, name if isinstance(first, TaskIn) else _COLUMN.get(name, name))
+        if mine is None and name in _FILLED_IN:
+            continue
+        if mine != theirs:
+            out.append(name)
+    return out
+
+
+def idempotency_conflict(key: str, fields: list[str], task_id: str | None = None,
+                         index: int | None = None) -> Conflict:
+    """409: an idempotency key used again for a different task (as payment APIs answer)."""
+    details: dict[str, Any] = {"idempotency_key": key, "fields": fields}
+    if task_id is not None:
+        details["task_id"] = task_id
+    if index is not None:
+        details["index"] = index
+    return Conflict(f"idempotency key {key!r} was used for a different task: "
+                    f"{', '.join(fields)} differ", code="idempotency_conflict", details=details)

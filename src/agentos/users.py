@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import argon2
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,7 +56,7 @@ class UserIn(BaseModel):
     password: Password
     email: Email | None = None
     role: Role = Role.VIEWER
-    active: bool = True
+    active: StrictBool = True
 
     @field_validator("username")
     @classmethod
@@ -70,7 +70,7 @@ class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Email | None = None
     role: Role | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
     password: Password | None = None
 
 

@@ -3,7 +3,9 @@ and every bad one refused with the right 4xx, writing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -136,8 +138,10 @@ async def test_api_keys_are_shown_once_scoped_recorded_and_revocable(
 
 
 async def test_an_expired_key_is_401(api: httpx.AsyncClient, app: FastAPI) -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=0.5)
     made = (await api.post("/api/v1/api-keys", json={
-        "name": "old", "role": "viewer", "expires_at": "2020-01-01T00:00:00Z"})).json()
+        "name": "old", "role": "viewer", "expires_at": soon.isoformat()})).json()
+    await asyncio.sleep(0.6)
     async with client_for(app, made["key"]) as old:
         error(await old.get("/api/v1/agents"), 401, "credential_expired")
 

@@ -24,8 +24,18 @@ async def test_worker_protocol_round_trip(api: httpx.AsyncClient) -> None:
                                               "idempotency_key": "k1"})
     assert r.status_code == 201 and r.json()["status"] == "pending"
     task_id = r.json()["id"]
-    again = await api.post("/api/v1/tasks", json={"agent": "a", "idempotency_key": "k1"})
+    again = await api.post("/api/v1/tasks", json={"agent": "a", "input": {"q": 1},
+                                                   "priority": 8, "idempotency_key": "k1"})
     assert again.status_code == 200 and again.json()["id"] == task_id
+    other = await api.post("/api/v1/tasks", json={"agent": "a", "input": {"q": 2},
+                                                   "priority": 8, "idempotency_key": "k1"})
+    error = assert_error(other, 409, "idempotency_conflict")
+    assert error["details"] == {"idempotency_key": "k1", "fields": ["input"], "task_id": task_id}
+    other = await api.post("/api/v1/tasks/batch", json={"tasks": [
+        {"agent": "a", "input": {"q": 1}}, {"agent": "a", "priority": 1, "input": {"q": 1},
+                                            "idempotency_key": "k1"}]})
+    error = assert_error(other, 409, "idempotency_conflict")
+    assert error["details"]["fields"] == ["priority"] and error["details"]["index"] == 1
     claim = await api.post("/api/v1/tasks/claim", json={"worker_id": "remote-1", "limit": 5})
     [task] = claim.json()["tasks"]
     assert task["id"] == task_id and task["attempt"] == 1 and task["input"] == {"q": 1}

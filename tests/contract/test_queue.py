@@ -235,13 +235,53 @@ async def test_a_batch_with_repeated_and_earlier_keys_makes_each_task_once(store
     made = await queue.submit(store, [
         TaskIn(agent="a", idempotency_key="k-2", input={"n": 1}),
         TaskIn(agent="a", idempotency_key="k-1"),
-        TaskIn(agent="a", idempotency_key="k-2", input={"n": 2}),
+        TaskIn(agent="a", idempotency_key="k-2", input={"n": 1}),
         TaskIn(agent="a", input={"n": 3})])
     assert [(t.id == first.id, new) for t, new in made] == [
         (False, True), (True, False), (False, False), (False, True)]
     assert made[0][0].id == made[2][0].id and made[0][0].row.input == {"n": 1}
     created, _ = await events.query(store, events.Query(type="task.created", limit=100))
     assert [e.payload["task_id"] for e in created] == [first.id, made[0][0].id, made[3][0].id]
+
+
+@pytest.mark.parametrize(("change", "fields"), [
+    ({"input": {"n": 2}}, ["input"]),
+    ({"priority": 9}, ["priority"]),
+    ({"agent": "b"}, ["agent"]),
+    ({"version": "2.0.0"}, ["version"]),
+    ({"max_retries": 7, "timeout_s": 9.0}, ["max_retries", "timeout_s"]),
+    ({"run_at": datetime(2031, 1, 1, tzinfo=UTC)}, ["run_at"]),
+    ({"correlation_id": "other", "causation_id": "cause"}, ["correlation_id", "causation_id"]),
+])
+async def test_an_idempotency_key_reused_for_another_task_is_refused(
+        store: Store, change: dict[str, Any], fields: list[str]) -> None:
+    await agent(store)
+    await agent(store, name="b")
+    first = await submit(store, idempotency_key="k", input={"n": 1}, priority=4)
+    before = await snapshot(store)
+    # alone, in a batch with a new task (which is not written either), or repeated in a batch
+    for batch in ([TaskIn(agent="a", idempotency_key="k", input={"n": 1}, priority=4)
+                   .model_copy(update=change)],
+                  [TaskIn(agent="a", input={"new": True}),
+                   TaskIn(agent="a", idempotency_key="k", input={"n": 1}, priority=4)
+                   .model_copy(update=change)]):
+        with pytest.raises(Conflict) as refused:
+            await queue.submit(store, batch)
+        assert refused.value.code == "idempotency_conflict"
+        assert refused.value.details["fields"] == fields
+        assert refused.value.details["task_id"] == first.id
+    assert await snapshot(store) == before
+    repeated = [TaskIn(agent="a", idempotency_key="r", input={"n": 1}, priority=4),
+                TaskIn(agent="a", idempotency_key="r", input={"n": 1}, priority=4)
+                .model_copy(update=change)]
+    with pytest.raises(Conflict) as refused:
+        await queue.submit(store, repeated)
+    assert refused.value.details["fields"] == fields and refused.value.details["index"] == 1
+    assert await snapshot(store) == before
+    # the same request again, fields it left out included, is the first task
+    [(again, created)] = await queue.submit(store, [
+        TaskIn(agent="a", idempotency_key="k", input={"n": 1}, priority=4)])
+    assert again.id == first.id and not created
 
 
 async def test_concurrent_submits_of_one_key_make_one_task(store: Store,

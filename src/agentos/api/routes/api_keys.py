@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from agentos import tokens
+from agentos import inputs, tokens
 from agentos.api.access import PrincipalDep
 from agentos.api.deps import StoreDep
 from agentos.roles import Role
@@ -22,9 +22,9 @@ class KeyIn(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     role: Role
     # expiry: a moment, or a number of days from now (90 unless ``never``)
-    expires_at: datetime | None = None
+    expires_at: Annotated[datetime | None, AfterValidator(inputs.in_the_future)] = None
     expires_in_days: Annotated[float, Field(gt=0, le=3650)] | None = None
-    never_expires: bool = False
+    never_expires: StrictBool = False
 
     @model_validator(mode="after")
     def _one_expiry(self) -> KeyIn:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from agentos import audit, inputs
 from agentos.api.deps import StoreDep
@@ -21,8 +20,8 @@ async def list_audit(
     resource_type: str | None = None,
     resource_id: str | None = None,
     outcome: audit.Outcome | None = None,
-    since: AwareDatetime | None = None,  # a time zone is required: naive times are 422
-    until: AwareDatetime | None = None,
+    since: inputs.Moment | None = None,  # a time zone is required: naive times are 422
+    until: inputs.Moment | None = None,
     before_seq: Annotated[int | None, Query(ge=1, le=inputs.INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:

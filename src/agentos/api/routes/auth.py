@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from agentos import logins, tokens, users
 from agentos.api.access import COOKIE, PrincipalDep
@@ -20,7 +20,7 @@ class LoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: Annotated[str, Field(min_length=1, max_length=63)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
-    cookie: bool = False  # also set the dashboard's HttpOnly cookie
+    cookie: StrictBool = False  # also set the dashboard's HttpOnly cookie
 
 
 class PasswordIn(BaseModel):

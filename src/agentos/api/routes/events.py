@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, TypeAdapter, ValidationError
 
 from agentos import events, inputs, patterns, tokens
 from agentos import router as event_router
@@ -119,12 +119,12 @@ async def list_events(
     correlation_id: str | None = None,
     run_id: str | None = None,
     priority: str | None = None,
-    since: AwareDatetime | None = None,  # a time zone is required: naive times are 422
-    until: AwareDatetime | None = None,
+    since: inputs.Moment | None = None,  # a time zone is required: naive times are 422
+    until: inputs.Moment | None = None,
     after_seq: Annotated[int, Query(ge=0, le=inputs.INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100,
     order: Literal["asc", "desc"] = "asc",
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=inputs.INT64_MAX)] = None,
 ) -> dict[str, Any]:
     """Events in sequence order; page with ``after_seq`` = the previous ``next_after_seq``.
     ``order=desc``: the newest first; page with ``before_seq`` = the previous
@@ -248,7 +248,7 @@ class PruneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     older_than: str
     type: str | None = None
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 @router.post("/api/v1/events/prune")

@@ -6,7 +6,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from agentos import events, inputs, subscriptions
 from agentos.api import access
@@ -19,7 +19,7 @@ class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     type: str = "*"
-    from_start: bool = False  # read the whole log instead of starting at its head
+    from_start: StrictBool = False  # read the whole log instead of starting at its head
 
 
 class AckIn(BaseModel):

@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from agentos import attempt_locks, claims, inputs, queue, tasks
 from agentos.aio import wait_wakeup
@@ -206,7 +206,7 @@ class FailIn(BaseModel):
     attempt: inputs.Attempt
     error: ErrorIn
     outcome: Outcome = Outcome.FAILED  # cancelled only after a cancel request (else 409)
-    retryable: bool = True
+    retryable: StrictBool = True
     tokens: dict[str, inputs.Count] | None = None
     cost: Annotated[float, Field(ge=0)] | None = None
 

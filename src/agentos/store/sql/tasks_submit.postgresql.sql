@@ -6,7 +6,10 @@
 -- Nothing is written when any item names no published version: those items come back
 -- with a null task. An item whose idempotency key an earlier task holds comes back with
 -- that task (created false); one whose key a concurrent submit took meanwhile comes back
--- with neither (the caller reads it again).
+-- with neither (the caller reads it again). Nothing is written either when an item's
+-- key an earlier task holds with other values (agentos.tasks.differences: a field the
+-- item leaves out matches what the server filled in): those items come back with the
+-- earlier task and the names of the fields that differ (the caller answers 409).
 WITH i AS (
     SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb))
         AS i(ord int, id text, event_id text, agent text, version text, input jsonb, priority int,
@@ -23,6 +26,19 @@ WITH i AS (
     SELECT t.* FROM tasks t
     WHERE t.idempotency_key IN (SELECT idempotency_key FROM i
                                 WHERE idempotency_key IS NOT NULL)
+), conflicting AS (
+    SELECT i.ord, array_remove(ARRAY[
+        CASE WHEN e.agent <> i.agent THEN 'agent' END,
+        CASE WHEN e.agent_version <> i.version THEN 'version' END,
+        CASE WHEN e.input <> i.input THEN 'input' END,
+        CASE WHEN e.priority <> i.priority THEN 'priority' END,
+        CASE WHEN e.max_retries <> i.max_retries THEN 'max_retries' END,
+        CASE WHEN e.timeout_s <> i.timeout_s THEN 'timeout_s' END,
+        CASE WHEN e.run_at <> i.run_at THEN 'run_at' END,
+        CASE WHEN e.correlation_id <> i.correlation_id THEN 'correlation_id' END,
+        CASE WHEN e.causation_id IS DISTINCT FROM i.causation_id THEN 'causation_id' END
+    ], NULL) AS fields
+    FROM i JOIN earlier e ON e.idempotency_key = i.idempotency_key
 ), unknown AS (
     -- items naming no published version (one whose key an earlier task holds needs none)
     SELECT i.ord FROM i JOIN v ON v.ord = i.ord
@@ -41,6 +57,7 @@ WITH i AS (
            statement_timestamp()
     FROM i JOIN v ON v.ord = i.ord
     WHERE NOT EXISTS (SELECT 1 FROM unknown)
+        AND NOT EXISTS (SELECT 1 FROM conflicting WHERE fields <> '{}')
         AND NOT EXISTS (SELECT 1 FROM earlier e WHERE e.idempotency_key = i.idempotency_key)
     ORDER BY i.ord
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -64,10 +81,11 @@ WITH i AS (
     FROM (SELECT 1 FROM queued LIMIT 1) AS q
 )
 SELECT r.*, (SELECT count(*) FROM woken) AS woken
-FROM (SELECT i.ord, true AS created, /*columns f*/ FROM i JOIN fresh f ON f.id = i.id
+FROM (SELECT i.ord, true AS created, NULL::text[] AS differs, /*columns f*/
+      FROM i JOIN fresh f ON f.id = i.id
       UNION ALL
-      SELECT i.ord, false, /*columns e*/ FROM i JOIN earlier e
-          ON e.idempotency_key = i.idempotency_key
+      SELECT i.ord, false, nullif(c.fields, '{}'), /*columns e*/ FROM i JOIN earlier e
+          ON e.idempotency_key = i.idempotency_key JOIN conflicting c ON c.ord = i.ord
       UNION ALL
-      SELECT ord, NULL, /*nulls*/ FROM unknown
+      SELECT ord, NULL, NULL, /*nulls*/ FROM unknown
      ) AS r
