@@ -32,6 +32,7 @@ bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VEN
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python bench/bench_registry.py
 	$(BIN)/python bench/bench_knowledge.py
+	$(BIN)/python bench/bench_projections.py
 	$(BIN)/python bench/bench_events.py
 	$(BIN)/python bench/bench_tasks.py
 	$(BIN)/python bench/bench_locks.py
