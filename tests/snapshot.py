@@ -9,7 +9,6 @@ from sqlalchemy import select
 from agentos.store import Store
 from agentos.store.tables import metadata
 
-
 # tables the server's own loops change while it is up (the router's progress, the
 # projections' cursors and states); a request's writes show in the others (an event
 # appended is in ``events`` as well as in ``route_queue``)
