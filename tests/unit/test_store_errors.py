@@ -35,3 +35,9 @@ def test_postgres_errors_by_sqlstate(state: str, code: str) -> None:
     translated = errors.from_postgres(error)
     assert translated.code == code
     assert "driver text" not in translated.message and "reason" not in translated.details
+
+
+def test_a_value_psycopg_itself_refuses_is_invalid_input() -> None:
+    # raised before anything is sent: "PostgreSQL text fields cannot contain NUL bytes"
+    translated = errors.from_postgres(psycopg.DataError("text fields cannot contain NUL"))
+    assert (translated.status, translated.code) == (422, "invalid_input")

@@ -3,8 +3,10 @@ requests and to know what an error looks like.
 
 FastAPI's own document is close; ``refine`` mends what it gets wrong for us: the
 bounds of integers pass through a float there (``2**63 - 1`` would come out as
-``2**63``, a value the API refuses), and every error is documented as FastAPI's
-validation shape instead of ours (``{"error": {code, message, details}}``).
+``2**63``, a value the API refuses), every error is documented as FastAPI's
+validation shape instead of ours (``{"error": {code, message, details}}``), and the
+routes that read their body themselves (to report every error with its path and
+line) are described with the models they validate against (``BODIES``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from pydantic import BaseModel
+
 from agentos import inputs
+from agentos.agent_spec import AgentSpec
+from agentos.tasks import TaskIn
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object", "title": "Error", "required": ["error"],
@@ -25,6 +31,21 @@ _ERROR_RESPONSE = {"description": "refused or failed: see ``error.code``",
                    "content": {"application/json": {
                        "schema": {"$ref": "#/components/schemas/Error"}}}}
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+class TaskBatch(BaseModel):
+    """The body of ``POST /api/v1/tasks/batch``."""
+
+    tasks: list[TaskIn]
+
+
+# (method, path) -> the model a route that reads its own body validates it against
+BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("post", "/api/v1/agents"): AgentSpec,
+    ("put", "/api/v1/agents/{name}/versions/{version}"): AgentSpec,
+    ("post", "/api/v1/tasks"): TaskIn,
+    ("post", "/api/v1/tasks/batch"): TaskBatch,
+}
 
 
 def refine(app: FastAPI) -> None:
@@ -41,6 +62,16 @@ def refine(app: FastAPI) -> None:
         components["Error"] = ERROR_SCHEMA
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
+        for (method, path), model in BODIES.items():
+            operation = schema.get("paths", {}).get(path, {}).get(method)
+            if operation is None:
+                continue
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components.setdefault(model.__name__, body)
+            operation["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+        _exact_bounds(components)
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})

@@ -97,6 +97,8 @@ def from_postgres(exc: BaseException) -> AgentOSError:
     kind = _PG_STATE.get(state) or _PG_CLASS.get(state[:2], "")
     if not kind and type(orig).__name__ in _LOST:
         kind = UNAVAILABLE  # no SQLSTATE: the connection failed or was lost
+    elif not kind and type(orig).__name__ == "DataError":
+        kind = "invalid"  # refused by psycopg itself (a NUL in a string: PostgreSQL has none)
     return _domain(kind, state or type(orig).__name__, str(orig), orig)
 
 
