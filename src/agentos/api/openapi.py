@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-
 from pydantic import BaseModel
 
 from agentos import inputs
