@@ -64,7 +64,7 @@ async def bare_loop(store: Store) -> tuple[int, float]:
     started, seen, after = time.monotonic(), 0, 0
     while True:
         async with store.read() as conn:
-            page = await events.read_after(conn, after, READ_PAGE, "task.*")
+            page = await events.read_after(store, conn, after, READ_PAGE, "task.*")
         if not page:
             return seen, time.monotonic() - started
         seen += len(page)

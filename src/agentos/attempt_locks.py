@@ -13,12 +13,10 @@ import logging
 import weakref
 from typing import Any
 
-from sqlalchemy import select
-
 from agentos import locks, queue, registry, resources
 from agentos.errors import Conflict, Forbidden, InvalidInput
 from agentos.store import Store
-from agentos.store.tables import tasks as tasks_table
+from agentos.tasks import Task
 
 log = logging.getLogger("agentos.worker")
 
@@ -29,19 +27,19 @@ RESOURCE_PLACE = 15.0  # seconds its place in the lock queue is kept meanwhile
 Held = dict[str, locks.Grant]
 
 
-async def take(store: Store, row: Any, definition: dict[str, Any], lease_s: float,
+async def take(store: Store, task: Task, definition: dict[str, Any], lease_s: float,
                wait: bool = True) -> Held | None:
-    """Lock the agent's declared resources for the attempt ``row`` is running, or hand
+    """Lock the agent's declared resources for the attempt ``task`` is running, or hand
     the task back (None) to wait in the queue of the one it could not get (``wait``
     False: None at once, nothing handed back). 400 for an input that names no valid
     resource, 403 for one the agent may not lock."""
-    names = resources.render(definition.get("resources", []), row.input)
+    names = resources.render(definition.get("resources", []), task.input)
     if not names:
         return {}
-    resources.check_permitted(row.agent, definition.get("permissions", {}).get("lock", []),
+    resources.check_permitted(task.agent, definition.get("permissions", {}).get("lock", []),
                               names)
-    claim = locks.Claim(locks.task_owner(row.id), row.priority, lease_s,
-                        task_id=row.id, agent=row.agent, attempt=row.attempt)
+    claim = locks.Claim(locks.task_owner(task.id), task.priority, lease_s,
+                        task_id=task.id, agent=task.agent, attempt=task.attempt)
     got = await locks.acquire_many(store, names, claim,
                                    min(RESOURCE_WAIT, lease_s / 3) if wait else 0,
                                    RESOURCE_PLACE)
@@ -49,49 +47,49 @@ async def take(store: Store, row: Any, definition: dict[str, Any], lease_s: floa
         return {g.resource: g for g in got.grants}
     if not wait:
         return None
-    log.info("task %s waits for %s", row.id, got.waiting_for, extra={"action": "task_deferred"})
+    log.info("task %s waits for %s", task.id, got.waiting_for, extra={"action": "task_deferred"})
     try:
-        await queue.defer(store, row.id, row.attempt, RESOURCE_RETRY, got.waiting_for)
+        await queue.defer(store, task.id, task.attempt, RESOURCE_RETRY, got.waiting_for)
     except Conflict as exc:  # a superseded attempt: nothing left to hand back
         log.warning("%s", exc.message, extra={"action": "result_rejected"})
     return None
 
 
-async def take_for_claim(store: Store, claimed: list[queue.Task], lease_s: float
-                         ) -> list[tuple[queue.Task, Held]]:
+async def take_for_claim(store: Store, claimed: list[Task], lease_s: float
+                         ) -> list[tuple[Task, Held]]:
     """A remote worker's claim: the tasks it may run, each with the locks taken for it,
     in claim order. Free locks go to the tasks in that order (the most urgent, then the
     oldest, first); the others wait together for theirs, and one still waiting is
     handed back. A task whose resources can never be taken (bad input, not permitted)
     fails for good, as the worker would fail it."""
     held: dict[str, Held] = {}
-    waiting: list[tuple[queue.Task, dict[str, Any]]] = []
+    waiting: list[tuple[Task, dict[str, Any]]] = []
     for task in claimed:
-        definition = await _definition(store, task.row.agent, task.row.agent_version)
+        definition = await _definition(store, task.agent, task.agent_version)
         if not definition.get("resources"):
             held[task.id] = {}
             continue
         try:
-            got = await take(store, task.row, definition, lease_s, wait=False)
+            got = await take(store, task, definition, lease_s, wait=False)
         except (InvalidInput, Forbidden) as exc:
-            await refuse(store, task.row, exc)
+            await refuse(store, task, exc)
             continue
         if got is None:
             waiting.append((task, definition))
         else:
             held[task.id] = got
-    late = await asyncio.gather(*(take(store, task.row, definition, lease_s)
+    late = await asyncio.gather(*(take(store, task, definition, lease_s)
                                   for task, definition in waiting))
     held.update((task.id, got) for (task, _), got in zip(waiting, late, strict=True)
                 if got is not None)
     return [(task, held[task.id]) for task in claimed if task.id in held]
 
 
-async def refuse(store: Store, row: Any, exc: InvalidInput | Forbidden) -> None:
+async def refuse(store: Store, task: Task, exc: InvalidInput | Forbidden) -> None:
     """Fail for good the attempt whose resources can never be taken (``take`` said why:
     its input names no valid resource, or its agent may not lock one)."""
     try:
-        await queue.fail(store, row.id, row.attempt,
+        await queue.fail(store, task.id, task.attempt,
                          {"type": exc.code, "message": exc.message}, retryable=False)
     except Conflict as stale:  # a superseded attempt: its result no longer counts
         log.warning("%s", stale.message, extra={"action": "result_rejected"})
@@ -102,10 +100,8 @@ async def may_hold(store: Store, task_ids: list[str]) -> set[str]:
     worker's attempt holds (it has no ``ctx.lock``), so the others end without a look."""
     if not task_ids:
         return set()
-    t = tasks_table.c
     async with store.read() as conn:
-        rows = (await conn.execute(select(t.id, t.agent, t.agent_version)
-                                   .where(t.id.in_(task_ids)))).all()
+        rows = await store.tasks.by_ids(conn, task_ids)
     return {r.id for r in rows
             if (await _definition(store, r.agent, r.agent_version)).get("resources")}
 

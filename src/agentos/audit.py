@@ -84,7 +84,8 @@ async def append_in(conn: AsyncConnection, entry: Entry) -> int:
               "resource_type": entry.resource_type, "resource_id": entry.resource_id,
               "ip": entry.ip, "user_agent": entry.user_agent}
     if conn.dialect.name == "postgresql":
-        return int((await conn.exec_driver_sql(sql.query("audit_append", "postgresql"), {
+        statement = sql.query("audit_append", "postgresql", driver=True)
+        return int((await conn.exec_driver_sql(statement, {
             **values, "body": text, "details": json.dumps(entry.details)})).scalar_one())
     # SQLite: the transaction already holds the database's only write lock; plain
     # statements, as SQLAlchemy's statement building would cost more than they do

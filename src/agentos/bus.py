@@ -112,7 +112,7 @@ class Bus:
 
     async def _read(self, after: int, type_glob: str | None = None) -> list[Event]:
         async with self.store.read() as conn:
-            return await events.read_after(conn, after, READ_BATCH, type_glob)
+            return await events.read_after(self.store, conn, after, READ_BATCH, type_glob)
 
     async def subscribe(self, type_glob: str = "*", after_seq: int | None = None
                         ) -> AsyncIterator[Event]:

@@ -3,45 +3,42 @@
 A worker's round trip is one ``cycle``: a single write transaction that ends
 the attempts it finished since the last one (``complete``, fenced per task:
 only the task's running attempt counts) and claims as many tasks as it has
-free slots. Each part is one statement per batch (named SQL in
-``store/sql/tasks_*``), and the ``task.succeeded``/``task.started`` events of
-the whole batch are one append. Leases are kept the same way: one statement
-renews every running attempt a worker holds (``beat_many``).
+free slots; the ``task.succeeded``/``task.started`` events of the whole batch
+are one append. Leases are kept the same way: one statement renews every
+running attempt a worker holds (``beat_many``). A remote worker claims over
+HTTP with ``claim_remote``, which long-polls and locks what each task declares.
 
-Claim order is most urgent first, then oldest; on PostgreSQL rows another
-claimer holds are skipped (``FOR UPDATE SKIP LOCKED``), on SQLite the write
-transaction excludes every other claimer. An agent's ``limits.concurrency``
-is counted under that agent's claim lock (an advisory lock on PostgreSQL):
-the one-statement claim stops at the first task of such an agent, and the
-rest of the batch is chosen agent by agent (``_choose``), so no two claims can
-both take an agent's last slot and a capped agent's backlog never hides other
-agents' tasks.
+The statements, and the rules both backends' statements keep (fencing, claim
+order, concurrency limits), are the store's (``store.tasks``): on PostgreSQL a
+round trip is one statement, on SQLite the same statements in one write
+transaction on its own connection. This module is the protocol around them: when
+a round trip may take that one step (no ended attempt may hold a lock), and how
+a claim that a capped agent stopped is finished (``_choose``): agent by agent,
+each counted under its claim lock, so no two claims can both take an agent's
+last slot and a capped agent's backlog never hides other agents' tasks.
 """
 
 from __future__ import annotations
 
-import zlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-import orjson
-from sqlalchemy import Integer, and_, column, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, ids, locks, tasks
-from agentos.errors import Conflict, InvalidInput, NotFound
+from agentos import attempt_locks, events, locks, tasks
+from agentos.aio import wait_wakeup
+from agentos.errors import InvalidInput
 from agentos.events import Draft, EventIn
-from agentos.queue import Task, limits_of, read_sqlite_task, task_event
-from agentos.store import Store, sql
-from agentos.store.columns import utcnow
-from agentos.store.sqlite import reader
-from agentos.store.tables import agent_versions
-from agentos.store.tables import tasks as table
-from agentos.tasks import Status
+from agentos.store import Store
+from agentos.store.tasks import CHANNEL, task_event
+from agentos.tasks import Task
+from agentos.worker import instances
 
 MAX_CLAIM = 1000
-t = table.c
+REMOTE_POLL = 0.5  # seconds between looks of a long-polling remote claim (a local submit
+# wakes it sooner; other processes' submits are seen by polling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +59,11 @@ class Cycle:
     stale: list[Finished] = field(default_factory=list)  # superseded: not recorded
 
 
+def _by_claim_order(claimed: list[Task]) -> list[Task]:
+    claimed.sort(key=lambda task: (-task.priority, task.seq))
+    return claimed
+
+
 async def cycle(store: Store, worker_id: str, finished: list[Finished],
                 agents: list[str] | None = None, limit: int = 0,
                 lease_s: float = tasks.DEFAULT_LEASE) -> Cycle:
@@ -70,125 +72,31 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
     if not 0 <= limit <= MAX_CLAIM:
         raise InvalidInput(f"limit must be between 0 and {MAX_CLAIM}", code="bad_limit")
     if not any(f.took_locks for f in finished):
-        if store.dialect == "postgresql":
-            return await _cycle_pg(store, worker_id, finished, agents, limit, lease_s)
-        async with store.driver() as db:
-            if db is not None:
-                out, short = _cycle_sqlite(store, db, worker_id, finished, agents, limit,
-                                           lease_s)
-        if db is not None:
-            if out.claimed or len(out.stale) < len(finished):
-                store.wake(events.CHANNEL)  # committed: this process's listeners too
-            if short:
-                out.claimed += await _claim_rest(store, worker_id, agents,
-                                                 limit - len(out.claimed), lease_s)
-            return out
+        one_step = await store.tasks.cycle(worker_id, finished, agents, limit, lease_s)
+        if one_step is not None:
+            claimed = [Task.from_row(r) for r in one_step.claimed]
+            if one_step.short:  # a capped agent's task met, or scheduled ones promoted
+                claimed += await _claim_rest(store, worker_id, agents, limit - len(claimed),
+                                             lease_s)
+            return Cycle(_by_claim_order(claimed), cast(list[Finished], one_step.stale))
     out = Cycle()
     async with store.write() as conn:
         drafts: list[EventIn | Draft] = []
         if finished:
-            done, out.stale = await _complete_in(store, conn, finished)
+            done, stale = await store.tasks.complete_in(conn, finished)
+            out.stale = cast(list[Finished], stale)
             drafts += await _release(store, conn, done, finished)
             drafts += [task_event(r, "succeeded", attempt=r.attempt) for r in done]
         if limit:
             claimed = await _claim_in(store, conn, worker_id, agents, limit, lease_s)
             drafts += [task_event(r, "started", attempt=r.attempt, worker_id=worker_id)
                        for r in claimed]
-            out.claimed = [Task(r) for r in claimed]
+            out.claimed = [Task.from_row(r) for r in claimed]
         if drafts:
             await events.append_in(store, conn, drafts)
         else:
             store.nothing_changed(conn)  # an empty poll is not worth an audit row
     return out
-
-
-async def _cycle_pg(store: Store, worker_id: str, finished: list[Finished],
-                    agents: list[str] | None, limit: int, lease_s: float) -> Cycle:
-    """``cycle`` in one round trip (``tasks_cycle``); a claim it leaves short is
-    finished in a transaction of its own."""
-    [stmt] = _statements(store, "tasks_cycle", bool(agents), limit, narrow=True)
-    params: dict[str, Any] = {
-        "batch": _json([_item(f) for f in finished]), "ids": [f.task_id for f in finished],
-        "worker_id": worker_id,
-        "lease_s": lease_s, "event_rank": int(events.Priority.NORMAL),
-        "event_ids": _json(ids.uuid7_many(len(finished) + limit))}
-    if agents:
-        params["agents"] = list(agents)
-    async with store.driver() as driver:
-        if driver is not None:
-            [query] = _statements(store, "tasks_cycle", bool(agents), limit, narrow=True,
-                                  driver=True)
-            rows = await (await driver.execute(query, params, prepare=True)).fetchall()
-    if driver is not None:
-        if rows[0].notified:
-            store.wake(events.CHANNEL)  # committed: this process's listeners too
-    else:
-        async with store.statement() as conn:
-            rows = (await conn.execute(stmt, params)).all()
-            if rows[0].notified:
-                await store.notify(conn, events.CHANNEL, sent=True)
-            else:
-                store.nothing_changed(conn)  # an empty poll is not worth an audit row
-    head = rows[0]
-    current = {(task_id, attempt) for task_id, attempt in head.done}
-    out = Cycle([Task(r) for r in rows if r.id is not None],
-                [f for f in finished if (f.task_id, f.attempt) not in current])
-    if (head.capped or head.promoted) and len(out.claimed) < limit:
-        out.claimed += await _claim_rest(store, worker_id, agents, limit - len(out.claimed),
-                                         lease_s)
-    out.claimed.sort(key=lambda task: (-task.row.priority, task.row.seq))  # claim order
-    return out
-
-
-def _cycle_sqlite(store: Store, db: Any, worker_id: str, finished: list[Finished],
-                  agents: list[str] | None, limit: int, lease_s: float
-                  ) -> tuple[Cycle, bool]:
-    """``cycle`` on SQLite's own connection, in ``Store.driver()``'s write transaction:
-    the same named statements, without a layer between them and SQLite while every
-    other writer waits. Returns the cycle and whether the claim stopped at a capped
-    agent's task (the caller claims the rest: ``_claim_rest``)."""
-    out = Cycle()
-    moment = datetime.now(UTC)
-    now = _stamp(moment)
-    drafts: list[EventIn | Draft] = []
-    if finished:
-        end, record = _statements(store, "tasks_complete", narrow=True, driver=True)
-        batch = _json([_item(f) for f in finished])
-        done = [_read_ended(r) for r in db.execute(end, {"batch": batch, "now": now})]
-        current = {(r.id, r.attempt) for r in done}
-        out.stale = [f for f in finished if (f.task_id, f.attempt) not in current]
-        if done:
-            if out.stale:  # only the current ones' execution records
-                batch = _json([_item(f) for f in finished if (f.task_id, f.attempt) in current])
-            db.execute(record, {"batch": batch, "now": now})
-            order = {f.task_id: n for n, f in enumerate(finished)}
-            done.sort(key=lambda r: order[r.id])
-            drafts += [task_event(r, "succeeded", attempt=r.attempt) for r in done]
-    short = False
-    if limit:
-        promote, pick, take = _statements(store, "tasks_claim", bool(agents), driver=True)
-        params: dict[str, Any] = {"now": now, "n": limit}
-        if agents:
-            params["agents"] = _json(list(agents))
-        db.execute(promote, params)
-        taken = []
-        for task_id, _, _, capped in db.execute(pick, params).fetchall():
-            if capped:  # counted under the claim's rules: left to _claim_rest
-                short = True
-                break
-            taken.append(task_id)
-        if taken:
-            params.update(ids=_json(taken), worker_id=worker_id,
-                          lease=_stamp(moment + timedelta(seconds=lease_s)))
-            claimed = [_read_task(r) for r in db.execute(take, params)]
-            claimed.sort(key=lambda r: (-r.priority, r.seq))
-            drafts += [task_event(r, "started", attempt=r.attempt, worker_id=worker_id)
-                       for r in claimed]
-            out.claimed = [Task(r) for r in claimed]
-    if drafts:
-        events.insert_sqlite(db, drafts, [events.dump_json(d.payload) for d in drafts],
-                             ids.uuid7_many(len(drafts)), moment)
-    return out, short
 
 
 async def _claim_rest(store: Store, worker_id: str, agents: list[str] | None, limit: int,
@@ -202,7 +110,7 @@ async def _claim_rest(store: Store, worker_id: str, agents: list[str] | None, li
                 r, "started", attempt=r.attempt, worker_id=worker_id) for r in more])
         else:
             store.nothing_changed(conn)
-    return [Task(r) for r in more]
+    return [Task.from_row(r) for r in more]
 
 
 async def claim(store: Store, worker_id: str, agents: list[str] | None = None,
@@ -219,13 +127,13 @@ async def complete(store: Store, task_id: str, attempt: int, output: dict[str, A
     """End the attempt as succeeded; 409 if it is not the task's running attempt."""
     item = Finished(task_id, attempt, output or {}, tokens, cost, release_locks)
     async with store.write() as conn:
-        done, _ = await _complete_in(store, conn, [item], full=True)
+        done, _ = await store.tasks.complete_in(conn, [item], full=True)
         if not done:
-            await _refuse(conn, task_id, attempt, "complete")
+            await store.tasks.refuse(conn, task_id, attempt, "complete")
         drafts = await _release(store, conn, done, [item])
         await events.append_in(store, conn, [*drafts,
                                              task_event(done[0], "succeeded", attempt=attempt)])
-    return Task(done[0])
+    return Task.from_row(done[0])
 
 
 async def heartbeat(store: Store, task_id: str, attempt: int,
@@ -234,9 +142,9 @@ async def heartbeat(store: Store, task_id: str, attempt: int,
     cancellation was requested. 409 if the attempt is not the running one."""
     async with store.write() as conn:
         if not await _beat_in(store, conn, [(task_id, attempt, True)], lease_s):
-            await _refuse(conn, task_id, attempt, "heartbeat")
-        row = (await conn.execute(select(table).where(t.id == task_id))).one()
-    return Task(row)
+            await store.tasks.refuse(conn, task_id, attempt, "heartbeat")
+        row = await store.tasks.get(conn, task_id)
+    return Task.from_row(row)
 
 
 async def beat_many(store: Store, running: list[tuple[str, int, bool]],
@@ -254,118 +162,7 @@ async def beat_many(store: Store, running: list[tuple[str, int, bool]],
     return beaten
 
 
-# -------------------------------------------------------------- statements
-
-
-_EXTRA = {  # the columns a statement returns after the task's own
-    "tasks_claim": (column("promoted", Integer), column("capped", Integer)),
-    "tasks_cycle": (column("promoted", Integer), column("capped", Integer), column("done"),
-                    column("notified", Integer)),
-}
-
-
-# what a round trip needs of the attempts it ends (and their execution records)
-_ENDED = (t.id, t.agent, t.attempt, t.correlation_id, t.worker_id, t.started_at, t.finished_at)
-# rows of SQLite's own connection as SQLAlchemy would give them
-_read_task = read_sqlite_task
-_read_ended = reader(list(_ENDED))
-
-
-def _named(name: str, dialect: str, agents: bool = False, n: int = 0,
-           narrow: bool = False, driver: bool = False) -> list[Any]:
-    """The named statements, columns filled in, typed so rows come back as the table's
-    (``driver``: as text for ``Store.driver()``, whose rows are named tuples).
-
-    A claim's size is written into the text (``/*n*/``), not sent as a parameter:
-    with ``LIMIT $1`` PostgreSQL's generic plan assumes a large limit, so it would
-    plan the statement again on every execution (about a millisecond of its CPU per
-    round trip); with the number in the text each size gets one cached plan.
-    ``narrow``: the attempts a statement ends come back with the columns of ``_ENDED``
-    only (a round trip's cycle always asks for that).
-    """
-    ended = _ENDED if narrow else tuple(table.c)
-    prefix = "t." if dialect == "postgresql" else ""
-    agent_filter = {"postgresql": "AND t.agent = ANY(:agents)",
-                    "sqlite": "AND t.agent IN (SELECT value FROM json_each(:agents))"}
-    out: list[Any] = []
-    for statement in sql.statements(name, dialect):
-        # the claimed rows come back whole, the ended ones as asked
-        returns = (tuple(table.c) if "RETURNING /*columns*/" in statement
-                   else ended if "RETURNING /*ended columns*/" in statement else None)
-        statement = (statement
-                     .replace("/*ended columns*/", ", ".join(prefix + c.name for c in ended))
-                     .replace("/*columns*/", ", ".join(prefix + c.name for c in table.c))
-                     .replace("/*agents*/", agent_filter[dialect] if agents else "")
-                     .replace("/*n*/", str(int(n))))
-        if driver:  # sqlite3 takes :name parameters as they are
-            out.append(sql.for_driver(statement) if dialect == "postgresql" else statement)
-            continue
-        clause = text(statement)
-        if dialect == "postgresql" and name in _EXTRA:
-            clause = clause.columns(*table.c, *_EXTRA[name])  # type: ignore[assignment]
-        elif returns:
-            clause = clause.columns(*returns)  # type: ignore[assignment]
-        out.append(clause)
-    return out
-
-
-_STATEMENTS: dict[tuple[str, str, bool, int, bool, bool], list[Any]] = {}
-
-
-def _statements(store: Store, name: str, agents: bool = False, n: int = 0,
-                narrow: bool = False, driver: bool = False) -> list[Any]:
-    key = (name, store.dialect, agents, n, narrow, driver)
-    if key not in _STATEMENTS:
-        _STATEMENTS[key] = _named(name, store.dialect, agents, n, narrow, driver)
-    return _STATEMENTS[key]
-
-
-def _stamp(moment: datetime) -> str:
-    """A moment as SQLite stores it (naive UTC text that sorts as time)."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-# ---------------------------------------------------------------- complete
-
-
-async def _complete_in(store: Store, conn: AsyncConnection, finished: list[Finished],
-                       full: bool = False) -> tuple[list[Any], list[Finished]]:
-    """End the current ones of ``finished`` as succeeded: (their rows, the stale ones).
-    The rows have the columns of ``_ENDED``, or all of them when ``full``."""
-    batch = _json([_item(f) for f in finished])
-    if store.dialect == "postgresql":
-        [stmt] = _statements(store, "tasks_complete", narrow=not full)
-        done = list((await conn.execute(stmt, {"batch": batch,
-                                               "ids": [f.task_id for f in finished]})).all())
-    else:
-        tasks_stmt, attempts_stmt = _statements(store, "tasks_complete", narrow=not full)
-        now = _stamp(datetime.now(UTC))
-        done = list((await conn.execute(tasks_stmt, {"batch": batch, "now": now})).all())
-        if len(done) < len(finished):  # only the current ones' execution records
-            ids = {r.id for r in done}
-            batch = _json([_item(f) for f in finished if f.task_id in ids])
-        if done:
-            await conn.execute(attempts_stmt, {"batch": batch, "now": now})
-    current = {(r.id, r.attempt) for r in done}
-    order = {f.task_id: n for n, f in enumerate(finished)}
-    done.sort(key=lambda r: order[r.id])
-    return done, [f for f in finished if (f.task_id, f.attempt) not in current]
-
-
-def _item(f: Finished) -> dict[str, Any]:
-    item: dict[str, Any] = {"id": f.task_id, "attempt": f.attempt, "output": f.output}
-    if f.tokens is not None:
-        item["tokens"] = f.tokens
-    if f.cost is not None:
-        item["cost"] = f.cost
-    return item
-
-
-async def _release(store: Store, conn: AsyncConnection, done: list[Any],
+async def _release(store: Store, conn: AsyncConnection, done: Sequence[Any],
                    finished: list[Finished]) -> list[EventIn]:
     """Give back the locks of the ended attempts that may hold some."""
     may_hold = {f.task_id for f in finished if f.took_locks}
@@ -376,35 +173,10 @@ async def _release(store: Store, conn: AsyncConnection, done: list[Any],
                                         max(row.finished_at for row in ended))
 
 
-async def _refuse(conn: AsyncConnection, task_id: str, attempt: int, action: str) -> None:
-    """Raise why ``attempt`` of ``task_id`` may not ``action``: unknown, or not current."""
-    row = (await conn.execute(select(t.status, t.attempt).where(t.id == task_id))).first()
-    if row is None:
-        raise NotFound(f"no task {task_id}", code="task_not_found")
-    raise Conflict(
-        f"cannot {action} task {task_id} attempt {attempt}: the task is {row.status} "
-        f"at attempt {row.attempt}", code="stale_attempt",
-        details={"task_id": task_id, "attempt": attempt, "current_attempt": row.attempt,
-                 "status": row.status})
-
-
-# --------------------------------------------------------------- heartbeat
-
-
 async def _beat_in(store: Store, conn: AsyncConnection, running: list[tuple[str, int, bool]],
                    lease_s: float) -> dict[str, bool]:
-    batch = _json([{"id": i, "attempt": n} for i, n, _ in running])
-    [stmt] = _statements(store, "tasks_heartbeat")
-    if store.dialect == "postgresql":
-        rows = (await conn.execute(stmt, {"batch": batch, "lease_s": lease_s})).all()
-        now = (await conn.execute(select(utcnow()))).scalar_one() if any(
-            held for _, _, held in running) else None
-    else:
-        now = datetime.now(UTC)
-        rows = (await conn.execute(stmt, {
-            "batch": batch, "now": _stamp(now),
-            "lease": _stamp(now + timedelta(seconds=lease_s))})).all()
-    beaten = {r.id: bool(r.cancel_requested) for r in rows}
+    beaten, now = await store.tasks.beat_in(conn, [(i, n) for i, n, _ in running], lease_s,
+                                            with_now=any(held for _, _, held in running))
     for task_id, _, held in running:
         if held and task_id in beaten:
             assert now is not None
@@ -418,99 +190,20 @@ async def _beat_in(store: Store, conn: AsyncConnection, running: list[tuple[str,
 async def _claim_in(store: Store, conn: AsyncConnection, worker_id: str,
                     agents: list[str] | None, limit: int, lease_s: float) -> list[Any]:
     """Claim up to ``limit`` tasks within the caller's write transaction."""
-    if store.dialect == "postgresql":
-        claimed, promoted, capped = await _claim_pg(store, conn, worker_id, agents, limit,
-                                                    lease_s)
-        if promoted and len(claimed) < limit:  # now visible: try once more
-            more, _, capped = await _claim_pg(store, conn, worker_id, agents,
-                                              limit - len(claimed), lease_s)
-            claimed += more
-    else:
-        claimed, capped = await _claim_sqlite(store, conn, worker_id, agents, limit, lease_s)
+    claimed, capped = await store.tasks.claim_in(conn, worker_id, agents, limit, lease_s)
     if capped and len(claimed) < limit:
         chosen = await _choose(store, conn, agents, limit - len(claimed))
         if chosen:
-            claimed += await _take(conn, [r.id for r in chosen], worker_id, lease_s)
+            claimed += await store.tasks.take(conn, [r.id for r in chosen], worker_id, lease_s)
     claimed.sort(key=lambda r: (-r.priority, r.seq))
     return claimed
-
-
-async def _claim_pg(store: Store, conn: AsyncConnection, worker_id: str,
-                    agents: list[str] | None, limit: int, lease_s: float
-                    ) -> tuple[list[Any], int, int]:
-    [stmt] = _statements(store, "tasks_claim", bool(agents), limit)
-    params: dict[str, Any] = {"worker_id": worker_id, "lease_s": lease_s}
-    if agents:
-        params["agents"] = list(agents)
-    rows = (await conn.execute(stmt, params)).all()
-    return [r for r in rows if r.id is not None], rows[0].promoted, rows[0].capped
-
-
-async def _claim_sqlite(store: Store, conn: AsyncConnection, worker_id: str,
-                        agents: list[str] | None, limit: int, lease_s: float
-                        ) -> tuple[list[Any], bool]:
-    promote, pick, take = _statements(store, "tasks_claim", bool(agents))
-    now = datetime.now(UTC)
-    params: dict[str, Any] = {"now": _stamp(now), "n": limit}
-    if agents:
-        params["agents"] = _json(list(agents))
-    await conn.execute(promote, params)
-    picked = (await conn.execute(pick, params)).all()
-    taken = []
-    for row in picked:  # the rows before the first capped agent's
-        if row.capped:
-            break
-        taken.append(row.id)
-    capped = len(taken) < len(picked)
-    if not taken:
-        return [], capped
-    params.update(ids=_json(taken), worker_id=worker_id,
-                  lease=_stamp(now + timedelta(seconds=lease_s)))
-    claimed = list((await conn.execute(take, params)).all())
-    return claimed, capped
-
-
-async def _take(conn: AsyncConnection, ids: list[str], worker_id: str,
-                lease_s: float) -> list[Any]:
-    """Claim the chosen rows (the capped agents' path)."""
-    now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
-    return list((await conn.execute(
-        update(table).where(t.id.in_(ids)).values(
-            status=Status.RUNNING.value, attempt=t.attempt + 1, worker_id=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_s), started_at=now, updated_at=now)
-        .returning(*table.c))).all())
-
-
-async def _lock_agent(store: Store, conn: AsyncConnection, agent: str, wait: bool) -> bool:
-    """Hold ``agent``'s claim lock until the transaction ends; without ``wait``,
-    give up (False) if another claimer holds it."""
-    if store.dialect != "postgresql":
-        return True  # SQLite: the write transaction already excludes every other claimer
-    key = zlib.crc32(f"agentos.agent:{agent}".encode())
-    if wait:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        return True
-    return bool((await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
-                                    {"k": key})).scalar_one())
-
-
-def _full_agents() -> Any:
-    """Agents at their concurrency limit: running tasks >= the highest limit of any
-    of their versions (none uncapped). Small: it only reads running tasks."""
-    av = agent_versions.c
-    busy = (select(t.agent, func.count().label("running"))
-            .where(t.status == Status.RUNNING.value).group_by(t.agent).subquery())
-    cap = av.definition[("limits", "concurrency")].as_integer()
-    return (select(av.name).select_from(agent_versions.join(busy, busy.c.agent == av.name))
-            .group_by(av.name, busy.c.running)
-            .having(and_(func.count() == func.count(cap), busy.c.running >= func.max(cap))))
 
 
 async def _choose(store: Store, conn: AsyncConnection, agents: list[str] | None,
                   limit: int) -> list[Any]:
     """Up to ``limit`` ready tasks in claim order, within each agent's concurrency limit.
 
-    Agents already at their limit are left out in SQL. The first read usually
+    Agents already at their limit are left out by the read. The first read usually
     suffices; when an agent fills up during this claim, its other rows are
     skipped and the next read leaves it out, so a capped agent's backlog never
     hides other agents' tasks (each further read rules out one more agent).
@@ -521,18 +214,11 @@ async def _choose(store: Store, conn: AsyncConnection, agents: list[str] | None,
     first = True
     while True:
         want = (limit - len(chosen)) * 2  # over-fetch: some may be held back by limits
-        stmt = select(table).where(t.status == Status.PENDING.value,
-                                   t.agent.not_in(_full_agents()))
-        if agents:
-            stmt = stmt.where(t.agent.in_(agents))
-        if full := [agent for agent, left in room.items() if left == 0]:
-            stmt = stmt.where(t.agent.not_in(full))
-        if chosen:  # our own row locks do not hide them from us
-            stmt = stmt.where(t.id.not_in([r.id for r in chosen]))
-        rows = list((await conn.execute(stmt.order_by(t.priority.desc(), t.seq).limit(want)
-                                        .with_for_update(skip_locked=True))).all())
+        rows = await store.tasks.ready(conn, agents,
+                                       [agent for agent, left in room.items() if left == 0],
+                                       [r.id for r in chosen], want)
         if unknown := [r for r in rows if (r.agent, r.agent_version) not in limits]:
-            limits.update(await limits_of(conn, unknown))
+            limits.update(await store.tasks.limits_of(conn, unknown))
         caps: dict[str, int] = {}
         for r in rows:
             cap = limits.get((r.agent, r.agent_version), {}).get("concurrency")
@@ -540,12 +226,10 @@ async def _choose(store: Store, conn: AsyncConnection, agents: list[str] | None,
                 caps[r.agent] = max(cap, caps.get(r.agent, 0))
         for agent in sorted(caps):  # sorted: two claimers lock agents in the same order
             # a later read may only try: waiting out of order could deadlock
-            if not await _lock_agent(store, conn, agent, wait=first):
+            if not await store.tasks.lock_agent(conn, agent, wait=first):
                 room[agent] = 0
                 continue
-            running = (await conn.execute(select(func.count()).select_from(table).where(
-                t.agent == agent, t.status == Status.RUNNING.value))).scalar_one()
-            room[agent] = max(caps[agent] - running, 0)
+            room[agent] = max(caps[agent] - await store.tasks.running(conn, agent), 0)
         for row in rows:
             if row.agent in room:
                 if room[row.agent] == 0:
@@ -557,3 +241,55 @@ async def _choose(store: Store, conn: AsyncConnection, agents: list[str] | None,
         if len(rows) < want:  # nothing more is ready
             return chosen
         first = False
+
+
+# ------------------------------------------------------------- remote claim
+
+
+async def claim_remote(store: Store, worker_id: str, host: str, agents: list[str] | None,
+                       limit: int, lease_s: float, wait_s: float, completed: list[Finished],
+                       recheck: Callable[[], Awaitable[object]] | None = None,
+                       recheck_s: float = 5.0
+                       ) -> tuple[list[tuple[Task, attempt_locks.Held]], list[Finished]]:
+    """A remote worker's round trip over HTTP: record ``completed`` and claim up to
+    ``limit`` tasks in one transaction; with ``wait_s`` > 0, long-poll until one is
+    ready. Each task comes with its agent's declared resources locked for its attempt
+    (one that must wait for a lock is handed back to the lock's queue instead). The
+    worker is registered (or refreshed with what it runs now) once a request, and
+    once more after a long poll; a long poll calls ``recheck`` (the caller's credential
+    check, which raises once it was revoked) every ``recheck_s`` seconds. Returns the
+    tasks and the stale completions."""
+    holders = await attempt_locks.may_hold(store, [c.task_id for c in completed])
+    finished = [Finished(c.task_id, c.attempt, c.output, c.tokens, c.cost,
+                         took_locks=c.task_id in holders) for c in completed]
+    stale: list[Finished] = []
+    claimed: list[Task] | None = None  # None: claim (again)
+    if finished:
+        out = await cycle(store, worker_id, finished, agents, limit, lease_s)
+        stale, claimed = out.stale, out.claimed
+    listed = False
+    wakeup = store.wakeup(CHANNEL)
+    deadline = time.monotonic() + wait_s
+    recheck_at = time.monotonic() + recheck_s
+    try:
+        while True:
+            wakeup.clear()
+            if claimed is None:
+                claimed = (await claim(store, worker_id, agents, limit, lease_s)
+                           ) if limit else []
+            got = await attempt_locks.take_for_claim(store, claimed, lease_s)
+            claimed = None
+            left = deadline - time.monotonic()
+            if got or left <= 0 or not limit:
+                await instances.seen(store, worker_id, host, agents)
+                return got, stale
+            if not listed:  # listed as alive while it waits
+                await instances.seen(store, worker_id, host, agents)
+                listed = True
+            elif recheck is not None and time.monotonic() >= recheck_at:
+                await recheck()
+                recheck_at = time.monotonic() + recheck_s
+            # woken by a submit in this process; polled for other processes
+            await wait_wakeup(wakeup, min(left, REMOTE_POLL))
+    finally:
+        store.forget_wakeup(CHANNEL, wakeup)

@@ -8,7 +8,7 @@ So a consumer never applies an event twice nor skips one, whatever crashes: a ba
 and its cursor commit together or not at all. Only one process applies a given
 consumer's batch at a time (its cursor row is locked for the batch; on PostgreSQL
 another process skips the round instead of waiting), so several servers may run the
-same consumers. Reads stop at the log's horizon (``events.horizon``): an event that
+same consumers. Reads stop at the log's horizon (``store.events.horizon``): an event that
 commits later with a smaller number is never skipped. ``reset`` starts a consumer
 over from the beginning of the log (a rebuild); until it has caught up with the head
 the log had then, it reports itself ``rebuilding`` and refuses another reset.
@@ -99,7 +99,7 @@ async def step(store: Store, consumer: Consumer) -> int | None:
     up), or None when another process is applying one right now."""
     async with store.read() as conn:  # nothing new: no write transaction at all
         row = await store_consumers.fetch(conn, consumer.name)
-        if (row.cursor_seq if row is not None else 0) >= await events.horizon(conn):
+        if (row.cursor_seq if row is not None else 0) >= await store.events.horizon(conn):
             return 0
     likes = consumer.likes()
     async with store.write() as conn:
@@ -108,7 +108,7 @@ async def step(store: Store, consumer: Consumer) -> int | None:
         row = await store_consumers.claim(conn, consumer.name)
         if row is None:
             return None
-        settled = await events.horizon(conn)  # the reads below take a later snapshot
+        settled = await store.events.horizon(conn)  # the reads below take a later snapshot
         rows = await store_consumers.events_after(conn, row.cursor_seq, settled, likes,
                                                   consumer.batch)
         batch = [Event.from_row(r) for r in rows]
@@ -172,7 +172,7 @@ async def reset(store: Store, consumer: Consumer) -> Position:
                                     "target_seq": row.rebuild_target})
         if consumer.clear is not None:
             await consumer.clear(conn)
-        await store_consumers.reset(conn, consumer.name, await events.horizon(conn))
+        await store_consumers.reset(conn, consumer.name, await store.events.horizon(conn))
     [found] = await positions(store, [consumer.name])
     return found
 
@@ -180,7 +180,7 @@ async def reset(store: Store, consumer: Consumer) -> Position:
 async def positions(store: Store, names: Sequence[str]) -> list[Position]:
     """Where each named consumer stands (one never run stands at 0)."""
     async with store.read() as conn:
-        head = await events.horizon(conn)
+        head = await store.events.horizon(conn)
         rows = await store_consumers.fetch_all(conn, names)
         now = await store_consumers.now(conn)
         out = []

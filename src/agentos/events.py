@@ -16,47 +16,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import IntEnum
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import case, delete, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import ids as ids_
 from agentos import patterns
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
-from agentos.store import Store, sql
-from agentos.store.sqlite import SqliteConnection
-from agentos.store.tables import event_log_head, events, route_queue
-from agentos.store.tables import tasks as tasks_table
+from agentos.store import Store
+from agentos.store.events import CHANNEL, Draft, Priority, PriorityName
 from agentos.tasks import Status as TaskStatus
 
-CHANNEL = "agentos_events"  # notified on every commit that appended events
+__all__ = ["CHANNEL", "Appended", "Draft", "Event", "EventIn", "Priority", "PriorityName",
+           "Query", "append", "append_in", "correlation", "get", "head_seq", "prune",
+           "query", "read_after"]
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # bytes of JSON
 MAX_BATCH = 10_000
 MAX_PAGE = 1000
 
 
-class Priority(IntEnum):
-    """Stored as a rank: lower is more urgent, so ORDER BY priority is urgency order."""
-
-    CRITICAL = 0
-    HIGH = 1
-    NORMAL = 2
-    LOW = 3
-
-    @classmethod
-    def parse(cls, name: str) -> Priority:
-        try:
-            return cls[name.upper()]
-        except KeyError:
-            raise InvalidInput(f"unknown priority {name!r} (critical, high, normal or low)",
-                               code="bad_priority") from None
-
-
-PriorityName = Literal["critical", "high", "normal", "low"]
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -74,22 +54,6 @@ class EventIn(BaseModel):
     run_id: Id | None = None
     subject: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     dedup_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-
-
-@dataclass(slots=True)
-class Draft:
-    """An event AgentOS writes itself (a task's status change): appended like an
-    ``EventIn``, but its fields are trusted, so building one skips validation."""
-
-    type: str
-    source: str
-    payload: dict[str, Any]
-    correlation_id: str | None = None
-    causation_id: str | None = None
-    priority: PriorityName = "normal"
-    run_id: str | None = None
-    subject: str | None = None
-    dedup_key: str | None = None
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~2 µs an event, on every read
@@ -166,13 +130,10 @@ async def append_in(store: Store, conn: AsyncConnection, drafts: Sequence[EventI
     """
     if payloads is None:
         payloads = [dump_json(d.payload) for d in drafts]
-    head = event_log_head.c
     keys = [d.dedup_key for d in drafts if d.dedup_key]
     earlier: dict[str, Event] = {}
     if keys:
-        # lock the head first: no concurrent append can slip the same key in
-        await conn.execute(select(head.last_seq).where(head.id == 1).with_for_update())
-        rows = (await conn.execute(select(events).where(events.c.dedup_key.in_(keys)))).all()
+        rows = await store.events.by_dedup_keys(conn, keys)
         earlier = {r.dedup_key: Event.from_row(r) for r in rows}
     # each draft is either earlier[key], or fresh[n] (a repeated key in this
     # batch points at its first draft, marked as a duplicate)
@@ -198,49 +159,14 @@ async def append_in(store: Store, conn: AsyncConnection, drafts: Sequence[EventI
 
 async def _insert(store: Store, conn: AsyncConnection, fresh: list[EventIn | Draft],
                   payloads: list[str]) -> list[Event]:
-    """Number and insert events: the hot path, as named SQL per dialect."""
     now = datetime.now(UTC)
     ids = ids_.uuid7_many(len(fresh))
-    if store.dialect == "postgresql":
-        batch = orjson.dumps([{
-            "id": i, "type": d.type, "source": d.source, "payload": orjson.Fragment(p),
-            "priority": _RANK[d.priority], "correlation_id": d.correlation_id or i,
-            "causation_id": d.causation_id, "run_id": d.run_id, "subject": d.subject,
-            "dedup_key": d.dedup_key} for d, i, p in zip(fresh, ids, payloads, strict=True)])
-        seqs = [r.seq for r in (await conn.exec_driver_sql(
-            sql.query("events_append", "postgresql"),
-            {"batch": batch.decode(), "created_at": now})).all()]
-        await store.notify(conn, CHANNEL, sent=True)
-    else:
-        first = insert_sqlite(cast(SqliteConnection, conn).driver(), fresh, payloads, ids, now)
-        seqs = list(range(first, first + len(fresh)))
-        await store.notify(conn, CHANNEL)
+    seqs = await store.events.insert(conn, fresh, payloads, ids, now)
     return [Event(seq, i, d.type, d.source, d.payload, _PRIORITY[d.priority],
                   d.correlation_id or i, d.causation_id, d.run_id, d.subject, d.dedup_key, now)
             for seq, d, i in zip(seqs, fresh, ids, strict=True)]
 
 
-def insert_sqlite(db: Any, fresh: Sequence[EventIn | Draft], payloads: list[str],
-                  ids: list[str], now: datetime) -> int:
-    """Number and insert events with SQLite's own connection ``db``, inside its write
-    transaction (the caller wakes this process's listeners once it commits); returns
-    the first sequence number."""
-    (last,) = db.execute(_SQLITE_TAKE_SEQS, (len(fresh),)).fetchone()
-    first: int = last - len(fresh) + 1
-    stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    db.executemany(sql.query("events_append", "sqlite"), [
-        (first + n, i, d.type, d.source, p, _RANK[d.priority], d.correlation_id or i,
-         d.causation_id, d.run_id, d.subject, d.dedup_key, stamp)
-        for n, (d, i, p) in enumerate(zip(fresh, ids, payloads, strict=True))])
-    db.executemany(_SQLITE_QUEUE, [(_RANK[d.priority], first + n) for n, d in enumerate(fresh)])
-    return first
-
-
-_PG_HORIZON = sql.query("events_horizon", "postgresql")
-_SQLITE_TAKE_SEQS = (
-    "UPDATE event_log_head SET last_seq = last_seq + ? WHERE id = 1 RETURNING last_seq")
-_SQLITE_QUEUE = "INSERT INTO route_queue (rank, seq) VALUES (?, ?)"
-_RANK = {p.name.lower(): int(p) for p in Priority}
 _PRIORITY = {p.name.lower(): p for p in Priority}
 _NAME = {p: p.name.lower() for p in Priority}
 
@@ -260,45 +186,25 @@ async def head_seq(store: Store) -> int:
     """The sequence number up to which the log is settled (0 for an empty log): no
     event with a number at or below it can still commit."""
     async with store.read() as conn:
-        return await horizon(conn)
+        return await store.events.horizon(conn)
 
 
-async def horizon(conn: AsyncConnection) -> int:
-    """``head_seq`` on the caller's connection; a read by sequence number must stop
-    here, and take its snapshot after this (in a later statement).
-
-    SQLite numbers events under its single writer lock, so the head row is the
-    horizon. PostgreSQL numbers them from a sequence without a lock between
-    appenders (they commit out of order); each marks itself in flight until it ends
-    (``events_numbered``), and the horizon stops below the lowest mark.
-    """
-    if conn.dialect.name == "postgresql":
-        return int((await conn.exec_driver_sql(_PG_HORIZON)).scalar_one())
-    return int((await conn.execute(
-        select(event_log_head.c.last_seq).where(event_log_head.c.id == 1))).scalar_one())
-
-
-def _glob_clause(glob: str) -> Any:
+def _like(glob: str) -> str:
     patterns.check_event_glob(glob)
-    return events.c.type.like(patterns.to_like(glob), escape="\\")
+    return patterns.to_like(glob)
 
 
-async def read_after(conn: AsyncConnection, after_seq: int, limit: int,
+async def read_after(store: Store, conn: AsyncConnection, after_seq: int, limit: int,
                      type_glob: str | None = None) -> list[Event]:
-    """Events with ``seq > after_seq`` in order, at most ``limit``, up to the horizon."""
-    settled = await horizon(conn)
-    if settled <= after_seq:
-        return []
-    stmt = select(events).where(events.c.seq > after_seq, events.c.seq <= settled)
-    if type_glob is not None and type_glob != "*":
-        stmt = stmt.where(_glob_clause(type_glob))
-    rows = (await conn.execute(stmt.order_by(events.c.seq).limit(limit))).all()
-    return [Event.from_row(r) for r in rows]
+    """Events with ``seq > after_seq`` in order, at most ``limit``, up to the horizon
+    (a tailer never skips one that commits later with a smaller number)."""
+    like = _like(type_glob) if type_glob is not None and type_glob != "*" else None
+    return [Event.from_row(r) for r in await store.events.after(conn, after_seq, limit, like)]
 
 
 async def get(store: Store, event_id: str) -> Event:
     async with store.read() as conn:
-        row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
+        row = await store.events.get(conn, event_id)
     if row is None:
         raise NotFound(f"no event with id {event_id}", code="event_not_found")
     return Event.from_row(row)
@@ -328,27 +234,14 @@ async def query(store: Store, q: Query) -> tuple[list[Event], int | None]:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="bad_limit")
     if q.after_seq < 0 or (q.before_seq is not None and q.before_seq < 1):
         raise InvalidInput("after_seq must be >= 0 and before_seq >= 1", code="bad_cursor")
-    stmt = select(events).where(events.c.seq > q.after_seq)
-    if q.before_seq is not None:
-        stmt = stmt.where(events.c.seq < q.before_seq)
-    if q.type:
-        stmt = stmt.where(_glob_clause(q.type))
-    if q.source:
-        stmt = stmt.where(events.c.source == q.source)
-    if q.correlation_id:
-        stmt = stmt.where(events.c.correlation_id == q.correlation_id)
-    if q.run_id:
-        stmt = stmt.where(events.c.run_id == q.run_id)
-    if q.priority:
-        stmt = stmt.where(events.c.priority == int(Priority.parse(q.priority)))
-    if q.since:
-        stmt = stmt.where(events.c.created_at >= q.since)
-    if q.until:
-        stmt = stmt.where(events.c.created_at < q.until)
+    like = _like(q.type) if q.type else None
+    rank = int(Priority.parse(q.priority)) if q.priority else None
     async with store.read() as conn:
-        stmt = stmt.where(events.c.seq <= await horizon(conn))  # a page never skips one
-        order = events.c.seq.desc() if q.newest_first else events.c.seq
-        rows = (await conn.execute(stmt.order_by(order).limit(q.limit + 1))).all()
+        rows = await store.events.page(
+            conn, after_seq=q.after_seq, limit=q.limit + 1, type_like=like,
+            source=q.source or None, correlation_id=q.correlation_id or None,
+            run_id=q.run_id or None, rank=rank, since=q.since, until=q.until,
+            before_seq=q.before_seq, newest_first=q.newest_first)
     page = [Event.from_row(r) for r in rows[: q.limit]]
     return page, (page[-1].seq if len(rows) > q.limit else None)
 
@@ -359,11 +252,7 @@ async def correlation(store: Store, correlation_id: str) -> list[dict[str, Any]]
     A task sits under the event that caused it; its lifecycle events and the events
     its handler emitted sit under the task."""
     async with store.read() as conn:
-        rows = (await conn.execute(select(events).where(events.c.correlation_id ==
-                                                        correlation_id).order_by(events.c.seq)
-                                   )).all()
-        task_rows = (await conn.execute(select(tasks_table).where(
-            tasks_table.c.correlation_id == correlation_id).order_by(tasks_table.c.seq))).all()
+        rows, task_rows = await store.events.of_correlation(conn, correlation_id)
     if not rows and not task_rows:
         raise NotFound(f"no events with correlation id {correlation_id}",
                        code="correlation_not_found")
@@ -423,21 +312,7 @@ async def prune(store: Store, older_than: timedelta, type_glob: str | None = Non
     their chains the same way.)
     """
     cutoff = datetime.now(UTC) - older_than
-    old = [events.c.created_at < cutoff]
-    if type_glob:
-        old.append(_glob_clause(type_glob))
+    like = _like(type_glob) if type_glob else None
     unfinished = [s.value for s in TaskStatus if not s.final]
-    needed = or_(
-        events.c.correlation_id.in_(select(tasks_table.c.correlation_id)
-                                    .where(tasks_table.c.status.in_(unfinished))),
-        events.c.seq.in_(select(route_queue.c.seq)))
-    counts = select(func.count(), func.coalesce(func.sum(case((needed, 1), else_=0)), 0)
-                    ).select_from(events).where(*old)
-    if dry_run:
-        async with store.read() as conn:
-            matched, kept = (await conn.execute(counts)).one()
-        return Pruned(int(matched) - int(kept), int(kept))
-    async with store.write() as conn:
-        deleted = (await conn.execute(delete(events).where(*old, not_(needed)))).rowcount
-        kept = (await conn.execute(counts)).one()[1]
-    return Pruned(int(deleted), int(kept))
+    deleted, kept = await store.events.prune(cutoff, like, unfinished, dry_run)
+    return Pruned(deleted, kept)

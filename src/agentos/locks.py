@@ -43,6 +43,7 @@ from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import EventIn
 from agentos.store import Store, sql
 from agentos.store.columns import UTCDateTime, json_loads, utc_from_text, utcnow
+from agentos.store.events import insert_rows
 from agentos.store.sqlite import SqliteConnection
 from agentos.store.tables import lock_waiters, locks
 from agentos.store.tables import tasks as tasks_table
@@ -282,10 +283,10 @@ def _insert_sqlite(db: Any, params: dict[str, Any], kind: str, cause: str | None
     """Append the event of a hot-path statement on SQLite's own connection."""
     payload = events.dump_json({**json_loads(params["payload"]), **extra})
     draft = events.Draft(f"lock.{kind}", "locks", {}, causation_id=cause)
-    events.insert_sqlite(db, [draft], [payload], [params["event_id"]], params["created_at"])
+    insert_rows(db, [draft], [payload], [params["event_id"]], params["created_at"])
 
 
-_PG = {name: sql.query(f"locks_{name}", "postgresql")
+_PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True)
        for name in ("acquire", "release", "join", "handover", "renew")}
 _LOCK_ROW = "SELECT 1 FROM locks WHERE resource = %(resource)s FOR UPDATE"
 _SQLITE_ACQUIRE = sql.query("locks_acquire", "sqlite")

@@ -98,7 +98,7 @@ async def pending(store: Store, name: str, limit: int = 100, wait_s: float = 0.0
             wakeup.clear()  # before reading: a commit from now on wakes the wait below
             sub = await get(store, name)
             async with store.read() as conn:
-                found = await events.read_after(conn, sub.cursor_seq, limit, sub.type_glob)
+                found = await events.read_after(store, conn, sub.cursor_seq, limit, sub.type_glob)
             left = deadline - time.monotonic()
             if found or left <= 0:
                 return found

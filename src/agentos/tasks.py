@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -116,6 +116,90 @@ def after_failure(attempts_used: int, max_retries: int, backoff: Backoff,
     return Decision(Status.FAILED, None)
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt's execution record (the running one is built from its task's row)."""
+
+    number: int
+    worker_id: str | None
+    outcome: str
+    started_at: datetime | None
+    ended_at: datetime | None = None
+    duration_ms: float | None = None
+    error: dict[str, Any] | None = None
+    tokens: Any = None
+    cost: float | None = None
+
+    @classmethod
+    def from_row(cls, r: Any) -> Attempt:
+        return cls(r.number, r.worker_id, r.outcome, r.started_at, r.ended_at, r.duration_ms,
+                   r.error, r.tokens, r.cost)
+
+
+@dataclass(slots=True)
+class Task:
+    """A task as stored (``attempts``: its execution records, when read with them)."""
+
+    id: str
+    seq: int
+    agent: str
+    agent_version: str
+    input: dict[str, Any]
+    priority: int
+    status: Status
+    attempt: int  # the current (or last) attempt's number
+    retry_base: int  # attempts before the last operator retry
+    max_retries: int
+    timeout_s: float
+    run_at: datetime
+    lease_expires_at: datetime | None
+    worker_id: str | None
+    started_at: datetime | None  # the current (or last) attempt's start
+    cancel_requested: bool
+    idempotency_key: str | None
+    correlation_id: str
+    causation_id: str | None
+    output: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    attempts: tuple[Attempt, ...] = ()
+
+    @classmethod
+    def from_row(cls, r: Any, attempts: tuple[Attempt, ...] = ()) -> Task:
+        return cls(r.id, r.seq, r.agent, r.agent_version, r.input, r.priority,
+                   Status(r.status), r.attempt, r.retry_base, r.max_retries, r.timeout_s,
+                   r.run_at, r.lease_expires_at, r.worker_id, r.started_at,
+                   bool(r.cancel_requested), r.idempotency_key, r.correlation_id,
+                   r.causation_id, r.output, r.error, r.created_at, r.updated_at,
+                   r.finished_at, attempts)
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        out = {
+            "id": self.id, "seq": self.seq, "agent": self.agent, "version": self.agent_version,
+            "input": self.input, "priority": self.priority, "status": self.status.value,
+            "attempt": self.attempt, "max_retries": self.max_retries,
+            "timeout_s": self.timeout_s, "run_at": iso(self.run_at),
+            "lease_expires_at": iso(self.lease_expires_at), "worker_id": self.worker_id,
+            "started_at": iso(self.started_at), "cancel_requested": self.cancel_requested,
+            "idempotency_key": self.idempotency_key, "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id, "output": self.output, "error": self.error,
+            "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
+            "finished_at": iso(self.finished_at),
+        }
+        if self.attempts:
+            out["attempts"] = [{
+                "number": x.number, "worker_id": x.worker_id, "outcome": x.outcome,
+                "started_at": iso(x.started_at), "ended_at": iso(x.ended_at),
+                "duration_ms": x.duration_ms, "error": x.error, "tokens": x.tokens,
+                "cost": x.cost} for x in self.attempts]
+        return out
+
+
 Priority = Annotated[int, Field(ge=1, le=10)]
 
 
@@ -140,38 +224,3 @@ class TaskIn(TaskTemplate):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     correlation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     causation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-
-
-# The fields an idempotency key stands for, in the order a conflict lists them. A field
-# the producer leaves out, which the server fills in (version, limits, run_at,
-# correlation_id), matches whatever the first task got.
-IDEMPOTENT_FIELDS = ("agent", "version", "input", "priority", "max_retries", "timeout_s",
-                     "run_at", "correlation_id", "causation_id")
-_FILLED_IN = {"version", "max_retries", "timeout_s", "run_at", "correlation_id"}
-_COLUMN = {"version": "agent_version"}  # the task row's name for a field
-
-
-def differences(item: TaskIn, first: Any) -> list[str]:
-    """The fields of ``item`` that differ from ``first``, the task (row) or the item its
-    idempotency key was first used for: a retry of the same request has none."""
-    out = []
-    for name in IDEMPOTENT_FIELDS:
-        mine = getattr(item, name)
-        theirs = getattr(first, name if isinstance(first, TaskIn) else _COLUMN.get(name, name))
-        if mine is None and name in _FILLED_IN:
-            continue
-        if mine != theirs:
-            out.append(name)
-    return out
-
-
-def idempotency_conflict(key: str, fields: list[str], task_id: str | None = None,
-                         index: int | None = None) -> Conflict:
-    """409: an idempotency key used again for a different task (as payment APIs answer)."""
-    details: dict[str, Any] = {"idempotency_key": key, "fields": fields}
-    if task_id is not None:
-        details["task_id"] = task_id
-    if index is not None:
-        details["index"] = index
-    return Conflict(f"idempotency key {key!r} was used for a different task: "
-                    f"{', '.join(fields)} differ", code="idempotency_conflict", details=details)

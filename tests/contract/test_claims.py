@@ -37,10 +37,10 @@ async def test_a_round_trip_records_the_current_attempts_and_fences_the_rest(
     assert [f.task_id for f in done.stale] == [two.id]
     for task, n in ((one, 0), (three, 2)):
         got = await queue.get(store, task.id)
-        assert (got.status, got.row.output) == (Status.SUCCEEDED, {"n": n})
+        assert (got.status, got.output) == (Status.SUCCEEDED, {"n": n})
         assert got.to_dict()["attempts"][0]["outcome"] == Outcome.SUCCEEDED
     lost = await queue.get(store, two.id)
-    assert lost.status in (Status.SCHEDULED, Status.PENDING) and lost.row.output is None
+    assert lost.status in (Status.SCHEDULED, Status.PENDING) and lost.output is None
     assert lost.to_dict()["attempts"][0]["outcome"] == Outcome.LOST
     succeeded = [e.payload["task_id"] for e in await task_events(store)
                  if e.type == "task.succeeded"]
@@ -58,8 +58,8 @@ async def test_a_round_trip_appends_its_events_in_order_in_each_task_s_correlati
     done = await claims.cycle(store, "w1", [Finished(second.id, 1, {}, took_locks=False)],
                               limit=5, lease_s=60)
     assert [t.id for t in done.claimed] == [first.id, third.id] and not done.stale
-    assert all(t.row.status == Status.RUNNING and t.row.attempt == 1 for t in done.claimed)
-    lease = done.claimed[0].row.lease_expires_at
+    assert all(t.status == Status.RUNNING and t.attempt == 1 for t in done.claimed)
+    lease = done.claimed[0].lease_expires_at
     assert lease is not None and lease > datetime.now(UTC) + timedelta(seconds=50)
     tail = [(e.type, e.payload["task_id"], e.correlation_id, e.causation_id)
             for e in (await task_events(store))[-3:]]
@@ -82,7 +82,7 @@ async def test_a_claim_takes_a_scheduled_task_as_soon_as_it_is_due(store: Store)
         await conn.execute(update(table).where(table.c.id == task.id).values(
             run_at=datetime.now(UTC) - timedelta(seconds=1)))
     [claimed] = await claims.claim(store, "w1")  # promoted and claimed by one call
-    assert claimed.id == task.id and claimed.row.status == Status.RUNNING
+    assert claimed.id == task.id and claimed.status == Status.RUNNING
 
 
 async def test_a_batch_claim_keeps_claim_order_across_capped_and_uncapped_agents(
@@ -113,7 +113,7 @@ async def test_one_statement_renews_every_running_lease_and_carries_cancellation
     await agent(store, max_retries=3)
     kept, cancelled, lost = [await submit(store) for _ in range(3)]
     running = await claims.claim(store, "w1", limit=3, lease_s=5)
-    before = {t.id: t.row.lease_expires_at for t in running}
+    before = {t.id: t.lease_expires_at for t in running}
     await queue.cancel(store, cancelled.id)  # running: only asked to stop
     async with store.write() as conn:
         await conn.execute(update(table).where(table.c.id == lost.id).values(
@@ -122,9 +122,9 @@ async def test_one_statement_renews_every_running_lease_and_carries_cancellation
     beaten = await claims.beat_many(store, [(t.id, 1, False) for t in running], lease_s=60)
     assert beaten == {kept.id: False, cancelled.id: True}  # the lost one is superseded
     for task_id in beaten:
-        lease = (await queue.get(store, task_id)).row.lease_expires_at
+        lease = (await queue.get(store, task_id)).lease_expires_at
         assert lease is not None and lease > before[task_id] + timedelta(seconds=50)
-    assert (await queue.get(store, lost.id)).row.lease_expires_at is None
+    assert (await queue.get(store, lost.id)).lease_expires_at is None
 
 
 async def test_the_planner_statistics_of_the_queue_follow_a_burst_of_submits(
@@ -199,7 +199,7 @@ async def test_a_driver_block_that_fails_writes_nothing(store: Store) -> None:
             else:
                 db.execute(statement, {"id": task.id})
             raise RuntimeError("the caller failed after writing")
-    assert (await queue.get(store, task.id)).row.priority == 5
+    assert (await queue.get(store, task.id)).priority == 5
     [claimed] = await claims.claim(store, "w1")  # the connection is usable again
     assert claimed.id == task.id
 

@@ -30,7 +30,7 @@ async def test_append_numbers_events_in_order(store: Store) -> None:
 async def test_a_big_batch_is_numbered_in_its_own_order(store: Store) -> None:
     made = await events.append(store, [ev(payload={"n": i}) for i in range(500)])
     async with store.read() as conn:
-        logged = await events.read_after(conn, 0, 1000)
+        logged = await events.read_after(store, conn, 0, 1000)
     assert [e.payload["n"] for e in logged] == list(range(500))
     assert [e.seq for e in logged] == [a.event.seq for a in made] == list(range(1, 501))
 
@@ -139,9 +139,9 @@ async def test_prune_keeps_what_unfinished_tasks_and_the_router_need(store: Stor
     [a, b, _] = await events.append(store, [ev("alert.a"), ev("alert.b"), ev("noise.x")])
     await route_all(store)
     # When the task for b succeeds while the task for a is still running
-    claimed = {t.row.causation_id: t for t in await claims.claim(store, "w", limit=2)}
+    claimed = {t.causation_id: t for t in await claims.claim(store, "w", limit=2)}
     done = claimed[b.event.id]
-    await claims.complete(store, done.id, done.row.attempt, {"ok": True})
+    await claims.complete(store, done.id, done.attempt, {"ok": True})
     await route_all(store)
     chain_a = await events.query(store, events.Query(correlation_id=a.event.id))
     assert [e.type for e in chain_a[0]] == ["alert.a", "task.created", "task.started"]
@@ -160,7 +160,7 @@ async def test_prune_keeps_what_unfinished_tasks_and_the_router_need(store: Stor
     assert len((await queue.list_tasks(store))[0]) == 2
     # once a's task finishes too, its chain may go
     running = claimed[a.event.id]
-    await claims.complete(store, running.id, running.row.attempt, {"ok": True})
+    await claims.complete(store, running.id, running.attempt, {"ok": True})
     await route_all(store)
     assert (await events.prune(store, timedelta(microseconds=1))).kept == 0
     assert (await events.query(store, events.Query()))[0] == []

@@ -23,7 +23,7 @@ import pytest
 from agentos import agent_spec, events, queue, registry
 from agentos.config import LlmPrice
 from agentos.store import Store
-from agentos.tasks import Status, TaskIn
+from agentos.tasks import Status, Task, TaskIn
 from agentos.worker.handlers import Context, HandlerError, SubTaskFailed, Usage, command, http, llm
 from agentos.worker.loop import Worker
 from tests.fake_llm import FakeLlm
@@ -45,7 +45,7 @@ async def submit(store: Store, name: str, **input: Any) -> str:
 
 
 async def run(store: Store, *task_ids: str, concurrency: int = 2,
-              lease_s: float = 30.0) -> list[queue.Task]:
+              lease_s: float = 30.0) -> list[Task]:
     """Run burst workers until every task is final (retries come back after backoff)."""
     for _ in range(50):
         worker = Worker(store, burst=True, concurrency=concurrency, lease_s=lease_s)
@@ -110,7 +110,7 @@ async def test_command_success(store: Store, tmp_path: Path,
     task_id = await submit(store, "adder", a=2, b=3)
     [task] = await run(store, task_id)
     assert task.status is Status.SUCCEEDED
-    assert task.row.output == {"sum": 5, "cwd": str(tmp_path), "task": task_id,
+    assert task.output == {"sum": 5, "cwd": str(tmp_path), "task": task_id,
                                "greeting": "hi", "secret": None}
 
 
@@ -119,8 +119,8 @@ async def test_command_non_zero_exit_fails_with_stderr(store: Store) -> None:
     await agent(store, "crasher", python_command(code), limits={"max_retries": 1})
     [task] = await run(store, await submit(store, "crasher"))
     assert task.status is Status.FAILED and len(task.attempts) == 2  # retryable
-    assert "exited with status 3" in task.row.error["message"]
-    assert "disk on fire" in task.row.error["message"]
+    assert "exited with status 3" in task.error["message"]
+    assert "disk on fire" in task.error["message"]
 
 
 async def test_command_bad_json_fails_for_good(store: Store) -> None:
@@ -128,8 +128,8 @@ async def test_command_bad_json_fails_for_good(store: Store) -> None:
                 limits={"max_retries": 3})
     [task] = await run(store, await submit(store, "chatty"))
     assert task.status is Status.FAILED and len(task.attempts) == 1
-    assert "JSON object on stdout" in task.row.error["message"]
-    assert "hello there" in task.row.error["message"]
+    assert "JSON object on stdout" in task.error["message"]
+    assert "hello there" in task.error["message"]
 
 
 async def test_command_missing_program_fails_for_good(store: Store) -> None:
@@ -137,7 +137,7 @@ async def test_command_missing_program_fails_for_good(store: Store) -> None:
                 limits={"max_retries": 3})
     [task] = await run(store, await submit(store, "ghost"))
     assert task.status is Status.FAILED and len(task.attempts) == 1
-    assert "cannot start /no/such/program" in task.row.error["message"]
+    assert "cannot start /no/such/program" in task.error["message"]
 
 
 async def test_command_timeout_kills_the_child_and_its_children(
@@ -255,7 +255,7 @@ async def test_http_posts_the_input_and_returns_the_reply(store: Store,
                                   "headers": {"X-Token": "t0k"}})
     task_id = await submit(store, "notify", text="hi")
     [task] = await run(store, task_id)
-    assert task.row.output == {"ok": True, "got": {"text": "hi"}}
+    assert task.output == {"ok": True, "got": {"text": "hi"}}
     [request] = webhook.requests
     assert request["headers"]["x-token"] == "t0k"
     assert request["headers"]["x-agentos-task-id"] == task_id
@@ -269,9 +269,9 @@ async def test_http_follows_redirects_only_to_allowed_hosts(store: Store,
                 limits={"max_retries": 3})
     inside, outside = await run(store, await submit(store, "inside", n=1),
                                 await submit(store, "outside", n=2))
-    assert inside.row.output == {"ok": True, "got": {"n": 1}}
+    assert inside.output == {"ok": True, "got": {"n": 1}}
     assert outside.status is Status.FAILED and len(outside.attempts) == 1
-    assert "refusing to call localhost" in outside.row.error["message"]
+    assert "refusing to call localhost" in outside.error["message"]
     # the refused hop was never made
     assert sorted(r["path"] for r in webhook.requests) == ["/hook", "/to-hook",
                                                            "/to-other-host"]
@@ -284,7 +284,7 @@ async def test_http_refuses_hosts_not_allowed(store: Store, webhook: Webhook,
                 limits={"max_retries": 3})
     [task] = await run(store, await submit(store, "notify"))
     assert task.status is Status.FAILED and len(task.attempts) == 1
-    assert "AGENTOS_HTTP_ALLOW" in task.row.error["message"]
+    assert "AGENTOS_HTTP_ALLOW" in task.error["message"]
     assert webhook.requests == []
 
 
@@ -306,10 +306,10 @@ async def test_http_errors_retry_only_when_it_may_help(
                                                  ("busy", "dead", "lost", "texty")])
     assert [len(t.attempts) for t in (busy, dead, lost, texty)] == [2, 2, 1, 1]
     assert all(t.status is Status.FAILED for t in (busy, dead, lost, texty))
-    assert "answered 503" in busy.row.error["message"]
-    assert "ConnectError" in dead.row.error["message"]
-    assert "answered 404" in lost.row.error["message"]
-    assert "without a JSON body" in texty.row.error["message"]
+    assert "answered 503" in busy.error["message"]
+    assert "ConnectError" in dead.error["message"]
+    assert "answered 404" in lost.error["message"]
+    assert "without a JSON body" in texty.error["message"]
 
 
 def test_allow_list_matching() -> None:
@@ -353,7 +353,7 @@ async def test_llm_fills_the_prompt_and_records_tokens_and_cost(
     [task] = await run(store, await submit(store, "summariser", text="a long story",
                                            tags=["x", "y"], user={"name": "Ada"}))
     assert task.status is Status.SUCCEEDED
-    assert task.row.output == {"content": 'echo: Summarise: a long story (tags ["x", "y"])',
+    assert task.output == {"content": 'echo: Summarise: a long story (tags ["x", "y"])',
                                "model": "fake-small"}
     [request] = fake_llm.requests
     assert request["headers"]["authorization"] == "Bearer sk-test"
@@ -372,7 +372,7 @@ async def test_llm_json_reply_becomes_fields_and_unknown_price_is_no_cost(
         "type": "llm", "prompt": "Judge {input.case}", "response_format": "json",
         "model": {"provider": "openai", "name": "fake-large"}}, model=MODEL)
     [task] = await run(store, await submit(store, "judge", case="c1"))
-    assert task.row.output == {"verdict": "pass", "echo": "Judge c1", "model": "fake-large",
+    assert task.output == {"verdict": "pass", "echo": "Judge c1", "model": "fake-large",
                                "content": '{"verdict": "pass", "echo": "Judge c1"}'}
     [request] = fake_llm.requests
     assert request["body"]["model"] == "fake-large"  # the handler's model wins
@@ -393,14 +393,14 @@ async def test_llm_failures(store: Store, fake_llm: FakeLlm,
         await submit(store, "missing", user={"id": 1}), await submit(store, "overloaded"),
         await submit(store, "unauthorised")])
     assert [len(t.attempts) for t in (missing, overloaded, unauthorised)] == [1, 2, 1]
-    assert "no input.user.name" in missing.row.error["message"]
-    assert "answered 503" in overloaded.row.error["message"]
-    assert "answered 401" in unauthorised.row.error["message"]
+    assert "no input.user.name" in missing.error["message"]
+    assert "answered 503" in overloaded.error["message"]
+    assert "answered 401" in unauthorised.error["message"]
     assert len(fake_llm.requests) == 3  # none for the prompt that could not be filled
 
     monkeypatch.delenv("AGENTOS_LLM_BASE_URL")
     [unset] = await run(store, await submit(store, "overloaded"))
-    assert len(unset.attempts) == 1 and "AGENTOS_LLM_BASE_URL" in unset.row.error["message"]
+    assert len(unset.attempts) == 1 and "AGENTOS_LLM_BASE_URL" in unset.error["message"]
 
 
 async def test_llm_tokens_are_recorded_when_the_attempt_fails_after_the_reply(
@@ -408,7 +408,7 @@ async def test_llm_tokens_are_recorded_when_the_attempt_fails_after_the_reply(
     await agent(store, "judge", {"type": "llm", "prompt": "Judge", "response_format": "json"},
                 model={"provider": "openai", "name": "prose"}, limits={"max_retries": 1})
     [task] = await run(store, await submit(store, "judge"))
-    assert task.status is Status.FAILED and "asked for a JSON object" in task.row.error["message"]
+    assert task.status is Status.FAILED and "asked for a JSON object" in task.error["message"]
     assert [a.tokens for a in task.attempts] == [{"prompt": 12, "completion": 5, "total": 17}] * 2
     assert [a.outcome for a in task.attempts] == ["failed", "failed"]
 
@@ -473,11 +473,11 @@ async def test_call_runs_a_sub_agent_and_returns_its_output(store: Store) -> Non
                 sub_agents=[{"name": "child", "version": "^1"}])
     parent_id = await submit(store, "parent", n=21)
     [done] = await run(store, parent_id)
-    assert done.row.output == {"child": {"double": 42, "version": "1.0.0"}}
+    assert done.output == {"child": {"double": 42, "version": "1.0.0"}}
     [sub] = [t for t in (await queue.list_tasks(store, agent="child"))[0]]
-    assert sub.row.correlation_id == done.row.correlation_id
-    assert sub.row.causation_id == parent_id
-    [root] = await events.correlation(store, done.row.correlation_id)
+    assert sub.correlation_id == done.correlation_id
+    assert sub.causation_id == parent_id
+    [root] = await events.correlation(store, done.correlation_id)
     assert (root["kind"], root["id"]) == ("task", parent_id)
     assert sub.id in {c["id"] for c in root["children"] if c["kind"] == "task"}
 
@@ -486,9 +486,9 @@ async def test_call_reports_a_failed_sub_agent(store: Store) -> None:
     await agent(store, "child", CHILD)
     await agent(store, "parent", PARENT, permissions={"call_sub_agents": True})
     [done] = await run(store, await submit(store, "parent", n=-1))
-    assert done.row.output["child_status"] == "failed"
-    assert "sub-agent child task" in done.row.output["failed"]
-    assert "negative" in done.row.output["failed"]
+    assert done.output["child_status"] == "failed"
+    assert "sub-agent child task" in done.output["failed"]
+    assert "negative" in done.output["failed"]
 
 
 async def test_call_needs_the_permission(store: Store) -> None:
@@ -496,7 +496,7 @@ async def test_call_needs_the_permission(store: Store) -> None:
     await agent(store, "parent", PARENT, limits={"max_retries": 3})
     [done] = await run(store, await submit(store, "parent", n=1))
     assert done.status is Status.FAILED and len(done.attempts) == 1
-    assert "may not call sub-agents" in done.row.error["message"]
+    assert "may not call sub-agents" in done.error["message"]
     assert (await queue.list_tasks(store, agent="child"))[0] == []
 
 
@@ -506,7 +506,7 @@ async def test_call_only_declared_sub_agents(store: Store) -> None:
                 sub_agents=[{"name": "other"}])
     [done] = await run(store, await submit(store, "parent", n=1))
     assert done.status is Status.FAILED
-    assert "child is not among the sub_agents of parent" in done.row.error["message"]
+    assert "child is not among the sub_agents of parent" in done.error["message"]
 
 
 async def test_a_timed_out_caller_cancels_its_sub_task(store: Store) -> None:

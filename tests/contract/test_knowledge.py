@@ -219,8 +219,8 @@ async def test_handlers_read_and_write_through_the_context(store: Store) -> None
                            q="backups")
     bad = await submit(store, "sync-librarian", key="a/b", text="x", q="x")
     done = {t.id: t for t in await run(store, ok, sync_ok, bad)}
-    assert done[ok].row.output == {"found": ["k1"], "by": "agent:librarian", "missing": None}
-    assert done[sync_ok].row.output == {"found": ["k2"], "gone": True}
+    assert done[ok].output == {"found": ["k1"], "by": "agent:librarian", "missing": None}
+    assert done[sync_ok].output == {"found": ["k2"], "gone": True}
     assert done[bad].status.value == "failed"
-    assert "may not contain '/'" in done[bad].row.error["message"]
-    assert done[bad].row.attempt == 1  # not retried: the input is what is wrong
+    assert "may not contain '/'" in done[bad].error["message"]
+    assert done[bad].attempt == 1  # not retried: the input is what is wrong

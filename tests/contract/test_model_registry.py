@@ -129,13 +129,13 @@ async def test_a_worker_resolves_model_ref_into_ctx_model(store: Store) -> None:
     first = await submit(store, "uses-model")
     missing = await submit(store, "pinned")
     done = {t.id: t for t in await run(store, first, missing)}
-    assert done[first].row.output == {"model": "scorer", "version": "1",
+    assert done[first].output == {"model": "scorer", "version": "1",
                                       "config": {"threshold": 0.5}}
-    assert done[missing].status.value == "failed" and done[missing].row.attempt == 1
-    assert "no version 2" in done[missing].row.error["message"]
+    assert done[missing].status.value == "failed" and done[missing].attempt == 1
+    assert "no version 2" in done[missing].error["message"]
     # a deploy elsewhere reaches the next attempt (the cache forgets at the commit)
     await register(store, "scorer", "2", config={"threshold": 0.7})
     await model_registry.change(store, "scorer", "2", "deploy", by=BY)
     second = await submit(store, "uses-model")
     [after] = await run(store, second)
-    assert after.row.output["version"] == "2"
+    assert after.output["version"] == "2"

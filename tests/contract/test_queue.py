@@ -11,7 +11,7 @@ from agentos import agent_spec, claims, events, queue, registry
 from agentos.errors import Conflict, InvalidInput
 from agentos.store import Store, open_store
 from agentos.store.tables import tasks as table
-from agentos.tasks import Outcome, Status, TaskIn
+from agentos.tasks import Outcome, Status, Task, TaskIn
 from tests.snapshot import snapshot
 
 
@@ -22,7 +22,7 @@ async def agent(store: Store, name: str = "a", publish: bool = True, **limits: A
         publish=publish)
 
 
-async def submit(store: Store, **fields: Any) -> queue.Task:
+async def submit(store: Store, **fields: Any) -> Task:
     [(task, created)] = await queue.submit(store, [TaskIn(agent="a", **fields)])
     assert created
     return task
@@ -31,22 +31,22 @@ async def submit(store: Store, **fields: Any) -> queue.Task:
 async def test_a_big_batch_is_submitted_and_logged_in_its_own_order(store: Store) -> None:
     await agent(store)
     made = await queue.submit(store, [TaskIn(agent="a", input={"n": i}) for i in range(300)])
-    assert [task.row.input["n"] for task, _ in made] == list(range(300))
+    assert [task.input["n"] for task, _ in made] == list(range(300))
     async with store.read() as conn:
-        logged = await events.read_after(conn, 0, 1000, "task.created")
+        logged = await events.read_after(store, conn, 0, 1000, "task.created")
     assert [e.payload["task_id"] for e in logged] == [task.id for task, _ in made]
 
 
 async def test_submit_claim_complete(store: Store) -> None:
     await agent(store, max_retries=2, timeout_s=30)
     task = await submit(store, input={"x": 1}, priority=7, correlation_id="c-1")
-    assert (task.status, task.row.max_retries, task.row.timeout_s) == (Status.PENDING, 2, 30)
+    assert (task.status, task.max_retries, task.timeout_s) == (Status.PENDING, 2, 30)
     [claimed] = await claims.claim(store, "w1")
-    assert claimed.id == task.id and claimed.row.attempt == 1
-    assert claimed.row.lease_expires_at is not None
+    assert claimed.id == task.id and claimed.attempt == 1
+    assert claimed.lease_expires_at is not None
     assert await claims.claim(store, "w2") == []  # never on two workers
     done = await claims.complete(store, task.id, 1, {"y": 2}, tokens={"total": 5}, cost=0.01)
-    assert done.status is Status.SUCCEEDED and done.row.output == {"y": 2}
+    assert done.status is Status.SUCCEEDED and done.output == {"y": 2}
     got = await queue.get(store, task.id)
     [attempt] = got.to_dict()["attempts"]
     assert attempt["outcome"] == "succeeded" and attempt["worker_id"] == "w1"
@@ -62,7 +62,7 @@ async def test_priority_then_fifo(store: Store) -> None:
     for priority, name in order:
         await submit(store, priority=priority, input={"n": name})
     claimed = await claims.claim(store, "w", limit=10)
-    assert [c.row.input["n"] for c in claimed] == ["b", "e", "a", "c", "d"]
+    assert [c.input["n"] for c in claimed] == ["b", "e", "a", "c", "d"]
 
 
 async def test_concurrency_limit_across_claims(store: Store) -> None:
@@ -105,9 +105,9 @@ async def test_a_claim_fills_past_an_agent_that_fills_up(store: Store) -> None:
         await queue.submit(store, [TaskIn(agent="z", priority=7)])
     await queue.submit(store, [TaskIn(agent="y", priority=3)])
     claimed = await claims.claim(store, "w", limit=3)
-    assert [c.row.agent for c in claimed] == ["x", "z", "z"]
+    assert [c.agent for c in claimed] == ["x", "z", "z"]
     claimed = await claims.claim(store, "w", limit=3)
-    assert [c.row.agent for c in claimed] == ["y"]
+    assert [c.agent for c in claimed] == ["y"]
 
 
 async def test_retries_with_growing_backoff_then_dead_letter(store: Store) -> None:
@@ -121,7 +121,7 @@ async def test_retries_with_growing_backoff_then_dead_letter(store: Store) -> No
                 break
             await asyncio.sleep(0.01)
         [c] = got
-        assert c.row.attempt == attempt
+        assert c.attempt == attempt
         runs.append(datetime.now(UTC))
         after = await queue.fail(store, task.id, attempt, {"type": "Boom", "message": "no"})
     assert after.status is Status.FAILED
@@ -132,10 +132,10 @@ async def test_retries_with_growing_backoff_then_dead_letter(store: Store) -> No
     again = await queue.retry(store, task.id)
     assert again.status is Status.PENDING
     [c] = await claims.claim(store, "w")
-    assert c.row.attempt == 4
+    assert c.attempt == 4
 
 
-async def claim_when_ready(store: Store) -> queue.Task:
+async def claim_when_ready(store: Store) -> Task:
     for _ in range(200):  # a retry waits out its (short) backoff
         if got := await claims.claim(store, "w"):
             return got[0]
@@ -189,7 +189,7 @@ async def test_stale_attempts_are_fenced(store: Store) -> None:
         await conn.execute(update(table).where(table.c.id == task.id)
                            .values(run_at=datetime.now(UTC) - timedelta(seconds=1)))
     [again] = await claims.claim(store, "w2")
-    assert again.row.attempt == 2
+    assert again.attempt == 2
     before = await snapshot(store)
     for call in (claims.complete(store, task.id, 1, {}), claims.heartbeat(store, task.id, 1),
                  queue.fail(store, task.id, 1, {"type": "late", "message": "late"})):
@@ -207,8 +207,8 @@ async def test_cancel(store: Store) -> None:
     [c] = await claims.claim(store, "w")
     assert c.id == running.id
     asked = await queue.cancel(store, running.id)
-    assert asked.status is Status.RUNNING and asked.row.cancel_requested
-    assert (await claims.heartbeat(store, running.id, 1)).row.cancel_requested
+    assert asked.status is Status.RUNNING and asked.cancel_requested
+    assert (await claims.heartbeat(store, running.id, 1)).cancel_requested
     ended = await queue.fail(store, running.id, 1, {"type": "cancelled", "message": "stop"},
                              outcome=Outcome.CANCELLED)
     assert ended.status is Status.CANCELLED
@@ -239,7 +239,7 @@ async def test_a_batch_with_repeated_and_earlier_keys_makes_each_task_once(store
         TaskIn(agent="a", input={"n": 3})])
     assert [(t.id == first.id, new) for t, new in made] == [
         (False, True), (True, False), (False, False), (False, True)]
-    assert made[0][0].id == made[2][0].id and made[0][0].row.input == {"n": 1}
+    assert made[0][0].id == made[2][0].id and made[0][0].input == {"n": 1}
     created, _ = await events.query(store, events.Query(type="task.created", limit=100))
     assert [e.payload["task_id"] for e in created] == [first.id, made[0][0].id, made[3][0].id]
 

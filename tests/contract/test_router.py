@@ -37,10 +37,10 @@ async def test_routes_follow_triggers_of_the_latest_published_version(store: Sto
     for route in await router.routes_of(store, high.event.seq):
         assert route.task_id is not None
         task = await queue.get(store, route.task_id)
-        assert (task.row.agent, task.row.priority) == ("qa", route.priority)
-        assert task.row.causation_id == high.event.id
-        assert task.row.correlation_id == high.event.correlation_id
-        assert task.row.input == {"severity": "high"}
+        assert (task.agent, task.priority) == ("qa", route.priority)
+        assert task.causation_id == high.event.id
+        assert task.correlation_id == high.event.correlation_id
+        assert task.input == {"severity": "high"}
 
 
 async def test_critical_events_are_routed_before_low_ones(store: Store) -> None:

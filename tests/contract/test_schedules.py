@@ -85,7 +85,7 @@ async def publish(store: Store, name: str, version: str = "1.0.0") -> None:
 
 
 async def all_tasks(store: Store) -> list[Any]:
-    return [t.row for t in (await queue.list_tasks(store))[0]]
+    return list((await queue.list_tasks(store))[0])
 
 
 async def test_a_tick_fires_the_event_and_submits_the_task_under_it(store: Store) -> None:

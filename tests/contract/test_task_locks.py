@@ -8,7 +8,7 @@ from typing import Any
 
 from agentos import agent_spec, events, locks, queue, registry
 from agentos.store import Store
-from agentos.tasks import Status, TaskIn
+from agentos.tasks import Status, Task, TaskIn
 from agentos.worker import instances
 from agentos.worker.loop import Worker
 
@@ -29,7 +29,7 @@ async def submit(store: Store, agent_name: str, priority: int = 5, **input: Any)
     return task.id
 
 
-async def until_final(store: Store, ids: list[str], timeout: float = 40) -> list[queue.Task]:
+async def until_final(store: Store, ids: list[str], timeout: float = 40) -> list[Task]:
     async with asyncio.timeout(timeout):
         while True:
             got = [await queue.get(store, i) for i in ids]
@@ -56,7 +56,7 @@ async def test_two_tasks_on_one_device_never_run_at_once(store: Store, tmp_path:
         worker.stop()
         await running
     assert all(t.status is Status.SUCCEEDED for t in done), [t.to_dict() for t in done]
-    assert done[0].row.output == {"held": ["device:pixel-7"]}
+    assert done[0].output == {"held": ["device:pixel-7"]}
     spans = {}
     for line in log.read_text().splitlines():
         task_id, start, end = line.split()
@@ -92,7 +92,7 @@ async def test_a_waiting_task_is_handed_back_and_keeps_its_place(store: Store) -
     assert a.status is b.status is Status.SUCCEEDED  # max_retries 0: the hand-back is free
     assert [x.outcome for x in b.attempts] == ["deferred", "succeeded"]
     # it ran once the device was released, not after the 5 s fallback
-    assert (b.row.finished_at - a.row.finished_at).total_seconds() < 2
+    assert (b.finished_at - a.finished_at).total_seconds() < 2
 
 
 async def test_locks_are_released_however_the_attempt_ends(store: Store) -> None:
@@ -140,10 +140,10 @@ async def test_permissions_lock_is_enforced(store: Store) -> None:
     finally:
         worker.stop()
         await running
-    assert a.status is Status.FAILED and a.row.error["type"] == "lock_not_permitted"
-    assert b.status is Status.SUCCEEDED and b.row.output == {"token": 1}
-    assert c.status is Status.FAILED and "may not lock phone:nope" in c.row.error["message"]
-    assert d.status is Status.FAILED and d.row.error["type"] == "resource_input_missing"
+    assert a.status is Status.FAILED and a.error["type"] == "lock_not_permitted"
+    assert b.status is Status.SUCCEEDED and b.output == {"token": 1}
+    assert c.status is Status.FAILED and "may not lock phone:nope" in c.error["message"]
+    assert d.status is Status.FAILED and d.error["type"] == "resource_input_missing"
     assert await holder(store, "device:x") is None and await holder(store, "device:free") is None
     assert (await locks.get(store, "phone:nope"))["last_token"] == 0  # never locked
 

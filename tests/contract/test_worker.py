@@ -7,7 +7,7 @@ from typing import Any
 
 from agentos import agent_spec, claims, events, queue, registry
 from agentos.store import Store
-from agentos.tasks import Status, TaskIn
+from agentos.tasks import Status, Task, TaskIn
 from agentos.worker.loop import Worker
 
 
@@ -29,7 +29,7 @@ async def submit(store: Store, agent_name: str, **input: Any) -> str:
     return task.id
 
 
-async def drain(store: Store, ids: list[str], **kw: Any) -> list[queue.Task]:
+async def drain(store: Store, ids: list[str], **kw: Any) -> list[Task]:
     """Run workers until every task is final (retries come back after backoff)."""
     for _ in range(50):
         await run_all(store, **kw)
@@ -47,13 +47,13 @@ async def test_handlers_run_and_record_results(store: Store) -> None:
     ids = [await submit(store, "echo", x=1), await submit(store, "double", n=21),
            await submit(store, "emitter")]
     [echo, double, emitted] = await drain(store, ids)
-    assert echo.row.output == {"echo": {"x": 1}, "attempt": 1}
-    assert double.row.output == {"double": 42}
+    assert echo.output == {"echo": {"x": 1}, "attempt": 1}
+    assert double.output == {"double": 42}
     [event], _ = await events.query(store, events.Query(type="work.done"))
     assert event.payload == {"value": 3} and event.causation_id == emitted.id
-    assert event.correlation_id == emitted.row.correlation_id
+    assert event.correlation_id == emitted.correlation_id
     # the correlation tree: the task, and under it its lifecycle and what it emitted
-    [root] = await events.correlation(store, emitted.row.correlation_id)
+    [root] = await events.correlation(store, emitted.correlation_id)
     assert (root["kind"], root["id"]) == ("task", emitted.id)
     assert {c["type"] for c in root["children"]} == {
         "task.created", "task.started", "work.done", "task.succeeded"}
@@ -138,7 +138,7 @@ async def test_shutdown_hands_back_unfinished_tasks(store: Store) -> None:
     # claimable again, and the interrupted attempt did not use up its only try
     assert back.status is Status.PENDING and back.attempts[0].outcome == "lost"
     [again] = await claims.claim(store, "w2")
-    assert again.row.attempt == 2
+    assert again.attempt == 2
 
 
 async def test_workers_register_and_deregister(store: Store) -> None:
@@ -162,7 +162,7 @@ async def test_workers_register_and_deregister(store: Store) -> None:
 
 
 async def run_until_final(store: Store, ids: list[str], worker: Worker,
-                          then: Any = None) -> list[queue.Task]:
+                          then: Any = None) -> list[Task]:
     """Run ``worker`` until every task is final; ``then`` runs once all have started."""
     running = asyncio.create_task(worker.run())
     try:
@@ -190,9 +190,9 @@ async def test_sync_handlers_use_the_context_from_their_thread(store: Store) -> 
     [task] = await drain(store, [await submit(store, "syncemit", call=True)])
     assert task.status is Status.SUCCEEDED, task.to_dict()
     [event], _ = await events.query(store, events.Query(type="work.done"))
-    assert task.row.output == {"event": event.id, "sub": {"echo": {"from": "sync"}, "attempt": 1}}
+    assert task.output == {"event": event.id, "sub": {"echo": {"from": "sync"}, "attempt": 1}}
     assert event.payload == {"value": 3} and event.causation_id == task.id
-    assert event.correlation_id == task.row.correlation_id
+    assert event.correlation_id == task.correlation_id
 
 
 async def test_a_timed_out_sync_handler_keeps_its_task_until_its_thread_returns(
@@ -242,8 +242,8 @@ async def test_ctx_heartbeat_extends_the_lease(store: Store) -> None:
             got = await queue.get(store, task_id)
             if got.status.final:
                 return
-            if got.row.lease_expires_at is not None:
-                leases.append(got.row.lease_expires_at)
+            if got.lease_expires_at is not None:
+                leases.append(got.lease_expires_at)
             await asyncio.sleep(0.02)
 
     # the worker's own heartbeats come every lease_s / 3 = 20 s: only ctx.heartbeat() moves it
@@ -291,6 +291,6 @@ async def test_emit_honours_permissions_emit(store: Store) -> None:
     for task in (refused, silent):  # refused for good: one attempt, no retries
         assert task.status is Status.FAILED and len(task.attempts) == 1
         assert "may not emit 'work.done'" in task.attempts[0].error["message"]
-    assert "permissions.emit allows other.*, work.x" in refused.row.error["message"]
+    assert "permissions.emit allows other.*, work.x" in refused.error["message"]
     emitted, _ = await events.query(store, events.Query(type="work.done"))
     assert sorted(e.source for e in emitted) == ["agent:allowed", "agent:undeclared"]

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from agentos import claims, queue
 from agentos.store import open_store
-from agentos.tasks import Status
+from agentos.tasks import Status, Task
 
 
-async def hold(store: object, task: queue.Task, rng: random.Random, log: list[str]) -> None:
+async def hold(store: object, task: Task, rng: random.Random, log: list[str]) -> None:
     start = time.time()
     await asyncio.sleep(rng.uniform(0.005, 0.03))
     log.append(f"{task.id} {start} {time.time()}")
-    await claims.complete(store, task.id, task.row.attempt, {})  # type: ignore[arg-type]
+    await claims.complete(store, task.id, task.attempt, {})  # type: ignore[arg-type]
 
 
 async def main(url: str, name: str, go_at: float, out: str) -> None:

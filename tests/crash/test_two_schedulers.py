@@ -37,6 +37,6 @@ async def test_each_tick_fires_once(database_url: str) -> None:
     assert s.row.fire_count == len(fired)
     # one task per tick, each under that tick's event
     assert len(both) >= 4 and len(made) == len(both)
-    by_event = Counter(t.row.causation_id for t in made)
+    by_event = Counter(t.causation_id for t in made)
     assert set(by_event) == {e.id for e in both} and max(by_event.values()) == 1
-    assert len({t.row.idempotency_key for t in made}) == len(made)
+    assert len({t.idempotency_key for t in made}) == len(made)

@@ -130,7 +130,7 @@ async def test_sigterm_finishes_within_grace_and_hands_back_the_rest(database_ur
     assert done.status is Status.SUCCEEDED and [a.outcome for a in done.attempts] == [
         "succeeded"]
     assert back.status is Status.PENDING and [a.outcome for a in back.attempts] == ["lost"]
-    assert back.attempts[0].error["type"] == "handed_back" and back.row.retry_base == 1
+    assert back.attempts[0].error["type"] == "handed_back" and back.retry_base == 1
     assert idle.status is Status.PENDING and not idle.attempts
     assert 3.5 <= took < 20  # it waited out the grace period for the long task
 

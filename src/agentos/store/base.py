@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
@@ -21,18 +21,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from agentos.errors import AgentOSError
 from agentos.store import errors
 
+if TYPE_CHECKING:
+    from agentos.store.events import Events
+    from agentos.store.tasks import Tasks
+
 log = logging.getLogger("agentos.store")
 UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothing worth a record
 
 
 class Store:
-    """A connection pool to one AgentOS database and the transactions on it."""
+    """A connection pool to one AgentOS database and the transactions on it.
+
+    Each concept whose statements differ by backend has its interface here, the
+    backend's own chosen once when the store opens: ``store.tasks``,
+    ``store.events``.
+    """
 
     dialect: ClassVar[str]
     # what a statement may raise: SQLAlchemy's wrapper, and the driver's own errors from
     # named SQL sent on the driver connection (all translated by ``translate``)
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (DBAPIError,
                                                                 PendingRollbackError)
+    tasks: Tasks
+    events: Events
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url

@@ -67,6 +67,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def stamp(moment: datetime) -> str:
+    """A moment as SQLite stores it: naive UTC text that sorts as time (the layout
+    SQLAlchemy's SQLite DateTime writes, and ``utcnow`` on SQLite)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def utc_from_text(text: str) -> datetime:
     """A time as SQLite stores it (naive UTC text) as an aware UTC datetime. Parsing it
     with its offset appended costs a sixth of parsing and then ``replace(tzinfo=UTC)``."""

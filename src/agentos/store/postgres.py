@@ -19,6 +19,8 @@ from agentos.aio import raise_if_cancelling
 from agentos.store import errors
 from agentos.store.base import UNCHANGED, Store
 from agentos.store.columns import json_dumps, json_loads
+from agentos.store.events import PostgresEvents
+from agentos.store.tasks import PostgresTasks
 
 log = logging.getLogger("agentos.store")
 LISTEN_RETRY = 1.0  # seconds between reconnects of the LISTEN connection
@@ -32,6 +34,8 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         super().__init__(url, pool_size=pool_size)
+        self.tasks = PostgresTasks(self)
+        self.events = PostgresEvents(self)
         self._driver: psycopg.AsyncConnection[Any] | None = None
         self._driver_lock = asyncio.Lock()
 

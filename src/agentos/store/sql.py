@@ -1,9 +1,18 @@
-"""Hot-path SQL as named, reviewable text: ``store/sql/<name>.<dialect>.sql``.
+"""Named SQL: ``store/sql/<name>.<dialect>.sql``, loaded once, ready for a driver.
 
-A statement may include a fragment of CTEs another one shares: ``/*include NAME*/``
-is replaced by the text of ``NAME.<dialect>.sql``. Comment lines and indentation are
-dropped, so the text sent stays short enough for psycopg to cache its parsing (it
-parses a statement over 4 kB again on every execution).
+One convention for every file: parameters are ``:name``; a file may include another
+one's CTEs with ``/*include NAME*/``; any other ``/*word*/`` is a blank the caller
+fills (``fill``: a claim's size, a column list), and only here, so a statement's text
+is decided in one place. Comment lines and indentation are dropped, so the text sent
+stays short enough for psycopg to cache its parsing (it parses a statement over 4 kB
+again on every execution).
+
+    query(name, dialect, **fill)        the text, parameters as ``:name`` (SQLAlchemy's
+                                        ``text()`` and sqlite3 take it as it is)
+    query(..., driver=True)             for the dialect's driver: psycopg's ``%(name)s``
+    qmark(statement)                    sqlite3's ``?`` and the parameters' order (a
+                                        tuple binds faster than a dict in executemany)
+    statements(name, dialect, ...)      a file of several statements, each ended by ``;``
 """
 
 from __future__ import annotations
@@ -13,27 +22,62 @@ from functools import cache
 from importlib import resources
 
 _INCLUDE = re.compile(r"/\*include (\w+)\*/")
+_BLANK = re.compile(r"/\*(\w+)\*/")
+_PARAM = re.compile(r"(?<!:):(\w+)")
+_QUOTED = re.compile(r"('(?:[^']|'')*')")  # a string literal: ':MI' in it is no parameter
+
+
+def _params(statement: str, replace: str) -> str:
+    """``:name`` parameters outside string literals replaced (``re.sub`` syntax)."""
+    parts = _QUOTED.split(statement)
+    return "".join(part if n % 2 else _PARAM.sub(replace, part) for n, part in enumerate(parts))
 
 
 @cache
-def query(name: str, dialect: str) -> str:
-    text = resources.files("agentos.store").joinpath("sql", f"{name}.{dialect}.sql")
-    lines = text.read_text("utf-8").splitlines()
+def _text(name: str, dialect: str) -> str:
+    source = resources.files("agentos.store").joinpath("sql", f"{name}.{dialect}.sql")
+    lines = source.read_text("utf-8").splitlines()
     body = "\n".join(line.strip() for line in lines
                      if line.strip() and not line.lstrip().startswith("--"))
-    return _INCLUDE.sub(lambda m: query(m.group(1), dialect), body)
+    return _INCLUDE.sub(lambda m: _text(m.group(1), dialect), body)
+
+
+def _filled(name: str, dialect: str, fill: dict[str, str]) -> str:
+    def blank(match: re.Match[str]) -> str:
+        if match.group(1) not in fill:
+            raise KeyError(f"{name}.{dialect}.sql: nothing given for /*{match.group(1)}*/")
+        return fill[match.group(1)]
+
+    return _BLANK.sub(blank, _text(name, dialect))
 
 
 @cache
-def statements(name: str, dialect: str) -> tuple[str, ...]:
-    """A file of several statements, each ended by ``;`` at the end of a line."""
-    return tuple(s.strip() for s in query(name, dialect).split(";\n") if s.strip())
+def _query(name: str, dialect: str, driver: bool, fill: tuple[tuple[str, str], ...]) -> str:
+    text = _filled(name, dialect, dict(fill))
+    if driver and dialect == "postgresql":
+        return _params(text.replace("%", "%%"), r"%(\1)s")
+    return text
 
 
-_PARAM = re.compile(r"(?<!:):(\w+)")
+def query(name: str, dialect: str, *, driver: bool = False, **fill: str) -> str:
+    """The statement ``name`` for ``dialect``, its blanks filled from ``fill``."""
+    return _query(name, dialect, driver, tuple(sorted(fill.items())))
 
 
-@cache
-def for_driver(statement: str) -> str:
-    """A statement with ``:name`` parameters as psycopg writes them (``%(name)s``)."""
-    return _PARAM.sub(r"%(\1)s", statement.replace("%", "%%"))
+def statements(name: str, dialect: str, *, driver: bool = False,
+               **fill: str) -> tuple[str, ...]:
+    """The statements of a file of several, each ended by ``;`` at the end of a line."""
+    text = query(name, dialect, driver=driver, **fill)
+    return tuple(s.strip() for s in text.split(";\n") if s.strip())
+
+
+def qmark(statement: str) -> tuple[str, tuple[str, ...]]:
+    """A statement with ``?`` parameters instead of ``:name``, and their names in
+    order (sqlite3's executemany binds a tuple faster than a dict)."""
+    names = [_PARAM.findall(part) for part in _QUOTED.split(statement)[::2]]
+    return _params(statement, "?"), tuple(name for found in names for name in found)
+
+
+def driver_text(statement: str) -> str:
+    """A statement written here with ``:name`` parameters, for psycopg (``%(name)s``)."""
+    return _params(statement.replace("%", "%%"), r"%(\1)s")

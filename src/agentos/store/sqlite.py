@@ -21,20 +21,20 @@ import os
 import random
 import sqlite3
 import time
-from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import JSON, Boolean, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 from agentos.errors import Unavailable
 from agentos.store import errors
 from agentos.store.base import Store
-from agentos.store.columns import UTCDateTime, json_loads, utc_from_text
+from agentos.store.events import SqliteEvents
+from agentos.store.tasks import SqliteTasks
 
 BUSY_SLICE = 5  # milliseconds SQLite itself may wait for a lock (blocks the loop)
 SPIN_START = 0.00005  # seconds: the first pause before trying BEGIN IMMEDIATE again
@@ -81,6 +81,8 @@ class SqliteStore(Store):
         self._identity: tuple[int, int] | None = _identity(self.path)
         self._gone: str | None = None  # why the file is not ours any more, once logged
         super().__init__(url, pool_size=pool_size)
+        self.tasks = SqliteTasks(self)
+        self.events = SqliteEvents(self)
         # One writer at a time in this process: waiting here is free, while
         # waiting in SQLite's busy handler blocks the event loop.
         self._write_gate = asyncio.Lock()
@@ -258,32 +260,6 @@ async def _take_write_lock(begin: Callable[[], Any], undo: Callable[[], None]) -
             continue
         await asyncio.sleep(pause * (0.5 + random.random()))
         pause = min(pause * 1.5, 0.005)
-
-
-def reader(columns: Sequence[Any]) -> Callable[[Sequence[Any]], Any]:
-    """Turn raw rows of ``columns`` (table columns, in order) into named tuples holding
-    what SQLAlchemy would give: JSON parsed, times as aware UTC datetimes, booleans."""
-    row = namedtuple("row", [c.name for c in columns])  # type: ignore[misc]
-    steps = [(n, f) for n, c in enumerate(columns) if (f := _converter(c.type)) is not None]
-
-    def read(values: Sequence[Any]) -> Any:
-        out = list(values)
-        for n, convert in steps:
-            if out[n] is not None:
-                out[n] = convert(out[n])
-        return row._make(out)
-
-    return read
-
-
-def _converter(kind: Any) -> Callable[[Any], Any] | None:
-    if isinstance(kind, UTCDateTime):
-        return utc_from_text
-    if isinstance(kind, JSON):
-        return json_loads
-    if isinstance(kind, Boolean):
-        return bool
-    return None
 
 
 def sync_url(url: str) -> str:

@@ -29,7 +29,7 @@ from agentos import attempt_locks, cache, claims, ids, locks, model_registry, qu
 from agentos.aio import raise_if_cancelling, wait_wakeup
 from agentos.errors import Conflict, Forbidden, InvalidInput, NotFound
 from agentos.store import Store
-from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE
+from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE, Task
 from agentos.worker import handlers, instances, outcomes
 from agentos.worker.handlers import Context
 
@@ -47,7 +47,7 @@ class _Unloadable(Exception):
 class _Running:
     """A claimed task in its slot: the asyncio task running it, and its context."""
 
-    task: queue.Task
+    task: Task
     runner: asyncio.Task[None]
     ctx: Context | None = None
 
@@ -169,7 +169,7 @@ class Worker:
             running = list(self._running.values())
             try:
                 beaten = await claims.beat_many(self.store, [
-                    (r.task.id, r.task.row.attempt, r.ctx is None or r.ctx.took_locks)
+                    (r.task.id, r.task.attempt, r.ctx is None or r.ctx.took_locks)
                     for r in running], self.lease_s)
             except Exception:
                 log.exception("heartbeat failed", extra={"action": "heartbeat_failed"})
@@ -230,31 +230,29 @@ class Worker:
         except Exception as exc:
             raise _Unloadable(exc) from exc
 
-    async def _execute(self, task: queue.Task) -> None:
-        row = task.row
+    async def _execute(self, task: Task) -> None:
         started = time.monotonic()
         try:
             await self._attempt(task)
         except asyncio.CancelledError:
-            await self._report(queue.hand_back(self.store, row.id, row.attempt))
+            await self._report(queue.hand_back(self.store, task.id, task.attempt))
         finally:
-            self._running.pop(row.id, None)
+            self._running.pop(task.id, None)
             self._wakeup.set()  # a free slot, and maybe a result to record
             self.completed += 1
-            log.debug("task %s attempt %d took %.1fms", row.id, row.attempt,
+            log.debug("task %s attempt %d took %.1fms", task.id, task.attempt,
                       (time.monotonic() - started) * 1000, extra={"action": "task_done"})
 
-    async def _attempt(self, task: queue.Task) -> None:
-        row = task.row
+    async def _attempt(self, task: Task) -> None:
         try:
-            definition, handler = await self._prepare(row.agent, row.agent_version)
+            definition, handler = await self._prepare(task.agent, task.agent_version)
         except _Unloadable as exc:  # its handler cannot be imported or built: never retried
-            await self._report(queue.fail(self.store, row.id, row.attempt,
+            await self._report(queue.fail(self.store, task.id, task.attempt,
                                           outcomes.error_of(exc.__cause__ or exc),
                                           retryable=False))
             return
         except Exception as exc:  # e.g. the database, for a moment: retried
-            await self._report(queue.fail(self.store, row.id, row.attempt,
+            await self._report(queue.fail(self.store, task.id, task.attempt,
                                           outcomes.error_of(exc)))
             return
         model = None
@@ -262,20 +260,20 @@ class Worker:
             try:  # from the process's cache: no round trip unless a deploy changed it
                 model = await model_registry.resolve(self.store, ref)
             except (NotFound, Conflict) as exc:  # no such model, none deployed, archived
-                await self._report(queue.fail(self.store, row.id, row.attempt,
+                await self._report(queue.fail(self.store, task.id, task.attempt,
                                               outcomes.error_of(exc), retryable=False))
                 return
             except Exception as exc:
-                await self._report(queue.fail(self.store, row.id, row.attempt,
+                await self._report(queue.fail(self.store, task.id, task.attempt,
                                               outcomes.error_of(exc)))
                 return
         try:
-            held = await attempt_locks.take(self.store, row, definition, self.lease_s)
+            held = await attempt_locks.take(self.store, task, definition, self.lease_s)
         except (InvalidInput, Forbidden) as exc:  # bad input or not permitted: never retried
-            await attempt_locks.refuse(self.store, row, exc)
+            await attempt_locks.refuse(self.store, task, exc)
             return
         except Exception as exc:
-            await self._report(queue.fail(self.store, row.id, row.attempt,
+            await self._report(queue.fail(self.store, task.id, task.attempt,
                                           outcomes.error_of(exc)))
             return
         if held is None:
@@ -283,24 +281,24 @@ class Worker:
         current = asyncio.current_task()
         assert current is not None
         ctx = Context(claimed=task, agent=definition, store=self.store,
-                      heartbeat=lambda: self._beat(row.id, row.attempt, ctx, current),
-                      log=logging.LoggerAdapter(log, {"task_id": row.id}),
+                      heartbeat=lambda: self._beat(task.id, task.attempt, ctx, current),
+                      log=logging.LoggerAdapter(log, {"task_id": task.id}),
                       lease_s=self.lease_s, held=held, took_locks=bool(held), model=model)
-        if running := self._running.get(row.id):
+        if running := self._running.get(task.id):
             running.ctx = ctx  # the lease keeper now knows whether it took locks
         try:
-            async with asyncio.timeout(row.timeout_s):
-                end = outcomes.returned(await handler(ctx, row.input))
+            async with asyncio.timeout(task.timeout_s):
+                end = outcomes.returned(await handler(ctx, task.input))
         except (Exception, asyncio.CancelledError) as exc:
-            stopped = outcomes.raised(exc, row.timeout_s, ctx.cancelled.is_set())
+            stopped = outcomes.raised(exc, task.timeout_s, ctx.cancelled.is_set())
             if stopped is None:
                 raise  # the worker is shutting down: hand the task back
             end = stopped
         if end.succeeded:  # recorded by the loop's next round trip, with others ending meanwhile
-            self._finished.append(claims.Finished(row.id, row.attempt, end.output, **_used(ctx),
+            self._finished.append(claims.Finished(task.id, task.attempt, end.output, **_used(ctx),
                                                   took_locks=ctx.took_locks))
             return
-        await self._report(queue.fail(self.store, row.id, row.attempt, end.error or {},
+        await self._report(queue.fail(self.store, task.id, task.attempt, end.error or {},
                                       outcome=end.outcome, retryable=end.retryable,
                                       **_used(ctx), release_locks=ctx.took_locks))
 
@@ -314,7 +312,7 @@ class Worker:
         except Exception:
             log.exception("heartbeat failed", extra={"action": "heartbeat_failed"})
             return
-        if beat.row.cancel_requested and not ctx.cancelled.is_set():
+        if beat.cancel_requested and not ctx.cancelled.is_set():
             ctx.cancelled.set()
             runner.cancel()
 

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from agentos import attempt_locks, claims, inputs, queue, tasks
-from agentos.aio import wait_wakeup
 from agentos.api import access
 from agentos.api.deps import SettingsDep, StoreDep
 from agentos.documents import Document, errors_from, raise_invalid
@@ -125,47 +123,19 @@ async def claim(store: StoreDep, settings: SettingsDep, request: Request, body: 
     lock's queue instead of being returned. The caller is listed at
     ``/api/v1/workers`` (registered by its first claim)."""
     host = request.client.host if request.client else "unknown"
-    listed = False
-    holders = await attempt_locks.may_hold(store, [c.id for c in body.completed])
-    finished = [claims.Finished(c.id, c.attempt, c.output, c.tokens, c.cost,
-                                took_locks=c.id in holders) for c in body.completed]
-    answer: dict[str, Any] = {}
-    claimed: list[queue.Task] | None = None  # None: claim (again)
-    if finished:
-        out = await claims.cycle(store, body.worker_id, finished, body.agents, body.limit,
-                                 body.lease_s)
-        answer["stale"] = [{"id": f.task_id, "attempt": f.attempt} for f in out.stale]
-        claimed = out.claimed
-    wakeup = store.wakeup(queue.CHANNEL)
-    deadline = time.monotonic() + body.wait_s
-    recheck_at = time.monotonic() + settings.auth_cache_s
-    try:
-        while True:
-            wakeup.clear()
-            if claimed is None:
-                claimed = (await claims.claim(store, body.worker_id, body.agents, body.limit,
-                                              body.lease_s)) if body.limit else []
-            got = await attempt_locks.take_for_claim(store, claimed, body.lease_s)
-            claimed = None
-            left = deadline - time.monotonic()
-            if got or left <= 0 or not body.limit:
-                # registered, or refreshed with what it runs now: once a request (and once
-                # more after a long poll)
-                await instances.seen(store, body.worker_id, host, body.agents)
-                return {"tasks": [_claimed(task, held) for task, held in got], **answer}
-            if not listed:  # listed as alive while it waits
-                await instances.seen(store, body.worker_id, host, body.agents)
-                listed = True
-            elif time.monotonic() >= recheck_at:  # a credential revoked meanwhile: 401
-                await access.recheck(request)
-                recheck_at = time.monotonic() + settings.auth_cache_s
-            # woken by a submit in this process; polled for other processes
-            await wait_wakeup(wakeup, min(left, 0.5))
-    finally:
-        store.forget_wakeup(queue.CHANNEL, wakeup)
+    completed = [claims.Finished(c.id, c.attempt, c.output, c.tokens, c.cost)
+                 for c in body.completed]
+    got, stale = await claims.claim_remote(store, body.worker_id, host, body.agents,
+                                           body.limit, body.lease_s, body.wait_s, completed,
+                                           recheck=lambda: access.recheck(request),
+                                           recheck_s=settings.auth_cache_s)
+    answer: dict[str, Any] = {"tasks": [_claimed(task, held) for task, held in got]}
+    if completed:
+        answer["stale"] = [{"id": f.task_id, "attempt": f.attempt} for f in stale]
+    return answer
 
 
-def _claimed(task: queue.Task, held: attempt_locks.Held) -> dict[str, Any]:
+def _claimed(task: tasks.Task, held: attempt_locks.Held) -> dict[str, Any]:
     out = task.to_dict()
     if held:
         out["locks"] = [grant.to_dict() for grant in held.values()]
@@ -215,10 +185,10 @@ class FailIn(BaseModel):
 async def heartbeat(store: StoreDep, task_id: str, body: AttemptIn) -> dict[str, Any]:
     """Extend the lease of the current attempt; ``cancel_requested`` tells it to stop."""
     task = await claims.heartbeat(store, task_id, body.attempt, body.lease_s)
-    if task.row.worker_id:  # a busy remote worker stays listed as alive
-        await instances.touch(store, task.row.worker_id)
+    if task.worker_id:  # a busy remote worker stays listed as alive
+        await instances.touch(store, task.worker_id)
     return {"lease_expires_at": task.to_dict()["lease_expires_at"],
-            "cancel_requested": task.row.cancel_requested}
+            "cancel_requested": task.cancel_requested}
 
 
 @router.post("/{task_id}/complete")

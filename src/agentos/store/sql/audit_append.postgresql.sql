@@ -6,13 +6,13 @@ WITH head AS (
     SET last_seq = last_seq + 1,
         prev_hash = last_hash,
         last_hash = encode(sha256(convert_to(
-            last_hash || ':' || (last_seq + 1)::text || ':' || %(body)s::text, 'UTF8')), 'hex')
+            last_hash || ':' || (last_seq + 1)::text || ':' || :body::text, 'UTF8')), 'hex')
     WHERE id = 1
     RETURNING last_seq, prev_hash, last_hash
 )
 INSERT INTO audit_log (seq, at, actor, actor_role, action, outcome, resource_type, resource_id,
                        details, ip, user_agent, prev_hash, hash)
-SELECT last_seq, %(at)s, %(actor)s, %(actor_role)s, %(action)s, %(outcome)s, %(resource_type)s,
-       %(resource_id)s, %(details)s::jsonb, %(ip)s, %(user_agent)s, prev_hash, last_hash
+SELECT last_seq, :at, :actor, :actor_role, :action, :outcome, :resource_type,
+       :resource_id, :details::jsonb, :ip, :user_agent, prev_hash, last_hash
 FROM head
 RETURNING seq

@@ -4,6 +4,6 @@
 -- each payload is the JSON text the caller encoded, kept as is. The numbers come back
 -- in batch order (another appender's may fall between them)
 WITH news AS (
-    SELECT b.ord, b.e FROM jsonb_array_elements(%(batch)s::jsonb) WITH ORDINALITY AS b(e, ord)
+    SELECT b.ord, b.e FROM jsonb_array_elements(:batch::jsonb) WITH ORDINALITY AS b(e, ord)
 ), /*include events_inserted*/
 SELECT seq, (SELECT count(*) FROM woken) AS woken FROM queued ORDER BY seq

@@ -8,7 +8,7 @@
                         run_id, subject, dedup_key, created_at)
     SELECT x.seqs[n.ord::int], n.e ->> 'id', n.e ->> 'type', n.e ->> 'source', n.e -> 'payload',
            (n.e ->> 'priority')::smallint, n.e ->> 'correlation_id', n.e ->> 'causation_id',
-           n.e ->> 'run_id', n.e ->> 'subject', n.e ->> 'dedup_key', %(created_at)s
+           n.e ->> 'run_id', n.e ->> 'subject', n.e ->> 'dedup_key', :created_at
     FROM news n CROSS JOIN numbered x
     RETURNING seq, priority
 ), queued AS (

@@ -5,12 +5,12 @@
 WITH taken AS (
     INSERT INTO locks AS l (resource, type, token, owner, priority, acquired_at, expires_at,
                             metadata, task_id, agent, updated_at)
-    SELECT %(resource)s, %(type)s, 1, %(owner)s, %(priority)s, statement_timestamp(),
-           statement_timestamp() + make_interval(secs => %(ttl_s)s), %(metadata)s::jsonb,
-           %(task_id)s::text, %(agent)s, statement_timestamp()
-    WHERE %(attempt)s::int IS NULL OR EXISTS (
+    SELECT :resource, :type, 1, :owner, :priority, statement_timestamp(),
+           statement_timestamp() + make_interval(secs => :ttl_s), :metadata::jsonb,
+           :task_id::text, :agent, statement_timestamp()
+    WHERE :attempt::int IS NULL OR EXISTS (
         SELECT 1 FROM tasks t
-        WHERE t.id = %(task_id)s::text AND t.status = 'running' AND t.attempt = %(attempt)s::int)
+        WHERE t.id = :task_id::text AND t.status = 'running' AND t.attempt = :attempt::int)
     ON CONFLICT (resource) DO UPDATE SET
         token = l.token + 1, owner = excluded.owner, priority = excluded.priority,
         acquired_at = excluded.acquired_at, expires_at = excluded.expires_at,
@@ -20,10 +20,10 @@ WITH taken AS (
     RETURNING l.token, l.expires_at
 ), news AS (
     SELECT 1 AS ord, jsonb_build_object(
-        'id', %(event_id)s::text, 'type', 'lock.acquired', 'source', 'locks',
-        'priority', %(rank)s::int, 'correlation_id', %(event_id)s::text,
-        'causation_id', %(task_id)s::text,
-        'payload', %(payload)s::jsonb || jsonb_build_object(
+        'id', :event_id::text, 'type', 'lock.acquired', 'source', 'locks',
+        'priority', :rank::int, 'correlation_id', :event_id::text,
+        'causation_id', :task_id::text,
+        'payload', :payload::jsonb || jsonb_build_object(
             'token', token,
             'expires_at', to_char(expires_at AT TIME ZONE 'UTC',
                                   'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))) AS e

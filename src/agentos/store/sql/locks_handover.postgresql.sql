@@ -5,12 +5,12 @@
 -- No row unless the owner holds the lock with this token and its lease is live.
 WITH held AS (
     SELECT resource, task_id, acquired_at FROM locks
-    WHERE resource = %(resource)s AND owner = %(owner)s AND token = %(token)s
+    WHERE resource = :resource AND owner = :owner AND token = :token
       AND expires_at >= statement_timestamp()
 ), nxt AS (
     DELETE FROM lock_waiters WHERE id = (
         SELECT w.id FROM lock_waiters w
-        WHERE w.resource = %(resource)s AND w.expires_at >= statement_timestamp()
+        WHERE w.resource = :resource AND w.expires_at >= statement_timestamp()
         ORDER BY w.priority DESC, w.id LIMIT 1)
     AND EXISTS (SELECT 1 FROM held)
     RETURNING id, owner, priority, ttl_s, metadata, task_id, agent, created_at
@@ -39,11 +39,11 @@ WITH held AS (
     /*include locks_released*/
     UNION ALL
     SELECT 2, jsonb_build_object(
-        'id', %(grant_event_id)s::text, 'type', 'lock.acquired', 'source', 'locks',
-        'priority', %(rank)s::int, 'correlation_id', %(grant_event_id)s::text,
+        'id', :grant_event_id::text, 'type', 'lock.acquired', 'source', 'locks',
+        'priority', :rank::int, 'correlation_id', :grant_event_id::text,
         'causation_id', m.waiter_task,
         'payload', jsonb_build_object(
-            'resource', %(resource)s::text, 'type', %(type)s::text, 'owner', m.owner,
+            'resource', :resource::text, 'type', :type::text, 'owner', m.owner,
             'token', m.token, 'priority', m.waiter_priority,
             'expires_at', to_char(m.expires_at AT TIME ZONE 'UTC',
                                   'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),

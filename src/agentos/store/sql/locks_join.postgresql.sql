@@ -6,34 +6,34 @@
 -- lock is free, lapsed or this owner's: the caller then takes the full path.
 WITH l AS (
     SELECT owner FROM locks
-    WHERE resource = %(resource)s AND owner IS NOT NULL AND owner <> %(owner)s
+    WHERE resource = :resource AND owner IS NOT NULL AND owner <> :owner
       AND expires_at >= statement_timestamp()
 ), mine AS (
     INSERT INTO lock_waiters AS w (resource, owner, priority, ttl_s, metadata, task_id, agent,
                                    created_at, expires_at)
-    SELECT %(resource)s, %(owner)s, %(priority)s, %(ttl_s)s, %(metadata)s::jsonb,
-           %(task_id)s::text, %(agent)s, statement_timestamp(),
-           statement_timestamp() + make_interval(secs => %(queue_s)s)
+    SELECT :resource, :owner, :priority, :ttl_s, :metadata::jsonb,
+           :task_id::text, :agent, statement_timestamp(),
+           statement_timestamp() + make_interval(secs => :queue_s)
     FROM l
     ON CONFLICT (resource, owner) DO UPDATE SET
         expires_at = greatest(w.expires_at, excluded.expires_at), ttl_s = excluded.ttl_s
     RETURNING id, priority, (xmax = 0) AS joined
 ), marked AS (
     UPDATE locks SET queued = true
-    WHERE resource = %(resource)s AND NOT queued AND EXISTS (SELECT 1 FROM mine)
+    WHERE resource = :resource AND NOT queued AND EXISTS (SELECT 1 FROM mine)
     RETURNING 1
 ), placed AS (
     SELECT 1 + count(o.id) AS position
     FROM mine m LEFT JOIN lock_waiters o
-        ON o.resource = %(resource)s AND o.expires_at >= statement_timestamp() AND o.id <> m.id
+        ON o.resource = :resource AND o.expires_at >= statement_timestamp() AND o.id <> m.id
        AND (o.priority > m.priority OR (o.priority = m.priority AND o.id < m.id))
     GROUP BY m.id
 ), news AS (
     SELECT 1 AS ord, jsonb_build_object(
-        'id', %(event_id)s::text, 'type', 'lock.queued', 'source', 'locks',
-        'priority', %(rank)s::int, 'correlation_id', %(event_id)s::text,
-        'causation_id', %(task_id)s::text,
-        'payload', %(payload)s::jsonb
+        'id', :event_id::text, 'type', 'lock.queued', 'source', 'locks',
+        'priority', :rank::int, 'correlation_id', :event_id::text,
+        'causation_id', :task_id::text,
+        'payload', :payload::jsonb
             || jsonb_build_object('position', p.position, 'holder', l.owner)) AS e
     FROM mine m, placed p, l WHERE m.joined
 ), /*include events_inserted*/

@@ -4,7 +4,7 @@
 -- is locked): the caller then takes the full path (the next waiter's grant, the error)
 WITH held AS (
     SELECT resource, task_id, acquired_at FROM locks
-    WHERE resource = %(resource)s AND owner = %(owner)s AND token = %(token)s
+    WHERE resource = :resource AND owner = :owner AND token = :token
       AND expires_at >= statement_timestamp() AND NOT queued
     FOR UPDATE
 ), freed AS (

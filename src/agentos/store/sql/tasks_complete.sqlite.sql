@@ -5,7 +5,7 @@ UPDATE tasks SET status = 'succeeded', output = coalesce(d.output, '{}'), error 
 FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value -> 'output' AS output
       FROM json_each(:batch)) AS d
 WHERE tasks.id = d.id AND tasks.attempt = d.attempt AND tasks.status = 'running'
-RETURNING /*ended columns*/;
+RETURNING /*ended_columns*/;
 -- the execution records of the ones that were current (the caller sends only those)
 INSERT INTO task_attempts (task_id, number, worker_id, outcome, started_at, ended_at,
                            duration_ms, tokens, cost)

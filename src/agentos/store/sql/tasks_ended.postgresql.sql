@@ -14,7 +14,7 @@ d AS (
     FROM d
     WHERE t.id = ANY(CAST(:ids AS text[])) AND t.id = d.id AND t.attempt = d.attempt
         AND t.status = 'running'
-    RETURNING /*ended columns*/
+    RETURNING /*ended_columns*/
 ), ended AS (
     INSERT INTO task_attempts (task_id, number, worker_id, outcome, started_at, ended_at,
                                duration_ms, tokens, cost)

@@ -7,8 +7,8 @@
 -- with a null task. An item whose idempotency key an earlier task holds comes back with
 -- that task (created false); one whose key a concurrent submit took meanwhile comes back
 -- with neither (the caller reads it again). Nothing is written either when an item's
--- key an earlier task holds with other values (agentos.tasks.differences: a field the
--- item leaves out matches what the server filled in): those items come back with the
+-- key an earlier task holds with other values (store/tasks.py rule 5: a field the item
+-- leaves out matches what the server filled in): those items come back with the
 -- earlier task and the names of the fields that differ (the caller answers 409).
 WITH i AS (
     SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb))
@@ -81,10 +81,10 @@ WITH i AS (
     FROM (SELECT 1 FROM queued LIMIT 1) AS q
 )
 SELECT r.*, (SELECT count(*) FROM woken) AS woken
-FROM (SELECT i.ord, true AS created, NULL::text[] AS differs, /*columns f*/
+FROM (SELECT i.ord, true AS created, NULL::text[] AS differs, /*f_columns*/
       FROM i JOIN fresh f ON f.id = i.id
       UNION ALL
-      SELECT i.ord, false, nullif(c.fields, '{}'), /*columns e*/ FROM i JOIN earlier e
+      SELECT i.ord, false, nullif(c.fields, '{}'), /*e_columns*/ FROM i JOIN earlier e
           ON e.idempotency_key = i.idempotency_key JOIN conflicting c ON c.ord = i.ord
       UNION ALL
       SELECT ord, NULL, NULL, /*nulls*/ FROM unknown

@@ -16,7 +16,7 @@ from agentos.config import Settings
 from agentos.errors import AgentOSError, Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status as VersionStatus
 from agentos.store import Store
-from agentos.tasks import DEFAULT_LEASE, Status, TaskIn
+from agentos.tasks import DEFAULT_LEASE, Status, Task, TaskIn
 
 Handler = Callable[["Context", dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -128,7 +128,7 @@ class KnowledgeAccess:
 class Context:
     """What a handler gets besides its input."""
 
-    claimed: queue.Task  # the task as claimed (``task`` is its API form)
+    claimed: Task  # the task as claimed (``task`` is its API form)
     agent: dict[str, Any]  # the agent version's definition
     store: Store
     heartbeat: Callable[[], Awaitable[None]]
@@ -189,7 +189,7 @@ class Context:
     def knowledge(self) -> KnowledgeAccess:
         """The knowledge base: ``put``, ``get``, ``search``, ``delete``."""
         config = self.knowledge_config or knowledge.Config.from_settings(Settings())
-        return KnowledgeAccess(self.store, self.claimed.row.agent, config)
+        return KnowledgeAccess(self.store, self.claimed.agent, config)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -239,8 +239,8 @@ class Context:
         self.log.info("called %s: task %s", agent, child.id, extra={"action": "sub_task_called"})
         done = await self._await(child.id)
         if done.status is Status.SUCCEEDED:
-            return dict(done.row.output or {})
-        reason = (done.row.error or {}).get("message", "no error recorded")
+            return dict(done.output or {})
+        reason = (done.error or {}).get("message", "no error recorded")
         raise SubTaskFailed(f"sub-agent {agent} task {child.id} {done.status.value}: {reason}",
                             done.to_dict())
 
@@ -266,7 +266,7 @@ class Context:
         raise HandlerError(f"no published version of {agent} matches {wanted!r}",
                            retryable=False)
 
-    async def _await(self, task_id: str) -> queue.Task:
+    async def _await(self, task_id: str) -> Task:
         # every task.* transition appends an event, so a local commit wakes us at once
         wakeup = self.store.wakeup(events.CHANNEL)
         try:

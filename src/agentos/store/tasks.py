@@ -1,0 +1,849 @@
+"""The task queue's storage: its statements on both backends, behind ``store.tasks``.
+
+Rules both backends' statements keep (each named SQL file refers to them by number):
+
+1. Fencing: only a task's running attempt counts. A completion, heartbeat or
+   failure names (task, attempt); it changes the task only while the task is
+   ``running`` at that attempt, and one that does not is left out of the answer
+   (the caller reports it as stale: superseded, its lease lapsed).
+2. Claim order: most urgent first (priority 10 before 1), then oldest (``seq``),
+   through the claim-order indexes. A claim first makes due scheduled tasks ready.
+3. Concurrency limits: an agent's ``limits.concurrency`` is counted under that
+   agent's claim lock (``lock_agent``): a one-step claim takes only the tasks
+   before the first capped agent's one and says so (``capped``); the caller
+   chooses the rest agent by agent (``ready``, ``running``, ``take``).
+4. A change appends its ``task.*`` events (``task_event``) in its own transaction.
+5. An idempotency key stands for one task: used again with the same values it gives
+   the first task back (not new); with other values (``differences``: a field the
+   item leaves out matches what the server filled in) the submit is refused, 409
+   ``idempotency_conflict``, and writes nothing (``tasks_submit`` checks the same).
+
+SQLite runs the hot path's statements on its own connection in one ``BEGIN
+IMMEDIATE`` (its single writer: no other claimer can see or take rows meanwhile);
+PostgreSQL sends a worker's whole round trip as one statement in autocommit
+(``tasks_cycle``), skipping rows another claimer holds (``FOR UPDATE SKIP LOCKED``).
+Both hand back rows with the table's columns (``row.id``, ``row.status``, ...).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import orjson
+from sqlalchemy import Integer, and_, column, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agentos import ids
+from agentos.errors import Conflict, InvalidInput, NotFound
+from agentos.store import sql
+from agentos.store.columns import stamp, utcnow
+from agentos.store.events import CHANNEL as EVENTS_CHANNEL
+from agentos.store.events import RANK, Draft, insert_rows
+from agentos.store.sqlite_rows import reader
+from agentos.store.tables import agent_versions, task_attempts
+from agentos.store.tables import tasks as table
+
+if TYPE_CHECKING:
+    from agentos.store.base import Store
+
+CHANNEL = "agentos_tasks"  # notified when tasks become claimable
+STATISTICS_BURST = 500  # tasks submitted at once: worth reporting to the planner at once
+t = table.c
+a = task_attempts.c
+
+
+class Submitted(Protocol):
+    """A task as submitted (``tasks.TaskIn``)."""
+
+    @property
+    def agent(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def input(self) -> dict[str, Any]: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def max_retries(self) -> int | None: ...
+    @property
+    def timeout_s(self) -> float | None: ...
+    @property
+    def run_at(self) -> datetime | None: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+    @property
+    def causation_id(self) -> str | None: ...
+
+
+class Ended(Protocol):
+    """An attempt whose handler returned (``claims.Finished``)."""
+
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def output(self) -> dict[str, Any]: ...
+    @property
+    def tokens(self) -> Any: ...
+    @property
+    def cost(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a task gets when neither it nor its agent's ``limits`` say."""
+
+    max_retries: int
+    timeout_s: float
+
+
+@dataclass
+class Cycled:
+    """A one-step round trip's answer: the claimed rows (claim order), the ended
+    attempts that were stale, and whether the claim stopped short for the caller to
+    finish (a capped agent's task met, or scheduled tasks promoted)."""
+
+    claimed: list[Any] = field(default_factory=list)
+    stale: list[Ended] = field(default_factory=list)
+    short: bool = False
+
+
+def task_event(task: Any, kind: str, **payload: Any) -> Draft:
+    """The ``task.<kind>`` event of a status change (rule 4; ``tasks_cycle`` and
+    ``tasks_submit`` build the same ones in SQL)."""
+    return Draft(f"task.{kind}", "queue", {"task_id": task.id, "agent": task.agent, **payload},
+                 # under the task in the correlation tree (the task sits under its cause)
+                 task.correlation_id, task.id)
+
+
+def not_runnable(item: Submitted) -> InvalidInput:
+    what = f"{item.agent} {item.version}" if item.version else item.agent
+    return InvalidInput(f"no published version of agent {what}", code="agent_not_runnable",
+                        details={"agent": item.agent, "version": item.version})
+
+
+def stale_attempt(task_id: str, attempt: int, action: str, status: str,
+                  current: int) -> Conflict:
+    return Conflict(
+        f"cannot {action} task {task_id} attempt {attempt}: the task is {status} "
+        f"at attempt {current}", code="stale_attempt",
+        details={"task_id": task_id, "attempt": attempt, "current_attempt": current,
+                 "status": status})
+
+
+# The fields an idempotency key stands for (rule 5), in the order a conflict lists them.
+# A field the producer leaves out, which the server fills in (version, limits, run_at,
+# correlation_id), matches whatever the first task got.
+IDEMPOTENT_FIELDS = ("agent", "version", "input", "priority", "max_retries", "timeout_s",
+                     "run_at", "correlation_id", "causation_id")
+_FILLED_IN = {"version", "max_retries", "timeout_s", "run_at", "correlation_id"}
+_COLUMN = {"version": "agent_version"}  # the task row's name for a field
+
+
+def differences(item: Submitted, first: Any, first_is_row: bool = True) -> list[str]:
+    """The fields of ``item`` that differ from ``first``: the task (a row) its
+    idempotency key was first used for, or (``first_is_row`` False) the item of the same
+    batch that first used it. A retry of the same request has none."""
+    out = []
+    for name in IDEMPOTENT_FIELDS:
+        mine = getattr(item, name)
+        theirs = getattr(first, _COLUMN.get(name, name) if first_is_row else name)
+        if mine is None and name in _FILLED_IN:
+            continue
+        if mine != theirs:
+            out.append(name)
+    return out
+
+
+def idempotency_conflict(key: str, fields: list[str], task_id: str | None = None,
+                         index: int | None = None) -> Conflict:
+    """409: an idempotency key used again for a different task (as payment APIs answer)."""
+    details: dict[str, Any] = {"idempotency_key": key, "fields": fields}
+    if task_id is not None:
+        details["task_id"] = task_id
+    if index is not None:
+        details["index"] = index
+    return Conflict(f"idempotency key {key!r} was used for a different task: "
+                    f"{', '.join(fields)} differ", code="idempotency_conflict", details=details)
+
+
+def _index(items: Sequence[Submitted], item: Submitted) -> int | None:
+    """Where ``item`` is in a batch (None for a single submit)."""
+    return next(n for n, i in enumerate(items) if i is item) if len(items) > 1 else None
+
+
+class Tasks:
+    """The queue's statements; a backend's subclass runs the hot path its own way."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- the hot path: each backend's own -----------------------------
+
+    async def submit(self, items: Sequence[Submitted], defaults: Defaults
+                     ) -> list[tuple[Any, bool]]:
+        """Insert tasks in one transaction (and their ``task.created`` events); each
+        item's row and whether it is new (an idempotency key seen before gives the first
+        task's row). Wakes workers and listeners once committed."""
+        raise NotImplementedError  # each backend submits its own way
+
+    async def submit_in(self, conn: AsyncConnection, items: Sequence[Submitted],
+                        defaults: Defaults) -> list[tuple[Any, bool]]:
+        """``submit`` within the caller's write transaction."""
+        raise NotImplementedError  # each backend submits its own way
+
+    async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
+                    limit: int, lease_s: float) -> Cycled | None:
+        """End ``ended`` as succeeded and claim up to ``limit`` in one round trip; None
+        where this backend cannot now (the caller takes a write transaction)."""
+        raise NotImplementedError  # each backend's round trip
+
+    async def complete_in(self, conn: AsyncConnection, ended: Sequence[Ended],
+                          full: bool = False) -> tuple[list[Any], list[Ended]]:
+        """End the current ones of ``ended`` as succeeded (rule 1), with their execution
+        records: (their rows in ``ended``'s order, the stale ones). Rows carry the
+        columns of ``ENDED``, or all of them when ``full``."""
+        raise NotImplementedError  # each backend's statement
+
+    async def claim_in(self, conn: AsyncConnection, worker_id: str, agents: list[str] | None,
+                       limit: int, lease_s: float) -> tuple[list[Any], bool]:
+        """Claim up to ``limit`` ready tasks in the caller's write transaction (rules 2
+        and 3): the claimed rows and whether a capped agent's task stopped the claim."""
+        raise NotImplementedError  # each backend's statement
+
+    async def beat_in(self, conn: AsyncConnection, running: Sequence[tuple[str, int]],
+                      lease_s: float, with_now: bool) -> tuple[dict[str, bool], datetime | None]:
+        """Extend the leases of (task id, attempt) pairs still running (rule 1): task id
+        -> cancellation requested, and (``with_now``) the database's time of it."""
+        raise NotImplementedError  # each backend's statement
+
+    async def lock_agent(self, conn: AsyncConnection, agent: str, wait: bool) -> bool:
+        """Hold ``agent``'s claim lock until the transaction ends (rule 3); without
+        ``wait``, give up (False) if another claimer holds it."""
+        return True  # SQLite: the write transaction already excludes every other claimer
+
+    # -- the same on both backends ----------------------------------------
+
+    async def now(self, conn: AsyncConnection) -> datetime:
+        """The database's clock (the only one that decides expiry)."""
+        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+        return now
+
+    async def get(self, conn: AsyncConnection, task_id: str, lock: bool = False) -> Any:
+        """The task's row, or None; ``lock``: locked until the transaction ends."""
+        stmt = select(table).where(t.id == task_id)
+        return (await conn.execute(stmt.with_for_update() if lock else stmt)).first()
+
+    async def current(self, conn: AsyncConnection, task_id: str, attempt: int,
+                      action: str) -> Any:
+        """The task's row, locked, if ``attempt`` is its running attempt (rule 1);
+        else 404 or 409 naming why."""
+        row = await self.get(conn, task_id, lock=True)
+        if row is None:
+            raise NotFound(f"no task {task_id}", code="task_not_found")
+        if row.attempt != attempt or row.status != "running":
+            raise stale_attempt(task_id, attempt, action, row.status, row.attempt)
+        return row
+
+    async def refuse(self, conn: AsyncConnection, task_id: str, attempt: int,
+                     action: str) -> None:
+        """Raise why ``attempt`` of ``task_id`` may not ``action``: unknown, or not current."""
+        row = (await conn.execute(select(t.status, t.attempt).where(t.id == task_id))).first()
+        if row is None:
+            raise NotFound(f"no task {task_id}", code="task_not_found")
+        raise stale_attempt(task_id, attempt, action, row.status, row.attempt)
+
+    async def attempts(self, conn: AsyncConnection, task_id: str) -> list[Any]:
+        """The task's execution records, first attempt first."""
+        return list((await conn.execute(select(task_attempts).where(
+            a.task_id == task_id).order_by(a.number))).all())
+
+    async def page(self, conn: AsyncConnection, after_seq: int, limit: int,
+                   agent: str | None = None, status: str | None = None,
+                   correlation_id: str | None = None) -> list[Any]:
+        stmt = select(table).where(t.seq > after_seq)
+        if agent:
+            stmt = stmt.where(t.agent == agent)
+        if status:
+            stmt = stmt.where(t.status == status)
+        if correlation_id:
+            stmt = stmt.where(t.correlation_id == correlation_id)
+        return list((await conn.execute(stmt.order_by(t.seq).limit(limit))).all())
+
+    async def by_ids(self, conn: AsyncConnection, task_ids: list[str]) -> list[Any]:
+        """(id, agent, agent_version) of each of these tasks that exists."""
+        return list((await conn.execute(select(t.id, t.agent, t.agent_version)
+                                        .where(t.id.in_(task_ids)))).all())
+
+    async def by_keys(self, conn: AsyncConnection, keys: list[str]) -> dict[str, Any]:
+        """Idempotency key -> the task holding it."""
+        rows = (await conn.execute(select(table).where(t.idempotency_key.in_(keys)))).all()
+        return {r.idempotency_key: r for r in rows}
+
+    async def lapsed(self, conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+        """Running tasks whose lease lapsed before ``now``, locked (others' skipped)."""
+        return list((await conn.execute(select(table).where(
+            t.status == "running", t.lease_expires_at < now).limit(limit)
+            .with_for_update(skip_locked=True))).all())
+
+    async def set(self, conn: AsyncConnection, task_id: str, **values: Any) -> None:
+        """Update the task's columns."""
+        await conn.execute(update(table).where(t.id == task_id).values(**values))
+
+    async def end_attempt(self, conn: AsyncConnection, row: Any, now: datetime,
+                          outcome: str, error: dict[str, Any] | None = None,
+                          tokens: Any = None, cost: float | None = None) -> None:
+        """Write the execution record of ``row``'s running attempt, which ends now."""
+        started = row.started_at or now
+        await conn.execute(insert(task_attempts).values(
+            task_id=row.id, number=row.attempt, worker_id=row.worker_id or "", outcome=outcome,
+            started_at=started, ended_at=now, error=error, tokens=tokens, cost=cost,
+            duration_ms=(now - started).total_seconds() * 1000))
+
+    async def limits_of(self, conn: AsyncConnection, rows: Sequence[Any]
+                        ) -> dict[tuple[str, str], Any]:
+        """Each (agent, version)'s limits; versions are immutable once published."""
+        av = agent_versions.c
+        pairs = {(r.agent, r.agent_version) for r in rows}
+        found = (await conn.execute(select(av.name, av.version, av.definition).where(
+            av.name.in_({p[0] for p in pairs})))).all()
+        return {(f.name, f.version): f.definition.get("limits", {}) for f in found
+                if (f.name, f.version) in pairs}
+
+    async def ready(self, conn: AsyncConnection, agents: list[str] | None, full: list[str],
+                    chosen: list[str], limit: int) -> list[Any]:
+        """Up to ``limit`` ready tasks in claim order, locked (others' skipped), leaving
+        out agents at their concurrency limit (running tasks >= the highest limit of any
+        of their versions, none uncapped), the agents in ``full`` and the tasks in
+        ``chosen`` (our own row locks do not hide them from us)."""
+        stmt = select(table).where(t.status == "pending", t.agent.not_in(_full_agents()))
+        if agents:
+            stmt = stmt.where(t.agent.in_(agents))
+        if full:
+            stmt = stmt.where(t.agent.not_in(full))
+        if chosen:
+            stmt = stmt.where(t.id.not_in(chosen))
+        return list((await conn.execute(stmt.order_by(t.priority.desc(), t.seq).limit(limit)
+                                        .with_for_update(skip_locked=True))).all())
+
+    async def running(self, conn: AsyncConnection, agent: str) -> int:
+        """How many of ``agent``'s tasks run now."""
+        return int((await conn.execute(select(func.count()).select_from(table).where(
+            t.agent == agent, t.status == "running"))).scalar_one())
+
+    async def take(self, conn: AsyncConnection, task_ids: list[str], worker_id: str,
+                   lease_s: float) -> list[Any]:
+        """Claim the chosen rows (the capped agents' path)."""
+        now = await self.now(conn)
+        return list((await conn.execute(
+            update(table).where(t.id.in_(task_ids)).values(
+                status="running", attempt=t.attempt + 1, worker_id=worker_id,
+                lease_expires_at=now + timedelta(seconds=lease_s), started_at=now,
+                updated_at=now)
+            .returning(*table.c))).all())
+
+
+def _full_agents() -> Any:
+    """Agents at their concurrency limit: running tasks >= the highest limit of any
+    of their versions (none uncapped). Small: it only reads running tasks."""
+    av = agent_versions.c
+    busy = (select(t.agent, func.count().label("running"))
+            .where(t.status == "running").group_by(t.agent).subquery())
+    cap = av.definition[("limits", "concurrency")].as_integer()
+    return (select(av.name).select_from(agent_versions.join(busy, busy.c.agent == av.name))
+            .group_by(av.name, busy.c.running)
+            .having(and_(func.count() == func.count(cap), busy.c.running >= func.max(cap))))
+
+
+# ------------------------------------------------------------------ SQLite
+
+
+class SqliteTasks(Tasks):
+    async def submit(self, items: Sequence[Submitted], defaults: Defaults
+                     ) -> list[tuple[Any, bool]]:
+        async with self.store.driver() as db:
+            if db is not None:
+                made = _submit_sqlite(db, items, defaults)
+        if db is None:  # a before-commit hook must see the write
+            async with self.store.write() as conn:
+                return await self.submit_in(conn, items, defaults)
+        if any(new for _, new in made):  # committed: this process's listeners too
+            self.store.wake(CHANNEL)
+            self.store.wake(EVENTS_CHANNEL)
+        return made
+
+    async def submit_in(self, conn: AsyncConnection, items: Sequence[Submitted],
+                        defaults: Defaults) -> list[tuple[Any, bool]]:
+        made = _submit_sqlite(cast(Any, conn).driver(), items, defaults)
+        if any(new for _, new in made):
+            await self.store.notify(conn, CHANNEL)
+            await self.store.notify(conn, EVENTS_CHANNEL)
+        return made
+
+    async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
+                    limit: int, lease_s: float) -> Cycled | None:
+        async with self.store.driver() as db:
+            if db is not None:
+                out = _cycle_sqlite(db, worker_id, ended, agents, limit, lease_s)
+        if db is None:
+            return None
+        if out.claimed or len(out.stale) < len(ended):
+            self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
+        return out
+
+    async def complete_in(self, conn: AsyncConnection, ended: Sequence[Ended],
+                          full: bool = False) -> tuple[list[Any], list[Ended]]:
+        end, record = _sqlite_statements("tasks_complete", full=full)
+        batch = _json([_item(f) for f in ended])
+        now = stamp(datetime.now(UTC))
+        done = list((await conn.execute(end, {"batch": batch, "now": now})).all())
+        if len(done) < len(ended):  # only the current ones' execution records
+            current_ids = {r.id for r in done}
+            batch = _json([_item(f) for f in ended if f.task_id in current_ids])
+        if done:
+            await conn.execute(record, {"batch": batch, "now": now})
+        return _in_order(done, ended)
+
+    async def claim_in(self, conn: AsyncConnection, worker_id: str, agents: list[str] | None,
+                       limit: int, lease_s: float) -> tuple[list[Any], bool]:
+        promote, pick, take = _sqlite_statements("tasks_claim", agents=bool(agents))
+        now = datetime.now(UTC)
+        params: dict[str, Any] = {"now": stamp(now), "n": limit}
+        if agents:
+            params["agents"] = _json(list(agents))
+        await conn.execute(promote, params)
+        picked = (await conn.execute(pick, params)).all()
+        taken = []
+        for row in picked:  # the rows before the first capped agent's (rule 3)
+            if row.capped:
+                break
+            taken.append(row.id)
+        capped = len(taken) < len(picked)
+        if not taken:
+            return [], capped
+        params.update(ids=_json(taken), worker_id=worker_id,
+                      lease=stamp(now + timedelta(seconds=lease_s)))
+        return list((await conn.execute(take, params)).all()), capped
+
+    async def beat_in(self, conn: AsyncConnection, running: Sequence[tuple[str, int]],
+                      lease_s: float, with_now: bool) -> tuple[dict[str, bool], datetime | None]:
+        [stmt] = _sqlite_statements("tasks_heartbeat")
+        now = datetime.now(UTC)
+        rows = (await conn.execute(stmt, {
+            "batch": _json([{"id": i, "attempt": n} for i, n in running]), "now": stamp(now),
+            "lease": stamp(now + timedelta(seconds=lease_s))})).all()
+        return {r.id: bool(r.cancel_requested) for r in rows}, now
+
+
+def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults: Defaults
+                   ) -> list[tuple[Any, bool]]:
+    """``submit`` with SQLite's own connection, inside its write transaction: the
+    versions resolved and the rows worked out here, one insert for the batch."""
+    moment = datetime.now(UTC)
+    now = stamp(moment)
+    sent, where = distinct(items)
+    keys = [i.idempotency_key for i in sent if i.idempotency_key]
+    earlier: dict[str, Any] = {}
+    if keys:
+        earlier = {r.idempotency_key: r for r in map(read_task, db.execute(
+            _SQLITE_EARLIER, {"keys": _json(keys)}))}
+    versions: dict[tuple[str, str | None], Any] = {}
+    rows: list[dict[str, Any]] = []
+    for item in sent:
+        if item.idempotency_key in earlier:
+            first = earlier[item.idempotency_key]
+            if differ := differences(item, first):  # before anything is written
+                raise idempotency_conflict(item.idempotency_key, differ, first.id,
+                                           _index(items, item))
+            continue
+        key = (item.agent, item.version)
+        if key not in versions:
+            versions[key] = db.execute(_SQLITE_NAMED if item.version else _SQLITE_LATEST,
+                                       {"agent": item.agent, "version": item.version}).fetchone()
+        version = versions[key]
+        if version is None or version[2] != "published":
+            raise not_runnable(item)
+        limits = orjson.loads(version[3]).get("limits", {})
+        task_id = ids.uuid7()
+        run_at = item.run_at or moment
+        rows.append({
+            "id": task_id, "agent": version[0], "agent_version": version[1],
+            "input": item.input, "priority": item.priority,
+            "status": "scheduled" if run_at > moment else "pending",
+            "max_retries": item.max_retries if item.max_retries is not None
+            else limits.get("max_retries", defaults.max_retries),
+            "timeout_s": item.timeout_s or limits.get("timeout_s", defaults.timeout_s),
+            "run_at": stamp(run_at), "idempotency_key": item.idempotency_key,
+            "correlation_id": item.correlation_id or task_id,
+            "causation_id": item.causation_id})
+    fresh: dict[str, Any] = {}
+    if rows:
+        inserted = {r.id: r for r in map(read_task, db.execute(
+            _SQLITE_SUBMIT, {"rows": _json(rows), "now": now}))}
+        fresh = {r["id"]: inserted[r["id"]] for r in rows}  # in submit order
+        drafts = [task_event(r, "created", priority=r.priority) for r in fresh.values()]
+        insert_rows(db, drafts, [_json(d.payload) for d in drafts],
+                    ids.uuid7_many(len(drafts)), moment)
+    ordered = iter(fresh.values())
+    tasks_sent: list[tuple[Any, bool]] = [
+        (earlier[i.idempotency_key], False) if i.idempotency_key in earlier
+        else (next(ordered), True) for i in sent]
+    return _per_item(where, tasks_sent)
+
+
+def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[Ended],
+                  agents: list[str] | None, limit: int, lease_s: float) -> Cycled:
+    """``cycle`` on SQLite's own connection, in ``Store.driver()``'s write transaction:
+    the same named statements, without a layer between them and SQLite while every
+    other writer waits."""
+    out = Cycled()
+    moment = datetime.now(UTC)
+    now = stamp(moment)
+    drafts: list[Draft] = []
+    if finished:
+        end, record = _sqlite_statements("tasks_complete", driver=True)
+        batch = _json([_item(f) for f in finished])
+        done = [_read_ended(r) for r in db.execute(end, {"batch": batch, "now": now})]
+        current = {(r.id, r.attempt) for r in done}
+        out.stale = [f for f in finished if (f.task_id, f.attempt) not in current]
+        if done:
+            if out.stale:  # only the current ones' execution records
+                batch = _json([_item(f) for f in finished if (f.task_id, f.attempt) in current])
+            db.execute(record, {"batch": batch, "now": now})
+            order = {f.task_id: n for n, f in enumerate(finished)}
+            done.sort(key=lambda r: order[r.id])
+            drafts += [task_event(r, "succeeded", attempt=r.attempt) for r in done]
+    if limit:
+        promote, pick, take = _sqlite_statements("tasks_claim", agents=bool(agents),
+                                                 driver=True)
+        params: dict[str, Any] = {"now": now, "n": limit}
+        if agents:
+            params["agents"] = _json(list(agents))
+        db.execute(promote, params)
+        taken = []
+        for task_id, _, _, capped in db.execute(pick, params).fetchall():
+            if capped:  # counted under the claim's rules: left to the caller (rule 3)
+                out.short = True
+                break
+            taken.append(task_id)
+        if taken:
+            params.update(ids=_json(taken), worker_id=worker_id,
+                          lease=stamp(moment + timedelta(seconds=lease_s)))
+            claimed = [read_task(r) for r in db.execute(take, params)]
+            claimed.sort(key=lambda r: (-r.priority, r.seq))
+            drafts += [task_event(r, "started", attempt=r.attempt, worker_id=worker_id)
+                       for r in claimed]
+            out.claimed = claimed
+    if drafts:
+        insert_rows(db, drafts, [_json(d.payload) for d in drafts],
+                    ids.uuid7_many(len(drafts)), moment)
+    return out
+
+
+# -------------------------------------------------------------- PostgreSQL
+
+
+class PostgresTasks(Tasks):
+    async def submit(self, items: Sequence[Submitted], defaults: Defaults
+                     ) -> list[tuple[Any, bool]]:
+        params = _submit_params(items, defaults)
+        async with self.store.driver() as driver:
+            if driver is not None:
+                rows = await (await driver.execute(_PG_SUBMIT, params, prepare=True)).fetchall()
+                if len(items) >= STATISTICS_BURST and driver.info.server_version >= 150000:
+                    # a connection that then idles would report its changes only after
+                    # 10 s, and the reaper analyzes the queue once they are reported
+                    await driver.execute("SELECT pg_stat_force_next_flush()")
+        if driver is None:  # a before-commit hook must see the write
+            async with self.store.write() as conn:
+                return await self.submit_in(conn, items, defaults)
+        made = await self._submitted(items, rows)
+        if any(new for _, new in made):  # committed: this process's listeners too
+            self.store.wake(CHANNEL)
+            self.store.wake(EVENTS_CHANNEL)
+        return made
+
+    async def submit_in(self, conn: AsyncConnection, items: Sequence[Submitted],
+                        defaults: Defaults) -> list[tuple[Any, bool]]:
+        rows = (await conn.exec_driver_sql(_PG_SUBMIT, _submit_params(items, defaults))).all()
+        made = await self._submitted(items, rows)
+        if any(new for _, new in made):
+            await self.store.notify(conn, CHANNEL, sent=True)
+            await self.store.notify(conn, EVENTS_CHANNEL, sent=True)
+        return made
+
+    async def _submitted(self, items: Sequence[Submitted], rows: Sequence[Any]
+                         ) -> list[tuple[Any, bool]]:
+        """Each item's row from ``tasks_submit``'s rows (by item order, 1-based)."""
+        sent, where = distinct(items)
+        by_ord = {r.ord: r for r in rows}
+        for n, item in enumerate(sent):
+            row = by_ord.get(n + 1)
+            if row is not None and row.differs:  # nothing was written
+                raise idempotency_conflict(str(item.idempotency_key), list(row.differs),
+                                           row.id, _index(items, item))
+            if row is not None and row.created is None:
+                raise not_runnable(item)
+        taken: dict[str, Any] = {}
+        if missing := [i.idempotency_key for n, i in enumerate(sent) if n + 1 not in by_ord]:
+            # a concurrent submit took these keys after this statement began: read its tasks
+            async with self.store.read() as conn:
+                taken = await self.by_keys(conn, [str(k) for k in missing])
+        for item in sent:  # (another batch's tasks may stand: the race is that narrow)
+            key = item.idempotency_key
+            if key in taken and (differ := differences(item, taken[key])):
+                raise idempotency_conflict(key, differ, taken[key].id, _index(items, item))
+        per_sent = [(row, bool(row.created)) if (row := by_ord.get(n + 1)) is not None
+                    else (taken[str(item.idempotency_key)], False)
+                    for n, item in enumerate(sent)]
+        return _per_item(where, per_sent)
+
+    async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
+                    limit: int, lease_s: float) -> Cycled | None:
+        params: dict[str, Any] = {
+            "batch": _json([_item(f) for f in ended]), "ids": [f.task_id for f in ended],
+            "worker_id": worker_id, "lease_s": lease_s, "event_rank": RANK["normal"],
+            "event_ids": _json(ids.uuid7_many(len(ended) + limit))}
+        if agents:
+            params["agents"] = list(agents)
+        async with self.store.driver() as driver:
+            if driver is not None:
+                query = _pg_claim_text("tasks_cycle", bool(agents), limit, driver=True)
+                rows = await (await driver.execute(query, params, prepare=True)).fetchall()
+        if driver is not None:
+            if rows[0].notified:
+                self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
+        else:  # a before-commit hook must see the write: the same statement through it
+            async with self.store.statement() as conn:
+                rows = (await conn.execute(_pg_claim_clause("tasks_cycle", bool(agents), limit),
+                                           params)).all()
+                if rows[0].notified:
+                    await self.store.notify(conn, EVENTS_CHANNEL, sent=True)
+                else:
+                    self.store.nothing_changed(conn)  # an empty poll: no audit row
+        head = rows[0]
+        current = {(task_id, attempt) for task_id, attempt in head.done}
+        claimed = [r for r in rows if r.id is not None]
+        claimed.sort(key=lambda r: (-r.priority, r.seq))  # the answer has no order
+        return Cycled(claimed, [f for f in ended if (f.task_id, f.attempt) not in current],
+                      bool(head.capped or head.promoted) and len(claimed) < limit)
+
+    async def complete_in(self, conn: AsyncConnection, ended: Sequence[Ended],
+                          full: bool = False) -> tuple[list[Any], list[Ended]]:
+        stmt = _pg_complete_full if full else _pg_complete_narrow
+        done = list((await conn.execute(stmt(), {
+            "batch": _json([_item(f) for f in ended]), "ids": [f.task_id for f in ended]})
+        ).all())
+        return _in_order(done, ended)
+
+    async def claim_in(self, conn: AsyncConnection, worker_id: str, agents: list[str] | None,
+                       limit: int, lease_s: float) -> tuple[list[Any], bool]:
+        claimed, promoted, capped = await self._claim(conn, worker_id, agents, limit, lease_s)
+        if promoted and len(claimed) < limit:  # now visible to a new statement: once more
+            more, _, capped = await self._claim(conn, worker_id, agents, limit - len(claimed),
+                                                lease_s)
+            claimed += more
+        return claimed, bool(capped)
+
+    async def _claim(self, conn: AsyncConnection, worker_id: str, agents: list[str] | None,
+                     limit: int, lease_s: float) -> tuple[list[Any], int, int]:
+        params: dict[str, Any] = {"worker_id": worker_id, "lease_s": lease_s}
+        if agents:
+            params["agents"] = list(agents)
+        rows = (await conn.execute(_pg_claim_clause("tasks_claim", bool(agents), limit),
+                                   params)).all()
+        return [r for r in rows if r.id is not None], rows[0].promoted, rows[0].capped
+
+    async def beat_in(self, conn: AsyncConnection, running: Sequence[tuple[str, int]],
+                      lease_s: float, with_now: bool) -> tuple[dict[str, bool], datetime | None]:
+        rows = (await conn.execute(_PG_HEARTBEAT, {
+            "batch": _json([{"id": i, "attempt": n} for i, n in running]),
+            "lease_s": lease_s})).all()
+        now = await self.now(conn) if with_now else None
+        return {r.id: bool(r.cancel_requested) for r in rows}, now
+
+    async def lock_agent(self, conn: AsyncConnection, agent: str, wait: bool) -> bool:
+        key = zlib.crc32(f"agentos.agent:{agent}".encode())
+        if wait:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            return True
+        return bool((await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                        {"k": key})).scalar_one())
+
+
+def _submit_params(items: Sequence[Submitted], defaults: Defaults) -> dict[str, Any]:
+    sent, _ = distinct(items)
+    new_ids = ids.uuid7_many(2 * len(sent))
+    batch = [{"ord": n + 1, "id": new_ids[2 * n], "event_id": new_ids[2 * n + 1],
+              "agent": i.agent, "version": i.version, "input": i.input,
+              "priority": i.priority, "max_retries": i.max_retries, "timeout_s": i.timeout_s,
+              "run_at": i.run_at.isoformat() if i.run_at else None,
+              "idempotency_key": i.idempotency_key, "correlation_id": i.correlation_id,
+              "causation_id": i.causation_id} for n, i in enumerate(sent)]
+    return {"items": _json(batch), "event_rank": RANK["normal"],
+            "max_retries": defaults.max_retries, "timeout_s": defaults.timeout_s}
+
+
+# ------------------------------------------------------------------ shared
+
+
+def distinct(items: Sequence[Submitted]) -> tuple[list[Submitted], list[int]]:
+    """The items to write (an idempotency key repeated in the batch counts once), and
+    for each item its index among them; 409 when a repeat asks for another task."""
+    sent: list[Submitted] = []
+    where: list[int] = []
+    first: dict[str, int] = {}
+    for n, item in enumerate(items):
+        key = item.idempotency_key
+        if key is not None and key in first:
+            if differ := differences(item, sent[first[key]], first_is_row=False):
+                raise idempotency_conflict(key, differ, index=n)
+            where.append(first[key])
+            continue
+        if key is not None:
+            first[key] = len(sent)
+        where.append(len(sent))
+        sent.append(item)
+    return sent, where
+
+
+def _per_item(where: list[int], per_sent: list[tuple[Any, bool]]) -> list[tuple[Any, bool]]:
+    """Each submitted item's (row, new): a key repeated in the batch gets the first
+    item's row, not new."""
+    made: list[tuple[Any, bool]] = []
+    seen: set[int] = set()
+    for n in where:
+        row, new = per_sent[n]
+        made.append((row, new and n not in seen))
+        seen.add(n)
+    return made
+
+
+def _in_order(done: list[Any], ended: Sequence[Ended]) -> tuple[list[Any], list[Ended]]:
+    """The ended rows in ``ended``'s order, and the stale ones of ``ended``."""
+    current = {(r.id, r.attempt) for r in done}
+    order = {f.task_id: n for n, f in enumerate(ended)}
+    done.sort(key=lambda r: order[r.id])
+    return done, [f for f in ended if (f.task_id, f.attempt) not in current]
+
+
+def _item(f: Ended) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": f.task_id, "attempt": f.attempt, "output": f.output}
+    if f.tokens is not None:
+        item["tokens"] = f.tokens
+    if f.cost is not None:
+        item["cost"] = f.cost
+    return item
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# -------------------------------------------------------------- statements
+
+# what a round trip needs of the attempts it ends (and their execution records)
+ENDED = (t.id, t.agent, t.attempt, t.correlation_id, t.worker_id, t.started_at, t.finished_at)
+_ALL = tuple(table.c)
+# the columns a claiming statement returns after the task's own
+_EXTRA = {"tasks_claim": (column("promoted", Integer), column("capped", Integer)),
+          "tasks_cycle": (column("promoted", Integer), column("capped", Integer),
+                          column("done"), column("notified", Integer))}
+
+
+def _names(columns: Sequence[Any], prefix: str = "") -> str:
+    return ", ".join(prefix + c.name for c in columns)
+
+
+def _pg_claim_fill(agents: bool, n: int) -> dict[str, str]:
+    """A claim's blanks. Its size is written into the text, not sent as a parameter:
+    with ``LIMIT $1`` PostgreSQL's generic plan assumes a large limit, so it would plan
+    the statement again on every execution (about a millisecond of its CPU per round
+    trip); with the number in the text each size gets one cached plan."""
+    return {"columns": _names(_ALL, "t."), "ended_columns": _names(ENDED, "t."),
+            "agents": "AND t.agent = ANY(:agents)" if agents else "", "n": str(int(n))}
+
+
+_PG_CLAIMS: dict[tuple[str, bool, int, bool], Any] = {}
+
+
+def _pg_claim_text(name: str, agents: bool, n: int, driver: bool) -> str:
+    return sql.query(name, "postgresql", driver=driver, **_pg_claim_fill(agents, n))
+
+
+def _pg_claim_clause(name: str, agents: bool, n: int) -> Any:
+    """``tasks_claim``/``tasks_cycle`` as a SQLAlchemy clause typed as the table's rows."""
+    key = (name, agents, n, False)
+    if key not in _PG_CLAIMS:
+        _PG_CLAIMS[key] = text(_pg_claim_text(name, agents, n, False)).columns(
+            *table.c, *_EXTRA[name])
+    return _PG_CLAIMS[key]
+
+
+def _pg_complete(columns: Sequence[Any]) -> Any:
+    return text(sql.query("tasks_complete", "postgresql", ended_columns=_names(columns, "t."))
+                ).columns(*columns)
+
+
+_PG_COMPLETE: dict[bool, Any] = {}
+
+
+def _pg_complete_full() -> Any:
+    if True not in _PG_COMPLETE:
+        _PG_COMPLETE[True] = _pg_complete(_ALL)
+    return _PG_COMPLETE[True]
+
+
+def _pg_complete_narrow() -> Any:
+    if False not in _PG_COMPLETE:
+        _PG_COMPLETE[False] = _pg_complete(ENDED)
+    return _PG_COMPLETE[False]
+
+
+_SQLITE: dict[tuple[str, bool, bool, bool], tuple[Any, ...]] = {}
+# which statement of a SQLite file returns task rows: all columns, or those of ENDED
+_SQLITE_RETURNS = {("tasks_claim", 2): "all", ("tasks_complete", 0): "ended"}
+
+
+def _sqlite_statements(name: str, agents: bool = False, full: bool = False,
+                       driver: bool = False) -> tuple[Any, ...]:
+    """A SQLite file's statements: as text for its own connection (``driver``), else as
+    SQLAlchemy clauses whose returned rows are typed as the table's."""
+    key = (name, agents, full, driver)
+    if key not in _SQLITE:
+        ended = _ALL if full else ENDED
+        texts = sql.statements(name, "sqlite", columns=_names(_ALL),
+                               ended_columns=_names(ended),
+                               agents="AND t.agent IN (SELECT value FROM json_each(:agents))"
+                               if agents else "")
+        if driver:
+            _SQLITE[key] = texts
+        else:
+            typed = {"all": _ALL, "ended": ended}
+            _SQLITE[key] = tuple(
+                text(s).columns(*typed[_SQLITE_RETURNS[name, n]])
+                if (name, n) in _SQLITE_RETURNS else text(s) for n, s in enumerate(texts))
+    return _SQLITE[key]
+
+
+_PG_SUBMIT = sql.query("tasks_submit", "postgresql", driver=True, columns=_names(_ALL),
+                       f_columns=_names(_ALL, "f."), e_columns=_names(_ALL, "e."),
+                       nulls=", ".join("NULL" for _ in _ALL))
+_PG_HEARTBEAT = text(sql.query("tasks_heartbeat", "postgresql"))
+_SQLITE_SUBMIT = sql.query("tasks_submit", "sqlite", columns=_names(_ALL))
+_SQLITE_EARLIER = (f"SELECT {_names(_ALL)} FROM tasks "
+                   "WHERE idempotency_key IN (SELECT value FROM json_each(:keys))")
+_SQLITE_NAMED = ("SELECT name, version, status, definition FROM agent_versions "
+                 "WHERE name = :agent AND version = :version")
+_SQLITE_LATEST = ("SELECT name, version, status, definition FROM agent_versions "
+                  "WHERE name = :agent AND status = 'published' ORDER BY sort_key DESC LIMIT 1")
+read_task = reader(_ALL)  # a task row of SQLite's own connection, as SQLAlchemy's
+_read_ended = reader(ENDED)
