@@ -81,7 +81,11 @@ def start() -> Cluster:
     def stop() -> None:
         subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        # hundreds of test databases are hundreds of thousands of files: removing them
+        # can outlast the last test's timeout on a loaded machine, so a detached
+        # process removes them while pytest ends
+        subprocess.Popen(["rm", "-rf", str(root)], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     admin = f"postgresql://{user}@127.0.0.1:{port}/postgres"
     deadline = time.monotonic() + 30
