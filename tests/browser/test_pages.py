@@ -124,6 +124,22 @@ def test_an_admin_deploys_a_model_version(seeded: dict[str, Any], system: System
         assert api.get("/api/v1/models/churn").json()["deployed"] == ["1.1.0"]
 
 
+def test_the_pages_refuse_scripts_and_styles_they_do_not_serve(
+        seeded: dict[str, Any], as_role: Callable[[str], Page], page_errors: PageErrors) -> None:
+    """Content-Security-Policy: markup that slipped into a page could not run."""
+    page_errors.expected.append("Content Security Policy")  # the refusals, on purpose
+    page = open_page(as_role("viewer"), "/")
+    page.evaluate("""() => {
+        window.ran = false;
+        const s = document.createElement('script');
+        s.textContent = 'window.ran = true';
+        document.body.append(s);
+        document.body.insertAdjacentHTML('beforeend', '<img src="x" onerror="window.ran = true">');
+    }""")
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.ran") is False
+
+
 def test_the_sign_in_form_is_accessible(system: System, as_role: Callable[[str], Page]) -> None:
     page = as_role("viewer")
     page.context.clear_cookies()
@@ -155,6 +171,10 @@ def test_axe_does_report_what_it_is_asked_to_find(seeded: dict[str, Any],
                                                   as_role: Callable[[str], Page]) -> None:
     """The check above can fail: unreadable text and an unlabelled field are caught."""
     page = open_page(as_role("viewer"), "/")
-    page.evaluate("""() => document.querySelector('main').insertAdjacentHTML('beforeend',
-        '<p style="color:#c8c8c8;background:#fff">faint</p><input type="text">')""")
+    page.evaluate("""() => {
+        const faint = document.createElement('p');
+        faint.textContent = 'faint';
+        faint.style.color = '#c8c8c8';  // CSSOM: the page's policy refuses style attributes
+        document.querySelector('main').append(faint, document.createElement('input'));
+    }""")
     assert {v["id"] for v in axe_violations(page)} >= {"color-contrast", "label"}

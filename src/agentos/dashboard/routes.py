@@ -26,6 +26,17 @@ from agentos.roles import Role
 from agentos.tokens import Principal
 
 router = APIRouter(include_in_schema=False)
+# Pages run only our own scripts and talk only to this server: an injected tag or
+# attribute could neither run nor send anything elsewhere, nor frame the page (inline
+# styles are allowed: Cytoscape.js sets them on the graphs it draws)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
+                               "style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 STATIC = Path(__file__).parent / "static"
 VENDOR_STAMP = STATIC / "vendor" / ".installed"  # written by scripts/dashboard-assets.sh
 _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css",
@@ -60,7 +71,7 @@ def _page_route(page: Page) -> Callable[[Request], Awaitable[HTMLResponse]]:
     async def show(request: Request) -> HTMLResponse:
         principal: Principal = request.state.principal
         return HTMLResponse(render_page(page, principal, dict(request.path_params)),
-                            headers={"Cache-Control": "no-store"})
+                            headers={"Cache-Control": "no-store", **SECURITY_HEADERS})
 
     show.__doc__ = f"The dashboard's {page.title} page."
     return show
@@ -82,9 +93,10 @@ def error_page(exc: AgentOSError) -> HTMLResponse:
     or why their role cannot open it."""
     if isinstance(exc, Forbidden):
         html = _templates.get_template("forbidden.html").render(message=exc.message)
-        return HTMLResponse(html, status_code=exc.status)
+        return HTMLResponse(html, status_code=exc.status, headers=SECURITY_HEADERS)
     html = _templates.get_template("login.html").render()
-    return HTMLResponse(html, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return HTMLResponse(html, status_code=401,
+                        headers={"WWW-Authenticate": "Bearer", **SECURITY_HEADERS})
 
 
 @router.get("/static/{path:path}")

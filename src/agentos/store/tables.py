@@ -260,6 +260,10 @@ Index("ix_tasks_claim_order", tasks.c.priority.desc(), tasks.c.seq,
       sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'"))
 Index("ix_tasks_agent_claim_order", tasks.c.agent, tasks.c.priority.desc(), tasks.c.seq,
       sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'"))
+# the lists' order within a status or an agent (newest or oldest first), read in order
+# whatever its share of the table: a rare status's or agent's page read the whole table
+Index("ix_tasks_status_seq", tasks.c.status, tasks.c.seq)
+Index("ix_tasks_agent_seq", tasks.c.agent, tasks.c.seq)
 
 # one row per ended attempt: the execution record (the running one is on its task's row)
 task_attempts = Table(
