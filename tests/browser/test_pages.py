@@ -58,7 +58,8 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
             assert time.monotonic() < deadline, "the worker did not run the seeded task"
             time.sleep(0.1)
     yield {"event_id": event["id"], "task_id": task["id"], "name": "page-echo",
-           "namespace": "runbooks", "key": "disk-full", "model": "churn"}
+           "namespace": "runbooks", "key": "disk-full", "model": "churn",
+           "projection": "agent_activity"}
 
 
 TEMPLATE_AGENT = """
@@ -86,6 +87,19 @@ def test_every_page_draws_is_accessible_and_is_kept_as_a_screenshot(
     expect(page.locator("main h1").first).not_to_be_empty()
     screenshot(page, page_def.script)
     assert axe_violations(page) == []
+
+
+def test_the_overview_charts_what_the_read_models_counted(seeded: dict[str, Any],
+                                                         as_role: Callable[[str], Page]) -> None:
+    page = open_page(as_role("viewer"), "/?window=6")
+    expect(page.locator("figure.chart-figure canvas").first).to_be_visible()
+    expect(page.locator("figcaption")).to_have_text("Task outcomes per hour, the last 6 hours")
+    numbers = page.locator("figure.chart-figure table.numbers")
+    expect(numbers.locator("tbody tr")).to_have_count(6)
+    # the seeded task's hour counts it (the table: time, submitted, failed, succeeded)
+    expect(numbers.locator("tbody tr").last.locator("td").nth(3)).not_to_have_text("0",
+                                                                                  timeout=10_000)
+    expect(page.locator("section", has_text="Queue by agent")).to_contain_text("page-echo")
 
 
 def test_a_correlation_chain_is_drawn_as_a_graph_of_causes(seeded: dict[str, Any],
@@ -127,7 +141,8 @@ def test_an_admin_deploys_a_model_version(seeded: dict[str, Any], system: System
 def test_the_pages_refuse_scripts_and_styles_they_do_not_serve(
         seeded: dict[str, Any], as_role: Callable[[str], Page], page_errors: PageErrors) -> None:
     """Content-Security-Policy: markup that slipped into a page could not run."""
-    page_errors.expected.append("Content Security Policy")  # the refusals, on purpose
+    # the refusals, on purpose, and the missing image whose handler must not run
+    page_errors.expected += ["Content Security Policy", "status of 404"]
     page = open_page(as_role("viewer"), "/")
     page.evaluate("""() => {
         window.ran = false;
@@ -138,6 +153,27 @@ def test_the_pages_refuse_scripts_and_styles_they_do_not_serve(
     }""")
     page.wait_for_timeout(200)
     assert page.evaluate("window.ran") is False
+
+
+def test_a_projection_shows_what_it_folded_and_an_admin_rebuilds_it(
+        seeded: dict[str, Any], system: System, as_role: Callable[[str], Page]) -> None:
+    page = open_page(as_role("viewer"), "/projections")
+    row = page.locator("tbody tr", has_text="agent_activity")
+    expect(row).to_contain_text("caught up", timeout=10_000)
+    expect(row.get_by_role("button", name="Rebuild")).to_have_count(0)  # admins rebuild
+    row.get_by_role("link", name="agent_activity").click()
+    page.wait_for_selector("main[data-ready]")
+    expect(page.locator("section", has_text="State")).to_contain_text("page-echo")
+    admin = open_page(as_role("admin"), "/projections")
+    admin.on("dialog", lambda dialog: dialog.accept())
+    admin.locator("tbody tr", has_text="agent_activity").get_by_role("button",
+                                                                      name="Rebuild").click()
+    # the rebuild folds the log again, and the projection ends caught up with the same state
+    expect(admin.locator("tbody tr", has_text="agent_activity")).to_contain_text(
+        "caught up", timeout=15_000)
+    with system.api() as api:
+        items = api.get("/api/v1/projections/agent_activity/state").json()["items"]
+    assert "page-echo" in items
 
 
 def test_the_sign_in_form_is_accessible(system: System, as_role: Callable[[str], Page]) -> None:

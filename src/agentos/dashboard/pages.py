@@ -36,6 +36,8 @@ PAGES: tuple[Page, ...] = (
     Page("/knowledge/{namespace}/{key:path}", "document", "Document"),
     Page("/models", "models", "Models", nav=True),
     Page("/models/{model}", "model", "Model"),
+    Page("/projections", "projections", "Projections", nav=True),
+    Page("/projections/{projection}", "projection", "Projection"),
     Page("/users", "users", "Users", nav=True, role=Role.ADMIN),
     Page("/api-keys", "api_keys", "API keys", nav=True, role=Role.ADMIN),
     Page("/audit", "audit", "Audit log", nav=True, role=Role.ADMIN),

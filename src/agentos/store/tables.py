@@ -125,6 +125,7 @@ events = Table(
     # partial ones; retention scans created_at instead of indexing it
     Index(None, "correlation_id", "seq"),
     Index(None, "type", "seq"),
+    Index(None, "source", "seq"),  # a source's events in order (a rare one read the log)
     Index(None, "run_id", "seq", sqlite_where=text("run_id IS NOT NULL"),
           postgresql_where=text("run_id IS NOT NULL")),
     Index(None, "dedup_key", unique=True, sqlite_where=text("dedup_key IS NOT NULL"),

@@ -1,8 +1,14 @@
 // Overview: the state of the whole system at a glance, live.
 import { get } from "../api.js";
-import { ago, badge, card, every, fill, fillRows, h, link, liveMark, short, table, time, title } from "../ui.js";
+import { timeChart } from "../charts.js";
+import { ago, badge, card, every, fill, fillRows, filters, h, link, liveMark, short, table, time, title } from "../ui.js";
 
-export async function render({ main }) {
+const WINDOWS = [["24", "the last 24 hours"], ["6", "the last 6 hours"], ["72", "the last 3 days"],
+                 ["168", "the last 7 days"]];
+const HOUR_S = 3600;
+
+export async function render({ main, query }) {
+  const hours = Number(query.get("window") || 24);
   const tiles = h("div", { class: "tiles", "aria-live": "off" });
   const failures = h("tbody");
   const waits = h("tbody");
@@ -22,10 +28,52 @@ export async function render({ main }) {
   failureTable.querySelector("tbody").replaceWith(failures);
   const waitTable = table({ caption: "Lock waits", columns: waitColumns, rows: [] });
   waitTable.querySelector("tbody").replaceWith(waits);
+  const agentColumns = [
+    { label: "Agent", cell: (a) => link(`/agents/${encodeURIComponent(a.agent)}`, a.agent) },
+    { label: "Waiting", cell: (a) => bar(a.tasks.pending, agentMax) },
+    { label: "Running", cell: (a) => a.tasks.running, num: true },
+    { label: "Succeeded", cell: (a) => a.tasks.succeeded, num: true },
+    { label: "Failed", cell: (a) => (a.tasks.failed ? badge(String(a.tasks.failed), "bad") : 0), num: true },
+    { label: "Last run", cell: (a) => (a.last_run ? [badge(a.last_run.status), " ", ago(a.last_run.started_at)] : "–") },
+  ];
+  const agentTable = table({ caption: "Queue by agent", columns: agentColumns, rows: [] });
+  const agents = agentTable.querySelector("tbody");
+  let agentMax = 1;
+  const chart = timeChart({ caption: `Task outcomes per hour, ${WINDOWS.find(([v]) => Number(v) === hours)?.[1] ?? `the last ${hours} hours`}`,
+                            times: [], series: [], yLabel: "tasks" });
+  const lagNote = h("p", { class: "muted" });
   fill(main, title("Overview", liveMark()), tiles,
+    card("Throughput and failures",
+      filters([{ name: "window", label: "Window", options: WINDOWS }], query, { submit: "Show" }),
+      chart, lagNote),
     h("div", { class: "grid" },
+      card("Queue by agent", agentTable),
       card("Recent failures", failureTable, h("p", {}, link("/tasks?status=failed", "all failed tasks"))),
       card("Lock waits", waitTable, h("p", {}, link("/locks", "all locks")))));
+
+  // the charts come from the task-statistics and agent-activity read models
+  async function charts() {
+    const start = Math.floor(Date.now() / 1000 / HOUR_S) * HOUR_S - (hours - 1) * HOUR_S;
+    const [stats, activity, status] = await Promise.all([
+      get("/api/v1/projections/task_stats/state",
+          { prefix: "hour:", after: hourKey(start - HOUR_S), limit: hours + 1 }),
+      get("/api/v1/projections/agent_activity/state", { limit: 200 }),
+      get("/api/v1/projections/task_stats"),
+    ]);
+    const times = Array.from({ length: hours }, (_, i) => start + i * HOUR_S);
+    const count = (kind) => times.map((t) => stats.items[hourKey(t)]?.[kind] ?? 0);
+    chart.update(times, [{ label: "submitted", values: count("created") },
+                         { label: "failed", values: count("failed") },
+                         { label: "succeeded", values: count("succeeded") }]);
+    lagNote.textContent = status.lag_events
+      ? `The counts are ${status.lag_events} events (${status.lag_s.toFixed(0)} s) behind the log.`
+      : "Counted from the event log as it happens (the task_stats read model).";
+    const rows = Object.values(activity.items)
+      .sort((a, b) => (b.tasks.pending + b.tasks.running) - (a.tasks.pending + a.tasks.running))
+      .slice(0, 15);
+    agentMax = Math.max(1, ...rows.map((a) => a.tasks.pending));
+    fillRows(agents, agentColumns, rows, "no task has run yet");
+  }
 
   async function refresh() {
     const [ready, { workers }, { locks }, failed, { schedules }] = await Promise.all([
@@ -50,8 +98,19 @@ export async function render({ main }) {
     fillRows(failures, failureColumns, failed.tasks, "no failed task");
     fillRows(waits, waitColumns, locks.filter((l) => l.queue.length), "no one is waiting for a lock");
   }
-  await refresh();
+  await Promise.all([refresh(), charts()]);
   every(3000, refresh);
+  every(5000, charts);
+}
+
+// task_stats' key of the hour starting at t (seconds, UTC)
+function hourKey(t) {
+  return `hour:${new Date(t * 1000).toISOString().slice(0, 13)}`;
+}
+
+function bar(n, max) {
+  return h("span", { class: "bar-cell" },
+    h("meter", { min: 0, max, value: n, "aria-label": `${n} waiting` }), ` ${n}`);
 }
 
 function tile(label, value, note, tone, href) {

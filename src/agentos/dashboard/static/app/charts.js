@@ -1,0 +1,60 @@
+// Time-series charts drawn with uPlot (from npm, served from /static/vendor/), each in
+// a figure with a caption and the same numbers as a table for screen readers.
+import { h } from "./dom.js";
+
+let loading;
+
+async function uplot() {
+  if (!loading) {
+    document.head.append(h("link", { rel: "stylesheet", href: "/static/vendor/uPlot.min.css" }));
+    loading = import("/static/vendor/uPlot.esm.js").then((module) => module.default);
+  }
+  return loading;
+}
+
+const COLORS = ["#0b57d0", "#b3261e", "#13743b", "#7a5300", "#6a3d9a"];
+
+// series: [{label, values}] over times (seconds since the epoch); returns the figure,
+// drawn once the library is loaded; update() redraws with new data.
+export function timeChart({ caption, times, series, height = 220, yLabel = "" }) {
+  const plot = h("div", { class: "chart", role: "img", "aria-label": caption });
+  const numbers = h("div");
+  const figure = h("figure", { class: "chart-figure" }, h("figcaption", {}, caption), plot,
+                   h("details", {}, h("summary", {}, "the numbers"), numbers));
+  let chart;
+  let resized;
+  const draw = async (t, s) => {
+    numbers.replaceChildren(dataTable(caption, t, s));
+    if (!s.length) return;
+    const make = await uplot();
+    const data = [t, ...s.map((one) => one.values)];
+    if (chart && chart.series.length === s.length + 1) {
+      chart.setData(data);
+      return;
+    }
+    chart?.destroy();
+    const width = Math.max(320, plot.clientWidth || 600);
+    chart = new make({
+      width, height,
+      series: [{}, ...s.map((one, i) => ({ label: one.label, stroke: COLORS[i % COLORS.length],
+                                           width: 2, points: { show: t.length < 60 } }))],
+      axes: [{}, { label: yLabel, size: 60 }],
+      scales: { x: { time: true } },
+    }, data, plot);
+    resized ??= new ResizeObserver(() => chart?.setSize({ width: Math.max(320, plot.clientWidth), height }));
+    resized.observe(plot);
+  };
+  if (series.length) queueMicrotask(() => draw(times, series));
+  figure.update = (t, s) => draw(t, s);
+  return figure;
+}
+
+function dataTable(caption, times, series) {
+  return h("table", { class: "numbers" },
+    h("caption", { class: "visually-hidden" }, caption),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "time"),
+                     series.map((s) => h("th", { scope: "col", class: "num" }, s.label)))),
+    h("tbody", {}, times.map((t, i) => h("tr", {},
+      h("td", {}, new Date(t * 1000).toLocaleString()),
+      series.map((s) => h("td", { class: "num" }, s.values[i] ?? "–"))))));
+}
