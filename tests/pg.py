@@ -84,8 +84,10 @@ def start() -> Cluster:
         # hundreds of test databases are hundreds of thousands of files: removing them
         # can outlast the last test's timeout on a loaded machine, so a detached
         # process removes them while pytest ends
-        subprocess.Popen(["rm", "-rf", str(root)], start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # (a shell that backgrounds it and exits: pytest is left no child to wait for,
+        # where a Popen it never waited on was a ResourceWarning, an error here)
+        subprocess.run(["sh", "-c", 'rm -rf "$1" >/dev/null 2>&1 &', "sh", str(root)],
+                       start_new_session=True, check=False)
 
     admin = f"postgresql://{user}@127.0.0.1:{port}/postgres"
     deadline = time.monotonic() + 30
