@@ -118,3 +118,18 @@ async def modelled(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     assert ctx.model is not None
     return {"model": ctx.model["name"], "version": ctx.model["version"],
             "config": ctx.model["config"]}
+
+
+async def config_echo(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Returns the config the attempt sees."""
+    return {"config": ctx.config}
+
+
+async def llm_user(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Calls the LLM ``data["calls"]`` times through ctx.llm."""
+    replies = []
+    for i in range(data.get("calls", 1)):
+        done = await ctx.llm.chat([{"role": "user", "content": f"question {i}"}],
+                                  model=data.get("model"))
+        replies.append(done.content)
+    return {"replies": replies}

@@ -171,10 +171,20 @@ class Limits(_Strict):
 ConfigType = Literal["string", "integer", "float", "boolean", "json"]
 
 
+Bound = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | float
+
+
 class ConfigItem(_Strict):
+    """One key of an agent's typed config: its type, default ``value``, and optional
+    bounds every value (the default and a live override) must keep: ``min``/``max``
+    for numbers (a string's length), ``choices`` for any type."""
+
     type: ConfigType
     value: Any = None
     description: Text | None = None
+    min: Bound | None = None
+    max: Bound | None = None
+    choices: Annotated[list[Any], Field(min_length=1, max_length=1000)] | None = None
 
 
 def config_value_error(kind: ConfigType, value: Any) -> str | None:
@@ -187,6 +197,32 @@ def config_value_error(kind: ConfigType, value: Any) -> str | None:
         "json": True,
     }[kind]
     return None if ok else f"value must be of type {kind}"
+
+
+def config_problem(item: dict[str, Any], value: Any) -> str | None:
+    """Why ``value`` may not be the value of the declared config key ``item`` (its
+    type, then its bounds), or None when it may."""
+    kind = item["type"]
+    if problem := config_value_error(kind, value):
+        return problem
+    measured = len(value) if kind == "string" else value
+    if kind in ("string", "integer", "float"):
+        low, high = item.get("min"), item.get("max")
+        what = "length" if kind == "string" else "value"
+        if low is not None and measured < low:
+            return f"{what} must be at least {low}"
+        if high is not None and measured > high:
+            return f"{what} must be at most {high}"
+    choices = item.get("choices")
+    if choices is not None and not any(_same_value(value, c) for c in choices):
+        return f"value must be one of {choices!r}"
+    return None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    # true is not 1 here either
+    return type(a) is type(b) and bool(a == b) if isinstance(a, bool) or isinstance(b, bool) \
+        else bool(a == b)
 
 
 class AgentSpec(_Strict):
@@ -292,10 +328,17 @@ def _cross_field_errors(doc: Document) -> list[dict[str, Any]]:
                 f"capability {needed!r} is not declared in capabilities")
     config = data.get("config")
     for key, item in config.items() if isinstance(config, dict) else ():
-        if isinstance(item, dict) and item.get("type") in get_args(ConfigType) \
-                and item.get("value") is not None \
-                and (problem := config_value_error(item["type"], item["value"])):
-            add(("config", key, "value"), problem)
+        if isinstance(item, dict) and item.get("type") in get_args(ConfigType):
+            low, high = item.get("min"), item.get("max")
+            bounds = [b for b in (low, high) if b is not None]
+            if not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds) \
+                    or not isinstance(item.get("choices") or [], list):
+                continue  # Pydantic reports it
+            if low is not None and high is not None and low > high:
+                add(("config", key, "min"), "min must not be above max")
+            elif item.get("value") is not None and (problem := config_problem(item,
+                                                                             item["value"])):
+                add(("config", key, "value"), problem)
     handler = data.get("handler")
     if isinstance(handler, dict) and handler.get("type") == "llm" \
             and handler.get("model") is None and data.get("model") is None:

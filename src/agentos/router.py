@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, patterns, queue
+from agentos import capabilities, events, patterns, queue
 from agentos.aio import wait_wakeup
 from agentos.events import Event
 from agentos.lifecycle import Status
@@ -137,7 +137,11 @@ class Route:
                 "task_id": self.task_id, "created_at": self.created_at.isoformat()}
 
 
-async def routable_agents(conn: AsyncConnection) -> list[Routable]:
+async def routable_agents(conn: AsyncConnection,
+                          switched: dict[str, dict[str, bool]] | None = None) -> list[Routable]:
+    """The latest published version of every agent with triggers; its capabilities as
+    live ``switched`` (``capabilities.switched``) overrides what the definition says."""
+    switched = switched or {}
     av = agent_versions.c
     rows = (await conn.execute(
         select(av.name, av.version, av.definition).where(av.status == Status.PUBLISHED.value)
@@ -148,13 +152,14 @@ async def routable_agents(conn: AsyncConnection) -> list[Routable]:
             d = row.definition
             latest[row.name] = Routable(
                 row.name, row.version, d.get("triggers", []),
-                {c["name"]: c.get("enabled", True) for c in d.get("capabilities", [])})
+                capabilities.overlay(d.get("capabilities", []), switched.get(row.name, {})))
     return [a for a in latest.values() if a.triggers]
 
 
 async def route_batch(store: Store, limit: int = BATCH) -> int:
     """Route up to ``limit`` queued events, most urgent first; returns how many."""
     q = route_queue.c
+    switched = await capabilities.switched(store)  # from the cache: no round trip
     async with store.write() as conn:
         queued = (await conn.execute(
             select(q.rank, q.seq).order_by(q.rank, q.seq).limit(limit)
@@ -165,7 +170,7 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
         rows = (await conn.execute(select(event_table).where(event_table.c.seq.in_(seqs))
                                    )).all()
         by_seq = {r.seq: Event.from_row(r) for r in rows}
-        agents = await routable_agents(conn)
+        agents = await routable_agents(conn, switched)
         new_routes = []
         work: list[TaskIn] = []
         for seq in seqs:  # urgency order: the route ids record it

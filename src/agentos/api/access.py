@@ -31,7 +31,8 @@ SUMMARY_MAX_BYTES = 16 * 1024  # larger bodies (batches) are not read again for 
 # body fields worth naming in an audit row; nothing else (never a password) is copied
 _SUMMARY_FIELDS = ("name", "username", "agent", "type", "version", "role", "active", "email",
                    "priority", "paused", "cron", "interval_s", "expires_at", "worker_id",
-                   "older_than", "dry_run", "seq", "attempt", "outcome")
+                   "older_than", "dry_run", "seq", "attempt", "outcome", "reason",
+                   "scope", "target", "metric", "period", "limit", "hard")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,17 @@ RULES: dict[tuple[str, str], Rule] = {
         change(A, "agents.deprecate"),
     ("POST", "/api/v1/agents/{name}/versions/{version}/archive"): change(A, "agents.archive"),
     ("GET", "/api/v1/agents/{name}/export"): read("agents"),
+    ("DELETE", "/api/v1/agents/{name}"): change(A, "agents.delete_agent"),
+    # operating agents: viewers read; operators set live config and switch capabilities
+    ("GET", "/api/v1/agents/{name}/config"): read("agents"),
+    ("PUT", "/api/v1/agents/{name}/config/{key}"): change(OP, "agents.config_set"),
+    ("DELETE", "/api/v1/agents/{name}/config/{key}"): change(OP, "agents.config_unset"),
+    ("GET", "/api/v1/agents/{name}/capabilities"): read("agents"),
+    ("POST", "/api/v1/agents/{name}/capabilities/{capability}/disable"):
+        change(OP, "agents.capability_disable"),
+    ("POST", "/api/v1/agents/{name}/capabilities/{capability}/enable"):
+        change(OP, "agents.capability_enable"),
+    ("GET", "/api/v1/agents/{name}/state"): read("agents"),
     # events
     ("POST", "/api/v1/events"): change(OP, "events.emit"),
     ("GET", "/api/v1/events"): read("events"),
@@ -120,6 +132,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/tasks/{task_id}/complete"): change(OP, "tasks.complete"),
     ("POST", "/api/v1/tasks/{task_id}/fail"): change(OP, "tasks.fail"),
     ("GET", "/api/v1/workers"): read("workers"),
+    ("GET", "/api/v1/workers/{worker_id}"): read("workers"),
     # locks (a renewal is a lease extension, like a task heartbeat)
     ("GET", "/api/v1/locks"): read("locks"),
     ("GET", "/api/v1/locks/{resource:path}"): read("locks"),
@@ -145,6 +158,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/projections/{name}"): read("projections"),
     ("GET", "/api/v1/projections/{name}/state"): read("projections"),
     ("POST", "/api/v1/projections/{name}/rebuild"): change(A, "projections.rebuild"),
+    # LLM telemetry: workers (operators) report calls; budgets are admin's to set
+    ("POST", "/api/v1/llm-calls"): change(OP, "llm_calls.report"),
+    ("GET", "/api/v1/llm-calls"): read("llm_calls"),
+    ("GET", "/api/v1/llm-calls/summary"): read("llm_calls"),
+    ("POST", "/api/v1/budgets"): change(A, "budgets.create"),
+    ("GET", "/api/v1/budgets"): read("budgets"),
+    ("GET", "/api/v1/budgets/{budget_id}"): read("budgets"),
+    ("PATCH", "/api/v1/budgets/{budget_id}"): change(A, "budgets.change"),
+    ("DELETE", "/api/v1/budgets/{budget_id}"): change(A, "budgets.delete"),
     # access itself: admin only
     ("POST", "/api/v1/users"): change(A, "users.create"),
     ("GET", "/api/v1/users"): read("users", A),

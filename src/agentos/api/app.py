@@ -28,8 +28,10 @@ from agentos.api.routes import (
 )
 from agentos.api.routes import audit as audit_routes
 from agentos.api.routes import locks as lock_routes
+from agentos.api.routes import operating as operating_routes
 from agentos.api.routes import projections as projection_routes
 from agentos.api.routes import schedules as schedule_routes
+from agentos.api.routes import telemetry as telemetry_routes
 from agentos.api.routes import users as user_routes
 from agentos.bus import Bus
 from agentos.config import Settings, proxy_list
@@ -97,6 +99,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(knowledge.router)
     app.include_router(models.router)
     app.include_router(projection_routes.router)
+    app.include_router(operating_routes.router)
+    app.include_router(operating_routes.workers_router)
+    app.include_router(telemetry_routes.router)
+    app.include_router(telemetry_routes.budgets_router)
     app.include_router(dashboard.router)
     app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

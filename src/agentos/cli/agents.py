@@ -201,3 +201,138 @@ def _read(path: str) -> str:
 
 def _changed(agent: dict[str, Any]) -> None:
     typer.echo(f"{agent['name']} {agent['version']} is now {agent['status']}")
+
+
+CONFIG_COLUMNS = [("KEY", "key"), ("TYPE", "type"), ("VALUE", "value"),
+                  ("DEFAULT", "default"), ("OVERRIDDEN", "overridden"), ("BY", "by")]
+CAPABILITY_COLUMNS = [("NAME", "name"), ("VERSION", "version"), ("ENABLED", "enabled"),
+                      ("DECLARED", "declared_enabled"), ("REASON", "reason")]
+
+
+@app.command()
+def config(
+    name: Name,
+    action: Annotated[str | None, typer.Argument(
+        metavar="[set KEY VALUE | unset KEY]", show_default=False,
+        help="Override a key live, or clear its override.")] = None,
+    key: Annotated[str | None, typer.Argument(metavar="", show_default=False)] = None,
+    value: Annotated[str | None, typer.Argument(metavar="", show_default=False)] = None,
+    json: options.Json = False,
+    url: options.Url = None,
+) -> None:
+    """Show an agent's live config, or set or unset one key.
+
+    VALUE is taken as it is for a string key, and as JSON for the others
+    (5, 0.9, true, '{"a": 1}'); the server checks it against the key's
+    declared type and bounds. Handlers see the change from their next attempt.
+    """
+    with options.client(url) as api:
+        if action is None:
+            found = api.agent_config(name)
+            if json:
+                output.emit_json(found)
+                return
+            output.table([{**e, "by": (e["override"] or {}).get("updated_by")}
+                          for e in found["config"]], CONFIG_COLUMNS,
+                         empty=f"{name} {found['version']} declares no config")
+            return
+        if action == "set" and key is not None and value is not None:
+            entry = api.set_config(name, key, _config_value(api, name, key, value))
+        elif action == "unset" and key is not None and value is None:
+            entry = api.unset_config(name, key)
+        else:
+            raise InvalidInput("use: agentos agents config NAME [set KEY VALUE | unset KEY]",
+                               code="bad_arguments")
+    if json:
+        output.emit_json(entry)
+    else:
+        state = "overridden" if entry["overridden"] else "the default"
+        typer.echo(f"{name} {entry['key']} = {output.cell(entry['value'])} ({state})")
+
+
+def _config_value(api: Any, name: str, key: str, text: str) -> Any:
+    """VALUE as the key's type wants it: a string key takes it as it is, others as JSON."""
+    import json as json_
+
+    declared = {e["key"]: e["type"] for e in api.agent_config(name)["config"]}
+    if declared.get(key) == "string":
+        return text
+    try:
+        return json_.loads(text)
+    except ValueError:
+        if key not in declared:
+            return text  # the server names the unknown key
+        raise InvalidInput(f"{key} is a {declared[key]} key: give VALUE as JSON "
+                           f"(e.g. 5, 0.9, true), not {text!r}", code="bad_value") from None
+
+
+@app.command()
+def capabilities(
+    name: Name,
+    action: Annotated[str | None, typer.Argument(
+        metavar="[enable|disable CAPABILITY]", show_default=False,
+        help="Switch a capability on or off live.")] = None,
+    capability: Annotated[str | None, typer.Argument(metavar="", show_default=False)] = None,
+    reason: Annotated[str, typer.Option(
+        "--reason", metavar="TEXT", help="Why (required to disable).")] = "",
+    json: options.Json = False,
+    url: options.Url = None,
+) -> None:
+    """Show an agent's capabilities, or enable or disable one now (audited)."""
+    with options.client(url) as api:
+        if action is None:
+            found = api.capabilities(name)
+        elif action in ("enable", "disable") and capability is not None:
+            switch = api.enable_capability if action == "enable" else api.disable_capability
+            found = switch(name, capability, reason)
+        else:
+            raise InvalidInput("use: agentos agents capabilities NAME "
+                               "[enable|disable CAPABILITY --reason TEXT]",
+                               code="bad_arguments")
+    if json:
+        output.emit_json(found)
+        return
+    output.table([{**c, "reason": (c["switch"] or {}).get("reason") or None}
+                  for c in found["capabilities"]], CAPABILITY_COLUMNS,
+                 empty=f"{name} declares no capabilities")
+
+
+@app.command()
+def state(name: Name, json: options.Json = False, url: options.Url = None) -> None:
+    """Show an agent's live state: status, tasks, locks, holds, heartbeat, last error."""
+    with options.client(url) as api:
+        found = api.agent_state(name)
+    if json:
+        output.emit_json(found)
+        return
+    error = found["last_error"]
+    output.fields([
+        ("agent", found["agent"]),
+        ("status", found["status"]),
+        ("running", [t["id"] for t in found["running_tasks"]] or found["running"]),
+        ("queue depth", f"{found['queue_depth']} ({found['pending']} ready, "
+                        f"{found['scheduled']} scheduled)"),
+        ("held locks", [lock["resource"] for lock in found["held_locks"]]),
+        ("held", [f"{h['reason']}:{h['ref']}" for h in found["held"]]),
+        ("workers", [w["id"] for w in found["workers"]]),
+        ("last heartbeat", output.timestamp(found["last_heartbeat_at"])),
+        ("last error", None if error is None else
+         f"{output.timestamp(error['at'])} task {error['task_id']}: "
+         f"{(error['error'] or {}).get('message')}"),
+    ])
+
+
+@app.command()
+def remove(
+    name: Name,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Cancel its running tasks instead of refusing.")] = False,
+    url: options.Url = None,
+) -> None:
+    """Delete an agent: every version, its live config, capability switches, metrics and
+    budgets (its events and audit rows stay). Refused while its tasks run, unless --force."""
+    with options.client(url) as api:
+        gone = api.delete_agent(name, force=force)
+    typer.echo(f"deleted {name}: {gone['versions']} version(s), {gone['config']} config "
+               f"override(s), {gone['metric_series']} metric series, "
+               f"{gone['cancelled_tasks']} task(s) cancelled")

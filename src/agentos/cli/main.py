@@ -25,6 +25,7 @@ from agentos.cli import (
     demo,
     events,
     knowledge,
+    llm,
     locks,
     models,
     options,
@@ -67,6 +68,7 @@ app.add_typer(locks.app, name="locks")
 app.add_typer(knowledge.app, name="knowledge")
 app.add_typer(models.app, name="models")
 app.add_typer(projections.app, name="projections")
+app.add_typer(llm.app, name="llm")
 
 
 def _print_version(value: bool) -> None:

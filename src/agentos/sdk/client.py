@@ -339,6 +339,76 @@ class Client:
         """Worker instances, each with the ``locks`` its running tasks hold."""
         return list(self._json("GET", "/api/v1/workers")["workers"])
 
+    def get_worker(self, worker_id: str) -> dict[str, Any]:
+        """One worker instance: its record, running tasks and the locks they hold."""
+        return self._json("GET", _path("workers", worker_id))
+
+    # ------------------------------------------------------ operating agents
+
+    def agent_config(self, name: str) -> dict[str, Any]:
+        """Each declared config key with its type, bounds, default and live value."""
+        return self._json("GET", _path("agents", name, "config"))
+
+    def set_config(self, name: str, key: str, value: Any) -> dict[str, Any]:
+        """Override a config key live (checked against its declared type and bounds)."""
+        return self._json("PUT", _path("agents", name, "config", key), json={"value": value})
+
+    def unset_config(self, name: str, key: str) -> dict[str, Any]:
+        """Clear a key's override: its default applies again."""
+        return self._json("DELETE", _path("agents", name, "config", key))
+
+    def capabilities(self, name: str) -> dict[str, Any]:
+        """Declared capabilities and whether each is enabled now."""
+        return self._json("GET", _path("agents", name, "capabilities"))
+
+    def disable_capability(self, name: str, capability: str, reason: str) -> dict[str, Any]:
+        return self._json("POST", _path("agents", name, "capabilities", capability, "disable"),
+                          json={"reason": reason})
+
+    def enable_capability(self, name: str, capability: str, reason: str = "") -> dict[str, Any]:
+        return self._json("POST", _path("agents", name, "capabilities", capability, "enable"),
+                          json={"reason": reason})
+
+    def agent_state(self, name: str) -> dict[str, Any]:
+        """Status, running tasks, held locks, queue depth, holds, heartbeat, last error."""
+        return self._json("GET", _path("agents", name, "state"))
+
+    def delete_agent(self, name: str, force: bool = False) -> dict[str, Any]:
+        """Delete an agent and what is kept for operating it (never its logs)."""
+        return self._json("DELETE", _path("agents", name),
+                          params={"force": "true"} if force else None)
+
+    # ------------------------------------------------------- LLM telemetry
+
+    def report_llm_calls(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Record LLM calls a remote worker made (priced where they carry no cost)."""
+        return list(self._json("POST", "/api/v1/llm-calls", json={"calls": calls})["calls"])
+
+    def llm_calls(self, **filters: Any) -> dict[str, Any]:
+        """One page, newest first: ``{"calls": [...], "next_before_id": id or None}``."""
+        return self._json("GET", "/api/v1/llm-calls",
+                          params={k: v for k, v in filters.items() if v is not None})
+
+    def llm_summary(self, by: str = "model", **filters: Any) -> dict[str, Any]:
+        """Calls, tokens, cost per model, agent or day."""
+        return self._json("GET", "/api/v1/llm-calls/summary", params={
+            "by": by, **{k: v for k, v in filters.items() if v is not None}})
+
+    def create_budget(self, scope: str, metric: str, period: str, limit: float, *,
+                      target: str | None = None, hard: bool = True) -> dict[str, Any]:
+        return self._json("POST", "/api/v1/budgets", json={
+            "scope": scope, "target": target, "metric": metric, "period": period,
+            "limit": limit, "hard": hard})
+
+    def list_budgets(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/api/v1/budgets")["budgets"])
+
+    def change_budget(self, budget_id: int, **changes: Any) -> dict[str, Any]:
+        return self._json("PATCH", _path("budgets", str(budget_id)), json=changes)
+
+    def delete_budget(self, budget_id: int) -> None:
+        self._request("DELETE", _path("budgets", str(budget_id)))
+
     # ------------------------------------------------------------- access
 
     def login(self, username: str, password: str) -> dict[str, Any]:

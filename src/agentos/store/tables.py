@@ -530,6 +530,151 @@ projection_state = Table(
 )
 
 
+# ------------------------------------------------------------- operating
+
+# Live config of an agent: a value per declared key that overrides the definition's
+# default for every version, until cleared (agentos.agent_config)
+agent_config = Table(
+    "agent_config",
+    metadata,
+    Column("agent", String(63), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", Json, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+)
+
+# A capability switched off (or on again) live, over what the definition says
+capability_switches = Table(
+    "capability_switches",
+    metadata,
+    Column("agent", String(63), primary_key=True),
+    Column("capability", String(63), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+)
+
+# Agents whose tasks no claim takes for now, and why: a hard budget spent (until its
+# period rolls, or it is raised), a capability switched off (the tasks that need it)
+held_agents = Table(
+    "held_agents",
+    metadata,
+    Column("agent", String(63), primary_key=True),
+    Column("reason", String(16), primary_key=True),  # budget | capability
+    Column("ref", String(200), primary_key=True),  # the budget's id, the capability
+    Column("until", UTCDateTime),  # null: until someone changes it
+    Column("detail", Json, nullable=False),
+    Column("since", UTCDateTime, nullable=False, server_default=utcnow()),
+    CheckConstraint("reason IN ('budget', 'capability')", name="reason"),
+)
+
+# Every LLM call made through AgentOS (the llm handler, ctx.llm, remote workers)
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),  # when it started
+    Column("provider", String(63), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cost", Float),  # null: no price known for the model
+    Column("latency_ms", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),  # ok | error | refused
+    Column("error", String(1000)),
+    Column("agent", String(63)),
+    Column("task_id", String(36)),
+    Column("attempt", Integer),
+    Column("correlation_id", String(64)),
+    Column("recorded_by", String(200), nullable=False),
+    CheckConstraint("outcome IN ('ok', 'error', 'refused')", name="outcome"),
+    Index(None, "at"),
+    Index(None, "agent", "at"),
+    Index(None, "model", "at"),
+    Index(None, "task_id"),
+)
+
+# Metrics: one row per series (name + tags), and its time-bucketed rollups at each
+# resolution (seconds), never one row per sample. A histogram's samples are counted in
+# fixed log-scale buckets (agentos.metrics.buckets), so percentiles over any range come
+# from the sum of its rollups' bucket counts.
+metric_series = Table(
+    "metric_series",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # counter | gauge | histogram
+    Column("tags", Json, nullable=False),
+    Column("tags_key", binary_string(1000), nullable=False),  # canonical k=v,... text
+    Column("agent", String(63)),  # its agent tag, for deleting an agent's metrics
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    UniqueConstraint("name", "tags_key"),
+    CheckConstraint("kind IN ('counter', 'gauge', 'histogram')", name="kind"),
+    Index(None, "agent", sqlite_where=text("agent IS NOT NULL"),
+          postgresql_where=text("agent IS NOT NULL")),
+)
+
+metric_rollups = Table(
+    "metric_rollups",
+    metadata,
+    Column("series_id", Id, ForeignKey("metric_series.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("resolution", Integer, primary_key=True, autoincrement=False),  # seconds
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),  # epoch s, start
+    Column("count", BigInteger, nullable=False),
+    Column("sum", Float, nullable=False),
+    Column("min", Float, nullable=False),
+    Column("max", Float, nullable=False),
+    Column("last", Float, nullable=False),  # a gauge's latest value
+    Index(None, "resolution", "bucket"),
+)
+
+metric_histograms = Table(
+    "metric_histograms",
+    metadata,
+    Column("series_id", Id, ForeignKey("metric_series.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("resolution", Integer, primary_key=True, autoincrement=False),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Column("idx", SmallInteger, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False),
+    Index(None, "resolution", "bucket"),
+)
+
+# Token or cost budgets per agent, per model, or global, per day or month (UTC)
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("scope", String(8), nullable=False),  # agent | model | global
+    Column("target", String(200), nullable=False),  # '' for global
+    Column("metric", String(8), nullable=False),  # tokens | cost
+    Column("period", String(8), nullable=False),  # day | month
+    Column("limit_value", Float, nullable=False),
+    Column("hard", Boolean, nullable=False),  # hold tasks and refuse calls when spent
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    UniqueConstraint("scope", "target", "metric", "period"),
+    CheckConstraint("scope IN ('agent', 'model', 'global')", name="scope"),
+    CheckConstraint("metric IN ('tokens', 'cost')", name="metric"),
+    CheckConstraint("period IN ('day', 'month')", name="period"),
+)
+
+# What each budget's current (and past) periods spent, kept as calls are recorded
+budget_usage = Table(
+    "budget_usage",
+    metadata,
+    Column("budget_id", Id, ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True),
+    Column("period_start", UTCDateTime, primary_key=True),
+    Column("used", Float, nullable=False),
+    Column("warned", Boolean, nullable=False),  # budget.warning appended (80 %)
+    Column("exceeded", Boolean, nullable=False),  # budget.exceeded appended (100 %)
+)
+
+
 # what the migrations make beyond this metadata (the schema test leaves it out of its
 # comparison): SQLite's FTS5 table and its shadow tables, PostgreSQL's tsvector column
 # and its index

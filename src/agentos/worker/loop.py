@@ -25,7 +25,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agentos import attempt_locks, cache, claims, ids, locks, model_registry, queue, registry
+from agentos import (
+    agent_config,
+    attempt_locks,
+    cache,
+    claims,
+    ids,
+    locks,
+    model_registry,
+    queue,
+    registry,
+)
 from agentos.aio import raise_if_cancelling, wait_wakeup
 from agentos.errors import Conflict, Forbidden, InvalidInput, NotFound
 from agentos.store import Store
@@ -267,6 +277,13 @@ class Worker:
                 await self._report(queue.fail(self.store, task.id, task.attempt,
                                               outcomes.error_of(exc)))
                 return
+        try:  # the agent's live config (from the process's cache: no round trip)
+            overrides = await agent_config.overrides(self.store, task.agent) \
+                if definition.get("config") else {}
+        except Exception as exc:
+            await self._report(queue.fail(self.store, task.id, task.attempt,
+                                          outcomes.error_of(exc)))
+            return
         try:
             held = await attempt_locks.take(self.store, task, definition, self.lease_s)
         except (InvalidInput, Forbidden) as exc:  # bad input or not permitted: never retried
@@ -283,7 +300,8 @@ class Worker:
         ctx = Context(claimed=task, agent=definition, store=self.store,
                       heartbeat=lambda: self._beat(task.id, task.attempt, ctx, current),
                       log=logging.LoggerAdapter(log, {"task_id": task.id}),
-                      lease_s=self.lease_s, held=held, took_locks=bool(held), model=model)
+                      lease_s=self.lease_s, held=held, took_locks=bool(held), model=model,
+                      config_overrides=overrides)
         if running := self._running.get(task.id):
             running.ctx = ctx  # the lease keeper now knows whether it took locks
         try:

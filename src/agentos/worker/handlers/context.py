@@ -5,12 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from agentos import events, knowledge, locks, patterns, queue, registry, resources, semver
+from agentos import (
+    agent_config,
+    agent_spec,
+    budgets,
+    events,
+    knowledge,
+    llm_client,
+    locks,
+    patterns,
+    prices,
+    queue,
+    registry,
+    resources,
+    semver,
+    telemetry,
+)
 from agentos.aio import wait_wakeup
 from agentos.config import Settings
 from agentos.errors import AgentOSError, Conflict, InvalidInput, NotFound
@@ -124,6 +141,73 @@ class KnowledgeAccess:
         return True
 
 
+class LlmAccess:
+    """``ctx.llm``: LLM calls through the ``openai`` client at AGENTOS_LLM_BASE_URL, each
+    checked against hard budgets first, recorded (``telemetry``) and added to the
+    attempt's ``usage``. The ``llm`` handler calls through the same path."""
+
+    def __init__(self, ctx: Context, settings: Settings) -> None:
+        self._ctx = ctx
+        self._settings = settings
+
+    def _model(self, model: agent_spec.ModelRef | dict[str, Any] | str | None
+               ) -> agent_spec.ModelRef:
+        if isinstance(model, agent_spec.ModelRef):
+            return model
+        if isinstance(model, str):
+            default = self._ctx.agent.get("model") or {}
+            return agent_spec.ModelRef(provider=default.get("provider", "openai"), name=model)
+        found = model if model is not None else self._ctx.agent.get("model")
+        if not found:
+            raise HandlerError("no model: name one, or give the agent a model",
+                               retryable=False)
+        return agent_spec.ModelRef.model_validate(found)
+
+    async def chat(self, messages: list[dict[str, Any]], *,
+                   model: agent_spec.ModelRef | dict[str, Any] | str | None = None,
+                   json: bool = False, **params: Any) -> llm_client.Completion:
+        """One chat completion (``model``: a name, a model mapping, or the agent's).
+
+        Raises ``HandlerError``: retryable for what another try may fix, and when a
+        hard budget is spent (the call is refused and recorded as such)."""
+        ref = self._model(model)
+        task = self._ctx.task
+        call = {"provider": ref.provider, "model": ref.name, "agent": task["agent"],
+                "task_id": task["id"], "attempt": task["attempt"],
+                "correlation_id": task["correlation_id"], "at": datetime.now(UTC)}
+        started = time.monotonic()
+        try:
+            await budgets.check(self._ctx.store, task["agent"], ref.name)
+        except budgets.BudgetExceeded as exc:
+            await self._record({**call, "outcome": "refused", "error": exc.message[:1000]})
+            raise HandlerError(exc.message) from exc
+        try:
+            done = await llm_client.chat(
+                self._settings.llm_base_url,
+                self._settings.llm_api_key.get_secret_value()
+                if self._settings.llm_api_key else None,
+                ref.name, messages, {**ref.params, **params}, json_mode=json)
+        except llm_client.LlmError as exc:
+            await self._record({**call, "outcome": "error", "error": str(exc)[:1000],
+                                "latency_ms": (time.monotonic() - started) * 1000})
+            raise HandlerError(str(exc), retryable=exc.retryable) from exc
+        cost = prices.cost([ref.name, done.model], ref.provider, done.prompt_tokens,
+                           done.completion_tokens, self._settings.llm_prices)
+        self._ctx.usage.add(done.prompt_tokens, done.completion_tokens, cost)
+        await self._record({**call, "prompt_tokens": done.prompt_tokens,
+                            "completion_tokens": done.completion_tokens, "cost": cost,
+                            "latency_ms": (time.monotonic() - started) * 1000})
+        return done
+
+    async def _record(self, call: dict[str, Any]) -> None:
+        try:
+            await telemetry.record(self._ctx.store, [telemetry.CallIn(**call)],
+                                   by=f"worker:{self._ctx.task['worker_id']}",
+                                   price_table=self._settings.llm_prices)
+        except Exception:  # the call itself happened: a lost record must not fail it
+            self._ctx.log.exception("LLM call not recorded", extra={"action": "llm_unrecorded"})
+
+
 @dataclass
 class Context:
     """What a handler gets besides its input."""
@@ -141,6 +225,8 @@ class Context:
     knowledge_config: knowledge.Config | None = None  # None: from the AGENTOS_* settings
     # the registry's model the definition's model_ref names, as resolved for this attempt
     model: dict[str, Any] | None = None
+    # the agent's live config overrides as this attempt started (agent_config.overrides)
+    config_overrides: dict[str, Any] = field(default_factory=dict)
 
     @contextlib.asynccontextmanager
     async def lock(self, resource: str, *, wait_s: float = 30.0, ttl_s: float | None = None,
@@ -191,10 +277,16 @@ class Context:
         config = self.knowledge_config or knowledge.Config.from_settings(Settings())
         return KnowledgeAccess(self.store, self.claimed.agent, config)
 
-    @property
+    @cached_property
+    def llm(self) -> LlmAccess:
+        """LLM calls (``await ctx.llm.chat(messages)``), recorded and budgeted."""
+        return LlmAccess(self, Settings())
+
+    @cached_property
     def config(self) -> dict[str, Any]:
-        """The agent's typed config values."""
-        return {k: v.get("value") for k, v in self.agent.get("config", {}).items()}
+        """The agent's typed config values: each declared key's live override (as the
+        attempt started), else its default."""
+        return agent_config.effective(self.agent.get("config", {}), self.config_overrides)
 
     async def emit(self, type: str, payload: dict[str, Any] | None = None,
                    priority: events.PriorityName = "normal") -> events.Event:

@@ -1,0 +1,136 @@
+"""LLM calls recorded through one path (the llm handler and ctx.llm alike), priced from
+the maintained price package unless AGENTOS_LLM_PRICES names the model, and charged to
+budgets: events at 80 % and 100 %, a spent hard agent budget holds the agent until its
+period rolls or it is raised, and a call that would start over it is refused. Both
+backends, against the fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from agentos import agent_state, budgets, telemetry
+from agentos.store import Store
+from agentos.store.tables import events, llm_calls
+from agentos.tasks import Status
+from tests.contract.test_handler_kinds import agent, run, submit
+from tests.fake_llm import FakeLlm
+
+
+@pytest.fixture
+def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLlm]:
+    fake = FakeLlm().start()
+    monkeypatch.setenv("AGENTOS_LLM_BASE_URL", fake.base_url)
+    monkeypatch.setenv("AGENTOS_LLM_PRICES", json.dumps(
+        {"fake-small": {"prompt": 1.0, "completion": 2.0}}))
+    yield fake
+    fake.stop()
+
+
+async def calls(store: Store) -> list[dict[str, Any]]:
+    async with store.read() as conn:
+        rows = (await conn.execute(select(llm_calls).order_by(llm_calls.c.id))).all()
+    return [dict(r._mapping) for r in rows]
+
+
+async def event_types(store: Store, prefix: str) -> list[dict[str, Any]]:
+    async with store.read() as conn:
+        rows = (await conn.execute(select(events).where(events.c.type.startswith(prefix))
+                                   .order_by(events.c.seq))).all()
+    return [{"type": r.type, **r.payload} for r in rows]
+
+
+async def test_handler_and_ctx_llm_calls_are_recorded_alike(store: Store,
+                                                            fake_llm: FakeLlm) -> None:
+    await agent(store, "writer", {"type": "llm", "prompt": "Write {input.topic}"},
+                model={"provider": "openai", "name": "fake-small"})
+    await agent(store, "asker", {"type": "python", "target": "tests.handlers:llm_user"},
+                model={"provider": "openai", "name": "gpt-4o-mini"})
+    written, asked = await run(store, await submit(store, "writer", topic="x"),
+                               await submit(store, "asker", calls=2))
+    assert written.status is Status.SUCCEEDED and asked.status is Status.SUCCEEDED
+    found = await calls(store)
+    assert sorted((c["agent"], c["model"], c["provider"], c["outcome"]) for c in found) == [
+        ("asker", "gpt-4o-mini", "openai", "ok")] * 2 + [("writer", "fake-small", "openai", "ok")]
+    by_agent = {c["agent"]: c for c in found}
+    writer, asker = by_agent["writer"], by_agent["asker"]
+    assert (writer["prompt_tokens"], writer["completion_tokens"]) == (12, 5)
+    assert writer["cost"] == pytest.approx((12 * 1.0 + 5 * 2.0) / 1000)  # AGENTOS_LLM_PRICES
+    assert asker["cost"] == pytest.approx(12 * 0.15e-6 + 5 * 0.6e-6)  # genai-prices' table
+    assert writer["task_id"] == written.id and writer["attempt"] == 1
+    assert writer["correlation_id"] == written.to_dict()["correlation_id"]
+    assert writer["latency_ms"] > 0 and writer["recorded_by"].startswith("worker:")
+    # the attempt's usage is the sum of its calls
+    assert asked.to_dict()["attempts"][0]["tokens"] == {"prompt": 24, "completion": 10,
+                                                        "total": 34}
+    summary = {r["key"]: r for r in await telemetry.summary(store, "model")}
+    assert summary["gpt-4o-mini"]["calls"] == 2 and summary["fake-small"]["total_tokens"] == 17
+    days = await telemetry.summary(store, "day")
+    assert [d["key"] for d in days] == [datetime.now(UTC).strftime("%Y-%m-%d")]
+    assert days[0]["calls"] == 3
+
+
+async def test_a_failed_call_is_recorded_as_an_error(store: Store, fake_llm: FakeLlm) -> None:
+    await agent(store, "down", {"type": "llm", "prompt": "Hi"},
+                model={"provider": "openai", "name": "status-503"}, limits={"max_retries": 0})
+    [task] = await run(store, await submit(store, "down"))
+    assert task.status is Status.FAILED
+    [call] = await calls(store)
+    assert call["outcome"] == "error" and "answered 503" in call["error"]
+    assert call["cost"] is None and call["prompt_tokens"] == 0
+
+
+async def test_budget_events_hold_refusal_and_raise(store: Store, fake_llm: FakeLlm) -> None:
+    await agent(store, "spender", {"type": "llm", "prompt": "Hi"},
+                model={"provider": "openai", "name": "fake-small"}, limits={"max_retries": 0})
+    budget = await budgets.create(store, budgets.BudgetIn(
+        scope="agent", target="spender", metric="tokens", period="day", limit=30), by="test")
+    soft = await budgets.create(store, budgets.BudgetIn(
+        scope="global", metric="cost", period="month", limit=1.0, hard=False), by="test")
+    [first] = await run(store, await submit(store, "spender"))  # 17 tokens: 57 %
+    assert first.status is Status.SUCCEEDED
+    assert await event_types(store, "budget.") == []
+    [second] = await run(store, await submit(store, "spender"))  # 34 tokens: over 30
+    assert second.status is Status.SUCCEEDED  # a call that starts under the budget runs
+    crossed = await event_types(store, "budget.")
+    assert [(e["type"], e["budget"]) for e in crossed] == [
+        ("budget.warning", budget["id"]), ("budget.exceeded", budget["id"])]
+    assert crossed[1]["used"] == 34 and crossed[1]["limit"] == 30
+    state = await agent_state.of_agent(store, "spender")
+    [hold] = state["held"]
+    assert hold["reason"] == "budget" and hold["ref"] == str(budget["id"])
+    assert hold["until"] == budgets.period_end("day", datetime.now(UTC)).isoformat()
+    # a call that would start over the hard budget is refused, and recorded as such
+    with pytest.raises(budgets.BudgetExceeded, match="rolls at"):
+        await budgets.check(store, "spender", "fake-small")
+    assert (await budgets.get(store, soft["id"]))["used"] == pytest.approx(2 * 0.022)
+    raised = await budgets.change(store, budget["id"], budgets.BudgetChange(limit=100),
+                                  by="test")
+    assert not raised["exceeded"] and raised["used"] == 34
+    assert (await agent_state.of_agent(store, "spender"))["held"] == []
+    await budgets.check(store, "spender", "fake-small")  # no longer refused
+    lowered = await budgets.change(store, budget["id"], budgets.BudgetChange(limit=10),
+                                   by="test")
+    assert lowered["exceeded"]
+    assert len((await agent_state.of_agent(store, "spender"))["held"]) == 1
+    assert [e["type"] for e in await event_types(store, "budget.")][-1] == "budget.exceeded"
+
+
+def test_periods_and_thresholds() -> None:
+    at = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
+    assert budgets.period_start("day", at) == datetime(2026, 12, 31, tzinfo=UTC)
+    assert budgets.period_end("day", at) == datetime(2027, 1, 1, tzinfo=UTC)
+    assert budgets.period_start("month", at) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert budgets.period_end("month", at) == datetime(2027, 1, 1, tzinfo=UTC)
+    assert budgets.period_end("month", datetime(2026, 2, 3, tzinfo=UTC)) == \
+        datetime(2026, 3, 1, tzinfo=UTC)
+    assert budgets.crossed(100, 0, 79) == []
+    assert budgets.crossed(100, 79, 80) == ["warning"]
+    assert budgets.crossed(100, 50, 150) == ["warning", "exceeded"]
+    assert budgets.crossed(100, 100, 120) == []  # crossed before
+    assert budgets.crossed(0, 0, 1) == ["warning", "exceeded"]
