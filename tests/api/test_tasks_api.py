@@ -154,6 +154,37 @@ async def test_batch_and_list(api: httpx.AsyncClient) -> None:
     assert len(page["tasks"]) == 3 and page["next_after_seq"] is not None
 
 
+async def test_newest_first_pages_down_by_status_and_agent(api: httpx.AsyncClient) -> None:
+    await publish(api, "a")
+    await publish(api, "b")
+    r = await api.post("/api/v1/tasks/batch", json={"tasks": [
+        {"agent": "a" if n % 3 else "b", "input": {"n": n}} for n in range(10)]})
+    assert r.status_code == 201
+    ids = [t["id"] for t in r.json()["tasks"]]
+    cancelled = [ids[2], ids[7]]
+    for task_id in cancelled:
+        assert (await api.post(f"/api/v1/tasks/{task_id}/cancel")).status_code == 200
+
+    async def walk(params: dict[str, Any]) -> list[int]:
+        seen: list[int] = []
+        query = {"order": "desc", "limit": 3, **params}
+        while True:
+            page = (await api.get("/api/v1/tasks", params=query)).json()
+            assert "next_after_seq" not in page
+            seen += [t["input"]["n"] for t in page["tasks"]]
+            if page["next_before_seq"] is None:
+                return seen
+            query["before_seq"] = page["next_before_seq"]
+
+    assert await walk({}) == list(range(9, -1, -1))
+    assert await walk({"agent": "b"}) == [9, 6, 3, 0]
+    assert await walk({"status": "cancelled"}) == [7, 2]
+    assert await walk({"agent": "a", "status": "pending"}) == [8, 5, 4, 1]
+    for bad in ({"before_seq": 3}, {"order": "newest"}, {"order": "desc", "before_seq": 0}):
+        r = await api.get("/api/v1/tasks", params=bad)
+        assert 400 <= r.status_code < 500 and set(r.json()) == {"error"}, (bad, r.text)
+
+
 async def test_cancel_pending(api: httpx.AsyncClient) -> None:
     await publish(api)
     task_id = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()["id"]

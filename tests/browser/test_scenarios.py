@@ -211,3 +211,12 @@ def test_an_agent_imported_from_yaml_gets_the_event_emitted_from_the_page(
     page.wait_for_selector("main[data-ready]")
     expect(page.locator(".title-row .badge").first).to_have_text("succeeded", timeout=10_000)
     expect(page.locator("section", has_text="Output")).to_contain_text('"hello": "agent"')
+    # the agent's tasks are listed newest first, and the list follows new ones live
+    first_id = page.url.rsplit("/", 1)[1]
+    open_page(page, f"/tasks?agent={name}")
+    rows = page.locator("tbody tr[data-task]")
+    expect(rows).to_have_count(1)
+    with system.api("operator") as api:
+        newer = api.post("/api/v1/tasks", json={"agent": name, "input": {"x": 8}}).json()
+    expect(rows).to_have_count(2, timeout=5_000)
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.task)") == [newer["id"], first_id]

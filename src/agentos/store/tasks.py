@@ -268,15 +268,22 @@ class Tasks:
 
     async def page(self, conn: AsyncConnection, after_seq: int, limit: int,
                    agent: str | None = None, status: str | None = None,
-                   correlation_id: str | None = None) -> list[Any]:
+                   correlation_id: str | None = None, *, newest_first: bool = False,
+                   before_seq: int | None = None) -> list[Any]:
+        """Tasks in submission order after ``after_seq``; or, ``newest_first``, from
+        the newest down (below ``before_seq``): the (status, seq) and (agent, seq)
+        indexes read a filtered page in order."""
         stmt = select(table).where(t.seq > after_seq)
+        if before_seq is not None:
+            stmt = stmt.where(t.seq < before_seq)
         if agent:
             stmt = stmt.where(t.agent == agent)
         if status:
             stmt = stmt.where(t.status == status)
         if correlation_id:
             stmt = stmt.where(t.correlation_id == correlation_id)
-        return list((await conn.execute(stmt.order_by(t.seq).limit(limit))).all())
+        order = t.seq.desc() if newest_first else t.seq
+        return list((await conn.execute(stmt.order_by(order).limit(limit))).all())
 
     async def by_ids(self, conn: AsyncConnection, task_ids: list[str]) -> list[Any]:
         """(id, agent, agent_version) of each of these tasks that exists."""

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
@@ -69,11 +69,18 @@ async def list_tasks(
     correlation_id: str | None = None,
     after_seq: Annotated[int, Query(ge=0, le=inputs.INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=queue.MAX_PAGE)] = 100,
+    order: Literal["asc", "desc"] = "asc",
+    before_seq: Annotated[int | None, Query(ge=1, le=inputs.INT64_MAX)] = None,
 ) -> dict[str, Any]:
-    """Tasks in submission order; ``status=failed`` lists the dead-lettered ones."""
-    page, next_after = await queue.list_tasks(store, agent, status_, correlation_id,
-                                              after_seq, limit)
-    return {"tasks": [t.to_dict() for t in page], "next_after_seq": next_after}
+    """Tasks in submission order (page with ``after_seq`` = the previous
+    ``next_after_seq``); ``order=desc``: the newest first (page with ``before_seq`` =
+    the previous ``next_before_seq``). ``status=failed`` lists the dead-lettered ones."""
+    newest_first = order == "desc"
+    page, following = await queue.list_tasks(store, agent, status_, correlation_id,
+                                             after_seq, limit, newest_first=newest_first,
+                                             before_seq=before_seq)
+    cursor = "next_before_seq" if newest_first else "next_after_seq"
+    return {"tasks": [t.to_dict() for t in page], cursor: following}
 
 
 class CompleteIn(BaseModel):

@@ -1,7 +1,7 @@
 // One agent: its versions (with the lifecycle buttons the role allows), the
 // definition as YAML, its triggers and handler, and the tasks it ran.
 import { get } from "../api.js";
-import { action, badge, card, facts, fill, h, json, link, table, time, title } from "../ui.js";
+import { action, badge, card, facts, fill, h, json, link, short, table, time, title } from "../ui.js";
 
 const VERSION = "/api/v1/agents/{name}/versions/{version}";
 
@@ -15,8 +15,11 @@ export async function render({ main, params, query }) {
   const shown = chosen && chosen !== current.version
     ? await get(`/api/v1/agents/${encodeURIComponent(name)}/versions/${encodeURIComponent(chosen)}`)
     : current;
-  const yaml = await get(`/api/v1/agents/${encodeURIComponent(name)}/export`,
-                         { version: shown.version }, { text: true });
+  const [yaml, recent] = await Promise.all([
+    get(`/api/v1/agents/${encodeURIComponent(name)}/export`, { version: shown.version },
+        { text: true }),
+    get("/api/v1/tasks", { agent: name, order: "desc", limit: 10 }),
+  ]);
   const reload = () => location.reload();
   const d = shown.definition;
   fill(main,
@@ -60,6 +63,18 @@ export async function render({ main, params, query }) {
       rows: d.triggers ?? [],
       empty: "no triggers: tasks reach this agent only when submitted",
     })),
+    card("Recent tasks", table({
+      caption: "Recent tasks",
+      columns: [
+        { label: "Task", cell: (t) => link(`/tasks/${t.id}`, short(t.id)) },
+        { label: "Status", cell: (t) => badge(t.status) },
+        { label: "Version", cell: (t) => t.version },
+        { label: "Created", cell: (t) => time(t.created_at) },
+        { label: "Error", cell: (t) => (t.error ? h("span", { class: "error" }, `${t.error.type}: ${t.error.message ?? ""}`.slice(0, 120)) : "") },
+      ],
+      rows: recent.tasks,
+      empty: "no task of this agent yet",
+    }), h("p", {}, link(`/tasks?agent=${encodeURIComponent(name)}`, "all its tasks"))),
     card("Definition (YAML)", h("pre", { tabindex: "0", "aria-label": "definition" }, yaml)));
 }
 

@@ -80,7 +80,7 @@ export async function render({ main, query }) {
       get("/ready").catch((e) => ({ status: "not ready", error: e.message })),
       get("/api/v1/workers"),
       get("/api/v1/locks"),
-      get("/api/v1/tasks", { status: "failed", limit: 8 }),
+      get("/api/v1/tasks", { status: "failed", order: "desc", limit: 8 }),
       get("/api/v1/schedules"),
     ]);
     const alive = workers.filter((w) => w.alive);

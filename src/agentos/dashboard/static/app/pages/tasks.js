@@ -20,7 +20,8 @@ export async function render({ main, query }) {
     { label: "Finished", cell: (t) => time(t.finished_at) },
     { label: "Error", cell: (t) => (t.error ? h("span", { class: "error" }, `${t.error.type}: ${t.error.message ?? ""}`.slice(0, 140)) : "") },
   ];
-  const load = () => get("/api/v1/tasks", { agent, status, before_seq: before, limit: PAGE });
+  const load = () => get("/api/v1/tasks", { agent, status, order: "desc", before_seq: before,
+                                            limit: PAGE });
   const first = await load();
   const view = table({ caption: "Tasks, newest first", columns, rows: first.tasks,
                        rowAttrs: (t) => ({ dataset: { task: t.id, status: t.status } }),
