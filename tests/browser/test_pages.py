@@ -41,6 +41,15 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
                                             "event": {"type": "qa.nightly"}}).raise_for_status()
         api.post("/api/v1/api-keys", json={"name": "page-ci", "role": "operator"}
                  ).raise_for_status()
+        api.post("/api/v1/llm-calls", json={"calls": [
+            {"provider": "openai", "model": "gpt-4o-mini", "prompt_tokens": 120,
+             "completion_tokens": 30, "latency_ms": 420, "agent": "page-echo"},
+            {"provider": "openai", "model": "gpt-4o-mini", "prompt_tokens": 80,
+             "completion_tokens": 0, "latency_ms": 90, "outcome": "error",
+             "error": "rate limited", "agent": "page-echo"}]}).raise_for_status()
+        api.post("/api/v1/budgets", json={"scope": "agent", "target": "page-echo",
+                                          "metric": "tokens", "period": "day",
+                                          "limit": 1000.0}).raise_for_status()
         api.post("/api/v1/subscriptions", json={"name": "page-consumer", "type": "page.*",
                                                 "from_start": True}).raise_for_status()
         for version in ("1.0.0", "1.1.0"):
@@ -69,6 +78,11 @@ display_name: Page echo
 description: Echoes its input, for the dashboard's page tests
 tags: [test]
 handler: {type: python, target: "tests.handlers:echo"}
+capabilities:
+  - {name: echoing, version: "1", description: says back what it gets}
+config:
+  greeting: {type: string, value: hello, description: what it says first}
+  repeat: {type: integer, value: 1}
 triggers:
   - event: page.*
     filter: {n: 1}
@@ -174,6 +188,40 @@ def test_a_projection_shows_what_it_folded_and_an_admin_rebuilds_it(
     with system.api() as api:
         items = api.get("/api/v1/projections/agent_activity/state").json()["items"]
     assert "page-echo" in items
+
+
+def test_an_operator_changes_an_agents_config_and_switches_a_capability_off(
+        seeded: dict[str, Any], system: System, as_role: Callable[[str], Page]) -> None:
+    viewer = open_page(as_role("viewer"), "/agents/page-echo")
+    expect(viewer.locator("section", has_text="Live state")).to_contain_text("idle")
+    expect(viewer.get_by_role("button", name="Set")).to_have_count(0)
+    expect(viewer.get_by_role("button", name="Disable")).to_have_count(0)
+    page = open_page(as_role("operator"), "/agents/page-echo")
+    config = page.locator("section", has_text="Config")
+    row = config.locator("tbody tr", has_text="repeat")
+    row.get_by_label("New value of repeat").fill("three")  # not a number: refused in the page
+    row.get_by_role("button", name="Set").click()
+    expect(row.locator(".error")).to_contain_text("needs a number")
+    row.get_by_label("New value of repeat").fill("3")
+    row.get_by_role("button", name="Set").click()
+    page.wait_for_load_state()
+    page.wait_for_selector("main[data-ready]")
+    expect(page.locator("section", has_text="Config").locator("tbody tr", has_text="repeat")
+           ).to_contain_text("set by user:operator")
+    page.once("dialog", lambda dialog: dialog.accept("maintenance"))
+    page.locator("section", has_text="Capabilities").get_by_role("button", name="Disable").click()
+    page.wait_for_selector("main[data-ready]")
+    capability = page.locator("section", has_text="Capabilities").locator("tbody tr")
+    expect(capability).to_contain_text("disabled")
+    expect(capability).to_contain_text("maintenance")
+    with system.api() as api:
+        values = {c["key"]: c["value"] for c in api.get("/api/v1/agents/page-echo/config")
+                  .json()["config"]}
+        assert values["repeat"] == 3
+        caps = api.get("/api/v1/agents/page-echo/capabilities").json()["capabilities"]
+        assert caps[0]["enabled"] is False
+        # and back on, for the other tests
+        api.post("/api/v1/agents/page-echo/capabilities/echoing/enable", json={})
 
 
 def test_the_sign_in_form_is_accessible(system: System, as_role: Callable[[str], Page]) -> None:

@@ -32,6 +32,7 @@ PAGES: tuple[Page, ...] = (
     Page("/locks", "locks", "Locks", nav=True),
     Page("/schedules", "schedules", "Schedules", nav=True),
     Page("/subscriptions", "subscriptions", "Subscriptions", nav=True),
+    Page("/llm", "llm", "LLM calls", nav=True),
     Page("/knowledge", "knowledge", "Knowledge", nav=True),
     Page("/knowledge/{namespace}/{key:path}", "document", "Document"),
     Page("/models", "models", "Models", nav=True),

@@ -76,13 +76,16 @@ export async function render({ main, query }) {
   }
 
   async function refresh() {
-    const [ready, { workers }, { locks }, failed, { schedules }] = await Promise.all([
+    const today = new Date().toISOString().slice(0, 10) + "T00:00:00Z";
+    const [ready, { workers }, { locks }, failed, { schedules }, llm] = await Promise.all([
       get("/ready").catch((e) => ({ status: "not ready", error: e.message })),
       get("/api/v1/workers"),
       get("/api/v1/locks"),
       get("/api/v1/tasks", { status: "failed", order: "desc", limit: 8 }),
       get("/api/v1/schedules"),
+      get("/api/v1/llm-calls/summary", { by: "day", since: today }),
     ]);
+    const spent = llm.rows[0];
     const alive = workers.filter((w) => w.alive);
     const slots = alive.reduce((n, w) => n + w.concurrency, 0);
     const running = alive.reduce((n, w) => n + w.running, 0);
@@ -94,7 +97,10 @@ export async function render({ main, query }) {
       tile("Workers alive", alive.length, `${slots} slots`, alive.length ? "ok" : "bad", "/workers"),
       tile("Running tasks", running, `of ${slots} slots`, null, "/tasks?status=running"),
       tile("Locks held", held.length, `${waiting} waiting`, waiting ? "warn" : null, "/locks"),
-      tile("Schedules", schedules.filter((s) => !s.paused && s.next_run_at).length, "active", null, "/schedules"));
+      tile("Schedules", schedules.filter((s) => !s.paused && s.next_run_at).length, "active", null, "/schedules"),
+      tile("LLM cost today", spent ? Number(spent.cost.toPrecision(3)) : 0,
+           spent ? `${spent.calls} calls, ${spent.total_tokens.toLocaleString()} tokens` : "no calls (UTC day)",
+           null, "/llm"));
     fillRows(failures, failureColumns, failed.tasks, "no failed task");
     fillRows(waits, waitColumns, locks.filter((l) => l.queue.length), "no one is waiting for a lock");
   }
