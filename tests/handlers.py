@@ -133,3 +133,40 @@ async def llm_user(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                                   model=data.get("model"))
         replies.append(done.content)
     return {"replies": replies}
+
+
+async def wf_plan(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """A workflow's planning step: one target per device."""
+    return {"targets": [{"device_id": d} for d in data.get("devices", [])]}
+
+
+async def wf_double(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Fails for ``data["fail"]`` true, else doubles ``n`` (0 when missing)."""
+    if data.get("fail"):
+        raise HandlerError(f"told to fail on {data}", retryable=False)
+    return {"n": data.get("n", 0) * 2, "input": data}
+
+
+async def wf_artifacts(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Stores a JSON artifact and a bytes one."""
+    await ctx.artifact("report", {"ok": True, "input": data})
+    await ctx.artifact("raw.bin", b"\x00\x01binary")
+    return {"stored": 2}
+
+
+async def wf_ask(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Asks a person (ctx.approval) and returns the decision."""
+    return await ctx.approval(data.get("title", "may I?"), {"why": "test"},
+                              data.get("role", "operator"),
+                              timeout_s=data.get("timeout_s"))
+
+
+async def crash_step(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """A crash test's step: a short pause (for a kill to land in), then double ``n``;
+    ``fail`` fails for good. Each execution leaves a line in ``data["log"]``."""
+    with Path(data["log"]).open("a") as f:
+        f.write(f"{ctx.task['id']} {ctx.task['attempt']} {os.getpid()}\n")
+    await asyncio.sleep(data.get("pause", 0.1))
+    if data.get("fail"):
+        raise HandlerError("told to fail", retryable=False)
+    return {"n": data.get("n", 0) * 2}

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # (module:attr, comma-separated) beside the built-ins
     run_projections: bool = True
     projections: str | None = None
+    # workflows: move runs on in this server (the log's consumer and the timer); the
+    # largest artifact a step may store (bytes of data, or of JSON text)
+    run_workflows: bool = True
+    artifact_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # knowledge base: the largest document (title + content + metadata, bytes of UTF-8)
     knowledge_max_bytes: int = Field(default=512 * 1024, ge=1024)
     # optional vector search: an OpenAI-compatible embeddings API, e.g.

@@ -26,6 +26,7 @@ from agentos import ids as ids_
 from agentos import patterns
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
 from agentos.store import Store
+from agentos.store import workflows as store_workflows
 from agentos.store.events import CHANNEL, Draft, Priority, PriorityName
 from agentos.tasks import Status as TaskStatus
 
@@ -253,6 +254,7 @@ async def correlation(store: Store, correlation_id: str) -> list[dict[str, Any]]
     its handler emitted sit under the task."""
     async with store.read() as conn:
         rows, task_rows = await store.events.of_correlation(conn, correlation_id)
+        run_rows = await store_workflows.runs_of_correlation(conn, correlation_id)
     if not rows and not task_rows:
         raise NotFound(f"no events with correlation id {correlation_id}",
                        code="correlation_not_found")
@@ -260,6 +262,10 @@ async def correlation(store: Store, correlation_id: str) -> list[dict[str, Any]]
     nodes += [{"kind": "task", "id": t.id, "causation_id": t.causation_id, "agent": t.agent,
                "version": t.agent_version, "status": t.status, "attempt": t.attempt,
                "created_at": t.created_at.isoformat()} for t in task_rows]
+    # a workflow run holds its steps' tasks and its events; a sub-run sits in its parent
+    nodes += [{"kind": "run", "id": r.id, "causation_id": r.parent_run_id,
+               "workflow": r.workflow, "version": r.version, "status": r.status,
+               "created_at": r.created_at.isoformat()} for r in run_rows]
     nodes.sort(key=lambda n: str(n["created_at"]))  # stable: events keep their seq order
     return causation_tree(nodes)
 

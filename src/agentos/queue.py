@@ -31,8 +31,9 @@ from agentos.store import Store
 from agentos.store.tasks import CHANNEL, Defaults, task_event
 from agentos.tasks import Attempt, Backoff, Outcome, Status, Task, TaskIn
 
-__all__ = ["CHANNEL", "MAX_BATCH", "MAX_PAGE", "cancel", "defer", "fail", "get", "hand_back",
-           "list_tasks", "reap", "retry", "run_reaper", "submit", "submit_in", "task_event"]
+__all__ = ["CHANNEL", "MAX_BATCH", "MAX_PAGE", "cancel", "cancel_in", "defer", "fail", "get",
+           "hand_back", "list_tasks", "reap", "retry", "run_reaper", "submit", "submit_in",
+           "task_event"]
 
 log = logging.getLogger("agentos.queue")
 MAX_BATCH = 10_000
@@ -152,17 +153,36 @@ async def cancel(store: Store, task_id: str) -> Task:
     async with store.write() as conn:
         row = await _locked(store, conn, task_id)
         tasks.check(Status(row.status), "cancel", task_id)
-        now = await store.tasks.now(conn)
-        if row.status == Status.RUNNING.value:
-            await store.tasks.set(conn, task_id, cancel_requested=True, updated_at=now)
-        else:
-            await store.tasks.set(conn, task_id, status=Status.CANCELLED.value,
-                                  finished_at=now, updated_at=now)
-            # a task handed back to wait for its resources may hold or await some
-            drafts = await _release_locks(store, conn, row, now)
-            await events.append_in(store, conn, [*drafts,
-                                                 task_event(row, "cancelled", attempt=row.attempt)])
+        drafts = await _cancel_row(store, conn, row, await store.tasks.now(conn))
+        if drafts:
+            await events.append_in(store, conn, drafts)
         return Task.from_row(await store.tasks.get(conn, task_id))
+
+
+async def cancel_in(store: Store, conn: AsyncConnection, task_ids: list[str]
+                    ) -> list[EventIn | Draft]:
+    """``cancel`` each of ``task_ids`` that has not ended, within the caller's write
+    transaction (a workflow run's cancel); returns the events for the caller to append
+    as its last step."""
+    drafts: list[EventIn | Draft] = []
+    now = await store.tasks.now(conn)
+    for task_id in sorted(task_ids):
+        row = await store.tasks.get(conn, task_id, lock=True)
+        if row is not None and not Status(row.status).final:
+            drafts += await _cancel_row(store, conn, row, now)
+    return drafts
+
+
+async def _cancel_row(store: Store, conn: AsyncConnection, row: Any, now: datetime
+                      ) -> list[EventIn | Draft]:
+    if row.status == Status.RUNNING.value:
+        await store.tasks.set(conn, row.id, cancel_requested=True, updated_at=now)
+        return []
+    await store.tasks.set(conn, row.id, status=Status.CANCELLED.value, finished_at=now,
+                          updated_at=now)
+    # a task handed back to wait for its resources may hold or await some
+    drafts: list[EventIn | Draft] = list(await _release_locks(store, conn, row, now))
+    return [*drafts, task_event(row, "cancelled", attempt=row.attempt)]
 
 
 async def retry(store: Store, task_id: str) -> Task:

@@ -7,6 +7,8 @@ settings ask for, started and stopped with it.
     lock-sweeper  reclaims lapsed lock leases, grants their next waiters
     worker        runs tasks in this process (AGENTOS_RUN_WORKER; the demo's)
     projection:N  keeps read model N up to date (AGENTOS_RUN_PROJECTIONS)
+    workflows     moves workflow runs on from the log; ends lapsed approvals and waits
+                  (AGENTOS_RUN_WORKFLOWS)
 
 Each loop is supervised: one that dies is logged and started again. ``agentos
 serve`` runs ``create(settings)``; uvicorn can run ``agentos.server:from_env``.
@@ -27,6 +29,7 @@ from agentos.api.app import create_app
 from agentos.config import Settings
 from agentos.store import Store
 from agentos.worker.loop import Worker
+from agentos.workflows import engine as workflow_engine
 
 log = logging.getLogger("agentos.server")
 STOP_GRACE = 5.0  # seconds background loops get to stop on their own at shutdown
@@ -67,6 +70,8 @@ async def background(store: Store, settings: Settings) -> AsyncIterator[None]:
             loops.append(_supervised(f"projection:{projection.name}",
                                      functools.partial(projections.run, store, projection,
                                                        stop)))
+    if settings.run_workflows:
+        loops.append(_supervised("workflows", lambda: workflow_engine.run(store, stop)))
     try:
         yield
     finally:

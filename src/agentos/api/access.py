@@ -32,7 +32,8 @@ SUMMARY_MAX_BYTES = 16 * 1024  # larger bodies (batches) are not read again for 
 _SUMMARY_FIELDS = ("name", "username", "agent", "type", "version", "role", "active", "email",
                    "priority", "paused", "cron", "interval_s", "expires_at", "worker_id",
                    "older_than", "dry_run", "seq", "attempt", "outcome", "reason",
-                   "scope", "target", "metric", "period", "limit", "hard")
+                   "scope", "target", "metric", "period", "limit", "hard", "workflow", "step",
+                   "comment")
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,35 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/budgets/{budget_id}"): read("budgets"),
     ("PATCH", "/api/v1/budgets/{budget_id}"): change(A, "budgets.change"),
     ("DELETE", "/api/v1/budgets/{budget_id}"): change(A, "budgets.delete"),
+    # workflows: definitions like agents (operators write drafts, admins publish and
+    # import); operators start, cancel and rerun runs
+    ("GET", "/api/v1/workflows"): read("workflows"),
+    ("POST", "/api/v1/workflows"): change(OP, "workflows.create"),
+    ("POST", "/api/v1/workflows/import"): change(A, "workflows.import"),
+    ("GET", "/api/v1/workflows/{name}"): read("workflows"),
+    ("GET", "/api/v1/workflows/{name}/versions"): read("workflows"),
+    ("GET", "/api/v1/workflows/{name}/versions/{version}"): read("workflows"),
+    ("DELETE", "/api/v1/workflows/{name}/versions/{version}"): change(OP, "workflows.delete"),
+    ("POST", "/api/v1/workflows/{name}/versions/{version}/publish"):
+        change(A, "workflows.publish"),
+    ("POST", "/api/v1/workflows/{name}/versions/{version}/deprecate"):
+        change(A, "workflows.deprecate"),
+    ("POST", "/api/v1/workflows/{name}/versions/{version}/archive"):
+        change(A, "workflows.archive"),
+    ("GET", "/api/v1/workflows/{name}/export"): read("workflows"),
+    ("POST", "/api/v1/workflow-runs"): change(OP, "workflow_runs.start"),
+    ("GET", "/api/v1/workflow-runs"): read("workflow_runs"),
+    ("GET", "/api/v1/workflow-runs/{run_id}"): read("workflow_runs"),
+    ("POST", "/api/v1/workflow-runs/{run_id}/cancel"): change(OP, "workflow_runs.cancel"),
+    ("POST", "/api/v1/workflow-runs/{run_id}/rerun"): change(OP, "workflow_runs.rerun"),
+    ("GET", "/api/v1/workflow-runs/{run_id}/explain"): read("workflow_runs"),
+    ("GET", "/api/v1/workflow-runs/{run_id}/artifacts"): read("workflow_runs"),
+    ("GET", "/api/v1/workflow-runs/{run_id}/artifacts/{name}"): read("workflow_runs"),
+    # approvals: any signed-in user may try; the approval's own role decides (403)
+    ("GET", "/api/v1/approvals"): read("approvals"),
+    ("GET", "/api/v1/approvals/{approval_id}"): read("approvals"),
+    ("POST", "/api/v1/approvals/{approval_id}/approve"): change(V, "approvals.approve"),
+    ("POST", "/api/v1/approvals/{approval_id}/reject"): change(V, "approvals.reject"),
     # access itself: admin only
     ("POST", "/api/v1/users"): change(A, "users.create"),
     ("GET", "/api/v1/users"): read("users", A),

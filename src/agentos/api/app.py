@@ -26,6 +26,7 @@ from agentos.api.routes import (
     subscriptions,
     tasks,
 )
+from agentos.api.routes import approvals as approval_routes
 from agentos.api.routes import audit as audit_routes
 from agentos.api.routes import locks as lock_routes
 from agentos.api.routes import operating as operating_routes
@@ -33,6 +34,8 @@ from agentos.api.routes import projections as projection_routes
 from agentos.api.routes import schedules as schedule_routes
 from agentos.api.routes import telemetry as telemetry_routes
 from agentos.api.routes import users as user_routes
+from agentos.api.routes import workflow_runs as run_routes
+from agentos.api.routes import workflows as workflow_routes
 from agentos.bus import Bus
 from agentos.config import Settings, proxy_list
 from agentos.dashboard import routes as dashboard
@@ -103,6 +106,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(operating_routes.workers_router)
     app.include_router(telemetry_routes.router)
     app.include_router(telemetry_routes.budgets_router)
+    app.include_router(workflow_routes.router)
+    app.include_router(run_routes.router)
+    app.include_router(approval_routes.router)
     app.include_router(dashboard.router)
     app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

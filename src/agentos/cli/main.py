@@ -19,6 +19,7 @@ from agentos import __version__
 from agentos.cli import (
     agents,
     api_keys,
+    approvals,
     audit,
     auth,
     db,
@@ -30,12 +31,14 @@ from agentos.cli import (
     models,
     options,
     projections,
+    runs,
     schedules,
     serve,
     subscriptions,
     tasks,
     users,
     worker,
+    workflows,
 )
 from agentos.errors import AgentOSError
 
@@ -69,6 +72,9 @@ app.add_typer(knowledge.app, name="knowledge")
 app.add_typer(models.app, name="models")
 app.add_typer(projections.app, name="projections")
 app.add_typer(llm.app, name="llm")
+app.add_typer(workflows.app, name="workflows")
+app.add_typer(runs.app, name="runs")
+app.add_typer(approvals.app, name="approvals")
 
 
 def _print_version(value: bool) -> None:

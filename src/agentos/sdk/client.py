@@ -639,6 +639,129 @@ class Client:
         return self._json("GET", _path("projections", name, "state"),
                           params={k: v for k, v in params.items() if v is not None})
 
+    # ---------------------------------------------------------- workflows
+
+    def import_workflows(self, text: str, publish: bool = False) -> list[dict[str, Any]]:
+        """Import a YAML stream of workflow definitions (all or none); each version comes
+        back with its ``outcome``: created, replaced or unchanged."""
+        body = self._json("POST", "/api/v1/workflows/import", content=text.encode("utf-8"),
+                          params={"publish": "true"} if publish else None,
+                          headers={"Content-Type": "application/yaml"})
+        return list(body["workflows"])
+
+    def create_workflow(self, definition: dict[str, Any], publish: bool = False
+                        ) -> dict[str, Any]:
+        return self._json("POST", "/api/v1/workflows", json=definition,
+                          params={"publish": "true"} if publish else None)
+
+    def list_workflows(self, status: str | None = None, after: str | None = None,
+                       limit: int | None = None) -> dict[str, Any]:
+        """One page: ``{"workflows": [summary, ...], "next_after": name or None}``."""
+        params = {"status": status, "after": after, "limit": limit}
+        return self._json("GET", "/api/v1/workflows",
+                          params={k: v for k, v in params.items() if v is not None})
+
+    def get_workflow(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """The current version (latest published, else newest draft), or ``version``."""
+        if version is not None:
+            return self._json("GET", _path("workflows", name, "versions", version))
+        return self._json("GET", _path("workflows", name))
+
+    def workflow_versions(self, name: str) -> list[dict[str, Any]]:
+        return list(self._json("GET", _path("workflows", name, "versions"))["versions"])
+
+    def publish_workflow(self, name: str, version: str) -> dict[str, Any]:
+        return self._json("POST", _path("workflows", name, "versions", version, "publish"))
+
+    def deprecate_workflow(self, name: str, version: str) -> dict[str, Any]:
+        return self._json("POST", _path("workflows", name, "versions", version, "deprecate"))
+
+    def archive_workflow(self, name: str, version: str) -> dict[str, Any]:
+        return self._json("POST", _path("workflows", name, "versions", version, "archive"))
+
+    def delete_workflow_draft(self, name: str, version: str) -> None:
+        self._request("DELETE", _path("workflows", name, "versions", version))
+
+    def export_workflow(self, name: str, version: str | None = None) -> str:
+        params = {"version": version} if version is not None else None
+        return self._request("GET", _path("workflows", name, "export"), params=params).text
+
+    def start_run(self, workflow: str, input: Any = None, *, version: str | None = None,
+                  idempotency_key: str | None = None, correlation_id: str | None = None,
+                  priority: int | None = None) -> dict[str, Any]:
+        """Start a workflow run; the run with every step's state."""
+        body = {"workflow": workflow, "input": {} if input is None else input,
+                "version": version, "idempotency_key": idempotency_key,
+                "correlation_id": correlation_id, "priority": priority}
+        return self._json("POST", "/api/v1/workflow-runs",
+                          json={k: v for k, v in body.items() if v is not None})
+
+    def list_runs(self, workflow: str | None = None, status: str | None = None,
+                  since: datetime | str | None = None, until: datetime | str | None = None,
+                  before: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """One page, newest first: ``{"runs": [...], "next_before": id or None}``."""
+        params = {"workflow": workflow, "status": status, "since": _iso(since),
+                  "until": _iso(until), "before": before, "limit": limit}
+        return self._json("GET", "/api/v1/workflow-runs",
+                          params={k: v for k, v in params.items() if v is not None})
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run: its steps, their tasks and attempts, outputs, and its transitions."""
+        return self._json("GET", _path("workflow-runs", run_id))
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        return self._json("POST", _path("workflow-runs", run_id, "cancel"))
+
+    def rerun(self, run_id: str, step: str) -> dict[str, Any]:
+        """Run a failed run again from its failed step ``step``."""
+        return self._json("POST", _path("workflow-runs", run_id, "rerun"), json={"step": step})
+
+    def explain_run(self, run_id: str) -> dict[str, Any]:
+        """What the run waits for now."""
+        return self._json("GET", _path("workflow-runs", run_id, "explain"))
+
+    def run_artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self._json("GET", _path("workflow-runs", run_id, "artifacts"))["artifacts"])
+
+    def run_artifact(self, run_id: str, name: str) -> Any:
+        """An artifact's data: the JSON value, or bytes."""
+        response = self._request("GET", _path("workflow-runs", run_id, "artifacts", name))
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.content
+
+    def wait_run(self, run_id: str, timeout_s: float | None = None,
+                 poll_s: float = 0.5) -> dict[str, Any]:
+        """Poll until the run has ended (or ``timeout_s`` passed: ``Unavailable``)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            run = self.get_run(run_id)
+            if run["status"] != "running":
+                return run
+            if deadline is not None and time.monotonic() > deadline:
+                raise errors.Unavailable(f"run {run_id} is still running after {timeout_s} s",
+                                         code="run_still_running")
+            time.sleep(poll_s)
+
+    def list_approvals(self, status: str | None = None, run_id: str | None = None,
+                       before: str | None = None, limit: int | None = None
+                       ) -> dict[str, Any]:
+        """One page, newest first: ``{"approvals": [...], "next_before"}``."""
+        params = {"status": status, "run_id": run_id, "before": before, "limit": limit}
+        return self._json("GET", "/api/v1/approvals",
+                          params={k: v for k, v in params.items() if v is not None})
+
+    def get_approval(self, approval_id: str) -> dict[str, Any]:
+        return self._json("GET", _path("approvals", approval_id))
+
+    def approve(self, approval_id: str, comment: str | None = None) -> dict[str, Any]:
+        return self._json("POST", _path("approvals", approval_id, "approve"),
+                          json={"comment": comment} if comment is not None else {})
+
+    def reject(self, approval_id: str, comment: str | None = None) -> dict[str, Any]:
+        return self._json("POST", _path("approvals", approval_id, "reject"),
+                          json={"comment": comment} if comment is not None else {})
+
     # ------------------------------------------------------------- health
 
     def health(self) -> dict[str, Any]:

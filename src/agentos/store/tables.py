@@ -675,6 +675,184 @@ budget_usage = Table(
 )
 
 
+# --------------------------------------------------------------- workflows
+
+# versions of workflow definitions, with the agents' lifecycle (agentos.lifecycle)
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(63), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("sort_key", binary_string(200), nullable=False),  # agentos.semver.sort_key
+    Column("status", String(16), nullable=False),
+    Column("description", Text),
+    Column("definition", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("published_at", UTCDateTime),
+    UniqueConstraint("name", "version"),
+    CheckConstraint(
+        "status IN ('draft', 'published', 'deprecated', 'archived')", name="status"
+    ),
+    Index(None, "name", "status", "sort_key"),
+)
+
+# one row per run; ids are UUIDv7, so their order is the order runs started in
+workflow_runs = Table(
+    "workflow_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("workflow", String(63), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input", Json, nullable=False),
+    Column("output", Json),
+    Column("error", Json),
+    Column("priority", SmallInteger, nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("idempotency_key", String(255)),
+    # a sub-run: the run and step waiting for it
+    Column("parent_run_id", String(36)),
+    Column("parent_step", String(63)),
+    Column("depth", SmallInteger, nullable=False),  # sub-runs above it
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("finished_at", UTCDateTime),
+    CheckConstraint("status IN ('running', 'succeeded', 'failed', 'cancelled')",
+                    name="status"),
+    Index(None, "workflow", "id"),
+    Index(None, "status", "id"),
+    Index(None, "correlation_id"),
+    Index(None, "parent_run_id", sqlite_where=text("parent_run_id IS NOT NULL"),
+          postgresql_where=text("parent_run_id IS NOT NULL")),
+    Index(None, "idempotency_key", unique=True, sqlite_where=text("idempotency_key IS NOT NULL"),
+          postgresql_where=text("idempotency_key IS NOT NULL")),
+)
+
+# each step of each run: its state now (its history is workflow_transitions)
+workflow_steps = Table(
+    "workflow_steps",
+    metadata,
+    Column("run_id", String(36), ForeignKey("workflow_runs.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("step", String(63), primary_key=True),
+    Column("kind", String(16), nullable=False),  # agent | approval | wait_event | workflow
+    Column("status", String(16), nullable=False),
+    Column("round", Integer, nullable=False),  # 1, and one more for every rerun of it
+    Column("items", Json),  # a fan-out's items, in order
+    # a fan-out's children: submitted so far (items[:started]), ended, failed
+    Column("items_started", Integer),
+    Column("items_ended", Integer),
+    Column("items_failed", Integer),
+    Column("output", Json),
+    Column("error", Json),
+    Column("approval_id", String(36)),
+    Column("sub_run_id", String(36)),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    CheckConstraint("status IN ('pending', 'running', 'succeeded', 'failed', 'skipped', "
+                    "'cancelled')", name="status"),
+)
+
+# which task runs which step (and fan-out item) of which round: written in the
+# transaction that submits the task, read when its task.* end event arrives
+workflow_step_tasks = Table(
+    "workflow_step_tasks",
+    metadata,
+    Column("task_id", String(36), primary_key=True),
+    Column("run_id", String(36), ForeignKey("workflow_runs.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("step", String(63), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("item", Integer, nullable=False),  # 0 for a step without for_each
+    Column("status", String(16), nullable=False),  # running, then how its task ended
+    Column("output", Json),
+    Column("error", Json),
+    UniqueConstraint("run_id", "step", "round", "item"),
+)
+
+# every state change of a run and of its steps (step NULL: the run's own)
+workflow_transitions = Table(
+    "workflow_transitions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("workflow_runs.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("step", String(63)),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Index(None, "run_id", "id"),
+)
+
+# wait_event steps waiting now: events after ``after_seq`` that match end them
+workflow_waits = Table(
+    "workflow_waits",
+    metadata,
+    Column("run_id", String(36), ForeignKey("workflow_runs.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("step", String(63), primary_key=True),
+    Column("event_glob", String(255), nullable=False),
+    Column("filter", Json, nullable=False),
+    Column("after_seq", Id, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Index(None, "expires_at"),
+)
+
+# named artifacts a run's steps stored: JSON, or bytes
+workflow_artifacts = Table(
+    "workflow_artifacts",
+    metadata,
+    Column("run_id", String(36), ForeignKey("workflow_runs.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("name", binary_string(255), primary_key=True),
+    Column("step", String(63)),
+    Column("task_id", String(36)),
+    Column("kind", String(8), nullable=False),  # json | bytes
+    Column("value", Json),
+    Column("data", LargeBinary),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    CheckConstraint("kind IN ('json', 'bytes')", name="kind"),
+)
+
+# a person's decision that a step (or a handler, ctx.approval) waits for
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("details", Json, nullable=False),
+    Column("role", String(16), nullable=False),  # the least role that may decide
+    Column("on_timeout", String(8), nullable=False),  # approve | reject | fail
+    Column("expires_at", UTCDateTime),
+    Column("run_id", String(36)),
+    Column("step", String(63)),
+    Column("task_id", String(36)),
+    # what makes a handler's request unique: asking again after a retry finds it
+    Column("request_key", String(300)),
+    Column("correlation_id", String(64), nullable=False),
+    Column("decided_by", String(200)),
+    Column("comment", Text),
+    Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    Column("decided_at", UTCDateTime),
+    CheckConstraint("status IN ('pending', 'approved', 'rejected', 'expired', 'cancelled')",
+                    name="status"),
+    CheckConstraint("role IN ('admin', 'operator', 'viewer')", name="role"),
+    CheckConstraint("on_timeout IN ('approve', 'reject', 'fail')", name="on_timeout"),
+    Index(None, "status", "id"),
+    Index(None, "expires_at", sqlite_where=text("status = 'pending'"),
+          postgresql_where=text("status = 'pending'")),
+    Index(None, "run_id"),
+    Index(None, "request_key", unique=True, sqlite_where=text("request_key IS NOT NULL"),
+          postgresql_where=text("request_key IS NOT NULL")),
+)
+
+
 # what the migrations make beyond this metadata (the schema test leaves it out of its
 # comparison): SQLite's FTS5 table and its shadow tables, PostgreSQL's tsvector column
 # and its index

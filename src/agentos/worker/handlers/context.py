@@ -15,6 +15,7 @@ from typing import Any
 from agentos import (
     agent_config,
     agent_spec,
+    approvals,
     budgets,
     events,
     knowledge,
@@ -32,8 +33,10 @@ from agentos.aio import wait_wakeup
 from agentos.config import Settings
 from agentos.errors import AgentOSError, Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status as VersionStatus
+from agentos.roles import Role
 from agentos.store import Store
 from agentos.tasks import DEFAULT_LEASE, Status, Task, TaskIn
+from agentos.workflows import artifacts
 
 Handler = Callable[["Context", dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -227,6 +230,7 @@ class Context:
     model: dict[str, Any] | None = None
     # the agent's live config overrides as this attempt started (agent_config.overrides)
     config_overrides: dict[str, Any] = field(default_factory=dict)
+    artifact_max_bytes: int | None = None  # None: AGENTOS_ARTIFACT_MAX_BYTES
 
     @contextlib.asynccontextmanager
     async def lock(self, resource: str, *, wait_s: float = 30.0, ttl_s: float | None = None,
@@ -335,6 +339,40 @@ class Context:
         reason = (done.error or {}).get("message", "no error recorded")
         raise SubTaskFailed(f"sub-agent {agent} task {child.id} {done.status.value}: {reason}",
                             done.to_dict())
+
+    async def approval(self, title: str, details: dict[str, Any] | None = None,
+                       role: str = "operator", *, timeout_s: float | None = None,
+                       on_timeout: str = "reject") -> dict[str, Any]:
+        """Ask a person with ``role`` (or higher) to approve, and wait for the decision:
+        ``{approved, by, comment, at}``. The request is listed by ``GET
+        /api/v1/approvals``; asking again with the same title from this task (a retried
+        attempt) waits for the same one. A timeout decides by ``on_timeout`` (approve or
+        reject; ``fail`` raises a non-retryable ``HandlerError``), a cancelled one raises
+        too. The task keeps its worker slot (and its lease, by heartbeats) meanwhile."""
+        try:
+            asked = approvals.Request(
+                title, details or {}, Role(role), timeout_s, on_timeout,
+                self.task["correlation_id"], task_id=self.task["id"],
+                request_key=f"task:{self.task['id']}:{title}"[:300])
+            found = await approvals.request(self.store, asked)
+        except (AgentOSError, ValueError) as exc:
+            raise HandlerError(f"cannot ask for approval: {exc}", retryable=False) from exc
+        self.log.info("approval %s requested", found.id, extra={"action": "approval_requested"})
+        decided = await approvals.wait(self.store, found.id)
+        said = approvals.outcome(decided)
+        if said is None or said["approved"] is None:
+            raise HandlerError(f"approval {found.id} {decided.status.value}", retryable=False)
+        return said
+
+    async def artifact(self, name: str, data: Any) -> dict[str, Any]:
+        """Store ``data`` (JSON, or bytes) as the named artifact of this task's workflow
+        run, replacing one of that name; at most AGENTOS_ARTIFACT_MAX_BYTES. A task
+        that is no step of a run, or data too large, fails the attempt for good."""
+        limit = self.artifact_max_bytes or Settings().artifact_max_bytes
+        try:
+            return await artifacts.put(self.store, self.task["id"], name, data, limit)
+        except AgentOSError as exc:
+            raise HandlerError(f"artifact {name}: {exc.message}", retryable=False) from exc
 
     async def _sub_agent_version(self, agent: str) -> str | None:
         """The version to call (None: the latest published), or refuse the call."""

@@ -81,6 +81,19 @@ class ThreadContext:
         output: dict[str, Any] = self._run(self._ctx.call(agent, input, timeout_s=timeout_s))
         return output
 
+    def approval(self, title: str, details: dict[str, Any] | None = None,
+                 role: str = "operator", *, timeout_s: float | None = None,
+                 on_timeout: str = "reject") -> dict[str, Any]:
+        """``Context.approval``, blocking until the decision."""
+        said: dict[str, Any] = self._run(self._ctx.approval(
+            title, details, role, timeout_s=timeout_s, on_timeout=on_timeout))
+        return said
+
+    def artifact(self, name: str, data: Any) -> dict[str, Any]:
+        """``Context.artifact``, blocking until it is stored."""
+        stored: dict[str, Any] = self._run(self._ctx.artifact(name, data))
+        return stored
+
     def heartbeat(self) -> None:
         """Extend the lease now (the worker also does it on its own)."""
         self._run(self._ctx.heartbeat())

@@ -1,0 +1,369 @@
+"""Workflows' queries: definitions (``workflow_versions``), runs, their steps, the tasks
+that run them, transitions, waits for events and artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agentos.store.columns import utcnow
+from agentos.store.tables import (
+    approvals,
+    task_attempts,
+    tasks,
+    workflow_artifacts,
+    workflow_runs,
+    workflow_step_tasks,
+    workflow_steps,
+    workflow_transitions,
+    workflow_versions,
+    workflow_waits,
+)
+
+wv = workflow_versions.c
+runs = workflow_runs.c
+steps = workflow_steps.c
+links = workflow_step_tasks.c
+waits = workflow_waits.c
+artifacts = workflow_artifacts.c
+
+async def now(conn: AsyncConnection) -> datetime:
+    value: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+    return value
+
+
+# ---------------------------------------------------------------- definitions
+
+
+async def version(conn: AsyncConnection, name: str, ver: str) -> Any | None:
+    return (await conn.execute(select(workflow_versions).where(
+        wv.name == name, wv.version == ver))).first()
+
+
+async def versions(conn: AsyncConnection, name: str) -> list[Any]:
+    """Every version of a workflow, highest first."""
+    return list((await conn.execute(select(workflow_versions).where(wv.name == name)
+                                    .order_by(wv.sort_key.desc()))).all())
+
+
+async def latest(conn: AsyncConnection, name: str, statuses: Sequence[str]) -> Any | None:
+    """The highest version of ``name`` in one of ``statuses``."""
+    return (await conn.execute(select(workflow_versions).where(
+        wv.name == name, wv.status.in_(statuses)).order_by(wv.sort_key.desc()).limit(1))
+    ).first()
+
+
+async def names_with(conn: AsyncConnection, names: Sequence[str], statuses: Sequence[str]
+                     ) -> set[str]:
+    """Which of ``names`` have a version in one of ``statuses``."""
+    if not names:
+        return set()
+    rows = await conn.execute(select(wv.name).where(wv.name.in_(names),
+                                                    wv.status.in_(statuses)).distinct())
+    return {r.name for r in rows}
+
+
+async def all_versions(conn: AsyncConnection, *, status: str | None, after: str | None
+                       ) -> list[Any]:
+    """Every version (of ``status``), by name, for a listing that keeps one per name."""
+    stmt = select(workflow_versions)
+    if status is not None:
+        stmt = stmt.where(wv.status == status)
+    if after is not None:
+        stmt = stmt.where(wv.name > after)
+    return list((await conn.execute(stmt.order_by(wv.name, wv.sort_key.desc()))).all())
+
+
+async def insert_version(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(insert(workflow_versions).values(**values))
+
+
+async def update_version(conn: AsyncConnection, name: str, ver: str,
+                         values: dict[str, Any]) -> None:
+    await conn.execute(update(workflow_versions).where(wv.name == name, wv.version == ver)
+                       .values(updated_at=utcnow(), **values))
+
+
+async def delete_version(conn: AsyncConnection, name: str, ver: str) -> None:
+    await conn.execute(delete(workflow_versions).where(wv.name == name, wv.version == ver))
+
+
+# ----------------------------------------------------------------------- runs
+
+
+async def insert_runs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await conn.execute(insert(workflow_runs), rows)
+
+
+async def run_by_key(conn: AsyncConnection, key: str) -> Any | None:
+    return (await conn.execute(select(workflow_runs).where(runs.idempotency_key == key))
+            ).first()
+
+
+async def get_run(conn: AsyncConnection, run_id: str) -> Any | None:
+    return (await conn.execute(select(workflow_runs).where(runs.id == run_id))).first()
+
+
+async def lock_runs(conn: AsyncConnection, run_ids: Iterable[str]) -> list[Any]:
+    """The runs' rows, locked to the end of the transaction in id order (so two
+    transactions locking overlapping sets never deadlock)."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return []
+    return list((await conn.execute(select(workflow_runs).where(runs.id.in_(ids))
+                                    .order_by(runs.id).with_for_update())).all())
+
+
+async def page_runs(conn: AsyncConnection, *, workflow: str | None, status: str | None,
+                    since: datetime | None, until: datetime | None, before: str | None,
+                    limit: int) -> list[Any]:
+    """Runs newest first (ids are UUIDv7: time-ordered), below ``before``."""
+    stmt = select(workflow_runs)
+    if workflow is not None:
+        stmt = stmt.where(runs.workflow == workflow)
+    if status is not None:
+        stmt = stmt.where(runs.status == status)
+    if since is not None:
+        stmt = stmt.where(runs.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(runs.created_at < until)
+    if before is not None:
+        stmt = stmt.where(runs.id < before)
+    return list((await conn.execute(stmt.order_by(runs.id.desc()).limit(limit))).all())
+
+
+_RUN_UPDATE = (update(workflow_runs).where(runs.id == bindparam("b_id"))
+               .values(status=bindparam("b_status"), output=bindparam("b_output"),
+                       error=bindparam("b_error"), finished_at=bindparam("b_finished_at"),
+                       updated_at=utcnow()))
+
+
+async def update_runs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Set each run's status, output, error and finished_at (keys ``b_<column>``)."""
+    if rows:
+        await conn.execute(_RUN_UPDATE, rows)
+
+
+async def children(conn: AsyncConnection, run_ids: Sequence[str]) -> list[Any]:
+    """The running sub-runs of ``run_ids``."""
+    if not run_ids:
+        return []
+    return list((await conn.execute(select(workflow_runs).where(
+        runs.parent_run_id.in_(run_ids), runs.status == "running"))).all())
+
+
+async def runs_of_correlation(conn: AsyncConnection, correlation_id: str) -> list[Any]:
+    return list((await conn.execute(select(workflow_runs).where(
+        runs.correlation_id == correlation_id).order_by(runs.id))).all())
+
+
+async def unfinished_correlations(conn: AsyncConnection) -> list[str]:
+    """Correlation ids of runs still running (retention keeps their events)."""
+    rows = await conn.execute(select(runs.correlation_id).where(runs.status == "running")
+                              .distinct())
+    return [r.correlation_id for r in rows]
+
+
+# ---------------------------------------------------------------------- steps
+
+
+async def insert_steps(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(workflow_steps), rows)
+
+
+async def steps_of(conn: AsyncConnection, run_ids: Sequence[str]) -> list[Any]:
+    if not run_ids:
+        return []
+    return list((await conn.execute(select(workflow_steps).where(
+        steps.run_id.in_(run_ids)))).all())
+
+
+STEP_COLUMNS = ("status", "round", "items", "items_started", "items_ended", "items_failed",
+                "output", "error", "approval_id", "sub_run_id", "started_at", "finished_at")
+_STEP_UPDATE = (update(workflow_steps)
+                .where(steps.run_id == bindparam("b_run_id"), steps.step == bindparam("b_step"))
+                .values({c: bindparam(f"b_{c}") for c in STEP_COLUMNS}))
+
+
+async def update_steps(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Write each step's state (keys ``b_run_id``, ``b_step`` and ``b_<column>`` for
+    every column of ``STEP_COLUMNS``) in one executemany."""
+    if rows:
+        await conn.execute(_STEP_UPDATE, rows)
+
+
+# ------------------------------------------------------- the tasks of steps
+
+
+async def insert_links(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(workflow_step_tasks), rows)
+
+
+async def ended_links(conn: AsyncConnection, task_ids: Sequence[str]) -> list[Any]:
+    """The running links of ``task_ids`` whose task has ended, with how it ended
+    (``task_status``, ``task_output``, ``task_error``)."""
+    if not task_ids:
+        return []
+    t = tasks.c
+    stmt = (select(workflow_step_tasks, t.status.label("task_status"),
+                   t.output.label("task_output"), t.error.label("task_error"))
+            .join(tasks, t.id == links.task_id)
+            .where(links.task_id.in_(task_ids), links.status == "running",
+                   t.status.in_(("succeeded", "failed", "cancelled"))))
+    return list((await conn.execute(stmt)).all())
+
+
+_LINK_UPDATE = (update(workflow_step_tasks).where(links.task_id == bindparam("b_task_id"))
+                .values(status=bindparam("b_status"), output=bindparam("b_output"),
+                        error=bindparam("b_error")))
+
+
+async def update_links(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_LINK_UPDATE, rows)
+
+
+async def outputs_of(conn: AsyncConnection, run_id: str, step: str, round_: int
+                     ) -> list[Any]:
+    """A step's children in item order, with their outputs."""
+    return list((await conn.execute(select(links.item, links.status, links.output).where(
+        links.run_id == run_id, links.step == step, links.round == round_)
+        .order_by(links.item))).all())
+
+
+async def running_tasks(conn: AsyncConnection, run_id: str, step: str | None = None
+                        ) -> list[str]:
+    """Ids of the tasks still running for a run (or one of its steps)."""
+    stmt = select(links.task_id).where(links.run_id == run_id, links.status == "running")
+    if step is not None:
+        stmt = stmt.where(links.step == step)
+    return [r.task_id for r in await conn.execute(stmt)]
+
+
+async def links_of(conn: AsyncConnection, run_id: str) -> list[Any]:
+    """Every task of a run's steps, with its task's state now."""
+    t = tasks.c
+    stmt = (select(workflow_step_tasks, t.status.label("task_status"), t.attempt,
+                   t.agent, t.created_at.label("task_created_at"),
+                   t.finished_at.label("task_finished_at"))
+            .join(tasks, t.id == links.task_id, isouter=True)
+            .where(links.run_id == run_id).order_by(links.step, links.round, links.item))
+    return list((await conn.execute(stmt)).all())
+
+
+async def run_of_task(conn: AsyncConnection, task_id: str) -> Any | None:
+    return (await conn.execute(select(workflow_step_tasks).where(links.task_id == task_id))
+            ).first()
+
+
+# ---------------------------------------------------------------- transitions
+
+
+async def insert_transitions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(workflow_transitions), rows)
+
+
+async def transitions_of(conn: AsyncConnection, run_id: str) -> list[Any]:
+    c = workflow_transitions.c
+    return list((await conn.execute(select(workflow_transitions).where(c.run_id == run_id)
+                                    .order_by(c.id))).all())
+
+
+# ---------------------------------------------------------------------- waits
+
+
+async def insert_waits(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(workflow_waits), rows)
+
+
+async def all_waits(conn: AsyncConnection) -> list[Any]:
+    return list((await conn.execute(select(workflow_waits))).all())
+
+
+async def take_waits(conn: AsyncConnection, keys: Sequence[tuple[str, str]]) -> set[
+        tuple[str, str]]:
+    """Delete the waits of (run, step) ``keys``; the ones that were there (a wait ends
+    once, whoever deletes it first)."""
+    taken: set[tuple[str, str]] = set()
+    for run_id, step in keys:
+        row = (await conn.execute(delete(workflow_waits).where(
+            waits.run_id == run_id, waits.step == step).returning(waits.run_id))).first()
+        if row is not None:
+            taken.add((run_id, step))
+    return taken
+
+
+async def lapsed_waits(conn: AsyncConnection, limit: int) -> list[Any]:
+    """Waits whose timeout passed, locked (others' are skipped on PostgreSQL)."""
+    stmt = (select(workflow_waits).where(waits.expires_at <= utcnow())
+            .order_by(waits.expires_at).limit(limit).with_for_update(skip_locked=True))
+    return list((await conn.execute(stmt)).all())
+
+
+async def drop_waits(conn: AsyncConnection, run_ids: Sequence[str]) -> None:
+    if run_ids:
+        await conn.execute(delete(workflow_waits).where(waits.run_id.in_(run_ids)))
+
+
+async def waits_of(conn: AsyncConnection, run_id: str) -> list[Any]:
+    return list((await conn.execute(select(workflow_waits).where(waits.run_id == run_id)))
+                .all())
+
+
+# ------------------------------------------------------------------ artifacts
+
+
+async def put_artifact(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """Store an artifact, replacing one of the same name in the run."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(workflow_artifacts).values(**values)
+    changed = {k: stmt.excluded[k] for k in values if k not in ("run_id", "name")}
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=[artifacts.run_id, artifacts.name],
+        set_={**changed, "created_at": utcnow()}))
+
+
+async def artifacts_of(conn: AsyncConnection, run_id: str) -> list[Any]:
+    stmt = (select(artifacts.name, artifacts.step, artifacts.task_id, artifacts.kind,
+                   artifacts.size, artifacts.created_at)
+            .where(artifacts.run_id == run_id).order_by(artifacts.name))
+    return list((await conn.execute(stmt)).all())
+
+
+async def artifact(conn: AsyncConnection, run_id: str, name: str) -> Any | None:
+    return (await conn.execute(select(workflow_artifacts).where(
+        artifacts.run_id == run_id, artifacts.name == name))).first()
+
+
+async def cancel_links(conn: AsyncConnection, run_id: str, step: str) -> list[str]:
+    """Mark a step's running tasks cancelled here; their ids (to cancel in the queue)."""
+    rows = await conn.execute(update(workflow_step_tasks).where(
+        links.run_id == run_id, links.step == step, links.status == "running")
+        .values(status="cancelled").returning(links.task_id))
+    return [r.task_id for r in rows]
+
+
+async def attempts_of(conn: AsyncConnection, task_ids: Sequence[str]) -> list[Any]:
+    """The ended attempts of ``task_ids`` (their execution records)."""
+    if not task_ids:
+        return []
+    c = task_attempts.c
+    return list((await conn.execute(select(task_attempts).where(c.task_id.in_(task_ids))
+                                    .order_by(c.task_id, c.number))).all())
+
+
+async def anything_due(conn: AsyncConnection) -> bool:
+    """Whether a pending approval or a wait has passed its timeout."""
+    a = approvals.c
+    due = select(a.id).where(a.status == "pending", a.expires_at <= utcnow()).limit(1)
+    lapsed = select(waits.run_id).where(waits.expires_at <= utcnow()).limit(1)
+    return bool((await conn.execute(due)).first() or (await conn.execute(lapsed)).first())

@@ -1,0 +1,658 @@
+"""The workflow engine: moves runs on, durably, in batches.
+
+Every move of a run happens in one transaction that holds the run's row: a run's
+start (``runs.start``), its cancel and rerun, and the engine's reaction to what its
+steps wait for. That reaction is driven from the event log by a consumer
+(``agentos.consumers``, named ``workflows``): the ``task.*`` end of a step's task,
+an ``approval.*`` decision, the ``workflow.*`` end of a sub-run and any event a
+``wait_event`` step waits for are applied in the transaction that moves the
+consumer's cursor, so after a crash of any process nothing is applied twice and
+nothing is skipped. A timer ends approvals and waits whose timeout passed.
+
+A ``Batch`` gathers the runs one transaction touches (locked in id order), applies
+results to their steps, lets ``plan`` decide the next moves and writes them all
+at the end: one submit for every task of every run, one insert per table, the
+events last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agentos import approvals, consumers, events, ids, queue, registry, router
+from agentos.aio import wait_wakeup
+from agentos.errors import AgentOSError, NotFound
+from agentos.events import Draft, Event
+from agentos.lifecycle import Status as VersionStatus
+from agentos.roles import Role
+from agentos.store import Store
+from agentos.store import approvals as store_approvals
+from agentos.store import workflows as store_workflows
+from agentos.tasks import TaskIn
+from agentos.workflows import definitions, expressions, plan
+from agentos.workflows import spec as spec_
+from agentos.workflows.plan import RunFacts, StepState
+from agentos.workflows.spec import Step, WorkflowSpec
+from agentos.workflows.states import RunStatus, StepStatus, run_transition, step_transition
+
+log = logging.getLogger("agentos.workflows")
+
+CONSUMER = "workflows"
+SOURCE = "workflows"
+MAX_DEPTH = 8  # sub-runs within sub-runs
+TIMER_INTERVAL = 1.0  # seconds between looks for lapsed approvals and waits
+TIMER_BATCH = 100
+TASK_ENDS = frozenset({"task.succeeded", "task.failed", "task.cancelled"})
+RUN_ENDS = frozenset({"workflow.succeeded", "workflow.failed", "workflow.cancelled"})
+DECISIONS = frozenset({"approval.approved", "approval.rejected", "approval.expired"})
+
+
+@dataclass
+class Result:
+    """Something a running step waited for happened."""
+
+    run_id: str
+    step: str
+    outcome: StepStatus  # succeeded, failed or cancelled
+    output: Any = None
+    error: dict[str, Any] | None = None
+    task_id: str | None = None  # one task (fan-out item) of the step ended
+    item: int = 0
+    round: int = 0
+    approval_id: str | None = None
+    sub_run_id: str | None = None
+    wait: bool = False  # its wait_event matched, or timed out
+
+
+@dataclass
+class Run:
+    """A run as one transaction sees and changes it."""
+
+    id: str
+    workflow: str
+    version: str
+    status: RunStatus
+    input: Any
+    priority: int
+    correlation_id: str
+    created_by: str
+    spec: WorkflowSpec
+    steps: dict[str, StepState]
+    parent_run_id: str | None = None
+    parent_step: str | None = None
+    depth: int = 0
+    idempotency_key: str | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    finished_at: datetime | None = None
+    new: bool = False  # made in this transaction
+    dirty: bool = False
+    dirty_steps: set[str] = field(default_factory=set)
+
+    @property
+    def facts(self) -> RunFacts:
+        return RunFacts(self.id, self.workflow, self.version, self.correlation_id, self.input)
+
+    def row(self) -> dict[str, Any]:
+        return {"id": self.id, "workflow": self.workflow, "version": self.version,
+                "status": self.status.value, "input": self.input, "output": self.output,
+                "error": self.error, "priority": self.priority,
+                "correlation_id": self.correlation_id,
+                "idempotency_key": self.idempotency_key,
+                "parent_run_id": self.parent_run_id, "parent_step": self.parent_step,
+                "depth": self.depth, "created_by": self.created_by,
+                "finished_at": self.finished_at}
+
+
+_specs: weakref.WeakKeyDictionary[Store, dict[tuple[str, str], WorkflowSpec]] = \
+    weakref.WeakKeyDictionary()
+
+
+async def spec_of(store: Store, conn: AsyncConnection, name: str, version: str
+                  ) -> WorkflowSpec:
+    """A version's definition; runs use published versions only, which never change,
+    so each is read once per process and store."""
+    known = _specs.setdefault(store, {})
+    found = known.get((name, version))
+    if found is None:
+        row = await store_workflows.version(conn, name, version)
+        if row is None:
+            raise NotFound(f"workflow {name} has no version {version}",
+                           code="version_not_found")
+        found = known[(name, version)] = definitions.parsed(name, version, row.definition)
+    return found
+
+
+class Batch:
+    """The runs one write transaction moves, and what it will write (``flush``)."""
+
+    def __init__(self, store: Store, conn: AsyncConnection, now: datetime) -> None:
+        self.store = store
+        self.conn = conn
+        self.now = now
+        self.runs: dict[str, Run] = {}
+        self.drafts: list[Draft] = []
+        self.transitions: list[dict[str, Any]] = []
+        self.submits: list[tuple[TaskIn, dict[str, Any]]] = []  # task, its link
+        self.link_updates: list[dict[str, Any]] = []
+        self.approval_rows: list[dict[str, Any]] = []
+        self.wait_rows: list[dict[str, Any]] = []
+        self.cancel_tasks: list[str] = []
+        self.cancel_approvals: list[str] = []
+        self._horizon: int | None = None
+
+    @classmethod
+    async def open(cls, store: Store, conn: AsyncConnection) -> Batch:
+        return cls(store, conn, await store_workflows.now(conn))
+
+    # ------------------------------------------------------------ loading
+
+    async def load(self, run_ids: set[str]) -> None:
+        """Lock and read the runs not loaded yet."""
+        wanted = run_ids - self.runs.keys()
+        rows = await store_workflows.lock_runs(self.conn, wanted)
+        if not rows:
+            return
+        step_rows = await store_workflows.steps_of(self.conn, [r.id for r in rows])
+        by_run: dict[str, dict[str, StepState]] = {}
+        for s in step_rows:
+            by_run.setdefault(s.run_id, {})[s.step] = StepState.from_row(s)
+        for r in rows:
+            self.runs[r.id] = Run(
+                r.id, r.workflow, r.version, RunStatus(r.status), r.input, r.priority,
+                r.correlation_id, r.created_by,
+                await spec_of(self.store, self.conn, r.workflow, r.version),
+                by_run.get(r.id, {}), r.parent_run_id, r.parent_step, r.depth,
+                r.idempotency_key, r.output, r.error, r.finished_at)
+
+    def create(self, version: definitions.WorkflowVersion, input: Any, *, by: str,
+               priority: int | None = None, correlation_id: str | None = None,
+               idempotency_key: str | None = None, parent: Run | None = None,
+               parent_step: str | None = None) -> Run:
+        """A new run (written by ``flush``); ``advance`` starts its first steps."""
+        spec = version.spec
+        run_id = ids.uuid7()
+        run = Run(run_id, version.name, version.version, RunStatus.RUNNING, input,
+                  priority or (parent.priority if parent else spec.priority),
+                  correlation_id or (parent.correlation_id if parent else run_id), by, spec,
+                  {s.id: StepState(s.id, s.type, StepStatus.PENDING) for s in spec.steps},
+                  parent.id if parent else None, parent_step,
+                  parent.depth + 1 if parent else 0, idempotency_key, new=True)
+        self.runs[run_id] = run
+        self._transition(run, None, None, RunStatus.RUNNING.value, "started")
+        self._event(run, "workflow.started", version=run.version,
+                    parent_run_id=run.parent_run_id, parent_step=run.parent_step)
+        return run
+
+    # ------------------------------------------------------------ results
+
+    async def apply(self, results: list[Result]) -> None:
+        """Apply what the steps waited for, then move each run touched on."""
+        await self.load({r.run_id for r in results})
+        ended = [{"b_task_id": r.task_id, "b_status": r.outcome.value, "b_output": r.output,
+                  "b_error": r.error} for r in results if r.task_id is not None]
+        await store_workflows.update_links(self.conn, ended)
+        touched: list[Run] = []
+        for r in results:
+            run = self.runs.get(r.run_id)
+            state = run.steps.get(r.step) if run is not None else None
+            if run is None or state is None or run.status is not RunStatus.RUNNING \
+                    or state.status is not StepStatus.RUNNING:
+                continue  # a late word for a step that moved on (cancelled, rerun)
+            if r.task_id is not None:
+                if r.round != state.round:
+                    continue
+                await self._task_ended(run, state, r)
+            elif r.approval_id is not None:
+                if r.approval_id == state.approval_id:
+                    await self.end(run, state, r.outcome, r.output, r.error)
+            elif r.sub_run_id is not None:
+                if r.sub_run_id == state.sub_run_id:
+                    await self.end(run, state, r.outcome, r.output, r.error)
+            elif r.wait:
+                await self.end(run, state, r.outcome, r.output, r.error)
+            if run not in touched:
+                touched.append(run)
+        for run in touched:
+            await self.advance(run)
+
+    async def _task_ended(self, run: Run, state: StepState, r: Result) -> None:
+        state.items_ended = (state.items_ended or 0) + 1
+        if r.outcome is not StepStatus.SUCCEEDED:
+            state.items_failed = (state.items_failed or 0) + 1
+        run.dirty_steps.add(state.step)
+        if state.items is None:  # one task: its end is the step's
+            if r.outcome is StepStatus.SUCCEEDED:
+                await self.end(run, state, StepStatus.SUCCEEDED, r.output)
+            else:
+                await self.end(run, state, StepStatus.FAILED,
+                               error=_task_error(r, f"its task {r.task_id}"))
+            return
+        if r.outcome is not StepStatus.SUCCEEDED and state.error is None:
+            state.error = _task_error(r, f"item {r.item} (task {r.task_id})")
+        await self._fan_out(run, state)
+
+    # ------------------------------------------------------------- moving on
+
+    async def advance(self, run: Run) -> None:
+        """Start, skip or fail what may now, then end the run if it is over."""
+        while run.status is RunStatus.RUNNING:
+            if plan.outcome(run.spec, run.steps) is RunStatus.FAILED:
+                break  # a step failed: start nothing more
+            moves = plan.moves(run.spec, run.steps, run.facts)
+            if not moves:
+                break
+            for move in moves:
+                state = run.steps[move.step]
+                if move.action == "start":
+                    if plan.outcome(run.spec, run.steps) is RunStatus.FAILED:
+                        break  # one failed as it started: the run fails
+                    await self.start(run, run.spec.step(move.step), state)
+                else:  # skip or fail: ``moves`` set the status
+                    run.dirty_steps.add(move.step)
+                    state.finished_at = self.now
+                    self._transition(run, move.step, StepStatus.PENDING.value,
+                                     state.status.value, move.reason)
+                    self._event(run, f"workflow.step.{state.status.value}", step=move.step,
+                                reason=move.reason,
+                                error=(move.error or {}).get("message"))
+        if run.status is not RunStatus.RUNNING:
+            return
+        over = plan.outcome(run.spec, run.steps)
+        if over is RunStatus.FAILED:
+            failed = [s for s in run.steps.values() if s.status is StepStatus.FAILED]
+            await self.finish(run, RunStatus.FAILED, error={
+                "type": "step_failed", "step": failed[0].step,
+                "message": f"step {failed[0].step} failed: "
+                           f"{(failed[0].error or {}).get('message', 'no error recorded')}"})
+        elif over is RunStatus.SUCCEEDED:
+            try:
+                output = plan.run_output(run.spec, run.steps, run.facts)
+            except expressions.ExpressionError as exc:
+                await self.finish(run, RunStatus.FAILED, error=plan.template_error("output", exc))
+            else:
+                await self.finish(run, RunStatus.SUCCEEDED, output=output)
+
+    async def start(self, run: Run, step: Step, state: StepState) -> None:
+        """Start a step: its first tasks, its approval, its wait or its sub-run."""
+        target = step_transition(state.status, "start")
+        assert target is not None
+        state.status, state.started_at, state.finished_at = target, self.now, None
+        run.dirty_steps.add(step.id)
+        self._transition(run, step.id, StepStatus.PENDING.value, target.value, "started")
+        self._event(run, "workflow.step.started", step=step.id, kind=step.type,
+                    round=state.round)
+        try:
+            if step.type == "agent":
+                await self._start_agent(run, step, state)
+            elif step.type == "approval":
+                self._start_approval(run, step, state)
+            elif step.type == "wait_event":
+                await self._start_wait(run, step, state)
+            else:
+                await self._start_sub_run(run, step, state)
+        except expressions.ExpressionError as exc:
+            await self.end(run, state, StepStatus.FAILED,
+                           error=plan.template_error(step.id, exc))
+        except AgentOSError as exc:
+            await self.end(run, state, StepStatus.FAILED,
+                           error={"type": exc.code, "message": exc.message})
+
+    async def _start_agent(self, run: Run, step: Step, state: StepState) -> None:
+        assert step.agent is not None
+        await _runnable_agent(self.store, step.agent, step.version)
+        items = plan.items_of(step, run.steps, run.facts)
+        state.items = items
+        state.items_started, state.items_ended, state.items_failed = 0, 0, 0
+        await self._fan_out(run, state)
+
+    async def _fan_out(self, run: Run, state: StepState) -> None:
+        """Submit the children there is room for, or end the step once it is over."""
+        step = run.spec.step(state.step)
+        total = 1 if state.items is None else len(state.items)
+        decision = plan.fan_out(total, state.items_started or 0, state.items_ended or 0,
+                                state.items_failed or 0, step.max_parallel or max(total, 1),
+                                bool(step.continue_on_error))
+        if decision.done is StepStatus.FAILED:
+            await self.end(run, state, StepStatus.FAILED,
+                           error={**(state.error or {}), "message":
+                                  f"{state.items_failed} of {total} items failed: "
+                                  f"{(state.error or {}).get('message', '')}"})
+            return
+        if decision.done is StepStatus.SUCCEEDED:
+            rows = await store_workflows.outputs_of(self.conn, run.id, state.step, state.round)
+            outputs = [r.output if r.status == StepStatus.SUCCEEDED.value else None
+                       for r in rows]
+            await self.end(run, state, StepStatus.SUCCEEDED, outputs)
+            return
+        if not decision.start:
+            return
+        base = plan.scope(run.facts, run.steps)
+        for item in decision.start:
+            scope = base if state.items is None else {**base, "item": state.items[item]}
+            rendered = expressions.render(step.input, scope) if step.input is not None \
+                else ({} if state.items is None else {"item": state.items[item]})
+            self._submit(run, step, state, item, rendered)
+        state.items_started = decision.start.stop
+        run.dirty_steps.add(state.step)
+
+    def _submit(self, run: Run, step: Step, state: StepState, item: int,
+                input: dict[str, Any]) -> None:
+        retry = step.retry
+        assert step.agent is not None  # an agent step names its agent (spec)
+        task = TaskIn.model_construct(
+            agent=step.agent, version=step.version, input=input,
+            priority=step.priority or run.priority,
+            max_retries=retry.max_retries if retry else None,
+            timeout_s=retry.timeout_s if retry else None, run_at=None, idempotency_key=None,
+            correlation_id=run.correlation_id, causation_id=run.id)
+        self.submits.append((task, {"run_id": run.id, "step": step.id, "round": state.round,
+                                    "item": item, "status": "running"}))
+
+    def _start_approval(self, run: Run, step: Step, state: StepState) -> None:
+        scope = plan.scope(run.facts, run.steps)
+        title = expressions.render(step.title, scope) if step.title else \
+            f"{run.workflow}: {step.id}"
+        details = expressions.render(step.details, scope) if step.details else {}
+        row, draft = approvals.row_of(approvals.Request(
+            str(title)[:500], details if isinstance(details, dict) else {"details": details},
+            Role(step.role or "operator"), step.timeout_s, step.on_timeout or "reject",
+            run.correlation_id, run.id, step.id), self.now)
+        self.approval_rows.append(row)
+        self.drafts.append(draft)
+        state.approval_id = row["id"]
+
+    async def _start_wait(self, run: Run, step: Step, state: StepState) -> None:
+        assert step.event is not None
+        wanted = expressions.render(step.filter or {}, plan.scope(run.facts, run.steps))
+        if self._horizon is None:
+            self._horizon = await self.store.events.horizon(self.conn)
+        self.wait_rows.append({
+            "run_id": run.id, "step": step.id, "event_glob": step.event, "filter": wanted,
+            "after_seq": self._horizon,
+            "expires_at": self.now + timedelta(seconds=step.timeout_s)
+            if step.timeout_s else None})
+
+    async def _start_sub_run(self, run: Run, step: Step, state: StepState) -> None:
+        assert step.workflow is not None
+        if run.depth + 1 > MAX_DEPTH:
+            raise expressions.ExpressionError(f"sub-runs nest deeper than {MAX_DEPTH}")
+        version = await definitions.runnable(self.conn, step.workflow, step.version)
+        child_input = expressions.render(step.input or {}, plan.scope(run.facts, run.steps))
+        problems = spec_.input_errors(version.spec.input_schema, child_input)
+        if problems:
+            raise expressions.ExpressionError(
+                f"input of {step.workflow} {version.version}: {problems[0]['message']} at "
+                f"{problems[0]['path']}")
+        child = self.create(version, child_input, by=run.created_by, parent=run,
+                            parent_step=step.id)
+        state.sub_run_id = child.id
+        await self.advance(child)
+        if child.status.final:  # it ended at once (e.g. every step was skipped)
+            await self.end(run, state, _STEP_OF_RUN[child.status], child.output, child.error)
+
+    # ------------------------------------------------------------- endings
+
+    async def end(self, run: Run, state: StepState, outcome: StepStatus, output: Any = None,
+                  error: dict[str, Any] | None = None, reason: str = "") -> None:
+        """End a running step; a failed or cancelled one takes its tasks, approval, wait
+        or sub-run with it."""
+        action = {StepStatus.SUCCEEDED: "succeed", StepStatus.FAILED: "fail",
+                  StepStatus.CANCELLED: "cancel"}[outcome]
+        target = step_transition(state.status, action)
+        if target is None:
+            return
+        before = state.status
+        state.status, state.finished_at = target, self.now
+        state.output = output if target is StepStatus.SUCCEEDED else None
+        state.error = error if target is not StepStatus.SUCCEEDED else None
+        run.dirty_steps.add(state.step)
+        why = reason or (error or {}).get("message") or target.value
+        self._transition(run, state.step, before.value, target.value, why)
+        self._event(run, f"workflow.step.{target.value}", step=state.step, round=state.round,
+                    error=(error or {}).get("message"))
+        if target is not StepStatus.SUCCEEDED:
+            await self._stop_step(run, state)
+
+    async def _stop_step(self, run: Run, state: StepState) -> None:
+        if state.kind == "agent":
+            key = (run.id, state.step, state.round)
+            self.submits = [s for s in self.submits
+                            if (s[1]["run_id"], s[1]["step"], s[1]["round"]) != key]
+            self.cancel_tasks += await store_workflows.cancel_links(self.conn, run.id,
+                                                                    state.step)
+        elif state.kind == "approval" and state.approval_id:
+            self.cancel_approvals.append(state.approval_id)
+        elif state.kind == "wait_event":
+            self.wait_rows = [w for w in self.wait_rows
+                              if (w["run_id"], w["step"]) != (run.id, state.step)]
+            await store_workflows.take_waits(self.conn, [(run.id, state.step)])
+        elif state.kind == "workflow" and state.sub_run_id:
+            await self.load({state.sub_run_id})
+            child = self.runs.get(state.sub_run_id)
+            if child is not None and child.status is RunStatus.RUNNING:
+                await self.finish(child, RunStatus.CANCELLED,
+                                  error={"type": "cancelled",
+                                         "message": f"its parent run {run.id} stopped it"})
+
+    async def finish(self, run: Run, status: RunStatus, output: Any = None,
+                     error: dict[str, Any] | None = None) -> None:
+        """End the run; a failed or cancelled one cancels its steps still running."""
+        action = {RunStatus.SUCCEEDED: "succeed", RunStatus.FAILED: "fail",
+                  RunStatus.CANCELLED: "cancel"}[status]
+        run_transition(run.status, action, run.id)
+        run.status, run.output, run.error, run.finished_at = status, output, error, self.now
+        run.dirty = True
+        self._transition(run, None, RunStatus.RUNNING.value, status.value,
+                         (error or {}).get("message") or status.value)
+        if status is not RunStatus.SUCCEEDED:
+            for state in run.steps.values():
+                if state.status is StepStatus.RUNNING:
+                    await self.end(run, state, StepStatus.CANCELLED,
+                                   reason=f"the run {status.value}")
+        self._event(run, f"workflow.{status.value}", version=run.version,
+                    parent_run_id=run.parent_run_id, parent_step=run.parent_step,
+                    error=(error or {}).get("message"))
+
+    # ------------------------------------------------------------- writing
+
+    def _transition(self, run: Run, step: str | None, before: str | None, after: str,
+                    reason: str) -> None:
+        self.transitions.append({"run_id": run.id, "step": step, "from_status": before,
+                                 "to_status": after, "reason": reason[:2000],
+                                 "at": self.now})
+
+    def _event(self, run: Run, type_: str, **payload: Any) -> None:
+        body = {"run_id": run.id, "workflow": run.workflow,
+                **{k: v for k, v in payload.items() if v is not None}}
+        self.drafts.append(Draft(type_, SOURCE, body, correlation_id=run.correlation_id,
+                                 causation_id=run.id, run_id=run.id))
+
+    async def flush(self) -> None:
+        """Write everything this batch decided; the events last."""
+        conn = self.conn
+        new = [r for r in self.runs.values() if r.new]
+        if new:
+            await store_workflows.insert_runs(conn, [r.row() for r in new])
+        await store_workflows.insert_steps(conn, [
+            {"run_id": r.id, "step": s.step, "kind": s.kind, **_step_values(s)}
+            for r in new for s in r.steps.values()])
+        await store_workflows.update_runs(conn, [
+            {"b_id": r.id, "b_status": r.status.value, "b_output": r.output,
+             "b_error": r.error, "b_finished_at": r.finished_at}
+            for r in self.runs.values() if r.dirty and not r.new])
+        await store_workflows.update_steps(conn, [
+            {"b_run_id": r.id, "b_step": sid,
+             **{f"b_{k}": v for k, v in _step_values(r.steps[sid]).items()}}
+            for r in self.runs.values() if not r.new for sid in sorted(r.dirty_steps)])
+        if self.submits:
+            made = await queue.submit_in(self.store, conn, [t for t, _ in self.submits])
+            await store_workflows.insert_links(conn, [
+                {**link, "task_id": task.id}
+                for (_, link), (task, _) in zip(self.submits, made, strict=True)])
+        await store_approvals.insert_many(conn, self.approval_rows)
+        await store_workflows.insert_waits(conn, self.wait_rows)
+        await store_workflows.insert_transitions(conn, self.transitions)
+        drafts: list[Any] = list(self.drafts)
+        if self.cancel_tasks:
+            drafts += await queue.cancel_in(self.store, conn, self.cancel_tasks)
+        if self.cancel_approvals:
+            drafts += approvals.cancelled_events(
+                await store_approvals.cancel(conn, self.cancel_approvals))
+        if drafts:
+            await events.append_in(self.store, conn, drafts)
+
+
+_STEP_OF_RUN = {RunStatus.SUCCEEDED: StepStatus.SUCCEEDED, RunStatus.FAILED: StepStatus.FAILED,
+                RunStatus.CANCELLED: StepStatus.FAILED}
+
+
+def _step_values(s: StepState) -> dict[str, Any]:
+    return {"status": s.status.value, "round": s.round, "items": s.items,
+            "items_started": s.items_started, "items_ended": s.items_ended,
+            "items_failed": s.items_failed, "output": s.output, "error": s.error,
+            "approval_id": s.approval_id, "sub_run_id": s.sub_run_id,
+            "started_at": s.started_at, "finished_at": s.finished_at}
+
+
+def _task_error(r: Result, what: str) -> dict[str, Any]:
+    message = (r.error or {}).get("message") or f"the task was {r.outcome.value}"
+    return {"type": "task_" + r.outcome.value, "task_id": r.task_id,
+            "message": f"{what} {r.outcome.value}: {message}"}
+
+
+async def _runnable_agent(store: Store, agent: str, version: str | None) -> None:
+    """Refuse (as the step's failure) an agent the queue would not take."""
+    if version is None:
+        if await registry.latest_published(store, agent) is None:
+            raise NotFound(f"agent {agent} has no published version", code="agent_not_runnable")
+        return
+    found = await registry.get(store, agent, version)
+    if found.status is not VersionStatus.PUBLISHED:
+        raise NotFound(f"agent {agent} {version} is {found.status.value}, not published",
+                       code="agent_not_runnable")
+
+
+# --------------------------------------------------------- the log's consumer
+
+
+async def results_of(store: Store, conn: AsyncConnection, batch: list[Event]) -> list[Result]:
+    """What a batch of the log means to running steps."""
+    out: list[Result] = []
+    task_ids = [e.payload["task_id"] for e in batch
+                if e.type in TASK_ENDS and isinstance(e.payload.get("task_id"), str)]
+    for row in await store_workflows.ended_links(conn, task_ids):
+        out.append(Result(row.run_id, row.step, StepStatus(row.task_status), row.task_output,
+                          row.task_error, row.task_id, row.item, row.round))
+    decided = [e.payload["approval_id"] for e in batch
+               if e.type in DECISIONS and e.payload.get("run_id")]
+    for row in await store_approvals.of_ids(conn, decided):
+        found = approvals.Approval.from_row(row)
+        said = approvals.outcome(found)
+        if said is None or found.run_id is None or found.step is None:
+            continue
+        if said["approved"] is None:  # expired, on_timeout: fail
+            out.append(Result(found.run_id, found.step, StepStatus.FAILED,
+                              error={"type": "approval_expired",
+                                     "message": f"approval {found.id} expired"},
+                              approval_id=found.id))
+        else:
+            out.append(Result(found.run_id, found.step, StepStatus.SUCCEEDED, said,
+                              approval_id=found.id))
+    children = [e.payload["run_id"] for e in batch
+                if e.type in RUN_ENDS and e.payload.get("parent_run_id")]
+    for child_id in children:
+        child = await store_workflows.get_run(conn, child_id)
+        if child is None or child.parent_run_id is None or child.parent_step is None:
+            continue
+        status = RunStatus(child.status)
+        if not status.final:
+            continue  # rerun since
+        out.append(Result(child.parent_run_id, child.parent_step, _STEP_OF_RUN[status],
+                          child.output,
+                          child.error or ({"type": "sub_run_cancelled",
+                                           "message": f"sub-run {child.id} was cancelled"}
+                                          if status is RunStatus.CANCELLED else None),
+                          sub_run_id=child.id))
+    out += await _matched_waits(conn, batch)
+    return out
+
+
+async def _matched_waits(conn: AsyncConnection, batch: list[Event]) -> list[Result]:
+    waits = await store_workflows.all_waits(conn)
+    if not waits:
+        return []
+    matched: dict[tuple[str, str], Event] = {}
+    for event in batch:
+        for w in waits:
+            key = (w.run_id, w.step)
+            if key in matched or event.seq <= w.after_seq:
+                continue
+            if router.mismatch({"event": w.event_glob, "filter": w.filter}, event.type,
+                               event.payload, {}) is None:
+                matched[key] = event
+    taken = await store_workflows.take_waits(conn, list(matched))
+    return [Result(run, step, StepStatus.SUCCEEDED, matched[(run, step)].to_dict(), wait=True)
+            for run, step in matched if (run, step) in taken]
+
+
+def consumer(store: Store) -> consumers.Consumer:
+    """The engine's reader of the log (every event: a wait may match any)."""
+
+    async def apply(conn: AsyncConnection, batch: list[Event]) -> None:
+        results = await results_of(store, conn, batch)
+        if results:
+            work = await Batch.open(store, conn)
+            await work.apply(results)
+            await work.flush()
+
+    return consumers.Consumer(CONSUMER, ("*",), apply)
+
+
+# ------------------------------------------------------------------- the timer
+
+
+async def expire_waits(store: Store) -> int:
+    """End the waits whose timeout passed: their steps fail."""
+    async with store.write() as conn:
+        lapsed = await store_workflows.lapsed_waits(conn, TIMER_BATCH)
+        taken = await store_workflows.take_waits(conn, [(w.run_id, w.step) for w in lapsed])
+        if not taken:
+            store.nothing_changed(conn)
+            return 0
+        work = await Batch.open(store, conn)
+        await work.apply([Result(run, step, StepStatus.FAILED, wait=True, error={
+            "type": "timeout", "message": "no matching event came in time"})
+            for run, step in sorted(taken)])
+        await work.flush()
+    return len(taken)
+
+
+async def tick(store: Store) -> None:
+    """One look for lapsed approvals and waits (a read first: most looks find none)."""
+    async with store.read() as conn:
+        if not await store_workflows.anything_due(conn):
+            return
+    await approvals.expire_due(store)
+    await expire_waits(store)
+
+
+async def run(store: Store, stop: asyncio.Event) -> None:
+    """The engine in a server: the log's consumer and the timer, until ``stop``."""
+
+    async def timer() -> None:
+        while not stop.is_set():
+            try:
+                await tick(store)
+            except Exception:
+                log.exception("workflow timer failed", extra={"action": "workflow_timer_failed"})
+            await wait_wakeup(stop, TIMER_INTERVAL)
+
+    await asyncio.gather(consumers.run(store, consumer(store), stop), timer())

@@ -1,0 +1,112 @@
+"""``agentos workflows``, ``runs`` and ``approvals`` against a real server with a worker
+in its process: import, start --wait through an approval, show, explain, rerun, cancel."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.acceptance.conftest import Cli, Server, admin_token, environment, start
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DEFINITIONS = """
+name: doubler
+version: 1.0.0
+handler: {type: python, target: "tests.handlers:wf_double"}
+"""
+
+FLOW = """
+name: ship
+version: 1.0.0
+input_schema: {type: object, required: [n]}
+steps:
+  - id: work
+    agent: doubler
+    input: {n: "{{ input.n }}", fail: "{{ input.fail | default(false) }}"}
+  - id: approve
+    type: approval
+    title: "ship {{ steps.work.output.n }}?"
+    depends_on: [work]
+  - id: ship
+    agent: doubler
+    when: "{{ steps.approve.output.approved }}"
+    input: {n: "{{ steps.work.output.n }}"}
+    depends_on: [approve]
+"""
+
+
+@pytest.fixture
+def working(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    env = environment(AGENTOS_DATABASE_URL=database_url, AGENTOS_RUN_WORKER="true",
+                      PYTHONPATH=str(ROOT))
+    running = start("serve", tmp_path, env)
+    try:
+        running.token = admin_token(running.url)
+        yield running
+    finally:
+        running.stop()
+
+
+def test_workflow_commands(working: Server, tmp_path: Path) -> None:
+    cli = Cli(tmp_path, environment(AGENTOS_URL=working.url, AGENTOS_TOKEN=working.token))
+    (tmp_path / "agent.yaml").write_text(DEFINITIONS)
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    cli.ok("agents", "import", "agent.yaml", "--publish")
+    assert cli.ok("workflows", "import", "flow.yaml").strip() == "created ship 1.0.0 (draft)"
+    assert cli.ok("workflows", "publish", "ship", "1.0.0").strip() == \
+        "ship 1.0.0 is now published"
+    assert cli.ok("workflows", "import", "flow.yaml", "--publish").strip() == \
+        "unchanged ship 1.0.0 (published)"
+    listed = cli.ok("workflows", "list").splitlines()
+    assert listed[1].split()[:3] == ["ship", "1.0.0", "published"]
+    assert "approve  approval" in cli.ok("workflows", "show", "ship")
+    assert "title: ship {{ steps.work.output.n }}?" in cli.ok("workflows", "export", "ship")
+
+    # approve from another thread while `runs start --wait` follows the run
+    def approve_when_asked() -> None:
+        headers = {"Authorization": f"Bearer {working.token}"}
+        for _ in range(600):
+            pending = httpx.get(f"{working.url}/api/v1/approvals?status=pending",
+                                headers=headers, timeout=10).json()["approvals"]
+            if pending:
+                cli.ok("approvals", "approve", pending[0]["id"], "-m", "fine")
+                return
+            time.sleep(0.05)
+
+    approver = threading.Thread(target=approve_when_asked)
+    approver.start()
+    done = cli("runs", "start", "ship", "--input", '{"n": 2}', "--wait")
+    approver.join()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("started ship 1.0.0: run ")
+    assert done.stdout.strip().endswith("succeeded")
+    run_id = done.stdout.split("run ")[1].split()[0]
+    shown = cli.ok("runs", "show", run_id)
+    assert shown.splitlines()[0].split()[:3] == ["STEP", "TYPE", "STATUS"]
+    assert [line.split()[2] for line in shown.splitlines()[1:4]] == ["succeeded"] * 3
+    full = json.loads(cli.ok("runs", "show", run_id, "--json"))
+    assert full["steps"][1]["output"]["comment"] == "fine"
+    assert json.loads(cli.ok("runs", "list", "--json"))[0]["id"] == run_id
+
+    # a failing run, explained, rerun (fails again), then bad commands: one line, exit 2
+    failed = cli("runs", "start", "ship", "--input", '{"n": 1, "fail": true}', "--wait")
+    assert failed.returncode == 1 and "failed" in failed.stdout
+    bad_id = failed.stdout.split("run ")[1].split()[0]
+    assert "is failed" in cli.ok("runs", "explain", bad_id)
+    assert "again from work" in cli.ok("runs", "rerun", bad_id, "--from", "work")
+    watched = cli.ok("runs", "show", bad_id, "--watch")
+    assert f"run {bad_id} failed: step work failed: its task" in watched
+    for args in (("runs", "start", "ship", "--input", "{nope"),
+                 ("runs", "start", "ship", "--input", '{"x": 1}'),
+                 ("runs", "cancel", bad_id), ("runs", "rerun", run_id, "--from", "work"),
+                 ("approvals", "approve", "nope"), ("workflows", "show", "ghost")):
+        bad = cli(*args)
+        assert bad.returncode == 2, (args, bad.stdout, bad.stderr)
+        assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1

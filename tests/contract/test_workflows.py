@@ -1,0 +1,451 @@
+"""Workflow runs on both backends, driven by real workers and the engine's consumer:
+linear runs, fan-out, conditions, failures, cancel, rerun, approvals, waits for
+events, sub-workflows, artifacts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from agentos import agent_spec, approvals, consumers, events, queue, registry
+from agentos.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from agentos.roles import Role
+from agentos.store import Store
+from agentos.tasks import Status
+from agentos.worker.loop import Worker
+from agentos.workflows import definitions, engine, runs
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def agent(store: Store, name: str, target: str, **limits: Any) -> None:
+    await registry.create(store, agent_spec.from_object(
+        {"name": name, "version": "1.0.0",
+         "handler": {"type": "python", "target": f"tests.handlers:{target}"},
+         "limits": {"backoff": {"initial_s": 0.05, "max_s": 0.1, "jitter": False},
+                    **limits}}), publish=True)
+
+
+async def workflow(store: Store, text: str) -> None:
+    await definitions.import_yaml(store, text, publish=True)
+
+
+def ended(run: dict[str, Any]) -> bool:
+    return run["status"] in ("succeeded", "failed", "cancelled")
+
+
+async def drive(store: Store, run_id: str, until: Any = ended, rounds: int = 80
+                ) -> dict[str, Any]:
+    """Run burst workers and the engine until ``until(run)`` holds (the run ended)."""
+    consumer = engine.consumer(store)
+    for _ in range(rounds):
+        for work in ("engine", "workers"):
+            if work == "workers":
+                await asyncio.wait_for(Worker(store, burst=True, concurrency=8).run(), 30)
+            await consumers.catch_up(store, consumer)
+            await engine.tick(store)
+            run = await runs.get(store, run_id)
+            if until(run):
+                return run
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not get there: {run['status']}")
+
+
+def step(run: dict[str, Any], step_id: str) -> dict[str, Any]:
+    return next(s for s in run["steps"] if s["id"] == step_id)
+
+
+async def start(store: Store, name: str, input: Any = None, **kw: Any) -> dict[str, Any]:
+    found, _ = await runs.start(store, runs.StartIn(name, input=input or {}, **kw), by="test")
+    return found
+
+
+LINEAR = """
+name: linear
+version: 1.0.0
+input_schema: {type: object, required: [n], properties: {n: {type: integer}}}
+steps:
+  - id: a
+    agent: doubler
+    input: {n: "{{ input.n }}"}
+  - id: b
+    agent: doubler
+    input: {n: "{{ steps.a.output.n }}"}
+    depends_on: [a]
+  - id: c
+    agent: doubler
+    input: {n: "{{ steps.b.output.n + 1 }}", note: "from {{ run.workflow }}"}
+    depends_on: [b]
+"""
+
+
+async def test_linear_run_passes_outputs_along(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, LINEAR)
+    run = await start(store, "linear", {"n": 3})
+    assert run["status"] == "running" and step(run, "a")["status"] == "running"
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded"
+    assert step(done, "a")["output"]["n"] == 6 and step(done, "b")["output"]["n"] == 12
+    assert step(done, "c")["output"] == {"n": 26, "input": {"n": 13, "note": "from linear"}}
+    assert done["output"] == {"c": step(done, "c")["output"]}
+    # every step's task, its attempt, and the whole history
+    [task] = step(done, "b")["tasks"]
+    assert task["task_status"] == "succeeded" and task["attempts"][0]["outcome"] == "succeeded"
+    moves = [(m["step"], m["from"], m["to"]) for m in done["transitions"]]
+    assert moves[0] == (None, None, "running") and moves[-1] == (None, "running", "succeeded")
+    assert ("b", "pending", "running") in moves and ("b", "running", "succeeded") in moves
+    # its tasks and events carry its correlation; the events are the documented ones
+    page, _ = await events.query(store, events.Query(correlation_id=done["correlation_id"],
+                                                     limit=1000))
+    types = [e.type for e in page]
+    assert types.count("workflow.step.started") == 3 and "workflow.succeeded" in types
+    assert types.count("task.succeeded") == 3
+    tree = await events.correlation(store, done["correlation_id"])
+    assert [n["kind"] for n in tree] == ["run"]
+
+
+async def test_input_schema_and_runnable_version_are_checked(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, LINEAR)
+    with pytest.raises(ValidationFailed) as bad:
+        await start(store, "linear", {"n": "three"})
+    assert bad.value.details["errors"][0]["path"] == "input.n"
+    with pytest.raises(NotFound):
+        await start(store, "nonesuch")
+    await definitions.change_status(store, "linear", "1.0.0", "deprecate")
+    with pytest.raises(Conflict):
+        await start(store, "linear", {"n": 1})
+    page, _ = await runs.page(store)
+    assert page == []
+
+
+FAN_OUT = """
+name: fan
+version: 1.0.0
+steps:
+  - id: plan
+    agent: planner
+    input: {devices: "{{ input.devices }}"}
+  - id: explore
+    agent: doubler
+    for_each: "{{ steps.plan.output.targets }}"
+    max_parallel: 2
+    input: {device: "{{ item.device_id }}", fail: "{{ item.device_id == input.bad }}"}
+    continue_on_error: {coe}
+    depends_on: [plan]
+  - id: report
+    agent: doubler
+    when: "{{ steps.explore.output | length > 0 }}"
+    input: {n: "{{ steps.explore.output | length }}"}
+    depends_on: [explore]
+"""
+
+
+async def test_fan_out_keeps_item_order_and_max_parallel(store: Store) -> None:
+    await agent(store, "planner", "wf_plan")
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, FAN_OUT.replace("{coe}", "false"))
+    devices = [f"d{i}" for i in range(7)]
+    run = await start(store, "fan", {"devices": devices, "bad": "none"})
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded", done
+    explore = step(done, "explore")
+    assert [o["input"]["device"] for o in explore["output"]] == devices
+    assert explore["items"] == {"total": 7, "started": 7, "ended": 7, "failed": 0}
+    assert step(done, "report")["output"]["n"] == 14
+    # never more than two children at once: each was submitted when one ended
+    tasks = sorted(explore["tasks"], key=lambda t: t["item"])
+    assert len(tasks) == 7
+
+
+async def test_one_failed_child_fails_the_step_unless_continue_on_error(store: Store) -> None:
+    await agent(store, "planner", "wf_plan")
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, FAN_OUT.replace("{coe}", "false"))
+    run = await start(store, "fan", {"devices": ["a", "b", "c"], "bad": "b"})
+    done = await drive(store, run["id"])
+    assert done["status"] == "failed"
+    assert step(done, "explore")["status"] == "failed"
+    assert step(done, "report")["status"] == "pending"
+    assert "explore" in done["error"]["message"]
+
+    await workflow(store, FAN_OUT.replace("{coe}", "true").replace("1.0.0", "1.1.0"))
+    run = await start(store, "fan", {"devices": ["a", "b", "c"], "bad": "b"})
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded"
+    outputs = step(done, "explore")["output"]
+    assert outputs[1] is None and outputs[0]["input"]["device"] == "a"
+
+
+async def test_empty_fan_out_succeeds_and_false_condition_skips(store: Store) -> None:
+    await agent(store, "planner", "wf_plan")
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, FAN_OUT.replace("{coe}", "false"))
+    run = await start(store, "fan", {"devices": [], "bad": "x"})
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded"
+    assert step(done, "explore")["output"] == []
+    assert step(done, "report")["status"] == "skipped"
+
+
+async def test_a_step_failing_as_it_starts_holds_its_siblings(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, """
+name: bad-items
+version: 1.0.0
+steps:
+  - id: a
+    agent: doubler
+    for_each: "{{ input.items }}"
+  - id: b
+    agent: doubler
+  - id: c
+    agent: doubler
+""")
+    run = await start(store, "bad-items", {"items": "not a list"})
+    assert run["status"] == "failed"
+    assert "for_each gave str" in step(run, "a")["error"]["message"]
+    assert [step(run, s)["status"] for s in ("b", "c")] == ["pending", "pending"]
+
+
+async def test_failed_step_then_rerun_keeps_earlier_outputs(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, """
+name: flaky-chain
+version: 1.0.0
+steps:
+  - id: first
+    agent: doubler
+    input: {n: 5}
+  - id: second
+    agent: doubler
+    input: {n: "{{ steps.first.output.n }}", fail: "{{ input.fail }}"}
+    depends_on: [first]
+""")
+    run = await start(store, "flaky-chain", {"fail": True})
+    done = await drive(store, run["id"])
+    assert done["status"] == "failed" and step(done, "second")["status"] == "failed"
+    first_task = step(done, "first")["tasks"][0]["task_id"]
+    with pytest.raises(Conflict):  # a step that did not fail
+        await runs.rerun(store, run["id"], "first")
+    with pytest.raises(NotFound):
+        await runs.rerun(store, run["id"], "nonesuch")
+    # make the step pass this time: the agent's new version no longer fails
+    await registry.create(store, agent_spec.from_object(
+        {"name": "doubler", "version": "1.1.0",
+         "handler": {"type": "python", "target": "tests.handlers:wf_double"}}), publish=True)
+    await registry.change_status(store, "doubler", "1.0.0", "deprecate")
+    # the input still says fail: rerun fails again, with round 2
+    again = await runs.rerun(store, run["id"], "second")
+    assert again["status"] == "running" and step(again, "second")["round"] == 2
+    done = await drive(store, run["id"])
+    assert done["status"] == "failed"
+    assert step(done, "first")["tasks"][0]["task_id"] == first_task  # not run again
+    assert len(step(done, "second")["tasks"]) == 2
+    with pytest.raises(Conflict):  # cancel of an ended run
+        await runs.cancel(store, run["id"])
+
+
+async def test_cancel_cancels_running_tasks(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, LINEAR)
+    run = await start(store, "linear", {"n": 1})
+    cancelled = await runs.cancel(store, run["id"])
+    assert cancelled["status"] == "cancelled"
+    assert step(cancelled, "a")["status"] == "cancelled"
+    task = await queue.get(store, step(cancelled, "a")["tasks"][0]["task_id"])
+    assert task.status is Status.CANCELLED
+    with pytest.raises(Conflict):
+        await runs.cancel(store, run["id"])
+
+
+APPROVAL = """
+name: gated
+version: 1.0.0
+steps:
+  - id: plan
+    agent: doubler
+    input: {n: 1}
+  - id: approve
+    type: approval
+    title: "run plan {{ steps.plan.output.n }}?"
+    role: admin
+    timeout_s: {timeout}
+    on_timeout: {on_timeout}
+    depends_on: [plan]
+  - id: execute
+    agent: doubler
+    when: "{{ steps.approve.output.approved }}"
+    input: {n: 10}
+    depends_on: [approve]
+"""
+
+
+async def test_approval_gate_role_one_decision_and_output(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, APPROVAL.replace("{timeout}", "86400").replace("{on_timeout}", "reject"))
+    run = await start(store, "gated")
+    waiting = await drive(store, run["id"],
+                          lambda r: step(r, "approve")["status"] == "running")
+    approval_id = step(waiting, "approve")["approval_id"]
+    [pending], _ = await approvals.page(store, status=approvals.Status.PENDING)
+    assert pending.id == approval_id and pending.title == "run plan 2?"
+    explained = await runs.explain(store, run["id"])
+    assert explained["waiting"][0]["approval"]["role"] == "admin"
+    with pytest.raises(Forbidden):
+        await approvals.decide(store, approval_id, True, None, actor="user:op",
+                               role=Role.OPERATOR)
+    decided = await approvals.decide(store, approval_id, True, "looks good", actor="user:boss",
+                                     role=Role.ADMIN)
+    assert decided.status is approvals.Status.APPROVED
+    with pytest.raises(Conflict):
+        await approvals.decide(store, approval_id, False, None, actor="user:boss",
+                               role=Role.ADMIN)
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded"
+    said = step(done, "approve")["output"]
+    assert said["approved"] is True and said["by"] == "user:boss"
+    assert said["comment"] == "looks good" and said["at"]
+    assert step(done, "execute")["output"]["n"] == 20
+
+
+async def test_approval_timeout_rejects_and_skips(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, APPROVAL.replace("{timeout}", "0.3").replace("{on_timeout}", "reject"))
+    run = await start(store, "gated")
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded"
+    assert step(done, "approve")["output"]["approved"] is False
+    assert step(done, "execute")["status"] == "skipped"
+    found = await approvals.get(store, step(done, "approve")["approval_id"])
+    assert found.status is approvals.Status.EXPIRED
+    with pytest.raises(Conflict):  # deciding an expired approval
+        await approvals.decide(store, found.id, True, None, actor="user:a", role=Role.ADMIN)
+
+
+WAIT = """
+name: waiter
+version: 1.0.0
+steps:
+  - id: ready
+    type: wait_event
+    event: "device.*"
+    filter: {device_id: "{{ input.device }}"}
+    timeout_s: {timeout}
+  - id: use
+    agent: doubler
+    input: {n: "{{ steps.ready.output.payload.level }}"}
+    depends_on: [ready]
+"""
+
+
+async def test_wait_event_matches_type_and_filter(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, WAIT.replace("{timeout}", "60"))
+    await events.append(store, [events.EventIn(type="device.ready",
+                                               payload={"device_id": "p7", "level": 1})])
+    run = await start(store, "waiter", {"device": "p7"})
+    await drive(store, run["id"], lambda r: step(r, "ready")["status"] == "running")
+    await events.append(store, [
+        events.EventIn(type="device.ready", payload={"device_id": "p8", "level": 2}),
+        events.EventIn(type="other.ready", payload={"device_id": "p7", "level": 3}),
+        events.EventIn(type="device.ready", payload={"device_id": "p7", "level": 4}),
+        events.EventIn(type="device.ready", payload={"device_id": "p7", "level": 5})])
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded"
+    assert step(done, "ready")["output"]["payload"]["level"] == 4
+    assert step(done, "use")["output"]["n"] == 8
+
+
+async def test_wait_event_timeout_fails_the_step(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, WAIT.replace("{timeout}", "0.3"))
+    run = await start(store, "waiter", {"device": "p7"})
+    done = await drive(store, run["id"])
+    assert done["status"] == "failed"
+    assert step(done, "ready")["error"]["type"] == "timeout"
+
+
+async def test_sub_workflow_runs_and_gives_its_output(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, LINEAR)
+    await workflow(store, """
+name: parent
+version: 1.0.0
+steps:
+  - id: child
+    type: workflow
+    workflow: linear
+    input: {n: "{{ input.n }}"}
+  - id: after
+    agent: doubler
+    input: {n: "{{ steps.child.output.c.n }}"}
+    depends_on: [child]
+""")
+    run = await start(store, "parent", {"n": 1})
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded", done
+    child = await runs.get(store, step(done, "child")["sub_run_id"])
+    assert child["status"] == "succeeded" and child["parent_run_id"] == run["id"]
+    assert child["correlation_id"] == done["correlation_id"]
+    assert step(done, "after")["output"]["n"] == step(child, "c")["output"]["n"] * 2
+    # cancelling a parent cancels its running sub-run
+    run = await start(store, "parent", {"n": 1})
+    running = await runs.get(store, run["id"])
+    await runs.cancel(store, run["id"])
+    child = await runs.get(store, step(running, "child")["sub_run_id"])
+    assert child["status"] == "cancelled"
+
+
+async def test_artifacts_json_and_bytes(store: Store) -> None:
+    await agent(store, "keeper", "wf_artifacts")
+    await workflow(store, """
+name: keeps
+version: 1.0.0
+steps:
+  - id: keep
+    agent: keeper
+    input: {x: 1}
+""")
+    run = await start(store, "keeps")
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded"
+    from agentos.workflows import artifacts
+
+    listed = await artifacts.listing(store, run["id"])
+    assert [(a["name"], a["kind"], a["step"]) for a in listed] == [
+        ("raw.bin", "bytes", "keep"), ("report", "json", "keep")]
+    assert (await artifacts.get(store, run["id"], "report")).value == {
+        "ok": True, "input": {"x": 1}}
+    assert (await artifacts.get(store, run["id"], "raw.bin")).value == b"\x00\x01binary"
+
+
+async def test_handler_asks_for_approval(store: Store) -> None:
+    await agent(store, "asker", "wf_ask")
+    from agentos.tasks import TaskIn
+
+    [(task, _)] = await queue.submit(store, [TaskIn(agent="asker", input={"role": "viewer"})])
+    worker = asyncio.create_task(Worker(store, concurrency=2).run())
+    try:
+        for _ in range(100):
+            found, _ = await approvals.page(store, status=approvals.Status.PENDING)
+            if found:
+                break
+            await asyncio.sleep(0.05)
+        [asked] = found
+        assert asked.task_id == task.id and asked.role is Role.VIEWER
+        await approvals.decide(store, asked.id, False, "no", actor="user:v", role=Role.VIEWER)
+        for _ in range(100):
+            done = await queue.get(store, task.id)
+            if done.status.final:
+                break
+            await asyncio.sleep(0.05)
+        assert done.status is Status.SUCCEEDED
+        assert done.output == {"approved": False, "by": "user:v", "comment": "no",
+                               "at": done.output["at"]}
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
