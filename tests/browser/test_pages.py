@@ -50,6 +50,13 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
         api.post("/api/v1/budgets", json={"scope": "agent", "target": "page-echo",
                                           "metric": "tokens", "period": "day",
                                           "limit": 1000.0}).raise_for_status()
+        api.post("/api/v1/workflows/import?publish=true", headers={
+            "Content-Type": "application/yaml"}, content=(
+            "name: page-flow\nversion: 1.0.0\ndescription: echo, then an admin's yes\n"
+            "steps:\n  - id: plan\n    agent: page-echo\n    input: {n: 2}\n"
+            "  - id: approve\n    type: approval\n    role: admin\n    depends_on: [plan]\n"
+            )).raise_for_status()
+        run = api.post("/api/v1/workflow-runs", json={"workflow": "page-flow"}).json()
         api.post("/api/v1/subscriptions", json={"name": "page-consumer", "type": "page.*",
                                                 "from_start": True}).raise_for_status()
         for version in ("1.0.0", "1.1.0"):
@@ -63,12 +70,13 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
             "content": "When a device's disk is full, rotate the logs and free the cache."}
         ).raise_for_status()
         deadline = time.monotonic() + DATA_TIMEOUT_S
-        while api.get(f"/api/v1/tasks/{task['id']}").json()["status"] != "succeeded":
-            assert time.monotonic() < deadline, "the worker did not run the seeded task"
+        while api.get(f"/api/v1/tasks/{task['id']}").json()["status"] != "succeeded" or \
+                not api.get("/api/v1/approvals", params={"run_id": run["id"]}).json()["approvals"]:
+            assert time.monotonic() < deadline, "the worker did not run the seeded tasks"
             time.sleep(0.1)
     yield {"event_id": event["id"], "task_id": task["id"], "name": "page-echo",
            "namespace": "runbooks", "key": "disk-full", "model": "churn",
-           "projection": "agent_activity"}
+           "projection": "agent_activity", "run_id": run["id"]}
 
 
 TEMPLATE_AGENT = """

@@ -220,3 +220,49 @@ def test_an_agent_imported_from_yaml_gets_the_event_emitted_from_the_page(
         newer = api.post("/api/v1/tasks", json={"agent": name, "input": {"x": 8}}).json()
     expect(rows).to_have_count(2, timeout=5_000)
     assert rows.evaluate_all("rs => rs.map(r => r.dataset.task)") == [newer["id"], first_id]
+
+
+def test_an_approval_approved_in_the_inbox_lets_the_run_go_on(
+        as_role: Callable[[str], Page], system: System) -> None:
+    # Given a published workflow whose second step waits for an operator's approval
+    agent = f"wf-echo-{uuid.uuid4().hex[:6]}"
+    workflow = f"wf-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0",
+            "handler": {"type": "python", "target": "tests.handlers:echo"}}).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+        r = api.post("/api/v1/workflows/import?publish=true", headers={
+            "Content-Type": "application/yaml"}, content=(
+            f"name: {workflow}\nversion: 1.0.0\nsteps:\n"
+            f"  - id: plan\n    agent: {agent}\n    input: {{devices: [a, b]}}\n"
+            f"  - id: approve\n    type: approval\n    role: operator\n    depends_on: [plan]\n"
+            f"  - id: execute\n    agent: {agent}\n    depends_on: [approve]\n"
+            f"    input: {{approved: '{{{{ steps.approve.output.approved }}}}'}}\n"))
+        assert r.status_code == 201, r.text
+    with system.api("operator") as api:
+        run = api.post("/api/v1/workflow-runs", json={"workflow": workflow}).json()
+    # the run's page draws its DAG and waits at the approval
+    page = open_page(as_role("operator"), f"/workflow-runs/{run['id']}")
+    expect(page.locator("tr[data-step='approve']")).to_contain_text("running", timeout=10_000)
+    expect(page.locator(".graph canvas").first).to_be_visible()
+    # a viewer sees it in the inbox without the buttons (the step wants an operator)
+    of_run = f"a[href='/workflow-runs/{run['id']}']"
+    viewer = open_page(as_role("viewer"), "/approvals")
+    mine = viewer.locator("article.approval", has=viewer.locator(of_run))
+    expect(mine).to_contain_text("Only the operator role or above decides")
+    expect(mine.get_by_role("button", name="Approve")).to_have_count(0)
+    # When the operator approves it with a comment from the inbox
+    inbox = open_page(as_role("operator"), "/approvals")
+    item = inbox.locator("article.approval", has=inbox.locator(of_run))
+    item.get_by_label("Comment (optional)").fill("looks right")
+    item.get_by_role("button", name="Approve").click()
+    inbox.wait_for_selector("main[data-ready]")
+    # Then the run goes on and ends, its page says so, and the decision is recorded
+    expect(page.locator(".title-row .badge").first).to_have_text("succeeded", timeout=15_000)
+    expect(page.locator("tr[data-step='execute']")).to_contain_text("succeeded")
+    with system.api() as api:
+        approvals = api.get("/api/v1/approvals", params={"run_id": run["id"]}).json()["approvals"]
+    assert [(a["status"], a["decided_by"], a["comment"]) for a in approvals] == [
+        ("approved", "user:operator", "looks right")]
+    screenshot(page, "workflow-run")

@@ -9,3 +9,10 @@ const allowed = new Set(session.allowed);
 export function can(method, pattern) {
   return allowed.has(`${method} ${pattern}`);
 }
+
+const RANK = { viewer: 0, operator: 1, admin: 2 };
+
+// whether the signed-in role is at least ``role`` (an approval's own role decides it)
+export function atLeast(role) {
+  return (RANK[session.role] ?? -1) >= (RANK[role] ?? 99);
+}
