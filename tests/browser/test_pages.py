@@ -76,7 +76,8 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
             time.sleep(0.1)
     yield {"event_id": event["id"], "task_id": task["id"], "name": "page-echo",
            "namespace": "runbooks", "key": "disk-full", "model": "churn",
-           "projection": "agent_activity", "run_id": run["id"]}
+           "projection": "agent_activity", "run_id": run["id"],
+           "worker_id": "browser-worker"}
 
 
 TEMPLATE_AGENT = """

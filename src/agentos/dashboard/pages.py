@@ -32,6 +32,7 @@ PAGES: tuple[Page, ...] = (
     Page("/workflow-runs/{run_id}", "workflow_run", "Workflow run"),
     Page("/approvals", "approvals", "Approvals", nav=True),
     Page("/workers", "workers", "Workers", nav=True),
+    Page("/workers/{worker_id}", "worker", "Worker"),
     Page("/locks", "locks", "Locks", nav=True),
     Page("/schedules", "schedules", "Schedules", nav=True),
     Page("/subscriptions", "subscriptions", "Subscriptions", nav=True),

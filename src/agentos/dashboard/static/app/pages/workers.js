@@ -5,7 +5,7 @@ import { ago, badge, card, every, fill, fillRows, filters, h, link, liveMark, sh
 export async function render({ main, query }) {
   const stopped = query.get("include_stopped") === "true";
   const columns = [
-    { label: "Worker", cell: (w) => [h("span", { class: "mono" }, w.id),
+    { label: "Worker", cell: (w) => [link(`/workers/${encodeURIComponent(w.id)}`, h("span", { class: "mono" }, w.id)),
                                      h("div", { class: "muted" }, `${w.host} · pid ${w.pid}`)] },
     { label: "Status", cell: (w) => badge(w.status) },
     { label: "Serves", cell: (w) => (w.agents ? w.agents.map((a) => [link(`/agents/${encodeURIComponent(a)}`, a), " "]) : "every agent") },
