@@ -170,3 +170,17 @@ async def crash_step(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     if data.get("fail"):
         raise HandlerError("told to fail", retryable=False)
     return {"n": data.get("n", 0) * 2}
+async def measured(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Records ``n`` widgets through ctx.metrics."""
+    for i in range(data["n"]):
+        ctx.metrics.count("widgets.made")
+        ctx.metrics.observe("widget.size", 10.0 + i, tags={"color": "red"})
+    return {}
+
+
+def sync_measured(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The same from a sync handler's thread."""
+    for i in range(data["n"]):
+        ctx.metrics.count("widgets.made")
+        ctx.metrics.observe("widget.size", 10.0 + i, tags={"color": "blue"})
+    return {}

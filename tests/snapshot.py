@@ -10,9 +10,12 @@ from agentos.store import Store
 from agentos.store.tables import metadata
 
 # tables the server's own loops change while it is up (the router's progress, the
-# projections' cursors and states); a request's writes show in the others (an event
+# projections' cursors and states, metrics); a request's writes show in the others (an event
 # appended is in ``events`` as well as in ``route_queue``)
-BACKGROUND = ("route_queue", "routes", "consumers", "projection_state")
+BACKGROUND = ("route_queue", "routes", "consumers", "projection_state",
+              # metrics: the server's flush of its buffer (HTTP requests counted too) and
+              # the automatic metrics folded from the log
+              "metric_series", "metric_rollups", "metric_histograms")
 
 
 async def snapshot(store: Store, skip: tuple[str, ...] = ()) -> dict[str, list[tuple[Any, ...]]]:

@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     embeddings_api_key: SecretStr | None = None
     embeddings_model: str = "text-embedding-3-small"
 
+    # metrics: keep the automatic metrics and the flush of this process's samples going
+    # (a server); how long each resolution of the rollups is kept
+    run_metrics: bool = True
+    metrics_retention_1m_days: float = Field(default=7.0, gt=0, le=3650)
+    metrics_retention_1h_days: float = Field(default=90.0, gt=0, le=36500)
+    # traces: an OTLP/HTTP collector (http://host:4318); unset: no spans, no cost
+    otlp_endpoint: str | None = None
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, v: str) -> str:

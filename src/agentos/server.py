@@ -9,6 +9,9 @@ settings ask for, started and stopped with it.
     projection:N  keeps read model N up to date (AGENTOS_RUN_PROJECTIONS)
     workflows     moves workflow runs on from the log; ends lapsed approvals and waits
                   (AGENTOS_RUN_WORKFLOWS)
+    metrics       folds the log into the automatic metrics, samples the queue's depth,
+                  applies the rollups' retention (AGENTOS_RUN_METRICS)
+    metrics-flush writes this process's buffered samples every few seconds
 
 Each loop is supervised: one that dies is logged and started again. ``agentos
 serve`` runs ``create(settings)``; uvicorn can run ``agentos.server:from_env``.
@@ -24,9 +27,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from agentos import locks, projections, queue, router, schedules
+from agentos import locks, metrics, projections, queue, router, schedules
 from agentos.api.app import create_app
 from agentos.config import Settings
+from agentos.metrics import automatic, query
 from agentos.store import Store
 from agentos.worker.loop import Worker
 from agentos.workflows import engine as workflow_engine
@@ -65,6 +69,10 @@ async def background(store: Store, settings: Settings) -> AsyncIterator[None]:
     loops.append(_supervised("lock-sweeper", lambda: locks.run_sweeper(store, stop)))
     if settings.run_worker:
         loops.append(_supervised("worker", in_server_worker.run))
+    loops.append(_supervised("metrics-flush", lambda: metrics.run_flusher(store, stop)))
+    if settings.run_metrics:
+        retention = query.Retention.from_settings(settings)
+        loops.append(_supervised("metrics", lambda: automatic.run(store, stop, retention)))
     if settings.run_projections:
         for projection in projections.load(settings.projections).values():
             loops.append(_supervised(f"projection:{projection.name}",

@@ -39,6 +39,9 @@ def test_config_capabilities_state_remove(cli: Cli) -> None:
     assert out.splitlines()[1].split() == ["search", "1", "False", "True", "quota"]
     assert cli("agents", "capabilities", "tuner", "disable", "search").returncode == 2
     cli.ok("agents", "capabilities", "tuner", "enable", "search")
+    shown = cli.ok("agents", "summary", "tuner", "--window", "1h")
+    assert "success rate  -" in shown and "tokens        0" in shown
+    assert cli("agents", "summary", "tuner", "--window", "1y").returncode == 2
     state = cli.ok("agents", "state", "tuner")
     assert "status          idle" in state
     assert json.loads(cli.ok("agents", "state", "tuner", "--json"))["queue_depth"] == 0

@@ -159,6 +159,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/projections/{name}"): read("projections"),
     ("GET", "/api/v1/projections/{name}/state"): read("projections"),
     ("POST", "/api/v1/projections/{name}/rebuild"): change(A, "projections.rebuild"),
+    # metrics: viewers read (Prometheus scrapes with a viewer's API key); operators record
+    ("GET", "/metrics"): read("metrics"),
+    ("GET", "/api/v1/metrics"): read("metrics"),
+    ("POST", "/api/v1/metrics"): change(OP, "metrics.record", audit=False),
+    ("GET", "/api/v1/agents/{name}/summary"): read("agents"),
     # LLM telemetry: workers (operators) report calls; budgets are admin's to set
     ("POST", "/api/v1/llm-calls"): change(OP, "llm_calls.report"),
     ("GET", "/api/v1/llm-calls"): read("llm_calls"),

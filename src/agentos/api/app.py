@@ -15,6 +15,7 @@ from agentos import __version__, audit, cache, projections, tokens, users
 from agentos.api import access, openapi
 from agentos.api import errors as api_errors
 from agentos.api.middleware import AuditScope, BodyLimit, InputGuard, RequestLog
+from agentos.api.request_metrics import RequestMetrics
 from agentos.api.routes import (
     agents,
     api_keys,
@@ -29,6 +30,7 @@ from agentos.api.routes import (
 from agentos.api.routes import approvals as approval_routes
 from agentos.api.routes import audit as audit_routes
 from agentos.api.routes import locks as lock_routes
+from agentos.api.routes import metrics as metric_routes
 from agentos.api.routes import operating as operating_routes
 from agentos.api.routes import projections as projection_routes
 from agentos.api.routes import schedules as schedule_routes
@@ -109,12 +111,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(workflow_routes.router)
     app.include_router(run_routes.router)
     app.include_router(approval_routes.router)
+    app.include_router(metric_routes.router)
+    app.include_router(metric_routes.prometheus_router)
+    app.include_router(metric_routes.summary_router)
     app.include_router(dashboard.router)
     app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     access.document(app)
     openapi.refine(app)
     app.add_middleware(AuditScope)
+    app.add_middleware(RequestMetrics)
     app.add_middleware(RequestLog)
     if proxies := proxy_list(settings.trusted_proxies):
         # the client address behind a trusted proxy (audit rows, the login throttle);

@@ -336,3 +336,33 @@ def remove(
     typer.echo(f"deleted {name}: {gone['versions']} version(s), {gone['config']} config "
                f"override(s), {gone['metric_series']} metric series, "
                f"{gone['cancelled_tasks']} task(s) cancelled")
+
+
+@app.command()
+def summary(
+    name: Name,
+    window: Annotated[str, typer.Option(metavar="WINDOW",
+                                        help="How far back: 1h, 24h, 7d.")] = "24h",
+    json: options.Json = False,
+    url: options.Url = None,
+) -> None:
+    """Show an agent's success rate, p50/p95 duration, throughput, tokens and cost."""
+    with options.client(url) as api:
+        found = api.agent_summary(name, window)
+    if json:
+        output.emit_json(found)
+        return
+    rate = found["success_rate"]
+    durations = found["duration_ms"]
+    output.fields([
+        ("agent", found["agent"]),
+        ("window", f"{found['window']} (from {output.timestamp(found['from'])})"),
+        ("tasks", ", ".join(f"{n} {k}" for k, n in sorted(found["tasks"].items())) or "none"),
+        ("success rate", f"{rate:.1%}" if rate is not None else None),
+        ("duration p50", f"{durations['p50']:.0f} ms" if durations["p50"] is not None else None),
+        ("duration p95", f"{durations['p95']:.0f} ms" if durations["p95"] is not None else None),
+        ("throughput", f"{found['throughput_per_hour']:.1f} tasks/h"),
+        ("LLM calls", found["llm_calls"]),
+        ("tokens", found["tokens"]["total"]),
+        ("cost", round(found["cost"], 6)),
+    ])

@@ -378,6 +378,34 @@ class Client:
         return self._json("DELETE", _path("agents", name),
                           params={"force": "true"} if force else None)
 
+    # ------------------------------------------------------------ metrics
+
+    def query_metric(self, name: str, *, agg: str = "avg", bucket: str | None = None,
+                     tags: dict[str, str] | None = None, group_by: str | None = None,
+                     start: datetime | None = None, end: datetime | None = None
+                     ) -> dict[str, Any]:
+        """A metric over a range (default: the last hour), per bucket and group."""
+        params: dict[str, Any] = {"name": name, "agg": agg, "bucket": bucket,
+                                  "group_by": group_by,
+                                  "tags": ",".join(f"{k}:{v}" for k, v in tags.items())
+                                  if tags else None,
+                                  "from": start.isoformat() if start else None,
+                                  "to": end.isoformat() if end else None}
+        return self._json("GET", "/api/v1/metrics",
+                          params={k: v for k, v in params.items() if v is not None})
+
+    def record_metrics(self, samples: list[dict[str, Any]]) -> int:
+        """Record samples (name, kind, value, tags, at); how many were accepted."""
+        return int(self._json("POST", "/api/v1/metrics", json={"samples": samples})["accepted"])
+
+    def agent_summary(self, name: str, window: str = "24h") -> dict[str, Any]:
+        """Success rate, p50/p95 duration, throughput, tokens and cost over ``window``."""
+        return self._json("GET", _path("agents", name, "summary"), params={"window": window})
+
+    def prometheus(self) -> str:
+        """GET /metrics: every metric in Prometheus' text format."""
+        return self._request("GET", "/metrics").text
+
     # ------------------------------------------------------- LLM telemetry
 
     def report_llm_calls(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:

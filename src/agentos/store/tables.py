@@ -610,6 +610,11 @@ metric_series = Table(
     Column("tags_key", binary_string(1000), nullable=False),  # canonical k=v,... text
     Column("agent", String(63)),  # its agent tag, for deleting an agent's metrics
     Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
+    # lifetime totals (what /metrics exposes: counters never go down with retention)
+    Column("total_count", BigInteger, nullable=False, server_default=text("0")),
+    Column("total_sum", Float, nullable=False, server_default=text("0")),
+    Column("last_value", Float),  # a gauge's latest value
+    Column("last_at", BigInteger),  # epoch s of it
     UniqueConstraint("name", "tags_key"),
     CheckConstraint("kind IN ('counter', 'gauge', 'histogram')", name="kind"),
     Index(None, "agent", sqlite_where=text("agent IS NOT NULL"),

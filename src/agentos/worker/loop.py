@@ -32,6 +32,7 @@ from agentos import (
     claims,
     ids,
     locks,
+    metrics,
     model_registry,
     queue,
     registry,
@@ -104,6 +105,9 @@ class Worker:
                                     name="reaper"),
                 asyncio.create_task(locks.run_sweeper(self.store, self._stopping),
                                     name="lock-sweeper"),
+                # handlers' ctx.metrics samples, written in batches (no I/O when none)
+                asyncio.create_task(metrics.run_flusher(self.store, self._stopping),
+                                    name="metrics-flush"),
                 asyncio.create_task(self._presence(), name="presence"),
                 asyncio.create_task(self._keep_leases(), name="leases"),
                 # other processes' submits and changes to what the cache holds (PostgreSQL
@@ -127,9 +131,10 @@ class Worker:
             await self._drain()
         finally:
             self._stopping.set()  # the reaper and sweeper end at their next checkpoint
-            for task in side[2:]:
+            for task in side[3:]:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
+            await metrics.flush_all(self.store)  # what handlers recorded while draining
             self.store.forget_wakeup(queue.CHANNEL, self._wakeup)
             await instances.stopped(self.store, self.id)
             log.info("worker %s stopped after %d tasks", self.id, self.completed,

@@ -21,6 +21,7 @@ from agentos import (
     knowledge,
     llm_client,
     locks,
+    metrics,
     patterns,
     prices,
     queue,
@@ -211,6 +212,24 @@ class LlmAccess:
             self._ctx.log.exception("LLM call not recorded", extra={"action": "llm_unrecorded"})
 
 
+class HandlerMetrics:
+    """``ctx.metrics``: counters, gauges and histograms a handler records, tagged with
+    its agent (so deleting the agent deletes them); buffered, written in batches."""
+
+    def __init__(self, store: Store, agent: str) -> None:
+        self._recorder = metrics.of(store)
+        self._agent = agent
+
+    def count(self, name: str, value: float = 1.0, tags: dict[str, Any] | None = None) -> None:
+        self._recorder.count(name, value, {**(tags or {}), "agent": self._agent})
+
+    def gauge(self, name: str, value: float, tags: dict[str, Any] | None = None) -> None:
+        self._recorder.gauge(name, value, {**(tags or {}), "agent": self._agent})
+
+    def observe(self, name: str, value: float, tags: dict[str, Any] | None = None) -> None:
+        self._recorder.observe(name, value, {**(tags or {}), "agent": self._agent})
+
+
 @dataclass
 class Context:
     """What a handler gets besides its input."""
@@ -280,6 +299,11 @@ class Context:
         """The knowledge base: ``put``, ``get``, ``search``, ``delete``."""
         config = self.knowledge_config or knowledge.Config.from_settings(Settings())
         return KnowledgeAccess(self.store, self.claimed.agent, config)
+
+    @cached_property
+    def metrics(self) -> HandlerMetrics:
+        """``ctx.metrics.count/gauge/observe(name, value, tags)``, tagged with the agent."""
+        return HandlerMetrics(self.store, self.claimed.agent)
 
     @cached_property
     def llm(self) -> LlmAccess:

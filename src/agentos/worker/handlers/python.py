@@ -29,7 +29,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agentos import agent_spec, events
+from agentos import agent_spec, events, metrics
 from agentos.worker.handlers.context import Context, Handler
 
 
@@ -99,6 +99,11 @@ class ThreadContext:
         self._run(self._ctx.heartbeat())
 
     @property
+    def metrics(self) -> ThreadMetrics:
+        """``Context.metrics``, recorded on the worker's event loop."""
+        return ThreadMetrics(self)
+
+    @property
     def knowledge(self) -> ThreadKnowledge:
         """``Context.knowledge`` with blocking calls."""
         return ThreadKnowledge(self)
@@ -122,6 +127,28 @@ class ThreadContext:
         with self._guard:
             for future in self._pending:
                 future.cancel()
+
+
+class ThreadMetrics:
+    """Metrics from a sync handler's thread: handed to the event loop, never blocking."""
+
+    def __init__(self, ctx: ThreadContext) -> None:
+        self._ctx = ctx
+
+    def _later(self, kind: str, name: str, value: float, tags: dict[str, Any] | None) -> None:
+        metrics.validate_name(name)  # a bad name fails the call here, in the handler
+        metrics.validate_tags(tags or {})
+        recorder = self._ctx._ctx.metrics
+        self._ctx._loop.call_soon_threadsafe(getattr(recorder, kind), name, value, tags)
+
+    def count(self, name: str, value: float = 1.0, tags: dict[str, Any] | None = None) -> None:
+        self._later("count", name, value, tags)
+
+    def gauge(self, name: str, value: float, tags: dict[str, Any] | None = None) -> None:
+        self._later("gauge", name, value, tags)
+
+    def observe(self, name: str, value: float, tags: dict[str, Any] | None = None) -> None:
+        self._later("observe", name, value, tags)
 
 
 class ThreadKnowledge:

@@ -1,0 +1,140 @@
+"""/api/v1/metrics, /metrics and an agent's summary over HTTP: queries and their bad
+input (4xx, nothing written), samples posted by a remote process, the Prometheus text
+parsed by prometheus-client's own parser, HTTP requests counted. Both backends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+
+from agentos import consumers, metrics
+from agentos.metrics import automatic
+from agentos.store import Store
+from tests.api.test_operating_api import publish
+from tests.snapshot import snapshot
+
+NOW = time.time()
+
+
+async def seed(store: Store) -> None:
+    rec = metrics.Recorder(store)
+    for n in range(1, 101):
+        rec.observe("job.ms", n, {"agent": "tuner"}, at=NOW - 120)
+    rec.count("job.done", 3, {"agent": "tuner"}, at=NOW - 120)
+    rec.gauge("pool.size", 5, at=NOW - 120)
+    await rec.flush()
+
+
+async def test_query_and_its_bad_input(api: httpx.AsyncClient, store: Store) -> None:
+    await seed(store)
+    r = await api.get("/api/v1/metrics", params={"name": "job.ms", "agg": "p95"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kind"] == "histogram" and body["from"] < body["to"]
+    [value] = [p["value"] for p in body["groups"][0]["points"]]
+    assert 90 < value < 100
+    r = await api.get("/api/v1/metrics", params={"name": "job.done", "agg": "sum",
+                                                 "bucket": "1m", "tags": "agent:tuner"})
+    assert sum(p["value"] or 0 for p in r.json()["groups"][0]["points"]) == 3
+    before = await snapshot(store, skip=("audit_log", "audit_head"))
+    for params, status, code in [
+        ({"name": "job.ms", "agg": "median"}, 400, "bad_aggregation"),  # unknown aggregation
+        ({"name": "job.done", "agg": "p99"}, 400, "bad_aggregation"),  # not a histogram
+        ({"name": "job.ms", "from": "2020-01-01T00:00:00Z"}, 400, "range_beyond_retention"),
+        ({"name": "job.ms", "bucket": "1m", "from": "2026-01-01T00:00:00Z"}, 400, None),
+        ({"name": "job.ms", "bucket": "1w"}, 400, "bad_bucket"),
+        ({"name": "job.ms", "tags": "agent"}, 400, "bad_metric_tags"),
+        ({"name": "job.ms", "from": "2030-01-02T00:00:00Z", "to": "2030-01-01T00:00:00Z"},
+         400, "bad_range"),
+        ({"name": "Bad Name"}, 400, "bad_metric_name"),
+        ({"name": "never.recorded"}, 404, "metric_not_found"),
+        ({}, 422, None),
+    ]:
+        r = await api.get("/api/v1/metrics", params=params)
+        assert r.status_code == status, (params, r.text)
+        if code:
+            assert r.json()["error"]["code"] == code, (params, r.text)
+    assert await snapshot(store, skip=("audit_log", "audit_head")) == before
+
+
+async def test_samples_posted_by_a_remote_process(
+        api: httpx.AsyncClient, store: Store,
+        as_role: Callable[[str], Awaitable[httpx.AsyncClient]]) -> None:
+    operator = await as_role("operator")
+    samples = [{"name": "remote.jobs", "kind": "counter", "value": 2, "tags": {"host": "h1"}},
+               {"name": "remote.ms", "kind": "histogram", "value": 12.5}]
+    r = await operator.post("/api/v1/metrics", json={"samples": samples})
+    assert r.status_code == 202 and r.json() == {"accepted": 2}
+    await metrics.of(store).flush()
+    r = await api.get("/api/v1/metrics", params={"name": "remote.jobs", "agg": "sum"})
+    assert r.json()["groups"][0]["points"][0]["value"] == 2
+    viewer = await as_role("viewer")
+    assert (await viewer.post("/api/v1/metrics", json={"samples": samples})).status_code == 403
+    for bad in ([{**samples[0], "value": "NaN"}], [{**samples[0], "kind": "meter"}],
+                [{**samples[0], "name": "Bad Name"}], [samples[0], {**samples[1],
+                                                                    "tags": {"Bad Key": "x"}}],
+                [{**samples[0], "kind": "gauge"}], []):
+        r = await operator.post("/api/v1/metrics", json={"samples": bad})
+        assert 400 <= r.status_code < 500, (bad, r.text)
+    await metrics.of(store).flush()  # nothing of the refused batches was kept
+    for name, agg, value in (("remote.jobs", "sum", 2), ("remote.ms", "count", 1)):
+        r = await api.get("/api/v1/metrics", params={"name": name, "agg": agg})
+        assert r.json()["groups"][0]["points"][0]["value"] == value
+
+
+async def test_prometheus_text_parses(app: FastAPI, api: httpx.AsyncClient,
+                                      store: Store) -> None:
+    await publish(api)
+    await seed(store)
+    await api.get("/api/v1/agents/tuner")
+    await metrics.of(store).flush()  # the requests above, counted by the middleware
+    await automatic.sample_depths(store)
+    await consumers.catch_up(store, automatic.Automatic().consumer)
+    r = await api.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    assert families["agentos_job_done"].type == "counter"
+    [done] = families["agentos_job_done"].samples
+    assert done.value == 3 and done.labels == {"agent": "tuner"}
+    summary = families["agentos_job_ms"]
+    assert summary.type == "summary"
+    by_name = {(s.name, s.labels.get("quantile")): s.value for s in summary.samples}
+    assert by_name[("agentos_job_ms_count", None)] == 100
+    assert 45 < by_name[("agentos_job_ms", "0.5")] < 55
+    assert families["agentos_pool_size"].samples[0].value == 5
+    requests = families["agentos_http_requests"]
+    assert any(s.labels["route"] == "/api/v1/agents/{name}" and s.labels["status"] == "200"
+               for s in requests.samples)
+    assert "agentos_queue_tasks" in families and "agentos_cache_reads" in families
+    anon = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    async with anon:
+        assert (await anon.get("/metrics")).status_code == 401
+
+
+async def test_agent_summary(api: httpx.AsyncClient, store: Store) -> None:
+    await publish(api)
+    rec = metrics.Recorder(store)
+    for outcome, n in (("succeeded", 8), ("failed", 2)):
+        for i in range(n):
+            rec.count("tasks.ended", 1, {"agent": "tuner", "outcome": outcome}, at=NOW - 60)
+            rec.observe("task.duration_ms", 100 + 10 * i,
+                        {"agent": "tuner", "outcome": outcome}, at=NOW - 60)
+    await rec.flush()
+    await api.post("/api/v1/llm-calls", json={"model": "m", "prompt_tokens": 10,
+                                              "completion_tokens": 5, "cost": 0.25,
+                                              "agent": "tuner"})
+    r = await api.get("/api/v1/agents/tuner/summary", params={"window": "1h"})
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert s["tasks"] == {"succeeded": 8, "failed": 2} and s["success_rate"] == 0.8
+    assert 125 < s["duration_ms"]["p50"] < 140 and 160 <= s["duration_ms"]["p95"] <= 170
+    assert s["throughput_per_hour"] == 8 and s["tokens"]["total"] == 15 and s["cost"] == 0.25
+    assert (await api.get("/api/v1/agents/tuner/summary",
+                          params={"window": "1y"})).status_code == 400
+    assert (await api.get("/api/v1/agents/tuner/summary",
+                          params={"window": "365d"})).status_code == 400  # past retention
+    assert (await api.get("/api/v1/agents/ghost/summary")).status_code == 404
