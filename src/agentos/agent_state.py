@@ -55,13 +55,15 @@ def _serves(worker_agents: list[str] | None, agent: str) -> bool:
 
 
 async def of_agent(store: Store, agent: str) -> dict[str, Any]:
-    """Status, running tasks, held locks, queue depth, holds, last heartbeat and error."""
+    """Status, running tasks, held locks, active workflow runs (those with a task of it
+    waiting or running), queue depth, holds, last heartbeat and error."""
     await registry.get(store, agent)  # 404 for an unknown agent
     async with store.read() as conn:
         now = await store_state.now(conn)
         counts = await store_state.task_counts(conn, agent)
         running = await store_state.running(conn, agent=agent)
         held_locks = await store_state.held_locks(conn, agent=agent)
+        runs = await store_state.active_runs(conn, agent)
         holds = await store_config.holds(conn, agent)
         failure = await store_state.last_failure(conn, agent)
         finished = await store_state.last_finished(conn, agent)
@@ -83,6 +85,8 @@ async def of_agent(store: Store, agent: str) -> dict[str, Any]:
         "scheduled": counts["scheduled"],
         "running_tasks": [_task(r) for r in running],
         "held_locks": [_lock(r) for r in held_locks],
+        "workflow_runs": [{"id": r["id"], "workflow": r["workflow"], "version": r["version"],
+                           "started_at": _iso(r["created_at"])} for r in runs],
         "held": [_hold(h) for h in holds],
         "workers": [{"id": w["id"], "alive": w["last_heartbeat_at"] >= cutoff,
                      "last_heartbeat_at": _iso(w["last_heartbeat_at"])} for w in serving],

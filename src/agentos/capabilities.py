@@ -2,16 +2,19 @@
 ``enabled`` or not); an operator disables or enables one at once, with a reason, for
 every version of the agent, without publishing anything.
 
-A trigger that names a disabled capability does not fire (the router asks
-``switched``, and ``router.mismatch`` says why); the agent's tasks that need it wait,
-held, until it is enabled again. Every switch appends ``agent.capability_disabled`` or
-``agent.capability_enabled``, and its request's audit row carries the reason.
+A trigger that names a disabled capability does not fire (the router reads the
+switches in each batch's transaction, and ``router.mismatch`` says why); the agent's
+tasks that need it wait, held, until it is enabled again. Every switch appends
+``agent.capability_disabled`` or ``agent.capability_enabled``, and its request's audit
+row carries the reason.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import audit, cache, events, registry
 from agentos.errors import InvalidInput, NotFound
@@ -29,10 +32,15 @@ async def switched(store: Store) -> dict[str, dict[str, bool]]:
 
 
 async def _switched(store: Store) -> dict[str, dict[str, bool]]:
-    found: dict[str, dict[str, bool]] = {}
     async with store.read() as conn:
-        for row in await store_config.switches(conn):
-            found.setdefault(row["agent"], {})[row["capability"]] = row["enabled"]
+        return await switched_in(conn)
+
+
+async def switched_in(conn: AsyncConnection) -> dict[str, dict[str, bool]]:
+    """Every live switch as the caller's transaction sees it."""
+    found: dict[str, dict[str, bool]] = {}
+    for row in await store_config.switches(conn):
+        found.setdefault(row["agent"], {})[row["capability"]] = row["enabled"]
     return found
 
 

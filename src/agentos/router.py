@@ -140,7 +140,7 @@ class Route:
 async def routable_agents(conn: AsyncConnection,
                           switched: dict[str, dict[str, bool]] | None = None) -> list[Routable]:
     """The latest published version of every agent with triggers; its capabilities as
-    live ``switched`` (``capabilities.switched``) overrides what the definition says."""
+    live ``switched`` (``capabilities.switched_in``) overrides what the definition says."""
     switched = switched or {}
     av = agent_versions.c
     rows = (await conn.execute(
@@ -159,7 +159,6 @@ async def routable_agents(conn: AsyncConnection,
 async def route_batch(store: Store, limit: int = BATCH) -> int:
     """Route up to ``limit`` queued events, most urgent first; returns how many."""
     q = route_queue.c
-    switched = await capabilities.switched(store)  # from the cache: no round trip
     async with store.write() as conn:
         queued = (await conn.execute(
             select(q.rank, q.seq).order_by(q.rank, q.seq).limit(limit)
@@ -170,7 +169,9 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
         rows = (await conn.execute(select(event_table).where(event_table.c.seq.in_(seqs))
                                    )).all()
         by_seq = {r.seq: Event.from_row(r) for r in rows}
-        agents = await routable_agents(conn, switched)
+        # the switches as of this transaction (one small read a batch), so an event
+        # appended after a capability was enabled is routed with it enabled
+        agents = await routable_agents(conn, await capabilities.switched_in(conn))
         new_routes = []
         work: list[TaskIn] = []
         for seq in seqs:  # urgency order: the route ids record it

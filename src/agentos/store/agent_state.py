@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store.columns import utcnow
-from agentos.store.tables import agent_versions, locks, tasks, workers
+from agentos.store.tables import agent_versions, locks, tasks, workers, workflow_runs
 
 t = tasks.c
 L = locks.c
@@ -101,3 +101,15 @@ async def delete_versions(conn: AsyncConnection, agent: str) -> int:
     av = agent_versions.c
     return int((await conn.execute(delete(agent_versions).where(av.name == agent))).rowcount
                or 0)
+
+
+async def active_runs(conn: AsyncConnection, agent: str, limit: int = 100
+                      ) -> list[dict[str, Any]]:
+    """Running workflow runs that have a task of ``agent`` waiting or running (joined on
+    the correlation id every task of a run carries)."""
+    wr = workflow_runs.c
+    rows = (await conn.execute(select(wr.id, wr.workflow, wr.version, wr.created_at).distinct()
+                               .join(tasks, t.correlation_id == wr.correlation_id).where(
+        t.agent == agent, t.status.in_(UNFINISHED), wr.status == "running")
+        .order_by(wr.created_at).limit(limit))).all()
+    return [dict(r._mapping) for r in rows]

@@ -48,6 +48,13 @@ class LastError(BaseModel):
     error: dict[str, Any] | None
 
 
+class ActiveRun(BaseModel):
+    id: str
+    workflow: str
+    version: str
+    started_at: str | None
+
+
 class AgentState(BaseModel):
     agent: str
     status: Literal["idle", "busy", "waiting", "error", "disabled"]
@@ -57,6 +64,7 @@ class AgentState(BaseModel):
     scheduled: int
     running_tasks: list[RunningTask]
     held_locks: list[HeldLock]
+    workflow_runs: list[ActiveRun]  # running runs with a task of this agent unfinished
     held: list[Hold]
     workers: list[ServingWorker]
     last_heartbeat_at: str | None
