@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from agentos import __version__, audit, cache, projections, tokens, users
+from agentos import __version__, audit, cache, projections, tokens, traces, users
 from agentos.api import access, openapi
 from agentos.api import errors as api_errors
 from agentos.api.middleware import AuditScope, BodyLimit, InputGuard, RequestLog
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         app.state.resolver = tokens.Resolver(store_, settings.auth_cache_s)
         await first_admin(store_, settings)
         await cache.start(store_, settings)
+        traces.setup(settings.otlp_endpoint, "agentos-server")
         app.state.bus = Bus(store_, also_listen=(tokens.CHANNEL, cache.CHANNEL))
         await app.state.bus.start()
         try:
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
                 yield
         finally:
             await app.state.bus.stop()
+            traces.flush()
             await cache.stop(store_)
             if own:
                 await app.state.store.close()

@@ -1,7 +1,8 @@
-"""HTTP requests as metrics: ``http.requests`` (counter: method, route, status) and
-``http.request_ms`` (histogram: method, route), recorded into the process's buffer
-(a dict update; written with its next flush). The route is the matched template
-(``/api/v1/tasks/{task_id}``), never the raw path, so ids make no new series."""
+"""HTTP requests as metrics, and as trace spans when tracing is on: ``http.requests``
+(counter: method, route, status) and ``http.request_ms`` (histogram: method, route),
+recorded into the process's buffer (a dict update; written with its next flush). The
+route is the matched template (``/api/v1/tasks/{task_id}``), never the raw path, so
+ids make no new series."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentos import metrics
+from agentos import metrics, traces
 
 
 class RequestMetrics:
@@ -30,15 +31,30 @@ class RequestMetrics:
                 status = int(message["status"])
             await send(message)
 
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            store = getattr(scope["app"].state, "store", None)
-            if store is not None:
-                recorder = metrics.of(store)
-                tags = {"method": scope["method"], "route": template}
-                recorder.count("http.requests", 1, {**tags, "status": str(status)})
-                recorder.observe("http.request_ms", (time.perf_counter() - started) * 1000,
-                                 tags)
+        with traces.span(f"HTTP {scope['method']}", _request_attributes(scope)) as current:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                self._measured(scope, status, started, current)
+
+    def _measured(self, scope: Scope, status: int, started: float, current: Any) -> None:
+        route: Any = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        traces.annotate(current, {"http.route": template, "http.response.status_code": status})
+        store = getattr(scope["app"].state, "store", None)
+        if store is not None:
+            recorder = metrics.of(store)
+            tags = {"method": scope["method"], "route": template}
+            recorder.count("http.requests", 1, {**tags, "status": str(status)})
+            recorder.observe("http.request_ms", (time.perf_counter() - started) * 1000, tags)
+
+
+def _request_attributes(scope: Scope) -> dict[str, Any] | None:
+    if not traces.enabled():
+        return None
+    headers = dict(scope.get("headers") or ())
+    return {"http.request.method": scope["method"], "url.path": scope.get("path"),
+            "agentos.correlation_id": (headers.get(b"x-correlation-id") or b"").decode(
+                "latin-1") or None,
+            "agentos.request_id": (headers.get(b"x-request-id") or b"").decode("latin-1")
+            or None}

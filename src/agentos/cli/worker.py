@@ -53,7 +53,7 @@ def worker(
 async def _run(settings: Settings, agents: list[str] | None, concurrency: int,
                worker_id: str | None, grace: float, lease: float, burst: bool,
                poll: float) -> None:
-    from agentos import cache
+    from agentos import cache, traces
     from agentos.store import open_store
     from agentos.worker.loop import Worker
 
@@ -61,6 +61,7 @@ async def _run(settings: Settings, agents: list[str] | None, concurrency: int,
     # queue in PostgreSQL instead of here
     store = open_store(settings.database_url, pool_size=min(max(4, concurrency + 2), 16))
     await cache.start(store, settings)
+    traces.setup(settings.otlp_endpoint, "agentos-worker")
     runner = Worker(store, worker_id=worker_id, agents=agents, concurrency=concurrency,
                     lease_s=lease, grace=grace, burst=burst, poll_interval=poll)
     # what startup made (modules, the registry's definitions) lives as long as the worker:
@@ -72,5 +73,6 @@ async def _run(settings: Settings, agents: list[str] | None, concurrency: int,
     try:
         await runner.run()
     finally:
+        traces.shutdown()  # what is batched is exported first
         await cache.stop(store)
         await store.close()

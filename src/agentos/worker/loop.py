@@ -36,6 +36,7 @@ from agentos import (
     model_registry,
     queue,
     registry,
+    traces,
 )
 from agentos.aio import raise_if_cancelling, wait_wakeup
 from agentos.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -310,8 +311,9 @@ class Worker:
         if running := self._running.get(task.id):
             running.ctx = ctx  # the lease keeper now knows whether it took locks
         try:
-            async with asyncio.timeout(task.timeout_s):
-                end = outcomes.returned(await handler(ctx, task.input))
+            with traces.span("task.attempt", _span_of(task)):
+                async with asyncio.timeout(task.timeout_s):
+                    end = outcomes.returned(await handler(ctx, task.input))
         except (Exception, asyncio.CancelledError) as exc:
             stopped = outcomes.raised(exc, task.timeout_s, ctx.cancelled.is_set())
             if stopped is None:
@@ -344,6 +346,15 @@ class Worker:
             await call
         except Conflict as exc:  # a superseded attempt: its result no longer counts
             log.warning("%s", exc.message, extra={"action": "result_rejected"})
+
+
+def _span_of(task: Any) -> dict[str, Any] | None:
+    """A task attempt's span attributes (none built while tracing is off)."""
+    if not traces.enabled():
+        return None
+    return {"agentos.task_id": task.id, "agentos.agent": task.agent,
+            "agentos.agent_version": task.agent_version, "agentos.attempt": task.attempt,
+            "agentos.correlation_id": task.correlation_id}
 
 
 def _used(ctx: Context) -> dict[str, Any]:

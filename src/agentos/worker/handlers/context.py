@@ -29,6 +29,7 @@ from agentos import (
     resources,
     semver,
     telemetry,
+    traces,
 )
 from agentos.aio import wait_wakeup
 from agentos.config import Settings
@@ -186,11 +187,19 @@ class LlmAccess:
             await self._record({**call, "outcome": "refused", "error": exc.message[:1000]})
             raise HandlerError(exc.message) from exc
         try:
-            done = await llm_client.chat(
-                self._settings.llm_base_url,
-                self._settings.llm_api_key.get_secret_value()
-                if self._settings.llm_api_key else None,
-                ref.name, messages, {**ref.params, **params}, json_mode=json)
+            with traces.span("llm.chat", {"gen_ai.system": ref.provider,
+                                          "gen_ai.request.model": ref.name,
+                                          "agentos.task_id": task["id"],
+                                          "agentos.correlation_id": task["correlation_id"]}
+                             if traces.enabled() else None) as current:
+                done = await llm_client.chat(
+                    self._settings.llm_base_url,
+                    self._settings.llm_api_key.get_secret_value()
+                    if self._settings.llm_api_key else None,
+                    ref.name, messages, {**ref.params, **params}, json_mode=json)
+                traces.annotate(current, {"gen_ai.response.model": done.model,
+                                          "gen_ai.usage.input_tokens": done.prompt_tokens,
+                                          "gen_ai.usage.output_tokens": done.completion_tokens})
         except llm_client.LlmError as exc:
             await self._record({**call, "outcome": "error", "error": str(exc)[:1000],
                                 "latency_ms": (time.monotonic() - started) * 1000})
