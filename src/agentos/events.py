@@ -314,8 +314,9 @@ async def prune(store: Store, older_than: timedelta, type_glob: str | None = Non
     be explained by it, and every event the router has not routed yet, whose
     tasks do not exist so far. A routed event takes its route rows with it; its
     tasks keep their idempotency keys (``route:SEQ:...``) and sequence numbers
-    are never reused, so no event is routed twice. (Workflow runs will hold
-    their chains the same way.)
+    are never reused, so no event is routed twice. A workflow run still running
+    holds its chain the same way, and no event the workflow engine has not read
+    yet is deleted (a run may be waiting for it).
     """
     cutoff = datetime.now(UTC) - older_than
     like = _like(type_glob) if type_glob else None

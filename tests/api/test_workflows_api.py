@@ -218,3 +218,25 @@ async def test_failed_run_rerun_and_artifacts_over_http(api: httpx.AsyncClient,
         "artifacts": []}
     r = await api.get(f"/api/v1/workflow-runs/{run['id']}/artifacts/none")
     assert r.status_code == 404 and r.json()["error"]["code"] == "artifact_not_found"
+
+
+async def test_artifacts_over_http(api: httpx.AsyncClient, store: Store) -> None:
+    r = await api.post("/api/v1/agents/import?publish=true", headers=YAML, content="""
+name: keeper
+version: 1.0.0
+handler: {type: python, target: "tests.handlers:wf_artifacts"}
+""")
+    assert r.status_code == 201, r.text
+    r = await api.post("/api/v1/workflows?publish=true", json={
+        "name": "keeps", "version": "1.0.0", "steps": [{"id": "keep", "agent": "keeper"}]})
+    assert r.status_code == 201, r.text
+    run = (await api.post("/api/v1/workflow-runs", json={"workflow": "keeps"})).json()
+    await until(api, store, run["id"], lambda r: r["status"] == "succeeded")
+    listed = (await api.get(f"/api/v1/workflow-runs/{run['id']}/artifacts")).json()
+    assert [(a["name"], a["kind"]) for a in listed["artifacts"]] == [("raw.bin", "bytes"),
+                                                                   ("report", "json")]
+    raw = await api.get(f"/api/v1/workflow-runs/{run['id']}/artifacts/raw.bin")
+    assert raw.content == b"\x00\x01binary"
+    assert raw.headers["content-type"] == "application/octet-stream"
+    report = await api.get(f"/api/v1/workflow-runs/{run['id']}/artifacts/report")
+    assert report.json() == {"ok": True, "input": {}}

@@ -9,11 +9,18 @@ from typing import Any
 
 import pytest
 
-from agentos import agent_spec, approvals, consumers, events, queue, registry
-from agentos.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from agentos import agent_spec, approvals, consumers, events, queue, registry, router
+from agentos.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from agentos.roles import Role
 from agentos.store import Store
-from agentos.tasks import Status
+from agentos.tasks import Status, TaskIn
 from agentos.worker.loop import Worker
 from agentos.workflows import definitions, engine, runs
 
@@ -421,12 +428,20 @@ steps:
     assert (await artifacts.get(store, run["id"], "report")).value == {
         "ok": True, "input": {"x": 1}}
     assert (await artifacts.get(store, run["id"], "raw.bin")).value == b"\x00\x01binary"
+    # too large, a bad name, a task of no run: refused, nothing stored
+    task_id = step(done, "keep")["tasks"][0]["task_id"]
+    with pytest.raises(PayloadTooLarge):
+        await artifacts.put(store, task_id, "big", b"x" * 101, max_bytes=100)
+    with pytest.raises(InvalidInput):
+        await artifacts.put(store, task_id, "no/slash", {}, max_bytes=100)
+    [(lone, _)] = await queue.submit(store, [TaskIn(agent="keeper")])
+    with pytest.raises(InvalidInput):
+        await artifacts.put(store, lone.id, "x", {}, max_bytes=100)
+    assert len(await artifacts.listing(store, run["id"])) == 2
 
 
 async def test_handler_asks_for_approval(store: Store) -> None:
     await agent(store, "asker", "wf_ask")
-    from agentos.tasks import TaskIn
-
     [(task, _)] = await queue.submit(store, [TaskIn(agent="asker", input={"role": "viewer"})])
     worker = asyncio.create_task(Worker(store, concurrency=2).run())
     try:
@@ -449,3 +464,33 @@ async def test_handler_asks_for_approval(store: Store) -> None:
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
+
+
+async def test_retention_keeps_what_runs_and_the_engine_need(store: Store) -> None:
+    from datetime import timedelta
+
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, WAIT.replace("{timeout}", "60"))
+    run = await start(store, "waiter", {"device": "p7"})
+    consumer = engine.consumer(store)
+    await consumers.catch_up(store, consumer)
+    [noise] = await events.append(store, [events.EventIn(type="noise.x")])
+    # the running run's chain stays, and so does what the engine has not read yet
+    pruned = await events.prune(store, timedelta(microseconds=1))
+    left = {e.id for e in (await events.query(store, events.Query(limit=1000)))[0]}
+    assert noise.event.id in left and pruned.deleted == 0
+    await consumers.catch_up(store, consumer)
+    while await router.route_batch(store):  # (events not routed yet are kept too)
+        pass
+    await events.prune(store, timedelta(microseconds=1))
+    left = {e.id for e in (await events.query(store, events.Query(limit=1000)))[0]}
+    assert noise.event.id not in left
+    chain, _ = await events.query(store, events.Query(correlation_id=run["correlation_id"]))
+    assert "workflow.started" in [e.type for e in chain]
+    await runs.cancel(store, run["id"])
+    await consumers.catch_up(store, consumer)
+    while await router.route_batch(store):
+        pass
+    await events.prune(store, timedelta(microseconds=1))
+    assert (await events.query(store, events.Query(correlation_id=run["correlation_id"])))[0] \
+        == []

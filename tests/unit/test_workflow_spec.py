@@ -154,6 +154,9 @@ def test_a_lone_expression_gives_the_value_itself() -> None:
                                "s": "run {{ run.id }}", "k": 7}, scope) == {
         "d": ["a", "b"], "n": 6, "s": "run r1", "k": 7}
     assert expressions.render(["{{ input.n > 1 }}"], scope) == [True]
+    # keys win over dict methods: the data is JSON
+    assert expressions.evaluate("{{ input.items }}", {"input": {"items": [1, 2]}}) == [1, 2]
+    assert expressions.evaluate("{{ input.keys() | list }}", {"input": {"a": 1}}) == ["a"]
 
 
 @pytest.mark.parametrize("template", [

@@ -44,16 +44,6 @@ async def lapsed(conn: AsyncConnection, limit: int) -> list[Any]:
     return list((await conn.execute(stmt)).all())
 
 
-async def cancel_of_runs(conn: AsyncConnection, run_ids: Sequence[str]) -> list[Any]:
-    """Cancel the pending approvals of ``run_ids``; their rows."""
-    if not run_ids:
-        return []
-    stmt = (update(approvals).where(a.run_id.in_(run_ids), a.status == "pending")
-            .values(status="cancelled", decided_at=utcnow(), decided_by="workflow")
-            .returning(*approvals.c))
-    return list((await conn.execute(stmt)).all())
-
-
 async def page(conn: AsyncConnection, *, status: str | None, run_id: str | None,
                before: str | None, limit: int) -> list[Any]:
     """Approvals newest first (ids are UUIDv7)."""

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agentos.errors import InvalidInput
 from agentos.store import sql
 from agentos.store.columns import stamp
-from agentos.store.tables import event_log_head, events, route_queue
+from agentos.store.tables import consumers, event_log_head, events, route_queue, workflow_runs
 from agentos.store.tables import tasks as tasks_table
 
 if TYPE_CHECKING:
@@ -186,10 +186,17 @@ class Events:
         old = [events.c.created_at < cutoff]
         if type_like is not None:
             old.append(events.c.type.like(type_like, escape="\\"))
+        # the workflow engine's consumer has not read it yet (a run may wait for it)
+        engine_cursor = select(consumers.c.cursor_seq).where(
+            consumers.c.name == "workflows").scalar_subquery()
         needed = or_(
             events.c.correlation_id.in_(select(tasks_table.c.correlation_id).where(
                 tasks_table.c.status.in_(unfinished))),
-            events.c.seq.in_(select(route_queue.c.seq)))
+            events.c.seq.in_(select(route_queue.c.seq)),
+            # the chain of a workflow run still running
+            events.c.correlation_id.in_(select(workflow_runs.c.correlation_id).where(
+                workflow_runs.c.status == "running")),
+            events.c.seq > func.coalesce(engine_cursor, 2**62))
         counts = select(func.count(), func.coalesce(func.sum(case((needed, 1), else_=0)), 0)
                         ).select_from(events).where(*old)
         if dry_run:

@@ -58,16 +58,6 @@ async def latest(conn: AsyncConnection, name: str, statuses: Sequence[str]) -> A
     ).first()
 
 
-async def names_with(conn: AsyncConnection, names: Sequence[str], statuses: Sequence[str]
-                     ) -> set[str]:
-    """Which of ``names`` have a version in one of ``statuses``."""
-    if not names:
-        return set()
-    rows = await conn.execute(select(wv.name).where(wv.name.in_(names),
-                                                    wv.status.in_(statuses)).distinct())
-    return {r.name for r in rows}
-
-
 async def all_versions(conn: AsyncConnection, *, status: str | None, after: str | None
                        ) -> list[Any]:
     """Every version (of ``status``), by name, for a listing that keeps one per name."""
@@ -160,13 +150,6 @@ async def children(conn: AsyncConnection, run_ids: Sequence[str]) -> list[Any]:
 async def runs_of_correlation(conn: AsyncConnection, correlation_id: str) -> list[Any]:
     return list((await conn.execute(select(workflow_runs).where(
         runs.correlation_id == correlation_id).order_by(runs.id))).all())
-
-
-async def unfinished_correlations(conn: AsyncConnection) -> list[str]:
-    """Correlation ids of runs still running (retention keeps their events)."""
-    rows = await conn.execute(select(runs.correlation_id).where(runs.status == "running")
-                              .distinct())
-    return [r.correlation_id for r in rows]
 
 
 # ---------------------------------------------------------------------- steps
@@ -307,11 +290,6 @@ async def lapsed_waits(conn: AsyncConnection, limit: int) -> list[Any]:
     stmt = (select(workflow_waits).where(waits.expires_at <= utcnow())
             .order_by(waits.expires_at).limit(limit).with_for_update(skip_locked=True))
     return list((await conn.execute(stmt)).all())
-
-
-async def drop_waits(conn: AsyncConnection, run_ids: Sequence[str]) -> None:
-    if run_ids:
-        await conn.execute(delete(workflow_waits).where(waits.run_id.in_(run_ids)))
 
 
 async def waits_of(conn: AsyncConnection, run_id: str) -> list[Any]:

@@ -36,6 +36,12 @@ class ExpressionError(ValueError):
 class _Environment(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**"})
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # the data is JSON: ``input.items`` is the key "items", not dict.items
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
             if isinstance(left, int) and isinstance(right, int) and right > 0 \

@@ -183,7 +183,3 @@ def fan_out(total: int, started: int, ended: int, failed: int, max_parallel: int
         return FanOut(done=StepStatus.SUCCEEDED)
     room = max(0, max_parallel - (started - ended))
     return FanOut(start=range(started, min(total, started + room)))
-
-
-def item_scope(facts: RunFacts, steps: dict[str, StepState], item: Any) -> dict[str, Any]:
-    return scope(facts, steps, item=item)

@@ -109,10 +109,6 @@ class Step(_Strict):
             semver.parse(v)
         return v
 
-    @property
-    def kind(self) -> str:
-        return self.type
-
 
 class WorkflowSpec(_Strict):
     """One version of one workflow, exactly as its author wrote it."""
