@@ -28,7 +28,10 @@ lint: $(VENV)/.installed-dev ## ruff and mypy --strict
 PEERS_REQUIREMENTS := ../shared/peers/requirements.txt
 PEERS_VENV := bench/.peers-venv
 
-bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VENV)/.installed) ## the benchmark suite (see bench/README.md)
+# DBOS Transact and Prefect 3 for bench_workflows.py, in a venv of their own
+WORKFLOW_PEERS_VENV := bench/.workflow-peers-venv
+
+bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VENV)/.installed) $(WORKFLOW_PEERS_VENV)/.installed ## the benchmark suite (see bench/README.md)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python bench/bench_registry.py
 	$(BIN)/python bench/bench_knowledge.py
@@ -36,6 +39,13 @@ bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VEN
 	$(BIN)/python bench/bench_events.py
 	$(BIN)/python bench/bench_tasks.py
 	$(BIN)/python bench/bench_locks.py
+	$(BIN)/python bench/bench_workflows.py
+
+$(WORKFLOW_PEERS_VENV)/.installed: bench/workflow-peers.txt
+	bash scripts/ensure-venv.sh $(PYTHON)
+	$(PYTHON) -m venv $(WORKFLOW_PEERS_VENV)
+	$(WORKFLOW_PEERS_VENV)/bin/pip install --quiet -r bench/workflow-peers.txt
+	touch $@
 
 $(ASSETS): package.json package-lock.json scripts/dashboard-assets.sh
 	bash scripts/dashboard-assets.sh

@@ -41,11 +41,13 @@ ERROR_PAUSE = 1.0  # seconds before a batch that failed is tried again
 @dataclass(frozen=True)
 class Consumer:
     """A reader of the log: ``apply(conn, events)`` runs in the batch's transaction;
-    ``clear(conn)`` empties what it built (a reset)."""
+    ``clear(conn)`` empties what it built (a reset). ``apply`` may return False to say
+    the batch changed nothing: the cursor then moves in a transaction that need not be
+    durable (a crash before it reaches the disk only reads those events again)."""
 
     name: str
     types: tuple[str, ...]  # event-type globs it reads ("*": all)
-    apply: Callable[[AsyncConnection, list[Event]], Awaitable[None]]
+    apply: Callable[[AsyncConnection, list[Event]], Awaitable[bool | None]]
     clear: Callable[[AsyncConnection], Awaitable[None]] | None = None
     batch: int = DEFAULT_BATCH
 
@@ -112,12 +114,13 @@ async def step(store: Store, consumer: Consumer) -> int | None:
         rows = await store_consumers.events_after(conn, row.cursor_seq, settled, likes,
                                                   consumer.batch)
         batch = [Event.from_row(r) for r in rows]
-        if batch:
-            await consumer.apply(conn, batch)
+        changed = (await consumer.apply(conn, batch)) is not False if batch else False
         # a short batch read everything up to the horizon: the cursor may skip there
         cursor = batch[-1].seq if len(batch) == consumer.batch else settled
         if cursor == row.cursor_seq:
             return 0
+        if not changed:
+            await store_consumers.relax_durability(conn)
         await store_consumers.advance(conn, consumer.name, cursor, len(batch))
     return len(batch)
 

@@ -606,12 +606,14 @@ async def _matched_waits(conn: AsyncConnection, batch: list[Event]) -> list[Resu
 def consumer(store: Store) -> consumers.Consumer:
     """The engine's reader of the log (every event: a wait may match any)."""
 
-    async def apply(conn: AsyncConnection, batch: list[Event]) -> None:
+    async def apply(conn: AsyncConnection, batch: list[Event]) -> bool:
         results = await results_of(store, conn, batch)
-        if results:
-            work = await Batch.open(store, conn)
-            await work.apply(results)
-            await work.flush()
+        if not results:
+            return False  # most batches: the engine's own events, others' tasks
+        work = await Batch.open(store, conn)
+        await work.apply(results)
+        await work.flush()
+        return True
 
     return consumers.Consumer(CONSUMER, ("*",), apply)
 

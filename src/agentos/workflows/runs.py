@@ -54,9 +54,12 @@ def summary(row: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------- start
 
 
-async def start(store: Store, req: StartIn, *, by: str) -> tuple[dict[str, Any], bool]:
-    """Start a run; returns it and whether it is new (an ``idempotency_key`` used
-    before for the same request returns that run; for another, 409)."""
+async def start(store: Store, req: StartIn, *, by: str, detail: bool = True
+                ) -> tuple[dict[str, Any], bool]:
+    """Start a run; returns it (``detail``: with its steps, tasks and transitions, read
+    again; else its id, workflow, version and status) and whether it is new (an
+    ``idempotency_key`` used before for the same request returns that run; for
+    another, 409)."""
     size = len(events.dump_json(req.input).encode())
     if size > MAX_INPUT_BYTES:
         raise InvalidInput(f"the input is {size} bytes; at most {MAX_INPUT_BYTES}",
@@ -86,6 +89,9 @@ async def start(store: Store, req: StartIn, *, by: str) -> tuple[dict[str, Any],
             entry.resource_id = run.id
         await work.advance(run)
         await work.flush()
+    if not detail:
+        return {"id": run.id, "workflow": run.workflow, "version": run.version,
+                "status": run.status.value}, True
     return await get(store, run.id), True
 
 
@@ -279,13 +285,6 @@ async def explain(store: Store, run_id: str) -> dict[str, Any]:
             "pending_steps": pending,
             "summary": "; ".join(f"{w['step']}: {w['summary']}" for w in waiting)
             or "moving on (the engine has not applied the latest events yet)"}
-
-
-async def ids_of_task(store: Store, task_id: str) -> tuple[str, str] | None:
-    """The (run, step) a task belongs to, or None."""
-    async with store.read() as conn:
-        row = await store_workflows.run_of_task(conn, task_id)
-    return (row.run_id, row.step) if row else None
 
 
 
