@@ -110,3 +110,41 @@ def test_workflow_commands(working: Server, tmp_path: Path) -> None:
         bad = cli(*args)
         assert bad.returncode == 2, (args, bad.stdout, bad.stderr)
         assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_sdk_methods(working: Server) -> None:
+    from agentos.sdk import Client
+
+    with Client(working.url, token=working.token) as api:
+        api.import_yaml(DEFINITIONS.replace("doubler", "keeper").replace(
+            "wf_double", "wf_artifacts"), publish=True)
+        api.import_yaml(DEFINITIONS, publish=True)
+        made = api.create_workflow({"name": "keeps", "version": "1.0.0",
+                                    "steps": [{"id": "keep", "agent": "keeper"}]}, publish=True)
+        assert made["outcome"] == "created" and made["status"] == "published"
+        api.create_workflow({"name": "keeps", "version": "2.0.0-draft",
+                             "steps": [{"id": "keep", "agent": "keeper"}]})
+        assert [v["version"] for v in api.workflow_versions("keeps")] == ["2.0.0-draft",
+                                                                          "1.0.0"]
+        api.delete_workflow_draft("keeps", "2.0.0-draft")
+        run = api.start_run("keeps", idempotency_key="sdk-1")
+        done = api.wait_run(run["id"], timeout_s=60, poll_s=0.1)
+        assert done["status"] == "succeeded"
+        assert [a["name"] for a in api.run_artifacts(run["id"])] == ["raw.bin", "report"]
+        assert api.run_artifact(run["id"], "raw.bin") == b"\x00\x01binary"
+        assert api.run_artifact(run["id"], "report")["ok"] is True
+        assert api.get_workflow("keeps", "1.0.0")["definition"]["steps"][0]["id"] == "keep"
+        assert api.deprecate_workflow("keeps", "1.0.0")["status"] == "deprecated"
+        assert api.archive_workflow("keeps", "1.0.0")["status"] == "archived"
+        # a rejection through the SDK skips the gated step
+        api.import_workflows(FLOW, publish=True)
+        gated = api.start_run("ship", {"n": 1})
+        for _ in range(300):
+            pending = api.list_approvals(status="pending", run_id=gated["id"])["approvals"]
+            if pending:
+                break
+            time.sleep(0.1)
+        assert api.get_approval(pending[0]["id"])["status"] == "pending"
+        assert api.reject(pending[0]["id"], "not today")["status"] == "rejected"
+        ended = api.wait_run(gated["id"], timeout_s=60, poll_s=0.1)
+        assert [s["status"] for s in ended["steps"]] == ["succeeded", "succeeded", "skipped"]
