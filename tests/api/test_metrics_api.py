@@ -11,7 +11,7 @@ import httpx
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from agentos import consumers, metrics
+from agentos import metrics
 from agentos.metrics import automatic
 from agentos.store import Store
 from tests.api.test_operating_api import publish
@@ -93,7 +93,7 @@ async def test_prometheus_text_parses(app: FastAPI, api: httpx.AsyncClient,
     await api.get("/api/v1/agents/tuner")
     await metrics.of(store).flush()  # the requests above, counted by the middleware
     await automatic.sample_depths(store)
-    await consumers.catch_up(store, automatic.Automatic().consumer)
+    await automatic.Automatic().catch_up(store)
     r = await api.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(r.text)}

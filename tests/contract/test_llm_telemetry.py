@@ -6,18 +6,21 @@ backends, against the fake OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from agentos import agent_state, budgets, telemetry
+from agentos import agent_state, budgets, queue, telemetry
 from agentos.store import Store
+from agentos.store import agent_config as store_holds
 from agentos.store.tables import events, llm_calls
 from agentos.tasks import Status
+from agentos.worker.loop import Worker
 from tests.contract.test_handler_kinds import agent, run, submit
 from tests.fake_llm import FakeLlm
 
@@ -108,17 +111,40 @@ async def test_budget_events_hold_refusal_and_raise(store: Store, fake_llm: Fake
     # a call that would start over the hard budget is refused, and recorded as such
     with pytest.raises(budgets.BudgetExceeded, match="rolls at"):
         await budgets.check(store, "spender", "fake-small")
+    # the agent's next task is held: no claim takes it, it is not failed
+    waiting = await submit(store, "spender")
+    await Worker(store, burst=True, poll_interval=0.05).run()
+    assert (await queue.get(store, waiting)).status is Status.PENDING
+    assert len(fake_llm.requests) == 2
     assert (await budgets.get(store, soft["id"]))["used"] == pytest.approx(2 * 0.022)
     raised = await budgets.change(store, budget["id"], budgets.BudgetChange(limit=100),
                                   by="test")
     assert not raised["exceeded"] and raised["used"] == 34
     assert (await agent_state.of_agent(store, "spender"))["held"] == []
     await budgets.check(store, "spender", "fake-small")  # no longer refused
+    [resumed] = await run(store, waiting)  # and the held task runs
+    assert resumed.status is Status.SUCCEEDED
     lowered = await budgets.change(store, budget["id"], budgets.BudgetChange(limit=10),
                                    by="test")
     assert lowered["exceeded"]
     assert len((await agent_state.of_agent(store, "spender"))["held"]) == 1
     assert [e["type"] for e in await event_types(store, "budget.")][-1] == "budget.exceeded"
+
+
+async def test_a_hold_keeps_tasks_until_it_lapses_on_both_claim_paths(store: Store) -> None:
+    await agent(store, "plain", {"type": "python", "target": "tests.handlers:echo"})
+    await agent(store, "capped", {"type": "python", "target": "tests.handlers:echo"},
+                limits={"concurrency": 1})  # claimed by the capped agents' path
+    soon = datetime.now(UTC) + timedelta(seconds=1.5)
+    async with store.write() as conn:
+        for name in ("plain", "capped"):
+            await store_holds.hold(conn, name, budgets.HOLD, "1", soon, {})
+    ids = [await submit(store, "plain"), await submit(store, "capped")]
+    await Worker(store, burst=True, poll_interval=0.05).run()
+    assert [(await queue.get(store, i)).status for i in ids] == [Status.PENDING] * 2
+    await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
+    done = await run(store, *ids)  # the period rolled: the hold lapsed on its own
+    assert [t.status for t in done] == [Status.SUCCEEDED] * 2
 
 
 def test_periods_and_thresholds() -> None:

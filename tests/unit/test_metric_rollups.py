@@ -93,22 +93,26 @@ def _event(seq: int, kind: str, at: datetime, **payload: object) -> Event:
 
 def test_fold_counts_outcomes_durations_and_waits() -> None:
     at = datetime(2026, 12, 6, 10, 0, 30, tzinfo=UTC)
-    batch = [_event(1, "task.created", at, task_id="t1", agent="a"),
-             _event(2, "task.started", at + timedelta(seconds=2), task_id="t1", agent="a",
+    batch = [_event(3, "task.succeeded", at + timedelta(seconds=3), task_id="t1", agent="a",
                     attempt=1),
-             _event(3, "task.succeeded", at + timedelta(seconds=3), task_id="t1", agent="a",
-                    attempt=1),
-             _event(4, "task.failed", at + timedelta(seconds=3), task_id="t2", agent="a",
-                    attempt=2, outcome="timeout"),
+             _event(4, "task.retrying", at + timedelta(seconds=3), task_id="t2", agent="a",
+                    attempt=1, outcome="timeout"),
              _event(5, "lock.acquired", at, resource="device:x", type="device", waited_ms=40.0),
              _event(6, "lock.acquired", at, resource="device:y", type="device")]
-    taken = fold(batch, {("t1", 1): {"duration_ms": 950.0}, ("t2", 2): {"duration_ms": 30.0}},
-                 {"t1": (at, 1)})
+    due = at - timedelta(seconds=2)
+    taken = fold(batch, {
+        ("t1", 1): {"duration_ms": 950.0, "number": 1, "attempt": 1, "run_at": due,
+                    "started_at": at},
+        # t2 has been retried since: its run_at is its next attempt's, no wait counted
+        ("t2", 1): {"duration_ms": 30.0, "number": 1, "attempt": 2, "run_at": at,
+                    "started_at": due}})
     by_name = {(k[0], k[2]): v for k, v in taken.items()}
     assert by_name[("tasks.ended", (("agent", "a"), ("outcome", "succeeded")))].count == 1
-    assert by_name[("tasks.ended", (("agent", "a"), ("outcome", "failed")))].count == 1
+    assert by_name[("tasks.ended", (("agent", "a"), ("outcome", "retried")))].count == 1
     assert by_name[("task.duration_ms", (("agent", "a"), ("outcome", "succeeded")))].sum == 950
-    assert by_name[("task.queue_wait_ms", (("agent", "a"),))].sum == 2000
+    assert by_name[("task.duration_ms", (("agent", "a"), ("outcome", "retried")))].sum == 30
+    waits = by_name[("task.queue_wait_ms", (("agent", "a"),))]
+    assert waits.count == 1 and waits.sum == 2000
     # a grant without a wait (no waited_ms) is no sample
     assert by_name[("lock.wait_ms", (("type", "device"),))].count == 1
     assert {k[3] for k in taken} == {int(at.timestamp()) // 60 * 60}

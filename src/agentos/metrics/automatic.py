@@ -1,15 +1,18 @@
 """Metrics recorded automatically, folded from the event log by a consumer: nothing is
-added to the worker's round trips. Each batch of events is read with the ended
-attempts' records (one query) and written as rollups in the transaction that moves
-the consumer's cursor, so every task counts once, whatever crashes.
+added to the worker's round trips. Each batch of ended attempts' events is read with
+their attempt records (one query) and written as rollups in the transaction that moves
+the consumer's cursor (named ``metrics``), so every attempt counts once, whatever
+crashes, however many servers run it.
 
-    tasks.created        counter    {agent}
-    tasks.started        counter    {agent}
     tasks.ended          counter    {agent, outcome}   succeeded, failed, retried, cancelled
     task.duration_ms     histogram  {agent, outcome}   each ended attempt's run time
-    task.queue_wait_ms   histogram  {agent}            from due (run_at) to claimed
+    task.queue_wait_ms   histogram  {agent}            from due (run_at) to claimed, for
+                                                       the task's latest attempt
     lock.wait_ms         histogram  {type}             a waiter's time in a lock's queue
     queue.depth          gauge      {agent, status}    sampled every ``DEPTH_INTERVAL``
+
+Only the events of ended attempts (and granted locks) are read: one event per task,
+not its created and started ones too.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from agentos import consumers
 from agentos.aio import wait_wakeup
 from agentos.events import Event
 from agentos.metrics import query, recorder
-from agentos.metrics.recorder import Agg, Key
+from agentos.metrics.recorder import Agg, Key, Tags
 from agentos.store import Store
+from agentos.store import consumers as store_consumers
 from agentos.store import metrics as store_metrics
 
 log = logging.getLogger("agentos.metrics")
@@ -39,64 +43,98 @@ DEPTH_INTERVAL = 60.0  # seconds between samples of the queue's depth
 SWEEP_INTERVAL = 600.0  # seconds between deletions of rollups past their retention
 ENDED = {"succeeded": "succeeded", "failed": "failed", "retrying": "retried",
          "cancelled": "cancelled"}
+TYPES = (*(f"task.{kind}" for kind in ENDED), "lock.acquired")  # the events it reads
 
 
-def fold(batch: list[Event], attempts: dict[tuple[str, int], dict[str, Any]],
-         due: dict[str, tuple[Any, int]]) -> dict[Key, Agg]:
-    """The samples a batch of events makes (pure: the lookups are given)."""
+def fold(batch: list[Event], attempts: dict[tuple[str, int], dict[str, Any]]
+         ) -> dict[Key, Agg]:
+    """The samples a batch of events makes (pure: the attempt records are given)."""
     out: dict[Key, Agg] = {}
 
-    def add(kind: str, name: str, value: float, tags: dict[str, str], at: float) -> None:
-        key = (name, kind, tuple(sorted(tags.items())), int(at // 60 * 60))
-        out.setdefault(key, Agg()).add(float(value), kind == "histogram")
+    def add(kind: str, name: str, value: float, tags: Tags, at: float) -> None:
+        key = (name, kind, tags, int(at // 60 * 60))
+        agg = out.get(key)
+        if agg is None:
+            agg = out[key] = Agg()
+        agg.add(value, kind == "histogram")
 
     for event in batch:
         at = event.created_at.timestamp()
-        kind = event.type.partition(".")[2]
         p = event.payload
         if event.type == "lock.acquired":
             if p.get("waited_ms") is not None:
                 add("histogram", "lock.wait_ms", float(p["waited_ms"]),
-                    {"type": str(p.get("type") or "")}, at)
+                    (("type", str(p.get("type") or "")),), at)
             continue
+        outcome = ENDED.get(event.type.partition(".")[2])
         agent = p.get("agent")
-        if not isinstance(agent, str):
+        if outcome is None or not isinstance(agent, str):
             continue
-        if kind == "created":
-            add("counter", "tasks.created", 1, {"agent": agent}, at)
-        elif kind == "started":
-            add("counter", "tasks.started", 1, {"agent": agent}, at)
-            found = due.get(str(p.get("task_id")))
-            if found is not None and found[1] == p.get("attempt") and found[0] is not None:
-                wait = (event.created_at - found[0]).total_seconds() * 1000
-                add("histogram", "task.queue_wait_ms", max(wait, 0.0), {"agent": agent}, at)
-        elif kind in ENDED:
-            outcome = ENDED[kind]
-            add("counter", "tasks.ended", 1, {"agent": agent, "outcome": outcome}, at)
-            record = attempts.get((str(p.get("task_id")), int(p.get("attempt") or 0)))
-            if record is not None and record["duration_ms"] is not None:
-                add("histogram", "task.duration_ms", float(record["duration_ms"]),
-                    {"agent": agent, "outcome": outcome}, at)
+        tags = (("agent", agent), ("outcome", outcome))  # sorted by key, as series are
+        add("counter", "tasks.ended", 1.0, tags, at)
+        record = attempts.get((str(p.get("task_id")), int(p.get("attempt") or 0)))
+        if record is None:
+            continue
+        if record["duration_ms"] is not None:
+            add("histogram", "task.duration_ms", float(record["duration_ms"]), tags, at)
+        if record["attempt"] == record["number"] and record["run_at"] is not None \
+                and record["started_at"] is not None:
+            wait = (record["started_at"] - record["run_at"]).total_seconds() * 1000
+            add("histogram", "task.queue_wait_ms", max(wait, 0.0), (("agent", agent),), at)
     return out
 
 
 class Automatic:
-    """The consumer, with the series ids it has seen (its process's)."""
+    """The consumer, with the series ids it has seen (its process's).
+
+    A batch is read and folded outside any write transaction (events up to the log's
+    horizon, the attempt records); only its rollups and the cursor's move are written,
+    in one short transaction that first checks the cursor is where the batch began (else
+    another process applied it, and this fold is dropped). So SQLite's one writer is
+    held for a few upserts, not for reading thousands of events."""
 
     def __init__(self) -> None:
         self.known: dict[tuple[str, str], tuple[int, str]] = {}
-        self.consumer = consumers.Consumer(NAME, ("task.*", "lock.acquired"), self.apply,
-                                           batch=BATCH)
+        self.likes = consumers.Consumer(NAME, TYPES, self._unused).likes()
 
-    async def apply(self, conn: AsyncConnection, batch: list[Event]) -> None:
-        ended = [(str(e.payload.get("task_id")), int(e.payload.get("attempt") or 0))
-                 for e in batch if e.type.partition(".")[2] in ENDED
-                 and e.payload.get("attempt")]
-        started = [str(e.payload.get("task_id")) for e in batch if e.type == "task.started"]
-        taken = fold(batch, await store_metrics.attempts(conn, ended),
-                     await store_metrics.run_at(conn, started))
-        if taken:
-            await recorder.write_in(conn, taken, self.known)
+    @staticmethod
+    async def _unused(conn: AsyncConnection, batch: list[Event]) -> None:
+        raise AssertionError("the automatic metrics apply their batches in step()")
+
+    async def step(self, store: Store) -> int:
+        """Fold the next batch; the events folded (0: caught up, or another process
+        moved the cursor first)."""
+        async with store.read() as conn:
+            row = await store_consumers.fetch(conn, NAME)
+            cursor = row.cursor_seq if row is not None else 0
+            settled = await store.events.horizon(conn)
+            if cursor >= settled:
+                return 0
+            rows = await store_consumers.events_after(conn, cursor, settled, self.likes,
+                                                      BATCH)
+            batch = [Event.from_row(r) for r in rows]
+            ended = [(str(e.payload.get("task_id")), int(e.payload.get("attempt") or 0))
+                     for e in batch if e.payload.get("attempt") and e.type != "lock.acquired"]
+            attempts = await store_metrics.attempts(conn, ended)
+        taken = fold(batch, attempts)
+        moved_to = batch[-1].seq if len(batch) == BATCH else settled
+        async with store.write() as conn:
+            store.nothing_changed(conn)
+            await store_consumers.ensure(conn, NAME)
+            held = await store_consumers.claim(conn, NAME)
+            if held is None or held.cursor_seq != cursor:
+                return 0
+            if taken:
+                await recorder.write_in(conn, taken, self.known)
+            await store_consumers.advance(conn, NAME, moved_to, len(batch))
+        return len(batch)
+
+    async def catch_up(self, store: Store) -> int:
+        """Fold until the cursor is at the log's horizon; the events folded."""
+        total = 0
+        while applied := await self.step(store):
+            total += applied
+        return total
 
 
 async def sample_depths(store: Store) -> None:
@@ -127,7 +165,7 @@ async def run(store: Store, stop: asyncio.Event, retention: query.Retention) -> 
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + SWEEP_INTERVAL
                 await query.sweep(store, retention)
-            applied = await consumers.step(store, auto.consumer)
+            applied = await auto.step(store)
         except Exception:
             log.exception("automatic metrics failed a batch; trying again",
                           extra={"action": "metrics_failed"})

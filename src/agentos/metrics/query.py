@@ -190,7 +190,7 @@ async def run(store: Store, q: Query, retention: Retention) -> dict[str, Any]:
                                f"{', '.join(sorted(kinds))}", code="bad_aggregation")
         ids = [int(s["id"]) for s in series]
         rows: list[dict[str, Any]] = []
-        hists: list[dict[str, Any]] = []
+        hists: list[tuple[int | None, int, int, int]] = []
         for seg in segments:
             if not ids:
                 break
@@ -202,11 +202,11 @@ async def run(store: Store, q: Query, retention: Retention) -> dict[str, Any]:
                     r["grp"] = start
             rows += found
             if q.agg.startswith("p"):
-                found_h = await store_metrics.histograms(conn, ids, seg.resolution, seg.start,
-                                                         seg.end, grouping)
+                found_h = await store_metrics.histograms(
+                    conn, ids, seg.resolution, seg.start, seg.end, grouping,
+                    by_series=q.group_by is not None)  # else summed by the database
                 if width is None:
-                    for r in found_h:
-                        r["grp"] = start
+                    found_h = [(sid, start, i, n) for sid, _, i, n in found_h]
                 hists += found_h
     group_of = {int(s["id"]): (str(s["tags"].get(q.group_by)) if q.group_by else None)
                 for s in series}
@@ -216,9 +216,12 @@ async def run(store: Store, q: Query, retention: Retention) -> dict[str, Any]:
         points.setdefault(group_of[int(r["series_id"])], {}).setdefault(
             int(r["grp"]), []).append(r)
     hist_of: dict[tuple[str | None, int], list[tuple[int, int]]] = {}
-    for h in hists:
-        hist_of.setdefault((group_of[int(h["series_id"])], int(h["grp"])), []).append(
-            (int(h["idx"]), int(h["count"])))
+    for sid, grp, idx, n in hists:
+        key = (group_of[int(sid)] if sid is not None else None, int(grp))
+        counts = hist_of.get(key)
+        if counts is None:
+            counts = hist_of[key] = []
+        counts.append((int(idx), int(n)))
     span = float(width or (end - start))
     out = []
     for group in sorted(points, key=lambda g: "" if g is None else g):

@@ -7,11 +7,24 @@ the same on both backends.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import (
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store.tables import (
@@ -119,14 +132,18 @@ async def rollups(conn: AsyncConnection, ids: Sequence[int], resolution: int, st
 
 
 async def histograms(conn: AsyncConnection, ids: Sequence[int], resolution: int, start: int,
-                     end: int, width: int) -> list[dict[str, Any]]:
-    """Per series, group of ``width`` seconds and bucket index: the summed count."""
-    group = (mh.bucket - (mh.bucket % width)).label("grp")
-    rows = (await conn.execute(select(
-        mh.series_id, group, mh.idx, func.sum(mh.count).label("count")).where(
+                     end: int, width: int, *, by_series: bool = True
+                     ) -> list[tuple[int | None, int, int, int]]:
+    """(series id, group start, bucket index, count) per group of ``width`` seconds and
+    bucket index, and per series unless ``by_series`` is false (then summed over them,
+    the series id None). Plain tuples: a day by the minute is tens of thousands."""
+    group = mh.bucket - (mh.bucket % width)
+    series: Any = mh.series_id if by_series else null()
+    keys: list[Any] = [group, mh.idx, *([mh.series_id] if by_series else [])]
+    rows = (await conn.execute(select(series, group, mh.idx, func.sum(mh.count)).where(
         mh.series_id.in_(ids), mh.resolution == resolution, mh.bucket >= start,
-        mh.bucket < end).group_by(mh.series_id, group, mh.idx))).all()
-    return [dict(r._mapping) for r in rows]
+        mh.bucket < end).group_by(*keys))).all()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 async def sweep(conn: AsyncConnection, resolution: int, before: int) -> int:
@@ -147,24 +164,25 @@ async def forget_agent(conn: AsyncConnection, agent: str) -> int:
 
 async def attempts(conn: AsyncConnection, keys: Sequence[tuple[str, int]]
                    ) -> dict[tuple[str, int], dict[str, Any]]:
-    """Ended attempts' records by (task id, attempt number)."""
+    """Ended attempts' records by (task id, attempt number), each with its task's due time
+    and current attempt (``run_at`` is the due time of that attempt only)."""
     if not keys:
         return {}
-    ta = task_attempts.c
-    rows = (await conn.execute(select(ta.task_id, ta.number, ta.outcome, ta.duration_ms).where(
-        tuple_(ta.task_id, ta.number).in_(list(keys))))).all()
-    return {(r.task_id, r.number): dict(r._mapping) for r in rows}
-
-
-async def run_at(conn: AsyncConnection, task_ids: Sequence[str]
-                 ) -> dict[str, tuple[Any, int]]:
-    """Tasks' (run_at, attempt): when their current attempt became due."""
-    if not task_ids:
-        return {}
-    t = tasks.c
-    rows = (await conn.execute(select(t.id, t.run_at, t.attempt).where(
-        t.id.in_(list(task_ids))))).all()
-    return {r.id: (r.run_at, int(r.attempt)) for r in rows}
+    ta, t = task_attempts.c, tasks.c
+    ids = sorted({task_id for task_id, _ in keys})
+    # the ids as one parameter (an array; JSON on SQLite): thousands of bound values
+    # would cost more to render than the query costs to run
+    if conn.dialect.name == "postgresql":
+        wanted: Any = ta.task_id == any_(bindparam("ids", ids, type_=ARRAY(String)))
+    else:
+        wanted = ta.task_id.in_(select(literal_column("value")).select_from(
+            func.json_each(bindparam("ids", json.dumps(ids)))))
+    rows = (await conn.execute(select(
+        ta.task_id, ta.number, ta.duration_ms, ta.started_at, t.run_at, t.attempt).join(
+        tasks, t.id == ta.task_id).where(wanted))).all()
+    asked = set(keys)
+    return {(r.task_id, r.number): dict(r._mapping) for r in rows
+            if (r.task_id, r.number) in asked}
 
 
 async def queue_depths(conn: AsyncConnection) -> list[tuple[str, str, int]]:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
-from sqlalchemy import Integer, and_, column, func, insert, select, text, update
+from sqlalchemy import Integer, and_, column, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import ids
@@ -45,7 +45,7 @@ from agentos.store.columns import stamp, utcnow
 from agentos.store.events import CHANNEL as EVENTS_CHANNEL
 from agentos.store.events import RANK, Draft, insert_rows
 from agentos.store.sqlite_rows import reader
-from agentos.store.tables import agent_versions, task_attempts
+from agentos.store.tables import agent_versions, held_agents, task_attempts
 from agentos.store.tables import tasks as table
 
 if TYPE_CHECKING:
@@ -331,7 +331,8 @@ class Tasks:
         out agents at their concurrency limit (running tasks >= the highest limit of any
         of their versions, none uncapped), the agents in ``full`` and the tasks in
         ``chosen`` (our own row locks do not hide them from us)."""
-        stmt = select(table).where(t.status == "pending", t.agent.not_in(_full_agents()))
+        stmt = select(table).where(t.status == "pending", t.agent.not_in(_full_agents()),
+                                   t.agent.not_in(_held_agents()))
         if agents:
             stmt = stmt.where(t.agent.in_(agents))
         if full:
@@ -356,6 +357,13 @@ class Tasks:
                 lease_expires_at=now + timedelta(seconds=lease_s), started_at=now,
                 updated_at=now)
             .returning(*table.c))).all())
+
+
+def _held_agents() -> Any:
+    """Agents a spent hard budget holds now (their tasks wait; budgets.py)."""
+    h = held_agents.c
+    return select(h.agent).where(h.reason == "budget",
+                                 or_(h.until.is_(None), h.until > utcnow()))
 
 
 def _full_agents() -> Any:

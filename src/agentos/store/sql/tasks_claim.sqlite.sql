@@ -10,6 +10,10 @@ SELECT t.id, t.priority, t.seq,
            AS capped
 FROM tasks t JOIN agent_versions v ON v.name = t.agent AND v.version = t.agent_version
 WHERE t.status = 'pending' /*agents*/
+    -- an agent held by a spent hard budget keeps its tasks waiting (held_agents)
+    AND NOT EXISTS (SELECT 1 FROM held_agents h
+                    WHERE h.agent = t.agent AND h.reason = 'budget'
+                        AND (h.until IS NULL OR h.until > :now))
 ORDER BY t.priority DESC, t.seq
 LIMIT :n;
 -- 3. the chosen ones run (the attempt's execution record is written when it ends)

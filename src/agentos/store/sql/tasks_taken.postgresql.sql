@@ -15,6 +15,11 @@ promoted AS (
                     false) AS capped
     FROM tasks t JOIN agent_versions v ON v.name = t.agent AND v.version = t.agent_version
     WHERE t.status = 'pending' /*agents*/
+        -- an agent held by a spent hard budget keeps its tasks waiting (not failed) until
+        -- the hold lapses or is released (held_agents: budgets.py)
+        AND NOT EXISTS (SELECT 1 FROM held_agents h
+                        WHERE h.agent = t.agent AND h.reason = 'budget'
+                            AND (h.until IS NULL OR h.until > statement_timestamp()))
     ORDER BY t.priority DESC, t.seq
     LIMIT /*n*/
     FOR UPDATE OF t SKIP LOCKED
