@@ -494,3 +494,26 @@ async def test_retention_keeps_what_runs_and_the_engine_need(store: Store) -> No
     await events.prune(store, timedelta(microseconds=1))
     assert (await events.query(store, events.Query(correlation_id=run["correlation_id"])))[0] \
         == []
+
+
+async def test_a_template_that_makes_an_unstorable_value_fails_its_step(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, """
+name: nul
+version: 1.0.0
+steps:
+  - id: a
+    agent: doubler
+  - id: b
+    agent: doubler
+    input: {x: "{{ 'a\\\\u0000b' }}"}
+    depends_on: [a]
+""")
+    await workflow(store, LINEAR)
+    bad = await start(store, "nul")
+    good = await start(store, "linear", {"n": 1})
+    done = await drive(store, bad["id"])
+    assert done["status"] == "failed" and "cannot be stored" in step(done, "b")["error"][
+        "message"]
+    # the engine went on with the other run (the bad one did not stop its batches)
+    assert (await drive(store, good["id"]))["status"] == "succeeded"

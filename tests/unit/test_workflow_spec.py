@@ -165,6 +165,9 @@ def test_a_lone_expression_gives_the_value_itself() -> None:
     "{{ 'x' * 100000000 }}",
     "{{ 9 ** 99999999 }}",
     "{{ range(10000000) | list }}",
+    "{{ 'a\\u0000b' }}",  # a NUL no database stores
+    "x{{ 'a\\u0000b' }}",
+    "{{ 2 ** 70 }}",  # past 64 bits
 ])
 def test_unsafe_or_undefined_templates_fail(template: str) -> None:
     with pytest.raises(expressions.ExpressionError):

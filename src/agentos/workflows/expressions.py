@@ -24,6 +24,8 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from agentos import inputs
+
 NAMES = frozenset({"input", "steps", "item", "run"})
 MAX_SIZE = 1_000_000  # characters or items a `*` may make; digits a `**` may reach
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
@@ -105,7 +107,18 @@ def parse(template: str) -> Parsed:
 
 
 def evaluate(template: str, scope: dict[str, Any]) -> Any:
-    """The value of one template: native for a lone ``{{ expr }}``, else a string."""
+    """The value of one template: native for a lone ``{{ expr }}``, else a string. A
+    value no input may hold (a NUL, an integer past 64 bits, NaN: ``inputs``) is an
+    error here, where it fails the step, not later in a write."""
+    value = _evaluate(template, scope)
+    for path, problem in inputs.offences(value)[:1]:
+        where = f" at {inputs.format_path(path)}" if path else ""
+        raise ExpressionError(f"{template!r} gave a value that cannot be stored{where}: "
+                              f"{problem}")
+    return value
+
+
+def _evaluate(template: str, scope: dict[str, Any]) -> Any:
     try:
         single = _SINGLE.match(template)
         if single is not None and "{{" not in single.group("expr"):
