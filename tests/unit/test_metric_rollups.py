@@ -4,12 +4,11 @@ reading plan of a range (resolutions, ragged ends, retention), the fold of event
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from agentos.errors import InvalidInput
-from agentos.events import Event, Priority
 from agentos.metrics import buckets, query
 from agentos.metrics.automatic import fold
 from agentos.metrics.query import HOUR, MINUTE, Retention, Segment, plan
@@ -86,26 +85,17 @@ def test_bucket_and_tag_parsing() -> None:
             query.parse_tags(bad)
 
 
-def _event(seq: int, kind: str, at: datetime, **payload: object) -> Event:
-    return Event(seq, f"e{seq}", kind, "queue", dict(payload), Priority.NORMAL, "c", None, None,
-                 None, None, at)
-
-
 def test_fold_counts_outcomes_durations_and_waits() -> None:
-    at = datetime(2026, 12, 6, 10, 0, 30, tzinfo=UTC)
-    batch = [_event(3, "task.succeeded", at + timedelta(seconds=3), task_id="t1", agent="a",
-                    attempt=1),
-             _event(4, "task.retrying", at + timedelta(seconds=3), task_id="t2", agent="a",
-                    attempt=1, outcome="timeout"),
-             _event(5, "lock.acquired", at, resource="device:x", type="device", waited_ms=40.0),
-             _event(6, "lock.acquired", at, resource="device:y", type="device")]
-    due = at - timedelta(seconds=2)
-    taken = fold(batch, {
-        ("t1", 1): {"duration_ms": 950.0, "number": 1, "attempt": 1, "run_at": due,
-                    "started_at": at},
-        # t2 has been retried since: its run_at is its next attempt's, no wait counted
-        ("t2", 1): {"duration_ms": 30.0, "number": 1, "attempt": 2, "run_at": at,
-                    "started_at": due}})
+    at = datetime(2026, 12, 6, 10, 0, 30, tzinfo=UTC).timestamp()
+    rows = [  # (seq, type, agent, at, duration ms, queue wait ms, lock type, lock wait ms)
+        (3, "task.succeeded", "a", at + 3, 950.0, 2000.0, None, None),
+        # retried since: the wait is its next attempt's, not known here
+        (4, "task.retrying", "a", at + 3, 30.0, None, None, None),
+        (5, "lock.acquired", None, at, None, None, "device", 40.0),
+        (6, "lock.acquired", None, at, None, None, "device", None),  # no wait: no sample
+        (7, "task.started", "a", at, None, None, None, None),  # not an end: ignored
+    ]
+    taken = fold(rows)
     by_name = {(k[0], k[2]): v for k, v in taken.items()}
     assert by_name[("tasks.ended", (("agent", "a"), ("outcome", "succeeded")))].count == 1
     assert by_name[("tasks.ended", (("agent", "a"), ("outcome", "retried")))].count == 1
@@ -113,6 +103,5 @@ def test_fold_counts_outcomes_durations_and_waits() -> None:
     assert by_name[("task.duration_ms", (("agent", "a"), ("outcome", "retried")))].sum == 30
     waits = by_name[("task.queue_wait_ms", (("agent", "a"),))]
     assert waits.count == 1 and waits.sum == 2000
-    # a grant without a wait (no waited_ms) is no sample
     assert by_name[("lock.wait_ms", (("type", "device"),))].count == 1
-    assert {k[3] for k in taken} == {int(at.timestamp()) // 60 * 60}
+    assert {k[3] for k in taken} == {int(at) // 60 * 60}

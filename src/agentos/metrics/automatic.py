@@ -1,8 +1,9 @@
 """Metrics recorded automatically, folded from the event log by a consumer: nothing is
-added to the worker's round trips. Each batch of ended attempts' events is read with
-their attempt records (one query) and written as rollups in the transaction that moves
-the consumer's cursor (named ``metrics``), so every attempt counts once, whatever
-crashes, however many servers run it.
+added to the worker's round trips. Each batch of ended attempts' events is read joined
+with their attempt records (one query, nothing parsed in Python) and written as rollups
+in the transaction that moves the consumer's cursor (the ``consumers`` row named
+``metrics``), so every attempt counts once, whatever crashes, however many servers run
+it.
 
     tasks.ended          counter    {agent, outcome}   succeeded, failed, retried, cancelled
     task.duration_ms     histogram  {agent, outcome}   each ended attempt's run time
@@ -22,11 +23,7 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from agentos import consumers
 from agentos.aio import wait_wakeup
-from agentos.events import Event
 from agentos.metrics import query, recorder
 from agentos.metrics.recorder import Agg, Key, Tags
 from agentos.store import Store
@@ -46,9 +43,9 @@ ENDED = {"succeeded": "succeeded", "failed": "failed", "retrying": "retried",
 TYPES = (*(f"task.{kind}" for kind in ENDED), "lock.acquired")  # the events it reads
 
 
-def fold(batch: list[Event], attempts: dict[tuple[str, int], dict[str, Any]]
-         ) -> dict[Key, Agg]:
-    """The samples a batch of events makes (pure: the attempt records are given)."""
+def fold(rows: list[tuple[Any, ...]]) -> dict[Key, Agg]:
+    """The samples a batch makes (pure), from ``store.metrics.ended_after``'s rows:
+    (seq, type, agent, at, duration ms, queue wait ms, lock type, lock wait ms)."""
     out: dict[Key, Agg] = {}
 
     def add(kind: str, name: str, value: float, tags: Tags, at: float) -> None:
@@ -58,29 +55,22 @@ def fold(batch: list[Event], attempts: dict[tuple[str, int], dict[str, Any]]
             agg = out[key] = Agg()
         agg.add(value, kind == "histogram")
 
-    for event in batch:
-        at = event.created_at.timestamp()
-        p = event.payload
-        if event.type == "lock.acquired":
-            if p.get("waited_ms") is not None:
-                add("histogram", "lock.wait_ms", float(p["waited_ms"]),
-                    (("type", str(p.get("type") or "")),), at)
+    for _, kind, agent, at, duration, wait, lock_type, waited in rows:
+        if kind == "lock.acquired":
+            if waited is not None:
+                add("histogram", "lock.wait_ms", float(waited), (("type", lock_type or ""),),
+                    float(at))
             continue
-        outcome = ENDED.get(event.type.partition(".")[2])
-        agent = p.get("agent")
+        outcome = ENDED.get(kind.partition(".")[2])
         if outcome is None or not isinstance(agent, str):
             continue
         tags = (("agent", agent), ("outcome", outcome))  # sorted by key, as series are
-        add("counter", "tasks.ended", 1.0, tags, at)
-        record = attempts.get((str(p.get("task_id")), int(p.get("attempt") or 0)))
-        if record is None:
-            continue
-        if record["duration_ms"] is not None:
-            add("histogram", "task.duration_ms", float(record["duration_ms"]), tags, at)
-        if record["attempt"] == record["number"] and record["run_at"] is not None \
-                and record["started_at"] is not None:
-            wait = (record["started_at"] - record["run_at"]).total_seconds() * 1000
-            add("histogram", "task.queue_wait_ms", max(wait, 0.0), (("agent", agent),), at)
+        add("counter", "tasks.ended", 1.0, tags, float(at))
+        if duration is not None:
+            add("histogram", "task.duration_ms", float(duration), tags, float(at))
+        if wait is not None:
+            add("histogram", "task.queue_wait_ms", max(float(wait), 0.0), (("agent", agent),),
+                float(at))
     return out
 
 
@@ -88,18 +78,13 @@ class Automatic:
     """The consumer, with the series ids it has seen (its process's).
 
     A batch is read and folded outside any write transaction (events up to the log's
-    horizon, the attempt records); only its rollups and the cursor's move are written,
+    horizon with their attempt records); only its rollups and the cursor's move are written,
     in one short transaction that first checks the cursor is where the batch began (else
     another process applied it, and this fold is dropped). So SQLite's one writer is
     held for a few upserts, not for reading thousands of events."""
 
     def __init__(self) -> None:
         self.known: dict[tuple[str, str], tuple[int, str]] = {}
-        self.likes = consumers.Consumer(NAME, TYPES, self._unused).likes()
-
-    @staticmethod
-    async def _unused(conn: AsyncConnection, batch: list[Event]) -> None:
-        raise AssertionError("the automatic metrics apply their batches in step()")
 
     async def step(self, store: Store) -> int:
         """Fold the next batch; the events folded (0: caught up, or another process
@@ -110,14 +95,9 @@ class Automatic:
             settled = await store.events.horizon(conn)
             if cursor >= settled:
                 return 0
-            rows = await store_consumers.events_after(conn, cursor, settled, self.likes,
-                                                      BATCH)
-            batch = [Event.from_row(r) for r in rows]
-            ended = [(str(e.payload.get("task_id")), int(e.payload.get("attempt") or 0))
-                     for e in batch if e.payload.get("attempt") and e.type != "lock.acquired"]
-            attempts = await store_metrics.attempts(conn, ended)
-        taken = fold(batch, attempts)
-        moved_to = batch[-1].seq if len(batch) == BATCH else settled
+            rows = await store_metrics.ended_after(conn, cursor, settled, TYPES, BATCH)
+        taken = fold(rows)
+        moved_to = rows[-1][0] if len(rows) == BATCH else settled
         async with store.write() as conn:
             store.nothing_changed(conn)
             await store_consumers.ensure(conn, NAME)
@@ -126,8 +106,8 @@ class Automatic:
                 return 0
             if taken:
                 await recorder.write_in(conn, taken, self.known)
-            await store_consumers.advance(conn, NAME, moved_to, len(batch))
-        return len(batch)
+            await store_consumers.advance(conn, NAME, moved_to, len(rows))
+        return len(rows)
 
     async def catch_up(self, store: Store) -> int:
         """Fold until the cursor is at the log's horizon; the events folded."""

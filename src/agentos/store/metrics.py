@@ -7,27 +7,25 @@ the same on both backends.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
-    String,
-    any_,
+    and_,
     bindparam,
+    case,
     delete,
     func,
-    literal_column,
     null,
     select,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store.tables import (
+    events,
     metric_histograms,
     metric_rollups,
     metric_series,
@@ -162,27 +160,34 @@ async def forget_agent(conn: AsyncConnection, agent: str) -> int:
     return int(result.rowcount or 0)
 
 
-async def attempts(conn: AsyncConnection, keys: Sequence[tuple[str, int]]
-                   ) -> dict[tuple[str, int], dict[str, Any]]:
-    """Ended attempts' records by (task id, attempt number), each with its task's due time
-    and current attempt (``run_at`` is the due time of that attempt only)."""
-    if not keys:
-        return {}
-    ta, t = task_attempts.c, tasks.c
-    ids = sorted({task_id for task_id, _ in keys})
-    # the ids as one parameter (an array; JSON on SQLite): thousands of bound values
-    # would cost more to render than the query costs to run
+def _epoch(conn: AsyncConnection, moment: Any) -> Any:
+    """A timestamp column as epoch seconds (a float), in SQL."""
     if conn.dialect.name == "postgresql":
-        wanted: Any = ta.task_id == any_(bindparam("ids", ids, type_=ARRAY(String)))
-    else:
-        wanted = ta.task_id.in_(select(literal_column("value")).select_from(
-            func.json_each(bindparam("ids", json.dumps(ids)))))
-    rows = (await conn.execute(select(
-        ta.task_id, ta.number, ta.duration_ms, ta.started_at, t.run_at, t.attempt).join(
-        tasks, t.id == ta.task_id).where(wanted))).all()
-    asked = set(keys)
-    return {(r.task_id, r.number): dict(r._mapping) for r in rows
-            if (r.task_id, r.number) in asked}
+        return func.extract("epoch", moment)
+    return (func.julianday(moment) - 2440587.5) * 86400.0
+
+
+async def ended_after(conn: AsyncConnection, after: int, settled: int, types: Sequence[str],
+                      limit: int) -> list[tuple[Any, ...]]:
+    """Events of ``types`` with ``after < seq <= settled``, in order, at most ``limit``, as
+    (seq, type, agent, at epoch s, attempt duration ms, queue wait ms, lock type, lock
+    wait ms): a task event joined in the database with its attempt's record and its
+    task's due time (the wait only for the task's latest attempt, whose due time it
+    is), so no payload is parsed in Python."""
+    e, ta, t = events.c, task_attempts.c, tasks.c
+    payload = e.payload
+    started, due = _epoch(conn, ta.started_at), _epoch(conn, t.run_at)
+    stmt = select(
+        e.seq, e.type, payload["agent"].as_string(), _epoch(conn, e.created_at),
+        ta.duration_ms,
+        case((t.attempt == ta.number, (started - due) * 1000.0), else_=null()),
+        payload["type"].as_string(), payload["waited_ms"].as_float(),
+    ).select_from(events.outerjoin(task_attempts, and_(
+        e.type != "lock.acquired", ta.task_id == payload["task_id"].as_string(),
+        ta.number == payload["attempt"].as_integer())).outerjoin(tasks, t.id == ta.task_id)
+    ).where(e.seq > after, e.seq <= settled, e.type.in_(list(types))
+            ).order_by(e.seq).limit(limit)
+    return [tuple(r) for r in (await conn.execute(stmt)).all()]
 
 
 async def queue_depths(conn: AsyncConnection) -> list[tuple[str, str, int]]:
