@@ -4,13 +4,15 @@ every version of the agent, without publishing anything.
 
 A trigger that names a disabled capability does not fire (the router reads the
 switches in each batch's transaction, and ``router.mismatch`` says why); the agent's
-tasks that need it wait, held, until it is enabled again. Every switch appends
+tasks that need it (a task's ``capability``: given at submit, or its trigger's) wait,
+held (``held_agents``: the claim leaves them out), until it is enabled again. Every switch appends
 ``agent.capability_disabled`` or ``agent.capability_enabled``, and its request's audit
 row carries the reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -110,3 +112,26 @@ async def switch(store: Store, agent: str, capability: str, *, enabled: bool, re
             type=f"agent.capability_{verb}", source=by, subject=agent,
             payload={"agent": agent, "capability": capability, "reason": reason})])
     return await view(store, agent)
+
+
+async def check_needed(store: Store, items: Sequence[Any]) -> None:
+    """Refuse (400 ``unknown_capability``) a task that needs a capability its agent's
+    version does not declare (the named version, else the latest published one, from
+    the cache). An agent with no such version is the queue's to refuse."""
+    for n, item in enumerate(items):
+        if item.capability is None:
+            continue
+        try:
+            version = await registry.get(store, item.agent, item.version) if item.version \
+                else await registry.latest_published(store, item.agent)
+        except NotFound:
+            continue
+        if version is None:
+            continue
+        names = [c["name"] for c in version.definition.get("capabilities", [])]
+        if item.capability not in names:
+            raise InvalidInput(
+                f"agent {item.agent} {version.version} declares no capability "
+                f"{item.capability!r}", code="unknown_capability",
+                details={"agent": item.agent, "capability": item.capability,
+                         "declared": names, **({"index": n} if len(items) > 1 else {})})

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, locks, tasks
+from agentos import capabilities, events, locks, tasks
 from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Draft, EventIn
@@ -52,6 +52,7 @@ async def submit(store: Store, items: list[TaskIn]) -> list[tuple[Task, bool]]:
         return []
     if len(items) > MAX_BATCH:
         raise InvalidInput(f"at most {MAX_BATCH} tasks per batch", code="batch_too_large")
+    await capabilities.check_needed(store, items)
     return [(Task.from_row(row), new) for row, new in await store.tasks.submit(items, DEFAULTS)]
 
 

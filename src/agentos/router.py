@@ -186,6 +186,8 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
                     agent=agent.name, version=agent.version, priority=priority,
                     input=task_input(agent.triggers[index], event),
                     correlation_id=event.correlation_id, causation_id=event.id,
+                    # it needs the trigger's capability: switched off later, it waits
+                    capability=agent.triggers[index].get("capability"),
                     # one task per route, even if a crash made us route again
                     idempotency_key=f"route:{seq}:{agent.name}:{index}"))
         await conn.execute(delete(route_queue).where(

@@ -164,6 +164,7 @@ class Task:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    capability: str | None = None  # the capability of its agent it needs
     attempts: tuple[Attempt, ...] = ()
 
     @classmethod
@@ -173,7 +174,7 @@ class Task:
                    r.run_at, r.lease_expires_at, r.worker_id, r.started_at,
                    bool(r.cancel_requested), r.idempotency_key, r.correlation_id,
                    r.causation_id, r.output, r.error, r.created_at, r.updated_at,
-                   r.finished_at, attempts)
+                   r.finished_at, getattr(r, "capability", None), attempts)
 
     def to_dict(self) -> dict[str, Any]:
         def iso(moment: datetime | None) -> str | None:
@@ -189,7 +190,7 @@ class Task:
             "idempotency_key": self.idempotency_key, "correlation_id": self.correlation_id,
             "causation_id": self.causation_id, "output": self.output, "error": self.error,
             "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
-            "finished_at": iso(self.finished_at),
+            "finished_at": iso(self.finished_at), "capability": self.capability,
         }
         if self.attempts:
             out["attempts"] = [{
@@ -224,3 +225,5 @@ class TaskIn(TaskTemplate):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     correlation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     causation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    # a capability the agent declares that the task needs: it waits while it is off
+    capability: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")] | None = None

@@ -273,3 +273,39 @@ async def test_delete_agent_cascades_and_keeps_history(
     verdict = (await api.get("/api/v1/audit/verify")).json()
     assert verdict["intact"]
     assert (await api.delete("/api/v1/agents/tuner")).status_code == 404
+
+
+async def test_a_task_needing_a_disabled_capability_waits(api: httpx.AsyncClient,
+                                                          store: Store) -> None:
+    from agentos import router
+
+    await publish(api)
+    r = await api.post("/api/v1/tasks", json={"agent": "tuner", "capability": "search"})
+    assert r.status_code == 201 and r.json()["capability"] == "search"
+    needs, free = r.json()["id"], (await api.post("/api/v1/tasks", json={"agent": "tuner"})
+                                   ).json()["id"]
+    await api.post("/api/v1/agents/tuner/capabilities/search/disable", json={"reason": "x"})
+    await Worker(store, burst=True, poll_interval=0.05).run()
+    statuses = {i: (await api.get(f"/api/v1/tasks/{i}")).json()["status"] for i in (needs, free)}
+    assert statuses == {needs: "pending", free: "succeeded"}  # only the one that needs it
+    await api.post("/api/v1/agents/tuner/capabilities/search/enable", json={})
+    await Worker(store, burst=True, poll_interval=0.05).run()
+    assert (await api.get(f"/api/v1/tasks/{needs}")).json()["status"] == "succeeded"
+    # a routed task needs its trigger's capability
+    event = (await api.post("/api/v1/events", json={"type": "doc.new"})).json()
+    for _ in range(200):
+        await router.route_batch(store)
+        routes = (await api.get(f"/api/v1/events/{event['id']}/routes")).json()
+        if routes["routed"]:
+            break
+        await asyncio.sleep(0.05)
+    [route] = routes["routes"]
+    assert (await api.get(f"/api/v1/tasks/{route['task_id']}")).json()["capability"] == "search"
+    before = await snapshot(store, skip=("audit_log", "audit_head"))
+    for body in ({"agent": "tuner", "capability": "teleport"},
+                 {"agent": "tuner", "capability": "Not A Name"}):
+        r = await api.post("/api/v1/tasks", json=body)
+        assert r.status_code in (400, 422), r.text
+    r = await api.post("/api/v1/tasks", json={"agent": "tuner", "capability": "teleport"})
+    assert r.json()["error"]["code"] == "unknown_capability"
+    assert await snapshot(store, skip=("audit_log", "audit_head")) == before

@@ -241,6 +241,9 @@ tasks = Table(
     Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
     Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
     Column("finished_at", UTCDateTime),
+    # a capability of the agent the task needs: while it is switched off the task waits
+    # (held_agents), and runs when it is switched on again
+    Column("capability", String(63)),
     CheckConstraint("status IN ('pending', 'scheduled', 'running', 'succeeded', 'failed', "
                     "'cancelled')", name="status"),
     CheckConstraint("priority BETWEEN 1 AND 10", name="priority"),

@@ -80,6 +80,8 @@ class Submitted(Protocol):
     def correlation_id(self) -> str | None: ...
     @property
     def causation_id(self) -> str | None: ...
+    @property
+    def capability(self) -> str | None: ...
 
 
 class Ended(Protocol):
@@ -143,7 +145,7 @@ def stale_attempt(task_id: str, attempt: int, action: str, status: str,
 # A field the producer leaves out, which the server fills in (version, limits, run_at,
 # correlation_id), matches whatever the first task got.
 IDEMPOTENT_FIELDS = ("agent", "version", "input", "priority", "max_retries", "timeout_s",
-                     "run_at", "correlation_id", "causation_id")
+                     "run_at", "correlation_id", "causation_id", "capability")
 _FILLED_IN = {"version", "max_retries", "timeout_s", "run_at", "correlation_id"}
 _COLUMN = {"version": "agent_version"}  # the task row's name for a field
 
@@ -331,8 +333,13 @@ class Tasks:
         out agents at their concurrency limit (running tasks >= the highest limit of any
         of their versions, none uncapped), the agents in ``full`` and the tasks in
         ``chosen`` (our own row locks do not hide them from us)."""
+        h = held_agents.c
+        held = select(h.agent).where(h.agent == t.agent, or_(h.until.is_(None),
+                                                             h.until > utcnow()),
+                                     or_(h.reason == "budget", and_(h.reason == "capability",
+                                                                     h.ref == t.capability)))
         stmt = select(table).where(t.status == "pending", t.agent.not_in(_full_agents()),
-                                   t.agent.not_in(_held_agents()))
+                                   ~held.exists())
         if agents:
             stmt = stmt.where(t.agent.in_(agents))
         if full:
@@ -357,13 +364,6 @@ class Tasks:
                 lease_expires_at=now + timedelta(seconds=lease_s), started_at=now,
                 updated_at=now)
             .returning(*table.c))).all())
-
-
-def _held_agents() -> Any:
-    """Agents a spent hard budget holds now (their tasks wait; budgets.py)."""
-    h = held_agents.c
-    return select(h.agent).where(h.reason == "budget",
-                                 or_(h.until.is_(None), h.until > utcnow()))
 
 
 def _full_agents() -> Any:
@@ -498,7 +498,7 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
             "timeout_s": item.timeout_s or limits.get("timeout_s", defaults.timeout_s),
             "run_at": stamp(run_at), "idempotency_key": item.idempotency_key,
             "correlation_id": item.correlation_id or task_id,
-            "causation_id": item.causation_id})
+            "causation_id": item.causation_id, "capability": item.capability})
     fresh: dict[str, Any] = {}
     if rows:
         inserted = {r.id: r for r in map(read_task, db.execute(
@@ -702,7 +702,8 @@ def _submit_params(items: Sequence[Submitted], defaults: Defaults) -> dict[str, 
               "priority": i.priority, "max_retries": i.max_retries, "timeout_s": i.timeout_s,
               "run_at": i.run_at.isoformat() if i.run_at else None,
               "idempotency_key": i.idempotency_key, "correlation_id": i.correlation_id,
-              "causation_id": i.causation_id} for n, i in enumerate(sent)]
+              "causation_id": i.causation_id, "capability": i.capability}
+             for n, i in enumerate(sent)]
     return {"items": _json(batch), "event_rank": RANK["normal"],
             "max_retries": defaults.max_retries, "timeout_s": defaults.timeout_s}
 

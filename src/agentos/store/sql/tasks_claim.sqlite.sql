@@ -10,9 +10,12 @@ SELECT t.id, t.priority, t.seq,
            AS capped
 FROM tasks t JOIN agent_versions v ON v.name = t.agent AND v.version = t.agent_version
 WHERE t.status = 'pending' /*agents*/
-    -- an agent held by a spent hard budget keeps its tasks waiting (held_agents)
+    -- an agent held by a spent hard budget keeps its tasks waiting, and so does a task
+    -- that needs a capability switched off (held_agents)
     AND NOT EXISTS (SELECT 1 FROM held_agents h
-                    WHERE h.agent = t.agent AND h.reason = 'budget'
+                    WHERE h.agent = t.agent
+                        AND (h.reason = 'budget'
+                             OR (h.reason = 'capability' AND h.ref = t.capability))
                         AND (h.until IS NULL OR h.until > :now))
 ORDER BY t.priority DESC, t.seq
 LIMIT :n;

@@ -16,9 +16,12 @@ promoted AS (
     FROM tasks t JOIN agent_versions v ON v.name = t.agent AND v.version = t.agent_version
     WHERE t.status = 'pending' /*agents*/
         -- an agent held by a spent hard budget keeps its tasks waiting (not failed) until
-        -- the hold lapses or is released (held_agents: budgets.py)
+        -- the hold lapses or is released, and a task that needs a capability switched
+        -- off waits until it is on again (held_agents: budgets.py, capabilities.py)
         AND NOT EXISTS (SELECT 1 FROM held_agents h
-                        WHERE h.agent = t.agent AND h.reason = 'budget'
+                        WHERE h.agent = t.agent
+                            AND (h.reason = 'budget'
+                                 OR (h.reason = 'capability' AND h.ref = t.capability))
                             AND (h.until IS NULL OR h.until > statement_timestamp()))
     ORDER BY t.priority DESC, t.seq
     LIMIT /*n*/
