@@ -114,7 +114,7 @@ def _progress(label: str, quiet: bool) -> Iterator[Any]:
         def advance(done: int, total: int) -> None:
             if not bars:
                 bars.append(stack.enter_context(typer.progressbar(
-                    length=max(total, 1), label="pages", file=sys.stderr)))
+                    length=max(total, 1), label="pages copied", file=sys.stderr)))
             bars[0].update(done - bars[0].pos)
 
         yield advance
