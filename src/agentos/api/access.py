@@ -132,6 +132,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/tasks/{task_id}/heartbeat"): change(OP, "tasks.heartbeat", audit=False),
     ("POST", "/api/v1/tasks/{task_id}/complete"): change(OP, "tasks.complete"),
     ("POST", "/api/v1/tasks/{task_id}/fail"): change(OP, "tasks.fail"),
+    ("GET", "/api/v1/tasks/{task_id}/explain"): read("tasks"),
     ("GET", "/api/v1/workers"): read("workers"),
     ("GET", "/api/v1/workers/{worker_id}"): read("workers"),
     # locks (a renewal is a lease extension, like a task heartbeat)

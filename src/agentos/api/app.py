@@ -29,6 +29,7 @@ from agentos.api.routes import (
 )
 from agentos.api.routes import approvals as approval_routes
 from agentos.api.routes import audit as audit_routes
+from agentos.api.routes import explain as explain_routes
 from agentos.api.routes import locks as lock_routes
 from agentos.api.routes import metrics as metric_routes
 from agentos.api.routes import operating as operating_routes
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(metric_routes.router)
     app.include_router(metric_routes.prometheus_router)
     app.include_router(metric_routes.summary_router)
+    app.include_router(explain_routes.router)
     app.include_router(dashboard.router)
     app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -114,6 +114,29 @@ def retry(task_id: TaskId, url: options.Url = None) -> None:
     typer.echo(f"{task_id}: {task['status']}")
 
 
+@app.command()
+def explain(task_id: TaskId, json: options.Json = False, url: options.Url = None) -> None:
+    """Say why a task is not running (the gate that holds it), or why it ended."""
+    with options.client(url) as api:
+        found = api.explain_task(task_id)
+    if json:
+        output.emit_json(found)
+        return
+    typer.echo(f"{found['task_id']} ({found['agent']} {found['version']}) is "
+               f"{found['status']}: {found['summary']}")
+    rows = [(f["gate"], "yes" if f["blocking"] else "no",
+             output.timestamp(f["until"]) or "-", f["summary"]) for f in found["findings"]]
+    widths = [max(len(r[i]) for r in [("GATE", "HOLDS", "UNTIL"), *rows]) for i in range(3)]
+    typer.echo("")
+    for row in [("GATE", "HOLDS", "UNTIL", "WHY"), *rows]:  # the reason in full, never cut
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  "
+                   + row[3])
+    if found.get("workflow"):
+        step = found["workflow"]
+        typer.echo(f"\nstep {step['step']} of workflow run {step['run_id']} ({step['workflow']}, "
+                   f"{step['run_status']})")
+
+
 def workers(json: options.Json = False, url: options.Url = None) -> None:
     """List the worker instances and whether each is alive."""
     with options.client(url) as api:

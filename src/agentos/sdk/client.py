@@ -335,6 +335,11 @@ class Client:
     def retry_task(self, task_id: str) -> dict[str, Any]:
         return self._json("POST", _path("tasks", task_id, "retry"))
 
+    def explain_task(self, task_id: str) -> dict[str, Any]:
+        """Why the task is not running (the gate that holds it, every gate's finding),
+        or why it ended."""
+        return self._json("GET", _path("tasks", task_id, "explain"))
+
     def list_workers(self) -> list[dict[str, Any]]:
         """Worker instances, each with the ``locks`` its running tasks hold."""
         return list(self._json("GET", "/api/v1/workers")["workers"])

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agentos import audit, events, queue
+from agentos import audit, events
 from agentos.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from agentos.explain import task as task_explain
 from agentos.store import Store
 from agentos.store import approvals as store_approvals
 from agentos.store import workflows as store_workflows
@@ -259,7 +260,10 @@ async def explain(store: Store, run_id: str) -> dict[str, Any]:
             entry["tasks"] = [{"task_id": t["task_id"], "item": t["item"],
                                "explain": await _task_explain(store, t["task_id"])}
                               for t in open_tasks[:20]]
-            entry["summary"] = f"{len(open_tasks)} task(s) of agent {step['agent']} running"
+            held = next((x for x in entry["tasks"] if x["explain"]["gate"]), None)
+            entry["summary"] = (f"{len(open_tasks)} task(s) of agent {step['agent']} not "
+                                "ended" + (f"; task {held['task_id']}: {held['explain']['why']}"
+                                           if held else ""))
             if step["items"]:
                 entry["items"] = step["items"]
         elif step["type"] == "approval":
@@ -289,13 +293,8 @@ async def explain(store: Store, run_id: str) -> dict[str, Any]:
 
 
 async def _task_explain(store: Store, task_id: str) -> dict[str, Any]:
-    """Where one of the step's tasks stands and what holds it."""
-    task = await queue.get(store, task_id)
-    why = {
-        "pending": f"waiting for a worker serving {task.agent} (priority {task.priority})",
-        "scheduled": f"not due until {_iso(task.run_at)}"
-                     + (f" (retrying after: {task.error.get('message')})" if task.error else ""),
-        "running": f"running on {task.worker_id}, attempt {task.attempt}, lease until "
-                   f"{_iso(task.lease_expires_at)}",
-    }.get(task.status.value, f"it {task.status.value}")
-    return {"status": task.status.value, "attempt": task.attempt, "why": why}
+    """Where one of the step's tasks stands and the gate that holds it (the task's own
+    explanation: ``explain.task``)."""
+    found = await task_explain.explain(store, task_id)
+    return {"status": found["status"], "attempt": found["attempt"], "gate": found["gate"],
+            "until": found["until"], "why": found["summary"]}
