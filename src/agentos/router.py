@@ -106,14 +106,21 @@ def task_input(trigger: dict[str, Any], event: Event) -> dict[str, Any]:
     return out
 
 
+def why_not(agent: Routable, trigger: dict[str, Any], event_type: str,
+            payload: dict[str, Any]) -> str | None:
+    """Why ``trigger`` of ``agent`` does not fire for this event, or None when it does
+    (``mismatch``, and an agent is never triggered by its own tasks' lifecycle)."""
+    if event_type.startswith(LIFECYCLE) and payload.get("agent") == agent.name:
+        return f"{LIFECYCLE}* events of {agent.name}'s own tasks never trigger it"
+    return mismatch(trigger, event_type, payload, agent.capabilities)
+
+
 def matches(agents: list[Routable], event: Event) -> list[tuple[Routable, int, int]]:
     """(agent, trigger index, priority) for every trigger that fires."""
     out = []
     for agent in agents:
-        if event.type.startswith(LIFECYCLE) and event.payload.get("agent") == agent.name:
-            continue  # an agent is never triggered by its own tasks' lifecycle
         for i, trigger in enumerate(agent.triggers):
-            if mismatch(trigger, event.type, event.payload, agent.capabilities) is None:
+            if why_not(agent, trigger, event.type, event.payload) is None:
                 out.append((agent, i, int(trigger.get("priority", 5))))
     return out
 
@@ -138,9 +145,11 @@ class Route:
 
 
 async def routable_agents(conn: AsyncConnection,
-                          switched: dict[str, dict[str, bool]] | None = None) -> list[Routable]:
-    """The latest published version of every agent with triggers; its capabilities as
-    live ``switched`` (``capabilities.switched_in``) overrides what the definition says."""
+                          switched: dict[str, dict[str, bool]] | None = None,
+                          *, untriggered: bool = False) -> list[Routable]:
+    """The latest published version of every agent with triggers (``untriggered``: of
+    every agent); its capabilities as live ``switched`` (``capabilities.switched_in``)
+    overrides what the definition says."""
     switched = switched or {}
     av = agent_versions.c
     rows = (await conn.execute(
@@ -153,7 +162,7 @@ async def routable_agents(conn: AsyncConnection,
             latest[row.name] = Routable(
                 row.name, row.version, d.get("triggers", []),
                 capabilities.overlay(d.get("capabilities", []), switched.get(row.name, {})))
-    return [a for a in latest.values() if a.triggers]
+    return [a for a in latest.values() if a.triggers or untriggered]
 
 
 async def route_batch(store: Store, limit: int = BATCH) -> int:

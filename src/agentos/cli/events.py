@@ -161,6 +161,46 @@ def routes(event_id: EventId, json: options.Json = False, url: options.Url = Non
 
 
 @app.command()
+def explain(
+    type_: Annotated[str, typer.Argument(metavar="TYPE", show_default=False,
+                                         help="The event type, e.g. alert.cpu.")],
+    payload: Payload = None,
+    source: Annotated[str | None, typer.Option(
+        metavar="NAME", show_default=False, help="Who would emit it [default: api].")] = None,
+    priority: PriorityOption = None,
+    json: options.Json = False,
+    url: options.Url = None,
+) -> None:
+    """Say which agents an event would reach, and for the others why not (nothing is
+    emitted)."""
+    with options.client(url) as api:
+        found = api.explain_event(type_, parse_payload(payload), source=source,
+                                  priority=priority.value if priority else None)
+    if json:
+        output.emit_json(found)
+        return
+    typer.echo(found["summary"])
+    rows = []
+    for agent in found["agents"]:
+        for t in agent["triggers"] or [None]:
+            if t is None:
+                result = "no triggers"
+            elif t["matches"]:
+                task = t["task"]
+                result = (f"matches: task priority {task['priority']}, "
+                          f"input {compact(task['input'])}")
+            else:
+                result = t["failed"]
+            rows.append((agent["agent"], agent["version"], "-" if t is None else str(t["index"]),
+                         "-" if t is None else t["event"], result))
+    if not rows:
+        typer.echo("no published agents", err=True)
+        return
+    typer.echo("")
+    output.wide(("AGENT", "VERSION", "TRIGGER", "EVENT", "RESULT"), rows)
+
+
+@app.command()
 def tail(
     type_: Annotated[str, typer.Option(
         "--type", metavar="GLOB", help="Only events whose type matches.")] = "*",

@@ -39,6 +39,16 @@ def table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]],
         typer.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
+def wide(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print ``rows`` under ``header``, aligned, with the last column (a reason, a
+    message) in full: never cut, never padded."""
+    last = len(header) - 1
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(last)]
+    for row in [header, *rows]:
+        typer.echo("  ".join([*(v.ljust(w) for v, w in zip(row, widths, strict=False)),
+                              row[last]]))
+
+
 def fields(pairs: Sequence[tuple[str, Any]]) -> None:
     """Print ``label  value`` lines, labels aligned."""
     width = max(len(label) for label, _ in pairs)

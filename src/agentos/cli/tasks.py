@@ -126,11 +126,8 @@ def explain(task_id: TaskId, json: options.Json = False, url: options.Url = None
                f"{found['status']}: {found['summary']}")
     rows = [(f["gate"], "yes" if f["blocking"] else "no",
              output.timestamp(f["until"]) or "-", f["summary"]) for f in found["findings"]]
-    widths = [max(len(r[i]) for r in [("GATE", "HOLDS", "UNTIL"), *rows]) for i in range(3)]
     typer.echo("")
-    for row in [("GATE", "HOLDS", "UNTIL", "WHY"), *rows]:  # the reason in full, never cut
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  "
-                   + row[3])
+    output.wide(("GATE", "HOLDS", "UNTIL", "WHY"), rows)
     if found.get("workflow"):
         step = found["workflow"]
         typer.echo(f"\nstep {step['step']} of workflow run {step['run_id']} ({step['workflow']}, "

@@ -5,4 +5,5 @@
     task_gates.py  the built-in gates: due time, budget, resources, workers,
                    concurrency, capabilities, the running attempt, how a task ended
     task.py        explain(store, task_id): read the facts, ask the gates
+    event.py       explain(store, event): where an event would go, nothing written
 """

@@ -190,6 +190,14 @@ class Client:
         ``routed`` is False while the router has not handled it yet."""
         return self._json("GET", _path("events", event_id, "routes"))
 
+    def explain_event(self, type: str, payload: dict[str, Any] | None = None,
+                      **fields: Any) -> dict[str, Any]:
+        """Which published agents an event would reach, and for the others why not
+        (fields: source, priority, ...). Nothing is appended."""
+        body = {"type": type, "payload": payload or {},
+                **{k: v for k, v in fields.items() if v is not None}}
+        return self._json("POST", "/api/v1/router/explain", json=body)
+
     def correlation(self, correlation_id: str) -> list[dict[str, Any]]:
         """The events sharing ``correlation_id`` as a causation tree: the roots, each
         with its ``children``."""

@@ -42,3 +42,50 @@ class TaskExplanation(BaseModel):
     findings: list[Finding]
     workflow: WorkflowStep | None  # the workflow step it runs for
     checked_at: str  # the database's clock when the facts were read
+
+
+class RoutedTask(BaseModel):
+    """The task a firing trigger would submit."""
+
+    agent: str
+    version: str
+    priority: int
+    input: dict[str, Any]
+    capability: str | None
+
+
+class TriggerVerdict(BaseModel):
+    index: int
+    event: str  # the trigger's event-type glob
+    filter: dict[str, Any]
+    capability: str | None
+    priority: int
+    matches: bool
+    failed: str | None  # the first condition that failed
+    task: RoutedTask | None = None  # what it would submit, when it matches
+
+
+class AgentVerdict(BaseModel):
+    agent: str
+    version: str  # its latest published version, the one the router matches
+    routed: bool
+    triggers: list[TriggerVerdict]
+    capabilities: dict[str, bool]  # declared capabilities, enabled now
+    summary: str
+
+
+class ExplainedEvent(BaseModel):
+    type: str
+    source: str
+    payload: dict[str, Any]
+    priority: str
+
+
+class RouteExplanation(BaseModel):
+    """Where an event would go: every published agent's verdict, matching ones first."""
+
+    event: ExplainedEvent
+    routed_to: list[str]
+    agents: list[AgentVerdict]
+    summary: str
+    checked_at: str
