@@ -15,6 +15,7 @@ Pure code: ``queue.py`` applies these decisions to the database.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -165,6 +166,8 @@ class Task:
     updated_at: datetime
     finished_at: datetime | None
     capability: str | None = None  # the capability of its agent it needs
+    type: str | None = None  # what kind of work it is (the producer's word for it)
+    metadata: dict[str, Any] | None = None  # the producer's labels
     attempts: tuple[Attempt, ...] = ()
 
     @classmethod
@@ -174,7 +177,8 @@ class Task:
                    r.run_at, r.lease_expires_at, r.worker_id, r.started_at,
                    bool(r.cancel_requested), r.idempotency_key, r.correlation_id,
                    r.causation_id, r.output, r.error, r.created_at, r.updated_at,
-                   r.finished_at, getattr(r, "capability", None), attempts)
+                   r.finished_at, getattr(r, "capability", None), getattr(r, "type", None),
+                   getattr(r, "metadata", None), attempts)
 
     def to_dict(self) -> dict[str, Any]:
         def iso(moment: datetime | None) -> str | None:
@@ -191,6 +195,7 @@ class Task:
             "causation_id": self.causation_id, "output": self.output, "error": self.error,
             "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
             "finished_at": iso(self.finished_at), "capability": self.capability,
+            "type": self.type, "metadata": self.metadata,
         }
         if self.attempts:
             out["attempts"] = [{
@@ -202,6 +207,14 @@ class Task:
 
 
 Priority = Annotated[int, Field(ge=1, le=10)]
+MAX_METADATA_BYTES = 8192  # of a task's metadata as JSON: labels, not data (that is input)
+
+
+def _small_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}")
+    return value
 
 
 class TaskTemplate(BaseModel):
@@ -227,3 +240,7 @@ class TaskIn(TaskTemplate):
     causation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     # a capability the agent declares that the task needs: it waits while it is off
     capability: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")] | None = None
+    # what kind of work it is (execute, train, analyze, ...), and labels of the producer's
+    # own (who asked, for which customer): shown and filtered on, never read by the queue
+    type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")] | None = None
+    metadata: Annotated[dict[str, Any], AfterValidator(_small_metadata)] | None = None

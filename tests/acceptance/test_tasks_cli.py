@@ -32,6 +32,15 @@ def test_submit_list_show_cancel_retry_and_a_worker(cli: Cli, server: Server,
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
     bad = cli("tasks", "submit", "ghost")
     assert bad.returncode == 2 and "ghost" in bad.stderr
+    typed = json.loads(cli.ok("tasks", "submit", "echo", "--type", "analyze", "--metadata",
+                              '{"customer": "acme"}', "--json"))
+    assert (typed["type"], typed["metadata"]) == ("analyze", {"customer": "acme"})
+    assert [t["id"] for t in json.loads(cli.ok("tasks", "list", "--type", "analyze",
+                                               "--json"))] == [typed["id"]]
+    assert "acme" in cli.ok("tasks", "show", typed["id"])
+    bad = cli("tasks", "submit", "echo", "--metadata", "[1]")
+    assert (bad.returncode, bad.stderr) == (2, "error: --metadata must be a JSON object, like "
+                                               "'{\"severity\": \"high\"}'\n")
 
     # a real worker process drains them, then they show as succeeded with their attempt
     env = {**os.environ, "AGENTOS_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT),

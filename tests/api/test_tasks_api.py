@@ -185,6 +185,39 @@ async def test_newest_first_pages_down_by_status_and_agent(api: httpx.AsyncClien
         assert 400 <= r.status_code < 500 and set(r.json()) == {"error"}, (bad, r.text)
 
 
+async def test_type_and_metadata_are_kept_listed_and_part_of_a_key(api: httpx.AsyncClient
+                                                                    ) -> None:
+    await publish(api)
+    labels = {"customer": "acme", "requested_by": "ops-lead", "quarter": 4}
+    r = await api.post("/api/v1/tasks", json={"agent": "a", "type": "train",
+                                              "metadata": labels, "idempotency_key": "t1"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["type"], r.json()["metadata"]) == ("train", labels)
+    plain = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()
+    assert (plain["type"], plain["metadata"]) == (None, None)
+    await api.post("/api/v1/tasks/batch", json={"tasks": [
+        {"agent": "a", "type": "analyze"}, {"agent": "a", "type": "train"}]})
+    trains = (await api.get("/api/v1/tasks", params={"type": "train"})).json()["tasks"]
+    assert [t["type"] for t in trains] == ["train", "train"]
+    assert trains[0]["id"] == r.json()["id"] and trains[0]["metadata"] == labels
+    newest = (await api.get("/api/v1/tasks", params={"type": "train", "order": "desc",
+                                                      "limit": 1})).json()
+    assert newest["tasks"][0]["id"] == trains[1]["id"] and newest["next_before_seq"]
+    # the same key again: the same task; with other labels or type: 409, nothing written
+    again = await api.post("/api/v1/tasks", json={"agent": "a", "type": "train",
+                                                  "metadata": labels, "idempotency_key": "t1"})
+    assert again.status_code == 200 and again.json()["id"] == r.json()["id"]
+    other = await api.post("/api/v1/tasks", json={"agent": "a", "type": "analyze",
+                                                  "metadata": {**labels, "quarter": 1},
+                                                  "idempotency_key": "t1"})
+    error = assert_error(other, 409, "idempotency_conflict")
+    assert error["details"]["fields"] == ["type", "metadata"]
+    # a claimed task carries them to the worker
+    claimed = (await api.post("/api/v1/tasks/claim", json={"worker_id": "w", "limit": 1})
+               ).json()["tasks"]
+    assert (claimed[0]["type"], claimed[0]["metadata"]) == ("train", labels)
+
+
 async def test_cancel_pending(api: httpx.AsyncClient) -> None:
     await publish(api)
     task_id = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()["id"]
@@ -204,6 +237,10 @@ async def test_cancel_pending(api: httpx.AsyncClient) -> None:
     ({"agent": "a", "input": [1, 2]}, 422),
     ({"agent": "a", "colour": "red"}, 422),
     ([{"agent": "a"}], 400),
+    ({"agent": "a", "type": "Train!"}, 422),
+    ({"agent": "a", "type": ""}, 422),
+    ({"agent": "a", "metadata": ["a"]}, 422),
+    ({"agent": "a", "metadata": {"note": "x" * 9000}}, 422),
 ])
 async def test_bad_submissions_write_nothing(api: httpx.AsyncClient, store: Store,
                                              body: Any, status: int) -> None:

@@ -37,13 +37,19 @@ def submit(
     version: Annotated[str | None, typer.Option(help="A published version.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Submit once per key.")] = None,
     correlation_id: Annotated[str | None, typer.Option(help="Join a correlation.")] = None,
+    type: Annotated[str | None, typer.Option(
+        "--type", help="What kind of work it is (execute, train, analyze, ...).")] = None,
+    metadata: Annotated[str | None, typer.Option(
+        help="JSON object of your own labels (who asked, for which customer).")] = None,
     json: options.Json = False, url: options.Url = None,
 ) -> None:
     """Submit a task to an agent's latest published version."""
     data = _object(input)
+    labels = _object(metadata, "--metadata") if metadata is not None else None
     with options.client(url) as api:
         task = api.submit(agent, data, priority=priority, version=version,
-                          idempotency_key=idempotency_key, correlation_id=correlation_id)
+                          idempotency_key=idempotency_key, correlation_id=correlation_id,
+                          type=type, metadata=labels)
     if json:
         output.emit_json(task)
     else:
@@ -56,13 +62,15 @@ def list_(
     agent: Annotated[str | None, typer.Option(help="Only this agent's tasks.")] = None,
     status: Annotated[State | None, typer.Option(help="failed lists dead letters.")] = None,
     correlation_id: Annotated[str | None, typer.Option(help="One correlation.")] = None,
+    type: Annotated[str | None, typer.Option("--type", help="Only tasks of this type.")
+                    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     json: options.Json = False, url: options.Url = None,
 ) -> None:
     """List tasks, oldest first."""
     with options.client(url) as api:
         page = api.list_tasks(agent, status.value if status else None, correlation_id,
-                              limit=limit)
+                              limit=limit, type=type)
     if json:
         output.emit_json(page["tasks"])
         return
@@ -80,6 +88,8 @@ def show(task_id: TaskId, json: options.Json = False, url: options.Url = None) -
     output.fields([
         ("id", task["id"]), ("agent", f"{task['agent']} {task['version']}"),
         ("status", task["status"]), ("priority", task["priority"]),
+        ("type", task.get("type")),
+        ("metadata", events.compact(task["metadata"]) if task.get("metadata") else "-"),
         ("attempt", f"{task['attempt']} (max retries {task['max_retries']})"),
         ("input", events.compact(task["input"])),
         ("output", events.compact(task["output"]) if task["output"] is not None else "-"),
@@ -89,12 +99,14 @@ def show(task_id: TaskId, json: options.Json = False, url: options.Url = None) -
     ])
     attempts = [{"n": a["number"], "worker": a["worker_id"], "outcome": a["outcome"],
                  "ms": f"{a['duration_ms']:.1f}" if a["duration_ms"] is not None else "-",
+                 "tokens": (a.get("tokens") or {}).get("total"),
                  "error": (a["error"] or {}).get("message", "")}
                 for a in task.get("attempts", [])]
     if attempts:
         typer.echo("")
         output.table(attempts, [("ATTEMPT", "n"), ("WORKER", "worker"),
-                                ("OUTCOME", "outcome"), ("MS", "ms"), ("ERROR", "error")])
+                                ("OUTCOME", "outcome"), ("MS", "ms"), ("TOKENS", "tokens"),
+                                ("ERROR", "error")])
 
 
 @app.command()
@@ -148,8 +160,8 @@ def workers(json: options.Json = False, url: options.Url = None) -> None:
                  empty="no workers")
 
 
-def _object(text: str | None) -> dict[str, Any]:
-    parsed = events.parse_payload(text)  # the same JSON-object rules as --payload
+def _object(text: str | None, option: str = "--input") -> dict[str, Any]:
+    parsed = events.parse_payload(text, option)  # the same JSON-object rules as --payload
     return parsed or {}
 
 

@@ -316,7 +316,7 @@ class Client:
     def submit(self, agent: str, input: dict[str, Any] | None = None, **fields: Any
                ) -> dict[str, Any]:
         """Submit a task (fields: version, priority, max_retries, timeout_s, run_at,
-        idempotency_key, correlation_id, causation_id)."""
+        idempotency_key, correlation_id, causation_id, capability, type, metadata)."""
         body = {"agent": agent, "input": input or {},
                 **{k: _iso(v) if k == "run_at" else v for k, v in fields.items()
                    if v is not None}}
@@ -328,10 +328,10 @@ class Client:
 
     def list_tasks(self, agent: str | None = None, status: str | None = None,
                    correlation_id: str | None = None, after_seq: int | None = None,
-                   limit: int | None = None) -> dict[str, Any]:
+                   limit: int | None = None, type: str | None = None) -> dict[str, Any]:
         params = {k: v for k, v in {"agent": agent, "status": status,
                                     "correlation_id": correlation_id, "after_seq": after_seq,
-                                    "limit": limit}.items() if v is not None}
+                                    "limit": limit, "type": type}.items() if v is not None}
         return self._json("GET", "/api/v1/tasks", params=params)
 
     def get_task(self, task_id: str) -> dict[str, Any]:

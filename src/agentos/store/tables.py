@@ -244,6 +244,10 @@ tasks = Table(
     # a capability of the agent the task needs: while it is switched off the task waits
     # (held_agents), and runs when it is switched on again
     Column("capability", String(63)),
+    # what kind of work it is (execute, train, analyze, ...) and the producer's own
+    # labels: shown and filtered on, never read by the queue
+    Column("type", String(63)),
+    Column("metadata", Json),
     CheckConstraint("status IN ('pending', 'scheduled', 'running', 'succeeded', 'failed', "
                     "'cancelled')", name="status"),
     CheckConstraint("priority BETWEEN 1 AND 10", name="priority"),
@@ -268,6 +272,9 @@ Index("ix_tasks_agent_claim_order", tasks.c.agent, tasks.c.priority.desc(), task
 # whatever its share of the table: a rare status's or agent's page read the whole table
 Index("ix_tasks_status_seq", tasks.c.status, tasks.c.seq)
 Index("ix_tasks_agent_seq", tasks.c.agent, tasks.c.seq)
+# a type's tasks in order; tasks without a type (most) cost it nothing
+Index("ix_tasks_type_seq", tasks.c.type, tasks.c.seq, sqlite_where=text("type IS NOT NULL"),
+      postgresql_where=text("type IS NOT NULL"))
 
 # one row per ended attempt: the execution record (the running one is on its task's row)
 task_attempts = Table(

@@ -82,6 +82,10 @@ class Submitted(Protocol):
     def causation_id(self) -> str | None: ...
     @property
     def capability(self) -> str | None: ...
+    @property
+    def type(self) -> str | None: ...
+    @property
+    def metadata(self) -> dict[str, Any] | None: ...
 
 
 class Ended(Protocol):
@@ -145,7 +149,8 @@ def stale_attempt(task_id: str, attempt: int, action: str, status: str,
 # A field the producer leaves out, which the server fills in (version, limits, run_at,
 # correlation_id), matches whatever the first task got.
 IDEMPOTENT_FIELDS = ("agent", "version", "input", "priority", "max_retries", "timeout_s",
-                     "run_at", "correlation_id", "causation_id", "capability")
+                     "run_at", "correlation_id", "causation_id", "capability", "type",
+                     "metadata")
 _FILLED_IN = {"version", "max_retries", "timeout_s", "run_at", "correlation_id"}
 _COLUMN = {"version": "agent_version"}  # the task row's name for a field
 
@@ -271,7 +276,7 @@ class Tasks:
     async def page(self, conn: AsyncConnection, after_seq: int, limit: int,
                    agent: str | None = None, status: str | None = None,
                    correlation_id: str | None = None, *, newest_first: bool = False,
-                   before_seq: int | None = None) -> list[Any]:
+                   before_seq: int | None = None, type: str | None = None) -> list[Any]:
         """Tasks in submission order after ``after_seq``; or, ``newest_first``, from
         the newest down (below ``before_seq``): the (status, seq) and (agent, seq)
         indexes read a filtered page in order."""
@@ -284,6 +289,8 @@ class Tasks:
             stmt = stmt.where(t.status == status)
         if correlation_id:
             stmt = stmt.where(t.correlation_id == correlation_id)
+        if type:
+            stmt = stmt.where(t.type == type)
         order = t.seq.desc() if newest_first else t.seq
         return list((await conn.execute(stmt.order_by(order).limit(limit))).all())
 
@@ -498,7 +505,8 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
             "timeout_s": item.timeout_s or limits.get("timeout_s", defaults.timeout_s),
             "run_at": stamp(run_at), "idempotency_key": item.idempotency_key,
             "correlation_id": item.correlation_id or task_id,
-            "causation_id": item.causation_id, "capability": item.capability})
+            "causation_id": item.causation_id, "capability": item.capability,
+            "type": item.type, "metadata": item.metadata})
     fresh: dict[str, Any] = {}
     if rows:
         inserted = {r.id: r for r in map(read_task, db.execute(
@@ -702,7 +710,8 @@ def _submit_params(items: Sequence[Submitted], defaults: Defaults) -> dict[str, 
               "priority": i.priority, "max_retries": i.max_retries, "timeout_s": i.timeout_s,
               "run_at": i.run_at.isoformat() if i.run_at else None,
               "idempotency_key": i.idempotency_key, "correlation_id": i.correlation_id,
-              "causation_id": i.causation_id, "capability": i.capability}
+              "causation_id": i.causation_id, "capability": i.capability,
+              "type": i.type, "metadata": i.metadata}
              for n, i in enumerate(sent)]
     return {"items": _json(batch), "event_rank": RANK["normal"],
             "max_retries": defaults.max_retries, "timeout_s": defaults.timeout_s}

@@ -71,6 +71,7 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=queue.MAX_PAGE)] = 100,
     order: Literal["asc", "desc"] = "asc",
     before_seq: Annotated[int | None, Query(ge=1, le=inputs.INT64_MAX)] = None,
+    type: Annotated[str | None, Query(max_length=63)] = None,
 ) -> dict[str, Any]:
     """Tasks in submission order (page with ``after_seq`` = the previous
     ``next_after_seq``); ``order=desc``: the newest first (page with ``before_seq`` =
@@ -78,7 +79,7 @@ async def list_tasks(
     newest_first = order == "desc"
     page, following = await queue.list_tasks(store, agent, status_, correlation_id,
                                              after_seq, limit, newest_first=newest_first,
-                                             before_seq=before_seq)
+                                             before_seq=before_seq, type=type)
     cursor = "next_before_seq" if newest_first else "next_after_seq"
     return {"tasks": [t.to_dict() for t in page], cursor: following}
 

@@ -14,7 +14,8 @@ WITH i AS (
     SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb))
         AS i(ord int, id text, event_id text, agent text, version text, input jsonb, priority int,
              max_retries int, timeout_s float8, run_at timestamptz, idempotency_key text,
-             correlation_id text, causation_id text, capability text)
+             correlation_id text, causation_id text, capability text, type text,
+             metadata jsonb)
 ), v AS (
     SELECT i.ord, r.name, r.version, r.definition -> 'limits' AS limits
     FROM i LEFT JOIN LATERAL (
@@ -37,7 +38,9 @@ WITH i AS (
         CASE WHEN e.run_at <> i.run_at THEN 'run_at' END,
         CASE WHEN e.correlation_id <> i.correlation_id THEN 'correlation_id' END,
         CASE WHEN e.causation_id IS DISTINCT FROM i.causation_id THEN 'causation_id' END,
-        CASE WHEN e.capability IS DISTINCT FROM i.capability THEN 'capability' END
+        CASE WHEN e.capability IS DISTINCT FROM i.capability THEN 'capability' END,
+        CASE WHEN e.type IS DISTINCT FROM i.type THEN 'type' END,
+        CASE WHEN e.metadata IS DISTINCT FROM i.metadata THEN 'metadata' END
     ], NULL) AS fields
     FROM i JOIN earlier e ON e.idempotency_key = i.idempotency_key
 ), unknown AS (
@@ -48,14 +51,15 @@ WITH i AS (
 ), fresh AS (
     INSERT INTO tasks (id, agent, agent_version, input, priority, status, attempt, retry_base,
                        max_retries, timeout_s, run_at, cancel_requested, idempotency_key,
-                       correlation_id, causation_id, capability, created_at, updated_at)
+                       correlation_id, causation_id, capability, type, metadata, created_at,
+                       updated_at)
     SELECT i.id, v.name, v.version, i.input, i.priority,
            CASE WHEN i.run_at > statement_timestamp() THEN 'scheduled' ELSE 'pending' END,
            0, 0, coalesce(i.max_retries, (v.limits ->> 'max_retries')::int, :max_retries),
            coalesce(i.timeout_s, (v.limits ->> 'timeout_s')::float8, :timeout_s),
            coalesce(i.run_at, statement_timestamp()), false, i.idempotency_key,
-           coalesce(i.correlation_id, i.id), i.causation_id, i.capability,
-           statement_timestamp(),
+           coalesce(i.correlation_id, i.id), i.causation_id, i.capability, i.type,
+           i.metadata, statement_timestamp(),
            statement_timestamp()
     FROM i JOIN v ON v.ord = i.ord
     WHERE NOT EXISTS (SELECT 1 FROM unknown)
