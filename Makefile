@@ -20,7 +20,7 @@ test: $(VENV)/.installed-dev $(ASSETS) ## set up and run every test, on SQLite a
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy --strict
-	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests examples $(wildcard bench)
 	$(BIN)/mypy
 
 # the peers' packages (Celery, redis-py, pgqueuer, Procrastinate) for bench_tasks.py: in

@@ -7,6 +7,7 @@ banner; then it serves like ``agentos serve``.
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import typer
 
@@ -16,29 +17,40 @@ from agentos.config import Settings
 from agentos.errors import Conflict
 
 Section = tuple[str, list[str]]  # a banner label and its lines
+ExampleName = Annotated[str | None, typer.Option(
+    "--example", metavar="NAME", show_default=False,
+    help="Run one of the shipped examples instead ('list' lists them).")]
 
 
-def demo(host: serve.Host = None, port: serve.Port = None) -> None:
+def demo(host: serve.Host = None, port: serve.Port = None, example: ExampleName = None
+         ) -> None:
     """Try AgentOS: the starter agents, published and served from SQLite.
 
-    Uses ./agentos.db unless AGENTOS_DATABASE_URL is set; safe to run again.
+    Uses ./agentos.db unless AGENTOS_DATABASE_URL is set; safe to run again. With
+    --example NAME, that example instead, on ./agentos-NAME.db.
     """
+    if example is not None:
+        from agentos.cli import demo_example
+
+        demo_example.demo(example, host, port)
+        return
     settings = options.settings().model_copy(update={"run_worker": True})
     host, port = host or settings.host, port or settings.port
     serve.configure_logging(settings)
-    sections = [_database(settings), _login(settings), _agents(settings),
+    sections = [database(settings), login(settings), _agents(settings),
                 ("worker", [f"in this process, {settings.worker_concurrency} tasks at once"])]
     serve.check_port(host, port)
-    _banner(settings, f"http://{host}:{port}", sections)
+    banner(f"http://{host}:{port}", sections)
+    _try(settings, f"http://{host}:{port}")
     serve.start(settings, host, port)
 
 
-def _database(settings: Settings) -> Section:
+def database(settings: Settings) -> Section:
     _, now = db.upgrade(settings.database_url)
     return "database", [f"{db.redact(settings.database_url)} (schema {now.current})"]
 
 
-def _login(settings: Settings) -> Section:
+def login(settings: Settings) -> Section:
     password = serve.first_admin(settings)
     if password is not None:
         return "login", [f"admin / {password}  (created now, shown this once)"]
@@ -74,16 +86,24 @@ async def _publish_templates(url: str) -> list[str]:
     return loaded
 
 
-def _banner(settings: Settings, base: str, sections: list[Section]) -> None:
-    # the CLI reads AGENTOS_URL; say so only when it would not find this server
-    prefix = "" if settings.url.rstrip("/") == base else f"AGENTOS_URL={base} "
+def banner(base: str, sections: list[Section], title: str = "AgentOS demo") -> None:
     rows: list[Section] = [("dashboard", [f"{base}/"]), ("API docs", [f"{base}/docs"]),
                            *sections]
+    typer.echo(f"{title}\n")
+    lines(rows)
+
+
+def lines(rows: list[Section]) -> None:
+    """Print labelled lines, labels aligned."""
     width = max(len(label) for label, _ in rows)
-    typer.echo("AgentOS demo\n")
-    for label, lines in rows:
-        for i, line in enumerate(lines):
-            typer.echo(f"  {(label if i == 0 else '').ljust(width)}  {line}")
+    for label, texts in rows:
+        for i, text in enumerate(texts):
+            typer.echo(f"  {(label if i == 0 else '').ljust(width)}  {text}")
+
+
+def _try(settings: Settings, base: str) -> None:
+    # the CLI reads AGENTOS_URL; say so only when it would not find this server
+    prefix = "" if settings.url.rstrip("/") == base else f"AGENTOS_URL={base} "
     typer.echo("\nTry, in another terminal:")
     for command in ("agentos login", "agentos agents list", "agentos events tail &",
                     "agentos events emit alert.cpu --payload "

@@ -1,0 +1,178 @@
+"""The shipped examples (``examples/<name>/`` in the source tree): find, load, install.
+
+An example declares itself as ``EXAMPLE = Example(...)`` in its package. Its parts:
+
+    simulators   the outside world its handlers call (devices, an exchange, an LLM
+                 provider), started in the process that runs the example
+    install      publishes its agents and workflows and sets what they need, through
+                 the SDK as its users would (safe to run again)
+    run          its scenario: emits the events, starts the runs, makes the decisions
+                 its users would, waits for the outcome and returns it
+
+``agentos demo --example NAME`` runs the three around a server with a worker in it;
+``tests/examples`` runs them against a real server and worker processes on both
+backends and asserts the outcome. Handlers are imported as
+``examples.<name>.<module>``, so the folder holding ``examples/`` goes on
+``sys.path`` (and on the PYTHONPATH of worker processes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentos.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from agentos.sdk import Client
+
+PACKAGE = "examples"
+POLL = 0.2  # seconds between looks while a scenario waits
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class Simulators:
+    """The outside systems of a running example, and how its processes reach them."""
+
+    env: dict[str, str] = field(default_factory=dict)  # AGENTOS_* for servers and workers
+    handles: dict[str, Any] = field(default_factory=dict)  # by name, for scenarios and tests
+    stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for stop in reversed(self.stops):
+            stop()
+        self.stops.clear()
+
+
+@dataclass(frozen=True)
+class Example:
+    """One shipped system: what it is, and how to start, install and run it."""
+
+    name: str
+    title: str
+    seed: str  # the progress report in ../shared/seeds it comes from
+    summary: str  # one line
+    install: Callable[[Client, Simulators], list[str]]  # what it set up, a line each
+    run: Callable[[Client, Simulators], dict[str, Any]]  # the scenario's outcome
+    simulators: Callable[[], Simulators] = Simulators
+    # settings of every server and worker that runs it (read models of its own, ...)
+    env: dict[str, str] = field(default_factory=dict)
+    dashboard: tuple[tuple[str, str], ...] = ()  # (page, what to look at there)
+
+    @property
+    def path(self) -> Path:
+        return root() / self.name
+
+    def read(self, relative: str) -> str:
+        return (self.path / relative).read_text("utf-8")
+
+
+def root() -> Path:
+    """The ``examples/`` folder: beside ``src/`` in a source checkout, else under the
+    working directory."""
+    checkout = Path(__file__).resolve().parents[2] / PACKAGE
+    return checkout if checkout.is_dir() else Path.cwd() / PACKAGE
+
+
+def names() -> list[str]:
+    """The examples there are, by name."""
+    if not root().is_dir():
+        return []
+    return sorted(p.name for p in root().iterdir()
+                  if (p / "__init__.py").is_file() and (p / "README.md").is_file())
+
+
+def load(name: str) -> Example:
+    """The example called ``name``; its package is importable from then on."""
+    if name not in names():
+        raise NotFound(f"no example named {name!r} (have: {', '.join(names()) or 'none'}; "
+                       f"looked in {root()})", code="example_not_found")
+    importable()
+    example = importlib.import_module(f"{PACKAGE}.{name}").EXAMPLE
+    assert isinstance(example, Example), f"{PACKAGE}.{name}.EXAMPLE is no Example"
+    return example
+
+
+def importable() -> str:
+    """Put the folder holding ``examples/`` on ``sys.path``; returns it (for PYTHONPATH)."""
+    folder = str(root().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return folder
+
+
+# ------------------------------------------------ what installs share
+
+
+def publish_agents(client: Client, example: Example, files: Iterable[str]) -> list[str]:
+    """Import and publish each agent definition file; one already published stays."""
+    lines = []
+    for relative in files:
+        try:
+            for agent in client.import_yaml(example.read(relative), publish=True):
+                lines.append(f"agent {agent['name']} {agent['version']} (published)")
+        except Conflict as exc:
+            if exc.code != "version_immutable":
+                raise
+            d = exc.details
+            lines.append(f"agent {d['name']} {d['version']} (already {d['status']})")
+    return lines
+
+
+def publish_workflows(client: Client, example: Example, files: Iterable[str]) -> list[str]:
+    """Import and publish each workflow file; an identical published one is unchanged."""
+    lines = []
+    for relative in files:
+        for workflow in client.import_workflows(example.read(relative), publish=True):
+            lines.append(f"workflow {workflow['name']} {workflow['version']} "
+                         f"({workflow['outcome']}, {workflow['status']})")
+    return lines
+
+
+def ensure_user(client: Client, username: str, password: str, role: str) -> str:
+    """Create a user unless one of that name exists (an example installed again)."""
+    try:
+        client.create_user(username, password, role=role)
+    except Conflict:
+        return f"user {username} ({role}, there already)"
+    return f"user {username} ({role})"
+
+
+# ------------------------------------------------ what scenarios share
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
+    """Look with ``check`` until it gives something true, and return that; raise
+    ``TimeoutError`` naming ``what`` if ``timeout_s`` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s:g} s for {what}")
+        time.sleep(POLL)
+
+
+def wait_tasks(client: Client, task_ids: Iterable[str], timeout_s: float = 60.0
+               ) -> dict[str, dict[str, Any]]:
+    """Wait until every task has ended; each task by id, with its attempts."""
+    waiting = list(task_ids)
+    ended: dict[str, dict[str, Any]] = {}
+
+    def all_ended() -> bool:
+        for task_id in list(waiting):
+            task = client.get_task(task_id)
+            if task["status"] in FINAL:
+                ended[task_id] = task
+                waiting.remove(task_id)
+        return not waiting
+
+    wait_for(f"{len(waiting)} task(s) to end", all_ended, timeout_s)
+    return ended
