@@ -848,7 +848,9 @@ def _sqlite_statements(name: str, agents: bool = False, full: bool = False,
         texts = sql.statements(name, "sqlite", columns=_names(_ALL),
                                ended_columns=_names(ended),
                                agents="AND t.agent IN (SELECT value FROM json_each(:agents))"
-                               if agents else "")
+                               if agents else "",
+                               claim_index="ix_tasks_agent_claim_order" if agents
+                               else "ix_tasks_claim_order")
         if driver:
             _SQLITE[key] = texts
         else:
