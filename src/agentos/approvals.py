@@ -55,11 +55,19 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
 
 def transition(current: Status, action: str, approval_id: str) -> Status:
     sources, target = TRANSITIONS[action]
+    if current is Status.EXPIRED:
+        raise _expired(approval_id, action)
     if current not in sources:
         raise Conflict(f"cannot {action} approval {approval_id}: it is {current.value}",
                        code="approval_decided",
                        details={"approval_id": approval_id, "status": current.value})
     return target
+
+
+def _expired(approval_id: str, action: str) -> Conflict:
+    return Conflict(f"cannot {action} approval {approval_id}: its timeout has passed",
+                    code="approval_expired",
+                    details={"approval_id": approval_id, "status": Status.EXPIRED.value})
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,9 @@ async def _now(store: Store, conn: AsyncConnection) -> datetime:
 async def decide(store: Store, approval_id: str, approve: bool, comment: str | None, *,
                  actor: str, role: Role) -> Approval:
     """Approve or reject; 403 below the approval's role (recorded as denied), 409 once
-    it was decided, expired or cancelled, 404 when there is none."""
+    it was decided or cancelled, 409 ``approval_expired`` once its timeout has passed
+    (by the database's clock, whether or not the timer has expired it yet), 404 when
+    there is none."""
     if comment is not None and len(comment) > 10_000:
         raise InvalidInput("a comment is at most 10,000 characters", code="bad_comment")
     action = "approve" if approve else "reject"
@@ -215,10 +225,12 @@ async def decide(store: Store, approval_id: str, approve: bool, comment: str | N
     target = transition(Status(row.status), action, approval_id)
     async with store.write() as conn:
         decided = await store_approvals.decide(conn, approval_id, target.value, actor, comment)
-        if decided is None:  # decided meanwhile by someone else, or expired
-            now_row = await store_approvals.get(conn, approval_id)
-            transition(Status(now_row.status if now_row else "cancelled"), action,
-                       approval_id)
+        if decided is None:  # decided meanwhile, or past its timeout (the timer may lag)
+            standing = await store_approvals.standing(conn, approval_id)
+            status, lapsed = standing or (Status.CANCELLED.value, False)
+            if status == Status.PENDING.value and lapsed:
+                raise _expired(approval_id, action)
+            transition(Status(status), action, approval_id)
             raise AssertionError("unreachable: transition refused a decided approval")
         await events.append_in(store, conn, [_event(target.value, decided, by=actor,
                                                     comment=comment)])
@@ -229,17 +241,15 @@ EXPIRE_BATCH = 100
 
 
 async def expire_due(store: Store) -> int:
-    """End the pending approvals whose timeout passed (``approval.expired``)."""
+    """End the pending approvals whose timeout passed (``approval.expired``), up to
+    ``EXPIRE_BATCH`` in one statement."""
     async with store.write() as conn:
-        rows = await store_approvals.lapsed(conn, EXPIRE_BATCH)
-        drafts = []
-        for row in rows:
-            decided = await store_approvals.decide(conn, row.id, Status.EXPIRED.value,
-                                                   "timeout", None)
-            if decided is not None:
-                drafts.append(_event("expired", decided, on_timeout=decided.on_timeout))
-        if drafts:
-            await events.append_in(store, conn, drafts)
+        rows = await store_approvals.expire_lapsed(conn, EXPIRE_BATCH)
+        if not rows:
+            store.nothing_changed(conn)
+            return 0
+        await events.append_in(store, conn, [_event("expired", r, on_timeout=r.on_timeout)
+                                             for r in rows])
     return len(rows)
 
 

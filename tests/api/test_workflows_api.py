@@ -240,3 +240,18 @@ handler: {type: python, target: "tests.handlers:wf_artifacts"}
     assert raw.headers["content-type"] == "application/octet-stream"
     report = await api.get(f"/api/v1/workflow-runs/{run['id']}/artifacts/report")
     assert report.json() == {"ok": True, "input": {}}
+
+
+async def test_deciding_an_approval_past_its_timeout_is_409(api: httpx.AsyncClient,
+                                                            store: Store) -> None:
+    from agentos import approvals
+    from agentos.roles import Role
+
+    asked = await approvals.request(store, approvals.Request(
+        "deploy?", {}, Role.OPERATOR, 0.1, "reject", "corr-late"))
+    await asyncio.sleep(0.3)  # expired by its clock, whether the timer has looked or not
+    for verb in ("approve", "reject"):
+        r = await api.post(f"/api/v1/approvals/{asked.id}/{verb}", json={"comment": "late"})
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "approval_expired"
+    assert (await api.get(f"/api/v1/approvals/{asked.id}")).json()["comment"] is None

@@ -333,6 +333,45 @@ async def test_approval_timeout_rejects_and_skips(store: Store) -> None:
         await approvals.decide(store, found.id, True, None, actor="user:a", role=Role.ADMIN)
 
 
+async def test_an_approval_past_its_timeout_cannot_be_decided(store: Store) -> None:
+    found = await approvals.request(store, approvals.Request(
+        "deploy?", {}, Role.OPERATOR, 0.2, "reject", "corr-1"))
+    await asyncio.sleep(0.5)  # its timeout passed; the timer has not looked yet
+    before, _ = await events.query(store, events.Query(correlation_id="corr-1"))
+    for approve in (True, False):
+        with pytest.raises(Conflict) as late:
+            await approvals.decide(store, found.id, approve, "too late", actor="user:a",
+                                   role=Role.ADMIN)
+        assert late.value.code == "approval_expired"
+    # nothing written: still pending (for the timer to expire), no decision event
+    assert (await approvals.get(store, found.id)).status is approvals.Status.PENDING
+    assert (await events.query(store, events.Query(correlation_id="corr-1")))[0] == before
+    assert await approvals.expire_due(store) == 1
+    expired = await approvals.get(store, found.id)
+    assert expired.status is approvals.Status.EXPIRED and expired.decided_by == "timeout"
+    with pytest.raises(Conflict) as late:
+        await approvals.decide(store, found.id, True, None, actor="user:a", role=Role.ADMIN)
+    assert late.value.code == "approval_expired"
+    # one without a timeout, or not past it, is decided as before
+    kept = await approvals.request(store, approvals.Request(
+        "keep?", {}, Role.OPERATOR, 60, "reject", "corr-2"))
+    assert (await approvals.decide(store, kept.id, True, None, actor="user:a",
+                                   role=Role.OPERATOR)).status is approvals.Status.APPROVED
+
+
+async def test_the_timer_expires_many_approvals_in_one_statement(store: Store) -> None:
+    asked = [await approvals.request(store, approvals.Request(
+        f"a{i}", {}, Role.OPERATOR, 0.1 if i < 5 else 60, "approve", f"corr-{i}"))
+        for i in range(7)]
+    await asyncio.sleep(0.3)
+    assert await approvals.expire_due(store) == 5
+    assert await approvals.expire_due(store) == 0
+    page, _ = await approvals.page(store, status=approvals.Status.EXPIRED)
+    assert {a.id for a in page} == {a.id for a in asked[:5]}
+    expired, _ = await events.query(store, events.Query(type="approval.expired"))
+    assert sorted(e.payload["approval_id"] for e in expired) == sorted(a.id for a in asked[:5])
+
+
 WAIT = """
 name: waiter
 version: 1.0.0
