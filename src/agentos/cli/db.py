@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -54,6 +55,89 @@ def current_command(json: options.Json = False) -> None:
         ("head", now.head),
         ("status", "up to date" if now.up_to_date else "behind: run `agentos db upgrade`"),
     ])
+
+
+Force = Annotated[bool, typer.Option("--force", help="Replace what is there already.")]
+
+
+@app.command("backup")
+def backup_command(file: Annotated[Path, typer.Argument(help="The backup file to write.")],
+                   force: Force = False, json: options.Json = False) -> None:
+    """Back up the whole installation into FILE while it keeps running.
+
+    SQLite: the online backup API, a consistent copy of the database file.
+    PostgreSQL: pg_dump's custom format (needs PostgreSQL's client tools).
+    """
+    from agentos import backup
+
+    url = options.settings().database_url
+    backup.check_backup(file, overwrite=force)
+    if not json:
+        typer.echo(f"backing up {redact(url)} to {file} ...", err=True)
+    with reaching(url):
+        report = backup.backup(url, file, overwrite=force)
+    _report("backed up", redact(url), f"to {file}", report, json)
+
+
+@app.command("restore")
+def restore_command(file: Annotated[Path, typer.Argument(help="A file `db backup` wrote.")],
+                    force: Annotated[bool, typer.Option(
+                        "--force", help="Replace the tables of a database that has some.")
+                    ] = False, json: options.Json = False) -> None:
+    """Restore a backup into AGENTOS_DATABASE_URL: an empty database (or, with --force,
+    one whose tables are replaced). Stop its servers and workers first."""
+    from agentos import backup
+
+    url = options.settings().database_url
+    with reaching(url):
+        backup.check_restore(file, url, replace=force)
+    with reaching(url), _progress(f"restoring {file}", quiet=json) as advance:
+        report = backup.restore(file, url, replace=force, progress=advance)
+    _report("restored", str(file), "into " + redact(url), report, json)
+    now = state(url)
+    if not json and not now.up_to_date:
+        typer.echo(f"the schema is at {now.current}, this AgentOS needs {now.head}: run "
+                   "`agentos db upgrade`", err=True)
+
+
+@contextmanager
+def _progress(label: str, quiet: bool) -> Iterator[Any]:
+    """A line saying the work began, then a progress bar on stderr once the copy reports
+    (done, total) pages (a SQLite restore does; pg_restore reports nothing)."""
+    if quiet:
+        yield None
+        return
+    typer.echo(f"{label} ...", err=True)
+    with ExitStack() as stack:
+        bars: list[Any] = []
+
+        def advance(done: int, total: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(typer.progressbar(
+                    length=max(total, 1), label="pages copied", file=sys.stderr)))
+            bars[0].update(done - bars[0].pos)
+
+        yield advance
+
+
+def _report(verb: str, source: str, target: str, report: Any, json: bool) -> None:
+    if json:
+        output.emit_json(report.to_dict())
+        return
+    typer.echo(f"{verb} {source} {target} (schema {report.revision or 'empty'}): "
+               f"{report.rows:,} rows in {len(report.counts)} tables, "
+               f"{_size(report.bytes)}, {report.seconds:.1f} s")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n:,} bytes"
+    size = n / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def state(url: str) -> SchemaState:
