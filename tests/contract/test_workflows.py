@@ -20,6 +20,7 @@ from agentos.errors import (
 )
 from agentos.roles import Role
 from agentos.store import Store
+from agentos.store import workflows as store_workflows
 from agentos.tasks import Status, TaskIn
 from agentos.worker.loop import Worker
 from agentos.workflows import definitions, engine, runs
@@ -127,6 +128,29 @@ async def test_input_schema_and_runnable_version_are_checked(store: Store) -> No
         await start(store, "linear", {"n": 1})
     page, _ = await runs.page(store)
     assert page == []
+
+
+async def test_concurrent_starts_with_one_key_return_one_run(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight starts with one idempotency key at once: each gets the same run, and one
+    says it is new. (On PostgreSQL, without the key's lock, all read no earlier run and
+    all but one failed 409 on the unique index.)"""
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, LINEAR)
+    original = store_workflows.run_by_key
+
+    async def slow_read(conn: Any, key: str) -> Any:
+        found = await original(conn, key)
+        await asyncio.sleep(0.05)  # widen the window between the read and the insert
+        return found
+
+    monkeypatch.setattr(store_workflows, "run_by_key", slow_read)
+    answers = await asyncio.gather(*(runs.start(store, runs.StartIn(
+        "linear", input={"n": 1}, idempotency_key="once"), by="test") for _ in range(8)))
+    assert len({run["id"] for run, _ in answers}) == 1
+    assert sorted(new for _, new in answers) == [False] * 7 + [True]
+    page, _ = await runs.page(store)
+    assert len(page) == 1
 
 
 FAN_OUT = """

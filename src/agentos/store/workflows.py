@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -91,6 +91,14 @@ async def insert_runs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None
 
 
 async def run_by_key(conn: AsyncConnection, key: str) -> Any | None:
+    """The run started with idempotency ``key``, if any. On PostgreSQL the key is first
+    locked to the end of the transaction (an advisory lock on its hash), so two starts
+    with one key take turns: the second reads the run the first committed instead of
+    both finding none and the second's insert failing on the unique index. (SQLite's
+    write transaction holds the whole database already.)"""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 16))"),
+                           {"k": f"agentos.workflow_run:{key}"})
     return (await conn.execute(select(workflow_runs).where(runs.idempotency_key == key))
             ).first()
 
