@@ -214,6 +214,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/api-keys"): change(A, "api_keys.create"),
     ("GET", "/api/v1/api-keys"): read("api_keys", A),
     ("DELETE", "/api/v1/api-keys/{key_id}"): change(A, "api_keys.revoke"),
+    ("GET", "/api/v1/sessions"): read("sessions", A),
+    ("DELETE", "/api/v1/sessions/{session_id}"): change(A, "sessions.end"),
     ("GET", "/api/v1/audit"): read("audit", A),
     ("GET", "/api/v1/audit/verify"): read("audit", A),
 }

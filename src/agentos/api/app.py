@@ -35,6 +35,7 @@ from agentos.api.routes import metrics as metric_routes
 from agentos.api.routes import operating as operating_routes
 from agentos.api.routes import projections as projection_routes
 from agentos.api.routes import schedules as schedule_routes
+from agentos.api.routes import sessions as session_routes
 from agentos.api.routes import telemetry as telemetry_routes
 from agentos.api.routes import users as user_routes
 from agentos.api.routes import workflow_runs as run_routes
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(auth.router)
     app.include_router(user_routes.router)
     app.include_router(api_keys.router)
+    app.include_router(session_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(agents.router)
     app.include_router(events.router)

@@ -34,6 +34,7 @@ from agentos.cli import (
     runs,
     schedules,
     serve,
+    sessions,
     subscriptions,
     tasks,
     users,
@@ -60,6 +61,7 @@ app.command()(auth.login)
 app.command()(auth.logout)
 app.add_typer(users.app, name="users")
 app.add_typer(api_keys.app, name="api-keys")
+app.add_typer(sessions.app, name="sessions")
 app.add_typer(audit.app, name="audit")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(db.app, name="db")

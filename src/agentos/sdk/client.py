@@ -493,6 +493,18 @@ class Client:
     def delete_user(self, username: str) -> None:
         self._request("DELETE", _path("users", username))
 
+    def list_sessions(self, include_ended: bool = False, username: str | None = None,
+                      limit: int | None = None) -> list[dict[str, Any]]:
+        """Login sessions newest first (live ones unless ``include_ended``)."""
+        params = {"include_ended": "true" if include_ended else None, "username": username,
+                  "limit": limit}
+        return list(self._json("GET", "/api/v1/sessions", params={
+            k: v for k, v in params.items() if v is not None})["sessions"])
+
+    def end_session(self, session_id: str) -> None:
+        """End a login session: its token is refused from then on."""
+        self._request("DELETE", _path("sessions", session_id))
+
     def create_api_key(self, name: str, role: str, expires_in_days: float | None = None,
                        never_expires: bool = False) -> dict[str, Any]:
         """A new key; its secret is in ``["key"]`` this once."""
