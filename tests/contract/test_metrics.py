@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from agentos import metrics
-from agentos.metrics import automatic, query
+from agentos import agent_removal, metrics, queue
+from agentos.metrics import automatic, query, recorder
 from agentos.store import Store, open_store
+from agentos.store import metrics as store_metrics
 from agentos.store.tables import metric_histograms, metric_rollups, metric_series
 from agentos.tasks import Status
 from tests.contract.test_handler_kinds import agent, run, submit
@@ -131,6 +132,96 @@ async def test_automatic_metrics_from_real_tasks_count_once(store: Store) -> Non
     assert points(waits) == [5.0]
     await automatic.sample_depths(store)  # nothing waits: no gauge for nobody
     await metrics.of(store).flush()
+
+
+async def _rollups(store: Store) -> list[tuple[str, str, int]]:
+    """(name, tags_key, count) of every per-minute rollup."""
+    async with store.read() as conn:
+        rows = (await conn.execute(
+            select(metric_series.c.name, metric_series.c.tags_key, metric_rollups.c.count)
+            .join_from(metric_rollups, metric_series,
+                       metric_series.c.id == metric_rollups.c.series_id)
+            .where(metric_rollups.c.resolution == 60))).all()
+    return sorted((r[0], r[1], int(r[2])) for r in rows)
+
+
+async def test_a_recorder_writes_past_a_deleted_series(store: Store) -> None:
+    # Given a recorder that wrote a series of agent x, which was then deleted (as an
+    # agent's deletion does)
+    rec = metrics.Recorder(store)
+    rec.count("jobs", 1, {"agent": "x"})
+    await rec.flush()
+    async with store.write() as conn:
+        assert await store_metrics.forget_agent(conn, "x") == 1
+    # When it records for x again, and for a series made after the deletion
+    rec.count("jobs", 1, {"agent": "x"})
+    rec.count("other", 1, {"agent": "y"})
+    assert await rec.flush() == 2
+    # Then x's sample makes its series again (a series id kept from before the deletion
+    # wrote it into y's on SQLite, which reused the id, and failed 409 on PostgreSQL)
+    assert await _rollups(store) == [("jobs", "agent=x", 1), ("other", "agent=y", 1)]
+    assert rec.pending() == 0
+
+
+async def test_a_kind_stored_first_wins(store: Store) -> None:
+    first, second = metrics.Recorder(store), metrics.Recorder(store)
+    first.count("made", 2, {"agent": "x"})
+    await first.flush()
+    second.gauge("made", 7, {"agent": "x"})  # another process's idea of the same series
+    second.gauge("level", 3)
+    assert await second.flush() == 2
+    assert await _rollups(store) == [("level", "", 1), ("made", "agent=x", 1)]
+    [made] = [s for s in await _series(store) if s["name"] == "made"]
+    assert (made["kind"], made["total_count"], made["total_sum"]) == ("counter", 1, 2.0)
+
+
+async def test_a_failing_flush_keeps_recent_samples_only(empty_database_url: str,
+                                                          database_url: str) -> None:
+    # Given a recorder whose database refuses every write (it has no tables)
+    broken = open_store(empty_database_url)
+    try:
+        rec = metrics.Recorder(broken)
+        now = time.time()
+        rec.count("old", 1, at=now - recorder.KEEP_UNWRITTEN_S - 120)
+        rec.count("recent", 2, at=now - 60)
+        rec.count("recent", 3, at=now - 60)
+        # When a flush fails
+        with pytest.raises(Exception):  # noqa: B017 (the driver's own error, either backend)
+            await rec.flush()
+        # Then the recent minute is kept for the next flush and the old one dropped: a
+        # database refusing writes for longer than that never grows the buffer for good
+        assert rec.pending() == 1 and rec.dropped == 1
+        rec.store = good = open_store(database_url)
+        try:
+            assert await rec.flush() == 1 and rec.pending() == 0
+            assert await _rollups(good) == [("recent", "", 2)]
+        finally:
+            await good.close()
+    finally:
+        await broken.close()
+
+
+async def test_automatic_metrics_go_on_after_an_agents_deletion(store: Store) -> None:
+    # Given the automatic metrics' consumer has folded a cancelled and a succeeded task
+    # of an agent
+    await agent(store, "doomed", {"type": "python", "target": "tests.handlers:echo"})
+    await queue.cancel(store, await submit(store, "doomed", n=0))
+    await run(store, await submit(store, "doomed", n=1))
+    auto = automatic.Automatic()
+    await auto.catch_up(store)
+    # When the agent is deleted with a task still waiting, which its deletion cancels
+    # (its task.cancelled event comes after its series were deleted)
+    waiting = await submit(store, "doomed", n=2)
+    removed = await agent_removal.delete(store, "doomed", by="test")
+    assert removed["cancelled_tasks"] == 1 and removed["metric_series"] > 0
+    # Then the same consumer folds it into a series made again (it failed every batch
+    # from then on with a series id it had kept)
+    assert await auto.catch_up(store) > 0
+    assert (await queue.get(store, waiting)).status is Status.CANCELLED
+    ended = await ask(store, "tasks.ended", agg="sum", group_by="outcome",
+                      tags={"agent": "doomed"})
+    assert [g["group"] for g in ended["groups"]] == ["cancelled"]
+    assert points(ended, "cancelled") == [1.0]
 
 
 async def test_handlers_record_through_ctx_metrics(store: Store) -> None:

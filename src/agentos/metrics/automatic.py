@@ -75,16 +75,13 @@ def fold(rows: list[tuple[Any, ...]]) -> dict[Key, Agg]:
 
 
 class Automatic:
-    """The consumer, with the series ids it has seen (its process's).
+    """The consumer.
 
     A batch is read and folded outside any write transaction (events up to the log's
     horizon with their attempt records); only its rollups and the cursor's move are written,
     in one short transaction that first checks the cursor is where the batch began (else
     another process applied it, and this fold is dropped). So SQLite's one writer is
     held for a few upserts, not for reading thousands of events."""
-
-    def __init__(self) -> None:
-        self.known: dict[tuple[str, str], tuple[int, str]] = {}
 
     async def step(self, store: Store) -> int:
         """Fold the next batch; the events folded (0: caught up, or another process
@@ -105,7 +102,7 @@ class Automatic:
             if held is None or held.cursor_seq != cursor:
                 return 0
             if taken:
-                await recorder.write_in(conn, taken, self.known)
+                await recorder.write_in(conn, taken)
             await store_consumers.advance(conn, NAME, moved_to, len(rows))
         return len(rows)
 

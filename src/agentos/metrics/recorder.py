@@ -2,10 +2,12 @@
 
 ``count``, ``gauge`` and ``observe`` only update a dict entry for (series, minute):
 no I/O, a microsecond or two. ``flush`` writes everything buffered since the last in
-one transaction: the series it has not seen (made once), one upsert per (series,
-minute) and per (series, hour), one per histogram bucket, and the series' lifetime
-totals. Each process runs ``run_flusher`` (every ``FLUSH_INTERVAL``, and once more as
-it stops); a flush that fails keeps its samples for the next.
+one transaction of four statements: the series not made yet, the rollups of each
+(series, minute) and (series, hour), the histogram bucket counts, and the series'
+lifetime totals. Each process runs ``run_flusher`` (every ``FLUSH_INTERVAL``, and once more as
+it stops); a flush that fails keeps its samples for the next, those of the last
+``KEEP_UNWRITTEN_S`` only: a database that refuses them for longer (down, or refusing
+these very samples) costs the oldest minutes, never a buffer that stops draining.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ KINDS = ("counter", "gauge", "histogram")
 RESOLUTIONS = (60, 3600)  # seconds: the rollups kept (per minute, per hour)
 FLUSH_INTERVAL = 5.0  # seconds between flushes
 MAX_KEYS = 100_000  # buffered (series, minute) entries beyond which samples are dropped
+KEEP_UNWRITTEN_S = 600  # seconds: a failed flush keeps the minutes this recent for the next
 MAX_TAGS = 16
 NAME = re.compile(r"^[a-z][a-z0-9_.]{0,199}$")
 TAG_KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -113,8 +116,7 @@ class Recorder:
         self._kinds: dict[str, str] = {}  # name -> kind, as first used here
         # (name, tags as given) validated already -> the tags sorted
         self._checked: dict[tuple[str, Any], Tags] = {}
-        self._ids: dict[tuple[str, str], tuple[int, str]] = {}  # (name, tags_key) -> series
-        self.dropped = 0  # samples refused because the buffer was full
+        self.dropped = 0  # samples refused (the buffer full) or never written (KEEP_UNWRITTEN_S)
         self._lock = asyncio.Lock()
 
     # -- recording ------------------------------------------------------
@@ -190,62 +192,76 @@ class Recorder:
             try:
                 await self._write(taken)
             except Exception:
-                for key, agg in taken.items():  # back in, before what came meanwhile
-                    mine = self._buffer.setdefault(key, Agg())
-                    agg.merge(mine)
-                    self._buffer[key] = agg
+                self._put_back(taken)
                 raise
             return len(taken)
 
+    def _put_back(self, taken: dict[Key, Agg]) -> None:
+        """A failed flush's entries back in the buffer, before what came meanwhile;
+        those older than ``KEEP_UNWRITTEN_S`` are dropped (counted in ``dropped``)."""
+        oldest = time.time() - KEEP_UNWRITTEN_S
+        lost = 0
+        for key, agg in taken.items():
+            if key[3] < oldest:
+                lost += agg.count
+                continue
+            mine = self._buffer.setdefault(key, Agg())
+            agg.merge(mine)
+            self._buffer[key] = agg
+        if lost:
+            self.dropped += lost
+            log.warning("%d metric samples older than %d s dropped: not written", lost,
+                        KEEP_UNWRITTEN_S, extra={"action": "metrics_dropped"})
+
     async def _write(self, taken: dict[Key, Agg]) -> None:
-        await write(self.store, taken, self._ids)
+        await write(self.store, taken)
 
 
-async def write(store: Store, taken: dict[Key, Agg],
-                known: dict[tuple[str, str], tuple[int, str]] | None = None) -> None:
-    """Write aggregated samples in one transaction (``known``: series ids seen before)."""
-    known = {} if known is None else known
+async def write(store: Store, taken: dict[Key, Agg]) -> None:
+    """Write aggregated samples in one transaction."""
     async with store.write() as conn:
-        await write_in(conn, taken, known)
+        await write_in(conn, taken)
         store.nothing_changed(conn)  # measurements, not a change worth an audit row
 
 
-async def write_in(conn: Any, taken: dict[Key, Agg],
-                   known: dict[tuple[str, str], tuple[int, str]]) -> None:
-    """Write aggregated samples within the caller's transaction."""
-    fresh = {}
-    for name, kind, tags, _ in taken:
-        key = (name, tags_key(tags))
-        if key not in known and key not in fresh:
-            fresh[key] = {"name": name, "kind": kind, "tags": dict(tags), "tags_key": key[1],
-                          "agent": dict(tags).get("agent")}
-    if fresh:
-        known.update(await store_metrics.series_ids(conn, list(fresh.values())))
-    per_resolution: dict[tuple[int, int, int], Agg] = {}
-    totals: dict[int, dict[str, Any]] = {}
+async def write_in(conn: Any, taken: dict[Key, Agg]) -> None:
+    """Write aggregated samples within the caller's transaction: the series not made
+    yet, then rollups, histogram counts and totals, each naming its series by name and
+    tags (``store.metrics``): no series id is kept between transactions."""
+    series: dict[tuple[str, str], dict[str, Any]] = {}
+    per_resolution: dict[tuple[str, str, int, int], Agg] = {}  # name, tags_key, res, bucket
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
     for (name, kind, tags, minute), agg in taken.items():
-        sid, stored_kind = known[(name, tags_key(tags))]
-        if stored_kind != kind:
-            log.warning("metric %s is a %s here, stored as a %s: samples dropped", name, kind,
-                        stored_kind, extra={"action": "metric_kind_conflict"})
-            continue
+        key = (name, tags_key(tags))
+        if key not in series:
+            series[key] = {"name": name, "kind": kind, "tags": dict(tags), "tags_key": key[1],
+                           "agent": dict(tags).get("agent")}
+            totals[key] = {"name": name, "kind": kind, "tags_key": key[1], "n": 0,
+                           "total": 0.0, "last": None, "at": -1}
         for resolution in RESOLUTIONS:
             bucket = minute - minute % resolution
-            per_resolution.setdefault((sid, resolution, bucket), Agg()).merge(agg)
-        total = totals.setdefault(sid, {"sid": sid, "n": 0, "total": 0.0, "last": None,
-                                        "at": -1})
+            per_resolution.setdefault((*key, resolution, bucket), Agg()).merge(agg)
+        total = totals[key]
         total["n"] += agg.count
         total["total"] += agg.sum
         if minute >= total["at"]:
             total["last"], total["at"] = agg.last, minute
+    await store_metrics.ensure_series(conn, list(series.values()))
+
+    def named(name: str, tags_text: str) -> dict[str, Any]:
+        return {"name": name, "kind": series[(name, tags_text)]["kind"], "tags_key": tags_text}
+
     await store_metrics.upsert_rollups(conn, [
-        {"series_id": sid, "resolution": res, "bucket": bucket, "count": a.count,
+        {**named(name, tk), "resolution": res, "bucket": bucket, "count": a.count,
          "sum": a.sum, "min": a.min, "max": a.max, "last": a.last}
-        for (sid, res, bucket), a in per_resolution.items()])
+        for (name, tk, res, bucket), a in per_resolution.items()])
     await store_metrics.upsert_histograms(conn, [
-        {"series_id": sid, "resolution": res, "bucket": bucket, "idx": i, "count": n}
-        for (sid, res, bucket), a in per_resolution.items() for i, n in a.hist.items()])
-    await store_metrics.add_totals(conn, list(totals.values()))
+        {**named(name, tk), "resolution": res, "bucket": bucket, "idx": i, "count": n}
+        for (name, tk, res, bucket), a in per_resolution.items() for i, n in a.hist.items()])
+    found = await store_metrics.add_totals(conn, list(totals.values()))
+    if found < len(totals):  # the rows of those series were left out too
+        log.warning("samples of %d series dropped: each is stored as another kind of metric",
+                    len(totals) - found, extra={"action": "metric_kind_conflict"})
 
 
 _recorders: weakref.WeakKeyDictionary[Store, Recorder] = weakref.WeakKeyDictionary()

@@ -1,8 +1,10 @@
 """Metrics' queries: series (name + tags), their rollups and histogram bucket counts.
 
-Writes are batched upserts (a flush of many samples is a few statements); reads group
-rollups by series and by bucket with integer arithmetic on the bucket's epoch second,
-the same on both backends.
+Writes are batched upserts (a flush of many samples is four statements, whatever its
+size), each finding its series by name and tags inside the statement: no series id
+outlives a transaction, so a series deleted meanwhile (its agent deleted) is made
+again rather than written through a stale id. Reads group rollups by series and by
+bucket with integer arithmetic on the bucket's epoch second, the same on both backends.
 """
 
 from __future__ import annotations
@@ -11,19 +13,29 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    Text,
     and_,
     bindparam,
     case,
+    cast,
+    column,
     delete,
+    exists,
     func,
     null,
     select,
+    true,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentos.store.columns import json_dumps
 from agentos.store.tables import (
     events,
     metric_histograms,
@@ -50,49 +62,95 @@ def _greatest(conn: AsyncConnection, a: Any, b: Any) -> Any:
     return func.greatest(a, b) if conn.dialect.name == "postgresql" else func.max(a, b)
 
 
-async def series_ids(conn: AsyncConnection, items: Sequence[dict[str, Any]]
-                     ) -> dict[tuple[str, str], tuple[int, str]]:
-    """Make the series that do not exist yet (name, kind, tags, tags_key, agent);
-    (name, tags_key) -> (id, kind) of each, as stored (a kind another process
-    stored first wins)."""
+def _rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]], columns: dict[str, Any]
+          ) -> Any:
+    """``rows`` as a table a statement reads (``v``): one JSON parameter the database
+    unpacks (``jsonb_to_recordset`` on PostgreSQL, ``json_each`` on SQLite), so a batch
+    of any size is one statement that can join the series by name and tags."""
+    data: Any = bindparam("rows", json_dumps(list(rows)))
+    if conn.dialect.name == "postgresql":
+        return func.jsonb_to_recordset(cast(data, JSONB)).table_valued(
+            *(column(name, type_) for name, type_ in columns.items())
+        ).render_derived(name="v", with_types=True)
+    each = func.json_each(data).table_valued("value")
+    return select(*(func.json_extract(each.c.value, f"$.{name}").label(name)
+                    for name in columns)).subquery("v")
+
+
+_SERIES = {"name": Text(), "kind": Text(), "tags_key": Text()}  # what names a series
+
+
+def _series_of(v: Any) -> Any:
+    """The join of ``v`` with the series it names, of the kind it says."""
+    return v.join(metric_series, and_(ms.name == v.c.name, ms.tags_key == v.c.tags_key,
+                                      ms.kind == v.c.kind))
+
+
+async def ensure_series(conn: AsyncConnection, items: Sequence[dict[str, Any]]) -> None:
+    """Make the series of ``items`` (name, kind, tags, tags_key, agent) that do not exist
+    yet; one that exists keeps its kind (another process stored it first)."""
     if not items:
-        return {}
-    await conn.execute(_dialect(conn).insert(metric_series).on_conflict_do_nothing(
-        index_elements=[ms.name, ms.tags_key]), list(items))
-    rows = (await conn.execute(select(ms.id, ms.kind, ms.name, ms.tags_key).where(
-        tuple_(ms.name, ms.tags_key).in_([(i["name"], i["tags_key"]) for i in items])))).all()
-    return {(r.name, r.tags_key): (int(r.id), r.kind) for r in rows}
+        return
+    v = _rows(conn, items, {**_SERIES, "tags": JSONB(), "agent": Text()})
+    new = select(v.c.name, v.c.kind, v.c.tags, v.c.tags_key, v.c.agent).where(~exists().where(
+        ms.name == v.c.name, ms.tags_key == v.c.tags_key))  # no sequence number spent
+    await conn.execute(_dialect(conn).insert(metric_series).from_select(
+        ["name", "kind", "tags", "tags_key", "agent"], new
+    ).on_conflict_do_nothing(index_elements=[ms.name, ms.tags_key]))
 
 
 async def upsert_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Add each row's count and sum to its (series, resolution, bucket), widen min/max."""
+    """Add each row's count and sum to its (series, resolution, bucket), widen min/max.
+    A row names its series (name, kind, tags_key): the id is found in the statement, so
+    none is ever kept from an earlier transaction (a series deleted since, its id
+    reused by another, would take the samples). Rows of a series that is gone or of
+    another kind are left out."""
     if not rows:
         return
-    stmt = _dialect(conn).insert(metric_rollups)
+    v = _rows(conn, rows, {**_SERIES, "resolution": Integer(), "bucket": BigInteger(),
+                           "count": BigInteger(), "sum": Float(), "min": Float(),
+                           "max": Float(), "last": Float()})
+    found = select(ms.id, v.c.resolution, v.c.bucket, v.c.count, v.c.sum, v.c.min, v.c.max,
+                   v.c.last).select_from(_series_of(v)).where(true()).order_by(
+        ms.id, v.c.resolution, v.c.bucket)  # one order in every process: no deadlock
+    stmt = _dialect(conn).insert(metric_rollups).from_select(
+        ["series_id", "resolution", "bucket", "count", "sum", "min", "max", "last"], found)
     ex = stmt.excluded
     await conn.execute(stmt.on_conflict_do_update(
         index_elements=[mr.series_id, mr.resolution, mr.bucket],
         set_={"count": mr.count + ex["count"], "sum": mr.sum + ex["sum"],
               "min": _least(conn, mr.min, ex["min"]), "max": _greatest(conn, mr.max, ex["max"]),
-              "last": ex["last"]}), rows)
+              "last": ex["last"]}))
 
 
 async def upsert_histograms(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Add each row's count to its (series, resolution, bucket, index); rows name their
+    series as ``upsert_rollups``' do."""
     if not rows:
         return
-    stmt = _dialect(conn).insert(metric_histograms)
+    v = _rows(conn, rows, {**_SERIES, "resolution": Integer(), "bucket": BigInteger(),
+                           "idx": Integer(), "count": BigInteger()})
+    found = select(ms.id, v.c.resolution, v.c.bucket, v.c.idx, v.c.count).select_from(
+        _series_of(v)).where(true()).order_by(ms.id, v.c.resolution, v.c.bucket, v.c.idx)
+    stmt = _dialect(conn).insert(metric_histograms).from_select(
+        ["series_id", "resolution", "bucket", "idx", "count"], found)
     await conn.execute(stmt.on_conflict_do_update(
         index_elements=[mh.series_id, mh.resolution, mh.bucket, mh.idx],
-        set_={"count": mh.count + stmt.excluded["count"]}), rows)
+        set_={"count": mh.count + stmt.excluded["count"]}))
 
 
-async def add_totals(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Grow each series' lifetime totals (sid, n, total, last, at): what /metrics shows."""
+async def add_totals(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
+    """Grow each series' lifetime totals (name, kind, tags_key, n, total, last, at): what
+    /metrics shows. Returns how many series were found (of that kind)."""
     if not rows:
-        return
-    await conn.execute(update(metric_series).where(ms.id == bindparam("sid")).values(
-        total_count=ms.total_count + bindparam("n"), total_sum=ms.total_sum + bindparam("total"),
-        last_value=bindparam("last"), last_at=bindparam("at")), rows)
+        return 0
+    v = _rows(conn, rows, {**_SERIES, "n": BigInteger(), "total": Float(), "last": Float(),
+                           "at": BigInteger()})
+    result = await conn.execute(update(metric_series).where(
+        ms.name == v.c.name, ms.tags_key == v.c.tags_key, ms.kind == v.c.kind).values(
+        total_count=ms.total_count + v.c.n, total_sum=ms.total_sum + v.c.total,
+        last_value=v.c.last, last_at=v.c.at))
+    return int(result.rowcount or 0)
 
 
 async def series_named(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
