@@ -430,6 +430,37 @@ async def test_wait_event_matches_type_and_filter(store: Store) -> None:
     assert step(done, "use")["output"]["n"] == 8
 
 
+async def test_an_event_committed_while_a_wait_is_armed_is_not_missed(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The awaited event commits, and the engine's consumer tries to read it, while the
+    start that arms the wait is still open: the wait still gets it. (On PostgreSQL the
+    consumer used to read the event before the wait was there, then the wait armed
+    after it waited for a later one until its timeout.)"""
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, WAIT.replace("{timeout}", "3"))
+    original = store_workflows.insert_waits
+    racing: list[asyncio.Task[int]] = []
+
+    async def emit_and_read() -> int:
+        await events.append(store, [events.EventIn(
+            type="device.ready", payload={"device_id": "p7", "level": 4})])
+        return await consumers.catch_up(store, engine.consumer(store))
+
+    async def insert_then_race(conn: Any, rows: list[dict[str, Any]]) -> None:
+        await original(conn, rows)
+        if rows and not racing:  # another client emits, the engine reads meanwhile
+            racing.append(asyncio.create_task(emit_and_read()))
+            await asyncio.sleep(0.5)
+
+    monkeypatch.setattr(store_workflows, "insert_waits", insert_then_race)
+    run = await start(store, "waiter", {"device": "p7"})
+    monkeypatch.setattr(store_workflows, "insert_waits", original)
+    await asyncio.wait_for(racing[0], 10)
+    done = await drive(store, run["id"])
+    assert done["status"] == "succeeded", step(done, "ready")
+    assert step(done, "ready")["output"]["payload"]["level"] == 4
+
+
 async def test_wait_event_timeout_fails_the_step(store: Store) -> None:
     await agent(store, "doubler", "wf_double")
     await workflow(store, WAIT.replace("{timeout}", "0.3"))

@@ -32,6 +32,22 @@ async def claim(conn: AsyncConnection, name: str, *, wait: bool = False) -> Any 
     return (await conn.execute(stmt)).first()
 
 
+async def hold(conn: AsyncConnection, name: str) -> None:
+    """Keep the consumer from applying a batch until this transaction ends: its cursor
+    row is locked FOR SHARE (made first if the consumer never ran), so ``claim`` skips
+    the round while this transaction is open, and a batch under way is waited for.
+    What this transaction writes is then there for the consumer before it reads any
+    event that commits meanwhile. (On SQLite the write transaction holds the whole
+    database already.) Take it before locking anything a batch locks: a batch holds
+    the row while it locks runs and waits."""
+    if conn.dialect.name != "postgresql":
+        return
+    stmt = select(c.name).where(c.name == name).with_for_update(read=True)
+    if (await conn.execute(stmt)).first() is None:
+        await ensure(conn, name)
+        await conn.execute(stmt)
+
+
 async def fetch(conn: AsyncConnection, name: str) -> Any | None:
     return (await conn.execute(select(consumers).where(c.name == name))).first()
 

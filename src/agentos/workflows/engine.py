@@ -34,6 +34,7 @@ from agentos.lifecycle import Status as VersionStatus
 from agentos.roles import Role
 from agentos.store import Store
 from agentos.store import approvals as store_approvals
+from agentos.store import consumers as store_consumers
 from agentos.store import workflows as store_workflows
 from agentos.tasks import TaskIn
 from agentos.workflows import definitions, expressions, plan
@@ -149,7 +150,13 @@ class Batch:
         self._horizon: int | None = None
 
     @classmethod
-    async def open(cls, store: Store, conn: AsyncConnection) -> Batch:
+    async def open(cls, store: Store, conn: AsyncConnection, *, may_wait: bool = False
+                   ) -> Batch:
+        """A batch in ``conn``'s transaction. ``may_wait``: it may arm a wait for an
+        event on runs it locks, so it holds the engine's consumer first (``hold``:
+        before the runs, in the order a consumer's batch takes them)."""
+        if may_wait:
+            await store_consumers.hold(conn, CONSUMER)
         return cls(store, conn, await store_workflows.now(conn))
 
     # ------------------------------------------------------------ loading
@@ -373,6 +380,10 @@ class Batch:
         assert step.event is not None
         wanted = expressions.render(step.filter or {}, plan.scope(run.facts, run.steps))
         if self._horizon is None:
+            # the wait matches events after the log's horizon; no batch of the engine's
+            # consumer may read past that horizon before this wait is there to see:
+            # hold the consumer to the end of this transaction, then read the horizon
+            await store_consumers.hold(self.conn, CONSUMER)
             self._horizon = await self.store.events.horizon(self.conn)
         self.wait_rows.append({
             "run_id": run.id, "step": step.id, "event_glob": step.event, "filter": wanted,
@@ -624,6 +635,7 @@ def consumer(store: Store) -> consumers.Consumer:
 async def expire_waits(store: Store) -> int:
     """End the waits whose timeout passed: their steps fail."""
     async with store.write() as conn:
+        await store_consumers.hold(conn, CONSUMER)  # before the waits a batch takes too
         lapsed = await store_workflows.lapsed_waits(conn, TIMER_BATCH)
         taken = await store_workflows.take_waits(conn, [(w.run_id, w.step) for w in lapsed])
         if not taken:

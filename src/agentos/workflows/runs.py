@@ -130,7 +130,7 @@ async def rerun(store: Store, run_id: str, step: str) -> dict[str, Any]:
     """Run a failed run again from its failed step ``step``: that step, every step
     after it and every cancelled one start over; the others keep their outputs."""
     async with store.write() as conn:
-        work = await engine.Batch.open(store, conn)
+        work = await engine.Batch.open(store, conn, may_wait=True)
         run = await _locked(work, run_id)
         run_transition(run.status, "rerun", run_id)
         state = run.steps.get(step)
