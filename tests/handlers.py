@@ -184,3 +184,37 @@ def sync_measured(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
         ctx.metrics.count("widgets.made")
         ctx.metrics.observe("widget.size", 10.0 + i, tags={"color": "blue"})
     return {}
+
+
+async def chatty(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Logs ``lines`` lines (a warning last), then fails while attempt <= ``fails``;
+    ``odd``: first a line no database stores as it is (a NUL, a lone surrogate)."""
+    if data.get("odd"):
+        ctx.log.info("nul \x00 and \udcff here")
+    for n in range(data.get("lines", 3)):
+        ctx.log.info("attempt %d line %d", ctx.task["attempt"], n + 1)
+    ctx.log.warning(data.get("last", "done"))
+    ctx.log.debug("not kept unless the worker logs debug")
+    if ctx.task["attempt"] <= data.get("fails", 0):
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            ctx.log.exception("attempt %d fails", ctx.task["attempt"])
+            raise
+    return {}
+
+
+def sync_chatty(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
+    """The same lines from a sync handler's thread."""
+    for n in range(data.get("lines", 3)):
+        ctx.log.info("attempt %d line %d", ctx.task["attempt"], n + 1)
+    ctx.log.warning(data.get("last", "done"))
+    return {}
+
+
+async def chatty_slow(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Logs a line, waits ``seconds``, logs another."""
+    ctx.log.info("started")
+    await asyncio.sleep(data.get("seconds", 1.0))
+    ctx.log.info("finished")
+    return {}

@@ -27,11 +27,12 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import attempt_locks, events, locks, tasks
+from agentos import attempt_locks, events, locks, task_logs, tasks
 from agentos.aio import wait_wakeup
 from agentos.errors import InvalidInput
 from agentos.events import Draft, EventIn
 from agentos.store import Store
+from agentos.store import task_logs as store_logs
 from agentos.store.tasks import CHANNEL, task_event
 from agentos.tasks import Task
 from agentos.worker import instances
@@ -51,6 +52,7 @@ class Finished:
     tokens: Any = None
     cost: float | None = None
     took_locks: bool = True  # False: the attempt took no lock (saves the look-up)
+    logs: tuple[task_logs.Line, ...] = ()  # its lines not written yet (ctx.log)
 
 
 @dataclass
@@ -71,8 +73,9 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
     (on PostgreSQL one statement, when no finished attempt may hold a lock)."""
     if not 0 <= limit <= MAX_CLAIM:
         raise InvalidInput(f"limit must be between 0 and {MAX_CLAIM}", code="bad_limit")
+    logs = [line for f in finished for line in f.logs]
     if not any(f.took_locks for f in finished):
-        one_step = await store.tasks.cycle(worker_id, finished, agents, limit, lease_s)
+        one_step = await store.tasks.cycle(worker_id, finished, agents, limit, lease_s, logs)
         if one_step is not None:
             claimed = [Task.from_row(r) for r in one_step.claimed]
             if one_step.short:  # a capped agent's task met, or scheduled ones promoted
@@ -82,6 +85,7 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
     out = Cycle()
     async with store.write() as conn:
         drafts: list[EventIn | Draft] = []
+        await store_logs.insert_in(conn, logs)
         if finished:
             done, stale = await store.tasks.complete_in(conn, finished)
             out.stale = cast(list[Finished], stale)
@@ -123,13 +127,15 @@ async def claim(store: Store, worker_id: str, agents: list[str] | None = None,
 
 async def complete(store: Store, task_id: str, attempt: int, output: dict[str, Any] | None,
                    tokens: Any = None, cost: float | None = None,
-                   release_locks: bool = True) -> Task:
-    """End the attempt as succeeded; 409 if it is not the task's running attempt."""
+                   release_locks: bool = True, logs: task_logs.Logs = ()) -> Task:
+    """End the attempt as succeeded, with its last ``logs``; 409 if it is not the task's
+    running attempt."""
     item = Finished(task_id, attempt, output or {}, tokens, cost, release_locks)
     async with store.write() as conn:
         done, _ = await store.tasks.complete_in(conn, [item], full=True)
         if not done:
             await store.tasks.refuse(conn, task_id, attempt, "complete")
+        await task_logs.write_in(conn, task_id, attempt, logs)
         drafts = await _release(store, conn, done, [item])
         await events.append_in(store, conn, [*drafts,
                                              task_event(done[0], "succeeded", attempt=attempt)])
@@ -137,19 +143,23 @@ async def complete(store: Store, task_id: str, attempt: int, output: dict[str, A
 
 
 async def heartbeat(store: Store, task_id: str, attempt: int,
-                    lease_s: float = tasks.DEFAULT_LEASE) -> Task:
-    """Extend the lease (and the attempt's locks'); the answer says whether
-    cancellation was requested. 409 if the attempt is not the running one."""
+                    lease_s: float = tasks.DEFAULT_LEASE, logs: task_logs.Logs = ()) -> Task:
+    """Extend the lease (and the attempt's locks') and write the attempt's ``logs``
+    since the last; the answer says whether cancellation was requested. 409 if the
+    attempt is not the running one."""
     async with store.write() as conn:
         if not await _beat_in(store, conn, [(task_id, attempt, True)], lease_s):
             await store.tasks.refuse(conn, task_id, attempt, "heartbeat")
+        await task_logs.write_in(conn, task_id, attempt, logs)
         row = await store.tasks.get(conn, task_id)
     return Task.from_row(row)
 
 
 async def beat_many(store: Store, running: list[tuple[str, int, bool]],
-                    lease_s: float = tasks.DEFAULT_LEASE) -> dict[str, bool]:
-    """Extend the leases of ``running`` (task id, attempt, took locks) in one statement.
+                    lease_s: float = tasks.DEFAULT_LEASE,
+                    logs: Sequence[task_logs.Line] = ()) -> dict[str, bool]:
+    """Extend the leases of ``running`` (task id, attempt, took locks) in one statement,
+    and write the lines they logged since (one more, when there are some).
 
     Returns task id -> cancellation requested, for the attempts still current; one
     missing was superseded (its lease lapsed and the task moved on).
@@ -157,6 +167,7 @@ async def beat_many(store: Store, running: list[tuple[str, int, bool]],
     if not running:
         return {}
     async with store.write() as conn:
+        await store_logs.insert_in(conn, logs)
         beaten = await _beat_in(store, conn, running, lease_s)
         store.nothing_changed(conn)
     return beaten

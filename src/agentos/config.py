@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     # largest artifact a step may store (bytes of data, or of JSON text)
     run_workflows: bool = True
     artifact_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # task logs: what one attempt keeps of the lines its handler writes (ctx.log); the
+    # first line past either bound says the log was truncated, later ones are dropped
+    task_log_max_lines: int = Field(default=1000, ge=1, le=1_000_000)
+    task_log_max_bytes: int = Field(default=256 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # days an ended task's log lines are kept (the server deletes older ones every 10
+    # minutes); 0 keeps them as long as their task
+    task_log_retention_days: float = Field(default=30.0, ge=0, le=36500)
     # knowledge base: the largest document (title + content + metadata, bytes of UTF-8)
     knowledge_max_bytes: int = Field(default=512 * 1024, ge=1024)
     # optional vector search: an OpenAI-compatible embeddings API, e.g.

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import capabilities, events, locks, tasks
+from agentos import capabilities, events, locks, task_logs, tasks
 from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Draft, EventIn
@@ -69,16 +69,17 @@ async def submit_in(store: Store, conn: AsyncConnection, items: list[TaskIn]
 async def fail(store: Store, task_id: str, attempt: int, error: dict[str, Any],
                outcome: Outcome = Outcome.FAILED, retryable: bool = True,
                tokens: Any = None, cost: float | None = None,
-               release_locks: bool = True) -> Task:
+               release_locks: bool = True, logs: task_logs.Logs = ()) -> Task:
     """End the attempt as failed (or timed out, or cancelled); retry or dead-letter.
 
     ``cancelled`` only answers a cancel request; once one is made, any failure
     ends the task cancelled. ``tokens``/``cost``: what the attempt used before it
     failed (an LLM may have answered). ``release_locks=False``: the caller knows the
-    attempt took no lock.
+    attempt took no lock. ``logs``: its lines not written yet, written with its end.
     """
     async with store.write() as conn:
         row = await store.tasks.current(conn, task_id, attempt, "fail")
+        await task_logs.write_in(conn, task_id, attempt, logs)
         if outcome is Outcome.CANCELLED and not row.cancel_requested:
             raise Conflict(f"cannot end task {task_id} as cancelled: nobody asked to cancel it",
                            code="cancel_not_requested",
@@ -255,11 +256,13 @@ async def run_reaper(store: Store, stop: asyncio.Event | None = None) -> None:
         await wait_wakeup(stop, REAP_INTERVAL)
 
 
-async def hand_back(store: Store, task_id: str, attempt: int) -> Task:
+async def hand_back(store: Store, task_id: str, attempt: int,
+                    logs: task_logs.Logs = ()) -> Task:
     """Return a running task unfinished (worker shutdown): claimable at once, and
-    the attempt does not count against its retries."""
+    the attempt does not count against its retries (its ``logs`` are kept)."""
     async with store.write() as conn:
         row = await store.tasks.current(conn, task_id, attempt, "hand back")
+        await task_logs.write_in(conn, task_id, attempt, logs)
         now = await store.tasks.now(conn)
         await store.tasks.end_attempt(conn, row, now, Outcome.LOST.value, error={
             "type": "handed_back", "message": "worker shut down"})

@@ -5,6 +5,8 @@ settings ask for, started and stopped with it.
     scheduler     fires due schedule ticks (AGENTOS_RUN_SCHEDULER)
     reaper        ends attempts whose lease lapsed, keeps the queue's statistics
     lock-sweeper  reclaims lapsed lock leases, grants their next waiters
+    task-log-retention  deletes ended tasks' log lines past their age
+                  (AGENTOS_TASK_LOG_RETENTION_DAYS; 0: none)
     worker        runs tasks in this process (AGENTOS_RUN_WORKER; the demo's)
     projection:N  keeps read model N up to date (AGENTOS_RUN_PROJECTIONS)
     workflows     moves workflow runs on from the log; ends lapsed approvals and waits
@@ -27,7 +29,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from agentos import locks, metrics, projections, queue, router, schedules
+from agentos import locks, metrics, projections, queue, router, schedules, task_logs
 from agentos.api.app import create_app
 from agentos.config import Settings
 from agentos.metrics import automatic, query
@@ -67,6 +69,10 @@ async def background(store: Store, settings: Settings) -> AsyncIterator[None]:
         loops.append(_supervised("scheduler", lambda: schedules.run(store, stop)))
     loops.append(_supervised("reaper", lambda: queue.run_reaper(store, stop)))
     loops.append(_supervised("lock-sweeper", lambda: locks.run_sweeper(store, stop)))
+    if settings.task_log_retention_days:
+        days = settings.task_log_retention_days
+        loops.append(_supervised("task-log-retention",
+                                 lambda: task_logs.run_retention(store, stop, days)))
     if settings.run_worker:
         loops.append(_supervised("worker", in_server_worker.run))
     loops.append(_supervised("metrics-flush", lambda: metrics.run_flusher(store, stop)))

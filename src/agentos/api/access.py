@@ -133,6 +133,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/tasks/{task_id}/complete"): change(OP, "tasks.complete"),
     ("POST", "/api/v1/tasks/{task_id}/fail"): change(OP, "tasks.fail"),
     ("GET", "/api/v1/tasks/{task_id}/explain"): read("tasks"),
+    ("GET", "/api/v1/tasks/{task_id}/logs"): read("tasks"),
     # a question about an event that is not appended: nothing changes, nothing audited
     ("POST", "/api/v1/router/explain"): read("router"),
     ("GET", "/api/v1/workers"): read("workers"),

@@ -36,6 +36,7 @@ from agentos.api.routes import operating as operating_routes
 from agentos.api.routes import projections as projection_routes
 from agentos.api.routes import schedules as schedule_routes
 from agentos.api.routes import sessions as session_routes
+from agentos.api.routes import task_logs as task_log_routes
 from agentos.api.routes import telemetry as telemetry_routes
 from agentos.api.routes import users as user_routes
 from agentos.api.routes import workflow_runs as run_routes
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(metric_routes.prometheus_router)
     app.include_router(metric_routes.summary_router)
     app.include_router(explain_routes.router)
+    app.include_router(task_log_routes.router)
     app.include_router(dashboard.router)
     app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

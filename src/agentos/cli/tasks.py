@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json as json_
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -144,6 +146,35 @@ def explain(task_id: TaskId, json: options.Json = False, url: options.Url = None
         step = found["workflow"]
         typer.echo(f"\nstep {step['step']} of workflow run {step['run_id']} ({step['workflow']}, "
                    f"{step['run_status']})")
+
+
+@app.command()
+def logs(
+    task_id: TaskId,
+    attempt: Annotated[int | None, typer.Option(min=1, help="Only this attempt's lines.")
+                       ] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep printing new lines until the task ends.")] = False,
+    json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object a line, for scripts.")] = False,
+    url: options.Url = None,
+) -> None:
+    """Print the lines the task's handler wrote (ctx.log), attempt by attempt."""
+    with options.client(url) as api:
+        shown = 0
+        with contextlib.suppress(KeyboardInterrupt):
+            for line in api.log_lines(task_id, attempt, follow=follow):
+                typer.echo(json_.dumps(line) if json else _log_line(line))
+                shown += 1
+    if not shown and not json:
+        typer.echo("no log lines", err=True)
+
+
+def _log_line(line: dict[str, Any]) -> str:
+    """``AT  #ATTEMPT  LEVEL  MESSAGE``, a message's further lines indented under it."""
+    head = f"{output.timestamp(line['at'])}  #{line['attempt']}  {line['level']:<8} "
+    first, *rest = line["message"].split("\n") or [""]
+    return "\n".join([head + first, *(" " * len(head) + more for more in rest)])
 
 
 def workers(json: options.Json = False, url: options.Url = None) -> None:

@@ -37,6 +37,7 @@ from agentos.config import Settings
 from agentos.sdk import credentials
 
 DEFAULT_TIMEOUT = 30.0  # seconds for a whole request
+LOG_POLL = 1.0  # seconds between looks of ``follow_logs`` at a task still running
 
 _BY_STATUS: dict[int, type[errors.AgentOSError]] = {
     cls.status: cls
@@ -342,6 +343,32 @@ class Client:
 
     def retry_task(self, task_id: str) -> dict[str, Any]:
         return self._json("POST", _path("tasks", task_id, "retry"))
+
+    def task_logs(self, task_id: str, attempt: int | None = None, after: str | None = None,
+                  limit: int | None = None) -> dict[str, Any]:
+        """A page of the lines the task's handler wrote (ctx.log), oldest first:
+        ``{"lines": [...], "status", "attempt", "next_after"}``; pass ``next_after`` as
+        ``after`` for the next page."""
+        params = {k: v for k, v in {"attempt": attempt, "after": after, "limit": limit
+                                    }.items() if v is not None}
+        return self._json("GET", _path("tasks", task_id, "logs"), params=params)
+
+    def log_lines(self, task_id: str, attempt: int | None = None, *, follow: bool = False,
+                  poll_s: float = LOG_POLL) -> Iterator[dict[str, Any]]:
+        """Every line of the task's log (or of one attempt), page after page; ``follow``:
+        then the new ones as they come (a running attempt's arrive with its worker's
+        heartbeats) until the task has ended."""
+        after: str | None = None
+        while True:
+            page = self.task_logs(task_id, attempt, after)
+            for line in page["lines"]:
+                yield line
+                after = f"{line['attempt']}:{line['line']}"
+            if page["next_after"] is not None:
+                continue
+            if not follow or page["status"] in ("succeeded", "failed", "cancelled"):
+                return  # an ended task's lines were written with its end: none follow
+            time.sleep(poll_s)
 
     def explain_task(self, task_id: str) -> dict[str, Any]:
         """Why the task is not running (the gate that holds it, every gate's finding),

@@ -293,6 +293,22 @@ task_attempts = Table(
     Column("cost", Float),
 )
 
+# the lines a handler writes with ctx.log (and a remote worker sends), per attempt and
+# numbered within it; bounded per attempt by the writer (a "truncated" line says so), and
+# deleted with their task
+task_logs = Table(
+    "task_logs",
+    metadata,
+    Column("task_id", String(36), ForeignKey("tasks.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    Column("line", Integer, primary_key=True, autoincrement=False),  # 1, 2, ... per attempt
+    Column("at", UTCDateTime, nullable=False),  # the writer's clock
+    Column("level", String(16), nullable=False),  # debug .. critical, stderr, truncated
+    Column("message", Text, nullable=False),
+    Index(None, "at"),  # retention: the oldest lines first
+)
+
 # worker instances: registered at start, heartbeating while they run
 workers = Table(
     "workers",

@@ -47,6 +47,8 @@ from agentos.store.events import RANK, Draft, insert_rows
 from agentos.store.sqlite_rows import reader
 from agentos.store.tables import agent_versions, held_agents, task_attempts
 from agentos.store.tables import tasks as table
+from agentos.store.task_logs import LogLine
+from agentos.store.task_logs import rows as log_rows
 
 if TYPE_CHECKING:
     from agentos.store.base import Store
@@ -208,9 +210,11 @@ class Tasks:
         raise NotImplementedError  # each backend submits its own way
 
     async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
-                    limit: int, lease_s: float) -> Cycled | None:
-        """End ``ended`` as succeeded and claim up to ``limit`` in one round trip; None
-        where this backend cannot now (the caller takes a write transaction)."""
+                    limit: int, lease_s: float, logs: Sequence[LogLine] = ()
+                    ) -> Cycled | None:
+        """End ``ended`` as succeeded, write ``logs`` (the lines of attempts it ends or
+        that run) and claim up to ``limit`` in one round trip; None where this backend
+        cannot now (the caller takes a write transaction)."""
         raise NotImplementedError  # each backend's round trip
 
     async def complete_in(self, conn: AsyncConnection, ended: Sequence[Ended],
@@ -411,10 +415,11 @@ class SqliteTasks(Tasks):
         return made
 
     async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
-                    limit: int, lease_s: float) -> Cycled | None:
+                    limit: int, lease_s: float, logs: Sequence[LogLine] = ()
+                    ) -> Cycled | None:
         async with self.store.driver() as db:
             if db is not None:
-                out = _cycle_sqlite(db, worker_id, ended, agents, limit, lease_s)
+                out = _cycle_sqlite(db, worker_id, ended, agents, limit, lease_s, logs)
         if db is None:
             return None
         if out.claimed or len(out.stale) < len(ended):
@@ -523,7 +528,8 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
 
 
 def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[Ended],
-                  agents: list[str] | None, limit: int, lease_s: float) -> Cycled:
+                  agents: list[str] | None, limit: int, lease_s: float,
+                  logs: Sequence[LogLine] = ()) -> Cycled:
     """``cycle`` on SQLite's own connection, in ``Store.driver()``'s write transaction:
     the same named statements, without a layer between them and SQLite while every
     other writer waits."""
@@ -531,6 +537,9 @@ def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[End
     moment = datetime.now(UTC)
     now = stamp(moment)
     drafts: list[Draft] = []
+    if logs:  # written whether or not their attempt is still current: they happened
+        db.executemany(_SQLITE_LOGS, [(x.task_id, x.attempt, x.line, stamp(x.at), x.level,
+                                       x.message) for x in logs])
     if finished:
         end, record = _sqlite_statements("tasks_complete", driver=True)
         batch = _json([_item(f) for f in finished])
@@ -630,24 +639,29 @@ class PostgresTasks(Tasks):
         return _per_item(where, per_sent)
 
     async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
-                    limit: int, lease_s: float) -> Cycled | None:
+                    limit: int, lease_s: float, logs: Sequence[LogLine] = ()
+                    ) -> Cycled | None:
         params: dict[str, Any] = {
             "batch": _json([_item(f) for f in ended]), "ids": [f.task_id for f in ended],
             "worker_id": worker_id, "lease_s": lease_s, "event_rank": RANK["normal"],
             "event_ids": _json(ids.uuid7_many(len(ended) + limit))}
         if agents:
             params["agents"] = list(agents)
+        if logs:
+            params["logs"] = _json([{**row, "at": row["at"].isoformat()}
+                                    for row in log_rows(logs)])
         async with self.store.driver() as driver:
             if driver is not None:
-                query = _pg_claim_text("tasks_cycle", bool(agents), limit, driver=True)
+                query = _pg_claim_text("tasks_cycle", bool(agents), limit, driver=True,
+                                       logs=bool(logs))
                 rows = await (await driver.execute(query, params, prepare=True)).fetchall()
         if driver is not None:
             if rows[0].notified:
                 self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
         else:  # a before-commit hook must see the write: the same statement through it
             async with self.store.statement() as conn:
-                rows = (await conn.execute(_pg_claim_clause("tasks_cycle", bool(agents), limit),
-                                           params)).all()
+                rows = (await conn.execute(_pg_claim_clause("tasks_cycle", bool(agents), limit,
+                                                            logs=bool(logs)), params)).all()
                 if rows[0].notified:
                     await self.store.notify(conn, EVENTS_CHANNEL, sent=True)
                 else:
@@ -788,27 +802,29 @@ def _names(columns: Sequence[Any], prefix: str = "") -> str:
     return ", ".join(prefix + c.name for c in columns)
 
 
-def _pg_claim_fill(agents: bool, n: int) -> dict[str, str]:
+def _pg_claim_fill(agents: bool, n: int, logs: bool = False) -> dict[str, str]:
     """A claim's blanks. Its size is written into the text, not sent as a parameter:
     with ``LIMIT $1`` PostgreSQL's generic plan assumes a large limit, so it would plan
     the statement again on every execution (about a millisecond of its CPU per round
     trip); with the number in the text each size gets one cached plan."""
     return {"columns": _names(_ALL, "t."), "ended_columns": _names(ENDED, "t."),
-            "agents": "AND t.agent = ANY(:agents)" if agents else "", "n": str(int(n))}
+            "agents": "AND t.agent = ANY(:agents)" if agents else "", "n": str(int(n)),
+            # the log lines a round trip carries: one more CTE, only when it has some
+            "logged": sql.query("task_logs_insert", "postgresql") + "," if logs else ""}
 
 
 _PG_CLAIMS: dict[tuple[str, bool, int, bool], Any] = {}
 
 
-def _pg_claim_text(name: str, agents: bool, n: int, driver: bool) -> str:
-    return sql.query(name, "postgresql", driver=driver, **_pg_claim_fill(agents, n))
+def _pg_claim_text(name: str, agents: bool, n: int, driver: bool, logs: bool = False) -> str:
+    return sql.query(name, "postgresql", driver=driver, **_pg_claim_fill(agents, n, logs))
 
 
-def _pg_claim_clause(name: str, agents: bool, n: int) -> Any:
+def _pg_claim_clause(name: str, agents: bool, n: int, logs: bool = False) -> Any:
     """``tasks_claim``/``tasks_cycle`` as a SQLAlchemy clause typed as the table's rows."""
-    key = (name, agents, n, False)
+    key = (name, agents, n, logs)
     if key not in _PG_CLAIMS:
-        _PG_CLAIMS[key] = text(_pg_claim_text(name, agents, n, False)).columns(
+        _PG_CLAIMS[key] = text(_pg_claim_text(name, agents, n, False, logs)).columns(
             *table.c, *_EXTRA[name])
     return _PG_CLAIMS[key]
 
@@ -872,5 +888,7 @@ _SQLITE_NAMED = ("SELECT name, version, status, definition FROM agent_versions "
                  "WHERE name = :agent AND version = :version")
 _SQLITE_LATEST = ("SELECT name, version, status, definition FROM agent_versions "
                   "WHERE name = :agent AND status = 'published' ORDER BY sort_key DESC LIMIT 1")
+_SQLITE_LOGS = ("INSERT OR IGNORE INTO task_logs (task_id, attempt, line, at, level, message) "
+                "VALUES (?, ?, ?, ?, ?, ?)")  # a round trip sent again may carry them again
 read_task = reader(_ALL)  # a task row of SQLite's own connection, as SQLAlchemy's
 _read_ended = reader(ENDED)

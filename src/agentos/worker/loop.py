@@ -36,9 +36,11 @@ from agentos import (
     model_registry,
     queue,
     registry,
+    task_logs,
     traces,
 )
 from agentos.aio import raise_if_cancelling, wait_wakeup
+from agentos.config import Settings
 from agentos.errors import Conflict, Forbidden, InvalidInput, NotFound
 from agentos.store import Store
 from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE, Task
@@ -57,10 +59,12 @@ class _Unloadable(Exception):
 
 @dataclass
 class _Running:
-    """A claimed task in its slot: the asyncio task running it, and its context."""
+    """A claimed task in its slot: the asyncio task running it, its context, and the
+    lines its handler logged that no round trip has written yet."""
 
     task: Task
     runner: asyncio.Task[None]
+    log: task_logs.AttemptLog
     ctx: Context | None = None
 
 
@@ -71,7 +75,8 @@ class Worker:
                  agents: list[str] | None = None, concurrency: int = DEFAULT_CONCURRENCY,
                  lease_s: float = DEFAULT_LEASE, grace: float = 30.0,
                  burst: bool = False, claim_batch: int | None = None,
-                 poll_interval: float = POLL_INTERVAL) -> None:
+                 poll_interval: float = POLL_INTERVAL,
+                 log_limits: task_logs.Limits | None = None) -> None:
         self.store = store
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{ids.uuid7()[-6:]}"
         self.agents = agents
@@ -81,6 +86,8 @@ class Worker:
         self.burst = burst  # exit once the queue is empty (tests, batch jobs)
         self.claim_batch = claim_batch or concurrency
         self.poll_interval = poll_interval
+        # what an attempt keeps of its handler's ctx.log lines (AGENTOS_TASK_LOG_MAX_*)
+        self.log_limits = log_limits or task_logs.Limits.from_settings(Settings())
         self._running: dict[str, _Running] = {}
         self._finished: list[claims.Finished] = []  # results the next round trip records
         self._wakeup = asyncio.Event()  # replaced by the store's in run()
@@ -157,7 +164,9 @@ class Worker:
             log.warning("task %s attempt %d finished after it was superseded", item.task_id,
                         item.attempt, extra={"action": "result_rejected"})
         for task in done.claimed:
-            self._running[task.id] = _Running(task, asyncio.create_task(self._execute(task)))
+            self._running[task.id] = _Running(
+                task, asyncio.create_task(self._execute(task)),
+                task_logs.AttemptLog(task.id, task.attempt, self.log_limits))
         return bool(done.claimed or finished)
 
     async def _linger(self) -> None:
@@ -183,12 +192,17 @@ class Worker:
         while True:
             await asyncio.sleep(self.lease_s / 3)
             running = list(self._running.values())
+            # the lines logged since, written with the heartbeat: a follower sees them
+            taken = [(r, r.log.take()) for r in running]
             try:
                 beaten = await claims.beat_many(self.store, [
                     (r.task.id, r.task.attempt, r.ctx is None or r.ctx.took_locks)
-                    for r in running], self.lease_s)
+                    for r in running], self.lease_s,
+                    [line for _, lines in taken for line in lines])
             except Exception:
                 log.exception("heartbeat failed", extra={"action": "heartbeat_failed"})
+                for r, lines in taken:
+                    r.log.give_back(lines)  # written with the next one
                 continue
             for r in running:
                 if r.task.id not in beaten:
@@ -251,7 +265,9 @@ class Worker:
         try:
             await self._attempt(task)
         except asyncio.CancelledError:
-            await self._report(queue.hand_back(self.store, task.id, task.attempt))
+            running = self._running.get(task.id)
+            await self._report(queue.hand_back(self.store, task.id, task.attempt,
+                                               running.log.take() if running else ()))
         finally:
             self._running.pop(task.id, None)
             self._wakeup.set()  # a free slot, and maybe a result to record
@@ -303,12 +319,15 @@ class Worker:
             return  # handed back to wait in the lock queue
         current = asyncio.current_task()
         assert current is not None
+        running = self._running.get(task.id)
+        lines = running.log if running else task_logs.AttemptLog(task.id, task.attempt,
+                                                                 self.log_limits)
         ctx = Context(claimed=task, agent=definition, store=self.store,
                       heartbeat=lambda: self._beat(task.id, task.attempt, ctx, current),
-                      log=logging.LoggerAdapter(log, {"task_id": task.id}),
+                      log=task_logs.TaskLogger(log, {"task_id": task.id}, lines),
                       lease_s=self.lease_s, held=held, took_locks=bool(held), model=model,
                       config_overrides=overrides)
-        if running := self._running.get(task.id):
+        if running is not None:
             running.ctx = ctx  # the lease keeper now knows whether it took locks
         try:
             with traces.span("task.attempt", _span_of(task)):
@@ -321,11 +340,13 @@ class Worker:
             end = stopped
         if end.succeeded:  # recorded by the loop's next round trip, with others ending meanwhile
             self._finished.append(claims.Finished(task.id, task.attempt, end.output, **_used(ctx),
-                                                  took_locks=ctx.took_locks))
+                                                  took_locks=ctx.took_locks,
+                                                  logs=tuple(lines.take())))
             return
         await self._report(queue.fail(self.store, task.id, task.attempt, end.error or {},
                                       outcome=end.outcome, retryable=end.retryable,
-                                      **_used(ctx), release_locks=ctx.took_locks))
+                                      **_used(ctx), release_locks=ctx.took_locks,
+                                      logs=lines.take()))
 
     async def _beat(self, task_id: str, attempt: int, ctx: Context,
                     runner: asyncio.Task[Any]) -> None:

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from agentos import attempt_locks, claims, inputs, queue, tasks
+from agentos import attempt_locks, claims, inputs, queue, task_logs, tasks
 from agentos.api import access
 from agentos.api.deps import SettingsDep, StoreDep
+from agentos.api.schemas import task_logs as log_schemas
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
 from agentos.tasks import Outcome, TaskIn
@@ -84,7 +85,7 @@ async def list_tasks(
     return {"tasks": [t.to_dict() for t in page], cursor: following}
 
 
-class CompleteIn(BaseModel):
+class Result(BaseModel):
     model_config = ConfigDict(extra="forbid")
     attempt: inputs.Attempt
     output: dict[str, Any] = Field(default_factory=dict)
@@ -92,7 +93,11 @@ class CompleteIn(BaseModel):
     cost: Annotated[float, Field(ge=0)] | None = None
 
 
-class CompletedIn(CompleteIn):
+class CompleteIn(Result):
+    logs: log_schemas.LogLinesIn = Field(default_factory=list)  # its lines since the last
+
+
+class CompletedIn(Result):
     id: Annotated[str, Field(min_length=1, max_length=36)]
 
 
@@ -170,6 +175,7 @@ class AttemptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     attempt: inputs.Attempt
     lease_s: Annotated[float, Field(gt=0, le=3600)] = tasks.DEFAULT_LEASE
+    logs: log_schemas.LogLinesIn = Field(default_factory=list)  # its lines since the last
 
 
 class ErrorIn(BaseModel):
@@ -187,12 +193,20 @@ class FailIn(BaseModel):
     retryable: StrictBool = True
     tokens: dict[str, inputs.Count] | None = None
     cost: Annotated[float, Field(ge=0)] | None = None
+    logs: log_schemas.LogLinesIn = Field(default_factory=list)  # its lines since the last
+
+
+def _logs(lines: list[log_schemas.LogLineIn], settings: Any) -> task_logs.Remote:
+    return task_logs.Remote([x.sent() for x in lines], task_logs.Limits.from_settings(settings))
 
 
 @router.post("/{task_id}/heartbeat")
-async def heartbeat(store: StoreDep, task_id: str, body: AttemptIn) -> dict[str, Any]:
-    """Extend the lease of the current attempt; ``cancel_requested`` tells it to stop."""
-    task = await claims.heartbeat(store, task_id, body.attempt, body.lease_s)
+async def heartbeat(store: StoreDep, settings: SettingsDep, task_id: str, body: AttemptIn
+                    ) -> dict[str, Any]:
+    """Extend the lease of the current attempt; ``cancel_requested`` tells it to stop.
+    ``logs``: the lines its handler wrote since the last request, kept with the attempt."""
+    task = await claims.heartbeat(store, task_id, body.attempt, body.lease_s,
+                                  _logs(body.logs, settings))
     if task.worker_id:  # a busy remote worker stays listed as alive
         await instances.touch(store, task.worker_id)
     return {"lease_expires_at": task.to_dict()["lease_expires_at"],
@@ -200,17 +214,20 @@ async def heartbeat(store: StoreDep, task_id: str, body: AttemptIn) -> dict[str,
 
 
 @router.post("/{task_id}/complete")
-async def complete(store: StoreDep, task_id: str, body: CompleteIn) -> dict[str, Any]:
+async def complete(store: StoreDep, settings: SettingsDep, task_id: str, body: CompleteIn
+                   ) -> dict[str, Any]:
     return (await claims.complete(store, task_id, body.attempt, body.output, body.tokens,
-                                 body.cost)).to_dict()
+                                 body.cost, logs=_logs(body.logs, settings))).to_dict()
 
 
 @router.post("/{task_id}/fail")
-async def fail(store: StoreDep, task_id: str, body: FailIn) -> dict[str, Any]:
+async def fail(store: StoreDep, settings: SettingsDep, task_id: str, body: FailIn
+               ) -> dict[str, Any]:
     if body.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED, Outcome.LOST, Outcome.DEFERRED):
         raise InvalidInput("outcome must be failed, timeout or cancelled", code="bad_outcome")
     return (await queue.fail(store, task_id, body.attempt, body.error.model_dump(),
-                             body.outcome, body.retryable, body.tokens, body.cost)).to_dict()
+                             body.outcome, body.retryable, body.tokens, body.cost,
+                             logs=_logs(body.logs, settings))).to_dict()
 
 
 

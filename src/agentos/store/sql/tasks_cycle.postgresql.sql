@@ -6,7 +6,7 @@
 -- when it leaves a claim short (a capped agent's task, or scheduled tasks it
 -- promoted) the caller claims the rest in a transaction of its own.
 WITH /*include tasks_ended*/,
-/*include tasks_taken*/, news AS (
+/*logged*/ /*include tasks_taken*/, news AS (
     -- the events, in order: the ended attempts', then the claimed ones' in claim order
     SELECT row_number() OVER (ORDER BY x.k, x.priority DESC, x.seq, x.id) AS ord, x.*
     FROM (SELECT 0 AS k, 'task.succeeded' AS type, id, agent, attempt, correlation_id,

@@ -1,0 +1,55 @@
+"""``agentos tasks logs`` against a real server and a real worker process: ``--follow``
+prints a running task's first line before it ends (it came with a heartbeat) and exits
+once it has ended; an unknown task is one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agentos.sdk import Client
+from tests.acceptance.conftest import AGENTOS, Cli, Server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_tasks_logs_follow(cli: Cli, server: Server, database_url: str) -> None:
+    with Client(server.url) as api:
+        api.create_agent({"name": "slow", "version": "1.0.0",
+                          "handler": {"type": "python", "target": "tests.handlers:chatty_slow"}})
+        api.publish("slow", "1.0.0")
+        task = api.submit("slow", {"seconds": 4})
+    follower = subprocess.Popen([*AGENTOS, "tasks", "logs", task["id"], "--follow"],
+                                cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "AGENTOS_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT),
+           "AGENTOS_LOG_LEVEL": "warning"}
+    worker = subprocess.Popen([sys.executable, "-m", "agentos.cli.main", "worker", "--burst",
+                               "--lease", "3"], cwd=ROOT, env=env)  # heartbeats every 1 s
+    try:
+        assert follower.stdout is not None
+        first = follower.stdout.readline()
+        seen_at = time.monotonic()
+        assert first.split()[1:] == ["#1", "info", "started"], first
+        with Client(server.url) as api:  # seen while it still ran
+            assert api.get_task(task["id"])["status"] == "running"
+        second = follower.stdout.readline()
+        assert second.split()[1:] == ["#1", "info", "finished"], second
+        assert time.monotonic() - seen_at > 1.5
+        assert follower.wait(timeout=30) == 0  # it ended, so did the follower
+        assert worker.wait(timeout=60) == 0
+    finally:
+        for process in (follower, worker):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if follower.stdout is not None:
+            follower.stdout.close()
+    out = cli.ok("tasks", "logs", task["id"], "--json").splitlines()
+    assert [json.loads(x)["message"] for x in out] == ["started", "finished"]
+    assert cli.ok("tasks", "logs", task["id"], "--attempt", "2") == ""
+    bad = cli("tasks", "logs", "nope")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: no task nope"
