@@ -27,10 +27,11 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import attempt_locks, events, locks, task_logs, tasks
+from agentos import events, locks, task_logs, tasks
 from agentos.aio import wait_wakeup
 from agentos.errors import InvalidInput
 from agentos.events import Draft, EventIn
+from agentos.locks import attempts
 from agentos.store import Store
 from agentos.store import task_logs as store_logs
 from agentos.store.tasks import CHANNEL, task_event
@@ -191,7 +192,7 @@ async def _beat_in(store: Store, conn: AsyncConnection, running: list[tuple[str,
     for task_id, _, held in running:
         if held and task_id in beaten:
             assert now is not None
-            await locks.renew_owner_in(conn, locks.task_owner(task_id), lease_s, now)
+            await locks.renew_owner_in(store, conn, locks.task_owner(task_id), lease_s, now)
     return beaten
 
 
@@ -261,7 +262,7 @@ async def claim_remote(store: Store, worker_id: str, host: str, agents: list[str
                        limit: int, lease_s: float, wait_s: float, completed: list[Finished],
                        recheck: Callable[[], Awaitable[object]] | None = None,
                        recheck_s: float = 5.0
-                       ) -> tuple[list[tuple[Task, attempt_locks.Held]], list[Finished]]:
+                       ) -> tuple[list[tuple[Task, attempts.Held]], list[Finished]]:
     """A remote worker's round trip over HTTP: record ``completed`` and claim up to
     ``limit`` tasks in one transaction; with ``wait_s`` > 0, long-poll until one is
     ready. Each task comes with its agent's declared resources locked for its attempt
@@ -270,7 +271,7 @@ async def claim_remote(store: Store, worker_id: str, host: str, agents: list[str
     once more after a long poll; a long poll calls ``recheck`` (the caller's credential
     check, which raises once it was revoked) every ``recheck_s`` seconds. Returns the
     tasks and the stale completions."""
-    holders = await attempt_locks.may_hold(store, [c.task_id for c in completed])
+    holders = await attempts.may_hold(store, [c.task_id for c in completed])
     finished = [Finished(c.task_id, c.attempt, c.output, c.tokens, c.cost,
                          took_locks=c.task_id in holders) for c in completed]
     stale: list[Finished] = []
@@ -288,7 +289,7 @@ async def claim_remote(store: Store, worker_id: str, host: str, agents: list[str
             if claimed is None:
                 claimed = (await claim(store, worker_id, agents, limit, lease_s)
                            ) if limit else []
-            got = await attempt_locks.take_for_claim(store, claimed, lease_s)
+            got = await attempts.take_for_claim(store, claimed, lease_s)
             claimed = None
             left = deadline - time.monotonic()
             if got or left <= 0 or not limit:

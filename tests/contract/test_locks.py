@@ -8,6 +8,7 @@ import pytest
 from agentos import events, locks
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.locks import Claim
+from agentos.locks import state as lock_state
 from agentos.store import Store, open_store
 
 R = "device:pixel-7"
@@ -130,7 +131,7 @@ async def test_a_release_racing_a_waiter_that_queues_hands_the_lock_over(store: 
     the row (on PostgreSQL its snapshot was taken before) gets the lock from it."""
     held = (await locks.acquire(store, R, Claim("a"))).grants[0]
     async with store.write() as conn:  # a waiter queues, holding the lock row to commit
-        assert await locks._try(store, conn, R, Claim("b"), [], queue_for=30) == 1
+        assert await lock_state.try_one(store, conn, R, Claim("b"), [], queue_for=30) == 1
         release = asyncio.create_task(locks.release(store, R, "a", held.token))
         await asyncio.sleep(0.3)
         assert not release.done()

@@ -23,6 +23,7 @@ from agentos.store import errors
 
 if TYPE_CHECKING:
     from agentos.store.events import Events
+    from agentos.store.locks import Locks
     from agentos.store.tasks import Tasks
 
 log = logging.getLogger("agentos.store")
@@ -34,7 +35,7 @@ class Store:
 
     Each concept whose statements differ by backend has its interface here, the
     backend's own chosen once when the store opens: ``store.tasks``,
-    ``store.events``.
+    ``store.events``, ``store.locks``.
     """
 
     dialect: ClassVar[str]
@@ -44,6 +45,7 @@ class Store:
                                                                 PendingRollbackError)
     tasks: Tasks
     events: Events
+    locks: Locks
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url

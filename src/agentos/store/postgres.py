@@ -20,6 +20,7 @@ from agentos.store import errors
 from agentos.store.base import UNCHANGED, Store
 from agentos.store.columns import json_dumps, json_loads
 from agentos.store.events import PostgresEvents
+from agentos.store.locks import PostgresLocks
 from agentos.store.tasks import PostgresTasks
 
 log = logging.getLogger("agentos.store")
@@ -36,6 +37,7 @@ class PostgresStore(Store):
         super().__init__(url, pool_size=pool_size)
         self.tasks = PostgresTasks(self)
         self.events = PostgresEvents(self)
+        self.locks = PostgresLocks(self)
         self._driver: psycopg.AsyncConnection[Any] | None = None
         self._driver_lock = asyncio.Lock()
 

@@ -11,7 +11,7 @@ finish within ``grace``, record their results, then hand back what is left.
 One lease keeper renews every running attempt's lease (and its locks') in one
 statement and carries cancellation requests; ``timeout_s`` cancels the
 handler. An agent's declared ``resources`` are locked, all or none, before
-its handler starts (``attempt_locks``). How a handler's end ends its attempt is the
+its handler starts (``locks.attempts``). How a handler's end ends its attempt is the
 table in ``worker.outcomes``.
 """
 
@@ -27,7 +27,6 @@ from typing import Any
 
 from agentos import (
     agent_config,
-    attempt_locks,
     cache,
     claims,
     ids,
@@ -42,6 +41,7 @@ from agentos import (
 from agentos.aio import raise_if_cancelling, wait_wakeup
 from agentos.config import Settings
 from agentos.errors import Conflict, Forbidden, InvalidInput, NotFound
+from agentos.locks import attempts
 from agentos.store import Store
 from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE, Task
 from agentos.worker import handlers, instances, outcomes
@@ -307,9 +307,9 @@ class Worker:
                                           outcomes.error_of(exc)))
             return
         try:
-            held = await attempt_locks.take(self.store, task, definition, self.lease_s)
+            held = await attempts.take(self.store, task, definition, self.lease_s)
         except (InvalidInput, Forbidden) as exc:  # bad input or not permitted: never retried
-            await attempt_locks.refuse(self.store, task, exc)
+            await attempts.refuse(self.store, task, exc)
             return
         except Exception as exc:
             await self._report(queue.fail(self.store, task.id, task.attempt,

@@ -8,12 +8,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from agentos import attempt_locks, claims, inputs, queue, task_logs, tasks
+from agentos import claims, inputs, queue, task_logs, tasks
 from agentos.api import access
 from agentos.api.deps import SettingsDep, StoreDep
 from agentos.api.schemas import task_logs as log_schemas
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
+from agentos.locks import attempts
 from agentos.tasks import Outcome, TaskIn
 from agentos.worker import instances
 
@@ -148,7 +149,7 @@ async def claim(store: StoreDep, settings: SettingsDep, request: Request, body: 
     return answer
 
 
-def _claimed(task: tasks.Task, held: attempt_locks.Held) -> dict[str, Any]:
+def _claimed(task: tasks.Task, held: attempts.Held) -> dict[str, Any]:
     out = task.to_dict()
     if held:
         out["locks"] = [grant.to_dict() for grant in held.values()]

@@ -1,0 +1,456 @@
+"""Locks' storage: the statements of ``locks`` and ``lock_waiters``, behind ``store.locks``.
+
+Rules the statements keep (the named SQL files refer to them by number):
+
+1. A free lock has no live waiter: whatever frees a lock grants the next live waiter
+   (priority, then arrival) in the same transaction, or says it found none.
+2. ``locks.queued`` says a waiter may be queued: set by every waiter that joins while
+   it holds the lock row, reset by every change that frees the lock. A release in one
+   statement reads it on the row's newest version, so it never misses a waiter.
+3. The token grows with every grant and is never reused (the row outlives releases).
+4. Only the database clock decides expiry: leases compare with its ``now``.
+
+The common cases are one statement each, on the store's driver connection (the
+``hot`` methods: ``acquire``, ``release``, ``renew``; on PostgreSQL also ``join``
+and ``handover``, after a statement that locks the lock row) or, while a
+before-commit hook must see every write (the API's audit row), in a write
+transaction; each appends its ``lock.*`` event. A hot method answers None (or
+False) when it changed nothing: the caller then takes the full path, a transaction
+of the step methods below (expiry, the queue, acquire-many, the error to explain).
+SQLite has no one-statement ``join`` or ``handover``: the full path does those.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from agentos.store import sql
+from agentos.store.columns import UTCDateTime, json_dumps, json_loads, utc_from_text, utcnow
+from agentos.store.events import CHANNEL as EVENTS_CHANNEL
+from agentos.store.events import Draft, insert_rows
+from agentos.store.tables import lock_waiters, locks
+from agentos.store.tables import tasks as tasks_table
+from agentos.store.tasks import CHANNEL as TASKS_CHANNEL
+
+if TYPE_CHECKING:
+    from agentos.store.base import Store
+
+CHANNEL = "agentos_locks"  # notified when a lock is granted to a waiter
+L = locks.c
+W = lock_waiters.c
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A hand-over's answer: whether a waiter was granted the lock, and its task."""
+
+    granted: bool
+    waiter_task: str | None
+
+
+class later(FunctionElement[datetime]):
+    """The database's current UTC time plus ``seconds`` (a bound number)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(later, "postgresql")
+def _pg_later(element: later, compiler: SQLCompiler, **kw: Any) -> str:
+    (seconds,) = element.clauses
+    return f"statement_timestamp() + make_interval(secs => {compiler.process(seconds, **kw)})"
+
+
+@compiles(later, "sqlite")
+def _sqlite_later(element: later, compiler: SQLCompiler, **kw: Any) -> str:
+    (seconds,) = element.clauses
+    shift = f"printf('%+.6f seconds', {compiler.process(seconds, **kw)})"
+    return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', {shift})"
+
+
+class Locks:
+    """The lock statements; a backend's subclass runs the one-statement paths its way."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- one statement each (None / False: nothing changed, take the full path) --
+
+    async def acquire(self, params: dict[str, Any]) -> tuple[int, datetime] | None:
+        """Take a free (or new) lock and append ``lock.acquired``: (token, expiry)."""
+        raise NotImplementedError  # each backend's statement
+
+    async def release(self, params: dict[str, Any]) -> bool:
+        """Free a lock nobody waits for (rule 2) and append ``lock.released``."""
+        raise NotImplementedError  # each backend's statement
+
+    async def renew(self, params: dict[str, Any]) -> datetime | None:
+        """Extend a live lease the owner holds with this token: the new expiry."""
+        raise NotImplementedError  # each backend's statement
+
+    async def join(self, params: dict[str, Any]) -> int | None:
+        """Join the queue of a lock another owner holds: the position (1 = next)."""
+        return None  # SQLite: the full path
+
+    async def handover(self, params: dict[str, Any]) -> Handover | None:
+        """Release a lock and grant it to its next live waiter (or free it)."""
+        return None  # SQLite: the full path
+
+    # -- steps of the full path, within the caller's write transaction --------
+
+    async def now(self, conn: AsyncConnection) -> datetime:
+        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+        return now
+
+    async def locked_row(self, conn: AsyncConnection, resource: str) -> Any:
+        return (await conn.execute(select(locks).where(L.resource == resource)
+                                   .with_for_update())).first()
+
+    async def locked_rows(self, conn: AsyncConnection, resources: list[str] | None = None,
+                          owners: Sequence[str] | None = None,
+                          tokens: list[int] | None = None) -> list[Any]:
+        """The lock rows of these resources and/or owners (and tokens), locked, in
+        resource order (every transaction locks rows in that order: no deadlock)."""
+        stmt = select(locks)
+        if resources is not None:
+            stmt = stmt.where(L.resource.in_(resources))
+        if owners is not None:
+            stmt = stmt.where(L.owner.in_(owners))
+        if tokens is not None:
+            stmt = stmt.where(L.token.in_(tokens))
+        return list((await conn.execute(stmt.order_by(L.resource).with_for_update())).all())
+
+    async def held(self, conn: AsyncConnection, resource: str) -> Any:
+        """The lock row, locked, with the database's ``now`` and ``waiting`` (a waiter's
+        id or None)."""
+        waiting = select(W.id).where(W.resource == L.resource).limit(1).scalar_subquery()
+        return (await conn.execute(select(locks, utcnow().label("now"),
+                                          waiting.label("waiting"))
+                                   .where(L.resource == resource).with_for_update(of=locks))
+                ).first()
+
+    async def grant_free(self, conn: AsyncConnection, resource: str, type_: str,
+                         holder: dict[str, Any], ttl_s: float) -> tuple[int, datetime] | None:
+        """Take the lock if it is free (or new) in one statement: (token, expiry); None
+        if held. A conflict locks the row even when the WHERE refuses the update."""
+        values = {**holder, "acquired_at": utcnow(), "expires_at": later(ttl_s),
+                  "updated_at": utcnow()}
+        stmt = self._upsert().values(resource=resource, type=type_, token=1, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["resource"],
+                                          set_={"token": L.token + 1, **values},
+                                          where=L.owner.is_(None)).returning(L.token,
+                                                                             L.expires_at)
+        row = (await conn.execute(stmt)).first()
+        return None if row is None else (int(row.token), row.expires_at)
+
+    def _upsert(self) -> Any:
+        return sqlite_insert(locks)
+
+    async def free(self, conn: AsyncConnection, resource: str, now: datetime) -> None:
+        """Free the lock (the caller holds its row); ``queued`` says again whether anyone
+        waits (rule 2; a waiter ``grant_next`` then takes leaves it stale, which costs the
+        next release the full path once)."""
+        anyone = select(W.id).where(W.resource == resource).exists()
+        await conn.execute(update(locks).where(L.resource == resource).values(
+            owner=None, priority=None, acquired_at=None, expires_at=None, metadata=None,
+            task_id=None, agent=None, updated_at=now, queued=anyone))
+
+    async def extend(self, conn: AsyncConnection, resource: str, expires: datetime,
+                     now: datetime) -> None:
+        await conn.execute(update(locks).where(L.resource == resource).values(
+            expires_at=expires, updated_at=now))
+
+    async def mark_queued(self, conn: AsyncConnection, resource: str) -> None:
+        """A waiter joined (or stretched its entry): the lock's release takes the full
+        path (rule 2)."""
+        await conn.execute(update(locks).where(L.resource == resource, L.queued.is_(False))
+                           .values(queued=True))
+
+    async def grant_next(self, conn: AsyncConnection, resource: str, now: datetime
+                         ) -> tuple[Any, int] | None:
+        """The lock was just freed: grant it to the best live waiter (rule 1), lapsed
+        entries skipped (the sweeper drops them); (the waiter's entry, the new token),
+        or None. A waiting task is made due at once; the waiters are woken."""
+        best = (select(W.id).where(W.resource == resource, W.expires_at >= now)
+                .order_by(W.priority.desc(), W.id).limit(1).scalar_subquery())
+        nxt = (await conn.execute(delete(lock_waiters).where(W.id == best)
+                                  .returning(*lock_waiters.c))).first()
+        if nxt is None:
+            return None
+        grant = update(locks).where(L.resource == resource).values(
+            token=L.token + 1, owner=nxt.owner, priority=nxt.priority, acquired_at=now,
+            expires_at=now + timedelta(seconds=nxt.ttl_s), metadata=nxt.metadata,
+            task_id=nxt.task_id, agent=nxt.agent, updated_at=now).returning(L.token)
+        token = (await conn.execute(self._notifying(grant))).one()[0]
+        if nxt.task_id:  # a task that was handed back to wait for this lock: run it now
+            tc = tasks_table.c
+            await conn.execute(update(tasks_table).where(
+                tc.id == nxt.task_id, tc.status == "scheduled").values(run_at=now,
+                                                                        updated_at=now))
+            await self.store.notify(conn, TASKS_CHANNEL)
+        await self.store.notify(conn, CHANNEL, sent=self._notifies)
+        return nxt, int(token)
+
+    _notifies = False  # whether ``_notifying`` sends NOTIFY in the grant's own statement
+
+    def _notifying(self, grant: Any) -> Any:
+        return grant
+
+    async def waiter(self, conn: AsyncConnection, resource: str, owner: str) -> Any:
+        return (await conn.execute(select(lock_waiters).where(
+            W.resource == resource, W.owner == owner))).first()
+
+    async def add_waiter(self, conn: AsyncConnection, resource: str, owner: str,
+                         entry: dict[str, Any]) -> Any:
+        """Queue ``owner`` for ``resource`` (and mark the lock queued): its entry."""
+        await conn.execute(insert(lock_waiters).values(resource=resource, owner=owner, **entry))
+        await self.mark_queued(conn, resource)
+        return (await conn.execute(select(lock_waiters).where(
+            W.resource == resource, W.owner == owner))).one()
+
+    async def stretch_waiter(self, conn: AsyncConnection, resource: str, owner: str,
+                             expires: datetime, ttl_s: float | None = None) -> None:
+        """Keep ``owner``'s place in the queue until ``expires`` (and mark the lock
+        queued; a ``ttl_s`` given is the lease it gets when granted)."""
+        values: dict[str, Any] = {"expires_at": expires}
+        if ttl_s is not None:
+            values["ttl_s"] = ttl_s
+        await conn.execute(update(lock_waiters).where(W.resource == resource, W.owner == owner)
+                           .values(**values))
+
+    async def leave_queue(self, conn: AsyncConnection, resource: str, owner: str) -> None:
+        await conn.execute(delete(lock_waiters).where(W.resource == resource, W.owner == owner))
+
+    async def leave_queues(self, conn: AsyncConnection, owners: Sequence[str]) -> None:
+        await conn.execute(delete(lock_waiters).where(W.owner.in_(owners)))
+
+    async def position(self, conn: AsyncConnection, resource: str, priority: int,
+                       before_id: int | None, now: datetime) -> int:
+        """1 + the live waiters served before a waiter of ``priority`` (arrived as
+        ``before_id``)."""
+        ahead = W.priority > priority
+        ahead = or_(ahead, W.priority == priority) if before_id is None else or_(
+            ahead, and_(W.priority == priority, W.id < before_id))
+        n = (await conn.execute(select(func.count()).select_from(lock_waiters).where(
+            W.resource == resource, W.expires_at >= now, ahead))).scalar_one()
+        return int(n) + 1
+
+    async def attempt(self, conn: AsyncConnection, task_id: str) -> Any:
+        """(status, attempt) of a task, or None."""
+        tc = tasks_table.c
+        return (await conn.execute(select(tc.status, tc.attempt).where(tc.id == task_id))
+                ).first()
+
+    async def renew_owner(self, conn: AsyncConnection, owner: str, ttl_s: float,
+                          now: datetime) -> None:
+        """Extend every live lease ``owner`` holds."""
+        await conn.execute(update(locks).where(L.owner == owner, L.expires_at >= now).values(
+            expires_at=now + timedelta(seconds=ttl_s), updated_at=now))
+
+    async def lapsed(self, conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+        """Held locks whose lease lapsed, locked (others' skipped), in resource order."""
+        return list((await conn.execute(select(locks).where(
+            L.owner.is_not(None), L.expires_at < now).order_by(L.resource).limit(limit)
+            .with_for_update(skip_locked=True))).all())
+
+    async def drop_lapsed_waiters(self, conn: AsyncConnection, now: datetime) -> None:
+        await conn.execute(delete(lock_waiters).where(W.expires_at < now))
+
+    async def next_expiry(self, conn: AsyncConnection) -> datetime | None:
+        expiry: datetime | None = (await conn.execute(select(func.min(L.expires_at)).where(
+            L.owner.is_not(None)))).scalar()
+        return expiry
+
+    # -- reads ------------------------------------------------------------
+
+    async def peek(self, conn: AsyncConnection, resource: str, owner: str) -> Any:
+        """The lock's holder, token and lease, the database's now and ``owner``'s place
+        in the queue (``waiter``: its entry's id or None); None for a lock never taken."""
+        return (await conn.execute(select(
+            L.owner, L.token, L.expires_at, utcnow().label("now"),
+            select(W.id).where(W.resource == resource, W.owner == owner).scalar_subquery()
+            .label("waiter")).where(L.resource == resource))).first()
+
+    async def get(self, conn: AsyncConnection, resource: str) -> tuple[Any, list[Any]]:
+        """The lock's row (or None) and its queue in serving order."""
+        row = (await conn.execute(select(locks).where(L.resource == resource))).first()
+        waiters = (await conn.execute(select(lock_waiters).where(W.resource == resource)
+                                      .order_by(W.priority.desc(), W.id))).all()
+        return row, list(waiters)
+
+    async def listing(self, conn: AsyncConnection, type_: str | None, limit: int
+                      ) -> tuple[list[Any], list[Any]]:
+        """Held locks and locks with waiters, by resource, and their waiters in order."""
+        queued = select(W.resource).distinct()
+        stmt = select(locks).where(or_(L.owner.is_not(None), L.resource.in_(queued)))
+        if type_:
+            stmt = stmt.where(L.type == type_)
+        rows = (await conn.execute(stmt.order_by(L.resource).limit(limit))).all()
+        waiters = (await conn.execute(select(lock_waiters).where(
+            W.resource.in_([r.resource for r in rows])).order_by(
+            W.resource, W.priority.desc(), W.id))).all() if rows else []
+        return list(rows), list(waiters)
+
+    async def held_by_workers(self, conn: AsyncConnection, worker_ids: list[str]) -> list[Any]:
+        """The locks held for the running tasks of these workers (with ``worker_id``)."""
+        tc = tasks_table.c
+        return list((await conn.execute(select(locks, tc.worker_id).join(
+            tasks_table, tc.id == L.task_id).where(
+            tc.status == "running", tc.worker_id.in_(worker_ids), L.owner.is_not(None))
+            .order_by(L.resource))).all())
+
+
+# ------------------------------------------------------------------ SQLite
+
+
+class SqliteLocks(Locks):
+    async def acquire(self, params: dict[str, Any]) -> tuple[int, datetime] | None:
+        got: tuple[int, datetime] | None = await self._one(_acquire_sqlite, params)
+        return got
+
+    async def release(self, params: dict[str, Any]) -> bool:
+        return bool(await self._one(_release_sqlite, params))
+
+    async def renew(self, params: dict[str, Any]) -> datetime | None:
+        rows = await self._one(lambda db, p: db.execute(_SQLITE_RENEW, p).fetchall(), params,
+                               appends=False)
+        return utc_from_text(rows[0][0]) if rows else None
+
+    async def _one(self, run: Callable[[sqlite3.Connection, dict[str, Any]], Any],
+                   params: dict[str, Any], appends: bool = True) -> Any:
+        """``run(db, params)`` on SQLite's own connection, in its write transaction (or
+        in a write transaction of the store's while a hook must see every write)."""
+        async with self.store.driver() as db:
+            if db is not None:
+                out = run(db, params)
+        if db is None:
+            async with self.store.write() as conn:
+                out = run(cast(Any, conn).driver(), params)
+                if not out:
+                    self.store.nothing_changed(conn)  # the full path's transaction is audited
+                elif appends:
+                    await self.store.notify(conn, EVENTS_CHANNEL)
+        elif out and appends:
+            self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
+        return out
+
+
+def _acquire_sqlite(db: sqlite3.Connection, params: dict[str, Any]
+                    ) -> tuple[int, datetime] | None:
+    row = db.execute(_SQLITE_ACQUIRE, params).fetchone()
+    if row is None:
+        return None
+    token, expires = int(row[0]), utc_from_text(row[1])
+    _event_sqlite(db, params, "acquired", params["task_id"], token=token,
+                  expires_at=expires.isoformat())
+    return token, expires
+
+
+def _release_sqlite(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
+    held, free = _SQLITE_RELEASE
+    row = db.execute(held, params).fetchone()
+    if row is None:
+        return False
+    task_id, acquired_at, now = row
+    db.execute(free, {"resource": params["resource"], "now": now})
+    held_ms = (utc_from_text(now) - utc_from_text(acquired_at)).total_seconds() * 1000
+    _event_sqlite(db, params, "released", task_id,
+                  **({"task_id": task_id} if task_id else {}), held_ms=round(held_ms, 1))
+    return True
+
+
+def _event_sqlite(db: sqlite3.Connection, params: dict[str, Any], kind: str,
+                  cause: str | None, **extra: Any) -> None:
+    """Append the event of a one-statement path on SQLite's own connection: the
+    caller's payload with what only the statement knows."""
+    payload = json_dumps({**json_loads(params["payload"]), **extra})
+    draft = Draft(f"lock.{kind}", "locks", {}, causation_id=cause)
+    insert_rows(db, [draft], [payload], [params["event_id"]], params["created_at"])
+
+
+# -------------------------------------------------------------- PostgreSQL
+
+
+class PostgresLocks(Locks):
+    _notifies = True
+
+    async def acquire(self, params: dict[str, Any]) -> tuple[int, datetime] | None:
+        rows = await self._one("acquire", params)
+        return (int(rows[0].token), rows[0].expires_at.astimezone(UTC)) if rows else None
+
+    async def release(self, params: dict[str, Any]) -> bool:
+        return bool(await self._one("release", params))
+
+    async def renew(self, params: dict[str, Any]) -> datetime | None:
+        rows = await self._one("renew", params, appends=False)
+        return rows[0].expires_at.astimezone(UTC) if rows else None
+
+    async def join(self, params: dict[str, Any]) -> int | None:
+        rows = await self._one("join", params, lock_row=True)
+        return int(rows[0].position) if rows else None
+
+    async def handover(self, params: dict[str, Any]) -> Handover | None:
+        rows = await self._one("handover", params, lock_row=True)
+        if not rows:
+            return None
+        if rows[0].waiter is not None:  # committed: wake this process's waiters too
+            self.store.wake(CHANNEL)
+            if rows[0].waiter_task is not None:
+                self.store.wake(TASKS_CHANNEL)
+        return Handover(rows[0].waiter is not None, rows[0].waiter_task)
+
+    def _upsert(self) -> Any:
+        return pg_insert(locks)
+
+    def _notifying(self, grant: Any) -> Any:
+        # wake the waiters of every server in the same round trip
+        return grant.returning(func.pg_notify(CHANNEL, ""))
+
+    async def _one(self, name: str, params: dict[str, Any], appends: bool = True,
+                   lock_row: bool = False) -> list[Any]:
+        """``locks_<name>`` on the driver connection in autocommit (``lock_row``: in a
+        transaction, after a statement that locks the lock row, so its snapshot sees
+        every waiter queued before), or in a write transaction of the store's while a
+        hook must see every write."""
+        statement = _PG[name]
+        async with self.store.driver() as db:
+            if db is not None:
+                if lock_row:
+                    async with db.transaction():
+                        await db.execute(_PG_LOCK_ROW, params, prepare=True)
+                        out = await (await db.execute(statement, params, prepare=True)
+                                     ).fetchall()
+                else:
+                    out = await (await db.execute(statement, params, prepare=True)).fetchall()
+        if db is None:
+            async with self.store.write() as conn:
+                if lock_row:
+                    await conn.exec_driver_sql(_PG_LOCK_ROW, params)
+                out = list((await conn.exec_driver_sql(statement, params)).all())
+                if not out:
+                    self.store.nothing_changed(conn)  # the full path's transaction is audited
+                elif appends:
+                    await self.store.notify(conn, EVENTS_CHANNEL, sent=True)
+        elif out and appends:
+            self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
+        return list(out)
+
+
+_PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True)
+       for name in ("acquire", "release", "join", "handover", "renew")}
+_PG_LOCK_ROW = sql.driver_text("SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE")
+_SQLITE_ACQUIRE = sql.query("locks_acquire", "sqlite")
+_SQLITE_RELEASE = sql.statements("locks_release", "sqlite")
+_SQLITE_RENEW = sql.query("locks_renew", "sqlite")
