@@ -3,7 +3,13 @@
 provider, model, prompt and completion tokens, cost, latency, outcome, agent, task,
 attempt, correlation id. A call without a cost is priced from the price table
 (``prices``: AGENTOS_LLM_PRICES, else the ``genai-prices`` package). Recording a call
-charges the budgets it falls under in the same transaction (``budgets.charge``).
+charges the budgets it falls under and adds its metrics (``samples``) in the same
+transaction: no round trip of its own on an attempt's path, and the metrics count each
+recorded call once.
+
+    llm.calls      counter  {agent, model, outcome}   calls (ok, error, refused)
+    llm.tokens     counter  {agent, model, type}      prompt and completion tokens
+    llm.cost_usd   counter  {agent, model}            cost of the priced calls
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 from agentos import budgets, prices
 from agentos.config import LlmPrice
 from agentos.errors import InvalidInput
+from agentos.metrics import recorder
 from agentos.store import Store
 from agentos.store import llm_calls as store_calls
 
@@ -92,7 +99,25 @@ async def record(store: Store, calls: list[CallIn], *, by: str,
             budgets.Charge(r["at"], r["agent"], r["model"],
                            r["prompt_tokens"] + r["completion_tokens"], r["cost"])
             for r in rows], by=by)
+        await recorder.write_in(conn, samples(rows))
     return [public({**r, "id": i}) for r, i in zip(rows, ids, strict=True)]
+
+
+def samples(rows: list[dict[str, Any]]) -> dict[recorder.Key, recorder.Agg]:
+    """The metric samples of stored calls (pure): a call without an agent is tagged by
+    its model only."""
+    out: dict[recorder.Key, recorder.Agg] = {}
+    for r in rows:
+        at = r["at"].timestamp()
+        base = ((("agent", r["agent"]),) if r["agent"] else ()) + (("model", r["model"]),)
+        recorder.add(out, "counter", "llm.calls", 1.0, (*base, ("outcome", r["outcome"])), at)
+        for kind in ("prompt", "completion"):
+            if r[f"{kind}_tokens"]:
+                recorder.add(out, "counter", "llm.tokens", float(r[f"{kind}_tokens"]),
+                             (*base, ("type", kind)), at)
+        if r["cost"] is not None:
+            recorder.add(out, "counter", "llm.cost_usd", float(r["cost"]), base, at)
+    return out
 
 
 def _filters(agent: str | None, model: str | None, provider: str | None,

@@ -91,6 +91,10 @@ async def test_prometheus_text_parses(app: FastAPI, api: httpx.AsyncClient,
     await publish(api)
     await seed(store)
     await api.get("/api/v1/agents/tuner")
+    r = await api.post("/api/v1/llm-calls", json={"model": "m-1", "prompt_tokens": 10,
+                                                  "completion_tokens": 5, "cost": 0.25,
+                                                  "agent": "tuner"})
+    assert r.status_code == 201, r.text
     await metrics.of(store).flush()  # the requests above, counted by the middleware
     await automatic.sample_depths(store)
     await automatic.Automatic().catch_up(store)
@@ -110,6 +114,18 @@ async def test_prometheus_text_parses(app: FastAPI, api: httpx.AsyncClient,
     assert any(s.labels["route"] == "/api/v1/agents/{name}" and s.labels["status"] == "200"
                for s in requests.samples)
     assert "agentos_queue_tasks" in families and "agentos_cache_reads" in families
+    tokens = families["agentos_llm_tokens"]  # the LLM call's, from its record
+    assert tokens.type == "counter" and sorted(
+        (s.labels["agent"], s.labels["model"], s.labels["type"], s.value)
+        for s in tokens.samples if s.name.endswith("_total")) == [
+        ("tuner", "m-1", "completion", 5), ("tuner", "m-1", "prompt", 10)]
+    [cost] = [s for s in families["agentos_llm_cost_usd"].samples if s.name.endswith("_total")]
+    assert cost.value == 0.25 and cost.labels == {"agent": "tuner", "model": "m-1"}
+    r = await api.get("/api/v1/metrics", params={"name": "llm.tokens", "agg": "sum",
+                                                 "tags": "model:m-1", "group_by": "type"})
+    assert r.status_code == 200, r.text
+    assert {g["group"]: g["points"][0]["value"] for g in r.json()["groups"]} == {
+        "completion": 5, "prompt": 10}
     anon = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     async with anon:
         assert (await anon.get("/metrics")).status_code == 401

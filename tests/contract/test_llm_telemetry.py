@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from agentos import agent_state, budgets, queue, telemetry
+from agentos import agent_state, budgets, metrics, queue, telemetry
+from agentos.metrics import query
 from agentos.store import Store
 from agentos.store import agent_config as store_holds
 from agentos.store.tables import events, llm_calls
@@ -76,6 +77,38 @@ async def test_handler_and_ctx_llm_calls_are_recorded_alike(store: Store,
     days = await telemetry.summary(store, "day")
     assert [d["key"] for d in days] == [datetime.now(UTC).strftime("%Y-%m-%d")]
     assert days[0]["calls"] == 3
+
+
+async def test_calls_are_metrics_written_with_their_record(store: Store,
+                                                          fake_llm: FakeLlm) -> None:
+    # Given two agents' calls through the llm handler and ctx.llm, and one that fails
+    await agent(store, "writer", {"type": "llm", "prompt": "Write {input.topic}"},
+                model={"provider": "openai", "name": "fake-small"})
+    await agent(store, "asker", {"type": "python", "target": "tests.handlers:llm_user"},
+                model={"provider": "openai", "name": "gpt-4o-mini"})
+    await agent(store, "down", {"type": "llm", "prompt": "Hi"},
+                model={"provider": "openai", "name": "status-503"}, limits={"max_retries": 0})
+    await run(store, await submit(store, "writer", topic="x"),
+              await submit(store, "asker", calls=2), await submit(store, "down"))
+    # Then their tokens, cost and outcomes are metric series
+    async def by(name: str, group: str, **tags: str) -> dict[str | None, float | None]:
+        found = await query.run(store, query.Query(name, agg="sum", group_by=group,
+                                                   tags=tags or None), query.Retention())
+        return {g["group"]: g["points"][0]["value"] for g in found["groups"]}
+
+    assert await by("llm.tokens", "type", agent="writer") == {"completion": 5, "prompt": 12}
+    assert await by("llm.tokens", "model") == {"fake-small": 17, "gpt-4o-mini": 34}
+    cost = await by("llm.cost_usd", "agent")
+    assert cost == {"asker": pytest.approx(2 * (12 * 0.15e-6 + 5 * 0.6e-6)),
+                    "writer": pytest.approx((12 * 1.0 + 5 * 2.0) / 1000)}
+    assert await by("llm.calls", "outcome") == {"error": 1, "ok": 3}
+    # written in the call record's transaction: a reported call counts at once, with
+    # nothing left in this process's buffer for a later flush
+    await telemetry.record(store, [telemetry.CallIn(model="fake-small", agent="writer",
+                                                    prompt_tokens=100, cost=0.5)],
+                           by="test", price_table={})
+    assert metrics.of(store).pending() == 0
+    assert await by("llm.tokens", "type", agent="writer") == {"completion": 5, "prompt": 112}
 
 
 async def test_a_failed_call_is_recorded_as_an_error(store: Store, fake_llm: FakeLlm) -> None:

@@ -49,11 +49,7 @@ def fold(rows: list[tuple[Any, ...]]) -> dict[Key, Agg]:
     out: dict[Key, Agg] = {}
 
     def add(kind: str, name: str, value: float, tags: Tags, at: float) -> None:
-        key = (name, kind, tags, int(at // 60 * 60))
-        agg = out.get(key)
-        if agg is None:
-            agg = out[key] = Agg()
-        agg.add(value, kind == "histogram")
+        recorder.add(out, kind, name, value, tags, at)
 
     for _, kind, agent, at, duration, wait, lock_type, waited in rows:
         if kind == "lock.acquired":

@@ -107,6 +107,17 @@ class Agg:
 Key = tuple[str, str, Tags, int]  # name, kind, tags, minute (epoch s)
 
 
+def add(into: dict[Key, Agg], kind: str, name: str, value: float, tags: Tags,
+        at: float) -> None:
+    """Add a sample (tags already valid and sorted) to its minute's aggregate in
+    ``into``: what a batch written by ``write_in`` is made of."""
+    key = (name, kind, tags, int(at // 60 * 60))
+    agg = into.get(key)
+    if agg is None:
+        agg = into[key] = Agg()
+    agg.add(value, kind == "histogram")
+
+
 class Recorder:
     """One process's buffer for one store (``of(store)``)."""
 
