@@ -221,6 +221,7 @@ async def run(store: Store, stop: asyncio.Event | None = None) -> None:
         wakeup.clear()
         try:
             if await route_batch(store) == BATCH:
+                await asyncio.sleep(0)  # more are queued: after others' turn (HTTP requests)
                 continue
         except Exception:
             log.exception("routing failed", extra={"action": "route_failed"})

@@ -23,6 +23,7 @@ import logging
 import time
 from typing import Any
 
+from agentos import consumers
 from agentos.aio import wait_wakeup
 from agentos.metrics import query, recorder
 from agentos.metrics.recorder import Agg, Key, Tags
@@ -79,35 +80,49 @@ class Automatic:
     another process applied it, and this fold is dropped). So SQLite's one writer is
     held for a few upserts, not for reading thousands of events."""
 
-    async def step(self, store: Store) -> int:
-        """Fold the next batch; the events folded (0: caught up, or another process
-        moved the cursor first)."""
+    def __init__(self) -> None:
+        self.pace: consumers.Pace | None = None
+
+    async def step(self, store: Store) -> tuple[int, bool]:
+        """Fold the next batch, in its turn among the store's runners
+        (``consumers.Pace``): (events folded, whether more are waiting). None are folded
+        when another process moved the cursor first."""
+        if self.pace is None:
+            self.pace = consumers.Pace.of(store, BATCH)
+        async with self.pace.turn() as turn:
+            folded, turn.behind = await self._batch(store, self.pace)
+        return folded, turn.behind
+
+    async def _batch(self, store: Store, pace: consumers.Pace) -> tuple[int, bool]:
         async with store.read() as conn:
             row = await store_consumers.fetch(conn, NAME)
             cursor = row.cursor_seq if row is not None else 0
             settled = await store.events.horizon(conn)
             if cursor >= settled:
-                return 0
-            rows = await store_metrics.ended_after(conn, cursor, settled, TYPES, BATCH)
+                return 0, False
+            upto = pace.window(cursor, settled)
+            rows = await store_metrics.ended_after(conn, cursor, upto, TYPES, pace.size)
         taken = fold(rows)
-        moved_to = rows[-1][0] if len(rows) == BATCH else settled
+        moved_to = rows[-1][0] if len(rows) == pace.size else upto
         async with store.write() as conn:
             store.nothing_changed(conn)
             await store_consumers.ensure(conn, NAME)
             held = await store_consumers.claim(conn, NAME)
             if held is None or held.cursor_seq != cursor:
-                return 0
+                return 0, False
             if taken:
                 await recorder.write_in(conn, taken)
             await store_consumers.advance(conn, NAME, moved_to, len(rows))
-        return len(rows)
+        return len(rows), moved_to < settled
 
     async def catch_up(self, store: Store) -> int:
         """Fold until the cursor is at the log's horizon; the events folded."""
         total = 0
-        while applied := await self.step(store):
-            total += applied
-        return total
+        while True:
+            folded, behind = await self.step(store)
+            total += folded
+            if not behind:
+                return total
 
 
 async def sample_depths(store: Store) -> None:
@@ -138,11 +153,11 @@ async def run(store: Store, stop: asyncio.Event, retention: query.Retention) -> 
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + SWEEP_INTERVAL
                 await query.sweep(store, retention)
-            applied = await auto.step(store)
+            _, behind = await auto.step(store)
         except Exception:
             log.exception("automatic metrics failed a batch; trying again",
                           extra={"action": "metrics_failed"})
-            applied = 0
-        if applied == BATCH:
-            continue  # behind: the next batch at once
+            behind = False
+        if behind:  # the next batch at once (its turn let others run in between)
+            continue
         await wait_wakeup(stop, PACE)

@@ -39,6 +39,9 @@ class Store:
     """
 
     dialect: ClassVar[str]
+    # statements run on the event loop (SQLite): one that takes 50 ms holds every other
+    # coroutine (HTTP requests too) for 50 ms, so long work is cut into short pieces
+    inline: ClassVar[bool] = False
     # what a statement may raise: SQLAlchemy's wrapper, and the driver's own errors from
     # named SQL sent on the driver connection (all translated by ``translate``)
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = (DBAPIError,

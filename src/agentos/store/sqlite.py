@@ -73,6 +73,7 @@ class SqliteConnection:
 
 class SqliteStore(Store):
     dialect = "sqlite"
+    inline = True
     driver_errors = (*Store.driver_errors, sqlite3.Error)
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
@@ -218,7 +219,7 @@ class SqliteStore(Store):
         return db
 
     def pool_status(self) -> dict[str, Any]:
-        return {**super().pool_status(), "inline": True}
+        return {**super().pool_status(), "inline": self.inline}
 
     async def close(self) -> None:
         if self._driver is not None:
