@@ -611,3 +611,46 @@ steps:
         "message"]
     # the engine went on with the other run (the bad one did not stop its batches)
     assert (await drive(store, good["id"]))["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("template", [
+    "{{ 'x'|center(10**9) }}", "{{ 'x'.ljust(10**9) }}", "{{ 'x' * 10**9 }}",
+    "{{ ['ab'] * 10**9 }}", "{{ 'x'|indent(10**9) }}"])
+async def test_a_template_that_would_make_a_huge_value_is_refused(
+        store: Store, template: str) -> None:
+    """Statically unbounded templates are refused with the definition (nothing
+    written); one whose size depends on the input fails its step, at once, naming
+    the bound."""
+    await agent(store, "doubler", "wf_double")
+    with pytest.raises(ValidationFailed) as bad:
+        await workflow(store, f"""
+name: huge
+version: 1.0.0
+steps:
+  - id: a
+    agent: doubler
+    input: {{x: "{template}"}}
+""")
+    [error] = bad.value.details["errors"]
+    assert error["path"] == "steps[0].input.x" and "template" in error["message"]
+    with pytest.raises(NotFound):
+        await definitions.versions(store, "huge")
+
+
+async def test_a_template_past_its_bounds_at_run_time_fails_its_step(store: Store) -> None:
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, """
+name: grow
+version: 1.0.0
+steps:
+  - id: a
+    agent: doubler
+  - id: b
+    agent: doubler
+    input: {x: "{{ input.s|replace('', input.s) }}"}
+    depends_on: [a]
+""")
+    bad = await start(store, "grow", {"s": "x" * 5000})  # 25 M characters
+    done = await drive(store, bad["id"])
+    assert done["status"] == "failed"
+    assert "would make more than 1000000" in step(done, "b")["error"]["message"]

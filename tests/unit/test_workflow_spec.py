@@ -3,6 +3,8 @@ the state tables walked exhaustively, the planner's pure decisions."""
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 import pytest
@@ -172,6 +174,48 @@ def test_a_lone_expression_gives_the_value_itself() -> None:
 def test_unsafe_or_undefined_templates_fail(template: str) -> None:
     with pytest.raises(expressions.ExpressionError):
         expressions.evaluate(template, {"input": {}, "steps": {}, "run": {}})
+
+
+@pytest.mark.parametrize(("template", "says"), [
+    ("{{ 'x'|center(10**9) }}", "No filter named 'center'"),
+    ("{{ 'x'.ljust(10**9) }}", "'ljust' of 'str' object is unsafe"),
+    ("{{ ('x'|attr('zfill'))(10**9) }}", "'zfill' of 'str' object is unsafe"),
+    ("{{ 'x'.format() }}", "'format' of 'str' object is unsafe"),
+    ("{{ '%1000000000d' % 1 }}", "% formatting of strings"),
+    ("{{ ['x' * 999999] * 1000 }}", "* would make more than"),
+    ("{{ input.s|replace('', input.s) }}", "replace would make more than"),
+    ("{{ input.l|batch(10**9, 'x')|list }}", "batch or slice would make more than"),
+    ("{{ input.l|slice(10**9)|list }}", "batch or slice would make more than"),
+    ("{{ [input.s, input.s, input.s]|join('-') }}", "join would make more than"),
+    ("{{ [input.s, input.s, input.s]|string }}", "the text would make more than"),
+    ("{{ [input.s, input.s, input.s] }}", "the text would make more than"),
+    ("x{{ [input.s, input.s, input.s] }}", "the text would make more than"),
+    ("{{ input.s ~ input.s ~ input.s }}", "~ would make more than"),
+    ("{{ input.l + input.l + input.l }}", "+ would make more than"),
+    ("{{ input.l|tojson(indent=100000) }}", "tojson takes no indent"),
+    ("{{ [input.l]|sum(start=[]) }}", "sum may only start from a number"),
+    ("{{ input.l|select('in', input.l)|list }}", "took more than 1 s"),
+])
+def test_templates_are_bounded_in_size_and_time(template: str, says: str) -> None:
+    """Each would make gigabytes or run for minutes unbounded; each fails within
+    about the time bound, saying which bound."""
+    scope = {"input": {"s": "x" * 400_000, "l": list(range(400_000))}}
+    began = time.monotonic()
+    with pytest.raises(expressions.ExpressionError) as bad:
+        expressions.evaluate(template, scope)
+    assert says in str(bad.value) and time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize(("template", "says"), [
+    ("{{ 'x'|center(80) }}", "the filter 'center' is not offered"),
+    ("{{ input.s|wordwrap(10) }}", "the filter 'wordwrap' is not offered"),
+    ("{{ input.s.ljust(3) }}", "the string method 'ljust' is not offered"),
+    ("{{ 'x' * 10**9 }}", "* would make more than"),
+])
+def test_definitions_refuse_unbounded_templates(template: str, says: str) -> None:
+    with pytest.raises(expressions.ExpressionError, match=re.escape(says)):
+        expressions.parse(template)
+    assert expressions.parse("{{ input.s|join(',') ~ 'x' * 3 }}").names == {"input"}
 
 
 def test_parse_names_the_steps_read() -> None:
