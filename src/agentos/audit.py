@@ -30,7 +30,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store import Store, sql
+from agentos.store import Store
+from agentos.store import audit as store_audit
 from agentos.store.base import UNCHANGED
 from agentos.store.tables import audit_head, audit_log
 
@@ -79,33 +80,11 @@ async def append_in(conn: AsyncConnection, entry: Entry) -> int:
     """Chain ``entry`` within the caller's write transaction (as its last step)."""
     at = datetime.now(UTC)
     text = body(at, entry)
-    values = {"at": at, "actor": entry.actor, "actor_role": entry.actor_role,
-              "action": entry.action, "outcome": str(entry.outcome),
-              "resource_type": entry.resource_type, "resource_id": entry.resource_id,
-              "ip": entry.ip, "user_agent": entry.user_agent}
-    if conn.dialect.name == "postgresql":
-        statement = sql.query("audit_append", "postgresql", driver=True)
-        return int((await conn.exec_driver_sql(statement, {
-            **values, "body": text, "details": json.dumps(entry.details)})).scalar_one())
-    # SQLite: the transaction already holds the database's only write lock; plain
-    # statements, as SQLAlchemy's statement building would cost more than they do
-    seq, prev = tuple((await conn.exec_driver_sql(_SQLITE_TAKE_SEQ)).one())
-    digest = link(prev, seq, text)
-    await conn.exec_driver_sql(_SQLITE_INSERT, (
-        seq, at.replace(tzinfo=None).isoformat(" ", "microseconds"), entry.actor,
-        entry.actor_role, entry.action, str(entry.outcome), entry.resource_type,
-        entry.resource_id, json.dumps(entry.details), entry.ip, entry.user_agent, prev, digest))
-    await conn.exec_driver_sql(_SQLITE_MOVE_HEAD, (digest, prev))
-    return int(seq)
-
-
-_SQLITE_TAKE_SEQ = ("UPDATE audit_head SET last_seq = last_seq + 1 WHERE id = 1 "
-                    "RETURNING last_seq, last_hash")
-_SQLITE_INSERT = (
-    "INSERT INTO audit_log (seq, at, actor, actor_role, action, outcome, resource_type, "
-    "resource_id, details, ip, user_agent, prev_hash, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_SQLITE_MOVE_HEAD = "UPDATE audit_head SET last_hash = ?, prev_hash = ? WHERE id = 1"
+    row = {"actor": entry.actor, "actor_role": entry.actor_role, "action": entry.action,
+           "outcome": str(entry.outcome), "resource_type": entry.resource_type,
+           "resource_id": entry.resource_id, "ip": entry.ip, "user_agent": entry.user_agent}
+    return await store_audit.append(conn, at, row, entry.details, text,
+                                    lambda prev, seq: link(prev, seq, text))
 
 
 async def record(store: Store, entry: Entry) -> int:

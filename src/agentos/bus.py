@@ -24,10 +24,6 @@ from agentos.store import Store
 log = logging.getLogger("agentos.bus")
 
 READ_BATCH = 1000  # events per read of the log
-# seconds between re-reads of the log with no wake-up: PostgreSQL wakes readers
-# by NOTIFY, so polling is only the safety net there; SQLite has no cross-process
-# wake-up at all
-POLL_INTERVAL = {"postgresql": 2.0, "sqlite": 0.25}
 RING_SIZE = 10_000  # recent events kept in memory for subscribers
 
 
@@ -39,7 +35,7 @@ class Bus:
         self.store = store
         # other channels this process wants woken (one LISTEN connection serves all)
         self.also_listen = also_listen
-        self.poll_interval = poll_interval or POLL_INTERVAL[store.dialect]
+        self.poll_interval = poll_interval or store.poll_interval
         self.cursor = 0  # every event up to here is in the ring (or older than it)
         self._ring: list[Event] = []  # contiguous recent events, oldest first
         self._seqs: list[int] = []

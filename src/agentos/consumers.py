@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import bus, events, patterns
+from agentos import events, patterns
 from agentos.aio import wait_wakeup
 from agentos.errors import Conflict
 from agentos.events import Event
@@ -258,7 +258,7 @@ async def run(store: Store, consumer: Consumer, stop: asyncio.Event) -> None:
                 continue
             if applied:
                 continue  # more may be waiting (the turn let others run in between)
-            await wait_wakeup(wakeup, bus.POLL_INTERVAL[store.dialect], stop)
+            await wait_wakeup(wakeup, store.poll_interval, stop)
     finally:
         store.forget_wakeup(events.CHANNEL, wakeup)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from agentos import bus, events, patterns
+from agentos import events, patterns
 from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Event
@@ -102,7 +102,7 @@ async def pending(store: Store, name: str, limit: int = 100, wait_s: float = 0.0
             left = deadline - time.monotonic()
             if found or left <= 0:
                 return found
-            await wait_wakeup(wakeup, min(left, bus.POLL_INTERVAL[store.dialect]))
+            await wait_wakeup(wakeup, min(left, store.poll_interval))
     finally:
         store.forget_wakeup(events.CHANNEL, wakeup)
 

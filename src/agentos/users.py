@@ -231,8 +231,7 @@ async def ensure_admin(store: Store, password: str | None) -> str | None:
     hashed = await hash_password(chosen)
     async with store.write() as conn:
         # two servers starting at once: the second sees the first's admin here
-        if store.dialect == "postgresql":
-            await conn.exec_driver_sql("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        await store.lock_table(conn, users.name)
         if (await conn.execute(select(u.id).limit(1))).first() is not None:
             return None
         await conn.execute(insert(users).values(

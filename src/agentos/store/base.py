@@ -49,6 +49,9 @@ class Store:
     tasks: Tasks
     events: Events
     locks: Locks
+    # seconds a reader waits for news before it looks again with no wake-up: SQLite
+    # has no cross-process wake-up at all (PostgreSQL's NOTIFY makes it a safety net)
+    poll_interval: ClassVar[float] = 0.25
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -136,6 +139,11 @@ class Store:
         """Run ``hook(conn)`` as the last step of every write transaction that succeeds."""
         if hook not in self._before_commit:
             self._before_commit.append(hook)
+
+    async def lock_table(self, conn: AsyncConnection, table: str) -> None:
+        """Keep every other transaction from writing ``table`` until this write
+        transaction ends (two servers doing the same first-start step). SQLite's write
+        transaction already excludes every other writer."""
 
     # -- notify / listen ------------------------------------------------
 

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Table, TypeDecorator
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -36,6 +38,16 @@ def json_dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value)
+
+
+def upsert(conn: AsyncConnection | Connection, table: Table
+           ) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into ``table`` that takes ``on_conflict_do_nothing`` (insert-or-ignore)
+    or ``on_conflict_do_update`` (upsert): both backends spell ON CONFLICT alike, but
+    SQLAlchemy builds it from each dialect's own insert, chosen here by ``conn``."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def binary_string(length: int) -> String:

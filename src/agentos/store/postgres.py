@@ -32,6 +32,7 @@ DRIVER_NAME = "agentos hot path"  # the driver connection's application_name
 class PostgresStore(Store):
     dialect = "postgresql"
     driver_errors = (*Store.driver_errors, psycopg.Error)
+    poll_interval = 2.0  # NOTIFY wakes readers in every process: polling is the safety net
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         super().__init__(url, pool_size=pool_size)
@@ -142,6 +143,9 @@ class PostgresStore(Store):
         async with self.read() as conn:
             read_only = (await conn.execute(_READ_ONLY)).scalar_one()
         return errors.READ_ONLY if read_only == "on" else None
+
+    async def lock_table(self, conn: AsyncConnection, table: str) -> None:
+        await conn.execute(text(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE'))
 
     async def notify(self, conn: AsyncConnection, channel: str, *, sent: bool = False) -> None:
         if not sent and channel not in conn.info["agentos_notified"]:

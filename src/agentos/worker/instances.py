@@ -14,12 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from agentos import locks
 from agentos.store import Store
-from agentos.store.columns import utcnow
+from agentos.store.columns import upsert, utcnow
 from agentos.store.tables import tasks
 from agentos.store.tables import workers as table
 
@@ -57,9 +55,8 @@ def _alive_now(worker_id: str) -> dict[str, Any]:
 async def seen(store: Store, worker_id: str, host: str, agents: list[str] | None) -> None:
     """A remote worker claimed: register it, or refresh it (one upsert)."""
     fresh = _alive_now(worker_id)
-    upsert = (pg_insert if store.dialect == "postgresql" else sqlite_insert)(table)
     async with store.write() as conn:
-        await conn.execute(upsert.values(
+        await conn.execute(upsert(conn, table).values(
             id=worker_id, host=host, pid=0, agents=agents, concurrency=0, started_at=utcnow(),
             **fresh).on_conflict_do_update(index_elements=[c.id],
                                            set_={"host": host, "agents": agents, **fresh}))

@@ -1,0 +1,57 @@
+"""The audit log's storage: numbering and chaining a row under the ``audit_head`` row.
+
+The chain's rule (``audit.link``: ``sha256(prev_hash ":" seq ":" body)``) is the
+domain's; here is only how each backend applies it under the head row's lock, in
+the caller's write transaction. PostgreSQL takes the number, computes the hash and
+inserts the row in one statement (``audit_append``), the head row locked until
+commit; SQLite's write transaction already holds the database's only write lock, so
+three plain statements on the driver's text, which cost less than SQLAlchemy's
+statement building would, and the hash is computed here with the domain's rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agentos.store import sql
+from agentos.store.columns import stamp
+
+# (previous row's hash, this row's number) -> this row's hash
+Chain = Callable[[str, int], str]
+
+
+async def append(conn: AsyncConnection, at: datetime, row: dict[str, Any],
+                 details: dict[str, Any], body: str, chain: Chain) -> int:
+    """Number, chain and insert one audit row in the caller's write transaction;
+    returns its number. ``row`` holds the plain columns (actor ... user_agent),
+    ``body`` the hashed text of the row, ``chain`` the link rule for SQLite (the
+    PostgreSQL statement applies the same rule to ``body`` itself)."""
+    # json.dumps, not the columns' orjson: the stored text must read back to the value
+    # hashed in ``body`` (orjson writes NaN as null)
+    details_text = json.dumps(details)
+    if conn.dialect.name == "postgresql":
+        statement = sql.query("audit_append", "postgresql", driver=True)
+        return int((await conn.exec_driver_sql(statement, {
+            **row, "at": at, "body": body, "details": details_text})).scalar_one())
+    seq, prev = tuple((await conn.exec_driver_sql(_SQLITE_TAKE_SEQ)).one())
+    digest = chain(prev, seq)
+    await conn.exec_driver_sql(_SQLITE_INSERT, (
+        seq, stamp(at), row["actor"], row["actor_role"], row["action"], row["outcome"],
+        row["resource_type"], row["resource_id"], details_text, row["ip"], row["user_agent"],
+        prev, digest))
+    await conn.exec_driver_sql(_SQLITE_MOVE_HEAD, (digest, prev))
+    return int(seq)
+
+
+_SQLITE_TAKE_SEQ = ("UPDATE audit_head SET last_seq = last_seq + 1 WHERE id = 1 "
+                    "RETURNING last_seq, last_hash")
+_SQLITE_INSERT = (
+    "INSERT INTO audit_log (seq, at, actor, actor_role, action, outcome, resource_type, "
+    "resource_id, details, ip, user_agent, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SQLITE_MOVE_HEAD = "UPDATE audit_head SET last_hash = ?, prev_hash = ? WHERE id = 1"
