@@ -118,26 +118,53 @@ class AgentActivity(Projection):
         fold_activity(state, event)
 
     def view(self, key: str, value: Any) -> Any:
-        tasks = dict.fromkeys(("pending", "running"), 0)
-        for status in value["open"].values():
-            tasks[status] += 1
-        return {"agent": key, "tasks": {**tasks, **value["ended"]},
+        return {"agent": key, "tasks": {**_open_counts(value), **value["ended"]},
                 "last_run": value["last_run"], "events": value["events"],
                 "last_event_at": value["last_event_at"]}
 
 
+def _open_counts(value: dict[str, Any]) -> dict[str, int]:
+    """An agent's unfinished tasks by status; from the task ids a state folded before
+    the counts were kept (``open``) once, which the next fold replaces."""
+    if "open" not in value:
+        return dict(value["tasks"])
+    counts = dict.fromkeys(("pending", "running"), 0)
+    for status in value["open"].values():
+        counts[status] += 1
+    return counts
+
+
 def fold_activity(state: dict[str, Any], event: Event) -> None:
-    """The agent-activity fold (pure: ``state`` in, ``state`` changed)."""
+    """The agent-activity fold (pure: ``state`` in, ``state`` changed).
+
+    An agent's value holds counts, never its tasks' ids (a backlog of a million
+    pending tasks is two numbers): each lifecycle event moves one task between them,
+    the way it says it went. ``task.cancelled`` names the status it left (``was``:
+    pending, scheduled or running); one written before it did is taken from pending
+    while any is counted. A count never goes below zero (a log whose oldest events
+    were deleted by retention starts mid-way)."""
     agent, kind = event.payload["agent"], event.type.removeprefix("task.")
     task_id = str(event.payload.get("task_id"))
-    value = state.setdefault(agent, {"open": {}, "ended": dict.fromkeys(ENDED, 0),
+    value = state.setdefault(agent, {"tasks": {"pending": 0, "running": 0},
+                                     "ended": dict.fromkeys(ENDED, 0),
                                      "last_run": None, "events": 0, "last_event_at": None})
+    if "open" in value:
+        value["tasks"] = _open_counts(value)
+        del value["open"]
+    tasks = value["tasks"]
     value["events"] += 1
     value["last_event_at"] = event.created_at.isoformat()
+    left = {"started": "pending", "retrying": "running", "succeeded": "running",
+            "failed": "running"}.get(kind)
+    if kind == "cancelled":
+        was = event.payload.get("was")
+        left = "running" if was == "running" or (was is None and not tasks["pending"]) \
+            else "pending"
+    if left is not None:
+        tasks[left] = max(tasks[left] - 1, 0)
     if kind in OPEN:
-        value["open"][task_id] = OPEN[kind]
+        tasks[OPEN[kind]] += 1
     elif kind in ENDED:
-        value["open"].pop(task_id, None)
         value["ended"][kind] += 1
     if kind == "started":
         value["last_run"] = {"task_id": task_id, "status": "running",

@@ -103,7 +103,7 @@ async def _after_failure(store: Store, conn: AsyncConnection, row: Any, now: dat
     if outcome is Outcome.CANCELLED:
         await store.tasks.set(conn, row.id, status=Status.CANCELLED.value, error=error,
                               lease_expires_at=None, finished_at=now, updated_at=now)
-        return [task_event(row, "cancelled", attempt=row.attempt)]
+        return [task_event(row, "cancelled", attempt=row.attempt, was=row.status)]
     limits = (await store.tasks.limits_of(conn, [row])).get((row.agent, row.agent_version), {})
     decision = tasks.after_failure(row.attempt - row.retry_base, row.max_retries,
                                    Backoff.from_limits(limits), retryable)
@@ -184,7 +184,7 @@ async def _cancel_row(store: Store, conn: AsyncConnection, row: Any, now: dateti
                           updated_at=now)
     # a task handed back to wait for its resources may hold or await some
     drafts: list[EventIn | Draft] = list(await _release_locks(store, conn, row, now))
-    return [*drafts, task_event(row, "cancelled", attempt=row.attempt)]
+    return [*drafts, task_event(row, "cancelled", attempt=row.attempt, was=row.status)]
 
 
 async def retry(store: Store, task_id: str) -> Task:

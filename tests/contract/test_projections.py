@@ -17,6 +17,7 @@ from agentos.events import Event, EventIn
 from agentos.projections import Projection
 from agentos.store import Store, open_store
 from agentos.store.tables import consumers as consumers_table
+from agentos.tasks import Outcome
 from tests.projections_fixture import Rows, Seen
 
 REGISTRY_SPEC = "tests.projections_fixture:both"
@@ -139,6 +140,25 @@ async def test_a_rebuild_gives_the_live_state(store: Store) -> None:
         [done] = await projections.status(store, registry, [p.name])
         assert done["status"] == "live" and done["rebuild"] is None
     assert {p.name: await state_of(store, p) for p in (activity, stats)} == before
+
+
+async def test_activity_counts_cancels_while_waiting_and_while_running(store: Store) -> None:
+    from agentos import claims
+    from tests.contract.test_handler_kinds import agent, submit
+
+    activity = projections.AgentActivity()
+    await agent(store, "echo", {"type": "python", "target": "tests.handlers:echo"})
+    first, second, _ = [await submit(store, "echo", n=n) for n in range(3)]
+    [claimed] = await claims.claim(store, "w1", limit=1)
+    assert claimed.id == first  # claim order: the first one submitted
+    await queue.cancel(store, second)  # a waiting task: cancelled at once
+    await queue.cancel(store, first)  # a running one: asked, then ended by its worker
+    await queue.fail(store, first, 1, {"message": "stopped"}, Outcome.CANCELLED)
+    await consumers.catch_up(store, activity.consumer())
+    echo = (await state_of(store, activity))["echo"]
+    # each cancel left the status it was in (its event says which): the third waits
+    assert echo["tasks"] == {"pending": 1, "running": 0, "succeeded": 0, "failed": 0,
+                             "cancelled": 2}
 
 
 async def test_a_table_projection_rebuilds_too(store: Store) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,19 +11,23 @@ from agentos.events import Event, Priority
 from agentos.projections import AgentActivity, TaskStats, fold_activity, fold_stats
 
 T0 = datetime(2026, 12, 5, 9, 59, 30, tzinfo=UTC)
-_seq = iter(range(1, 10_000))
+_seq = itertools.count(1)
 
 
-def event(kind: str, task: str, agent: str = "a", at: datetime = T0) -> Event:
+def event(kind: str, task: str, agent: str = "a", at: datetime = T0, **payload: Any) -> Event:
     return Event(next(_seq), f"e{task}{kind}", f"task.{kind}", "queue",
-                 {"task_id": task, "agent": agent}, Priority.NORMAL, "c", None, None, None,
-                 None, at)
+                 {"task_id": task, "agent": agent, **payload}, Priority.NORMAL, "c", None,
+                 None, None, None, at)
 
 
-def fold(kinds: list[tuple[str, str]]) -> dict[str, Any]:
-    state: dict[str, Any] = {}
+WAS = {"1": "running", "2": "pending", "3": "pending"}  # what a cancel left, by task
+
+
+def fold(kinds: list[tuple[str, str]], state: dict[str, Any] | None = None) -> dict[str, Any]:
+    state = {} if state is None else state
     for kind, task in kinds:
-        fold_activity(state, event(kind, task))
+        fold_activity(state, event(kind, task, **({"was": WAS[task]}
+                                                   if kind == "cancelled" else {})))
     return state
 
 
@@ -31,7 +37,7 @@ def test_open_tasks_move_by_status_and_ended_ones_are_counted() -> None:
     view = AgentActivity().view("a", state["a"])
     assert view["tasks"] == {"pending": 1, "running": 0, "succeeded": 1, "failed": 0,
                              "cancelled": 1}
-    assert state["a"]["open"] == {"2": "pending"}
+    assert state["a"]["tasks"] == {"pending": 1, "running": 0}
     assert view["last_run"]["task_id"] == "2" and view["last_run"]["status"] == "running"
     assert view["events"] == 8
 
@@ -48,7 +54,50 @@ def test_the_last_run_ends_with_its_task() -> None:
 
 def test_an_event_of_another_kind_only_counts() -> None:
     state = fold([("created", "1"), ("heartbeat", "1")])
-    assert state["a"]["open"] == {"1": "pending"} and state["a"]["events"] == 2
+    assert state["a"]["tasks"] == {"pending": 1, "running": 0}
+    assert state["a"]["events"] == 2
+
+
+def test_an_agents_value_stays_small_whatever_its_backlog() -> None:
+    # 20,000 tasks submitted, 500 of them running: counts, not ids
+    state = fold([("created", str(n)) for n in range(20_000)])
+    fold([("started", str(n)) for n in range(500)], state)
+    assert state["a"]["tasks"] == {"pending": 19_500, "running": 500}
+    assert len(json.dumps(state)) < 400
+
+
+def test_a_cancel_leaves_the_status_it_names() -> None:
+    state = fold([("created", "1"), ("created", "2"), ("started", "1"), ("cancelled", "1")])
+    assert state["a"]["tasks"] == {"pending": 1, "running": 0}
+    fold([("cancelled", "2")], state)
+    assert state["a"]["tasks"] == {"pending": 0, "running": 0}
+    assert state["a"]["ended"]["cancelled"] == 2
+    # a cancel from before events named it: from pending while any, else from running
+    for kinds, left in (([("created", "9"), ("created", "8"), ("started", "9")],
+                         {"pending": 0, "running": 1}),
+                        ([("created", "9"), ("started", "9")], {"pending": 0, "running": 0})):
+        older = fold(kinds)
+        fold_activity(older, event("cancelled", "9"))
+        assert older["a"]["tasks"] == left, kinds
+
+
+def test_counts_never_go_below_zero() -> None:
+    # a log whose oldest events retention deleted starts mid-way
+    state = fold([("started", "1"), ("succeeded", "1"), ("started", "2"), ("failed", "2")])
+    assert state["a"]["tasks"] == {"pending": 0, "running": 0}
+    assert state["a"]["ended"] == {"succeeded": 1, "failed": 1, "cancelled": 0}
+
+
+def test_a_state_of_open_task_ids_becomes_counts() -> None:
+    # as folded before counts were kept
+    old = {"a": {"open": {"1": "pending", "2": "running", "3": "pending"},
+                 "ended": {"succeeded": 4, "failed": 0, "cancelled": 0}, "last_run": None,
+                 "events": 9, "last_event_at": T0.isoformat()}}
+    assert AgentActivity().view("a", old["a"])["tasks"]["pending"] == 2
+    fold([("started", "1")], old)
+    assert "open" not in old["a"] and old["a"]["tasks"] == {"pending": 1, "running": 2}
+    assert AgentActivity().view("a", old["a"])["tasks"] == {
+        "pending": 1, "running": 2, "succeeded": 4, "failed": 0, "cancelled": 0}
 
 
 def test_keys_skip_events_without_an_agent() -> None:
