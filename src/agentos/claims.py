@@ -6,7 +6,8 @@ only the task's running attempt counts) and claims as many tasks as it has
 free slots; the ``task.succeeded``/``task.started`` events of the whole batch
 are one append. Leases are kept the same way: one statement renews every
 running attempt a worker holds (``beat_many``). A remote worker claims over
-HTTP with ``claim_remote``, which long-polls and locks what each task declares.
+HTTP with ``claim_remote``, which long-polls, locks what each task declares and
+resolves its agent's ``model_ref``, as the in-process worker does before a handler runs.
 
 The statements, and the rules both backends' statements keep (fencing, claim
 order, concurrency limits), are the store's (``store.tasks``): on PostgreSQL a
@@ -27,9 +28,9 @@ from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, locks, task_logs, tasks
+from agentos import events, locks, model_registry, queue, registry, task_logs, tasks
 from agentos.aio import wait_wakeup
-from agentos.errors import InvalidInput
+from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Draft, EventIn
 from agentos.locks import attempts
 from agentos.store import Store
@@ -262,11 +263,12 @@ async def claim_remote(store: Store, worker_id: str, host: str, agents: list[str
                        limit: int, lease_s: float, wait_s: float, completed: list[Finished],
                        recheck: Callable[[], Awaitable[object]] | None = None,
                        recheck_s: float = 5.0
-                       ) -> tuple[list[tuple[Task, attempts.Held]], list[Finished]]:
+                       ) -> tuple[list[Claimed], list[Finished]]:
     """A remote worker's round trip over HTTP: record ``completed`` and claim up to
     ``limit`` tasks in one transaction; with ``wait_s`` > 0, long-poll until one is
     ready. Each task comes with its agent's declared resources locked for its attempt
-    (one that must wait for a lock is handed back to the lock's queue instead). The
+    (one that must wait for a lock is handed back to the lock's queue instead) and the
+    model its agent's ``model_ref`` names now (``with_models``). The
     worker is registered (or refreshed with what it runs now) once a request, and
     once more after a long poll; a long poll calls ``recheck`` (the caller's credential
     check, which raises once it was revoked) every ``recheck_s`` seconds. Returns the
@@ -289,7 +291,8 @@ async def claim_remote(store: Store, worker_id: str, host: str, agents: list[str
             if claimed is None:
                 claimed = (await claim(store, worker_id, agents, limit, lease_s)
                            ) if limit else []
-            got = await attempts.take_for_claim(store, claimed, lease_s)
+            got = await with_models(store, await attempts.take_for_claim(store, claimed,
+                                                                          lease_s))
             claimed = None
             left = deadline - time.monotonic()
             if got or left <= 0 or not limit:
@@ -305,3 +308,36 @@ async def claim_remote(store: Store, worker_id: str, host: str, agents: list[str
             await wait_wakeup(wakeup, min(left, REMOTE_POLL))
     finally:
         store.forget_wakeup(CHANNEL, wakeup)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A task a remote worker claimed: the locks taken for its attempt, and the model
+    its agent's ``model_ref`` resolves to (None: its agent names none)."""
+
+    task: Task
+    held: attempts.Held
+    model: dict[str, Any] | None = None
+
+
+async def with_models(store: Store, got: list[tuple[Task, attempts.Held]]) -> list[Claimed]:
+    """Resolve each claimed task's ``model_ref`` as the in-process worker does (from the
+    process's cache: no round trip unless a deploy changed it). A task whose model
+    cannot be had (no such model, none deployed, that version archived) fails for good,
+    as the worker fails it, and is left out."""
+    out = []
+    for task, held in got:
+        definition = (await registry.get(store, task.agent, task.agent_version)).definition
+        ref = definition.get("model_ref")
+        if not ref:
+            out.append(Claimed(task, held))
+            continue
+        try:
+            model = await model_registry.resolve(store, ref)
+        except (NotFound, Conflict) as exc:
+            await queue.fail(store, task.id, task.attempt, {
+                "type": type(exc).__name__, "message": exc.message}, retryable=False,
+                release_locks=bool(held))
+            continue
+        out.append(Claimed(task, held, model))
+    return out

@@ -72,3 +72,44 @@ async def test_refusals_are_4xx_and_write_nothing(api: httpx.AsyncClient, store:
         r = await api.request(method, path, json=body)
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), (path, r.text)
     assert await counts(store) == before
+
+
+async def test_a_remote_claim_carries_the_model_its_agent_names(api: httpx.AsyncClient
+                                                                  ) -> None:
+    """A worker claiming over HTTP gets what an in-process worker puts in ctx.model: the
+    version deployed now, its config and artifact; an agent whose model cannot be had
+    fails its task for good, as the worker would."""
+    await api.post("/api/v1/models", json={"name": "scorer", "version": "1", "type": "t",
+                                           "config": {"threshold": 0.5},
+                                           "artifact_uri": "s3://m/scorer/1"})
+    await api.post("/api/v1/models/scorer/versions/1/deploy")
+    for name, ref in [("uses-model", "scorer"), ("pinned", "scorer@9"), ("plain", None)]:
+        await api.post("/api/v1/agents", json={
+            "name": name, "version": "1.0.0", "handler": {"type": "python", "target": "m:f"},
+            **({"model_ref": ref} if ref else {})})
+        await api.post(f"/api/v1/agents/{name}/versions/1.0.0/publish")
+
+    async def claim_one(agent: str) -> dict:
+        made = (await api.post("/api/v1/tasks", json={"agent": agent, "input": {}})).json()
+        got = (await api.post("/api/v1/tasks/claim", json={"worker_id": "far",
+                                                           "agents": [agent]})).json()
+        return {"id": made["id"], "tasks": got["tasks"]}
+
+    first = await claim_one("uses-model")
+    [task] = first["tasks"]
+    assert (task["model"]["name"], task["model"]["version"], task["model"]["config"],
+            task["model"]["artifact_uri"]) == ("scorer", "1", {"threshold": 0.5},
+                                               "s3://m/scorer/1")
+    # a deploy reaches the next claim
+    await api.post("/api/v1/models", json={"name": "scorer", "version": "2", "type": "t",
+                                           "config": {"threshold": 0.7}})
+    await api.post("/api/v1/models/scorer/versions/2/deploy")
+    [task] = (await claim_one("uses-model"))["tasks"]
+    assert (task["model"]["version"], task["model"]["config"]) == ("2", {"threshold": 0.7})
+    [task] = (await claim_one("plain"))["tasks"]
+    assert "model" not in task
+    missing = await claim_one("pinned")
+    assert missing["tasks"] == []
+    failed = (await api.get(f"/api/v1/tasks/{missing['id']}")).json()
+    assert (failed["status"], failed["attempt"]) == ("failed", 1)
+    assert "no version 9" in failed["error"]["message"]

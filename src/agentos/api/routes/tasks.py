@@ -14,7 +14,6 @@ from agentos.api.deps import SettingsDep, StoreDep
 from agentos.api.schemas import task_logs as log_schemas
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
-from agentos.locks import attempts
 from agentos.tasks import Outcome, TaskIn
 from agentos.worker import instances
 
@@ -134,7 +133,9 @@ async def claim(store: StoreDep, settings: SettingsDep, request: Request, body: 
     A task whose agent declares ``resources`` comes with them locked for its attempt
     (``locks``: resource, fencing token, lease), released when the attempt ends and
     renewed by its heartbeats; one that must wait for a lock is handed back to the
-    lock's queue instead of being returned. The caller is listed at
+    lock's queue instead of being returned. A task whose agent has a ``model_ref``
+    comes with that model as deployed now (``model``; a task whose model cannot be had
+    fails for good instead, as the in-process worker fails it). The caller is listed at
     ``/api/v1/workers`` (registered by its first claim)."""
     host = request.client.host if request.client else "unknown"
     completed = [claims.Finished(c.id, c.attempt, c.output, c.tokens, c.cost)
@@ -143,16 +144,18 @@ async def claim(store: StoreDep, settings: SettingsDep, request: Request, body: 
                                            body.limit, body.lease_s, body.wait_s, completed,
                                            recheck=lambda: access.recheck(request),
                                            recheck_s=settings.auth_cache_s)
-    answer: dict[str, Any] = {"tasks": [_claimed(task, held) for task, held in got]}
+    answer: dict[str, Any] = {"tasks": [_claimed(c) for c in got]}
     if completed:
         answer["stale"] = [{"id": f.task_id, "attempt": f.attempt} for f in stale]
     return answer
 
 
-def _claimed(task: tasks.Task, held: attempts.Held) -> dict[str, Any]:
-    out = task.to_dict()
-    if held:
-        out["locks"] = [grant.to_dict() for grant in held.values()]
+def _claimed(claimed: claims.Claimed) -> dict[str, Any]:
+    out = claimed.task.to_dict()
+    if claimed.held:
+        out["locks"] = [grant.to_dict() for grant in claimed.held.values()]
+    if claimed.model is not None:
+        out["model"] = claimed.model
     return out
 
 
