@@ -1,6 +1,6 @@
 """What a person does in the dashboard, in Chromium: sign in and out, watch the
 event stream, retry a failed task, force-release a lock (and not see the button
-as a viewer)."""
+as a viewer), see why a task waits and its log come in, ask where an event would go."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.browser.conftest import (
     READY_TIMEOUT_MS,
     PageErrors,
     System,
+    axe_violations,
     open_page,
     screenshot,
 )
@@ -266,3 +267,81 @@ def test_an_approval_approved_in_the_inbox_lets_the_run_go_on(
     assert [(a["status"], a["decided_by"], a["comment"]) for a in approvals] == [
         ("approved", "user:operator", "looks right")]
     screenshot(page, "workflow-run")
+
+
+def test_a_waiting_tasks_explain_names_its_gate_and_its_log_comes_live(
+        as_role: Callable[[str], Page], system: System) -> None:
+    # Given an agent that runs one task at a time, busy with a slow one, and a second
+    # task of it waiting
+    agent = f"one-at-a-time-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0", "limits": {"concurrency": 1},
+            "handler": {"type": "python", "target": "tests.handlers:chatty_slow"}}
+        ).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+        busy = api.post("/api/v1/tasks", json={"agent": agent, "input": {"seconds": 8}}).json()
+        deadline = time.monotonic() + 10
+        while api.get(f"/api/v1/tasks/{busy['id']}").json()["status"] != "running":
+            assert time.monotonic() < deadline, "the slow task did not start"
+            time.sleep(0.1)
+        waiting = api.post("/api/v1/tasks", json={"agent": agent, "input": {"seconds": 0.2}}
+                           ).json()
+    # When a viewer opens the waiting task's page
+    page = open_page(as_role("viewer"), f"/tasks/{waiting['id']}")
+    # Then its explain names the gate, the agent's full concurrency, and the task holding it
+    why = page.locator("section#explain")
+    expect(why).to_have_attribute("data-gate", "concurrency")
+    expect(why.locator("h2")).to_have_text("Why is this not running?")
+    expect(why.locator(".verdict")).to_contain_text("concurrency limit (1) is full")
+    expect(why.locator("tr[data-gate='concurrency']")).to_contain_text(busy["id"])
+    assert axe_violations(page) == []
+    screenshot(page, "task-explain")
+    # and the busy task's page shows its log lines once they are written (with its end),
+    # by itself, and why it ended
+    running = open_page(as_role("viewer"), f"/tasks/{busy['id']}")
+    expect(running.locator("section#explain h2")).to_have_text("What it is doing")
+    log = running.locator("section#logs tbody tr")
+    expect(log).to_have_count(2, timeout=20_000)
+    expect(log.nth(0)).to_contain_text("started")
+    expect(log.nth(1)).to_contain_text("finished")
+    expect(running.locator("section#explain h2")).to_have_text("Why it ended")
+    assert axe_violations(running) == []
+    screenshot(running, "task-log")
+    # the waiting task ran in its turn: its open page moved on by itself
+    expect(page.locator(".title-row .badge").first).to_have_text("succeeded", timeout=15_000)
+    expect(why.locator("h2")).to_have_text("Why it ended")
+
+
+def test_where_an_event_would_go_asked_from_the_events_and_agent_pages(
+        as_role: Callable[[str], Page], system: System) -> None:
+    agent = f"routed-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0",
+            "handler": {"type": "python", "target": "tests.handlers:echo"},
+            "triggers": [{"event": "door.*", "filter": {"floor": 3}}]}).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+    page = open_page(as_role("viewer"), "/events")
+    form = page.locator("form[data-form='route-explain']")
+    form.get_by_label("Event type").fill("door.opened")
+    form.get_by_label("Payload (JSON)").fill('{"floor": 2}')
+    form.get_by_role("button", name="Explain").click()
+    answer = page.locator("[data-answer='route-explain']")
+    row = answer.locator("tr", has=page.locator(f"a[href='/agents/{agent}']"))
+    expect(row).to_contain_text("no")
+    expect(row).to_contain_text("floor")  # the filter that failed
+    assert axe_violations(page) == []
+    screenshot(page, "events-route-explain")
+    # the agent's page asks about itself: floor 3 reaches it
+    mine = open_page(as_role("viewer"), f"/agents/{agent}")
+    form = mine.locator("form[data-form='route-explain']")
+    form.get_by_label("Event type").fill("door.opened")
+    form.get_by_label("Payload (JSON)").fill('{"floor": 3}')
+    form.get_by_role("button", name="Explain").click()
+    verdict = mine.locator("[data-answer='route-explain'] .verdict")
+    expect(verdict).to_have_text(f"door.opened would reach {agent}")
+    expect(verdict).to_have_attribute("data-routed", "true")
+    # nothing was emitted
+    with system.api() as api:
+        assert api.get("/api/v1/events", params={"type": "door.*"}).json()["events"] == []

@@ -1,6 +1,7 @@
 // One agent: its versions (with the lifecycle buttons the role allows), the
 // definition as YAML, its triggers and handler, and the tasks it ran.
 import { get } from "../api.js";
+import { routeExplainCard } from "../explain.js";
 import { capabilitiesCard, configCard, stateCard } from "./agent_live.js";
 import { action, badge, card, facts, fill, h, json, link, short, table, time, title } from "../ui.js";
 
@@ -68,6 +69,7 @@ export async function render({ main, params, query }) {
       rows: d.triggers ?? [],
       empty: "no triggers: tasks reach this agent only when submitted",
     })),
+    routeExplainCard({ agent: name }),
     card("Recent tasks", table({
       caption: "Recent tasks",
       columns: [

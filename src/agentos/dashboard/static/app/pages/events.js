@@ -2,6 +2,7 @@
 // browser's EventSource reconnects by itself and resumes after the last event it
 // saw (Last-Event-ID), so nothing is lost or repeated across a reconnect.
 import { get, url } from "../api.js";
+import { routeExplainCard } from "../explain.js";
 import { apiForm, card, fill, filters, h, link, notify, pager, parseJson, short, table, time, title } from "../ui.js";
 
 const PAGE = 50;
@@ -38,7 +39,8 @@ export async function render({ main, query }) {
     ], query)),
     card(before ? "Older events" : "Newest first, live", view,
          pager(query, "before_seq", page.next_before_seq)),
-    emitCard());
+    emitCard(),
+    routeExplainCard());
   if (before) return;
 
   // live: from the newest event shown (or from now), with the same filters
