@@ -61,7 +61,8 @@ async def background(store: Store, settings: Settings) -> AsyncIterator[None]:
     their next checkpoint, between transactions, and the stragglers (a handler still
     running) are cancelled after ``STOP_GRACE``."""
     stop = asyncio.Event()
-    in_server_worker = Worker(store, concurrency=settings.worker_concurrency)
+    in_server_worker = Worker(store, concurrency=settings.worker_concurrency,
+                              log_limits=task_logs.Limits.from_settings(settings))
     loops = []
     if settings.run_router:
         loops.append(_supervised("router", lambda: router.run(store, stop)))

@@ -53,7 +53,7 @@ def worker(
 async def _run(settings: Settings, agents: list[str] | None, concurrency: int,
                worker_id: str | None, grace: float, lease: float, burst: bool,
                poll: float) -> None:
-    from agentos import cache, traces
+    from agentos import cache, task_logs, traces
     from agentos.store import open_store
     from agentos.worker.loop import Worker
 
@@ -63,7 +63,8 @@ async def _run(settings: Settings, agents: list[str] | None, concurrency: int,
     await cache.start(store, settings)
     traces.setup(settings.otlp_endpoint, "agentos-worker")
     runner = Worker(store, worker_id=worker_id, agents=agents, concurrency=concurrency,
-                    lease_s=lease, grace=grace, burst=burst, poll_interval=poll)
+                    lease_s=lease, grace=grace, burst=burst, poll_interval=poll,
+                    log_limits=task_logs.Limits.from_settings(settings))
     # what startup made (modules, the registry's definitions) lives as long as the worker:
     # keep the collector from walking it again on every full collection
     gc.freeze()
