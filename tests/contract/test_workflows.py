@@ -654,3 +654,31 @@ steps:
     done = await drive(store, bad["id"])
     assert done["status"] == "failed"
     assert "would make more than 1000000" in step(done, "b")["error"]["message"]
+
+
+async def test_a_run_whose_results_cannot_be_applied_fails_alone(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Applying one run's step end raises (a bug, a value the database refuses): that
+    run fails with engine_error, and the other runs in the same batches go on. (The
+    engine's batch used to fail whole, again and again, holding every run back.)"""
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, LINEAR)
+    good = [await start(store, "linear", {"n": n}) for n in range(3)]
+    poisoned = await start(store, "linear", {"n": 9})
+    original = engine.Batch._task_ended
+
+    async def task_ended(self: engine.Batch, run: engine.Run, state: Any, r: Any) -> None:
+        if run.id == poisoned["id"] and state.step == "b":
+            raise RuntimeError("cannot apply this one")
+        await original(self, run, state, r)
+
+    monkeypatch.setattr(engine.Batch, "_task_ended", task_ended)
+    failed = await drive(store, poisoned["id"])
+    assert failed["status"] == "failed" and failed["error"]["type"] == "engine_error"
+    assert "RuntimeError: cannot apply this one" in failed["error"]["message"]
+    assert step(failed, "a")["status"] == "succeeded"
+    assert step(failed, "b")["status"] == "cancelled"
+    for run in good:
+        assert (await drive(store, run["id"]))["status"] == "succeeded"
+    [position] = await consumers.positions(store, [engine.CONSUMER])
+    assert position.lag_events == 0

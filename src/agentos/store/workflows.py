@@ -3,7 +3,8 @@ that run them, transitions, waits for events and artifacts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +82,20 @@ async def update_version(conn: AsyncConnection, name: str, ver: str,
 
 async def delete_version(conn: AsyncConnection, name: str, ver: str) -> None:
     await conn.execute(delete(workflow_versions).where(wv.name == name, wv.version == ver))
+
+
+@asynccontextmanager
+async def savepoint(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A savepoint in ``conn``'s transaction: what the block wrote is undone if it
+    raises, and the transaction goes on (on PostgreSQL a failed statement no longer
+    spoils the whole transaction)."""
+    inline = getattr(conn, "sync", None)  # SQLite's write connection: a sync one inside
+    if inline is not None:
+        with inline.begin_nested():
+            yield
+        return
+    async with conn.begin_nested():
+        yield
 
 
 # ----------------------------------------------------------------------- runs

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import approvals, consumers, events, ids, queue, registry, router
 from agentos.aio import wait_wakeup
-from agentos.errors import AgentOSError, NotFound
+from agentos.errors import AgentOSError, NotFound, Unavailable
 from agentos.events import Draft, Event
 from agentos.lifecycle import Status as VersionStatus
 from agentos.roles import Role
@@ -621,12 +621,68 @@ def consumer(store: Store) -> consumers.Consumer:
         results = await results_of(store, conn, batch)
         if not results:
             return False  # most batches: the engine's own events, others' tasks
-        work = await Batch.open(store, conn)
-        await work.apply(results)
-        await work.flush()
+        await apply_isolated(store, conn, results)
         return True
 
     return consumers.Consumer(CONSUMER, ("*",), apply)
+
+
+async def apply_isolated(store: Store, conn: AsyncConnection, results: list[Result]) -> None:
+    """Apply ``results`` in one savepoint; if that fails other than for a busy or
+    unavailable database (those fail the whole batch, which is tried again), apply
+    each run's results in a savepoint of its own, and fail a run whose own results
+    still fail (``engine_error``): one run's bad state or a bug it meets no longer
+    holds back every other run's batch, again and again."""
+    try:
+        async with store_workflows.savepoint(conn):
+            await _apply(store, conn, results)
+        return
+    except Exception as exc:
+        if _transient(store, exc):
+            raise
+    by_run: dict[str, list[Result]] = {}
+    for r in results:
+        by_run.setdefault(r.run_id, []).append(r)
+    for run_id, own in by_run.items():
+        try:
+            async with store_workflows.savepoint(conn):
+                await _apply(store, conn, own)
+            continue
+        except Exception as exc:
+            if _transient(store, exc):
+                raise
+            log.exception("workflow run %s: applying %d result(s) failed; failing the run",
+                          run_id, len(own), extra={"action": "workflow_apply_failed",
+                                                   "run_id": run_id})
+            error = {"type": "engine_error",
+                     "message": f"the engine could not apply a step's result: "
+                                f"{type(exc).__name__}: {str(exc)[:500]}"}
+        try:
+            async with store_workflows.savepoint(conn):
+                work = await Batch.open(store, conn)
+                await work.load({run_id})
+                run = work.runs.get(run_id)
+                if run is not None and run.status is RunStatus.RUNNING:
+                    await work.finish(run, RunStatus.FAILED, error=error)
+                    await work.flush()
+        except Exception as exc:
+            if _transient(store, exc):
+                raise
+            log.exception("workflow run %s could not be failed either; left as it is",
+                          run_id, extra={"action": "workflow_fail_failed", "run_id": run_id})
+
+
+async def _apply(store: Store, conn: AsyncConnection, results: list[Result]) -> None:
+    work = await Batch.open(store, conn)
+    await work.apply(results)
+    await work.flush()
+
+
+def _transient(store: Store, exc: Exception) -> bool:
+    """A busy, locked or unreachable database: the batch is to be tried again whole."""
+    if isinstance(exc, store.driver_errors):
+        exc = store.translate(exc)
+    return isinstance(exc, Unavailable)
 
 
 # ------------------------------------------------------------------- the timer
