@@ -7,20 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import utcnow
+from agentos.store.columns import upsert, utcnow
 from agentos.store.tables import agent_config, capability_switches, held_agents
 
 cfg = agent_config.c
 sw = capability_switches.c
 held = held_agents.c
-
-
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 # ------------------------------------------------------------------ config
@@ -44,7 +38,7 @@ async def override(conn: AsyncConnection, agent: str, key: str, *, lock: bool = 
 
 async def put_override(conn: AsyncConnection, agent: str, key: str, value: Any, by: str
                        ) -> None:
-    stmt = _insert(conn, agent_config).values(agent=agent, key=key, value=value,
+    stmt = upsert(conn, agent_config).values(agent=agent, key=key, value=value,
                                               updated_by=by, updated_at=utcnow())
     await conn.execute(stmt.on_conflict_do_update(
         index_elements=[cfg.agent, cfg.key],
@@ -70,7 +64,7 @@ async def switches(conn: AsyncConnection, agent: str | None = None) -> list[dict
 async def put_switch(conn: AsyncConnection, agent: str, capability: str, enabled: bool,
                      reason: str, by: str) -> None:
     values = {"enabled": enabled, "reason": reason, "updated_by": by, "updated_at": utcnow()}
-    stmt = _insert(conn, capability_switches).values(agent=agent, capability=capability,
+    stmt = upsert(conn, capability_switches).values(agent=agent, capability=capability,
                                                      **values)
     await conn.execute(stmt.on_conflict_do_update(index_elements=[sw.agent, sw.capability],
                                                   set_=values))
@@ -82,7 +76,7 @@ async def put_switch(conn: AsyncConnection, agent: str, capability: str, enabled
 async def hold(conn: AsyncConnection, agent: str, reason: str, ref: str,
                until: datetime | None, detail: dict[str, Any]) -> None:
     """Hold ``agent``'s tasks for (reason, ref) until ``until`` (None: until released)."""
-    stmt = _insert(conn, held_agents).values(agent=agent, reason=reason, ref=ref, until=until,
+    stmt = upsert(conn, held_agents).values(agent=agent, reason=reason, ref=ref, until=until,
                                              detail=detail, since=utcnow())
     await conn.execute(stmt.on_conflict_do_update(
         index_elements=[held.agent, held.reason, held.ref],

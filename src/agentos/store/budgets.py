@@ -6,10 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import utcnow
+from agentos.store.columns import upsert, utcnow
 from agentos.store.tables import budget_usage, budgets
 
 b = budgets.c
@@ -32,8 +31,7 @@ async def get(conn: AsyncConnection, budget_id: int, *, lock: bool = False
 
 async def insert(conn: AsyncConnection, values: dict[str, Any]) -> dict[str, Any] | None:
     """A new budget; None when one of that scope, target, metric and period exists."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    row = (await conn.execute(dialect.insert(budgets).values(**values).on_conflict_do_nothing(
+    row = (await conn.execute(upsert(conn, budgets).values(**values).on_conflict_do_nothing(
         index_elements=[b.scope, b.target, b.metric, b.period]).returning(*budgets.c))).first()
     return dict(row._mapping) if row else None
 
@@ -56,9 +54,8 @@ async def forget_agent(conn: AsyncConnection, agent: str) -> int:
 async def charge(conn: AsyncConnection, budget_id: int, period_start: datetime,
                  amount: float) -> dict[str, Any]:
     """Add ``amount`` to a budget's period (one upsert); the period's row after it."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(budget_usage).values(budget_id=budget_id, period_start=period_start,
-                                               used=amount, warned=False, exceeded=False)
+    stmt = upsert(conn, budget_usage).values(budget_id=budget_id, period_start=period_start,
+                                             used=amount, warned=False, exceeded=False)
     stmt = stmt.on_conflict_do_update(index_elements=[u.budget_id, u.period_start],
                                       set_={"used": u.used + stmt.excluded.used})
     row = (await conn.execute(stmt.returning(*budget_usage.c))).one()

@@ -101,6 +101,11 @@ class utcnow(FunctionElement[datetime]):
     inherit_cache = True
 
 
+# the text layout SQLAlchemy's SQLite DateTime stores, so the clock's values compare
+# with stored times as text
+_SQLITE_CLOCK = "strftime('%Y-%m-%d %H:%M:%f000', 'now'{shift})"
+
+
 @compiles(utcnow, "postgresql")
 def _pg_utcnow(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
     return "statement_timestamp()"
@@ -108,5 +113,24 @@ def _pg_utcnow(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(utcnow, "sqlite")
 def _sqlite_utcnow(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
-    # same text layout SQLAlchemy's SQLite DateTime stores, so values compare as text
-    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
+    return _SQLITE_CLOCK.format(shift="")
+
+
+class later(FunctionElement[datetime]):
+    """The database's current UTC time plus ``seconds`` (a bound number)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(later, "postgresql")
+def _pg_later(element: later, compiler: SQLCompiler, **kw: Any) -> str:
+    (seconds,) = element.clauses
+    return f"statement_timestamp() + make_interval(secs => {compiler.process(seconds, **kw)})"
+
+
+@compiles(later, "sqlite")
+def _sqlite_later(element: later, compiler: SQLCompiler, **kw: Any) -> str:
+    (seconds,) = element.clauses
+    return _SQLITE_CLOCK.format(
+        shift=f", printf('%+.6f seconds', {compiler.process(seconds, **kw)})")

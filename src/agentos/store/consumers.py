@@ -7,10 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, null, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import utcnow
+from agentos.store.columns import upsert, utcnow
 from agentos.store.tables import consumers, events
 
 c = consumers.c
@@ -18,8 +17,7 @@ c = consumers.c
 
 async def ensure(conn: AsyncConnection, name: str) -> None:
     """Create the consumer's cursor at 0 unless it exists."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    await conn.execute(dialect.insert(consumers).values(name=name, cursor_seq=0, applied=0)
+    await conn.execute(upsert(conn, consumers).values(name=name, cursor_seq=0, applied=0)
                        .on_conflict_do_nothing(index_elements=[c.name]))
 
 

@@ -32,12 +32,9 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from agentos.store import sql
-from agentos.store.columns import UTCDateTime, json_dumps, json_loads, utc_from_text, utcnow
+from agentos.store.columns import json_dumps, json_loads, later, utc_from_text, utcnow
 from agentos.store.events import CHANNEL as EVENTS_CHANNEL
 from agentos.store.events import Draft, insert_rows
 from agentos.store.tables import lock_waiters, locks
@@ -58,26 +55,6 @@ class Handover:
 
     granted: bool
     waiter_task: str | None
-
-
-class later(FunctionElement[datetime]):
-    """The database's current UTC time plus ``seconds`` (a bound number)."""
-
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-@compiles(later, "postgresql")
-def _pg_later(element: later, compiler: SQLCompiler, **kw: Any) -> str:
-    (seconds,) = element.clauses
-    return f"statement_timestamp() + make_interval(secs => {compiler.process(seconds, **kw)})"
-
-
-@compiles(later, "sqlite")
-def _sqlite_later(element: later, compiler: SQLCompiler, **kw: Any) -> str:
-    (seconds,) = element.clauses
-    shift = f"printf('%+.6f seconds', {compiler.process(seconds, **kw)})"
-    return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', {shift})"
 
 
 class Locks:

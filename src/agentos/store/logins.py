@@ -9,10 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import UTCDateTime, utcnow
+from agentos.store.columns import UTCDateTime, upsert, utcnow
 from agentos.store.tables import login_failures
 
 f = login_failures.c
@@ -39,11 +38,10 @@ async def take(conn: AsyncConnection, keys: list[str], *, max_failures: int,
         f.locked_until.is_not(None) & (f.locked_until <= at))
     locked = f.locked_until.is_not(None) & (f.locked_until > at)
     until = literal(now + timedelta(seconds=lockout_s), UTCDateTime)
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    upsert: Any = dialect.insert(login_failures).values(
+    stmt: Any = upsert(conn, login_failures).values(
         [{"key": key, "failures": 1, "last_failed_at": now, "locked_until": None}
          for key in sorted(keys)])  # one order: two attempts never lock rows crosswise
-    rows = (await conn.execute(upsert.on_conflict_do_update(
+    rows = (await conn.execute(stmt.on_conflict_do_update(
         index_elements=[f.key],
         set_={"failures": case((restart, 1), (locked, f.failures), else_=f.failures + 1),
               "last_failed_at": now,

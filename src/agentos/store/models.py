@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import utcnow
+from agentos.store.columns import upsert, utcnow
 from agentos.store.tables import models
 
 m = models.c
@@ -16,8 +15,7 @@ m = models.c
 
 async def insert(conn: AsyncConnection, values: dict[str, Any]) -> dict[str, Any] | None:
     """Register a version; None when (name, version) is taken."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(models).values(**values).on_conflict_do_nothing(
+    stmt = upsert(conn, models).values(**values).on_conflict_do_nothing(
         index_elements=[m.name, m.version]).returning(*models.c)
     row = (await conn.execute(stmt)).first()
     return dict(row._mapping) if row else None

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentos.store.columns import upsert
 from agentos.store.tables import projection_state
 
 s = projection_state.c
@@ -33,8 +33,7 @@ async def save(conn: AsyncConnection, projection: str, values: Mapping[str, Any]
         await conn.execute(delete(projection_state).where(
             s.projection == projection, s.key.in_(gone)))
     if kept:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(projection_state)
+        stmt = upsert(conn, projection_state)
         await conn.execute(stmt.on_conflict_do_update(
             index_elements=[s.projection, s.key], set_={"value": stmt.excluded.value}), kept)
 

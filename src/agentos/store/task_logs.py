@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import LargeBinary, and_, cast, delete, exists, func, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentos.store.columns import upsert
 from agentos.store.tables import task_logs, tasks
 
 c = task_logs.c
@@ -52,8 +52,7 @@ async def insert_in(conn: AsyncConnection, lines: Sequence[LogLine]) -> None:
     """Write ``lines`` in the caller's transaction (one statement; a line written
     already, by a request sent again, is left as it is)."""
     if lines:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        await conn.execute(dialect.insert(task_logs).on_conflict_do_nothing(), rows(lines))
+        await conn.execute(upsert(conn, task_logs).on_conflict_do_nothing(), rows(lines))
 
 
 async def attempt_state(conn: AsyncConnection, task_id: str, attempt: int) -> Kept:

@@ -9,10 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import utcnow
+from agentos.store.columns import upsert, utcnow
 from agentos.store.tables import (
     approvals,
     task_attempts,
@@ -325,8 +324,7 @@ async def waits_of(conn: AsyncConnection, run_id: str) -> list[Any]:
 
 async def put_artifact(conn: AsyncConnection, values: dict[str, Any]) -> None:
     """Store an artifact, replacing one of the same name in the run."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(workflow_artifacts).values(**values)
+    stmt = upsert(conn, workflow_artifacts).values(**values)
     changed = {k: stmt.excluded[k] for k in values if k not in ("run_id", "name")}
     await conn.execute(stmt.on_conflict_do_update(
         index_elements=[artifacts.run_id, artifacts.name],
