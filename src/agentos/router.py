@@ -16,8 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import capabilities, events, patterns, queue
@@ -25,6 +23,7 @@ from agentos.aio import wait_wakeup
 from agentos.events import Event
 from agentos.lifecycle import Status
 from agentos.store import Store
+from agentos.store.columns import upsert
 from agentos.store.tables import agent_versions, route_queue, routes
 from agentos.store.tables import events as event_table
 from agentos.tasks import TaskIn
@@ -206,8 +205,7 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
             made = await queue.submit_in(store, conn, work)
             for route, (task, _) in zip(new_routes, made, strict=True):
                 route["task_id"] = task.id
-            dialect_insert = pg_insert if store.dialect == "postgresql" else sqlite_insert
-            await conn.execute(dialect_insert(routes).on_conflict_do_nothing(), new_routes)
+            await conn.execute(upsert(conn, routes).on_conflict_do_nothing(), new_routes)
     if new_routes:
         log.info("routed %d events to %d agents", len(queued), len(new_routes),
                  extra={"action": "events_routed"})
