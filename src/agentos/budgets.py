@@ -34,6 +34,7 @@ from agentos.store import llm_calls as store_calls
 
 CACHE_KIND = "budgets"
 HOLD = "budget"  # the held_agents reason of a spent agent budget
+RECHECK_S = 60.0  # seconds a task refused by a model's or the global budget waits to try again
 WARN_AT = 0.8  # of the limit: budget.warning
 MAX_LIMIT = 1e15
 
@@ -341,5 +342,18 @@ async def check(store: Store, agent: str | None, model: str) -> None:
             raise BudgetExceeded(
                 f"the {budget['period']} {budget['metric']} budget of {who} (id "
                 f"{budget['id']}) is spent: {used:g} of {limit:g}; it rolls at "
-                f"{rolls.isoformat()}", details={"budget": budget["id"], "used": used,
+                f"{rolls.isoformat()}", details={"budget": budget["id"],
+                                                 "scope": budget["scope"], "used": used,
                                                  "limit": limit, "rolls_at": rolls.isoformat()})
+
+
+def wait_after_refusal(details: dict[str, Any], now: datetime) -> float:
+    """Seconds a task whose LLM call a spent budget refused (``BudgetExceeded``'s
+    details) waits before it may run again: none for an agent's budget, whose hold
+    keeps the agent's tasks from a claim until the period rolls or the limit is raised;
+    for a model's or the global budget, which hold nothing, ``RECHECK_S`` or until the
+    period rolls, whichever is sooner."""
+    if details["scope"] == "agent":
+        return 0.0
+    rolls = datetime.fromisoformat(details["rolls_at"])
+    return max(0.0, min(RECHECK_S, (rolls - now).total_seconds()))

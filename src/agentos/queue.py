@@ -256,23 +256,37 @@ async def run_reaper(store: Store, stop: asyncio.Event | None = None) -> None:
         await wait_wakeup(stop, REAP_INTERVAL)
 
 
-async def hand_back(store: Store, task_id: str, attempt: int,
-                    logs: task_logs.Logs = ()) -> Task:
-    """Return a running task unfinished (worker shutdown): claimable at once, and
-    the attempt does not count against its retries (its ``logs`` are kept)."""
+HANDED_BACK = {"type": "handed_back", "message": "worker shut down"}
+
+
+async def hand_back(store: Store, task_id: str, attempt: int, logs: task_logs.Logs = (),
+                    *, outcome: Outcome = Outcome.LOST, error: dict[str, Any] | None = None,
+                    delay_s: float = 0.0, tokens: Any = None, cost: float | None = None
+                    ) -> Task:
+    """Return a running task unfinished: the attempt does not count against its retries
+    (its ``logs`` are kept, and the ``tokens``/``cost`` it used). By default a worker
+    shutting down hands it back, claimable at once; a handler refused by a spent budget
+    hands it back ``deferred`` with the refusal as ``error``, to run again after
+    ``delay_s`` (scheduled) or as soon as a claim may take it (pending: its agent's
+    hold keeps it meanwhile)."""
     async with store.write() as conn:
         row = await store.tasks.current(conn, task_id, attempt, "hand back")
         await task_logs.write_in(conn, task_id, attempt, logs)
         now = await store.tasks.now(conn)
-        await store.tasks.end_attempt(conn, row, now, Outcome.LOST.value, error={
-            "type": "handed_back", "message": "worker shut down"})
+        error = error or HANDED_BACK
+        await store.tasks.end_attempt(conn, row, now, outcome.value, error=error,
+                                      tokens=tokens, cost=cost)
         drafts = await _release_locks(store, conn, row, now)
-        await store.tasks.set(conn, task_id, status=Status.PENDING.value,
-                              retry_base=row.retry_base + 1, worker_id=None,
-                              lease_expires_at=None, updated_at=now)
+        later = {"status": Status.SCHEDULED.value, "run_at": now + timedelta(seconds=delay_s)
+                 } if delay_s > 0 else {"status": Status.PENDING.value}
+        await store.tasks.set(conn, task_id, retry_base=row.retry_base + 1, worker_id=None,
+                              lease_expires_at=None, updated_at=now, **later)
         await store.notify(conn, CHANNEL)
+        said = {} if error is HANDED_BACK else {"error": error.get("message")}
         await events.append_in(store, conn, [*drafts, task_event(
-            row, "retrying", attempt=attempt, outcome="handed_back", retry_in_s=0)])
+            row, "retrying", attempt=attempt,
+            outcome="handed_back" if outcome is Outcome.LOST else outcome.value,
+            retry_in_s=round(delay_s, 3), **said)])
         return Task.from_row(await store.tasks.get(conn, task_id))
 
 

@@ -164,6 +164,46 @@ async def test_budget_events_hold_refusal_and_raise(store: Store, fake_llm: Fake
     assert [e["type"] for e in await event_types(store, "budget.")][-1] == "budget.exceeded"
 
 
+async def test_a_refusal_mid_attempt_hands_the_task_back(store: Store,
+                                                        fake_llm: FakeLlm) -> None:
+    """A handler whose second LLM call is refused by the agent's spent hard budget (its
+    first call spent it) neither fails nor spends a retry: the task is handed back,
+    held with its agent, and runs once the limit is raised. A model's budget, which
+    holds no agent, sends its tasks back to wait a while instead."""
+    await agent(store, "asker", {"type": "python", "target": "tests.handlers:llm_user"},
+                model={"provider": "openai", "name": "fake-small"}, limits={"max_retries": 0})
+    budget = await budgets.create(store, budgets.BudgetIn(
+        scope="agent", target="asker", metric="tokens", period="day", limit=10), by="test")
+    task_id = await submit(store, "asker", calls=2)
+    await Worker(store, burst=True, poll_interval=0.05).run()
+    held = await queue.get(store, task_id)
+    assert held.status is Status.PENDING  # not failed, though it had no retry to spend
+    [attempt] = held.attempts
+    assert attempt.outcome == "deferred" and attempt.tokens is not None and \
+        attempt.tokens["total"] == 17  # what its first call used is kept
+    assert attempt.error["type"] == "budget_exceeded" and attempt.error["budget"] == \
+        budget["id"] and attempt.error["scope"] == "agent"
+    assert [c["outcome"] for c in await calls(store)] == ["ok", "refused"]
+    assert (await agent_state.of_agent(store, "asker"))["held"]  # the hold keeps it
+    await budgets.change(store, budget["id"], budgets.BudgetChange(limit=1000), by="test")
+    [done] = await run(store, task_id)
+    assert done.status is Status.SUCCEEDED and done.attempt == 2
+    assert len(done.output["replies"]) == 2
+
+    await budgets.delete(store, budget["id"])
+    await budgets.create(store, budgets.BudgetIn(
+        scope="model", target="fake-small", metric="tokens", period="day", limit=10),
+        by="test")  # spent already: 51 tokens today
+    later = await submit(store, "asker", calls=1)
+    before = datetime.now(UTC)
+    await Worker(store, burst=True, poll_interval=0.05).run()
+    waiting = await queue.get(store, later)
+    assert waiting.status is Status.SCHEDULED and waiting.attempts[0].outcome == \
+        "deferred"
+    assert waiting.run_at is not None and before < waiting.run_at <= \
+        before + timedelta(seconds=budgets.RECHECK_S + 5)
+
+
 async def test_a_hold_keeps_tasks_until_it_lapses_on_both_claim_paths(store: Store) -> None:
     await agent(store, "plain", {"type": "python", "target": "tests.handlers:echo"})
     await agent(store, "capped", {"type": "python", "target": "tests.handlers:echo"},

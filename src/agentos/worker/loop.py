@@ -43,7 +43,7 @@ from agentos.config import Settings
 from agentos.errors import Conflict, Forbidden, InvalidInput, NotFound
 from agentos.locks import attempts
 from agentos.store import Store
-from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE, Task
+from agentos.tasks import DEFAULT_CONCURRENCY, DEFAULT_LEASE, Outcome, Task
 from agentos.worker import handlers, instances, outcomes
 from agentos.worker.handlers import Context
 
@@ -338,6 +338,11 @@ class Worker:
             if stopped is None:
                 raise  # the worker is shutting down: hand the task back
             end = stopped
+        if end.outcome is Outcome.DEFERRED:  # held back by a budget: no retry spent
+            await self._report(queue.hand_back(
+                self.store, task.id, task.attempt, lines.take(), outcome=end.outcome,
+                error=end.error, delay_s=end.wait_s, **_used(ctx)))
+            return
         if end.succeeded:  # recorded by the loop's next round trip, with others ending meanwhile
             self._finished.append(claims.Finished(task.id, task.attempt, end.output, **_used(ctx),
                                                   took_locks=ctx.took_locks,

@@ -6,6 +6,10 @@
     ran past the task's timeout_s         timeout              retried with backoff, or failed
     was cancelled on request              cancelled            cancelled
     was cancelled by the worker stopping  (handed back)        pending again, not counted
+    raised BudgetSpent (an LLM call       deferred             waits, not counted: pending
+      refused by a spent hard budget)                            (its agent's budget holds
+                                                                 it) or scheduled (a model's
+                                                                 or the global budget)
     raised HandlerError(retryable=False)  failed               failed (dead letter)
     raised anything else                  failed               retried with backoff, or failed
 
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentos.tasks import Outcome
-from agentos.worker.handlers import HandlerError
+from agentos.worker.handlers import BudgetSpent, HandlerError
 
 TRACEBACK_CHARS = 20_000  # the end of a long traceback is kept in the attempt's error
 
@@ -35,6 +39,7 @@ class End:
     output: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     retryable: bool = True
+    wait_s: float = 0.0  # deferred: seconds before the task may run again
 
     @property
     def succeeded(self) -> bool:
@@ -73,6 +78,12 @@ def _cancelled(exc: BaseException, timeout_s: float, cancel_requested: bool) -> 
                                          "message": "cancelled on request"})
 
 
+def _budget_spent(exc: BaseException, timeout_s: float, cancel_requested: bool) -> End:
+    assert isinstance(exc, BudgetSpent)
+    return End(Outcome.DEFERRED, error={"type": "budget_exceeded", "message": str(exc),
+                                        **exc.details}, wait_s=exc.wait_s)
+
+
 def _failed(exc: BaseException, timeout_s: float, cancel_requested: bool) -> End:
     retryable = not (isinstance(exc, HandlerError) and not exc.retryable)
     return End(Outcome.FAILED, error=error_of(exc), retryable=retryable)
@@ -83,5 +94,6 @@ _RAISED: tuple[tuple[type[BaseException],
                      Callable[[BaseException, float, bool], End | None]], ...] = (
     (TimeoutError, _timed_out),  # asyncio.timeout's, around the handler
     (asyncio.CancelledError, _cancelled),
+    (BudgetSpent, _budget_spent),
     (Exception, _failed),
 )

@@ -23,6 +23,7 @@ from agentos import agent_spec
 from agentos.config import Settings
 from agentos.worker.handlers import command, http, llm, python
 from agentos.worker.handlers.context import (
+    BudgetSpent,
     Context,
     Handler,
     HandlerError,
@@ -32,9 +33,8 @@ from agentos.worker.handlers.context import (
 )
 from agentos.worker.handlers.python import ThreadContext
 
-__all__ = ["Context", "Handler", "HandlerError", "LockUnavailable", "SubTaskFailed",
-           "ThreadContext", "Usage",
-           "load"]
+__all__ = ["BudgetSpent", "Context", "Handler", "HandlerError", "LockUnavailable",
+           "SubTaskFailed", "ThreadContext", "Usage", "load"]
 
 _SPEC: TypeAdapter[Any] = TypeAdapter(agent_spec.Handler)
 

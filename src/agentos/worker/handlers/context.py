@@ -64,6 +64,18 @@ class SubTaskFailed(HandlerError):
         self.task = task
 
 
+class BudgetSpent(HandlerError):
+    """``ctx.llm`` (or the ``llm`` handler) was refused by a spent hard budget. The
+    attempt is handed back, not failed (``worker.outcomes``): its task waits ``wait_s``
+    (0: its agent's budget holds the agent's tasks until the period rolls or the limit
+    is raised) and does not spend a retry."""
+
+    def __init__(self, message: str, details: dict[str, Any], wait_s: float) -> None:
+        super().__init__(message)
+        self.details = details
+        self.wait_s = wait_s
+
+
 class LockUnavailable(HandlerError):
     """``ctx.lock`` waited for its whole ``wait_s``; the attempt may be retried."""
 
@@ -173,8 +185,9 @@ class LlmAccess:
                    json: bool = False, **params: Any) -> llm_client.Completion:
         """One chat completion (``model``: a name, a model mapping, or the agent's).
 
-        Raises ``HandlerError``: retryable for what another try may fix, and when a
-        hard budget is spent (the call is refused and recorded as such)."""
+        Raises ``HandlerError``: retryable for what another try may fix; ``BudgetSpent``
+        when a hard budget is spent (the call is refused and recorded as such, and the
+        attempt is handed back unless the handler catches it)."""
         ref = self._model(model)
         task = self._ctx.task
         call = {"provider": ref.provider, "model": ref.name, "agent": task["agent"],
@@ -185,7 +198,8 @@ class LlmAccess:
             await budgets.check(self._ctx.store, task["agent"], ref.name)
         except budgets.BudgetExceeded as exc:
             await self._record({**call, "outcome": "refused", "error": exc.message[:1000]})
-            raise HandlerError(exc.message) from exc
+            raise BudgetSpent(exc.message, exc.details, budgets.wait_after_refusal(
+                exc.details, datetime.now(UTC))) from exc
         try:
             with traces.span("llm.chat", {"gen_ai.system": ref.provider,
                                           "gen_ai.request.model": ref.name,
