@@ -11,7 +11,8 @@ endpoint is configured, and the one outside service the test suite fakes
 ``/v1/embeddings`` answers each input with a bag-of-words vector of ``DIMENSIONS``
 numbers: each word (lower-cased, mapped through ``SYNONYMS`` so that "car" and
 "automobile" land together) adds 1 to the dimension its hash picks. So vector search
-finds what words alone would miss. A model named ``status-NNN`` gets HTTP status NNN.
+finds what words alone would miss. A model named ``status-NNN`` gets HTTP status NNN;
+one named ``dims-N`` gets vectors of N numbers (the same words, spread wider).
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ SYNONYMS = {"car": "automobile", "cars": "automobile", "auto": "automobile",
             "vehicle": "automobile", "puppy": "dog", "hound": "dog"}
 
 
-def embedding(text: str) -> list[float]:
-    vector = [0.0] * DIMENSIONS
+def embedding(text: str, dimensions: int = DIMENSIONS) -> list[float]:
+    vector = [0.0] * dimensions
     for word in re.findall(r"\w+", text.lower()):
         word = SYNONYMS.get(word, word)
-        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % DIMENSIONS] += 1.0
-    return vector if any(vector) else [1.0] + [0.0] * (DIMENSIONS - 1)
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dimensions] += 1.0
+    return vector if any(vector) else [1.0] + [0.0] * (dimensions - 1)
 
 
 class FakeLlm:
@@ -79,8 +80,11 @@ class FakeLlm:
         if model.startswith("status-"):
             return int(model.removeprefix("status-")), {"error": {"message": "as asked"}}
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        wide = re.fullmatch(r"dims-([0-9]{1,4})", model)
+        dimensions = int(wide.group(1)) if wide else DIMENSIONS
         return 200, {"object": "list", "model": model,
-                     "data": [{"object": "embedding", "index": i, "embedding": embedding(t)}
+                     "data": [{"object": "embedding", "index": i,
+                               "embedding": embedding(t, dimensions)}
                               for i, t in enumerate(texts)],
                      "usage": {"prompt_tokens": 1, "total_tokens": 1}}
 

@@ -49,6 +49,9 @@ class Config:
 
     max_bytes: int = 512 * 1024  # title + content + metadata, bytes of UTF-8
     embedder: Embedder | None = None  # None: text search only
+    # documents a vector search compares at most (the most recently added): each is a
+    # dot product in Python on SQLite, so a search's time is bounded whatever the size
+    max_compared: int = store_knowledge.MAX_COMPARED
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -209,7 +212,7 @@ async def search(store: Store, query: Query, config: Config) -> Page:
         except AgentOSError as exc:
             warning = f"vector search unavailable, text only: {exc.message}"
         else:
-            return await _hybrid(store, q, vector, config.embedder.model, filters, query)
+            return await _hybrid(store, q, vector, config, filters, query)
     after = _cursor(query.cursor, "text")
     async with store.read() as conn:
         rows = await store_knowledge.text_search(
@@ -222,14 +225,17 @@ async def search(store: Store, query: Query, config: Config) -> Page:
                 "text", warning)
 
 
-async def _hybrid(store: Store, q: str, vector: list[float], model: str, filters: Filters,
-                  query: Query) -> Page:
+async def _hybrid(store: Store, q: str, vector: list[float], config: Config,
+                  filters: Filters, query: Query) -> Page:
+    assert config.embedder is not None
+    model = config.embedder.model
     position = _cursor(query.cursor, "hybrid")
     offset = int(position[0]) if position else 0
     async with store.read() as conn:
         by_text = await store_knowledge.text_search(conn, q, filters, None, CANDIDATES)
-        by_vector = await store_knowledge.vector_search(conn, vector, model, filters,
-                                                        CANDIDATES)
+        nearest = await store_knowledge.vector_search(conn, vector, model, filters,
+                                                      CANDIDATES, config.max_compared)
+    by_vector = nearest.rows
     rows = {r["id"]: r for r in by_vector}
     rows.update({r["id"]: r for r in by_text})  # a text match's snippet marks the words
     texts, vectors = {r["id"] for r in by_text}, {r["id"] for r in by_vector}
@@ -239,8 +245,12 @@ async def _hybrid(store: Store, q: str, vector: list[float], model: str, filters
                                                               ("vector", vectors)) if i in ids]),
                   "score": round(score, 6)} for i, score in page]
     more = offset + query.limit < len(fused)
+    warning = None
+    if nearest.partial:
+        warning = (f"vector search compared the {nearest.compared:,} most recently added "
+                   "documents only: narrow it with a namespace or tags")
     return Page(documents, _encode("hybrid", [offset + query.limit]) if more else None,
-                "hybrid")
+                "hybrid", warning)
 
 
 def fuse(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:

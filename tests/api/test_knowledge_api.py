@@ -3,11 +3,19 @@ nothing written)."""
 
 from __future__ import annotations
 
-import httpx
-from sqlalchemy import func, select
+import asyncio
+import math
+import random
+import time
+from array import array
 
+import httpx
+from sqlalchemy import func, insert, select
+
+from agentos.config import Settings
 from agentos.store import Store
 from agentos.store.tables import audit_log, events, knowledge_documents
+from tests.fake_llm import FakeLlm
 
 
 async def counts(store: Store) -> tuple[int, int, int]:
@@ -83,3 +91,53 @@ async def test_a_query_with_fts_syntax_errors_is_answered_as_words(api: httpx.As
         r = await api.get("/api/v1/knowledge", params={"q": q})
         assert r.status_code == 200, (q, r.text)
         assert [d["key"] for d in r.json()["documents"]] == ["d"], q
+
+
+async def test_the_api_answers_while_a_vector_search_runs(api: httpx.AsyncClient, store: Store,
+                                                          settings: Settings) -> None:
+    # Given 8,192 documents with vectors of 1,024 numbers (a search compares them all)
+    dims, seeds, doublings = 1024, 16, 9
+    rng = random.Random(7)
+    rows = []
+    for i in range(seeds):
+        vec = [rng.gauss(0, 1) for _ in range(dims)]
+        norm = math.sqrt(sum(v * v for v in vec))
+        unit = [v / norm for v in vec]
+        rows.append({"namespace": "bulk", "key": f"d{i}", "title": "", "content": f"doc {i}",
+                     "tags": [], "metadata": {}, "embedding_model": f"dims-{dims}",
+                     "embedding": unit if store.dialect == "postgresql"
+                     else array("f", unit).tobytes(),
+                     "created_by": "test", "updated_by": "test"})
+    d = knowledge_documents.c
+    copied = [d.namespace, d.key, d.title, d.content, d.tags, d.metadata, d.embedding_model,
+              d.embedding, d.created_by, d.updated_by]
+    async with store.write() as conn:
+        await conn.execute(insert(knowledge_documents), rows)
+        for n in range(doublings):  # copied in the database: a few statements
+            await conn.execute(insert(knowledge_documents).from_select(
+                [c.name for c in copied],
+                select(*[d.key.concat(f"-{n}") if c is d.key else c for c in copied])))
+        assert await conn.scalar(select(func.count()).select_from(knowledge_documents)) \
+            == seeds * 2 ** doublings
+    fake = FakeLlm().start()
+    try:
+        settings.embeddings_url, settings.embeddings_model = fake.base_url, f"dims-{dims}"
+        # When a search runs, /health is asked every 20 ms until it ends
+        search = asyncio.create_task(api.get("/api/v1/knowledge", params={"q": "doc"}))
+        started, waits = time.monotonic(), []
+        while not search.done():
+            asked = time.monotonic()
+            assert (await api.get("/health")).status_code == 200
+            waits.append(time.monotonic() - asked)
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - started
+        r = search.result()
+    finally:
+        fake.stop()
+    assert r.status_code == 200, r.text
+    assert r.json()["mode"] == "hybrid" and r.json()["warning"] is None
+    assert any("vector" in d["matched"] for d in r.json()["documents"])
+    # Then /health answered throughout, each time well within the search's own time
+    # (computed on the event loop, the search kept /health waiting for all of it)
+    assert len(waits) >= 3, (took, waits)
+    assert max(waits) < max(0.25, took / 3), (took, max(waits))

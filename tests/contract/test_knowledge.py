@@ -185,6 +185,23 @@ async def test_vectors_of_another_model_are_not_compared(store: Store, fake: Fak
     assert page.documents == []
 
 
+async def test_a_vector_search_compares_the_most_recent_documents_up_to_its_bound(
+        store: Store, fake: FakeLlm) -> None:
+    embed = Embedder(fake.base_url, "fake-embed")
+    for n, text in enumerate(("automobile one", "automobile two", "dog", "hound", "cat")):
+        await put(store, "kb", f"d{n}", text, Config(embedder=embed))
+    # a bound of 3: the three most recently added are compared, and the page says so
+    page = await knowledge.search(store, Query(q="vehicle"),
+                                  Config(embedder=embed, max_compared=3))
+    assert {d["key"] for d in page.documents if "vector" in d["matched"]} <= {"d2", "d3", "d4"}
+    assert page.warning is not None and "the 3 most recently added" in page.warning
+    # within the bound: the nearest of all, best first, and no warning
+    page = await knowledge.search(store, Query(q="vehicle"),
+                                  Config(embedder=embed, max_compared=5))
+    assert [d["key"] for d in page.documents][:2] == ["d0", "d1"] and page.warning is None
+    assert page.documents[0]["matched"] == ["vector"]  # no word in common
+
+
 async def test_a_failing_embeddings_api_writes_nothing_and_search_falls_back(
         store: Store, fake: FakeLlm) -> None:
     await put(store, "kb", "d", "car park", TEXT)

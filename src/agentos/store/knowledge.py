@@ -11,12 +11,16 @@ its plain words, any of them matching (BM25 still puts those with more first).
 Vectors are unit length, so their dot product is their cosine. Neither pgvector
 (not packaged for this platform's PostgreSQL) nor sqlite-vec (this Python's
 sqlite3 cannot load extensions) is used: PostgreSQL computes the dot product in
-SQL over ``real[]``, SQLite through a function registered on the connection. Both
-compare the query with every candidate document: exact, and linear in their number.
+SQL over ``real[]`` (in the server: the event loop waits for nothing), SQLite in a
+thread beside the loop, reading the candidates' vectors and keeping the best in a
+heap of ``limit``. Both compare the query with each candidate document, exact and
+linear in their number, so one search compares at most ``MAX_COMPARED`` of them: the
+most recently added (the caller says when more were eligible).
 """
 
 from __future__ import annotations
 
+import heapq
 import operator
 import re
 from array import array
@@ -214,33 +218,84 @@ async def _pg_text(conn: AsyncConnection, query: str, filters: Filters,
     return [{**r._mapping, "score": float(r.score)} for r in rows]
 
 
+MAX_COMPARED = 20_000  # documents one vector search compares (~1 s at 1,536 dimensions, idle)
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """A vector search's answer: the best documents, and whether more documents were
+    eligible than it compared (the most recently added ``compared`` were)."""
+
+    rows: list[dict[str, Any]]
+    compared: int
+    partial: bool
+
+
 async def vector_search(conn: AsyncConnection, vector: Sequence[float], model: str,
-                        filters: Filters, limit: int) -> list[dict[str, Any]]:
+                        filters: Filters, limit: int, max_compared: int = MAX_COMPARED
+                        ) -> Nearest:
     """The ``limit`` documents embedded by ``model`` nearest to ``vector`` (a unit
-    vector): ``score`` is the cosine similarity; ``snippet`` the content's start."""
+    vector) among the ``max_compared`` most recently added that ``filters`` allow:
+    ``score`` is the cosine similarity; ``snippet`` the content's start."""
+    eligible = (select(docs.c.id)
+                .where(docs.c.embedding_model == model, docs.c.embedding.is_not(None),
+                       *filters.clauses())
+                .order_by(docs.c.id.desc()).limit(max_compared + 1))
     if conn.dialect.name == "postgresql":
+        seen = int((await conn.execute(select(func.count()).select_from(
+            eligible.subquery()))).scalar_one())
+        candidates = eligible.limit(max_compared).subquery()
         pair = func.unnest(docs.c.embedding, cast(bindparam("vec", list(vector)),
                                                   ARRAY(REAL()))
-                            ).table_valued("a", "b").render_derived()
+                           ).table_valued("a", "b").render_derived()
         similarity: Any = select(func.sum(pair.c.a * pair.c.b)).scalar_subquery()
+        scored = (await conn.execute(
+            select(docs.c.id, similarity.label("score"))
+            .where(docs.c.id.in_(select(candidates.c.id)))
+            .order_by(literal_column("score").desc(), docs.c.id).limit(limit))).all()
+        best = [(int(r.id), float(r.score or 0.0)) for r in scored]
     else:
-        query = array("f", vector)
+        rows = eligible.add_columns(docs.c.embedding)
+        best, seen = await conn.off_loop(  # type: ignore[attr-defined]
+            lambda sync: _nearest(sync.execute(rows), vector, limit, max_compared))
+    return Nearest(await _described(conn, best), min(seen, max_compared), seen > max_compared)
 
-        def dot(stored: bytes | None) -> float | None:
-            if stored is None or len(stored) != len(query) * query.itemsize:
-                return None
+
+def _nearest(rows: Any, vector: Sequence[float], limit: int, max_compared: int
+             ) -> tuple[list[tuple[int, float]], int]:
+    """The ``limit`` best (id, cosine) of ``rows`` (id, float32 bytes), best first (ties:
+    the lower id), read one at a time and kept in a heap; and how many rows there were
+    (up to ``max_compared`` + 1: the last one is only counted)."""
+    query = array("f", vector)
+    size = len(query) * query.itemsize
+    heap: list[tuple[float, int]] = []  # (score, -id): the worst kept on top
+    seen = 0
+    try:
+        for doc_id, stored in rows:
+            seen += 1
+            if seen > max_compared:
+                break
+            if stored is None or len(stored) != size:
+                continue  # another dimension: not comparable
             values = array("f")
             values.frombytes(stored)
-            return float(sum(map(operator.mul, values, query)))
+            item = (float(sum(map(operator.mul, values, query))), -int(doc_id))
+            if len(heap) < limit:
+                heapq.heappush(heap, item)
+            elif item > heap[0]:
+                heapq.heapreplace(heap, item)
+    finally:
+        rows.close()
+    return [(-neg_id, score) for score, neg_id in sorted(heap, reverse=True)], seen
 
-        # statements run inline on SQLite: nothing else uses this connection meanwhile
-        conn.driver().create_function(  # type: ignore[attr-defined]
-            "agentos_similarity", 1, dot, deterministic=True)
-        similarity = func.agentos_similarity(docs.c.embedding)
+
+async def _described(conn: AsyncConnection, best: list[tuple[int, float]]
+                     ) -> list[dict[str, Any]]:
+    """The documents ``best`` names (id, score), in its order, with their summaries."""
+    if not best:
+        return []
     prefix = func.substr(docs.c.content, 1, PREFIX_CHARS)
-    stmt = (select(*SUMMARY, similarity.label("score"), prefix.label("snippet"))
-            .where(docs.c.embedding_model == model, docs.c.embedding.is_not(None),
-                   *filters.clauses())
-            .order_by(literal_column("score").desc(), docs.c.id).limit(limit))
-    rows = (await conn.execute(stmt)).all()
-    return [{**r._mapping, "score": float(r.score or 0.0)} for r in rows]
+    found = {r.id: r._mapping for r in (await conn.execute(
+        select(*SUMMARY, prefix.label("snippet")).where(
+            docs.c.id.in_([i for i, _ in best])))).all()}
+    return [{**found[i], "score": score} for i, score in best if i in found]

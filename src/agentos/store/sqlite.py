@@ -23,7 +23,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
@@ -46,6 +46,7 @@ SPIN_LIMIT = 0.0008  # seconds: pauses double up to this (2.4 ms in all), then y
 WAL_AUTOCHECKPOINT = 8000
 MMAP_BYTES = 256 * 1024 * 1024
 WRITE_LOCK_TIMEOUT = 30.0  # seconds to wait for another process's write to end
+T = TypeVar("T")
 
 
 class SqliteConnection:
@@ -64,6 +65,12 @@ class SqliteConnection:
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
         return self.sync.scalar(statement, parameters)
+
+    async def off_loop(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` in a thread, for a read that computes over many rows
+        (a vector search): the loop goes on serving meanwhile. Nothing else uses this
+        connection while its holder awaits this."""
+        return await asyncio.to_thread(work, self.sync)
 
     def driver(self) -> sqlite3.Connection:
         """The sqlite3 connection underneath, in this transaction (for named SQL)."""
