@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -122,14 +121,11 @@ class Settings(BaseSettings):
                                  "(like 10.0.0.1 or 10.0.0.0/8)") from None
         return v
 
-    @cached_property
-    def dialect(self) -> str:
-        return "postgresql" if self.database_url.startswith("postgres") else "sqlite"
-
     def should_auto_upgrade(self) -> bool:
         if self.auto_upgrade is not None:
             return self.auto_upgrade
-        return self.dialect == "sqlite"
+        # by default only SQLite's: its file belongs to one installation
+        return not self.database_url.startswith("postgres")
 
 
 def proxy_list(value: str) -> list[str]:

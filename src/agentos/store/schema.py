@@ -11,15 +11,18 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
+from agentos.errors import AgentOSError
 from agentos.store import sync_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from agentos.store.base import Store
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "alembic_version"
@@ -88,3 +91,27 @@ def downgrade(url: str, revision: str) -> SchemaState:
 
     command.downgrade(alembic_config(url), revision)
     return state(url)
+
+
+async def readiness(store: Store) -> dict[str, Any]:
+    """The database as /ready shows it: which kind, whether it answers and takes
+    changes (else ``problem``: a ``store.errors`` code), its schema against this code's
+    head, and the connection pool. Writability is asked only of a current schema."""
+    database: dict[str, Any] = {"dialect": store.dialect, "reachable": False,
+                                "writable": False}
+    schema: dict[str, Any] = {"current": None, "head": head(), "up_to_date": False}
+    try:
+        await store.ping()
+        database["reachable"] = True
+        async with store.read() as conn:
+            current = (await conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")
+                                          )).scalar()
+        schema.update(current=current, up_to_date=current == schema["head"])
+        if schema["up_to_date"]:
+            problem = await store.unwritable()
+            database["writable"] = problem is None
+            if problem:
+                database["problem"] = problem
+    except AgentOSError as exc:
+        database["problem"] = exc.code
+    return {"database": database, "schema": schema, "pool": store.pool_status()}
