@@ -142,6 +142,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/locks"): read("locks"),
     ("GET", "/api/v1/locks/{resource:path}"): read("locks"),
     ("POST", "/api/v1/locks/acquire-many"): change(OP, "locks.acquire"),
+    ("POST", "/api/v1/locks/acquire-any"): change(OP, "locks.acquire"),
     ("POST", "/api/v1/locks/{resource:path}/acquire"): change(OP, "locks.acquire"),
     ("POST", "/api/v1/locks/{resource:path}/release"): change(OP, "locks.release"),
     ("POST", "/api/v1/locks/{resource:path}/renew"): change(OP, "locks.renew", audit=False),

@@ -1,4 +1,5 @@
-"""``agentos locks``: list, show, acquire, release and force-release resource locks."""
+"""``agentos locks``: list, show, acquire (one, or any of a pool), release and
+force-release resource locks."""
 
 from __future__ import annotations
 
@@ -103,6 +104,38 @@ def acquire(
 
 
 BUSY = 3  # exit code: the lock was not granted
+
+
+@app.command("acquire-any")
+def acquire_any(
+    resources: Annotated[list[str] | None, typer.Argument(
+        metavar="[RESOURCE]...", show_default=False,
+        help="The pool, in order of preference (or give --prefix).")] = None,
+    prefix: Annotated[str | None, typer.Option(
+        "--prefix", show_default=False,
+        help="Every resource ever locked whose id starts with this, e.g. device:android-.")]
+        = None,
+    owner: Owner = None,
+    priority: Annotated[int, typer.Option(min=1, max=10, help="10 is served first.")] = 5,
+    ttl: Annotated[float, typer.Option("--ttl", help="Lease in seconds.")] = 30.0,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait in every one's "
+                                        "queue (0: try once).")] = 0.0,
+    json: options.Json = False, url: options.Url = None,
+) -> None:
+    """Take the first free resource of a pool. Exit 3 if every one is busy."""
+    with options.client(url) as api:
+        got = api.acquire_any(_owner(owner), resources=resources or None, prefix=prefix,
+                              priority=priority, ttl_s=ttl, wait_s=wait)
+    if json:
+        output.emit_json(got)
+    elif got["granted"]:
+        typer.echo(f"acquired {got['resource']} token={got['token']} "
+                   f"expires={output.timestamp(got['expires_at'])}")
+    else:
+        typer.echo(f"every one is held; best place: position {got['position']} in the "
+                   f"queue of {got['resource']}", err=True)
+    if not got["granted"]:
+        raise typer.Exit(BUSY)
 
 
 @app.command()

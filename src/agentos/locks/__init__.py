@@ -10,6 +10,7 @@ rules those keep on both backends, are the store's (``store.locks``).
     model.py     Claim, Grant, Result; request limits; the lock.* events
     state.py     state changes: take, queue, release, renew, expire, force-release
     waiting.py   waiting for a grant: acquire and acquire-many with a wait
+    pool.py      acquire-any: the first free resource of a list or a prefix
     attempts.py  a task attempt's locks: its agent's declared resources, for either
                  kind of worker (imported as ``agentos.locks.attempts``)
     reads.py     what the locks look like now
@@ -28,6 +29,7 @@ from agentos.locks.model import (
     task_owner,
     validate,
 )
+from agentos.locks.pool import Pool, acquire_any, pool
 from agentos.locks.reads import get, held_by_workers, list_locks
 from agentos.locks.state import (
     force_release,
@@ -43,6 +45,7 @@ from agentos.locks.waiting import acquire, acquire_many
 from agentos.store.locks import CHANNEL
 
 __all__ = ["CHANNEL", "DEFAULT_PRIORITY", "DEFAULT_TTL", "MAX_RESOURCES", "MAX_TTL", "Claim",
-           "Grant", "Result", "acquire", "acquire_many", "force_release", "get",
-           "held_by_workers", "list_locks", "release", "release_many", "release_owner_in",
-           "renew", "renew_owner_in", "run_sweeper", "sweep", "task_owner", "validate"]
+           "Grant", "Pool", "Result", "acquire", "acquire_any", "acquire_many",
+           "force_release", "get", "held_by_workers", "list_locks", "pool", "release",
+           "release_many", "release_owner_in", "renew", "renew_owner_in", "run_sweeper",
+           "sweep", "task_owner", "validate"]

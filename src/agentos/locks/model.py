@@ -67,10 +67,12 @@ class Result:
         return {"granted": True, "locks": [g.to_dict() for g in self.grants]}
 
 
-def validate(resource: str, claim: Claim, wait_s: float = 0, *, max_ttl_s: float = MAX_TTL,
-             max_wait_s: float | None = None) -> None:
-    """400 for a request that could never be right; nothing is written before this."""
-    resources.check(resource)
+def validate(resource: str | None, claim: Claim, wait_s: float = 0, *,
+             max_ttl_s: float = MAX_TTL, max_wait_s: float | None = None) -> None:
+    """400 for a request that could never be right; nothing is written before this
+    (``resource`` None: the claim alone, for a pool checked by ``pool``)."""
+    if resource is not None:
+        resources.check(resource)
     if not claim.owner or len(claim.owner) > 255:
         raise InvalidInput("owner must be 1 to 255 characters", code="bad_owner")
     if not 1 <= claim.priority <= 10:

@@ -133,7 +133,7 @@ async def try_one(store: Store, conn: AsyncConnection, resource: str, claim: Cla
     return await store.locks.position(conn, resource, mine.priority, mine.id, now)
 
 
-async def _check_attempt(store: Store, conn: AsyncConnection, claim: Claim) -> None:
+async def check_attempt(store: Store, conn: AsyncConnection, claim: Claim) -> None:
     if claim.task_id is None or claim.attempt is None:
         return
     row = await store.locks.attempt(conn, claim.task_id)
@@ -164,7 +164,7 @@ async def step(store: Store, names: list[str], claim: Claim, queue_for: float | 
             return Result(position=position, waiting_for=names[0])
     try:
         async with store.write() as conn:
-            await _check_attempt(store, conn, claim)
+            await check_attempt(store, conn, claim)
             drafts: list[EventIn] = []
             grants = []
             for name in names:

@@ -581,6 +581,18 @@ class Client:
                 "metadata": metadata}
         return self._waiting("POST", "/api/v1/locks/acquire-many", body, wait_s)
 
+    def acquire_any(self, owner: str, *, resources: list[str] | None = None,
+                    prefix: str | None = None, priority: int | None = None,
+                    ttl_s: float | None = None, wait_s: float = 0,
+                    metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The first free of ``resources`` (in that order) or of the resources under
+        ``prefix`` (e.g. ``"device:android-"``): ``{"granted": True, "resource", "token",
+        "expires_at"}`` or ``{"granted": False, "position", "resource"}``; with ``wait_s``
+        it waits in every one's queue for the first granted."""
+        body = {"owner": owner, "resources": resources, "prefix": prefix,
+                "priority": priority, "ttl_s": ttl_s, "metadata": metadata}
+        return self._waiting("POST", "/api/v1/locks/acquire-any", body, wait_s)
+
     def release_lock(self, resource: str, owner: str, token: int) -> dict[str, Any]:
         """Give a lock up; ``Conflict`` unless ``owner`` holds it with ``token``."""
         return self._json("POST", _path("locks", resource, "release"),

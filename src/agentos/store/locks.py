@@ -210,8 +210,13 @@ class Locks:
     async def leave_queue(self, conn: AsyncConnection, resource: str, owner: str) -> None:
         await conn.execute(delete(lock_waiters).where(W.resource == resource, W.owner == owner))
 
-    async def leave_queues(self, conn: AsyncConnection, owners: Sequence[str]) -> None:
-        await conn.execute(delete(lock_waiters).where(W.owner.in_(owners)))
+    async def leave_queues(self, conn: AsyncConnection, owners: Sequence[str],
+                           resources: Sequence[str] | None = None) -> None:
+        """Take ``owners`` out of every queue (or only those of ``resources``)."""
+        stmt = delete(lock_waiters).where(W.owner.in_(owners))
+        if resources is not None:
+            stmt = stmt.where(W.resource.in_(resources))
+        await conn.execute(stmt)
 
     async def position(self, conn: AsyncConnection, resource: str, priority: int,
                        before_id: int | None, now: datetime) -> int:
@@ -249,6 +254,29 @@ class Locks:
         expiry: datetime | None = (await conn.execute(select(func.min(L.expires_at)).where(
             L.owner.is_not(None)))).scalar()
         return expiry
+
+    # -- acquire-any: a pool of resources ---------------------------------
+
+    async def names_under(self, conn: AsyncConnection, prefix: str, limit: int) -> list[str]:
+        """The resources ever locked whose id starts with ``prefix``, in id order: a
+        range over the primary key (ids compare byte by byte on both backends, and
+        their characters are ASCII, so the range ends at the prefix's last character
+        plus one)."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return list((await conn.execute(select(L.resource).where(
+            L.resource >= prefix, L.resource < end).order_by(L.resource).limit(limit))
+        ).scalars())
+
+    async def look_any(self, conn: AsyncConnection, resources: list[str], owner: str
+                       ) -> list[Any]:
+        """For each of ``resources`` ever locked: its holder, token and lease, the
+        database's now and ``owner``'s place in its queue (``waiter``: the entry's id
+        or None), in one read."""
+        mine = (select(W.id).where(W.resource == L.resource, W.owner == owner)
+                .scalar_subquery())
+        return list((await conn.execute(select(
+            L.resource, L.owner, L.token, L.expires_at, utcnow().label("now"),
+            mine.label("waiter")).where(L.resource.in_(resources)))).all())
 
     # -- reads ------------------------------------------------------------
 

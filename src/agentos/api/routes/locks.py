@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -33,6 +34,13 @@ class AcquireManyIn(AcquireIn):
     resources: Annotated[list[str], Field(min_length=1, max_length=locks.MAX_RESOURCES)]
 
 
+class AcquireAnyIn(AcquireIn):
+    resources: Annotated[list[str] | None, Field(
+        max_length=locks.MAX_RESOURCES, description="The pool, in order of preference.")] = None
+    prefix: Annotated[str | None, Field(max_length=264, description=(
+        "Or every resource ever locked whose id starts with this, e.g. 'device:'."))] = None
+
+
 class HeldIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     owner: Owner
@@ -43,7 +51,7 @@ class RenewIn(HeldIn):
     ttl_s: float = locks.DEFAULT_TTL
 
 
-def _check(settings: Settings, resources: list[str], body: AcquireIn | RenewIn,
+def _check(settings: Settings, resources: Sequence[str | None], body: AcquireIn | RenewIn,
            wait_s: float = 0) -> None:
     claim = body.claim() if isinstance(body, AcquireIn) else locks.Claim(
         body.owner, ttl_s=body.ttl_s)
@@ -67,6 +75,18 @@ async def acquire_many(store: StoreDep, settings: SettingsDep, body: AcquireMany
     _check(settings, body.resources, body, body.wait_s)
     result = await locks.acquire_many(store, body.resources, body.claim(), body.wait_s)
     return result.to_dict(many=True)
+
+
+@router.post("/acquire-any")
+async def acquire_any(store: StoreDep, settings: SettingsDep, body: AcquireAnyIn
+                      ) -> dict[str, Any]:
+    """The first free resource of ``resources`` (in that order) or of those under
+    ``prefix`` (in id order): ``{"granted": true, "resource", "token", "expires_at"}``;
+    with ``wait_s``, the first any of them grants in their queues, or after the wait
+    ``{"granted": false, "position", "resource"}`` (the best place it had)."""
+    pool = locks.pool(body.resources, body.prefix)
+    _check(settings, [*pool.names] or [None], body, body.wait_s)
+    return (await locks.acquire_any(store, pool, body.claim(), body.wait_s)).to_dict()
 
 
 @router.get("/{resource:path}")

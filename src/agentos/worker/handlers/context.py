@@ -26,11 +26,11 @@ from agentos import (
     prices,
     queue,
     registry,
-    resources,
     semver,
     telemetry,
     traces,
 )
+from agentos import resources as resource_ids
 from agentos.aio import wait_wakeup
 from agentos.config import Settings
 from agentos.errors import AgentOSError, Conflict, InvalidInput, NotFound
@@ -291,8 +291,8 @@ class Context:
             return
         name = self.task["agent"]
         try:
-            resources.check(resource)
-            resources.check_permitted(name, self.agent.get("permissions", {}).get("lock", []),
+            resource_ids.check(resource)
+            resource_ids.check_permitted(name, self.agent.get("permissions", {}).get("lock", []),
                                       [resource])
         except AgentOSError as exc:
             raise HandlerError(exc.message, retryable=False) from exc
@@ -311,6 +311,55 @@ class Context:
             del self.held[resource]
             with contextlib.suppress(Conflict):  # lapsed or taken: nothing left to give back
                 await locks.release(self.store, resource, claim.owner, grant.token)
+
+    @contextlib.asynccontextmanager
+    async def lock_any(self, resources: list[str] | None = None, *, prefix: str | None = None,
+                       wait_s: float = 30.0, ttl_s: float | None = None,
+                       priority: int | None = None) -> AsyncIterator[locks.Grant]:
+        """Hold the first free resource of a pool for the block: of ``resources`` (in
+        that order) or of the resources ever locked under ``prefix`` (e.g.
+        ``"device:android-"``); ``grant.resource`` says which, ``grant.token`` is its
+        fencing token. With none free, waits up to ``wait_s`` in every one's queue
+        for the first granted, at the task's priority unless given; then raises
+        ``LockUnavailable`` (retryable). Every listed resource needs a matching
+        ``permissions.lock`` glob; of a prefix, only the matching ones are chosen
+        from. Held, renewed and released like ``ctx.lock``; one of the pool this
+        attempt holds already is lent to the block.
+        """
+        name = self.task["agent"]
+        allowed = self.agent.get("permissions", {}).get("lock", [])
+        try:
+            pool = locks.pool(resources, prefix, lambda r: any(
+                patterns.matches(glob, r) for glob in allowed))
+            resource_ids.check_permitted(name, allowed, list(pool.names))
+        except AgentOSError as exc:
+            raise HandlerError(exc.message, retryable=False) from exc
+        in_pool = (pool.names.__contains__ if prefix is None else
+                   lambda r: r.startswith(prefix) and any(
+                       patterns.matches(glob, r) for glob in allowed))
+        lent = next((grant for r, grant in self.held.items() if in_pool(r)), None)
+        if lent is not None:
+            yield lent
+            return
+        claim = locks.Claim(locks.task_owner(self.task["id"]),
+                            priority or self.task["priority"], ttl_s or self.lease_s,
+                            task_id=self.task["id"], agent=name, attempt=self.task["attempt"])
+        self.took_locks = True  # set first: a cancelled wait may still leave a grant behind
+        try:
+            got = await locks.acquire_any(self.store, pool, claim, wait_s)
+        except NotFound as exc:  # a prefix nothing was ever locked under
+            raise HandlerError(exc.message, retryable=False) from exc
+        if not got.granted:
+            raise LockUnavailable(f"every resource of {pool.label} stayed locked for "
+                                  f"{wait_s:g}s (best: position {got.position} for "
+                                  f"{got.waiting_for})")
+        grant = self.held[grant_resource := got.grants[0].resource] = got.grants[0]
+        try:
+            yield grant
+        finally:
+            del self.held[grant_resource]
+            with contextlib.suppress(Conflict):  # lapsed or taken: nothing left to give back
+                await locks.release(self.store, grant_resource, claim.owner, grant.token)
 
     @cached_property
     def task(self) -> dict[str, Any]:
