@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, text, update
 
 from agentos import agent_spec, claims, events, queue, registry
 from agentos.errors import Conflict, InvalidInput
@@ -282,6 +282,54 @@ async def test_an_idempotency_key_reused_for_another_task_is_refused(
     [(again, created)] = await queue.submit(store, [
         TaskIn(agent="a", idempotency_key="k", input={"n": 1}, priority=4)])
     assert again.id == first.id and not created
+
+
+async def test_a_batch_losing_a_key_to_a_concurrent_submit_writes_nothing(
+        store: Store, database_url: str) -> None:
+    """Two batches at once hold one idempotency key with different fields: the one that
+    loses the key is refused whole. The winner holds its transaction open until the
+    loser's statement waits for it, so the loser could not see the key when it began
+    (on PostgreSQL its own new task used to stay written, though the batch was refused)."""
+    await agent(store)
+    other = open_store(database_url)  # the loser: another process's connections
+    try:
+        async with store.write() as conn:
+            await queue.submit_in(store, conn, [TaskIn(agent="a", idempotency_key="k",
+                                                       input={"n": 1})])
+            loser = asyncio.create_task(queue.submit(other, [
+                TaskIn(agent="a", input={"new": True}),
+                TaskIn(agent="a", idempotency_key="k", input={"n": 2})]))
+            await _until_waiting(store, database_url, loser)
+        with pytest.raises(Conflict) as refused:
+            await asyncio.wait_for(loser, 10)
+    finally:
+        await other.close()
+    assert refused.value.code == "idempotency_conflict"
+    assert refused.value.details["fields"] == ["input"]
+    async with store.read() as conn:
+        inputs = (await conn.execute(select(table.c.input))).scalars().all()
+        created = await events.read_after(store, conn, 0, 100, "task.created")
+    assert inputs == [{"n": 1}] and len(created) == 1  # the loser's new task: not written
+
+
+async def _until_waiting(store: Store, database_url: str, task: asyncio.Task[Any]) -> None:
+    """Until ``task``'s statement waits for a lock (PostgreSQL: a row lock of the
+    winner's uncommitted key; SQLite: the write lock, for a while)."""
+    if not database_url.startswith("postgresql"):
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        return
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        async with store.read() as conn:
+            waiting = (await conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"))).scalar_one()
+        if waiting:
+            return
+        assert not task.done(), task
+        assert asyncio.get_running_loop().time() < deadline, "the loser never waited"
+        await asyncio.sleep(0.02)
 
 
 async def test_concurrent_submits_of_one_key_make_one_task(store: Store,

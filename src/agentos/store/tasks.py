@@ -583,13 +583,32 @@ def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[End
 # -------------------------------------------------------------- PostgreSQL
 
 
+async def _submit_alone(driver: Any, params: dict[str, Any]) -> list[Any]:
+    """``tasks_submit`` in autocommit. A concurrent submit that commits one of the
+    batch's idempotency keys after this statement began fails it (a unique violation
+    on the key: nothing of the batch is written, where skipping the key committed the
+    batch's other tasks before the caller could refuse it); sent again, the statement
+    sees that key as an earlier task's, and returns it or refuses the batch whole."""
+    from psycopg import errors as pg_errors
+
+    tries = 1
+    while True:
+        try:
+            return list(await (await driver.execute(_PG_SUBMIT, params, prepare=True)
+                               ).fetchall())
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != IDEMPOTENCY_INDEX or tries >= SUBMIT_TRIES:
+                raise
+            tries += 1
+
+
 class PostgresTasks(Tasks):
     async def submit(self, items: Sequence[Submitted], defaults: Defaults
                      ) -> list[tuple[Any, bool]]:
         params = _submit_params(items, defaults)
         async with self.store.driver() as driver:
             if driver is not None:
-                rows = await (await driver.execute(_PG_SUBMIT, params, prepare=True)).fetchall()
+                rows = await _submit_alone(driver, params)
                 if len(items) >= STATISTICS_BURST and driver.info.server_version >= 150000:
                     # a connection that then idles would report its changes only after
                     # 10 s, and the reaper analyzes the queue once they are reported
@@ -605,7 +624,8 @@ class PostgresTasks(Tasks):
 
     async def submit_in(self, conn: AsyncConnection, items: Sequence[Submitted],
                         defaults: Defaults) -> list[tuple[Any, bool]]:
-        rows = (await conn.exec_driver_sql(_PG_SUBMIT, _submit_params(items, defaults))).all()
+        rows = (await conn.exec_driver_sql(_PG_SUBMIT_IN, _submit_params(items, defaults))
+                ).all()
         made = await self._submitted(items, rows)
         if any(new for _, new in made):
             await self.store.notify(conn, CHANNEL, sent=True)
@@ -877,9 +897,17 @@ def _sqlite_statements(name: str, agents: bool = False, full: bool = False,
     return _SQLITE[key]
 
 
-_PG_SUBMIT = sql.query("tasks_submit", "postgresql", driver=True, columns=_names(_ALL),
-                       f_columns=_names(_ALL, "f."), e_columns=_names(_ALL, "e."),
-                       nulls=", ".join("NULL" for _ in _ALL))
+_PG_SUBMIT_FILL = {"columns": _names(_ALL), "f_columns": _names(_ALL, "f."),
+                   "e_columns": _names(_ALL, "e."), "nulls": ", ".join("NULL" for _ in _ALL)}
+# alone (autocommit): a key taken meanwhile fails the statement, which writes nothing
+_PG_SUBMIT = sql.query("tasks_submit", "postgresql", driver=True, on_conflict="",
+                       **_PG_SUBMIT_FILL)
+# in a caller's transaction: such a key is skipped; the caller's refusal rolls it all back
+_PG_SUBMIT_IN = sql.query("tasks_submit", "postgresql", driver=True, on_conflict=(
+    "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"),
+    **_PG_SUBMIT_FILL)
+IDEMPOTENCY_INDEX = "ix_tasks_idempotency_key"
+SUBMIT_TRIES = 3  # a batch's statement sent again after losing a key to a concurrent one
 _PG_HEARTBEAT = text(sql.query("tasks_heartbeat", "postgresql"))
 _SQLITE_SUBMIT = sql.query("tasks_submit", "sqlite", columns=_names(_ALL))
 _SQLITE_EARLIER = (f"SELECT {_names(_ALL)} FROM tasks "

@@ -6,7 +6,10 @@
 -- Nothing is written when any item names no published version: those items come back
 -- with a null task. An item whose idempotency key an earlier task holds comes back with
 -- that task (created false); one whose key a concurrent submit took meanwhile comes back
--- with neither (the caller reads it again). Nothing is written either when an item's
+-- with neither (the caller reads it again) where /*on_conflict*/ skips it (within a
+-- caller's transaction, which the caller's refusal rolls back whole); alone (autocommit)
+-- the statement fails instead, writing nothing, and is sent again (it then sees the key
+-- as an earlier task's). Nothing is written either when an item's
 -- key an earlier task holds with other values (store/tasks.py rule 5: a field the item
 -- leaves out matches what the server filled in): those items come back with the
 -- earlier task and the names of the fields that differ (the caller answers 409).
@@ -66,7 +69,7 @@ WITH i AS (
         AND NOT EXISTS (SELECT 1 FROM conflicting WHERE fields <> '{}')
         AND NOT EXISTS (SELECT 1 FROM earlier e WHERE e.idempotency_key = i.idempotency_key)
     ORDER BY i.ord
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    /*on_conflict*/
     RETURNING /*columns*/
 ), news AS (
     SELECT row_number() OVER (ORDER BY f.seq) AS ord, f.id,
