@@ -247,6 +247,8 @@ def test_an_approval_approved_in_the_inbox_lets_the_run_go_on(
     page = open_page(as_role("operator"), f"/workflow-runs/{run['id']}")
     expect(page.locator("tr[data-step='approve']")).to_contain_text("running", timeout=10_000)
     expect(page.locator(".graph canvas").first).to_be_visible()
+    expect(page.locator("section#waiting tr[data-waiting='approve']")).to_contain_text(
+        "operator role")
     # a viewer sees it in the inbox without the buttons (the step wants an operator)
     of_run = f"a[href='/workflow-runs/{run['id']}']"
     viewer = open_page(as_role("viewer"), "/approvals")

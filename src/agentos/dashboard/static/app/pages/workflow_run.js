@@ -61,6 +61,7 @@ function view(run, why, artifacts, dag, refresh) {
       ].filter(([, v]) => v != null))),
       card("Input", json(run.input)),
       run.output != null ? card("Output", json(run.output)) : null),
+    waitingCard(why),
     card("Steps", dag, table({
       caption: "Steps",
       columns: [
@@ -100,6 +101,27 @@ function view(run, why, artifacts, dag, refresh) {
       rows: run.transitions,
     })),
   ];
+}
+
+// What each running step waits for (GET .../explain): an approval, an event, a
+// sub-run, or its tasks, each with the gate that holds it (the task's own explain).
+function waitingCard(why) {
+  if (!why.waiting?.length) return null;
+  const node = card("What it waits for", table({
+    caption: "What each running step waits for",
+    columns: [
+      { label: "Step", cell: (w) => h("code", {}, w.step) },
+      { label: "Waits for", cell: (w) => w.summary },
+      { label: "Tasks", cell: (w) => (w.tasks?.length ? w.tasks.map((t) => h("div", {},
+          link(`/tasks/${t.task_id}`, short(t.task_id)), " ",
+          t.explain.gate ? badge(t.explain.gate, "warn") : badge(t.explain.status), " ",
+          t.explain.why)) : "–") },
+    ],
+    rows: why.waiting,
+    rowAttrs: (w) => ({ dataset: { waiting: w.step } }),
+  }));
+  node.id = "waiting";
+  return node;
 }
 
 function stepLink(s) {
