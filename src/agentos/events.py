@@ -13,7 +13,7 @@ transaction: until it ends, readers wait for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -28,7 +28,6 @@ from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
 from agentos.store import Store
 from agentos.store import workflows as store_workflows
 from agentos.store.events import CHANNEL, Draft, Priority, PriorityName
-from agentos.tasks import Status as TaskStatus
 
 __all__ = ["CHANNEL", "Appended", "Draft", "Event", "EventIn", "Priority", "PriorityName",
            "Query", "append", "append_in", "correlation", "get", "head_seq", "prune",
@@ -305,21 +304,31 @@ class Pruned:
     kept: int  # old enough, but still needed (see ``prune``)
 
 
+# what each concept still needs of the log, whatever its age: concept -> a function
+# making a condition on events (from the concept's store module), registered with
+# ``retain`` when the concept's module is imported (a server imports them all)
+RETAINED: dict[str, Callable[[], Any]] = {}
+
+
+def retain(concept: str, rule: Callable[[], Any]) -> None:
+    """Register what ``concept`` still needs of the log: ``prune`` keeps every event
+    ``rule()`` (a condition on events from the concept's store module) holds."""
+    RETAINED[concept] = rule
+
+
 async def prune(store: Store, older_than: timedelta, type_glob: str | None = None,
                 dry_run: bool = False) -> Pruned:
     """Delete events older than ``older_than`` (of ``type_glob``).
 
-    Kept however old: every event in the correlation of a task that has not
-    finished (pending, scheduled or running), which may still read its chain or
-    be explained by it, and every event the router has not routed yet, whose
-    tasks do not exist so far. A routed event takes its route rows with it; its
-    tasks keep their idempotency keys (``route:SEQ:...``) and sequence numbers
-    are never reused, so no event is routed twice. A workflow run still running
-    holds its chain the same way, and no event the workflow engine has not read
-    yet is deleted (a run may be waiting for it).
+    Kept however old: every event the router has not routed yet, whose tasks do not
+    exist so far, and every event a concept still needs (``retain``): the tasks keep
+    the chain of a task that has not finished, the workflows the chain of a run still
+    running and every event their engine has not read yet. A routed event takes its
+    route rows with it; its tasks keep their idempotency keys (``route:SEQ:...``) and
+    sequence numbers are never reused, so no event is routed twice.
     """
     cutoff = datetime.now(UTC) - older_than
     like = _like(type_glob) if type_glob else None
-    unfinished = [s.value for s in TaskStatus if not s.final]
-    deleted, kept = await store.events.prune(cutoff, like, unfinished, dry_run)
+    keep = [rule() for _, rule in sorted(RETAINED.items())]
+    deleted, kept = await store.events.prune(cutoff, like, keep, dry_run)
     return Pruned(deleted, kept)

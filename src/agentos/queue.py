@@ -28,7 +28,7 @@ from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Draft, EventIn
 from agentos.store import Store
-from agentos.store.tasks import CHANNEL, Defaults, task_event
+from agentos.store.tasks import CHANNEL, Defaults, events_of_unfinished, task_event
 from agentos.tasks import Attempt, Backoff, Outcome, Status, Task, TaskIn
 
 __all__ = ["CHANNEL", "MAX_BATCH", "MAX_PAGE", "cancel", "cancel_in", "defer", "fail", "get",
@@ -39,6 +39,10 @@ log = logging.getLogger("agentos.queue")
 MAX_BATCH = 10_000
 MAX_PAGE = 1000
 DEFAULTS = Defaults(tasks.DEFAULT_MAX_RETRIES, tasks.DEFAULT_TIMEOUT)
+
+# retention keeps the chain of every task not finished: it may still read it, or be
+# explained by it
+events.retain("tasks", lambda: events_of_unfinished([s.value for s in Status if not s.final]))
 
 
 # ------------------------------------------------------------------ submit

@@ -1,5 +1,7 @@
 """The event log's guarantees, on SQLite and PostgreSQL."""
 
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +11,7 @@ from agentos import claims, events, queue, router
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
 from agentos.events import EventIn, Pruned
 from agentos.store import Store
+from agentos.store.tables import events as events_table
 from tests.contract.test_router import publish
 from tests.snapshot import snapshot
 
@@ -126,6 +129,29 @@ async def test_prune_by_age_and_type(store: Store) -> None:
     with pytest.raises(InvalidInput):
         events.parse_age("30 days")
     assert events.parse_age("30d") == timedelta(days=30)
+
+
+async def test_prune_keeps_what_a_concept_registered(store: Store,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a concept that needs its own events kept (a condition from its store module)
+    monkeypatch.setitem(events.RETAINED, "test", lambda: events_table.c.type == "keep.me")
+    await events.append(store, [ev("keep.me"), ev("drop.me"), ev("keep.me")])
+    await route_all(store)
+    # Then pruning keeps them, and deletes the rest
+    assert await events.prune(store, timedelta(microseconds=1)) == Pruned(1, 2)
+    assert [e.type for e in (await events.query(store, events.Query()))[0]] == ["keep.me"] * 2
+    # and once the concept lets go, they go too
+    monkeypatch.delitem(events.RETAINED, "test")
+    assert await events.prune(store, timedelta(microseconds=1)) == Pruned(2, 0)
+
+
+def test_a_server_registers_what_tasks_and_workflows_keep() -> None:
+    # in a fresh process, as a server starts (pytest has imported everything here)
+    found = subprocess.run(
+        [sys.executable, "-c", "import agentos.server, agentos.events as e; "
+                               "print(' '.join(sorted(e.RETAINED)))"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert found.stdout.split() == ["tasks", "workflows"]
 
 
 async def route_all(store: Store) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agentos.errors import InvalidInput
 from agentos.store import sql
 from agentos.store.columns import stamp
-from agentos.store.tables import consumers, event_log_head, events, route_queue, workflow_runs
+from agentos.store.tables import event_log_head, events, route_queue
 from agentos.store.tables import tasks as tasks_table
 
 if TYPE_CHECKING:
@@ -177,26 +177,18 @@ class Events:
             tasks_table.c.correlation_id == correlation_id).order_by(tasks_table.c.seq))).all()
         return list(rows), list(task_rows)
 
-    async def prune(self, cutoff: datetime, type_like: str | None, unfinished: list[str],
+    async def prune(self, cutoff: datetime, type_like: str | None, keep: Sequence[Any],
                     dry_run: bool) -> tuple[int, int]:
         """Delete events created before ``cutoff`` (of ``type_like``) but those still
-        needed: in the correlation of a task whose status is one of ``unfinished``, or
-        not routed yet. Returns (deleted, or in a dry run would be; kept)."""
+        needed: not routed yet (the log's own queue), or held by any of ``keep``,
+        conditions on ``events`` rows made by the store modules of the concepts that
+        need old events (``tasks.events_of_unfinished``, ``workflows.events_needed``).
+        Returns (deleted, or in a dry run would be; kept)."""
         store = self.store
         old = [events.c.created_at < cutoff]
         if type_like is not None:
             old.append(events.c.type.like(type_like, escape="\\"))
-        # the workflow engine's consumer has not read it yet (a run may wait for it)
-        engine_cursor = select(consumers.c.cursor_seq).where(
-            consumers.c.name == "workflows").scalar_subquery()
-        needed = or_(
-            events.c.correlation_id.in_(select(tasks_table.c.correlation_id).where(
-                tasks_table.c.status.in_(unfinished))),
-            events.c.seq.in_(select(route_queue.c.seq)),
-            # the chain of a workflow run still running
-            events.c.correlation_id.in_(select(workflow_runs.c.correlation_id).where(
-                workflow_runs.c.status == "running")),
-            events.c.seq > func.coalesce(engine_cursor, 2**62))
+        needed = or_(events.c.seq.in_(select(route_queue.c.seq)), *keep)
         counts = select(func.count(), func.coalesce(func.sum(case((needed, 1), else_=0)), 0)
                         ).select_from(events).where(*old)
         if dry_run:

@@ -46,6 +46,7 @@ from agentos.store.events import CHANNEL as EVENTS_CHANNEL
 from agentos.store.events import RANK, Draft, insert_rows
 from agentos.store.sqlite_rows import reader
 from agentos.store.tables import agent_versions, held_agents, task_attempts
+from agentos.store.tables import events as events_table
 from agentos.store.tables import tasks as table
 from agentos.store.task_logs import LogLine
 from agentos.store.task_logs import rows as log_rows
@@ -122,6 +123,14 @@ class Cycled:
     claimed: list[Any] = field(default_factory=list)
     stale: list[Ended] = field(default_factory=list)
     short: bool = False
+
+
+def events_of_unfinished(statuses: Sequence[str]) -> Any:
+    """Retention's rule for tasks (a condition on ``events``): every event in the
+    correlation of a task whose status is one of ``statuses`` (it may still read its
+    chain, or be explained by it)."""
+    return events_table.c.correlation_id.in_(select(table.c.correlation_id).where(
+        table.c.status.in_(list(statuses))))
 
 
 def task_event(task: Any, kind: str, **payload: Any) -> Draft:

@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store.columns import upsert, utcnow
 from agentos.store.tables import (
     approvals,
+    consumers,
+    events,
     task_attempts,
     tasks,
     workflow_artifacts,
@@ -31,6 +33,16 @@ steps = workflow_steps.c
 links = workflow_step_tasks.c
 waits = workflow_waits.c
 artifacts = workflow_artifacts.c
+
+def events_needed(consumer: str, running: Sequence[str]) -> Any:
+    """Retention's rule for workflows (a condition on ``events``): the chain of a run
+    whose status is one of ``running``, and every event the engine's consumer (named
+    ``consumer``) has not read yet: a run may be waiting for it."""
+    cursor = select(consumers.c.cursor_seq).where(consumers.c.name == consumer
+                                                  ).scalar_subquery()
+    return or_(events.c.correlation_id.in_(select(runs.correlation_id).where(
+        runs.status.in_(list(running)))), events.c.seq > func.coalesce(cursor, 2**62))
+
 
 async def now(conn: AsyncConnection) -> datetime:
     value: datetime = (await conn.execute(select(utcnow()))).scalar_one()

@@ -47,6 +47,11 @@ log = logging.getLogger("agentos.workflows")
 
 CONSUMER = "workflows"
 SOURCE = "workflows"
+
+# retention keeps a running run's chain, and every event the engine has not read yet
+# (a run may be waiting for it)
+events.retain("workflows", lambda: store_workflows.events_needed(
+    CONSUMER, [s.value for s in RunStatus if not s.final]))
 MAX_DEPTH = 8  # sub-runs within sub-runs
 TIMER_INTERVAL = 1.0  # seconds between looks for lapsed approvals and waits
 TIMER_BATCH = 100
