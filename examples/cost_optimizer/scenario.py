@@ -11,6 +11,7 @@ its config, capabilities, state and metrics with it, its history kept.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -31,7 +32,7 @@ CUSTOMERS = {"cost-agent-1": ["acme-corp", "globex"], "cost-agent-2": ["initech"
 APPROVE, REJECT = "acme-corp:vm-a2:resize", "globex:db-g2:resize"
 REJECTION = "globex has a change freeze until the quarter closes"
 HELD_FOR_S = 1.5  # how long the analyses are left waiting on the switched-off capability
-METRICS_FLUSH_S = 15.0  # handlers' metrics are flushed every 5 s; a margin for a busy machine
+METRICS_FLUSH_S = 30.0  # handlers' metrics are flushed every 5 s; a margin for a busy machine
 RETIRED = "cost-agent-2"
 
 
@@ -87,9 +88,21 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
                 decided[rec] = lead.reject(approval["id"], REJECTION)["status"]
         optimized = wait_for("the optimizations", lambda: _ended(
             lead.list_tasks(agent="optimizer", limit=100)["tasks"], expected), timeout_s=30)
-    metrics = wait_for("the metrics by customer", lambda: _by_customer(
-        client, "recommendations", len([c for cs in CUSTOMERS.values() for c in cs])),
-        timeout_s=METRICS_FLUSH_S)
+    # the metrics, once the workers have flushed what the tasks recorded
+    recommended: dict[str, float] = {}
+    for task in analysed.values():
+        recommended[task["input"]["customer"]] = len(task["output"]["recommendations"])
+    realized: dict[str, float] = {}
+    for task in optimized:
+        if task["output"]["applied"]:
+            customer = task["input"]["customer"]
+            realized[customer] = realized.get(customer, 0.0) + \
+                task["input"]["monthly_savings_usd"]
+    metrics = {name: wait_for(f"the metric {name} by customer",
+                              functools.partial(_sums_are, client, name, want),
+                              timeout_s=METRICS_FLUSH_S)
+               for name, want in (("recommendations", recommended),
+                                  ("savings.realized_usd", realized))}
     retired = _retire(client)
     cloud = sims.handles["cloud"]
     return {
@@ -105,8 +118,8 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
             else f"rejected by {t['output']['rejected_by']}") for t in optimized},
         "cloud_actions": [f"{a['customer']} {a['resource']} {a['action']} {a.get('to', '')}"
                           .strip() for a in cloud.actions],
-        "recommendations_by_customer": metrics,
-        "savings_realized_usd": _by_customer(client, "savings.realized_usd", 1),
+        "recommendations_by_customer": metrics["recommendations"],
+        "savings_realized_usd": metrics["savings.realized_usd"],
         "retired": retired,
         "ids": {"analyses": [t["id"] for t in analyses]},
     }
@@ -128,14 +141,19 @@ def _ended(tasks: list[dict[str, Any]], count: int) -> list[dict[str, Any]] | No
     return done if len(done) >= count else None
 
 
-def _by_customer(client: Client, name: str, count: int) -> dict[str, float] | None:
+def _sums_are(client: Client, name: str, want: dict[str, float]) -> dict[str, float] | None:
+    """The metric's sums by customer once they are ``want``."""
+    found = _by_customer(client, name)
+    return found if found == want else None
+
+
+def _by_customer(client: Client, name: str) -> dict[str, float]:
     """A handler metric's sum over the last hour, by its ``customer`` tag."""
     try:
         found = client.query_metric(name, agg="sum", group_by="customer")
     except errors.NotFound:  # no process has flushed one yet
-        return None
-    sums = {g["group"]: sum(p["value"] for p in g["points"]) for g in found["groups"]}
-    return sums if len(sums) >= count else None
+        return {}
+    return {g["group"]: sum(p["value"] for p in g["points"]) for g in found["groups"]}
 
 
 def _retire(client: Client) -> dict[str, Any]:
