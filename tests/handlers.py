@@ -218,3 +218,10 @@ async def chatty_slow(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     await asyncio.sleep(data.get("seconds", 1.0))
     ctx.log.info("finished")
     return {}
+
+
+async def wf_store(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Stores each of ``data["artifacts"]`` (name -> JSON value) as a run's artifact."""
+    for name, value in data["artifacts"].items():
+        await ctx.artifact(name, value)
+    return {"stored": sorted(data["artifacts"])}

@@ -271,6 +271,46 @@ def test_an_approval_approved_in_the_inbox_lets_the_run_go_on(
     screenshot(page, "workflow-run")
 
 
+def test_a_runs_time_series_artifact_is_drawn_as_a_chart(
+        as_role: Callable[[str], Page], system: System) -> None:
+    # Given a run whose step stored an equity curve (a list of moments and numbers),
+    # a trade log (strings too) and a summary (no list)
+    agent = f"wf-store-{uuid.uuid4().hex[:6]}"
+    workflow = f"wf-{uuid.uuid4().hex[:6]}"
+    curve = [{"time": f"2025-10-01T{h:02d}:00:00Z", "equity": 1000.0 + 10 * h, "cash": 500.0}
+             for h in range(6)]
+    trades = [{"time": "2025-10-01T01:00:00Z", "side": "buy", "qty": 0.1},
+              {"time": "2025-10-01T04:00:00Z", "side": "sell", "qty": 0.1}]
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0",
+            "handler": {"type": "python", "target": "tests.handlers:wf_store"}}).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+        r = api.post("/api/v1/workflows/import?publish=true", headers={
+            "Content-Type": "application/yaml"}, content=(
+            f"name: {workflow}\nversion: 1.0.0\nsteps:\n"
+            f"  - id: report\n    agent: {agent}\n"
+            f"    input: {{artifacts: '{{{{ input.artifacts }}}}'}}\n"))
+        assert r.status_code == 201, r.text
+        run = api.post("/api/v1/workflow-runs", json={"workflow": workflow, "input": {
+            "artifacts": {"equity_curve": curve, "trades": trades,
+                          "results": {"final_equity": 1050.0}}}}).json()
+    # When a viewer opens the run's page
+    page = open_page(as_role("viewer"), f"/workflow-runs/{run['id']}")
+    expect(page.locator(".title-row .badge").first).to_have_text("succeeded", timeout=15_000)
+    # Then the curve is drawn as a chart of its two numbers, with them as a table too;
+    # the other artifacts are only listed
+    figure = page.locator("figure.chart-figure")
+    expect(figure).to_have_count(1, timeout=5_000)
+    expect(figure.locator("figcaption")).to_have_text("equity_curve (artifact of report)")
+    expect(figure.locator("canvas").first).to_be_visible()
+    expect(figure.locator("table.numbers tbody tr")).to_have_count(6)
+    expect(figure.locator("table.numbers thead")).to_contain_text("equity")
+    expect(figure.locator("table.numbers thead")).to_contain_text("cash")
+    expect(page.locator("table", has_text="Artifacts").locator("tbody tr")).to_have_count(3)
+    screenshot(page, "workflow-run-artifact-chart")
+
+
 def test_a_waiting_tasks_explain_names_its_gate_and_its_log_comes_live(
         as_role: Callable[[str], Page], system: System) -> None:
     # Given an agent that runs one task at a time, busy with a slow one, and a second

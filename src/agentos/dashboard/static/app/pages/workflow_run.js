@@ -1,12 +1,16 @@
 // One workflow run: its steps drawn as a DAG with each step's state, live; each
-// step's tasks and output; what it waits for; its artifacts and transitions; cancel
-// and rerun from a failed step (operators).
+// step's tasks and output; what it waits for; its artifacts (a JSON time series drawn
+// as a chart) and transitions; cancel and rerun from a failed step (operators).
 import { get } from "../api.js";
+import { timeChart } from "../charts.js";
 import { drawGraph } from "../graph.js";
 import { action, badge, card, every, facts, fill, h, json, link, short, shortText, table, time, title, toneOf } from "../ui.js";
 
 const ONE = "/api/v1/workflow-runs/{run_id}";
 const FINAL = ["succeeded", "failed", "cancelled"];
+const CHART_MAX_BYTES = 2 * 1024 * 1024;  // larger JSON artifacts are only linked
+const TIME_KEYS = ["time", "at"];
+const fetched = new Map();  // artifact (run, name, stored at) -> its JSON, read once
 
 export async function render({ main, params }) {
   const id = params.run_id;
@@ -88,7 +92,7 @@ function view(run, why, artifacts, dag, refresh) {
         { label: "Stored", cell: (a) => time(a.created_at) },
       ],
       rows: artifacts,
-    })) : null,
+    }), charts(run, artifacts)) : null,
     card("Transitions", table({
       caption: "Transitions",
       columns: [
@@ -128,4 +132,39 @@ function stepLink(s) {
   if (s.approval_id) return link(`/approvals?status=&run_id=${encodeURIComponent(s.run_id ?? "")}`, "the approval");
   if (s.sub_run_id) return link(`/workflow-runs/${s.sub_run_id}`, "the sub-run");
   return "–";
+}
+
+// Each JSON artifact that is a time series — a list of at least two objects, each a
+// "time" (or "at") moment and numbers only — drawn as a chart under the table.
+function charts(run, artifacts) {
+  const box = h("div", { class: "artifact-charts" });
+  for (const a of artifacts.filter((a) => a.kind === "json" && a.size <= CHART_MAX_BYTES)) {
+    const key = JSON.stringify([run.id, a.name, a.created_at]);
+    if (!fetched.has(key)) {
+      fetched.set(key, get(`/api/v1/workflow-runs/${encodeURIComponent(run.id)}/artifacts/${encodeURIComponent(a.name)}`)
+        .catch(() => null));
+    }
+    fetched.get(key).then((value) => {
+      const found = series(value);
+      if (found) box.append(timeChart({ caption: `${a.name} (artifact of ${a.step ?? "the run"})`, ...found }));
+    });
+  }
+  return box;
+}
+
+function series(value) {
+  if (!Array.isArray(value) || value.length < 2) return null;
+  const first = value[0];
+  if (first === null || typeof first !== "object" || Array.isArray(first)) return null;
+  const at = TIME_KEYS.find((k) => typeof first[k] === "string");
+  const names = Object.keys(first).filter((k) => k !== at);
+  if (!at || !names.length) return null;
+  const times = [];
+  for (const item of value) {
+    const moment = item && typeof item === "object" ? Date.parse(item[at]) : NaN;
+    if (Number.isNaN(moment) || Object.keys(item).length !== names.length + 1 ||
+        names.some((k) => typeof item[k] !== "number")) return null;
+    times.push(moment / 1000);
+  }
+  return { times, series: names.map((k) => ({ label: k, values: value.map((item) => item[k]) })) };
 }
