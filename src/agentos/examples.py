@@ -114,15 +114,21 @@ def publish_agents(client: Client, example: Example, files: Iterable[str]) -> li
     """Import and publish each agent definition file; one already published stays."""
     lines = []
     for relative in files:
-        try:
-            for agent in client.import_yaml(example.read(relative), publish=True):
-                lines.append(f"agent {agent['name']} {agent['version']} (published)")
-        except Conflict as exc:
-            if exc.code != "version_immutable":
-                raise
-            d = exc.details
-            lines.append(f"agent {d['name']} {d['version']} (already {d['status']})")
+        lines += publish_yaml(client, example.read(relative))
     return lines
+
+
+def publish_yaml(client: Client, text: str) -> list[str]:
+    """Import and publish a YAML stream of agent definitions (a starter template's, or
+    an example's file); a version already published stays as it is."""
+    try:
+        return [f"agent {agent['name']} {agent['version']} (published)"
+                for agent in client.import_yaml(text, publish=True)]
+    except Conflict as exc:
+        if exc.code != "version_immutable":
+            raise
+        d = exc.details
+        return [f"agent {d['name']} {d['version']} (already {d['status']})"]
 
 
 def publish_workflows(client: Client, example: Example, files: Iterable[str]) -> list[str]:
