@@ -1,12 +1,17 @@
-"""``agentos agents config|capabilities|state|remove`` against a real server."""
+"""``agentos agents config|capabilities|state|remove``, ``llm``, ``budgets`` and
+``metrics query`` against a real server."""
 
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 
 import yaml
 
 from tests.acceptance.conftest import Cli, Server
+
+FLUSH_S = 20.0  # seconds for recorded samples to reach the rollups (flushed every 5 s)
 
 AGENT = {
     "name": "tuner", "version": "1.0.0",
@@ -63,3 +68,65 @@ def test_llm_calls_and_summary(cli: Cli, server: Server) -> None:
     assert json.loads(cli.ok("llm", "summary", "--json"))[0]["key"] == "gpt-4o-mini"
     bad = cli("llm", "summary", "--by", "week")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_budgets_set_list_update_delete(cli: Cli) -> None:
+    made = cli.ok("budgets", "set", "agent", "spender", "--limit", "30").strip()
+    assert made == "budget 1: agent spender, 30 tokens a day (hard), 0 used"
+    made = json.loads(cli.ok("budgets", "set", "global", "--limit", "2.5", "--metric", "cost",
+                             "--period", "month", "--soft", "--json"))
+    assert (made["id"], made["scope"], made["hard"], made["limit"]) == (2, "global", False, 2.5)
+    lines = cli.ok("budgets", "list").splitlines()
+    assert lines[0].split()[:6] == ["ID", "SCOPE", "TARGET", "METRIC", "PERIOD", "LIMIT"]
+    assert lines[1].split()[:10] == ["1", "agent", "spender", "tokens", "day", "30", "0", "0",
+                                     "True", "False"]
+    assert lines[2].split()[:3] == ["2", "global", "-"]
+    assert cli.ok("budgets", "update", "1", "--limit", "100", "--soft").strip() == \
+        "budget 1: agent spender, 100 tokens a day (soft), 0 used"
+    assert [b["limit"] for b in json.loads(cli.ok("budgets", "list", "--json"))] == [100, 2.5]
+    assert cli.ok("budgets", "delete", "2").strip() == "deleted budget 2"
+    assert [b["id"] for b in json.loads(cli.ok("budgets", "list", "--json"))] == [1]
+    for args in (("set", "agent", "x", "--limit", "-1"), ("set", "agent", "x", "--limit", "5",
+                                                          "--period", "week"),
+                 ("set", "global", "x", "--limit", "5"), ("set", "team", "--limit", "5"),
+                 ("update", "1"), ("update", "9", "--limit", "5"), ("delete", "9"),
+                 ("delete", "one")):
+        bad = cli("budgets", *args)
+        assert bad.returncode == 2, (args, bad.stdout, bad.stderr)
+        assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
+    assert [b["limit"] for b in json.loads(cli.ok("budgets", "list", "--json"))] == [100]
+
+
+def test_metrics_query(cli: Cli, server: Server) -> None:
+    from agentos.sdk import Client
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with Client(server.url) as api:  # a remote process's samples, flushed within seconds
+        api.record_metrics(
+            [{"name": "orders.placed", "kind": "counter", "value": n + 1.0,
+              "tags": {"desk": desk}, "at": (now - timedelta(minutes=n)).isoformat()}
+             for n in range(3) for desk in ("eu", "us")])
+    args = ("metrics", "query", "orders.placed", "--agg", "sum", "--bucket", "1m",
+            "--from", (now - timedelta(minutes=5)).isoformat(),
+            "--to", (now + timedelta(minutes=1)).isoformat())
+    deadline = time.monotonic() + FLUSH_S
+    while (found := cli(*args, "--json")).returncode != 0 or \
+            sum(len(g["points"]) for g in json.loads(found.stdout)["groups"]) < 3:
+        assert time.monotonic() < deadline, found.stderr
+        time.sleep(0.5)
+    [group] = json.loads(found.stdout)["groups"]
+    assert [p["value"] for p in group["points"]] == [6.0, 4.0, 2.0]  # eu + us each minute
+    lines = cli.ok(*args, "--tags", "desk:eu").splitlines()
+    assert lines[0].split() == ["AT", "SUM"]
+    assert [line.split()[1] for line in lines[1:]] == ["3", "2", "1"]
+    grouped = cli.ok(*args, "--group-by", "desk").splitlines()
+    assert grouped[0].split() == ["DESK", "AT", "SUM"] and len(grouped) == 7
+    whole = json.loads(cli.ok("metrics", "query", "orders.placed", "--agg", "count", "--from",
+                              (now - timedelta(minutes=5)).isoformat(), "--json"))
+    assert whole["groups"][0]["points"][0]["value"] == 6
+    for extra in (("--agg", "median"), ("--tags", "desk"), ("--from", "yesterday"),
+                  ("--bucket", "7s")):
+        bad = cli(*args, *extra)
+        assert bad.returncode == 2, (extra, bad.stderr)
+        assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
+    assert cli("metrics", "query", "no.such.metric").returncode == 2

@@ -22,12 +22,14 @@ from agentos.cli import (
     approvals,
     audit,
     auth,
+    budgets,
     db,
     demo,
     events,
     knowledge,
     llm,
     locks,
+    metrics,
     models,
     options,
     projections,
@@ -74,6 +76,8 @@ app.add_typer(knowledge.app, name="knowledge")
 app.add_typer(models.app, name="models")
 app.add_typer(projections.app, name="projections")
 app.add_typer(llm.app, name="llm")
+app.add_typer(budgets.app, name="budgets")
+app.add_typer(metrics.app, name="metrics")
 app.add_typer(workflows.app, name="workflows")
 app.add_typer(runs.app, name="runs")
 app.add_typer(approvals.app, name="approvals")
