@@ -8,11 +8,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentos import metrics
-from agentos.metrics import automatic
+from agentos.api import access
+from agentos.api.middleware import AuditScope, BodyLimit, InputGuard, RequestLog
+from agentos.metrics import automatic, query
 from agentos.store import Store
 from tests.api.test_operating_api import publish
 from tests.snapshot import snapshot
@@ -154,3 +157,28 @@ async def test_agent_summary(api: httpx.AsyncClient, store: Store) -> None:
     assert (await api.get("/api/v1/agents/tuner/summary",
                           params={"window": "365d"})).status_code == 400  # past retention
     assert (await api.get("/api/v1/agents/ghost/summary")).status_code == 404
+
+
+async def test_one_wrapper_logs_measures_and_answers_each_request(
+        app: FastAPI, api: httpx.AsyncClient, store: Store,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the request log is the one middleware that wraps send for the log line, the
+    # metrics and the span
+    assert [m.cls for m in app.user_middleware] == [RequestLog, AuditScope, BodyLimit,
+                                                    InputGuard]
+
+    @app.get("/api/v1/test-crash")
+    async def crash() -> None:
+        raise RuntimeError("a bug")
+
+    app.openapi_schema = None
+    monkeypatch.setitem(access.RULES, ("GET", "/api/v1/test-crash"), access.read("events"))
+    for _ in range(2):
+        assert (await api.get("/api/v1/test-crash")).status_code == 500
+    assert (await api.get("/health")).status_code == 200
+    await metrics.of(store).flush()
+    counted = await query.run(store, query.Query("http.requests", agg="sum", group_by="status",
+                                                 tags={"route": "/api/v1/test-crash"}),
+                              query.Retention())
+    # an answer the request log made itself (the last-resort 500) counts as sent
+    assert {g["group"]: g["points"][0]["value"] for g in counted["groups"]} == {"500": 2}

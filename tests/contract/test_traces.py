@@ -61,6 +61,8 @@ async def test_spans_for_requests_attempts_and_llm_calls(
     assert request["attributes"]["http.route"] == "/health"
     assert request["attributes"]["http.response.status_code"] == 200
     assert request["attributes"]["agentos.correlation_id"] == "corr-42"
+    # the id the request log gives it (one wrapper for the log, the metrics and the span)
+    assert request["attributes"]["agentos.request_id"] == r.headers["x-request-id"]
     assert collector.services == {"agentos-test"}
 
 

@@ -15,7 +15,6 @@ from agentos import __version__, audit, cache, projections, tokens, traces, user
 from agentos.api import access, openapi
 from agentos.api import errors as api_errors
 from agentos.api.middleware import AuditScope, BodyLimit, InputGuard, RequestLog
-from agentos.api.request_metrics import RequestMetrics
 from agentos.api.routes import (
     agents,
     api_keys,
@@ -128,7 +127,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     access.document(app)
     openapi.refine(app)
     app.add_middleware(AuditScope)
-    app.add_middleware(RequestMetrics)
     app.add_middleware(RequestLog)
     if proxies := proxy_list(settings.trusted_proxies):
         # the client address behind a trusted proxy (audit rows, the login throttle);

@@ -1,9 +1,9 @@
 """ASGI middleware: request logging and ids, the last-resort 500, the request-body cap,
 the input guard, the audit scope of a request (pure ASGI, no per-request task).
 
-From the outside in: ``RequestLog`` (an id per request, one log line, any error
-nothing else handled answered 500 ``internal`` with that id and logged with its
-details), ``AuditScope``, ``BodyLimit`` (413), ``InputGuard`` (hostile input
+From the outside in: ``RequestLog`` (an id per request, one log line, its metrics
+and span, any error nothing else handled answered 500 ``internal`` with that id and
+logged with its details), ``AuditScope``, ``BodyLimit`` (413), ``InputGuard`` (hostile input
 refused before routing), then the app. None of them lets an exception reach the
 server, which would close a keep-alive connection.
 """
@@ -21,7 +21,8 @@ from urllib.parse import parse_qsl
 import pydantic_core
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentos import audit, inputs, logs
+from agentos import audit, inputs, logs, traces
+from agentos.api import request_metrics
 
 log = logging.getLogger("agentos.http")
 REQUEST_ID_HEADER = b"x-request-id"
@@ -41,9 +42,11 @@ async def _send_error(send: Send, status: int, code: str, message: str,
 
 
 class RequestLog:
-    """One log line per request (method, path, status, duration, request id); the
-    ``X-Request-ID`` header on every answer; and the 500 for an unexpected error: a
-    body with nothing but ``internal`` and the id, the details in the log."""
+    """One log line per request (method, path, status, duration, request id), its
+    metrics and trace span (``request_metrics``); the ``X-Request-ID`` header on every
+    answer; and the 500 for an unexpected error: a body with nothing but ``internal``
+    and the id, the details in the log. One wrapper of ``send`` sees the status for
+    all of them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -67,23 +70,27 @@ class RequestLog:
                                                   (REQUEST_ID_HEADER, rid.encode())]}
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception:
-            log.exception("unhandled error in %s %s", scope["method"], scope["path"],
-                          extra={"action": "request_crashed", "request_id": rid})
-            if started:  # the answer is under way: the connection has to go
-                raise
-            await _send_error(send_wrapper, 500, "internal", "internal server error",
-                              {"request_id": rid})
-        finally:
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "%s %s %d %.1fms", scope["method"], scope["path"], status,
-                    (time.perf_counter() - start) * 1000,
-                    extra={"action": "http_request", "status": status, "request_id": rid},
-                )
-            logs.request_id.reset(token)
+        with traces.span(f"HTTP {scope['method']}",
+                         request_metrics.span_attributes(scope, rid)) as span:
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception:
+                log.exception("unhandled error in %s %s", scope["method"], scope["path"],
+                              extra={"action": "request_crashed", "request_id": rid})
+                if started:  # the answer is under way: the connection has to go
+                    raise
+                await _send_error(send_wrapper, 500, "internal", "internal server error",
+                                  {"request_id": rid})
+            finally:
+                request_metrics.measured(scope, status, start, span)
+                if log.isEnabledFor(logging.INFO):
+                    log.info(
+                        "%s %s %d %.1fms", scope["method"], scope["path"], status,
+                        (time.perf_counter() - start) * 1000,
+                        extra={"action": "http_request", "status": status,
+                               "request_id": rid},
+                    )
+                logs.request_id.reset(token)
 
 
 class BodyLimit:
