@@ -5,9 +5,11 @@ events, sub-workflows, artifacts."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from agentos import agent_spec, approvals, consumers, events, queue, registry, router
 from agentos.errors import (
@@ -190,6 +192,35 @@ async def test_fan_out_keeps_item_order_and_max_parallel(store: Store) -> None:
     # never more than two children at once: each was submitted when one ended
     tasks = sorted(explore["tasks"], key=lambda t: t["item"])
     assert len(tasks) == 7
+
+
+async def test_a_child_s_end_does_not_rewrite_the_fan_out_s_items(store: Store) -> None:
+    """A fan-out's items are written once, when its step starts; each child's end
+    updates only the step's counts (it used to write every item again, so a fan-out
+    of n children wrote n times n items) and reads no items unless it starts more
+    children."""
+    await agent(store, "planner", "wf_plan")
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, FAN_OUT.replace("{coe}", "false"))
+    updates: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE WORKFLOW_STEPS"):
+            updates.append(statement)
+
+    engine_ = getattr(store.engine, "sync_engine", store.engine)
+    sa_event.listen(engine_, "before_cursor_execute", seen)
+    try:
+        run = await start(store, "fan", {"devices": [f"d{i}" for i in range(7)],
+                                         "bad": "none"})
+        done = await drive(store, run["id"])
+    finally:
+        sa_event.remove(engine_, "before_cursor_execute", seen)
+    assert done["status"] == "succeeded"
+    assert step(done, "explore")["items"] == {"total": 7, "started": 7, "ended": 7,
+                                              "failed": 0}
+    writing_items = [u for u in updates if re.search(r"\bitems\s*=", u)]
+    assert len(writing_items) == 1 and len(updates) >= 4, updates
 
 
 async def test_one_failed_child_fails_the_step_unless_continue_on_error(store: Store) -> None:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store.columns import upsert, utcnow
@@ -194,25 +194,51 @@ async def insert_steps(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
         await conn.execute(insert(workflow_steps), rows)
 
 
+def _items_total(conn: AsyncConnection) -> Any:
+    """How many items a fan-out step has (NULL for a step that is none), counted by
+    the database, so that loading a run does not read its items."""
+    items = steps["items"]  # (``steps.items`` is the collection's method)
+    if conn.dialect.name == "postgresql":
+        return case((func.jsonb_typeof(items) == "array", func.jsonb_array_length(items)))
+    return case((func.json_type(items) == "array", func.json_array_length(items)))
+
+
 async def steps_of(conn: AsyncConnection, run_ids: Sequence[str]) -> list[Any]:
+    """The runs' steps; a fan-out's items are not read (``items_total`` counts them;
+    ``items_of`` reads them)."""
     if not run_ids:
         return []
-    return list((await conn.execute(select(workflow_steps).where(
-        steps.run_id.in_(run_ids)))).all())
+    columns: list[Any] = [c for c in workflow_steps.c if c.name != "items"]
+    return list((await conn.execute(
+        select(*columns, _items_total(conn).label("items_total"))
+        .where(steps.run_id.in_(run_ids)))).all())
 
 
-STEP_COLUMNS = ("status", "round", "items", "items_started", "items_ended", "items_failed",
+async def items_of(conn: AsyncConnection, run_id: str, step: str) -> list[Any] | None:
+    """A fan-out step's items."""
+    found: list[Any] | None = (await conn.execute(select(steps["items"]).where(
+        steps.run_id == run_id, steps.step == step))).scalar()
+    return found
+
+
+STEP_COLUMNS = ("status", "round", "items_started", "items_ended", "items_failed",
                 "output", "error", "approval_id", "sub_run_id", "started_at", "finished_at")
 _STEP_UPDATE = (update(workflow_steps)
                 .where(steps.run_id == bindparam("b_run_id"), steps.step == bindparam("b_step"))
                 .values({c: bindparam(f"b_{c}") for c in STEP_COLUMNS}))
+_STEP_ITEMS_UPDATE = _STEP_UPDATE.values(items=bindparam("b_items"))
 
 
 async def update_steps(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Write each step's state (keys ``b_run_id``, ``b_step`` and ``b_<column>`` for
-    every column of ``STEP_COLUMNS``) in one executemany."""
-    if rows:
-        await conn.execute(_STEP_UPDATE, rows)
+    every column of ``STEP_COLUMNS``; ``b_items`` too where a fan-out's items were
+    set or cleared) in one executemany each."""
+    plain = [r for r in rows if "b_items" not in r]
+    with_items = [r for r in rows if "b_items" in r]
+    if plain:
+        await conn.execute(_STEP_UPDATE, plain)
+    if with_items:
+        await conn.execute(_STEP_ITEMS_UPDATE, with_items)
 
 
 # ------------------------------------------------------- the tasks of steps

@@ -240,7 +240,7 @@ class Batch:
         if r.outcome is not StepStatus.SUCCEEDED:
             state.items_failed = (state.items_failed or 0) + 1
         run.dirty_steps.add(state.step)
-        if state.items is None:  # one task: its end is the step's
+        if state.items_total is None:  # one task: its end is the step's
             if r.outcome is StepStatus.SUCCEEDED:
                 await self.end(run, state, StepStatus.SUCCEEDED, r.output)
             else:
@@ -321,14 +321,14 @@ class Batch:
         assert step.agent is not None
         await _runnable_agent(self.store, step.agent, step.version)
         items = plan.items_of(step, run.steps, run.facts)
-        state.items = items
+        state.set_items(items)
         state.items_started, state.items_ended, state.items_failed = 0, 0, 0
         await self._fan_out(run, state)
 
     async def _fan_out(self, run: Run, state: StepState) -> None:
         """Submit the children there is room for, or end the step once it is over."""
         step = run.spec.step(state.step)
-        total = 1 if state.items is None else len(state.items)
+        total = 1 if state.items_total is None else state.items_total
         decision = plan.fan_out(total, state.items_started or 0, state.items_ended or 0,
                                 state.items_failed or 0, step.max_parallel or max(total, 1),
                                 bool(step.continue_on_error))
@@ -347,13 +347,28 @@ class Batch:
         if not decision.start:
             return
         base = plan.scope(run.facts, run.steps)
+        items = await self._items(run, state) if state.items_total is not None else None
         for item in decision.start:
-            scope = base if state.items is None else {**base, "item": state.items[item]}
+            scope = base if items is None else {**base, "item": items[item]}
             rendered = expressions.render(step.input, scope) if step.input is not None \
-                else ({} if state.items is None else {"item": state.items[item]})
+                else ({} if items is None else {"item": items[item]})
             self._submit(run, step, state, item, rendered)
         state.items_started = decision.start.stop
         run.dirty_steps.add(state.step)
+
+    async def _items(self, run: Run, state: StepState) -> list[Any]:
+        """A fan-out's items: set in this transaction, else kept by this process for
+        the step's round (they never change within it), else read once."""
+        if state.items is None:
+            key = (run.id, state.step, state.round)
+            found = _ITEMS.get(key)
+            if found is None:
+                found = await store_workflows.items_of(self.conn, run.id, state.step) or []
+            state.items = found
+        _ITEMS[(run.id, state.step, state.round)] = state.items
+        while len(_ITEMS) > ITEMS_KEPT:
+            del _ITEMS[next(iter(_ITEMS))]
+        return state.items
 
     def _submit(self, run: Run, step: Step, state: StepState, item: int,
                 input: dict[str, Any]) -> None:
@@ -498,7 +513,7 @@ class Batch:
         if new:
             await store_workflows.insert_runs(conn, [r.row() for r in new])
         await store_workflows.insert_steps(conn, [
-            {"run_id": r.id, "step": s.step, "kind": s.kind, **_step_values(s)}
+            {"run_id": r.id, "step": s.step, "kind": s.kind, **_step_values(s, new=True)}
             for r in new for s in r.steps.values()])
         await store_workflows.update_runs(conn, [
             {"b_id": r.id, "b_status": r.status.value, "b_output": r.output,
@@ -526,12 +541,19 @@ class Batch:
             await events.append_in(self.store, conn, drafts)
 
 
+# fan-outs' items by (run, step, round), newest last: read once, not each child's end
+_ITEMS: dict[tuple[str, str, int], list[Any]] = {}
+ITEMS_KEPT = 64
+
 _STEP_OF_RUN = {RunStatus.SUCCEEDED: StepStatus.SUCCEEDED, RunStatus.FAILED: StepStatus.FAILED,
                 RunStatus.CANCELLED: StepStatus.FAILED}
 
 
-def _step_values(s: StepState) -> dict[str, Any]:
-    return {"status": s.status.value, "round": s.round, "items": s.items,
+def _step_values(s: StepState, *, new: bool = False) -> dict[str, Any]:
+    """A step's columns to write: ``items`` only where set (they may be long: each
+    child's end of a fan-out rewrote them all)."""
+    return {**({"items": s.items} if new or s.items_changed else {}),
+            "status": s.status.value, "round": s.round,
             "items_started": s.items_started, "items_ended": s.items_ended,
             "items_failed": s.items_failed, "output": s.output, "error": s.error,
             "approval_id": s.approval_id, "sub_run_id": s.sub_run_id,

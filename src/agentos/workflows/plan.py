@@ -28,7 +28,7 @@ class StepState:
     kind: str
     status: StepStatus
     round: int = 1
-    items: list[Any] | None = None
+    items: list[Any] | None = None  # read only when needed (``items_total``: how many)
     items_started: int | None = None
     items_ended: int | None = None
     items_failed: int | None = None
@@ -38,12 +38,20 @@ class StepState:
     sub_run_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    items_total: int | None = None  # a fan-out's item count; None: the step is none
+    items_changed: bool = False  # ``items`` set or cleared in this transaction
 
     @classmethod
     def from_row(cls, r: Any) -> StepState:
-        return cls(r.step, r.kind, StepStatus(r.status), r.round, r.items, r.items_started,
+        return cls(r.step, r.kind, StepStatus(r.status), r.round, None, r.items_started,
                    r.items_ended, r.items_failed, r.output, r.error, r.approval_id,
-                   r.sub_run_id, r.started_at, r.finished_at)
+                   r.sub_run_id, r.started_at, r.finished_at, r.items_total)
+
+    def set_items(self, items: list[Any] | None) -> None:
+        if items is None and self.items_total is None:
+            return  # no fan-out, as before: nothing to write
+        self.items, self.items_changed = items, True
+        self.items_total = None if items is None else len(items)
 
 
 @dataclass(frozen=True)

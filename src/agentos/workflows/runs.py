@@ -153,7 +153,8 @@ async def rerun(store: Store, run_id: str, step: str) -> dict[str, Any]:
                 work._transition(run, sid, current.status.value, target.value,
                                  f"rerun from {step}")
                 current.status, current.round = target, current.round + 1
-                current.items = current.items_started = current.items_ended = None
+                current.set_items(None)
+                current.items_started = current.items_ended = None
                 current.items_failed = current.output = current.error = None
                 current.approval_id = current.sub_run_id = None
                 current.started_at = current.finished_at = None
@@ -211,8 +212,8 @@ async def get(store: Store, run_id: str) -> dict[str, Any]:
             "id": step.id, "type": step.type, "status": s.status, "round": s.round,
             "depends_on": step.depends_on, "agent": step.agent, "workflow": step.workflow,
             "output": s.output, "error": s.error,
-            "items": None if s.items is None else {
-                "total": len(s.items), "started": s.items_started, "ended": s.items_ended,
+            "items": None if s.items_total is None else {
+                "total": s.items_total, "started": s.items_started, "ended": s.items_ended,
                 "failed": s.items_failed},
             "approval_id": s.approval_id, "sub_run_id": s.sub_run_id,
             "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at),
