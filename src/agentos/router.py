@@ -15,17 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import capabilities, events, patterns, queue
 from agentos.aio import wait_wakeup
 from agentos.events import Event
-from agentos.lifecycle import Status
 from agentos.store import Store
-from agentos.store.columns import upsert
-from agentos.store.tables import agent_versions, route_queue, routes
-from agentos.store.tables import events as event_table
 from agentos.tasks import TaskIn
 
 log = logging.getLogger("agentos.router")
@@ -143,19 +138,15 @@ class Route:
                 "task_id": self.task_id, "created_at": self.created_at.isoformat()}
 
 
-async def routable_agents(conn: AsyncConnection,
+async def routable_agents(store: Store, conn: AsyncConnection,
                           switched: dict[str, dict[str, bool]] | None = None,
                           *, untriggered: bool = False) -> list[Routable]:
     """The latest published version of every agent with triggers (``untriggered``: of
     every agent); its capabilities as live ``switched`` (``capabilities.switched_in``)
     overrides what the definition says."""
     switched = switched or {}
-    av = agent_versions.c
-    rows = (await conn.execute(
-        select(av.name, av.version, av.definition).where(av.status == Status.PUBLISHED.value)
-        .order_by(av.name, av.sort_key.desc()))).all()
     latest: dict[str, Routable] = {}
-    for row in rows:
+    for row in await store.routes.published_agents(conn):
         if row.name not in latest:
             d = row.definition
             latest[row.name] = Routable(
@@ -164,30 +155,25 @@ async def routable_agents(conn: AsyncConnection,
     return [a for a in latest.values() if a.triggers or untriggered]
 
 
+def type_likes(agents: list[Routable]) -> list[str]:
+    """The LIKE patterns of every trigger's event type: an event no one of them matches
+    is routed to nobody, so the router need not read it."""
+    return sorted({patterns.to_like(t["event"]) for a in agents for t in a.triggers})
+
+
 async def route_batch(store: Store, limit: int = BATCH) -> int:
     """Route up to ``limit`` queued events, most urgent first; returns how many."""
-    q = route_queue.c
     async with store.write() as conn:
-        queued = (await conn.execute(
-            select(q.rank, q.seq).order_by(q.rank, q.seq).limit(limit)
-            .with_for_update(skip_locked=True))).all()
-        if not queued:
-            return 0
-        seqs = [r.seq for r in queued]
-        rows = (await conn.execute(select(event_table).where(event_table.c.seq.in_(seqs))
-                                   )).all()
-        by_seq = {r.seq: Event.from_row(r) for r in rows}
-        # the switches as of this transaction (one small read a batch), so an event
-        # appended after a capability was enabled is routed with it enabled
-        agents = await routable_agents(conn, await capabilities.switched_in(conn))
+        # the agents and switches as of this transaction (small reads, once a batch), so
+        # an event appended after a capability was enabled is routed with it enabled
+        agents = await routable_agents(store, conn, await capabilities.switched_in(conn))
+        taken = await store.routes.take(conn, limit, type_likes(agents))
         new_routes = []
         work: list[TaskIn] = []
-        for seq in seqs:  # urgency order: the route ids record it
-            event = by_seq.get(seq)
-            if event is None:
-                continue  # pruned meanwhile
+        for row in taken.rows:  # urgency order: the route ids record it
+            event = Event.from_row(row)
             for agent, index, priority in matches(agents, event):
-                new_routes.append({"event_seq": seq, "agent": agent.name,
+                new_routes.append({"event_seq": event.seq, "agent": agent.name,
                                    "agent_version": agent.version, "trigger_index": index,
                                    "priority": priority})
                 work.append(TaskIn(
@@ -197,19 +183,17 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
                     # it needs the trigger's capability: switched off later, it waits
                     capability=agent.triggers[index].get("capability"),
                     # one task per route, even if a crash made us route again
-                    idempotency_key=f"route:{seq}:{agent.name}:{index}"))
-        await conn.execute(delete(route_queue).where(
-            tuple_(q.rank, q.seq).in_([(r.rank, r.seq) for r in queued])))
+                    idempotency_key=f"route:{event.seq}:{agent.name}:{index}"))
         if new_routes:
             # each route's task, in this same transaction (its events go last)
             made = await queue.submit_in(store, conn, work)
             for route, (task, _) in zip(new_routes, made, strict=True):
                 route["task_id"] = task.id
-            await conn.execute(upsert(conn, routes).on_conflict_do_nothing(), new_routes)
+            await store.routes.record(conn, new_routes)
     if new_routes:
-        log.info("routed %d events to %d agents", len(queued), len(new_routes),
+        log.info("routed %d events to %d agents", taken.count, len(new_routes),
                  extra={"action": "events_routed"})
-    return len(queued)
+    return taken.count
 
 
 async def run(store: Store, stop: asyncio.Event | None = None) -> None:
@@ -227,16 +211,12 @@ async def run(store: Store, stop: asyncio.Event | None = None) -> None:
 
 
 async def routes_of(store: Store, event_seq: int) -> list[Route]:
-    r = routes.c
     async with store.read() as conn:
-        rows = (await conn.execute(select(routes).where(r.event_seq == event_seq)
-                                   .order_by(r.id))).all()
+        rows = await store.routes.of_event(conn, event_seq)
     return [Route(x.event_seq, x.agent, x.agent_version, x.trigger_index, x.priority,
                   x.task_id, x.created_at) for x in rows]
 
 
 async def is_routed(store: Store, event_seq: int) -> bool:
-    q = route_queue.c
     async with store.read() as conn:
-        return not (await conn.execute(select(exists().where(and_(q.seq == event_seq))))
-                    ).scalar()
+        return not await store.routes.is_queued(conn, event_seq)

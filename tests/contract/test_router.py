@@ -67,3 +67,28 @@ async def test_disabled_capability_is_not_routed(store: Store) -> None:
     [e] = await events.append(store, [EventIn(type="x")])
     await router.route_batch(store)
     assert [r.agent for r in await router.routes_of(store, e.event.seq)] == ["b"]
+
+
+async def test_only_events_a_trigger_may_match_are_read_and_each_is_routed_exactly(
+        store: Store) -> None:
+    # the router reads back only events whose type is LIKE a trigger's glob: the SQL
+    # pattern must never drop one the glob matches (LIKE's own _ is a literal in a glob),
+    # and SQLite's case-blind LIKE may read more but must route nothing more
+    await publish(store, "globs", [{"event": "order.?d"}, {"event": "pct_x.*"}])
+    types = ["order.id", "ORDER.ID", "order.idd", "orderxid", "pct_x.a", "pctAx.a",
+             "pct_x", "other"]
+    appended = await events.append(store, [EventIn(type=t) for t in types])
+    assert await router.route_batch(store, limit=100) == len(types)
+    routed = [t for t, a in zip(types, appended, strict=True)
+              if await router.routes_of(store, a.event.seq)]
+    assert routed == ["order.id", "pct_x.a"]
+    assert all([await router.is_routed(store, a.event.seq) for a in appended])
+
+
+async def test_with_no_trigger_anywhere_the_queue_still_drains(store: Store) -> None:
+    await publish(store, "quiet", [])
+    appended = await events.append(store, [EventIn(type=f"t.{i}") for i in range(12)])
+    assert await router.route_batch(store, limit=5) == 5
+    assert await router.route_batch(store, limit=50) == 7
+    assert await router.route_batch(store) == 0
+    assert all([await router.is_routed(store, a.event.seq) for a in appended])

@@ -26,7 +26,7 @@ async def explain(store: Store, event: EventIn) -> dict[str, Any]:
     """Every published agent's verdict on ``event``, matches first."""
     async with store.read() as conn:
         now = await store_state.now(conn)
-        agents = await router.routable_agents(conn, await capabilities.switched_in(conn),
+        agents = await router.routable_agents(store, conn, await capabilities.switched_in(conn),
                                               untriggered=True)
     return verdicts(agents, event, now)
 

@@ -24,6 +24,7 @@ from agentos.store import errors
 if TYPE_CHECKING:
     from agentos.store.events import Events
     from agentos.store.locks import Locks
+    from agentos.store.routes import Routes
     from agentos.store.tasks import Tasks
 
 log = logging.getLogger("agentos.store")
@@ -35,7 +36,7 @@ class Store:
 
     Each concept whose statements differ by backend has its interface here, the
     backend's own chosen once when the store opens: ``store.tasks``,
-    ``store.events``, ``store.locks``.
+    ``store.events``, ``store.locks``, ``store.routes``.
     """
 
     dialect: ClassVar[str]
@@ -49,6 +50,7 @@ class Store:
     tasks: Tasks
     events: Events
     locks: Locks
+    routes: Routes
     # seconds a reader waits for news before it looks again with no wake-up: SQLite
     # has no cross-process wake-up at all (PostgreSQL's NOTIFY makes it a safety net)
     poll_interval: ClassVar[float] = 0.25

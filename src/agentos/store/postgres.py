@@ -21,6 +21,7 @@ from agentos.store.base import UNCHANGED, Store
 from agentos.store.columns import json_dumps, json_loads
 from agentos.store.events import PostgresEvents
 from agentos.store.locks import PostgresLocks
+from agentos.store.routes import PostgresRoutes
 from agentos.store.tasks import PostgresTasks
 
 log = logging.getLogger("agentos.store")
@@ -39,6 +40,7 @@ class PostgresStore(Store):
         self.tasks = PostgresTasks(self)
         self.events = PostgresEvents(self)
         self.locks = PostgresLocks(self)
+        self.routes = PostgresRoutes(self)
         self._driver: psycopg.AsyncConnection[Any] | None = None
         self._driver_lock = asyncio.Lock()
 

@@ -35,6 +35,7 @@ from agentos.store import errors
 from agentos.store.base import Store
 from agentos.store.events import SqliteEvents
 from agentos.store.locks import SqliteLocks
+from agentos.store.routes import SqliteRoutes
 from agentos.store.tasks import SqliteTasks
 
 BUSY_SLICE = 5  # milliseconds SQLite itself may wait for a lock (blocks the loop)
@@ -93,6 +94,7 @@ class SqliteStore(Store):
         self.tasks = SqliteTasks(self)
         self.events = SqliteEvents(self)
         self.locks = SqliteLocks(self)
+        self.routes = SqliteRoutes(self)
         # One writer at a time in this process: waiting here is free, while
         # waiting in SQLite's busy handler blocks the event loop.
         self._write_gate = asyncio.Lock()
