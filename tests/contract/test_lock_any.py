@@ -140,11 +140,12 @@ async def test_a_wait_that_ends_leaves_every_queue(store: Store) -> None:
     assert await queue_of(store, A) == [] and await queue_of(store, B) == ["first-on-b"]
 
 
-async def test_a_lapsed_lease_in_the_pool_is_taken_with_a_new_token(store: Store) -> None:
+async def test_a_lapsed_lease_in_the_pool_is_taken_in_its_turn_with_a_new_token(
+        store: Store) -> None:
     await take(store, A, "gone", ttl_s=0.2)
     await take(store, B, "holder")
     await asyncio.sleep(0.3)
-    got = await locks.acquire_any(store, locks.pool([B, A]), Claim("me"))
+    got = await locks.acquire_any(store, locks.pool([B, A, C]), Claim("me"))  # C is free
     assert got.grants[0].resource == A and got.grants[0].token == 2
     assert ("lock.expired", A, "gone", None) in await lock_events(store)
 

@@ -28,7 +28,7 @@ from agentos import audit, events, resources
 from agentos.aio import wait_wakeup
 from agentos.errors import InvalidInput, NotFound
 from agentos.locks.model import MAX_RESOURCES, Claim, Grant, Result
-from agentos.locks.state import check_attempt, release_rows, try_one
+from agentos.locks.state import check_attempt, fast_acquire, release_rows, try_one
 from agentos.locks.waiting import POLL, POLL_FIRST, POLL_LISTENING
 from agentos.store import Store
 from agentos.store.locks import CHANNEL
@@ -81,6 +81,9 @@ async def acquire_any(store: Store, candidates: Pool, claim: Claim, wait_s: floa
     ends, the best place held (``position``, ``waiting_for``) and the queues are left.
     404 when the pool has no resource (a prefix nothing was ever locked under)."""
     deadline = time.monotonic() + wait_s
+    if (claim.attempt is None or wait_s <= 0) and (
+            fast := await _first_free(store, candidates, claim)):
+        return fast
     result = await _step(store, candidates, claim, wait_s if wait_s > 0 else None)
     if result.granted or wait_s <= 0:
         return result
@@ -124,6 +127,31 @@ async def _names(store: Store, conn: AsyncConnection, candidates: Pool) -> list[
     return names
 
 
+async def _first_free(store: Store, candidates: Pool, claim: Claim) -> Result | None:
+    """The common case in two round trips: a read finds the first candidate that is
+    free (or never locked) and one statement takes it. None when that changed nothing
+    (taken meanwhile), or when the full path must decide: a lapsed lease, the owner
+    already holding or queued for one of them, no candidate free."""
+    async with store.read() as conn:
+        names = await _names(store, conn, candidates)
+        rows = {r.resource: r for r in await store.locks.look_any(conn, names, claim.owner)}
+    if any(r.waiter is not None or r.owner == claim.owner for r in rows.values()):
+        return None
+    free = None
+    for name in names:
+        row = rows.get(name)
+        if row is None or row.owner is None:
+            free = name
+            break
+        if row.expires_at < row.now:  # lapsed: expired first, its waiters served first
+            return None
+    if free is None:
+        return None
+    _audit(candidates, free)
+    grant = await fast_acquire(store, free, claim)
+    return Result((grant,)) if grant is not None else None
+
+
 async def _step(store: Store, candidates: Pool, claim: Claim, queue_for: float | None
                 ) -> Result:
     """One write transaction: the first free candidate, else (with ``queue_for``) a
@@ -143,11 +171,24 @@ async def _step(store: Store, candidates: Pool, claim: Claim, queue_for: float |
                 _audit(candidates, kept.resource)
                 return Result((kept,))
         drafts: list[events.EventIn] = []
-        positions: dict[str, int] = {}
-        for passing in (None, queue_for) if queue_for is not None else (None,):
+        held = {r.resource for r in rows if r.owner is not None and r.expires_at >= now}
+        for name in names:  # the free, the lapsed and the never locked, in the pool's order
+            if name in held:
+                continue
+            got = await try_one(store, conn, name, claim, drafts, None)
+            if isinstance(got, Grant):
+                if queue_for is not None:  # a waiter (or one asking again): its places
+                    await store.locks.leave_queues(conn, [claim.owner], names)
+                _audit(candidates, got.resource)
+                await events.append_in(store, conn, drafts)
+                return Result((got,))
+        if queue_for is None:
+            positions = await store.locks.positions(conn, names, claim.priority, now)
+        else:
+            positions = {}
             for name in names:
-                got = await try_one(store, conn, name, claim, drafts, passing)
-                if isinstance(got, Grant):
+                got = await try_one(store, conn, name, claim, drafts, queue_for)
+                if isinstance(got, Grant):  # (the rows are locked: it cannot be, but)
                     await store.locks.leave_queues(conn, [claim.owner], names)
                     _audit(candidates, got.resource)
                     await events.append_in(store, conn, drafts)

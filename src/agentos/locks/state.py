@@ -40,7 +40,8 @@ SWEEP_BATCH = 500
 # ------------------------------------------------------- one statement each
 
 
-async def _fast_acquire(store: Store, resource: str, claim: Claim) -> Grant | None:
+async def fast_acquire(store: Store, resource: str, claim: Claim) -> Grant | None:
+    """Take a free (or never locked) lock in one statement; None if that changed nothing."""
     params = {**claim_params(resource, claim),
               "attempt": claim.attempt if claim.task_id else None}
     got = await store.locks.acquire(params)
@@ -156,7 +157,7 @@ async def step(store: Store, names: list[str], claim: Claim, queue_for: float | 
 
     only = len(names) == 1
     if only and (claim.attempt is None or queue_for is None):
-        if grant := await _fast_acquire(store, names[0], claim):
+        if grant := await fast_acquire(store, names[0], claim):
             return Result((grant,))
         if queue_for is not None and (position := await store.locks.join({
                 **claim_params(names[0], claim, token=None),

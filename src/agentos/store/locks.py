@@ -267,6 +267,16 @@ class Locks:
             L.resource >= prefix, L.resource < end).order_by(L.resource).limit(limit))
         ).scalars())
 
+    async def positions(self, conn: AsyncConnection, resources: list[str], priority: int,
+                        now: datetime) -> dict[str, int]:
+        """For each of ``resources``, the place a new waiter of ``priority`` would take in
+        its queue (1 + the live waiters of that priority or higher), in one statement."""
+        counts: dict[str, int] = {str(r): int(n) for r, n in (await conn.execute(
+            select(W.resource, func.count()).where(
+                W.resource.in_(resources), W.expires_at >= now, W.priority >= priority)
+            .group_by(W.resource))).all()}
+        return {r: int(counts.get(r, 0)) + 1 for r in resources}
+
     async def look_any(self, conn: AsyncConnection, resources: list[str], owner: str
                        ) -> list[Any]:
         """For each of ``resources`` ever locked: its holder, token and lease, the
