@@ -1,18 +1,20 @@
 """The exchange the execution agent trades on, in paper mode: the shipped candles are
 its market, a clock says which candle is now.
 
-``GET /account``: the market time, its trading day, the last prices, the paper
-account's cash and positions. ``POST /orders`` (``client_order_id``, ``symbol``,
-``side``, ``qty``): a market order, filled at once at the clock's close with the
-taker fee; the same ``client_order_id`` again answers the first fill (a retried
-order never trades twice); a sale of more than is held is refused (409). The
-scenario moves the clock (``at``) and may book a ``transfer`` the desk did not
-make (a withdrawal), which the reconciliation should flag.
+``GET /account``: the paper account's run id (a new one each time the exchange
+starts), the market time, its trading day, the last prices, the cash and positions.
+``POST /orders`` (``client_order_id``, ``symbol``, ``side``, ``qty``): a market
+order, filled at once at the clock's close with the taker fee; the same
+``client_order_id`` again answers the first fill (a retried order never trades
+twice); a sale of more than is held is refused (409). The scenario moves the clock
+(``at``) and may book a ``transfer`` the desk did not make (a withdrawal), which the
+reconciliation should flag.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 from examples.simulators.http import JsonServer, Request
@@ -21,6 +23,7 @@ from examples.trading_desk.strategy import FEE_RATE, candles
 
 class Exchange:
     def __init__(self, cash: float = 100_000.0) -> None:
+        self.run_id = f"paper-{uuid.uuid4().hex[:8]}"  # this paper account's run
         self.cash = cash
         self.positions: dict[str, float] = {}
         self.orders: dict[str, dict[str, Any]] = {}  # by client order id
@@ -49,7 +52,8 @@ class Exchange:
     def _account(self) -> dict[str, Any]:
         market = candles()
         time = next(iter(market.values()))[self.candle]["time"]
-        return {"time": time, "day": time[:10], "candle": self.candle, "mode": "paper",
+        return {"run_id": self.run_id, "time": time, "day": time[:10], "candle": self.candle,
+                "mode": "paper",
                 "prices": {s: series[self.candle]["close"] for s, series in market.items()},
                 "cash": round(self.cash, 2), "positions": dict(self.positions)}
 

@@ -21,11 +21,13 @@ LOG_PAGE = 1000  # events read at once from the log
 
 
 async def plan(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """strategy-planner: a plan for ``symbol`` at candle ``candle`` -> plan_generated."""
+    """strategy-planner: a plan for ``symbol`` at candle ``candle`` in the paper run
+    ``run_id`` -> plan_generated."""
     made = strategy.make_plan(str(data["symbol"]), int(data["candle"]),
                               strategy.Params.of(ctx.config))
     if made is None:
         raise HandlerError(f"candle {data['candle']} has too little history", retryable=False)
+    made["run_id"] = data.get("run_id")
     await ctx.emit("plan_generated", made)
     return made
 
@@ -41,7 +43,8 @@ async def judge(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                                       "Give at most three short recommendations."},
         {"role": "user", "content": json.dumps({"plan": data, "scores": verdict})}],
         model=model)
-    judged = {"strategy_id": data["strategy_id"], "symbol": data["symbol"], **verdict,
+    judged = {"run_id": data.get("run_id"), "strategy_id": data["strategy_id"],
+              "symbol": data["symbol"], **verdict,
               "recommendations": [said.content], "model": said.model, "plan": data}
     await ctx.emit("plan_judged", judged)
     return {k: v for k, v in judged.items() if k != "plan"}
@@ -52,7 +55,8 @@ async def broker(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     plan_ = data["plan"]
     intents = []
     for trigger in plan_["triggers"]:
-        intent = {"intent_id": trigger["trigger_id"], "trigger_id": trigger["trigger_id"],
+        intent = {"run_id": plan_.get("run_id"), "intent_id": trigger["trigger_id"],
+                  "trigger_id": trigger["trigger_id"],
                   "strategy_id": plan_["strategy_id"], "symbol": plan_["symbol"],
                   "side": trigger["side"], "qty": trigger["qty"], "entry": trigger["entry"],
                   "stop": trigger["stop"], "risk_usd": strategy.risk(trigger),
@@ -70,12 +74,13 @@ async def execute(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     config = ctx.config
     url = str(config["exchange_url"]).rstrip("/")
     budget = float(config["daily_risk_budget_usd"])
-    common = {"intent_id": data.get("intent_id"), "trigger_id": data.get("trigger_id"),
-              "strategy_id": data.get("strategy_id"), "symbol": data["symbol"],
-              "side": data["side"], "qty": data["qty"], "mode": config["mode"]}
     async with httpx.AsyncClient(timeout=EXCHANGE_TIMEOUT) as http:
         account = await _call(http, "GET", f"{url}/account")
-        used = await risk_used(ctx, account["day"])
+        common = {"run_id": account["run_id"], "intent_id": data.get("intent_id"),
+                  "trigger_id": data.get("trigger_id"), "strategy_id": data.get("strategy_id"),
+                  "symbol": data["symbol"], "side": data["side"], "qty": data["qty"],
+                  "mode": config["mode"]}
+        used = await risk_used(ctx, account["run_id"], account["day"])
         blocked = strategy.block_reason(data, account, used, budget,
                                         bool(config["kill_switch"]))
         if blocked is not None:
@@ -96,27 +101,30 @@ async def execute(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     return {"order_id": fill["order_id"], "fill_price": fill["fill_price"]}
 
 
-async def risk_used(ctx: Context, day: str) -> float:
-    """The risk of the day's purchases so far, from the order_submitted events."""
+async def risk_used(ctx: Context, run_id: str, day: str) -> float:
+    """The risk of the run's purchases on ``day`` so far, from its order_submitted events."""
     risks = [float(e.payload.get("risk_usd") or 0.0) async for e in _log(ctx, "order_submitted")
-             if e.payload.get("day") == day and e.payload.get("side") == "buy"]
+             if e.payload.get("run_id") == run_id and e.payload.get("day") == day
+             and e.payload.get("side") == "buy"]
     return round(sum(risks), 2)
 
 
 async def reconcile(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """reconciler: the position each fill in the log adds up to, beside what the
-    exchange holds; a difference above ``drift_threshold`` (in units of the asset) is
-    drift -> wallet.drift for each, then reconciliation.completed."""
+    """reconciler: the position the run's fills in the log add up to, beside what the
+    exchange's account holds; a difference above ``drift_threshold`` (in units of the
+    asset) is drift -> wallet.drift for each, then reconciliation.completed."""
     threshold = float(data.get("threshold", ctx.config["drift_threshold"]))
-    ours: dict[str, float] = {}
-    fills = 0
-    async for e in _log(ctx, "fill"):
-        sign = 1 if e.payload["side"] == "buy" else -1
-        ours[e.payload["symbol"]] = ours.get(e.payload["symbol"], 0.0) + sign * e.payload["qty"]
-        fills += 1
     async with httpx.AsyncClient(timeout=EXCHANGE_TIMEOUT) as http:
         account = await _call(http, "GET", f"{str(ctx.config['exchange_url']).rstrip('/')}"
                                            "/account")
+    ours: dict[str, float] = {}
+    fills = 0
+    async for e in _log(ctx, "fill"):
+        if e.payload.get("run_id") != account["run_id"]:
+            continue
+        sign = 1 if e.payload["side"] == "buy" else -1
+        ours[e.payload["symbol"]] = ours.get(e.payload["symbol"], 0.0) + sign * e.payload["qty"]
+        fills += 1
     records = []
     for symbol in sorted(set(ours) | set(account["positions"])):
         book, venue = round(ours.get(symbol, 0.0), 8), float(account["positions"].get(symbol, 0))
@@ -125,8 +133,10 @@ async def reconcile(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                   "flagged": abs(drift) > threshold}
         records.append(record)
         if record["flagged"]:
-            await ctx.emit("wallet.drift", {**record, "threshold": threshold})
-    report = {"fills": fills, "threshold": threshold, "records": records,
+            await ctx.emit("wallet.drift", {**record, "threshold": threshold,
+                                            "run_id": account["run_id"]})
+    report = {"run_id": account["run_id"], "fills": fills, "threshold": threshold,
+              "records": records,
               "flagged": [r["symbol"] for r in records if r["flagged"]]}
     await ctx.emit("reconciliation.completed", report)
     return report

@@ -3,14 +3,20 @@ keeps them live; ``agentos projections rebuild NAME`` folds them again from the 
 The example's servers load them with ``AGENTOS_PROJECTIONS=examples.trading_desk.
 projections:ALL``.
 
-    positions      per market: quantity, average entry, realized P&L, fees (fill)
-    fills          every fill by order id, with its correlation (fill)
+    positions      per run and market (``RUN/SYMBOL``): quantity, average entry, realized
+                   P&L, fees (fill)
+    fills          every fill by run and order id (``RUN/ORDER``), with its correlation
     block_reasons  per reason: how many trades it blocked, the last one (trade_blocked)
-    risk_budget    per trading day: the risk of the day's purchases against the budget,
-                   and the intents the budget blocked (order_submitted, trade_blocked)
-    run_summary    the desk: events by type, mode, first and last event; ``status`` is
-                   running while the last event is under 5 minutes old, else stopped
+    risk_budget    per run and trading day (``RUN/DAY``): the risk of the day's purchases
+                   against the budget, the intents the budget blocked (order_submitted,
+                   trade_blocked)
+    run_summary    per paper run (the exchange account's run id): events by type, mode,
+                   first and last event; ``status`` is running while the last event is
+                   under 5 minutes old, else stopped
     backtests      per backtest run: status, candles processed of the total, trades
+
+A paper run is the life of one exchange account (``run_id`` in the events), so a
+second run of the example on the same database starts its positions and budget anew.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ DESK_EVENTS = ("plan_generated", "plan_judged", "intent", "trade_blocked", "orde
                "fill")
 RUNNING_WITHIN = timedelta(minutes=5)  # a desk with an event this recent is running
 RUN_ENDS = ("workflow.succeeded", "workflow.failed", "workflow.cancelled")
+NO_RUN = "no_run"  # the run summary of events that name no paper run (manual tests)
 
 
 class Positions(Projection):
@@ -34,11 +41,11 @@ class Positions(Projection):
     description = "the desk's position in each market, from its fills"
 
     def keys(self, event: Event) -> Iterable[str]:
-        return [event.payload["symbol"]]
+        return [f"{event.payload['run_id']}/{event.payload['symbol']}"]
 
     def apply(self, state: dict[str, Any], event: Event) -> None:
         f = event.payload
-        p = state.setdefault(f["symbol"], {"qty": 0.0, "avg_entry_price": 0.0,
+        p = state.setdefault(f"{f['run_id']}/{f['symbol']}", {"qty": 0.0, "avg_entry_price": 0.0,
                                            "realized_pnl": 0.0, "fees": 0.0, "fills": 0})
         qty, price = float(f["qty"]), float(f["fill_price"])
         if f["side"] == "buy":
@@ -63,11 +70,11 @@ class Fills(Projection):
     description = "every fill by order id"
 
     def keys(self, event: Event) -> Iterable[str]:
-        return [event.payload["order_id"]]
+        return [f"{event.payload['run_id']}/{event.payload['order_id']}"]
 
     def apply(self, state: dict[str, Any], event: Event) -> None:
         f = event.payload
-        state[f["order_id"]] = {
+        state[f"{f['run_id']}/{f['order_id']}"] = {
             **{k: f.get(k) for k in ("symbol", "side", "qty", "fill_price", "cost",
                                      "strategy_id", "intent_id", "mode", "time")},
             "correlation_id": event.correlation_id, "at": event.created_at.isoformat()}
@@ -98,16 +105,15 @@ class RiskBudget(Projection):
 
     def keys(self, event: Event) -> Iterable[str]:
         p = event.payload
-        if event.type == "order_submitted" and p.get("side") == "buy":
-            return [p["day"]]
-        if event.type == "trade_blocked" and p.get("reason") == "risk_budget":
-            return [p["day"]]
+        if (event.type == "order_submitted" and p.get("side") == "buy") or \
+                (event.type == "trade_blocked" and p.get("reason") == "risk_budget"):
+            return [f"{p['run_id']}/{p['day']}"]
         return []
 
     def apply(self, state: dict[str, Any], event: Event) -> None:
         p = event.payload
-        day = state.setdefault(p["day"], {"used_usd": 0.0, "budget_usd": None, "orders": 0,
-                                          "blocked": 0})
+        day = state.setdefault(f"{p['run_id']}/{p['day']}", {
+            "used_usd": 0.0, "budget_usd": None, "orders": 0, "blocked": 0})
         if event.type == "order_submitted":
             day["used_usd"] = round(day["used_usd"] + float(p.get("risk_usd") or 0.0), 2)
             day["budget_usd"] = p.get("budget_usd")
@@ -125,14 +131,14 @@ class RiskBudget(Projection):
 class RunSummary(Projection):
     name = "run_summary"
     types = DESK_EVENTS
-    description = "the desk's events by type, its mode, running or stopped"
+    description = "each paper run's events by type, its mode, running or stopped"
 
     def keys(self, event: Event) -> Iterable[str]:
-        return ["desk"]
+        return [str(event.payload.get("run_id") or NO_RUN)]
 
     def apply(self, state: dict[str, Any], event: Event) -> None:
-        desk = state.setdefault("desk", {"events": dict.fromkeys(DESK_EVENTS, 0),
-                                         "mode": None, "first_event_at": None})
+        desk = state.setdefault(str(event.payload.get("run_id") or NO_RUN), {
+            "events": dict.fromkeys(DESK_EVENTS, 0), "mode": None, "first_event_at": None})
         desk["events"][event.type] += 1
         desk["mode"] = event.payload.get("mode") or desk["mode"]
         desk["first_event_at"] = desk["first_event_at"] or event.created_at.isoformat()
@@ -140,7 +146,9 @@ class RunSummary(Projection):
 
     def view(self, key: str, value: Any) -> Any:
         last = datetime.fromisoformat(value["last_event_at"])
-        recent = datetime.now(UTC) - last.astimezone(UTC) < RUNNING_WITHIN
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        recent = datetime.now(UTC) - last < RUNNING_WITHIN
         return {**value, "status": "running" if recent else "stopped"}
 
 

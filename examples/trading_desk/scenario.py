@@ -70,7 +70,7 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
         plans = []
         for candle, markets in SESSION:
             exchange.at(candle)
-            plans += _plan(trader, candle, markets)
+            plans += _plan(trader, candle, markets, exchange.run_id)
         drill = _kill_switch_drill(client, trader, risk_officer, exchange)
     wait_for("the backtest", lambda: client.get_run(backtest["id"])["status"] in (
         "succeeded", "failed", "cancelled"), timeout_s=90)
@@ -79,9 +79,15 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
     exchange.transfer(*WITHDRAWAL)
     reconciled.append(_reconcile(client))
     caught_up(client)
+    run_id = exchange.run_id
     state = {p.name: client.projection_state(p.name, limit=1000)["items"]
-             for p in PROJECTIONS}
+             for p in PROJECTIONS if p.name in ("block_reasons", "backtests")}
+    for name in ("positions", "fills", "risk_budget"):  # this run's, keyed RUN/...
+        state[name] = {k.removeprefix(f"{run_id}/"): v for k, v in client.projection_state(
+            name, prefix=f"{run_id}/", limit=1000)["items"].items()}
+    state["run_summary"] = client.projection_state("run_summary", key=run_id)["items"]
     return {
+        "run_id": run_id,
         "plans": len(plans),
         "chains": {c: [e["type"] for e in client.list_events(correlation_id=c)["events"]
                        if not e["type"].startswith("task.")] for c in plans},
@@ -90,7 +96,7 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
         "block_reasons": {r: v["count"] for r, v in sorted(state["block_reasons"].items())},
         "risk_budget": {d: {k: v[k] for k in ("used_usd", "budget_usd", "orders", "blocked")}
                         for d, v in sorted(state["risk_budget"].items())},
-        "run_summary": {k: state["run_summary"]["desk"][k] for k in ("status", "mode",
+        "run_summary": {k: state["run_summary"][run_id][k] for k in ("status", "mode",
                                                                       "events")},
         "fills": len(state["fills"]),
         "kill_switch": drill,
@@ -106,11 +112,12 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
     }
 
 
-def _plan(trader: Client, candle: int, markets: list[str]) -> list[str]:
+def _plan(trader: Client, candle: int, markets: list[str], run_id: str) -> list[str]:
     """The planner's tasks for each market at ``candle``; waits until each plan's chain
     has ended (judged, and each intent blocked or filled). Their correlation ids."""
     tasks = trader.submit_batch([{"agent": "strategy-planner", "type": "plan",
-                                  "input": {"symbol": s, "candle": candle}} for s in markets])
+                                  "input": {"symbol": s, "candle": candle, "run_id": run_id}}
+                                 for s in markets])
     correlations = [t["correlation_id"] for t in tasks]
     wait_tasks(trader, [t["id"] for t in tasks])
     for correlation in correlations:
@@ -145,14 +152,16 @@ def _kill_switch_drill(admin: Client, trader: Client, risk_officer: Client,
             wait_for("the first manual intent", lambda: _settled_intent(
                 admin, sent[0]["correlation_id"]), timeout_s=30)
             risk_officer.set_config("execution-agent", "kill_switch", True)
-        sent.append(trader.emit("intent", _manual(n, price), source="desk:trader"))
+        sent.append(trader.emit("intent", _manual(n, price, exchange.run_id),
+                                source="desk:trader"))
         time.sleep(MANUAL_EVERY_S)
     flipped = admin.list_events(type="agent.config_changed")["events"][-1]
     wait_for("the manual intents' outcomes", lambda: all(
         _settled_intent(admin, e["correlation_id"]) for e in sent), timeout_s=30)
     risk_officer.unset_config("execution-agent", "kill_switch")
     time.sleep(CACHE_TTL_S)
-    sent.append(trader.emit("intent", _manual(MANUAL_COUNT, price), source="desk:trader"))
+    sent.append(trader.emit("intent", _manual(MANUAL_COUNT, price, exchange.run_id),
+                            source="desk:trader"))
     wait_for("the manual intents' outcomes", lambda: all(
         _settled_intent(admin, e["correlation_id"]) for e in sent), timeout_s=30)
     flip_at = _at(flipped["created_at"])
@@ -164,9 +173,10 @@ def _kill_switch_drill(admin: Client, trader: Client, risk_officer: Client,
             "after_switch_off": outcomes[-1][1]}
 
 
-def _manual(n: int, price: float) -> dict[str, Any]:
+def _manual(n: int, price: float, run_id: str) -> dict[str, Any]:
     stop = round(price * 0.98, 2)
-    return {"intent_id": f"manual-{n}", "trigger_id": f"manual-{n}", "strategy_id": "manual",
+    return {"run_id": run_id, "intent_id": f"{run_id}:manual-{n}", "trigger_id": f"manual-{n}",
+            "strategy_id": "manual",
             "symbol": "ETH-USD", "side": "buy", "qty": 0.1, "entry": price, "stop": stop,
             "risk_usd": round(0.1 * (price - stop), 2)}
 
