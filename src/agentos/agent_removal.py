@@ -12,11 +12,10 @@ way, since no version is left to run them. One ``agent.deleted`` event records i
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from agentos import cache, events, queue, registry
-from agentos.errors import AgentOSError, Conflict
+from agentos.errors import Conflict
 from agentos.store import Store
 from agentos.store import agent_config as store_config
 from agentos.store import agent_state as store_state
@@ -26,35 +25,30 @@ from agentos.store import metrics as store_metrics
 
 async def delete(store: Store, agent: str, *, force: bool = False, by: str) -> dict[str, Any]:
     """Delete ``agent``; returns what went: versions, config overrides, capability
-    switches, holds, metric series, budgets, and the tasks cancelled."""
+    switches, holds, metric series, budgets, and the tasks cancelled. The refusal, the
+    cancellations and the deletions are one write transaction, of a few statements
+    however many tasks the agent has."""
     await registry.get(store, agent)  # 404 for an unknown agent
-    async with store.read() as conn:
-        counts = await store_state.task_counts(conn, agent)
-    if counts["running"] and not force:
-        raise Conflict(f"{counts['running']} task(s) of {agent} are running: wait for them, "
-                       "or delete with force=true to cancel them", code="agent_busy",
-                       details={"agent": agent, "running": counts["running"]})
-    cancelled = await _cancel_unfinished(store, agent)
     async with store.write() as conn:
+        counts = await store_state.task_counts(conn, agent)
+        if counts["running"] and not force:
+            raise Conflict(f"{counts['running']} task(s) of {agent} are running: wait for "
+                           "them, or delete with force=true to cancel them",
+                           code="agent_busy",
+                           details={"agent": agent, "running": counts["running"]})
+        cancelled, drafts = await queue.cancel_agent_in(store, conn, agent)
         removed: dict[str, Any] = {"versions": await store_state.delete_versions(conn, agent)}
         removed |= await store_config.forget_agent(conn, agent)
         removed["metric_series"] = await store_metrics.forget_agent(conn, agent)
         removed["budgets"] = await store_budgets.forget_agent(conn, agent)
         await cache.changed(store, conn)
-        await events.append_in(store, conn, [events.Draft(
+        await events.append_in(store, conn, [*drafts, events.Draft(
             type="agent.deleted", source=by, subject=agent,
             payload={"agent": agent, "force": force, "cancelled": cancelled, **removed})])
-    # a task submitted while this ran found the versions still there: it cannot run now
-    cancelled += await _cancel_unfinished(store, agent)
-    return {"agent": agent, "cancelled_tasks": cancelled, **removed}
-
-
-async def _cancel_unfinished(store: Store, agent: str) -> int:
-    async with store.read() as conn:
-        ids = await store_state.unfinished_ids(conn, agent)
-    done = 0
-    for task_id in ids:
-        with contextlib.suppress(AgentOSError):  # it ended meanwhile
-            await queue.cancel(store, task_id)
-            done += 1
-    return done
+    # a task submitted meanwhile on PostgreSQL found the versions still there: it cannot
+    # run now (on SQLite the write transaction above kept every submit out)
+    async with store.write() as conn:
+        late, drafts = await queue.cancel_agent_in(store, conn, agent)
+        if drafts:
+            await events.append_in(store, conn, drafts)
+    return {"agent": agent, "cancelled_tasks": cancelled + late, **removed}

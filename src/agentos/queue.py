@@ -179,6 +179,20 @@ async def cancel_in(store: Store, conn: AsyncConnection, task_ids: list[str]
     return drafts
 
 
+async def cancel_agent_in(store: Store, conn: AsyncConnection, agent: str
+                          ) -> tuple[int, list[EventIn | Draft]]:
+    """``cancel`` every unfinished task of ``agent`` within the caller's write
+    transaction, in a few statements however many there are (an agent's removal): the
+    waiting ones end at once, giving back the locks they hold or wait for; the running
+    ones are asked to stop. Returns how many, and the events for the caller to append."""
+    now = await store.tasks.now(conn)
+    ended, asked = await store.tasks.cancel_agents(conn, agent, now)
+    drafts: list[EventIn | Draft] = list(await locks.release_owner_in(
+        store, conn, [locks.task_owner(row.id) for row, _ in ended], now))
+    drafts += [task_event(row, "cancelled", attempt=row.attempt, was=was) for row, was in ended]
+    return len(ended) + asked, drafts
+
+
 async def _cancel_row(store: Store, conn: AsyncConnection, row: Any, now: datetime
                       ) -> list[EventIn | Draft]:
     if row.status == Status.RUNNING.value:

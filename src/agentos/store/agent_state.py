@@ -42,14 +42,6 @@ async def running(conn: AsyncConnection, *, agent: str | None = None,
     return [dict(r._mapping) for r in rows]
 
 
-async def unfinished_ids(conn: AsyncConnection, agent: str) -> list[str]:
-    """The agent's tasks that wait, or run with no cancellation asked for yet."""
-    rows = (await conn.execute(select(t.id).where(
-        t.agent == agent, t.status.in_(UNFINISHED),
-        ~((t.status == "running") & t.cancel_requested)))).all()
-    return [r[0] for r in rows]
-
-
 async def last_failure(conn: AsyncConnection, agent: str) -> dict[str, Any] | None:
     """The agent's task that failed for good last."""
     row = (await conn.execute(select(t.id, t.error, t.finished_at).where(

@@ -307,6 +307,25 @@ class Tasks:
         order = t.seq.desc() if newest_first else t.seq
         return list((await conn.execute(stmt.order_by(order).limit(limit))).all())
 
+    async def cancel_agents(self, conn: AsyncConnection, agent: str, now: datetime
+                            ) -> tuple[list[tuple[Any, str]], int]:
+        """Cancel every unfinished task of ``agent`` in three statements, however many
+        it has: each waiting one (pending, scheduled) ends cancelled, and each running
+        one not asked yet is asked to stop. Returns the ended ones' rows (id, agent,
+        attempt, correlation_id) with the status each left, and how many were asked."""
+        ended: list[tuple[Any, str]] = []
+        for was in ("pending", "scheduled"):
+            rows = (await conn.execute(
+                update(table).where(t.agent == agent, t.status == was)
+                .values(status="cancelled", finished_at=now, updated_at=now)
+                .returning(t.id, t.agent, t.attempt, t.correlation_id))).all()
+            ended += [(r, was) for r in sorted(rows, key=lambda r: r.id)]
+        asked = (await conn.execute(
+            update(table).where(t.agent == agent, t.status == "running",
+                                t.cancel_requested.is_(False))
+            .values(cancel_requested=True, updated_at=now))).rowcount
+        return ended, int(asked or 0)
+
     async def by_ids(self, conn: AsyncConnection, task_ids: list[str]) -> list[Any]:
         """(id, agent, agent_version) of each of these tasks that exists."""
         return list((await conn.execute(select(t.id, t.agent, t.agent_version)
