@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store.columns import upsert, utcnow
@@ -328,8 +328,18 @@ async def insert_waits(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
         await conn.execute(insert(workflow_waits), rows)
 
 
-async def all_waits(conn: AsyncConnection) -> list[Any]:
-    return list((await conn.execute(select(workflow_waits))).all())
+async def waits_for(conn: AsyncConnection, types: Iterable[str]) -> list[Any]:
+    """The waits whose type glob may match one of ``types`` (the glob read as a LIKE
+    pattern, '*' as '%' and '?' as '_': it may let through a few more, never fewer;
+    the caller matches exactly), so a batch of events reads none of the waits for
+    other types."""
+    glob = waits.event_glob
+    like = func.replace(func.replace(glob, "*", "%"), "?", "_")
+    wanted = sorted(set(types))
+    if not wanted:
+        return []
+    return list((await conn.execute(select(workflow_waits).where(
+        or_(*(literal(t).like(like) for t in wanted))))).all())
 
 
 async def take_waits(conn: AsyncConnection, keys: Sequence[tuple[str, str]]) -> set[
