@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agentos import agent_spec, events, locks, queue, registry
-from agentos.errors import InvalidInput, NotFound
+from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.locks import Claim
 from agentos.store import Store, open_store
 from agentos.tasks import Status, TaskIn
@@ -225,3 +225,15 @@ async def test_ctx_lock_any_takes_a_free_device_per_task(store: Store) -> None:
         tokens = [tok for r, tok in used if r == resource]
         assert len(set(tokens)) == len(tokens) and min(tokens) >= 2
         assert (await locks.get(store, resource))["holder"] is None
+
+
+async def test_a_claim_for_an_attempt_no_longer_running_takes_nothing(store: Store) -> None:
+    await take(store, A, "x")  # known to the lock service; then free again below
+    await locks.release(store, A, "x", 1)
+    before = await lock_events(store)
+    claim = Claim("task:gone", task_id="gone", agent="tester", attempt=1)
+    with pytest.raises(Conflict) as refused:
+        await locks.acquire_any(store, locks.pool([A, B]), claim, wait_s=1)
+    assert refused.value.code == "stale_attempt"
+    assert await lock_events(store) == before
+    assert (await locks.get(store, A))["holder"] is None

@@ -81,8 +81,7 @@ async def acquire_any(store: Store, candidates: Pool, claim: Claim, wait_s: floa
     ends, the best place held (``position``, ``waiting_for``) and the queues are left.
     404 when the pool has no resource (a prefix nothing was ever locked under)."""
     deadline = time.monotonic() + wait_s
-    if (claim.attempt is None or wait_s <= 0) and (
-            fast := await _first_free(store, candidates, claim)):
+    if fast := await _first_free(store, candidates, claim):  # (checks a task's attempt too)
         return fast
     result = await _step(store, candidates, claim, wait_s if wait_s > 0 else None)
     if result.granted or wait_s <= 0:
