@@ -2,8 +2,10 @@
 every resource ever locked under a prefix such as ``device:`` or ``device:android-``),
 with the same priority queue, leases and fencing tokens as any other lock.
 
-One write transaction tries the candidates in order and takes the first free one
-(a lapsed lease is expired first, its queue served first). When none is free and the
+A read finds the first free candidate and the one-statement acquire takes it (two
+round trips, the common case). Otherwise one write transaction tries the candidates
+in order and takes the first free one (a lapsed lease is expired first, its queue
+served first). When none is free and the
 caller waits, it joins the queue of every candidate (a ``lock.queued`` event each)
 and waits for whichever grants it first: released locks are handed to their best
 waiter as always, so priority and arrival decide on each device alike. The grant
