@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from examples.trading_desk import strategy
 from examples.trading_desk.scenario import caught_up
@@ -20,7 +21,7 @@ def test_trading_desk(run_example: Callable[..., Running]) -> None:
     outcome = example.run()
     api = example.client
 
-    def events(type_: str) -> list[dict]:  # type: ignore[type-arg]
+    def events(type_: str) -> list[dict[str, Any]]:
         return list(api.iter_events(type=type_))
 
     # each plan's decisions are one correlation: planned, judged, and its intent traded,
@@ -111,4 +112,7 @@ def test_trading_desk(run_example: Callable[..., Running]) -> None:
     by_model = Counter(e["payload"]["model"] for e in judged)
     assert outcome["judge_llm_calls"] == dict(by_model)
     assert set(by_model) == {"gpt-4o-mini", "gpt-4o"} and sum(by_model.values()) == 8
+    calls = api.query_metric("llm.calls", agg="sum", tags={"agent": "judge"}, group_by="model")
+    assert {g["group"]: sum(p["value"] for p in g["points"]) for g in calls["groups"]} == \
+        dict(by_model)
     caught_up(api)
