@@ -50,8 +50,9 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def mismatch(trigger: dict[str, Any], event_type: str, payload: dict[str, Any],
-             capabilities: dict[str, bool]) -> str | None:
-    """Why ``trigger`` does not fire for this event, or None when it does."""
+             capabilities: dict[str, bool] | None) -> str | None:
+    """Why ``trigger`` does not fire for this event, or None when it does
+    (``capabilities`` None: whether the event matches it, switches aside)."""
     if not patterns.matches(trigger["event"], event_type):
         return f"type {event_type!r} does not match {trigger['event']!r}"
     if event_type.startswith(LIFECYCLE) and not trigger["event"].startswith(LIFECYCLE):
@@ -66,6 +67,12 @@ def mismatch(trigger: dict[str, Any], event_type: str, payload: dict[str, Any],
                 return f"payload {key}={value!r} is not one of {expected!r}"
         elif not _same(value, expected):
             return f"payload {key}={value!r} is not {expected!r}"
+    return None if capabilities is None else switched_off(trigger, capabilities)
+
+
+def switched_off(trigger: dict[str, Any], capabilities: dict[str, bool]) -> str | None:
+    """Why a trigger that matches an event does not fire now: a capability it needs is
+    switched off (or None)."""
     needed = trigger.get("capability")
     if needed and not capabilities.get(needed, False):
         return f"capability {needed!r} is disabled"
@@ -101,21 +108,26 @@ def task_input(trigger: dict[str, Any], event: Event) -> dict[str, Any]:
 
 
 def why_not(agent: Routable, trigger: dict[str, Any], event_type: str,
-            payload: dict[str, Any]) -> str | None:
+            payload: dict[str, Any], *, switches: bool = True) -> str | None:
     """Why ``trigger`` of ``agent`` does not fire for this event, or None when it does
-    (``mismatch``, and an agent is never triggered by its own tasks' lifecycle)."""
+    (``mismatch``, and an agent is never triggered by its own tasks' lifecycle;
+    ``switches=False``: whether the event matches it, its capabilities aside)."""
     if event_type.startswith(LIFECYCLE) and payload.get("agent") == agent.name:
         return f"{LIFECYCLE}* events of {agent.name}'s own tasks never trigger it"
-    return mismatch(trigger, event_type, payload, agent.capabilities)
+    return mismatch(trigger, event_type, payload, agent.capabilities if switches else None)
 
 
-def matches(agents: list[Routable], event: Event) -> list[tuple[Routable, int, int]]:
-    """(agent, trigger index, priority) for every trigger that fires."""
+def matches(agents: list[Routable], event: Event
+            ) -> list[tuple[Routable, int, int, str | None]]:
+    """(agent, trigger index, priority, skipped) for every trigger the event matches:
+    ``skipped`` None when it fires, else why it does not now (a capability it needs is
+    switched off: its route records that, with no task)."""
     out = []
     for agent in agents:
         for i, trigger in enumerate(agent.triggers):
-            if why_not(agent, trigger, event.type, event.payload) is None:
-                out.append((agent, i, int(trigger.get("priority", 5))))
+            if why_not(agent, trigger, event.type, event.payload, switches=False) is None:
+                out.append((agent, i, int(trigger.get("priority", 5)),
+                            switched_off(trigger, agent.capabilities)))
     return out
 
 
@@ -131,11 +143,13 @@ class Route:
     priority: int
     task_id: str | None
     created_at: datetime
+    skipped: str | None = None  # the trigger matched but did not fire: why (no task)
 
     def to_dict(self) -> dict[str, Any]:
         return {"agent": self.agent, "agent_version": self.agent_version,
                 "trigger_index": self.trigger_index, "priority": self.priority,
-                "task_id": self.task_id, "created_at": self.created_at.isoformat()}
+                "task_id": self.task_id, "skipped": self.skipped,
+                "created_at": self.created_at.isoformat()}
 
 
 async def routable_agents(store: Store, conn: AsyncConnection,
@@ -168,14 +182,19 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
         # an event appended after a capability was enabled is routed with it enabled
         agents = await routable_agents(store, conn, await capabilities.switched_in(conn))
         taken = await store.routes.take(conn, limit, type_likes(agents))
-        new_routes = []
+        recorded: list[dict[str, Any]] = []  # every route, in urgency order
+        new_routes = []  # those that fire: each with its task
         work: list[TaskIn] = []
         for row in taken.rows:  # urgency order: the route ids record it
             event = Event.from_row(row)
-            for agent, index, priority in matches(agents, event):
-                new_routes.append({"event_seq": event.seq, "agent": agent.name,
-                                   "agent_version": agent.version, "trigger_index": index,
-                                   "priority": priority})
+            for agent, index, priority, skipped in matches(agents, event):
+                route = {"event_seq": event.seq, "agent": agent.name,
+                         "agent_version": agent.version, "trigger_index": index,
+                         "priority": priority, "skipped": skipped, "task_id": None}
+                recorded.append(route)
+                if skipped is not None:  # recorded, so its routes say why it has no task
+                    continue
+                new_routes.append(route)
                 work.append(TaskIn(
                     agent=agent.name, version=agent.version, priority=priority,
                     input=task_input(agent.triggers[index], event),
@@ -189,7 +208,8 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
             made = await queue.submit_in(store, conn, work)
             for route, (task, _) in zip(new_routes, made, strict=True):
                 route["task_id"] = task.id
-            await store.routes.record(conn, new_routes)
+        if recorded:
+            await store.routes.record(conn, recorded)
     if new_routes:
         log.info("routed %d events to %d agents", taken.count, len(new_routes),
                  extra={"action": "events_routed"})
@@ -214,7 +234,7 @@ async def routes_of(store: Store, event_seq: int) -> list[Route]:
     async with store.read() as conn:
         rows = await store.routes.of_event(conn, event_seq)
     return [Route(x.event_seq, x.agent, x.agent_version, x.trigger_index, x.priority,
-                  x.task_id, x.created_at) for x in rows]
+                  x.task_id, x.created_at, x.skipped) for x in rows]
 
 
 async def is_routed(store: Store, event_seq: int) -> bool:

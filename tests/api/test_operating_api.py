@@ -161,14 +161,17 @@ async def test_capability_switches_stop_and_resume_routing(
             await asyncio.sleep(0.05)
         raise AssertionError(f"event {event_id} was not routed within 10 s")
 
-    # an event for the trigger that needs it is not routed to the agent
+    # an event for the trigger that needs it is not routed to the agent: its route says why
     first = (await api.post("/api/v1/events", json={"type": "doc.new"})).json()
-    assert await routed(first["id"]) == []
+    [skipped] = await routed(first["id"])
+    assert (skipped["agent"], skipped["trigger_index"], skipped["task_id"],
+            skipped["skipped"]) == ("tuner", 0, None, "capability 'search' is disabled")
     r = await operator.post("/api/v1/agents/tuner/capabilities/search/enable", json={})
     assert r.status_code == 200
     assert (await api.get("/api/v1/agents/tuner/state")).json()["held"] == []
     second = (await api.post("/api/v1/events", json={"type": "doc.new"})).json()
-    assert [r["agent"] for r in await routed(second["id"])] == ["tuner"]
+    [fired] = await routed(second["id"])
+    assert fired["agent"] == "tuner" and fired["task_id"] and fired["skipped"] is None
     # a capability disabled in the definition is switched on live too
     await operator.post("/api/v1/agents/tuner/capabilities/write/enable")
     assert all(c["enabled"] for c in (await api.get("/api/v1/agents/tuner/capabilities")

@@ -66,7 +66,10 @@ async def test_disabled_capability_is_not_routed(store: Store) -> None:
                   capabilities=[{"name": "c", "enabled": True}])
     [e] = await events.append(store, [EventIn(type="x")])
     await router.route_batch(store)
-    assert [r.agent for r in await router.routes_of(store, e.event.seq)] == ["b"]
+    # a's route records why it has no task; b's has one
+    assert [(r.agent, r.skipped, r.task_id is not None)
+            for r in await router.routes_of(store, e.event.seq)] == [
+        ("a", "capability 'c' is disabled", False), ("b", None, True)]
 
 
 async def test_only_events_a_trigger_may_match_are_read_and_each_is_routed_exactly(

@@ -162,6 +162,8 @@ routes = Table(
     Column("trigger_index", Integer, nullable=False),
     Column("priority", Integer, nullable=False),
     Column("task_id", String(36)),
+    # a trigger the event matched that did not fire: why (a capability switched off); no task
+    Column("skipped", String(200)),
     Column("created_at", UTCDateTime, nullable=False, server_default=utcnow()),
     UniqueConstraint("event_seq", "agent", "trigger_index"),
 )

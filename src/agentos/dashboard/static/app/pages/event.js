@@ -77,7 +77,8 @@ function routesView(routed) {
       { label: "Version", cell: (r) => r.agent_version },
       { label: "Trigger", cell: (r) => `#${r.trigger_index}` },
       { label: "Priority", cell: (r) => r.priority, num: true },
-      { label: "Task", cell: (r) => (r.task_id ? link(`/tasks/${r.task_id}`, short(r.task_id)) : "–") },
+      { label: "Task", cell: (r) => (r.task_id ? link(`/tasks/${r.task_id}`, short(r.task_id))
+                                     : r.skipped ? `none: ${r.skipped}` : "–") },
       { label: "Routed", cell: (r) => time(r.created_at) },
     ],
     rows: routed.routes,
