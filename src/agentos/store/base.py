@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import text
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentos.store")
 UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothing worth a record
+NOTIFIED = "agentos_notified"  # conn.info key: the channels the transaction notifies
 
 
 class Store:
@@ -95,35 +96,43 @@ class Store:
         except self.driver_errors as exc:
             raise self.translate(exc) from exc
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """One write transaction: committed when the block ends, rolled back on error."""
+        return self._tracked(self._write_connection(), self._before_commit)
+
+    @asynccontextmanager
+    async def _tracked(self, connection: AbstractAsyncContextManager[AsyncConnection],
+                       hooks: Sequence[Callable[[Any], Awaitable[None]]] = (),
+                       ) -> AsyncIterator[AsyncConnection]:
+        """What every write does around its connection (a transaction, or PostgreSQL's
+        autocommit statement), written once: it collects the channels the block
+        ``notify``s and wakes this process's listeners once it has committed, runs
+        ``hooks`` as its last step, clears the no-change mark, and turns driver errors
+        into domain errors."""
         notified: set[str] = set()
         try:
-            async with self._write_connection() as conn:
-                conn.info["agentos_notified"] = notified
+            async with connection as conn:
+                conn.info[NOTIFIED] = notified
                 try:
                     yield conn
-                    for hook in self._before_commit:
+                    for hook in hooks:
                         await hook(conn)
                 finally:
-                    del conn.info["agentos_notified"]
+                    del conn.info[NOTIFIED]
                     conn.info.pop(UNCHANGED, None)
         except self.driver_errors as exc:
             raise self.translate(exc) from exc
         for channel in notified:  # committed: wake this process's listeners now
             self.wake(channel)
 
-    @asynccontextmanager
-    async def statement(self) -> AsyncIterator[AsyncConnection]:
+    def statement(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for a write that is one statement, committed on its own.
 
         Where the backend can and no hook must run inside the transaction
         (PostgreSQL, autocommit) it saves the BEGIN and COMMIT round trips;
         otherwise it is a write transaction.
         """
-        async with self.write() as conn:
-            yield conn
+        return self.write()
 
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[Any]:
@@ -154,7 +163,7 @@ class Store:
 
         ``sent``: the caller's own SQL already notified other processes.
         """
-        conn.info["agentos_notified"].add(channel)
+        conn.info[NOTIFIED].add(channel)
 
     def wakeup(self, channel: str) -> asyncio.Event:
         """A new event, set whenever a commit notifies ``channel``; its owner clears it.

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import zlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from agentos.aio import raise_if_cancelling
 from agentos.store import errors
-from agentos.store.base import UNCHANGED, Store
+from agentos.store.base import NOTIFIED, Store
 from agentos.store.columns import json_dumps, json_loads
 from agentos.store.events import PostgresEvents
 from agentos.store.locks import PostgresLocks
@@ -60,35 +60,24 @@ class PostgresStore(Store):
         )
 
     @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         # autocommit: a read costs its statements only, not BEGIN and ROLLBACK
         # round trips (each statement still sees one consistent snapshot)
         try:
-            async with self.engine.connect() as conn:
-                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with self._autocommit() as conn:
+                yield conn
         except self.driver_errors as exc:
             raise self.translate(exc) from exc
 
-    @asynccontextmanager
-    async def statement(self) -> AsyncIterator[AsyncConnection]:
+    def statement(self) -> AbstractAsyncContextManager[AsyncConnection]:
         if self._before_commit:  # e.g. the audit row: it must be in the same transaction
-            async with self.write() as conn:
-                yield conn
-            return
-        notified: set[str] = set()
-        try:
-            async with self.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.info["agentos_notified"] = notified
-                try:
-                    yield conn
-                finally:
-                    del conn.info["agentos_notified"]
-                    conn.info.pop(UNCHANGED, None)
-        except self.driver_errors as exc:
-            raise self.translate(exc) from exc
-        for channel in notified:  # committed: wake this process's listeners now
-            self.wake(channel)
+            return self.write()
+        return self._tracked(self._autocommit())
 
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[psycopg.AsyncConnection[Any] | None]:
@@ -150,7 +139,7 @@ class PostgresStore(Store):
         await conn.execute(text(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE'))
 
     async def notify(self, conn: AsyncConnection, channel: str, *, sent: bool = False) -> None:
-        if not sent and channel not in conn.info["agentos_notified"]:
+        if not sent and channel not in conn.info[NOTIFIED]:
             # delivered to every listening process when the transaction commits
             await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel})
         await super().notify(conn, channel)
