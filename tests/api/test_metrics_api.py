@@ -20,15 +20,14 @@ from agentos.store import Store
 from tests.api.test_operating_api import publish
 from tests.snapshot import snapshot
 
-NOW = time.time()
-
 
 async def seed(store: Store) -> None:
     rec = metrics.Recorder(store)
+    at = time.time() - 120  # read per test: a module constant ages while the suite runs
     for n in range(1, 101):
-        rec.observe("job.ms", n, {"agent": "tuner"}, at=NOW - 120)
-    rec.count("job.done", 3, {"agent": "tuner"}, at=NOW - 120)
-    rec.gauge("pool.size", 5, at=NOW - 120)
+        rec.observe("job.ms", n, {"agent": "tuner"}, at=at)
+    rec.count("job.done", 3, {"agent": "tuner"}, at=at)
+    rec.gauge("pool.size", 5, at=at)
     await rec.flush()
 
 
@@ -137,11 +136,12 @@ async def test_prometheus_text_parses(app: FastAPI, api: httpx.AsyncClient,
 async def test_agent_summary(api: httpx.AsyncClient, store: Store) -> None:
     await publish(api)
     rec = metrics.Recorder(store)
+    at = time.time() - 60
     for outcome, n in (("succeeded", 8), ("failed", 2)):
         for i in range(n):
-            rec.count("tasks.ended", 1, {"agent": "tuner", "outcome": outcome}, at=NOW - 60)
+            rec.count("tasks.ended", 1, {"agent": "tuner", "outcome": outcome}, at=at)
             rec.observe("task.duration_ms", 100 + 10 * i,
-                        {"agent": "tuner", "outcome": outcome}, at=NOW - 60)
+                        {"agent": "tuner", "outcome": outcome}, at=at)
     await rec.flush()
     await api.post("/api/v1/llm-calls", json={"model": "m", "prompt_tokens": 10,
                                               "completion_tokens": 5, "cost": 0.25,

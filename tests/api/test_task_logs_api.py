@@ -48,7 +48,9 @@ async def test_a_remote_workers_lines(api: httpx.AsyncClient) -> None:
         "attempt": 1, "error": {"type": "boom", "message": "no"},
         "logs": [{"level": "error", "message": "three"}]})
     assert r.status_code == 200 and r.json()["status"] == "scheduled"
-    await api.post("/api/v1/tasks/claim", json={"worker_id": "remote-1"})
+    # its retry is due 10 ms after the failure: the claim waits for it rather than racing it
+    r = await api.post("/api/v1/tasks/claim", json={"worker_id": "remote-1", "wait_s": 10})
+    assert [t["id"] for t in r.json()["tasks"]] == [task_id]
     r = await api.post(f"/api/v1/tasks/{task_id}/complete", json={
         "attempt": 2, "output": {}, "logs": [{"message": f"again {n}"} for n in range(6)]})
     assert r.status_code == 200 and r.json()["status"] == "succeeded"
