@@ -237,9 +237,11 @@ async def get(store: Store, task_id: str) -> Task:
 async def list_tasks(store: Store, agent: str | None = None, status: Status | None = None,
                      correlation_id: str | None = None, after_seq: int = 0, limit: int = 100,
                      *, newest_first: bool = False, before_seq: int | None = None,
-                     type: str | None = None) -> tuple[list[Task], int | None]:
+                     type: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None) -> tuple[list[Task], int | None]:
     """A page of tasks in submission order and the ``after_seq`` of the next; or,
-    ``newest_first``, from the newest down and the ``before_seq`` of the next."""
+    ``newest_first``, from the newest down and the ``before_seq`` of the next;
+    ``since``/``until``: only those created in [since, until)."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="bad_limit")
     if before_seq is not None and not newest_first:
@@ -248,7 +250,7 @@ async def list_tasks(store: Store, agent: str | None = None, status: Status | No
         rows = await store.tasks.page(conn, after_seq, limit + 1, agent,
                                       status.value if status else None, correlation_id,
                                       newest_first=newest_first, before_seq=before_seq,
-                                      type=type)
+                                      type=type, since=since, until=until)
     page = [Task.from_row(r) for r in rows[:limit]]
     return page, (page[-1].seq if len(rows) > limit else None)
 

@@ -68,7 +68,8 @@ async def test_odd_values_are_refused_naming_the_field(
 
 
 @pytest.mark.parametrize(("path", "param"), [
-    ("/api/v1/events", "since"), ("/api/v1/events", "until"), ("/api/v1/audit", "since")])
+    ("/api/v1/events", "since"), ("/api/v1/events", "until"), ("/api/v1/audit", "since"),
+    ("/api/v1/tasks", "since"), ("/api/v1/tasks", "until")])
 async def test_moments_that_do_not_exist_in_utc_are_refused(
         api: httpx.AsyncClient, path: str, param: str) -> None:
     for moment in (YEAR_1, "9999-12-31T23:59:59-23:00"):

@@ -1,5 +1,6 @@
 """Tasks over HTTP: submit, batch, list, get, cancel, retry, the worker protocol, bad input."""
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -315,3 +316,40 @@ async def test_fail_as_cancelled_needs_a_cancel_request(api: httpx.AsyncClient,
     assert done.json()["status"] == "cancelled"
     [attempt] = (await api.get(f"/api/v1/tasks/{task_id}")).json()["attempts"]
     assert (attempt["outcome"], attempt["tokens"]) == ("cancelled", {"total": 3})
+
+
+async def test_a_window_of_created_time_pages_like_the_whole_list(api: httpx.AsyncClient
+                                                                  ) -> None:
+    await publish(api)
+
+    async def batch(ns: range) -> list[dict[str, Any]]:
+        r = await api.post("/api/v1/tasks/batch", json={"tasks": [
+            {"agent": "a", "input": {"n": n}} for n in ns]})
+        assert r.status_code == 201, r.text
+        return list(r.json()["tasks"])
+
+    early = await batch(range(4))
+    await asyncio.sleep(0.05)
+    late = await batch(range(4, 9))
+    boundary = late[0]["created_at"]
+    assert max(t["created_at"] for t in early) < boundary
+
+    async def walk(params: dict[str, Any]) -> list[int]:
+        seen: list[int] = []
+        query = {"order": "desc", "limit": 2, **params}
+        while True:
+            page = (await api.get("/api/v1/tasks", params=query)).json()
+            seen += [t["input"]["n"] for t in page["tasks"]]
+            if page["next_before_seq"] is None:
+                return seen
+            query["before_seq"] = page["next_before_seq"]
+
+    # since is inclusive, until exclusive: the two windows split the list at the boundary
+    assert await walk({"since": boundary}) == [8, 7, 6, 5, 4]
+    assert await walk({"until": boundary}) == [3, 2, 1, 0]
+    assert await walk({"since": early[0]["created_at"], "until": boundary,
+                       "agent": "a", "status": "pending"}) == [3, 2, 1, 0]
+    oldest_first = (await api.get("/api/v1/tasks", params={"since": boundary, "limit": 3})).json()
+    assert [t["input"]["n"] for t in oldest_first["tasks"]] == [4, 5, 6]
+    for bad in ({"since": "yesterday"}, {"until": "2026-01-01T00:00:00"}):  # no time zone
+        assert_error(await api.get("/api/v1/tasks", params=bad), 422)

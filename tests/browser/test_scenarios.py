@@ -8,7 +8,9 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from playwright.sync_api import Browser, Locator, Page, expect
 
@@ -177,6 +179,62 @@ def test_an_operator_submits_a_task_from_the_tasks_page(as_role: Callable[[str],
     page.wait_for_selector("main[data-ready]")
     expect(page.locator(".title-row .badge").first).to_have_text("succeeded", timeout=10_000)
     expect(page.locator("section", has_text="Output")).to_contain_text('"x": 7')
+
+
+LOCAL_INPUT = """iso => { const d = new Date(iso), p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T` +
+         `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`; }"""
+
+
+def test_the_task_list_is_filtered_to_a_window_of_created_time(
+        as_role: Callable[[str], Page], system: System) -> None:
+    # Given tasks submitted in two batches with a whole second between them
+    name = f"window-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": name, "version": "1.0.0",
+            "handler": {"type": "python", "target": "tests.handlers:echo"}}).status_code == 201
+        assert api.post(f"/api/v1/agents/{name}/versions/1.0.0/publish").status_code == 200
+
+        def batch(ns: range) -> list[str]:
+            r = api.post("/api/v1/tasks/batch", json={"tasks": [
+                {"agent": name, "input": {"n": n}} for n in ns]})
+            assert r.status_code == 201, r.text
+            return [t["id"] for t in r.json()["tasks"]]
+
+        early = batch(range(3))
+        latest = max(datetime.fromisoformat(t["created_at"]) for t in
+                     api.get("/api/v1/tasks", params={"agent": name}).json()["tasks"])
+        boundary = latest.replace(microsecond=0) + timedelta(seconds=1)
+        time.sleep(max(0.0, (boundary - datetime.now(UTC)).total_seconds()) + 0.1)
+        late = batch(range(3, 5))
+
+    def shown(page: Page) -> set[str]:
+        page.wait_for_selector("main[data-ready]")
+        return {str(row.get_attribute("data-task"))
+                for row in page.locator("tbody tr[data-task]").all()}
+
+    # When a viewer picks "created from" the boundary (in the browser's own time zone)
+    page = open_page(as_role("viewer"), f"/tasks?agent={name}")
+    assert shown(page) == set(early + late)
+    picked = page.evaluate(LOCAL_INPUT, boundary.isoformat())
+    page.get_by_label("Created from").fill(picked)
+    page.get_by_role("button", name="Filter").click()
+    # Then the page lists the later batch only, and the URL keeps the moment in UTC
+    page.wait_for_url("**since=*")
+    assert shown(page) == set(late)
+    since = parse_qs(urlparse(page.url).query)["since"][0]
+    assert datetime.fromisoformat(since.replace("Z", "+00:00")) == boundary
+    expect(page.get_by_label("Created from")).to_have_value(picked)
+    screenshot(page, "tasks-window")
+    assert axe_violations(page) == []
+    # and "created before" the same moment, the earlier one
+    page.get_by_label("Created from").fill("")
+    page.get_by_label("Created before").fill(picked)
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**until=*")
+    assert "since" not in parse_qs(urlparse(page.url).query)  # an empty one is dropped
+    assert shown(page) == set(early)
 
 
 def test_an_agent_imported_from_yaml_gets_the_event_emitted_from_the_page(

@@ -27,7 +27,7 @@ from sqlalchemy import case, delete, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.errors import InvalidInput
-from agentos.store import sql
+from agentos.store import sql, time_order
 from agentos.store.columns import stamp
 from agentos.store.tables import event_log_head, events, route_queue
 from agentos.store.tables import tasks as tasks_table
@@ -164,6 +164,11 @@ class Events:
             stmt = stmt.where(c.created_at >= since)
         if until is not None:
             stmt = stmt.where(c.created_at < until)
+        low, high = await time_order.seq_window(conn, c.seq, c.created_at, since, until)
+        if low is not None:
+            stmt = stmt.where(c.seq >= low)
+        if high is not None:
+            stmt = stmt.where(c.seq < high)
         stmt = stmt.where(c.seq <= await self.horizon(conn))
         order = c.seq.desc() if newest_first else c.seq
         return list((await conn.execute(stmt.order_by(order).limit(limit))).all())

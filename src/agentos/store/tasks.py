@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import ids
 from agentos.errors import Conflict, InvalidInput, NotFound
-from agentos.store import sql
+from agentos.store import sql, time_order
 from agentos.store.columns import stamp, utcnow
 from agentos.store.events import CHANNEL as EVENTS_CHANNEL
 from agentos.store.events import RANK, Draft, insert_rows
@@ -289,10 +289,12 @@ class Tasks:
     async def page(self, conn: AsyncConnection, after_seq: int, limit: int,
                    agent: str | None = None, status: str | None = None,
                    correlation_id: str | None = None, *, newest_first: bool = False,
-                   before_seq: int | None = None, type: str | None = None) -> list[Any]:
+                   before_seq: int | None = None, type: str | None = None,
+                   since: datetime | None = None, until: datetime | None = None) -> list[Any]:
         """Tasks in submission order after ``after_seq``; or, ``newest_first``, from
         the newest down (below ``before_seq``): the (status, seq) and (agent, seq)
-        indexes read a filtered page in order."""
+        indexes read a filtered page in order. ``since``/``until``: created at or after,
+        and before."""
         stmt = select(table).where(t.seq > after_seq)
         if before_seq is not None:
             stmt = stmt.where(t.seq < before_seq)
@@ -304,6 +306,15 @@ class Tasks:
             stmt = stmt.where(t.correlation_id == correlation_id)
         if type:
             stmt = stmt.where(t.type == type)
+        if since is not None:
+            stmt = stmt.where(t.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(t.created_at < until)
+        low, high = await time_order.seq_window(conn, t.seq, t.created_at, since, until)
+        if low is not None:
+            stmt = stmt.where(t.seq >= low)
+        if high is not None:
+            stmt = stmt.where(t.seq < high)
         order = t.seq.desc() if newest_first else t.seq
         return list((await conn.execute(stmt.order_by(order).limit(limit))).all())
 

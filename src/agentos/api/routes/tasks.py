@@ -73,14 +73,18 @@ async def list_tasks(
     order: Literal["asc", "desc"] = "asc",
     before_seq: Annotated[int | None, Query(ge=1, le=inputs.INT64_MAX)] = None,
     type: Annotated[str | None, Query(max_length=63)] = None,
+    since: inputs.Moment | None = None,  # a time zone is required: naive times are 422
+    until: inputs.Moment | None = None,
 ) -> dict[str, Any]:
     """Tasks in submission order (page with ``after_seq`` = the previous
     ``next_after_seq``); ``order=desc``: the newest first (page with ``before_seq`` =
-    the previous ``next_before_seq``). ``status=failed`` lists the dead-lettered ones."""
+    the previous ``next_before_seq``). ``status=failed`` lists the dead-lettered ones;
+    ``since``/``until``: those created at or after, and before, these times."""
     newest_first = order == "desc"
     page, following = await queue.list_tasks(store, agent, status_, correlation_id,
                                              after_seq, limit, newest_first=newest_first,
-                                             before_seq=before_seq, type=type)
+                                             before_seq=before_seq, type=type,
+                                             since=since, until=until)
     cursor = "next_before_seq" if newest_first else "next_after_seq"
     return {"tasks": [t.to_dict() for t in page], cursor: following}
 

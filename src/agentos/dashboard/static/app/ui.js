@@ -219,12 +219,15 @@ export function parseJson(text, what) {
 // ------------------------------------------------------------------ filters and paging
 
 // A GET form over the page's own URL: the filters live in the query string, so a
-// filtered view is a link that can be shared. fields: [{name, label, options?}]
+// filtered view is a link that can be shared. fields: [{name, label, options?, type?}];
+// a "moment" field is picked in local time and kept in the URL as an ISO time (UTC),
+// so the link means the same moment wherever it is opened.
 export function filters(fields, query, { submit = "Filter" } = {}) {
   return h("form", { class: "filters", method: "get", role: "search" },
     fields.map((f) => {
       const id = uid("filter");
       const value = query.get(f.name) ?? "";
+      if (f.type === "moment") return momentField(id, f, value);
       const input = f.options
         ? h("select", { id, name: f.name }, f.options.map(([v, text]) =>
             h("option", { value: v, selected: v === value }, text)))
@@ -234,6 +237,24 @@ export function filters(fields, query, { submit = "Filter" } = {}) {
     }),
     h("button", { type: "submit" }, submit),
     h("a", { href: location.pathname }, "Clear"));
+}
+
+function momentField(id, f, value) {
+  const kept = h("input", { type: "hidden", name: f.name, value: value || null });
+  const picked = h("input", { id, type: "datetime-local", step: 1, value: localInput(value) || null });
+  picked.addEventListener("input", () => {
+    const at = picked.value ? new Date(picked.value) : null;
+    kept.value = at && !Number.isNaN(at.getTime()) ? at.toISOString() : "";
+  });
+  return h("label", { for: id }, f.label, picked, kept);
+}
+
+// an ISO time as a datetime-local input shows it (the browser's time zone)
+function localInput(iso) {
+  const d = iso ? new Date(iso) : null;
+  if (!d || Number.isNaN(d.getTime())) return "";
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+         `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 // Links to the newest page and to the next (older or later) one, keeping the filters.

@@ -12,9 +12,11 @@ export async function render({ main, query }) {
   const type = query.get("type") || "";
   const source = query.get("source") || "";
   const correlation = query.get("correlation_id") || "";
+  const since = query.get("since") || undefined;
+  const until = query.get("until") || undefined;
   const before = query.get("before_seq");
   const page = await get("/api/v1/events", {
-    order: "desc", before_seq: before, limit: PAGE,
+    order: "desc", before_seq: before, limit: PAGE, since, until,
     type: type || undefined, source: source || undefined, correlation_id: correlation || undefined,
   });
   const columns = [
@@ -29,19 +31,24 @@ export async function render({ main, query }) {
                        empty: before ? "no older events" : "no events yet",
                        rowAttrs: (e) => ({ dataset: { seq: e.seq, type: e.type } }) });
   const body = view.querySelector("tbody");
-  const status = h("span", { class: "live", id: "stream-status", role: "status" }, before ? "paused (older page)" : "connecting…");
+  // an older page, or a window that ends, is not followed live
+  const still = Boolean(before || until);
+  const status = h("span", { class: "live", id: "stream-status", role: "status" },
+                   before ? "paused (older page)" : until ? "paused (a window that ends)" : "connecting…");
   fill(main,
     title("Events", status),
     card("Filter", filters([
       { name: "type", label: "Type (glob)", placeholder: "alert.*" },
       { name: "source", label: "Source", placeholder: "monitor" },
       { name: "correlation_id", label: "Correlation id" },
+      { name: "since", label: "From", type: "moment" },
+      { name: "until", label: "Before", type: "moment" },
     ], query)),
-    card(before ? "Older events" : "Newest first, live", view,
+    card(before ? "Older events" : until ? "Newest first in the window" : "Newest first, live", view,
          pager(query, "before_seq", page.next_before_seq)),
     emitCard(),
     routeExplainCard());
-  if (before) return;
+  if (still) return;
 
   // live: from the newest event shown (or from now), with the same filters
   const newest = page.events.length ? page.events[0].seq : undefined;
