@@ -61,6 +61,11 @@ async def test_query_and_its_bad_input(api: httpx.AsyncClient, store: Store) -> 
         if code:
             assert r.json()["error"]["code"] == code, (params, r.text)
     assert await snapshot(store, skip=("audit_log", "audit_head")) == before
+    # a metric the system records by itself is known before its first sample: no points
+    for name in sorted(query.BUILT_IN):
+        r = await api.get("/api/v1/metrics", params={"name": name, "bucket": "1h",
+                                                     "group_by": "agent"})
+        assert r.status_code == 200 and r.json()["groups"] == [], (name, r.text)
 
 
 async def test_samples_posted_by_a_remote_process(

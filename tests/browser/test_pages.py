@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -116,13 +119,51 @@ def test_the_overview_charts_what_the_read_models_counted(seeded: dict[str, Any]
                                                          as_role: Callable[[str], Page]) -> None:
     page = open_page(as_role("viewer"), "/?window=6")
     expect(page.locator("figure.chart-figure canvas").first).to_be_visible()
-    expect(page.locator("figcaption")).to_have_text("Task outcomes per hour, the last 6 hours")
-    numbers = page.locator("figure.chart-figure table.numbers")
+    throughput = page.locator("section", has_text="Throughput and failures")
+    expect(throughput.locator("figcaption")).to_have_text(
+        "Task outcomes per hour, the last 6 hours")
+    numbers = throughput.locator("figure.chart-figure table.numbers")
     expect(numbers.locator("tbody tr")).to_have_count(6)
     # the seeded task's hour counts it (the table: time, submitted, failed, succeeded)
     expect(numbers.locator("tbody tr").last.locator("td").nth(3)).not_to_have_text("0",
                                                                                   timeout=10_000)
     expect(page.locator("section", has_text="Queue by agent")).to_contain_text("page-echo")
+
+
+def test_the_overview_charts_lock_waits_and_llm_cost_and_draws_a_new_wait_live(
+        seeded: dict[str, Any], system: System, as_role: Callable[[str], Page]) -> None:
+    page = open_page(as_role("viewer"), "/?window=6")
+    # the seeded LLM calls' cost, per hour, from the llm.cost_usd metric
+    cost = page.locator("[data-chart=llm-cost]")
+    expect(cost.locator("figcaption")).to_have_text("LLM cost per hour, the last 6 hours")
+    expect(cost.locator("canvas").first).to_be_visible(timeout=15_000)
+    expect(page.locator("[data-chart=queue-depth] figcaption")).to_contain_text(
+        "Tasks waiting per agent")
+    # When someone waits for a lock while the page is open (bob queues; alice lets go)
+    resource = f"device:chart-{uuid.uuid4().hex[:6]}"
+    with system.api("operator") as api, ThreadPoolExecutor(1) as pool:
+        held = api.post(f"/api/v1/locks/{resource}/acquire",
+                        json={"owner": "alice", "ttl_s": 60}).json()
+        assert held["granted"] is True
+        bob = pool.submit(lambda: httpx.post(
+            f"{system.url}/api/v1/locks/{resource}/acquire", timeout=30.0,
+            headers={"Authorization": f"Bearer {system.tokens['operator']}"},
+            json={"owner": "bob", "ttl_s": 60, "wait_s": 20}).json())
+        deadline = time.monotonic() + 10
+        while not api.get(f"/api/v1/locks/{resource}").json()["queue"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        api.post(f"/api/v1/locks/{resource}/release",
+                 json={"owner": "alice", "token": held["token"]}).raise_for_status()
+        assert bob.result(timeout=10)["granted"] is True
+    # Then the lock-waits chart draws it, without a reload (a line per lock type)
+    waits = page.locator("[data-chart=lock-waits]")
+    expect(waits.locator("canvas").first).to_be_visible(timeout=20_000)
+    expect(waits.locator("table.numbers thead th")).to_have_count(2)
+    expect(waits.locator("p.muted")).to_have_text("")
+    screenshot(page, "overview-charts")
+    assert axe_violations(page) == []
 
 
 def test_a_correlation_chain_is_drawn_as_a_graph_of_causes(seeded: dict[str, Any],

@@ -31,6 +31,10 @@ AGGREGATIONS = ("count", "sum", "avg", "min", "max", "last", "rate", "p50", "p90
 Aggregation = Literal["count", "sum", "avg", "min", "max", "last", "rate", "p50", "p90",
                       "p95", "p99"]
 MAX_POINTS = 10_000  # buckets one answer may hold
+# the metrics the system records by itself (metrics.automatic, telemetry): known before
+# their first sample, so a query of one answers with no points rather than 404
+BUILT_IN = frozenset({"tasks.ended", "task.duration_ms", "task.queue_wait_ms", "lock.wait_ms",
+                      "queue.depth", "llm.calls", "llm.tokens", "llm.cost_usd"})
 _BUCKET = re.compile(r"^(\d{1,6})([mhd])$")
 _UNIT = {"m": MINUTE, "h": HOUR, "d": 86_400}
 
@@ -178,7 +182,7 @@ async def run(store: Store, q: Query, retention: Retention) -> dict[str, Any]:
     segments, start, end = plan(start, end, width, now, retention)
     async with store.read() as conn:
         series = await store_metrics.series_named(conn, q.name)
-        if not series:
+        if not series and q.name not in BUILT_IN:
             raise NotFound(f"no metric named {q.name}", code="metric_not_found",
                            details={"name": q.name})
         wanted = q.tags or {}

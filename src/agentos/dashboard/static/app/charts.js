@@ -38,7 +38,9 @@ export function timeChart({ caption, times, series, height = 220, yLabel = "" })
       width, height,
       series: [{}, ...s.map((one, i) => ({ label: one.label, stroke: COLORS[i % COLORS.length],
                                            width: 2, points: { show: t.length < 60 } }))],
-      axes: [{}, { label: yLabel, size: 60 }],
+      // three significant digits: a cost of a few thousandths is not drawn as 0
+      axes: [{}, { label: yLabel, size: 60,
+                   values: (u, splits) => splits.map((v) => (v == null ? "" : String(Number(v.toPrecision(3))))) }],
       scales: { x: { time: true } },
     }, data, plot);
     resized ??= new ResizeObserver(() => chart?.setSize({ width: Math.max(320, plot.clientWidth), height }));

@@ -1,5 +1,5 @@
 // Overview: the state of the whole system at a glance, live.
-import { get } from "../api.js";
+import { ApiError, get } from "../api.js";
 import { timeChart } from "../charts.js";
 import { ago, badge, card, every, fill, fillRows, filters, h, link, liveMark, short, table, time, title } from "../ui.js";
 
@@ -42,10 +42,26 @@ export async function render({ main, query }) {
   const chart = timeChart({ caption: `Task outcomes per hour, ${WINDOWS.find(([v]) => Number(v) === hours)?.[1] ?? `the last ${hours} hours`}`,
                             times: [], series: [], yLabel: "tasks" });
   const lagNote = h("p", { class: "muted" });
+  const span = WINDOWS.find(([v]) => Number(v) === hours)?.[1] ?? `the last ${hours} hours`;
+  // the automatic metrics (the metrics consumer folds them from the log), per hour
+  const recorded = [
+    { metric: "queue.depth", tags: "status:pending", group_by: "agent", agg: "max",
+      caption: `Tasks waiting per agent (the hour's most), ${span}`, yLabel: "tasks",
+      name: "queue-depth" },
+    { metric: "lock.wait_ms", agg: "p95", group_by: "type",
+      caption: `Lock waits: the 95th percentile per lock type, ${span}`, yLabel: "ms",
+      name: "lock-waits" },
+    { metric: "llm.cost_usd", agg: "sum",
+      caption: `LLM cost per hour, ${span}`, yLabel: "USD", name: "llm-cost" },
+  ].map((one) => ({ ...one, note: h("p", { class: "muted" }),
+                    chart: timeChart({ caption: one.caption, times: [], series: [],
+                                       yLabel: one.yLabel }) }));
   fill(main, title("Overview", liveMark()), tiles,
     card("Throughput and failures",
       filters([{ name: "window", label: "Window", options: WINDOWS }], query, { submit: "Show" }),
       chart, lagNote),
+    h("div", { class: "grid" }, recorded.map((one) =>
+      h("div", { class: "card", dataset: { chart: one.name } }, one.chart, one.note))),
     h("div", { class: "grid" },
       card("Queue by agent", agentTable),
       card("Recent failures", failureTable, h("p", {}, link("/tasks?status=failed", "all failed tasks"))),
@@ -73,6 +89,7 @@ export async function render({ main, query }) {
       .slice(0, 15);
     agentMax = Math.max(1, ...rows.map((a) => a.tasks.pending));
     fillRows(agents, agentColumns, rows, "no task has run yet");
+    await Promise.all(recorded.map((one) => metricChart(one, times)));
   }
 
   async function refresh() {
@@ -107,6 +124,28 @@ export async function render({ main, query }) {
   await Promise.all([refresh(), charts()]);
   every(3000, refresh);
   every(5000, charts);
+}
+
+// One automatic metric per hour over the window's hours (times, epoch seconds), a line
+// per group; nothing recorded yet (the metric has no series) is said so.
+async function metricChart(one, times) {
+  let answer;
+  try {
+    answer = await get("/api/v1/metrics", {
+      name: one.metric, tags: one.tags, group_by: one.group_by, agg: one.agg, bucket: "1h",
+      from: new Date(times[0] * 1000).toISOString(),
+      to: new Date((times[times.length - 1] + HOUR_S) * 1000).toISOString() });
+  } catch (e) {
+    if (!(e instanceof ApiError && e.code === "metric_not_found")) throw e;
+    answer = { groups: [] };
+  }
+  const groups = answer.groups.filter((g) => g.points.some((p) => p.value));
+  const series = groups.slice(0, 8).map((g) => {
+    const at = new Map(g.points.map((p) => [Math.floor(Date.parse(p.at) / 1000), p.value]));
+    return { label: g.group || (one.group_by ? `(no ${one.group_by})` : one.metric), values: times.map((t) => at.get(t) ?? 0) };
+  });
+  one.chart.update(times, series);
+  one.note.textContent = series.length ? "" : "nothing recorded in this window";
 }
 
 // task_stats' key of the hour starting at t (seconds, UTC)
