@@ -43,7 +43,9 @@ function fires(s) {
 
 function last(s) {
   if (!s.last_run_at) return "never";
-  return [time(s.last_run_at),
+  // every fire of an event schedule is an event from source schedule:NAME
+  const all = s.event ? h("div", {}, link(`/events?source=${encodeURIComponent(`schedule:${s.name}`)}`, "all its fires")) : null;
+  return [time(s.last_run_at), all,
           s.last_event_id ? h("div", {}, "event ", link(`/events/${s.last_event_id}`, short(s.last_event_id))) : null,
           s.last_task_id ? h("div", {}, "task ", link(`/tasks/${s.last_task_id}`, short(s.last_task_id))) : null,
           s.last_error ? h("div", { class: "error" }, s.last_error) : null];

@@ -26,7 +26,7 @@ export async function render({ main, params }) {
     const signature = JSON.stringify(run.steps.map((s) => [s.id, s.status]));
     const dag = h("div", { class: "graph", role: "img",
                            "aria-label": `the run's ${run.steps.length} steps as a graph; the table below has the same` });
-    fill(main, ...view(run, why, artifacts, dag, draw));
+    fill(main, ...view(run, why, artifacts, dag, refresh));
     if (graph?.signature !== signature || !graph) {
       graph = { signature };
     }
@@ -36,12 +36,13 @@ export async function render({ main, params }) {
     })), run.steps.flatMap((s) => s.depends_on.map((d) => ({ from: d, to: s.id }))), { direction: "LR" });
     return run;
   }
-  let run = await draw();
-  const live = every(1500, async () => {
-    if (FINAL.includes(run.status)) return;
-    run = await draw();
+  // after an action (a rerun makes a failed run run again) the page follows it anew
+  async function refresh() { current = await draw(); }
+  let current = await draw();
+  every(1500, async () => {
+    if (FINAL.includes(current.status)) return;
+    current = await draw();
   });
-  void live;
 }
 
 function view(run, why, artifacts, dag, refresh) {

@@ -1,0 +1,186 @@
+"""The dashboard's other actions, each through the REST API, in Chromium: pause and
+resume a schedule; cancel a workflow run and rerun one from its failed step; reject
+an approval with a comment; create and revoke an API key; verify the audit chain,
+intact and then tampered with. (This module has a server and a worker of its own: the
+last test breaks the audit chain on purpose.)"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import System, axe_violations, open_page, screenshot
+
+
+def publish_workflow(system: System, steps: str, handler: str = "echo") -> str:
+    """A published agent and a published workflow of ``steps`` (YAML, AGENT for the
+    agent's name); the workflow's name."""
+    agent = f"act-{uuid.uuid4().hex[:6]}"
+    workflow = f"wf-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0", "limits": {"max_retries": 0},
+            "handler": {"type": "python", "target": f"tests.handlers:{handler}"}}
+        ).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+        r = api.post("/api/v1/workflows/import?publish=true", headers={
+            "Content-Type": "application/yaml"}, content=(
+            f"name: {workflow}\nversion: 1.0.0\nsteps:\n" + steps.replace("AGENT", agent)))
+        assert r.status_code == 201, r.text
+    return workflow
+
+
+def start_run(system: System, workflow: str) -> str:
+    with system.api("operator") as api:
+        r = api.post("/api/v1/workflow-runs", json={"workflow": workflow})
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+
+def test_an_admin_pauses_and_resumes_a_schedule_a_viewer_cannot(
+        as_role: Callable[[str], Page], system: System) -> None:
+    name = f"nightly-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/schedules", json={
+            "name": name, "cron": "0 2 * * *", "event": {"type": "qa.nightly"}}
+        ).status_code == 201
+    viewer = open_page(as_role("viewer"), "/schedules")
+    row = viewer.locator("tbody tr", has_text=name)
+    expect(row).to_contain_text("active")
+    expect(row.get_by_role("button")).to_have_count(0)
+    # the admin pauses it: the row says paused, with no next fire, and the API agrees
+    page = open_page(as_role("admin"), "/schedules")
+    row = page.locator("tbody tr", has_text=name)
+    row.get_by_role("button", name="Pause").click()
+    expect(row.locator(".badge")).to_have_text("paused")
+    with system.api() as api:
+        assert api.get(f"/api/v1/schedules/{name}").json()["paused"] is True
+    # and resumes it: active again, with its next fire
+    row.get_by_role("button", name="Resume").click()
+    expect(row.locator(".badge")).to_have_text("active")
+    with system.api() as api:
+        again = api.get(f"/api/v1/schedules/{name}").json()
+    assert again["paused"] is False and again["next_run_at"]
+    expect(row).to_contain_text(again["next_run_at"][:4])
+
+
+def test_an_operator_cancels_a_running_workflow_run(as_role: Callable[[str], Page],
+                                                    system: System) -> None:
+    workflow = publish_workflow(system, "  - id: wait\n    agent: AGENT\n"
+                                        "    input: {seconds: 60}\n", handler="slow")
+    run_id = start_run(system, workflow)
+    page = open_page(as_role("operator"), f"/workflow-runs/{run_id}")
+    expect(page.locator("tr[data-step='wait']")).to_contain_text("running", timeout=10_000)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".title-row .badge").first).to_have_text("cancelled", timeout=15_000)
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    with system.api() as api:
+        assert api.get(f"/api/v1/workflow-runs/{run_id}").json()["status"] == "cancelled"
+
+
+def test_a_failed_run_is_rerun_from_its_step_and_followed_live(
+        as_role: Callable[[str], Page], system: System) -> None:
+    workflow = publish_workflow(system, "  - id: check\n    agent: AGENT\n",
+                                handler="broken")
+    run_id = start_run(system, workflow)
+    page = open_page(as_role("operator"), f"/workflow-runs/{run_id}")
+    expect(page.locator(".title-row .badge").first).to_have_text("failed", timeout=15_000)
+    step = page.locator("tr[data-step='check']")
+    expect(step.locator("td").nth(4).locator("a")).to_have_count(1)
+    # a viewer has no rerun button
+    viewer = open_page(as_role("viewer"), f"/workflow-runs/{run_id}")
+    expect(viewer.get_by_role("button", name="Rerun from check")).to_have_count(0)
+    # When the operator reruns it from the failed step
+    page.get_by_role("button", name="Rerun from check").click()
+    # Then the page follows the run again: a second task for the step, which fails too
+    expect(step.locator("td").nth(4).locator("a")).to_have_count(2, timeout=15_000)
+    expect(page.locator(".title-row .badge").first).to_have_text("failed", timeout=15_000)
+    with system.api() as api:
+        run = api.get(f"/api/v1/workflow-runs/{run_id}").json()
+    [check] = [s for s in run["steps"] if s["id"] == "check"]
+    assert len(check["tasks"]) == 2 and run["status"] == "failed"
+    screenshot(page, "workflow-run-rerun")
+
+
+def test_an_approval_rejected_with_a_comment_is_the_steps_decision(
+        as_role: Callable[[str], Page], system: System) -> None:
+    workflow = publish_workflow(system, "  - id: approve\n    type: approval\n"
+                                        "    role: operator\n"
+                                        "  - id: execute\n    agent: AGENT\n"
+                                        "    depends_on: [approve]\n")
+    run_id = start_run(system, workflow)
+    with system.api() as api:
+        deadline = time.monotonic() + 10
+        while not api.get("/api/v1/approvals", params={"run_id": run_id}).json()["approvals"]:
+            assert time.monotonic() < deadline, "the run did not ask for its approval"
+            time.sleep(0.1)
+    of_run = f"a[href='/workflow-runs/{run_id}']"
+    inbox = open_page(as_role("operator"), "/approvals")
+    item = inbox.locator("article.approval", has=inbox.locator(of_run))
+    item.get_by_label("Comment (optional)").fill("not during the freeze")
+    item.get_by_role("button", name="Reject").click()
+    inbox.wait_for_selector("main[data-ready]")
+    with system.api() as api:
+        approvals = api.get("/api/v1/approvals", params={"run_id": run_id}).json()["approvals"]
+    assert [(a["status"], a["decided_by"], a["comment"]) for a in approvals] == [
+        ("rejected", "user:operator", "not during the freeze")]
+    run_page = open_page(as_role("viewer"), f"/workflow-runs/{run_id}")
+    # the run's approval step ends with the decision, the comment and who made it
+    step = run_page.locator("tr[data-step='approve']")
+    expect(step).to_contain_text('"approved":false', timeout=10_000)
+    expect(step).to_contain_text("not during the freeze")
+    expect(step).to_contain_text("user:operator")
+
+
+def test_an_admin_creates_an_api_key_shown_once_and_revokes_it(
+        as_role: Callable[[str], Page], system: System) -> None:
+    page = open_page(as_role("admin"), "/api-keys")
+    name = f"ci-{uuid.uuid4().hex[:6]}"
+    form = page.locator("form[data-form='create-key']")
+    form.get_by_label("Name").fill(name)
+    form.get_by_label("Role").select_option("viewer")
+    form.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-key").inner_text()
+    # the key works against the API, with the role it was given
+    with system.api() as admin:
+        me = admin.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"})
+        assert me.status_code == 200 and me.json()["role"] == "viewer", me.text
+    assert axe_violations(page) == []
+    open_page(page, "/api-keys")
+    row = page.locator("tbody tr", has_text=name)
+    expect(row.locator(".badge")).to_have_text("active")
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Revoke").click()
+    # it leaves the list of keys in use, and shows as revoked among all of them
+    expect(page.locator("tbody tr", has_text=name)).to_have_count(0)
+    page.get_by_label("Show").select_option("true")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**include_revoked=true*")
+    page.wait_for_selector("main[data-ready]")
+    expect(page.locator("tbody tr", has_text=name).locator(".badge")).to_have_text("revoked")
+    with system.api() as admin:
+        assert admin.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"}
+                         ).status_code == 401
+
+
+def test_the_audit_page_verifies_the_chain_and_names_a_broken_row(
+        as_role: Callable[[str], Page], system: System) -> None:
+    page = open_page(as_role("admin"), "/audit")
+    page.get_by_role("button", name="Verify the chain").click()
+    expect(page.locator("#verify-result")).to_contain_text("intact")
+    # When a row is changed behind the API's back, by someone who can drop the
+    # database's guard (its hash no longer matches)
+    with sqlite3.connect(system.database_url.removeprefix("sqlite:///")) as db:
+        db.execute("DROP TRIGGER audit_log_no_update")
+        seq = db.execute("SELECT min(seq) FROM audit_log").fetchone()[0]
+        db.execute("UPDATE audit_log SET actor = 'user:mallory' WHERE seq = ?", (seq,))
+    page.get_by_role("button", name="Verify the chain").click()
+    # Then the check says broken, at that row
+    expect(page.locator("#verify-result")).to_contain_text("broken")
+    expect(page.locator("#verify-result")).to_contain_text(f"at row {seq}")
+    screenshot(page, "audit-broken")
