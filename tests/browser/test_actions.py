@@ -1,6 +1,7 @@
 """The dashboard's other actions, each through the REST API, in Chromium: pause and
 resume a schedule; cancel a workflow run and rerun one from its failed step; reject
-an approval with a comment; create and revoke an API key; verify the audit chain,
+an approval with a comment; create and revoke an API key; cancel a running task;
+create and delete a budget; create and disable a user; verify the audit chain,
 intact and then tampered with. (This module has a server and a worker of its own: the
 last test breaks the audit chain on purpose.)"""
 
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import System, axe_violations, open_page, screenshot
@@ -166,6 +168,84 @@ def test_an_admin_creates_an_api_key_shown_once_and_revokes_it(
     with system.api() as admin:
         assert admin.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"}
                          ).status_code == 401
+
+
+def test_an_operator_cancels_a_running_task_from_its_page(as_role: Callable[[str], Page],
+                                                          system: System) -> None:
+    agent = f"sleepy-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0",
+            "handler": {"type": "python", "target": "tests.handlers:slow"}}).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+        task = api.post("/api/v1/tasks", json={"agent": agent, "input": {"seconds": 60}}).json()
+    viewer = open_page(as_role("viewer"), f"/tasks/{task['id']}")
+    page = open_page(as_role("operator"), f"/tasks/{task['id']}")
+    expect(page.locator(".title-row .badge").first).to_have_text("running", timeout=10_000)
+    expect(viewer.get_by_role("button", name="Cancel")).to_have_count(0)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel").click()
+    # the worker stops the handler; the page follows the task until it has ended
+    expect(page.locator(".title-row .badge").first).to_have_text("cancelled", timeout=15_000)
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    with system.api() as api:
+        assert api.get(f"/api/v1/tasks/{task['id']}").json()["status"] == "cancelled"
+
+
+def test_an_admin_creates_and_deletes_a_budget_on_the_llm_page(
+        as_role: Callable[[str], Page], system: System) -> None:
+    target = f"spender-{uuid.uuid4().hex[:6]}"
+    viewer = open_page(as_role("viewer"), "/llm")
+    expect(viewer.locator("form[data-form='create-budget']")).to_have_count(0)
+    page = open_page(as_role("admin"), "/llm")
+    page.get_by_text("New budget").click()
+    form = page.locator("form[data-form='create-budget']")
+    form.get_by_label("Agent or model (not for global)").fill(target)
+    form.get_by_label("Measure").select_option("tokens")
+    form.get_by_label("Limit").fill("5000")
+    form.get_by_role("button", name="Create budget").click()
+    page.wait_for_load_state()
+    page.wait_for_selector("main[data-ready]")
+    row = page.locator("tbody tr", has_text=target)
+    expect(row).to_contain_text("5,000 tokens a day")
+    with system.api() as api:
+        [made] = [b for b in api.get("/api/v1/budgets").json()["budgets"]
+                  if b["target"] == target]
+    assert (made["scope"], made["metric"], made["period"], made["limit"], made["hard"]) == (
+        "agent", "tokens", "day", 5000.0, True)
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    expect(page.locator("tbody tr", has_text=target)).to_have_count(0)
+    with system.api() as api:
+        assert not [b for b in api.get("/api/v1/budgets").json()["budgets"]
+                    if b["target"] == target]
+
+
+def test_an_admin_creates_a_user_who_signs_in_then_disables_them(
+        as_role: Callable[[str], Page], system: System) -> None:
+    username = f"ana-{uuid.uuid4().hex[:6]}"
+    page = open_page(as_role("admin"), "/users")
+    form = page.locator("form[data-form='create-user']")
+    form.get_by_label("Username").fill(username)
+    form.get_by_label("Password").fill("a-long-enough-password")
+    form.get_by_label("Role").select_option("operator")
+    form.get_by_role("button", name="Create user").click()
+    page.wait_for_selector("main[data-ready]")
+    row = page.locator("tbody tr", has_text=username)
+    expect(row.locator(".badge")).to_have_text("active")
+    login = {"username": username, "password": "a-long-enough-password"}
+    r = httpx.post(f"{system.url}/api/v1/auth/login", json=login, timeout=10.0)
+    assert r.status_code == 200, r.text
+    me = httpx.get(f"{system.url}/api/v1/auth/me", timeout=10.0,
+                   headers={"Authorization": f"Bearer {r.json()['token']}"})
+    assert me.json()["role"] == "operator", me.text
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Disable").click()
+    expect(page.locator("tbody tr", has_text=username).locator(".badge")).to_have_text(
+        "disabled")
+    assert httpx.post(f"{system.url}/api/v1/auth/login", json=login,
+                      timeout=10.0).status_code == 401
+    assert axe_violations(page) == []
 
 
 def test_the_audit_page_verifies_the_chain_and_names_a_broken_row(
