@@ -166,6 +166,19 @@ def test_the_overview_charts_lock_waits_and_llm_cost_and_draws_a_new_wait_live(
     assert axe_violations(page) == []
 
 
+def test_an_agents_page_summarises_its_last_day(seeded: dict[str, Any],
+                                                as_role: Callable[[str], Page]) -> None:
+    page = open_page(as_role("viewer"), f"/agents/{seeded['name']}")
+    summary = page.locator("section#summary")
+    expect(summary.locator("h2")).to_have_text("The last 24 hours")
+    # the seeded tasks, once the metrics consumer has folded their events (live, 10 s)
+    expect(summary).to_contain_text("succeeded", timeout=25_000)
+    expect(summary).to_contain_text("100.0 %")
+    expect(summary).to_contain_text("p95")
+    # and the two seeded LLM calls of the agent
+    expect(summary.locator("dd").nth(4)).to_have_text("2 (1 unpriced)")
+
+
 def test_a_correlation_chain_is_drawn_as_a_graph_of_causes(seeded: dict[str, Any],
                                                            as_role: Callable[[str], Page]) -> None:
     page = open_page(as_role("viewer"), f"/events/{seeded['event_id']}")

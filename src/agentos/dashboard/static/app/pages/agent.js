@@ -2,7 +2,7 @@
 // definition as YAML, its triggers and handler, and the tasks it ran.
 import { get } from "../api.js";
 import { routeExplainCard } from "../explain.js";
-import { capabilitiesCard, configCard, stateCard } from "./agent_live.js";
+import { capabilitiesCard, configCard, stateCard, summaryCard } from "./agent_live.js";
 import { action, badge, card, facts, fill, h, json, link, short, table, time, title } from "../ui.js";
 
 const VERSION = "/api/v1/agents/{name}/versions/{version}";
@@ -24,7 +24,8 @@ export async function render({ main, params, query }) {
   ]);
   const reload = () => location.reload();
   const d = shown.definition;
-  const live = await Promise.all([configCard(name), capabilitiesCard(name), stateCard(name)]
+  const live = await Promise.all([configCard(name), capabilitiesCard(name), stateCard(name),
+                                  summaryCard(name)]
     .map((made) => made.catch((e) => card("Unavailable", h("p", { class: "error" }, e.message)))));
   fill(main,
     title(`${d.display_name || name}`, badge(shown.status), h("span", { class: "mono" }, shown.version)),
@@ -56,7 +57,7 @@ export async function render({ main, params, query }) {
         ],
         rows: versions,
       }))),
-    h("div", { class: "grid" }, live[2], live[1]),
+    h("div", { class: "grid" }, live[2], live[3], live[1]),
     live[0],
     card("Triggers", table({
       caption: "Triggers",

@@ -1,8 +1,8 @@
 // An agent's live side: its state (status, queue, running tasks, locks, holds), its
-// config (values handlers get now; operators override and clear them) and its
+// summary metrics over the last day, its config (values handlers get now; operators override and clear them) and its
 // capabilities (switched off and on, with a reason).
 import { get } from "../api.js";
-import { action, ago, apiForm, badge, card, every, facts, fill, h, link, short, table, time } from "../ui.js";
+import { action, ago, apiForm, badge, card, every, facts, fill, h, link, short, table, time, toneOf } from "../ui.js";
 
 const STATE_TONE = { idle: "ok", busy: "run", waiting: "warn", error: "bad", disabled: "bad" };
 
@@ -39,6 +39,31 @@ export async function stateCard(name) {
   await draw();
   every(3000, draw);
   return card("Live state", body);
+}
+
+// Success rate, durations, throughput, LLM use and cost over the last 24 hours, from
+// the automatic metrics (GET /api/v1/agents/{name}/summary); live.
+export async function summaryCard(name) {
+  const body = h("div", {});
+  const path = `/api/v1/agents/${encodeURIComponent(name)}/summary`;
+  const ms = (v) => (v == null ? "–" : v < 1000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(1)} s`);
+  const draw = async () => {
+    const m = await get(path, { window: "24h" });
+    const ended = Object.entries(m.tasks).filter(([, n]) => n);
+    fill(body, facts([
+      ["tasks ended", ended.length ? ended.map(([outcome, n]) => [badge(`${n} ${outcome}`, toneOf(outcome)), " "]) : "none"],
+      ["success rate", m.success_rate == null ? "–" : `${(m.success_rate * 100).toFixed(1)} %`],
+      ["duration", `p50 ${ms(m.duration_ms.p50)} · p95 ${ms(m.duration_ms.p95)}`],
+      ["throughput", `${Number(m.throughput_per_hour.toPrecision(3))} tasks an hour`],
+      ["LLM calls", `${m.llm_calls}${m.unpriced_calls ? ` (${m.unpriced_calls} unpriced)` : ""}`],
+      ["tokens", Object.entries(m.tokens).map(([kind, n]) => `${n.toLocaleString()} ${kind}`).join(", ") || "–"],
+      ["cost", m.cost ? Number(m.cost.toPrecision(3)) : 0],
+    ]));
+  };
+  await draw();
+  every(10000, draw);
+  return h("section", { class: "card", "aria-labelledby": "summary-title", id: "summary" },
+           h("h2", { id: "summary-title" }, "The last 24 hours"), body);
 }
 
 export async function configCard(name) {

@@ -70,13 +70,15 @@ export async function render({ main, query }) {
   // the charts come from the task-statistics and agent-activity read models
   async function charts() {
     const start = Math.floor(Date.now() / 1000 / HOUR_S) * HOUR_S - (hours - 1) * HOUR_S;
+    const times = Array.from({ length: hours }, (_, i) => start + i * HOUR_S);
+    // every read at once: the metric charts are drawn as their answers come
+    const metricCharts = Promise.all(recorded.map((one) => metricChart(one, times)));
     const [stats, activity, status] = await Promise.all([
       get("/api/v1/projections/task_stats/state",
           { prefix: "hour:", after: hourKey(start - HOUR_S), limit: hours + 1 }),
       get("/api/v1/projections/agent_activity/state", { limit: 200 }),
       get("/api/v1/projections/task_stats"),
     ]);
-    const times = Array.from({ length: hours }, (_, i) => start + i * HOUR_S);
     const count = (kind) => times.map((t) => stats.items[hourKey(t)]?.[kind] ?? 0);
     chart.update(times, [{ label: "submitted", values: count("created") },
                          { label: "failed", values: count("failed") },
@@ -89,7 +91,7 @@ export async function render({ main, query }) {
       .slice(0, 15);
     agentMax = Math.max(1, ...rows.map((a) => a.tasks.pending));
     fillRows(agents, agentColumns, rows, "no task has run yet");
-    await Promise.all(recorded.map((one) => metricChart(one, times)));
+    await metricCharts;
   }
 
   async function refresh() {
