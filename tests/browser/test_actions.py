@@ -248,6 +248,44 @@ def test_an_admin_creates_a_user_who_signs_in_then_disables_them(
     assert axe_violations(page) == []
 
 
+def tab_to(page: Page, test: str, most: int = 60) -> None:
+    """Press Tab until the focused element passes ``test`` (JavaScript, of ``el``)."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(el => Boolean({test}))(document.activeElement)"):
+            return
+    raise AssertionError(f"Tab never reached an element where {test}")
+
+
+def test_the_task_list_is_worked_with_the_keyboard_alone(as_role: Callable[[str], Page],
+                                                         system: System) -> None:
+    agent = f"keys-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0",
+            "handler": {"type": "python", "target": "tests.handlers:echo"}}).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+        task = api.post("/api/v1/tasks", json={"agent": agent, "input": {"k": 1}}).json()
+    page = open_page(as_role("operator"), "/tasks")
+    # the first Tab reaches "Skip to content", which moves the focus to the page itself
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    # from there Tab reaches the agent filter; typing and Enter filters the list
+    tab_to(page, "el.closest('label')?.textContent.startsWith('Agent')")
+    page.keyboard.type(agent)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**agent={agent}*")
+    page.wait_for_selector("main[data-ready]")
+    # and Tab reaches the task's link, which Enter opens
+    tab_to(page, f"el.getAttribute('href') === '/tasks/{task['id']}'")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/tasks/{task['id']}")
+    page.wait_for_selector("main[data-ready]")
+    expect(page.locator("h1")).to_contain_text("Task")
+
+
 def test_the_audit_page_verifies_the_chain_and_names_a_broken_row(
         as_role: Callable[[str], Page], system: System) -> None:
     page = open_page(as_role("admin"), "/audit")
