@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -177,6 +178,27 @@ def test_an_agents_page_summarises_its_last_day(seeded: dict[str, Any],
     expect(summary).to_contain_text("p95")
     # and the two seeded LLM calls of the agent
     expect(summary.locator("dd").nth(4)).to_have_text("2 (1 unpriced)")
+
+
+def test_the_llm_page_sums_and_lists_the_calls_of_a_window(seeded: dict[str, Any],
+                                                           as_role: Callable[[str], Page]
+                                                           ) -> None:
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # the seeded calls (made minutes ago) are in a window from an hour ago ...
+    page = open_page(as_role("viewer"), f"/llm?since={hour_ago}")
+    summary = page.locator("section", has_text="Summary by model")
+    expect(summary.locator("tbody tr")).to_contain_text(["gpt-4o-mini"])
+    expect(page.locator("section", has_text="Calls, newest first").locator("tbody tr")
+           ).to_have_count(2)
+    expect(page.get_by_label("From")).not_to_have_value("")
+    # ... and none in the window before it, whose summary and list are empty
+    page = open_page(page, f"/llm?until={hour_ago}")
+    expect(page.locator("section", has_text="Summary by model")).to_contain_text(
+        "no LLM calls recorded")
+    expect(page.locator("section", has_text="Calls, newest first")).to_contain_text(
+        "no calls match")
+    # the tiles stay today's
+    expect(page.locator(".tile", has_text="Calls today")).to_contain_text("2")
 
 
 def test_a_correlation_chain_is_drawn_as_a_graph_of_causes(seeded: dict[str, Any],

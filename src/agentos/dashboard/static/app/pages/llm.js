@@ -8,11 +8,13 @@ const BY = [["model", "by model"], ["agent", "by agent"], ["day", "by day"]];
 export async function render({ main, query }) {
   const by = query.get("by") || "model";
   const scope = { agent: query.get("agent") || undefined, model: query.get("model") || undefined };
+  // the summary and the calls are of a window of time when one is chosen (the tiles: today)
+  const span = { since: query.get("since") || undefined, until: query.get("until") || undefined };
   const today = new Date().toISOString().slice(0, 10) + "T00:00:00Z";
   const [summary, todays, calls, { budgets }] = await Promise.all([
-    get("/api/v1/llm-calls/summary", { by, ...scope }),
+    get("/api/v1/llm-calls/summary", { by, ...scope, ...span }),
     get("/api/v1/llm-calls/summary", { by: "day", since: today, ...scope }),
-    get("/api/v1/llm-calls", { ...scope, outcome: query.get("outcome") || undefined,
+    get("/api/v1/llm-calls", { ...scope, ...span, outcome: query.get("outcome") || undefined,
                                before_id: query.get("before_id") || undefined, limit: 50 }),
     get("/api/v1/budgets"),
   ]);
@@ -26,6 +28,8 @@ export async function render({ main, query }) {
       { name: "by", label: "Summary", options: BY },
       { name: "agent", label: "Agent" }, { name: "model", label: "Model" },
       { name: "outcome", label: "Calls", options: [["", "every outcome"], ["ok", "ok"], ["error", "error"], ["refused", "refused"]] },
+      { name: "since", label: "From", type: "moment" },
+      { name: "until", label: "Before", type: "moment" },
     ], query)),
     card(`Summary ${BY.find(([v]) => v === by)?.[1] ?? ""}`, table({
       caption: "LLM call summary",
