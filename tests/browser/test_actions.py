@@ -302,3 +302,26 @@ def test_the_audit_page_verifies_the_chain_and_names_a_broken_row(
     expect(page.locator("#verify-result")).to_contain_text("broken")
     expect(page.locator("#verify-result")).to_contain_text(f"at row {seq}")
     screenshot(page, "audit-broken")
+
+
+def test_a_failed_tasks_page_opens_its_traceback(as_role: Callable[[str], Page],
+                                                 system: System) -> None:
+    agent = f"crashy-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0", "limits": {"max_retries": 0},
+            "handler": {"type": "python", "target": "tests.handlers:flaky"}}).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+        task = api.post("/api/v1/tasks", json={"agent": agent, "input": {"fails": 5}}).json()
+    page = open_page(as_role("viewer"), f"/tasks/{task['id']}")
+    expect(page.locator(".title-row .badge").first).to_have_text("failed", timeout=15_000)
+    failure = page.locator("section", has=page.locator("h2", has_text="Error"))
+    expect(failure).to_contain_text("RuntimeError: attempt 1 fails")
+    # the traceback is folded; opened with the keyboard, it names the handler's line
+    summary = failure.locator("details summary", has_text="traceback")
+    summary.focus()
+    page.keyboard.press("Enter")
+    trace = failure.locator("details pre")
+    expect(trace).to_be_visible()
+    expect(trace).to_contain_text("in flaky")
+    expect(trace).to_contain_text("tests/handlers.py")
