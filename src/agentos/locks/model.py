@@ -54,6 +54,7 @@ class Result:
     grants: tuple[Grant, ...] = ()
     position: int | None = None
     waiting_for: str | None = None
+    entry: int | None = None  # the queue entry's id, where the join said it
 
     @property
     def granted(self) -> bool:

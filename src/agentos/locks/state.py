@@ -159,10 +159,10 @@ async def step(store: Store, names: list[str], claim: Claim, queue_for: float | 
     if only and (claim.attempt is None or queue_for is None):
         if grant := await fast_acquire(store, names[0], claim):
             return Result((grant,))
-        if queue_for is not None and (position := await store.locks.join({
+        if queue_for is not None and (joined := await store.locks.join({
                 **claim_params(names[0], claim, token=None),
                 "queue_s": float(queue_for + WAIT_SLACK)})):
-            return Result(position=position, waiting_for=names[0])
+            return Result(position=joined[0], waiting_for=names[0], entry=joined[1])
     try:
         async with store.write() as conn:
             await check_attempt(store, conn, claim)

@@ -1,6 +1,8 @@
 """Waiting for a grant: ``acquire`` and ``acquire_many`` with a wait, in the lock's
-durable queue (priority, then arrival), woken by a grant (NOTIFY on PostgreSQL) or
-looking again after a short pause where nothing can wake it."""
+durable queue (priority, then arrival), woken by a grant (NOTIFY on PostgreSQL, a
+wake-up within the process) or looking again after a short pause where nothing can
+wake it. A grant's notification on PostgreSQL names the queue entry it served, the
+token and the lease, so the waiter it names returns without reading them back."""
 
 from __future__ import annotations
 
@@ -76,6 +78,9 @@ async def _wait_for(store: Store, name: str, claim: Claim, deadline: float,
             if left <= 0:
                 return await _leave(store, name, claim, keep_place_s, result)
             await wait_wakeup(wakeup, min(left, poll))
+            if result.entry is not None and (
+                    noted := store.locks.noted_grant(wakeup.notes, result.entry)):
+                return Result((Grant(name, *noted),))  # the grant's own notification
             if not listening:
                 poll = min(poll * 1.5, POLL)
             wakeup.clear()

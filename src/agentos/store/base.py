@@ -32,6 +32,22 @@ UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothin
 NOTIFIED = "agentos_notified"  # conn.info key: the channels the transaction notifies
 
 
+class Wakeup(asyncio.Event):
+    """A wake-up (``Store.wakeup``) with the payloads of the notifications that set it,
+    at most ``MAX_NOTES`` between two ``clear`` calls (a dropped note is only a hint
+    lost: its owner reads the database instead)."""
+
+    MAX_NOTES = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[str] = []
+
+    def clear(self) -> None:
+        super().clear()
+        self.notes.clear()
+
+
 class Store:
     """A connection pool to one AgentOS database and the transactions on it.
 
@@ -62,7 +78,7 @@ class Store:
         self.engine: Any = self._create_engine()
         # channel -> wake-up set after a commit that notified it (here or, on
         # PostgreSQL, in another process)
-        self._wakeups: dict[str, list[asyncio.Event]] = {}
+        self._wakeups: dict[str, list[Wakeup]] = {}
         # run at the end of every write transaction, inside it (the audit log's row)
         self._before_commit: list[Callable[[Any], Awaitable[None]]] = []
         # channels other processes' commits wake here (PostgreSQL LISTEN is up)
@@ -165,24 +181,28 @@ class Store:
         """
         conn.info[NOTIFIED].add(channel)
 
-    def wakeup(self, channel: str) -> asyncio.Event:
+    def wakeup(self, channel: str) -> Wakeup:
         """A new event, set whenever a commit notifies ``channel``; its owner clears it.
 
         A wake-up is only a hint to re-read the database: one may be lost (or
-        arrive without news) and nothing is lost with it.
+        arrive without news) and nothing is lost with it. Its ``notes`` keep the
+        payloads the notifications carried since the owner last cleared them.
         """
-        event = asyncio.Event()
+        event = Wakeup()
         self._wakeups.setdefault(channel, []).append(event)
         return event
 
-    def forget_wakeup(self, channel: str, event: asyncio.Event) -> None:
+    def forget_wakeup(self, channel: str, event: Wakeup) -> None:
         """Stop setting ``event`` (a waiter that is done with it)."""
         waiters = self._wakeups.get(channel, [])
         if event in waiters:
             waiters.remove(event)
 
-    def wake(self, channel: str) -> None:
+    def wake(self, channel: str, note: str = "") -> None:
+        """Set ``channel``'s wake-ups (a ``note``: the notification's payload)."""
         for event in self._wakeups.get(channel, ()):
+            if note and len(event.notes) < Wakeup.MAX_NOTES:
+                event.notes.append(note)
             event.set()
 
     async def listen(self, channels: list[str]) -> None:

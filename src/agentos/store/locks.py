@@ -77,8 +77,9 @@ class Locks:
         """Extend a live lease the owner holds with this token: the new expiry."""
         raise NotImplementedError  # each backend's statement
 
-    async def join(self, params: dict[str, Any]) -> int | None:
-        """Join the queue of a lock another owner holds: the position (1 = next)."""
+    async def join(self, params: dict[str, Any]) -> tuple[int, int] | None:
+        """Join the queue of a lock another owner holds: the position (1 = next) and
+        the queue entry's id (the grant's notification names it)."""
         return None  # SQLite: the full path
 
     async def handover(self, params: dict[str, Any]) -> Handover | None:
@@ -170,7 +171,7 @@ class Locks:
             token=L.token + 1, owner=nxt.owner, priority=nxt.priority, acquired_at=now,
             expires_at=now + timedelta(seconds=nxt.ttl_s), metadata=nxt.metadata,
             task_id=nxt.task_id, agent=nxt.agent, updated_at=now).returning(L.token)
-        token = (await conn.execute(self._notifying(grant))).one()[0]
+        token = (await conn.execute(self._notifying(grant, nxt.id))).one()[0]
         if nxt.task_id:  # a task that was handed back to wait for this lock: run it now
             tc = tasks_table.c
             await conn.execute(update(tasks_table).where(
@@ -182,8 +183,23 @@ class Locks:
 
     _notifies = False  # whether ``_notifying`` sends NOTIFY in the grant's own statement
 
-    def _notifying(self, grant: Any) -> Any:
+    def _notifying(self, grant: Any, entry: int) -> Any:
         return grant
+
+    @staticmethod
+    def noted_grant(notes: Sequence[str], entry: int) -> tuple[int, datetime] | None:
+        """(token, expiry) of the grant to queue entry ``entry`` that one of ``notes``
+        (the payloads of this channel's notifications) announces, or None.
+
+        The grant's notification is sent from the granting transaction, so it is
+        delivered only once the grant is committed; an entry's id is never reused
+        and the grant deletes the entry, so no other grant can name it."""
+        for note in notes:
+            if note.startswith(_NOTE):
+                parts = note.split(" ")
+                if len(parts) == 4 and parts[1] == str(entry):
+                    return int(parts[2]), datetime.fromisoformat(parts[3]).astimezone(UTC)
+        return None
 
     async def waiter(self, conn: AsyncConnection, resource: str, owner: str) -> Any:
         return (await conn.execute(select(lock_waiters).where(
@@ -412,16 +428,16 @@ class PostgresLocks(Locks):
         rows = await self._one("renew", params, appends=False)
         return rows[0].expires_at.astimezone(UTC) if rows else None
 
-    async def join(self, params: dict[str, Any]) -> int | None:
+    async def join(self, params: dict[str, Any]) -> tuple[int, int] | None:
         rows = await self._one("join", params, lock_row=True)
-        return int(rows[0].position) if rows else None
+        return (int(rows[0].position), int(rows[0].entry)) if rows else None
 
     async def handover(self, params: dict[str, Any]) -> Handover | None:
         rows = await self._one("handover", params, lock_row=True)
         if not rows:
             return None
         if rows[0].waiter is not None:  # committed: wake this process's waiters too
-            self.store.wake(CHANNEL)
+            self.store.wake(CHANNEL, rows[0].note)
             if rows[0].waiter_task is not None:
                 self.store.wake(TASKS_CHANNEL)
         return Handover(rows[0].waiter is not None, rows[0].waiter_task)
@@ -429,9 +445,11 @@ class PostgresLocks(Locks):
     def _upsert(self) -> Any:
         return pg_insert(locks)
 
-    def _notifying(self, grant: Any) -> Any:
-        # wake the waiters of every server in the same round trip
-        return grant.returning(func.pg_notify(CHANNEL, ""))
+    def _notifying(self, grant: Any, entry: int) -> Any:
+        # wake the waiters of every server in the same round trip, naming the grant
+        return grant.returning(func.pg_notify(CHANNEL, func.concat_ws(
+            " ", _NOTE, entry, L.token, func.to_char(func.timezone("UTC", L.expires_at),
+                                                     _PG_ISO))))
 
     async def _one(self, name: str, params: dict[str, Any], appends: bool = True,
                    lock_row: bool = False) -> list[Any]:
@@ -463,6 +481,8 @@ class PostgresLocks(Locks):
         return list(out)
 
 
+_NOTE = "granted"  # a grant's notification: "granted ENTRY TOKEN EXPIRY" (ISO, UTC)
+_PG_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 _PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True)
        for name in ("acquire", "release", "join", "handover", "renew")}
 _PG_LOCK_ROW = sql.driver_text("SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE")

@@ -163,7 +163,7 @@ class PostgresStore(Store):
                         self.wake(channel)
                     while True:
                         async for note in conn.notifies(timeout=LISTEN_SLICE):
-                            self.wake(note.channel)
+                            self.wake(note.channel, note.payload)
                         raise_if_cancelling()  # psycopg may absorb one while it waits
             except psycopg.OperationalError as exc:
                 log.warning("listen connection lost: %s", exc, extra={"action": "listen_lost"})

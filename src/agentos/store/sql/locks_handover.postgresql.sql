@@ -1,7 +1,9 @@
 -- release a lock and grant it to the best live waiter (priority, then arrival), or free
 -- it when none is left, with their lock.released and lock.acquired events (events_inserted);
--- a waiting task is made due at once. Sent after a statement that locked the lock row in
--- the same transaction, so this one's snapshot sees every waiter that queued before.
+-- a waiting task is made due at once; the notification names the waiter's entry, the
+-- token and the lease's end ("granted ENTRY TOKEN EXPIRY", store.locks.noted_grant).
+-- Sent after a statement that locked the lock row in the same transaction, so this
+-- one's snapshot sees every waiter that queued before.
 -- No row unless the owner holds the lock with this token and its lease is live.
 WITH held AS (
     SELECT resource, task_id, acquired_at FROM locks
@@ -52,11 +54,17 @@ WITH held AS (
                 1))
             || jsonb_strip_nulls(jsonb_build_object('task_id', m.waiter_task))) AS e
     FROM moved m WHERE m.waiter IS NOT NULL
+), note AS (
+    SELECT concat_ws(' ', 'granted', m.waiter, m.token,
+                     to_char(m.expires_at AT TIME ZONE 'UTC',
+                             'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')) AS text
+    FROM moved m WHERE m.waiter IS NOT NULL
 ), /*include events_inserted*/, told AS (
-    SELECT pg_notify('agentos_locks', ''),
+    SELECT pg_notify('agentos_locks', (SELECT text FROM note)),
            (SELECT count(*) FROM (SELECT pg_notify('agentos_tasks', '') FROM due) AS d)
     FROM moved m WHERE m.waiter IS NOT NULL
 )
-SELECT m.waiter, m.waiter_task, (SELECT count(*) FROM woken) AS woken,
+SELECT m.waiter, m.waiter_task, (SELECT text FROM note) AS note,
+       (SELECT count(*) FROM woken) AS woken,
        (SELECT count(*) FROM told) AS told
 FROM moved m

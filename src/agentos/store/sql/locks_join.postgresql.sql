@@ -1,7 +1,7 @@
 -- join the queue of a lock another owner holds with a live lease (or stretch the place
 -- this owner already has there: the entry outlives the wait by a slack), mark the lock
 -- as queued and append lock.queued for a new entry (events_inserted); answers the
--- entry's position (1 = next). Sent after a statement that locked the lock row in the
+-- entry's position (1 = next) and id. Sent after a statement that locked the lock row in the
 -- same transaction, so this one sees every entry that queued before. No row when the
 -- lock is free, lapsed or this owner's: the caller then takes the full path.
 WITH l AS (
@@ -37,6 +37,6 @@ WITH l AS (
             || jsonb_build_object('position', p.position, 'holder', l.owner)) AS e
     FROM mine m, placed p, l WHERE m.joined
 ), /*include events_inserted*/
-SELECT p.position, m.joined, (SELECT count(*) FROM woken) AS woken,
+SELECT p.position, m.id AS entry, m.joined, (SELECT count(*) FROM woken) AS woken,
        (SELECT count(*) FROM marked) AS marked
 FROM mine m, placed p
