@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentos import locks
+from agentos import events, locks
 from agentos.locks import Claim
 from agentos.locks import waiting as lock_waiting
 from agentos.store import Store, open_store
@@ -81,3 +81,41 @@ def test_only_the_note_naming_the_entry_is_taken() -> None:
         "2026-12-04T23:40:02")
     assert store_locks.Locks.noted_grant(notes, 9) is None
     assert store_locks.Locks.noted_grant(notes, 70) is None
+
+
+async def test_a_contended_lock_is_handed_over_without_trying_the_free_first(
+        store: Store, backend: str) -> None:
+    """After a release that handed the lock over, the next release of that resource
+    tries the hand-over first (on PostgreSQL; SQLite's full path does it), not the
+    one-statement free that a queued waiter refuses; once nobody waits, the free again."""
+    frees: list[str] = []
+    free = store.locks.release
+
+    async def counted_free(params: dict[str, Any]) -> bool:
+        frees.append(params["owner"])
+        return await free(params)
+
+    store.locks.release = counted_free  # type: ignore[method-assign]
+    first = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    b = asyncio.create_task(locks.acquire(store, R, Claim("b"), wait_s=30))
+    await _queued(store, "b")
+    c = asyncio.create_task(locks.acquire(store, R, Claim("c"), wait_s=30))
+    await _queued(store, "c")
+    await locks.release(store, R, "a", first.token)  # tries the free, then hands over
+    got_b = (await asyncio.wait_for(b, 10)).grants[0]
+    await locks.release(store, R, "b", got_b.token)  # c waits: hand-over first
+    got_c = (await asyncio.wait_for(c, 10)).grants[0]
+    assert (got_b.token, got_c.token) == (first.token + 1, first.token + 2)
+    await locks.release(store, R, "c", got_c.token)  # nobody waits: freed all the same
+    state = await locks.get(store, R)
+    assert state["holder"] is None and state["queue"] == []
+    again = (await locks.acquire(store, R, Claim("d"))).grants[0]
+    await locks.release(store, R, "d", again.token)
+    # SQLite has no one-statement hand-over: every release tries the free first
+    assert frees == (["a", "d"] if backend == "postgres" else ["a", "b", "c", "d"])
+    assert [e[0] for e in await lock_events(store)].count("lock.acquired") == 4
+
+
+async def lock_events(store: Store) -> list[tuple[str, str | None]]:
+    page, _ = await events.query(store, events.Query(type="lock.*", limit=1000))
+    return [(e.type, e.payload["owner"]) for e in page]
