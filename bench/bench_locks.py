@@ -97,11 +97,11 @@ def client_http(url: str, resource: str, owner: str) -> Pairs:
     with Client(url) as client:
         def acquire() -> int:
             got = client.acquire_lock(resource, owner, ttl_s=30, wait_s=10)
-            assert got["granted"], got
-            return int(got["token"])
+            assert got.granted, got
+            return int(got.token or 0)
 
         client.release_lock("bench:warm", owner,
-                            client.acquire_lock("bench:warm", owner, wait_s=10)["token"])
+                            int(client.acquire_lock("bench:warm", owner, wait_s=10).token or 0))
         return _timed(acquire, lambda token: client.release_lock(resource, owner, token))
 
 

@@ -34,7 +34,7 @@ from pydantic import (
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import events, inputs, patterns, queue, registry
+from agentos import events, inputs, paging, patterns, queue, registry
 from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status as VersionStatus
@@ -311,9 +311,19 @@ async def get(store: Store, name: str) -> Schedule:
 
 
 async def list_all(store: Store) -> list[Schedule]:
+    return (await page(store, limit=None))[0]
+
+
+async def page(store: Store, after: str | None = None, limit: int | None = paging.DEFAULT_LIMIT
+               ) -> tuple[list[Schedule], str | None]:
+    """Schedules by name after ``after``, at most ``limit``; and the next page's cursor."""
+    stmt = select(table).order_by(table.c.name).limit(paging.fetch(limit))
+    if after is not None:
+        stmt = stmt.where(table.c.name > after)
     async with store.read() as conn:
-        rows = (await conn.execute(select(table).order_by(table.c.name))).all()
-    return [Schedule(r) for r in rows]
+        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
+                                      lambda r: str(r.name))
+    return [Schedule(r) for r in rows], next_after
 
 
 async def remove(store: Store, name: str) -> None:

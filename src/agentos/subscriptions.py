@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from agentos import events, patterns
+from agentos import events, paging, patterns
 from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Event
@@ -71,10 +71,20 @@ async def get(store: Store, name: str) -> Subscription:
 
 
 async def list_all(store: Store) -> list[Subscription]:
+    return (await page(store, limit=None))[0]
+
+
+async def page(store: Store, after: str | None = None, limit: int | None = paging.DEFAULT_LIMIT
+               ) -> tuple[list[Subscription], str | None]:
+    """Subscriptions by name after ``after``, at most ``limit``; and the next page's cursor."""
+    stmt = select(subs).order_by(subs.c.name).limit(paging.fetch(limit))
+    if after is not None:
+        stmt = stmt.where(subs.c.name > after)
     async with store.read() as conn:
-        rows = (await conn.execute(select(subs).order_by(subs.c.name))).all()
+        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
+                                      lambda r: str(r.name))
     return [Subscription(r.name, r.type_glob, r.cursor_seq, r.created_at, r.acked_at)
-            for r in rows]
+            for r in rows], next_after
 
 
 async def delete_one(store: Store, name: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import ids
+from agentos import ids, paging
 from agentos.errors import NotFound, Unauthorized, Unavailable
 from agentos.roles import Role
 from agentos.store import Store
@@ -104,12 +104,20 @@ async def get_key(store: Store, key_id: str) -> dict[str, Any]:
     return _key_dict(row)
 
 
-async def list_keys(store: Store, include_revoked: bool = False) -> list[dict[str, Any]]:
-    stmt = select(credentials).where(c.kind == "api_key").order_by(c.created_at)
+async def list_keys(store: Store, include_revoked: bool = False, after: str | None = None,
+                    limit: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """API keys oldest first (their ids grow with time) after ``after``, at most
+    ``limit``; and the next page's cursor."""
+    stmt = (select(credentials).where(c.kind == "api_key").order_by(c.id)
+            .limit(paging.fetch(limit)))
     if not include_revoked:
         stmt = stmt.where(c.revoked_at.is_(None))
+    if after is not None:
+        stmt = stmt.where(c.id > after)
     async with store.read() as conn:
-        return [_key_dict(r) for r in (await conn.execute(stmt)).all()]
+        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
+                                      lambda r: str(r.id))
+    return [_key_dict(r) for r in rows], next_after
 
 
 async def revoke_key(store: Store, key_id: str) -> None:

@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, f
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import tokens
+from agentos import paging, tokens
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.roles import Role
 from agentos.store import Store
@@ -152,9 +152,19 @@ async def get(store: Store, username: str) -> User:
 
 
 async def list_all(store: Store) -> list[User]:
+    return (await page(store, limit=None))[0]
+
+
+async def page(store: Store, after: str | None = None, limit: int | None = paging.DEFAULT_LIMIT
+               ) -> tuple[list[User], str | None]:
+    """Users by name after ``after``, at most ``limit``; and the next page's cursor."""
+    stmt = select(users).order_by(u.username).limit(paging.fetch(limit))
+    if after is not None:
+        stmt = stmt.where(u.username > after)
     async with store.read() as conn:
-        rows = (await conn.execute(select(users).order_by(u.username))).all()
-    return [User.from_row(r) for r in rows]
+        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
+                                      lambda r: str(r.username))
+    return [User.from_row(r) for r in rows], next_after
 
 
 async def _row_for_update(conn: AsyncConnection, username: str) -> Any:

@@ -21,8 +21,7 @@ EXAMPLE = Path(__file__).parent / "data" / "qa-manager.yaml"
 
 def registry(server: Server, **filters: str) -> list[tuple[str, str, str]]:
     with Client(server.url) as api:
-        return [(a["name"], a["version"], a["status"])
-                for a in api.list_agents(**filters)["agents"]]
+        return [(a.name, a.version, a.status) for a in api.list_agents(**filters).agents]
 
 
 def test_import_list_show_export_and_bad_files(cli: Cli, server: Server,

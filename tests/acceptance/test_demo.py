@@ -17,13 +17,13 @@ def test_demo_serves_the_published_templates_and_runs_again(tmp_path: Path) -> N
             banner = demo.stdout.read_text()
             with Client(demo.url) as api:
                 api.login("admin", ADMIN_PASSWORD)
-                agents = api.list_agents()["agents"]
+                agents = api.list_agents().agents
         finally:
             demo.stop()
         assert f"{demo.url}/" in banner and f"{demo.url}/docs" in banner, banner
         for name in templates.names():
             assert f"{name} 1.0.0 {loaded}" in banner, f"run {run}: {banner}"
-        assert [(a["name"], a["status"]) for a in agents] == [
+        assert [(a.name, a.status) for a in agents] == [
             (name, "published") for name in templates.names()]
     assert (tmp_path / "agentos.db").exists()
 
@@ -40,16 +40,16 @@ def test_demo_agents_do_real_work_on_an_alert(tmp_path: Path) -> None:
             # Then qa-manager plans suites and executors run them, all in the demo's worker
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                done = api.list_tasks(status="succeeded")["tasks"]
+                done = api.list_tasks(status="succeeded").tasks
                 if len(done) >= 3:
                     break
                 time.sleep(0.2)
-            tree = api.correlation(alert["correlation_id"])
-            results = api.list_events(type="qa.run.completed")["events"]
+            tree = api.correlation(alert.correlation_id)
+            results = api.list_events(type="qa.run.completed").events
     finally:
         demo.stop()
-    assert sorted(t["agent"] for t in done) == ["executor", "executor", "qa-manager"]
-    assert {e["payload"]["suite"] for e in results} == {"smoke", "regression"}
+    assert sorted(t.agent for t in done) == ["executor", "executor", "qa-manager"]
+    assert {e.payload["suite"] for e in results} == {"smoke", "regression"}
     manager = tree[0]["children"][0]
     assert (manager["kind"], manager["agent"], manager["status"]) == (
         "task", "qa-manager", "succeeded")

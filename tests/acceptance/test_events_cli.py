@@ -44,7 +44,7 @@ def fields(out: str) -> dict[str, str]:
 
 def wait_routed(api: Client, event_id: str) -> None:
     deadline = time.monotonic() + ROUTE_TIMEOUT
-    while not api.event_routes(event_id)["routed"]:
+    while not api.event_routes(event_id).routed:
         assert time.monotonic() < deadline, f"event {event_id} not routed in {ROUTE_TIMEOUT}s"
         time.sleep(0.05)
 
@@ -59,13 +59,13 @@ def test_emit_list_show_routes_chain_and_bad_input(cli: Cli, sdk: Client) -> Non
     seq, alert_id = emitted(out)
     api = sdk
     event = api.get_event(alert_id)
-    assert (event["seq"], event["type"], event["payload"], event["priority"],
-            event["source"], event["correlation_id"]) == (
+    assert (event.seq, event.type, event.payload, event.priority,
+            event.source, event.correlation_id) == (
         seq, "alert.cpu", {"severity": "high"}, "high", "monitor", alert_id)
 
     # and what it caused joins its correlation: two children, one grandchild
     plan = api.emit("qa.plan", correlation_id=alert_id, causation_id=alert_id)
-    run = api.emit("qa.run", correlation_id=alert_id, causation_id=plan["id"])
+    run = api.emit("qa.run", correlation_id=alert_id, causation_id=plan.id)
     report = api.emit("qa.report", {"ok": True}, correlation_id=alert_id,
                       causation_id=alert_id)
     api.emit("alert.disk", {"severity": "low"})
@@ -77,7 +77,7 @@ def test_emit_list_show_routes_chain_and_bad_input(cli: Cli, sdk: Client) -> Non
     listed = json.loads(cli.ok("events", "list", "--correlation-id", alert_id, "--json"))
     # (the routed alert's task adds its task.* events to the correlation too)
     assert [e["seq"] for e in listed if not e["type"].startswith("task.")] == [
-        seq, plan["seq"], run["seq"], report["seq"]]
+        seq, plan.seq, run.seq, report.seq]
     limited = json.loads(cli.ok("events", "list", "--correlation-id", alert_id, "--limit",
                                 "2", "--json"))
     assert [e["seq"] for e in limited] == [e["seq"] for e in listed[:2]]
@@ -102,11 +102,11 @@ def test_emit_list_show_routes_chain_and_bad_input(cli: Cli, sdk: Client) -> Non
     depth = {label: len(line) - len(line.lstrip("│├└─ ")) for label, line in
              zip(labels, lines, strict=True)}
     assert depth["qa.run"] > depth["qa.plan"] == depth["qa.report"] > depth["alert.cpu"]
-    assert f"seq={report['seq']}" in lines[-1]
-    assert cli.ok("events", "chain", run["id"]) == tree
+    assert f"seq={report.seq}" in lines[-1]
+    assert cli.ok("events", "chain", run.id) == tree
 
     # bad input: one line, exit 2, nothing written
-    head = api.list_events(after_seq=0, limit=1000)["events"][-1]["seq"]
+    head = api.list_events(after_seq=0, limit=1000).events[-1].seq
     done = cli("events", "emit", "alert.cpu", "--payload", "{severity: high}")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith("error: --payload is not valid JSON: ")
@@ -115,7 +115,7 @@ def test_emit_list_show_routes_chain_and_bad_input(cli: Cli, sdk: Client) -> Non
     assert (done.returncode, done.stderr) == (
         2, "error: type: 'Alert CPU!' is not an event type "
            "(dotted words of letters, digits, '_' or '-')\n")
-    assert api.list_events(after_seq=head)["events"] == []
+    assert api.list_events(after_seq=head).events == []
 
 
 def test_schedules_and_prune(cli: Cli, sdk: Client) -> None:
@@ -127,7 +127,7 @@ def test_schedules_and_prune(cli: Cli, sdk: Client) -> None:
     # a cron schedule in a time zone fires at 03:00 Paris time
     out = cli.ok("schedules", "create", "nightly", "--cron", "0 3 * * *", "--timezone",
                  "Europe/Paris", "--event", "report.nightly", "--payload", '{"scope": "all"}')
-    nightly = api.get_schedule("nightly")
+    nightly = api.get_schedule("nightly").model_dump(mode="json")
     next_run = datetime.fromisoformat(nightly["next_run_at"]).astimezone(ZoneInfo("Europe/Paris"))
     assert (next_run.hour, next_run.minute) == (3, 0)
     assert nightly["event"] == {"type": "report.nightly", "payload": {"scope": "all"},
@@ -141,22 +141,22 @@ def test_schedules_and_prune(cli: Cli, sdk: Client) -> None:
                                              "NEXT RUN", "LAST RUN", "FIRED"]
     assert [re.split(r"\s{2,}", row)[:6] for row in rows[1:]] == [
         ["hourly", "every 3600s", "tick", "-", "active",
-         output.timestamp(api.get_schedule("hourly")["next_run_at"])],
+         output.timestamp(api.get_schedule("hourly").next_run_at)],
         ["nightly", "cron 0 3 * * * (Europe/Paris)", "report.nightly", "-", "active", stamp]]
 
     assert cli.ok("schedules", "pause", "nightly") == "paused schedule nightly\n"
-    assert api.get_schedule("nightly")["paused"] is True
+    assert api.get_schedule("nightly").paused is True
     assert cli.ok("schedules", "resume", "nightly") == \
         f"resumed schedule nightly, next run {stamp}\n"
-    assert api.get_schedule("nightly")["paused"] is False
+    assert api.get_schedule("nightly").paused is False
     assert cli.ok("schedules", "delete", "nightly") == "deleted schedule nightly\n"
-    assert [s["name"] for s in api.list_schedules()] == ["hourly"]
+    assert [s.name for s in api.list_schedules().schedules] == ["hourly"]
 
     # a bad cron: one line, exit 2, nothing created
     done = cli("schedules", "create", "bad", "--cron", "61 * * * *", "--event", "x")
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and "is not a cron expression" in done.stderr
-    assert [s["name"] for s in api.list_schedules()] == ["hourly"]
+    assert [s.name for s in api.list_schedules().schedules] == ["hourly"]
 
     # prune: the dry run counts; without --yes and without a terminal it refuses
     time.sleep(max(0.0, 1.2 - (time.monotonic() - emitted_at)))
@@ -166,9 +166,9 @@ def test_schedules_and_prune(cli: Cli, sdk: Client) -> None:
     assert (done.returncode, done.stderr) == (
         2, "error: refusing to delete 2 events older than 1s of type old.* without "
            "confirmation: pass --yes\n")
-    assert len(api.list_events()["events"]) == 3
+    assert len(api.list_events().events) == 3
     assert cli.ok(*prune, "--yes") == "deleted 2 events older than 1s of type old.*\n"
-    assert [e["type"] for e in api.list_events()["events"]] == ["keep.b"]
+    assert [e.type for e in api.list_events().events] == ["keep.b"]
 
 
 def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
@@ -178,7 +178,7 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
     # a schedule that only submits a task
     out = cli.ok("schedules", "create", "sweep", "--every", "3600", "--task-agent", "executor",
                  "--task-input", '{"suite": "smoke"}', "--task-priority", "7")
-    sweep = api.get_schedule("sweep")
+    sweep = api.get_schedule("sweep").model_dump(mode="json")
     assert out == f"created schedule sweep: every 3600s, next run " \
                   f"{output.timestamp(sweep['next_run_at'])}\n"
     assert sweep["event"] is None
@@ -190,7 +190,7 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
     # update: a new interval and an event too; the task stays as it was
     out = cli.ok("schedules", "update", "sweep", "--every", "600", "--event", "sweep.tick",
                  "--payload", '{"scope": "all"}')
-    sweep = api.get_schedule("sweep")
+    sweep = api.get_schedule("sweep").model_dump(mode="json")
     assert out == f"updated schedule sweep: every 600s, next run " \
                   f"{output.timestamp(sweep['next_run_at'])}\n"
     assert sweep["interval_s"] == 600
@@ -199,10 +199,10 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
     assert sweep["task"]["input"] == {"suite": "smoke"}
     # one field of the task changes, the others stay; then the event goes
     cli.ok("schedules", "update", "sweep", "--task-input", '{"suite": "full"}')
-    assert api.get_schedule("sweep")["task"] == {"agent": "executor",
+    assert api.get_schedule("sweep").model_dump(mode="json")["task"] == {"agent": "executor",
                                                  "input": {"suite": "full"}, "priority": 7}
     cli.ok("schedules", "update", "sweep", "--no-event", "--misfire", "skip")
-    sweep = api.get_schedule("sweep")
+    sweep = api.get_schedule("sweep").model_dump(mode="json")
     assert (sweep["event"], sweep["misfire"]) == (None, "skip")
 
     # bad updates: one line, exit 2, nothing changed
@@ -219,7 +219,7 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
         done = cli("schedules", "update", *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
-    assert api.get_schedule("sweep") == sweep
+    assert api.get_schedule("sweep").model_dump(mode="json") == sweep
 
     # create needs something to fire, and a runnable agent
     for args, message in [
@@ -230,7 +230,7 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
     ]:
         done = cli("schedules", "create", *args)
         assert done.returncode == 2 and message in done.stderr, done.stderr
-    assert [s["name"] for s in api.list_schedules()] == ["sweep"]
+    assert [s.name for s in api.list_schedules().schedules] == ["sweep"]
 
 
 def test_subscription_reads_wait_for_the_next_event(cli: Cli, sdk: Client) -> None:
@@ -247,4 +247,4 @@ def test_subscription_reads_wait_for_the_next_event(cli: Cli, sdk: Client) -> No
             [event] = impatient.pending("feed", wait_s=10)
     finally:
         timer.join()
-    assert event["type"] == "feed.one"
+    assert event.type == "feed.one"

@@ -96,7 +96,7 @@ def test_sse_resumes_after_last_event_id(server: Server, sse: list[Sse]) -> None
     api = Client(server.url)
     stream = connect(sse, server.url, "s.*")
     # When 5 matching events are emitted, the stream has them in order, id = seq
-    sent = [api.emit(f"s.{n}", {"n": n})["seq"] for n in range(5)]
+    sent = [api.emit(f"s.{n}", {"n": n}).seq for n in range(5)]
     received = [stream.event() for _ in range(5)]
     assert [e["seq"] for e in received] == sent
     assert [e["type"] for e in received] == [f"s.{n}" for n in range(5)]
@@ -105,14 +105,14 @@ def test_sse_resumes_after_last_event_id(server: Server, sse: list[Sse]) -> None
     # While nobody listens, 5 more, with look-alikes that do not match s.*
     batch = api.emit_batch([{"type": t} for t in (
         "s.5", "x.s", "s.6", "s", "sx.7", "s.7", "s.8", "x.s.9", "s.9")])
-    missed = [e["seq"] for e in batch if e["type"].startswith("s.")]
+    missed = [e.seq for e in batch if e.type.startswith("s.")]
     assert len(missed) == 5
 
     # Then resuming after the last id seen gives exactly those, then live ones
     resumed = connect(sse, server.url, "s.*", last_event_id=str(sent[-1]))
     assert [resumed.event()["seq"] for _ in range(5)] == missed
     live = api.emit("s.live")
-    assert resumed.event()["id"] == live["id"]
+    assert resumed.event()["id"] == live.id
     api.close()
 
 
@@ -131,7 +131,7 @@ def test_two_servers_on_one_postgres_stream_each_others_events(
                 for n in range(3):
                     began = time.monotonic()
                     sent = writer.emit(f"from.{tag}.{n}")
-                    assert reader.event()["id"] == sent["id"]
+                    assert reader.event()["id"] == sent.id
                     latencies.append(time.monotonic() - began)
         assert max(latencies) < NOTIFY_BOUND, latencies
     finally:
@@ -192,8 +192,8 @@ def test_tail_follows_live_and_resumes_after_the_server_dies(
             # When events are emitted after it started, it prints the matching one
             api.emit("x.noise")
             first = api.emit("t.one", {"n": 1}, priority="high")
-            assert out.next().split() == [str(first["seq"]),
-                                          output.timestamp(first["created_at"]),
+            assert out.next().split() == [str(first.seq),
+                                          output.timestamp(first.created_at),
                                           "t.one", "api", "high", '{"n":1}']
 
             # When the server dies and an event is appended meanwhile
@@ -209,7 +209,7 @@ def test_tail_follows_live_and_resumes_after_the_server_dies(
             assert out.next().split()[::2] == [str(missed), "t.two", "normal"]
             err.expect("reconnected")
             live = api.emit("t.three")
-            assert out.next().split()[0] == str(live["seq"])
+            assert out.next().split()[0] == str(live.seq)
 
             # Ctrl+C ends it with exit 0
             tail.send_signal(signal.SIGINT)

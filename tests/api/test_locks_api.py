@@ -33,7 +33,8 @@ async def test_acquire_release_renew(api: httpx.AsyncClient) -> None:
     assert shown["holder"]["owner"] == "a" and shown["holder"]["token"] == 1
     listed = (await api.get("/api/v1/locks", params={"type": "device"})).json()["locks"]
     assert [x["resource"] for x in listed] == [R]
-    assert (await api.get("/api/v1/locks", params={"type": "other"})).json() == {"locks": []}
+    assert (await api.get("/api/v1/locks", params={"type": "other"})).json() == {
+        "locks": [], "next_after": None}
     released = await api.post(f"/api/v1/locks/{R}/release", json={"owner": "a", "token": 1})
     assert released.status_code == 200
     assert (await state(api))["holder"] is None
@@ -95,7 +96,7 @@ async def test_bad_acquire_changes_nothing(api: httpx.AsyncClient, resource: str
     response = await acquire(api, resource, **body)
     assert 400 <= response.status_code < 500
     assert response.json()["error"]["code"] == code
-    assert (await api.get("/api/v1/locks")).json() == {"locks": []}
+    assert (await api.get("/api/v1/locks")).json()["locks"] == []
     assert (await api.get("/api/v1/events")).json()["events"] == []
 
 
@@ -104,7 +105,7 @@ async def test_bad_acquire_many(api: httpx.AsyncClient) -> None:
         response = await api.post("/api/v1/locks/acquire-many",
                                   json={"resources": resources, "owner": "a"})
         assert 400 <= response.status_code < 500, resources
-    assert (await api.get("/api/v1/locks")).json() == {"locks": []}
+    assert (await api.get("/api/v1/locks")).json()["locks"] == []
 
 
 async def test_release_and_renew_refusals_change_nothing(api: httpx.AsyncClient) -> None:

@@ -69,9 +69,9 @@ def _acquire_in_thread(url: str, owner: str, priority: int, results: list[tuple[
             got = client.acquire_lock("device:x", owner, priority=priority, ttl_s=60,
                                       wait_s=60)
             results.append((owner, got))
-            if release and got["granted"]:
+            if release and got.granted:
                 time.sleep(0.05)
-                client.release_lock("device:x", owner, got["token"])
+                client.release_lock("device:x", owner, got.token)
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -81,9 +81,9 @@ def _acquire_in_thread(url: str, owner: str, priority: int, results: list[tuple[
 def _queued(client: Client, n: int) -> list[str]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        queue = client.get_lock("device:x")["queue"]
+        queue = client.get_lock("device:x").queue
         if len(queue) >= n:
-            return [w["owner"] for w in queue]
+            return [w.owner for w in queue]
         time.sleep(0.02)
     raise AssertionError("the waiters did not queue")
 
@@ -97,11 +97,11 @@ def test_waiters_are_granted_by_priority(server: Server) -> None:
             threads.append(_acquire_in_thread(server.url, f"p{priority}", priority, results))
             _queued(client, n + 1)
         assert _queued(client, 3) == ["p9", "p5", "p2"]
-        client.release_lock("device:x", "holder", held["token"])
+        client.release_lock("device:x", "holder", held.token)
     for t in threads:
         t.join(60)
     assert [owner for owner, _ in results] == ["p9", "p5", "p2"]
-    assert [got["token"] for _, got in results] == [2, 3, 4]
+    assert [got.token for _, got in results] == [2, 3, 4]
 
 
 def test_a_killed_holders_lease_lapses_to_the_next_waiter(server: Server) -> None:
@@ -121,12 +121,12 @@ def test_a_killed_holders_lease_lapses_to_the_next_waiter(server: Server) -> Non
         waiter.join(30)
         granted = time.monotonic()
         [(_, got)] = results
-        assert got["granted"] and got["token"] == token + 1
+        assert got.granted and got.token == token + 1
         assert granted - killed <= ttl + 1.0
         with pytest.raises(Conflict):  # the dead holder's late release
             client.release_lock("device:x", "doomed", token)
-        assert client.get_lock("device:x")["holder"]["owner"] == "next"
-        types = [e["type"] for e in client.list_events(type="lock.*")["events"]]
+        assert client.get_lock("device:x").holder.owner == "next"
+        types = [e.type for e in client.list_events(type="lock.*").events]
         assert types == ["lock.acquired", "lock.queued", "lock.expired", "lock.acquired"]
 
 
@@ -159,11 +159,11 @@ def test_holder_token_and_queue_survive_a_server_restart(
                         assert time.monotonic() < deadline
                         time.sleep(0.05)
                 shown = client.get_lock("device:x")
-                assert shown["holder"]["owner"] == "holder"
-                assert shown["holder"]["token"] == held["token"]
-                assert [w["owner"] for w in shown["queue"]] == ["high", "low"]
+                assert shown.holder.owner == "holder"
+                assert shown.holder.token == held.token
+                assert [w.owner for w in shown.queue] == ["high", "low"]
                 assert results == []
-                client.release_lock("device:x", "holder", held["token"])
+                client.release_lock("device:x", "holder", held.token)
                 for w in waiters:
                     w.join(60)
         finally:
@@ -171,4 +171,4 @@ def test_holder_token_and_queue_survive_a_server_restart(
             second.wait(15)
     finally:
         first.stop()
-    assert [(owner, got["token"]) for owner, got in results] == [("high", 2), ("low", 3)]
+    assert [(owner, got.token) for owner, got in results] == [("high", 2), ("low", 3)]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
+from agentos import paging
 from agentos.bus import Bus
 from agentos.config import Settings
 from agentos.projections import Projection
@@ -40,3 +41,5 @@ StoreDep = Annotated[Store, Depends(_store)]
 ProjectionsDep = Annotated[dict[str, Projection], Depends(_projections)]
 BusDep = Annotated[Bus, Depends(_bus)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+# the page size of a list route
+Limit = Annotated[int, Query(ge=1, le=paging.MAX_LIMIT, description="Items per page.")]

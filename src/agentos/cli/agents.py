@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from agentos import templates
+from agentos.api.schemas.agents import AgentVersion
 from agentos.cli import options, output
 from agentos.errors import AgentOSError, InvalidInput
 from agentos.lifecycle import Status
@@ -59,8 +60,8 @@ def import_(
             except AgentOSError as exc:
                 raise type(exc)(f"{source}: {exc.message}", code=exc.code,
                                 details={**exc.details, "source": source}) from None
-            for agent in imported:
-                typer.echo(f"imported {agent['name']} {agent['version']} ({agent['status']}) "
+            for agent in imported.agents:
+                typer.echo(f"imported {agent.name} {agent.version} ({agent.status}) "
                            f"from {source}")
 
 
@@ -88,8 +89,8 @@ def list_(
     The current version is the latest published one, else the newest draft.
     """
     with options.client(url) as api:
-        agents = list(api.iter_agents(q=q, tag=tag, capability=capability,
-                                      status=status.value if status else None, event=event))
+        agents = list(api.iterate(api.list_agents, q=q, tag=tag, capability=capability,
+                                  status=status.value if status else None, event=event))
     if json:
         output.emit_json(agents)
     else:
@@ -105,22 +106,22 @@ def show(name: Name, version: VersionOption = None, json: options.Json = False,
     if json:
         output.emit_json(agent)
         return
-    definition: dict[str, Any] = agent["definition"]
+    definition: dict[str, Any] = agent.definition
     output.fields([
-        ("name", agent["name"]),
-        ("version", agent["version"]),
-        ("status", agent["status"]),
-        ("display name", agent["display_name"]),
-        ("description", agent["description"]),
-        ("role", agent["role"]),
-        ("owner", agent["owner"]),
-        ("tags", agent["tags"]),
-        ("capabilities", agent["capabilities"]),
-        ("triggers", agent["triggers"]),
+        ("name", agent.name),
+        ("version", agent.version),
+        ("status", agent.status),
+        ("display name", agent.display_name),
+        ("description", agent.description),
+        ("role", agent.role),
+        ("owner", agent.owner),
+        ("tags", agent.tags),
+        ("capabilities", agent.capabilities),
+        ("triggers", agent.triggers),
         ("handler", definition.get("handler")),
         ("model", definition.get("model")),
-        ("created", output.timestamp(agent["created_at"])),
-        ("published", output.timestamp(agent["published_at"])),
+        ("created", output.timestamp(agent.created_at)),
+        ("published", output.timestamp(agent.published_at)),
     ])
 
 
@@ -132,9 +133,7 @@ def versions(name: Name, json: options.Json = False, url: options.Url = None) ->
     if json:
         output.emit_json(found)
     else:
-        output.table([{**v, "published_at": output.timestamp(v["published_at"]),
-                       "updated_at": output.timestamp(v["updated_at"])} for v in found],
-                     VERSION_COLUMNS)
+        output.table(found, VERSION_COLUMNS)
 
 
 @app.command()
@@ -199,8 +198,8 @@ def _read(path: str) -> str:
         raise InvalidInput(f"cannot read {path}: not UTF-8 text", code="cannot_read") from None
 
 
-def _changed(agent: dict[str, Any]) -> None:
-    typer.echo(f"{agent['name']} {agent['version']} is now {agent['status']}")
+def _changed(agent: AgentVersion) -> None:
+    typer.echo(f"{agent.name} {agent.version} is now {agent.status}")
 
 
 CONFIG_COLUMNS = [("KEY", "key"), ("TYPE", "type"), ("VALUE", "value"),

@@ -13,7 +13,7 @@ app = typer.Typer(help="Create, list and revoke API keys.", invoke_without_comma
 app.callback()(options.help_if_bare)
 
 COLUMNS = [("ID", "id"), ("NAME", "name"), ("PREFIX", "prefix"), ("ROLE", "role"),
-           ("EXPIRES", "expires"), ("LAST USED", "last_used")]
+           ("EXPIRES", "expires_at"), ("LAST USED", "last_used_at")]
 
 
 @app.command()
@@ -31,9 +31,9 @@ def create(name: Annotated[str, typer.Argument(metavar="NAME", show_default=Fals
     if json:
         output.emit_json(made)
         return
-    typer.echo(made["key"])
-    typer.echo(f"created {made['prefix']} ({made['role']}), expires "
-               f"{output.timestamp(made['expires_at']) or 'never'}; the key above is shown "
+    typer.echo(made.key)
+    typer.echo(f"created {made.prefix} ({made.role}), expires "
+               f"{output.timestamp(made.expires_at) or 'never'}; the key above is shown "
                "only now", err=True)
 
 
@@ -42,13 +42,11 @@ def list_(include_revoked: Annotated[bool, typer.Option(help="Revoked ones too."
           json: options.Json = False, url: options.Url = None) -> None:
     """List keys (never their secrets)."""
     with options.client(url) as api:
-        keys = api.list_api_keys(include_revoked)
+        keys = list(api.iterate(api.list_api_keys, include_revoked=include_revoked))
     if json:
         output.emit_json(keys)
         return
-    output.table([{**k, "expires": output.timestamp(k["expires_at"]),
-                   "last_used": output.timestamp(k["last_used_at"])} for k in keys],
-                 COLUMNS, empty="no API keys")
+    output.table(keys, COLUMNS, empty="no API keys")
 
 
 @app.command()

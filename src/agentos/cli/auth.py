@@ -31,10 +31,10 @@ def login(username: Username = "admin", password_stdin: PasswordStdin = False,
     password = read_password(password_stdin)
     with Client(base) as api:  # the login route takes no credential
         done = api.login(username, password)
-    where = credentials.save(base, done["token"], username=username,
-                             expires_at=done["expires_at"])
-    typer.echo(f"logged in to {base} as {username} ({done['user']['role']}) until "
-               f"{output.timestamp(done['expires_at'])}; token kept in {where}")
+    where = credentials.save(base, done.token, username=username,
+                             expires_at=done.expires_at.isoformat())
+    typer.echo(f"logged in to {base} as {username} ({done.user.role}) until "
+               f"{output.timestamp(done.expires_at)}; token kept in {where}")
 
 
 def logout(url: options.Url = None) -> None:

@@ -18,6 +18,7 @@ from agentos.cli import options, output
 from agentos.errors import InvalidInput, NotFound, Unavailable
 
 if TYPE_CHECKING:
+    from agentos.api.schemas.events import Event
     from agentos.sdk import Client
     from agentos.sdk.client import EventStream
 
@@ -78,11 +79,11 @@ def emit(
                          priority=priority.value if priority else None, dedup_key=dedup_key)
     if json:
         output.emit_json(event)
-    elif event["duplicate"]:
-        typer.echo(f"duplicate: dedup key {dedup_key} was emitted as {event['type']} "
-                   f"seq={event['seq']} id={event['id']}")
+    elif event.duplicate:
+        typer.echo(f"duplicate: dedup key {dedup_key} was emitted as {event.type} "
+                   f"seq={event.seq} id={event.id}")
     else:
-        typer.echo(f"emitted {event['type']} seq={event['seq']} id={event['id']}")
+        typer.echo(f"emitted {event.type} seq={event.seq} id={event.id}")
 
 
 @app.command("list")
@@ -109,17 +110,18 @@ def list_(
 ) -> None:
     """List events in sequence order, oldest first."""
     with options.client(url) as api:
-        found = list(itertools.islice(api.iter_events(
-            type_, source, correlation_id, run_id, priority.value if priority else None,
-            since, until, after_seq=after_seq, page_size=min(limit + 1, 1000)), limit + 1))
+        found = list(itertools.islice(api.iterate(
+            api.list_events, type=type_, source=source, correlation_id=correlation_id,
+            run_id=run_id, priority=priority.value if priority else None, since=since,
+            until=until, after_seq=after_seq, limit=min(limit + 1, 1000)), limit + 1))
     more = len(found) > limit
     found = found[:limit]
     if json:
         output.emit_json(found)
     else:
-        output.table([event_row(e) for e in found], EVENT_COLUMNS, empty="no events found")
+        output.table(found, EVENT_COLUMNS, empty="no events found")
     if more:
-        typer.echo(f"more events follow: pass --after-seq {found[-1]['seq']}", err=True)
+        typer.echo(f"more events follow: pass --after-seq {found[-1].seq}", err=True)
 
 
 @app.command()
@@ -131,18 +133,18 @@ def show(event_id: EventId, json: options.Json = False, url: options.Url = None)
         output.emit_json(event)
         return
     output.fields([
-        ("seq", event["seq"]),
-        ("id", event["id"]),
-        ("type", event["type"]),
-        ("source", event["source"]),
-        ("priority", event["priority"]),
-        ("created", output.timestamp(event["created_at"])),
-        ("correlation id", event["correlation_id"]),
-        ("causation id", event["causation_id"]),
-        ("run id", event["run_id"]),
-        ("subject", event["subject"]),
-        ("dedup key", event["dedup_key"]),
-        ("payload", compact(event["payload"])),
+        ("seq", event.seq),
+        ("id", event.id),
+        ("type", event.type),
+        ("source", event.source),
+        ("priority", event.priority),
+        ("created", output.timestamp(event.created_at)),
+        ("correlation id", event.correlation_id),
+        ("causation id", event.causation_id),
+        ("run id", event.run_id),
+        ("subject", event.subject),
+        ("dedup key", event.dedup_key),
+        ("payload", compact(event.payload)),
     ])
 
 
@@ -154,11 +156,10 @@ def routes(event_id: EventId, json: options.Json = False, url: options.Url = Non
     if json:
         output.emit_json(found)
         return
-    if not found["routed"]:
+    if not found.routed:
         typer.echo("not routed yet: the router has not reached this event", err=True)
         return
-    output.table([{**r, "created_at": output.timestamp(r["created_at"])}
-                  for r in found["routes"]], ROUTE_COLUMNS,
+    output.table(found.routes, ROUTE_COLUMNS,
                  empty="routed to no agent: no published trigger matched")
 
 
@@ -247,7 +248,7 @@ def chain(
             tree = api.correlation(chain_id)
         except NotFound:
             try:
-                correlation_id = api.get_event(chain_id)["correlation_id"]
+                correlation_id = api.get_event(chain_id).correlation_id
             except NotFound:
                 raise NotFound(f"no events with correlation id or event id {chain_id}",
                                code="chain_not_found") from None
@@ -317,7 +318,8 @@ def _follow(api: Client, type_glob: str, after_seq: int | None, as_json: bool) -
     while True:
         with stream, contextlib.suppress(Unavailable):
             for event in stream:
-                typer.echo(compact(event) if as_json else _line(event))
+                typer.echo(compact(event.model_dump(mode="json")) if as_json
+                           else _line(event))
         resume = stream.last_event_id or resume
         typer.echo("connection lost; reconnecting", err=True)
         stream = _reconnect(api, type_glob, resume)
@@ -333,15 +335,10 @@ def _reconnect(api: Client, type_glob: str, last_event_id: str | None) -> EventS
     raise AssertionError("unreachable")
 
 
-def _line(event: dict[str, Any]) -> str:
-    return (f"{event['seq']:>6}  {output.timestamp(event['created_at'])}  "
-            f"{event['type']:<20}  {event['source']:<10}  {event['priority']:<8}  "
-            f"{compact(event['payload'])}")
-
-
-def event_row(event: dict[str, Any]) -> dict[str, Any]:
-    """An event as a row under ``EVENT_COLUMNS``."""
-    return {**event, "created_at": output.timestamp(event["created_at"])}
+def _line(event: Event) -> str:
+    return (f"{event.seq:>6}  {output.timestamp(event.created_at)}  "
+            f"{event.type:<20}  {event.source:<10}  {event.priority:<8}  "
+            f"{compact(event.payload)}")
 
 
 def _events(count: int) -> str:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agentos.api.schemas.locks import Lock
 from agentos.cli import options, output
 
 app = typer.Typer(help="Inspect, take and give back resource locks.",
@@ -31,13 +32,13 @@ def _owner(owner: str | None) -> str:
     return owner or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def _row(lock: dict[str, Any]) -> dict[str, Any]:
-    holder = lock["holder"] or {}
-    waiting = [f"{w['owner']}({w['priority']})" for w in lock["queue"]]
-    return {"resource": lock["resource"], "holder": holder.get("owner"),
-            "token": holder.get("token"), "priority": holder.get("priority"),
-            "expires": output.timestamp(holder.get("expires_at")),
-            "task": holder.get("agent") and f"{holder['agent']} {holder['task_id']}",
+def _row(lock: Lock) -> dict[str, Any]:
+    holder = lock.holder
+    waiting = [f"{w.owner}({w.priority})" for w in lock.queue]
+    return {"resource": lock.resource, "holder": holder and holder.owner,
+            "token": holder and holder.token, "priority": holder and holder.priority,
+            "expires": holder and holder.expires_at,
+            "task": holder and holder.agent and f"{holder.agent} {holder.task_id}",
             "waiting": waiting}
 
 
@@ -47,7 +48,7 @@ def list_(type: Annotated[str | None, typer.Option(
         json: options.Json = False, url: options.Url = None) -> None:
     """Held locks and locks with waiters."""
     with options.client(url) as api:
-        found = api.list_locks(type)
+        found = list(api.iterate(api.list_locks, type=type))
     if json:
         output.emit_json(found)
         return
@@ -62,21 +63,19 @@ def show(resource: Resource, json: options.Json = False, url: options.Url = None
     if json:
         output.emit_json(lock)
         return
-    holder = lock["holder"]
-    pairs: list[tuple[str, Any]] = [("resource", lock["resource"]),
-                                    ("holder", holder["owner"] if holder else "free")]
+    holder = lock.holder
+    pairs: list[tuple[str, Any]] = [("resource", lock.resource),
+                                    ("holder", holder.owner if holder else "free")]
     if holder:
-        pairs += [("token", holder["token"]), ("priority", holder["priority"]),
-                  ("acquired", output.timestamp(holder["acquired_at"])),
-                  ("expires", output.timestamp(holder["expires_at"])),
-                  ("task", holder["task_id"] and f"{holder['agent']} {holder['task_id']}")]
-    pairs.append(("last token", lock["last_token"]))
+        pairs += [("token", holder.token), ("priority", holder.priority),
+                  ("acquired", holder.acquired_at), ("expires", holder.expires_at),
+                  ("task", holder.task_id and f"{holder.agent} {holder.task_id}")]
+    pairs.append(("last token", lock.last_token))
     output.fields(pairs)
-    if lock["queue"]:
+    if lock.queue:
         typer.echo("")
-        output.table([{**w, "queued": output.timestamp(w["queued_at"])} for w in lock["queue"]],
-                     [("POS", "position"), ("OWNER", "owner"), ("PRI", "priority"),
-                      ("QUEUED", "queued"), ("TASK", "task_id")])
+        output.table(lock.queue, [("POS", "position"), ("OWNER", "owner"), ("PRI", "priority"),
+                                  ("QUEUED", "queued_at"), ("TASK", "task_id")])
 
 
 @app.command()
@@ -94,12 +93,12 @@ def acquire(
                                wait_s=wait)
     if json:
         output.emit_json(got)
-    elif got["granted"]:
-        typer.echo(f"acquired {resource} token={got['token']} "
-                   f"expires={output.timestamp(got['expires_at'])}")
+    elif got.granted:
+        typer.echo(f"acquired {resource} token={got.token} "
+                   f"expires={output.timestamp(got.expires_at)}")
     else:
-        typer.echo(f"{resource} is held; position {got['position']} in its queue", err=True)
-    if not got["granted"]:
+        typer.echo(f"{resource} is held; position {got.position} in its queue", err=True)
+    if not got.granted:
         raise typer.Exit(BUSY)
 
 
@@ -152,4 +151,4 @@ def force_release(resource: Resource, url: options.Url = None) -> None:
     """Take a lock from its holder (operators); the next waiter gets it."""
     with options.client(url) as api:
         done = api.force_release_lock(resource)
-    typer.echo(f"force-released {resource} from {done['owner']} (token {done['token']})")
+    typer.echo(f"force-released {resource} from {done.owner} (token {done.token})")

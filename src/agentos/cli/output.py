@@ -8,17 +8,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 MAX_CELL = 60  # characters; longer text is cut in tables (--json has it all)
 
 
 def emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    """``data`` (models of the API included) as indented JSON, as the API sends it."""
+    typer.echo(json.dumps(to_jsonable_python(data), indent=2, ensure_ascii=False))
 
 
 def cell(value: Any) -> str:
     if value is None or value == []:
         return "-"
+    if isinstance(value, datetime):
+        return str(timestamp(value))
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
     if isinstance(value, dict):
@@ -26,10 +31,10 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]],
+def table(rows: Iterable[dict[str, Any] | BaseModel], columns: Sequence[tuple[str, str]],
           empty: str = "nothing to show") -> None:
     """Print ``rows`` under ``columns`` (header, key); the last column is not padded."""
-    cells = [[_cut(cell(row.get(key))) for _, key in columns] for row in rows]
+    cells = [[_cut(cell(_get(row, key))) for _, key in columns] for row in rows]
     if not cells:
         typer.echo(empty, err=True)
         return
@@ -56,11 +61,17 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> None:
         typer.echo(f"{label.ljust(width)}  {cell(value)}")
 
 
-def timestamp(iso: str | None) -> str | None:
+def timestamp(moment: datetime | str | None) -> str | None:
     """An API timestamp, to the second, in UTC: 2026-01-31T12:00:00Z."""
-    if iso is None:
+    if moment is None:
         return None
-    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _get(row: dict[str, Any] | BaseModel, key: str) -> Any:
+    return row.get(key) if isinstance(row, dict) else getattr(row, key, None)
 
 
 def _cut(text: str) -> str:

@@ -7,7 +7,9 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 
+from agentos.api.schemas.schedules import Schedule
 from agentos.cli import events, options, output
 from agentos.errors import InvalidInput
 
@@ -59,7 +61,7 @@ LIST_COLUMNS = [("NAME", "name"), ("WHEN", "when"), ("EVENT", "event"), ("TASK",
 def list_(json: options.Json = False, url: options.Url = None) -> None:
     """List schedules and when each fires next."""
     with options.client(url) as api:
-        found = api.list_schedules()
+        found = list(api.iterate(api.list_schedules))
     if json:
         output.emit_json(found)
     else:
@@ -74,26 +76,25 @@ def show(name: Name, json: options.Json = False, url: options.Url = None) -> Non
     if json:
         output.emit_json(schedule)
         return
-    event = schedule["event"] or {}
-    task = schedule["task"] or {}
+    event, task = schedule.event, schedule.task
     output.fields([
-        ("name", schedule["name"]),
+        ("name", schedule.name),
         ("when", _when(schedule)),
-        ("state", "paused" if schedule["paused"] else "active"),
-        ("next run", output.timestamp(schedule["next_run_at"])),
-        ("event", event.get("type")),
-        ("payload", events.compact(event["payload"]) if event else None),
-        ("priority", event.get("priority")),
+        ("state", "paused" if schedule.paused else "active"),
+        ("next run", schedule.next_run_at),
+        ("event", event and event.type),
+        ("payload", events.compact(event.payload) if event else None),
+        ("priority", event and event.priority),
         ("task", _task(schedule)),
-        ("task input", events.compact(task["input"]) if task else None),
-        ("task priority", task.get("priority")),
-        ("misfire", schedule["misfire"]),
-        ("last run", output.timestamp(schedule["last_run_at"])),
-        ("last event", schedule["last_event_id"]),
-        ("last task", schedule["last_task_id"]),
-        ("last error", (schedule["last_error"] or {}).get("message")),
-        ("fired", schedule["fire_count"]),
-        ("created", output.timestamp(schedule["created_at"])),
+        ("task input", events.compact(task.input) if task else None),
+        ("task priority", task and task.priority),
+        ("misfire", schedule.misfire),
+        ("last run", schedule.last_run_at),
+        ("last event", schedule.last_event_id),
+        ("last task", schedule.last_task_id),
+        ("last error", (schedule.last_error or {}).get("message")),
+        ("fired", schedule.fire_count),
+        ("created", schedule.created_at),
     ])
 
 
@@ -175,13 +176,14 @@ def update(
             raise InvalidInput(f"{flag} cannot go with options that change the {what}",
                                code="bad_schedule")
     with options.client(url) as api:
-        current = api.get_schedule(name) if event_given or task_given else {}
+        current = api.get_schedule(name) if event_given or task_given else None
         if no_event or event_given:
             changes["event"] = None if no_event else _event(
-                current["event"], event, payload, priority)
+                _dump(current and current.event), event, payload, priority)
         if no_task or task_given:
             changes["task"] = None if no_task else _task_template(
-                current["task"], task_agent, task_version, task_input, task_priority)
+                _dump(current and current.task), task_agent, task_version, task_input,
+                task_priority)
         if not changes:
             raise InvalidInput("nothing to change: give an option (see --help)",
                                code="bad_schedule")
@@ -242,28 +244,31 @@ def delete(name: Name, url: options.Url = None) -> None:
     typer.echo(f"deleted schedule {name}")
 
 
-def _when(schedule: dict[str, Any]) -> str:
-    if schedule["kind"] == "cron":
-        return f"cron {schedule['cron']} ({schedule['timezone'] or 'UTC'})"
-    if schedule["kind"] == "interval":
-        return f"every {schedule['interval_s']:g}s"
-    return f"once at {output.timestamp(schedule['at'])}"
+def _dump(template: BaseModel | None) -> dict[str, Any] | None:
+    """A schedule's event or task template as the API takes it back."""
+    return template.model_dump(exclude_none=True) if template is not None else None
 
 
-def _next(schedule: dict[str, Any]) -> str:
-    return output.timestamp(schedule["next_run_at"]) or "none"
+def _when(schedule: Schedule) -> str:
+    if schedule.kind == "cron":
+        return f"cron {schedule.cron} ({schedule.timezone or 'UTC'})"
+    if schedule.kind == "interval":
+        return f"every {schedule.interval_s:g}s"
+    return f"once at {output.timestamp(schedule.at)}"
 
 
-def _task(schedule: dict[str, Any]) -> str | None:
-    task = schedule["task"]
+def _next(schedule: Schedule) -> str:
+    return output.timestamp(schedule.next_run_at) or "none"
+
+
+def _task(schedule: Schedule) -> str | None:
+    task = schedule.task
     if task is None:
         return None
-    return str(task["agent"]) + (f" {task['version']}" if task.get("version") else "")
+    return task.agent + (f" {task.version}" if task.version else "")
 
 
-def _row(schedule: dict[str, Any]) -> dict[str, Any]:
-    return {**schedule, "when": _when(schedule),
-            "event": (schedule["event"] or {}).get("type"), "task": _task(schedule),
-            "state": "paused" if schedule["paused"] else "active",
-            "next_run_at": output.timestamp(schedule["next_run_at"]),
-            "last_run_at": output.timestamp(schedule["last_run_at"])}
+def _row(schedule: Schedule) -> dict[str, Any]:
+    return {**schedule.model_dump(), "when": _when(schedule),
+            "event": schedule.event and schedule.event.type, "task": _task(schedule),
+            "state": "paused" if schedule.paused else "active"}

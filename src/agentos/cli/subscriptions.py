@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -31,19 +31,18 @@ def create(
     """Create a subscription; it receives events after the log's head (or all, --from-start)."""
     with options.client(url) as api:
         sub = api.create_subscription(name, type_, from_start=from_start)
-    typer.echo(f"created subscription {sub['name']} for {sub['type']} "
-               f"after seq {sub['cursor_seq']}")
+    typer.echo(f"created subscription {sub.name} for {sub.type} after seq {sub.cursor_seq}")
 
 
 @app.command("list")
 def list_(json: options.Json = False, url: options.Url = None) -> None:
     """List subscriptions, each with its cursor and the log's head."""
     with options.client(url) as api:
-        found = api.list_subscriptions()
+        found = list(api.iterate(api.list_subscriptions))
     if json:
         output.emit_json(found)
     else:
-        output.table([_row(s) for s in found], LIST_COLUMNS, empty="no subscriptions")
+        output.table(found, LIST_COLUMNS, empty="no subscriptions")
 
 
 @app.command()
@@ -63,7 +62,7 @@ def pending(
     if json:
         output.emit_json(found)
     else:
-        output.table([events.event_row(e) for e in found], events.EVENT_COLUMNS,
+        output.table(found, events.EVENT_COLUMNS,
                      empty="nothing pending")
 
 
@@ -78,7 +77,7 @@ def ack(
     """Acknowledge events up to SEQ: they will not be delivered again."""
     with options.client(url) as api:
         sub = api.ack(name, seq)
-    typer.echo(f"subscription {sub['name']} is at seq {sub['cursor_seq']}")
+    typer.echo(f"subscription {sub.name} is at seq {sub.cursor_seq}")
 
 
 @app.command()
@@ -88,7 +87,3 @@ def delete(name: Name, url: options.Url = None) -> None:
         api.delete_subscription(name)
     typer.echo(f"deleted subscription {name}")
 
-
-def _row(sub: dict[str, Any]) -> dict[str, Any]:
-    return {**sub,
-            "acked_at": output.timestamp(sub["acked_at"])}

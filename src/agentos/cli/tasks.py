@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agentos.api.schemas.tasks import Task
 from agentos.cli import events, options, output
 
 app = typer.Typer(help="Submit, list, inspect, cancel and retry tasks.",
@@ -55,8 +56,7 @@ def submit(
     if json:
         output.emit_json(task)
     else:
-        typer.echo(f"submitted {task['id']} to {task['agent']} {task['version']} "
-                   f"({task['status']})")
+        typer.echo(f"submitted {task.id} to {task.agent} {task.version} ({task.status})")
 
 
 @app.command("list")
@@ -69,14 +69,14 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     json: options.Json = False, url: options.Url = None,
 ) -> None:
-    """List tasks, oldest first."""
+    """List tasks, newest first."""
     with options.client(url) as api:
         page = api.list_tasks(agent, status.value if status else None, correlation_id,
-                              limit=limit, type=type)
+                              newest_first=True, limit=limit, type=type)
     if json:
-        output.emit_json(page["tasks"])
+        output.emit_json(page.tasks)
         return
-    output.table([_row(t) for t in page["tasks"]], COLUMNS, empty="no tasks")
+    output.table([_row(t) for t in page.tasks], COLUMNS, empty="no tasks")
 
 
 @app.command()
@@ -88,22 +88,22 @@ def show(task_id: TaskId, json: options.Json = False, url: options.Url = None) -
         output.emit_json(task)
         return
     output.fields([
-        ("id", task["id"]), ("agent", f"{task['agent']} {task['version']}"),
-        ("status", task["status"]), ("priority", task["priority"]),
-        ("type", task.get("type")),
-        ("metadata", events.compact(task["metadata"]) if task.get("metadata") else "-"),
-        ("attempt", f"{task['attempt']} (max retries {task['max_retries']})"),
-        ("input", events.compact(task["input"])),
-        ("output", events.compact(task["output"]) if task["output"] is not None else "-"),
-        ("error", (task["error"] or {}).get("message", "-")),
-        ("correlation", task["correlation_id"]),
-        ("created", output.timestamp(task["created_at"])),
+        ("id", task.id), ("agent", f"{task.agent} {task.version}"),
+        ("status", task.status), ("priority", task.priority),
+        ("type", task.type),
+        ("metadata", events.compact(task.metadata) if task.metadata else "-"),
+        ("attempt", f"{task.attempt} (max retries {task.max_retries})"),
+        ("input", events.compact(task.input)),
+        ("output", events.compact(task.output) if task.output is not None else "-"),
+        ("error", (task.error or {}).get("message", "-")),
+        ("correlation", task.correlation_id),
+        ("created", task.created_at),
     ])
-    attempts = [{"n": a["number"], "worker": a["worker_id"], "outcome": a["outcome"],
-                 "ms": f"{a['duration_ms']:.1f}" if a["duration_ms"] is not None else "-",
-                 "tokens": (a.get("tokens") or {}).get("total"),
-                 "error": (a["error"] or {}).get("message", "")}
-                for a in task.get("attempts", [])]
+    attempts = [{"n": a.number, "worker": a.worker_id, "outcome": a.outcome,
+                 "ms": f"{a.duration_ms:.1f}" if a.duration_ms is not None else "-",
+                 "tokens": (a.tokens or {}).get("total"),
+                 "error": (a.error or {}).get("message", "")}
+                for a in task.attempts]
     if attempts:
         typer.echo("")
         output.table(attempts, [("ATTEMPT", "n"), ("WORKER", "worker"),
@@ -116,7 +116,7 @@ def cancel(task_id: TaskId, url: options.Url = None) -> None:
     """Cancel a task: at once if waiting, cooperatively if running."""
     with options.client(url) as api:
         task = api.cancel_task(task_id)
-    state = "cancellation requested" if task["status"] == "running" else task["status"]
+    state = "cancellation requested" if task.status == "running" else task.status
     typer.echo(f"{task_id}: {state}")
 
 
@@ -125,7 +125,7 @@ def retry(task_id: TaskId, url: options.Url = None) -> None:
     """Run a failed or cancelled task again."""
     with options.client(url) as api:
         task = api.retry_task(task_id)
-    typer.echo(f"{task_id}: {task['status']}")
+    typer.echo(f"{task_id}: {task.status}")
 
 
 @app.command()
@@ -180,12 +180,12 @@ def _log_line(line: dict[str, Any]) -> str:
 def workers(json: options.Json = False, url: options.Url = None) -> None:
     """List the worker instances and whether each is alive."""
     with options.client(url) as api:
-        found = api.list_workers()
+        found = list(api.iterate(api.list_workers))
     if json:
         output.emit_json(found)
         return
-    output.table([{**w, "agents": ",".join(w["agents"] or ["*"]),
-                   "heartbeat": output.timestamp(w["last_heartbeat_at"])} for w in found],
+    output.table([{**w.model_dump(), "agents": ",".join(w.agents or ["*"]),
+                   "heartbeat": w.last_heartbeat_at} for w in found],
                  [("ID", "id"), ("HOST", "host"), ("PID", "pid"), ("AGENTS", "agents"),
                   ("STATUS", "status"), ("RUNNING", "running"), ("HEARTBEAT", "heartbeat")],
                  empty="no workers")
@@ -196,6 +196,6 @@ def _object(text: str | None, option: str = "--input") -> dict[str, Any]:
     return parsed or {}
 
 
-def _row(task: dict[str, Any]) -> dict[str, Any]:
-    return {**task, "created": output.timestamp(task["created_at"]),
-            "error": (task["error"] or {}).get("message", "")[:60]}
+def _row(task: Task) -> dict[str, Any]:
+    return {**task.model_dump(), "created": task.created_at,
+            "error": (task.error or {}).get("message", "")[:60]}

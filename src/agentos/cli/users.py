@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agentos.api.schemas.users import User
 from agentos.cli import options, output
 from agentos.cli.auth import PasswordStdin, read_password
 
@@ -25,17 +26,16 @@ class RoleName(StrEnum):
     VIEWER = "viewer"
 
 
-def _row(user: dict[str, Any]) -> dict[str, Any]:
-    return {**user, "active": "yes" if user["active"] else "no",
-            "last_login": output.timestamp(user["last_login_at"])}
+def _row(user: User) -> dict[str, Any]:
+    return {**user.model_dump(), "active": "yes" if user.active else "no",
+            "last_login": user.last_login_at}
 
 
-def _show(user: dict[str, Any], json: bool, verb: str) -> None:
+def _show(user: User, json: bool, verb: str) -> None:
     if json:
         output.emit_json(user)
     else:
-        typer.echo(f"{verb} {user['username']} ({user['role']}"
-                   f"{'' if user['active'] else ', disabled'})")
+        typer.echo(f"{verb} {user.username} ({user.role}{'' if user.active else ', disabled'})")
 
 
 @app.command()
@@ -56,7 +56,7 @@ def create(username: Username,
 def list_(json: options.Json = False, url: options.Url = None) -> None:
     """List users."""
     with options.client(url) as api:
-        found = api.list_users()
+        found = list(api.iterate(api.list_users))
     if json:
         output.emit_json(found)
         return

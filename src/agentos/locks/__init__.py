@@ -30,7 +30,7 @@ from agentos.locks.model import (
     validate,
 )
 from agentos.locks.pool import Pool, acquire_any, pool
-from agentos.locks.reads import get, held_by_workers, list_locks
+from agentos.locks.reads import get, held_by_workers, list_locks, page
 from agentos.locks.state import (
     force_release,
     release,
@@ -46,6 +46,6 @@ from agentos.store.locks import CHANNEL
 
 __all__ = ["CHANNEL", "DEFAULT_PRIORITY", "DEFAULT_TTL", "MAX_RESOURCES", "MAX_TTL", "Claim",
            "Grant", "Pool", "Result", "acquire", "acquire_any", "acquire_many",
-           "force_release", "get", "held_by_workers", "list_locks", "pool", "release",
+           "force_release", "get", "held_by_workers", "list_locks", "page", "pool", "release",
            "release_many", "release_owner_in", "renew", "renew_owner_in", "run_sweeper",
            "sweep", "task_owner", "validate"]

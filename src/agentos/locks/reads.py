@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from agentos import resources
+from agentos import paging, resources
 from agentos.store import Store
 
 
@@ -42,18 +42,26 @@ async def get(store: Store, resource: str) -> dict[str, Any]:
             "holder": _holder(row, now) if row else None, "queue": _queue(waiters, now)}
 
 
-async def list_locks(store: Store, type: str | None = None, limit: int = 1000
-                     ) -> list[dict[str, Any]]:
+async def list_locks(store: Store, type: str | None = None) -> list[dict[str, Any]]:
     """Held locks and locks with waiters, by resource; ``type`` filters by prefix."""
+    return (await page(store, type, limit=None))[0]
+
+
+async def page(store: Store, type: str | None = None, after: str | None = None,
+               limit: int | None = paging.DEFAULT_LIMIT
+               ) -> tuple[list[dict[str, Any]], str | None]:
+    """``list_locks`` by resource after ``after``, at most ``limit``; and the next
+    page's cursor."""
     async with store.read() as conn:
         now = await store.locks.now(conn)
-        rows, waiters = await store.locks.listing(conn, type, limit)
+        fetched, waiters = await store.locks.listing(conn, type, after, paging.fetch(limit))
+    rows, next_after = paging.cut(fetched, limit, lambda r: str(r.resource))
     by_resource: dict[str, list[Any]] = {}
     for w in waiters:
         by_resource.setdefault(w.resource, []).append(w)
     return [{"resource": r.resource, "type": r.type, "last_token": r.token,
              "holder": _holder(r, now), "queue": _queue(by_resource.get(r.resource, []), now)}
-            for r in rows]
+            for r in rows], next_after
 
 
 async def held_by_workers(store: Store, worker_ids: list[str]) -> dict[str, list[dict[str, Any]]]:

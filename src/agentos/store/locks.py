@@ -321,13 +321,16 @@ class Locks:
                                       .order_by(W.priority.desc(), W.id))).all()
         return row, list(waiters)
 
-    async def listing(self, conn: AsyncConnection, type_: str | None, limit: int
-                      ) -> tuple[list[Any], list[Any]]:
-        """Held locks and locks with waiters, by resource, and their waiters in order."""
+    async def listing(self, conn: AsyncConnection, type_: str | None, after: str | None,
+                      limit: int | None) -> tuple[list[Any], list[Any]]:
+        """Held locks and locks with waiters, by resource after ``after``, at most
+        ``limit`` (None: all), and their waiters in order."""
         queued = select(W.resource).distinct()
         stmt = select(locks).where(or_(L.owner.is_not(None), L.resource.in_(queued)))
         if type_:
             stmt = stmt.where(L.type == type_)
+        if after is not None:
+            stmt = stmt.where(L.resource > after)
         rows = (await conn.execute(stmt.order_by(L.resource).limit(limit))).all()
         waiters = (await conn.execute(select(lock_waiters).where(
             W.resource.in_([r.resource for r in rows])).order_by(

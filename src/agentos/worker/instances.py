@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
 
-from agentos import locks
+from agentos import locks, paging
 from agentos.store import Store
 from agentos.store.columns import upsert, utcnow
 from agentos.store.tables import tasks
@@ -78,12 +78,22 @@ async def stopped(store: Store, worker_id: str) -> None:
 
 
 async def list_all(store: Store, include_stopped: bool = False) -> list[dict[str, Any]]:
+    """Every worker (but the stopped ones), by id."""
+    return (await page(store, include_stopped, limit=None))[0]
+
+
+async def page(store: Store, include_stopped: bool = False, after: str | None = None,
+               limit: int | None = paging.DEFAULT_LIMIT) -> tuple[list[dict[str, Any]], str | None]:
+    """Workers by id after ``after``, at most ``limit``; and the next page's cursor."""
     async with store.read() as conn:
         now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
-        stmt = select(table).order_by(c.started_at)
+        stmt = select(table).order_by(c.id).limit(paging.fetch(limit))
         if not include_stopped:
             stmt = stmt.where(c.status != "stopped")
-        rows = (await conn.execute(stmt)).all()
+        if after is not None:
+            stmt = stmt.where(c.id > after)
+        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
+                                      lambda r: str(r.id))
     cutoff = now - timedelta(seconds=ALIVE_WITHIN)
     held = await locks.held_by_workers(store, [r.id for r in rows if r.status != "stopped"])
     return [{
@@ -96,4 +106,4 @@ async def list_all(store: Store, include_stopped: bool = False) -> list[dict[str
         "last_heartbeat_at": r.last_heartbeat_at.isoformat(),
         "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None,
         "locks": held.get(r.id, []),
-    } for r in rows]
+    } for r in rows], next_after

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 
 from agentos import agent_spec, registry
 from agentos.api.deps import StoreDep
+from agentos.api.schemas import agents as schemas
 from agentos.errors import InvalidInput, UnsupportedMedia
 from agentos.lifecycle import Status
 
@@ -17,7 +18,7 @@ YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
               "application/json", "text/plain", ""}
 
 
-@router.get("")
+@router.get("", response_model=schemas.AgentPage)
 async def list_agents(
     store: StoreDep,
     q: str | None = None,
@@ -35,7 +36,7 @@ async def list_agents(
     return {"agents": [a.summary() for a in found], "next_after": next_after}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.AgentVersion)
 async def create_agent(store: StoreDep, response: Response,
                        definition: Annotated[Any, Body()]) -> dict[str, Any]:
     """Create a draft from a JSON definition (or replace the draft of that version)."""
@@ -45,7 +46,8 @@ async def create_agent(store: StoreDep, response: Response,
     return version.to_dict()
 
 
-@router.post("/import", status_code=status.HTTP_201_CREATED)
+@router.post("/import", status_code=status.HTTP_201_CREATED,
+             response_model=schemas.ImportResult)
 async def import_agents(store: StoreDep, request: Request, publish: bool = False) -> dict[str, Any]:
     """Import YAML (one document or several, ``---`` separated), all or none."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -59,25 +61,25 @@ async def import_agents(store: StoreDep, request: Request, publish: bool = False
     return {"agents": [v.to_dict() for v in imported]}
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=schemas.AgentVersion)
 async def get_agent(store: StoreDep, name: str) -> dict[str, Any]:
     """The agent's latest published version, else its newest draft."""
     version = await registry.get(store, name)
     return version.to_dict()
 
 
-@router.get("/{name}/versions")
+@router.get("/{name}/versions", response_model=schemas.VersionList)
 async def list_versions(store: StoreDep, name: str) -> dict[str, Any]:
     """Every version, highest first."""
     return {"versions": [v.summary() for v in await registry.versions(store, name)]}
 
 
-@router.get("/{name}/versions/{version}")
+@router.get("/{name}/versions/{version}", response_model=schemas.AgentVersion)
 async def get_version(store: StoreDep, name: str, version: str) -> dict[str, Any]:
     return (await registry.get(store, name, version)).to_dict()
 
 
-@router.put("/{name}/versions/{version}")
+@router.put("/{name}/versions/{version}", response_model=schemas.AgentVersion)
 async def replace_draft(store: StoreDep, name: str, version: str,
                         definition: Annotated[Any, Body()]) -> dict[str, Any]:
     """Replace a draft's definition; published versions are immutable (409)."""
@@ -100,19 +102,19 @@ async def _change(store: StoreDep, name: str, version: str, action: str) -> dict
     return (await registry.change_status(store, name, version, action)).to_dict()
 
 
-@router.post("/{name}/versions/{version}/publish")
+@router.post("/{name}/versions/{version}/publish", response_model=schemas.AgentVersion)
 async def publish(store: StoreDep, name: str, version: str) -> dict[str, Any]:
     """Freeze a draft (or re-publish a deprecated version)."""
     return await _change(store, name, version, "publish")
 
 
-@router.post("/{name}/versions/{version}/deprecate")
+@router.post("/{name}/versions/{version}/deprecate", response_model=schemas.AgentVersion)
 async def deprecate(store: StoreDep, name: str, version: str) -> dict[str, Any]:
     """Stop offering a published version as latest and for routing."""
     return await _change(store, name, version, "deprecate")
 
 
-@router.post("/{name}/versions/{version}/archive")
+@router.post("/{name}/versions/{version}/archive", response_model=schemas.AgentVersion)
 async def archive(store: StoreDep, name: str, version: str) -> dict[str, Any]:
     """Retire a deprecated version for good."""
     return await _change(store, name, version, "archive")

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from agentos import inputs, tokens
+from agentos import inputs, paging, tokens
 from agentos.api.access import PrincipalDep
-from agentos.api.deps import StoreDep
+from agentos.api.deps import Limit, StoreDep
+from agentos.api.schemas.users import ApiKeyPage, NewApiKey
 from agentos.roles import Role
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
@@ -44,7 +45,7 @@ class KeyIn(BaseModel):
         return datetime.now(UTC) + timedelta(days=self.expires_in_days or DEFAULT_DAYS)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=NewApiKey)
 async def create(store: StoreDep, principal: PrincipalDep, body: KeyIn) -> dict[str, Any]:
     """A new key; ``key`` is in this answer only (store it now)."""
     key, described = await tokens.create_key(store, body.name, body.role, body.expiry(),
@@ -52,9 +53,12 @@ async def create(store: StoreDep, principal: PrincipalDep, body: KeyIn) -> dict[
     return {**described, "key": key}
 
 
-@router.get("")
-async def list_keys(store: StoreDep, include_revoked: bool = False) -> dict[str, Any]:
-    return {"api_keys": await tokens.list_keys(store, include_revoked)}
+@router.get("", response_model=ApiKeyPage)
+async def list_keys(store: StoreDep, include_revoked: bool = False, after: str | None = None,
+                    limit: Limit = paging.DEFAULT_LIMIT) -> dict[str, Any]:
+    """Keys oldest first (never their secrets); page with ``after`` = ``next_after``."""
+    found, next_after = await tokens.list_keys(store, include_revoked, after, limit)
+    return {"api_keys": found, "next_after": next_after}
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

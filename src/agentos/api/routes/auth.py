@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from agentos import logins, tokens, users
 from agentos.api.access import COOKIE, PrincipalDep
 from agentos.api.deps import SettingsDep, StoreDep
+from agentos.api.schemas.users import Login, Me
 from agentos.config import Settings
 from agentos.errors import Forbidden
 
@@ -35,7 +36,7 @@ def policy(settings: Settings) -> logins.Policy:
                          max_delay_s=settings.login_max_delay_s)
 
 
-@router.post("/login")
+@router.post("/login", response_model=Login)
 async def login(store: StoreDep, settings: SettingsDep, request: Request, response: Response,
                 body: LoginIn) -> dict[str, Any]:
     """A login token for ``Authorization: Bearer``; it expires, and logout revokes it."""
@@ -49,7 +50,7 @@ async def login(store: StoreDep, settings: SettingsDep, request: Request, respon
             "user": done.user.to_dict()}
 
 
-@router.get("/me")
+@router.get("/me", response_model=Me)
 async def me(store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """The caller: a user (through a login token) or an API key."""
     out = principal.to_dict()

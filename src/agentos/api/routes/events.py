@@ -19,6 +19,7 @@ from agentos import events, inputs, patterns, tokens
 from agentos import router as event_router
 from agentos.api import access
 from agentos.api.deps import BusDep, SettingsDep, StoreDep
+from agentos.api.schemas import events as schemas
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput, Unauthorized
 
@@ -93,7 +94,8 @@ _BODY_SCHEMA = {"anyOf": [_ONE_SCHEMA, {
 @router.post("/api/v1/events", status_code=status.HTTP_201_CREATED, openapi_extra={
     "requestBody": {"required": True, "content": {"application/json": {
         "schema": _BODY_SCHEMA}}}},
-    responses={201: {"description": "the event, or {\"events\": [...]} for a batch"}})
+    responses={201: {"description": "the event, or {\"events\": [...]} for a batch",
+                     "model": schemas.AppendedEvent | schemas.AppendedBatch}})
 async def emit(store: StoreDep, settings: SettingsDep, request: Request) -> Response:
     """Append one event, or a batch (``{"events": [...]}``) in one transaction.
 
@@ -111,7 +113,7 @@ def _render(appended: list[events.Appended], batch: bool) -> bytes:
     return orjson.dumps({"events": out} if batch else out[0])
 
 
-@router.get("/api/v1/events")
+@router.get("/api/v1/events", response_model=schemas.EventPage)
 async def list_events(
     store: StoreDep,
     type: str | None = None,
@@ -227,12 +229,12 @@ async def _paced(source: AsyncIterator[events.Event], check_every: float,
         woken.cancel()
 
 
-@router.get("/api/v1/events/{event_id}")
+@router.get("/api/v1/events/{event_id}", response_model=schemas.Event)
 async def get_event(store: StoreDep, event_id: str) -> dict[str, Any]:
     return (await events.get(store, event_id)).to_dict()
 
 
-@router.get("/api/v1/events/{event_id}/routes")
+@router.get("/api/v1/events/{event_id}/routes", response_model=schemas.EventRoutes)
 async def event_routes(store: StoreDep, event_id: str) -> dict[str, Any]:
     """The agents this event was routed to (one route per matching trigger)."""
     event = await events.get(store, event_id)
@@ -251,7 +253,8 @@ class PruneIn(BaseModel):
     dry_run: StrictBool = False
 
 
-@router.post("/api/v1/events/prune")
+@router.post("/api/v1/events/prune", response_model=schemas.Pruned,
+             response_model_exclude_none=True)
 async def prune(store: StoreDep, body: PruneIn) -> dict[str, Any]:
     """Delete events older than ``older_than`` (e.g. ``30d``); ``dry_run`` only counts.
     ``kept``: old events still needed by an unfinished task's correlation (or not
@@ -262,7 +265,7 @@ async def prune(store: StoreDep, body: PruneIn) -> dict[str, Any]:
             "kept": pruned.kept}
 
 
-@router.get("/api/v1/correlations/{correlation_id}")
+@router.get("/api/v1/correlations/{correlation_id}", response_model=schemas.Correlation)
 async def correlation(store: StoreDep, correlation_id: str) -> dict[str, Any]:
     """Everything sharing a correlation id, as a causation tree."""
     tree = await events.correlation(store, correlation_id)

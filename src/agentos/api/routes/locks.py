@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentos import inputs, locks
+from agentos import inputs, locks, paging
 from agentos.api.access import PrincipalDep
-from agentos.api.deps import SettingsDep, StoreDep
+from agentos.api.deps import Limit, SettingsDep, StoreDep
+from agentos.api.schemas import locks as schemas
 from agentos.config import Settings
 
 router = APIRouter(prefix="/api/v1/locks", tags=["locks"])
@@ -60,15 +61,19 @@ def _check(settings: Settings, resources: Sequence[str | None], body: AcquireIn 
                        max_wait_s=settings.lock_max_wait_s)
 
 
-@router.get("")
+@router.get("", response_model=schemas.LockPage)
 async def list_locks(store: StoreDep, type: Annotated[str | None, Query(
         max_length=63, description="Only resources of this type (the TYPE of TYPE:NAME).")]
-        = None) -> dict[str, Any]:
-    """Held locks and locks with waiters: holder and queue of each."""
-    return {"locks": await locks.list_locks(store, type)}
+        = None, after: str | None = None,
+        limit: Limit = paging.DEFAULT_LIMIT) -> dict[str, Any]:
+    """Held locks and locks with waiters: holder and queue of each, by resource; page
+    with ``after`` = the previous ``next_after``."""
+    found, next_after = await locks.page(store, type, after, limit)
+    return {"locks": found, "next_after": next_after}
 
 
-@router.post("/acquire-many")
+@router.post("/acquire-many", response_model=schemas.Acquired,
+             response_model_exclude_none=True)
 async def acquire_many(store: StoreDep, settings: SettingsDep, body: AcquireManyIn
                        ) -> dict[str, Any]:
     """All of ``resources`` or none, deadlock-free; the same terms as one acquire."""
@@ -89,13 +94,14 @@ async def acquire_any(store: StoreDep, settings: SettingsDep, body: AcquireAnyIn
     return (await locks.acquire_any(store, pool, body.claim(), body.wait_s)).to_dict()
 
 
-@router.get("/{resource:path}")
+@router.get("/{resource:path}", response_model=schemas.Lock)
 async def get(store: StoreDep, resource: str) -> dict[str, Any]:
     """The holder (with its lease and token) and the queue, in the order it is served."""
     return await locks.get(store, resource)
 
 
-@router.post("/{resource:path}/acquire")
+@router.post("/{resource:path}/acquire", response_model=schemas.Acquired,
+             response_model_exclude_none=True)
 async def acquire(store: StoreDep, settings: SettingsDep, resource: str, body: AcquireIn
                   ) -> dict[str, Any]:
     """Take the lock: ``{"granted": true, "token", "expires_at"}``, or after ``wait_s``
@@ -104,14 +110,14 @@ async def acquire(store: StoreDep, settings: SettingsDep, resource: str, body: A
     return (await locks.acquire(store, resource, body.claim(), body.wait_s)).to_dict()
 
 
-@router.post("/{resource:path}/release")
+@router.post("/{resource:path}/release", response_model=schemas.Released)
 async def release(store: StoreDep, resource: str, body: HeldIn) -> dict[str, Any]:
     """Give the lock up (409 unless ``owner`` holds it with ``token``)."""
     await locks.release(store, resource, body.owner, body.token)
     return {"released": True, "resource": resource, "token": body.token}
 
 
-@router.post("/{resource:path}/renew")
+@router.post("/{resource:path}/renew", response_model=schemas.LockGrant)
 async def renew(store: StoreDep, settings: SettingsDep, resource: str, body: RenewIn
                 ) -> dict[str, Any]:
     """Extend the lease to ``ttl_s`` from now (409 unless ``owner`` holds it with ``token``)."""
@@ -119,7 +125,7 @@ async def renew(store: StoreDep, settings: SettingsDep, resource: str, body: Ren
     return (await locks.renew(store, resource, body.owner, body.token, body.ttl_s)).to_dict()
 
 
-@router.post("/{resource:path}/force-release")
+@router.post("/{resource:path}/force-release", response_model=schemas.ForceReleased)
 async def force_release(store: StoreDep, principal: PrincipalDep,
                         resource: str) -> dict[str, Any]:
     """Take the lock from its holder (admins; audited by the access rules, and the

@@ -7,30 +7,34 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from agentos import schedules
-from agentos.api.deps import SettingsDep, StoreDep
+from agentos import paging, schedules
+from agentos.api.deps import Limit, SettingsDep, StoreDep
+from agentos.api.schemas.schedules import Schedule, SchedulePage
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Schedule)
 async def create(store: StoreDep, settings: SettingsDep, body: schedules.ScheduleIn
                  ) -> dict[str, Any]:
     """A schedule that fires ``event``, submits ``task`` (to a published agent), or both."""
     return (await schedules.create(store, body, settings.event_max_payload_bytes)).to_dict()
 
 
-@router.get("")
-async def list_schedules(store: StoreDep) -> dict[str, Any]:
-    return {"schedules": [s.to_dict() for s in await schedules.list_all(store)]}
+@router.get("", response_model=SchedulePage)
+async def list_schedules(store: StoreDep, after: str | None = None,
+                         limit: Limit = paging.DEFAULT_LIMIT) -> dict[str, Any]:
+    """Schedules by name; page with ``after`` = the previous ``next_after``."""
+    found, next_after = await schedules.page(store, after, limit)
+    return {"schedules": [s.to_dict() for s in found], "next_after": next_after}
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=Schedule)
 async def get(store: StoreDep, name: str) -> dict[str, Any]:
     return (await schedules.get(store, name)).to_dict()
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", response_model=Schedule)
 async def patch(store: StoreDep, settings: SettingsDep, name: str,
                 body: schedules.SchedulePatch) -> dict[str, Any]:
     """Change what is given; ``"event": null`` or ``"task": null`` stops firing it."""
@@ -43,12 +47,12 @@ async def delete(store: StoreDep, name: str) -> None:
     await schedules.remove(store, name)
 
 
-@router.post("/{name}/pause")
+@router.post("/{name}/pause", response_model=Schedule)
 async def pause(store: StoreDep, name: str) -> dict[str, Any]:
     return (await schedules.change(store, name, schedules.SchedulePatch(paused=True))).to_dict()
 
 
-@router.post("/{name}/resume")
+@router.post("/{name}/resume", response_model=Schedule)
 async def resume(store: StoreDep, name: str) -> dict[str, Any]:
     return (await schedules.change(store, name, schedules.SchedulePatch(paused=False))
             ).to_dict()

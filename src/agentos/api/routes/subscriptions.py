@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from agentos import events, inputs, subscriptions
+from agentos import events, inputs, paging, subscriptions
 from agentos.api import access
-from agentos.api.deps import SettingsDep, StoreDep
+from agentos.api.deps import Limit, SettingsDep, StoreDep
+from agentos.api.schemas.events import EventList
+from agentos.api.schemas.subscriptions import Subscription, SubscriptionPage
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
 
@@ -27,19 +29,22 @@ class AckIn(BaseModel):
     seq: inputs.Seq
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Subscription)
 async def create(store: StoreDep, body: SubscriptionIn) -> dict[str, Any]:
     sub = await subscriptions.create(store, body.name, body.type, from_start=body.from_start)
     return sub.to_dict()
 
 
-@router.get("")
-async def list_subscriptions(store: StoreDep) -> dict[str, Any]:
+@router.get("", response_model=SubscriptionPage)
+async def list_subscriptions(store: StoreDep, after: str | None = None,
+                             limit: Limit = paging.DEFAULT_LIMIT) -> dict[str, Any]:
+    """Subscriptions by name, each with the log's head; page with ``after``."""
     head = await events.head_seq(store)
-    return {"subscriptions": [s.to_dict(head) for s in await subscriptions.list_all(store)]}
+    found, next_after = await subscriptions.page(store, after, limit)
+    return {"subscriptions": [s.to_dict(head) for s in found], "next_after": next_after}
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=Subscription)
 async def get(store: StoreDep, name: str) -> dict[str, Any]:
     return (await subscriptions.get(store, name)).to_dict(await events.head_seq(store))
 
@@ -49,7 +54,7 @@ async def delete(store: StoreDep, name: str) -> None:
     await subscriptions.delete_one(store, name)
 
 
-@router.get("/{name}/events")
+@router.get("/{name}/events", response_model=EventList)
 async def pending(store: StoreDep, settings: SettingsDep, request: Request, name: str,
                   limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE)] = 100,
                   wait_s: Annotated[float, Query(ge=0, le=subscriptions.MAX_WAIT)] = 0.0,
@@ -67,7 +72,7 @@ async def pending(store: StoreDep, settings: SettingsDep, request: Request, name
         await access.recheck(request)
 
 
-@router.post("/{name}/ack")
+@router.post("/{name}/ack", response_model=Subscription)
 async def ack(store: StoreDep, name: str, body: AckIn) -> dict[str, Any]:
     """Move the cursor to ``seq``: those events will not be delivered again."""
     return (await subscriptions.ack(store, name, body.seq)).to_dict()

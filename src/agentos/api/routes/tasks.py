@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from agentos import claims, inputs, queue, task_logs, tasks
+from agentos import claims, inputs, paging, queue, task_logs, tasks
 from agentos.api import access
-from agentos.api.deps import SettingsDep, StoreDep
+from agentos.api.deps import Limit, SettingsDep, StoreDep
 from agentos.api.schemas import task_logs as log_schemas
+from agentos.api.schemas import tasks as schemas
 from agentos.documents import Document, errors_from, raise_invalid
 from agentos.errors import InvalidInput
 from agentos.tasks import Outcome, TaskIn
@@ -38,7 +39,7 @@ def _parse(items: list[Any], prefix: str) -> list[TaskIn]:
     raise AssertionError("unreachable")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.Task)
 async def submit(store: StoreDep, response: Response, body: Annotated[Any, Body()]
                  ) -> dict[str, Any]:
     """Submit one task; an ``idempotency_key`` seen before returns the first task (200)."""
@@ -50,7 +51,8 @@ async def submit(store: StoreDep, response: Response, body: Annotated[Any, Body(
     return task.to_dict()
 
 
-@router.post("/batch", status_code=status.HTTP_201_CREATED)
+@router.post("/batch", status_code=status.HTTP_201_CREATED,
+             response_model=schemas.SubmittedBatch)
 async def submit_batch(store: StoreDep, body: Annotated[Any, Body()]) -> dict[str, Any]:
     """Submit many tasks in one transaction: all or none."""
     items = body.get("tasks") if isinstance(body, dict) else None
@@ -62,7 +64,7 @@ async def submit_batch(store: StoreDep, body: Annotated[Any, Body()]) -> dict[st
     return {"tasks": [{**task.to_dict(), "created": created} for task, created in submitted]}
 
 
-@router.get("")
+@router.get("", response_model=schemas.TaskPage)
 async def list_tasks(
     store: StoreDep,
     agent: str | None = None,
@@ -126,7 +128,7 @@ class ClaimIn(BaseModel):
         return self
 
 
-@router.post("/claim")
+@router.post("/claim", response_model=schemas.Claimed)
 async def claim(store: StoreDep, settings: SettingsDep, request: Request, body: ClaimIn
                 ) -> dict[str, Any]:
     """Claim up to ``limit`` tasks; with ``wait_s`` > 0, long-poll until one is ready.
@@ -163,18 +165,18 @@ def _claimed(claimed: claims.Claimed) -> dict[str, Any]:
     return out
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", response_model=schemas.TaskDetail)
 async def get(store: StoreDep, task_id: str) -> dict[str, Any]:
     """The task with every attempt (its execution records)."""
     return (await queue.get(store, task_id)).to_dict()
 
 
-@router.post("/{task_id}/cancel")
+@router.post("/{task_id}/cancel", response_model=schemas.Task)
 async def cancel(store: StoreDep, task_id: str) -> dict[str, Any]:
     return (await queue.cancel(store, task_id)).to_dict()
 
 
-@router.post("/{task_id}/retry")
+@router.post("/{task_id}/retry", response_model=schemas.Task)
 async def retry(store: StoreDep, task_id: str) -> dict[str, Any]:
     return (await queue.retry(store, task_id)).to_dict()
 
@@ -208,7 +210,7 @@ def _logs(lines: list[log_schemas.LogLineIn], settings: Any) -> task_logs.Remote
     return task_logs.Remote([x.sent() for x in lines], task_logs.Limits.from_settings(settings))
 
 
-@router.post("/{task_id}/heartbeat")
+@router.post("/{task_id}/heartbeat", response_model=schemas.Heartbeat)
 async def heartbeat(store: StoreDep, settings: SettingsDep, task_id: str, body: AttemptIn
                     ) -> dict[str, Any]:
     """Extend the lease of the current attempt; ``cancel_requested`` tells it to stop.
@@ -221,14 +223,14 @@ async def heartbeat(store: StoreDep, settings: SettingsDep, task_id: str, body: 
             "cancel_requested": task.cancel_requested}
 
 
-@router.post("/{task_id}/complete")
+@router.post("/{task_id}/complete", response_model=schemas.Task)
 async def complete(store: StoreDep, settings: SettingsDep, task_id: str, body: CompleteIn
                    ) -> dict[str, Any]:
     return (await claims.complete(store, task_id, body.attempt, body.output, body.tokens,
                                  body.cost, logs=_logs(body.logs, settings))).to_dict()
 
 
-@router.post("/{task_id}/fail")
+@router.post("/{task_id}/fail", response_model=schemas.Task)
 async def fail(store: StoreDep, settings: SettingsDep, task_id: str, body: FailIn
                ) -> dict[str, Any]:
     if body.outcome in (Outcome.RUNNING, Outcome.SUCCEEDED, Outcome.LOST, Outcome.DEFERRED):
@@ -242,7 +244,10 @@ async def fail(store: StoreDep, settings: SettingsDep, task_id: str, body: FailI
 workers_router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
 
 
-@workers_router.get("")
-async def list_workers(store: StoreDep, include_stopped: bool = False) -> dict[str, Any]:
-    """Registered worker instances; ``alive`` means a heartbeat within the last 15 s."""
-    return {"workers": await instances.list_all(store, include_stopped)}
+@workers_router.get("", response_model=schemas.WorkerPage)
+async def list_workers(store: StoreDep, include_stopped: bool = False,
+                       after: str | None = None, limit: Limit = paging.DEFAULT_LIMIT
+                       ) -> dict[str, Any]:
+    """Registered worker instances by id; ``alive`` means a heartbeat within the last 15 s."""
+    found, next_after = await instances.page(store, include_stopped, after, limit)
+    return {"workers": found, "next_after": next_after}

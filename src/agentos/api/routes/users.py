@@ -6,28 +6,32 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from agentos import users
-from agentos.api.deps import StoreDep
+from agentos import paging, users
+from agentos.api.deps import Limit, StoreDep
+from agentos.api.schemas.users import User, UserPage
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=User)
 async def create(store: StoreDep, body: users.UserIn) -> dict[str, Any]:
     return (await users.create(store, body)).to_dict()
 
 
-@router.get("")
-async def list_users(store: StoreDep) -> dict[str, Any]:
-    return {"users": [u.to_dict() for u in await users.list_all(store)]}
+@router.get("", response_model=UserPage)
+async def list_users(store: StoreDep, after: str | None = None,
+                     limit: Limit = paging.DEFAULT_LIMIT) -> dict[str, Any]:
+    """Users by name; page with ``after`` = the previous ``next_after``."""
+    found, next_after = await users.page(store, after, limit)
+    return {"users": [u.to_dict() for u in found], "next_after": next_after}
 
 
-@router.get("/{username}")
+@router.get("/{username}", response_model=User)
 async def get(store: StoreDep, username: str) -> dict[str, Any]:
     return (await users.get(store, username)).to_dict()
 
 
-@router.patch("/{username}")
+@router.patch("/{username}", response_model=User)
 async def patch(store: StoreDep, username: str, body: users.UserPatch) -> dict[str, Any]:
     """Change email, role, active or (a reset) password; disabling or a new password
     revokes the user's tokens."""

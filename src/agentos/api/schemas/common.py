@@ -1,0 +1,47 @@
+"""What every resource model shares: the base class, the timestamp type, pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+
+class Model(BaseModel):
+    """A resource as the API sends it; unknown fields are ignored (a newer server)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# ``datetime.isoformat()`` on the wire (``+00:00``), as every other answer writes times
+Timestamp = Annotated[datetime, PlainSerializer(lambda moment: moment.isoformat(),
+                                                return_type=str, when_used="json")]
+
+Item = TypeVar("Item")
+
+
+class Page(Model, Generic[Item]):
+    """One page of a list route. Each list names its items after the resource
+    (``{"tasks": [...]}``) and its cursor after what it pages by (``next_after``,
+    ``next_before_seq``...): None on the last page, else the value to send back as
+    the parameter ``CURSOR`` names. ``items()`` and ``next_params()`` read any page
+    alike (the SDK's ``iterate`` follows them)."""
+
+    ITEMS: ClassVar[str]  # the field holding the items
+    CURSOR: ClassVar[tuple[str, str]]  # (the next-page field, the query parameter it feeds)
+
+    def items(self) -> list[Item]:
+        found: list[Item] = getattr(self, self.ITEMS)
+        return found
+
+    def next_params(self) -> dict[str, Any] | None:
+        """The query parameters of the next page, or None after the last."""
+        field, parameter = self.CURSOR
+        value = getattr(self, field)
+        return None if value is None else {parameter: value}
+
+    @property
+    def more(self) -> bool:
+        """Whether more items follow this page."""
+        return self.next_params() is not None

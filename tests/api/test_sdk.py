@@ -1,0 +1,92 @@
+"""The SDK against the app in-process: ``AsyncClient`` over httpx's ASGI transport, typed
+results, pages, locks; and that ``Client`` has exactly the same methods."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from agentos import errors
+from agentos.api.schemas import agents as agent_models
+from agentos.api.schemas import tasks as task_models
+from agentos.sdk import AsyncClient, Client
+from agentos.sdk.methods import Methods
+from tests.conftest import ADMIN_PASSWORD
+
+
+@pytest.fixture
+async def sdk(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient("http://agentos.test", token="none",
+                           transport=httpx.ASGITransport(app=app)) as client:
+        await client.login("admin", ADMIN_PASSWORD)
+        yield client
+
+
+def public(cls: type) -> dict[str, inspect.Signature]:
+    return {name: inspect.signature(getattr(cls, name).plan)
+            for name in dir(cls) if not name.startswith("_")
+            and hasattr(getattr(cls, name), "plan")}
+
+
+def test_both_clients_have_every_method_with_one_signature() -> None:
+    methods = public(Methods)
+    assert public(Client) == public(AsyncClient) == methods
+    assert {"submit", "wait", "get_task", "list_tasks", "acquire_lock", "emit"} <= set(methods)
+    # every method is a plan, written once: blocking on one client, a coroutine on the other
+    assert not inspect.iscoroutinefunction(Client("http://x").get_task)
+    assert inspect.iscoroutinefunction(AsyncClient("http://x").get_task)
+
+
+async def test_results_are_the_api_models(sdk: AsyncClient) -> None:
+    agent = await sdk.create_agent({"name": "a", "version": "1.0.0",
+                                    "handler": {"type": "python", "target": "m:f"}})
+    assert isinstance(agent, agent_models.AgentVersion) and agent.status == "draft"
+    await sdk.publish("a", "1.0.0")
+    task = await sdk.submit("a", {"n": 1}, priority=7)
+    assert isinstance(task, task_models.TaskDetail)
+    assert (task.agent, task.priority, task.status, task.final) == ("a", 7, "pending", False)
+    assert task.created_at.tzinfo is not None  # a datetime, not text
+    shown = await sdk.get_task(task.id)
+    assert shown.id == task.id and shown.attempts == []
+    page = await sdk.list_tasks(agent="a")
+    assert [t.id for t in page.tasks] == [task.id] and not page.more
+
+
+async def test_iterate_follows_every_page(sdk: AsyncClient) -> None:
+    for n in range(5):
+        await sdk.create_schedule(f"s{n}", "tick", interval_s=3600)
+    first = await sdk.list_schedules(limit=2)
+    assert [s.name for s in first.schedules] == ["s0", "s1"]
+    assert first.next_after == "s1" and first.more
+    names = [s.name async for s in sdk.iterate(sdk.list_schedules, limit=2)]
+    assert names == [f"s{n}" for n in range(5)]
+
+
+async def test_lock_block_holds_renews_and_releases(sdk: AsyncClient) -> None:
+    async with sdk.lock("device:pixel-7", "alice", ttl_s=0.6, wait_s=1) as lease:
+        held = await sdk.get_lock("device:pixel-7")
+        assert held.holder is not None and held.holder.owner == "alice"
+        assert held.holder.token == lease.token
+        first_expiry = held.holder.expires_at
+        await asyncio.sleep(0.5)  # a renewal every ttl/3
+        renewed = await sdk.get_lock("device:pixel-7")
+        assert renewed.holder is not None and renewed.holder.expires_at > first_expiry
+        assert not lease.lost
+    assert (await sdk.get_lock("device:pixel-7")).holder is None
+
+
+async def test_errors_carry_the_code_and_a_401_says_how_to_log_in(
+        sdk: AsyncClient, app: FastAPI) -> None:
+    with pytest.raises(errors.NotFound) as missing:
+        await sdk.get_task("nope")
+    assert missing.value.code == "task_not_found"
+    async with AsyncClient("http://agentos.test", token="wrong",
+                           transport=httpx.ASGITransport(app=app)) as stranger:
+        with pytest.raises(errors.Unauthorized) as refused:
+            await stranger.list_tasks()
+    assert "agentos login --url http://agentos.test" in refused.value.message
