@@ -33,12 +33,14 @@ from agentos.tasks import Attempt, Backoff, Outcome, Status, Task, TaskIn
 
 __all__ = ["CHANNEL", "MAX_BATCH", "MAX_PAGE", "cancel", "cancel_in", "defer", "fail", "get",
            "hand_back", "list_tasks", "reap", "retry", "run_reaper", "submit", "submit_in",
-           "task_event"]
+           "task_event", "wait"]
 
 log = logging.getLogger("agentos.queue")
 MAX_BATCH = 10_000
 MAX_PAGE = 1000
 DEFAULTS = Defaults(tasks.DEFAULT_MAX_RETRIES, tasks.DEFAULT_TIMEOUT)
+MAX_WAIT_S = 30.0  # seconds one request may wait for a task to end
+WAIT_POLL_S = 0.5  # seconds between looks of a waiting reader (an end event wakes it sooner)
 
 # retention keeps the chain of every task not finished: it may still read it, or be
 # explained by it
@@ -232,6 +234,25 @@ async def get(store: Store, task_id: str) -> Task:
         attempts.append(Attempt(row.attempt, row.worker_id, Outcome.RUNNING.value,
                                 row.started_at))
     return Task.from_row(row, tuple(attempts))
+
+
+async def wait(store: Store, task_id: str, wait_s: float) -> Task:
+    """The task once it has ended, or as it is after ``wait_s`` seconds (a long poll).
+    A task ends by appending its ``task.*`` event, which wakes this process at once
+    (PostgreSQL: other processes' too, through NOTIFY); otherwise it looks again every
+    ``WAIT_POLL_S``. Reads only: one ``get`` per look."""
+    deadline = asyncio.get_running_loop().time() + min(wait_s, MAX_WAIT_S)
+    wakeup = store.wakeup(events.CHANNEL)
+    try:
+        while True:
+            wakeup.clear()
+            task = await get(store, task_id)
+            left = deadline - asyncio.get_running_loop().time()
+            if task.status.final or left <= 0:
+                return task
+            await wait_wakeup(wakeup, min(left, WAIT_POLL_S))
+    finally:
+        store.forget_wakeup(events.CHANNEL, wakeup)
 
 
 async def list_tasks(store: Store, agent: str | None = None, status: Status | None = None,

@@ -55,8 +55,8 @@ def test_backup_restores_into_a_fresh_database_with_the_same_rows(
     try:
         with Client(copy.url) as api:
             api.login("ana", "ana-password-1234")
-            probes = api.list_events(type="backup.probe", limit=EVENTS + 1)["events"]
-            assert [e["payload"]["n"] for e in probes] == list(range(EVENTS))
+            probes = api.list_events(type="backup.probe", limit=EVENTS + 1).events
+            assert [e.payload["n"] for e in probes] == list(range(EVENTS))
             assert api.search_knowledge("logs")["documents"][0]["key"] == "disk-full"
     finally:
         copy.stop()
@@ -92,7 +92,7 @@ def test_a_backup_taken_under_writes_is_one_consistent_snapshot(
     try:
         with Client(copy.url) as api:
             api.login("admin", "admin-password-for-tests")
-            burst = [e["payload"]["n"] for e in api.iter_events(type="backup.burst")]
+            burst = [e.payload["n"] for e in api.iterate(api.list_events, type="backup.burst")]
     finally:
         copy.stop()
     assert burst == list(range(len(burst)))

@@ -15,6 +15,7 @@ from agentos import errors
 from agentos.api.schemas import agents as agent_models
 from agentos.api.schemas import tasks as task_models
 from agentos.sdk import AsyncClient, Client
+from agentos.sdk.core import WaitTimedOut
 from agentos.sdk.methods import Methods
 from tests.conftest import ADMIN_PASSWORD
 
@@ -90,3 +91,38 @@ async def test_errors_carry_the_code_and_a_401_says_how_to_log_in(
         with pytest.raises(errors.Unauthorized) as refused:
             await stranger.list_tasks()
     assert "agentos login --url http://agentos.test" in refused.value.message
+
+
+async def test_wait_long_polls_until_the_task_ends(sdk: AsyncClient) -> None:
+    await sdk.create_agent({"name": "w", "version": "1.0.0",
+                            "handler": {"type": "python", "target": "m:f"}})
+    await sdk.publish("w", "1.0.0")
+    task = await sdk.submit("w", {})
+    sent: list[httpx.Request] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(request)
+
+    sdk.http.event_hooks["request"].append(count)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(WaitTimedOut) as late:
+        await sdk.wait(task.id, timeout_s=0.4)
+    assert late.value.details == {"task_id": task.id, "status": "pending"}
+    assert asyncio.get_running_loop().time() - started >= 0.4
+    assert len(sent) == 1  # the server held the one request (a long poll), no polling
+    waiting = asyncio.ensure_future(sdk.wait(task.id, timeout_s=10))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    # a remote worker (the HTTP worker protocol) runs it while the wait is held
+    claimed = await sdk.http.post("/api/v1/tasks/claim", json={"worker_id": "far"})
+    [got] = claimed.json()["tasks"]
+    await sdk.http.post(f"/api/v1/tasks/{got['id']}/complete",
+                        json={"attempt": got["attempt"], "output": {"n": 2}})
+    done = await asyncio.wait_for(waiting, 5)
+    assert (done.status, done.output, [a.outcome for a in done.attempts]) == (
+        "succeeded", {"n": 2}, ["succeeded"])
+    with pytest.raises(WaitTimedOut):  # submit(wait=True) is submit, then wait
+        await sdk.submit("w", {}, wait=True, wait_timeout_s=0.2)
+    with pytest.raises(errors.NotFound) as unknown:
+        await sdk.wait("nope", timeout_s=1)
+    assert unknown.value.code == "task_not_found"

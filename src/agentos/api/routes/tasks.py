@@ -166,8 +166,13 @@ def _claimed(claimed: claims.Claimed) -> dict[str, Any]:
 
 
 @router.get("/{task_id}", response_model=schemas.TaskDetail)
-async def get(store: StoreDep, task_id: str) -> dict[str, Any]:
-    """The task with every attempt (its execution records)."""
+async def get(store: StoreDep, task_id: str,
+              wait_s: Annotated[float, Query(ge=0, le=queue.MAX_WAIT_S)] = 0
+              ) -> dict[str, Any]:
+    """The task with every attempt (its execution records); with ``wait_s``, once it
+    has ended or ``wait_s`` seconds have passed, whichever comes first."""
+    if wait_s:
+        return (await queue.wait(store, task_id, wait_s)).to_dict()
     return (await queue.get(store, task_id)).to_dict()
 
 
