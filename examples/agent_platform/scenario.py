@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from agentos import errors
+from agentos.api.schemas.tasks import Task
 from agentos.examples import (
     Example,
     Simulators,
@@ -45,7 +46,7 @@ def install(client: Client, sims: Simulators) -> list[str]:
 
 def run(client: Client, sims: Simulators) -> dict[str, Any]:
     key = client.create_api_key("ci-pipeline", "operator", expires_in_days=30)
-    with Client(client.base_url, token=key["key"]) as ci, \
+    with Client(client.base_url, token=key.key) as ci, \
             Client(client.base_url) as editor:
         editor.login(*EDITOR)
         first = _article(ci, editor, FIRST, approve=True)
@@ -54,10 +55,10 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
             "On Tuesday the pixel-7 pool ran out of disk; installs failed for two hours "
             "until the logs were rotated and the caches cleared.")})
     summary = wait_for("the uploaded document's summary", lambda: _ended(
-        client.list_tasks(correlation_id=upload["correlation_id"])["tasks"]))
+        client.list_tasks(correlation_id=upload.correlation_id).tasks))
     # what the platform shows of itself
     sessions = client.list_sessions()
-    keys = client.list_api_keys()
+    keys = client.list_api_keys().api_keys
     published = wait_for("the articles.published metric (flushed every 5 s)", lambda: _sum(
         client, "articles.published"), timeout_s=30)
     pool = client.ready()["pool"]
@@ -67,14 +68,14 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
                     for ns in ("handbook", "research", "lessons", "articles")},
         "second": {"research read": ", ".join(second["sources"]),
                    "writer applied": ", ".join(second["applied_lessons"]) or "-"},
-        "summary": f"document.uploaded -> summarizer: {summary['status']}",
+        "summary": f"document.uploaded -> summarizer: {summary.status}",
         "logins": sorted({s["username"] for s in sessions}),
-        "api_keys": {k["name"]: "used" if k["last_used_at"] else "never used" for k in keys},
+        "api_keys": {k.name: "used" if k.last_used_at else "never used" for k in keys},
         "articles_published": published,
         "agents": {a: _rate(client, a) for a in ("researcher", "writer", "reviewer")},
         "pool": f"size {pool['size']}, {pool['checked_out']} connection(s) in use",
-        "ids": {"first": first, "second": second, "upload": upload["id"],
-                "summary": summary["id"]},
+        "ids": {"first": first, "second": second, "upload": upload.id,
+                "summary": summary.id},
     }
 
 
@@ -107,8 +108,8 @@ def _pending(client: Client, run_id: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def _ended(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
-    done = [t for t in tasks if t["status"] in ("succeeded", "failed", "cancelled")]
+def _ended(tasks: list[Task]) -> Task | None:
+    done = [t for t in tasks if t.final]
     return done[0] if done else None
 
 

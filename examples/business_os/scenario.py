@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agentos import errors
+from agentos.api.schemas.tasks import Task
 from agentos.examples import (
     Example,
     Simulators,
@@ -79,9 +80,9 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
                                       "input": {"invoice": i, "amount": a, "currency": "EUR"},
                                       "metadata": {"ledger": "EU-1", "week": week}}
                                      for i, a in INVOICES])
-        ended = wait_tasks(ops, [t["id"] for t in scored + invoices], timeout_s=90)
+        ended = wait_tasks(ops, [t.id for t in scored + invoices], timeout_s=90)
         triaged = wait_for("the tickets' triage", lambda: _ended(
-            ops.list_tasks(agent="support-triage")["tasks"], len(TICKETS)))
+            ops.list_tasks(agent="support-triage").tasks, len(TICKETS)))
 
     # a better model replaces the first; the top segment is scored again with it
     _deploy(client, second["version"])
@@ -90,7 +91,7 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
     summary = client.submit("exec-reporter", {"figures": {
         "segments_scored": len(SEGMENTS), "tickets": len(TICKETS),
         "invoices_booked": len(erp.booked), "invoices_failed": 1}}, type="report")
-    done = wait_tasks(client, [rescore["id"], summary["id"]])
+    done = wait_tasks(client, [rescore.id, summary.id])
     # the team's pages read the agents again and again: the server's cache serves them
     for _ in range(5):
         for agent in ("support-triage", "churn-analyst", "billing-sync", "exec-reporter"):
@@ -98,30 +99,29 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
 
     with Client(client.base_url) as auditor:
         auditor.login("auditor", USERS["auditor"][1])
-        seen = len(auditor.list_tasks(limit=500)["tasks"])
+        seen = len(auditor.list_tasks(limit=500).tasks)
         try:
             auditor.submit("billing-sync", {"invoice": "INV-9999", "amount": 1})
             refused = "no"
         except errors.Forbidden as exc:
             refused = exc.message
 
-    order = sorted((t for t in ended.values() if t["agent"] == "churn-analyst"),
-                   key=lambda t: t["attempts"][0]["started_at"])
+    order = sorted((t for t in ended.values() if t.agent == "churn-analyst"),
+                   key=lambda t: t.attempts[0].started_at or due)
     return {
-        "segments_in_order": [(t["input"]["segment"], t["priority"]) for t in order],
+        "segments_in_order": [(t.input["segment"], t.priority) for t in order],
         "tickets_triaged": len(triaged),
-        "invoices": {t["input"]["invoice"]: f"{t['status']} after {len(t['attempts'])} "
-                                             "attempt(s)"
-                     for t in ended.values() if t["agent"] == "billing-sync"},
+        "invoices": {t.input["invoice"]: f"{t.status} after {len(t.attempts)} attempt(s)"
+                     for t in ended.values() if t.agent == "billing-sync"},
         "models": {v["version"]: v["status"] for v in client.get_model("churn")["versions"]},
-        "rescored_with": done[rescore["id"]]["output"]["model"],
-        "summary_tokens": done[summary["id"]]["attempts"][-1]["tokens"],
+        "rescored_with": (done[rescore.id].output or {})["model"],
+        "summary_tokens": done[summary.id].attempts[-1].tokens,
         "auditor": f"read {seen} tasks; submitting: {refused}",
         "cache_hit_rate": cache_hit_rate(client.prometheus()),
-        "ids": {"segments": [t["id"] for t in scored],
-                     "invoices": [t["id"] for t in invoices],
-                     "tickets": [e["id"] for e in tickets], "rescore": rescore["id"],
-                     "summary": summary["id"]},
+        "ids": {"segments": [t.id for t in scored],
+                "invoices": [t.id for t in invoices],
+                "tickets": [e.id for e in tickets], "rescore": rescore.id,
+                "summary": summary.id},
     }
 
 
@@ -157,8 +157,8 @@ def cache_hit_rate(exposition: str) -> float:
     return round(reads["hit"] / total, 3) if total else 0.0
 
 
-def _ended(tasks: list[dict[str, Any]], count: int) -> list[dict[str, Any]] | None:
-    done = [t for t in tasks if t["status"] in ("succeeded", "failed", "cancelled")]
+def _ended(tasks: list[Task], count: int) -> list[Task] | None:
+    done = [t for t in tasks if t.final]
     return done if len(done) >= count else None
 
 

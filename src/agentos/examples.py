@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 from agentos.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
+    from agentos.api.schemas.tasks import TaskDetail
     from agentos.sdk import Client
 
 PACKAGE = "examples"
 POLL = 0.2  # seconds between looks while a scenario waits
-FINAL = ("succeeded", "failed", "cancelled")
 
 
 @dataclass
@@ -122,8 +122,8 @@ def publish_yaml(client: Client, text: str) -> list[str]:
     """Import and publish a YAML stream of agent definitions (a starter template's, or
     an example's file); a version already published stays as it is."""
     try:
-        return [f"agent {agent['name']} {agent['version']} (published)"
-                for agent in client.import_yaml(text, publish=True)]
+        return [f"agent {agent.name} {agent.version} (published)"
+                for agent in client.import_yaml(text, publish=True).agents]
     except Conflict as exc:
         if exc.code != "version_immutable":
             raise
@@ -167,18 +167,16 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> An
 
 
 def wait_tasks(client: Client, task_ids: Iterable[str], timeout_s: float = 60.0
-               ) -> dict[str, dict[str, Any]]:
-    """Wait until every task has ended; each task by id, with its attempts."""
-    waiting = list(task_ids)
-    ended: dict[str, dict[str, Any]] = {}
+               ) -> dict[str, TaskDetail]:
+    """Wait until every task has ended; each task by id, with its attempts. Each wait
+    is the server's long poll (``client.wait``), so an ended task answers at once."""
+    from agentos.sdk import WaitTimedOut
 
-    def all_ended() -> bool:
-        for task_id in list(waiting):
-            task = client.get_task(task_id)
-            if task["status"] in FINAL:
-                ended[task_id] = task
-                waiting.remove(task_id)
-        return not waiting
-
-    wait_for(f"{len(waiting)} task(s) to end", all_ended, timeout_s)
+    deadline = time.monotonic() + timeout_s
+    ended: dict[str, TaskDetail] = {}
+    for task_id in task_ids:
+        try:
+            ended[task_id] = client.wait(task_id, max(deadline - time.monotonic(), 0.0))
+        except WaitTimedOut as exc:
+            raise TimeoutError(f"waited {timeout_s:g} s for task {task_id} to end") from exc
     return ended

@@ -15,14 +15,14 @@ def test_tasks_explain(cli: Cli, server: Server) -> None:
                           "handler": {"type": "python", "target": "tests.handlers:echo"}})
         api.publish("echo", "1.0.0")
         task = api.submit("echo", {"x": 1})
-    shown = cli.ok("tasks", "explain", task["id"]).splitlines()
-    assert shown[0] == (f"{task['id']} (echo 1.0.0) is pending: no live worker serves agent "
+    shown = cli.ok("tasks", "explain", task.id).splitlines()
+    assert shown[0] == (f"{task.id} (echo 1.0.0) is pending: no live worker serves agent "
                         "echo; start one: agentos worker --agents echo")
     assert shown[2].split() == ["GATE", "HOLDS", "UNTIL", "WHY"]
     assert shown[3].split()[:3] == ["no_worker", "yes", "-"]
     assert shown[4].split()[:2] == ["queue", "no"]
-    found = json.loads(cli.ok("tasks", "explain", task["id"], "--json"))
-    assert found["gate"] == "no_worker" and found["task_id"] == task["id"]
+    found = json.loads(cli.ok("tasks", "explain", task.id, "--json"))
+    assert found["gate"] == "no_worker" and found["task_id"] == task.id
     bad = cli("tasks", "explain", "nope")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: no task nope"
 
@@ -51,4 +51,4 @@ def test_events_explain(cli: Cli, server: Server) -> None:
     bad = cli("events", "explain", "alert..cpu")
     assert bad.returncode == 2 and bad.stderr.startswith("error: type: ")
     with Client(server.url) as api:
-        assert api.list_events(type="alert.*")["events"] == []  # nothing was emitted
+        assert api.list_events(type="alert.*").events == []  # nothing was emitted

@@ -23,7 +23,7 @@ def test_tasks_logs_follow(cli: Cli, server: Server, database_url: str) -> None:
                           "handler": {"type": "python", "target": "tests.handlers:chatty_slow"}})
         api.publish("slow", "1.0.0")
         task = api.submit("slow", {"seconds": 4})
-    follower = subprocess.Popen([*AGENTOS, "tasks", "logs", task["id"], "--follow"],
+    follower = subprocess.Popen([*AGENTOS, "tasks", "logs", task.id, "--follow"],
                                 cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, text=True)
     env = {**os.environ, "AGENTOS_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT),
            "AGENTOS_LOG_LEVEL": "warning"}
@@ -35,7 +35,7 @@ def test_tasks_logs_follow(cli: Cli, server: Server, database_url: str) -> None:
         seen_at = time.monotonic()
         assert first.split()[1:] == ["#1", "info", "started"], first
         with Client(server.url) as api:  # seen while it still ran
-            assert api.get_task(task["id"])["status"] == "running"
+            assert api.get_task(task.id).status == "running"
         second = follower.stdout.readline()
         assert second.split()[1:] == ["#1", "info", "finished"], second
         assert time.monotonic() - seen_at > 1.5
@@ -48,8 +48,8 @@ def test_tasks_logs_follow(cli: Cli, server: Server, database_url: str) -> None:
                 process.wait()
         if follower.stdout is not None:
             follower.stdout.close()
-    out = cli.ok("tasks", "logs", task["id"], "--json").splitlines()
+    out = cli.ok("tasks", "logs", task.id, "--json").splitlines()
     assert [json.loads(x)["message"] for x in out] == ["started", "finished"]
-    assert cli.ok("tasks", "logs", task["id"], "--attempt", "2") == ""
+    assert cli.ok("tasks", "logs", task.id, "--attempt", "2") == ""
     bad = cli("tasks", "logs", "nope")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: no task nope"

@@ -30,9 +30,9 @@ def test_agent_platform(run_example: Callable[..., Running], database_url: str,
     first, second = outcome["ids"]["first"], outcome["ids"]["second"]
 
     # the first start loaded ten default agents (and the server its admin)
-    published = api.list_agents(status="published", limit=100)["agents"]
+    published = api.list_agents(status="published", limit=100).agents
     assert len(published) == 10
-    assert [u["username"] for u in api.list_users()] == ["admin", "editor"]
+    assert [u.username for u in api.list_users().users] == ["admin", "editor"]
 
     # research -> write -> review -> approval -> publish: approved, then rejected
     assert first["steps"] == {"research": "succeeded", "write": "succeeded",

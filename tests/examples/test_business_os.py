@@ -16,30 +16,30 @@ def test_business_os(run_example: Callable[..., Running]) -> None:
     # deployed then; each task keeps its type and the ops lead's labels
     assert [p for _, p in outcome["segments_in_order"]] == [10, 9, 7, 5, 3, 1]
     segments = [api.get_task(t) for t in ids["segments"]]
-    assert {t["status"] for t in segments} == {"succeeded"}
-    assert {t["output"]["model"] for t in segments} == {"churn@1.0.0"}
-    assert {(t["type"], t["metadata"]["requested_by"]) for t in segments} == {
+    assert {t.status for t in segments} == {"succeeded"}
+    assert {(t.output or {})["model"] for t in segments} == {"churn@1.0.0"}
+    assert {(t.type, (t.metadata or {})["requested_by"]) for t in segments} == {
         ("analyze", "ops-lead")}
-    analyze = api.list_tasks(type="analyze", limit=100)["tasks"]
-    assert sorted(t["id"] for t in analyze) == sorted([*ids["segments"], ids["rescore"]])
+    analyze = api.list_tasks(type="analyze", limit=100).tasks
+    assert sorted(t.id for t in analyze) == sorted([*ids["segments"], ids["rescore"]])
 
     # the model registry: 1.1.0 replaced 1.0.0, and the next scoring used it
     assert outcome["models"] == {"1.0.0": "archived", "1.1.0": "deployed"}
     assert outcome["rescored_with"] == "churn@1.1.0"
-    rescore = api.get_task(ids["rescore"])["output"]
-    first = next(t["output"] for t in segments if t["input"]["segment"] == "enterprise")
+    rescore = api.get_task(ids["rescore"]).output or {}
+    first = next(t.output or {} for t in segments if t.input["segment"] == "enterprise")
     assert rescore["scores"] != first["scores"]  # other weights, other risks
 
     # retries and timeouts: INV-2003 booked on its third try after two 503s; INV-2004
     # timed out three times (2 s each) and was dead-lettered; nothing booked twice
-    invoices = {t["input"]["invoice"]: t for t in map(api.get_task, ids["invoices"])}
+    invoices = {t.input["invoice"]: t for t in map(api.get_task, ids["invoices"])}
     flaky, hanging = invoices["INV-2003"], invoices["INV-2004"]
-    assert flaky["status"] == "succeeded" and len(flaky["attempts"]) == 3
-    assert [a["outcome"] for a in flaky["attempts"][:2]] == ["failed", "failed"]
-    assert "503" in flaky["attempts"][0]["error"]["message"]
-    assert hanging["status"] == "failed"
-    assert [a["outcome"] for a in hanging["attempts"]] == ["timeout"] * 3
-    assert [t["status"] for t in api.list_tasks(status="failed")["tasks"]] == ["failed"]
+    assert flaky.status == "succeeded" and len(flaky.attempts) == 3
+    assert [a.outcome for a in flaky.attempts[:2]] == ["failed", "failed"]
+    assert "503" in (flaky.attempts[0].error or {})["message"]
+    assert hanging.status == "failed"
+    assert [a.outcome for a in hanging.attempts] == ["timeout"] * 3
+    assert [t.status for t in api.list_tasks(status="failed").tasks] == ["failed"]
     erp = example.sims.handles["erp"]
     assert sorted(erp.booked) == ["INV-2001", "INV-2002", "INV-2003"]
     assert erp.requests == {"INV-2001": 1, "INV-2002": 1, "INV-2003": 3, "INV-2004": 3}
@@ -50,9 +50,9 @@ def test_business_os(run_example: Callable[..., Running]) -> None:
     assert calls["gpt-4o-mini"]["calls"] == 3 and calls["gpt-4o"]["calls"] == 1
     # executions with tokens and duration
     report = api.get_task(ids["summary"])
-    [attempt] = report["attempts"]
-    assert attempt["tokens"] == {"prompt": 12, "completion": 5, "total": 17}
-    assert attempt["duration_ms"] > 0 and attempt["cost"] > 0
+    [attempt] = report.attempts
+    assert attempt.tokens == {"prompt": 12, "completion": 5, "total": 17}
+    assert (attempt.duration_ms or 0) > 0 and (attempt.cost or 0) > 0
     assert api.agent_summary("support-triage")["tokens"]["total"] == 3 * 17
 
     # roles and the audit log: the ops lead's submissions are hers, the auditor read and

@@ -847,6 +847,20 @@ class Methods:
         return (yield from call_none("DELETE", path("api-keys", key_id)))
 
     @endpoint
+    def list_sessions(self, include_ended: bool = False, username: str | None = None,
+                      limit: int | None = None) -> Plan[list[dict[str, Any]]]:
+        """Login sessions newest first (live ones unless ``include_ended``)."""
+        found = yield from call_json("GET", "/api/v1/sessions", params=params(
+            include_ended="true" if include_ended else None, username=username, limit=limit))
+        sessions: list[dict[str, Any]] = found["sessions"]
+        return sessions
+
+    @endpoint
+    def end_session(self, session_id: str) -> Plan[None]:
+        """End a login session: its token is refused from then on."""
+        return (yield from call_none("DELETE", path("sessions", session_id)))
+
+    @endpoint
     def audit(self, /, **filters: Any) -> Plan[dict[str, Any]]:
         """One page, newest first: ``{"entries": [...], "next_before_seq"}``; filters:
         actor, action, resource_type, resource_id, outcome, since, until, before_seq,
