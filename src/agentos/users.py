@@ -22,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, f
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import paging, tokens
+from agentos import audit, paging, tokens
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.roles import Role
 from agentos.store import Store
@@ -220,6 +220,24 @@ async def change_password(store: Store, user_id: int, current: str, new: str) ->
             password_hash=hashed, password_changed_at=utcnow(), updated_at=utcnow()))
         await tokens.revoke_user_in(store, conn, user_id)
     return str(row.username)
+
+
+async def reset_password(store: Store, username: str, actor: str = "local") -> str:
+    """Set a new random password for ``username`` straight in the database, for whoever
+    can open it (``agentos users reset-password``: no server, no token), and return it to
+    be shown once. Their tokens are revoked; the audit row names the user, its actor is
+    ``actor``. An unknown user is refused (NotFound), writing nothing."""
+    chosen = secrets.token_urlsafe(12)
+    hashed = await hash_password(chosen)
+    async with store.write() as conn:
+        row = await _row_for_update(conn, username)
+        await conn.execute(update(users).where(u.id == row.id).values(
+            password_hash=hashed, password_changed_at=utcnow(), updated_at=utcnow()))
+        await tokens.revoke_user_in(store, conn, row.id)
+        await audit.append_in(conn, audit.Entry(
+            actor=actor, action="users.reset_password", resource_type="users",
+            resource_id=username, details={"through": "database"}))
+    return chosen
 
 
 async def remove(store: Store, username: str) -> None:

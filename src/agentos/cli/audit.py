@@ -39,6 +39,7 @@ async def _verify(url: str) -> dict[str, Any]:
     from agentos import audit
     from agentos.store import open_store
 
+    db.require_database(url)
     with db.reaching(url):
         store = open_store(url, pool_size=1)
         try:

@@ -17,7 +17,7 @@ import typer
 
 from agentos.cli import options, output
 from agentos.config import Settings
-from agentos.errors import Unavailable
+from agentos.errors import NotFound, Unavailable
 
 if TYPE_CHECKING:
     from agentos.store.schema import SchemaState
@@ -44,6 +44,7 @@ def upgrade_command() -> None:
 def current_command(json: options.Json = False) -> None:
     """Show the database's schema revision and the one this AgentOS needs."""
     url = options.settings().database_url
+    require_database(url)
     now = state(url)
     if json:
         output.emit_json({"database": redact(url), "current": now.current, "head": now.head,
@@ -161,8 +162,11 @@ def upgrade(url: str) -> tuple[SchemaState, SchemaState]:
     return before, after
 
 
-def ensure_current(settings: Settings) -> None:
-    """Stop unless the schema is current, upgrading it first where the settings allow."""
+def ensure_current(settings: Settings, *, create: bool = False) -> None:
+    """Stop unless the schema is current, upgrading it first where the settings allow.
+    Only ``create`` (serve, demo) may make a SQLite file that is not there yet."""
+    if not create:
+        require_database(settings.database_url)
     now = state(settings.database_url)
     if now.up_to_date:
         return
@@ -172,6 +176,20 @@ def ensure_current(settings: Settings) -> None:
             f"{now.head}: run `agentos db upgrade`",
             code="schema_out_of_date", details={"current": now.current, "head": now.head})
     upgrade(settings.database_url)
+
+
+def require_database(url: str) -> None:
+    """Stop when ``url`` names a SQLite file that does not exist: opening it would make
+    an empty database that serves nothing. Only ``serve``, ``demo`` and ``db upgrade``
+    create one."""
+    from agentos import store
+
+    path = store.missing_file(url)
+    if path is not None:
+        raise NotFound(
+            f"no database at {path}: set AGENTOS_DATABASE_URL to the database your server "
+            f"uses (e.g. sqlite:///{path}), or create one here with `agentos db upgrade`",
+            code="database_not_found", details={"path": path})
 
 
 @contextmanager

@@ -37,12 +37,14 @@ def demo(host: serve.Host = None, port: serve.Port = None, example: ExampleName 
     settings = options.settings().model_copy(update={"run_worker": True})
     host, port = host or settings.host, port or settings.port
     serve.configure_logging(settings)
-    sections = [database(settings), login(settings), _agents(settings),
-                ("worker", [f"in this process, {settings.worker_concurrency} tasks at once"])]
-    serve.check_port(host, port)
-    banner(f"http://{host}:{port}", sections)
-    _try(settings, f"http://{host}:{port}")
-    serve.start(settings, host, port)
+    # the address first: nothing is created (the admin's password shown once) on a busy one
+    with serve.listen(host, port) as listening:
+        sections = [database(settings), login(settings), _agents(settings),
+                    ("worker", [f"in this process, {settings.worker_concurrency} tasks at "
+                                "once"])]
+        banner(f"http://{host}:{port}", sections)
+        _try(settings, f"http://{host}:{port}")
+        serve.start(settings, listening)
 
 
 def database(settings: Settings) -> Section:
@@ -56,7 +58,8 @@ def login(settings: Settings) -> Section:
         return "login", [f"admin / {password}  (created now, shown this once)"]
     if settings.admin_password is not None:
         return "login", ["admin / $AGENTOS_ADMIN_PASSWORD"]
-    return "login", ["admin, with the password shown on the first run"]
+    return "login", ["admin, with the password shown on the first run (lost: "
+                     "`agentos users reset-password admin`)"]
 
 
 def _agents(settings: Settings) -> Section:

@@ -47,18 +47,19 @@ def demo(name: str, host: str | None, port: int | None) -> None:
         settings = options.settings().model_copy(update={"run_worker": True})
         host, port = host or settings.host, port or settings.port
         serve.configure_logging(settings)
-        sections = [plain_demo.database(settings), plain_demo.login(settings),
-                    ("example", [f"{example.title} (seed {example.seed})", example.summary,
-                                 f"{example.path}/README.md"]),
-                    ("worker", [f"in this process, {settings.worker_concurrency} tasks at once"])]
-        serve.check_port(host, port)
-        base = f"http://{host}:{port}"
-        plain_demo.banner(base, sections, title=f"AgentOS example: {example.name}")
-        typer.echo("\nPress Ctrl+C to stop.\n")
-        key = asyncio.run(_scenario_key(settings, example.name))
-        threading.Thread(target=_scenario, args=(example, sims, base, key), daemon=True,
-                         name="example-scenario").start()
-        serve.start(settings, host, port)
+        with serve.listen(host, port) as listening:  # before anything is created
+            sections = [plain_demo.database(settings), plain_demo.login(settings),
+                        ("example", [f"{example.title} (seed {example.seed})",
+                                     example.summary, f"{example.path}/README.md"]),
+                        ("worker", [f"in this process, {settings.worker_concurrency} tasks "
+                                    "at once"])]
+            base = f"http://{host}:{port}"
+            plain_demo.banner(base, sections, title=f"AgentOS example: {example.name}")
+            typer.echo("\nPress Ctrl+C to stop.\n")
+            key = asyncio.run(_scenario_key(settings, example.name))
+            threading.Thread(target=_scenario, args=(example, sims, base, key), daemon=True,
+                             name="example-scenario").start()
+            serve.start(settings, listening)
     finally:
         sims.stop()
 

@@ -24,15 +24,20 @@ def serve(host: Host = None, port: Port = None) -> None:
 
     An out-of-date schema is upgraded first on SQLite (AGENTOS_AUTO_UPGRADE
     overrides); on PostgreSQL the server stops and asks for `agentos db upgrade`.
+    Every start condition is checked before anything is created: the address is
+    taken first, then the database reached and its schema checked, then the first
+    admin made (its password printed once).
     """
     settings = options.settings()
     configure_logging(settings)
-    db.ensure_current(settings)
-    if password := first_admin(settings):
-        typer.echo(f"created user admin with password {password}\n"
-                   "(shown this once: log in with `agentos login`, then change it with "
-                   "`agentos users passwd`)")
-    start(settings, host or settings.host, port or settings.port)
+    listening = listen(host or settings.host, port or settings.port)
+    with listening:
+        db.ensure_current(settings, create=True)
+        if password := first_admin(settings):
+            typer.echo(f"created user admin with password {password}\n"
+                       "(shown this once: log in with `agentos login`, then change it with "
+                       "`agentos users passwd`; lost: `agentos users reset-password admin`)")
+        start(settings, listening)
 
 
 def first_admin(settings: Settings) -> str | None:
@@ -63,32 +68,43 @@ def configure_logging(settings: Settings) -> None:
 
 
 GRACEFUL_SHUTDOWN = 3  # seconds open connections get after SIGTERM
+BACKLOG = 2048  # connections the kernel queues before accept (uvicorn's default)
 
 
-def start(settings: Settings, host: str, port: int) -> None:
-    """Serve until SIGINT or SIGTERM."""
+def start(settings: Settings, listening: socket.socket) -> None:
+    """Serve on ``listening`` (from ``listen``) until SIGINT or SIGTERM."""
     import uvicorn
 
     from agentos import server
 
-    check_port(host, port)
+    host, port = listening.getsockname()[:2]
     # log_config=None: uvicorn's own lines go through agentos.logs like ours
     # open event streams never end by themselves: give them a few seconds, then close them
     # proxy_headers=False: uvicorn would believe X-Forwarded-For from any local client;
     # the app does it for AGENTOS_TRUSTED_PROXIES only
-    uvicorn.run(server.create(settings), host=host, port=port, log_level=settings.log_level,
-                access_log=False, log_config=None, proxy_headers=False,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
+    config = uvicorn.Config(server.create(settings), host=host, port=port,
+                            log_level=settings.log_level, access_log=False, log_config=None,
+                            proxy_headers=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
+    uvicorn.Server(config).run(sockets=[listening])
 
 
-def check_port(host: str, port: int) -> None:
-    """Fail with one line, before anything is printed, when the address is taken."""
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, taken before anything else starts: a busy address fails
+    with one line before a database or a user is created (the first admin's password
+    would be printed and lost otherwise)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
+        listening = socket.socket(family, kind, proto)
     except OSError as exc:
         raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                           code="address_unavailable") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(BACKLOG)
+    except OSError as exc:
+        listening.close()
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                          code="address_unavailable") from None
+    return listening

@@ -97,3 +97,33 @@ def passwd(password_stdin: PasswordStdin = False, url: options.Url = None) -> No
     with options.client(url) as api:
         api.change_password(current, new)
     typer.echo("password changed; log in again (agentos login)")
+
+
+@app.command("reset-password")
+def reset_password(username: Username, json: options.Json = False) -> None:
+    """Set a new random password for USERNAME straight in AGENTOS_DATABASE_URL and print
+    it once (no server and no token needed: whoever can open the database may). For a
+    lost admin password; their sessions end and the audit log records actor `local`."""
+    import asyncio
+
+    from agentos import users
+    from agentos.cli import db
+    from agentos.store import open_store
+
+    settings = options.settings()
+    db.ensure_current(settings)  # an existing database only: never a new empty one
+
+    async def reset() -> str:
+        store = open_store(settings.database_url, pool_size=1)
+        try:
+            return await users.reset_password(store, username)
+        finally:
+            await store.close()
+
+    with db.reaching(settings.database_url):
+        password = asyncio.run(reset())
+    if json:
+        output.emit_json({"username": username, "password": password})
+    else:
+        typer.echo(f"new password for {username}: {password}\n(shown this once; their "
+                   "sessions were ended: log in with `agentos login`)")

@@ -47,6 +47,9 @@ def worker(
     if "" not in sys.path:
         sys.path.insert(0, "")  # handlers in the working directory, as `python -m` would
     names = [a.strip() for a in agents.split(",") if a.strip()] if agents else None
+    serves = f"agents {', '.join(names)}" if names else "every agent"
+    typer.echo(f"worker on {db.redact(settings.database_url)}: {serves}, {concurrency} "
+               "tasks at once")
     asyncio.run(_run(settings, names, concurrency, worker_id, grace, lease, burst, poll))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from agentos.errors import InvalidInput
 from agentos.store import sqlite
 from agentos.store.base import Store
@@ -10,7 +12,7 @@ from agentos.store.sqlite import SqliteStore
 # agentos.store.postgres (psycopg, SQLAlchemy's asyncio layer: ~0.3 s) is imported only
 # for a PostgreSQL URL, so a SQLite process starts without it
 
-__all__ = ["Store", "dialect_of", "open_store", "sync_url"]
+__all__ = ["Store", "dialect_of", "missing_file", "open_store", "sync_url"]
 
 
 def dialect_of(url: str) -> str:
@@ -23,6 +25,15 @@ def dialect_of(url: str) -> str:
         "postgresql://USER@HOST/DB",
         code="bad_database_url",
     )
+
+
+def missing_file(url: str) -> str | None:
+    """The path of the SQLite database file ``url`` names when no such file exists
+    (opening it would create an empty database there); else None."""
+    if dialect_of(url) != "sqlite":
+        return None
+    path = sqlite.file_of(url)
+    return path if path is not None and not os.path.exists(path) else None
 
 
 def open_store(url: str, *, pool_size: int = 10) -> Store:
