@@ -121,6 +121,8 @@ async def test_command_non_zero_exit_fails_with_stderr(store: Store) -> None:
     assert task.status is Status.FAILED and len(task.attempts) == 2  # retryable
     assert "exited with status 3" in task.error["message"]
     assert "disk on fire" in task.error["message"]
+    # each attempt's error keeps the stderr it wrote (its tail)
+    assert [a.error["stderr"] for a in task.attempts if a.error] == ["disk on fire"] * 2
 
 
 async def test_command_bad_json_fails_for_good(store: Store) -> None:

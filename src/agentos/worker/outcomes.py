@@ -63,7 +63,8 @@ def raised(exc: BaseException, timeout_s: float, cancel_requested: bool) -> End 
 def error_of(exc: BaseException) -> dict[str, Any]:
     """An exception as an attempt's error."""
     return {"type": type(exc).__name__, "message": str(exc),
-            "traceback": "".join(traceback.format_exception(exc))[-TRACEBACK_CHARS:]}
+            "traceback": "".join(traceback.format_exception(exc))[-TRACEBACK_CHARS:],
+            **(exc.fields if isinstance(exc, HandlerError) else {})}
 
 
 def _timed_out(exc: BaseException, timeout_s: float, cancel_requested: bool) -> End:

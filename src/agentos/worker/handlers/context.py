@@ -48,9 +48,11 @@ CALL_POLL_INTERVAL = 0.25  # seconds between looks at a sub-task (a local commit
 class HandlerError(Exception):
     """Raised by a handler to fail its attempt; ``retryable=False`` dead-letters at once."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True,
+                 fields: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.fields = fields or {}  # more of the attempt's error (a command's stderr)
 
 
 class SubTaskFailed(HandlerError):
