@@ -83,6 +83,14 @@ Handler = Annotated[
 ]
 
 
+# what each handler type takes, said after an unknown field of one
+HANDLER_FIELDS = {
+    get_args(kind.model_fields["type"].annotation)[0]:
+    f"a handler of type {get_args(kind.model_fields['type'].annotation)[0]} takes "
+    + ", ".join(f for f in kind.model_fields if f != "type")
+    for kind in (PythonHandler, CommandHandler, HttpHandler, LlmHandler)}
+
+
 class Goal(_Strict):
     description: Text
     success_criteria: Text | None = None
@@ -357,7 +365,7 @@ def validate(doc: Document) -> AgentSpec:
     try:
         spec = AgentSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise_invalid(errors_from(exc, doc) + cross, "agent definition")
+        raise_invalid(errors_from(exc, doc, HANDLER_FIELDS) + cross, "agent definition")
         raise  # unreachable: raise_invalid raised
     raise_invalid(cross, "agent definition")
     return spec

@@ -16,7 +16,7 @@ the event loop run ``parse_yaml`` in a thread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,11 +173,17 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
             _walk(item, (*path, i), lines)
 
 
-def _data_path(data: Any, loc: Sequence[str | int]) -> Path:
-    """Pydantic's ``loc`` minus the union-tag steps that are not in the data."""
+def _data_path(data: Any, loc: Sequence[str | int]) -> tuple[Path, str | None]:
+    """Pydantic's ``loc`` minus the union-tag steps that are not in the data, and the
+    tag of the last tagged union it went through (``command`` for a command handler)."""
     path: list[str | int] = []
     current = data
+    tag: str | None = None
     for i, part in enumerate(loc):
+        if i < len(loc) - 1 and isinstance(current, dict) and isinstance(part, str) \
+                and current.get(TAG) == part:
+            tag = part  # the member a tagged union chose, even where a key has its name
+            continue
         if _has(current, part):
             current = current[part]
             path.append(part)
@@ -189,7 +195,7 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> Path:
             continue  # a tagged union's tag
         else:
             break
-    return tuple(path)
+    return tuple(path), tag
 
 
 def _has(container: Any, part: str | int) -> bool:
@@ -198,19 +204,35 @@ def _has(container: Any, part: str | int) -> bool:
     return isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container)
 
 
-def errors_from(exc: ValidationError, doc: Document) -> list[dict[str, Any]]:
-    """Every problem Pydantic found, each with its field path and source line."""
+def errors_from(exc: ValidationError, doc: Document,
+                 members: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every problem Pydantic found, each with its field path and source line.
+    ``members``: for a tagged union's member, by tag, what it takes (``a command
+    handler takes argv, env, cwd``), said after an unknown field of it. An unknown
+    field comes before a missing one of the same mapping: it is usually the cause."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for err in exc.errors(include_url=False):
-        path = _data_path(doc.data, err["loc"])
+        path, tag = _data_path(doc.data, err["loc"])
         where = format_path(path)
         # a union reports once per member ("valid integer", "valid number"): keep the first
         if where in seen:
             continue
         seen.add(where)
-        out.append({"path": where, "message": _message(err), "line": doc.line(path)})
-    return out
+        message = _message(err)
+        if err["type"] == "extra_forbidden" and tag is not None and members and tag in members:
+            message += f"; {members[tag]}"
+        out.append({"path": where, "message": message, "line": doc.line(path),
+                    "_parent": format_path(path[:-1]), "_kind": err["type"]})
+    first: dict[str, int] = {}
+    for e in out:
+        first.setdefault(e["_parent"], len(first))
+    out.sort(key=lambda e: (first[e["_parent"]], _ORDER.get(e["_kind"], 2)))
+    return [{k: v for k, v in e.items() if not k.startswith("_")} for e in out]
+
+
+TAG = "type"  # the key naming a tagged union's member (agent_spec.Handler's)
+_ORDER = {"extra_forbidden": 0, "missing": 1}  # within one mapping; the rest keep theirs
 
 
 def _message(err: Any) -> str:

@@ -128,3 +128,23 @@ def test_bad_documents(text: str, path: str, needle: str) -> None:
 def test_malformed_yaml_reports_its_line() -> None:
     errors = errors_of("name: a\nversion: 1.0.0\nhandler: {type: python\n")
     assert errors[0]["line"] is not None and errors[0]["line"] >= 3
+
+
+@pytest.mark.parametrize(("handler", "message"), [
+    # a key named like the handler's type is no tag: it is the unknown field
+    ("{type: command, command: 'python3 wc.py'}",
+     "handler.command: unknown field; a handler of type command takes argv, env, cwd"),
+    ("{type: http, url: 'https://x.test', method: POST}",
+     "handler.method: unknown field; a handler of type http takes url, headers"),
+    ("{type: python, module: m, target: m:f}",
+     "handler.module: unknown field; a handler of type python takes target"),
+])
+def test_an_unknown_handler_field_is_named_with_what_the_type_takes(
+        handler: str, message: str) -> None:
+    text = f"name: wc\nversion: 1.0.0\nhandler: {handler}\n"
+    with pytest.raises(ValidationFailed) as info:
+        agent_spec.validate(documents.parse_yaml(text)[0])
+    first = info.value.details["errors"][0]
+    assert f"{first['path']}: {first['message']}" == message
+    assert first["line"] == 3
+    assert message.split(": ", 1)[1] in info.value.message  # the headline says it too
