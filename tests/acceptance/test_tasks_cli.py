@@ -54,3 +54,46 @@ def test_submit_list_show_cancel_retry_and_a_worker(cli: Cli, server: Server,
         "echo": {"x": 1}, "attempt": 1}
     workers = json.loads(cli.ok("workers", "--json"))
     assert workers == []  # a burst worker deregisters when it is done
+
+
+def test_submit_wait_prints_the_output_or_fails_with_the_task(
+        cli: Cli, server: Server, database_url: str) -> None:
+    with Client(server.url) as api:
+        for name, target in (("echo", "echo"), ("broken", "broken")):
+            api.create_agent({"name": name, "version": "1.0.0", "limits": {"max_retries": 0},
+                              "handler": {"type": "python", "target": f"tests.handlers:{target}"}})
+            api.publish(name, "1.0.0")
+        api.create_agent({"name": "idle", "version": "1.0.0",
+                          "handler": {"type": "python", "target": "tests.handlers:echo"}})
+        api.publish("idle", "1.0.0")
+    env = {**os.environ, "AGENTOS_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT),
+           "AGENTOS_LOG_LEVEL": "warning"}
+    worker = subprocess.Popen([sys.executable, "-m", "agentos.cli.main", "worker", "--agents",
+                               "echo,broken", "--poll", "0.1"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL)
+    try:
+        done = cli("tasks", "submit", "echo", "--input", '{"x": 2}', "--wait", "--timeout", "50")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"echo": {"x": 2}, "attempt": 1}
+        failed = cli("tasks", "submit", "broken", "--wait", "--timeout", "50")
+        assert failed.returncode == 2 and failed.stdout == ""
+        task_id = failed.stderr.split()[1]  # "submitted ID to broken 1.0.0; waiting"
+        assert failed.stderr.splitlines()[-1] == (
+            f"error: task {task_id} failed: bad input (agentos tasks show {task_id})")
+        whole = json.loads(cli("tasks", "wait", task_id, "--json").stdout)
+        assert whole["status"] == "failed" and whole["attempts"][0]["outcome"] == "failed"
+        shown = cli.ok("tasks", "show", task_id)
+        assert "attempt 1 traceback:" in shown
+        assert "Traceback (most recent call last)" in shown and "HandlerError: bad input" in shown
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    idle = json.loads(cli.ok("tasks", "submit", "idle", "--json"))
+    late = cli("tasks", "wait", idle["id"], "--timeout", "0.5")
+    assert (late.returncode, late.stderr) == (
+        2, f"error: task {idle['id']} is still pending after 0.5s\n")
+    unknown = cli("tasks", "wait", "nope")
+    assert (unknown.returncode, unknown.stderr) == (2, "error: no task nope\n")
+    cancelled = json.loads(cli.ok("tasks", "cancel", idle["id"], "--json"))
+    assert cancelled["status"] == "cancelled"
+    assert json.loads(cli.ok("tasks", "retry", idle["id"], "--json"))["status"] == "pending"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json as json_
+import textwrap
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from agentos.api.schemas.tasks import Task
+from agentos.api.schemas.tasks import Task, TaskDetail
 from agentos.cli import events, options, output
 
 app = typer.Typer(help="Submit, list, inspect, cancel and retry tasks.",
@@ -28,6 +29,12 @@ class State(StrEnum):
     CANCELLED = "cancelled"
 
 
+Wait = Annotated[bool, typer.Option(
+    "--wait", help="Wait until it has ended, then print its output (exit 2 if it fails).")]
+Timeout = Annotated[float | None, typer.Option(
+    "--timeout", min=0, metavar="S", show_default=False,
+    help="Give up waiting after S seconds (exit 2) [default: no limit].")]
+
 COLUMNS = [("ID", "id"), ("AGENT", "agent"), ("STATUS", "status"), ("PRI", "priority"),
            ("ATTEMPT", "attempt"), ("CREATED", "created"), ("ERROR", "error")]
 
@@ -44,19 +51,50 @@ def submit(
         "--type", help="What kind of work it is (execute, train, analyze, ...).")] = None,
     metadata: Annotated[str | None, typer.Option(
         help="JSON object of your own labels (who asked, for which customer).")] = None,
+    wait: Wait = False, timeout: Timeout = None,
     json: options.Json = False, url: options.Url = None,
 ) -> None:
-    """Submit a task to an agent's latest published version."""
+    """Submit a task to an agent's latest published version; with --wait, wait until it
+    has ended and print its output (exit 2 when it fails)."""
     data = _object(input)
     labels = _object(metadata, "--metadata") if metadata is not None else None
     with options.client(url) as api:
         task = api.submit(agent, data, priority=priority, version=version,
                           idempotency_key=idempotency_key, correlation_id=correlation_id,
                           type=type, metadata=labels)
+        if wait:
+            if not json:
+                typer.echo(f"submitted {task.id} to {task.agent} {task.version}; waiting",
+                           err=True)
+            _ended(api.wait(task.id, timeout), json)
+            return
     if json:
         output.emit_json(task)
     else:
         typer.echo(f"submitted {task.id} to {task.agent} {task.version} ({task.status})")
+
+
+@app.command("wait")
+def wait_(task_id: TaskId, timeout: Timeout = None, json: options.Json = False,
+          url: options.Url = None) -> None:
+    """Wait until a task has ended and print its output (exit 2 when it failed or was
+    cancelled, or when --timeout passes first)."""
+    with options.client(url) as api:
+        _ended(api.wait(task_id, timeout), json)
+
+
+def _ended(task: TaskDetail, json: bool) -> None:
+    """Print an ended task's output (its whole record with --json); exit 2 unless it
+    succeeded, saying why on stderr."""
+    if json:
+        output.emit_json(task)
+    elif task.status == "succeeded":
+        output.emit_json(task.output)
+    if task.status != "succeeded":
+        why = (task.error or {}).get("message") or task.status
+        typer.echo(f"error: task {task.id} {task.status}: {why} (agentos tasks show "
+                   f"{task.id})", err=True)
+        raise typer.Exit(2)
 
 
 @app.command("list")
@@ -109,22 +147,34 @@ def show(task_id: TaskId, json: options.Json = False, url: options.Url = None) -
         output.table(attempts, [("ATTEMPT", "n"), ("WORKER", "worker"),
                                 ("OUTCOME", "outcome"), ("MS", "ms"), ("TOKENS", "tokens"),
                                 ("ERROR", "error")])
+    for a in task.attempts:  # what each failed attempt left: its traceback, its stderr
+        error = a.error or {}
+        for label in ("traceback", "stderr"):
+            if error.get(label):
+                typer.echo(f"\nattempt {a.number} {label}:")
+                typer.echo(textwrap.indent(str(error[label]).rstrip("\n"), "  "))
 
 
 @app.command()
-def cancel(task_id: TaskId, url: options.Url = None) -> None:
+def cancel(task_id: TaskId, json: options.Json = False, url: options.Url = None) -> None:
     """Cancel a task: at once if waiting, cooperatively if running."""
     with options.client(url) as api:
         task = api.cancel_task(task_id)
+    if json:
+        output.emit_json(task)
+        return
     state = "cancellation requested" if task.status == "running" else task.status
     typer.echo(f"{task_id}: {state}")
 
 
 @app.command()
-def retry(task_id: TaskId, url: options.Url = None) -> None:
+def retry(task_id: TaskId, json: options.Json = False, url: options.Url = None) -> None:
     """Run a failed or cancelled task again."""
     with options.client(url) as api:
         task = api.retry_task(task_id)
+    if json:
+        output.emit_json(task)
+        return
     typer.echo(f"{task_id}: {task.status}")
 
 
