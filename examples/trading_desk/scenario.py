@@ -208,8 +208,10 @@ def caught_up(client: Client) -> None:
         if p["name"] in names), timeout_s=30)
 
 
-def _at(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
+def _at(moment: datetime | str) -> float:
+    """Seconds since the epoch of an event's ``created_at`` (the SDK's datetime)."""
+    return (moment if isinstance(moment, datetime)
+            else datetime.fromisoformat(moment)).timestamp()
 
 
 def _simulators() -> Simulators:

@@ -107,6 +107,10 @@ class AsyncClient(Methods):
                 return
             kwargs.update(following)
 
+    def iter_events(self, **filters: Any) -> AsyncIterator[Event]:
+        """Every event matching ``filters`` (those of ``list_events``), page after page."""
+        return self.iterate(self.list_events, **filters)
+
     async def log_lines(self, task_id: str, attempt: int | None = None, *,
                         follow: bool = False, poll_s: float = LOG_POLL
                         ) -> AsyncIterator[dict[str, Any]]:

@@ -139,6 +139,10 @@ class Client(Methods):
                 return
             kwargs.update(following)
 
+    def iter_events(self, **filters: Any) -> Iterator[Event]:
+        """Every event matching ``filters`` (those of ``list_events``), page after page."""
+        return self.iterate(self.list_events, **filters)
+
     def log_lines(self, task_id: str, attempt: int | None = None, *, follow: bool = False,
                   poll_s: float = LOG_POLL) -> Iterator[dict[str, Any]]:
         """Every line of the task's log (or of one attempt), page after page; ``follow``:

@@ -9,9 +9,21 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 
 class Model(BaseModel):
-    """A resource as the API sends it; unknown fields are ignored (a newer server)."""
+    """A resource as the API sends it; unknown fields are ignored (a newer server).
+    Fields read as attributes (``task.status``) or, as in the JSON, by name
+    (``task["status"]``), so code written against the SDK's earlier dict answers
+    keeps working."""
 
     model_config = ConfigDict(extra="ignore")
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The field ``key``, or ``default`` when the model has no such field."""
+        return self[key] if key in type(self).model_fields else default
 
 
 # ``datetime.isoformat()`` on the wire (``+00:00``), as every other answer writes times
