@@ -119,6 +119,7 @@ async def of_worker(store: Store, worker_id: str) -> dict[str, Any]:
         "stopped_at": _iso(row["stopped_at"]),
         "running_tasks": [_task(r) for r in running],
         "held_locks": [_lock(r) for r in held_locks],
+        "unloadable": row.get("unloadable") or {},
     }
 
 

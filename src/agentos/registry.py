@@ -257,6 +257,13 @@ async def _latest_published(store: Store, name: str) -> AgentVersion | None:
     return AgentVersion.from_row(row) if row else None
 
 
+async def names(store: Store) -> list[str]:
+    """Every agent's name (any version, any status), in order."""
+    async with store.read() as conn:
+        rows = (await conn.execute(select(av.c.name).distinct().order_by(av.c.name))).all()
+    return [str(r.name) for r in rows]
+
+
 async def versions(store: Store, name: str) -> list[AgentVersion]:
     """Every version of an agent, highest precedence first (cached like ``get``)."""
     found = await cache.of(store).get("agent_versions", name, lambda: _versions(store, name))

@@ -190,3 +190,26 @@ async def test_oversized_bodies_are_refused(api: httpx.AsyncClient, store: Store
     assert_error(await api.post("/api/v1/agents/import", content=big, headers=YAML), 413,
                  "payload_too_large")
     assert await snapshot(store) == before
+
+
+async def test_import_and_publish_warn_when_the_server_cannot_load_the_handler(
+        api: httpx.AsyncClient) -> None:
+    far = "name: far\nversion: 1.0.0\nhandler: {type: python, target: 'nowhere_at_all:run'}\n"
+    r = await api.post("/api/v1/agents/import", content=far, headers=YAML)
+    assert r.status_code == 201, r.text  # a warning, not a refusal: a worker may have it
+    [warning] = r.json()["warnings"]
+    assert (warning["name"], warning["version"], warning["code"]) == (
+        "far", "1.0.0", "handler_unloadable")
+    assert "ModuleNotFoundError: No module named 'nowhere_at_all'" in warning["message"]
+    published = await api.post("/api/v1/agents/far/versions/1.0.0/publish")
+    assert published.status_code == 200 and published.json()["status"] == "published"
+    assert [w["code"] for w in published.json()["warnings"]] == ["handler_unloadable"]
+    gone = "name: gone\nversion: 1.0.0\nhandler: {type: command, argv: [/no/such/tool]}\n"
+    r = await api.post("/api/v1/agents/import?publish=true", content=gone, headers=YAML)
+    assert "no program /no/such/tool" in r.json()["warnings"][0]["message"]
+    near = "name: near\nversion: 1.0.0\nhandler: {type: python, target: 'tests.handlers:echo'}\n"
+    r = await api.post("/api/v1/agents/import?publish=true", content=near, headers=YAML)
+    assert r.status_code == 201 and r.json()["warnings"] == []
+    assert (await api.post("/api/v1/agents/near/versions/1.0.0/deprecate")).status_code == 200
+    assert (await api.post("/api/v1/agents/near/versions/1.0.0/publish")).json()[
+        "warnings"] == []

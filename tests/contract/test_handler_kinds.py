@@ -134,12 +134,36 @@ async def test_command_bad_json_fails_for_good(store: Store) -> None:
     assert "hello there" in task.error["message"]
 
 
-async def test_command_missing_program_fails_for_good(store: Store) -> None:
-    await agent(store, "ghost", {"type": "command", "argv": ["/no/such/program"]},
+async def test_command_whose_program_goes_missing_fails_for_good(
+        store: Store, tmp_path: Path) -> None:
+    # a program missing when the worker loads the handler leaves the task to another
+    # worker (test_unloadable); one gone by the time it runs fails the attempt for good
+    program = tmp_path / "vanishing"
+    program.write_text("#!/bin/sh\necho '{}'\n")
+    program.chmod(0o755)
+    await agent(store, "vanishing", {"type": "command", "argv": [str(program)]},
                 limits={"max_retries": 3})
-    [task] = await run(store, await submit(store, "ghost"))
+    worker = Worker(store, poll_interval=0.05)
+    running = asyncio.create_task(worker.run())
+    try:
+        first = await submit(store, "vanishing")
+        await until_final(store, first)
+        program.unlink()
+        task = await until_final(store, await submit(store, "vanishing"))
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 30)
     assert task.status is Status.FAILED and len(task.attempts) == 1
-    assert "cannot start /no/such/program" in task.error["message"]
+    assert f"cannot start {program}" in task.error["message"]
+
+
+async def until_final(store: Store, task_id: str) -> Task:
+    for _ in range(400):
+        task = await queue.get(store, task_id)
+        if task.status.final:
+            return task
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"task {task_id} did not end")
 
 
 async def test_command_timeout_kills_the_child_and_its_children(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from agentos import templates
-from agentos.api.schemas.agents import AgentVersion
+from agentos.api.schemas.agents import AgentVersion, ImportWarning
 from agentos.cli import options, output
 from agentos.errors import AgentOSError, InvalidInput
 from agentos.lifecycle import Status
@@ -41,7 +41,7 @@ def import_(
     template: Annotated[list[str] | None, typer.Option(
         "--template", "-t", metavar="NAME", show_default=False,
         help=f"A starter template ({', '.join(templates.names())}); repeatable.")] = None,
-    url: options.Url = None,
+    json: options.Json = False, url: options.Url = None,
 ) -> None:
     """Import agent definitions from files or starter templates.
 
@@ -53,6 +53,7 @@ def import_(
     sources += [("stdin" if path == "-" else path, _read(path)) for path in files or []]
     if not sources:
         raise InvalidInput("give one or more FILEs or --template NAME", code="nothing_to_import")
+    results = []
     with options.client(url) as api:
         for source, text in sources:
             try:
@@ -60,9 +61,20 @@ def import_(
             except AgentOSError as exc:
                 raise type(exc)(f"{source}: {exc.message}", code=exc.code,
                                 details={**exc.details, "source": source}) from None
-            for agent in imported.agents:
-                typer.echo(f"imported {agent.name} {agent.version} ({agent.status}) "
-                           f"from {source}")
+            results.append({"source": source, **imported.model_dump(mode="json")})
+            if not json:
+                for agent in imported.agents:
+                    typer.echo(f"imported {agent.name} {agent.version} ({agent.status}) "
+                               f"from {source}")
+            _warn(imported.warnings)
+    if json:
+        output.emit_json(results)
+
+
+def _warn(warnings: list[ImportWarning]) -> None:
+    """What will stop tasks running, on stderr: the import or publish itself went on."""
+    for w in warnings:
+        typer.echo(f"warning: {w.name} {w.version}: {w.message}", err=True)
 
 
 @app.command("list")
@@ -137,24 +149,29 @@ def versions(name: Name, json: options.Json = False, url: options.Url = None) ->
 
 
 @app.command()
-def publish(name: Name, version: Version, url: options.Url = None) -> None:
+def publish(name: Name, version: Version, json: options.Json = False,
+            url: options.Url = None) -> None:
     """Publish a draft, or re-publish a deprecated version."""
     with options.client(url) as api:
-        _changed(api.publish(name, version))
+        published = api.publish(name, version)
+    _changed(published, json)
+    _warn(published.warnings)
 
 
 @app.command()
-def deprecate(name: Name, version: Version, url: options.Url = None) -> None:
+def deprecate(name: Name, version: Version, json: options.Json = False,
+              url: options.Url = None) -> None:
     """Deprecate a published version: no longer latest, not routed to."""
     with options.client(url) as api:
-        _changed(api.deprecate(name, version))
+        _changed(api.deprecate(name, version), json)
 
 
 @app.command()
-def archive(name: Name, version: Version, url: options.Url = None) -> None:
+def archive(name: Name, version: Version, json: options.Json = False,
+            url: options.Url = None) -> None:
     """Archive a deprecated version: kept for history only."""
     with options.client(url) as api:
-        _changed(api.archive(name, version))
+        _changed(api.archive(name, version), json)
 
 
 @app.command()
@@ -198,8 +215,11 @@ def _read(path: str) -> str:
         raise InvalidInput(f"cannot read {path}: not UTF-8 text", code="cannot_read") from None
 
 
-def _changed(agent: AgentVersion) -> None:
-    typer.echo(f"{agent.name} {agent.version} is now {agent.status}")
+def _changed(agent: AgentVersion, json: bool) -> None:
+    if json:
+        output.emit_json(agent)
+    else:
+        typer.echo(f"{agent.name} {agent.version} is now {agent.status}")
 
 
 CONFIG_COLUMNS = [("KEY", "key"), ("TYPE", "type"), ("VALUE", "value"),

@@ -97,9 +97,10 @@ class Methods:
                            agent_models.AgentVersion))
 
     @endpoint
-    def publish(self, name: str, version: str) -> Plan[agent_models.AgentVersion]:
+    def publish(self, name: str, version: str) -> Plan[agent_models.Published]:
+        """Publish a draft; ``warnings`` say when the server cannot load its handler."""
         return (yield from call("POST", path("agents", name, "versions", version, "publish"),
-                           agent_models.AgentVersion))
+                           agent_models.Published))
 
     @endpoint
     def deprecate(self, name: str, version: str) -> Plan[agent_models.AgentVersion]:

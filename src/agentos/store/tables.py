@@ -325,6 +325,7 @@ workers = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_heartbeat_at", UTCDateTime, nullable=False),
     Column("stopped_at", UTCDateTime),
+    Column("unloadable", Json),  # {agent: why its handler cannot be loaded here}
 )
 
 # ------------------------------------------------------------------ access

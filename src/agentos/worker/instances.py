@@ -71,6 +71,13 @@ async def touch(store: Store, worker_id: str) -> None:
         store.nothing_changed(conn)
 
 
+async def unloadable(store: Store, worker_id: str, errors: dict[str, str]) -> None:
+    """Record the agents whose handler this worker cannot load, and why: it no longer
+    claims their tasks (``explain`` reads it for the no-worker gate)."""
+    async with store.write() as conn:
+        await conn.execute(update(table).where(c.id == worker_id).values(unloadable=errors))
+
+
 async def stopped(store: Store, worker_id: str) -> None:
     async with store.write() as conn:
         await conn.execute(update(table).where(c.id == worker_id).values(
@@ -106,4 +113,5 @@ async def page(store: Store, include_stopped: bool = False, after: str | None = 
         "last_heartbeat_at": r.last_heartbeat_at.isoformat(),
         "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None,
         "locks": held.get(r.id, []),
+        "unloadable": r.unloadable or {},
     } for r in rows], next_after

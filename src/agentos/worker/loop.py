@@ -95,6 +95,10 @@ class Worker:
         self._prepared: dict[tuple[str, str], asyncio.Future[
             tuple[dict[str, Any], handlers.Handler]]] = {}
         self.completed = 0
+        # agents whose handler this process cannot load, and why: their tasks are handed
+        # back unspent and no longer claimed here (a worker that can load it runs them)
+        self.unloadable: dict[str, str] = {}
+        self._serving = agents  # what claims ask for: ``agents`` less the unloadable
 
     def stop(self) -> None:
         """Stop claiming; running tasks get ``grace`` seconds to finish."""
@@ -152,8 +156,10 @@ class Worker:
         """One round trip: record the finished attempts, claim up to ``limit`` more.
         Returns whether anything happened."""
         finished, self._finished = self._finished, []
+        if self._serving == []:  # every agent it serves is unloadable here: claim none
+            limit = 0
         try:
-            done = await claims.cycle(self.store, self.id, finished, self.agents, limit,
+            done = await claims.cycle(self.store, self.id, finished, self._serving, limit,
                                       self.lease_s)
         except Exception:
             log.exception("claim failed", extra={"action": "claim_failed"})
@@ -221,8 +227,31 @@ class Worker:
                 return
             try:
                 await instances.beat(self.store, self.id, len(self._running))
+                if self.unloadable and self.agents is None:
+                    await self._narrow()  # agents created since are served too
             except Exception:
                 log.exception("presence update failed", extra={"action": "presence_failed"})
+
+    async def _narrow(self) -> None:
+        """Claim only agents whose handler loads here: ``agents`` less the unloadable
+        ones; for a worker of every agent, every agent there is now, less those."""
+        every = self.agents if self.agents is not None else await registry.names(self.store)
+        self._serving = [a for a in every if a not in self.unloadable]
+
+    async def _cannot_load(self, task: Task, exc: BaseException) -> None:
+        """Hand the task back at once without spending an attempt, stop claiming its
+        agent and say why on this worker's record (``GET /api/v1/workers``)."""
+        why = f"{type(exc).__name__}: {exc}"
+        if task.agent not in self.unloadable:
+            log.error("cannot load the handler of agent %s: %s; its tasks are left to "
+                      "workers that can", task.agent, why, extra={"action": "handler_unloadable"})
+            self.unloadable[task.agent] = why
+            await self._narrow()
+            await instances.unloadable(self.store, self.id, self.unloadable)
+        await self._report(queue.hand_back(
+            self.store, task.id, task.attempt, outcome=Outcome.LOST, error={
+                "type": "handler_unloadable",
+                "message": f"worker {self.id} cannot load the handler: {why}"}))
 
     async def _drain(self) -> None:
         if self._running:
@@ -276,12 +305,13 @@ class Worker:
                       (time.monotonic() - started) * 1000, extra={"action": "task_done"})
 
     async def _attempt(self, task: Task) -> None:
+        if task.agent in self.unloadable:  # claimed before the claims left it out
+            await self._cannot_load(task, _Unloadable(self.unloadable[task.agent]))
+            return
         try:
             definition, handler = await self._prepare(task.agent, task.agent_version)
-        except _Unloadable as exc:  # its handler cannot be imported or built: never retried
-            await self._report(queue.fail(self.store, task.id, task.attempt,
-                                          outcomes.error_of(exc.__cause__ or exc),
-                                          retryable=False))
+        except _Unloadable as exc:  # not here: another worker may load it (PYTHONPATH)
+            await self._cannot_load(task, exc.__cause__ or exc)
             return
         except Exception as exc:  # e.g. the database, for a moment: retried
             await self._report(queue.fail(self.store, task.id, task.attempt,

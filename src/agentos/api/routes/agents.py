@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from agentos import agent_spec, registry
+from agentos import agent_spec, handler_check, registry
 from agentos.api.deps import StoreDep
 from agentos.api.schemas import agents as schemas
 from agentos.errors import InvalidInput, UnsupportedMedia
@@ -58,7 +58,8 @@ async def import_agents(store: StoreDep, request: Request, publish: bool = False
     except UnicodeDecodeError:
         raise InvalidInput("the body is not UTF-8 text", code="bad_encoding") from None
     imported = await registry.import_yaml(store, text, publish=publish)
-    return {"agents": [v.to_dict() for v in imported]}
+    return {"agents": [v.to_dict() for v in imported],
+            "warnings": await handler_check.warnings(imported)}
 
 
 @router.get("/{name}", response_model=schemas.AgentVersion)
@@ -102,10 +103,12 @@ async def _change(store: StoreDep, name: str, version: str, action: str) -> dict
     return (await registry.change_status(store, name, version, action)).to_dict()
 
 
-@router.post("/{name}/versions/{version}/publish", response_model=schemas.AgentVersion)
+@router.post("/{name}/versions/{version}/publish", response_model=schemas.Published)
 async def publish(store: StoreDep, name: str, version: str) -> dict[str, Any]:
-    """Freeze a draft (or re-publish a deprecated version)."""
-    return await _change(store, name, version, "publish")
+    """Freeze a draft (or re-publish a deprecated version); ``warnings`` say when this
+    server cannot load its handler (a worker that can will run its tasks)."""
+    published = await registry.change_status(store, name, version, "publish")
+    return {**published.to_dict(), "warnings": await handler_check.warnings([published])}
 
 
 @router.post("/{name}/versions/{version}/deprecate", response_model=schemas.AgentVersion)

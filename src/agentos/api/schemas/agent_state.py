@@ -86,6 +86,7 @@ class WorkerState(BaseModel):
     stopped_at: str | None
     running_tasks: list[RunningTask]
     held_locks: list[HeldLock]
+    unloadable: dict[str, str] = {}  # agents whose handler it cannot load, and why
 
 
 class AgentDeleted(BaseModel):

@@ -62,6 +62,12 @@ class Imported(AgentVersion):
     result: str = "created"
 
 
+class Published(AgentVersion):
+    """A published version, and what will stop its tasks running (if anything)."""
+
+    warnings: list[ImportWarning] = Field(default_factory=list)
+
+
 class ImportResult(Model):
     agents: list[Imported]
     warnings: list[ImportWarning] = Field(default_factory=list)

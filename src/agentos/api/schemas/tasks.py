@@ -151,6 +151,8 @@ class Worker(Model):
     last_heartbeat_at: Timestamp
     stopped_at: Timestamp | None
     locks: list[WorkerLock] = Field(default_factory=list)
+    # agents whose handler it cannot load, and why: it does not claim their tasks
+    unloadable: dict[str, str] = Field(default_factory=dict)
 
 
 class WorkerPage(Page[Worker]):

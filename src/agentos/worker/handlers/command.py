@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 from typing import Any
 
@@ -36,7 +37,15 @@ PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYS
 
 
 def make(spec: agent_spec.CommandHandler) -> Handler:
+    """The handler; a program that cannot be found here makes the handler unloadable
+    here (FileNotFoundError), so the worker leaves its tasks to one that has it."""
     program = spec.argv[0]
+    found = shutil.which(program, path=environment(spec.env, {})["PATH"]) \
+        if os.sep not in program else program
+    if found is None or not os.access(os.path.join(spec.cwd or "", found), os.X_OK):
+        raise FileNotFoundError(f"no program {program} to run here (PATH, or cwd "
+                                f"{spec.cwd or '.'}): install it or run this agent's "
+                                "worker where it is")
 
     async def run(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -120,11 +129,13 @@ async def _read_tail(stream: asyncio.StreamReader) -> bytes:
 
 
 def environment(extra: dict[str, str], task: dict[str, Any]) -> dict[str, str]:
-    """The child's environment: a minimal base, the task's identity, the handler's env."""
+    """The child's environment: a minimal base, the task's identity (when ``task`` is
+    given), the handler's env."""
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     env.setdefault("PATH", os.defpath)
-    env.update(AGENTOS_TASK_ID=str(task["id"]), AGENTOS_AGENT=str(task["agent"]),
-               AGENTOS_ATTEMPT=str(task["attempt"]))
+    if task:
+        env.update(AGENTOS_TASK_ID=str(task["id"]), AGENTOS_AGENT=str(task["agent"]),
+                   AGENTOS_ATTEMPT=str(task["attempt"]))
     return {**env, **extra}
 
 
