@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from agentos import errors, templates
+from agentos.api.schemas.locks import Acquired
 from agentos.examples import (
     FINAL,
     Example,
@@ -105,13 +106,13 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
     }
 
 
-def _write(farm_url: str, grant: dict[str, Any], op: str, **body: Any) -> httpx.Response:
+def _write(farm_url: str, grant: Acquired, op: str, **body: Any) -> httpx.Response:
     """A write to a device from outside AgentOS, with the token its lock came with."""
     return httpx.post(f"{farm_url}/devices/{grant['resource']}/{op}", timeout=10, json={
         "token": grant["token"], "owner": "lab-bench", "app": APP, **body})
 
 
-def _lapsed(client: Client, grant: dict[str, Any]) -> bool:
+def _lapsed(client: Client, grant: Acquired) -> bool:
     holder = client.get_lock(grant["resource"])["holder"]
     return holder is None or holder["owner"] != "lab-bench"
 

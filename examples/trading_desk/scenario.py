@@ -146,7 +146,7 @@ def _kill_switch_drill(admin: Client, trader: Client, risk_officer: Client,
     after the switch it was sent (the server's clock: the config change's event)."""
     exchange.at(KILL_DAY + 10)
     price = exchange.account()["prices"]["ETH-USD"]
-    sent: list[dict[str, Any]] = []
+    sent: list[Any] = []  # the SDK's AppendedEvent models
     for n in range(MANUAL_COUNT):
         if n == FLIP_AFTER:  # once the trader's first intent has traded
             wait_for("the first manual intent", lambda: _settled_intent(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 PACKAGE = "examples"
 POLL = 0.2  # seconds between looks while a scenario waits
+FINAL = ("succeeded", "failed", "cancelled")  # the statuses of an ended task
 
 
 @dataclass
