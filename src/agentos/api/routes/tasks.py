@@ -128,7 +128,7 @@ class ClaimIn(BaseModel):
         return self
 
 
-@router.post("/claim", response_model=schemas.Claimed)
+@router.post("/claim", response_model=schemas.Claimed, response_model_exclude_unset=True)
 async def claim(store: StoreDep, settings: SettingsDep, request: Request, body: ClaimIn
                 ) -> dict[str, Any]:
     """Claim up to ``limit`` tasks; with ``wait_s`` > 0, long-poll until one is ready.

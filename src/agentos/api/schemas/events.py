@@ -64,6 +64,7 @@ class Route(Model):
     priority: int
     task_id: str | None
     created_at: Timestamp
+    skipped: str | None = None  # why a trigger that matched made no task
 
 
 class EventRoutes(Model):
