@@ -208,8 +208,9 @@ def errors_from(exc: ValidationError, doc: Document,
                  members: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Every problem Pydantic found, each with its field path and source line.
     ``members``: for a tagged union's member, by tag, what it takes (``a command
-    handler takes argv, env, cwd``), said after an unknown field of it. An unknown
-    field comes before a missing one of the same mapping: it is usually the cause."""
+    handler takes argv, env, cwd``), said after an unknown field of it. A missing
+    field comes after the other problems of its mapping: an unknown one is usually
+    its cause."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for err in exc.errors(include_url=False):
@@ -227,12 +228,11 @@ def errors_from(exc: ValidationError, doc: Document,
     first: dict[str, int] = {}
     for e in out:
         first.setdefault(e["_parent"], len(first))
-    out.sort(key=lambda e: (first[e["_parent"]], _ORDER.get(e["_kind"], 2)))
+    out.sort(key=lambda e: (first[e["_parent"]], e["_kind"] == "missing"))
     return [{k: v for k, v in e.items() if not k.startswith("_")} for e in out]
 
 
 TAG = "type"  # the key naming a tagged union's member (agent_spec.Handler's)
-_ORDER = {"extra_forbidden": 0, "missing": 1}  # within one mapping; the rest keep theirs
 
 
 def _message(err: Any) -> str:
