@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +38,8 @@ from agentos.store.tables import audit_head, audit_log
 GENESIS = "0" * 64
 MAX_PAGE = 1000
 VERIFY_PAGE = 1000  # rows read per query while verifying
+MAX_RESOURCE_ID = 255  # the column's width
+MAX_NAMED = 100  # ids a batch's row lists in its details
 log_ = audit_log.c
 
 
@@ -126,6 +128,30 @@ def pending() -> Entry | None:
     """The entry the current request will record, to amend (e.g. a login's actor)."""
     scope = _scope.get()
     return scope.pending if scope is not None else None
+
+
+def names(resource_ids: Sequence[str]) -> None:
+    """Name what the request's change made, on its audit row, once the change knows
+    (within its transaction: a task's id, an agent's name@version, a key's id). One id
+    is the row's ``resource_id``; several are listed in its details (``ids``, the first
+    ``MAX_NAMED``) and the ``resource_id`` holds as many as fit, then ``+N``."""
+    entry = pending()
+    if entry is None or not resource_ids:
+        return
+    entry.resource_id = _fit(resource_ids)
+    if len(resource_ids) > 1:
+        entry.details["ids"] = list(resource_ids[:MAX_NAMED])
+        entry.details["count"] = len(resource_ids)
+
+
+def _fit(resource_ids: Sequence[str]) -> str:
+    text = resource_ids[0][:MAX_RESOURCE_ID]
+    for shown, one in enumerate(resource_ids[1:], start=1):
+        rest = f",+{len(resource_ids) - shown}"
+        if len(text) + 1 + len(one) + len(rest) > MAX_RESOURCE_ID:
+            return text + rest
+        text += "," + one
+    return text
 
 
 async def record_pending(store: Store) -> None:

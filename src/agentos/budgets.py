@@ -191,6 +191,7 @@ async def create(store: Store, budget: BudgetIn, *, by: str) -> dict[str, Any]:
         spend = float(tokens) if budget.metric == "tokens" else cost
         if spend > 0:
             await _charge_one(store, conn, row, spend, now, by)
+        audit.names([str(row["id"])])
     return await get(store, row["id"])
 
 

@@ -22,8 +22,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentos import audit, patterns
 from agentos import ids as ids_
-from agentos import patterns
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
 from agentos.store import Store
 from agentos.store import workflows as store_workflows
@@ -119,7 +119,9 @@ async def append(store: Store, drafts: list[EventIn],
         raise InvalidInput(f"at most {MAX_BATCH} events per batch", code="batch_too_large")
     payloads = encode_payloads(drafts, max_payload)  # before the write lock is taken
     async with store.write() as conn:
-        return await append_in(store, conn, drafts, payloads)
+        appended = await append_in(store, conn, drafts, payloads)
+        audit.names([a.event.id for a in appended])
+        return appended
 
 
 async def append_in(store: Store, conn: AsyncConnection, drafts: Sequence[EventIn | Draft],

@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from agentos import cache, events
+from agentos import audit, cache, events
 from agentos.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from agentos.store import Store
 from agentos.store import models as store_models
@@ -134,6 +134,7 @@ async def register(store: Store, model: ModelIn, *, by: str) -> dict[str, Any]:
                            code="model_exists",
                            details={"name": model.name, "version": model.version})
         await events.append_in(store, conn, [_event("model.registered", row, by)])
+        audit.names([f"{model.name}@{model.version}"])
     return public(row)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import capabilities, events, locks, task_logs, tasks
+from agentos import audit, capabilities, events, locks, task_logs, tasks
 from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Draft, EventIn
@@ -59,7 +59,13 @@ async def submit(store: Store, items: list[TaskIn]) -> list[tuple[Task, bool]]:
     if len(items) > MAX_BATCH:
         raise InvalidInput(f"at most {MAX_BATCH} tasks per batch", code="batch_too_large")
     await capabilities.check_needed(store, items)
-    return [(Task.from_row(row), new) for row, new in await store.tasks.submit(items, DEFAULTS)]
+    if audit.pending() is None:
+        made = await store.tasks.submit(items, DEFAULTS)
+    else:  # a request's audit row names its tasks, written in their transaction
+        async with store.write() as conn:
+            made = await store.tasks.submit_in(conn, items, DEFAULTS)
+            audit.names([row.id for row, _ in made])
+    return [(Task.from_row(row), new) for row, new in made]
 
 
 async def submit_in(store: Store, conn: AsyncConnection, items: list[TaskIn]

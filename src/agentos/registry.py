@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import agent_spec, cache, documents, patterns, semver
+from agentos import agent_spec, audit, cache, documents, patterns, semver
 from agentos.agent_spec import AgentSpec
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status, is_mutable, transition
@@ -100,6 +100,7 @@ async def create(
     it too if asked. Returns the version and whether it was new."""
     async with store.write() as conn:
         await cache.changed(store, conn)
+        audit.names([f"{spec.name}@{spec.version}"])
         return await _save(conn, spec, publish=publish)
 
 
@@ -123,6 +124,7 @@ async def import_yaml(store: Store, text: str, *, publish: bool = False) -> list
                            code="duplicate_version")
     async with store.write() as conn:
         await cache.changed(store, conn)
+        audit.names([f"{s.name}@{s.version}" for s in specs])
         return [(await _save(conn, s, publish=publish))[0] for s in specs]
 
 

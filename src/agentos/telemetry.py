@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
-from agentos import budgets, prices
+from agentos import audit, budgets, prices
 from agentos.config import LlmPrice
 from agentos.errors import InvalidInput
 from agentos.metrics import recorder
@@ -100,6 +100,7 @@ async def record(store: Store, calls: list[CallIn], *, by: str,
                            r["prompt_tokens"] + r["completion_tokens"], r["cost"])
             for r in rows], by=by)
         await recorder.write_in(conn, samples(rows))
+        audit.names([str(i) for i in ids])
     return [public({**r, "id": i}) for r, i in zip(rows, ids, strict=True)]
 
 

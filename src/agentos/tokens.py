@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import ids, paging
+from agentos import audit, ids, paging
 from agentos.errors import NotFound, Unauthorized, Unavailable
 from agentos.roles import Role
 from agentos.store import Store
@@ -82,6 +82,7 @@ async def create_key(store: Store, name: str, role: Role, expires_at: datetime |
         await conn.execute(insert(credentials).values(
             id=key_id, kind="api_key", secret_hash=digest(key), prefix=prefix, name=name,
             role=str(role), created_by=created_by, expires_at=expires_at))
+        audit.names([key_id])
     return key, await get_key(store, key_id)
 
 

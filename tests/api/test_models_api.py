@@ -43,10 +43,10 @@ async def test_register_list_deploy_archive(
                                    .where(audit_log.c.resource_type == "models")
                                    .where(audit_log.c.outcome == "ok")
                                    .order_by(audit_log.c.seq))).all()
-    assert [tuple(r) for r in rows] == [("models.register", "churn"),
-                                        ("models.deploy", "churn/1"),
-                                        ("models.register", "churn"),
-                                        ("models.deploy", "churn/2")]
+    assert [tuple(r) for r in rows] == [("models.register", "churn@1"),
+                                        ("models.deploy", "churn@1"),
+                                        ("models.register", "churn@2"),
+                                        ("models.deploy", "churn@2")]
 
 
 async def test_refusals_are_4xx_and_write_nothing(api: httpx.AsyncClient, store: Store) -> None:

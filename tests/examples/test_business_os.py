@@ -64,7 +64,7 @@ def test_business_os(run_example: Callable[..., Running]) -> None:
     refused = api.audit(actor="user:auditor", outcome="denied")["entries"]
     assert [e["action"] for e in refused] == ["tasks.submit"]
     deploys = api.audit(action="models.deploy")["entries"]
-    assert [e["resource_id"] for e in reversed(deploys)] == ["churn/1.0.0", "churn/1.1.0"]
+    assert [e["resource_id"] for e in reversed(deploys)] == ["churn@1.0.0", "churn@1.1.0"]
     assert api.verify_audit()["intact"] is True
 
     # the cache served most reads of the agents

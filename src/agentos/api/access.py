@@ -34,6 +34,8 @@ _SUMMARY_FIELDS = ("name", "username", "agent", "type", "version", "role", "acti
                    "older_than", "dry_run", "seq", "attempt", "outcome", "reason",
                    "scope", "target", "metric", "period", "limit", "hard", "workflow", "step",
                    "comment")
+# the first of these a body has names what a call without path parameters changes
+_NAMING_FIELDS = ("name", "username", "agent", "worker_id", "older_than", "type")
 
 
 @dataclass(frozen=True)
@@ -281,11 +283,7 @@ async def _entry(request: Request, rule: Rule, principal: tokens.Principal | Non
     summary = await _body_summary(request)
     if summary:
         details["body"] = summary
-    resource_id = "/".join(params.values()) or None
-    if resource_id is None and summary:
-        named = next((summary[k] for k in ("name", "username", "agent", "type") if k in summary),
-                     None)
-        resource_id = str(named) if named is not None else None
+    resource_id = _resource_id(params, summary, await _body_resources(request), principal)
     client = request.client
     return audit.Entry(
         actor=principal.actor if principal else "anonymous", action=rule.action,
@@ -295,18 +293,49 @@ async def _entry(request: Request, rule: Rule, principal: tokens.Principal | Non
         user_agent=(request.headers.get("user-agent") or "")[:512] or None)
 
 
-async def _body_summary(request: Request) -> dict[str, Any]:
-    """A small JSON body's naming fields (its bytes are read once: the handler reuses them)."""
+def _resource_id(params: dict[str, str], summary: dict[str, Any], resources: list[str],
+                 principal: tokens.Principal | None) -> str | None:
+    """What the row is about, as far as the request says (a change that makes its
+    resource, a task or a key, names it once it exists: ``audit.names``)."""
+    if set(params) == {"name", "version"}:
+        return f"{params['name']}@{params['version']}"
+    if params:
+        return "/".join(params.values())
+    if resources:  # locks, several or a pool of them
+        return ",".join(resources)[:audit.MAX_RESOURCE_ID]
+    named = next((summary[k] for k in _NAMING_FIELDS if k in summary), None)
+    if named is not None:
+        return str(named)
+    return principal.username if principal is not None else None  # one's own session
+
+
+async def _body_resources(request: Request) -> list[str]:
+    body = await _json_body(request)
+    if body is None:
+        return []
+    if isinstance(body.get("resources"), list):
+        return [str(r) for r in body["resources"]]
+    return [f"{body['prefix']}*"] if isinstance(body.get("prefix"), str) else []
+
+
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    """A small JSON object body (its bytes are read once: the handler reuses them)."""
     length = request.headers.get("content-length", "")
     if request.method not in ("POST", "PUT", "PATCH") or \
             "json" not in request.headers.get("content-type", "") or \
             not length.isdigit() or int(length) > SUMMARY_MAX_BYTES:
-        return {}
+        return None
     try:
         body = await request.json()
     except ValueError:
-        return {}
-    if not isinstance(body, dict):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def _body_summary(request: Request) -> dict[str, Any]:
+    """A small JSON body's naming fields."""
+    body = await _json_body(request)
+    if body is None:
         return {}
     summary: dict[str, Any] = {k: _scalar(body[k]) for k in _SUMMARY_FIELDS if k in body}
     for key in ("events", "tasks"):

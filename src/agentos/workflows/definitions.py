@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import documents, events, registry, semver
+from agentos import audit, documents, events, registry, semver
 from agentos.documents import Document
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.inputs import format_path
@@ -121,6 +121,7 @@ async def _import(store: Store, docs: list[Document], publish: bool) -> list[Sav
             all_errors += _tagged(problems, doc, len(docs))
     documents.raise_invalid(all_errors, "workflow definition")
     async with store.write() as conn:
+        audit.names([f"{s.name}@{s.version}" for s in specs])
         return [await _save(conn, s, publish) for s in specs]
 
 
