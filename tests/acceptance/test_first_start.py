@@ -77,13 +77,15 @@ def test_only_serve_demo_and_db_upgrade_create_a_database(tmp_path: Path) -> Non
     cli = Cli(tmp_path, environment(AGENTOS_DATABASE_URL="sqlite:///./agentos.db"))
     missing = tmp_path / "agentos.db"
     for command in (["worker", "--burst"], ["audit", "verify"], ["db", "current"],
-                    ["users", "reset-password", "admin"]):
+                    ["users", "reset-password", "admin"], ["db", "backup", "copy.db"]):
         done = cli(*command)
         assert done.returncode == 2, command
+        assert done.stderr.count("\n") == 1, (command, done.stderr)  # one line
         assert done.stderr.startswith(f"error: no database at {missing}: set "
                                       "AGENTOS_DATABASE_URL"), (command, done.stderr)
         assert "agentos db upgrade" in done.stderr
         assert not missing.exists(), command
+    assert not (tmp_path / "copy.db").exists()
     cli.ok("db", "upgrade")
     assert missing.exists()
 

@@ -72,6 +72,7 @@ def backup_command(file: Annotated[Path, typer.Argument(help="The backup file to
     from agentos import backup
 
     url = options.settings().database_url
+    require_database(url)  # copying a file that is not there would make an empty one
     backup.check_backup(file, overwrite=force)
     if not json:
         typer.echo(f"backing up {redact(url)} to {file} ...", err=True)
