@@ -106,6 +106,14 @@ async def create(
 
 async def import_yaml(store: Store, text: str, *, publish: bool = False) -> list[AgentVersion]:
     """Import every document of a YAML stream in one transaction: all or none."""
+    return [version for version, _ in await import_results(store, text, publish=publish)]
+
+
+async def import_results(store: Store, text: str, *, publish: bool = False
+                         ) -> list[tuple[AgentVersion, str]]:
+    """``import_yaml``, with what became of each version: created, updated (a draft
+    replaced) or unchanged (identical to the one stored, which stays as it is; a stored
+    version that cannot change and differs is a 409 naming the fields that differ)."""
     docs = await asyncio.to_thread(documents.parse_yaml, text)  # bounded, but not free
     specs = []
     all_errors: list[dict[str, Any]] = []
@@ -123,9 +131,44 @@ async def import_yaml(store: Store, text: str, *, publish: bool = False) -> list
         raise InvalidInput("the stream holds the same name and version twice",
                            code="duplicate_version")
     async with store.write() as conn:
-        await cache.changed(store, conn)
-        audit.names([f"{s.name}@{s.version}" for s in specs])
-        return [(await _save(conn, s, publish=publish))[0] for s in specs]
+        results = [await _save_new(conn, s, publish) for s in specs]
+        if all(result == UNCHANGED for _, result in results):
+            store.nothing_changed(conn)  # no audit row, no cache to drop
+        else:
+            await cache.changed(store, conn)
+            audit.names([f"{s.name}@{s.version}" for s in specs])
+        return results
+
+
+UNCHANGED = "unchanged"
+
+
+async def _save_new(conn: AsyncConnection, spec: AgentSpec, publish: bool
+                    ) -> tuple[AgentVersion, str]:
+    """``_save`` unless the stored version is the same (and, asked to publish, is
+    published already: one that cannot change any more stays as it is)."""
+    stored = (await conn.execute(select(av.c.status, av.c.definition).where(
+        av.c.name == spec.name, av.c.version == spec.version))).first()
+    if stored is not None:
+        status = Status(stored.status)
+        same = stored.definition == spec.to_document()
+        if same and (not is_mutable(status) or not publish):
+            return await _load(conn, spec.name, spec.version), UNCHANGED
+        if not same and not is_mutable(status):
+            fields = differing(stored.definition, spec.to_document())
+            raise Conflict(
+                f"{spec.name} {spec.version} is {stored.status} and differs in "
+                f"{', '.join(fields)}: publish a new version instead",
+                code="version_immutable",
+                details={"name": spec.name, "version": spec.version,
+                         "status": stored.status, "fields": fields})
+    version, created = await _save(conn, spec, publish=publish)
+    return version, "created" if created else "updated"
+
+
+def differing(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The top-level fields of two definitions whose values differ."""
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
 async def _save(

@@ -125,12 +125,46 @@ async def test_bad_imports_write_nothing(api: httpx.AsyncClient, store: Store, b
     assert await snapshot(store) == before
 
 
+async def test_reimport_is_unchanged_and_a_changed_body_names_its_fields(
+        api: httpx.AsyncClient, store: Store) -> None:
+    first = await api.post("/api/v1/agents/import?publish=true", content=EXAMPLE, headers=YAML)
+    assert first.status_code == 201, first.text
+    assert [a["result"] for a in first.json()["agents"]] == ["created"]
+    before = await snapshot(store)
+    for query in ("?publish=true", ""):  # the same file again: like kubectl apply
+        again = await api.post(f"/api/v1/agents/import{query}", content=EXAMPLE, headers=YAML)
+        assert again.status_code == 200, again.text
+        [agent] = again.json()["agents"]
+        assert (agent["result"], agent["status"]) == ("unchanged", "published")
+    assert await snapshot(store) == before  # nothing written, not even an audit row
+    changed = yaml.safe_load(EXAMPLE) | {"description": "changed", "owner": "someone-else"}
+    error = assert_error(await api.post("/api/v1/agents/import", content=yaml.safe_dump(changed),
+                                        headers=YAML), 409, "version_immutable")
+    assert error["details"]["fields"] == ["description", "owner"]
+    assert "differs in description, owner" in error["message"]
+    assert await snapshot(store) == before
+    # a draft: the same body is unchanged, a different one replaces it, publish publishes
+    draft = yaml.safe_load(EXAMPLE) | {"version": "1.1.0"}
+    created = await api.post("/api/v1/agents/import", content=yaml.safe_dump(draft), headers=YAML)
+    assert created.json()["agents"][0]["result"] == "created"
+    same = await api.post("/api/v1/agents/import", content=yaml.safe_dump(draft), headers=YAML)
+    assert (same.status_code, same.json()["agents"][0]["result"]) == (200, "unchanged")
+    other = await api.post("/api/v1/agents/import", headers=YAML,
+                           content=yaml.safe_dump(draft | {"description": "d2"}))
+    assert (other.status_code, other.json()["agents"][0]["result"]) == (201, "updated")
+    published = await api.post("/api/v1/agents/import?publish=true", headers=YAML,
+                               content=yaml.safe_dump(draft | {"description": "d2"}))
+    assert published.status_code == 201
+    assert published.json()["agents"][0]["status"] == "published"
+
+
 async def test_conflicts_and_missing(api: httpx.AsyncClient, store: Store) -> None:
     await api.post("/api/v1/agents/import?publish=true", content=EXAMPLE, headers=YAML)
     before = await snapshot(store)
     changed = yaml.safe_load(EXAMPLE) | {"description": "changed"}
     assert_error(await api.post("/api/v1/agents", json=changed), 409, "version_immutable")
-    assert_error(await api.post("/api/v1/agents/import", content=EXAMPLE, headers=YAML), 409)
+    assert_error(await api.post("/api/v1/agents/import", content=yaml.safe_dump(changed),
+                                headers=YAML), 409)
     assert_error(await api.put("/api/v1/agents/qa-manager/versions/1.0.0", json=changed), 409)
     assert_error(await api.delete("/api/v1/agents/qa-manager/versions/1.0.0"), 409)
     assert_error(await api.post("/api/v1/agents/qa-manager/versions/1.0.0/publish"), 409,

@@ -64,7 +64,8 @@ def import_(
             results.append({"source": source, **imported.model_dump(mode="json")})
             if not json:
                 for agent in imported.agents:
-                    typer.echo(f"imported {agent.name} {agent.version} ({agent.status}) "
+                    done = "unchanged" if agent.result == "unchanged" else "imported"
+                    typer.echo(f"{done} {agent.name} {agent.version} ({agent.status}) "
                                f"from {source}")
             _warn(imported.warnings)
     if json:

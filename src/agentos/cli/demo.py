@@ -76,9 +76,10 @@ async def _publish_templates(url: str) -> list[str]:
     try:
         for name in templates.names():
             try:
-                for agent in await registry.import_yaml(store, templates.read(name),
-                                                        publish=True):
-                    loaded.append(f"{agent.name} {agent.version} (published)")
+                for agent, result in await registry.import_results(
+                        store, templates.read(name), publish=True):
+                    already = "already " if result == registry.UNCHANGED else ""
+                    loaded.append(f"{agent.name} {agent.version} ({already}{agent.status})")
             except Conflict as exc:
                 if exc.code != "version_immutable":
                     raise

@@ -48,8 +48,11 @@ async def create_agent(store: StoreDep, response: Response,
 
 @router.post("/import", status_code=status.HTTP_201_CREATED,
              response_model=schemas.ImportResult)
-async def import_agents(store: StoreDep, request: Request, publish: bool = False) -> dict[str, Any]:
-    """Import YAML (one document or several, ``---`` separated), all or none."""
+async def import_agents(store: StoreDep, request: Request, response: Response,
+                        publish: bool = False) -> dict[str, Any]:
+    """Import YAML (one document or several, ``---`` separated), all or none. Each
+    version's ``result``: created, updated or unchanged; 200 when all are unchanged
+    (importing the same file again), 409 for a published version whose body differs."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in YAML_TYPES:
         raise UnsupportedMedia(f"send YAML (Content-Type: application/yaml), not {media}")
@@ -57,8 +60,11 @@ async def import_agents(store: StoreDep, request: Request, publish: bool = False
         text = (await request.body()).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("the body is not UTF-8 text", code="bad_encoding") from None
-    imported = await registry.import_yaml(store, text, publish=publish)
-    return {"agents": [v.to_dict() for v in imported],
+    results = await registry.import_results(store, text, publish=publish)
+    if all(result == registry.UNCHANGED for _, result in results):
+        response.status_code = status.HTTP_200_OK
+    imported = [version for version, _ in results]
+    return {"agents": [{**v.to_dict(), "result": result} for v, result in results],
             "warnings": await handler_check.warnings(imported)}
 
 
