@@ -2,8 +2,10 @@
 resume a schedule; cancel a workflow run and rerun one from its failed step; reject
 an approval with a comment; create and revoke an API key; cancel a running task;
 create and delete a budget; create and disable a user; verify the audit chain,
-intact and then tampered with. (This module has a server and a worker of its own: the
-last test breaks the audit chain on purpose.)"""
+intact and then tampered with; work the task list with the keyboard; open a failed
+task's traceback; see a worker's load errors. (This module has a server and a worker
+of its own: one test breaks the audit chain on purpose, another leaves the worker
+unable to load an agent.)"""
 
 from __future__ import annotations
 
@@ -325,3 +327,29 @@ def test_a_failed_tasks_page_opens_its_traceback(as_role: Callable[[str], Page],
     expect(trace).to_be_visible()
     expect(trace).to_contain_text("in flaky")
     expect(trace).to_contain_text("tests/handlers.py")
+
+
+def test_a_worker_that_cannot_load_an_agent_says_why_on_the_workers_pages(
+        as_role: Callable[[str], Page], system: System) -> None:
+    # Given an agent whose handler's module does not exist, and a task of it
+    agent = f"unloadable-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0",
+            "handler": {"type": "python", "target": "tests.no_such_module:run"}}
+        ).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+        api.post("/api/v1/tasks", json={"agent": agent}).raise_for_status()
+    # Then the workers list names the agent and the import error in the worker's row
+    page = open_page(as_role("viewer"), "/workers")
+    row = page.locator("tbody tr", has_text="browser-worker")
+    expect(row).to_contain_text(agent, timeout=15_000)
+    expect(row).to_contain_text("cannot load")
+    expect(row).to_contain_text("no_such_module")
+    assert axe_violations(page) == []
+    # and the worker's own page has a card of what it cannot load, linking the agent
+    worker = open_page(as_role("viewer"), "/workers/browser-worker")
+    failed = worker.locator(f"tr[data-unloadable='{agent}']")
+    expect(failed).to_contain_text("no_such_module")
+    expect(failed.get_by_role("link", name=agent)).to_have_attribute("href", f"/agents/{agent}")
+    screenshot(worker, "worker-unloadable")

@@ -1,5 +1,5 @@
-// One worker instance: what it serves, the tasks it runs now and the locks they
-// hold, its heartbeat; live.
+// One worker instance: what it serves, the agents it cannot load (and why), the
+// tasks it runs now and the locks they hold, its heartbeat; live.
 import { get } from "../api.js";
 import { ago, badge, card, every, facts, fill, h, link, liveMark, short, table, time, title } from "../ui.js";
 
@@ -20,6 +20,7 @@ export async function render({ main, params }) {
         ["started", time(w.started_at)],
         ["stopped", time(w.stopped_at)],
       ])),
+      unloadableCard(w),
       card("Running now", table({
         caption: "Tasks it runs",
         columns: [
@@ -47,4 +48,20 @@ export async function render({ main, params }) {
   };
   await draw();
   every(2000, draw);
+}
+
+// The agents whose handler this worker could not load: it leaves their tasks to a
+// worker that can (the task's explain says so too).
+function unloadableCard(w) {
+  const failed = Object.entries(w.unloadable ?? {});
+  if (!failed.length) return null;
+  return card("Cannot load", table({
+    caption: "Agents it cannot load",
+    columns: [
+      { label: "Agent", cell: ([agent]) => link(`/agents/${encodeURIComponent(agent)}`, agent) },
+      { label: "Error", cell: ([, error]) => h("pre", { class: "error" }, error) },
+    ],
+    rows: failed,
+    rowAttrs: ([agent]) => ({ dataset: { unloadable: agent } }),
+  }));
 }
