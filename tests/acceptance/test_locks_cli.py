@@ -9,7 +9,7 @@ from tests.acceptance.conftest import Cli
 
 def test_locks_cli(cli: Cli) -> None:
     got = json.loads(cli.ok("locks", "acquire", "device:pixel-7", "--owner", "me",
-                            "--ttl", "60", "--json"))
+                            "--ttl-s", "60", "--json"))
     assert got["granted"] is True and got["token"] == 1
     busy = cli("locks", "acquire", "device:pixel-7", "--owner", "you")
     assert busy.returncode == 3 and "position 1" in busy.stderr
@@ -32,3 +32,9 @@ def test_locks_cli(cli: Cli) -> None:
     assert bad.returncode == 2 and "not a resource id" in bad.stderr
     bad = cli("locks", "acquire", "device:x", "--priority", "11")
     assert bad.returncode == 2
+    # option names are the API's (ttl_s, wait_s), in one spelling
+    old = cli("locks", "acquire", "device:y", "--owner", "me", "--ttl", "5")
+    assert old.returncode == 2 and "--ttl" in old.stderr
+    waited = json.loads(cli.ok("locks", "acquire", "device:y", "--owner", "me", "--ttl-s", "5",
+                               "--wait-s", "1", "--json"))
+    assert waited["granted"] is True

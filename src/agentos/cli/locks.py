@@ -82,8 +82,8 @@ def show(resource: Resource, json: options.Json = False, url: options.Url = None
 def acquire(
     resource: Resource, owner: Owner = None,
     priority: Annotated[int, typer.Option(min=1, max=10, help="10 is served first.")] = 5,
-    ttl: Annotated[float, typer.Option("--ttl", help="Lease in seconds.")] = 30.0,
-    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait in the queue "
+    ttl: Annotated[float, typer.Option("--ttl-s", help="Lease in seconds.")] = 30.0,
+    wait: Annotated[float, typer.Option("--wait-s", help="Seconds to wait in the queue "
                                         "(0: try once).")] = 0.0,
     json: options.Json = False, url: options.Url = None,
 ) -> None:
@@ -116,8 +116,8 @@ def acquire_any(
         = None,
     owner: Owner = None,
     priority: Annotated[int, typer.Option(min=1, max=10, help="10 is served first.")] = 5,
-    ttl: Annotated[float, typer.Option("--ttl", help="Lease in seconds.")] = 30.0,
-    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait in every one's "
+    ttl: Annotated[float, typer.Option("--ttl-s", help="Lease in seconds.")] = 30.0,
+    wait: Annotated[float, typer.Option("--wait-s", help="Seconds to wait in every one's "
                                         "queue (0: try once).")] = 0.0,
     json: options.Json = False, url: options.Url = None,
 ) -> None:
