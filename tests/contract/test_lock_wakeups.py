@@ -119,3 +119,44 @@ async def test_a_contended_lock_is_handed_over_without_trying_the_free_first(
 async def lock_events(store: Store) -> list[tuple[str, str | None]]:
     page, _ = await events.query(store, events.Query(type="lock.*", limit=1000))
     return [(e.type, e.payload["owner"]) for e in page]
+
+
+async def test_a_waiter_on_another_store_reads_the_lock_only_after_a_commit(
+        database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no notification can reach it (SQLite, another process), a waiter looks
+    often but reads the lock only when the database changed (the write-ahead log's
+    stat) or every STAMP_READ: a holder that keeps it a while costs the waiter no reads,
+    and the release is seen at the next look. PostgreSQL's waiter listens instead."""
+    monkeypatch.setattr(lock_waiting, "STAMP_READ", HOUR, raising=False)  # no read by time
+    for name in ("POLL_FIRST", "POLL"):  # (a read at every look without the stamp)
+        monkeypatch.setattr(lock_waiting, name, 0.001)
+    holder, waiter_store = open_store(database_url), open_store(database_url)
+    listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL]))
+    reads: list[Any] = []
+    peek = waiter_store.locks.peek
+
+    async def counted_peek(*args: Any) -> Any:
+        reads.append(args)
+        return await peek(*args)
+
+    waiter_store.locks.peek = counted_peek  # type: ignore[method-assign]
+    try:
+        if backend == "postgres":
+            while store_locks.CHANNEL not in waiter_store.listening:
+                await asyncio.sleep(0.01)
+        held = (await locks.acquire(holder, R, Claim("a"))).grants[0]
+        waiter = asyncio.create_task(locks.acquire(waiter_store, R, Claim("b"), wait_s=60))
+        await _queued(holder, "b")
+        await asyncio.sleep(0.1)
+        reads.clear()
+        await asyncio.sleep(0.5)  # the holder keeps the lock; nothing commits
+        assert len(reads) <= 1, f"{len(reads)} reads while nothing changed"
+        await locks.release(holder, R, "a", held.token)
+        got = await asyncio.wait_for(waiter, 30)
+        assert got.granted and got.grants[0].token == held.token + 1
+        await locks.release(waiter_store, R, "b", got.grants[0].token)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await holder.close()
+        await waiter_store.close()

@@ -25,6 +25,11 @@ from agentos.store.locks import CHANNEL
 POLL_FIRST = 0.002
 POLL = 0.02
 POLL_LISTENING = 1.0
+# where the store has a change stamp (SQLite: the write-ahead log's stat), a waiter
+# looks at it this often and reads the lock only when it changed, or after STAMP_READ
+# (a lease that lapses commits nothing)
+STAMP_POLL = 0.001
+STAMP_READ = 0.02
 
 
 async def acquire(store: Store, resource: str, claim: Claim, wait_s: float = 0,
@@ -71,8 +76,12 @@ async def _wait_for(store: Store, name: str, claim: Claim, deadline: float,
     wakeup = store.wakeup(CHANNEL)
     listening = CHANNEL in store.listening
     poll = POLL_LISTENING if listening else POLL_FIRST
+    stamp = None if listening else store.change_stamp()
+    if stamp is not None:  # a look costs a stat until the database changes
+        poll = STAMP_POLL
     try:
         result = await step(store, [name], claim, max(deadline - time.monotonic(), 0))
+        read_at = time.monotonic()
         while not result.granted:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -81,9 +90,16 @@ async def _wait_for(store: Store, name: str, claim: Claim, deadline: float,
             if result.entry is not None and (
                     noted := store.locks.noted_grant(wakeup.notes, result.entry)):
                 return Result((Grant(name, *noted),))  # the grant's own notification
-            if not listening:
+            if stamp is not None:
+                now_stamp = store.change_stamp()
+                if (now_stamp == stamp and not wakeup.is_set()
+                        and time.monotonic() - read_at < STAMP_READ):
+                    continue  # nothing committed anywhere since our last read
+                stamp = now_stamp  # (taken before the read: a later commit is seen)
+            elif not listening:
                 poll = min(poll * 1.5, POLL)
             wakeup.clear()
+            read_at = time.monotonic()
             look = await _peek(store, name, claim.owner)
             if isinstance(look, Grant):
                 return Result((look,))

@@ -198,6 +198,12 @@ class Store:
         if event in waiters:
             waiters.remove(event)
 
+    def change_stamp(self) -> object | None:
+        """Something that differs after any commit to the database, from any process,
+        read without a round trip; None where the backend has none (a poller then reads
+        the database each time)."""
+        return None
+
     def wake(self, channel: str, note: str = "") -> None:
         """Set ``channel``'s wake-ups (a ``note``: the notification's payload)."""
         for event in self._wakeups.get(channel, ()):

@@ -84,6 +84,17 @@ class SqliteStore(Store):
     inline = True
     driver_errors = (*Store.driver_errors, sqlite3.Error)
 
+    def change_stamp(self) -> object | None:
+        # every commit appends to the write-ahead log (restarting it after a checkpoint
+        # rewrites it too): its modification time and size, one stat, no query
+        if self.path is None:
+            return None
+        try:
+            found = os.stat(self.path + "-wal")
+        except FileNotFoundError:
+            return None
+        return found.st_mtime_ns, found.st_size
+
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.path = file_of(url)  # None: in memory, or a URI the driver opens itself
         # (device, inode) of the file this store opened: a write first checks it is
