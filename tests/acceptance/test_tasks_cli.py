@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from agentos.sdk import Client
-from tests.acceptance.conftest import Cli, Server
+from tests.acceptance.conftest import AGENTOS, Cli, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,3 +98,41 @@ def test_submit_wait_prints_the_output_or_fails_with_the_task(
     cancelled = json.loads(cli.ok("tasks", "cancel", idle["id"], "--json"))
     assert cancelled["status"] == "cancelled"
     assert json.loads(cli.ok("tasks", "retry", idle["id"], "--json"))["status"] == "pending"
+
+
+def test_list_pages_newest_first_and_watch_prints_what_changes(cli: Cli, server: Server
+                                                               ) -> None:
+    with Client(server.url) as api:
+        api.create_agent({"name": "echo", "version": "1.0.0",
+                          "handler": {"type": "python", "target": "tests.handlers:echo"}})
+        api.publish("echo", "1.0.0")
+        ids = [api.submit("echo", {"n": n}).id for n in range(3)]
+    first = cli("tasks", "list", "--limit", "2")
+    assert first.returncode == 0
+    rows = first.stdout.splitlines()[1:]
+    assert [r.split()[0] for r in rows] == [ids[2], ids[1]]  # newest first
+    [hint] = first.stderr.splitlines()
+    assert hint.startswith("more follow: agentos tasks list --before-seq ")
+    rest = cli(*hint.removeprefix("more follow: agentos ").split(), "--limit", "2")
+    assert [r.split()[0] for r in rest.stdout.splitlines()[1:]] == [ids[0]]
+    assert rest.stderr == ""  # the last page says nothing more
+
+    watcher = subprocess.Popen([*AGENTOS, "tasks", "list", "--watch"], cwd=cli.cwd,
+                               env=cli.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stdout is not None
+        table = [watcher.stdout.readline() for _ in range(4)]  # the header and 3 tasks
+        assert [line.split()[0] for line in table[1:]] == ids[::-1]
+        with Client(server.url) as api:
+            new = api.submit("echo", {"n": 3}).id
+        assert watcher.stdout.readline() == "\n"  # the list again, once it changed
+        assert watcher.stdout.readline().split()[0] == "ID"
+        assert watcher.stdout.readline().split()[0] == new
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=30) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+        if watcher.stdout is not None:
+            watcher.stdout.close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json as json_
+import sys
 import textwrap
+import time
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -17,6 +19,7 @@ app = typer.Typer(help="Submit, list, inspect, cancel and retry tasks.",
                   invoke_without_command=True)
 app.callback()(options.help_if_bare)
 
+WATCH_POLL = 1.0  # seconds between looks of tasks list --watch
 TaskId = Annotated[str, typer.Argument(metavar="ID", help="The task's id.", show_default=False)]
 
 
@@ -105,16 +108,51 @@ def list_(
     type: Annotated[str | None, typer.Option("--type", help="Only tasks of this type.")
                     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    before_seq: Annotated[int | None, typer.Option(
+        min=1, help="The page before this one: the number a list said more follow from.")
+                          ] = None,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Print the list again whenever it changes, until Ctrl+C.")] = False,
     json: options.Json = False, url: options.Url = None,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first; when more follow, says how to see them (on stderr)."""
     with options.client(url) as api:
-        page = api.list_tasks(agent, status.value if status else None, correlation_id,
-                              newest_first=True, limit=limit, type=type)
+        def page() -> Any:
+            return api.list_tasks(agent, status.value if status else None, correlation_id,
+                                  newest_first=True, before_seq=before_seq, limit=limit,
+                                  type=type)
+        if watch:
+            _watch(page, json)
+            return
+        _show_page(page(), json)
+
+
+def _show_page(page: Any, json: bool) -> None:
     if json:
         output.emit_json(page.tasks)
-        return
-    output.table([_row(t) for t in page.tasks], COLUMNS, empty="no tasks")
+    else:
+        output.table([_row(t) for t in page.tasks], COLUMNS, empty="no tasks")
+    if page.next_before_seq is not None:
+        typer.echo(f"more follow: agentos tasks list --before-seq {page.next_before_seq}",
+                   err=True)
+
+
+def _watch(page: Any, json: bool) -> None:
+    """Print the list whenever it changed (a blank line between), until Ctrl+C."""
+    shown = None
+    try:
+        while True:
+            current = page()
+            view = [(t.id, t.status, t.attempt) for t in current.tasks]
+            if view != shown:
+                if shown is not None:
+                    typer.echo("")
+                _show_page(current, json)
+                sys.stdout.flush()
+                shown = view
+            time.sleep(WATCH_POLL)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 @app.command()
