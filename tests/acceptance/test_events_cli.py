@@ -149,6 +149,12 @@ def test_schedules_and_prune(cli: Cli, sdk: Client) -> None:
     assert cli.ok("schedules", "resume", "nightly") == \
         f"resumed schedule nightly, next run {stamp}\n"
     assert api.get_schedule("nightly").paused is False
+    # --json on each: the schedule as the API answers it
+    paused = json.loads(cli.ok("schedules", "pause", "nightly", "--json"))
+    assert (paused["name"], paused["paused"]) == ("nightly", True)
+    assert json.loads(cli.ok("schedules", "resume", "nightly", "--json"))["paused"] is False
+    cli.ok("schedules", "create", "spare", "--cron", "0 3 * * *", "--event", "x.y")
+    assert json.loads(cli.ok("schedules", "delete", "spare", "--json")) == {"deleted": "spare"}
     assert cli.ok("schedules", "delete", "nightly") == "deleted schedule nightly\n"
     assert [s.name for s in api.list_schedules().schedules] == ["hourly"]
 

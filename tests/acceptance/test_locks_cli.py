@@ -28,6 +28,14 @@ def test_locks_cli(cli: Cli) -> None:
     cli.ok("locks", "acquire", "device:pixel-7", "--owner", "you")
     assert cli.ok("locks", "force-release", "device:pixel-7").strip() == (
         "force-released device:pixel-7 from you (token 2)")
+    # --json: the API's answers
+    got = json.loads(cli.ok("locks", "acquire", "device:pixel-8", "--owner", "me", "--json"))
+    released = json.loads(cli.ok("locks", "release", "device:pixel-8", "--owner", "me",
+                                 "--token", str(got["token"]), "--json"))
+    assert released["released"] is True, released
+    cli.ok("locks", "acquire", "device:pixel-8", "--owner", "you")
+    forced = json.loads(cli.ok("locks", "force-release", "device:pixel-8", "--json"))
+    assert (forced["owner"], forced["token"]) == ("you", got["token"] + 1)
     bad = cli("locks", "acquire", "pixel-7")
     assert bad.returncode == 2 and "not a resource id" in bad.stderr
     bad = cli("locks", "acquire", "device:x", "--priority", "11")

@@ -139,16 +139,23 @@ def acquire_any(
 
 @app.command()
 def release(resource: Resource, token: Token, owner: Owner = None,
-            url: options.Url = None) -> None:
+            json: options.Json = False, url: options.Url = None) -> None:
     """Give a lock back (the owner and token must match the holder's)."""
     with options.client(url) as api:
-        api.release_lock(resource, _owner(owner), token)
+        done = api.release_lock(resource, _owner(owner), token)
+    if json:
+        output.emit_json(done)
+        return
     typer.echo(f"released {resource} token={token}")
 
 
 @app.command("force-release")
-def force_release(resource: Resource, url: options.Url = None) -> None:
+def force_release(resource: Resource, json: options.Json = False,
+                  url: options.Url = None) -> None:
     """Take a lock from its holder (operators); the next waiter gets it."""
     with options.client(url) as api:
         done = api.force_release_lock(resource)
+    if json:
+        output.emit_json(done)
+        return
     typer.echo(f"force-released {resource} from {done.owner} (token {done.token})")

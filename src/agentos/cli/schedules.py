@@ -221,26 +221,35 @@ def _task_template(current: dict[str, Any] | None, agent: str | None, version: s
 
 
 @app.command()
-def pause(name: Name, url: options.Url = None) -> None:
+def pause(name: Name, json: options.Json = False, url: options.Url = None) -> None:
     """Stop firing until resumed."""
     with options.client(url) as api:
-        api.pause_schedule(name)
+        schedule = api.pause_schedule(name)
+    if json:
+        output.emit_json(schedule)
+        return
     typer.echo(f"paused schedule {name}")
 
 
 @app.command()
-def resume(name: Name, url: options.Url = None) -> None:
+def resume(name: Name, json: options.Json = False, url: options.Url = None) -> None:
     """Fire again from now on (ticks missed while paused are not fired)."""
     with options.client(url) as api:
         schedule = api.resume_schedule(name)
+    if json:
+        output.emit_json(schedule)
+        return
     typer.echo(f"resumed schedule {name}, next run {_next(schedule)}")
 
 
 @app.command()
-def delete(name: Name, url: options.Url = None) -> None:
+def delete(name: Name, json: options.Json = False, url: options.Url = None) -> None:
     """Delete a schedule (the events it fired stay in the log)."""
     with options.client(url) as api:
         api.delete_schedule(name)
+    if json:
+        output.emit_json({"deleted": name})
+        return
     typer.echo(f"deleted schedule {name}")
 
 
