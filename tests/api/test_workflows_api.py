@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from agentos.sdk import AsyncClient
 from agentos.store import Store
 from agentos.worker.loop import Worker
+from tests.conftest import ADMIN_PASSWORD
 from tests.snapshot import snapshot
 
 YAML = {"Content-Type": "application/yaml"}
@@ -121,8 +124,8 @@ async def test_bad_definitions_are_refused_with_lines(api: httpx.AsyncClient, st
 
 
 async def test_run_approve_and_read_it_all(api: httpx.AsyncClient, store: Store,
-                                           as_role: Callable[[str], Awaitable[httpx.AsyncClient]]
-                                           ) -> None:
+                                           as_role: Callable[[str], Awaitable[httpx.AsyncClient]],
+                                           app: FastAPI) -> None:
     await setup(api)
     operator = await as_role("operator")
     r = await operator.post("/api/v1/workflow-runs", json={
@@ -161,6 +164,22 @@ async def test_run_approve_and_read_it_all(api: httpx.AsyncClient, store: Store,
     assert run["id"] in {e["resource_id"] for e in started}
     page = (await api.get("/api/v1/workflow-runs?workflow=review&status=succeeded")).json()
     assert [x["id"] for x in page["runs"]] == [run["id"]]
+    # a step's tasks, paged (a viewer reads them); bad cursors and unknown steps refused
+    assert step(done, "work")["tasks_total"] == 1 and step(done, "work")["tasks_next"] is None
+    viewer = await as_role("viewer")
+    r = await viewer.get(f"/api/v1/workflow-runs/{run['id']}/steps/work/tasks?limit=1")
+    assert r.status_code == 200 and r.json()["next_after"] is None
+    assert [t["item"] for t in r.json()["tasks"]] == [0]
+    async with AsyncClient("http://agentos.test", token="none",
+                           transport=httpx.ASGITransport(app=app)) as sdk:
+        await sdk.login("admin", ADMIN_PASSWORD)
+        paged = await sdk.run_step_tasks(run["id"], "work", limit=5)
+        assert [t["task_id"] for t in paged["tasks"]] == [
+            t["task_id"] for t in step(done, "work")["tasks"]] and paged["next_after"] is None
+    for bad, code in (("steps/work/tasks?after=x", 400), ("steps/work/tasks?limit=0", 422),
+                      ("steps/nope/tasks", 404)):
+        r = await api.get(f"/api/v1/workflow-runs/{run['id']}/{bad}")
+        assert r.status_code == code, (bad, r.text)
     r = await api.post(f"/api/v1/workflow-runs/{run['id']}/cancel")
     assert r.status_code == 409
     r = await api.post(f"/api/v1/workflow-runs/{run['id']}/rerun", json={"step": "work"})

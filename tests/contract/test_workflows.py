@@ -756,3 +756,36 @@ async def test_a_run_whose_results_cannot_be_applied_fails_alone(
         assert (await drive(store, run["id"]))["status"] == "succeeded"
     [position] = await consumers.positions(store, [engine.CONSUMER])
     assert position.lag_events == 0
+
+
+async def test_a_run_s_detail_is_bounded_and_its_step_tasks_paged(store: Store) -> None:
+    """A run's detail shows each step's first tasks and counts them all; the rest are
+    paged by cursor, every task once, in item order (the detail used to hold every
+    task and attempt of every step, a fan-out's thousands included)."""
+    await agent(store, "planner", "wf_plan")
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, FAN_OUT.replace("{coe}", "false"))
+    devices = [f"d{i}" for i in range(12)]
+    run = await start(store, "fan", {"devices": devices, "bad": "none"})
+    await drive(store, run["id"])
+    shown = await runs.get(store, run["id"], tasks_shown=5)
+    explore = step(shown, "explore")
+    assert [t["item"] for t in explore["tasks"]] == [0, 1, 2, 3, 4]
+    assert explore["tasks_total"] == 12 and explore["tasks_next"] == "1:4"
+    assert explore["tasks"][0]["attempts"][0]["outcome"] == "succeeded"
+    assert step(shown, "plan")["tasks_total"] == 1 and step(shown, "plan")["tasks_next"] is None
+    assert shown["transitions_more"] is False
+    items, after = [], explore["tasks_next"]
+    while after is not None:
+        page, after = await runs.step_tasks(store, run["id"], "explore", after=after, limit=3)
+        assert len(page) <= 3 and all(t["attempts"] for t in page)
+        items += [t["item"] for t in page]
+    assert items == list(range(5, 12))
+    whole, none_after = await runs.step_tasks(store, run["id"], "explore", limit=500)
+    assert [t["item"] for t in whole] == list(range(12)) and none_after is None
+    with pytest.raises(InvalidInput):
+        await runs.step_tasks(store, run["id"], "explore", after="1;4")
+    with pytest.raises(NotFound):
+        await runs.step_tasks(store, run["id"], "nonesuch")
+    with pytest.raises(NotFound):
+        await runs.step_tasks(store, "no-such-run", "explore")

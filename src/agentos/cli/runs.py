@@ -151,7 +151,7 @@ def _steps(run: dict[str, Any]) -> None:
     output.table([{
         "id": s["id"], "type": s["type"], "status": s["status"], "round": s["round"],
         "items": f"{s['items']['ended']}/{s['items']['total']}" if s["items"] else None,
-        "tasks": len(s["tasks"]) or None, "started_at": output.timestamp(s["started_at"]),
+        "tasks": s["tasks_total"] or None, "started_at": output.timestamp(s["started_at"]),
         "finished_at": output.timestamp(s["finished_at"]),
         "error": (s["error"] or {}).get("message")} for s in run["steps"]], STEP_COLUMNS)
 

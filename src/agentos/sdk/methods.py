@@ -708,8 +708,18 @@ class Methods:
 
     @endpoint
     def get_run(self, run_id: str) -> Plan[dict[str, Any]]:
-        """A run: its steps, their tasks and attempts, outputs, and its transitions."""
+        """A run: its steps, their first tasks (``run_step_tasks`` pages the rest) and
+        attempts, outputs, and its latest transitions."""
         return (yield from call_json("GET", path("workflow-runs", run_id)))
+
+    @endpoint
+    def run_step_tasks(self, run_id: str, step: str, *, after: str | None = None,
+                       limit: int | None = None) -> Plan[dict[str, Any]]:
+        """One page of a run's step's tasks: ``{"tasks": [...], "next_after"}``; ``after``
+        is the step's ``tasks_next`` in the run, then each page's ``next_after``."""
+        return (yield from call_json("GET", path("workflow-runs", run_id, "steps", step,
+                                                 "tasks"),
+                                     params=params(after=after, limit=limit)))
 
     @endpoint
     def cancel_run(self, run_id: str) -> Plan[dict[str, Any]]:

@@ -290,15 +290,46 @@ async def running_tasks(conn: AsyncConnection, run_id: str, step: str | None = N
     return [r.task_id for r in await conn.execute(stmt)]
 
 
-async def links_of(conn: AsyncConnection, run_id: str) -> list[Any]:
-    """Every task of a run's steps, with its task's state now."""
+def _links_with_tasks(source: Any) -> Any:
     t = tasks.c
-    stmt = (select(workflow_step_tasks, t.status.label("task_status"), t.attempt,
-                   t.agent, t.created_at.label("task_created_at"),
+    return (select(source, t.status.label("task_status"), t.attempt, t.agent,
+                   t.created_at.label("task_created_at"),
                    t.finished_at.label("task_finished_at"))
-            .join(tasks, t.id == links.task_id, isouter=True)
-            .where(links.run_id == run_id).order_by(links.step, links.round, links.item))
-    return list((await conn.execute(stmt)).all())
+            .join(tasks, t.id == source.c.task_id, isouter=True))
+
+
+async def links_shown(conn: AsyncConnection, run_id: str, per_step: int) -> list[Any]:
+    """The first ``per_step`` tasks of each of a run's steps (round, then item order),
+    with their task's state now."""
+    ranked = select(workflow_step_tasks, func.row_number().over(
+        partition_by=links.step, order_by=(links.round, links.item)).label("n")).where(
+        links.run_id == run_id).subquery()
+    r = ranked.c
+    return list((await conn.execute(_links_with_tasks(ranked).where(r.n <= per_step)
+                                    .order_by(r.step, r.round, r.item))).all())
+
+
+async def link_counts(conn: AsyncConnection, run_id: str) -> dict[str, int]:
+    """How many tasks each of a run's steps has had."""
+    rows = await conn.execute(select(links.step, func.count()).where(links.run_id == run_id)
+                              .group_by(links.step))
+    return {step: int(n) for step, n in rows}
+
+
+async def links_page(conn: AsyncConnection, run_id: str, step: str,
+                     after: tuple[int, int] | None, limit: int, *,
+                     running: bool = False) -> list[Any]:
+    """A step's tasks after (round, item) ``after`` in that order, at most ``limit``
+    (``running``: only those not ended), with their task's state now."""
+    stmt = _links_with_tasks(workflow_step_tasks).where(links.run_id == run_id,
+                                                        links.step == step)
+    if after is not None:
+        stmt = stmt.where(or_(links.round > after[0],
+                              (links.round == after[0]) & (links.item > after[1])))
+    if running:
+        stmt = stmt.where(links.status == "running")
+    return list((await conn.execute(stmt.order_by(links.round, links.item).limit(limit))
+                 ).all())
 
 
 async def run_of_task(conn: AsyncConnection, task_id: str) -> Any | None:
@@ -314,10 +345,12 @@ async def insert_transitions(conn: AsyncConnection, rows: list[dict[str, Any]]) 
         await conn.execute(insert(workflow_transitions), rows)
 
 
-async def transitions_of(conn: AsyncConnection, run_id: str) -> list[Any]:
+async def transitions_of(conn: AsyncConnection, run_id: str, last: int) -> list[Any]:
+    """A run's latest ``last`` transitions, oldest first."""
     c = workflow_transitions.c
-    return list((await conn.execute(select(workflow_transitions).where(c.run_id == run_id)
-                                    .order_by(c.id))).all())
+    rows = list((await conn.execute(select(workflow_transitions).where(c.run_id == run_id)
+                                    .order_by(c.id.desc()).limit(last))).all())
+    return rows[::-1]
 
 
 # ---------------------------------------------------------------------- waits

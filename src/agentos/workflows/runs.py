@@ -25,6 +25,8 @@ from agentos.workflows.spec import ancestors
 from agentos.workflows.states import RunStatus, StepStatus, run_transition, step_transition
 
 MAX_PAGE = 500
+TASKS_SHOWN = 20  # tasks of each step in a run's detail (step_tasks pages the rest)
+TRANSITIONS_SHOWN = 500  # the latest transitions in a run's detail
 MAX_INPUT_BYTES = 1024 * 1024
 
 
@@ -180,18 +182,82 @@ async def _locked(work: engine.Batch, run_id: str) -> engine.Run:
 # ---------------------------------------------------------------------- reads
 
 
-async def get(store: Store, run_id: str) -> dict[str, Any]:
-    """A run with every step's state, its tasks and their attempts, and the run's
-    transitions."""
+async def get(store: Store, run_id: str, *, tasks_shown: int = TASKS_SHOWN
+              ) -> dict[str, Any]:
+    """A run with every step's state, the first ``tasks_shown`` of each step's tasks
+    with their attempts (``tasks_total`` counts them all; ``tasks_next``, when there
+    are more, is the cursor for ``step_tasks``), and its latest ``TRANSITIONS_SHOWN``
+    transitions (``transitions_more`` says there were earlier ones): bounded however
+    many children a fan-out has, for a page that polls it."""
     async with store.read() as conn:
         row = await store_workflows.get_run(conn, run_id)
         if row is None:
             raise NotFound(f"no workflow run {run_id}", code="run_not_found")
         step_rows = await store_workflows.steps_of(conn, [run_id])
-        links = await store_workflows.links_of(conn, run_id)
+        links = await store_workflows.links_shown(conn, run_id, tasks_shown)
+        counts = await store_workflows.link_counts(conn, run_id)
         attempts = await store_workflows.attempts_of(conn, [x.task_id for x in links])
-        moves = await store_workflows.transitions_of(conn, run_id)
+        moves = await store_workflows.transitions_of(conn, run_id, TRANSITIONS_SHOWN + 1)
         spec = await engine.spec_of(store, conn, row.workflow, row.version)
+    tasks_of = _step_tasks(links, attempts)
+    states = {s.step: s for s in step_rows}
+    steps = []
+    for step in spec.steps:
+        s = states[step.id]
+        shown = tasks_of.get(step.id, [])
+        total = counts.get(step.id, 0)
+        steps.append({
+            "id": step.id, "type": step.type, "status": s.status, "round": s.round,
+            "depends_on": step.depends_on, "agent": step.agent, "workflow": step.workflow,
+            "output": s.output, "error": s.error,
+            "items": None if s.items_total is None else {
+                "total": s.items_total, "started": s.items_started, "ended": s.items_ended,
+                "failed": s.items_failed},
+            "approval_id": s.approval_id, "sub_run_id": s.sub_run_id,
+            "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at),
+            "tasks": shown, "tasks_total": total,
+            "tasks_next": _cursor(shown[-1]) if shown and total > len(shown) else None})
+    return {**summary(row), "steps": steps, "transitions": [
+        {"step": m.step, "from": m.from_status, "to": m.to_status, "at": _iso(m.at),
+         "reason": m.reason} for m in moves[-TRANSITIONS_SHOWN:]],
+        "transitions_more": len(moves) > TRANSITIONS_SHOWN}
+
+
+async def step_tasks(store: Store, run_id: str, step: str, *, after: str | None = None,
+                     limit: int = 100) -> tuple[list[dict[str, Any]], str | None]:
+    """One step's tasks (round, then item order) with their attempts, after the cursor
+    ``after`` (a step's ``tasks_next``, or the previous page's ``next_after``)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="bad_limit")
+    position = _position(after) if after is not None else None
+    async with store.read() as conn:
+        row = await store_workflows.get_run(conn, run_id)
+        if row is None:
+            raise NotFound(f"no workflow run {run_id}", code="run_not_found")
+        spec = await engine.spec_of(store, conn, row.workflow, row.version)
+        if step not in {s.id for s in spec.steps}:
+            raise NotFound(f"run {run_id} has no step {step!r}", code="step_not_found",
+                           details={"run_id": run_id, "step": step})
+        links = await store_workflows.links_page(conn, run_id, step, position, limit + 1)
+        attempts = await store_workflows.attempts_of(conn, [x.task_id for x in links[:limit]])
+    found = _step_tasks(links[:limit], attempts).get(step, [])
+    return found, (_cursor(found[-1]) if len(links) > limit else None)
+
+
+def _cursor(task: dict[str, Any]) -> str:
+    return f"{task['round']}:{task['item']}"
+
+
+def _position(cursor: str) -> tuple[int, int]:
+    parts = cursor.split(":")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) <= 9 for p in parts):
+        raise InvalidInput(f"after must be ROUND:ITEM as a page gave it, not {cursor!r}",
+                           code="bad_cursor")
+    return int(parts[0]), int(parts[1])
+
+
+def _step_tasks(links: list[Any], attempts: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Links by step, each with its task's attempts."""
     by_task: dict[str, list[dict[str, Any]]] = {}
     for a in attempts:
         by_task.setdefault(a.task_id, []).append({
@@ -204,23 +270,7 @@ async def get(store: Store, run_id: str) -> dict[str, Any]:
             "task_id": x.task_id, "round": x.round, "item": x.item, "status": x.status,
             "task_status": x.task_status, "agent": x.agent, "attempt": x.attempt,
             "output": x.output, "error": x.error, "attempts": by_task.get(x.task_id, [])})
-    states = {s.step: s for s in step_rows}
-    steps = []
-    for step in spec.steps:
-        s = states[step.id]
-        steps.append({
-            "id": step.id, "type": step.type, "status": s.status, "round": s.round,
-            "depends_on": step.depends_on, "agent": step.agent, "workflow": step.workflow,
-            "output": s.output, "error": s.error,
-            "items": None if s.items_total is None else {
-                "total": s.items_total, "started": s.items_started, "ended": s.items_ended,
-                "failed": s.items_failed},
-            "approval_id": s.approval_id, "sub_run_id": s.sub_run_id,
-            "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at),
-            "tasks": tasks_of.get(step.id, [])})
-    return {**summary(row), "steps": steps, "transitions": [
-        {"step": m.step, "from": m.from_status, "to": m.to_status, "at": _iso(m.at),
-         "reason": m.reason} for m in moves]}
+    return tasks_of
 
 
 async def page(store: Store, *, workflow: str | None = None, status: RunStatus | None = None,
@@ -256,13 +306,16 @@ async def explain(store: Store, run_id: str) -> dict[str, Any]:
             continue
         entry: dict[str, Any] = {"step": step["id"], "type": step["type"]}
         if step["type"] == "agent":
-            open_tasks = [t for t in step["tasks"]
-                          if t["round"] == step["round"] and t["status"] == "running"]
-            entry["tasks"] = [{"task_id": t["task_id"], "item": t["item"],
-                               "explain": await _task_explain(store, t["task_id"])}
-                              for t in open_tasks[:20]]
+            async with store.read() as conn:
+                open_tasks = await store_workflows.links_page(
+                    conn, run_id, step["id"], (step["round"], -1), 20, running=True)
+            entry["tasks"] = [{"task_id": t.task_id, "item": t.item,
+                               "explain": await _task_explain(store, t.task_id)}
+                              for t in open_tasks if t.round == step["round"]]
             held = next((x for x in entry["tasks"] if x["explain"]["gate"]), None)
-            entry["summary"] = (f"{len(open_tasks)} task(s) of agent {step['agent']} not "
+            still = (step["items"]["started"] or 0) - (step["items"]["ended"] or 0) \
+                if step["items"] else len(entry["tasks"])
+            entry["summary"] = (f"{still} task(s) of agent {step['agent']} not "
                                 "ended" + (f"; task {held['task_id']}: {held['explain']['why']}"
                                            if held else ""))
             if step["items"]:

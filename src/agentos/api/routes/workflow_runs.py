@@ -17,6 +17,7 @@ from agentos.api.schemas.workflows import (
     RunDetail,
     RunIn,
     RunPage,
+    StepTaskPage,
 )
 from agentos.events import dump_json
 from agentos.workflows import artifacts, runs
@@ -57,8 +58,21 @@ async def list_runs(
 
 @router.get("/{run_id}")
 async def get_run(store: StoreDep, run_id: str) -> RunDetail:
-    """Every step's state, its tasks and their attempts, outputs, and the transitions."""
+    """Every step's state, its first tasks and their attempts, outputs, and the latest
+    transitions (bounded: a step's other tasks are paged by .../steps/{step}/tasks)."""
     return RunDetail.model_validate(await runs.get(store, run_id))
+
+
+@router.get("/{run_id}/steps/{step}/tasks")
+async def step_tasks(
+    store: StoreDep, run_id: str, step: str,
+    after: Annotated[str | None, Query(max_length=24)] = None,
+    limit: Annotated[int, Query(ge=1, le=runs.MAX_PAGE)] = 100,
+) -> StepTaskPage:
+    """One step's tasks with their attempts, round then item order; ``after`` = a
+    step's ``tasks_next`` or the last page's ``next_after``."""
+    found, next_after = await runs.step_tasks(store, run_id, step, after=after, limit=limit)
+    return StepTaskPage.model_validate({"tasks": found, "next_after": next_after})
 
 
 @router.post("/{run_id}/cancel")

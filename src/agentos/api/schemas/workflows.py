@@ -104,7 +104,9 @@ class RunStep(BaseModel):
     sub_run_id: str | None
     started_at: str | None
     finished_at: str | None
-    tasks: list[StepTask]
+    tasks: list[StepTask]  # the first runs.TASKS_SHOWN, round then item order
+    tasks_total: int
+    tasks_next: str | None  # more: GET .../steps/{step}/tasks?after=tasks_next
 
 
 class Transition(BaseModel):
@@ -119,7 +121,13 @@ class Transition(BaseModel):
 
 class RunDetail(Run):
     steps: list[RunStep]
-    transitions: list[Transition]
+    transitions: list[Transition]  # the latest runs.TRANSITIONS_SHOWN
+    transitions_more: bool  # earlier transitions were left out
+
+
+class StepTaskPage(BaseModel):
+    tasks: list[StepTask]
+    next_after: str | None  # pass as ``after`` for the next page
 
 
 class RunPage(BaseModel):

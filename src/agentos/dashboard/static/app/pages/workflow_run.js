@@ -1,5 +1,6 @@
 // One workflow run: its steps drawn as a DAG with each step's state, live; each
-// step's tasks and output; what it waits for; its artifacts (a JSON time series drawn
+// step's first tasks (the run's detail is bounded: a step's count says how many more)
+// and output; what it waits for; its artifacts (a JSON time series drawn
 // as a chart) and transitions; cancel and rerun from a failed step (operators).
 import { get } from "../api.js";
 import { timeChart } from "../charts.js";
@@ -74,8 +75,10 @@ function view(run, why, artifacts, dag, refresh) {
         { label: "Status", cell: (s) => [badge(s.status), s.round > 1 ? h("div", { class: "muted" }, `round ${s.round}`) : null] },
         { label: "After", cell: (s) => s.depends_on.join(", ") || "–" },
         { label: "Progress", cell: (s) => (s.items ? `${s.items.ended ?? 0} of ${s.items.total} ended${s.items.failed ? `, ${s.items.failed} failed` : ""}` : "–") },
-        { label: "Tasks", cell: (s) => (s.tasks.length ? s.tasks.map((t) => h("div", {},
-            link(`/tasks/${t.task_id}`, short(t.task_id)), " ", badge(t.status))) : stepLink({ ...s, run_id: run.id })) },
+        { label: "Tasks", cell: (s) => (s.tasks.length ? [...s.tasks.map((t) => h("div", {},
+            link(`/tasks/${t.task_id}`, short(t.task_id)), " ", badge(t.status))),
+          s.tasks_total > s.tasks.length ? h("div", { class: "muted" }, `and ${s.tasks_total - s.tasks.length} more`) : null]
+          : stepLink({ ...s, run_id: run.id })) },
         { label: "Output", cell: (s) => (s.output != null ? h("code", { class: "payload" }, JSON.stringify(s.output).slice(0, 200)) : "–") },
         { label: "Error", cell: (s) => (s.error ? h("span", { class: "error" }, `${s.error.type ?? "error"}: ${s.error.message ?? ""}`.slice(0, 160)) : "") },
         { label: "Took", cell: (s) => [time(s.started_at), s.finished_at ? [" → ", time(s.finished_at)] : null] },
@@ -104,7 +107,7 @@ function view(run, why, artifacts, dag, refresh) {
         { label: "Why", cell: (t) => t.reason ?? "" },
       ],
       rows: run.transitions,
-    })),
+    }), run.transitions_more ? h("p", { class: "muted" }, `the latest ${run.transitions.length} transitions`) : null),
   ];
 }
 
