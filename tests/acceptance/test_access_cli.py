@@ -49,14 +49,15 @@ def test_login_users_and_logout(server: Server, tmp_path: Path) -> None:
     assert "needs the operator role" in as_key("events", "emit", "x.y").stderr
     [listed_key] = json.loads(cli.ok("api-keys", "list", "--json"))
     assert key.startswith(listed_key["prefix"]) and listed_key["last_used_at"]
-    cli.ok("api-keys", "revoke", listed_key["id"])
+    assert json.loads(cli.ok("api-keys", "revoke", listed_key["id"], "--json")) == {
+        "revoked": listed_key["id"]}
     assert "revoked" in as_key("agents", "list").stderr
     # sessions: the server fixture's login and this one, both admin's; one ended
     sessions = json.loads(cli.ok("sessions", "list", "--json"))
     assert [s["username"] for s in sessions] == ["admin", "admin"]
     assert cli.ok("sessions", "list").splitlines()[0].split()[:3] == ["ID", "USER", "ROLE"]
-    assert cli.ok("sessions", "end", sessions[1]["id"]).strip() == (
-        f"ended session {sessions[1]['id']}")
+    assert json.loads(cli.ok("sessions", "end", sessions[1]["id"], "--json")) == {
+        "ended": sessions[1]["id"]}
     assert len(json.loads(cli.ok("sessions", "list", "--all", "--json"))) == 2
     assert cli("sessions", "end", sessions[1]["id"]).returncode == 2
     # When logging out, the token is revoked and forgotten

@@ -254,3 +254,13 @@ def test_subscription_reads_wait_for_the_next_event(cli: Cli, sdk: Client) -> No
     finally:
         timer.join()
     assert event.type == "feed.one"
+
+
+def test_subscription_commands_print_json(cli: Cli, sdk: Client) -> None:
+    made = json.loads(cli.ok("subscriptions", "create", "jfeed", "--type", "j.*", "--json"))
+    assert (made["name"], made["type"]) == ("jfeed", "j.*")
+    emitted = sdk.emit("j.one")
+    acked = json.loads(cli.ok("subscriptions", "ack", "jfeed", str(emitted.seq), "--json"))
+    assert (acked["name"], acked["cursor_seq"]) == ("jfeed", emitted.seq)
+    assert json.loads(cli.ok("subscriptions", "delete", "jfeed", "--json")) == {
+        "deleted": "jfeed"}

@@ -51,8 +51,11 @@ def list_(include_revoked: Annotated[bool, typer.Option(help="Revoked ones too."
 
 @app.command()
 def revoke(key_id: Annotated[str, typer.Argument(metavar="ID", show_default=False)],
-           url: options.Url = None) -> None:
+           json: options.Json = False, url: options.Url = None) -> None:
     """Revoke a key: every server refuses it within AGENTOS_AUTH_CACHE_S."""
     with options.client(url) as api:
         api.revoke_api_key(key_id)
+    if json:
+        output.emit_json({"revoked": key_id})
+        return
     typer.echo(f"revoked {key_id}")

@@ -35,8 +35,11 @@ def list_(include_ended: Annotated[bool, typer.Option("--all", help="Ended ones 
 
 @app.command()
 def end(session_id: Annotated[str, typer.Argument(metavar="ID", show_default=False)],
-        url: options.Url = None) -> None:
+        json: options.Json = False, url: options.Url = None) -> None:
     """End a session: its token is refused from then on, on every server."""
     with options.client(url) as api:
         api.end_session(session_id)
+    if json:
+        output.emit_json({"ended": session_id})
+        return
     typer.echo(f"ended session {session_id}")

@@ -26,11 +26,14 @@ def create(
         "--type", metavar="GLOB", help="The event types it receives.")] = "*",
     from_start: Annotated[bool, typer.Option(
         "--from-start", help="Read the whole log instead of starting at its head.")] = False,
-    url: options.Url = None,
+    json: options.Json = False, url: options.Url = None,
 ) -> None:
     """Create a subscription; it receives events after the log's head (or all, --from-start)."""
     with options.client(url) as api:
         sub = api.create_subscription(name, type_, from_start=from_start)
+    if json:
+        output.emit_json(sub)
+        return
     typer.echo(f"created subscription {sub.name} for {sub.type} after seq {sub.cursor_seq}")
 
 
@@ -72,18 +75,24 @@ def ack(
     seq: Annotated[int, typer.Argument(
         metavar="SEQ", min=0, show_default=False,
         help="The last sequence number handled: it and every one before are done.")],
-    url: options.Url = None,
+    json: options.Json = False, url: options.Url = None,
 ) -> None:
     """Acknowledge events up to SEQ: they will not be delivered again."""
     with options.client(url) as api:
         sub = api.ack(name, seq)
+    if json:
+        output.emit_json(sub)
+        return
     typer.echo(f"subscription {sub.name} is at seq {sub.cursor_seq}")
 
 
 @app.command()
-def delete(name: Name, url: options.Url = None) -> None:
+def delete(name: Name, json: options.Json = False, url: options.Url = None) -> None:
     """Delete a subscription and its cursor."""
     with options.client(url) as api:
         api.delete_subscription(name)
+    if json:
+        output.emit_json({"deleted": name})
+        return
     typer.echo(f"deleted subscription {name}")
 
