@@ -789,3 +789,40 @@ async def test_a_run_s_detail_is_bounded_and_its_step_tasks_paged(store: Store) 
         await runs.step_tasks(store, run["id"], "nonesuch")
     with pytest.raises(NotFound):
         await runs.step_tasks(store, "no-such-run", "explore")
+
+
+async def test_a_sub_workflow_step_runs_its_pinned_version_or_the_latest(store: Store) -> None:
+    """A workflow step with ``version`` runs that version while a later one is
+    published; without it, the latest published version at the time the step starts;
+    a pinned version no longer published fails the step, naming why."""
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, LINEAR)
+    await workflow(store, LINEAR.replace("version: 1.0.0", "version: 1.1.0")
+                   .replace("steps.b.output.n + 1", "steps.b.output.n + 100"))
+    await workflow(store, """
+name: parents
+version: 1.0.0
+steps:
+  - id: pinned
+    type: workflow
+    workflow: linear
+    version: 1.0.0
+    input: {n: "{{ input.n }}"}
+  - id: latest
+    type: workflow
+    workflow: linear
+    input: {n: "{{ input.n }}"}
+""")
+    done = await drive(store, (await start(store, "parents", {"n": 1}))["id"])
+    assert done["status"] == "succeeded", done
+    pinned = await runs.get(store, step(done, "pinned")["sub_run_id"])
+    latest = await runs.get(store, step(done, "latest")["sub_run_id"])
+    assert (pinned["version"], latest["version"]) == ("1.0.0", "1.1.0")
+    # c doubles b's n + 1 (1.0.0) or b's n + 100 (1.1.0); b's n is 4
+    assert (step(done, "pinned")["output"]["c"]["n"],
+            step(done, "latest")["output"]["c"]["n"]) == (10, 208)
+    await definitions.change_status(store, "linear", "1.0.0", "deprecate")
+    failed = await drive(store, (await start(store, "parents", {"n": 1}))["id"])
+    assert failed["status"] == "failed", failed
+    assert step(failed, "pinned")["status"] == "failed"
+    assert "1.0.0" in step(failed, "pinned")["error"]["message"], step(failed, "pinned")
