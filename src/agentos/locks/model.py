@@ -3,13 +3,18 @@ limits a request is checked against, and the ``lock.*`` events."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from agentos import events, ids, resources
-from agentos.errors import InvalidInput
+from agentos.errors import InvalidInput, Unavailable
 from agentos.events import EventIn
+from agentos.store.errors import BUSY
 
 DEFAULT_TTL = 30.0  # seconds
 DEFAULT_PRIORITY = 5
@@ -123,3 +128,28 @@ def claim_params(resource: str, claim: Claim, **payload: Any) -> dict[str, Any]:
             **hot_event(resource, claim.owner, **payload,
                         **({"task_id": claim.task_id} if claim.task_id else {}),
                         priority=claim.priority)}
+
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEADLOCK_TRIES = 4  # a transaction the database chose as a deadlock's victim, run again
+
+
+async def again_if_victim(op: Callable[[], Awaitable[T]]) -> T:
+    """Run the write transaction ``op`` makes, again (up to ``DEADLOCK_TRIES`` times, a
+    few random milliseconds apart) when the database rolled it back whole as the victim
+    of a deadlock or a serialization conflict (``database_busy``). Each try starts from
+    scratch, so nothing of a rolled-back try is kept. Waiters of a pool queue in every
+    candidate's queue and grants leave those queues, so a hand-over and a waiter settling
+    can lock the same rows in crossed orders on PostgreSQL: one of them is refused, and
+    retrying it is the cure."""
+    for attempt in range(DEADLOCK_TRIES):
+        try:
+            return await op()
+        except Unavailable as exc:
+            if exc.code != BUSY or attempt == DEADLOCK_TRIES - 1:
+                raise
+            log.info("a lock transaction was refused (%s); trying again", exc,
+                     extra={"action": "lock_retried", "try": attempt + 1})
+            await asyncio.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
+    raise AssertionError("unreachable")

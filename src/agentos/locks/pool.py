@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agentos import audit, events, resources
 from agentos.aio import wait_wakeup
 from agentos.errors import InvalidInput, NotFound
-from agentos.locks.model import MAX_RESOURCES, Claim, Grant, Result
+from agentos.locks.model import MAX_RESOURCES, Claim, Grant, Result, again_if_victim
 from agentos.locks.state import check_attempt, fast_acquire, release_rows, try_one
 from agentos.locks.waiting import POLL, POLL_FIRST, POLL_LISTENING
 from agentos.store import Store
@@ -85,7 +85,8 @@ async def acquire_any(store: Store, candidates: Pool, claim: Claim, wait_s: floa
     deadline = time.monotonic() + wait_s
     if fast := await _first_free(store, candidates, claim):  # (checks a task's attempt too)
         return fast
-    result = await _step(store, candidates, claim, wait_s if wait_s > 0 else None)
+    result = await again_if_victim(
+        lambda: _step(store, candidates, claim, wait_s if wait_s > 0 else None))
     if result.granted or wait_s <= 0:
         return result
     wakeup = store.wakeup(CHANNEL)
@@ -95,24 +96,26 @@ async def acquire_any(store: Store, candidates: Pool, claim: Claim, wait_s: floa
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                return await _settle(store, candidates, claim, keep=True) or result
+                return await again_if_victim(
+                    lambda: _settle(store, candidates, claim, keep=True)) or result
             await wait_wakeup(wakeup, min(left, poll))
             if not listening:
                 poll = min(poll * 1.5, POLL)
             wakeup.clear()
             look = await _look(store, candidates, claim.owner)
             if look == "granted":
-                if settled := await _settle(store, candidates, claim, keep=True):
+                if settled := await again_if_victim(
+                        lambda: _settle(store, candidates, claim, keep=True)):
                     return settled
                 look = "act"  # the lease lapsed before we saw it
             if look == "act":
-                result = await _step(store, candidates, claim,
-                                     max(deadline - time.monotonic(), 0))
+                result = await again_if_victim(lambda: _step(
+                    store, candidates, claim, max(deadline - time.monotonic(), 0)))
                 if result.granted:
                     return result
     except BaseException:
         with contextlib.suppress(Exception):  # cancelled: leave the queues, give back grants
-            await _settle(store, candidates, claim, keep=False)
+            await again_if_victim(lambda: _settle(store, candidates, claim, keep=False))
         raise
     finally:
         store.forget_wakeup(CHANNEL, wakeup)
