@@ -113,6 +113,9 @@ def test_version_lifecycle(cli: Cli, server: Server) -> None:
     assert rows == [["VERSION", "STATUS"], ["1.1.0", "draft"], ["1.0.0", "published"]]
     assert registry(server) == [("explorer", "1.0.0", "published")]
     assert cli.ok("agents", "delete", "explorer", "1.1.0") == "deleted draft explorer 1.1.0\n"
+    cli.ok("agents", "import", "-", input=newer)
+    assert json.loads(cli.ok("agents", "delete", "explorer", "1.1.0", "--json")) == {
+        "deleted": {"name": "explorer", "version": "1.1.0"}}
 
     # a published version is frozen: one line, exit 2
     done = cli("agents", "delete", "explorer", "1.0.0")

@@ -168,12 +168,14 @@ def test_schedules_and_prune(cli: Cli, sdk: Client) -> None:
     time.sleep(max(0.0, 1.2 - (time.monotonic() - emitted_at)))
     prune = ("events", "prune", "--older-than", "1s", "--type", "old.*")
     assert cli.ok(*prune, "--dry-run") == "would delete 2 events older than 1s of type old.*\n"
+    assert json.loads(cli.ok(*prune, "--dry-run", "--json")) == {"would_delete": 2, "kept": 0}
     done = cli(*prune, input="")
     assert (done.returncode, done.stderr) == (
         2, "error: refusing to delete 2 events older than 1s of type old.* without "
            "confirmation: pass --yes\n")
     assert len(api.list_events().events) == 3
     assert cli.ok(*prune, "--yes") == "deleted 2 events older than 1s of type old.*\n"
+    assert json.loads(cli.ok(*prune, "--yes", "--json")) == {"deleted": 0, "kept": 0}
     assert [e.type for e in api.list_events().events] == ["keep.b"]
 
 

@@ -50,6 +50,9 @@ def test_config_capabilities_state_remove(cli: Cli) -> None:
     state = cli.ok("agents", "state", "tuner")
     assert "status          idle" in state
     assert json.loads(cli.ok("agents", "state", "tuner", "--json"))["queue_depth"] == 0
+    cli.ok("agents", "import", "-", input="name: spare\nversion: 1.0.0\n"
+           "handler: {type: python, target: 'tests.handlers:echo'}\n")
+    assert json.loads(cli.ok("agents", "remove", "spare", "--json"))["versions"] == 1
     assert cli.ok("agents", "remove", "tuner").startswith("deleted tuner: 1 version(s)")
     assert cli("agents", "show", "tuner").returncode == 2
 

@@ -176,10 +176,14 @@ def archive(name: Name, version: Version, json: options.Json = False,
 
 
 @app.command()
-def delete(name: Name, version: Version, url: options.Url = None) -> None:
+def delete(name: Name, version: Version, json: options.Json = False,
+           url: options.Url = None) -> None:
     """Delete a draft version (published versions are kept)."""
     with options.client(url) as api:
         api.delete_draft(name, version)
+    if json:
+        output.emit_json({"deleted": {"name": name, "version": version}})
+        return
     typer.echo(f"deleted draft {name} {version}")
 
 
@@ -347,12 +351,15 @@ def remove(
     name: Name,
     force: Annotated[bool, typer.Option(
         "--force", help="Cancel its running tasks instead of refusing.")] = False,
-    url: options.Url = None,
+    json: options.Json = False, url: options.Url = None,
 ) -> None:
     """Delete an agent: every version, its live config, capability switches, metrics and
     budgets (its events and audit rows stay). Refused while its tasks run, unless --force."""
     with options.client(url) as api:
         gone = api.delete_agent(name, force=force)
+    if json:
+        output.emit_json(gone)
+        return
     typer.echo(f"deleted {name}: {gone['versions']} version(s), {gone['config']} config "
                f"override(s), {gone['metric_series']} metric series, "
                f"{gone['cancelled_tasks']} task(s) cancelled")

@@ -271,17 +271,20 @@ def prune(
         "--dry-run", help="Only count what would be deleted.")] = False,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask for confirmation.")] = False,
-    url: options.Url = None,
+    json: options.Json = False, url: options.Url = None,
 ) -> None:
     """Delete old events (retention)."""
     what = f"older than {older_than}" + (f" of type {type_}" if type_ else "")
     with options.client(url) as api:
         count, kept = api.prune(older_than, type_, dry_run=True)
-        if dry_run:
-            typer.echo(f"would delete {_events(count)} {what}{_kept(kept)}")
-            return
-        if count == 0:
-            typer.echo(f"no events {what} to delete{_kept(kept)}")
+        if dry_run or count == 0:
+            if json:
+                output.emit_json({"would_delete": count, "kept": kept} if dry_run
+                                 else {"deleted": 0, "kept": kept})
+            elif dry_run:
+                typer.echo(f"would delete {_events(count)} {what}{_kept(kept)}")
+            else:
+                typer.echo(f"no events {what} to delete{_kept(kept)}")
             return
         if not yes:
             if not sys.stdin.isatty():
@@ -289,7 +292,10 @@ def prune(
                                    "confirmation: pass --yes", code="confirmation_needed")
             typer.confirm(f"delete {_events(count)} {what}?", abort=True)
         count, kept = api.prune(older_than, type_)
-        typer.echo(f"deleted {_events(count)} {what}{_kept(kept)}")
+    if json:
+        output.emit_json({"deleted": count, "kept": kept})
+        return
+    typer.echo(f"deleted {_events(count)} {what}{_kept(kept)}")
 
 
 def _kept(count: int) -> str:
