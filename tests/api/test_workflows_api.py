@@ -176,7 +176,12 @@ async def test_run_approve_and_read_it_all(api: httpx.AsyncClient, store: Store,
         paged = await sdk.run_step_tasks(run["id"], "work", limit=5)
         assert [t["task_id"] for t in paged["tasks"]] == [
             t["task_id"] for t in step(done, "work")["tasks"]] and paged["next_after"] is None
-    for bad, code in (("steps/work/tasks?after=x", 400), ("steps/work/tasks?limit=0", 422),
+        history = await sdk.run_transitions(run["id"], limit=2)
+        assert len(history["transitions"]) == 2 and history["next_after"] is not None
+        rest = await sdk.run_transitions(run["id"], after=history["next_after"])
+        assert history["transitions"] + rest["transitions"] == done["transitions"]
+    for bad, code in (("transitions?after=x", 400), ("transitions?limit=0", 422),
+                      ("steps/work/tasks?after=x", 400), ("steps/work/tasks?limit=0", 422),
                       ("steps/nope/tasks", 404)):
         r = await api.get(f"/api/v1/workflow-runs/{run['id']}/{bad}")
         assert r.status_code == code, (bad, r.text)

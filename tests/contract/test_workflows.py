@@ -826,3 +826,30 @@ steps:
     assert failed["status"] == "failed", failed
     assert step(failed, "pinned")["status"] == "failed"
     assert "1.0.0" in step(failed, "pinned")["error"]["message"], step(failed, "pinned")
+
+
+async def test_a_run_s_whole_transition_history_is_paged(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's detail keeps its latest transitions and says earlier ones were left
+    out; runs.transitions pages the whole history, oldest first, each once."""
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, LINEAR)
+    done = await drive(store, (await start(store, "linear", {"n": 3}))["id"])
+    whole, after = await runs.transitions(store, done["id"])
+    assert after is None and done["transitions"] == whole and not done["transitions_more"]
+    assert whole[0] == {**whole[0], "step": None, "from": None, "to": "running"}
+    assert whole[-1]["step"] is None and whole[-1]["to"] == "succeeded" and len(whole) > 6
+    monkeypatch.setattr(runs, "TRANSITIONS_SHOWN", 3)
+    shown = await runs.get(store, done["id"])
+    assert shown["transitions"] == whole[-3:] and shown["transitions_more"]
+    paged, after = [], None
+    while True:
+        page, after = await runs.transitions(store, done["id"], after=after, limit=2)
+        paged += page
+        if after is None:
+            break
+    assert paged == whole
+    with pytest.raises(InvalidInput):
+        await runs.transitions(store, done["id"], after="x1")
+    with pytest.raises(NotFound):
+        await runs.transitions(store, "no-such-run")

@@ -202,6 +202,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/workflow-runs/{run_id}/cancel"): change(OP, "workflow_runs.cancel"),
     ("POST", "/api/v1/workflow-runs/{run_id}/rerun"): change(OP, "workflow_runs.rerun"),
     ("GET", "/api/v1/workflow-runs/{run_id}/steps/{step}/tasks"): read("workflow_runs"),
+    ("GET", "/api/v1/workflow-runs/{run_id}/transitions"): read("workflow_runs"),
     ("GET", "/api/v1/workflow-runs/{run_id}/explain"): read("workflow_runs"),
     ("GET", "/api/v1/workflow-runs/{run_id}/artifacts"): read("workflow_runs"),
     ("GET", "/api/v1/workflow-runs/{run_id}/artifacts/{name}"): read("workflow_runs"),

@@ -722,6 +722,14 @@ class Methods:
                                      params=params(after=after, limit=limit)))
 
     @endpoint
+    def run_transitions(self, run_id: str, *, after: str | None = None,
+                        limit: int | None = None) -> Plan[dict[str, Any]]:
+        """One page of a run's whole transition history, oldest first:
+        ``{"transitions": [...], "next_after"}``."""
+        return (yield from call_json("GET", path("workflow-runs", run_id, "transitions"),
+                                     params=params(after=after, limit=limit)))
+
+    @endpoint
     def cancel_run(self, run_id: str) -> Plan[dict[str, Any]]:
         return (yield from call_json("POST", path("workflow-runs", run_id, "cancel")))
 

@@ -345,6 +345,17 @@ async def insert_transitions(conn: AsyncConnection, rows: list[dict[str, Any]]) 
         await conn.execute(insert(workflow_transitions), rows)
 
 
+async def transitions_page(conn: AsyncConnection, run_id: str, after: int | None,
+                           limit: int) -> list[Any]:
+    """A run's transitions after the one with id ``after``, oldest first, at most
+    ``limit``."""
+    c = workflow_transitions.c
+    stmt = select(workflow_transitions).where(c.run_id == run_id)
+    if after is not None:
+        stmt = stmt.where(c.id > after)
+    return list((await conn.execute(stmt.order_by(c.id).limit(limit))).all())
+
+
 async def transitions_of(conn: AsyncConnection, run_id: str, last: int) -> list[Any]:
     """A run's latest ``last`` transitions, oldest first."""
     c = workflow_transitions.c

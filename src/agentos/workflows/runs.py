@@ -217,10 +217,32 @@ async def get(store: Store, run_id: str, *, tasks_shown: int = TASKS_SHOWN
             "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at),
             "tasks": shown, "tasks_total": total,
             "tasks_next": _cursor(shown[-1]) if shown and total > len(shown) else None})
-    return {**summary(row), "steps": steps, "transitions": [
-        {"step": m.step, "from": m.from_status, "to": m.to_status, "at": _iso(m.at),
-         "reason": m.reason} for m in moves[-TRANSITIONS_SHOWN:]],
-        "transitions_more": len(moves) > TRANSITIONS_SHOWN}
+    return {**summary(row), "steps": steps,
+            "transitions": [_move(m) for m in moves[-TRANSITIONS_SHOWN:]],
+            "transitions_more": len(moves) > TRANSITIONS_SHOWN}
+
+
+def _move(m: Any) -> dict[str, Any]:
+    return {"step": m.step, "from": m.from_status, "to": m.to_status, "at": _iso(m.at),
+            "reason": m.reason}
+
+
+async def transitions(store: Store, run_id: str, *, after: str | None = None,
+                      limit: int = MAX_PAGE) -> tuple[list[dict[str, Any]], str | None]:
+    """A run's whole transition history, oldest first, a page at a time: the
+    transitions after the cursor ``after`` (the previous page's ``next_after``)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="bad_limit")
+    if after is not None and not (after.isdigit() and len(after) <= 18):
+        raise InvalidInput(f"after must be a cursor a page gave, not {after!r}",
+                           code="bad_cursor")
+    async with store.read() as conn:
+        if await store_workflows.get_run(conn, run_id) is None:
+            raise NotFound(f"no workflow run {run_id}", code="run_not_found")
+        moves = await store_workflows.transitions_page(
+            conn, run_id, int(after) if after is not None else None, limit + 1)
+    return ([_move(m) for m in moves[:limit]],
+            str(moves[limit - 1].id) if len(moves) > limit else None)
 
 
 async def step_tasks(store: Store, run_id: str, step: str, *, after: str | None = None,

@@ -18,6 +18,7 @@ from agentos.api.schemas.workflows import (
     RunIn,
     RunPage,
     StepTaskPage,
+    TransitionPage,
 )
 from agentos.events import dump_json
 from agentos.workflows import artifacts, runs
@@ -73,6 +74,18 @@ async def step_tasks(
     step's ``tasks_next`` or the last page's ``next_after``."""
     found, next_after = await runs.step_tasks(store, run_id, step, after=after, limit=limit)
     return StepTaskPage.model_validate({"tasks": found, "next_after": next_after})
+
+
+@router.get("/{run_id}/transitions")
+async def run_transitions(
+    store: StoreDep, run_id: str,
+    after: Annotated[str | None, Query(max_length=24)] = None,
+    limit: Annotated[int, Query(ge=1, le=runs.MAX_PAGE)] = runs.MAX_PAGE,
+) -> TransitionPage:
+    """The run's whole transition history, oldest first, paged (the run's detail has
+    the latest ones only)."""
+    found, next_after = await runs.transitions(store, run_id, after=after, limit=limit)
+    return TransitionPage.model_validate({"transitions": found, "next_after": next_after})
 
 
 @router.post("/{run_id}/cancel")

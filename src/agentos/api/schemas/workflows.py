@@ -122,11 +122,16 @@ class Transition(BaseModel):
 class RunDetail(Run):
     steps: list[RunStep]
     transitions: list[Transition]  # the latest runs.TRANSITIONS_SHOWN
-    transitions_more: bool  # earlier transitions were left out
+    transitions_more: bool  # earlier ones were left out: GET .../transitions has them all
 
 
 class StepTaskPage(BaseModel):
     tasks: list[StepTask]
+    next_after: str | None  # pass as ``after`` for the next page
+
+
+class TransitionPage(BaseModel):
+    transitions: list[Transition]  # oldest first
     next_after: str | None  # pass as ``after`` for the next page
 
 
