@@ -4,6 +4,7 @@ an empty database where none was."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,8 +87,11 @@ def test_only_serve_demo_and_db_upgrade_create_a_database(tmp_path: Path) -> Non
         assert "agentos db upgrade" in done.stderr
         assert not missing.exists(), command
     assert not (tmp_path / "copy.db").exists()
-    cli.ok("db", "upgrade")
+    done = json.loads(cli.ok("db", "upgrade", "--json"))
+    assert done["before"] is None and done["current"] == done["head"]
     assert missing.exists()
+    again = json.loads(cli.ok("db", "upgrade", "--json"))
+    assert again["before"] == again["current"] == done["head"]
 
 
 def test_a_worker_says_what_it_serves(database_url: str, tmp_path: Path) -> None:

@@ -30,10 +30,14 @@ app.callback()(options.help_if_bare)
 
 
 @app.command("upgrade")
-def upgrade_command() -> None:
+def upgrade_command(json: options.Json = False) -> None:
     """Bring the database schema to the version this AgentOS needs; safe to run again."""
     url = options.settings().database_url
     before, after = upgrade(url)
+    if json:
+        output.emit_json({"database": redact(url), "before": before.current,
+                          "current": after.current, "head": after.head})
+        return
     if before.current == after.current:
         typer.echo(f"database at revision {after.current} (head)")
     else:
