@@ -11,6 +11,7 @@ immutable and only its status moves, along the table below.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from agentos.errors import Conflict
 
@@ -46,3 +47,35 @@ def transition(current: Status, action: str, what: str) -> Status:
 
 def is_mutable(status: Status) -> bool:
     return status is Status.DRAFT
+
+
+UNCHANGED = "unchanged"  # an import's result for a version identical to the stored one
+
+
+def differing(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The top-level fields of two definitions whose values differ."""
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+def unchanged(name: str, version: str, stored: tuple[str, dict[str, Any]] | None,
+              document: dict[str, Any], *, publish: bool, kind: str = "") -> bool:
+    """Whether importing ``document`` as ``name`` ``version`` leaves the stored version
+    (its status and definition; None when there is none) as it is: identical, and not
+    a draft asked to be published. A stored version that cannot change and differs is
+    a 409 ``version_immutable`` naming the top-level fields that differ; otherwise
+    (False) the import saves it. Agents and workflow definitions (``kind``
+    "workflow ") both import so."""
+    if stored is None:
+        return False
+    status, definition = Status(stored[0]), stored[1]
+    same = definition == document
+    if same and (not is_mutable(status) or not publish):
+        return True
+    if not same and not is_mutable(status):
+        fields = differing(definition, document)
+        raise Conflict(f"{kind}{name} {version} is {status.value} and differs in "
+                       f"{', '.join(fields)}: publish a new version instead",
+                       code="version_immutable",
+                       details={"name": name, "version": version, "status": status.value,
+                                "fields": fields})
+    return False

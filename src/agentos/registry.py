@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agentos import agent_spec, audit, cache, documents, patterns, semver
 from agentos.agent_spec import AgentSpec
 from agentos.errors import Conflict, InvalidInput, NotFound
-from agentos.lifecycle import Status, is_mutable, transition
+from agentos.lifecycle import UNCHANGED as UNCHANGED  # the import result callers compare
+from agentos.lifecycle import Status, is_mutable, transition, unchanged
 from agentos.store import Store
 from agentos.store.columns import utcnow
 from agentos.store.tables import agent_capabilities, agent_tags, agent_triggers, agent_versions
@@ -140,35 +141,18 @@ async def import_results(store: Store, text: str, *, publish: bool = False
         return results
 
 
-UNCHANGED = "unchanged"
-
-
 async def _save_new(conn: AsyncConnection, spec: AgentSpec, publish: bool
                     ) -> tuple[AgentVersion, str]:
     """``_save`` unless the stored version is the same (and, asked to publish, is
     published already: one that cannot change any more stays as it is)."""
     stored = (await conn.execute(select(av.c.status, av.c.definition).where(
         av.c.name == spec.name, av.c.version == spec.version))).first()
-    if stored is not None:
-        status = Status(stored.status)
-        same = stored.definition == spec.to_document()
-        if same and (not is_mutable(status) or not publish):
-            return await _load(conn, spec.name, spec.version), UNCHANGED
-        if not same and not is_mutable(status):
-            fields = differing(stored.definition, spec.to_document())
-            raise Conflict(
-                f"{spec.name} {spec.version} is {stored.status} and differs in "
-                f"{', '.join(fields)}: publish a new version instead",
-                code="version_immutable",
-                details={"name": spec.name, "version": spec.version,
-                         "status": stored.status, "fields": fields})
+    if unchanged(spec.name, spec.version,
+                 None if stored is None else (stored.status, stored.definition),
+                 spec.to_document(), publish=publish):
+        return await _load(conn, spec.name, spec.version), UNCHANGED
     version, created = await _save(conn, spec, publish=publish)
     return version, "created" if created else "updated"
-
-
-def differing(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The top-level fields of two definitions whose values differ."""
-    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 
 
 async def _save(

@@ -69,11 +69,14 @@ def step(run: dict[str, Any], step_id: str) -> dict[str, Any]:
     return next(s for s in run["steps"] if s["id"] == step_id)
 
 
-async def test_definitions_import_export_and_lifecycle(api: httpx.AsyncClient) -> None:
+async def test_definitions_import_export_and_lifecycle(api: httpx.AsyncClient,
+                                                        store: Store) -> None:
     await setup(api)
+    before = await snapshot(store)  # an identical re-import writes nothing, audit included
     again = await api.post("/api/v1/workflows/import", content=FLOW, headers=YAML)
     assert again.status_code == 200
     assert again.json()["workflows"][0]["outcome"] == "unchanged"
+    assert await snapshot(store) == before
     exported = await api.get("/api/v1/workflows/review/export")
     assert exported.status_code == 200 and "depends_on:\n  - work" in exported.text
     reimport = await api.post("/api/v1/workflows/import?publish=true",
@@ -85,8 +88,15 @@ async def test_definitions_import_export_and_lifecycle(api: httpx.AsyncClient) -
     changed = await api.post("/api/v1/workflows/import", headers=YAML,
                              content=FLOW.replace("ship {{", "send {{"))
     assert changed.status_code == 409 and changed.json()["error"]["code"] == "version_immutable"
+    assert changed.json()["error"]["details"]["fields"] == ["steps"]
+    assert "differs in steps" in changed.json()["error"]["message"]
     r = await api.post("/api/v1/workflows/review/versions/1.0.0/deprecate")
     assert r.json()["status"] == "deprecated"
+    # the same file again, even asking to publish, leaves the deprecated version as it is
+    same = await api.post("/api/v1/workflows/import?publish=true", content=FLOW, headers=YAML)
+    assert same.status_code == 200, same.text
+    assert [(w["outcome"], w["status"]) for w in same.json()["workflows"]] == [
+        ("unchanged", "deprecated")]
     r = await api.post("/api/v1/workflows/review/versions/1.0.0/deprecate")
     assert r.status_code == 409
     r = await api.post("/api/v1/workflow-runs", json={"workflow": "review", "input": {"n": 1}})

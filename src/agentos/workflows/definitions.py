@@ -24,7 +24,7 @@ from agentos import audit, documents, events, registry, semver
 from agentos.documents import Document
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.inputs import format_path
-from agentos.lifecycle import Status, is_mutable, transition
+from agentos.lifecycle import UNCHANGED, Status, is_mutable, transition, unchanged
 from agentos.store import Store
 from agentos.store import workflows as store_workflows
 from agentos.store.columns import utcnow
@@ -121,8 +121,12 @@ async def _import(store: Store, docs: list[Document], publish: bool) -> list[Sav
             all_errors += _tagged(problems, doc, len(docs))
     documents.raise_invalid(all_errors, "workflow definition")
     async with store.write() as conn:
-        audit.names([f"{s.name}@{s.version}" for s in specs])
-        return [await _save(conn, s, publish) for s in specs]
+        saved = [await _save(conn, s, publish) for s in specs]
+        if all(s.outcome == UNCHANGED for s in saved):
+            store.nothing_changed(conn)  # an identical re-import: no audit row
+        else:
+            audit.names([f"{s.name}@{s.version}" for s in specs])
+        return saved
 
 
 def _tagged(errors: list[dict[str, Any]], doc: Document, count: int) -> list[dict[str, Any]]:
@@ -166,14 +170,10 @@ async def _save(conn: AsyncConnection, spec: WorkflowSpec, publish: bool) -> Sav
     document = spec.to_document()
     existing = await store_workflows.version(conn, spec.name, spec.version)
     status = Status.PUBLISHED if publish else Status.DRAFT
-    if existing is not None and existing.definition == document and (
-            not publish or existing.status == Status.PUBLISHED.value):
-        return Saved(WorkflowVersion.from_row(existing), "unchanged")
-    if existing is not None and not is_mutable(Status(existing.status)):
-        raise Conflict(
-            f"workflow {spec.name} {spec.version} is {existing.status} and cannot change; "
-            "import a new version instead", code="version_immutable",
-            details={"name": spec.name, "version": spec.version, "status": existing.status})
+    if unchanged(spec.name, spec.version,
+                 None if existing is None else (existing.status, existing.definition),
+                 document, publish=publish, kind="workflow "):
+        return Saved(WorkflowVersion.from_row(existing), UNCHANGED)
     values = {"definition": document, "description": spec.description,
               "status": status.value, "published_at": utcnow() if publish else None}
     if existing is None:
