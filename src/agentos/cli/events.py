@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
-import signal
 import sys
 import time
 from enum import StrEnum
@@ -218,19 +216,9 @@ def tail(
     If the connection drops, it reconnects and resumes after the last event
     shown (or --after-seq), so nothing is repeated or skipped.
     """
-    # Ctrl+C is how a tail ends: exit 0, not "aborted", and at once: what it printed is
-    # flushed and nothing else needs closing (a KeyboardInterrupt unwinding through the
-    # HTTP client's streaming read could leave the exit waiting on it)
-    signal.signal(signal.SIGINT, _end_tail)
+    output.end_on_ctrl_c()  # Ctrl+C is how a tail ends: exit 0, not "aborted"
     with options.client(url) as api:
         _follow(api, type_, after_seq, json)
-
-
-def _end_tail(signum: int, frame: object) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    os._exit(0)
 
 
 @app.command()

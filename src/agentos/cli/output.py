@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -76,3 +80,20 @@ def _get(row: dict[str, Any] | BaseModel, key: str) -> Any:
 
 def _cut(text: str) -> str:
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def end_on_ctrl_c() -> None:
+    """Make Ctrl+C (SIGINT) end a command that follows something live (a tail, a
+    watch, a follow) at once with exit 0: what it printed is flushed and nothing else
+    needs closing. Set explicitly, so it holds also when the process was started with
+    SIGINT ignored (a background job of a script, where Python installs no
+    KeyboardInterrupt), and no KeyboardInterrupt unwinds through the HTTP client's
+    streaming read."""
+    signal.signal(signal.SIGINT, _end)
+
+
+def _end(signum: int, frame: object) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)

@@ -140,19 +140,17 @@ def _show_page(page: Any, json: bool) -> None:
 def _watch(page: Any, json: bool) -> None:
     """Print the list whenever it changed (a blank line between), until Ctrl+C."""
     shown = None
-    try:
-        while True:
-            current = page()
-            view = [(t.id, t.status, t.attempt) for t in current.tasks]
-            if view != shown:
-                if shown is not None:
-                    typer.echo("")
-                _show_page(current, json)
-                sys.stdout.flush()
-                shown = view
-            time.sleep(WATCH_POLL)
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    output.end_on_ctrl_c()
+    while True:
+        current = page()
+        view = [(t.id, t.status, t.attempt) for t in current.tasks]
+        if view != shown:
+            if shown is not None:
+                typer.echo("")
+            _show_page(current, json)
+            sys.stdout.flush()
+            shown = view
+        time.sleep(WATCH_POLL)
 
 
 @app.command()
@@ -248,6 +246,8 @@ def logs(
     url: options.Url = None,
 ) -> None:
     """Print the lines the task's handler wrote (ctx.log), attempt by attempt."""
+    if follow:
+        output.end_on_ctrl_c()
     with options.client(url) as api:
         shown = 0
         with contextlib.suppress(KeyboardInterrupt):
