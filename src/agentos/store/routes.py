@@ -12,6 +12,7 @@ writer is the caller, reads the batch and then deletes it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,18 +60,18 @@ def _with_events(stmt: Select[Any], queued: FromClause, seq: ColumnElement[int],
         queued.outerjoin(events_table, and_(events_table.c.seq == seq, may_match)))
 
 
-class Routes:
+class Routes(ABC):
     """The router's statements; the backend's subclass takes a batch its own way."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @abstractmethod
     async def take(self, conn: AsyncConnection, limit: int,
                    type_likes: Sequence[str]) -> Taken:
         """Remove up to ``limit`` events from the routing queue in the caller's write
         transaction, most urgent first; return the rows of those whose type is LIKE
-        one of ``type_likes``."""
-        raise NotImplementedError  # each backend takes its own way
+        one of ``type_likes`` (SqliteRoutes and PostgresRoutes each take it their way)."""
 
     async def published_agents(self, conn: AsyncConnection) -> list[Any]:
         """(name, version, definition) of every published version, each agent's newest
