@@ -10,8 +10,10 @@ immutable and only its status moves, along the table below.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from agentos.errors import Conflict
 
@@ -43,6 +45,40 @@ def transition(current: Status, action: str, what: str) -> Status:
             details={"status": current.value, "action": action},
         )
     return target
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One stored version of a versioned definition (an agent, a workflow): its
+    document and where it stands in the lifecycle. Each kind adds what its summary
+    shows of the document (``described``) and how it parses it."""
+
+    name: str
+    version: str
+    status: Status
+    definition: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        return cls(row.name, row.version, Status(row.status), row.definition,
+                   row.created_at, row.updated_at, row.published_at)
+
+    def described(self) -> dict[str, Any]:
+        """The fields of the document a summary shows."""
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "status": self.status.value,
+                **self.described(),
+                "created_at": self.created_at.isoformat(),
+                "updated_at": self.updated_at.isoformat(),
+                "published_at": self.published_at.isoformat() if self.published_at else None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "definition": self.definition}
 
 
 def is_mutable(status: Status) -> bool:

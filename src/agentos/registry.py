@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import yaml
@@ -21,7 +20,7 @@ from agentos import agent_spec, audit, cache, documents, patterns, semver
 from agentos.agent_spec import AgentSpec
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.lifecycle import UNCHANGED as UNCHANGED  # the import result callers compare
-from agentos.lifecycle import Status, is_mutable, transition, unchanged
+from agentos.lifecycle import Status, StoredVersion, is_mutable, transition, unchanged
 from agentos.store import Store
 from agentos.store.columns import utcnow
 from agentos.store.tables import agent_capabilities, agent_tags, agent_triggers, agent_versions
@@ -30,33 +29,16 @@ av = agent_versions
 MAX_PAGE = 500
 
 
-@dataclass(frozen=True)
-class AgentVersion:
+class AgentVersion(StoredVersion):
     """One stored version of an agent."""
-
-    name: str
-    version: str
-    status: Status
-    definition: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    published_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> AgentVersion:
-        return cls(row.name, row.version, Status(row.status), row.definition,
-                   row.created_at, row.updated_at, row.published_at)
 
     @property
     def spec(self) -> AgentSpec:
         return AgentSpec.model_validate(self.definition)
 
-    def summary(self) -> dict[str, Any]:
+    def described(self) -> dict[str, Any]:
         d = self.definition
         return {
-            "name": self.name,
-            "version": self.version,
-            "status": self.status.value,
             "display_name": d.get("display_name"),
             "description": d.get("description"),
             "role": d.get("role"),
@@ -64,13 +46,7 @@ class AgentVersion:
             "tags": d.get("tags", []),
             "capabilities": [c["name"] for c in d.get("capabilities", [])],
             "triggers": [t["event"] for t in d.get("triggers", [])],
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "published_at": self.published_at.isoformat() if self.published_at else None,
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.summary(), "definition": self.definition}
 
 
 _COLUMNS = (av.c.id, av.c.name, av.c.version, av.c.status, av.c.definition,

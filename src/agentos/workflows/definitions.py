@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -24,7 +23,7 @@ from agentos import audit, documents, events, registry, semver
 from agentos.documents import Document
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.inputs import format_path
-from agentos.lifecycle import UNCHANGED, Status, is_mutable, transition, unchanged
+from agentos.lifecycle import UNCHANGED, Status, StoredVersion, is_mutable, transition, unchanged
 from agentos.store import Store
 from agentos.store import workflows as store_workflows
 from agentos.store.columns import utcnow
@@ -36,38 +35,17 @@ RUNNABLE = (Status.PUBLISHED.value,)  # the statuses a run may use
 _PREFERENCE = {Status.PUBLISHED.value: 0, Status.DRAFT.value: 1, Status.DEPRECATED.value: 2}
 
 
-@dataclass(frozen=True)
-class WorkflowVersion:
+class WorkflowVersion(StoredVersion):
     """One stored version of a workflow."""
-
-    name: str
-    version: str
-    status: Status
-    definition: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    published_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> WorkflowVersion:
-        return cls(row.name, row.version, Status(row.status), row.definition,
-                   row.created_at, row.updated_at, row.published_at)
 
     @property
     def spec(self) -> WorkflowSpec:
         return parsed(self.name, self.version, self.definition)
 
-    def summary(self) -> dict[str, Any]:
+    def described(self) -> dict[str, Any]:
         d = self.definition
-        return {"name": self.name, "version": self.version, "status": self.status.value,
-                "description": d.get("description"), "tags": d.get("tags", []),
-                "steps": [s["id"] for s in d.get("steps", [])],
-                "created_at": self.created_at.isoformat(),
-                "updated_at": self.updated_at.isoformat(),
-                "published_at": self.published_at.isoformat() if self.published_at else None}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.summary(), "definition": self.definition}
+        return {"description": d.get("description"), "tags": d.get("tags", []),
+                "steps": [s["id"] for s in d.get("steps", [])]}
 
 
 def parsed(name: str, version: str, definition: dict[str, Any]) -> WorkflowSpec:
