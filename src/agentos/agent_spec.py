@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from agentos import patterns, semver
-from agentos.documents import Document, errors_from, raise_invalid
+from agentos.documents import Document, validated
 from agentos.inputs import format_path
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
@@ -356,19 +356,7 @@ def _cross_field_errors(doc: Document) -> list[dict[str, Any]]:
 
 def validate(doc: Document) -> AgentSpec:
     """Validate one document; raise ``ValidationFailed`` listing every error."""
-    if not isinstance(doc.data, dict):
-        kind = "a list" if isinstance(doc.data, list) else type(doc.data).__name__
-        raise_invalid([{"path": "", "message": f"an agent definition must be a mapping, "
-                                                f"not {kind}", "line": doc.line(())}],
-                      "agent definition")
-    cross = _cross_field_errors(doc)
-    try:
-        spec = AgentSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        raise_invalid(errors_from(exc, doc, HANDLER_FIELDS) + cross, "agent definition")
-        raise  # unreachable: raise_invalid raised
-    raise_invalid(cross, "agent definition")
-    return spec
+    return validated(doc, AgentSpec, "agent definition", _cross_field_errors, HANDLER_FIELDS)
 
 
 def from_object(data: Any) -> AgentSpec:

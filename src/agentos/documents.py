@@ -16,12 +16,12 @@ the event loop run ``parse_yaml`` in a thread.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agentos import inputs, patterns
 from agentos.errors import PayloadTooLarge, ValidationFailed
@@ -247,6 +247,30 @@ def _message(err: Any) -> str:
     message: str = err["msg"]
     # Pydantic prefixes messages of custom validators with "Value error, "
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(doc: Document, model: type[M], what: str,
+              cross: Callable[[Document], list[dict[str, Any]]],
+              members: Mapping[str, str] | None = None) -> M:
+    """``doc`` as ``model``, or ``ValidationFailed`` listing every error: Pydantic's
+    (``members`` as ``errors_from`` takes them) with the rules across fields that
+    ``cross`` finds on the raw mapping. A document that is not a mapping is one error."""
+    if not isinstance(doc.data, dict):
+        kind = "a list" if isinstance(doc.data, list) else type(doc.data).__name__
+        article = "an" if what[0] in "aeiou" else "a"
+        raise_invalid([{"path": "", "message": f"{article} {what} must be a mapping, "
+                                                f"not {kind}", "line": doc.line(())}], what)
+    errors = cross(doc)
+    try:
+        spec = model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise_invalid(errors_from(exc, doc, members) + errors, what)
+        raise  # unreachable: raise_invalid raised
+    raise_invalid(errors, what)
+    return spec
 
 
 def raise_invalid(errors: list[dict[str, Any]], what: str, code: str | None = None) -> None:

@@ -27,11 +27,11 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from agentos import patterns, semver
 from agentos.agent_spec import NAME_PATTERN, Priority, Seconds, ShortText, Text
-from agentos.documents import Document, errors_from, raise_invalid
+from agentos.documents import Document, validated
 from agentos.inputs import format_path
 from agentos.workflows import expressions
 
@@ -295,19 +295,7 @@ def _check_template(text: str, where: Path, item_ok: bool, ids: dict[str, int],
 
 def validate(doc: Document) -> WorkflowSpec:
     """Validate one document; raise ``ValidationFailed`` listing every error."""
-    if not isinstance(doc.data, dict):
-        kind = "a list" if isinstance(doc.data, list) else type(doc.data).__name__
-        raise_invalid([{"path": "", "message": f"a workflow definition must be a mapping, "
-                                                f"not {kind}", "line": doc.line(())}],
-                      "workflow definition")
-    cross = _cross_field_errors(doc)
-    try:
-        spec = WorkflowSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        raise_invalid(errors_from(exc, doc) + cross, "workflow definition")
-        raise  # unreachable: raise_invalid raised
-    raise_invalid(cross, "workflow definition")
-    return spec
+    return validated(doc, WorkflowSpec, "workflow definition", _cross_field_errors)
 
 
 def from_object(data: Any) -> WorkflowSpec:
