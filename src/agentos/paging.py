@@ -4,7 +4,11 @@ and if it came, the next page starts after the page's last row."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select
+from sqlalchemy.engine import Row as SqlRow
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 Row = TypeVar("Row")
 Key = TypeVar("Key")
@@ -25,3 +29,13 @@ def cut(rows: Sequence[Row], limit: int | None, key: Callable[[Row], Key]
     if limit is None or len(rows) <= limit:
         return list(rows), None
     return list(rows[:limit]), key(rows[limit - 1])
+
+
+async def keyed(conn: AsyncConnection, stmt: Select[Any], key: ColumnElement[Any],
+                after: str | None, limit: int | None) -> tuple[list[SqlRow[Any]], str | None]:
+    """A page of ``stmt``'s rows in the order of its unique column ``key`` (a name, an
+    id), those after ``after``, at most ``limit``; and the next page's cursor."""
+    stmt = stmt.order_by(key).limit(fetch(limit))
+    if after is not None:
+        stmt = stmt.where(key > after)
+    return cut((await conn.execute(stmt)).all(), limit, lambda r: str(r._mapping[key]))

@@ -317,12 +317,8 @@ async def list_all(store: Store) -> list[Schedule]:
 async def page(store: Store, after: str | None = None, limit: int | None = paging.DEFAULT_LIMIT
                ) -> tuple[list[Schedule], str | None]:
     """Schedules by name after ``after``, at most ``limit``; and the next page's cursor."""
-    stmt = select(table).order_by(table.c.name).limit(paging.fetch(limit))
-    if after is not None:
-        stmt = stmt.where(table.c.name > after)
     async with store.read() as conn:
-        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
-                                      lambda r: str(r.name))
+        rows, next_after = await paging.keyed(conn, select(table), table.c.name, after, limit)
     return [Schedule(r) for r in rows], next_after
 
 

@@ -77,12 +77,8 @@ async def list_all(store: Store) -> list[Subscription]:
 async def page(store: Store, after: str | None = None, limit: int | None = paging.DEFAULT_LIMIT
                ) -> tuple[list[Subscription], str | None]:
     """Subscriptions by name after ``after``, at most ``limit``; and the next page's cursor."""
-    stmt = select(subs).order_by(subs.c.name).limit(paging.fetch(limit))
-    if after is not None:
-        stmt = stmt.where(subs.c.name > after)
     async with store.read() as conn:
-        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
-                                      lambda r: str(r.name))
+        rows, next_after = await paging.keyed(conn, select(subs), subs.c.name, after, limit)
     return [Subscription(r.name, r.type_glob, r.cursor_seq, r.created_at, r.acked_at)
             for r in rows], next_after
 

@@ -109,15 +109,11 @@ async def list_keys(store: Store, include_revoked: bool = False, after: str | No
                     limit: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """API keys oldest first (their ids grow with time) after ``after``, at most
     ``limit``; and the next page's cursor."""
-    stmt = (select(credentials).where(c.kind == "api_key").order_by(c.id)
-            .limit(paging.fetch(limit)))
+    stmt = select(credentials).where(c.kind == "api_key")
     if not include_revoked:
         stmt = stmt.where(c.revoked_at.is_(None))
-    if after is not None:
-        stmt = stmt.where(c.id > after)
     async with store.read() as conn:
-        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
-                                      lambda r: str(r.id))
+        rows, next_after = await paging.keyed(conn, stmt, c.id, after, limit)
     return [_key_dict(r) for r in rows], next_after
 
 

@@ -158,12 +158,8 @@ async def list_all(store: Store) -> list[User]:
 async def page(store: Store, after: str | None = None, limit: int | None = paging.DEFAULT_LIMIT
                ) -> tuple[list[User], str | None]:
     """Users by name after ``after``, at most ``limit``; and the next page's cursor."""
-    stmt = select(users).order_by(u.username).limit(paging.fetch(limit))
-    if after is not None:
-        stmt = stmt.where(u.username > after)
     async with store.read() as conn:
-        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
-                                      lambda r: str(r.username))
+        rows, next_after = await paging.keyed(conn, select(users), u.username, after, limit)
     return [User.from_row(r) for r in rows], next_after
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -66,6 +67,28 @@ async def test_iterate_follows_every_page(sdk: AsyncClient) -> None:
     assert first.next_after == "s1" and first.more
     names = [s.name async for s in sdk.iterate(sdk.list_schedules, limit=2)]
     assert names == [f"s{n}" for n in range(5)]
+
+
+async def test_lists_keyed_by_name_or_id_page_in_key_order(sdk: AsyncClient) -> None:
+    """Users, subscriptions and API keys (paging.keyed) page two at a time to the whole
+    list, each item once, in the order of its key; a revoked key is left out."""
+    for n in range(4):
+        await sdk.create_user(f"u{n}", "a-long-password-1")
+        await sdk.create_subscription(f"sub{n}")
+    keys = [(await sdk.create_api_key(f"k{n}", "viewer")).id for n in range(4)]
+    await sdk.revoke_api_key(keys[1])
+
+    async def every(method: Any, key: str) -> list[str]:
+        return [getattr(i, key) async for i in sdk.iterate(method, limit=2)]
+
+    users = await every(sdk.list_users, "username")
+    assert users == sorted(users) and {f"u{n}" for n in range(4)} <= set(users)
+    assert await every(sdk.list_subscriptions, "name") == [
+        f"sub{n}" for n in range(4)]
+    assert await every(sdk.list_api_keys, "id") == sorted(
+        [keys[0], *keys[2:]])
+    first = await sdk.list_users(limit=2)
+    assert first.more and first.next_after == first.users[-1].username
 
 
 async def test_lock_block_holds_renews_and_releases(sdk: AsyncClient) -> None:

@@ -94,13 +94,8 @@ async def page(store: Store, include_stopped: bool = False, after: str | None = 
     """Workers by id after ``after``, at most ``limit``; and the next page's cursor."""
     async with store.read() as conn:
         now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
-        stmt = select(table).order_by(c.id).limit(paging.fetch(limit))
-        if not include_stopped:
-            stmt = stmt.where(c.status != "stopped")
-        if after is not None:
-            stmt = stmt.where(c.id > after)
-        rows, next_after = paging.cut((await conn.execute(stmt)).all(), limit,
-                                      lambda r: str(r.id))
+        stmt = select(table) if include_stopped else select(table).where(c.status != "stopped")
+        rows, next_after = await paging.keyed(conn, stmt, c.id, after, limit)
     cutoff = now - timedelta(seconds=ALIVE_WITHIN)
     held = await locks.held_by_workers(store, [r.id for r in rows if r.status != "stopped"])
     return [{
