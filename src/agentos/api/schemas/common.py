@@ -57,3 +57,18 @@ class Page(Model, Generic[Item]):
     def more(self) -> bool:
         """Whether more items follow this page."""
         return self.next_params() is not None
+
+
+class SeqPage(Page[Item]):
+    """A page of a list in sequence order (``next_after_seq``), or newest first with
+    ``order=desc`` (``next_before_seq``): events, tasks."""
+
+    next_after_seq: int | None = None
+    next_before_seq: int | None = None
+
+    def next_params(self) -> dict[str, Any] | None:
+        if self.next_after_seq is not None:
+            return {"after_seq": self.next_after_seq}
+        if self.next_before_seq is not None:
+            return {"before_seq": self.next_before_seq}
+        return None

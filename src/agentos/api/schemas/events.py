@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentos.api.schemas.common import Model, Page, Timestamp
+from agentos.api.schemas.common import Model, SeqPage, Timestamp
 
 
 class Event(Model):
@@ -34,21 +34,11 @@ class AppendedBatch(Model):
     events: list[AppendedEvent]
 
 
-class EventPage(Page[Event]):
-    """Events in sequence order (``next_after_seq``), or newest first with ``order=desc``
-    (``next_before_seq``)."""
+class EventPage(SeqPage[Event]):
+    """Events in sequence order, or newest first with ``order=desc``."""
 
     ITEMS = "events"
     events: list[Event]
-    next_after_seq: int | None = None
-    next_before_seq: int | None = None
-
-    def next_params(self) -> dict[str, Any] | None:
-        if self.next_after_seq is not None:
-            return {"after_seq": self.next_after_seq}
-        if self.next_before_seq is not None:
-            return {"before_seq": self.next_before_seq}
-        return None
 
 
 class EventList(Model):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from agentos.api.schemas.common import Model, Page, Timestamp
+from agentos.api.schemas.common import Model, Page, SeqPage, Timestamp
 
 FINAL = ("succeeded", "failed", "cancelled")  # statuses a task never leaves on its own
 
@@ -78,21 +78,11 @@ class SubmittedBatch(Model):
     tasks: list[SubmittedTask]
 
 
-class TaskPage(Page[Task]):
-    """Tasks in submission order (``next_after_seq``), or newest first with
-    ``order=desc`` (``next_before_seq``)."""
+class TaskPage(SeqPage[Task]):
+    """Tasks in submission order, or newest first with ``order=desc``."""
 
     ITEMS = "tasks"
     tasks: list[Task]
-    next_before_seq: int | None = None
-    next_after_seq: int | None = None
-
-    def next_params(self) -> dict[str, Any] | None:
-        if self.next_after_seq is not None:
-            return {"after_seq": self.next_after_seq}
-        if self.next_before_seq is not None:
-            return {"before_seq": self.next_before_seq}
-        return None
 
 
 class LockGrant(Model):
