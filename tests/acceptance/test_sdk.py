@@ -1,11 +1,13 @@
-"""The blocking ``Client`` against a real server: ``with client.lock(...)`` renews from a
-thread and releases on exit, ``iterate`` follows pages."""
+"""The SDK against a real server: the blocking ``Client``'s ``with client.lock(...)``
+renews from a thread and releases on exit, ``iterate`` follows pages; both clients'
+``stream`` follows the log live and resumes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from agentos.sdk import Client
+from agentos.sdk import AsyncClient, Client
 from tests.acceptance.conftest import Server
 
 
@@ -25,3 +27,23 @@ def test_sync_lock_block_and_pages(server: Server) -> None:
         assert [s.name for s in page.subscriptions] == ["feed-0", "feed-1"] and page.more
         assert [s.name for s in api.iterate(api.list_subscriptions, limit=2)] == [
             "feed-0", "feed-1", "feed-2"]
+
+
+def test_both_clients_stream_live_and_resume_after_the_last_event_id(server: Server) -> None:
+    """``stream`` on either client delivers the matching events in order, each once, and
+    a new stream from ``last_event_id`` picks up exactly where the first stopped."""
+    with Client(server.url) as api:
+        api.emit_batch([{"type": f"s.{n}"} for n in range(3)] + [{"type": "other"}])
+        with api.stream("s.*", after_seq=0) as events:
+            first = [next(events) for _ in range(2)]
+            resume_from = events.last_event_id
+        assert [e.type for e in first] == ["s.0", "s.1"]
+        assert resume_from == str(first[-1].seq)
+
+    async def follow() -> list[str]:
+        async with AsyncClient(server.url) as aapi, \
+                await aapi.stream("s.*", last_event_id=resume_from) as events:
+            await aapi.emit("s.3")
+            return [(await anext(events)).type for _ in range(2)]
+
+    assert asyncio.run(follow()) == ["s.2", "s.3"]

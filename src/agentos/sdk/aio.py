@@ -29,6 +29,7 @@ from agentos.sdk.client import (
     default_owner,
     lease_of,
     stream_lost,
+    stream_request,
     unreachable,
 )
 from agentos.sdk.core import DEFAULT_TIMEOUT, Call, Plan, Sleep, SseParser, error_from
@@ -130,15 +131,7 @@ class AsyncClient(Methods):
     async def stream(self, type: str = "*", after_seq: int | None = None,
                      last_event_id: str | None = None) -> AsyncEventStream:
         """Follow the log live (see ``Client.stream``); iterate with ``async for``."""
-        params: dict[str, str | int] = {"type": type}
-        if after_seq is not None:
-            params["after_seq"] = after_seq
-        headers = {"Accept": "text/event-stream"}
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = last_event_id
-        request = self.http.build_request("GET", "/api/v1/events/stream", params=params,
-                                          headers=headers,
-                                          timeout=httpx.Timeout(self._timeout, read=None))
+        request = stream_request(self.http, self._timeout, type, after_seq, last_event_id)
         response = await self._send(request, stream=True)
         if not response.is_success:
             await response.aread()

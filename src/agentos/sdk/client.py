@@ -165,16 +165,7 @@ class Client(Methods):
         """Follow the log live (Server-Sent Events): matching events from now on, or
         after ``after_seq`` / ``last_event_id``. The connection is open when this
         returns, so bad arguments raise here; iterate the stream, then close it."""
-        params: dict[str, str | int] = {"type": type}
-        if after_seq is not None:
-            params["after_seq"] = after_seq
-        headers = {"Accept": "text/event-stream"}
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = last_event_id
-        # a stream is quiet between events (the server sends a comment every 15 s)
-        request = self.http.build_request("GET", "/api/v1/events/stream", params=params,
-                                          headers=headers,
-                                          timeout=httpx.Timeout(self._timeout, read=None))
+        request = stream_request(self.http, self._timeout, type, after_seq, last_event_id)
         response = self._send(request, stream=True)
         if not response.is_success:
             response.read()
@@ -192,6 +183,21 @@ class Client(Methods):
         lease lapsed)."""
         return LockBlock(self, resource, owner or default_owner(), ttl_s, wait_s, priority,
                          metadata)
+
+
+def stream_request(http: httpx.Client | httpx.AsyncClient, timeout: float, type: str,
+                   after_seq: int | None, last_event_id: str | None) -> httpx.Request:
+    """The request of ``stream`` for either client: the log's matching events live,
+    after ``after_seq`` or ``last_event_id`` when given."""
+    params: dict[str, str | int] = {"type": type}
+    if after_seq is not None:
+        params["after_seq"] = after_seq
+    headers = {"Accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    # a stream is quiet between events (the server sends a comment every 15 s)
+    return http.build_request("GET", "/api/v1/events/stream", params=params, headers=headers,
+                              timeout=httpx.Timeout(timeout, read=None))
 
 
 def default_owner() -> str:
