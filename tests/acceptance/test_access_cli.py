@@ -116,3 +116,25 @@ def test_demo_shows_the_dashboard_and_the_admin_login(tmp_path: Path) -> None:
             assert page.status_code == 200 and 'data-page="overview"' in page.text
     finally:
         demo.stop()
+
+
+def test_passwd_changes_ones_own_password_and_ends_ones_sessions(
+        server: Server, tmp_path: Path) -> None:
+    admin = Cli(tmp_path, environment(AGENTOS_URL=server.url, AGENTOS_TOKEN=server.token))
+    admin.ok("users", "create", "ana", "--role", "operator", "--password-stdin",
+             input="ana-password\n")
+    ana = Cli(tmp_path, environment(AGENTOS_URL=server.url,
+                                    XDG_CONFIG_HOME=str(tmp_path / "ana-config")))
+    ana.ok("login", "--username", "ana", "--password-stdin", input="ana-password\n")
+    assert json.loads(ana.ok("users", "passwd", "--password-stdin", "--json",
+                             input="ana-password\nana-password-2\n")) == {
+        "password_changed": True}
+    assert ana("agents", "list").returncode == 2  # the old token was revoked
+    wrong = ana("users", "passwd", "--password-stdin", input="ana-password\nx-password-3\n")
+    assert wrong.returncode == 2 and wrong.stderr.startswith("error: ")
+    ana.ok("login", "--username", "ana", "--password-stdin", input="ana-password-2\n")
+    refused = ana("users", "passwd", "--password-stdin", input="ana-password\nx-password-3\n")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert ana.ok("users", "passwd", "--password-stdin",
+                  input="ana-password-2\nana-password-3\n").strip() == (
+        "password changed; log in again (agentos login)")

@@ -33,8 +33,13 @@ def test_put_get_search_rm_and_import(cli: Cli, tmp_path: Path) -> None:
     found = json.loads(cli.ok("knowledge", "search", "install", "--tag", "docs", "--json"))
     assert [d["key"] for d in found["documents"]] == ["guides:setup.md"]
 
+    again = json.loads(cli.ok("knowledge", "import", str(docs), "--namespace", "guide", "--json"))
+    assert again == {"namespace": "guide", "imported": 2,
+                     "keys": ["faq.txt", "guides:setup.md"]}
     removed = cli.ok("knowledge", "rm", "runbooks", "disk-full")
     assert removed.strip() == "deleted runbooks/disk-full"
+    assert json.loads(cli.ok("knowledge", "rm", "guide", "faq.txt", "--json")) == {
+        "deleted": {"namespace": "guide", "key": "faq.txt"}}
     for args in (("get", "runbooks", "disk-full"), ("put", "a/b", "k", "--content", "x"),
                  ("put", "ns", "k"), ("put", "ns", "k", "--content", "x", "--metadata", "[1]"),
                  ("import", str(tmp_path / "nothing-here")), ("search", "--limit", "0")):

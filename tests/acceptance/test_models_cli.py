@@ -14,7 +14,9 @@ def test_register_list_show_deploy_archive(cli: Cli) -> None:
     assert out.strip() == "registered churn 1 (training)"
     cli.ok("models", "register", "churn", "2", "--type", "classification")
     assert cli.ok("models", "deploy", "churn", "1").strip() == "churn 1: deployed"
-    assert cli.ok("models", "deploy", "churn", "2").strip() == "churn 2: deployed"
+    deployed = json.loads(cli.ok("models", "deploy", "churn", "2", "--json"))
+    assert (deployed["name"], deployed["version"], deployed["status"]) == (
+        "churn", "2", "deployed")
     shown = cli.ok("models", "show", "churn").splitlines()
     assert shown[0] == "deployed: 2"
     assert shown[1].split()[:3] == ["NAME", "VERSION", "STATUS"]
@@ -24,7 +26,8 @@ def test_register_list_show_deploy_archive(cli: Cli) -> None:
     assert one["metrics"] == {"auc": 0.81} and one["status"] == "archived"
     listed = json.loads(cli.ok("models", "list", "--status", "deployed", "--json"))
     assert [(m["name"], m["version"]) for m in listed] == [("churn", "2")]
-    assert cli.ok("models", "archive", "churn", "2").strip() == "churn 2: archived"
+    archived = json.loads(cli.ok("models", "archive", "churn", "2", "--json"))
+    assert (archived["version"], archived["status"]) == ("2", "archived")
     for args in (("deploy", "churn", "1"), ("register", "churn", "1", "--type", "x"),
                  ("register", "x", "1", "--type", "t", "--metrics", "[]"),
                  ("show", "ghost")):

@@ -87,7 +87,7 @@ def test_budgets_set_list_update_delete(cli: Cli) -> None:
     assert cli.ok("budgets", "update", "1", "--limit", "100", "--soft").strip() == \
         "budget 1: agent spender, 100 tokens a day (soft), 0 used"
     assert [b["limit"] for b in json.loads(cli.ok("budgets", "list", "--json"))] == [100, 2.5]
-    assert cli.ok("budgets", "delete", "2").strip() == "deleted budget 2"
+    assert json.loads(cli.ok("budgets", "delete", "2", "--json")) == {"deleted": 2}
     assert [b["id"] for b in json.loads(cli.ok("budgets", "list", "--json"))] == [1]
     for args in (("set", "agent", "x", "--limit", "-1"), ("set", "agent", "x", "--limit", "5",
                                                           "--period", "week"),

@@ -37,6 +37,9 @@ def test_list_show_and_rebuild(cli: Cli, server: Server) -> None:
     assert "rebuilding agent_activity" in done.stderr  # the progress bar
     shown = json.loads(cli.ok("projections", "show", "agent_activity", "--json"))
     assert shown["state"] == live and shown["applied"] == 120
+    again = json.loads(cli.ok("projections", "rebuild", "agent_activity", "--json"))
+    assert (again["name"], again["status"], again["rebuild"]) == ("agent_activity", "live", None)
+    assert again["cursor_seq"] >= 120
 
     for args in (("rebuild", "ghost"), ("show", "ghost")):
         bad = cli("projections", *args)

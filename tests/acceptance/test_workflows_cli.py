@@ -64,6 +64,9 @@ def test_workflow_commands(working: Server, tmp_path: Path) -> None:
         "ship 1.0.0 is now published"
     assert cli.ok("workflows", "import", "flow.yaml", "--publish").strip() == \
         "unchanged ship 1.0.0 (published)"
+    for action, status in (("deprecate", "deprecated"), ("publish", "published")):
+        moved = json.loads(cli.ok("workflows", action, "ship", "1.0.0", "--json"))
+        assert (moved["name"], moved["version"], moved["status"]) == ("ship", "1.0.0", status)
     listed = cli.ok("workflows", "list").splitlines()
     assert listed[1].split()[:3] == ["ship", "1.0.0", "published"]
     assert "approve  approval" in cli.ok("workflows", "show", "ship")
@@ -76,7 +79,9 @@ def test_workflow_commands(working: Server, tmp_path: Path) -> None:
             pending = httpx.get(f"{working.url}/api/v1/approvals?status=pending",
                                 headers=headers, timeout=10).json()["approvals"]
             if pending:
-                cli.ok("approvals", "approve", pending[0]["id"], "-m", "fine")
+                decided = json.loads(cli.ok("approvals", "approve", pending[0]["id"], "-m",
+                                            "fine", "--json"))
+                assert (decided["id"], decided["status"]) == (pending[0]["id"], "approved")
                 return
             time.sleep(0.05)
 
@@ -100,7 +105,8 @@ def test_workflow_commands(working: Server, tmp_path: Path) -> None:
     assert failed.returncode == 1 and "failed" in failed.stdout
     bad_id = failed.stdout.split("run ")[1].split()[0]
     assert "is failed" in cli.ok("runs", "explain", bad_id)
-    assert "again from work" in cli.ok("runs", "rerun", bad_id, "--from", "work")
+    rerun = json.loads(cli.ok("runs", "rerun", bad_id, "--from", "work", "--json"))
+    assert (rerun["id"], rerun["status"]) == (bad_id, "running")
     watched = cli.ok("runs", "show", bad_id, "--watch")
     assert f"run {bad_id} failed: step work failed: its task" in watched
     for args in (("runs", "start", "ship", "--input", "{nope"),
@@ -110,6 +116,36 @@ def test_workflow_commands(working: Server, tmp_path: Path) -> None:
         bad = cli(*args)
         assert bad.returncode == 2, (args, bad.stdout, bad.stderr)
         assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_changing_commands_print_json(working: Server, tmp_path: Path) -> None:
+    """--json on reject, cancel, deprecate and archive: what the API answered."""
+    cli = Cli(tmp_path, environment(AGENTOS_URL=working.url, AGENTOS_TOKEN=working.token))
+    (tmp_path / "agent.yaml").write_text(DEFINITIONS)
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    cli.ok("agents", "import", "agent.yaml", "--publish")
+    cli.ok("workflows", "import", "flow.yaml", "--publish")
+    runs = [json.loads(cli.ok("runs", "start", "ship", "--input", '{"n": 3}', "--json"))["id"]
+            for _ in range(2)]
+    headers = {"Authorization": f"Bearer {working.token}"}
+    pending: list[dict[str, str]] = []
+    for _ in range(600):  # both runs wait at their approval step
+        pending = httpx.get(f"{working.url}/api/v1/approvals?status=pending",
+                            headers=headers, timeout=10).json()["approvals"]
+        if len(pending) == 2:
+            break
+        time.sleep(0.05)
+    first = next(a for a in pending if a["run_id"] == runs[0])
+    rejected = json.loads(cli.ok("approvals", "reject", first["id"], "-m", "no", "--json"))
+    assert (rejected["id"], rejected["status"], rejected["comment"]) == (
+        first["id"], "rejected", "no")
+    cancelled = json.loads(cli.ok("runs", "cancel", runs[1], "--json"))
+    assert (cancelled["id"], cancelled["status"]) == (runs[1], "cancelled")
+    deprecated = json.loads(cli.ok("workflows", "deprecate", "ship", "1.0.0", "--json"))
+    assert deprecated["status"] == "deprecated"
+    archived = json.loads(cli.ok("workflows", "archive", "ship", "1.0.0", "--json"))
+    assert (archived["name"], archived["version"], archived["status"]) == (
+        "ship", "1.0.0", "archived")
 
 
 def test_sdk_methods(working: Server) -> None:

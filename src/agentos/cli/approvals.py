@@ -43,18 +43,18 @@ def list_(
 
 
 @app.command()
-def approve(approval_id: ApprovalId, comment: Comment = None, url: options.Url = None
-            ) -> None:
+def approve(approval_id: ApprovalId, comment: Comment = None, json: options.Json = False,
+            url: options.Url = None) -> None:
     """Approve (needs the approval's role or higher)."""
     with options.client(url) as api:
         found = api.approve(approval_id, comment)
-    typer.echo(f"approval {found['id']} {found['status']} by {found['decided_by']}")
+    output.answer(found, json, f"approval {found['id']} {found['status']} by {found['decided_by']}")
 
 
 @app.command()
-def reject(approval_id: ApprovalId, comment: Comment = None, url: options.Url = None
-           ) -> None:
+def reject(approval_id: ApprovalId, comment: Comment = None, json: options.Json = False,
+           url: options.Url = None) -> None:
     """Reject (needs the approval's role or higher)."""
     with options.client(url) as api:
         found = api.reject(approval_id, comment)
-    typer.echo(f"approval {found['id']} {found['status']} by {found['decided_by']}")
+    output.answer(found, json, f"approval {found['id']} {found['status']} by {found['decided_by']}")

@@ -101,8 +101,8 @@ def update(
 
 
 @app.command()
-def delete(budget_id: Id, url: options.Url = None) -> None:
+def delete(budget_id: Id, json: options.Json = False, url: options.Url = None) -> None:
     """Delete a budget (its agent's hold goes with it)."""
     with options.client(url) as api:
         api.delete_budget(budget_id)
-    typer.echo(f"deleted budget {budget_id}")
+    output.answer({"deleted": budget_id}, json, f"deleted budget {budget_id}")

@@ -72,11 +72,13 @@ def get(namespace: Namespace, key: Key, json: options.Json = False,
 
 
 @app.command()
-def rm(namespace: Namespace, key: Key, url: options.Url = None) -> None:
+def rm(namespace: Namespace, key: Key, json: options.Json = False,
+       url: options.Url = None) -> None:
     """Delete a document."""
     with options.client(url) as api:
         api.delete_document(namespace, key)
-    typer.echo(f"deleted {namespace}/{key}")
+    output.answer({"deleted": {"namespace": namespace, "key": key}}, json,
+                  f"deleted {namespace}/{key}")
 
 
 @app.command()
@@ -113,6 +115,7 @@ def import_(
     namespace: Annotated[str, typer.Option(
         metavar="NAMESPACE", help="The namespace to import into.")] = "default",
     tag: Tags = None,
+    json: options.Json = False,
     url: options.Url = None,
 ) -> None:
     """Import a directory of text files, one document each.
@@ -126,7 +129,7 @@ def import_(
     if not files:
         raise InvalidInput(f"no {', '.join(IMPORT_SUFFIXES)} files under {directory}",
                            code="nothing_to_import")
-    created = 0
+    keys: list[str] = []
     with options.client(url) as api, typer.progressbar(
             files, label=f"importing into {namespace}", file=sys.stderr) as bar:
         for path in bar:
@@ -138,8 +141,9 @@ def import_(
             except AgentOSError as exc:
                 raise type(exc)(f"{path}: {exc.message}", code=exc.code,
                                 details=exc.details) from None
-            created += 1
-    typer.echo(f"imported {created} documents into {namespace}")
+            keys.append(key)
+    output.answer({"namespace": namespace, "imported": len(keys), "keys": keys}, json,
+                  f"imported {len(keys)} documents into {namespace}")
 
 
 def _title(text: str, path: Path) -> str:

@@ -97,20 +97,22 @@ def show(name: Name, version: Annotated[str | None, typer.Argument(
 
 
 @app.command()
-def deploy(name: Name, version: Version, url: options.Url = None) -> None:
+def deploy(name: Name, version: Version, json: options.Json = False,
+           url: options.Url = None) -> None:
     """Deploy a version; the one deployed before is archived (unless the server's
     AGENTOS_MODEL_DEPLOY_POLICY is many)."""
     with options.client(url) as api:
         model = api.deploy_model(name, version)
-    typer.echo(f"{name} {version}: {model['status']}")
+    output.answer(model, json, f"{name} {version}: {model['status']}")
 
 
 @app.command()
-def archive(name: Name, version: Version, url: options.Url = None) -> None:
+def archive(name: Name, version: Version, json: options.Json = False,
+            url: options.Url = None) -> None:
     """Retire a version for good."""
     with options.client(url) as api:
         model = api.archive_model(name, version)
-    typer.echo(f"{name} {version}: {model['status']}")
+    output.answer(model, json, f"{name} {version}: {model['status']}")
 
 
 def _row(model: dict[str, Any]) -> dict[str, Any]:

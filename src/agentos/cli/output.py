@@ -23,6 +23,15 @@ def emit_json(data: Any) -> None:
     typer.echo(json.dumps(to_jsonable_python(data), indent=2, ensure_ascii=False))
 
 
+def answer(found: Any, json: bool, sentence: str) -> None:
+    """What a command that changed something prints: with ``--json`` what the API
+    answered (``found``), else ``sentence``."""
+    if json:
+        emit_json(found)
+    else:
+        typer.echo(sentence)
+
+
 def cell(value: Any) -> str:
     if value is None or value == []:
         return "-"

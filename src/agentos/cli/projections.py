@@ -58,12 +58,13 @@ def show(name: Name, key: Annotated[str | None, typer.Option(
 @app.command()
 def rebuild(name: Name, wait: Annotated[bool, typer.Option(
         help="Follow the rebuild with a progress bar until it has caught up.")] = True,
-            url: options.Url = None) -> None:
-    """Clear a projection and fold the whole log into it again."""
+            json: options.Json = False, url: options.Url = None) -> None:
+    """Clear a projection and fold the whole log into it again (--json: the projection
+    as the API shows it once caught up, or at once with --no-wait)."""
     with options.client(url) as api:
         at = api.rebuild_projection(name)
         if not wait or at["rebuild"] is None:
-            typer.echo(f"{name}: {at['status']}")
+            output.answer(at, json, f"{name}: {at['status']}")
             return
         target = at["rebuild"]["target_seq"]
         done = at["cursor_seq"]
@@ -82,6 +83,6 @@ def rebuild(name: Name, wait: Annotated[bool, typer.Option(
                                       "with AGENTOS_RUN_PROJECTIONS running?",
                                       code="rebuild_stalled")
             bar.update(target - done)
-    typer.echo(f"{name}: rebuilt up to {target}, {at['status']}")
+    output.answer(at, json, f"{name}: rebuilt up to {target}, {at['status']}")
 
 

@@ -100,21 +100,22 @@ def show(run_id: RunId, watch: Annotated[bool, typer.Option(
 
 
 @app.command()
-def cancel(run_id: RunId, url: options.Url = None) -> None:
+def cancel(run_id: RunId, json: options.Json = False, url: options.Url = None) -> None:
     """Cancel a running run (its running tasks too)."""
     with options.client(url) as api:
         run = api.cancel_run(run_id)
-    typer.echo(f"run {run['id']} is {run['status']}")
+    output.answer(run, json, f"run {run['id']} is {run['status']}")
 
 
 @app.command()
 def rerun(run_id: RunId, step: Annotated[str, typer.Option(
         "--from", metavar="STEP", show_default=False,
-        help="The failed step to start again from.")], url: options.Url = None) -> None:
+        help="The failed step to start again from.")], json: options.Json = False,
+          url: options.Url = None) -> None:
     """Run a failed run again from a failed step, keeping earlier outputs."""
     with options.client(url) as api:
         run = api.rerun(run_id, step)
-    typer.echo(f"run {run['id']} is {run['status']} again from {step}")
+    output.answer(run, json, f"run {run['id']} is {run['status']} again from {step}")
 
 
 @app.command()

@@ -87,7 +87,8 @@ def enable(username: Username, json: options.Json = False, url: options.Url = No
 
 
 @app.command()
-def passwd(password_stdin: PasswordStdin = False, url: options.Url = None) -> None:
+def passwd(password_stdin: PasswordStdin = False, json: options.Json = False,
+           url: options.Url = None) -> None:
     """Change your own password (then log in again: every token of yours is revoked).
 
     With --password-stdin: the current password on the first line, the new one on the
@@ -96,7 +97,8 @@ def passwd(password_stdin: PasswordStdin = False, url: options.Url = None) -> No
     new = read_password(password_stdin, "New password", confirm=not password_stdin)
     with options.client(url) as api:
         api.change_password(current, new)
-    typer.echo("password changed; log in again (agentos login)")
+    output.answer({"password_changed": True}, json,
+                  "password changed; log in again (agentos login)")
 
 
 @app.command("reset-password")

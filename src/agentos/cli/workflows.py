@@ -125,24 +125,27 @@ def export(
 
 
 @app.command()
-def publish(name: Name, version: Version, url: options.Url = None) -> None:
+def publish(name: Name, version: Version, json: options.Json = False,
+            url: options.Url = None) -> None:
     """Publish a draft (or re-publish a deprecated version): runs may use it."""
     with options.client(url) as api:
-        _changed(api.publish_workflow(name, version))
+        _changed(api.publish_workflow(name, version), json)
 
 
 @app.command()
-def deprecate(name: Name, version: Version, url: options.Url = None) -> None:
+def deprecate(name: Name, version: Version, json: options.Json = False,
+              url: options.Url = None) -> None:
     """Deprecate a published version: no new runs of it."""
     with options.client(url) as api:
-        _changed(api.deprecate_workflow(name, version))
+        _changed(api.deprecate_workflow(name, version), json)
 
 
 @app.command()
-def archive(name: Name, version: Version, url: options.Url = None) -> None:
+def archive(name: Name, version: Version, json: options.Json = False,
+            url: options.Url = None) -> None:
     """Archive a deprecated version: kept for history only."""
     with options.client(url) as api:
-        _changed(api.archive_workflow(name, version))
+        _changed(api.archive_workflow(name, version), json)
 
 
 # the SPEC's names for starting a run and looking at it
@@ -150,5 +153,5 @@ app.command("run", help="Start a run (the same as `agentos runs start`).")(runs.
 app.command("status", help="Show a run (the same as `agentos runs show`).")(runs.show)
 
 
-def _changed(found: dict[str, Any]) -> None:
-    typer.echo(f"{found['name']} {found['version']} is now {found['status']}")
+def _changed(found: dict[str, Any], json: bool) -> None:
+    output.answer(found, json, f"{found['name']} {found['version']} is now {found['status']}")
