@@ -112,8 +112,8 @@ def test_list_pages_newest_first_and_watch_prints_what_changes(cli: Cli, server:
     rows = first.stdout.splitlines()[1:]
     assert [r.split()[0] for r in rows] == [ids[2], ids[1]]  # newest first
     [hint] = first.stderr.splitlines()
-    assert hint.startswith("more follow: agentos tasks list --before-seq ")
-    rest = cli(*hint.removeprefix("more follow: agentos ").split(), "--limit", "2")
+    assert hint.startswith("more follow: agentos tasks list --limit 2 --before-seq ")
+    rest = cli(*hint.removeprefix("more follow: agentos ").split())
     assert [r.split()[0] for r in rest.stdout.splitlines()[1:]] == [ids[0]]
     assert rest.stderr == ""  # the last page says nothing more
 

@@ -23,23 +23,32 @@ COLUMNS = [("ID", "id"), ("STATUS", "status"), ("ROLE", "role"), ("TITLE", "titl
 
 @app.command("list")
 def list_(
+    ctx: typer.Context,
     status: Annotated[str | None, typer.Option(
         metavar="STATUS", help="pending, approved, rejected, expired or cancelled "
                                "(all: every one).")] = "pending",
     run: Annotated[str | None, typer.Option(metavar="RUN", show_default=False,
                                             help="Only this run's.")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=500,
+                                       help="At most N approvals.")] = 50,
+    before: Annotated[str | None, typer.Option(
+        metavar="ID", show_default=False,
+        help="The page before this one: the approval a list said more follow from.")] = None,
     json: options.Json = False,
     url: options.Url = None,
 ) -> None:
-    """List approvals, newest first (pending ones by default)."""
+    """List approvals, newest first (pending ones by default); when more follow, says
+    how to see them (on stderr)."""
     with options.client(url) as api:
-        found = api.list_approvals(status=None if status == "all" else status,
-                                   run_id=run)["approvals"]
+        page = api.list_approvals(status=None if status == "all" else status, run_id=run,
+                                  before=before, limit=limit)
+    found = page["approvals"]
     if json:
         output.emit_json(found)
     else:
         output.table([{**a, "expires_at": output.timestamp(a["expires_at"])} for a in found],
                      COLUMNS, empty="no approvals")
+    output.more_follow(ctx, "--before", page["next_before"])
 
 
 @app.command()

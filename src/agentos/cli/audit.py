@@ -50,22 +50,29 @@ async def _verify(url: str) -> dict[str, Any]:
 
 @app.command("list")
 def list_(
+    ctx: typer.Context,
     actor: Annotated[str | None, typer.Option(help="user:NAME or key:PREFIX.")] = None,
     action: Annotated[str | None, typer.Option(help="e.g. tasks.cancel.")] = None,
     resource_type: Annotated[str | None, typer.Option(help="e.g. tasks.")] = None,
     resource_id: Annotated[str | None, typer.Option(help="One resource.")] = None,
     outcome: Annotated[str | None, typer.Option(help="ok or denied.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    before_seq: Annotated[int | None, typer.Option(
+        min=1, help="The page before this one: the number a list said more follow from.")
+                          ] = None,
     json: options.Json = False, url: options.Url = None,
 ) -> None:
-    """The latest audit rows, newest first (admin only)."""
+    """The latest audit rows, newest first (admin only); when more follow, says how to
+    see them (on stderr)."""
     with options.client(url) as api:
         page = api.audit(actor=actor, action=action, resource_type=resource_type,
-                         resource_id=resource_id, outcome=outcome, limit=limit)
+                         resource_id=resource_id, outcome=outcome, before_seq=before_seq,
+                         limit=limit)
     if json:
         output.emit_json(page["entries"])
-        return
-    rows = [{**e, "at": output.timestamp(e["at"]),
-             "resource": "/".join(p for p in (e["resource_type"], e["resource_id"]) if p)}
-            for e in page["entries"]]
-    output.table(rows, COLUMNS, empty="no audit rows")
+    else:
+        rows = [{**e, "at": output.timestamp(e["at"]),
+                 "resource": "/".join(p for p in (e["resource_type"], e["resource_id"]) if p)}
+                for e in page["entries"]]
+        output.table(rows, COLUMNS, empty="no audit rows")
+    output.more_follow(ctx, "--before-seq", page["next_before_seq"])

@@ -86,6 +86,7 @@ def emit(
 
 @app.command("list")
 def list_(
+    ctx: typer.Context,
     type_: TypeGlob = None,
     source: Annotated[str | None, typer.Option(
         metavar="NAME", show_default=False, help="Only events from this source.")] = None,
@@ -118,8 +119,7 @@ def list_(
         output.emit_json(found)
     else:
         output.table(found, EVENT_COLUMNS, empty="no events found")
-    if more:
-        typer.echo(f"more events follow: pass --after-seq {found[-1].seq}", err=True)
+    output.more_follow(ctx, "--after-seq", found[-1].seq if more else None)
 
 
 @app.command()

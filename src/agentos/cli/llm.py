@@ -22,25 +22,34 @@ SUMMARY_COLUMNS = [("KEY", "key"), ("CALLS", "calls"), ("PROMPT", "prompt_tokens
 
 @app.command()
 def calls(
+    ctx: typer.Context,
     agent: Annotated[str | None, typer.Option(metavar="NAME", show_default=False,
                                               help="Only this agent's calls.")] = None,
     model: Annotated[str | None, typer.Option(metavar="MODEL", show_default=False,
                                               help="Only calls of this model.")] = None,
     task: Annotated[str | None, typer.Option(metavar="ID", show_default=False,
                                              help="Only this task's calls.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")
+                     ] = 50,
+    before_id: Annotated[int | None, typer.Option(
+        metavar="ID", min=1, show_default=False,
+        help="The page before this one: the id a list said more follow from.")] = None,
     json: options.Json = False,
     url: options.Url = None,
 ) -> None:
-    """List recorded LLM calls, newest first."""
+    """List recorded LLM calls, newest first; when more follow, says how to see them
+    (on stderr)."""
     with options.client(url) as api:
-        found = api.llm_calls(agent=agent, model=model, task_id=task, limit=limit)["calls"]
+        page = api.llm_calls(agent=agent, model=model, task_id=task, before_id=before_id,
+                             limit=limit)
+    found = page["calls"]
     if json:
         output.emit_json(found)
-        return
-    output.table([{**c, "at": output.timestamp(c["at"]),
-                   "latency_ms": round(c["latency_ms"])} for c in found], CALL_COLUMNS,
-                 empty="no LLM calls recorded")
+    else:
+        output.table([{**c, "at": output.timestamp(c["at"]),
+                       "latency_ms": round(c["latency_ms"])} for c in found], CALL_COLUMNS,
+                     empty="no LLM calls recorded")
+    output.more_follow(ctx, "--before-id", page["next_before_id"])
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,34 @@ def answer(found: Any, json: bool, sentence: str) -> None:
         emit_json(found)
     else:
         typer.echo(sentence)
+
+
+def more_follow(ctx: typer.Context, option: str, cursor: Any) -> None:
+    """When ``cursor`` is not None, say on stderr (stdout stays the table or the JSON)
+    the command that shows the next page: this one (``ctx``), with the same arguments
+    and options, and ``option`` (``--before-seq``...) set to ``cursor``."""
+    if cursor is None:
+        return
+    words = ["agentos", *ctx.command_path.split()[1:]]
+    options: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.param_type_name == "argument":
+            values = value if isinstance(value, tuple | list) else () if value is None \
+                else (value,)
+            words += [_word(v) for v in values]
+        elif option not in param.opts and value not in (None, (), []) \
+                and value != param.default:
+            if getattr(param, "is_flag", False):
+                options += (param.opts if value else param.secondary_opts)[:1]
+            else:
+                for one in value if param.multiple else [value]:
+                    options += [param.opts[0], _word(one)]
+    typer.echo(f"more follow: {shlex.join([*words, *options, option, str(cursor)])}", err=True)
+
+
+def _word(value: Any) -> str:
+    return str(getattr(value, "value", value))
 
 
 def cell(value: Any) -> str:

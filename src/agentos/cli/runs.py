@@ -66,22 +66,28 @@ def start(
 
 @app.command("list")
 def list_(
+    ctx: typer.Context,
     workflow: Annotated[str | None, typer.Option(metavar="NAME", show_default=False,
                                                  help="Only this workflow's runs.")] = None,
     status: Annotated[str | None, typer.Option(
         metavar="STATUS", show_default=False,
         help="running, succeeded, failed or cancelled.")] = None,
-    limit: Annotated[int, typer.Option(metavar="N", help="At most N runs.")] = 50,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=500, help="At most N runs.")
+                     ] = 50,
+    before: Annotated[str | None, typer.Option(
+        metavar="RUN", show_default=False,
+        help="The page before this one: the run a list said more follow from.")] = None,
     json: options.Json = False,
     url: options.Url = None,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first; when more follow, says how to see them (on stderr)."""
     with options.client(url) as api:
-        found = api.list_runs(workflow=workflow, status=status, limit=limit)["runs"]
+        page = api.list_runs(workflow=workflow, status=status, before=before, limit=limit)
     if json:
-        output.emit_json(found)
+        output.emit_json(page["runs"])
     else:
-        output.table([_run_row(r) for r in found], COLUMNS, empty="no runs")
+        output.table([_run_row(r) for r in page["runs"]], COLUMNS, empty="no runs")
+    output.more_follow(ctx, "--before", page["next_before"])
 
 
 @app.command()

@@ -102,6 +102,7 @@ def _ended(task: TaskDetail, json: bool) -> None:
 
 @app.command("list")
 def list_(
+    ctx: typer.Context,
     agent: Annotated[str | None, typer.Option(help="Only this agent's tasks.")] = None,
     status: Annotated[State | None, typer.Option(help="failed lists dead letters.")] = None,
     correlation_id: Annotated[str | None, typer.Option(help="One correlation.")] = None,
@@ -122,22 +123,20 @@ def list_(
                                   newest_first=True, before_seq=before_seq, limit=limit,
                                   type=type)
         if watch:
-            _watch(page, json)
+            _watch(ctx, page, json)
             return
-        _show_page(page(), json)
+        _show_page(ctx, page(), json)
 
 
-def _show_page(page: Any, json: bool) -> None:
+def _show_page(ctx: typer.Context, page: Any, json: bool) -> None:
     if json:
         output.emit_json(page.tasks)
     else:
         output.table([_row(t) for t in page.tasks], COLUMNS, empty="no tasks")
-    if page.next_before_seq is not None:
-        typer.echo(f"more follow: agentos tasks list --before-seq {page.next_before_seq}",
-                   err=True)
+    output.more_follow(ctx, "--before-seq", page.next_before_seq)
 
 
-def _watch(page: Any, json: bool) -> None:
+def _watch(ctx: typer.Context, page: Any, json: bool) -> None:
     """Print the list whenever it changed (a blank line between), until Ctrl+C."""
     shown = None
     output.end_on_ctrl_c()
@@ -147,7 +146,7 @@ def _watch(page: Any, json: bool) -> None:
         if view != shown:
             if shown is not None:
                 typer.echo("")
-            _show_page(current, json)
+            _show_page(ctx, current, json)
             sys.stdout.flush()
             shown = view
         time.sleep(WATCH_POLL)
