@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from agentos.sdk import Client
@@ -136,3 +137,26 @@ def test_list_pages_newest_first_and_watch_prints_what_changes(cli: Cli, server:
             watcher.wait()
         if watcher.stdout is not None:
             watcher.stdout.close()
+
+
+def test_list_by_time_window(cli: Cli, server: Server) -> None:
+    """--since and --until keep the tasks submitted in the window (the SDK's since and
+    until too); a time without a zone is one line and exit 2."""
+    with Client(server.url) as api:
+        api.create_agent({"name": "echo", "version": "1.0.0",
+                          "handler": {"type": "python", "target": "tests.handlers:echo"}})
+        api.publish("echo", "1.0.0")
+        made = []
+        for n in range(4):
+            made.append(api.submit("echo", {"n": n}))
+            time.sleep(0.02)  # distinct creation times at millisecond precision
+        middle = made[2].created_at
+        assert [t.id for t in api.list_tasks(since=middle).tasks] == [t.id for t in made[2:]]
+        assert [t.id for t in api.list_tasks(until=middle.isoformat()).tasks] == [
+            t.id for t in made[:2]]
+    since = json.loads(cli.ok("tasks", "list", "--since", middle.isoformat(), "--json"))
+    assert [t["id"] for t in since] == [made[3].id, made[2].id]  # newest first
+    until = json.loads(cli.ok("tasks", "list", "--until", middle.isoformat(), "--json"))
+    assert [t["id"] for t in until] == [made[1].id, made[0].id]
+    naive = cli("tasks", "list", "--since", "2026-01-31T12:00:00")
+    assert naive.returncode == 2 and len(naive.stderr.strip().splitlines()) == 1

@@ -108,6 +108,13 @@ def list_(
     correlation_id: Annotated[str | None, typer.Option(help="One correlation.")] = None,
     type: Annotated[str | None, typer.Option("--type", help="Only tasks of this type.")
                     ] = None,
+    since: Annotated[str | None, typer.Option(
+        metavar="TIME", show_default=False,
+        help="Only tasks submitted at or after this ISO time, e.g. 2026-01-31T12:00:00Z.")
+                     ] = None,
+    until: Annotated[str | None, typer.Option(
+        metavar="TIME", show_default=False, help="Only tasks submitted before this ISO time.")
+                     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     before_seq: Annotated[int | None, typer.Option(
         min=1, help="The page before this one: the number a list said more follow from.")
@@ -121,7 +128,7 @@ def list_(
         def page() -> Any:
             return api.list_tasks(agent, status.value if status else None, correlation_id,
                                   newest_first=True, before_seq=before_seq, limit=limit,
-                                  type=type)
+                                  type=type, since=since, until=until)
         if watch:
             _watch(ctx, page, json)
             return

@@ -320,14 +320,17 @@ class Methods:
     def list_tasks(self, agent: str | None = None, status: str | None = None,
                    correlation_id: str | None = None, *, newest_first: bool = False,
                    before_seq: int | None = None, after_seq: int | None = None,
-                   limit: int | None = None, type: str | None = None
+                   limit: int | None = None, type: str | None = None,
+                   since: datetime | str | None = None, until: datetime | str | None = None
                    ) -> Plan[task_models.TaskPage]:
         """One page of tasks in submission order (``after_seq`` pages on), or
-        ``newest_first`` (``before_seq`` pages back). ``status="failed"``: dead letters."""
+        ``newest_first`` (``before_seq`` pages back). ``status="failed"``: dead letters;
+        ``since``/``until``: those submitted at or after, and before, these times (with
+        a time zone)."""
         return (yield from call("GET", "/api/v1/tasks", task_models.TaskPage, params=params(
             agent=agent, status=status, correlation_id=correlation_id,
             order="desc" if newest_first else None, before_seq=before_seq,
-            after_seq=after_seq, limit=limit, type=type)))
+            after_seq=after_seq, limit=limit, type=type, since=since, until=until)))
 
     @endpoint
     def get_task(self, task_id: str) -> Plan[task_models.TaskDetail]:
