@@ -57,7 +57,7 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
     summary = wait_for("the uploaded document's summary", lambda: _ended(
         client.list_tasks(correlation_id=upload.correlation_id).tasks))
     # what the platform shows of itself
-    sessions = client.list_sessions()
+    sessions = client.list_sessions()["sessions"]
     keys = client.list_api_keys().api_keys
     published = wait_for("the articles.published metric (flushed every 5 s)", lambda: _sum(
         client, "articles.published"), timeout_s=30)

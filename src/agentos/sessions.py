@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from agentos import tokens
+from agentos import paging, tokens
 from agentos.errors import InvalidInput, NotFound
 from agentos.store import Store
 from agentos.store import sessions as store_sessions
@@ -25,17 +25,20 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 async def list_sessions(store: Store, include_ended: bool = False,
-                        username: str | None = None, limit: int = 100
-                        ) -> list[dict[str, Any]]:
-    """Login sessions newest first (live ones unless ``include_ended``); never a secret."""
+                        username: str | None = None, before: str | None = None,
+                        limit: int = 100) -> tuple[list[dict[str, Any]], str | None]:
+    """Login sessions newest first (live ones unless ``include_ended``), those below
+    ``before``; never a secret. And the next page's cursor."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="bad_limit")
     async with store.read() as conn:
-        rows = await store_sessions.page(conn, include_ended, username, limit)
+        rows, next_before = paging.cut(await store_sessions.page(
+            conn, include_ended, username, before, paging.fetch(limit)), limit,
+            lambda r: str(r.id))
     return [{"id": r.id, "username": r.username, "role": r.role,
              "created_at": _iso(r.created_at), "expires_at": _iso(r.expires_at),
              "last_used_at": _iso(r.last_used_at), "revoked_at": _iso(r.revoked_at),
-             "live": r.revoked_at is None and not r.expired} for r in rows]
+             "live": r.revoked_at is None and not r.expired} for r in rows], next_before
 
 
 async def end(store: Store, session_id: str) -> str:

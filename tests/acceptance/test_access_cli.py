@@ -56,6 +56,13 @@ def test_login_users_and_logout(server: Server, tmp_path: Path) -> None:
     sessions = json.loads(cli.ok("sessions", "list", "--json"))
     assert [s["username"] for s in sessions] == ["admin", "admin"]
     assert cli.ok("sessions", "list").splitlines()[0].split()[:3] == ["ID", "USER", "ROLE"]
+    first = cli("sessions", "list", "--username", "admin", "--limit", "1", "--json")
+    assert [s["id"] for s in json.loads(first.stdout)] == [sessions[0]["id"]]
+    assert first.stderr.strip() == ("more follow: agentos sessions list --username admin "
+                                    f"--limit 1 --json --before {sessions[0]['id']}")
+    rest = cli(*first.stderr.strip().removeprefix("more follow: agentos ").split())
+    assert [s["id"] for s in json.loads(rest.stdout)] == [sessions[1]["id"]]
+    assert rest.stderr == ""
     assert json.loads(cli.ok("sessions", "end", sessions[1]["id"], "--json")) == {
         "ended": sessions[1]["id"]}
     assert len(json.loads(cli.ok("sessions", "list", "--all", "--json"))) == 2

@@ -34,6 +34,15 @@ async def test_sessions_are_listed_and_ended(api: httpx.AsyncClient, app: FastAP
         assert not any("token" in s or "secret_hash" in s for s in listed["sessions"])
         everyone = (await api.get("/api/v1/sessions")).json()["sessions"]
         assert sorted(s["username"] for s in everyone) == ["admin", "ana", "ana"]
+        # one at a time, the pages give each session once, newest first
+        paged, before = [], None
+        while True:
+            page = (await api.get("/api/v1/sessions", params={"limit": 1, **(
+                {"before": before} if before else {})})).json()
+            paged += [s["id"] for s in page["sessions"]]
+            if (before := page["next_before"]) is None:
+                break
+        assert paged == [s["id"] for s in everyone] and len(set(paged)) == 3
         # When an admin ends the newest one (the phone's)
         newest = listed["sessions"][0]["id"]
         assert (await api.delete(f"/api/v1/sessions/{newest}")).status_code == 204
@@ -51,7 +60,7 @@ async def test_sessions_are_listed_and_ended(api: httpx.AsyncClient, app: FastAP
         await conn.execute(update(credentials).where(credentials.c.id == live[0]["id"])
                            .values(expires_at=credentials.c.created_at))
     assert (await api.get("/api/v1/sessions", params={"username": "ana"})).json() == {
-        "sessions": []}
+        "sessions": [], "next_before": None}
     # the end is audited with the session's id
     audit = (await api.get("/api/v1/audit", params={"action": "sessions.end"})).json()
     assert [e["resource_id"] for e in audit["entries"]] == [newest]

@@ -16,21 +16,31 @@ COLUMNS = [("ID", "id"), ("USER", "username"), ("ROLE", "role"), ("SINCE", "sinc
 
 
 @app.command("list")
-def list_(include_ended: Annotated[bool, typer.Option("--all", help="Ended ones too.")] = False,
-          user: Annotated[str | None, typer.Option(help="One user's sessions.")] = None,
+def list_(ctx: typer.Context,
+          include_ended: Annotated[bool, typer.Option("--all", help="Ended ones too.")] = False,
+          username: Annotated[str | None, typer.Option(help="One user's sessions.")] = None,
+          limit: Annotated[int, typer.Option(metavar="N", min=1, max=500,
+                                             help="At most N sessions.")] = 100,
+          before: Annotated[str | None, typer.Option(
+              metavar="ID", show_default=False,
+              help="The page before this one: the session a list said more follow from.")
+                            ] = None,
           json: options.Json = False, url: options.Url = None) -> None:
-    """List login sessions, newest first (never their tokens)."""
+    """List login sessions, newest first (never their tokens); when more follow, says
+    how to see them (on stderr)."""
     with options.client(url) as api:
-        found = api.list_sessions(include_ended, user)
+        page = api.list_sessions(include_ended, username, before=before, limit=limit)
+    found = page["sessions"]
     if json:
         output.emit_json(found)
-        return
-    output.table([{**s, "since": output.timestamp(s["created_at"]),
-                   "expires": output.timestamp(s["expires_at"]),
-                   "last_used": output.timestamp(s["last_used_at"]),
-                   "state": "live" if s["live"] else
-                   ("ended" if s["revoked_at"] else "expired")} for s in found],
-                 COLUMNS, empty="no sessions")
+    else:
+        output.table([{**s, "since": output.timestamp(s["created_at"]),
+                       "expires": output.timestamp(s["expires_at"]),
+                       "last_used": output.timestamp(s["last_used_at"]),
+                       "state": "live" if s["live"] else
+                       ("ended" if s["revoked_at"] else "expired")} for s in found],
+                     COLUMNS, empty="no sessions")
+    output.more_follow(ctx, "--before", page["next_before"])
 
 
 @app.command()

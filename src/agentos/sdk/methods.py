@@ -870,12 +870,13 @@ class Methods:
 
     @endpoint
     def list_sessions(self, include_ended: bool = False, username: str | None = None,
-                      limit: int | None = None) -> Plan[list[dict[str, Any]]]:
-        """Login sessions newest first (live ones unless ``include_ended``)."""
-        found = yield from call_json("GET", "/api/v1/sessions", params=params(
-            include_ended="true" if include_ended else None, username=username, limit=limit))
-        sessions: list[dict[str, Any]] = found["sessions"]
-        return sessions
+                      before: str | None = None, limit: int | None = None
+                      ) -> Plan[dict[str, Any]]:
+        """One page of login sessions newest first (live ones unless ``include_ended``):
+        ``{"sessions": [...], "next_before": id or None}``."""
+        return (yield from call_json("GET", "/api/v1/sessions", params=params(
+            include_ended="true" if include_ended else None, username=username,
+            before=before, limit=limit)))
 
     @endpoint
     def end_session(self, session_id: str) -> Plan[None]:

@@ -14,9 +14,10 @@ c = credentials.c
 
 
 async def page(conn: AsyncConnection, include_ended: bool, username: str | None,
-               limit: int) -> list[Any]:
-    """Sessions newest first, each with its user's name; live ones only (neither
-    revoked nor expired, by the database's clock) unless ``include_ended``."""
+               before: str | None, limit: int | None) -> list[Any]:
+    """Sessions newest first (ids are UUIDv7: time-ordered), below ``before``, each with
+    its user's name; live ones only (neither revoked nor expired, by the database's
+    clock) unless ``include_ended``."""
     stmt = (select(c.id, users.c.username, users.c.role, c.created_at, c.expires_at,
                    c.last_used_at, c.revoked_at, (c.expires_at < utcnow()).label("expired"))
             .join(users, users.c.id == c.user_id).where(c.kind == "session"))
@@ -25,8 +26,9 @@ async def page(conn: AsyncConnection, include_ended: bool, username: str | None,
                                                       c.expires_at >= utcnow()))
     if username is not None:
         stmt = stmt.where(users.c.username == username)
-    return list((await conn.execute(stmt.order_by(c.created_at.desc(), c.id.desc())
-                                    .limit(limit))).all())
+    if before is not None:
+        stmt = stmt.where(c.id < before)
+    return list((await conn.execute(stmt.order_by(c.id.desc()).limit(limit))).all())
 
 
 async def end(conn: AsyncConnection, session_id: str) -> str | None:

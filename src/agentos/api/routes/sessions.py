@@ -15,11 +15,15 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 @router.get("")
 async def list_sessions(store: StoreDep, include_ended: bool = False,
                         username: Annotated[str | None, Query(max_length=100)] = None,
+                        before: Annotated[str | None, Query(max_length=36)] = None,
                         limit: Annotated[int, Query(ge=1, le=sessions.MAX_PAGE)] = 100
                         ) -> dict[str, Any]:
     """Login sessions, newest first: live ones (``include_ended`` adds revoked and
-    expired ones), with their user, expiry and last use."""
-    return {"sessions": await sessions.list_sessions(store, include_ended, username, limit)}
+    expired ones), with their user, expiry and last use; page with ``before`` = the
+    previous page's ``next_before``."""
+    found, next_before = await sessions.list_sessions(store, include_ended, username,
+                                                      before, limit)
+    return {"sessions": found, "next_before": next_before}
 
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
