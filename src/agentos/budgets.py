@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import audit, cache, events
+from agentos import audit, cache, events, paging
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.store import Store
 from agentos.store import agent_config as store_holds
@@ -145,14 +145,19 @@ def _public(budget: dict[str, Any], usage: dict[str, Any] | None, now: datetime
             "updated_at": budget["updated_at"].isoformat()}
 
 
-async def listing(store: Store) -> list[dict[str, Any]]:
-    """Every budget with what its current period has spent."""
+async def listing(store: Store, after: int | None = None,
+                  limit: int | None = paging.DEFAULT_LIMIT
+                  ) -> tuple[list[dict[str, Any]], int | None]:
+    """Budgets by id after ``after``, at most ``limit``, each with what its current
+    period has spent; and the next page's cursor."""
     now = datetime.now(UTC)
     async with store.read() as conn:
-        found = await store_budgets.all_budgets(conn)
+        found, next_after = paging.cut(
+            await store_budgets.all_budgets(conn, after, paging.fetch(limit)), limit,
+            lambda b: int(b["id"]))
         usage = await store_budgets.usage(conn, [(b["id"], period_start(b["period"], now))
                                                  for b in found])
-    return [_public(b, usage.get(b["id"]), now) for b in found]
+    return [_public(b, usage.get(b["id"]), now) for b in found], next_after
 
 
 async def get(store: Store, budget_id: int) -> dict[str, Any]:

@@ -73,6 +73,12 @@ async def test_budgets_over_http(api: httpx.AsyncClient,
         "scope": "model", "target": "gpt-4o-mini", "metric": "tokens", "period": "month",
         "limit": 4000})).json()
     assert model["used"] == 3000 and not model["exceeded"]
+    first = (await api.get("/api/v1/budgets", params={"limit": 1})).json()
+    assert [b["id"] for b in first["budgets"]] == [budget["id"]]
+    rest = (await api.get("/api/v1/budgets", params={"after": first["next_after"]})).json()
+    assert [b["id"] for b in rest["budgets"]] == [model["id"]] and rest["next_after"] is None
+    assert rest["budgets"][0]["used"] == 3000  # a page's budgets carry their spend
+    assert (await api.get("/api/v1/budgets", params={"after": -1})).status_code == 422
     assert (await api.delete(f"/api/v1/budgets/{budget['id']}")).status_code == 204
     assert (await api.get(f"/api/v1/budgets/{budget['id']}")).status_code == 404
 

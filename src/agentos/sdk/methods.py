@@ -510,8 +510,15 @@ class Methods:
 
     @endpoint
     def list_budgets(self) -> Plan[list[dict[str, Any]]]:
-        found = yield from call_json("GET", "/api/v1/budgets")
-        return list(found["budgets"])
+        """Every budget with its current period's spend (following the pages)."""
+        found: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = yield from call_json("GET", "/api/v1/budgets",
+                                        params=params(after=after, limit=1000))
+            found += page["budgets"]
+            if (after := page.get("next_after")) is None:
+                return found
 
     @endpoint
     def change_budget(self, /, budget_id: int, **changes: Any) -> Plan[dict[str, Any]]:

@@ -15,9 +15,13 @@ b = budgets.c
 u = budget_usage.c
 
 
-async def all_budgets(conn: AsyncConnection) -> list[dict[str, Any]]:
-    rows = (await conn.execute(select(budgets).order_by(b.id))).all()
-    return [dict(r._mapping) for r in rows]
+async def all_budgets(conn: AsyncConnection, after: int | None = None,
+                      limit: int | None = None) -> list[dict[str, Any]]:
+    """Budgets by id, those after ``after``, at most ``limit`` (None: all)."""
+    stmt = select(budgets).order_by(b.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(b.id > after)
+    return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
 
 
 async def get(conn: AsyncConnection, budget_id: int, *, lock: bool = False

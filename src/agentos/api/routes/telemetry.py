@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, status
 from pydantic import ValidationError
 
-from agentos import budgets, inputs, telemetry
+from agentos import budgets, inputs, paging, telemetry
 from agentos.api.access import PrincipalDep
 from agentos.api.deps import SettingsDep, StoreDep
 from agentos.api.schemas.budgets import Budget, BudgetChange, BudgetIn, Budgets
@@ -75,9 +75,14 @@ async def create_budget(store: StoreDep, principal: PrincipalDep, body: BudgetIn
 
 
 @budgets_router.get("")
-async def list_budgets(store: StoreDep) -> Budgets:
-    """Every budget with its current period's spend."""
-    return Budgets.model_validate({"budgets": await budgets.listing(store)})
+async def list_budgets(store: StoreDep,
+                       after: Annotated[int | None, Query(ge=0, le=inputs.INT64_MAX)] = None,
+                       limit: Annotated[int, Query(ge=1, le=paging.MAX_LIMIT)
+                                        ] = paging.DEFAULT_LIMIT) -> Budgets:
+    """Budgets by id with their current period's spend; page with ``after`` = the
+    previous page's ``next_after``."""
+    found, next_after = await budgets.listing(store, after, limit)
+    return Budgets.model_validate({"budgets": found, "next_after": next_after})
 
 
 @budgets_router.get("/{budget_id}")

@@ -31,3 +31,4 @@ class Budget(BaseModel):
 
 class Budgets(BaseModel):
     budgets: list[Budget]
+    next_after: int | None = None  # pass as ``after`` for the next page
