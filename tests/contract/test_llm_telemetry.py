@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from agentos import agent_state, budgets, metrics, queue, telemetry
+from agentos.explain import task as task_explain
 from agentos.metrics import query
 from agentos.store import Store
 from agentos.store import agent_config as store_holds
@@ -149,6 +150,11 @@ async def test_budget_events_hold_refusal_and_raise(store: Store, fake_llm: Fake
     await Worker(store, burst=True, poll_interval=0.05).run()
     assert (await queue.get(store, waiting)).status is Status.PENDING
     assert len(fake_llm.requests) == 2
+    # its explanation names the budget and when the period rolls
+    why = await task_explain.explain(store, waiting)
+    assert why["gate"] == "budget" and why["until"] == hold["until"]
+    assert f"spent its hard budget {budget['id']} (34 of 30 tokens a day)" in why["summary"]
+    assert "until the period rolls at" in why["summary"]
     assert (await budgets.get(store, soft["id"]))["used"] == pytest.approx(2 * 0.022)
     raised = await budgets.change(store, budget["id"], budgets.BudgetChange(limit=100),
                                   by="test")
@@ -218,6 +224,23 @@ async def test_a_hold_keeps_tasks_until_it_lapses_on_both_claim_paths(store: Sto
     await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
     done = await run(store, *ids)  # the period rolled: the hold lapsed on its own
     assert [t.status for t in done] == [Status.SUCCEEDED] * 2
+
+
+async def test_each_threshold_is_crossed_once_a_period(store: Store) -> None:
+    """A soft budget warns at 80 % and says exceeded at 100 %, each once in its period,
+    however many calls go on past it (a soft budget refuses none of them)."""
+    soft = await budgets.create(store, budgets.BudgetIn(
+        scope="agent", target="chatty", metric="tokens", period="day", limit=100,
+        hard=False), by="test")
+    for tokens in (50, 35, 10, 30, 40, 5):  # 50, 85 (warning), 95, 125 (exceeded), ...
+        await telemetry.record(store, [telemetry.CallIn(model="m", agent="chatty",
+                                                        prompt_tokens=tokens)],
+                               by="test", price_table={})
+    crossed = await event_types(store, "budget.")
+    assert [(e["type"], e["budget"], e["used"]) for e in crossed] == [
+        ("budget.warning", soft["id"], 85), ("budget.exceeded", soft["id"], 125)]
+    assert (await budgets.get(store, soft["id"]))["used"] == 170
+    await budgets.check(store, "chatty", "m")  # soft: never refused
 
 
 def test_periods_and_thresholds() -> None:

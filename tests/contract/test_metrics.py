@@ -1,24 +1,25 @@
 """Metrics on both backends: samples buffered and flushed as rollups (one row per series
 and minute, and per hour, never per sample), aggregated over buckets and whole ranges
 (the whole hours from the hourly rollups), grouped by a tag; retention; the automatic
-metrics folded from real tasks' events exactly once; ctx.metrics from handlers."""
+metrics folded from real tasks' events exactly once, the queue's depth per agent and
+status, lock waits per lock type; ctx.metrics from handlers."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from agentos import agent_removal, metrics, queue
+from agentos import agent_removal, locks, metrics, queue
 from agentos.metrics import automatic, query, recorder
 from agentos.store import Store, open_store
 from agentos.store import metrics as store_metrics
 from agentos.store.tables import metric_histograms, metric_rollups, metric_series
-from agentos.tasks import Status
+from agentos.tasks import Status, TaskIn
 from tests.contract.test_handler_kinds import agent, run, submit
 
 KEPT = query.Retention()
@@ -238,3 +239,33 @@ async def test_handlers_record_through_ctx_metrics(store: Store) -> None:
 async def _series(store: Store) -> list[dict[str, Any]]:
     async with store.read() as conn:
         return [dict(r._mapping) for r in (await conn.execute(select(metric_series))).all()]
+
+
+async def test_queue_depth_per_agent_and_lock_waits(store: Store) -> None:
+    # Given two waiting tasks of an agent and one due later
+    await agent(store, "queued", {"type": "python", "target": "tests.handlers:echo"})
+    for _ in range(2):
+        await submit(store, "queued")
+    await queue.submit(store, [TaskIn(agent="queued", run_at=datetime.now(UTC)
+                                      + timedelta(hours=1))])
+    # and a lock a second owner waited for until the first released it
+    first = await locks.acquire(store, "device:printer", locks.Claim(owner="alice"))
+    assert first.granted
+    assert not (await locks.acquire(store, "device:printer", locks.Claim(owner="bob"),
+                                    wait_s=0.05, keep_place_s=60)).granted
+    await asyncio.sleep(0.1)
+    await locks.release(store, "device:printer", "alice", first.grants[0].token)
+    assert (await locks.get(store, "device:printer"))["holder"]["owner"] == "bob"
+    # When the metrics loop samples the queue and folds the log
+    await automatic.sample_depths(store)
+    await metrics.of(store).flush()
+    await automatic.Automatic().catch_up(store)
+    # Then the depth is a gauge per agent and status, the wait a histogram per lock type
+    depth = await ask(store, "queue.depth", agg="last", group_by="status",
+                      tags={"agent": "queued"})
+    assert (points(depth, "pending"), points(depth, "scheduled"), points(depth, "running")
+            ) == ([2.0], [1.0], [0.0])
+    waits = await ask(store, "lock.wait_ms", agg="count", group_by="type")
+    assert points(waits, "device") == [1.0]
+    [waited] = points(await ask(store, "lock.wait_ms", agg="max"))
+    assert waited is not None and waited >= 50

@@ -1,6 +1,7 @@
 """Traces: with AGENTOS_OTLP_ENDPOINT set, spans for HTTP requests, task attempts and LLM
 calls reach an OTLP/HTTP collector with the correlation id as an attribute, the LLM
-call inside its attempt; unset, neither the SDK nor an exporter is even imported (the
+call inside its attempt; the variable alone turns them on in the server and in a worker
+process; unset, neither the SDK nor an exporter is even imported (the
 API is: FastAPI imports it)."""
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 
-from agentos import traces
+from agentos import server, traces
+from agentos.config import Settings
 from agentos.store import Store
 from agentos.tasks import Status
-from tests.conftest import client_for
+from tests.conftest import ADMIN_PASSWORD, client_for
 from tests.contract.test_handler_kinds import agent, run, submit
+from tests.crash.test_workers import start_worker
 from tests.fake_llm import FakeLlm
 from tests.otlp_collector import Collector
 
@@ -64,6 +67,36 @@ async def test_spans_for_requests_attempts_and_llm_calls(
     # the id the request log gives it (one wrapper for the log, the metrics and the span)
     assert request["attributes"]["agentos.request_id"] == r.headers["x-request-id"]
     assert collector.services == {"agentos-test"}
+
+
+async def test_the_environment_variable_turns_spans_on_in_server_and_worker(
+        database_url: str, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    collector = Collector().start()  # tracing not set up in this process
+    monkeypatch.setenv("AGENTOS_OTLP_ENDPOINT", collector.endpoint)
+    try:
+        # the server made from the environment's settings exports its request spans
+        settings = Settings(database_url=database_url, admin_password=ADMIN_PASSWORD,  # type: ignore[call-arg]
+                            _env_file=None)
+        assert settings.otlp_endpoint == collector.endpoint
+        app = server.create(settings, store)
+        async with app.router.lifespan_context(app), client_for(app) as http:
+            assert traces.enabled()
+            r = await http.get("/health", headers={"x-correlation-id": "corr-env"})
+            assert r.status_code == 200
+        traces.shutdown()
+        # a worker process started with the variable exports its attempts' spans
+        await agent(store, "echoer", {"type": "python", "target": "tests.handlers:echo"})
+        task_id = await submit(store, "echoer")
+        worker = start_worker(database_url, "--burst", "--poll", "0.05")  # inherits the env
+        assert worker.wait(timeout=60) == 0
+        [request] = collector.named("HTTP GET")
+        assert request["attributes"]["agentos.correlation_id"] == "corr-env"
+        [attempt] = collector.named("task.attempt")
+        assert attempt["attributes"]["agentos.task_id"] == task_id
+        assert collector.services == {"agentos-server", "agentos-worker"}
+    finally:
+        traces.shutdown()
+        collector.stop()
 
 
 def test_unset_costs_nothing() -> None:
