@@ -294,6 +294,10 @@ async def test_a_task_needing_a_disabled_capability_waits(api: httpx.AsyncClient
     await Worker(store, burst=True, poll_interval=0.05).run()
     statuses = {i: (await api.get(f"/api/v1/tasks/{i}")).json()["status"] for i in (needs, free)}
     assert statuses == {needs: "pending", free: "succeeded"}  # only the one that needs it
+    why = (await api.get(f"/api/v1/tasks/{needs}/explain")).json()  # and it says why
+    assert why["gate"] == "capability", why
+    assert "it needs capability search of agent tuner, switched off" in why["summary"]
+    assert "(x)" in why["summary"]  # the reason given when it was disabled
     await api.post("/api/v1/agents/tuner/capabilities/search/enable", json={})
     await Worker(store, burst=True, poll_interval=0.05).run()
     assert (await api.get(f"/api/v1/tasks/{needs}")).json()["status"] == "succeeded"
