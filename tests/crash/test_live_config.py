@@ -1,7 +1,8 @@
 """Live config across processes: a value set in this process reaches the next attempt
-in a running worker process without a restart: on PostgreSQL by NOTIFY (0.3 s after
-the change, although the worker's cache would keep the old value for a minute), on
-SQLite within the cache's one-second TTL."""
+on every running worker process without a restart: on PostgreSQL by NOTIFY (0.3 s after
+the change, although each worker's cache would keep the old value for a minute), on
+SQLite within the cache's one-second TTL. Two workers, each of which has run the agent
+(its cache holds the overrides) before every change."""
 
 from __future__ import annotations
 
@@ -14,32 +15,50 @@ from agentos.tasks import Status, TaskIn
 from tests.crash.test_workers import start_worker
 
 
-async def run_one(store: Store) -> int:
-    [(task, _)] = await queue.submit(store, [TaskIn(agent="tuned")])
+async def run_batch(store: Store, n: int = 8) -> list[tuple[str, int]]:
+    """Submit ``n`` tasks and wait for them: (worker id, level it saw) of each."""
+    made = await queue.submit(store, [TaskIn(agent="tuned") for _ in range(n)])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        done = await queue.get(store, task.id)
-        if done.status is Status.SUCCEEDED:
-            return int(done.to_dict()["output"]["config"]["level"])
+        done = [await queue.get(store, task.id) for task, _ in made]
+        if all(d.status is Status.SUCCEEDED for d in done):
+            return [(str(d.attempts[-1].worker_id),
+                     int(d.to_dict()["output"]["config"]["level"])) for d in done]
         await asyncio.sleep(0.02)
-    raise AssertionError("the worker did not run the task within 30 s")
+    raise AssertionError("the workers did not run the tasks within 30 s")
 
 
-async def test_a_change_reaches_the_next_attempt_in_another_process(database_url: str,
-                                                                    backend: str) -> None:
+async def seen_by_both(store: Store, workers: int = 2) -> set[int]:
+    """Run batches until every worker ran one of them; the levels they saw."""
+    who: set[str] = set()
+    levels: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(who) < workers:
+        assert time.monotonic() < deadline, f"only {who} ran tasks within 60 s"
+        ran = await run_batch(store)
+        who |= {w for w, _ in ran}
+        levels |= {level for _, level in ran}
+    return levels
+
+
+async def test_a_change_reaches_the_next_attempt_on_every_worker(database_url: str,
+                                                                 backend: str) -> None:
     store = open_store(database_url)
     await registry.create(store, agent_spec.from_object({
         "name": "tuned", "version": "1.0.0",
         "handler": {"type": "python", "target": "tests.handlers:config_echo"},
         "config": {"level": {"type": "integer", "value": 1}}}), publish=True)
-    worker = start_worker(database_url, "--concurrency", "1", "--poll", "0.05")
+    workers = [start_worker(database_url, "--concurrency", "1", "--poll", "0.05")
+               for _ in range(2)]
     try:
-        assert await run_one(store) == 1  # the worker's cache now holds the overrides
+        assert await seen_by_both(store) == {1}  # both caches now hold the overrides
         for level in (2, 3):
             await agent_config.set_value(store, "tuned", "level", level, by="test")
             await asyncio.sleep(0.3 if backend == "postgres" else 1.1)
-            assert await run_one(store) == level
+            assert await seen_by_both(store) == {level}
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
         await store.close()
