@@ -171,10 +171,11 @@ async def crash_step(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         raise HandlerError("told to fail", retryable=False)
     return {"n": data.get("n", 0) * 2}
 async def measured(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Records ``n`` widgets through ctx.metrics."""
+    """Records ``n`` widgets through ctx.metrics, and the stock left as a gauge."""
     for i in range(data["n"]):
         ctx.metrics.count("widgets.made")
         ctx.metrics.observe("widget.size", 10.0 + i, tags={"color": "red"})
+    ctx.metrics.gauge("widgets.stock", 100 - data["n"], tags={"color": "red"})
     return {}
 
 
@@ -183,6 +184,7 @@ def sync_measured(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
     for i in range(data["n"]):
         ctx.metrics.count("widgets.made")
         ctx.metrics.observe("widget.size", 10.0 + i, tags={"color": "blue"})
+    ctx.metrics.gauge("widgets.stock", 100 - data["n"], tags={"color": "blue"})
     return {}
 
 

@@ -68,6 +68,9 @@ async def test_samples_become_rollups_not_rows(store: Store) -> None:
     assert p95 is not None and abs(p95 - 95) / 95 < 0.05
     assert points(await ask(store, "job.ms", start=start, end=end, agg="count")) == [6000]
     assert points(await ask(store, "job.ms", start=start, end=end, agg="avg")) == [50.5]
+    for agg, exact in (("p50", 50), ("p99", 99)):  # from the hour's mergeable buckets
+        [value] = points(await ask(store, "job.ms", start=start, end=end, agg=agg))
+        assert value is not None and abs(value - exact) / exact < 0.05, (agg, value)
     assert points(await ask(store, "job.ms", start=start, end=end, agg="max")) == [100]
     per_15 = await ask(store, "job.ms", start=start, end=end, agg="count", bucket="15m")
     assert per_15["resolutions"] == [60] and points(per_15) == [1500.0] * 4
@@ -234,6 +237,11 @@ async def test_handlers_record_through_ctx_metrics(store: Store) -> None:
     answer = await ask(store, "widgets.made", agg="sum", group_by="agent")
     assert points(answer, "counter") == [3.0] and points(answer, "counter-sync") == [2.0]
     assert points(await ask(store, "widget.size", agg="count")) == [5.0]
+    sizes = await ask(store, "widget.size", agg="max", group_by="color")
+    assert points(sizes, "red") == [12.0] and points(sizes, "blue") == [11.0]
+    stock = await ask(store, "widgets.stock", agg="last", group_by="color")
+    assert stock["kind"] == "gauge"
+    assert points(stock, "red") == [97.0] and points(stock, "blue") == [98.0]
 
 
 async def _series(store: Store) -> list[dict[str, Any]]:
