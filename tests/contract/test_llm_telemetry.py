@@ -243,6 +243,29 @@ async def test_each_threshold_is_crossed_once_a_period(store: Store) -> None:
     await budgets.check(store, "chatty", "m")  # soft: never refused
 
 
+async def test_model_and_global_hard_budgets_refuse_the_calls_they_cover(
+        store: Store) -> None:
+    model = await budgets.create(store, budgets.BudgetIn(
+        scope="model", target="big", metric="tokens", period="day", limit=100), by="test")
+    await telemetry.record(store, [telemetry.CallIn(model="big", agent="a",
+                                                    prompt_tokens=100)],
+                           by="test", price_table={})
+    with pytest.raises(budgets.BudgetExceeded, match=f"id {model['id']}"):
+        await budgets.check(store, "anyone", "big")  # the model's, for every agent
+    await budgets.check(store, "a", "small")  # another model is not covered
+    spent = await budgets.create(store, budgets.BudgetIn(
+        scope="global", metric="cost", period="month", limit=1.0), by="test")
+    await telemetry.record(store, [telemetry.CallIn(model="small", agent="b", cost=1.5)],
+                           by="test", price_table={})
+    for agent_name, model_name in (("a", "small"), (None, "other")):
+        with pytest.raises(budgets.BudgetExceeded) as refused:
+            await budgets.check(store, agent_name, model_name)
+        assert refused.value.details["scope"] == "global"
+        assert refused.value.details["budget"] == spent["id"]
+    await budgets.change(store, spent["id"], budgets.BudgetChange(limit=10), by="test")
+    await budgets.check(store, "a", "small")  # raised: the call may start
+
+
 def test_periods_and_thresholds() -> None:
     at = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
     assert budgets.period_start("day", at) == datetime(2026, 12, 31, tzinfo=UTC)
