@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import yaml
 
-from tests.acceptance.conftest import Cli, Server
+from tests.acceptance.conftest import AGENTOS, Cli, Server
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository: tests.handlers is importable
 FLUSH_S = 20.0  # seconds for recorded samples to reach the rollups (flushed every 5 s)
 
 AGENT = {
@@ -55,6 +58,35 @@ def test_config_capabilities_state_remove(cli: Cli) -> None:
     assert json.loads(cli.ok("agents", "remove", "spare", "--json"))["versions"] == 1
     assert cli.ok("agents", "remove", "tuner").startswith("deleted tuner: 1 version(s)")
     assert cli("agents", "show", "tuner").returncode == 2
+
+
+def test_remove_is_refused_while_a_task_runs_unless_forced(cli: Cli, database_url: str
+                                                          ) -> None:
+    cli.ok("agents", "import", "-", "--publish", input="name: sleeper\nversion: 1.0.0\n"
+           "handler: {type: python, target: 'tests.handlers:slow'}\n")
+    task = json.loads(cli.ok("tasks", "submit", "sleeper", "--input", '{"seconds": 120}',
+                             "--json"))
+    worker = subprocess.Popen([*AGENTOS, "worker", "--agents", "sleeper", "--poll", "0.05"],
+                              cwd=cli.cwd, env={**cli.env, "AGENTOS_DATABASE_URL": database_url,
+                                                "PYTHONPATH": str(ROOT)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while json.loads(cli.ok("agents", "state", "sleeper", "--json"))["running"] != 1:
+            assert time.monotonic() < deadline, "the worker did not start the task in 30 s"
+            time.sleep(0.2)
+        refused = cli("agents", "remove", "sleeper")
+        assert refused.returncode == 2 and refused.stderr.startswith("error: ")
+        assert len(refused.stderr.strip().splitlines()) == 1 and "force" in refused.stderr
+        cli.ok("agents", "show", "sleeper")  # nothing removed
+        assert cli.ok("agents", "remove", "sleeper", "--force").strip().endswith(
+            "1 task(s) cancelled")
+        assert cli("agents", "show", "sleeper").returncode == 2
+        shown = json.loads(cli.ok("tasks", "show", task["id"], "--json"))
+        assert shown["cancel_requested"] or shown["status"] == "cancelled"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def test_llm_calls_and_summary(cli: Cli, server: Server) -> None:
