@@ -67,10 +67,20 @@ def test_login_users_and_logout(server: Server, tmp_path: Path) -> None:
         "ended": sessions[1]["id"]}
     assert len(json.loads(cli.ok("sessions", "list", "--all", "--json"))) == 2
     assert cli("sessions", "end", sessions[1]["id"]).returncode == 2
+    cli.ok("users", "create", "bo", "--role", "viewer", "--password-stdin",
+           input="bo-password\n")  # logs in after the logout below
     # When logging out, the token is revoked and forgotten
     assert cli.ok("logout").strip() == f"logged out of {server.url}"
     assert json.loads(kept.read_text()) == {}
     assert cli("agents", "list").returncode == 2
+    # --json on login and logout: the API's answer and where the token is kept, never the
+    # token itself; a logout with nothing kept says so
+    bo = json.loads(cli.ok("login", "--username", "bo", "--password-stdin", "--json",
+                           input="bo-password\n"))
+    assert (bo["url"], bo["user"]["username"], bo["user"]["role"]) == (server.url, "bo", "viewer")
+    assert "token" not in bo and bo["token_file"] == str(kept) and bo["expires_at"]
+    assert json.loads(cli.ok("logout", "--json")) == {"url": server.url, "logged_out": True}
+    assert json.loads(cli.ok("logout", "--json")) == {"url": server.url, "logged_out": False}
 
 
 def test_audit_verify_finds_the_tampered_row(server: Server, database_url: str,

@@ -23,7 +23,7 @@ def read_password(from_stdin: bool, prompt: str = "Password", confirm: bool = Fa
 
 
 def login(username: Username = "admin", password_stdin: PasswordStdin = False,
-          url: options.Url = None) -> None:
+          json: options.Json = False, url: options.Url = None) -> None:
     """Log in and keep the token for later commands (AGENTOS_TOKEN, when set, wins)."""
     from agentos.sdk import Client, credentials
 
@@ -33,17 +33,24 @@ def login(username: Username = "admin", password_stdin: PasswordStdin = False,
         done = api.login(username, password)
     where = credentials.save(base, done.token, username=username,
                              expires_at=done.expires_at.isoformat())
+    if json:  # the API's answer without the token itself (it stays in the file)
+        output.emit_json({"url": base, "user": done.user, "expires_at": done.expires_at,
+                          "token_file": str(where)})
+        return
     typer.echo(f"logged in to {base} as {username} ({done.user.role}) until "
                f"{output.timestamp(done.expires_at)}; token kept in {where}")
 
 
-def logout(url: options.Url = None) -> None:
+def logout(json: options.Json = False, url: options.Url = None) -> None:
     """Revoke the kept token on the server and forget it here."""
     from agentos.sdk import Client, credentials
 
     base = (url or options.settings().url).rstrip("/")
     token = credentials.load(base)
     if token is None:
+        if json:
+            output.emit_json({"url": base, "logged_out": False})
+            return
         typer.echo(f"not logged in to {base}")
         return
     try:
@@ -52,4 +59,7 @@ def logout(url: options.Url = None) -> None:
     except AgentOSError:
         pass  # expired or revoked already, or the server is gone: forget it all the same
     credentials.forget(base)
+    if json:
+        output.emit_json({"url": base, "logged_out": True})
+        return
     typer.echo(f"logged out of {base}")
