@@ -39,7 +39,7 @@ from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status as VersionStatus
 from agentos.store import Store
-from agentos.store.columns import utcnow
+from agentos.store.columns import database_now
 from agentos.store.tables import schedules as table
 from agentos.tasks import TaskIn, TaskTemplate
 
@@ -238,7 +238,7 @@ class Schedule:
 
 async def _db_now(store: Store) -> datetime:
     async with store.read() as conn:
-        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+        now: datetime = await database_now(conn)
     return now
 
 
@@ -384,7 +384,7 @@ async def fire_due(store: Store) -> int:
     something new (an event or a task)."""
     c = table.c
     async with store.write() as conn:
-        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+        now: datetime = await database_now(conn)
         due = (await conn.execute(
             select(table).where(c.paused.is_(False), c.next_run_at.is_not(None),
                                 c.next_run_at <= now)

@@ -25,7 +25,7 @@ from agentos import audit, ids, paging
 from agentos.errors import NotFound, Unauthorized, Unavailable
 from agentos.roles import Role
 from agentos.store import Store
-from agentos.store.columns import utcnow
+from agentos.store.columns import database_now, utcnow
 from agentos.store.tables import credentials, users
 
 CHANNEL = "agentos_access"  # notified by every commit that revokes a credential
@@ -64,7 +64,7 @@ async def issue_session_in(conn: AsyncConnection, user_id: int, username: str,
                            lifetime_s: float) -> tuple[str, datetime]:
     """A new login token for the user, within the caller's transaction."""
     token = SESSION_MARK + secrets.token_urlsafe(32)
-    now = (await conn.execute(select(utcnow()))).scalar_one()
+    now = await database_now(conn)
     expires = now + timedelta(seconds=lifetime_s)
     await conn.execute(insert(credentials).values(
         id=ids.uuid7(), kind="session", secret_hash=digest(token), user_id=user_id,

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import utcnow
+from agentos.store.columns import database_now
 from agentos.store.tables import agent_versions, locks, tasks, workers, workflow_runs
 
 t = tasks.c
@@ -18,7 +18,7 @@ UNFINISHED = ("pending", "scheduled", "running")
 
 
 async def now(conn: AsyncConnection) -> Any:
-    return (await conn.execute(select(utcnow()))).scalar_one()
+    return await database_now(conn)
 
 
 async def task_counts(conn: AsyncConnection, agent: str) -> dict[str, int]:

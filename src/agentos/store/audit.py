@@ -11,7 +11,6 @@ statement building would, and the hash is computed here with the domain's rule.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
-from agentos.store.columns import stamp
+from agentos.store.columns import json_dumps, stamp
 
 # (previous row's hash, this row's number) -> this row's hash
 Chain = Callable[[str, int], str]
@@ -31,9 +30,9 @@ async def append(conn: AsyncConnection, at: datetime, row: dict[str, Any],
     returns its number. ``row`` holds the plain columns (actor ... user_agent),
     ``body`` the hashed text of the row, ``chain`` the link rule for SQLite (the
     PostgreSQL statement applies the same rule to ``body`` itself)."""
-    # json.dumps, not the columns' orjson: the stored text must read back to the value
-    # hashed in ``body`` (orjson writes NaN as null)
-    details_text = json.dumps(details)
+    # the stored text reads back to the value hashed in ``body`` (NaN, which would
+    # not, is refused)
+    details_text = json_dumps(details)
     if conn.dialect.name == "postgresql":
         statement = sql.query("audit_append", "postgresql", driver=True)
         return int((await conn.exec_driver_sql(statement, {

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Table, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    TypeDecorator,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect
@@ -22,22 +33,63 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
+class NotJson(ValueError):
+    """A value JSON cannot hold: NaN or Infinity (refused alike by both backends)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotJson(f"{name} is not JSON")
+
+
+# twenty digits in a row: perhaps an integer past 64 bits, which orjson would read as
+# a float (the json module reads every number exactly, more slowly)
+_LONG_NUMBER, _LONG_NUMBER_BYTES = re.compile(r"\d{20}"), re.compile(rb"\d{20}")
+
+
 def json_loads(data: str | bytes) -> Any:
-    """A JSON column's value (orjson; the json module for what orjson refuses, e.g. an
-    integer over 64 bits)."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
+    """A JSON column's value (orjson; the json module for what orjson misreads or
+    refuses: an integer past 64 bits, which stays an integer). NaN and Infinity are
+    refused (``NotJson``), as orjson does."""
+    long = (_LONG_NUMBER.search(data) if isinstance(data, str)
+            else _LONG_NUMBER_BYTES.search(data))
+    if long is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data, parse_constant=_refuse_constant)
 
 
 def json_dumps(value: Any) -> str:
-    """A JSON column's text (orjson; the json module for what orjson refuses, e.g. a
-    non-string key, which it turns into one)."""
+    """A JSON column's text, the one encoding both backends store (orjson; the json
+    module for what orjson refuses, e.g. an integer over 64 bits or a non-string key,
+    which it turns into one). NaN and Infinity are refused (``NotJson``): orjson would
+    write them as null, the json module as text no JSON parser reads."""
     try:
-        return orjson.dumps(value).decode()
+        text = orjson.dumps(value)
     except TypeError:
-        return json.dumps(value)
+        try:
+            return json.dumps(value, allow_nan=False)
+        except ValueError as exc:
+            raise NotJson(str(exc)) from None
+    # orjson writes a non-finite float as null: only then can the value hold one
+    if b"null" in text and _non_finite(value):
+        raise NotJson("NaN and Infinity are not JSON")
+    return text.decode()
+
+
+def _non_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 def upsert(conn: AsyncConnection | Connection, table: Table
@@ -85,8 +137,15 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def iso_text(moment: datetime) -> str:
+    """A moment as ISO 8601 text with its UTC offset (an event's payload, a statement's
+    JSON parameter); ``utc_from_text`` reads it back."""
+    return moment.astimezone(UTC).isoformat()
+
+
 def utc_from_text(text: str) -> datetime:
-    """A time as SQLite stores it (naive UTC text) as an aware UTC datetime. Parsing it
+    """A time as SQLite stores it (naive UTC text), or ISO text with an offset
+    (``iso_text``), as an aware UTC datetime. Parsing it
     with its offset appended costs a sixth of parsing and then ``replace(tzinfo=UTC)``."""
     try:
         return datetime.fromisoformat(text + "+00:00")
@@ -99,6 +158,12 @@ class utcnow(FunctionElement[datetime]):
 
     type = UTCDateTime()
     inherit_cache = True
+
+
+async def database_now(conn: AsyncConnection) -> datetime:
+    """The database's clock, read (the only one that decides expiry)."""
+    value: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+    return value
 
 
 # the text layout SQLAlchemy's SQLite DateTime stores, so the clock's values compare

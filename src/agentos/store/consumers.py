@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import case, null, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import upsert, utcnow
+from agentos.store.columns import database_now, upsert, utcnow
 from agentos.store.tables import consumers, events
 
 c = consumers.c
@@ -97,5 +97,5 @@ async def first_after(conn: AsyncConnection, cursor: int) -> datetime | None:
 
 
 async def now(conn: AsyncConnection) -> datetime:
-    value: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+    value: datetime = await database_now(conn)
     return value

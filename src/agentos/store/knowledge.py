@@ -46,11 +46,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.errors import PayloadTooLarge
+from agentos.store.columns import upsert as upsert_into
 from agentos.store.columns import utcnow
 from agentos.store.tables import knowledge_documents as docs
 from agentos.store.tables import knowledge_tags as tags_
@@ -97,7 +97,7 @@ async def upsert(conn: AsyncConnection, values: dict[str, Any], tags: Sequence[s
               "embedding": _vector(conn, embedding)}
     try:
         if conn.dialect.name == "postgresql":
-            stmt = pg_insert(docs).values(**fields, created_by=by)
+            stmt = upsert_into(conn, docs).values(**fields, created_by=by)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[docs.c.namespace, docs.c.key],
                 set_={k: stmt.excluded[k] for k in fields if k not in ("namespace", "key")})

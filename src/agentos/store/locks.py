@@ -29,12 +29,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
-from agentos.store.columns import json_dumps, json_loads, later, utc_from_text, utcnow
+from agentos.store.columns import (
+    database_now,
+    iso_text,
+    json_dumps,
+    json_loads,
+    later,
+    upsert,
+    utc_from_text,
+    utcnow,
+)
 from agentos.store.events import CHANNEL as EVENTS_CHANNEL
 from agentos.store.events import Draft, insert_rows
 from agentos.store.tables import lock_waiters, locks
@@ -89,7 +96,7 @@ class Locks:
     # -- steps of the full path, within the caller's write transaction --------
 
     async def now(self, conn: AsyncConnection) -> datetime:
-        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+        now: datetime = await database_now(conn)
         return now
 
     async def locked_row(self, conn: AsyncConnection, resource: str) -> Any:
@@ -125,16 +132,13 @@ class Locks:
         if held. A conflict locks the row even when the WHERE refuses the update."""
         values = {**holder, "acquired_at": utcnow(), "expires_at": later(ttl_s),
                   "updated_at": utcnow()}
-        stmt = self._upsert().values(resource=resource, type=type_, token=1, **values)
-        stmt = stmt.on_conflict_do_update(index_elements=["resource"],
+        new = upsert(conn, locks).values(resource=resource, type=type_, token=1, **values)
+        stmt = new.on_conflict_do_update(index_elements=["resource"],
                                           set_={"token": L.token + 1, **values},
                                           where=L.owner.is_(None)).returning(L.token,
                                                                              L.expires_at)
         row = (await conn.execute(stmt)).first()
         return None if row is None else (int(row.token), row.expires_at)
-
-    def _upsert(self) -> Any:
-        return sqlite_insert(locks)
 
     async def free(self, conn: AsyncConnection, resource: str, now: datetime) -> None:
         """Free the lock (the caller holds its row); ``queued`` says again whether anyone
@@ -198,7 +202,7 @@ class Locks:
             if note.startswith(_NOTE):
                 parts = note.split(" ")
                 if len(parts) == 4 and parts[1] == str(entry):
-                    return int(parts[2]), datetime.fromisoformat(parts[3]).astimezone(UTC)
+                    return int(parts[2]), utc_from_text(parts[3])
         return None
 
     async def waiter(self, conn: AsyncConnection, resource: str, owner: str) -> Any:
@@ -388,7 +392,7 @@ def _acquire_sqlite(db: sqlite3.Connection, params: dict[str, Any]
         return None
     token, expires = int(row[0]), utc_from_text(row[1])
     _event_sqlite(db, params, "acquired", params["task_id"], token=token,
-                  expires_at=expires.isoformat())
+                  expires_at=iso_text(expires))
     return token, expires
 
 
@@ -444,9 +448,6 @@ class PostgresLocks(Locks):
             if rows[0].waiter_task is not None:
                 self.store.wake(TASKS_CHANNEL)
         return Handover(rows[0].waiter is not None, rows[0].waiter_task)
-
-    def _upsert(self) -> Any:
-        return pg_insert(locks)
 
     def _notifying(self, grant: Any, entry: int) -> Any:
         # wake the waiters of every server in the same round trip, naming the grant

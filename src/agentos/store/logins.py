@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, literal, select
+from sqlalchemy import case, delete, literal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import UTCDateTime, upsert, utcnow
+from agentos.store.columns import UTCDateTime, database_now, upsert
 from agentos.store.tables import login_failures
 
 f = login_failures.c
@@ -32,7 +32,7 @@ async def take(conn: AsyncConnection, keys: list[str], *, max_failures: int,
     distinct numbers). The attempt that goes past ``max_failures`` starts a lockout of
     ``lockout_s``; during a lockout nothing is counted; after it, or after ``window_s``
     without an attempt, counting starts over."""
-    now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+    now: datetime = await database_now(conn)
     at = literal(now, UTCDateTime)
     restart = (f.last_failed_at < literal(now - timedelta(seconds=window_s), UTCDateTime)) | (
         f.locked_until.is_not(None) & (f.locked_until <= at))

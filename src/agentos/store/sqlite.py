@@ -33,6 +33,7 @@ from sqlalchemy.pool import QueuePool
 from agentos.errors import Unavailable
 from agentos.store import errors
 from agentos.store.base import Store
+from agentos.store.columns import json_dumps, json_loads
 from agentos.store.events import SqliteEvents
 from agentos.store.locks import SqliteLocks
 from agentos.store.routes import SqliteRoutes
@@ -114,7 +115,9 @@ class SqliteStore(Store):
     def _create_engine(self) -> Engine:  # type: ignore[override]
         engine = create_engine(self.url, poolclass=QueuePool, pool_size=self.pool_size,
                                max_overflow=self.pool_size,
-                               connect_args={"check_same_thread": False})
+                               connect_args={"check_same_thread": False},
+                               # JSON columns through the one codec both backends use
+                               json_serializer=json_dumps, json_deserializer=json_loads)
         if self.path is not None:
             event.listen(engine, "do_connect", self._connect_pooled)
         event.listen(engine, "connect", _on_connect)

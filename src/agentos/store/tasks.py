@@ -34,14 +34,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import orjson
 from sqlalchemy import Integer, and_, column, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import ids
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.store import sql, time_order
-from agentos.store.columns import stamp, utcnow
+from agentos.store.columns import database_now, iso_text, json_dumps, json_loads, stamp, utcnow
 from agentos.store.events import CHANNEL as EVENTS_CHANNEL
 from agentos.store.events import RANK, Draft, insert_rows
 from agentos.store.sqlite_rows import reader
@@ -254,7 +253,7 @@ class Tasks:
 
     async def now(self, conn: AsyncConnection) -> datetime:
         """The database's clock (the only one that decides expiry)."""
-        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+        now: datetime = await database_now(conn)
         return now
 
     async def get(self, conn: AsyncConnection, task_id: str, lock: bool = False) -> Any:
@@ -468,12 +467,12 @@ class SqliteTasks(Tasks):
     async def complete_in(self, conn: AsyncConnection, ended: Sequence[Ended],
                           full: bool = False) -> tuple[list[Any], list[Ended]]:
         end, record = _sqlite_statements("tasks_complete", full=full)
-        batch = _json([_item(f) for f in ended])
+        batch = json_dumps([_item(f) for f in ended])
         now = stamp(datetime.now(UTC))
         done = list((await conn.execute(end, {"batch": batch, "now": now})).all())
         if len(done) < len(ended):  # only the current ones' execution records
             current_ids = {r.id for r in done}
-            batch = _json([_item(f) for f in ended if f.task_id in current_ids])
+            batch = json_dumps([_item(f) for f in ended if f.task_id in current_ids])
         if done:
             await conn.execute(record, {"batch": batch, "now": now})
         return _in_order(done, ended)
@@ -484,7 +483,7 @@ class SqliteTasks(Tasks):
         now = datetime.now(UTC)
         params: dict[str, Any] = {"now": stamp(now), "n": limit}
         if agents:
-            params["agents"] = _json(list(agents))
+            params["agents"] = json_dumps(list(agents))
         await conn.execute(promote, params)
         picked = (await conn.execute(pick, params)).all()
         taken = []
@@ -495,7 +494,7 @@ class SqliteTasks(Tasks):
         capped = len(taken) < len(picked)
         if not taken:
             return [], capped
-        params.update(ids=_json(taken), worker_id=worker_id,
+        params.update(ids=json_dumps(taken), worker_id=worker_id,
                       lease=stamp(now + timedelta(seconds=lease_s)))
         return list((await conn.execute(take, params)).all()), capped
 
@@ -504,7 +503,7 @@ class SqliteTasks(Tasks):
         [stmt] = _sqlite_statements("tasks_heartbeat")
         now = datetime.now(UTC)
         rows = (await conn.execute(stmt, {
-            "batch": _json([{"id": i, "attempt": n} for i, n in running]), "now": stamp(now),
+            "batch": json_dumps([{"id": i, "attempt": n} for i, n in running]), "now": stamp(now),
             "lease": stamp(now + timedelta(seconds=lease_s))})).all()
         return {r.id: bool(r.cancel_requested) for r in rows}, now
 
@@ -520,7 +519,7 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
     earlier: dict[str, Any] = {}
     if keys:
         earlier = {r.idempotency_key: r for r in map(read_task, db.execute(
-            _SQLITE_EARLIER, {"keys": _json(keys)}))}
+            _SQLITE_EARLIER, {"keys": json_dumps(keys)}))}
     versions: dict[tuple[str, str | None], Any] = {}
     rows: list[dict[str, Any]] = []
     for item in sent:
@@ -537,7 +536,7 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
         version = versions[key]
         if version is None or version[2] != "published":
             raise not_runnable(item)
-        limits = orjson.loads(version[3]).get("limits", {})
+        limits = json_loads(version[3]).get("limits", {})
         task_id = ids.uuid7()
         run_at = item.run_at or moment
         rows.append({
@@ -554,10 +553,10 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
     fresh: dict[str, Any] = {}
     if rows:
         inserted = {r.id: r for r in map(read_task, db.execute(
-            _SQLITE_SUBMIT, {"rows": _json(rows), "now": now}))}
+            _SQLITE_SUBMIT, {"rows": json_dumps(rows), "now": now}))}
         fresh = {r["id"]: inserted[r["id"]] for r in rows}  # in submit order
         drafts = [task_event(r, "created", priority=r.priority) for r in fresh.values()]
-        insert_rows(db, drafts, [_json(d.payload) for d in drafts],
+        insert_rows(db, drafts, [json_dumps(d.payload) for d in drafts],
                     ids.uuid7_many(len(drafts)), moment)
     ordered = iter(fresh.values())
     tasks_sent: list[tuple[Any, bool]] = [
@@ -581,13 +580,14 @@ def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[End
                                        x.message) for x in logs])
     if finished:
         end, record = _sqlite_statements("tasks_complete", driver=True)
-        batch = _json([_item(f) for f in finished])
+        batch = json_dumps([_item(f) for f in finished])
         done = [_read_ended(r) for r in db.execute(end, {"batch": batch, "now": now})]
         current = {(r.id, r.attempt) for r in done}
         out.stale = [f for f in finished if (f.task_id, f.attempt) not in current]
         if done:
             if out.stale:  # only the current ones' execution records
-                batch = _json([_item(f) for f in finished if (f.task_id, f.attempt) in current])
+                batch = json_dumps([_item(f) for f in finished
+                                    if (f.task_id, f.attempt) in current])
             db.execute(record, {"batch": batch, "now": now})
             order = {f.task_id: n for n, f in enumerate(finished)}
             done.sort(key=lambda r: order[r.id])
@@ -597,7 +597,7 @@ def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[End
                                                  driver=True)
         params: dict[str, Any] = {"now": now, "n": limit}
         if agents:
-            params["agents"] = _json(list(agents))
+            params["agents"] = json_dumps(list(agents))
         db.execute(promote, params)
         taken = []
         for task_id, _, _, capped in db.execute(pick, params).fetchall():
@@ -606,7 +606,7 @@ def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[End
                 break
             taken.append(task_id)
         if taken:
-            params.update(ids=_json(taken), worker_id=worker_id,
+            params.update(ids=json_dumps(taken), worker_id=worker_id,
                           lease=stamp(moment + timedelta(seconds=lease_s)))
             claimed = [read_task(r) for r in db.execute(take, params)]
             claimed.sort(key=lambda r: (-r.priority, r.seq))
@@ -614,7 +614,7 @@ def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[End
                        for r in claimed]
             out.claimed = claimed
     if drafts:
-        insert_rows(db, drafts, [_json(d.payload) for d in drafts],
+        insert_rows(db, drafts, [json_dumps(d.payload) for d in drafts],
                     ids.uuid7_many(len(drafts)), moment)
     return out
 
@@ -701,13 +701,13 @@ class PostgresTasks(Tasks):
                     limit: int, lease_s: float, logs: Sequence[LogLine] = ()
                     ) -> Cycled | None:
         params: dict[str, Any] = {
-            "batch": _json([_item(f) for f in ended]), "ids": [f.task_id for f in ended],
+            "batch": json_dumps([_item(f) for f in ended]), "ids": [f.task_id for f in ended],
             "worker_id": worker_id, "lease_s": lease_s, "event_rank": RANK["normal"],
-            "event_ids": _json(ids.uuid7_many(len(ended) + limit))}
+            "event_ids": json_dumps(ids.uuid7_many(len(ended) + limit))}
         if agents:
             params["agents"] = list(agents)
         if logs:
-            params["logs"] = _json([{**row, "at": row["at"].isoformat()}
+            params["logs"] = json_dumps([{**row, "at": iso_text(row["at"])}
                                     for row in log_rows(logs)])
         async with self.store.driver() as driver:
             if driver is not None:
@@ -736,7 +736,7 @@ class PostgresTasks(Tasks):
                           full: bool = False) -> tuple[list[Any], list[Ended]]:
         stmt = _pg_complete_full if full else _pg_complete_narrow
         done = list((await conn.execute(stmt(), {
-            "batch": _json([_item(f) for f in ended]), "ids": [f.task_id for f in ended]})
+            "batch": json_dumps([_item(f) for f in ended]), "ids": [f.task_id for f in ended]})
         ).all())
         return _in_order(done, ended)
 
@@ -761,7 +761,7 @@ class PostgresTasks(Tasks):
     async def beat_in(self, conn: AsyncConnection, running: Sequence[tuple[str, int]],
                       lease_s: float, with_now: bool) -> tuple[dict[str, bool], datetime | None]:
         rows = (await conn.execute(_PG_HEARTBEAT, {
-            "batch": _json([{"id": i, "attempt": n} for i, n in running]),
+            "batch": json_dumps([{"id": i, "attempt": n} for i, n in running]),
             "lease_s": lease_s})).all()
         now = await self.now(conn) if with_now else None
         return {r.id: bool(r.cancel_requested) for r in rows}, now
@@ -781,12 +781,12 @@ def _submit_params(items: Sequence[Submitted], defaults: Defaults) -> dict[str, 
     batch = [{"ord": n + 1, "id": new_ids[2 * n], "event_id": new_ids[2 * n + 1],
               "agent": i.agent, "version": i.version, "input": i.input,
               "priority": i.priority, "max_retries": i.max_retries, "timeout_s": i.timeout_s,
-              "run_at": i.run_at.isoformat() if i.run_at else None,
+              "run_at": iso_text(i.run_at) if i.run_at else None,
               "idempotency_key": i.idempotency_key, "correlation_id": i.correlation_id,
               "causation_id": i.causation_id, "capability": i.capability,
               "type": i.type, "metadata": i.metadata}
              for n, i in enumerate(sent)]
-    return {"items": _json(batch), "event_rank": RANK["normal"],
+    return {"items": json_dumps(batch), "event_rank": RANK["normal"],
             "max_retries": defaults.max_retries, "timeout_s": defaults.timeout_s}
 
 
@@ -840,10 +840,6 @@ def _item(f: Ended) -> dict[str, Any]:
     if f.cost is not None:
         item["cost"] = f.cost
     return item
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 # -------------------------------------------------------------- statements

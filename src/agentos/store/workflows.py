@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import upsert, utcnow
+from agentos.store.columns import database_now, upsert, utcnow
 from agentos.store.tables import (
     approvals,
     consumers,
@@ -45,7 +45,7 @@ def events_needed(consumer: str, running: Sequence[str]) -> Any:
 
 
 async def now(conn: AsyncConnection) -> datetime:
-    value: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+    value: datetime = await database_now(conn)
     return value
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import case, delete, func, insert, select, update
 
 from agentos import locks, paging
 from agentos.store import Store
-from agentos.store.columns import upsert, utcnow
+from agentos.store.columns import database_now, upsert, utcnow
 from agentos.store.tables import tasks
 from agentos.store.tables import workers as table
 
@@ -29,7 +29,7 @@ c = table.c
 async def register(store: Store, worker_id: str, agents: list[str] | None,
                    concurrency: int) -> None:
     async with store.write() as conn:
-        now = (await conn.execute(select(utcnow()))).scalar_one()
+        now = await database_now(conn)
         await conn.execute(delete(table).where(c.id == worker_id))
         await conn.execute(insert(table).values(
             id=worker_id, host=socket.gethostname(), pid=os.getpid(), agents=agents,
@@ -93,7 +93,7 @@ async def page(store: Store, include_stopped: bool = False, after: str | None = 
                limit: int | None = paging.DEFAULT_LIMIT) -> tuple[list[dict[str, Any]], str | None]:
     """Workers by id after ``after``, at most ``limit``; and the next page's cursor."""
     async with store.read() as conn:
-        now: datetime = (await conn.execute(select(utcnow()))).scalar_one()
+        now: datetime = await database_now(conn)
         stmt = select(table) if include_stopped else select(table).where(c.status != "stopped")
         rows, next_after = await paging.keyed(conn, stmt, c.id, after, limit)
     cutoff = now - timedelta(seconds=ALIVE_WITHIN)
