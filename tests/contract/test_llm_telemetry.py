@@ -208,6 +208,14 @@ async def test_a_refusal_mid_attempt_hands_the_task_back(store: Store,
         "deferred"
     assert waiting.run_at is not None and before < waiting.run_at <= \
         before + timedelta(seconds=budgets.RECHECK_S + 5)
+    # its explanation names the budget and when the period rolls, not a lock
+    why = await task_explain.explain(store, later)
+    [found] = [f for f in why["findings"] if f["gate"] == "not_due"]
+    assert found["blocking"] and found["details"]["kind"] == "budget"
+    assert found["details"]["scope"] == "model" and found["details"]["rolls_at"] == \
+        budgets.period_end("day", before).isoformat()
+    assert found["summary"].startswith("held: the day tokens budget of model fake-small")
+    assert "it rolls at" in found["summary"] and "lock" not in found["summary"]
 
 
 async def test_a_hold_keeps_tasks_until_it_lapses_on_both_claim_paths(store: Store) -> None:

@@ -12,7 +12,8 @@
                capability      the capability it needs is switched off (another one
                                off: never, only triggers naming that one stop routing)
                resource        a resource it needs is held by someone else
-               not_due         scheduled: run_at, a retry's backoff, or a lock's retry time
+               not_due         scheduled: run_at, a retry's backoff, a lock's retry time, or
+                               a spent model or global budget's recheck (it holds no agent)
                no_worker       no live worker serves its agent, or none can load it
                concurrency     its agent's concurrency limit is full
                queue           (never: how many tasks are ahead of it, who will claim it)
@@ -255,6 +256,16 @@ def not_due(f: Facts) -> Finding | None:
     when = f"{_at(t.run_at)} ({_in(f.now, t.run_at)})"
     last = t.attempts[-1] if t.attempts else None
     error = (last.error if last else None) or t.error or {}
+    if last is not None and last.outcome == Outcome.DEFERRED.value and \
+            error.get("type") == "budget_exceeded":
+        # a model's or the global hard budget refused its LLM call: it holds no agent,
+        # so the task checks again later (an agent's budget holds it: the budget gate)
+        return Finding("not_due", f"held: {error.get('message')}; it checks the budget "
+                       f"again at {when}, and runs once the period rolls or the limit is "
+                       "raised", until=t.run_at, details={
+                           "kind": "budget", "run_at": _iso(t.run_at),
+                           "budget": error.get("budget"), "scope": error.get("scope"),
+                           "rolls_at": error.get("rolls_at")})
     if last is not None and last.outcome == Outcome.DEFERRED.value:
         summary = (f"handed back to wait for a lock ({error.get('message')}): it runs as "
                    f"soon as the lock is granted, or tries again at {when}")
