@@ -240,6 +240,9 @@ async def test_delete_agent_cascades_and_keeps_history(
                                                   "target": "tests.handlers:slow"}})
     await api.put("/api/v1/agents/tuner/config/retries", json={"value": 5})
     await api.post("/api/v1/agents/tuner/capabilities/search/disable", json={"reason": "x"})
+    budget = (await api.post("/api/v1/budgets", json={
+        "scope": "agent", "target": "tuner", "metric": "tokens", "period": "day",
+        "limit": 100})).json()
     async with store.write() as conn:
         await conn.execute(metric_series.insert().values(
             name="tasks.succeeded", kind="counter", tags={"agent": "tuner"},
@@ -258,7 +261,8 @@ async def test_delete_agent_cascades_and_keeps_history(
     r = await api.delete("/api/v1/agents/tuner", params={"force": "true"})
     assert r.status_code == 200, r.text
     assert r.json() == {"agent": "tuner", "cancelled_tasks": 1, "versions": 1, "config": 1,
-                        "capabilities": 1, "holds": 1, "metric_series": 1, "budgets": 0}
+                        "capabilities": 1, "holds": 1, "metric_series": 1, "budgets": 1}
+    assert (await api.get(f"/api/v1/budgets/{budget['id']}")).status_code == 404
     assert (await queue.get(store, task.id)).to_dict()["cancel_requested"]
     assert (await api.get("/api/v1/agents/tuner")).status_code == 404
     assert (await api.get("/api/v1/agents/tuner/config")).status_code == 404
