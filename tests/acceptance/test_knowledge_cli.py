@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from tests.acceptance.conftest import Cli
@@ -30,6 +31,22 @@ def test_put_get_search_rm_and_import(cli: Cli, tmp_path: Path) -> None:
     listed = json.loads(cli.ok("knowledge", "search", "--namespace", "guide", "--json"))
     assert [(d["key"], d["title"]) for d in listed["documents"]] == [
         ("faq.txt", "faq"), ("guides:setup.md", "Setting up")]
+    # one document a page: the hint (stderr) names the command for the next page, filters
+    # kept; followed hint by hint it gives each document once, and the last says nothing
+    keys, args = [], ["knowledge", "search", "--namespace", "guide", "--limit", "1", "--json"]
+    while True:
+        page = cli(*args)
+        assert page.returncode == 0, page.stderr
+        keys += [d["key"] for d in json.loads(page.stdout)["documents"]]
+        if not page.stderr:
+            break
+        hint = page.stderr.strip()
+        assert hint.startswith("more follow: agentos knowledge search --namespace guide "
+                               "--limit 1 --json --cursor "), hint
+        args = shlex.split(hint.removeprefix("more follow: agentos "))
+    assert keys == ["faq.txt", "guides:setup.md"]
+    first = cli("knowledge", "search", "--namespace", "guide", "--limit", "1")
+    assert len(first.stdout.splitlines()) == 2 and first.stderr.startswith("more follow: ")
     found = json.loads(cli.ok("knowledge", "search", "install", "--tag", "docs", "--json"))
     assert [d["key"] for d in found["documents"]] == ["guides:setup.md"]
 

@@ -83,6 +83,7 @@ def rm(namespace: Namespace, key: Key, json: options.Json = False,
 
 @app.command()
 def search(
+    ctx: typer.Context,
     q: Annotated[str | None, typer.Argument(
         metavar="QUERY", show_default=False,
         help="Words to search for; without it, list documents by namespace and key.")] = None,
@@ -90,14 +91,20 @@ def search(
         metavar="NAMESPACE", show_default=False, help="Only this namespace.")] = None,
     tag: Tags = None,
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many.")] = 20,
+    cursor: Annotated[str | None, typer.Option(
+        metavar="CURSOR", show_default=False,
+        help="The next page: the cursor a previous page's 'more follow' names.")] = None,
     json: options.Json = False,
     url: options.Url = None,
 ) -> None:
-    """Search the knowledge base, best matches first."""
+    """Search the knowledge base, best matches first; when more follow, says how to see
+    them (on stderr)."""
     with options.client(url) as api:
-        page = api.search_knowledge(q, namespace=namespace, tags=tag, limit=limit)
+        page = api.search_knowledge(q, namespace=namespace, tags=tag, cursor=cursor,
+                                    limit=limit)
     if json:
         output.emit_json(page)
+        output.more_follow(ctx, "--cursor", page.get("next_cursor"))
         return
     if page.get("warning"):
         typer.echo(f"warning: {page['warning']}", err=True)
@@ -105,6 +112,7 @@ def search(
              "snippet": " ".join((d.get("snippet") or "").split()),
              "updated_at": output.timestamp(d["updated_at"])} for d in page["documents"]]
     output.table(rows, SEARCH_COLUMNS if q else LIST_COLUMNS, empty="no documents")
+    output.more_follow(ctx, "--cursor", page.get("next_cursor"))
 
 
 @app.command("import")
