@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -48,7 +49,7 @@ class Wakeup(asyncio.Event):
         self.notes.clear()
 
 
-class Store:
+class Store(ABC):
     """A connection pool to one AgentOS database and the transactions on it.
 
     Each concept whose statements differ by backend has its interface here, the
@@ -86,8 +87,9 @@ class Store:
 
     # -- hooks the backends override ------------------------------------
 
+    @abstractmethod
     def _create_engine(self) -> AsyncEngine:
-        raise NotImplementedError  # abstract: each backend builds its engine
+        """Each backend builds its engine."""
 
     @asynccontextmanager
     async def _write_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -171,6 +173,7 @@ class Store:
         """Keep every other transaction from writing ``table`` until this write
         transaction ends (two servers doing the same first-start step). SQLite's write
         transaction already excludes every other writer."""
+        return None  # not abstract: SQLite's is this; PostgreSQL's store overrides it
 
     # -- notify / listen ------------------------------------------------
 

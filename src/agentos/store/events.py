@@ -16,6 +16,7 @@ append their own events (a task's cycle, a lock's grant) share these steps
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,24 +99,24 @@ class Draft:
     dedup_key: str | None = None
 
 
-class Events:
+class Events(ABC):
     """The log's statements; the backend's subclass numbers and inserts."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @abstractmethod
     async def insert(self, conn: AsyncConnection, fresh: Sequence[Appendable],
                      payloads: list[str], ids: list[str], now: datetime) -> list[int]:
         """Number and insert ``fresh`` (their payloads already JSON text) in the caller's
         write transaction, queue them for routing and wake listeners at commit; returns
         their sequence numbers, in order."""
-        raise NotImplementedError  # each backend numbers its own way
 
+    @abstractmethod
     async def horizon(self, conn: AsyncConnection) -> int:
         """The number up to which the log is settled: no event at or below it can still
         commit. A read by sequence number stops here and takes its snapshot after this
         (in a later statement)."""
-        raise NotImplementedError  # each backend numbers its own way
 
     # -- reads and retention: the same on both backends
 

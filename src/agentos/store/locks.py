@@ -23,6 +23,7 @@ SQLite has no one-statement ``join`` or ``handover``: the full path does those.
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,7 +65,7 @@ class Handover:
     waiter_task: str | None
 
 
-class Locks:
+class Locks(ABC):
     """The lock statements; a backend's subclass runs the one-statement paths its way."""
 
     def __init__(self, store: Store) -> None:
@@ -72,17 +73,17 @@ class Locks:
 
     # -- one statement each (None / False: nothing changed, take the full path) --
 
+    @abstractmethod
     async def acquire(self, params: dict[str, Any]) -> tuple[int, datetime] | None:
         """Take a free (or new) lock and append ``lock.acquired``: (token, expiry)."""
-        raise NotImplementedError  # each backend's statement
 
+    @abstractmethod
     async def release(self, params: dict[str, Any]) -> bool:
         """Free a lock nobody waits for (rule 2) and append ``lock.released``."""
-        raise NotImplementedError  # each backend's statement
 
+    @abstractmethod
     async def renew(self, params: dict[str, Any]) -> datetime | None:
         """Extend a live lease the owner holds with this token: the new expiry."""
-        raise NotImplementedError  # each backend's statement
 
     async def join(self, params: dict[str, Any]) -> tuple[int, int] | None:
         """Join the queue of a lock another owner holds: the position (1 = next) and

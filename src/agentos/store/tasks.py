@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -197,7 +198,7 @@ def _index(items: Sequence[Submitted], item: Submitted) -> int | None:
     return next(n for n, i in enumerate(items) if i is item) if len(items) > 1 else None
 
 
-class Tasks:
+class Tasks(ABC):
     """The queue's statements; a backend's subclass runs the hot path its own way."""
 
     def __init__(self, store: Store) -> None:
@@ -205,44 +206,44 @@ class Tasks:
 
     # -- the hot path: each backend's own -----------------------------
 
+    @abstractmethod
     async def submit(self, items: Sequence[Submitted], defaults: Defaults
                      ) -> list[tuple[Any, bool]]:
         """Insert tasks in one transaction (and their ``task.created`` events); each
         item's row and whether it is new (an idempotency key seen before gives the first
         task's row). Wakes workers and listeners once committed."""
-        raise NotImplementedError  # each backend submits its own way
 
+    @abstractmethod
     async def submit_in(self, conn: AsyncConnection, items: Sequence[Submitted],
                         defaults: Defaults) -> list[tuple[Any, bool]]:
         """``submit`` within the caller's write transaction."""
-        raise NotImplementedError  # each backend submits its own way
 
+    @abstractmethod
     async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
                     limit: int, lease_s: float, logs: Sequence[LogLine] = ()
                     ) -> Cycled | None:
         """End ``ended`` as succeeded, write ``logs`` (the lines of attempts it ends or
         that run) and claim up to ``limit`` in one round trip; None where this backend
         cannot now (the caller takes a write transaction)."""
-        raise NotImplementedError  # each backend's round trip
 
+    @abstractmethod
     async def complete_in(self, conn: AsyncConnection, ended: Sequence[Ended],
                           full: bool = False) -> tuple[list[Any], list[Ended]]:
         """End the current ones of ``ended`` as succeeded (rule 1), with their execution
         records: (their rows in ``ended``'s order, the stale ones). Rows carry the
         columns of ``ENDED``, or all of them when ``full``."""
-        raise NotImplementedError  # each backend's statement
 
+    @abstractmethod
     async def claim_in(self, conn: AsyncConnection, worker_id: str, agents: list[str] | None,
                        limit: int, lease_s: float) -> tuple[list[Any], bool]:
         """Claim up to ``limit`` ready tasks in the caller's write transaction (rules 2
         and 3): the claimed rows and whether a capped agent's task stopped the claim."""
-        raise NotImplementedError  # each backend's statement
 
+    @abstractmethod
     async def beat_in(self, conn: AsyncConnection, running: Sequence[tuple[str, int]],
                       lease_s: float, with_now: bool) -> tuple[dict[str, bool], datetime | None]:
         """Extend the leases of (task id, attempt) pairs still running (rule 1): task id
         -> cancellation requested, and (``with_now``) the database's time of it."""
-        raise NotImplementedError  # each backend's statement
 
     async def lock_agent(self, conn: AsyncConnection, agent: str, wait: bool) -> bool:
         """Hold ``agent``'s claim lock until the transaction ends (rule 3); without
