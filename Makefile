@@ -17,6 +17,7 @@ test: $(VENV)/.installed-dev $(ASSETS) ## set up and run every test, on SQLite a
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-redis.sh
+	bash scripts/ensure-promtool.sh
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy --strict
