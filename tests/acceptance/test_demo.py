@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from agentos import templates
 from agentos.sdk import Client
 from tests.acceptance.conftest import ADMIN_PASSWORD, environment, start
+from tests.waiting import eventually
 
 
 def test_demo_serves_the_published_templates_and_runs_again(tmp_path: Path) -> None:
@@ -29,8 +31,6 @@ def test_demo_serves_the_published_templates_and_runs_again(tmp_path: Path) -> N
 
 
 def test_demo_agents_do_real_work_on_an_alert(tmp_path: Path) -> None:
-    import time
-
     demo = start("demo", tmp_path, environment())
     try:
         with Client(demo.url) as api:
@@ -38,12 +38,12 @@ def test_demo_agents_do_real_work_on_an_alert(tmp_path: Path) -> None:
             # When a high-severity alert is emitted
             alert = api.emit("alert.cpu", {"severity": "high", "device_id": "pixel-7"})
             # Then qa-manager plans suites and executors run them, all in the demo's worker
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
+            def three_done() -> list[Any]:
                 done = api.list_tasks(status="succeeded").tasks
-                if len(done) >= 3:
-                    break
-                time.sleep(0.2)
+                return done if len(done) >= 3 else []
+
+            done = eventually(three_done, 30, "three of the demo's tasks to succeed",
+                              interval=0.2)
             tree = api.correlation(alert.correlation_id)
             results = api.list_events(type="qa.run.completed").events
     finally:

@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from agentos import agent_config, agent_spec, queue, registry
 from agentos.store import Store, open_store
 from agentos.tasks import Status, TaskIn
 from tests.crash.test_workers import start_worker
+from tests.waiting import eventually_async
 
 
 async def run_batch(store: Store, n: int = 8) -> list[tuple[str, int]]:
     """Submit ``n`` tasks and wait for them: (worker id, level it saw) of each."""
     made = await queue.submit(store, [TaskIn(agent="tuned") for _ in range(n)])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    async def all_done() -> list[Any]:
         done = [await queue.get(store, task.id) for task, _ in made]
-        if all(d.status is Status.SUCCEEDED for d in done):
-            return [(str(d.attempts[-1].worker_id),
-                     int(d.to_dict()["output"]["config"]["level"])) for d in done]
-        await asyncio.sleep(0.02)
-    raise AssertionError("the workers did not run the tasks within 30 s")
+        return done if all(d.status is Status.SUCCEEDED for d in done) else []
+
+    done = await eventually_async(all_done, 30, "the workers to run the tasks", interval=0.02)
+    return [(str(d.attempts[-1].worker_id), int(d.to_dict()["output"]["config"]["level"]))
+            for d in done]
 
 
 async def seen_by_both(store: Store, workers: int = 2) -> set[int]:

@@ -17,6 +17,7 @@ import pytest
 from agentos.errors import Conflict
 from agentos.sdk import Client
 from tests.acceptance.conftest import Server, admin_token, environment, start
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 8
@@ -79,13 +80,11 @@ def _acquire_in_thread(url: str, owner: str, priority: int, results: list[tuple[
 
 
 def _queued(client: Client, n: int) -> list[str]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        queue = client.get_lock("device:x").queue
-        if len(queue) >= n:
-            return [w.owner for w in queue]
-        time.sleep(0.02)
-    raise AssertionError("the waiters did not queue")
+    def queued() -> list[str]:
+        owners = [w.owner for w in client.get_lock("device:x").queue]
+        return owners if len(owners) >= n else []
+
+    return eventually(queued, 20, "the waiters to queue", interval=0.02)
 
 
 def test_waiters_are_granted_by_priority(server: Server) -> None:

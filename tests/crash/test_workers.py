@@ -19,6 +19,7 @@ from agentos.store import open_store
 from agentos.store.tables import tasks as table
 from agentos.tasks import Status, TaskIn
 from agentos.worker import instances
+from tests.waiting import eventually_async
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,12 +75,10 @@ async def test_sigkilled_worker_tasks_rerun_after_lease(database_url: str,
     submitted = await queue.submit(store, [TaskIn(
         agent="rec", input={"log": str(log), "seconds": 30}) for _ in range(3)])
     victim = start_worker(database_url, "--concurrency", "3", "--lease", "2")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        running = (await queue.list_tasks(store, status=Status.RUNNING))[0]
-        if len(running) == 3:
-            break
-        await asyncio.sleep(0.1)
+    async def all_running() -> bool:
+        return len((await queue.list_tasks(store, status=Status.RUNNING))[0]) == 3
+
+    await eventually_async(all_running, 60, "the three tasks running", interval=0.1)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     # the next worker finishes quickly: shorten the remaining work
@@ -88,11 +87,11 @@ async def test_sigkilled_worker_tasks_rerun_after_lease(database_url: str,
                            .values(input={"log": str(log), "seconds": 0}))
     rescuer = start_worker(database_url, "--concurrency", "3", "--lease", "2")
     try:
-        while time.monotonic() < deadline:
-            states = [(await queue.get(store, t.id)).status for t, _ in submitted]
-            if all(s.final for s in states):
-                break
-            await asyncio.sleep(0.2)
+        async def all_ended() -> bool:
+            return all([(await queue.get(store, t.id)).status.final for t, _ in submitted])
+
+        await eventually_async(all_ended, 60, "the rescuer to end the three tasks",
+                               interval=0.2)
     finally:
         rescuer.send_signal(signal.SIGTERM)
         assert rescuer.wait(timeout=30) == 0
@@ -113,11 +112,10 @@ async def test_sigterm_finishes_within_grace_and_hands_back_the_rest(database_ur
         TaskIn(agent="rec", input={"seconds": 60}, priority=9),
         TaskIn(agent="rec", input={"seconds": 0}, priority=1)])
     worker = start_worker(database_url, "--concurrency", "2", "--grace", "4")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if len((await queue.list_tasks(store, status=Status.RUNNING))[0]) == 2:
-            break
-        await asyncio.sleep(0.05)
+    async def both_running() -> bool:
+        return len((await queue.list_tasks(store, status=Status.RUNNING))[0]) == 2
+
+    await eventually_async(both_running, 60, "the two tasks running")
     # When it gets SIGTERM
     worker.send_signal(signal.SIGTERM)
     stopped_at = time.monotonic()
@@ -144,19 +142,15 @@ async def test_a_submit_from_another_process_wakes_an_idle_worker(database_url: 
     poll = "60" if backend == "postgres" else "0.2"
     worker = start_worker(database_url, "--concurrency", "1", "--poll", poll, "--id", "idle-1")
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not await instances.list_all(store):
-            await asyncio.sleep(0.05)
+        await eventually_async(lambda: instances.list_all(store), 60, "the worker to register")
         await asyncio.sleep(1)  # past its first (empty) claim: now it waits
         # When this process submits a task
         [(task, _)] = await queue.submit(store, [TaskIn(agent="rec")])
         # Then the worker runs it long before its next poll
-        submitted = time.monotonic()
-        while time.monotonic() - submitted < 20:
-            if (await queue.get(store, task.id)).status is Status.SUCCEEDED:
-                break
-            await asyncio.sleep(0.05)
-        assert (await queue.get(store, task.id)).status is Status.SUCCEEDED
+        async def succeeded() -> bool:
+            return (await queue.get(store, task.id)).status is Status.SUCCEEDED
+
+        await eventually_async(succeeded, 20, "the task to succeed")
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
