@@ -26,6 +26,7 @@ lint: $(VENV)/.installed-dev ## ruff and mypy --strict
 
 # the peers' packages (Celery, redis-py, pgqueuer, Procrastinate) for bench_tasks.py: in
 # their own venv, at the versions the peers measured; not project dependencies
+# (bench_locks.py's Redis peer runs in the project's venv: redis-py is a dependency)
 PEERS_REQUIREMENTS := ../shared/peers/requirements.txt
 PEERS_VENV := bench/.peers-venv
 

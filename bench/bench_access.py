@@ -19,11 +19,10 @@ import logging
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-PASSWORD = "bench-admin-password"
+from common import ADMIN_PASSWORD as PASSWORD
+from common import REPO
 
 
 async def _noop() -> None:

@@ -53,7 +53,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from common import (
+    BENCH,
     PEERS,
+    PEERS_VENV,
     MachineCpu,
     PostgresCluster,
     RedisServer,
@@ -68,13 +70,11 @@ from common import (
 
 from agentos.tasks import DEFAULT_CONCURRENCY
 
-BENCH = Path(__file__).resolve().parent
 APP = "agentos.server:from_env"
 AGENT = "bench-noop"
 HANDLER = "noop_handler:noop"  # bench/noop_handler.py, on the workers' PYTHONPATH
 BATCH = 1000  # tasks per submit call / request
 REMOTE_CLAIM = 16  # tasks per claim of the HTTP worker loop (the worker's default concurrency)
-PEERS_VENV = BENCH / ".peers-venv"
 SHIM = BENCH / "peer_shim.py"
 CELERY_FACTOR = 2.0  # end-to-end target: at least 2x Celery's (issue 4)
 OTHER_LOAD_WARNING = 0.25  # cores used by unrelated processes that make a run suspect

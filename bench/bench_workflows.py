@@ -44,7 +44,7 @@ sys.path.insert(0, str(BENCH))
 import common  # noqa: E402
 import workflow_handlers  # noqa: E402
 
-PEERS_PYTHON = BENCH / ".workflow-peers-venv" / "bin" / "python"
+PEERS_PYTHON = common.WORKFLOW_PEERS_PYTHON
 PREFECT_RUNS = 20  # linear flows Prefect's rate is measured on (see ``peer``)
 LINEAR = "\n".join(
     ["name: linear10", "version: 1.0.0", "steps:"]

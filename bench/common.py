@@ -22,8 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-REPO = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 PEERS = REPO.parent / "shared" / "peers"
+# the peers' own venvs (``make bench`` makes them): the task queues' (Celery, pgqueuer,
+# Procrastinate) and the workflow engines' (DBOS, Prefect)
+PEERS_VENV = BENCH / ".peers-venv"
+WORKFLOW_PEERS_PYTHON = BENCH / ".workflow-peers-venv" / "bin" / "python"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # every benchmarked server creates this first admin; Server.start logs in and puts
 # the token in AGENTOS_TOKEN, which the load generators (child processes) send
