@@ -155,16 +155,21 @@ def moment(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def best_of_two(page: Any, path: str) -> tuple[float, list[tuple[str, float]]]:
-    """The page's load, or the faster of two when the first is over budget: the machine
-    is shared (a page that reads a whole table is slow both times; one that met a busy
-    moment is not)."""
-    open_page(page, path)
-    first = server_ms(page)
-    if first[0] <= SERVER_BUDGET_MS:
-        return first
-    open_page(page, path)
-    return min(first, server_ms(page), key=lambda load: load[0])
+TRIES = 3  # loads of a page over budget before it counts as slow
+
+
+def fastest_load(page: Any, path: str) -> tuple[float, list[tuple[str, float]]]:
+    """The page's load, or the fastest of up to ``TRIES`` while each is over budget: the
+    machine is shared (a page that reads a whole table is slow every time; one that met
+    a busy moment, such as the overview's dozen calls at once on a loaded machine, is
+    not)."""
+    loads = []
+    for _ in range(TRIES):
+        open_page(page, path)
+        loads.append(server_ms(page))
+        if loads[-1][0] <= SERVER_BUDGET_MS:
+            break
+    return min(loads, key=lambda load: load[0])
 
 
 def test_every_page_answers_in_under_300_ms_of_server_time(
@@ -183,7 +188,7 @@ def test_every_page_answers_in_under_300_ms_of_server_time(
         if page_def.script in ("agent", "workflow_run", "worker"):
             continue  # the bulk tasks' agents are not in the registry; no runs, no workers
         path = re.sub(r"\{(\w+)(?::path)?\}", lambda m: params[m.group(1)], page_def.path)
-        total, calls = best_of_two(page, path)
+        total, calls = fastest_load(page, path)
         report.append(f"{path:60} {total:7.1f} ms  " +
                       ", ".join(f"{name.split('?')[0]} {ms:.0f}" for name, ms in calls))
         if total > SERVER_BUDGET_MS:
@@ -197,7 +202,7 @@ def test_every_page_answers_in_under_300_ms_of_server_time(
                f"&until={moment(now - timedelta(days=10) + timedelta(hours=1))}"]
     for path in FILTERED + [f"/{listed}?{window}" for listed in ("tasks", "events")
                             for window in windows]:
-        total, calls = best_of_two(page, path)
+        total, calls = fastest_load(page, path)
         report.append(f"{path:60} {total:7.1f} ms")
         if total > SERVER_BUDGET_MS:
             slow.append(report[-1])
