@@ -1,6 +1,7 @@
 """The worker's hot path (``claims``): batched round trips, fenced per task, on both backends."""
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -207,14 +208,20 @@ async def test_a_driver_block_that_fails_writes_nothing(store: Store) -> None:
 async def test_an_ended_attempt_is_recorded_once_with_its_running_time(store: Store) -> None:
     await agent(store)
     task = await submit(store)
+    began = time.monotonic()
     assert [t.id for t in await claims.claim(store, "w1")] == [task.id]
     running = (await queue.get(store, task.id)).to_dict()
     assert running["started_at"] is not None
     [attempt] = running["attempts"]  # the running attempt comes from the task's row
     assert (attempt["outcome"], attempt["ended_at"]) == ("running", None)
+    await asyncio.sleep(0.05)  # the attempt runs at least this long
     await claims.cycle(store, "w1", [Finished(task.id, 1, {}, cost=0.25, took_locks=False)])
+    spent_ms = (time.monotonic() - began) * 1000
     [attempt] = (await queue.get(store, task.id)).to_dict()["attempts"]
     assert (attempt["outcome"], attempt["worker_id"], attempt["cost"]) == ("succeeded", "w1",
                                                                           0.25)
     assert attempt["started_at"] == running["started_at"]
-    assert attempt["ended_at"] >= attempt["started_at"] and attempt["duration_ms"] >= 0
+    ran_ms = (datetime.fromisoformat(attempt["ended_at"])
+              - datetime.fromisoformat(attempt["started_at"])).total_seconds() * 1000
+    assert abs(attempt["duration_ms"] - ran_ms) <= 1  # the two timestamps' difference
+    assert 45 <= attempt["duration_ms"] <= spent_ms + 5  # the 50 ms slept, the test's span

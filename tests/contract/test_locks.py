@@ -2,6 +2,7 @@
 queue, leases and their expiry, all-or-nothing acquire-many, events."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -12,6 +13,8 @@ from agentos.locks import state as lock_state
 from agentos.store import Store, open_store
 
 R = "device:pixel-7"
+HOLD_S = 0.05  # how long a test holds a lock whose hold it then reads in an event
+CLOCK_MS = 5  # the database clock against time.monotonic(): millisecond timestamps
 
 
 async def lock_events(store: Store) -> list[tuple[str, str | None, int | None]]:
@@ -148,13 +151,16 @@ async def test_a_release_racing_a_waiter_that_queues_hands_the_lock_over(store: 
 
 async def test_one_statement_changes_write_the_events_the_full_path_does(store: Store) -> None:
     claim = Claim("a", priority=7, metadata={"why": "test"})
+    began = time.monotonic()
     grant = (await locks.acquire(store, R, claim)).grants[0]  # free: one statement
     held = await locks.get(store, R)
     assert held["holder"]["metadata"] == {"why": "test"} and held["holder"]["priority"] == 7
     assert held["holder"]["expires_at"] == grant.expires_at.isoformat()
     renewed = await locks.renew(store, R, "a", grant.token, 60)
     assert renewed.expires_at > grant.expires_at
+    await asyncio.sleep(HOLD_S)
     await locks.release(store, R, "a", grant.token)  # nobody waits: one statement
+    spent_ms = (time.monotonic() - began) * 1000
     page, _ = await events.query(store, events.Query(type="lock.*", limit=10))
     acquired, released = page
     assert acquired.type == "lock.acquired" and acquired.source == "locks"
@@ -164,17 +170,19 @@ async def test_one_statement_changes_write_the_events_the_full_path_does(store: 
     assert released.type == "lock.released"
     assert set(released.payload) == {"resource", "type", "owner", "token", "held_ms"}
     assert released.payload["owner"] == "a" and released.payload["token"] == 1
-    assert released.payload["held_ms"] >= 0
+    assert HOLD_S * 1000 - CLOCK_MS <= released.payload["held_ms"] <= spent_ms + CLOCK_MS
     assert (await locks.get(store, R))["holder"] is None
 
 
 async def test_a_hand_over_writes_both_events_and_frees_the_lock_after_the_last(
         store: Store) -> None:
+    began = time.monotonic()
     first = (await locks.acquire(store, R, Claim("a"))).grants[0]
     waiter = asyncio.create_task(locks.acquire(store, R, Claim("b", priority=3, ttl_s=60),
                                                wait_s=10))
     while not (await locks.get(store, R))["queue"]:
         await asyncio.sleep(0.01)
+    await asyncio.sleep(HOLD_S)  # b waits at least this long
     await locks.release(store, R, "a", first.token)  # hands the lock to b
     got = (await asyncio.wait_for(waiter, 10)).grants[0]
     state = await locks.get(store, R)
@@ -186,7 +194,10 @@ async def test_a_hand_over_writes_both_events_and_frees_the_lock_after_the_last(
         ("lock.acquired", "b", 2)]
     handed = page[3].payload
     assert handed["expires_at"] == got.expires_at.isoformat() and handed["priority"] == 3
-    assert handed["waited_ms"] >= 0 and page[2].payload["held_ms"] >= 0
+    spent_ms = (time.monotonic() - began) * 1000
+    assert HOLD_S * 1000 - CLOCK_MS <= handed["waited_ms"] <= spent_ms + CLOCK_MS
+    held_ms = page[2].payload["held_ms"]
+    assert handed["waited_ms"] <= held_ms + CLOCK_MS and held_ms <= spent_ms + CLOCK_MS
     await locks.release(store, R, "b", got.token)  # the last: the lock is free again
     assert (await locks.get(store, R))["holder"] is None
     assert (await locks.acquire(store, R, Claim("c"))).grants[0].token == 3
