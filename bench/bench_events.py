@@ -63,10 +63,12 @@ from common import (
     RssSampler,
     Server,
     auth_headers,
+    bench_parser,
     calibrate,
     code_state,
     machine_info,
     percentile,
+    run_bench,
     start_postgres,
     tree_cpu_s,
 )
@@ -904,9 +906,7 @@ def _mega(value: float | None) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgres",
-                        type=lambda s: [b.strip() for b in s.split(",") if b.strip()])
+    parser = bench_parser(__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="1.5 s windows, 800 latency events: about 90 s")
     parser.add_argument("--seconds", type=float, help="measured, per append run (default 5)")
@@ -929,11 +929,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="record py-spy stacks of the server during the router-off "
                              "appends into DIR (slows them)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    unknown = set(args.backends) - {"sqlite", "postgres"}
-    if unknown:
-        parser.error(f"unknown backends: {', '.join(sorted(unknown))} (sqlite, postgres)")
     quick = args.quick
     args.seconds = args.seconds or (1.5 if quick else 5.0)
     args.warmup = args.warmup if args.warmup is not None else (0.5 if quick else 1.0)
@@ -950,9 +946,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv and argv[0] in CHILDREN:
         CHILDREN[argv[0]](argv[1:])
         return
-    args = parse_args(argv)
-    data = report(args, argv)
-    print(json.dumps(data, indent=2) if args.json else render(data))
+    run_bench(parse_args, report, render, argv)
 
 
 if __name__ == "__main__":

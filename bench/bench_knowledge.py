@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import shlex
@@ -44,7 +43,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from common import REPO, code_state, machine_info, percentile, start_postgres
+from common import (
+    REPO,
+    bench_parser,
+    code_state,
+    machine_info,
+    percentile,
+    run_bench,
+    start_postgres,
+)
 from sqlalchemy import insert
 
 from agentos import knowledge
@@ -280,25 +287,18 @@ def render(data: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgres",
-                        type=lambda s: [b.strip() for b in s.split(",") if b.strip()])
+    parser = bench_parser(__doc__)
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--namespaces", type=int, default=20)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    if set(args.backends) - {"sqlite", "postgres"}:
-        parser.error("backends are sqlite and postgres")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    data = report(args, argv)
-    print(json.dumps(data, indent=2) if args.json else render(data))
+    run_bench(parse_args, report, render, argv)
 
 
 if __name__ == "__main__":

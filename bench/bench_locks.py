@@ -35,6 +35,7 @@ from common import (
     REPO,
     RedisServer,
     Server,
+    bench_parser,
     machine_info,
     percentile,
     start_postgres,
@@ -207,11 +208,9 @@ def agentos_phases(backend: str, url: str, workdir: Path, seconds: float, client
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per phase")
     parser.add_argument("--clients", type=int, default=4, help="contending processes")
-    parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--json", action="store_true")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.client:

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_tasks import AGENT, BENCH, Database, _outcome, agentos_command, fresh_database
-from common import Server, code_state, machine_info, start_postgres
+from common import Server, bench_parser, code_state, machine_info, start_postgres
 
 from agentos import metrics, queue
 from agentos.metrics import buckets, query
@@ -386,8 +386,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgres")
+    parser = bench_parser(__doc__)
     parser.add_argument("--samples", type=int, default=10_000_000,
                         help="histogram samples over 24 h for the query (10,000,000)")
     parser.add_argument("--ingest", type=int, default=200_000,
@@ -396,7 +395,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="POST /api/v1/metrics requests of 1,000 samples")
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks per drain")
     parser.add_argument("--runs", type=int, default=2, help="drains per variant")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args(argv)
 
 
@@ -407,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     data["prometheus"] = ingest_prometheus(args.ingest)
     data["backends"] = {}
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
-        for backend in args.backends.split(","):
+        for backend in args.backends:
             data["backends"][backend] = run_backend(backend, args, Path(tmp))
     data["load_after"] = load()
     print(json.dumps(data, indent=2, default=str) if args.json else render(data))

@@ -45,12 +45,14 @@ from common import (
     RssSampler,
     Server,
     auth_headers,
+    bench_parser,
     calibrate,
     code_state,
     machine_info,
     memory_kb,
     parent_pid,
     process_cpu_s,
+    run_bench,
     tree_cpu_s,
 )
 
@@ -471,9 +473,7 @@ def _mega(value: float | None) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgres",
-                        type=lambda s: [b.strip() for b in s.split(",") if b.strip()])
+    parser = bench_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="measured, per endpoint")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--clients", type=int, default=32)
@@ -487,19 +487,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                              "throwaway cluster)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="also record py-spy stacks of the server into DIR (slows it)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    unknown = set(args.backends) - {"sqlite", "postgres"}
-    if unknown:
-        parser.error(f"unknown backends: {', '.join(sorted(unknown))} (sqlite, postgres)")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    data = report(args, argv)
-    print(json.dumps(data, indent=2) if args.json else render(data))
+    run_bench(parse_args, report, render, argv)
 
 
 if __name__ == "__main__":

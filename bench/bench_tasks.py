@@ -60,10 +60,12 @@ from common import (
     PostgresCluster,
     RedisServer,
     Server,
+    bench_parser,
     calibrate,
     code_state,
     machine_info,
     process_cpu_s,
+    run_bench,
     start_postgres,
     tree_cpu_s,
 )
@@ -808,9 +810,7 @@ def _mega(value: float | None) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgres",
-                        type=lambda s: [b.strip() for b in s.split(",") if b.strip()])
+    parser = bench_parser(__doc__)
     parser.add_argument("--quick", action="store_true",
                         help="4,000 tasks, 300 single submits, pgqueuer batch 10 only, no "
                              "Procrastinate (6 minutes on a loaded machine; its PostgreSQL "
@@ -832,11 +832,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="record py-spy stacks of the workers during each drain into DIR "
                              "(slows them)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    unknown = set(args.backends) - {"sqlite", "postgres"}
-    if unknown:
-        parser.error(f"unknown backends: {', '.join(sorted(unknown))} (sqlite, postgres)")
     if not args.concurrency or min(args.concurrency) < 1:
         parser.error("--concurrency: one or more positive integers")
     args.n = args.n or (4000 if args.quick else 20_000)
@@ -851,9 +847,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    data = report(args, argv)
-    print(json.dumps(data, indent=2) if args.json else render(data))
+    run_bench(parse_args, report, render, argv)
 
 
 if __name__ == "__main__":

@@ -298,14 +298,11 @@ def render(data: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="sqlite,postgres",
-                        type=lambda v: [b for b in v.split(",") if b])
+    parser = common.bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="linear runs started at once")
     parser.add_argument("--fan", type=int, default=1000, help="children of the fan-out")
     parser.add_argument("--sequential", type=int, default=30,
                         help="runs one at a time (latencies)")
-    parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
 

@@ -6,6 +6,8 @@ import it without pulling in the application.
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
 import platform
@@ -17,10 +19,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -441,3 +444,36 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+BACKENDS = ("sqlite", "postgres")
+
+
+def backend_list(text: str) -> list[str]:
+    """``--backends``: a comma-separated list of sqlite and postgres."""
+    found = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = set(found) - set(BACKENDS)
+    if unknown or not found:
+        raise argparse.ArgumentTypeError(
+            f"unknown backends: {', '.join(sorted(unknown)) or '(none)'} (sqlite, postgres)")
+    return found
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's argument parser, described by its docstring's first paragraph, with
+    the options every benchmark takes: ``--backends`` and ``--json``."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgres", type=backend_list,
+                        help="sqlite, postgres or both (default both)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def run_bench(parse_args: Callable[[Sequence[str]], argparse.Namespace],
+              report: Callable[[argparse.Namespace, Sequence[str]], dict[str, Any]],
+              render: Callable[[dict[str, Any]], str], argv: Sequence[str]) -> None:
+    """A benchmark's main: its figures (``report``, told the arguments it ran with) as a
+    table for people, or with ``--json`` one JSON object."""
+    args = parse_args(argv)
+    data = report(args, argv)
+    print(json.dumps(data, indent=2) if args.json else render(data))
