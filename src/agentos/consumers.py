@@ -67,6 +67,11 @@ class Consumer:
     apply: Callable[[AsyncConnection, list[Event]], Awaitable[bool | None]]
     clear: Callable[[AsyncConnection], Awaitable[None]] | None = None
     batch: int = DEFAULT_BATCH
+    # seconds a follower waits, once woken by an append, before it reads: the events
+    # appended meanwhile come in the same batch. 0 for a consumer others wait on (the
+    # workflow engine); a read model trades that much lag for one transaction per
+    # gathering instead of one per event when single events trickle in
+    gather_s: float = 0.0
 
     def likes(self) -> list[str]:
         if "*" in self.types:
@@ -259,6 +264,8 @@ async def run(store: Store, consumer: Consumer, stop: asyncio.Event) -> None:
             if applied:
                 continue  # more may be waiting (the turn let others run in between)
             await wait_wakeup(wakeup, store.poll_interval, stop)
+            if consumer.gather_s and wakeup.is_set():
+                await wait_wakeup(stop, consumer.gather_s)
     finally:
         store.forget_wakeup(events.CHANNEL, wakeup)
 

@@ -34,6 +34,7 @@ from agentos.store import projections as store_projections
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PREFIX = "projection:"  # a projection's consumer name
 MAX_PAGE = 1000
+GATHER_S = 0.1  # seconds a live projection gathers appends before folding them (its lag)
 
 
 class Projection:
@@ -86,7 +87,7 @@ class Projection:
 
     def consumer(self) -> Consumer:
         return Consumer(PREFIX + self.name, self.types, self.apply_batch, self.clear,
-                        self.batch)
+                        self.batch, gather_s=GATHER_S)
 
 
 def _limit(text: str | None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from agentos.store import Store, open_store
 from agentos.store.tables import consumers as consumers_table
 from agentos.tasks import Outcome
 from tests.projections_fixture import Rows, Seen
+from tests.waiting import eventually_async
 
 REGISTRY_SPEC = "tests.projections_fixture:both"
 
@@ -216,3 +218,37 @@ async def test_a_runner_follows_appends_as_they_commit(store: Store) -> None:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+async def test_a_live_projection_gathers_single_appends_into_few_batches(store: Store) -> None:
+    """Woken by an append, a projection's runner waits GATHER_S before it reads, so
+    single events arriving one by one (a request each) are folded a few at a time, not
+    one transaction each; every event is still applied once, in order."""
+    seen, stop = Seen(), asyncio.Event()
+    follower = seen.consumer()
+    assert follower.gather_s == projections.GATHER_S > 0
+    batches: list[int] = []
+
+    async def counted(conn: Any, batch: list[Event]) -> bool | None:
+        batches.append(len(batch))
+        return await follower.apply(conn, batch)
+
+    runner = asyncio.create_task(consumers.run(
+        store, dataclasses.replace(follower, apply=counted), stop))
+    try:
+        await consumers.catch_up(store, follower)  # nothing yet: the runner is following
+        seqs = []
+        for _ in range(10):  # ten appends within about one gathering
+            seqs += await emit(store, 1)
+            await asyncio.sleep(projections.GATHER_S / 10)
+        await eventually_async(lambda: state_is(store, seen, seqs), timeout=10,
+                               what="the ten events folded")
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    assert sum(batches) == 10 and len(batches) <= 4, batches
+
+
+async def state_is(store: Store, projection: Projection, seqs: list[int]) -> bool:
+    return (await state_of(store, projection)).get("seqs") == seqs
