@@ -184,7 +184,7 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
     cli.ok("agents", "import", "--template", "executor", "--publish")
 
     # a schedule that only submits a task
-    out = cli.ok("schedules", "create", "sweep", "--every", "3600", "--task-agent", "executor",
+    out = cli.ok("schedules", "create", "sweep", "--interval-s", "3600", "--task-agent", "executor",
                  "--task-input", '{"suite": "smoke"}', "--task-priority", "7")
     sweep = api.get_schedule("sweep").model_dump(mode="json")
     assert out == f"created schedule sweep: every 3600s, next run " \
@@ -196,7 +196,7 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
         "executor", '{"suite":"smoke"}', "7", "-")
 
     # update: a new interval and an event too; the task stays as it was
-    out = cli.ok("schedules", "update", "sweep", "--every", "600", "--event", "sweep.tick",
+    out = cli.ok("schedules", "update", "sweep", "--interval-s", "600", "--event", "sweep.tick",
                  "--payload", '{"scope": "all"}')
     sweep = api.get_schedule("sweep").model_dump(mode="json")
     assert out == f"updated schedule sweep: every 600s, next run " \
@@ -218,11 +218,11 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
         (("sweep",), "nothing to change"),
         (("sweep", "--no-task"), "give an event to fire, a task to submit, or both"),
         (("sweep", "--task-agent", "ghost"), "no published version of agent ghost"),
-        (("sweep", "--every", "0"), "interval_s"),
-        (("sweep", "--every", "5", "--cron", "* * * * *"), "at most one of"),
+        (("sweep", "--interval-s", "0"), "interval_s"),
+        (("sweep", "--interval-s", "5", "--cron", "* * * * *"), "at most one of"),
         (("sweep", "--task-input", "[1]"), "--task-input must be a JSON object"),
         (("sweep", "--payload", "{}"), "--payload and --priority need --event"),
-        (("nosuch", "--every", "5"), "no schedule named nosuch"),
+        (("nosuch", "--interval-s", "5"), "no schedule named nosuch"),
     ]:
         done = cli("schedules", "update", *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
@@ -231,10 +231,11 @@ def test_schedules_that_submit_tasks_and_update(cli: Cli, sdk: Client) -> None:
 
     # create needs something to fire, and a runnable agent
     for args, message in [
-        (("none", "--every", "5"), "give --event TYPE, --task-agent NAME, or both"),
-        (("ghostly", "--every", "5", "--task-agent", "ghost"),
+        (("none", "--interval-s", "5"), "give --event TYPE, --task-agent NAME, or both"),
+        (("ghostly", "--interval-s", "5", "--task-agent", "ghost"),
          "no published version of agent ghost"),
-        (("orphan", "--every", "5", "--event", "x", "--task-input", "{}"), "need --task-agent"),
+        (("orphan", "--interval-s", "5", "--event", "x", "--task-input", "{}"),
+         "need --task-agent"),
     ]:
         done = cli("schedules", "create", *args)
         assert done.returncode == 2 and message in done.stderr, done.stderr

@@ -32,7 +32,7 @@ Cron = Annotated[str | None, typer.Option(
 Timezone = Annotated[str | None, typer.Option(
     metavar="TZ", show_default=False,
     help="The cron's time zone, e.g. Europe/Paris [default: UTC].")]
-Every = Annotated[float | None, typer.Option(
+IntervalS = Annotated[float | None, typer.Option(
     metavar="SECONDS", show_default=False, help="Fire every SECONDS.")]
 At = Annotated[str | None, typer.Option(
     metavar="TIME", show_default=False,
@@ -104,7 +104,7 @@ def create(
     event: Event = None,
     cron: Cron = None,
     timezone: Timezone = None,
-    every: Every = None,
+    interval_s: IntervalS = None,
     at: At = None,
     payload: events.Payload = None,
     priority: events.PriorityOption = None,
@@ -117,10 +117,10 @@ def create(
     json: options.Json = False,
     url: options.Url = None,
 ) -> None:
-    """Create a schedule: exactly one of --cron, --every or --at; it fires --event,
+    """Create a schedule: exactly one of --cron, --interval-s or --at; it fires --event,
     submits a task to --task-agent, or both."""
-    if sum(given is not None for given in (cron, every, at)) != 1:
-        raise InvalidInput("give exactly one of --cron, --every or --at", code="bad_schedule")
+    if sum(given is not None for given in (cron, interval_s, at)) != 1:
+        raise InvalidInput("give exactly one of --cron, --interval-s or --at", code="bad_schedule")
     if event is None and task_agent is None:
         raise InvalidInput("give --event TYPE, --task-agent NAME, or both", code="bad_schedule")
     template = _event(None, event, payload, priority)
@@ -130,7 +130,7 @@ def create(
             name, template["type"] if template else None,
             payload=template.get("payload") if template else None,
             priority=template.get("priority") if template else None, task=task,
-            cron=cron, timezone=timezone, interval_s=every, at=at,
+            cron=cron, timezone=timezone, interval_s=interval_s, at=at,
             misfire=misfire.value if misfire else None, paused=paused)
     if json:
         output.emit_json(schedule)
@@ -144,7 +144,7 @@ def update(
     name: Name,
     cron: Cron = None,
     timezone: Timezone = None,
-    every: Every = None,
+    interval_s: IntervalS = None,
     at: At = None,
     event: Event = None,
     payload: events.Payload = None,
@@ -163,10 +163,10 @@ def update(
 ) -> None:
     """Change a schedule: what you give replaces what it had (a new timing starts
     from now); the event's and the task's other fields stay as they were."""
-    if sum(given is not None for given in (cron, every, at)) > 1:
-        raise InvalidInput("give at most one of --cron, --every or --at", code="bad_schedule")
+    if sum(given is not None for given in (cron, interval_s, at)) > 1:
+        raise InvalidInput("give at most one of --cron, --interval-s or --at", code="bad_schedule")
     changes: dict[str, Any] = {k: v for k, v in {
-        "cron": cron, "timezone": timezone, "interval_s": every, "at": at,
+        "cron": cron, "timezone": timezone, "interval_s": interval_s, "at": at,
         "misfire": misfire.value if misfire else None}.items() if v is not None}
     event_given = (event, payload, priority) != (None, None, None)
     task_given = (task_agent, task_version, task_input, task_priority) != (None,) * 4
