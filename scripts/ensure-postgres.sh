@@ -10,7 +10,4 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "PostgreSQL is not installed: run 'sudo apt-get install postgresql' or set AGENTOS_TEST_POSTGRES_URL" >&2
   exit 1
 fi
-echo "installing PostgreSQL (apt-get)..." >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq postgresql >/dev/null
+exec bash "$(dirname "$0")/apt-install.sh" PostgreSQL postgresql

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from agentos import examples
 from agentos.sdk import Client
 from tests.acceptance.conftest import AGENTOS, Server, admin_token, environment, start
+from tests.waiting import eventually
 
 WORKER_STOP_TIMEOUT = 15.0  # seconds a worker gets to drain after SIGTERM
 
@@ -109,14 +109,10 @@ def run_example(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Run
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0,
              running: Running | None = None) -> Any:
-    """Poll ``check`` until it returns something true; fail (with the processes' logs)
-    when ``timeout`` seconds pass first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            logs = running.logs()[-6000:] if running else ""
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{logs}")
-        time.sleep(0.2)
+    """Poll ``check`` until it returns something true (``eventually``); fail with the
+    processes' logs when ``timeout`` seconds pass first."""
+    try:
+        return eventually(check, timeout, what, interval=0.2)
+    except AssertionError as exc:
+        logs = running.logs()[-6000:] if running else ""
+        raise AssertionError(f"{exc}\n{logs}") from None
