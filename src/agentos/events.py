@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +26,7 @@ from agentos import ids as ids_
 from agentos.errors import InvalidInput, NotFound, PayloadTooLarge
 from agentos.store import Store
 from agentos.store import workflows as store_workflows
+from agentos.store.columns import NotJson, json_dumps
 from agentos.store.events import CHANNEL, Draft, Priority, PriorityName
 
 __all__ = ["CHANNEL", "Appended", "Draft", "Event", "EventIn", "Priority", "PriorityName",
@@ -174,10 +174,12 @@ _NAME = {p: p.name.lower() for p in Priority}
 
 
 def dump_json(value: Any) -> str:
-    """Compact JSON text, as stored and as sent (orjson: the event hot path)."""
+    """Compact JSON text, as stored and as sent: the store's one encoding, held to what
+    the API takes (no integer over 64 bits, no NaN or Infinity, which orjson alone would
+    store as null)."""
     try:
-        return orjson.dumps(value).decode()
-    except TypeError as exc:  # orjson.JSONEncodeError: e.g. an int over 64 bits
+        return json_dumps(value, wide_integers=False)
+    except (TypeError, NotJson) as exc:  # orjson.JSONEncodeError: e.g. an int over 64 bits
         raise InvalidInput(f"cannot store as JSON: {exc}", code="bad_payload") from None
 
 

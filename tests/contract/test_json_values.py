@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, delete, insert, select, text
 
+from agentos import events
+from agentos.errors import InvalidInput
 from agentos.store import Store
 from agentos.store.columns import (
     Json,
@@ -123,3 +125,14 @@ async def test_a_time_without_a_zone_is_refused_and_nothing_is_written(values: S
             await conn.execute(insert(probe).values(id=1, at=datetime(2026, 1, 1)))
     assert any(isinstance(e, ValueError) for e in causes(caught.value))
     assert await read(values) == []
+
+
+@pytest.mark.parametrize("bad", [*NOT_JSON, {"n": 2**64}, {"n": -(2**63) - 1}], ids=repr)
+async def test_an_event_payload_json_cannot_hold_is_refused_in_process_too(
+        store: Store, bad: Any) -> None:
+    # ctx.emit and the domain append what the API would refuse as 422: before, orjson
+    # stored NaN as null here and the event was written
+    with pytest.raises(InvalidInput) as caught:
+        await events.append(store, [events.EventIn(type="a.b", payload={"x": bad})])
+    assert caught.value.code == "bad_payload"
+    assert (await events.query(store, events.Query()))[0] == []

@@ -60,14 +60,18 @@ def json_loads(data: str | bytes) -> Any:
     return json.loads(data, parse_constant=_refuse_constant)
 
 
-def json_dumps(value: Any) -> str:
+def json_dumps(value: Any, *, wide_integers: bool = True) -> str:
     """A JSON column's text, the one encoding both backends store (orjson; the json
     module for what orjson refuses, e.g. an integer over 64 bits or a non-string key,
     which it turns into one). NaN and Infinity are refused (``NotJson``): orjson would
-    write them as null, the json module as text no JSON parser reads."""
+    write them as null, the json module as text no JSON parser reads. With
+    ``wide_integers=False`` (what the API takes: event payloads) an integer over 64 bits
+    raises orjson's TypeError instead."""
     try:
         text = orjson.dumps(value)
     except TypeError:
+        if not wide_integers:
+            raise
         try:
             return json.dumps(value, allow_nan=False)
         except ValueError as exc:
