@@ -43,7 +43,7 @@ def test_login_users_and_logout(server: Server, tmp_path: Path) -> None:
     actions = [e["action"] for e in json.loads(cli.ok("audit", "list", "--json"))]
     assert actions[:4] == ["users.change", "users.change", "users.create", "auth.login"]
     # an API key: printed once, then it is the credential of a script
-    key = cli.ok("api-keys", "create", "ci", "--role", "viewer", "--days", "1").strip()
+    key = cli.ok("api-keys", "create", "ci", "--role", "viewer", "--expires-in-days", "1").strip()
     as_key = Cli(tmp_path, environment(AGENTOS_URL=server.url, AGENTOS_TOKEN=key))
     as_key.ok("agents", "list")
     assert "needs the operator role" in as_key("events", "emit", "x.y").stderr
@@ -65,7 +65,7 @@ def test_login_users_and_logout(server: Server, tmp_path: Path) -> None:
     assert rest.stderr == ""
     assert json.loads(cli.ok("sessions", "end", sessions[1]["id"], "--json")) == {
         "ended": sessions[1]["id"]}
-    assert len(json.loads(cli.ok("sessions", "list", "--all", "--json"))) == 2
+    assert len(json.loads(cli.ok("sessions", "list", "--include-ended", "--json"))) == 2
     assert cli("sessions", "end", sessions[1]["id"]).returncode == 2
     cli.ok("users", "create", "bo", "--role", "viewer", "--password-stdin",
            input="bo-password\n")  # logs in after the logout below

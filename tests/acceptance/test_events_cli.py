@@ -246,7 +246,7 @@ def test_subscription_reads_wait_for_the_next_event(cli: Cli, sdk: Client) -> No
     api = sdk
     api.create_subscription("feed", "feed.*")
     began = time.monotonic()
-    assert json.loads(cli.ok("subscriptions", "pending", "feed", "--wait", "0.5", "--json")) == []
+    assert json.loads(cli.ok("subscriptions", "pending", "feed", "--wait-s", "0.5", "--json")) == []
     assert time.monotonic() - began >= 0.5
     # a read waiting longer than the client's own timeout still gets the event
     timer = threading.Timer(1.5, api.emit, ("feed.one",))

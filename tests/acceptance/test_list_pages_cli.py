@@ -52,6 +52,9 @@ def test_each_list_pages_with_a_hint_keeping_its_filters(cli: Cli, server: Serve
     approvals = pages(cli, "approvals", "list", "--limit", "2")
     assert sorted(a["run_id"] for page in approvals for a in page) == sorted(runs)
     assert [len(page) for page in approvals] == [2, 1]
+    # --run-id, the API's run_id (it was --run)
+    one = json.loads(cli.ok("approvals", "list", "--run-id", runs[0], "--json"))
+    assert [a["run_id"] for a in one] == [runs[0]]
 
     audit = pages(cli, "audit", "list", "--action", "workflow_runs.start", "--limit", "2")
     assert [len(page) for page in audit] == [2, 1]

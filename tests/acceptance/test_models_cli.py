@@ -10,7 +10,7 @@ from tests.acceptance.conftest import Cli
 def test_register_list_show_deploy_archive(cli: Cli) -> None:
     out = cli.ok("models", "register", "churn", "1", "--type", "classification",
                  "--framework", "sklearn", "--metrics", '{"auc": 0.81}',
-                 "--artifact", "s3://models/churn/1")
+                 "--artifact-uri", "s3://models/churn/1")
     assert out.strip() == "registered churn 1 (training)"
     cli.ok("models", "register", "churn", "2", "--type", "classification")
     assert cli.ok("models", "deploy", "churn", "1").strip() == "churn 1: deployed"

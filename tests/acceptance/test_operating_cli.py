@@ -94,12 +94,17 @@ def test_llm_calls_and_summary(cli: Cli, server: Server) -> None:
 
     with Client(server.url) as api:  # a remote worker's report
         api.report_llm_calls([{"model": "gpt-4o-mini", "prompt_tokens": 10,
-                               "completion_tokens": 4, "agent": "bot", "latency_ms": 120.0}])
+                               "completion_tokens": 4, "agent": "bot", "latency_ms": 120.0},
+                              {"model": "gpt-4o-mini", "prompt_tokens": 1, "agent": "bot",
+                               "task_id": "t-1"}])
+    # --task-id, the API's task_id (it was --task)
+    one = json.loads(cli.ok("llm", "calls", "--task-id", "t-1", "--json"))
+    assert [(c["task_id"], c["prompt_tokens"]) for c in one] == [("t-1", 1)]
     lines = cli.ok("llm", "calls").splitlines()
     assert lines[0].split()[:4] == ["ID", "AT", "AGENT", "MODEL"]
-    assert lines[1].split()[2:5] == ["bot", "gpt-4o-mini", "14"]
+    assert lines[2].split()[2:5] == ["bot", "gpt-4o-mini", "14"]
     summary = cli.ok("llm", "summary", "--by", "agent").splitlines()
-    assert summary[1].split()[:4] == ["bot", "1", "10", "4"]
+    assert summary[1].split()[:4] == ["bot", "2", "11", "4"]
     assert json.loads(cli.ok("llm", "summary", "--json"))[0]["key"] == "gpt-4o-mini"
     bad = cli("llm", "summary", "--by", "week")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")

@@ -20,13 +20,13 @@ COLUMNS = [("ID", "id"), ("NAME", "name"), ("PREFIX", "prefix"), ("ROLE", "role"
 def create(name: Annotated[str, typer.Argument(metavar="NAME", show_default=False)],
            role: Annotated[RoleName, typer.Option(help="What the key may do.")] =
            RoleName.OPERATOR,
-           days: Annotated[float, typer.Option(min=0.001, max=3650,
-                                               help="Days until it expires.")] = 90,
+           expires_in_days: Annotated[float, typer.Option(min=0.001, max=3650,
+                                                      help="Days until it expires.")] = 90,
            never_expires: Annotated[bool, typer.Option(help="No expiry.")] = False,
            json: options.Json = False, url: options.Url = None) -> None:
     """Create a key; its secret is printed this once (send it as AGENTOS_TOKEN)."""
     with options.client(url) as api:
-        made = api.create_api_key(name, role.value, None if never_expires else days,
+        made = api.create_api_key(name, role.value, None if never_expires else expires_in_days,
                                   never_expires)
     if json:
         output.emit_json(made)

@@ -27,7 +27,7 @@ def list_(
     status: Annotated[str | None, typer.Option(
         metavar="STATUS", help="pending, approved, rejected, expired or cancelled "
                                "(all: every one).")] = "pending",
-    run: Annotated[str | None, typer.Option(metavar="RUN", show_default=False,
+    run_id: Annotated[str | None, typer.Option(metavar="RUN", show_default=False,
                                             help="Only this run's.")] = None,
     limit: Annotated[int, typer.Option(metavar="N", min=1, max=500,
                                        help="At most N approvals.")] = 50,
@@ -40,7 +40,7 @@ def list_(
     """List approvals, newest first (pending ones by default); when more follow, says
     how to see them (on stderr)."""
     with options.client(url) as api:
-        page = api.list_approvals(status=None if status == "all" else status, run_id=run,
+        page = api.list_approvals(status=None if status == "all" else status, run_id=run_id,
                                   before=before, limit=limit)
     found = page["approvals"]
     if json:

@@ -27,7 +27,7 @@ def calls(
                                               help="Only this agent's calls.")] = None,
     model: Annotated[str | None, typer.Option(metavar="MODEL", show_default=False,
                                               help="Only calls of this model.")] = None,
-    task: Annotated[str | None, typer.Option(metavar="ID", show_default=False,
+    task_id: Annotated[str | None, typer.Option(metavar="ID", show_default=False,
                                              help="Only this task's calls.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")
                      ] = 50,
@@ -40,7 +40,7 @@ def calls(
     """List recorded LLM calls, newest first; when more follow, says how to see them
     (on stderr)."""
     with options.client(url) as api:
-        page = api.llm_calls(agent=agent, model=model, task_id=task, before_id=before_id,
+        page = api.llm_calls(agent=agent, model=model, task_id=task_id, before_id=before_id,
                              limit=limit)
     found = page["calls"]
     if json:

@@ -30,7 +30,7 @@ def register(
                                       help="e.g. classification, regression, llm.")],
     framework: Annotated[str | None, typer.Option(
         metavar="NAME", show_default=False, help="e.g. pytorch, scikit-learn.")] = None,
-    artifact: Annotated[str | None, typer.Option(
+    artifact_uri: Annotated[str | None, typer.Option(
         metavar="URI", show_default=False, help="Where the trained artifact is.")] = None,
     metrics: Annotated[str | None, typer.Option(
         metavar="JSON", show_default=False, help="Evaluation metrics, a JSON object.")] = None,
@@ -44,7 +44,7 @@ def register(
     """Register a model version (it starts in training)."""
     with options.client(url) as api:
         model = api.register_model(name, version, type, framework=framework,
-                                   artifact_uri=artifact, description=description,
+                                   artifact_uri=artifact_uri, description=description,
                                    metrics=_object("--metrics", metrics),
                                    config=_object("--config", config))
     if json:

@@ -17,7 +17,7 @@ COLUMNS = [("ID", "id"), ("USER", "username"), ("ROLE", "role"), ("SINCE", "sinc
 
 @app.command("list")
 def list_(ctx: typer.Context,
-          include_ended: Annotated[bool, typer.Option("--all", help="Ended ones too.")] = False,
+          include_ended: Annotated[bool, typer.Option(help="Ended ones too.")] = False,
           username: Annotated[str | None, typer.Option(help="One user's sessions.")] = None,
           limit: Annotated[int, typer.Option(metavar="N", min=1, max=500,
                                              help="At most N sessions.")] = 100,

@@ -53,7 +53,7 @@ def pending(
     name: Name,
     limit: Annotated[int, typer.Option(metavar="N", min=1, max=1000,
                                        help="At most N events.")] = 100,
-    wait: Annotated[float, typer.Option(
+    wait_s: Annotated[float, typer.Option(
         metavar="SECONDS", min=0, max=60,
         help="When nothing is pending, wait up to SECONDS for an event.")] = 0.0,
     json: options.Json = False,
@@ -61,7 +61,7 @@ def pending(
 ) -> None:
     """The next events after the subscription's cursor, not acknowledged yet."""
     with options.client(url) as api:
-        found = api.pending(name, limit, wait)
+        found = api.pending(name, limit, wait_s)
     if json:
         output.emit_json(found)
     else:
