@@ -13,6 +13,27 @@ async def echo(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     return {"echo": data, "attempt": ctx.task["attempt"]}
 
 
+async def emit_then_fail(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Emits ``order.placed`` (derived key) and ``order.filled`` (``data['key']`` when
+    given), plus one ``tick`` twice, then fails while attempt <= ``fails``."""
+    placed = await ctx.emit("order.placed", {"order": data["order"]})
+    filled = await ctx.emit("order.filled", {"order": data["order"], "qty": 5},
+                            dedup_key=data.get("key"))
+    await ctx.emit("tick", {})
+    await ctx.emit("tick", {})  # the same event twice in one attempt: two events
+    if ctx.task["attempt"] <= data.get("fails", 1):
+        raise RuntimeError(f"attempt {ctx.task['attempt']} fails after emitting")
+    return {"placed": placed.id, "filled": filled.id}
+
+
+def sync_emit_then_fail(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
+    """``emit_then_fail``'s first emit from a sync handler's thread."""
+    placed = ctx.emit("order.placed", {"order": data["order"]})
+    if ctx.task["attempt"] <= data.get("fails", 1):
+        raise RuntimeError(f"attempt {ctx.task['attempt']} fails after emitting")
+    return {"placed": placed.id}
+
+
 def sync_double(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
     return {"double": data["n"] * 2}
 

@@ -6,7 +6,9 @@ starts), the market time, its trading day, the last prices, the cash and positio
 ``POST /orders`` (``client_order_id``, ``symbol``, ``side``, ``qty``): a market
 order, filled at once at the clock's close with the taker fee; the same
 ``client_order_id`` again answers the first fill (a retried order never trades
-twice); a sale of more than is held is refused (409). The scenario moves the clock
+twice); a sale of more than is held is refused (409). ``lose_answers(n)``: the
+next ``n`` orders are filled but answered 503, as when the answer is lost on the
+way back (the desk must retry with the same ``client_order_id``). The scenario moves the clock
 (``at``) and may book a ``transfer`` the desk did not make (a withdrawal), which the
 reconciliation should flag.
 """
@@ -28,6 +30,8 @@ class Exchange:
         self.positions: dict[str, float] = {}
         self.orders: dict[str, dict[str, Any]] = {}  # by client order id
         self.candle = 0
+        self.lost = 0  # answers still to lose (lose_answers)
+        self.answers_lost = 0
         self._guard = threading.Lock()
         self._http = JsonServer(self._answer)
 
@@ -39,6 +43,11 @@ class Exchange:
         """Move the market's clock to candle number ``candle``."""
         with self._guard:
             self.candle = candle
+
+    def lose_answers(self, n: int = 1) -> None:
+        """Fill the next ``n`` orders but answer each with a 503."""
+        with self._guard:
+            self.lost = n
 
     def transfer(self, symbol: str, qty: float) -> None:
         """Book a movement of ``qty`` (negative: out) that no order made."""
@@ -87,6 +96,10 @@ class Exchange:
                 "order_id": f"X-{len(self.orders) + 1:05d}", "client_order_id": client_id,
                 "symbol": symbol, "side": side, "qty": qty, "fill_price": price, "fee": fee,
                 "time": self._account()["time"], "status": "filled"}
+            if self.lost:
+                self.lost -= 1
+                self.answers_lost += 1
+                return 503, {"error": "the answer was lost on its way back"}
         return 200, fill
 
     def start(self) -> Exchange:

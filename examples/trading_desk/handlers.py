@@ -61,7 +61,8 @@ async def broker(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                   "side": trigger["side"], "qty": trigger["qty"], "entry": trigger["entry"],
                   "stop": trigger["stop"], "risk_usd": strategy.risk(trigger),
                   "score": data["overall_score"]}
-        await ctx.emit("intent", intent)
+        await ctx.emit("intent", intent,
+                       dedup_key=f"intent:{plan_.get('run_id')}:{trigger['trigger_id']}")
         intents.append(intent["intent_id"])
     return {"intents": intents}
 
@@ -70,7 +71,14 @@ async def execute(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """execution-agent: check an intent (kill switch, position, cash, the day's risk
     budget) against the exchange's account, then trade it -> trade_blocked with its
     reason, or order_submitted and fill. Runs one intent at a time (concurrency 1), so
-    the day's risk read from the log includes every earlier order."""
+    the day's risk read from the log includes every earlier order.
+
+    Safe to retry: each decision's event has the intent's dedup key (one
+    ``order_submitted``, ``fill`` or ``trade_blocked`` per intent however many
+    attempts), and an attempt that finds its intent's order already submitted (the
+    exchange's answer was lost) does not check again (its own fill changed the
+    account) but sends the same ``client_order_id``, which the exchange answers with
+    the first fill instead of trading twice."""
     config = ctx.config
     url = str(config["exchange_url"]).rstrip("/")
     budget = float(config["daily_risk_budget_usd"])
@@ -80,25 +88,43 @@ async def execute(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
                   "trigger_id": data.get("trigger_id"), "strategy_id": data.get("strategy_id"),
                   "symbol": data["symbol"], "side": data["side"], "qty": data["qty"],
                   "mode": config["mode"]}
-        used = await risk_used(ctx, account["run_id"], account["day"])
-        blocked = strategy.block_reason(data, account, used, budget,
-                                        bool(config["kill_switch"]))
-        if blocked is not None:
-            reason, detail = blocked
-            await ctx.emit("trade_blocked", {**common, "reason": reason, "detail": detail,
-                                             "day": account["day"]})
-            return {"blocked": reason, "detail": detail}
-        order = {**common, "price": account["prices"][data["symbol"]], "type": "market",
-                 "day": account["day"], "risk_usd": data.get("risk_usd", 0.0),
-                 "budget_usd": budget, "signal_reason": data.get("score")}
-        await ctx.emit("order_submitted", order)
+        key = f"{account['run_id']}:{common['intent_id'] or ctx.task['id']}"
+        order = await _submitted(ctx, common["intent_id"])
+        if order is None:
+            used = await risk_used(ctx, account["run_id"], account["day"])
+            blocked = strategy.block_reason(data, account, used, budget,
+                                            bool(config["kill_switch"]))
+            if blocked is not None:
+                reason, detail = blocked
+                await ctx.emit("trade_blocked", {**common, "reason": reason, "detail": detail,
+                                                 "day": account["day"]},
+                               dedup_key=f"blocked:{key}")
+                return {"blocked": reason, "detail": detail}
+            order = {**common, "price": account["prices"][data["symbol"]], "type": "market",
+                     "day": account["day"], "risk_usd": data.get("risk_usd", 0.0),
+                     "budget_usd": budget, "signal_reason": data.get("score")}
+            await ctx.emit("order_submitted", order, dedup_key=f"order:{key}")
+        else:
+            ctx.log.info("intent %s was submitted by an earlier attempt: asking the exchange "
+                         "for its fill", common["intent_id"])
         fill = await _call(http, "POST", f"{url}/orders", json={
             "client_order_id": common["intent_id"], "symbol": data["symbol"],
             "side": data["side"], "qty": data["qty"]})
     await ctx.emit("fill", {**common, "order_id": fill["order_id"],
                             "fill_price": fill["fill_price"], "cost": fill["fee"],
-                            "time": fill["time"], "day": account["day"]})
+                            "time": fill["time"], "day": order["day"]},
+                   dedup_key=f"fill:{key}")
     return {"order_id": fill["order_id"], "fill_price": fill["fill_price"]}
+
+
+async def _submitted(ctx: Context, intent_id: str | None) -> dict[str, Any] | None:
+    """The payload of this intent's order_submitted, when an earlier attempt sent it."""
+    if intent_id is None:
+        return None
+    page, _ = await events.query(ctx.store, events.Query(
+        type="order_submitted", correlation_id=ctx.task["correlation_id"], limit=LOG_PAGE))
+    return next((dict(e.payload) for e in page if e.payload.get("intent_id") == intent_id),
+                None)
 
 
 async def risk_used(ctx: Context, run_id: str, day: str) -> float:

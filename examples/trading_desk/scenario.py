@@ -44,6 +44,8 @@ MANUAL_EVERY_S = 0.2  # the trader's manual intents during the kill switch drill
 MANUAL_COUNT = 12
 FLIP_AFTER = 4  # manual intents sent before the risk officer flips the switch
 CACHE_TTL_S = 1.2  # a config change reaches workers sharing SQLite within 1 s
+LOSE_ANSWER_AT = 465  # day 2's first order is filled but its answer lost: the retry
+# must neither trade nor record it twice
 WITHDRAWAL = ("ETH-USD", -0.5)  # moved out on the exchange, not by the desk
 
 
@@ -70,6 +72,8 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
         plans = []
         for candle, markets in SESSION:
             exchange.at(candle)
+            if candle == LOSE_ANSWER_AT:
+                exchange.lose_answers(1)
             plans += _plan(trader, candle, markets, exchange.run_id)
         drill = _kill_switch_drill(client, trader, risk_officer, exchange)
     wait_for("the backtest", lambda: client.get_run(backtest["id"])["status"] in (
@@ -93,6 +97,10 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
                        if not e["type"].startswith("task.")] for c in plans},
         "positions": {s: v["qty"] for s, v in sorted(state["positions"].items())},
         "exchange_positions": venue,
+        "exchange_orders": len(exchange.orders),
+        "answers_lost": exchange.answers_lost,
+        "execution_attempts": sorted(t["attempt"] for t in client.list_tasks(
+            agent="execution-agent", limit=200)["tasks"]),
         "block_reasons": {r: v["count"] for r, v in sorted(state["block_reasons"].items())},
         "risk_budget": {d: {k: v[k] for k in ("used_usd", "budget_usd", "orders", "blocked")}
                         for d, v in sorted(state["risk_budget"].items())},

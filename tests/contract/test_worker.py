@@ -68,6 +68,36 @@ async def test_raises_twice_then_succeeds(store: Store) -> None:
     assert "Traceback" in task.attempts[0].error["traceback"]
 
 
+async def test_a_retried_attempt_does_not_emit_its_events_twice(store: Store) -> None:
+    # Given handlers that emit, then fail on attempt 1 and succeed on attempt 2
+    await agent(store, "emits", "emit_then_fail", max_retries=2)
+    await agent(store, "syncemits", "sync_emit_then_fail", max_retries=2)
+    first = await submit(store, "emits", order="o-1", key="fill:o-1")
+    other = await submit(store, "emits", order="o-2")  # another task: its own events
+    sync = await submit(store, "syncemits", order="o-3")
+    tasks = await drain(store, [first, other, sync])
+    assert [[a.outcome for a in t.attempts] for t in tasks] == [["failed", "succeeded"]] * 3
+    # Then each event is in the log once, and the retry got the first attempt's back
+    placed, _ = await events.query(store, events.Query(type="order.placed"))
+    assert sorted(e.payload["order"] for e in placed) == ["o-1", "o-2", "o-3"]
+    filled, _ = await events.query(store, events.Query(type="order.filled"))
+    assert sorted(e.payload["order"] for e in filled) == ["o-1", "o-2"]
+    by_task = {e.causation_id: e for e in placed}
+    for task in tasks:
+        assert task.output["placed"] == by_task[task.id].id
+    [explicit] = [e for e in filled if e.payload["order"] == "o-1"]
+    assert explicit.dedup_key == "fill:o-1" and tasks[0].output["filled"] == explicit.id
+    # the same event twice within one attempt is two events, still not doubled by the retry
+    ticks, _ = await events.query(store, events.Query(type="tick"))
+    assert len(ticks) == 4
+    # an explicit key is the event's identity across tasks: a second task's fill is the first
+    again = await submit(store, "emits", order="o-1", key="fill:o-1", fails=0)
+    [done] = await drain(store, [again])
+    assert done.output["filled"] == explicit.id
+    filled, _ = await events.query(store, events.Query(type="order.filled"))
+    assert len(filled) == 2
+
+
 async def test_always_failing_is_dead_lettered_with_growing_gaps(store: Store) -> None:
     await registry.create(store, agent_spec.from_object(
         {"name": "flaky", "version": "1.0.0",

@@ -58,6 +58,13 @@ def test_trading_desk(run_example: Callable[..., Running]) -> None:
     assert {s: round(q, 6) for s, q in from_fills.items()} == {
         s: round(q, 6) for s, q in outcome["positions"].items()}
     assert outcome["fills"] == len(fills) == len(events("order_submitted"))
+    # one order's answer was lost: its execution was retried and the exchange's first
+    # fill taken, so every order traded once and is in the log once
+    assert outcome["answers_lost"] == 1
+    assert outcome["execution_attempts"].count(2) == 1
+    assert outcome["execution_attempts"].count(1) == len(intents) - 1
+    assert len(fills) == outcome["exchange_orders"]
+    assert len({f["payload"]["order_id"] for f in fills}) == len(fills)
     day1 = outcome["risk_budget"]["2025-10-18"]
     assert day1 == {"used_usd": 1500.03, "budget_usd": 1800.0, "orders": 3, "blocked": 1}
     assert "2025-10-20" not in outcome["risk_budget"]  # day 2 only sold

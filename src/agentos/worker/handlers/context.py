@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -275,6 +277,7 @@ class Context:
     # the agent's live config overrides as this attempt started (agent_config.overrides)
     config_overrides: dict[str, Any] = field(default_factory=dict)
     artifact_max_bytes: int | None = None  # None: AGENTOS_ARTIFACT_MAX_BYTES
+    emitted: int = 0  # ctx.emit calls so far in this attempt (the derived dedup keys count them)
 
     @contextlib.asynccontextmanager
     async def lock(self, resource: str, *, wait_s: float = 30.0, ttl_s: float | None = None,
@@ -391,8 +394,25 @@ class Context:
         return agent_config.effective(self.agent.get("config", {}), self.config_overrides)
 
     async def emit(self, type: str, payload: dict[str, Any] | None = None,
-                   priority: events.PriorityName = "normal") -> events.Event:
+                   priority: events.PriorityName = "normal", *,
+                   dedup_key: str | None = None) -> events.Event:
         """Append an event caused by this task, in its correlation.
+
+        Retries do not append it twice. Every emit carries a dedup key (the
+        event log's own, as ``POST /api/v1/events`` takes it): ``dedup_key``
+        when given, used as is (the same key from any task, run or producer is
+        the same event, so name the thing, e.g. ``order:RUN:42``); otherwise
+        one derived from this task's id, the emit's number within the attempt
+        (1st, 2nd, ...), the type and the payload. An attempt that emitted and
+        then failed and its retry that emits the same events in the same order
+        append each once: the retry gets the first attempt's event back. An
+        attempt that emits something different (another payload, another
+        order) appends it. This is stronger than a Temporal activity or a
+        Celery task, which redo their side effects on retry and leave
+        idempotency to the user; here the event log is in the queue's
+        database, so a task's emits are effectively once. To append the same
+        event on every attempt on purpose, put the attempt in the payload
+        (``ctx.task["attempt"]``) or pass a key of your own.
 
         When the definition declares ``permissions.emit`` (event-type globs),
         other types are refused with a non-retryable ``HandlerError``, so the
@@ -404,10 +424,16 @@ class Context:
             raise HandlerError(
                 f"agent {self.task['agent']} may not emit {type!r}: its permissions.emit "
                 f"allows {', '.join(allowed) or 'no event types'}", retryable=False)
+        self.emitted += 1
+        payload = payload or {}
+        if dedup_key is None:
+            encoded = json.dumps(payload, sort_keys=True, default=str).encode()
+            digest = hashlib.sha256(encoded).hexdigest()[:24]
+            dedup_key = f"task:{self.task['id']}:emit:{self.emitted}:{type}:{digest}"[:255]
         [appended] = await events.append(self.store, [events.EventIn(
-            type=type, source=f"agent:{self.task['agent']}", payload=payload or {},
+            type=type, source=f"agent:{self.task['agent']}", payload=payload,
             priority=priority, correlation_id=self.task["correlation_id"],
-            causation_id=self.task["id"])])
+            causation_id=self.task["id"], dedup_key=dedup_key)])
         return appended.event
 
     async def call(self, agent: str, input: dict[str, Any] | None = None, *,

@@ -70,9 +70,11 @@ class ThreadContext:
         return self._ctx.config
 
     def emit(self, type: str, payload: dict[str, Any] | None = None,
-             priority: events.PriorityName = "normal") -> events.Event:
-        """``Context.emit``, blocking until the event is appended."""
-        event: events.Event = self._run(self._ctx.emit(type, payload, priority))
+             priority: events.PriorityName = "normal", *,
+             dedup_key: str | None = None) -> events.Event:
+        """``Context.emit``, blocking until the event is appended (once across retries)."""
+        event: events.Event = self._run(self._ctx.emit(type, payload, priority,
+                                                       dedup_key=dedup_key))
         return event
 
     def call(self, agent: str, input: dict[str, Any] | None = None, *,
