@@ -26,6 +26,15 @@ async def emit_then_fail(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     return {"placed": placed.id, "filled": filled.id}
 
 
+async def emit_by_attempt_then_fail(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Emits ``data['type']`` with the attempt in its payload, then fails on attempt 1:
+    each attempt's emit is a different event."""
+    await ctx.emit(data["type"], {"attempt": ctx.task["attempt"]})
+    if ctx.task["attempt"] == 1:
+        raise RuntimeError("attempt 1 fails after emitting")
+    return {}
+
+
 def sync_emit_then_fail(ctx: ThreadContext, data: dict[str, Any]) -> dict[str, Any]:
     """``emit_then_fail``'s first emit from a sync handler's thread."""
     placed = ctx.emit("order.placed", {"order": data["order"]})

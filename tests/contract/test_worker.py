@@ -98,6 +98,19 @@ async def test_a_retried_attempt_does_not_emit_its_events_twice(store: Store) ->
     assert len(filled) == 2
 
 
+async def test_a_retry_emitting_another_payload_appends_it_whatever_the_types_length(
+        store: Store) -> None:
+    # a type of 250 characters: the derived key must still tell the payloads apart (it
+    # was cut at 255 characters, the payload's digest with it: the retry got attempt 1's)
+    long_type = "t." + "x" * 248
+    await agent(store, "byattempt", "emit_by_attempt_then_fail", max_retries=2)
+    [done] = await drain(store, [await submit(store, "byattempt", type=long_type)])
+    assert [a.outcome for a in done.attempts] == ["failed", "succeeded"]
+    found, _ = await events.query(store, events.Query(type=long_type))
+    assert sorted(e.payload["attempt"] for e in found) == [1, 2]
+    assert all(len(e.dedup_key or "") <= 255 for e in found)
+
+
 async def test_always_failing_is_dead_lettered_with_growing_gaps(store: Store) -> None:
     await registry.create(store, agent_spec.from_object(
         {"name": "flaky", "version": "1.0.0",

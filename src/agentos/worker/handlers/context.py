@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
+
+import orjson
 
 from agentos import (
     agent_config,
@@ -427,9 +428,7 @@ class Context:
         self.emitted += 1
         payload = payload or {}
         if dedup_key is None:
-            encoded = json.dumps(payload, sort_keys=True, default=str).encode()
-            digest = hashlib.sha256(encoded).hexdigest()[:24]
-            dedup_key = f"task:{self.task['id']}:emit:{self.emitted}:{type}:{digest}"[:255]
+            dedup_key = _emit_key(self.task["id"], self.emitted, type, payload)
         [appended] = await events.append(self.store, [events.EventIn(
             type=type, source=f"agent:{self.task['agent']}", payload=payload,
             priority=priority, correlation_id=self.task["correlation_id"],
@@ -536,3 +535,16 @@ class Context:
             raise
         finally:
             self.store.forget_wakeup(events.CHANNEL, wakeup)
+
+
+def _emit_key(task_id: str, n: int, type: str, payload: dict[str, Any]) -> str:
+    """The dedup key of a task's ``n``-th emit in an attempt: the type and the payload
+    (its keys sorted) as one digest, so the key stays well under the log's 255
+    characters whatever the type's length, and no part of what tells two emits apart is
+    cut off."""
+    try:
+        body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what the log cannot store: its own error, as the append says
+        body = events.dump_json(payload).encode()
+    digest = hashlib.sha256(type.encode() + b"\0" + body).hexdigest()[:32]
+    return f"task:{task_id}:emit:{n}:{digest}"
