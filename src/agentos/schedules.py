@@ -8,6 +8,11 @@ processes fire each tick exactly once. Ticks missed while no scheduler ran
 follow the schedule's ``misfire`` policy: ``once`` fires a single catch-up
 tick, ``skip`` fires none. Interval ticks fall on a grid anchored where the
 timing was last set (creation or a change), so ``next_run_at`` is always on it.
+
+Each fire is recorded in the same transaction (``fires`` lists them, newest first):
+the tick, when it fired, whether it was a late catch-up, the event and task it made
+or why its task could not be submitted. A schedule keeps its newest ``KEEP_FIRES``
+fires (older ones are pruned as it fires); deleting it deletes them.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from agentos.aio import wait_wakeup
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.lifecycle import Status as VersionStatus
 from agentos.store import Store
+from agentos.store import schedule_fires as store_fires
 from agentos.store.columns import database_now
 from agentos.store.tables import schedules as table
 from agentos.tasks import TaskIn, TaskTemplate
@@ -50,6 +56,8 @@ MISFIRE_GRACE = timedelta(seconds=30)  # a tick later than this was missed
 MAX_CATCH_UP = 10_000  # ticks walked when looking for the missed ones
 TICK = 0.5  # seconds between scheduler passes
 BATCH = 100  # schedules fired per transaction
+KEEP_FIRES = 1000  # fires kept per schedule, the newest
+MAX_FIRES_PAGE = paging.MAX_LIMIT
 
 
 class EventTemplate(BaseModel):
@@ -322,6 +330,37 @@ async def page(store: Store, after: str | None = None, limit: int | None = pagin
     return [Schedule(r) for r in rows], next_after
 
 
+@dataclass(frozen=True)
+class Fire:
+    """One tick a schedule fired."""
+
+    row: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.row
+        return {"id": r.id, "schedule": r.schedule,
+                "scheduled_for": r.scheduled_for.isoformat(),
+                "fired_at": r.fired_at.isoformat(), "catch_up": r.catch_up,
+                "missed": r.missed, "event_id": r.event_id, "task_id": r.task_id,
+                "error": r.error}
+
+
+async def fires(store: Store, name: str, before: str | None = None,
+                limit: int = paging.DEFAULT_LIMIT) -> tuple[list[Fire], str | None]:
+    """The schedule's fires newest first, those older than the fire ``before`` (the
+    previous page's cursor), at most ``limit``; and the next page's cursor."""
+    if not 1 <= limit <= MAX_FIRES_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_FIRES_PAGE}", code="bad_limit")
+    async with store.read() as conn:
+        if (await conn.execute(select(table.c.name).where(table.c.name == name))).first() \
+                is None:
+            raise NotFound(f"no schedule named {name}", code="schedule_not_found")
+        rows, next_before = paging.cut(
+            await store_fires.page(conn, name, before, paging.fetch(limit)), limit,
+            lambda r: str(r.id))
+    return [Fire(r) for r in rows], next_before
+
+
 async def remove(store: Store, name: str) -> None:
     async with store.write() as conn:
         if (await conn.execute(delete(table).where(table.c.name == name))).rowcount == 0:
@@ -390,6 +429,7 @@ async def fire_due(store: Store) -> int:
                                 c.next_run_at <= now)
             .order_by(c.next_run_at).limit(BATCH).with_for_update(skip_locked=True))).all()
         ticks: list[tuple[Any, str]] = []
+        plans: dict[str, Plan] = {}
         for row in due:
             # an interval's grid passes through every next_run_at: anchor there
             p = plan(Schedule(row).timing(), row.next_run_at, now, row.next_run_at,
@@ -400,13 +440,15 @@ async def fire_due(store: Store) -> int:
                             extra={"action": "schedule_missed", "schedule": row.name})
             if p.fire_for is not None:
                 ticks.append((row, p.fire_for.isoformat()))
+                plans[row.name] = p
                 values.update(last_run_at=now, fire_count=c.fire_count + 1)
             await conn.execute(update(table).where(c.name == row.name).values(**values))
-        return await _fire(store, conn, ticks) if ticks else 0
+        return await _fire(store, conn, ticks, plans, now) if ticks else 0
 
 
-async def _fire(store: Store, conn: AsyncConnection, ticks: list[tuple[Any, str]]) -> int:
-    """Append the ticks' events, then submit their tasks under them."""
+async def _fire(store: Store, conn: AsyncConnection, ticks: list[tuple[Any, str]],
+                plans: dict[str, Plan], now: datetime) -> int:
+    """Append the ticks' events, then submit their tasks under them; record each fire."""
     c = table.c
     outcome: dict[str, dict[str, Any]] = {row.name: {} for row, _ in ticks}
     # checked before appending: the log head stays locked from there to the commit
@@ -451,7 +493,18 @@ async def _fire(store: Store, conn: AsyncConnection, ticks: list[tuple[Any, str]
     for name, values in outcome.items():
         if values:
             await conn.execute(update(table).where(c.name == name).values(**values))
+    await store_fires.record(conn, [_fire_record(row.name, plans[row.name], outcome[row.name],
+                                                 now) for row, _ in ticks], KEEP_FIRES)
     return len(new)
+
+
+def _fire_record(name: str, p: Plan, outcome: dict[str, Any], now: datetime
+                 ) -> dict[str, Any]:
+    assert p.fire_for is not None
+    return {"schedule": name, "scheduled_for": p.fire_for, "fired_at": now,
+            "catch_up": now - p.fire_for > MISFIRE_GRACE, "missed": p.missed,
+            "event_id": outcome.get("last_event_id"), "task_id": outcome.get("last_task_id"),
+            "error": outcome.get("last_error")}
 
 
 async def run(store: Store, stop: asyncio.Event | None = None) -> None:

@@ -267,3 +267,30 @@ def test_subscription_commands_print_json(cli: Cli, sdk: Client) -> None:
     assert (acked["name"], acked["cursor_seq"]) == ("jfeed", emitted.seq)
     assert json.loads(cli.ok("subscriptions", "delete", "jfeed", "--json")) == {
         "deleted": "jfeed"}
+
+
+def test_schedules_fires_lists_what_each_tick_made(cli: Cli, sdk: Client) -> None:
+    api = sdk
+    cli.ok("agents", "import", "--template", "executor", "--publish")
+    cli.ok("schedules", "create", "pulse", "--interval-s", "0.5", "--task-agent", "executor")
+    deadline = time.monotonic() + ROUTE_TIMEOUT
+    while len(api.list_schedule_fires("pulse").fires) < 3:
+        assert time.monotonic() < deadline, "the scheduler did not fire three ticks"
+        time.sleep(0.1)
+    api.pause_schedule("pulse")
+    fires = api.list_schedule_fires("pulse").fires
+    assert all(f.task_id for f in fires) and not any(f.event_id for f in fires)
+
+    done = cli("schedules", "fires", "pulse", "--limit", "2")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["FIRED", "AT", "TICK", "LATE", "EVENT", "TASK", "ERROR"]
+    assert [line.split()[-2] for line in lines[1:]] == [f.task_id for f in fires[:2]]
+    assert done.stderr == (f"more follow: agentos schedules fires pulse --limit 2 "
+                           f"--before {fires[1].id}\n")
+    older = json.loads(cli.ok("schedules", "fires", "pulse", "--limit", "2", "--before",
+                              fires[1].id, "--json"))
+    assert [f["task_id"] for f in older] == [f.task_id for f in fires[2:4]]
+
+    done = cli("schedules", "fires", "nosuch")
+    assert (done.returncode, done.stderr) == (2, "error: no schedule named nosuch\n")

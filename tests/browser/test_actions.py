@@ -72,6 +72,39 @@ def test_an_admin_pauses_and_resumes_a_schedule_a_viewer_cannot(
     expect(row).to_contain_text(again["next_run_at"][:4])
 
 
+def test_a_task_only_schedule_shows_its_last_fires(as_role: Callable[[str], Page],
+                                                   system: System) -> None:
+    """A schedule that only submits tasks fires no event: its page lists each fire all
+    the same, with a link to the task it submitted."""
+    agent = f"tick-{uuid.uuid4().hex[:6]}"
+    name = f"pulse-{uuid.uuid4().hex[:6]}"
+    with system.api() as api:
+        assert api.post("/api/v1/agents", json={
+            "name": agent, "version": "1.0.0",
+            "handler": {"type": "python", "target": "tests.handlers:echo"}}).status_code == 201
+        assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
+        assert api.post("/api/v1/schedules", json={
+            "name": name, "interval_s": 0.5, "task": {"agent": agent}}).status_code == 201
+        deadline = time.monotonic() + 15
+        while len(api.get(f"/api/v1/schedules/{name}/fires").json()["fires"]) < 2:
+            assert time.monotonic() < deadline, "the scheduler did not fire twice"
+            time.sleep(0.1)
+        assert api.post(f"/api/v1/schedules/{name}/pause").status_code == 200
+        fires = api.get(f"/api/v1/schedules/{name}/fires").json()["fires"]
+    page = open_page(as_role("viewer"), "/schedules")
+    page.locator("tbody tr", has_text=name).get_by_role("link", name=name).click()
+    page.wait_for_url(f"**/schedules/{name}")
+    rows = page.locator("tr[data-fire]")
+    expect(rows).to_have_count(len(fires))
+    for row, fire in zip(rows.all(), fires, strict=True):
+        expect(row.locator(f'a[href="/tasks/{fire["task_id"]}"]')).to_have_count(1)
+    expect(page.get_by_role("button", name="Resume")).to_have_count(0)  # a viewer's page
+    screenshot(page, "schedule-fires")
+    assert axe_violations(page) == []
+    with system.api() as api:
+        assert api.delete(f"/api/v1/schedules/{name}").status_code == 204
+
+
 def test_an_operator_cancels_a_running_workflow_run(as_role: Callable[[str], Page],
                                                     system: System) -> None:
     workflow = publish_workflow(system, "  - id: wait\n    agent: AGENT\n"

@@ -81,7 +81,7 @@ def seeded(system: System) -> Iterator[dict[str, Any]]:
     yield {"event_id": event["id"], "task_id": task["id"], "name": "page-echo",
            "namespace": "runbooks", "key": "disk-full", "model": "churn",
            "projection": "agent_activity", "run_id": run["id"],
-           "worker_id": "browser-worker"}
+           "worker_id": "browser-worker", "schedule": "page-nightly"}
 
 
 TEMPLATE_AGENT = """

@@ -212,3 +212,87 @@ async def test_interval_ticks_are_anchored_on_the_last_change(store: Store) -> N
     await schedules.change(store, "i", SchedulePatch(paused=True))
     resumed = await schedules.change(store, "i", SchedulePatch(paused=False))
     assert resumed.row.next_run_at == due + timedelta(hours=1)
+
+
+# ------------------------------------------------------------------ the fires kept
+
+
+async def test_a_task_only_schedule_lists_each_fire_with_its_task(store: Store) -> None:
+    await publish(store, "reporter")
+    await schedules.create(store, ScheduleIn.model_validate(
+        {"name": "sweep", "interval_s": 600, "task": {"agent": "reporter"}}))
+    assert await schedules.fires(store, "sweep") == ([], None)
+    for _ in range(2):
+        await make_due(store, "sweep", timedelta(seconds=1))
+        assert await schedules.fire_due(store) == 1
+    found, more = await schedules.fires(store, "sweep")
+    tasks = await all_tasks(store)
+    assert more is None and len(tasks) == 2
+    # newest first, each with the task it submitted and no event
+    assert [f.row.task_id for f in found] == [t.id for t in sorted(
+        tasks, key=lambda t: t.created_at, reverse=True)]
+    assert [f.to_dict()["scheduled_for"] for f in found] == [
+        t.idempotency_key.removeprefix("schedule:sweep:") for t in reversed(
+            sorted(tasks, key=lambda t: t.created_at))]
+    assert {(f.row.event_id, f.row.catch_up, f.row.missed, f.row.error) for f in found} == {
+        (None, False, 0, None)}
+    # pages of one follow the cursor to the end
+    first, cursor = await schedules.fires(store, "sweep", limit=1)
+    second, end = await schedules.fires(store, "sweep", before=cursor, limit=1)
+    assert [f.row.id for f in first + second] == [f.row.id for f in found] and end is None
+
+
+async def test_a_fire_records_its_event_a_catch_up_and_a_skipped_task(store: Store) -> None:
+    await publish(store, "reporter")
+    await schedules.create(store, ScheduleIn.model_validate({
+        "name": "r", "interval_s": 600, "event": {"type": "r.tick"},
+        "task": {"agent": "reporter"}}))
+    await registry.change_status(store, "reporter", "1.0.0", "deprecate")
+    await make_due(store, "r", timedelta(minutes=25))  # three ticks missed, one caught up
+    assert await schedules.fire_due(store) == 1
+    [fire], _ = await schedules.fires(store, "r")
+    [e], _ = await events.query(store, events.Query(type="r.tick"))
+    assert (fire.row.event_id, fire.row.task_id, fire.row.catch_up, fire.row.missed) == (
+        e.id, None, True, 2)
+    assert fire.row.error["code"] == "agent_not_runnable"
+    assert fire.to_dict()["scheduled_for"] == e.payload["scheduled_for"]
+
+
+async def test_the_same_tick_fired_again_is_recorded_once(store: Store) -> None:
+    await publish(store, "reporter")
+    await schedules.create(store, ScheduleIn.model_validate(
+        {"name": "twice", "interval_s": 600, "task": {"agent": "reporter"}}))
+    await make_due(store, "twice", timedelta(seconds=1))
+    due = (await schedules.get(store, "twice")).row.next_run_at
+    assert await schedules.fire_due(store) == 1
+    async with store.write() as conn:  # as if a second scheduler fired that tick too
+        await conn.execute(update(table).where(table.c.name == "twice").values(
+            next_run_at=due))
+    assert await schedules.fire_due(store) == 0
+    assert len((await schedules.fires(store, "twice"))[0]) == 1
+
+
+async def test_fires_are_bounded_and_go_with_their_schedule(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schedules, "KEEP_FIRES", 2)
+    await schedules.create(store, ScheduleIn(name="b", interval_s=600,
+                                             event=EventTemplate(type="b.tick")))
+    await schedules.create(store, ScheduleIn(name="other", interval_s=600,
+                                             event=EventTemplate(type="o.tick")))
+    for _ in range(4):
+        await make_due(store, "b", timedelta(seconds=1))
+        assert await schedules.fire_due(store) == 1
+    await make_due(store, "other", timedelta(seconds=1))
+    assert await schedules.fire_due(store) == 1
+    fired, _ = await events.query(store, events.Query(type="b.tick"))
+    kept, _ = await schedules.fires(store, "b")
+    assert [f.row.event_id for f in kept] == [e.id for e in fired[-2:]][::-1]  # the newest
+    await schedules.remove(store, "b")
+    with pytest.raises(NotFound):
+        await schedules.fires(store, "b")
+    await schedules.create(store, ScheduleIn(name="b", interval_s=600,
+                                             event=EventTemplate(type="b.tick")))
+    assert await schedules.fires(store, "b") == ([], None)  # none left behind
+    assert len((await schedules.fires(store, "other"))[0]) == 1
+    with pytest.raises(InvalidInput):
+        await schedules.fires(store, "other", limit=0)

@@ -119,6 +119,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/schedules"): change(A, "schedules.create"),
     ("GET", "/api/v1/schedules"): read("schedules"),
     ("GET", "/api/v1/schedules/{name}"): read("schedules"),
+    ("GET", "/api/v1/schedules/{name}/fires"): read("schedules"),
     ("PATCH", "/api/v1/schedules/{name}"): change(A, "schedules.change"),
     ("DELETE", "/api/v1/schedules/{name}"): change(A, "schedules.delete"),
     ("POST", "/api/v1/schedules/{name}/pause"): change(A, "schedules.pause"),

@@ -98,6 +98,37 @@ def show(name: Name, json: options.Json = False, url: options.Url = None) -> Non
     ])
 
 
+FIRE_COLUMNS = [("FIRED AT", "fired_at"), ("TICK", "scheduled_for"), ("LATE", "late"),
+                ("EVENT", "event_id"), ("TASK", "task_id"), ("ERROR", "error")]
+
+
+@app.command()
+def fires(
+    ctx: typer.Context,
+    name: Name,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=1000,
+                                       help="At most N fires.")] = 50,
+    before: Annotated[str | None, typer.Option(
+        metavar="ID", show_default=False,
+        help="The page before this one: the fire a list said more follow from.")] = None,
+    json: options.Json = False,
+    url: options.Url = None,
+) -> None:
+    """List the ticks a schedule fired, newest first, with the event and task each made;
+    when more follow, says how to see them (on stderr)."""
+    with options.client(url) as api:
+        page = api.list_schedule_fires(name, before=before, limit=limit)
+    if json:
+        output.emit_json(page.fires)
+    else:
+        output.table([{**f.model_dump(), "fired_at": output.timestamp(f.fired_at),
+                       "scheduled_for": output.timestamp(f.scheduled_for),
+                       "late": _late(f.catch_up, f.missed),
+                       "error": (f.error or {}).get("message")} for f in page.fires],
+                     FIRE_COLUMNS, empty=f"schedule {name} has not fired")
+    output.more_follow(ctx, "--before", page.next_before)
+
+
 @app.command()
 def create(
     name: Name,
@@ -251,6 +282,12 @@ def delete(name: Name, json: options.Json = False, url: options.Url = None) -> N
         output.emit_json({"deleted": name})
         return
     typer.echo(f"deleted schedule {name}")
+
+
+def _late(catch_up: bool, missed: int) -> str:
+    """A fire's lateness: a catch-up for a missed tick, and the ticks it passed over."""
+    said = ["catch-up"] if catch_up else []
+    return ", ".join([*said, f"{missed} missed"] if missed else said)
 
 
 def _dump(template: BaseModel | None) -> dict[str, Any] | None:

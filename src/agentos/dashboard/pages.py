@@ -35,6 +35,7 @@ PAGES: tuple[Page, ...] = (
     Page("/workers/{worker_id}", "worker", "Worker"),
     Page("/locks", "locks", "Locks", nav=True),
     Page("/schedules", "schedules", "Schedules", nav=True),
+    Page("/schedules/{schedule}", "schedule", "Schedule"),
     Page("/subscriptions", "subscriptions", "Subscriptions", nav=True),
     Page("/llm", "llm", "LLM calls", nav=True),
     Page("/knowledge", "knowledge", "Knowledge", nav=True),

@@ -268,6 +268,15 @@ class Methods:
         return (yield from call("GET", path("schedules", name), schedule_models.Schedule))
 
     @endpoint
+    def list_schedule_fires(self, name: str, before: str | None = None,
+                            limit: int | None = None
+                            ) -> Plan[schedule_models.ScheduleFirePage]:
+        """One page of the schedule's fires, newest first (``iterate`` follows them)."""
+        return (yield from call("GET", path("schedules", name, "fires"),
+                                schedule_models.ScheduleFirePage,
+                                params=params(before=before, limit=limit)))
+
+    @endpoint
     def patch_schedule(self, /, name: str, **changes: Any) -> Plan[schedule_models.Schedule]:
         """Change some of ``cron``, ``timezone``, ``interval_s``, ``at``, ``event``,
         ``task``, ``misfire``, ``paused``; a new timing restarts from now; ``event=None``

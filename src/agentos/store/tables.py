@@ -211,6 +211,25 @@ schedules = Table(
     Index(None, "next_run_at"),
 )
 
+# one row per tick a schedule fired, written in the firing transaction; the newest
+# schedule_fires.KEEP per schedule are kept, and a schedule's go with it
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("id", String(36), primary_key=True),  # UUIDv7: newest first by id
+    Column("schedule", String(63), ForeignKey("schedules.name", ondelete="CASCADE"),
+           nullable=False),
+    Column("scheduled_for", UTCDateTime, nullable=False),  # the tick
+    Column("fired_at", UTCDateTime, nullable=False),  # the database's clock
+    Column("catch_up", Boolean, nullable=False),  # fired late, for a missed tick
+    Column("missed", Integer, nullable=False),  # ticks passed over without a fire
+    Column("event_id", String(36)),
+    Column("task_id", String(36)),
+    Column("error", Json),  # why its task could not be submitted
+    UniqueConstraint("schedule", "scheduled_for"),  # each tick once
+    Index(None, "schedule", "id"),  # a schedule's fires, newest first
+)
+
 # ------------------------------------------------------------------- tasks
 
 tasks = Table(

@@ -3,13 +3,13 @@ submit tasks."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from agentos import paging, schedules
 from agentos.api.deps import Limit, SettingsDep, StoreDep
-from agentos.api.schemas.schedules import Schedule, SchedulePage
+from agentos.api.schemas.schedules import Schedule, ScheduleFirePage, SchedulePage
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 
@@ -32,6 +32,16 @@ async def list_schedules(store: StoreDep, after: str | None = None,
 @router.get("/{name}", response_model=Schedule)
 async def get(store: StoreDep, name: str) -> dict[str, Any]:
     return (await schedules.get(store, name)).to_dict()
+
+
+@router.get("/{name}/fires", response_model=ScheduleFirePage)
+async def fires(store: StoreDep, name: str,
+                before: Annotated[str | None, Query(max_length=36)] = None,
+                limit: Limit = paging.DEFAULT_LIMIT) -> dict[str, Any]:
+    """The ticks it fired, newest first (its latest ``schedules.KEEP_FIRES``), each with
+    the event and task it made; page with ``before`` = the previous ``next_before``."""
+    found, next_before = await schedules.fires(store, name, before, limit)
+    return {"fires": [f.to_dict() for f in found], "next_before": next_before}
 
 
 @router.patch("/{name}", response_model=Schedule)

@@ -59,3 +59,26 @@ class SchedulePage(Page[Schedule]):
     CURSOR = ("next_after", "after")
     schedules: list[Schedule]
     next_after: str | None = None
+
+
+class ScheduleFire(Model):
+    """One tick a schedule fired, and what it made."""
+
+    id: str
+    schedule: str
+    scheduled_for: Timestamp  # the tick
+    fired_at: Timestamp
+    catch_up: bool  # fired late, for a tick missed while no scheduler ran
+    missed: int  # ticks passed over without a fire before this one
+    event_id: str | None
+    task_id: str | None
+    error: dict[str, Any] | None  # why its task could not be submitted
+
+
+class ScheduleFirePage(Page[ScheduleFire]):
+    """A schedule's fires, newest first."""
+
+    ITEMS = "fires"
+    CURSOR = ("next_before", "before")
+    fires: list[ScheduleFire]
+    next_before: str | None = None  # pass as ``before`` for the next (older) page

@@ -1,4 +1,5 @@
-// Schedules: what each fires and when next, its last fire; admins pause and resume.
+// Schedules: what each fires and when next, its last fire (its page lists them all);
+// admins pause and resume.
 import { get } from "../api.js";
 import { action, ago, apiForm, badge, card, every, fill, fillRows, h, link, liveMark, parseJson, short, table, time, title } from "../ui.js";
 
@@ -7,7 +8,7 @@ const ONE = "/api/v1/schedules/{name}";
 export async function render({ main }) {
   const body = h("tbody");
   const columns = [
-    { label: "Name", cell: (s) => h("span", { class: "mono" }, s.name) },
+    { label: "Name", cell: (s) => link(`/schedules/${encodeURIComponent(s.name)}`, h("span", { class: "mono" }, s.name)) },
     { label: "When", cell: (s) => when(s) },
     { label: "Fires", cell: (s) => fires(s) },
     { label: "State", cell: (s) => badge(s.paused ? "paused" : s.next_run_at ? "active" : "done") },
@@ -30,25 +31,24 @@ export async function render({ main }) {
   every(5000, refresh);
 }
 
-function when(s) {
+export function when(s) {
   if (s.kind === "cron") return [h("code", {}, s.cron), h("div", { class: "muted" }, s.timezone)];
   if (s.kind === "interval") return `every ${s.interval_s} s`;
   return ["once at ", time(s.at)];
 }
 
-function fires(s) {
+export function fires(s) {
   return [s.event ? h("div", {}, "event ", h("code", {}, s.event.type)) : null,
           s.task ? h("div", {}, "task for ", link(`/agents/${encodeURIComponent(s.task.agent)}`, s.task.agent)) : null];
 }
 
 function last(s) {
   if (!s.last_run_at) return "never";
-  // every fire of an event schedule is an event from source schedule:NAME
-  const all = s.event ? h("div", {}, link(`/events?source=${encodeURIComponent(`schedule:${s.name}`)}`, "all its fires")) : null;
+  const all = h("div", {}, link(`/schedules/${encodeURIComponent(s.name)}`, "its last fires"));
   return [time(s.last_run_at), all,
           s.last_event_id ? h("div", {}, "event ", link(`/events/${s.last_event_id}`, short(s.last_event_id))) : null,
           s.last_task_id ? h("div", {}, "task ", link(`/tasks/${s.last_task_id}`, short(s.last_task_id))) : null,
-          s.last_error ? h("div", { class: "error" }, s.last_error) : null];
+          s.last_error ? h("div", { class: "error" }, s.last_error.message ?? s.last_error.code) : null];
 }
 
 function createCard(done) {
