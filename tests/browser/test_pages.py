@@ -131,6 +131,38 @@ def test_the_overview_charts_what_the_read_models_counted(seeded: dict[str, Any]
     expect(page.locator("section", has_text="Queue by agent")).to_contain_text("page-echo")
 
 
+def test_the_overview_charts_an_absolute_window_kept_in_the_url(
+        seeded: dict[str, Any], as_role: Callable[[str], Page]) -> None:
+    start = (datetime.now(UTC) - timedelta(days=2)).replace(minute=30, second=0,
+                                                            microsecond=0)
+    end = start + timedelta(hours=5)  # hh:30 to hh+5:30: six hours, the first and last cut
+    shared = f"/?from={start.isoformat().replace('+00:00', 'Z')}&to=" \
+             f"{end.isoformat().replace('+00:00', 'Z')}"
+    span = f"from {start:%Y-%m-%d %H:%M} UTC to {end:%Y-%m-%d %H:%M} UTC"
+    page = open_page(as_role("viewer"), shared)
+    throughput = page.locator("section", has_text="Throughput and failures")
+    expect(throughput.locator("figcaption")).to_have_text(f"Task outcomes per hour, {span}")
+    expect(throughput.locator("table.numbers tbody tr")).to_have_count(6)
+    expect(page.locator("[data-chart=llm-cost] figcaption")).to_have_text(
+        f"LLM cost per hour, {span}")
+    expect(page.get_by_label("From (or a window above)")).to_be_visible()
+    expect(page.get_by_label("To", exact=True)).to_be_visible()
+    expect(page.locator("[data-window=error]")).to_have_count(0)
+    assert axe_violations(page) == []
+    # a bad window is said, and the last hours are shown instead
+    for query, message in [
+        ("from=2026-01-10T13:00:00Z&to=2026-01-10T08:00:00Z", "From must be before To."),
+        ("from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", "at most 31 days"),
+        ("from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z", "within the last 90 days"),
+        ("from=2026-01-01T00:00:00Z", "Give both From and To"),
+        ("from=yesterday&to=today", "From and To must be times"),
+    ]:
+        page = open_page(as_role("viewer"), f"/?window=6&{query}")
+        expect(page.get_by_role("alert").filter(has_text=message)).to_be_visible()
+        expect(page.locator("section", has_text="Throughput and failures").locator(
+            "figcaption")).to_have_text("Task outcomes per hour, the last 6 hours")
+
+
 def test_the_overview_charts_lock_waits_and_llm_cost_and_draws_a_new_wait_live(
         seeded: dict[str, Any], system: System, as_role: Callable[[str], Page]) -> None:
     page = open_page(as_role("viewer"), "/?window=6")

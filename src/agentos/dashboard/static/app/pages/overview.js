@@ -6,9 +6,33 @@ import { ago, badge, card, every, fill, fillRows, filters, h, link, liveMark, sh
 const WINDOWS = [["24", "the last 24 hours"], ["6", "the last 6 hours"], ["72", "the last 3 days"],
                  ["168", "the last 7 days"]];
 const HOUR_S = 3600;
+const MAX_SPAN_DAYS = 31;
+const KEPT_DAYS = 90; // the 1 h metric rollups' retention
+
+// The charts' window: the last N hours (live), or an absolute from/to (ISO times in the
+// URL, so a link shows the same window); a bad from/to is said, and the last N hours shown.
+export function chosenWindow(query) {
+  const hours = Number(query.get("window") || 24);
+  const last = { hours, span: WINDOWS.find(([v]) => Number(v) === hours)?.[1] ?? `the last ${hours} hours` };
+  const [from, to] = [query.get("from"), query.get("to")];
+  if (!from && !to) return last;
+  const [a, b] = [Date.parse(from ?? ""), Date.parse(to ?? "")];
+  let error = null;
+  if (!from || !to) error = "Give both From and To for a window of your own.";
+  else if (Number.isNaN(a) || Number.isNaN(b)) error = "From and To must be times, like 2026-12-01T10:00:00Z.";
+  else if (a >= b) error = "From must be before To.";
+  else if (b - a > MAX_SPAN_DAYS * 86400_000) error = `A window spans at most ${MAX_SPAN_DAYS} days.`;
+  else if (a < Date.now() - KEPT_DAYS * 86400_000) error = `From must be within the last ${KEPT_DAYS} days (what the hourly metrics keep).`;
+  if (error) return { ...last, error };
+  const start = Math.floor(a / 1000 / HOUR_S) * HOUR_S;
+  const end = Math.ceil(b / 1000 / HOUR_S) * HOUR_S;
+  const utc = (ms) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+  return { start, hours: (end - start) / HOUR_S, span: `from ${utc(a)} to ${utc(b)}` };
+}
 
 export async function render({ main, query }) {
-  const hours = Number(query.get("window") || 24);
+  const range = chosenWindow(query);
+  const { hours, span } = range;
   const tiles = h("div", { class: "tiles", "aria-live": "off" });
   const failures = h("tbody");
   const waits = h("tbody");
@@ -39,10 +63,9 @@ export async function render({ main, query }) {
   const agentTable = table({ caption: "Queue by agent", columns: agentColumns, rows: [] });
   const agents = agentTable.querySelector("tbody");
   let agentMax = 1;
-  const chart = timeChart({ caption: `Task outcomes per hour, ${WINDOWS.find(([v]) => Number(v) === hours)?.[1] ?? `the last ${hours} hours`}`,
+  const chart = timeChart({ caption: `Task outcomes per hour, ${span}`,
                             times: [], series: [], yLabel: "tasks" });
   const lagNote = h("p", { class: "muted" });
-  const span = WINDOWS.find(([v]) => Number(v) === hours)?.[1] ?? `the last ${hours} hours`;
   // the automatic metrics (the metrics consumer folds them from the log), per hour
   const recorded = [
     { metric: "queue.depth", tags: "status:pending", group_by: "agent", agg: "max",
@@ -58,7 +81,11 @@ export async function render({ main, query }) {
                                        yLabel: one.yLabel }) }));
   fill(main, title("Overview", liveMark()), tiles,
     card("Throughput and failures",
-      filters([{ name: "window", label: "Window", options: WINDOWS }], query, { submit: "Show" }),
+      filters([{ name: "window", label: "Window", options: WINDOWS },
+               { name: "from", label: "From (or a window above)", type: "moment" },
+               { name: "to", label: "To", type: "moment" }], query, { submit: "Show" }),
+      range.error ? h("p", { class: "error", role: "alert", dataset: { window: "error" } },
+                      `${range.error} Showing ${span}.`) : null,
       chart, lagNote),
     h("div", { class: "grid" }, recorded.map((one) =>
       h("div", { class: "card", dataset: { chart: one.name } }, one.chart, one.note))),
@@ -69,7 +96,7 @@ export async function render({ main, query }) {
 
   // the charts come from the task-statistics and agent-activity read models
   async function charts() {
-    const start = Math.floor(Date.now() / 1000 / HOUR_S) * HOUR_S - (hours - 1) * HOUR_S;
+    const start = range.start ?? Math.floor(Date.now() / 1000 / HOUR_S) * HOUR_S - (hours - 1) * HOUR_S;
     const times = Array.from({ length: hours }, (_, i) => start + i * HOUR_S);
     // every read at once: the metric charts are drawn as their answers come
     const metricCharts = Promise.all(recorded.map((one) => metricChart(one, times)));
