@@ -145,6 +145,15 @@ def test_the_overview_charts_an_absolute_window_kept_in_the_url(
     expect(throughput.locator("table.numbers tbody tr")).to_have_count(6)
     expect(page.locator("[data-chart=llm-cost] figcaption")).to_have_text(
         f"LLM cost per hour, {span}")
+    # nothing was recorded two days ago: the plot is drawn, axes and all, saying so
+    cost = page.locator("[data-chart=llm-cost]")
+    expect(cost.locator("canvas").first).to_be_visible()
+    expect(cost.locator(".u-axis")).to_have_count(2)
+    expect(cost.locator(".chart-empty")).to_be_visible()
+    expect(cost.locator(".chart-empty")).to_have_text("no data in this window")
+    expect(cost.locator(".chart")).to_have_attribute(
+        "aria-label", f"LLM cost per hour, {span}: no data in this window")
+    screenshot(page, "overview-empty-window")
     expect(page.get_by_label("From (or a window above)")).to_be_visible()
     expect(page.get_by_label("To", exact=True)).to_be_visible()
     expect(page.locator("[data-window=error]")).to_have_count(0)
@@ -170,6 +179,7 @@ def test_the_overview_charts_lock_waits_and_llm_cost_and_draws_a_new_wait_live(
     cost = page.locator("[data-chart=llm-cost]")
     expect(cost.locator("figcaption")).to_have_text("LLM cost per hour, the last 6 hours")
     expect(cost.locator("canvas").first).to_be_visible(timeout=15_000)
+    expect(cost.locator(".chart-empty")).to_be_hidden()
     expect(page.locator("[data-chart=queue-depth] figcaption")).to_contain_text(
         "Tasks waiting per agent")
     # When someone waits for a lock while the page is open (bob queues; alice lets go)
