@@ -126,6 +126,9 @@ def big(database_url: str, tmp_path: Path) -> Iterator[str]:
                     json={"content": "Rotate the logs, free the cache."}).raise_for_status()
             api.post("/api/v1/models", json={"name": "churn", "version": "1.0.0",
                                              "type": "classifier"}).raise_for_status()
+            api.post("/api/v1/schedules", json={
+                "name": "nightly", "cron": "0 2 * * *",
+                "event": {"type": "bulk.nightly"}}).raise_for_status()
         yield server.url
     finally:
         server.stop()
@@ -177,7 +180,7 @@ def test_every_page_answers_in_under_300_ms_of_server_time(
     params = {"event_id": f"00000000-0000-7000-8000-{ROWS // 2:012d}",
               "task_id": f"00000000-0000-7000-9000-{ROWS // 2 + 20:012d}",
               "name": "bulk-3", "namespace": "runbooks", "key": "disk-full",
-              "model": "churn", "projection": "task_stats",
+              "model": "churn", "projection": "task_stats", "schedule": "nightly",
               "run_id": "00000000-0000-7000-a000-000000000001"}
     context = signed_in(browser, big, "admin", ADMIN_PASSWORD, page_errors)
     page = context.new_page()

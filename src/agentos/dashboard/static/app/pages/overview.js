@@ -76,9 +76,8 @@ export async function render({ main, query }) {
       name: "lock-waits" },
     { metric: "llm.cost_usd", agg: "sum",
       caption: `LLM cost per hour, ${span}`, yLabel: "USD", name: "llm-cost" },
-  ].map((one) => ({ ...one, note: h("p", { class: "muted" }),
-                    chart: timeChart({ caption: one.caption, times: [], series: [],
-                                       yLabel: one.yLabel }) }));
+  ].map((one) => ({ ...one, chart: timeChart({ caption: one.caption, times: [], series: [],
+                                                 yLabel: one.yLabel }) }));
   fill(main, title("Overview", liveMark()), tiles,
     card("Throughput and failures",
       filters([{ name: "window", label: "Window", options: WINDOWS },
@@ -88,7 +87,7 @@ export async function render({ main, query }) {
                       `${range.error} Showing ${span}.`) : null,
       chart, lagNote),
     h("div", { class: "grid" }, recorded.map((one) =>
-      h("div", { class: "card", dataset: { chart: one.name } }, one.chart, one.note))),
+      h("div", { class: "card", dataset: { chart: one.name } }, one.chart))),
     h("div", { class: "grid" },
       card("Queue by agent", agentTable),
       card("Recent failures", failureTable, h("p", {}, link("/tasks?status=failed", "all failed tasks"))),
@@ -156,7 +155,7 @@ export async function render({ main, query }) {
 }
 
 // One automatic metric per hour over the window's hours (times, epoch seconds), a line
-// per group; nothing recorded yet (the metric has no series) is said so.
+// per group; with nothing recorded (no series) the chart says so itself.
 async function metricChart(one, times) {
   let answer;
   try {
@@ -173,8 +172,7 @@ async function metricChart(one, times) {
     const at = new Map(g.points.map((p) => [Math.floor(Date.parse(p.at) / 1000), p.value]));
     return { label: g.group || (one.group_by ? `(no ${one.group_by})` : one.metric), values: times.map((t) => at.get(t) ?? 0) };
   });
-  one.chart.update(times, series);
-  one.note.textContent = series.length ? "" : "nothing recorded in this window";
+  one.chart.update(times, series);  // with no series the chart says "no data in this window"
 }
 
 // task_stats' key of the hour starting at t (seconds, UTC)
