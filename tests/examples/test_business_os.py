@@ -12,6 +12,10 @@ def test_business_os(run_example: Callable[..., Running]) -> None:
     outcome = example.run()
     api, ids = example.client, outcome["ids"]
 
+    # agents name their model's provider and name
+    assert api.get_agent("support-triage")["definition"]["model"] == {
+        "provider": "openai", "name": "gpt-4o-mini", "params": {"temperature": 0}}
+
     # six segments, due together, scored one at a time, most urgent first, by the model
     # deployed then; each task keeps its type and the ops lead's labels
     assert [p for _, p in outcome["segments_in_order"]] == [10, 9, 7, 5, 3, 1]
@@ -59,8 +63,18 @@ def test_business_os(run_example: Callable[..., Running]) -> None:
     # was refused, the model changes are the admin's, and the chain is intact
     assert outcome["auditor"].startswith("read ")
     assert "needs the operator role" in outcome["auditor"]
-    mine = api.audit(actor="user:ops-lead", action="tasks.submit")["entries"]
-    assert len(mine) == 2
+    mine = api.audit(actor="user:ops-lead")["entries"]  # newest first
+    assert [e["action"] for e in reversed(mine)] == [
+        "auth.login", "tasks.submit", "events.emit", "events.emit", "events.emit",
+        "tasks.submit"]
+    assert {e["outcome"] for e in mine} == {"ok"}
+    registered = api.audit(action="models.register")["entries"]
+    assert [(e["actor"], e["resource_id"]) for e in reversed(registered)] == [
+        ("user:admin", "churn@1.0.0"), ("user:admin", "churn@1.1.0")]
+    made = {e["resource_id"] for e in api.audit(action="users.create")["entries"]}
+    assert made >= {"ops-lead", "auditor"}
+    [erp_url] = api.audit(action="agents.config_set")["entries"]
+    assert erp_url["resource_id"] == "billing-sync/erp_url"
     refused = api.audit(actor="user:auditor", outcome="denied")["entries"]
     assert [e["action"] for e in refused] == ["tasks.submit"]
     deploys = api.audit(action="models.deploy")["entries"]

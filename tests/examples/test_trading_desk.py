@@ -7,8 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from examples.trading_desk import strategy
+from examples.trading_desk.projections import ALL
 from examples.trading_desk.scenario import caught_up
 from tests.examples.conftest import Running, wait_for
+
+PROJECTIONS = [projection.name for projection in ALL]  # positions, fills ... backtests
 
 FILLED = ["plan_generated", "plan_judged", "intent", "order_submitted", "fill"]
 BLOCKED = ["plan_generated", "plan_judged", "intent", "trade_blocked"]
@@ -72,11 +75,15 @@ def test_trading_desk(run_example: Callable[..., Running]) -> None:
     assert summary["status"] == "running" and summary["mode"] == "paper"
     assert summary["events"] == {t: len(events(t)) for t in (
         "plan_generated", "plan_judged", "intent", "trade_blocked", "order_submitted", "fill")}
-    # rebuilt from scratch, a projection comes back to the same state
-    before = api.projection_state("positions")["items"]
-    api.rebuild_projection("positions")
-    wait_for("positions rebuilt", lambda: api.get_projection("positions")["status"] == "live"
-             and api.projection_state("positions")["items"] == before, running=example)
+    # rebuilt from scratch, each projection comes back to the same state (run_summary's
+    # status is worked out when read, from its last event's time: the same within 5 min)
+    for name in PROJECTIONS:
+        before = api.projection_state(name)["items"]
+        assert before, f"{name} folded nothing"
+        api.rebuild_projection(name)
+        wait_for(f"{name} rebuilt", lambda name=name, before=before: api.get_projection(
+            name)["status"] == "live" and api.projection_state(name)["items"] == before,
+            running=example)
 
     # the kill switch: every intent sent more than a second after it went on was blocked
     # for it, none traded from then on; trading resumed once it was off
@@ -105,6 +112,9 @@ def test_trading_desk(run_example: Callable[..., Running]) -> None:
     assert bt["results"]["trades"] == bt["trades"] > 0
     curve = api.run_artifact(bt["run"], "equity_curve")
     assert len(curve) == 1500 and curve[-1]["equity"] == bt["results"]["final_equity"]
+    # the shape the run page charts: a time and numbers only
+    assert all(set(point) == {"time", "equity"} and isinstance(point["time"], str)
+               and isinstance(point["equity"], int | float) for point in curve)
     assert api.run_artifact(bt["run"], "trades") == expected["trades"]
     run = api.get_run(bt["run"])
     assert [len(s["tasks"]) for s in run["steps"]] == [1, 12, 1]
