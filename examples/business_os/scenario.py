@@ -81,8 +81,12 @@ def run(client: Client, sims: Simulators) -> dict[str, Any]:
                                       "metadata": {"ledger": "EU-1", "week": week}}
                                      for i, a in INVOICES])
         ended = wait_tasks(ops, [t.id for t in scored + invoices], timeout_s=90)
+        # each ticket's triage task carries its event's correlation id (a task of an
+        # earlier run on this database does not count)
         triaged = wait_for("the tickets' triage", lambda: _ended(
-            ops.list_tasks(agent="support-triage").tasks, len(TICKETS)))
+            [t for e in tickets for t in ops.list_tasks(
+                agent="support-triage", correlation_id=e.correlation_id).tasks],
+            len(TICKETS)))
 
     # a better model replaces the first; the top segment is scored again with it
     _deploy(client, second["version"])

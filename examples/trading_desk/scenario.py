@@ -163,7 +163,9 @@ def _kill_switch_drill(admin: Client, trader: Client, risk_officer: Client,
         sent.append(trader.emit("intent", _manual(n, price, exchange.run_id),
                                 source="desk:trader"))
         time.sleep(MANUAL_EVERY_S)
-    flipped = admin.list_events(type="agent.config_changed")["events"][-1]
+    # the switch's own change: the newest (an earlier run on this database left others)
+    [flipped] = admin.list_events(type="agent.config_changed", newest_first=True,
+                                  limit=1)["events"]
     wait_for("the manual intents' outcomes", lambda: all(
         _settled_intent(admin, e["correlation_id"]) for e in sent), timeout_s=30)
     risk_officer.unset_config("execution-agent", "kill_switch")
