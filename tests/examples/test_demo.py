@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from agentos import examples
+from agentos.cli import demo_example
 from tests.acceptance.conftest import ADMIN_PASSWORD, AGENTOS, Cli, environment, free_port
 
 DEMO_TIMEOUT = 90.0  # seconds for the example's scenario to finish in the demo
@@ -45,6 +48,16 @@ def test_business_os_runs_live_in_the_demo(tmp_path: Path) -> None:
     finally:
         _stop(demo)
     assert (tmp_path / "agentos-business_os.db").exists()
+
+
+@pytest.mark.parametrize("name", [n for n in examples.names() if n != "business_os"])
+def test_every_example_runs_live_in_the_demo(tmp_path: Path, name: str) -> None:
+    # the demo differs from the example's test: the worker in the server process, at
+    # its concurrency, on ./agentos-NAME.db
+    demo, printed = _start_demo(tmp_path, name, free_port())
+    _stop(demo)
+    assert f"AgentOS example: {name}" in printed
+    assert (tmp_path / f"agentos-{name}.db").exists()
 
 
 def test_qa_fleet_runs_again_on_its_database(tmp_path: Path) -> None:
@@ -87,3 +100,19 @@ def _stop(demo: subprocess.Popen[bytes]) -> None:
         demo.kill()
         demo.wait()
 
+
+def test_a_scenario_that_breaks_says_so_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given an example whose scenario fails with something other than an AgentOS error
+    # (a simulator's RuntimeError, an httpx error, ...)
+    def install(client: Any, sims: examples.Simulators) -> list[str]:
+        raise RuntimeError("the exchange's book is empty")
+
+    broken = examples.Example(name="broken", title="Broken", seed="999", summary="fails",
+                              install=install, run=lambda client, sims: {})
+    monkeypatch.setattr(demo_example, "_wait_until_up", lambda client: None)
+    # When its scenario thread runs, Then it prints one error line, not a traceback
+    demo_example._scenario(broken, examples.Simulators(), "http://127.0.0.1:9", "key")
+    said = capsys.readouterr()
+    assert said.err == ("error: the broken scenario stopped: RuntimeError: the exchange's "
+                        "book is empty\n")

@@ -108,8 +108,10 @@ def _scenario(example: examples.Example, sims: examples.Simulators, base: str,
                               ("look at", [f"{base}{page}  {what}"
                                            for page, what in example.dashboard])])
             typer.echo("\nThe server keeps running: press Ctrl+C to stop.")
-    except (AgentOSError, TimeoutError, AssertionError) as exc:
-        typer.echo(f"error: the {example.name} scenario stopped: {exc}", err=True)
+    except Exception as exc:  # a failing example says so in one line, not a traceback
+        said = str(exc) if isinstance(exc, (AgentOSError, TimeoutError, AssertionError)) \
+            else f"{type(exc).__name__}: {exc}"
+        typer.echo(f"error: the {example.name} scenario stopped: {said}", err=True)
 
 
 def _wait_until_up(client: Client) -> None:
