@@ -166,6 +166,12 @@ def test_an_approval_rejected_with_a_comment_is_the_steps_decision(
         approvals = api.get("/api/v1/approvals", params={"run_id": run_id}).json()["approvals"]
     assert [(a["status"], a["decided_by"], a["comment"]) for a in approvals] == [
         ("rejected", "user:operator", "not during the freeze")]
+    # the decided ones are listed under "all", also as the CLI and the examples say it
+    for shown in ("/approvals?status=", "/approvals?status=all"):
+        decided = open_page(as_role("viewer"), shown)
+        item = decided.locator("article.approval", has=decided.locator(of_run))
+        expect(item.locator(".badge")).to_have_text("rejected")
+        expect(decided.get_by_label("Status")).to_have_value("")
     run_page = open_page(as_role("viewer"), f"/workflow-runs/{run_id}")
     # the run's approval step ends with the decision, the comment and who made it
     step = run_page.locator("tr[data-step='approve']")

@@ -7,12 +7,14 @@ import { atLeast, can } from "../session.js";
 const ONE = "/api/v1/approvals/{approval_id}";
 
 export async function render({ main, query }) {
-  const status = query.get("status") ?? "pending";
+  // "all", as the CLI's --status all says it (and links in the examples), is no filter
+  const asked = query.get("status") ?? "pending";
+  const status = asked === "all" ? "" : asked;
   const page = await get("/api/v1/approvals", { status: status || undefined,
                                                 run_id: query.get("run_id") || undefined,
                                                 before: query.get("before") || undefined, limit: 50 });
   const shown = new URLSearchParams(query);
-  if (!query.has("status")) shown.set("status", "pending");
+  shown.set("status", status);
   fill(main, title("Approvals"),
     card("Show", filters([{ name: "status", label: "Status", options: [["pending", "waiting for a decision"],
       ["", "all"], ["approved", "approved"], ["rejected", "rejected"], ["expired", "expired"]] }], shown, { submit: "Show" })),
