@@ -353,9 +353,23 @@ def test_a_failed_tasks_page_opens_its_traceback(as_role: Callable[[str], Page],
             "name": agent, "version": "1.0.0", "limits": {"max_retries": 0},
             "handler": {"type": "python", "target": "tests.handlers:flaky"}}).status_code == 201
         assert api.post(f"/api/v1/agents/{agent}/versions/1.0.0/publish").status_code == 200
-        task = api.post("/api/v1/tasks", json={"agent": agent, "input": {"fails": 5}}).json()
+        task = api.post("/api/v1/tasks", json={
+            "agent": agent, "input": {"fails": 5}, "type": "analyze",
+            "metadata": {"requested_by": "ops-lead", "week": "2026-W49"}}).json()
     page = open_page(as_role("viewer"), f"/tasks/{task['id']}")
     expect(page.locator(".title-row .badge").first).to_have_text("failed", timeout=15_000)
+    # its type is a fact of its state, its metadata a card of its own
+    state = page.locator("section", has=page.locator("h2", has_text="State"))
+    expect(state.locator("dt", has_text="type").locator("+ dd")).to_have_text("analyze")
+    labels = page.locator("section", has=page.locator("h2", has_text="Metadata"))
+    expect(labels).to_contain_text('"requested_by"')
+    expect(labels).to_contain_text("ops-lead")
+    # the list shows each task's type, and filters by it
+    listed = open_page(as_role("viewer"), f"/tasks?agent={agent}&type=analyze")
+    row = listed.locator(f"tr[data-task='{task['id']}']")
+    expect(row.locator("td").nth(2)).to_have_text("analyze")
+    other = open_page(as_role("viewer"), f"/tasks?agent={agent}&type=report")
+    expect(other.locator(f"tr[data-task='{task['id']}']")).to_have_count(0)
     failure = page.locator("section", has=page.locator("h2", has_text="Error"))
     expect(failure).to_contain_text("RuntimeError: attempt 1 fails")
     # the traceback is folded; opened with the keyboard, it names the handler's line

@@ -1,4 +1,4 @@
-// One task: its state, input and output, every attempt with its error and
+// One task: its state (and type), input, metadata and output, every attempt with its error and
 // traceback, why it is not running (or why it ended), the lines its handler logged,
 // cancel and retry (for operators); live until it ends.
 import { get } from "../api.js";
@@ -152,6 +152,7 @@ function view(task, kinds, refresh) {
         ["id", h("span", { class: "mono" }, task.id)],
         ["agent", [link(`/agents/${encodeURIComponent(task.agent)}`, task.agent), ` ${task.version}`]],
         ["status", badge(task.status)],
+        ["type", task.type ?? "–"],
         ["attempt", task.attempt],
         ["retries", `${task.max_retries} after a failure`],
         ["priority", task.priority],
@@ -168,6 +169,7 @@ function view(task, kinds, refresh) {
       ])),
       h("div", { class: "stack" },
         card("Input", json(task.input)),
+        task.metadata && Object.keys(task.metadata).length ? card("Metadata", json(task.metadata)) : null,
         task.output != null ? card("Output", json(task.output)) : null,
         task.error ? card("Error", errorView(task.error)) : null)),
     card("Attempts", table({

@@ -1,4 +1,4 @@
-// Tasks: newest first, filtered by agent, status and created time, live on the first page;
+// Tasks: newest first, filtered by agent, status, type and created time, live on the first page;
 // operators submit from here.
 import { get } from "../api.js";
 import { apiForm, badge, card, every, fill, fillRows, filters, h, link, liveMark, pager, parseJson, short, table, time, title } from "../ui.js";
@@ -9,12 +9,14 @@ const PAGE = 50;
 export async function render({ main, query }) {
   const agent = query.get("agent") || undefined;
   const status = query.get("status") || undefined;
+  const type = query.get("type") || undefined;
   const since = query.get("since") || undefined;
   const until = query.get("until") || undefined;
   const before = query.get("before_seq") || undefined;
   const columns = [
     { label: "Task", cell: (t) => link(`/tasks/${t.id}`, short(t.id)) },
     { label: "Agent", cell: (t) => link(`/agents/${encodeURIComponent(t.agent)}`, t.agent) },
+    { label: "Type", cell: (t) => t.type ?? "–" },
     { label: "Status", cell: (t) => [badge(t.status), t.cancel_requested && t.status === "running" ? [" ", badge("cancelling", "warn")] : null] },
     { label: "Priority", cell: (t) => t.priority, num: true },
     { label: "Attempt", cell: (t) => t.attempt, num: true },
@@ -22,7 +24,7 @@ export async function render({ main, query }) {
     { label: "Finished", cell: (t) => time(t.finished_at) },
     { label: "Error", cell: (t) => (t.error ? h("span", { class: "error" }, `${t.error.type}: ${t.error.message ?? ""}`.slice(0, 140)) : "") },
   ];
-  const load = () => get("/api/v1/tasks", { agent, status, since, until, order: "desc",
+  const load = () => get("/api/v1/tasks", { agent, status, type, since, until, order: "desc",
                                             before_seq: before, limit: PAGE });
   const first = await load();
   const view = table({ caption: "Tasks, newest first", columns, rows: first.tasks,
@@ -35,6 +37,7 @@ export async function render({ main, query }) {
     card("Filter", filters([
       { name: "agent", label: "Agent" },
       { name: "status", label: "Status", options: [["", "any status"], ...STATUSES.map((s) => [s, s])] },
+      { name: "type", label: "Type" },
       { name: "since", label: "Created from", type: "moment" },
       { name: "until", label: "Created before", type: "moment" },
     ], query)),
