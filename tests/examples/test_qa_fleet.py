@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from examples.qa_fleet.scenario import APP, LOST, STARTERS, VERSION
-from tests.examples.conftest import Running
+from tests.examples.conftest import Running, wait_for
 
 ANDROID = ["device:android-galaxy-s23", "device:android-pixel-7", "device:android-pixel-8"]
 IOS = ["device:ios-iphone-14", "device:ios-iphone-15"]
@@ -97,9 +97,11 @@ def test_qa_fleet(run_example: Callable[..., Running]) -> None:
         [attempt] = api.get_task(task["id"])["attempts"]
         assert attempt["outcome"] == "succeeded" and attempt["duration_ms"] > 0
     assert outcome["cases"] == {"passed": 14, "failed": 3}
+    # per-agent metrics (the workers flush them every few seconds)
     for agent, count in (("qa-manager", 2), ("explorer", 2), ("executor", 5)):
-        summary = api.agent_summary(agent, window="1h")
-        assert summary["tasks"] == {"succeeded": count}, (agent, summary)
+        wait_for(f"{agent}'s summary of {count} tasks", lambda agent=agent, count=count: api.
+                 agent_summary(agent, window="1h")["tasks"] == {"succeeded": count},
+                 timeout=30, running=example)
     every_device = {lock["resource"]: lock for lock in
                     [api.get_lock(d) for d in ANDROID + IOS]}
     assert all(lock["holder"] is None and lock["queue"] == []
