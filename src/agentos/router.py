@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from agentos import capabilities, events, patterns, queue
 from agentos.aio import wait_wakeup
 from agentos.events import Event
 from agentos.store import Store
+from agentos.store.routes import Stamp
 from agentos.tasks import TaskIn
 
 log = logging.getLogger("agentos.router")
@@ -158,9 +160,14 @@ async def routable_agents(store: Store, conn: AsyncConnection,
     """The latest published version of every agent with triggers (``untriggered``: of
     every agent); its capabilities as live ``switched`` (``capabilities.switched_in``)
     overrides what the definition says."""
-    switched = switched or {}
+    return _routables(await store.routes.published_agents(conn), switched or {},
+                      untriggered=untriggered)
+
+
+def _routables(rows: list[Any], switched: dict[str, dict[str, bool]], *,
+               untriggered: bool = False) -> list[Routable]:
     latest: dict[str, Routable] = {}
-    for row in await store.routes.published_agents(conn):
+    for row in rows:
         if row.name not in latest:
             d = row.definition
             latest[row.name] = Routable(
@@ -175,17 +182,62 @@ def type_likes(agents: list[Routable]) -> list[str]:
     return sorted({patterns.to_like(t["event"]) for a in agents for t in a.triggers})
 
 
+@dataclass(frozen=True)
+class _Known:
+    """The agents the router routes by, as of a ``Stamp`` of the rows they came from."""
+
+    stamp: Stamp
+    agents: list[Routable]
+    likes: list[str]
+
+
+# per store: what the last batch routed by; a batch whose take sees another stamp reads
+# them again, in its own transaction, before it routes anything
+_known: weakref.WeakKeyDictionary[Store, _Known] = weakref.WeakKeyDictionary()
+
+
+async def _read_agents(store: Store, conn: AsyncConnection) -> _Known:
+    found = await store.routes.routing(conn)
+    switched: dict[str, dict[str, bool]] = {}
+    for row in found.switches:
+        switched.setdefault(row["agent"], {})[row["capability"]] = row["enabled"]
+    agents = _routables(found.agents, switched)
+    known = _known[store] = _Known(found.stamp, agents, type_likes(agents))
+    return known
+
+
+class _Stale(Exception):
+    """The agents or switches changed since the router last read them."""
+
+
 async def route_batch(store: Store, limit: int = BATCH) -> int:
     """Route up to ``limit`` queued events, most urgent first; returns how many."""
+    known = _known.get(store)
+    while True:
+        try:
+            return await _route_batch(store, limit, known)
+        except _Stale:
+            known = None  # read them again (in the next try's own transaction)
+
+
+async def _route_batch(store: Store, limit: int, known: _Known | None) -> int:
     async with store.write() as conn:
-        # the agents and switches as of this transaction (small reads, once a batch), so
-        # an event appended after a capability was enabled is routed with it enabled
-        agents = await routable_agents(store, conn, await capabilities.switched_in(conn))
-        taken = await store.routes.take(conn, limit, type_likes(agents))
+        # the agents and switches the last batch read, unless the take's own snapshot
+        # says they changed since (its stamp): then the take is rolled back and the
+        # batch taken again after reading them, so an event routed after a change
+        # committed (a version published, a capability switched) is routed by it; the
+        # take is the batch's one read
+        if known is None:
+            known = await _read_agents(store, conn)
+        taken = await store.routes.take(conn, limit, known.likes)
+        if taken.stamp is not None and taken.stamp != known.stamp:
+            raise _Stale
+        rows = taken.rows
+        agents = known.agents
         recorded: list[dict[str, Any]] = []  # every route, in urgency order
         new_routes = []  # those that fire: each with its task
         work: list[TaskIn] = []
-        for row in taken.rows:  # urgency order: the route ids record it
+        for row in rows:  # urgency order: the route ids record it
             event = Event.from_row(row)
             for agent, index, priority, skipped in matches(agents, event):
                 route = {"event_seq": event.seq, "agent": agent.name,

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from agentos import agent_spec, events, queue, registry, router
+from agentos import agent_removal, agent_spec, capabilities, events, queue, registry, router
 from agentos.events import EventIn
-from agentos.store import Store
+from agentos.store import Store, open_store
 
 
 async def publish(store: Store, name: str, triggers: list[dict[str, Any]],
@@ -95,3 +95,48 @@ async def test_with_no_trigger_anywhere_the_queue_still_drains(store: Store) -> 
     assert await router.route_batch(store, limit=50) == 7
     assert await router.route_batch(store) == 0
     assert all([await router.is_routed(store, a.event.seq) for a in appended])
+
+
+async def test_each_batch_routes_by_the_agents_and_switches_committed_before_it(
+        store: Store, database_url: str) -> None:
+    """The router keeps the agents it routes by between batches; a change committed by
+    another process (a second store: no wake-up reaches this one) is routed by in the
+    very next batch, events appended before it included."""
+    other = open_store(database_url)
+    try:
+        await publish(store, "a", [{"event": "x.*"}])
+        [first] = await events.append(store, [EventIn(type="x.1")])
+        await router.route_batch(store)  # now the router knows a 1.0.0 only
+
+        async def next_routes(change: Any, event_type: str) -> list[tuple[Any, ...]]:
+            [appended] = await events.append(store, [EventIn(type=event_type)])
+            await change()
+            while await router.route_batch(store, limit=1):  # one batch per event
+                pass
+            return [(r.agent, r.agent_version, r.skipped)
+                    for r in await router.routes_of(store, appended.event.seq)]
+
+        assert [(r.agent, r.agent_version) for r in await router.routes_of(
+            store, first.event.seq)] == [("a", "1.0.0")]
+        # a newer version published: its triggers
+        assert await next_routes(lambda: publish(other, "a", [{"event": "x.*"}], "2.0.0"),
+                                 "x.2") == [("a", "2.0.0", None)]
+        # a new agent on a type no trigger named before (read again, not filtered out)
+        assert await next_routes(lambda: publish(
+            other, "b", [{"event": "y.*", "capability": "c"}],
+            capabilities=[{"name": "c", "enabled": True}]), "y.1") == [("b", "1.0.0", None)]
+        # a capability switched off, then on again
+        assert await next_routes(lambda: capabilities.switch(
+            other, "b", "c", enabled=False, reason="test", by="t"), "y.2") == [
+            ("b", "1.0.0", "capability 'c' is disabled")]
+        assert await next_routes(lambda: capabilities.switch(
+            other, "b", "c", enabled=True, reason="back", by="t"), "y.3") == [
+            ("b", "1.0.0", None)]
+        # the newest version deprecated: the one before it again
+        assert await next_routes(lambda: registry.change_status(
+            other, "a", "2.0.0", "deprecate"), "x.3") == [("a", "1.0.0", None)]
+        # an agent deleted: routed to nobody
+        assert await next_routes(lambda: agent_removal.delete(other, "b", by="t"),
+                                 "y.4") == []
+    finally:
+        await other.close()

@@ -24,6 +24,8 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    func,
+    literal,
     null,
     or_,
     select,
@@ -31,21 +33,63 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentos.store.agent_config import switches
 from agentos.store.columns import upsert
-from agentos.store.tables import agent_versions, route_queue, routes
+from agentos.store.tables import agent_versions, capability_switches, route_queue, routes
 from agentos.store.tables import events as events_table
 
 if TYPE_CHECKING:
     from agentos.store.base import Store
 
 
+# What the router's agents are read from, summed up by one statement: (published
+# versions, the sum of their ids, their newest updated_at, capability switches, their
+# newest updated_at). Any change to what it routes by moves it: a version entering or
+# leaving the published set changes the count or, when one enters as another leaves,
+# the ids' sum and the newest time (publishing stamps updated_at; a published version
+# cannot change); a switch's upsert stamps its updated_at; a switch deleted changes the
+# count.
+Stamp = tuple[int, int, Any, int, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class Taken:
-    """A batch taken from the queue: how many events it removed, and the rows of those
-    whose type may match (in urgency order; an event pruned meanwhile has none)."""
+    """A batch taken from the queue: how many events it removed, the rows of those
+    whose type may match (in urgency order; an event pruned meanwhile has none), and
+    the ``Stamp`` of the agents and switches the taking statement saw (None when it
+    took nothing)."""
 
     count: int
     rows: list[Any]
+    stamp: Stamp | None
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """What the router routes by: the published versions (each agent's newest first),
+    every capability switch, and their ``Stamp``, all from one read."""
+
+    agents: list[Any]
+    switches: list[dict[str, Any]]
+    stamp: Stamp
+
+
+def _stamp_columns() -> list[Any]:
+    """The ``Stamp``'s parts as scalar subqueries (one snapshot with the statement)."""
+    av, sw = agent_versions.c, capability_switches.c
+    published = av.status == "published"
+    return [select(func.count()).where(published).scalar_subquery().label("s_n"),
+            select(func.coalesce(func.sum(av.id), 0)).where(published)
+            .scalar_subquery().label("s_ids"),
+            select(func.max(av.updated_at)).where(published).scalar_subquery().label("s_at"),
+            select(func.count()).select_from(capability_switches).scalar_subquery()
+            .label("w_n"),
+            select(func.max(sw.updated_at)).scalar_subquery().label("w_at")]
+
+
+def _stamp_of_row(row: Any) -> Stamp:
+    # max() keeps the column's type: the times come back as the rows' updated_at do
+    return (int(row.s_n), int(row.s_ids), row.s_at, int(row.w_n), row.w_at)
 
 
 def _with_events(stmt: Select[Any], queued: FromClause, seq: ColumnElement[int],
@@ -81,6 +125,20 @@ class Routes(ABC):
             select(av.name, av.version, av.definition).where(av.status == "published")
             .order_by(av.name, av.sort_key.desc()))).all())
 
+    async def routing(self, conn: AsyncConnection) -> Routing:
+        """The published versions and the switches, with the ``Stamp`` of the snapshot
+        the versions were read in (the stamp's own statement: a row with no version
+        when none is published). The switches are read next, as new or newer: what is
+        read is never older than the stamp that labels it."""
+        av = agent_versions.c
+        one = select(literal(1).label("one")).subquery("one")
+        rows = (await conn.execute(
+            select(av.name, av.version, av.definition, *_stamp_columns())
+            .select_from(one.outerjoin(agent_versions, av.status == "published"))
+            .order_by(av.name, av.sort_key.desc()))).all()
+        return Routing([r for r in rows if r.name is not None], await switches(conn),
+                       _stamp_of_row(rows[0]))
+
     async def record(self, conn: AsyncConnection, new_routes: list[dict[str, Any]]) -> None:
         """Insert routes; one already recorded for (event, agent, trigger) stays as is."""
         await conn.execute(upsert(conn, routes).on_conflict_do_nothing(), new_routes)
@@ -104,12 +162,15 @@ class SqliteRoutes(Routes):
                          route_queue, q.seq, type_likes)
             .order_by(q.rank, q.seq).limit(limit))).all()
         if not taken:
-            return Taken(0, [])
+            return Taken(0, [], None)
+        # the write transaction holds SQLite's one write lock: no change can come
+        # between this read and the one above
+        stamp = _stamp_of_row((await conn.execute(select(*_stamp_columns()))).one())
         # an event is queued once, at one rank: these name exactly the rows read
         await conn.execute(delete(route_queue).where(
             q.rank.in_(sorted({r.queued_rank for r in taken})),
             q.seq.in_([r.queued_seq for r in taken])))
-        return Taken(len(taken), [r for r in taken if r.id is not None])
+        return Taken(len(taken), [r for r in taken if r.id is not None], stamp)
 
 
 class PostgresRoutes(Routes):
@@ -120,9 +181,22 @@ class PostgresRoutes(Routes):
                 .with_for_update(skip_locked=True))
         taken = (delete(route_queue).where(tuple_(q.rank, q.seq).in_(head))
                  .returning(q.rank, q.seq).cte("taken"))
+        # only the rows of events that may match come back, and the first taken (which
+        # carries the count and the stamp): the driver reads a result in slices of
+        # ~16 kB, each a wait for the event loop, so the bytes of a batch of events no
+        # trigger names would cost a busy server's router one loop round each
+        # (the stamp's subqueries share the statement's snapshot with the take)
+        x = _with_events(select(taken.c.rank.label("queued_rank"),
+                                taken.c.seq.label("queued_seq"),
+                                func.count().over().label("taken_n"),
+                                func.row_number().over(order_by=(taken.c.rank, taken.c.seq))
+                                .label("nth"), *_stamp_columns()),
+                         taken, taken.c.seq, type_likes).subquery("x")
         rows = (await conn.execute(
-            _with_events(select(taken.c.rank.label("queued_rank"),
-                                taken.c.seq.label("queued_seq")),
-                         taken, taken.c.seq, type_likes)
-            .order_by(taken.c.rank, taken.c.seq))).all()
-        return Taken(len(rows), [r for r in rows if r.id is not None])
+            select(x).where(or_(x.c.id.is_not(None), x.c.nth == 1))
+            .order_by(x.c.queued_rank, x.c.queued_seq))).all()
+        if not rows:
+            return Taken(0, [], None)
+        return Taken(int(rows[0].taken_n), [r for r in rows if r.id is not None],
+                     _stamp_of_row(rows[0]))
+
