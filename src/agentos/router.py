@@ -28,6 +28,10 @@ from agentos.tasks import TaskIn
 log = logging.getLogger("agentos.router")
 
 BATCH = 500  # events routed per transaction
+# ... grown up to this while batches come back full on a store whose statements leave
+# the event loop (PostgreSQL): each of a batch's round trips waits a whole loop round
+# on a busy server, so a larger batch pays the same few rounds for more events
+MAX_BATCH = 8000
 POLL_INTERVAL = 1.0  # seconds; commits in this process (or NOTIFY) wake it sooner
 LIFECYCLE = "task."  # the queue's own events
 
@@ -271,15 +275,29 @@ async def _route_batch(store: Store, limit: int, known: _Known | None) -> int:
 async def run(store: Store, stop: asyncio.Event | None = None) -> None:
     """Route until ``stop`` is set (or cancelled), woken by commits that appended events."""
     wakeup = store.wakeup(events.CHANNEL)
+    limit = BATCH
     while stop is None or not stop.is_set():
         wakeup.clear()
         try:
-            if await route_batch(store) == BATCH:
+            routed = await route_batch(store, limit)
+            if routed == limit:
+                limit = next_limit(limit, routed, inline=store.inline)
                 await asyncio.sleep(0)  # more are queued: after others' turn (HTTP requests)
                 continue
+            limit = BATCH
         except Exception:
+            limit = BATCH
             log.exception("routing failed", extra={"action": "route_failed"})
         await wait_wakeup(wakeup, POLL_INTERVAL, stop)
+
+
+def next_limit(limit: int, routed: int, *, inline: bool) -> int:
+    """The next batch's size: doubled (up to ``MAX_BATCH``) after a full batch on a store
+    whose statements leave the loop, else ``BATCH`` (SQLite's statements run on the
+    loop: a larger batch would only hold it longer)."""
+    if routed < limit or inline:
+        return BATCH
+    return min(limit * 2, MAX_BATCH)
 
 
 async def routes_of(store: Store, event_seq: int) -> list[Route]:

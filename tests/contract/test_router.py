@@ -1,6 +1,9 @@
 """Routing: each (event, agent, trigger) match recorded once, most urgent first."""
 
+import asyncio
 from typing import Any
+
+import pytest
 
 from agentos import agent_removal, agent_spec, capabilities, events, queue, registry, router
 from agentos.events import EventIn
@@ -140,3 +143,40 @@ async def test_each_batch_routes_by_the_agents_and_switches_committed_before_it(
                                  "y.4") == []
     finally:
         await other.close()
+
+
+async def test_batches_grow_while_full_where_statements_leave_the_loop(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL each round trip of a batch may wait a whole loop round on a busy
+    server: the router doubles its batch while batches come back full. SQLite's
+    statements run on the loop: its batches stay at BATCH."""
+    for _ in range(3):
+        await events.append(store, [EventIn(type="bulk.x") for _ in range(1000)])
+    limits: list[int] = []
+    real = router.route_batch
+
+    async def spy(s: Store, limit: int = router.BATCH) -> int:
+        limits.append(limit)
+        return await real(s, limit)
+
+    monkeypatch.setattr(router, "route_batch", spy)
+    stop = asyncio.Event()
+    running = asyncio.create_task(router.run(store, stop))
+    deadline = asyncio.get_running_loop().time() + 60
+    while not await router.is_routed(store, 3000):
+        assert asyncio.get_running_loop().time() < deadline, limits
+        await asyncio.sleep(0.05)
+    stop.set()
+    await running
+    if store.inline:
+        assert set(limits) == {router.BATCH}
+    else:  # 500 full, 1,000 full, then 2,000 takes the last 1,500
+        assert limits[:3] == [500, 1000, 2000]
+
+
+def test_next_limit() -> None:
+    assert router.next_limit(500, 500, inline=False) == 1000
+    assert router.next_limit(router.MAX_BATCH, router.MAX_BATCH, inline=False) == \
+        router.MAX_BATCH
+    assert router.next_limit(1000, 999, inline=False) == router.BATCH
+    assert router.next_limit(500, 500, inline=True) == router.BATCH
