@@ -222,6 +222,7 @@ async def route_batch(store: Store, limit: int = BATCH) -> int:
             return await _route_batch(store, limit, known)
         except _Stale:
             known = None  # read them again (in the next try's own transaction)
+            await asyncio.sleep(0)  # a burst of changes: let others run meanwhile
 
 
 async def _route_batch(store: Store, limit: int, known: _Known | None) -> int:
