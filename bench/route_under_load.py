@@ -3,7 +3,8 @@ event loop of a process whose other work holds the loop in chunks (as a server p
 1,000-event POSTs does), each round trip of a batch waiting a whole round of the loop.
 Queues ``--events`` unroutable events, then routes them with ``--hogs`` coroutines each
 burning ``--chunk-ms`` of CPU between yields; per batch size: routed/s, ms and loop
-rounds per batch. ``--hogs 0``: the router alone. Run another tree's code with
+rounds per batch. ``--hogs 0``: the router alone; ``--single N``: one-event batches.
+Run another tree's code with
 PYTHONPATH=THAT_TREE/src."""
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ async def measure(url: str, args: argparse.Namespace) -> None:
             burn(args.chunk_ms / 1000)
             await asyncio.sleep(0)
 
+    if args.single:
+        one = [events.EventIn(type="bench.tick", payload={"i": 0})]
+        await router.route_batch(store)
+        wall = cpu = 0.0
+        for _ in range(args.single):
+            await events.append(store, one)
+            began, began_cpu = time.perf_counter(), time.process_time()
+            await router.route_batch(store)
+            wall += time.perf_counter() - began
+            cpu += time.process_time() - began_cpu
+        print(f"one-event batches: {cpu / args.single * 1000:.2f} ms CPU, "
+              f"{wall / args.single * 1000:.2f} ms wall a batch")
+        await store.close()
+        return
     counter = asyncio.create_task(count())
     for limit in args.batches:
         for _ in range(args.events // 1000):
@@ -70,6 +85,9 @@ def main() -> None:
                         default=[500, 5000], help="batch sizes, e.g. 500,5000")
     parser.add_argument("--hogs", type=int, default=4)
     parser.add_argument("--chunk-ms", type=float, default=10.0)
+    parser.add_argument("--single", type=int, default=0, metavar="N",
+                        help="instead: N times, append one event and route it (no hogs); "
+                             "CPU and wall per batch, as a server routing a trickle")
     args = parser.parse_args()
     with start_postgres(durable=True) as cluster:
         url = cluster.create_database("routes")
