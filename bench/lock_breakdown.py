@@ -1,0 +1,135 @@
+"""Where a hand-over's time goes: one process, two stores (the waiter's listening on
+PostgreSQL; on SQLite the waiter's store is not the releaser's, so only the stamp poll
+can wake it, as across processes). Stamps per hand-over:
+  t0 release called, t1 release returned (committed), tw the waiter's first sign
+  (PostgreSQL: the NOTIFY delivered to its store; SQLite: the change stamp seen to differ),
+  tp0/tp1 the waiter's extra read (_peek), tr the waiter's acquire returned."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from agentos import locks
+from agentos.locks import Claim, waiting
+from agentos.store import open_store, schema
+
+R = "bench:handover"
+cur: dict[str, float] = {}
+
+
+def instrument(waiter_store) -> None:
+    orig_wake = waiter_store.wake
+
+    def wake(channel, note=""):
+        if channel == locks.CHANNEL and "tw" not in cur and "t0" in cur:
+            cur["tw"] = time.perf_counter()
+        return orig_wake(channel, note)
+
+    waiter_store.wake = wake
+    orig_stamp = waiter_store.change_stamp
+    last: list[object] = [None]
+
+    def change_stamp():
+        s = orig_stamp()
+        if "t1" in cur and "tw" not in cur and s != last[0]:
+            cur["tw"] = time.perf_counter()
+        last[0] = s
+        return s
+
+    waiter_store.change_stamp = change_stamp
+    orig_peek = waiting._peek
+
+    async def peek(store, name, owner):
+        if "t0" in cur:
+            cur.setdefault("tp0", time.perf_counter())
+            cur["peeks"] = cur.get("peeks", 0) + 1
+        got = await orig_peek(store, name, owner)
+        if "t0" in cur:
+            cur["tp1"] = time.perf_counter()
+        return got
+
+    waiting._peek = peek
+
+
+async def measure(url: str, n: int, listen: bool) -> list[dict[str, float]]:
+    holder, waiter = open_store(url, pool_size=2), open_store(url, pool_size=2)
+    instrument(waiter)
+    listener = asyncio.create_task(waiter.listen([locks.CHANNEL])) if listen else None
+    out = []
+    try:
+        while listen and locks.CHANNEL not in waiter.listening:
+            await asyncio.sleep(0.01)
+        for i in range(n + 20):
+            cur.clear()
+            grant = (await locks.acquire(holder, R, Claim("a"))).grants[0]
+            wait = asyncio.create_task(locks.acquire(waiter, R, Claim("b"), wait_s=10))
+            while not (await locks.get(holder, R))["queue"]:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.005)  # the waiter is parked on its wake-up
+            cur["t0"] = time.perf_counter()
+            await locks.release(holder, R, "a", grant.token)
+            cur["t1"] = time.perf_counter()
+            got = await wait
+            cur["tr"] = time.perf_counter()
+            await locks.release(waiter, R, "b", got.grants[0].token)
+            if i >= 20:
+                out.append(dict(cur))
+        return out
+    finally:
+        if listener:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        await holder.close()
+        await waiter.close()
+
+
+def report(name: str, rows: list[dict[str, float]]) -> None:
+    def q(xs, p):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, int(len(xs) * p / 100))] * 1000
+
+    parts = {
+        "release call (t0->t1)": [r["t1"] - r["t0"] for r in rows],
+        "commit -> waiter's sign (t1->tw)": [r["tw"] - r["t1"] for r in rows if "tw" in r],
+        "sign -> return, no read": [r["tr"] - r["tw"] for r in rows
+                                    if "tw" in r and "tp0" not in r],
+        "sign -> read start (tw->tp0)": [r["tp0"] - r["tw"] for r in rows
+                                         if "tw" in r and "tp0" in r],
+        "the extra read (tp0->tp1)": [r["tp1"] - r["tp0"] for r in rows if "tp0" in r],
+        "read -> return (tp1->tr)": [r["tr"] - r["tp1"] for r in rows if "tp0" in r],
+        "total (t0->tr)": [r["tr"] - r["t0"] for r in rows],
+    }
+    reads = sum(1 for r in rows if "tp0" in r)
+    print(f"{name}: n={len(rows)}, hand-overs with an extra read {reads}, "
+          f"load {os.getloadavg()[0]:.1f}")
+    for k, xs in parts.items():
+        if xs:
+            print(f"  {k:36} n={len(xs):4} p50 {q(xs, 50):6.2f}  p90 {q(xs, 90):6.2f}  "
+                  f"p99 {q(xs, 99):6.2f}  mean {statistics.mean(xs) * 1000:6.2f} ms")
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    backends = sys.argv[2].split(",") if len(sys.argv) > 2 else ["sqlite", "postgres"]
+    if "sqlite" in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/h.db"
+            schema.upgrade(url)
+            report("sqlite", asyncio.run(measure(url, n, listen=False)))
+    if "postgres" in backends:
+        from common import start_postgres
+        with start_postgres(durable=True) as cluster:
+            url = cluster.create_database("handover")
+            schema.upgrade(url)
+            report("postgres (durable)", asyncio.run(measure(url, n, listen=True)))
+
+
+if __name__ == "__main__":
+    main()
