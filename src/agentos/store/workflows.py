@@ -133,6 +133,12 @@ async def get_run(conn: AsyncConnection, run_id: str) -> Any | None:
     return (await conn.execute(select(workflow_runs).where(runs.id == run_id))).first()
 
 
+async def any_running(conn: AsyncConnection, status: str) -> bool:
+    """Whether some run has ``status`` (one index probe)."""
+    return (await conn.execute(select(runs.id).where(runs.status == status).limit(1))
+            ).first() is not None
+
+
 async def lock_runs(conn: AsyncConnection, run_ids: Iterable[str]) -> list[Any]:
     """The runs' rows, locked to the end of the transaction in id order (so two
     transactions locking overlapping sets never deadlock)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +57,7 @@ MAX_DEPTH = 8  # sub-runs within sub-runs
 MATCH_SLICE = 500  # wait filters tried between two yields to the event loop
 TIMER_INTERVAL = 1.0  # seconds between looks for lapsed approvals and waits
 TIMER_BATCH = 100
+IDLE_READ_S = 1.0  # while no run is running, the follower reads the log this often at most
 TASK_ENDS = frozenset({"task.succeeded", "task.failed", "task.cancelled"})
 RUN_ENDS = frozenset({"workflow.succeeded", "workflow.failed", "workflow.cancelled"})
 DECISIONS = frozenset({"approval.approved", "approval.rejected", "approval.expired"})
@@ -772,4 +774,51 @@ async def run(store: Store, stop: asyncio.Event) -> None:
                 log.exception("workflow timer failed", extra={"action": "workflow_timer_failed"})
             await wait_wakeup(stop, TIMER_INTERVAL)
 
-    await asyncio.gather(consumers.run(store, consumer(store), stop), timer())
+    await asyncio.gather(follow(store, stop), timer())
+
+
+async def idle(store: Store) -> bool:
+    """Whether no run is running: then no event can move a run on (a start or a rerun
+    makes its run running before it appends its own events, whose wake-up finds it)."""
+    async with store.read() as conn:
+        return not await store_workflows.any_running(conn, RunStatus.RUNNING.value)
+
+
+async def follow(store: Store, stop: asyncio.Event) -> None:
+    """The engine's consumer following the log (``consumers.run``, but cheaper while
+    ``idle``). Every append wakes it; a batch is a dozen statements even for an event
+    nothing waits on, and single requests paid it each. While no run is running, a
+    wake-up costs one read (``idle``) and the batch waits until ``IDLE_READ_S`` has
+    passed since the last one, which then reads every event appended meanwhile. The
+    cursor never moves past an event it has not applied, so nothing is skipped: the
+    events are only read later, when they can change nothing but a link's status. A
+    backlog is read through without a pause (the batch after one that applied
+    events runs at once), and from the wake-up that finds a run running on, every
+    wake-up runs a batch."""
+    reader = consumer(store)
+    wakeup = store.wakeup(events.CHANNEL)
+    pace = consumers.Pace.of(store, reader.batch)
+    read_at = -IDLE_READ_S  # monotonic time of the last batch
+    behind = True  # the last batch applied events: more may be waiting
+    try:
+        while not stop.is_set():
+            wakeup.clear()
+            wait = store.poll_interval
+            try:
+                due = read_at + IDLE_READ_S - time.monotonic()
+                if not behind and due > 0 and await idle(store):
+                    wait = min(wait, due)  # then read what came meanwhile
+                    behind = False
+                else:
+                    behind = bool(await consumers.step(store, reader, pace))
+                    read_at = time.monotonic()
+            except Exception:
+                log.exception("consumer %s failed a batch; trying again", CONSUMER,
+                              extra={"action": "consumer_failed", "consumer": CONSUMER})
+                await wait_wakeup(stop, consumers.ERROR_PAUSE)
+                continue
+            if behind:
+                continue  # more may be waiting (the turn let others run in between)
+            await wait_wakeup(wakeup, wait, stop)
+    finally:
+        store.forget_wakeup(events.CHANNEL, wakeup)

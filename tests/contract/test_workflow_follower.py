@@ -1,0 +1,113 @@
+"""The workflow engine's follower of the log (``engine.follow``) on both backends:
+while no run is running a wake-up runs no batch, yet a backlog is read through, a run
+that starts is moved on at the next wake-up, and the cursor follows the log within
+``IDLE_READ_S``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from agentos import consumers, events
+from agentos.store import Store
+from agentos.workflows import engine, runs
+from tests.contract.test_workflows import WAIT, agent, start, step, workflow
+from tests.waiting import eventually_async
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@asynccontextmanager
+async def following(store: Store) -> AsyncIterator[list[int]]:
+    """``engine.follow`` running; yields the list of its batches' results."""
+    batches: list[int] = []
+    original = consumers.step
+
+    async def counted(*args: Any, **kw: Any) -> int | None:
+        applied = await original(*args, **kw)
+        batches.append(applied or 0)
+        return applied
+
+    stop = asyncio.Event()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(consumers, "step", counted)
+        task = asyncio.create_task(engine.follow(store, stop))
+        try:
+            yield batches
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+
+async def cursor_at_head(store: Store) -> bool:
+    [at] = await consumers.positions(store, [engine.CONSUMER])
+    return at.lag_events == 0
+
+
+async def one_by_one(store: Store, n: int, type_: str = "noise.tick") -> None:
+    for i in range(n):
+        await events.append(store, [events.EventIn(type=type_, payload={"i": i})])
+
+
+async def test_an_idle_engine_skips_its_batches_but_moves_a_starting_run_at_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No batch at all for appends while no run is running (the periodic read put off
+    for an hour, and polling too), a backlog of 2,500 events read through first all the
+    same; then a run waiting for an event starts, and the event it waits for ends its
+    step without any periodic read: the run's own events woke the follower, which
+    found a run running. (Fails if the follower skipped a batch while a run runs.)"""
+    monkeypatch.setattr(engine, "IDLE_READ_S", 3600.0)
+    monkeypatch.setattr(store, "poll_interval", 3600.0)
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, WAIT.replace("{timeout}", "600"))
+    await events.append(store, [events.EventIn(type="noise.tick", payload={"i": i})
+                                for i in range(2500)])
+    async with following(store) as batches:
+        await eventually_async(lambda: cursor_at_head(store), 60, "the backlog read")
+        await eventually_async(lambda: asyncio.sleep(0, bool(batches) and batches[-1] == 0),
+                               30, "a batch that found nothing more")
+        read = len(batches)
+        await one_by_one(store, 20)
+        await asyncio.sleep(0.5)  # the follower has had its wake-ups
+        assert len(batches) == read  # no batch: nothing could move
+        assert not await cursor_at_head(store)  # those 20 wait for a later batch
+        await events.append(store, [events.EventIn(
+            type="device.ready", payload={"device_id": "p7", "level": 1})])  # before the run
+        run = await start(store, "waiter", {"device": "p7"})
+        assert step(run, "ready")["status"] == "running"
+        await eventually_async(lambda: cursor_at_head(store), 30, "the start's events read")
+        await one_by_one(store, 3, "device.other")
+        await events.append(store, [events.EventIn(
+            type="device.ready", payload={"device_id": "p7", "level": 4})])
+
+        async def ready_ended() -> bool:
+            found = await runs.get(store, run["id"])
+            return bool(step(found, "ready")["status"] == "succeeded")
+
+        await eventually_async(ready_ended, 30, "the wait's step to succeed")
+        done = await runs.get(store, run["id"])
+        assert step(done, "ready")["output"]["payload"]["level"] == 4
+
+
+async def test_an_idle_engine_s_cursor_follows_the_log_within_its_read_interval(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no run running, events appended one at a time are read within
+    ``IDLE_READ_S`` (polling put off for an hour: the skip itself sets the next read),
+    in fewer batches than events: retention and the consumer's lag keep following."""
+    monkeypatch.setattr(engine, "IDLE_READ_S", 1.0)
+    monkeypatch.setattr(store, "poll_interval", 3600.0)
+    async with following(store) as batches:
+        await eventually_async(lambda: cursor_at_head(store), 30, "the first read")
+        read = len(batches)
+        await one_by_one(store, 40)
+        await eventually_async(lambda: cursor_at_head(store), 30, "the appends read")
+        assert sum(batches[read:]) == 40
+        assert len(batches) - read < 40
+        # one more, just after the read that caught up: skipped, then read all the same
+        await one_by_one(store, 1)
+        await eventually_async(lambda: cursor_at_head(store), 30, "the last append read")
+        assert sum(batches[read:]) == 41
