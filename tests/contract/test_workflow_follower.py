@@ -48,39 +48,37 @@ async def cursor_at_head(store: Store) -> bool:
     return at.lag_events == 0
 
 
-async def one_by_one(store: Store, n: int, type_: str = "noise.tick") -> None:
-    for i in range(n):
-        await events.append(store, [events.EventIn(type=type_, payload={"i": i})])
+async def noise(store: Store, n: int, type_: str = "noise.tick") -> None:
+    await events.append(store, [events.EventIn(type=type_, payload={"i": i})
+                                for i in range(n)])
 
 
-async def test_an_idle_engine_skips_its_batches_but_moves_a_starting_run_at_once(
+async def test_an_idle_engine_reads_no_event_but_moves_a_starting_run_at_once(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No batch at all for appends while no run is running (the periodic read put off
-    for an hour, and polling too), a backlog of 2,500 events read through first all the
-    same; then a run waiting for an event starts, and the event it waits for ends its
-    step without any periodic read: the run's own events woke the follower, which
-    found a run running. (Fails if the follower skipped a batch while a run runs.)"""
+    """While no run is running a backlog of 2,500 events is passed over and appends
+    wake no batch (the next pass put off for an hour, and polling too); then a run
+    waiting for an event starts, and the event it waits for ends its step, after a
+    backlog of 2,500 more, without any pass or poll: the run's own events woke the
+    follower, which found a run running. (Fails if the follower skipped a batch while
+    a run runs, or stopped reading a backlog after one batch.)"""
     monkeypatch.setattr(engine, "IDLE_READ_S", 3600.0)
     monkeypatch.setattr(store, "poll_interval", 3600.0)
     await agent(store, "doubler", "wf_double")
     await workflow(store, WAIT.replace("{timeout}", "600"))
-    await events.append(store, [events.EventIn(type="noise.tick", payload={"i": i})
-                                for i in range(2500)])
+    await noise(store, 2500)
     async with following(store) as batches:
-        await eventually_async(lambda: cursor_at_head(store), 60, "the backlog read")
-        await eventually_async(lambda: asyncio.sleep(0, bool(batches) and batches[-1] == 0),
-                               30, "a batch that found nothing more")
-        read = len(batches)
-        await one_by_one(store, 20)
+        await eventually_async(lambda: cursor_at_head(store), 60, "the backlog passed")
+        for _ in range(20):
+            await noise(store, 1)
         await asyncio.sleep(0.5)  # the follower has had its wake-ups
-        assert len(batches) == read  # no batch: nothing could move
-        assert not await cursor_at_head(store)  # those 20 wait for a later batch
+        assert batches == []  # no event read: nothing could move
+        assert not await cursor_at_head(store)  # those 20 wait for the next pass
         await events.append(store, [events.EventIn(
             type="device.ready", payload={"device_id": "p7", "level": 1})])  # before the run
         run = await start(store, "waiter", {"device": "p7"})
         assert step(run, "ready")["status"] == "running"
         await eventually_async(lambda: cursor_at_head(store), 30, "the start's events read")
-        await one_by_one(store, 3, "device.other")
+        await noise(store, 2500, "device.other")
         await events.append(store, [events.EventIn(
             type="device.ready", payload={"device_id": "p7", "level": 4})])
 
@@ -88,26 +86,39 @@ async def test_an_idle_engine_skips_its_batches_but_moves_a_starting_run_at_once
             found = await runs.get(store, run["id"])
             return bool(step(found, "ready")["status"] == "succeeded")
 
-        await eventually_async(ready_ended, 30, "the wait's step to succeed")
+        await eventually_async(ready_ended, 60, "the wait's step to succeed")
         done = await runs.get(store, run["id"])
         assert step(done, "ready")["output"]["payload"]["level"] == 4
 
 
 async def test_an_idle_engine_s_cursor_follows_the_log_within_its_read_interval(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With no run running, events appended one at a time are read within
-    ``IDLE_READ_S`` (polling put off for an hour: the skip itself sets the next read),
-    in fewer batches than events: retention and the consumer's lag keep following."""
+    """With no run running, events appended one at a time are passed over within
+    ``IDLE_READ_S`` (polling put off for an hour: the skip itself sets the next
+    pass), none of them read: retention and the consumer's lag keep following."""
     monkeypatch.setattr(engine, "IDLE_READ_S", 1.0)
     monkeypatch.setattr(store, "poll_interval", 3600.0)
     async with following(store) as batches:
-        await eventually_async(lambda: cursor_at_head(store), 30, "the first read")
-        read = len(batches)
-        await one_by_one(store, 40)
-        await eventually_async(lambda: cursor_at_head(store), 30, "the appends read")
-        assert sum(batches[read:]) == 40
-        assert len(batches) - read < 40
-        # one more, just after the read that caught up: skipped, then read all the same
-        await one_by_one(store, 1)
-        await eventually_async(lambda: cursor_at_head(store), 30, "the last append read")
-        assert sum(batches[read:]) == 41
+        await eventually_async(lambda: cursor_at_head(store), 30, "the first pass")
+        for _ in range(40):
+            await noise(store, 1)
+        await eventually_async(lambda: cursor_at_head(store), 30, "the appends passed")
+        # one more, just after the pass that caught up: skipped, then passed all the same
+        await noise(store, 1)
+        await eventually_async(lambda: cursor_at_head(store), 30, "the last append passed")
+        assert batches == []
+
+
+async def test_the_cursor_passes_over_events_only_while_nothing_is_under_way(
+        store: Store) -> None:
+    """``pass_over`` refuses while a run is running (a wait armed, its step running),
+    and moves the cursor to the head once the run was cancelled."""
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, WAIT.replace("{timeout}", "600"))
+    run = await start(store, "waiter", {"device": "p7"})
+    await noise(store, 3)
+    assert await engine.pass_over(store) is False
+    assert not await cursor_at_head(store)
+    await runs.cancel(store, run["id"])
+    assert await engine.pass_over(store) is True
+    assert await cursor_at_head(store)

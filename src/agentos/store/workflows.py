@@ -139,6 +139,15 @@ async def any_running(conn: AsyncConnection, status: str) -> bool:
             ).first() is not None
 
 
+async def busy(conn: AsyncConnection, status: str) -> bool:
+    """Whether some run has ``status``, a step's task link is ``status`` or a wait is
+    armed (one statement; the links' probe scans them)."""
+    return bool((await conn.execute(select(or_(
+        select(runs.id).where(runs.status == status).exists(),
+        select(links.task_id).where(links.status == status).exists(),
+        select(waits.run_id).exists())))).scalar())
+
+
 async def lock_runs(conn: AsyncConnection, run_ids: Iterable[str]) -> list[Any]:
     """The runs' rows, locked to the end of the transaction in id order (so two
     transactions locking overlapping sets never deadlock)."""

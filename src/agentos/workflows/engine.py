@@ -784,33 +784,60 @@ async def idle(store: Store) -> bool:
         return not await store_workflows.any_running(conn, RunStatus.RUNNING.value)
 
 
+async def pass_over(store: Store) -> bool | None:
+    """Move the engine's cursor to the log's horizon without reading the events, if
+    nothing could come of them: no run is running, no step's task is running and no
+    wait is armed (a batch would only move the cursor then). True: the cursor is at
+    the horizon; False: something is under way (read the events); None: another
+    process holds the cursor. Whatever an event up to the horizon may end or match was
+    there before it committed, so before the horizon was read; a start arming a wait
+    holds the cursor (``Batch.open``) until its wait is there to see."""
+    async with store.write() as conn:
+        store.nothing_changed(conn)
+        await store_consumers.ensure(conn, CONSUMER)
+        row = await store_consumers.claim(conn, CONSUMER)
+        if row is None:
+            return None
+        settled = await store.events.horizon(conn)
+        if row.cursor_seq >= settled:
+            return True
+        if await store_workflows.busy(conn, RunStatus.RUNNING.value):
+            return False
+        await store_consumers.relax_durability(conn)
+        await store_consumers.advance(conn, CONSUMER, settled, 0)
+    return True
+
+
 async def follow(store: Store, stop: asyncio.Event) -> None:
     """The engine's consumer following the log (``consumers.run``, but cheaper while
-    ``idle``). Every append wakes it; a batch is a dozen statements even for an event
-    nothing waits on, and single requests paid it each. While no run is running, a
-    wake-up costs one read (``idle``) and the batch waits until ``IDLE_READ_S`` has
-    passed since the last one, which then reads every event appended meanwhile. The
-    cursor never moves past an event it has not applied, so nothing is skipped: the
-    events are only read later, when they can change nothing but a link's status. A
-    backlog is read through without a pause (the batch after one that applied
-    events runs at once), and from the wake-up that finds a run running on, every
-    wake-up runs a batch."""
+    ``idle``). Every append wakes it, and a batch is a dozen statements and reads every
+    event, even one nothing waits on: single requests paid that each. While no run is
+    running, a wake-up costs one read (``idle``); at most every ``IDLE_READ_S`` the
+    cursor then passes over what was appended meanwhile without reading it
+    (``pass_over``), or, if a task, a wait or a run is still under way, a batch reads
+    it. The cursor never passes an event that could move anything, so nothing is
+    skipped. A backlog is read through without a pause (the batch after one that
+    applied events runs at once), and from the wake-up that finds a run running on,
+    every wake-up runs a batch."""
     reader = consumer(store)
     wakeup = store.wakeup(events.CHANNEL)
     pace = consumers.Pace.of(store, reader.batch)
-    read_at = -IDLE_READ_S  # monotonic time of the last batch
-    behind = True  # the last batch applied events: more may be waiting
+    read_at = -IDLE_READ_S  # monotonic time of the last batch or pass
+    behind = False  # the last batch applied events: more may be waiting
     try:
         while not stop.is_set():
             wakeup.clear()
             wait = store.poll_interval
             try:
                 due = read_at + IDLE_READ_S - time.monotonic()
-                if not behind and due > 0 and await idle(store):
-                    wait = min(wait, due)  # then read what came meanwhile
-                    behind = False
-                else:
+                if behind:
                     behind = bool(await consumers.step(store, reader, pace))
+                elif due > 0 and await idle(store):
+                    wait = min(wait, due)  # then pass over (or read) what came meanwhile
+                else:
+                    passed = await pass_over(store) if due <= 0 else False
+                    if passed is False:
+                        behind = bool(await consumers.step(store, reader, pace))
                     read_at = time.monotonic()
             except Exception:
                 log.exception("consumer %s failed a batch; trying again", CONSUMER,
