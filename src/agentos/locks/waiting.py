@@ -116,13 +116,13 @@ async def _wait_for(store: Store, name: str, claim: Claim, deadline: float,
 
 async def _peek(store: Store, name: str, owner: str) -> Grant | str:
     """A read: our grant, "act" (free, lapsed, or we left the queue) or "wait"."""
-    async with store.read() as conn:
-        row = await store.locks.peek(conn, name, owner)
+    row = await store.locks.look(name, owner)
     if row is None:
         return "act"
-    if row.owner == owner and row.expires_at >= row.now:
-        return Grant(name, int(row.token), row.expires_at)
-    if row.owner is None or row.expires_at < row.now or row.waiter is None:
+    if row.owner == owner and row.expires_at is not None and row.expires_at >= row.now:
+        return Grant(name, row.token, row.expires_at)
+    if (row.owner is None or row.expires_at is None or row.expires_at < row.now
+            or row.waiter is None):
         return "act"
     return "wait"
 

@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,6 +55,16 @@ if TYPE_CHECKING:
 CHANNEL = "agentos_locks"  # notified when a lock is granted to a waiter
 L = locks.c
 W = lock_waiters.c
+
+
+class Look(NamedTuple):
+    """A waiter's look at a lock (``Locks.look``)."""
+
+    owner: str | None
+    token: int
+    expires_at: datetime | None
+    now: datetime
+    waiter: int | None  # the looking owner's queue entry, if it has one
 
 
 @dataclass(frozen=True)
@@ -311,6 +321,15 @@ class Locks(ABC):
 
     # -- reads ------------------------------------------------------------
 
+    async def look(self, resource: str, owner: str) -> Look | None:
+        """``peek`` in one statement of its own, outside any transaction (a waiter's
+        look after a wake-up: several a hand-over under contention, so the backends
+        send it as named SQL on the driver's connection)."""
+        async with self.store.read() as conn:
+            row = await self.peek(conn, resource, owner)
+        return None if row is None else Look(row.owner, int(row.token), row.expires_at,
+                                             row.now, row.waiter)
+
     async def peek(self, conn: AsyncConnection, resource: str, owner: str) -> Any:
         """The lock's holder, token and lease, the database's now and ``owner``'s place
         in the queue (``waiter``: its entry's id or None); None for a lock never taken."""
@@ -366,6 +385,15 @@ class SqliteLocks(Locks):
         rows = await self._one(lambda db, p: db.execute(_SQLITE_RENEW, p).fetchall(), params,
                                appends=False)
         return utc_from_text(rows[0][0]) if rows else None
+
+    async def look(self, resource: str, owner: str) -> Look | None:
+        async with self.store.read() as conn:
+            row = cast(Any, conn).driver().execute(
+                _SQLITE_PEEK, {"resource": resource, "owner": owner}).fetchone()
+        if row is None:
+            return None
+        return Look(row[0], int(row[1]), None if row[2] is None else utc_from_text(row[2]),
+                    utc_from_text(row[3]), row[4])
 
     async def _one(self, run: Callable[[sqlite3.Connection, dict[str, Any]], Any],
                    params: dict[str, Any], appends: bool = True) -> Any:
@@ -450,6 +478,21 @@ class PostgresLocks(Locks):
                 self.store.wake(TASKS_CHANNEL)
         return Handover(rows[0].waiter is not None, rows[0].waiter_task)
 
+    async def look(self, resource: str, owner: str) -> Look | None:
+        async with self.store.driver() as db:
+            if db is not None:
+                rows = await (await db.execute(_PG["peek"], {"resource": resource,
+                                                             "owner": owner}, prepare=True)
+                              ).fetchall()
+        if db is None:  # a hook must see every write: this process's driver is not used
+            return await super().look(resource, owner)
+        if not rows:
+            return None
+        row = rows[0]
+        return Look(row.owner, int(row.token),
+                    None if row.expires_at is None else row.expires_at.astimezone(UTC),
+                    row.now.astimezone(UTC), row.waiter)
+
     def _notifying(self, grant: Any, entry: int) -> Any:
         # wake the waiters of every server in the same round trip, naming the grant
         return grant.returning(func.pg_notify(CHANNEL, func.concat_ws(
@@ -489,8 +532,9 @@ class PostgresLocks(Locks):
 _NOTE = "granted"  # a grant's notification: "granted ENTRY TOKEN EXPIRY" (ISO, UTC)
 _PG_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 _PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True)
-       for name in ("acquire", "release", "join", "handover", "renew")}
+       for name in ("acquire", "release", "join", "handover", "renew", "peek")}
 _PG_LOCK_ROW = sql.driver_text("SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE")
 _SQLITE_ACQUIRE = sql.query("locks_acquire", "sqlite")
 _SQLITE_RELEASE = sql.statements("locks_release", "sqlite")
 _SQLITE_RENEW = sql.query("locks_renew", "sqlite")
+_SQLITE_PEEK = sql.query("locks_peek", "sqlite")
