@@ -86,8 +86,8 @@ def test_only_the_note_naming_the_entry_is_taken() -> None:
 async def test_a_contended_lock_is_handed_over_without_trying_the_free_first(
         store: Store, backend: str) -> None:
     """After a release that handed the lock over, the next release of that resource
-    tries the hand-over first (on PostgreSQL; SQLite's full path does it), not the
-    one-statement free that a queued waiter refuses; once nobody waits, the free again."""
+    tries the hand-over first, not the one-statement free that a queued waiter
+    refuses; once nobody waits, the free again."""
     frees: list[str] = []
     free = store.locks.release
 
@@ -111,8 +111,7 @@ async def test_a_contended_lock_is_handed_over_without_trying_the_free_first(
     assert state["holder"] is None and state["queue"] == []
     again = (await locks.acquire(store, R, Claim("d"))).grants[0]
     await locks.release(store, R, "d", again.token)
-    # SQLite has no one-statement hand-over: every release tries the free first
-    assert frees == (["a", "d"] if backend == "postgres" else ["a", "b", "c", "d"])
+    assert frees == ["a", "d"]
     assert [e[0] for e in await lock_events(store)].count("lock.acquired") == 4
 
 

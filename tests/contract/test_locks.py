@@ -3,6 +3,7 @@ queue, leases and their expiry, all-or-nothing acquire-many, events."""
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -201,6 +202,24 @@ async def test_a_hand_over_writes_both_events_and_frees_the_lock_after_the_last(
     await locks.release(store, R, "b", got.token)  # the last: the lock is free again
     assert (await locks.get(store, R))["holder"] is None
     assert (await locks.acquire(store, R, Claim("c"))).grants[0].token == 3
+
+
+async def test_a_hand_over_gives_the_waiter_its_own_claim(store: Store) -> None:
+    """The one-statement hand-over (both backends) copies the waiter's metadata, agent
+    and lease length to the lock, as the full path does; the queue is empty after."""
+    first = (await locks.acquire(store, R, Claim("a", metadata={"was": "a"}))).grants[0]
+    waiter = asyncio.create_task(locks.acquire(
+        store, R, Claim("b", ttl_s=90, metadata={"why": "b"}, agent="bot-b"), wait_s=10))
+    while not (await locks.get(store, R))["queue"]:
+        await asyncio.sleep(0.01)
+    await locks.release(store, R, "a", first.token)
+    got = (await asyncio.wait_for(waiter, 10)).grants[0]
+    holder = (await locks.get(store, R))["holder"]
+    assert (holder["owner"], holder["metadata"], holder["agent"]) == ("b", {"why": "b"},
+                                                                      "bot-b")
+    lease_s = (got.expires_at - datetime.now(UTC)).total_seconds()
+    assert 60 < lease_s <= 90 + CLOCK_MS / 1000
+    assert (await locks.get(store, R))["queue"] == []
 
 
 async def test_acquire_many_is_all_or_nothing(store: Store) -> None:

@@ -17,7 +17,8 @@ before-commit hook must see every write (the API's audit row), in a write
 transaction; each appends its ``lock.*`` event. A hot method answers None (or
 False) when it changed nothing: the caller then takes the full path, a transaction
 of the step methods below (expiry, the queue, acquire-many, the error to explain).
-SQLite has no one-statement ``join`` or ``handover``: the full path does those.
+SQLite has no one-statement ``join``: the full path does it; its ``handover`` is a few
+statements on SQLite's own connection in one transaction.
 """
 
 from __future__ import annotations
@@ -381,6 +382,17 @@ class SqliteLocks(Locks):
     async def release(self, params: dict[str, Any]) -> bool:
         return bool(await self._one(_release_sqlite, params))
 
+    async def handover(self, params: dict[str, Any]) -> Handover | None:
+        got = await self._one(_handover_sqlite, params)
+        if not got:
+            return None
+        waiter, waiter_task, token, expires = got
+        if waiter is not None:  # committed: wake this process's waiters, naming the grant
+            self.store.wake(CHANNEL, f"{_NOTE} {waiter} {token} {iso_text(expires)}")
+            if waiter_task is not None:
+                self.store.wake(TASKS_CHANNEL)
+        return Handover(waiter is not None, waiter_task)
+
     async def renew(self, params: dict[str, Any]) -> datetime | None:
         rows = await self._one(lambda db, p: db.execute(_SQLITE_RENEW, p).fetchall(), params,
                                appends=False)
@@ -436,6 +448,44 @@ def _release_sqlite(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
     _event_sqlite(db, params, "released", task_id,
                   **({"task_id": task_id} if task_id else {}), held_ms=round(held_ms, 1))
     return True
+
+
+def _handover_sqlite(db: sqlite3.Connection, params: dict[str, Any]
+                     ) -> tuple[int | None, str | None, int | None, datetime | None] | None:
+    """SQLite's hand-over (locks_handover.sqlite) with its events: (the waiter's entry,
+    its task, the new token, the lease's end), all None when the lock was freed."""
+    held, take, grant, free, due = _SQLITE_HANDOVER
+    row = db.execute(held, params).fetchone()
+    if row is None:
+        return None
+    task_id, acquired_at, now = row
+    at = utc_from_text(now)
+    nxt = db.execute(take, {"resource": params["resource"], "now": now}).fetchone()
+    out: tuple[int | None, str | None, int | None, datetime | None] = (None, None, None, None)
+    if nxt is None:
+        db.execute(free, {"resource": params["resource"], "now": now})
+    else:
+        entry, owner, priority, ttl_s, metadata, waiter_task, agent, created_at = nxt
+        token, expires_text = db.execute(grant, {
+            "resource": params["resource"], "now": now, "w_owner": owner,
+            "w_priority": priority, "w_ttl_s": ttl_s, "w_metadata": metadata,
+            "w_task_id": waiter_task, "w_agent": agent}).fetchone()
+        if waiter_task is not None:
+            db.execute(due, {"now": now, "w_task_id": waiter_task})
+        out = (int(entry), waiter_task, int(token), utc_from_text(expires_text))
+    held_ms = (at - utc_from_text(acquired_at)).total_seconds() * 1000
+    _event_sqlite(db, params, "released", task_id,
+                  **({"task_id": task_id} if task_id else {}), held_ms=round(held_ms, 1))
+    if nxt is not None:
+        waited_ms = (at - utc_from_text(created_at)).total_seconds() * 1000
+        payload = json_dumps({
+            "resource": params["resource"], "type": params["type"], "owner": owner,
+            "token": out[2], **({"task_id": waiter_task} if waiter_task else {}),
+            "priority": priority, "expires_at": iso_text(cast(datetime, out[3])),
+            "waited_ms": round(waited_ms, 1)})
+        insert_rows(db, [Draft("lock.acquired", "locks", {}, causation_id=waiter_task)],
+                    [payload], [params["grant_event_id"]], params["created_at"])
+    return out
 
 
 def _event_sqlite(db: sqlite3.Connection, params: dict[str, Any], kind: str,
@@ -537,4 +587,5 @@ _PG_LOCK_ROW = sql.driver_text("SELECT 1 FROM locks WHERE resource = :resource F
 _SQLITE_ACQUIRE = sql.query("locks_acquire", "sqlite")
 _SQLITE_RELEASE = sql.statements("locks_release", "sqlite")
 _SQLITE_RENEW = sql.query("locks_renew", "sqlite")
+_SQLITE_HANDOVER = sql.statements("locks_handover", "sqlite")
 _SQLITE_PEEK = sql.query("locks_peek", "sqlite")
