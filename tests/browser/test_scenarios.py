@@ -101,8 +101,8 @@ def test_a_failed_task_is_retried_from_its_page(as_role: Callable[[str], Page],
     page.get_by_role("button", name="Retry").click()
     # Then it runs again: a second attempt, which fails the same way
     attempts = page.locator("section", has_text="Attempts").locator("tbody tr")
-    expect(attempts).to_have_count(2, timeout=10_000)
-    expect(page.locator(".title-row .badge").first).to_have_text("failed", timeout=10_000)
+    expect(attempts).to_have_count(2, timeout=30_000)  # a loaded machine's worker
+    expect(page.locator(".title-row .badge").first).to_have_text("failed", timeout=30_000)
     screenshot(page, "task-retried")
     with system.api() as api:
         again = api.get(f"/api/v1/tasks/{task['id']}").json()
