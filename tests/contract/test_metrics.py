@@ -277,3 +277,19 @@ async def test_queue_depth_per_agent_and_lock_waits(store: Store) -> None:
     assert points(waits, "device") == [1.0]
     [waited] = points(await ask(store, "lock.wait_ms", agg="max"))
     assert waited is not None and waited >= 50
+
+
+async def test_a_range_ending_now_keeps_the_first_second_of_this_minute(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a sample recorded in a minute's first second, and a query in the same second with no
+    # `to` (or a `to` with a fraction of a second): the range [from, to) must keep it; with
+    # `to` cut to the whole second it ended at the minute and left the sample out (seen in CI)
+    minute = int(time.time()) // 60 * 60 - 120
+    rec = metrics.Recorder(store)
+    rec.count("edge.jobs", 2, at=minute + 0.1)
+    await rec.flush()
+    monkeypatch.setattr(query.time, "time", lambda: minute + 0.4)
+    assert points(await ask(store, "edge.jobs", agg="sum")) == [2.0]
+    assert points(await ask(store, "edge.jobs", agg="sum",
+                            end=datetime.fromtimestamp(minute + 0.4, UTC))) == [2.0]
+    assert points(await ask(store, "edge.jobs", agg="sum", bucket="1m"))[-1] == 2.0

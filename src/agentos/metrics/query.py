@@ -176,7 +176,8 @@ async def run(store: Store, q: Query, retention: Retention) -> dict[str, Any]:
         raise InvalidInput(f"unknown aggregation {q.agg[:20]!r}: use one of "
                            f"{', '.join(AGGREGATIONS)}", code="bad_aggregation")
     now = int(time.time())
-    end = int(q.end.timestamp()) if q.end else now
+    # the range is [from, to): a to of "now" keeps this second, and so this minute
+    end = math.ceil(q.end.timestamp()) if q.end else now + 1
     start = int(q.start.timestamp()) if q.start else end - HOUR
     width = parse_bucket(q.bucket)
     segments, start, end = plan(start, end, width, now, retention)

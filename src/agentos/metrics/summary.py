@@ -26,7 +26,7 @@ async def of_agent(store: Store, agent: str, window: str,
     await registry.get(store, agent)  # 404 for an unknown agent
     seconds = query.parse_bucket(window)
     assert seconds is not None
-    end = int(time.time())
+    end = int(time.time()) + 1  # [start, end) keeps this second, and so this minute
     start = datetime.fromtimestamp(end - seconds, UTC)
     until = datetime.fromtimestamp(end, UTC)
     tags = {"agent": agent}
