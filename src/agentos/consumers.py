@@ -246,24 +246,38 @@ async def catch_up(store: Store, consumer: Consumer) -> int:
         total += applied
 
 
-async def run(store: Store, consumer: Consumer, stop: asyncio.Event) -> None:
+# One turn of a follower: (more, wait) — ``more``: go again at once (a backlog);
+# ``wait``: else wait at most this long for an append's wake-up (None: the poll interval)
+Follow = Callable[[Pace], Awaitable[tuple[bool, float | None]]]
+
+
+async def run(store: Store, consumer: Consumer, stop: asyncio.Event,
+              turn: Follow | None = None) -> None:
     """Catch up, then follow the log until ``stop`` is set: woken by appends here and,
-    on PostgreSQL, anywhere; re-reading every poll interval anyway."""
+    on PostgreSQL, anywhere; re-reading every poll interval anyway. A turn is a batch
+    (``step``), or what ``turn`` does instead (the workflow engine's, cheaper while
+    idle); a turn that fails is tried again after ``ERROR_PAUSE``."""
     wakeup = store.wakeup(events.CHANNEL)
     pace = Pace.of(store, consumer.batch)
+
+    async def batch(pace: Pace) -> tuple[bool, float | None]:
+        return bool(await step(store, consumer, pace)), None
+
+    take = turn or batch
     try:
         while not stop.is_set():
             wakeup.clear()
             try:
-                applied = await step(store, consumer, pace)
+                more, wait = await take(pace)
             except Exception:
                 log.exception("consumer %s failed a batch; trying again", consumer.name,
                               extra={"action": "consumer_failed", "consumer": consumer.name})
                 await wait_wakeup(stop, ERROR_PAUSE)
                 continue
-            if applied:
+            if more:
                 continue  # more may be waiting (the turn let others run in between)
-            await wait_wakeup(wakeup, store.poll_interval, stop)
+            poll = store.poll_interval
+            await wait_wakeup(wakeup, poll if wait is None else min(poll, wait), stop)
             if consumer.gather_s and wakeup.is_set():
                 await wait_wakeup(stop, consumer.gather_s)
     finally:

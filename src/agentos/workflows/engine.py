@@ -820,32 +820,21 @@ async def follow(store: Store, stop: asyncio.Event) -> None:
     applied events runs at once), and from the wake-up that finds a run running on,
     every wake-up runs a batch."""
     reader = consumer(store)
-    wakeup = store.wakeup(events.CHANNEL)
-    pace = consumers.Pace.of(store, reader.batch)
     read_at = -IDLE_READ_S  # monotonic time of the last batch or pass
     behind = False  # the last batch applied events: more may be waiting
-    try:
-        while not stop.is_set():
-            wakeup.clear()
-            wait = store.poll_interval
-            try:
-                due = read_at + IDLE_READ_S - time.monotonic()
-                if behind:
-                    behind = bool(await consumers.step(store, reader, pace))
-                elif due > 0 and await idle(store):
-                    wait = min(wait, due)  # then pass over (or read) what came meanwhile
-                else:
-                    passed = await pass_over(store) if due <= 0 else False
-                    if passed is False:
-                        behind = bool(await consumers.step(store, reader, pace))
-                    read_at = time.monotonic()
-            except Exception:
-                log.exception("consumer %s failed a batch; trying again", CONSUMER,
-                              extra={"action": "consumer_failed", "consumer": CONSUMER})
-                await wait_wakeup(stop, consumers.ERROR_PAUSE)
-                continue
-            if behind:
-                continue  # more may be waiting (the turn let others run in between)
-            await wait_wakeup(wakeup, wait, stop)
-    finally:
-        store.forget_wakeup(events.CHANNEL, wakeup)
+
+    async def turn(pace: consumers.Pace) -> tuple[bool, float | None]:
+        nonlocal read_at, behind
+        due = read_at + IDLE_READ_S - time.monotonic()
+        if behind:
+            behind = bool(await consumers.step(store, reader, pace))
+        elif due > 0 and await idle(store):
+            return False, due  # then pass over (or read) what came meanwhile
+        else:
+            passed = await pass_over(store) if due <= 0 else False
+            if passed is False:
+                behind = bool(await consumers.step(store, reader, pace))
+            read_at = time.monotonic()
+        return behind, None
+
+    await consumers.run(store, reader, stop, turn)
