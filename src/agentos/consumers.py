@@ -188,6 +188,15 @@ async def step(store: Store, consumer: Consumer, pace: Pace | None = None) -> in
     """Apply the consumer's next batch; the number of events applied (0: it is caught
     up), or None when another process is applying one right now. ``pace`` (a runner's)
     sizes the batch and takes its turn; without it the batch is the consumer's own."""
+    moved = await advance(store, consumer, pace)
+    return None if moved is None else moved[0]
+
+
+async def advance(store: Store, consumer: Consumer, pace: Pace | None = None
+                  ) -> tuple[int, bool] | None:
+    """``step``, telling also whether the batch reached the log's horizon: (events
+    applied, caught up), or None when another process is applying one right now. A
+    follower that caught up waits for the next append instead of reading again."""
     pace = pace or Pace(consumer.batch)
     while True:
         async with pace.turn() as turn:
@@ -197,7 +206,7 @@ async def step(store: Store, consumer: Consumer, pace: Pace | None = None) -> in
             return None
         applied, caught_up = moved
         if applied or caught_up:
-            return applied
+            return moved
         # a window with nothing it reads: on to the next, after others' turn
 
 
@@ -256,12 +265,16 @@ async def run(store: Store, consumer: Consumer, stop: asyncio.Event,
     """Catch up, then follow the log until ``stop`` is set: woken by appends here and,
     on PostgreSQL, anywhere; re-reading every poll interval anyway. A turn is a batch
     (``step``), or what ``turn`` does instead (the workflow engine's, cheaper while
-    idle); a turn that fails is tried again after ``ERROR_PAUSE``."""
+    idle); a turn that fails is tried again after ``ERROR_PAUSE``. A batch that stopped
+    short of the horizon is followed by the next at once; one that reached it waits for
+    a wake-up (and gathers), so appends that keep coming while it reads are read in one
+    batch per gathering, not one each."""
     wakeup = store.wakeup(events.CHANNEL)
     pace = Pace.of(store, consumer.batch)
 
     async def batch(pace: Pace) -> tuple[bool, float | None]:
-        return bool(await step(store, consumer, pace)), None
+        moved = await advance(store, consumer, pace)
+        return moved is not None and moved[0] > 0 and not moved[1], None
 
     take = turn or batch
     try:
@@ -275,7 +288,7 @@ async def run(store: Store, consumer: Consumer, stop: asyncio.Event,
                 await wait_wakeup(stop, ERROR_PAUSE)
                 continue
             if more:
-                continue  # more may be waiting (the turn let others run in between)
+                continue  # more is waiting (the turn let others run in between)
             poll = store.poll_interval
             await wait_wakeup(wakeup, poll if wait is None else min(poll, wait), stop)
             if consumer.gather_s and wakeup.is_set():
