@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -36,6 +36,33 @@ async def test_a_big_batch_is_submitted_and_logged_in_its_own_order(store: Store
     async with store.read() as conn:
         logged = await events.read_after(store, conn, 0, 1000, "task.created")
     assert [e.payload["task_id"] for e in logged] == [task.id for task, _ in made]
+
+
+async def test_a_submit_answers_each_task_as_it_is_stored(store: Store) -> None:
+    # the submit builds its answer from what it inserted (it does not read the rows
+    # back): every field must be what a read of the stored task gives
+    await agent(store, max_retries=4, timeout_s=12)  # limits as integers: stored as floats
+    first = await submit(store, idempotency_key="seen")
+    far = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+    made = await queue.submit(store, [
+        TaskIn(agent="a"),
+        TaskIn(agent="a", version="1.0.0", input={"text": "é ✓ \u2028", "n": [1, 2.5, None],
+                                                  "big": 2 ** 70, "deep": {"x": {"y": True}}},
+               priority=9, max_retries=0, timeout_s=1.5, run_at=far, idempotency_key="k",
+               correlation_id="corr", causation_id="cause", type="train",
+               metadata={"who": "me", "n": 1.0}),
+        TaskIn(agent="a", idempotency_key="seen"),
+        TaskIn(agent="a", run_at=datetime.now(UTC) - timedelta(seconds=5))])
+    assert [new for _, new in made] == [True, True, False, True]
+    assert made[2][0].id == first.id
+    for task, _ in made:
+        stored = await queue.get(store, task.id)
+        assert {**task.to_dict(), "attempts": None} == {**stored.to_dict(), "attempts": None}
+        assert task.seq == stored.seq and task.created_at == stored.created_at
+    assert made[1][0].run_at == far and made[1][0].status is Status.SCHEDULED
+    assert (made[0][0].max_retries, made[0][0].timeout_s) == (4, 12.0)
+    assert isinstance(made[0][0].timeout_s, float)
+    assert made[0][0].seq < made[1][0].seq < made[3][0].seq
 
 
 async def test_submit_claim_complete(store: Store) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import sqlite3
 import zlib
 from abc import ABC, abstractmethod
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -512,7 +513,10 @@ class SqliteTasks(Tasks):
 def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults: Defaults
                    ) -> list[tuple[Any, bool]]:
     """``submit`` with SQLite's own connection, inside its write transaction: the
-    versions resolved and the rows worked out here, one insert for the batch."""
+    versions resolved and the rows worked out here, one ``executemany`` for the batch,
+    its ``task.created`` events appended. The rows handed back are built from what was
+    inserted (the seqs follow the table's highest, in this single writer's transaction):
+    what reading them back would give, without reading them."""
     moment = datetime.now(UTC)
     now = stamp(moment)
     sent, where = distinct(items)
@@ -521,8 +525,11 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
     if keys:
         earlier = {r.idempotency_key: r for r in map(read_task, db.execute(
             _SQLITE_EARLIER, {"keys": json_dumps(keys)}))}
-    versions: dict[tuple[str, str | None], Any] = {}
-    rows: list[dict[str, Any]] = []
+    versions: dict[tuple[str, str | None], tuple[str, str, dict[str, Any]]] = {}
+    new_ids = iter(ids.uuid7_many(len(sent) - len(earlier)))
+    values: list[tuple[Any, ...]] = []
+    fresh: list[Any] = []
+    (seq,) = db.execute(_SQLITE_LAST_SEQ).fetchone() if len(sent) > len(earlier) else (0,)
     for item in sent:
         if item.idempotency_key in earlier:
             first = earlier[item.idempotency_key]
@@ -530,36 +537,44 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
                 raise idempotency_conflict(item.idempotency_key, differ, first.id,
                                            _index(items, item))
             continue
+        task_id = next(new_ids)
         key = (item.agent, item.version)
-        if key not in versions:
-            versions[key] = db.execute(_SQLITE_NAMED if item.version else _SQLITE_LATEST,
-                                       {"agent": item.agent, "version": item.version}).fetchone()
-        version = versions[key]
-        if version is None or version[2] != "published":
-            raise not_runnable(item)
-        limits = json_loads(version[3]).get("limits", {})
-        task_id = ids.uuid7()
-        run_at = item.run_at or moment
-        rows.append({
-            "id": task_id, "agent": version[0], "agent_version": version[1],
-            "input": item.input, "priority": item.priority,
-            "status": "scheduled" if run_at > moment else "pending",
-            "max_retries": item.max_retries if item.max_retries is not None
-            else limits.get("max_retries", defaults.max_retries),
-            "timeout_s": item.timeout_s or limits.get("timeout_s", defaults.timeout_s),
-            "run_at": stamp(run_at), "idempotency_key": item.idempotency_key,
-            "correlation_id": item.correlation_id or task_id,
-            "causation_id": item.causation_id, "capability": item.capability,
-            "type": item.type, "metadata": item.metadata})
-    fresh: dict[str, Any] = {}
-    if rows:
-        inserted = {r.id: r for r in map(read_task, db.execute(
-            _SQLITE_SUBMIT, {"rows": json_dumps(rows), "now": now}))}
-        fresh = {r["id"]: inserted[r["id"]] for r in rows}  # in submit order
-        drafts = [task_event(r, "created", priority=r.priority) for r in fresh.values()]
+        version = versions.get(key)
+        if version is None:
+            found = db.execute(_SQLITE_NAMED if item.version else _SQLITE_LATEST,
+                               {"agent": item.agent, "version": item.version}).fetchone()
+            if found is None or found[2] != "published":
+                raise not_runnable(item)
+            version = versions[key] = (found[0], found[1],
+                                       json_loads(found[3]).get("limits", {}))
+        agent, agent_version, limits = version
+        run_at = item.run_at.astimezone(UTC) if item.run_at else moment
+        max_retries = item.max_retries if item.max_retries is not None \
+            else limits.get("max_retries", defaults.max_retries)
+        timeout_s = float(item.timeout_s or limits.get("timeout_s", defaults.timeout_s))
+        status = "scheduled" if run_at > moment else "pending"
+        # stored as the one JSON encoding, handed back as reading it would give it
+        input_text = json_dumps(item.input)
+        task_input = {} if input_text == "{}" else json_loads(input_text)
+        metadata_text = None if item.metadata is None else json_dumps(item.metadata)
+        metadata = None if metadata_text is None else json_loads(metadata_text)
+        correlation_id = item.correlation_id or task_id
+        seq += 1
+        values.append((seq, task_id, agent, agent_version, input_text, item.priority, status,
+                       max_retries, timeout_s, stamp(run_at), item.idempotency_key,
+                       correlation_id, item.causation_id, item.capability, item.type,
+                       metadata_text, now, now))
+        fresh.append(TaskRow(seq, task_id, agent, agent_version, task_input, item.priority,
+                             status, 0, 0, max_retries, timeout_s, run_at, None, None, None,
+                             False, item.idempotency_key, correlation_id, item.causation_id,
+                             None, None, moment, moment, None, item.capability, item.type,
+                             metadata))
+    if fresh:
+        db.executemany(_SQLITE_SUBMIT, values)
+        drafts = [task_event(r, "created", priority=r.priority) for r in fresh]
         insert_rows(db, drafts, [json_dumps(d.payload) for d in drafts],
                     ids.uuid7_many(len(drafts)), moment)
-    ordered = iter(fresh.values())
+    ordered = iter(fresh)
     tasks_sent: list[tuple[Any, bool]] = [
         (earlier[i.idempotency_key], False) if i.idempotency_key in earlier
         else (next(ordered), True) for i in sent]
@@ -945,7 +960,11 @@ _PG_SUBMIT_IN = sql.query("tasks_submit", "postgresql", driver=True, on_conflict
 IDEMPOTENCY_INDEX = "ix_tasks_idempotency_key"
 SUBMIT_TRIES = 3  # a batch's statement sent again after losing a key to a concurrent one
 _PG_HEARTBEAT = text(sql.query("tasks_heartbeat", "postgresql"))
-_SQLITE_SUBMIT = sql.query("tasks_submit", "sqlite", columns=_names(_ALL))
+_SQLITE_SUBMIT, _order = sql.qmark(sql.query("tasks_submit", "sqlite"))
+assert _order == ("seq", "id", "agent", "agent_version", "input", "priority", "status",
+                  "max_retries", "timeout_s", "run_at", "idempotency_key", "correlation_id",
+                  "causation_id", "capability", "type", "metadata", "now", "now"), _order
+_SQLITE_LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM tasks"
 _SQLITE_EARLIER = (f"SELECT {_names(_ALL)} FROM tasks "
                    "WHERE idempotency_key IN (SELECT value FROM json_each(:keys))")
 _SQLITE_NAMED = ("SELECT name, version, status, definition FROM agent_versions "
@@ -955,4 +974,12 @@ _SQLITE_LATEST = ("SELECT name, version, status, definition FROM agent_versions 
 _SQLITE_LOGS = ("INSERT OR IGNORE INTO task_logs (task_id, attempt, line, at, level, message) "
                 "VALUES (?, ?, ?, ?, ?, ?)")  # a round trip sent again may carry them again
 read_task = reader(_ALL)  # a task row of SQLite's own connection, as SQLAlchemy's
+# a task row built from the values a submit inserted (the fields in the table's order)
+TaskRow = namedtuple("TaskRow", (
+    "seq", "id", "agent", "agent_version", "input", "priority", "status", "attempt",
+    "retry_base", "max_retries", "timeout_s", "run_at", "lease_expires_at", "worker_id",
+    "started_at", "cancel_requested", "idempotency_key", "correlation_id", "causation_id",
+    "output", "error", "created_at", "updated_at", "finished_at", "capability", "type",
+    "metadata"))
+assert TaskRow._fields == tuple(c.name for c in _ALL), TaskRow._fields
 _read_ended = reader(ENDED)
