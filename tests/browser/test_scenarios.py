@@ -107,6 +107,13 @@ def test_a_failed_task_is_retried_from_its_page(as_role: Callable[[str], Page],
     with system.api() as api:
         again = api.get(f"/api/v1/tasks/{task['id']}").json()
     assert (again["status"], again["attempt"]) == ("failed", 2)
+    # And on a page opened once it had ended (it follows nothing then), Retry makes it
+    # live again: the third attempt shows without a reload (it stayed "pending" before)
+    page = open_page(page, f"/tasks/{task['id']}")
+    expect(page.locator(".title-row .badge").first).to_have_text("failed")
+    page.get_by_role("button", name="Retry").click()
+    expect(attempts).to_have_count(3, timeout=30_000)
+    expect(page.locator(".title-row .badge").first).to_have_text("failed", timeout=30_000)
     # a viewer sees the same task without the button
     viewer = open_page(as_role("viewer"), f"/tasks/{task['id']}")
     expect(viewer.locator(".title-row .badge").first).to_have_text("failed")

@@ -35,7 +35,8 @@ export async function render({ main, params }) {
   await draw();
   let ended = FINAL.includes(task.status);
   every(1500, async () => {
-    if (ended) return;
+    // an ended task is read no more, until Retry (its refresh) makes it live again
+    if (ended && FINAL.includes(task.status)) return;
     await refresh();
     ended = FINAL.includes(task.status);  // this refresh read its last lines and why it ended
   });
