@@ -47,6 +47,10 @@ class Status(StrEnum):
         return self in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
 
+# a status by its value, without Enum's call (a batch of 1,000 builds 1,000 tasks)
+_STATUS: dict[str, Status] = {s.value: s for s in Status}
+
+
 # action -> states it may start from
 TRANSITIONS: dict[str, frozenset[Status]] = {
     "promote": frozenset({Status.SCHEDULED}),
@@ -173,9 +177,9 @@ class Task:
     @classmethod
     def from_row(cls, r: Any, attempts: tuple[Attempt, ...] = ()) -> Task:
         return cls(r.id, r.seq, r.agent, r.agent_version, r.input, r.priority,
-                   Status(r.status), r.attempt, r.retry_base, r.max_retries, r.timeout_s,
-                   r.run_at, r.lease_expires_at, r.worker_id, r.started_at,
-                   bool(r.cancel_requested), r.idempotency_key, r.correlation_id,
+                   _STATUS.get(r.status) or Status(r.status), r.attempt, r.retry_base,
+                   r.max_retries, r.timeout_s, r.run_at, r.lease_expires_at, r.worker_id,
+                   r.started_at, bool(r.cancel_requested), r.idempotency_key, r.correlation_id,
                    r.causation_id, r.output, r.error, r.created_at, r.updated_at,
                    r.finished_at, getattr(r, "capability", None), getattr(r, "type", None),
                    getattr(r, "metadata", None), attempts)

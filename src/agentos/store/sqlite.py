@@ -39,6 +39,12 @@ from agentos.store.locks import SqliteLocks
 from agentos.store.routes import SqliteRoutes
 from agentos.store.tasks import SqliteTasks
 
+# sqlite3 looks for an adapter for every bound value not exactly an int, float or str:
+# for None it finds none and tries two attributes (``__adapt__``, ``__conform__``),
+# raising and clearing an AttributeError each, ~0.3 us a NULL (a task row binds five).
+# None adapted to None binds NULL as before, through one dictionary lookup.
+sqlite3.register_adapter(type(None), lambda value: value)
+
 BUSY_SLICE = 5  # milliseconds SQLite itself may wait for a lock (blocks the loop)
 SPIN_START = 0.00005  # seconds: the first pause before trying BEGIN IMMEDIATE again
 SPIN_LIMIT = 0.0008  # seconds: pauses double up to this (2.4 ms in all), then yield

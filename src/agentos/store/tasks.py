@@ -561,7 +561,8 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
         correlation_id = item.correlation_id or task_id
         seq += 1
         values.append((seq, task_id, agent, agent_version, input_text, item.priority, status,
-                       max_retries, timeout_s, stamp(run_at), item.idempotency_key,
+                       max_retries, timeout_s, now if run_at is moment else stamp(run_at),
+                       item.idempotency_key,
                        correlation_id, item.causation_id, item.capability, item.type,
                        metadata_text, now, now))
         fresh.append(TaskRow(seq, task_id, agent, agent_version, task_input, item.priority,
@@ -791,17 +792,25 @@ class PostgresTasks(Tasks):
                                         {"k": key})).scalar_one())
 
 
+# what an item of ``tasks_submit``'s batch leaves out when it is None (the statement
+# reads a missing key as NULL): JSON with no null in it is never walked again for NaN
+_SUBMIT_OPTIONAL = ("version", "max_retries", "timeout_s", "idempotency_key",
+                    "correlation_id", "causation_id", "capability", "type", "metadata")
+
+
 def _submit_params(items: Sequence[Submitted], defaults: Defaults) -> dict[str, Any]:
     sent, _ = distinct(items)
     new_ids = ids.uuid7_many(2 * len(sent))
-    batch = [{"ord": n + 1, "id": new_ids[2 * n], "event_id": new_ids[2 * n + 1],
-              "agent": i.agent, "version": i.version, "input": i.input,
-              "priority": i.priority, "max_retries": i.max_retries, "timeout_s": i.timeout_s,
-              "run_at": iso_text(i.run_at) if i.run_at else None,
-              "idempotency_key": i.idempotency_key, "correlation_id": i.correlation_id,
-              "causation_id": i.causation_id, "capability": i.capability,
-              "type": i.type, "metadata": i.metadata}
-             for n, i in enumerate(sent)]
+    batch = []
+    for n, i in enumerate(sent):
+        item = {"ord": n + 1, "id": new_ids[2 * n], "event_id": new_ids[2 * n + 1],
+                "agent": i.agent, "input": i.input, "priority": i.priority}
+        for name in _SUBMIT_OPTIONAL:
+            if (value := getattr(i, name)) is not None:
+                item[name] = value
+        if i.run_at is not None:
+            item["run_at"] = iso_text(i.run_at)
+        batch.append(item)
     return {"items": json_dumps(batch), "event_rank": RANK["normal"],
             "max_retries": defaults.max_retries, "timeout_s": defaults.timeout_s}
 
