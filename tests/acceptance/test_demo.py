@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,14 @@ from tests.waiting import eventually
 
 
 def test_demo_serves_the_published_templates_and_runs_again(tmp_path: Path) -> None:
-    for run, loaded in ((1, "(published)"), (2, "(already published)")):
-        # Given an empty directory (then the database the first run left there)
-        demo = start("demo", tmp_path, environment())
+    venv_bin = Path(sys.executable).parent
+    elsewhere = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                if Path(p) != venv_bin)
+    for run, loaded, path in ((1, "(published)", elsewhere),
+                              (2, "(already published)", f"{venv_bin}{os.pathsep}{elsewhere}")):
+        # Given an empty directory (then the database the first run left there); the
+        # first time with the virtualenv's agentos not on PATH (as `make run` leaves it)
+        demo = start("demo", tmp_path, environment(PATH=path))
         try:
             banner = demo.stdout.read_text()
             with Client(demo.url) as api:
@@ -23,6 +30,9 @@ def test_demo_serves_the_published_templates_and_runs_again(tmp_path: Path) -> N
         finally:
             demo.stop()
         assert f"{demo.url}/" in banner and f"{demo.url}/docs" in banner, banner
+        # the commands it suggests work in another terminal: there, activate first
+        activate = f"source {venv_bin / 'activate'}"
+        assert (activate in banner) == (run == 1), banner
         for name in templates.names():
             assert f"{name} 1.0.0 {loaded}" in banner, f"run {run}: {banner}"
         assert [(a.name, a.status) for a in agents] == [

@@ -7,6 +7,9 @@ banner; then it serves like ``agentos serve``.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -109,6 +112,9 @@ def _try(settings: Settings, base: str) -> None:
     # the CLI reads AGENTOS_URL; say so only when it would not find this server
     prefix = "" if settings.url.rstrip("/") == base else f"AGENTOS_URL={base} "
     typer.echo("\nTry, in another terminal:")
+    activate = Path(sys.executable).parent / "activate"
+    if shutil.which("agentos") is None and activate.exists():  # `make run`: not on PATH
+        typer.echo(f"  source {activate}")
     for command in ("agentos login", "agentos agents list", "agentos events tail &",
                     "agentos events emit alert.cpu --payload "
                     "'{\"severity\": \"high\", \"device_id\": \"pixel-7\"}'",
