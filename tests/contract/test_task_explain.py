@@ -203,6 +203,14 @@ async def test_why_it_ended(store: Store) -> None:
                                 "(2 attempt(s), max_retries 1)")
     assert [a["outcome"] for a in finding(found, "ended")["details"]["attempts"]] == [
         "failed", "failed"]
+    # an operator's retry gives it a fresh set of retries: the count starts again there
+    await queue.retry(store, exhausted)
+    for _ in range(3):
+        await burst(store)
+        await asyncio.sleep(0.05)
+    found = await task_explain.explain(store, exhausted)
+    assert found["summary"] == ("failed for good: attempt 4 fails; no retries left "
+                                "(2 attempt(s) since the retry after attempt 2, max_retries 1)")
     found = await task_explain.explain(store, cancelled)
     assert found["summary"].startswith("cancelled before it ran; no request names it")
 

@@ -112,7 +112,8 @@ def _failed_how(f: Facts) -> str:
         reason = message
     used = t.attempt - t.retry_base
     if used > t.max_retries:
-        retries = f"no retries left ({used} attempt(s), max_retries {t.max_retries})"
+        since = f" since the retry after attempt {t.retry_base}" if t.retry_base else ""
+        retries = f"no retries left ({used} attempt(s){since}, max_retries {t.max_retries})"
     else:
         retries = "not retried: the error is not retryable"
     return f"failed for good: {reason}; {retries}"
