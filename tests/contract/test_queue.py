@@ -65,6 +65,23 @@ async def test_a_submit_answers_each_task_as_it_is_stored(store: Store) -> None:
     assert made[0][0].seq < made[1][0].seq < made[3][0].seq
 
 
+async def test_a_batch_resolves_each_agent_and_version_once_for_all_its_tasks(
+        store: Store) -> None:
+    # each (agent, version) a batch names is looked up once; every task still gets its own
+    await agent(store, max_retries=1)
+    await agent(store, name="b", max_retries=2)
+    await registry.create(store, agent_spec.from_object(
+        {"name": "a", "version": "1.1.0", "handler": {"type": "python", "target": "m:f"},
+         "limits": {"max_retries": 5}}), publish=True)
+    asked = [("a", None), ("b", None), ("a", "1.0.0"), ("a", None), ("b", "1.0.0"),
+             ("a", "1.0.0")] * 3
+    made = await queue.submit(store, [TaskIn(agent=n, version=v) for n, v in asked])
+    assert [(t.agent, t.agent_version, t.max_retries) for t, _ in made] == [
+        {("a", None): ("a", "1.1.0", 5), ("b", None): ("b", "1.0.0", 2),
+         ("a", "1.0.0"): ("a", "1.0.0", 1), ("b", "1.0.0"): ("b", "1.0.0", 2)}[pair]
+        for pair in asked]
+
+
 async def test_submit_claim_complete(store: Store) -> None:
     await agent(store, max_retries=2, timeout_s=30)
     task = await submit(store, input={"x": 1}, priority=7, correlation_id="c-1")

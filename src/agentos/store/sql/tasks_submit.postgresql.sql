@@ -19,13 +19,20 @@ WITH i AS (
              max_retries int, timeout_s float8, run_at timestamptz, idempotency_key text,
              correlation_id text, causation_id text, capability text, type text,
              metadata jsonb)
-), v AS (
-    SELECT i.ord, r.name, r.version, r.definition -> 'limits' AS limits
-    FROM i LEFT JOIN LATERAL (
+), asked AS (
+    -- each (agent, version) the batch names, looked up once however many tasks name it
+    SELECT DISTINCT agent, version FROM i
+), found AS MATERIALIZED (
+    SELECT s.agent, s.version AS asked, r.name, r.version, r.definition -> 'limits' AS limits
+    FROM asked s LEFT JOIN LATERAL (
         SELECT a.name, a.version, a.definition FROM agent_versions a
-        WHERE a.name = i.agent AND a.status = 'published'
-            AND (i.version IS NULL OR a.version = i.version)
+        WHERE a.name = s.agent AND a.status = 'published'
+            AND (s.version IS NULL OR a.version = s.version)
         ORDER BY a.sort_key DESC LIMIT 1) r ON true
+), v AS (
+    -- (coalesce: an equality a hash join takes; no version is the empty string)
+    SELECT i.ord, f.name, f.version, f.limits
+    FROM i JOIN found f ON f.agent = i.agent AND coalesce(f.asked, '') = coalesce(i.version, '')
 ), earlier AS (
     SELECT t.* FROM tasks t
     WHERE t.idempotency_key IN (SELECT idempotency_key FROM i
