@@ -150,6 +150,99 @@ async def test_a_release_racing_a_waiter_that_queues_hands_the_lock_over(store: 
     assert again.granted and again.grants[0].token == held.token + 2
 
 
+async def test_a_queue_join_is_the_stores_one_path_and_names_its_entry(store: Store) -> None:
+    """Joining the queue of a held lock is the store's join on both backends (on SQLite
+    too, a few statements on its own connection): its answer names the queue entry,
+    which the grant's note then names; joining again keeps the entry and its place,
+    stretches the wait and takes the new lease length, with one lock.queued event,
+    the payload the full path writes."""
+    held = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    b = await lock_state.step(store, [R], Claim("b", priority=3, ttl_s=20), queue_for=30)
+    c = await lock_state.step(store, [R], Claim("c", priority=7, agent="bot-c",
+                                                metadata={"why": "c"}), queue_for=30)
+    assert (b.position, b.waiting_for, c.position) == (1, R, 1)
+    assert b.entry is not None and c.entry is not None and b.entry != c.entry
+    before = (await locks.get(store, R))["queue"]
+    assert [(w["owner"], w["priority"]) for w in before] == [("c", 7), ("b", 3)]
+    again = await lock_state.step(store, [R], Claim("b", priority=3, ttl_s=40),
+                                  queue_for=100)
+    assert (again.position, again.entry) == (2, b.entry)
+    queue = (await locks.get(store, R))["queue"]
+    assert [w["owner"] for w in queue] == ["c", "b"]
+    assert queue[1]["expires_at"] > before[1]["expires_at"] and queue[1]["ttl_s"] == 40
+    assert queue[1]["queued_at"] == before[1]["queued_at"]
+    page, _ = await events.query(store, events.Query(type="lock.queued", limit=10))
+    assert [e.payload for e in page] == [
+        {"resource": R, "type": "device", "owner": "b", "token": None, "priority": 3,
+         "position": 1, "holder": "a"},
+        {"resource": R, "type": "device", "owner": "c", "token": None, "priority": 7,
+         "position": 1, "holder": "a"}]
+    wakeup = store.wakeup(locks.CHANNEL)
+    await locks.release(store, R, "a", held.token)  # to c, the higher priority
+    holder = (await locks.get(store, R))["holder"]
+    assert (holder["owner"], holder["agent"], holder["metadata"]) == ("c", "bot-c",
+                                                                      {"why": "c"})
+    noted = store.locks.noted_grant(wakeup.notes, c.entry)
+    assert noted is not None and noted[0] == held.token + 1 == holder["token"]
+    assert noted[1].isoformat() == holder["expires_at"]
+    assert store.locks.noted_grant(wakeup.notes, b.entry) is None
+    store.forget_wakeup(locks.CHANNEL, wakeup)
+
+
+async def test_a_refused_acquire_does_not_wait_for_the_lock_row(store: Store,
+                                                                backend: str) -> None:
+    """On PostgreSQL an acquire of a lock its snapshot sees held is refused without
+    locking the row, so it neither waits behind a transaction holding the row (a
+    hand-over or a queue join committing: a contended lock's waiter tries the acquire
+    first) nor writes anything for its commit to flush."""
+    if backend == "sqlite":
+        pytest.skip("SQLite's writers take turns at one write lock: nothing to wait past")
+    held = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    async with store.write() as conn:
+        await store.locks.locked_row(conn, R)  # as a hand-over or a join holds it
+        refused = await asyncio.wait_for(lock_state.fast_acquire(store, R, Claim("b")), 10)
+        assert refused is None
+    state = await locks.get(store, R)
+    assert state["holder"]["owner"] == "a" and state["holder"]["token"] == held.token
+
+
+async def test_a_release_of_several_racing_a_waiter_that_queues_hands_the_lock_over(
+        store: Store) -> None:
+    """The full path's release (here of several locks at once) grants the next waiter
+    whatever its read of the locked row said of the queue: on PostgreSQL that read,
+    made after waiting for the row, may not see a waiter that queued meanwhile."""
+    held = (await locks.acquire_many(store, [R, "device:other"], Claim("a"))).grants
+    async with store.write() as conn:  # a waiter queues, holding the lock row to commit
+        assert await lock_state.try_one(store, conn, R, Claim("b"), [], queue_for=30) == 1
+        release = asyncio.create_task(locks.release_many(
+            store, [(g.resource, g.token) for g in held], "a"))
+        await asyncio.sleep(0.3)
+        assert not release.done()
+    await asyncio.wait_for(release, 10)
+    state = await locks.get(store, R)
+    assert state["holder"] is not None, "the lock was freed with a waiter queued"
+    assert state["holder"]["owner"] == "b" and state["queue"] == []
+
+
+async def test_a_lock_taken_by_a_queued_owner_takes_it_out_of_the_queue(store: Store) -> None:
+    """An owner that takes a free lock while it still has an entry in its queue (a kept
+    place, or a waiter that finds the lock freed without a grant) leaves the queue, on
+    the one-statement path too: its next release frees the lock, never granting it
+    back to that stale entry."""
+    held = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    kept = await locks.acquire(store, R, Claim("b"), wait_s=0.05, keep_place_s=60)
+    assert not kept.granted
+    assert [w["owner"] for w in (await locks.get(store, R))["queue"]] == ["b"]
+    async with store.write() as conn:  # freed without a grant (a release that raced b)
+        await store.locks.free(conn, R, await store.locks.now(conn))
+    got = (await locks.acquire(store, R, Claim("b"))).grants[0]  # free: one statement
+    assert got.token == held.token + 1
+    assert (await locks.get(store, R))["queue"] == []
+    await locks.release(store, R, "b", got.token)
+    state = await locks.get(store, R)
+    assert state["holder"] is None and state["last_token"] == got.token
+
+
 async def test_one_statement_changes_write_the_events_the_full_path_does(store: Store) -> None:
     claim = Claim("a", priority=7, metadata={"why": "test"})
     began = time.monotonic()

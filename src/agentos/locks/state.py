@@ -8,7 +8,7 @@ processes). So an uncontended acquire reads and writes the lock row only, and a
 long-polling waiter only reads until the row names it as holder.
 
 The common cases are one statement each (``store.locks.acquire``, ``release``,
-``renew``, and on PostgreSQL ``join`` and ``handover``); when one finds nothing to
+``renew``, ``join`` and ``handover``); when one finds nothing to
 do, the full path below does it in one write transaction of the store's steps:
 expiry, the rest of the queue, all-or-nothing grants of several resources, or the
 error that says why. Every change appends its ``lock.*`` events as the
@@ -245,8 +245,9 @@ async def release_rows(store: Store, conn: AsyncConnection, rows: list[Any], now
         drafts.append(event("released", row.resource, row.owner, row.token, row.task_id,
                             held_ms=round((now - row.acquired_at).total_seconds() * 1000, 1),
                             **extra))
-        if getattr(row, "waiting", True) is not None:
-            await _grant_next(store, conn, row.resource, now, drafts)
+        # (whatever ``row`` said of the queue: on PostgreSQL a row read after waiting
+        # for its lock may come with a snapshot older than a waiter that just joined)
+        await _grant_next(store, conn, row.resource, now, drafts)
     return drafts
 
 

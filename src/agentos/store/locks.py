@@ -11,14 +11,14 @@ Rules the statements keep (the named SQL files refer to them by number):
 4. Only the database clock decides expiry: leases compare with its ``now``.
 
 The common cases are one statement each, on the store's driver connection (the
-``hot`` methods: ``acquire``, ``release``, ``renew``; on PostgreSQL also ``join``
-and ``handover``, after a statement that locks the lock row) or, while a
+``hot`` methods: ``acquire``, ``release``, ``renew``, ``join`` and ``handover``; on
+PostgreSQL the last two after a statement that locks the lock row) or, while a
 before-commit hook must see every write (the API's audit row), in a write
 transaction; each appends its ``lock.*`` event. A hot method answers None (or
 False) when it changed nothing: the caller then takes the full path, a transaction
 of the step methods below (expiry, the queue, acquire-many, the error to explain).
-SQLite has no one-statement ``join``: the full path does it; its ``handover`` is a few
-statements on SQLite's own connection in one transaction.
+On SQLite a ``release``, ``join`` or ``handover`` is a few statements on SQLite's own
+connection in one transaction.
 """
 
 from __future__ import annotations
@@ -96,14 +96,15 @@ class Locks(ABC):
     async def renew(self, params: dict[str, Any]) -> datetime | None:
         """Extend a live lease the owner holds with this token: the new expiry."""
 
+    @abstractmethod
     async def join(self, params: dict[str, Any]) -> tuple[int, int] | None:
-        """Join the queue of a lock another owner holds: the position (1 = next) and
-        the queue entry's id (the grant's notification names it)."""
-        return None  # SQLite: the full path
+        """Join the queue of a lock another owner holds (or stretch the place the owner
+        has there) and append ``lock.queued`` for a new entry: the position (1 = next)
+        and the queue entry's id (the grant's notification names it)."""
 
+    @abstractmethod
     async def handover(self, params: dict[str, Any]) -> Handover | None:
         """Release a lock and grant it to its next live waiter (or free it)."""
-        return None  # SQLite: the full path
 
     # -- steps of the full path, within the caller's write transaction --------
 
@@ -382,6 +383,10 @@ class SqliteLocks(Locks):
     async def release(self, params: dict[str, Any]) -> bool:
         return bool(await self._one(_release_sqlite, params))
 
+    async def join(self, params: dict[str, Any]) -> tuple[int, int] | None:
+        joined: tuple[int, int] | None = await self._one(_join_sqlite, params)
+        return joined
+
     async def handover(self, params: dict[str, Any]) -> Handover | None:
         got = await self._one(_handover_sqlite, params)
         if not got:
@@ -428,9 +433,11 @@ class SqliteLocks(Locks):
 
 def _acquire_sqlite(db: sqlite3.Connection, params: dict[str, Any]
                     ) -> tuple[int, datetime] | None:
-    row = db.execute(_SQLITE_ACQUIRE, params).fetchone()
+    take, settle = _SQLITE_ACQUIRE
+    row = db.execute(take, params).fetchone()
     if row is None:
         return None
+    db.execute(settle, params)
     token, expires = int(row[0]), utc_from_text(row[1])
     _event_sqlite(db, params, "acquired", params["task_id"], token=token,
                   expires_at=iso_text(expires))
@@ -448,6 +455,30 @@ def _release_sqlite(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
     _event_sqlite(db, params, "released", task_id,
                   **({"task_id": task_id} if task_id else {}), held_ms=round(held_ms, 1))
     return True
+
+
+def _join_sqlite(db: sqlite3.Connection, params: dict[str, Any]) -> tuple[int, int] | None:
+    """SQLite's queue join (locks_join.sqlite) with its lock.queued event for a new
+    entry: (the position, the entry's id), or None when the lock is not another's."""
+    held, stretch, add, mark, place = _SQLITE_JOIN
+    row = db.execute(held, params).fetchone()
+    if row is None:
+        return None
+    holder, now = row
+    at = {**params, "now": now}
+    entry = db.execute(stretch, at).fetchone()
+    joined = entry is None
+    if joined:
+        entry = db.execute(add, at).fetchone()
+    entry_id, priority = entry
+    db.execute(mark, at)
+    position = int(db.execute(place, {"resource": params["resource"], "now": now,
+                                      "entry": entry_id, "w_priority": priority}
+                              ).fetchone()[0])
+    if joined:
+        _event_sqlite(db, params, "queued", params["task_id"], position=position,
+                      holder=holder)
+    return position, int(entry_id)
 
 
 def _handover_sqlite(db: sqlite3.Connection, params: dict[str, Any]
@@ -584,8 +615,9 @@ _PG_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 _PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True)
        for name in ("acquire", "release", "join", "handover", "renew", "peek")}
 _PG_LOCK_ROW = sql.driver_text("SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE")
-_SQLITE_ACQUIRE = sql.query("locks_acquire", "sqlite")
+_SQLITE_ACQUIRE = sql.statements("locks_acquire", "sqlite")
 _SQLITE_RELEASE = sql.statements("locks_release", "sqlite")
 _SQLITE_RENEW = sql.query("locks_renew", "sqlite")
 _SQLITE_HANDOVER = sql.statements("locks_handover", "sqlite")
+_SQLITE_JOIN = sql.statements("locks_join", "sqlite")
 _SQLITE_PEEK = sql.query("locks_peek", "sqlite")
