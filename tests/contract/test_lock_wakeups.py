@@ -39,13 +39,13 @@ async def test_a_waiter_is_woken_by_the_grant_not_a_poll(database_url: str, back
     releaser = open_store(database_url) if backend == "postgres" else waiter_store
     listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL]))
     reads: list[Any] = []
-    peek = waiter_store.locks.peek
+    look = waiter_store.locks.look  # a waiter's read of the lock after a wake-up
 
-    async def counted_peek(*args: Any) -> Any:
+    async def counted_look(*args: Any) -> Any:
         reads.append(args)
-        return await peek(*args)
+        return await look(*args)
 
-    waiter_store.locks.peek = counted_peek  # type: ignore[method-assign]
+    waiter_store.locks.look = counted_look  # type: ignore[method-assign]
     try:
         if backend == "postgres":
             while store_locks.CHANNEL not in waiter_store.listening:
@@ -132,13 +132,13 @@ async def test_a_waiter_on_another_store_reads_the_lock_only_after_a_commit(
     holder, waiter_store = open_store(database_url), open_store(database_url)
     listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL]))
     reads: list[Any] = []
-    peek = waiter_store.locks.peek
+    look = waiter_store.locks.look  # a waiter's read of the lock after a wake-up
 
-    async def counted_peek(*args: Any) -> Any:
+    async def counted_look(*args: Any) -> Any:
         reads.append(args)
-        return await peek(*args)
+        return await look(*args)
 
-    waiter_store.locks.peek = counted_peek  # type: ignore[method-assign]
+    waiter_store.locks.look = counted_look  # type: ignore[method-assign]
     try:
         if backend == "postgres":
             while store_locks.CHANNEL not in waiter_store.listening:
@@ -158,4 +158,63 @@ async def test_a_waiter_on_another_store_reads_the_lock_only_after_a_commit(
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
         await holder.close()
+        await waiter_store.close()
+
+
+@pytest.mark.usefixtures("no_polls")
+async def test_a_waiter_woken_by_a_grant_to_another_entry_does_not_read(
+        database_url: str, backend: str) -> None:
+    """On PostgreSQL every grant's notification reaches every waiting process, and a
+    grant to a waiter's own entry names it: a waiter woken only by grants to other
+    entries goes back to waiting without reading the lock; a wake-up that names
+    nothing (a commit of the full path in this process, a LISTEN connection back)
+    still makes it read. SQLite (one store here) keeps the order and the tokens."""
+    waiter_store = open_store(database_url)
+    releaser = open_store(database_url) if backend == "postgres" else waiter_store
+    listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL]))
+    reads: list[Any] = []
+    look = waiter_store.locks.look  # a waiter's read of the lock after a wake-up
+
+    async def counted_look(*args: Any) -> Any:
+        reads.append(args[1])
+        return await look(*args)
+
+    waiter_store.locks.look = counted_look  # type: ignore[method-assign]
+    try:
+        if backend == "postgres":
+            while store_locks.CHANNEL not in waiter_store.listening:
+                await asyncio.sleep(0.01)
+        held = (await locks.acquire(releaser, R, Claim("a"))).grants[0]
+        b = asyncio.create_task(locks.acquire(waiter_store, R, Claim("b"), wait_s=60))
+        await _queued(releaser, "b")
+        c = asyncio.create_task(locks.acquire(waiter_store, R, Claim("c"), wait_s=60))
+        await _queued(releaser, "c")
+        await asyncio.sleep(0.2)  # both parked on their wake-ups
+        reads.clear()
+        await locks.release(releaser, R, "a", held.token)  # to b; c hears of it
+        got_b = (await asyncio.wait_for(b, 30)).grants[0]
+        await asyncio.sleep(0.3)  # c had the note as soon as b did
+        assert not c.done()
+        if backend == "postgres":
+            assert reads == [], "a waiter read the lock after a grant to another entry"
+        d = asyncio.create_task(locks.acquire(waiter_store, R, Claim("d"), wait_s=60))
+        await _queued(releaser, "d")
+        await asyncio.sleep(0.2)
+        reads.clear()
+        waiter_store.wake(store_locks.CHANNEL)  # names nothing: both look
+        async with asyncio.timeout(30):
+            while not {"c", "d"} <= set(reads):
+                await asyncio.sleep(0.01)
+        await locks.release(waiter_store, R, "b", got_b.token)  # to c
+        got_c = (await asyncio.wait_for(c, 30)).grants[0]
+        await locks.release(waiter_store, R, "c", got_c.token)  # to d
+        got_d = (await asyncio.wait_for(d, 30)).grants[0]
+        assert (got_b.token, got_c.token, got_d.token) == (held.token + 1, held.token + 2,
+                                                           held.token + 3)
+        await locks.release(waiter_store, R, "d", got_d.token)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        if releaser is not waiter_store:
+            await releaser.close()
         await waiter_store.close()

@@ -1,8 +1,10 @@
 """Waiting for a grant: ``acquire`` and ``acquire_many`` with a wait, in the lock's
 durable queue (priority, then arrival), woken by a grant (NOTIFY on PostgreSQL, a
 wake-up within the process) or looking again after a short pause where nothing can
-wake it. A grant's notification on PostgreSQL names the queue entry it served, the
-token and the lease, so the waiter it names returns without reading them back."""
+wake it. A grant's notification names the queue entry it served, the token and the
+lease, so the waiter it names returns without reading them back; on PostgreSQL, where
+every grant from any process sends one, a waiter woken only by grants to other
+entries does not read either."""
 
 from __future__ import annotations
 
@@ -90,6 +92,13 @@ async def _wait_for(store: Store, name: str, claim: Claim, deadline: float,
             if result.entry is not None and (
                     noted := store.locks.noted_grant(wakeup.notes, result.entry)):
                 return Result((Grant(name, *noted),))  # the grant's own notification
+            if (result.entry is not None and wakeup.is_set() and not wakeup.bare
+                    and CHANNEL in store.listening
+                    and time.monotonic() - read_at < POLL_LISTENING):
+                # only grants to other entries (a grant to ours names it, from any
+                # process): nothing for us until the next one, or the safety read
+                wakeup.clear()
+                continue
             if stamp is not None:
                 now_stamp = store.change_stamp()
                 if (now_stamp == stamp and not wakeup.is_set()

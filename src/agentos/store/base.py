@@ -36,17 +36,22 @@ NOTIFIED = "agentos_notified"  # conn.info key: the channels the transaction not
 class Wakeup(asyncio.Event):
     """A wake-up (``Store.wakeup``) with the payloads of the notifications that set it,
     at most ``MAX_NOTES`` between two ``clear`` calls (a dropped note is only a hint
-    lost: its owner reads the database instead)."""
+    lost: its owner reads the database instead). ``bare``: since the last ``clear`` it
+    was also set with no note, or a note was dropped (a commit in this process that
+    named nothing, a LISTEN connection that came back), so ``notes`` alone may not say
+    what changed."""
 
     MAX_NOTES = 64
 
     def __init__(self) -> None:
         super().__init__()
         self.notes: list[str] = []
+        self.bare = False
 
     def clear(self) -> None:
         super().clear()
         self.notes.clear()
+        self.bare = False
 
 
 class Store(ABC):
@@ -212,6 +217,8 @@ class Store(ABC):
         for event in self._wakeups.get(channel, ()):
             if note and len(event.notes) < Wakeup.MAX_NOTES:
                 event.notes.append(note)
+            else:
+                event.bare = True
             event.set()
 
     async def listen(self, channels: list[str]) -> None:
