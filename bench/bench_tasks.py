@@ -406,6 +406,9 @@ async def _outcome(url: str) -> dict[str, Any]:
                 "succeeded_events": await one(select(func.count()).select_from(events).where(
                     events.c.type == "task.succeeded")),
                 "per_worker": {r[0]: int(r[1]) for r in per_worker},
+                # claiming round trips: a claim stamps its tasks' start with one time
+                "claims": await one(select(func.count()).select_from(
+                    select(a.worker_id, a.started_at).distinct().subquery())),
                 # why any task did not succeed (a few distinct messages)
                 "errors": sorted({f"{e.get('type')}: {e.get('message')}" for (e,) in (
                     await conn.execute(select(a.error).where(a.outcome != "succeeded")

@@ -70,17 +70,23 @@ def _by_claim_order(claimed: list[Task]) -> list[Task]:
 
 async def cycle(store: Store, worker_id: str, finished: list[Finished],
                 agents: list[str] | None = None, limit: int = 0,
-                lease_s: float = tasks.DEFAULT_LEASE) -> Cycle:
+                lease_s: float = tasks.DEFAULT_LEASE, prefetch: int = 0) -> Cycle:
     """Record ``finished`` and claim up to ``limit`` tasks, in one transaction
-    (on PostgreSQL one statement, when no finished attempt may hold a lock)."""
-    if not 0 <= limit <= MAX_CLAIM:
+    (on PostgreSQL one statement, when no finished attempt may hold a lock).
+
+    ``prefetch``: up to this many more, taken only by that one step, so only of agents
+    without a concurrency limit (a worker's tasks waiting for a free slot must not
+    count against an agent's limit while other workers could run them)."""
+    if not 0 <= limit <= MAX_CLAIM or not 0 <= prefetch <= MAX_CLAIM - limit:
         raise InvalidInput(f"limit must be between 0 and {MAX_CLAIM}", code="bad_limit")
     logs = [line for f in finished for line in f.logs]
     if not any(f.took_locks for f in finished):
-        one_step = await store.tasks.cycle(worker_id, finished, agents, limit, lease_s, logs)
+        one_step = await store.tasks.cycle(worker_id, finished, agents, limit + prefetch,
+                                           lease_s, logs)
         if one_step is not None:
             claimed = [Task.from_row(r) for r in one_step.claimed]
-            if one_step.short:  # a capped agent's task met, or scheduled ones promoted
+            if one_step.short and len(claimed) < limit:
+                # a capped agent's task met, or scheduled ones promoted
                 claimed += await _claim_rest(store, worker_id, agents, limit - len(claimed),
                                              lease_s)
             return Cycle(_by_claim_order(claimed), cast(list[Finished], one_step.stale))

@@ -47,3 +47,26 @@ async def test_the_claim_reads_its_partial_indexes_with_a_backlog(
         f"SCAN t USING INDEX {index}" in picking, picking
     if not agents:  # (several named agents' entries are merged by a sort)
         assert "TEMP B-TREE" not in picking, picking  # no sort of the candidates
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("name", ["tasks_complete", "tasks_heartbeat"])
+async def test_a_batch_finds_its_running_tasks_by_id(store: Store, database_url: str,
+                                                      name: str) -> None:
+    # Given running tasks (the planner would take the (status, seq) index for status =
+    # 'running' and read every running task once for each item of the batch)
+    await agent(store)
+    await queue.submit(store, [TaskIn(agent="a") for _ in range(200)])
+    from agentos import claims
+
+    await claims.claim(store, "w", limit=200)
+    # When SQLite plans the statement that ends (or renews) a batch of them
+    statement = _sqlite_statements(name, driver=True)[0]
+    db = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+    try:
+        planned = plan(db, statement, batch="[]", now="x", lease="x")
+    finally:
+        db.close()
+    # Then it reads the batch and finds each row through the unique id index
+    assert "ix_tasks_status_seq" not in planned, planned
+    assert planned.index("json_each") < planned.index("(id=?)"), planned

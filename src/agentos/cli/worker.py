@@ -34,6 +34,11 @@ def worker(
     poll: Annotated[float, typer.Option(
         min=0.05, help="Seconds between claims while idle; a submit wakes the worker "
         "sooner (from any process on PostgreSQL).")] = 0.5,
+    prefetch: Annotated[int | None, typer.Option(
+        min=0, max=1000, help="Most tasks claimed ahead of free slots, to start the "
+        "moment one frees (default 8 x concurrency). The worker claims ahead only what "
+        "it expects to start during its next round trip (none while handlers are slow); "
+        "0: claim only for free slots.")] = None,
 ) -> None:
     """Claim tasks from AGENTOS_DATABASE_URL and run their handlers.
 
@@ -50,12 +55,13 @@ def worker(
     serves = f"agents {', '.join(names)}" if names else "every agent"
     typer.echo(f"worker on {db.redact(settings.database_url)}: {serves}, {concurrency} "
                "tasks at once")
-    asyncio.run(_run(settings, names, concurrency, worker_id, grace, lease, burst, poll))
+    asyncio.run(_run(settings, names, concurrency, worker_id, grace, lease, burst, poll,
+                     prefetch))
 
 
 async def _run(settings: Settings, agents: list[str] | None, concurrency: int,
                worker_id: str | None, grace: float, lease: float, burst: bool,
-               poll: float) -> None:
+               poll: float, prefetch: int | None = None) -> None:
     from agentos import cache, task_logs, traces
     from agentos.store import open_store
     from agentos.worker.loop import Worker
@@ -67,7 +73,7 @@ async def _run(settings: Settings, agents: list[str] | None, concurrency: int,
     traces.setup(settings.otlp_endpoint, "agentos-worker")
     runner = Worker(store, worker_id=worker_id, agents=agents, concurrency=concurrency,
                     lease_s=lease, grace=grace, burst=burst, poll_interval=poll,
-                    log_limits=task_logs.Limits.from_settings(settings))
+                    log_limits=task_logs.Limits.from_settings(settings), prefetch=prefetch)
     # what startup made (modules, the registry's definitions) lives as long as the worker:
     # keep the collector from walking it again on every full collection
     gc.freeze()

@@ -720,7 +720,8 @@ class PostgresTasks(Tasks):
         params: dict[str, Any] = {
             "batch": json_dumps([_item(f) for f in ended]), "ids": [f.task_id for f in ended],
             "worker_id": worker_id, "lease_s": lease_s, "event_rank": RANK["normal"],
-            "event_ids": json_dumps(ids.uuid7_many(len(ended) + limit))}
+            # an array, not JSON: indexed per event, a JSON text is parsed again for each
+            "event_ids": ids.uuid7_many(len(ended) + limit)}
         if agents:
             params["agents"] = list(agents)
         if logs:
@@ -732,17 +733,18 @@ class PostgresTasks(Tasks):
                                        logs=bool(logs))
                 rows = await (await driver.execute(query, params, prepare=True)).fetchall()
         if driver is not None:
-            if rows[0].notified:
+            head = next(r for r in rows if r.id is None)
+            if head.notified:
                 self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
         else:  # a before-commit hook must see the write: the same statement through it
             async with self.store.statement() as conn:
                 rows = (await conn.execute(_pg_claim_clause("tasks_cycle", bool(agents), limit,
                                                             logs=bool(logs)), params)).all()
-                if rows[0].notified:
+                head = next(r for r in rows if r.id is None)
+                if head.notified:
                     await self.store.notify(conn, EVENTS_CHANNEL, sent=True)
                 else:
                     self.store.nothing_changed(conn)  # an empty poll: no audit row
-        head = rows[0]
         current = {(task_id, attempt) for task_id, attempt in head.done}
         claimed = [r for r in rows if r.id is not None]
         claimed.sort(key=lambda r: (-r.priority, r.seq))  # the answer has no order
@@ -889,6 +891,7 @@ def _pg_claim_fill(agents: bool, n: int, logs: bool = False) -> dict[str, str]:
     trip); with the number in the text each size gets one cached plan."""
     return {"columns": _names(_ALL, "t."), "ended_columns": _names(ENDED, "t."),
             "agents": "AND t.agent = ANY(:agents)" if agents else "", "n": str(int(n)),
+            "nulls": ", ".join("NULL" for _ in _ALL),
             # the log lines a round trip carries: one more CTE, only when it has some
             "logged": sql.query("task_logs_insert", "postgresql") + "," if logs else ""}
 

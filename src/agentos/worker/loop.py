@@ -1,18 +1,26 @@
 """The worker: claims tasks straight from the database and runs their handlers.
 
 One loop shape: start side tasks (the lease reaper and keeper; on PostgreSQL a
-LISTEN on ``agentos_tasks``) → round trips while there are free slots, each one
+LISTEN on ``agentos_tasks``) → round trips while there is room, each one
 transaction that records the results of the handlers that ended since the last
-and claims as many tasks as there are free slots (``claims.cycle``); woken at
-once by a handler ending, by submits here or, on PostgreSQL, in any process,
-and by polling every ``poll_interval`` as the fallback (scheduled retries fall
-due without a notification) → on stop, stop claiming, let running handlers
-finish within ``grace``, record their results, then hand back what is left.
-One lease keeper renews every running attempt's lease (and its locks') in one
-statement and carries cancellation requests; ``timeout_s`` cancels the
-handler. An agent's declared ``resources`` are locked, all or none, before
-its handler starts (``locks.attempts``). How a handler's end ends its attempt is the
-table in ``worker.outcomes``.
+and claims as many tasks as there are free slots, plus a prefetch margin
+(``claims.cycle``); woken at once by a handler ending, by submits here or, on
+PostgreSQL, in any process, and by polling every ``poll_interval`` as the
+fallback (scheduled retries fall due without a notification) → on stop, stop
+claiming, hand back the claimed tasks that have not started, let running
+handlers finish within ``grace``, record their results, then hand back what is
+left. The prefetch margin is what the worker expects to start while its next
+round trip is in flight (twice the tasks it ended per second times a round
+trip's time, at most ``prefetch``): a claimed task waits in claim order for a
+free slot and starts the moment one frees, so handlers keep running while the
+next claim is on its way, and with quick handlers under load the claims grow
+(fewer, larger round trips); with slow handlers the margin is 0 and a worker
+claims only for its free slots, leaving the rest to other workers. One lease
+keeper renews every claimed attempt's lease (and its locks') in one statement
+and carries cancellation requests; ``timeout_s`` cancels the handler. An agent's
+declared ``resources`` are locked, all or none, before its handler starts
+(``locks.attempts``). How a handler's end ends its attempt is the table in
+``worker.outcomes``.
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ from agentos.worker.handlers import Context
 log = logging.getLogger("agentos.worker")
 
 POLL_INTERVAL = 0.5  # seconds between claims when idle (a submit wakes us sooner)
+PREFETCH = 8  # the most claimed ahead of free slots, by default: this many x concurrency
+CLAIM_STEP = 16  # a claim of more than this many takes a multiple of it
 LINGER = 0.002  # seconds a result may wait for others ending to share its round trip
 
 
@@ -76,7 +86,8 @@ class Worker:
                  lease_s: float = DEFAULT_LEASE, grace: float = 30.0,
                  burst: bool = False, claim_batch: int | None = None,
                  poll_interval: float = POLL_INTERVAL,
-                 log_limits: task_logs.Limits | None = None) -> None:
+                 log_limits: task_logs.Limits | None = None,
+                 prefetch: int | None = None) -> None:
         self.store = store
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{ids.uuid7()[-6:]}"
         self.agents = agents
@@ -85,16 +96,25 @@ class Worker:
         self.grace = grace
         self.burst = burst  # exit once the queue is empty (tests, batch jobs)
         self.claim_batch = claim_batch or concurrency
+        # the most tasks claimed ahead of free slots (0: only for free slots)
+        self.prefetch = max(0, min(PREFETCH * concurrency if prefetch is None else prefetch,
+                            claims.MAX_CLAIM - self.claim_batch))
+        self._margin = 0  # how many a claim takes beyond free slots now (_pace)
+        self._paced_at = 0.0  # loop time of the last round trip's start
+        self._paced_done = 0  # self.completed then
         self.poll_interval = poll_interval
         # what an attempt keeps of its handler's ctx.log lines (AGENTOS_TASK_LOG_MAX_*)
         self.log_limits = log_limits or task_logs.Limits.from_settings(Settings())
         self._running: dict[str, _Running] = {}
+        # claimed, waiting for a free slot, in claim order (prefetched)
+        self._waiting: dict[str, Task] = {}
         self._finished: list[claims.Finished] = []  # results the next round trip records
         self._wakeup = asyncio.Event()  # replaced by the store's in run()
         self._stopping = asyncio.Event()
         self._prepared: dict[tuple[str, str], asyncio.Future[
             tuple[dict[str, Any], handlers.Handler]]] = {}
         self.completed = 0
+        self.trips = 0  # round trips (claims.cycle) made
         # agents whose handler this process cannot load, and why: their tasks are handed
         # back unspent and no longer claimed here (a worker that can load it runs them)
         self.unloadable: dict[str, str] = {}
@@ -128,16 +148,15 @@ class Worker:
                                     name="listen")]
         try:
             while not self._stopping.is_set():
-                free = self.concurrency - len(self._running)
-                if free <= 0:
+                if self._room() <= 0:
                     self._wakeup.clear()
                     await wait_wakeup(self._wakeup, self.poll_interval)
                     continue
                 await self._linger()
-                free = self.concurrency - len(self._running)
                 self._wakeup.clear()
-                if not await self._cycle(min(free, self.claim_batch)):
-                    if self.burst and not self._running and not self._finished:
+                if not await self._cycle(self._room()):
+                    if self.burst and not self._running and not self._waiting \
+                            and not self._finished:
                         break
                     await wait_wakeup(self._wakeup, self.poll_interval)
             await self._drain()
@@ -149,31 +168,64 @@ class Worker:
             await metrics.flush_all(self.store)  # what handlers recorded while draining
             self.store.forget_wakeup(queue.CHANNEL, self._wakeup)
             await instances.stopped(self.store, self.id)
-            log.info("worker %s stopped after %d tasks", self.id, self.completed,
-                     extra={"action": "worker_stopped"})
+            log.info("worker %s stopped after %d tasks in %d round trips", self.id,
+                     self.completed, self.trips, extra={"action": "worker_stopped"})
 
-    async def _cycle(self, limit: int) -> bool:
-        """One round trip: record the finished attempts, claim up to ``limit`` more.
+    def _room(self) -> int:
+        """How many tasks the next claim may take: up to the slots and the prefetch
+        margin, less those running and waiting (at most ``claim_batch`` + the margin)."""
+        return min(self.concurrency + self._margin - len(self._running) - len(self._waiting),
+                   self.claim_batch + self._margin)
+
+    async def _cycle(self, room: int) -> bool:
+        """One round trip: record the finished attempts, claim up to ``room`` more
+        (beyond the free slots only tasks of agents without a concurrency limit).
         Returns whether anything happened."""
         finished, self._finished = self._finished, []
+        slots = max(0, min(self.concurrency - len(self._running) - len(self._waiting),
+                           self.claim_batch, room))
         if self._serving == []:  # every agent it serves is unloadable here: claim none
-            limit = 0
+            room = slots = 0
+        if room > CLAIM_STEP:  # a few claim sizes: PostgreSQL keeps one plan for each
+            room = max(room // CLAIM_STEP * CLAIM_STEP, slots)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
-            done = await claims.cycle(self.store, self.id, finished, self._serving, limit,
-                                      self.lease_s)
+            done = await claims.cycle(self.store, self.id, finished, self._serving, slots,
+                                      self.lease_s, prefetch=max(0, room - slots))
         except Exception:
             log.exception("claim failed", extra={"action": "claim_failed"})
             self._finished[:0] = finished  # recorded with the next round trip
             await wait_wakeup(self._stopping, self.poll_interval)
             return False
+        self.trips += 1
+        self._pace(began, loop.time() - began)
         for item in done.stale:  # a superseded attempt: its result no longer counts
             log.warning("task %s attempt %d finished after it was superseded", item.task_id,
                         item.attempt, extra={"action": "result_rejected"})
         for task in done.claimed:
+            self._waiting[task.id] = task
+        self._start()
+        return bool(done.claimed or finished)
+
+    def _pace(self, began: float, trip_s: float) -> None:
+        """Set the prefetch margin after a round trip that began at ``began`` and took
+        ``trip_s``: twice what the handlers ended per second since the round trip
+        before it, times this one's time (what will start while the next is in
+        flight), at most ``prefetch``. Slow handlers give 0."""
+        if self._paced_at:
+            rate = (self.completed - self._paced_done) / max(began - self._paced_at, 1e-6)
+            self._margin = min(self.prefetch, int(2 * rate * trip_s))
+        self._paced_at, self._paced_done = began, self.completed
+
+    def _start(self) -> None:
+        """Start waiting tasks, in claim order, in the free slots."""
+        while self._waiting and len(self._running) < self.concurrency \
+                and not self._stopping.is_set():
+            task = self._waiting.pop(next(iter(self._waiting)))
             self._running[task.id] = _Running(
                 task, asyncio.create_task(self._execute(task)),
                 task_logs.AttemptLog(task.id, task.attempt, self.log_limits))
-        return bool(done.claimed or finished)
 
     async def _linger(self) -> None:
         """Give handlers about to end a moment to do so, so one round trip records
@@ -183,7 +235,7 @@ class Worker:
         await asyncio.sleep(0)  # one turn: handlers that are ready end in it
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LINGER
-        target = max(1, self.claim_batch // 2)
+        target = max(1, (self.claim_batch + self._margin) // 2)
         while self._running and len(self._finished) < target:
             left = deadline - loop.time()
             if left <= 0:
@@ -192,24 +244,39 @@ class Worker:
             await wait_wakeup(self._wakeup, left)
 
     async def _keep_leases(self) -> None:
-        """Renew the lease of every running attempt, in one statement, every third of
+        """Renew the lease of every claimed attempt, in one statement, every third of
         a lease; a superseded attempt's handler is cancelled, and so is one whose
-        task someone asked to cancel."""
+        task someone asked to cancel (one still waiting for a slot is dropped, or
+        ended as cancelled without running)."""
         while True:
             await asyncio.sleep(self.lease_s / 3)
             running = list(self._running.values())
+            waiting = list(self._waiting.values())
             # the lines logged since, written with the heartbeat: a follower sees them
             taken = [(r, r.log.take()) for r in running]
             try:
                 beaten = await claims.beat_many(self.store, [
-                    (r.task.id, r.task.attempt, r.ctx is None or r.ctx.took_locks)
-                    for r in running], self.lease_s,
+                    *[(r.task.id, r.task.attempt, r.ctx is None or r.ctx.took_locks)
+                      for r in running],
+                    # not started: no lock taken yet
+                    *[(task.id, task.attempt, False) for task in waiting]], self.lease_s,
                     [line for _, lines in taken for line in lines])
             except Exception:
                 log.exception("heartbeat failed", extra={"action": "heartbeat_failed"})
                 for r, lines in taken:
                     r.log.give_back(lines)  # written with the next one
                 continue
+            for task in waiting:
+                if self._waiting.get(task.id) is not task:
+                    continue  # started meanwhile: its runner is seen next time
+                if task.id not in beaten:  # superseded: another attempt owns it now
+                    del self._waiting[task.id]
+                elif beaten[task.id]:  # asked to cancel before it started
+                    del self._waiting[task.id]
+                    end = outcomes.cancelled_before_start()
+                    await self._report(queue.fail(
+                        self.store, task.id, task.attempt, end.error or {},
+                        outcome=end.outcome, retryable=end.retryable, release_locks=False))
             for r in running:
                 if r.task.id not in beaten:
                     r.runner.cancel()  # superseded: another attempt owns the task now
@@ -254,6 +321,9 @@ class Worker:
                 "message": f"worker {self.id} cannot load the handler: {why}"}))
 
     async def _drain(self) -> None:
+        waiting, self._waiting = list(self._waiting.values()), {}
+        for claimed in waiting:  # claimed ahead and not started: back at once, unspent
+            await self._report(queue.hand_back(self.store, claimed.id, claimed.attempt))
         if self._running:
             log.info("finishing %d running tasks (grace %.0fs)", len(self._running),
                      self.grace, extra={"action": "worker_draining"})
@@ -299,6 +369,7 @@ class Worker:
                                                running.log.take() if running else ()))
         finally:
             self._running.pop(task.id, None)
+            self._start()  # a waiting task takes the slot at once
             self._wakeup.set()  # a free slot, and maybe a result to record
             self.completed += 1
             log.debug("task %s attempt %d took %.1fms", task.id, task.attempt,

@@ -79,6 +79,14 @@ def _cancelled(exc: BaseException, timeout_s: float, cancel_requested: bool) -> 
                                          "message": "cancelled on request"})
 
 
+def cancelled_before_start() -> End:
+    """A claimed task whose cancel was requested while it waited for a free slot: it
+    ends cancelled, its handler never ran."""
+    return End(Outcome.CANCELLED, error={"type": "cancelled",
+                                         "message": "cancelled on request before it started"},
+               retryable=False)
+
+
 def _budget_spent(exc: BaseException, timeout_s: float, cancel_requested: bool) -> End:
     assert isinstance(exc, BudgetSpent)
     return End(Outcome.DEFERRED, error={"type": "budget_exceeded", "message": str(exc),

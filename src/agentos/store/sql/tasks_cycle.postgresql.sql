@@ -17,7 +17,7 @@ WITH /*include tasks_ended*/,
 ), /*include events_numbered*/, inserted AS (
     INSERT INTO events (seq, id, type, source, payload, priority, correlation_id,
                         causation_id, created_at)
-    SELECT x.seqs[n.ord::int], CAST(:event_ids AS jsonb) ->> (n.ord - 1)::int,
+    SELECT x.seqs[n.ord::int], (CAST(:event_ids AS text[]))[n.ord::int],
            n.type, 'queue',
            CASE WHEN n.k = 1
                 THEN jsonb_build_object('task_id', n.id, 'agent', n.agent,
@@ -31,12 +31,14 @@ WITH /*include tasks_ended*/,
 ), queued AS (
     INSERT INTO route_queue (seq, rank) SELECT seq, priority FROM inserted RETURNING seq
 )
-SELECT c.*, k.promoted, k.capped, k.done, k.notified
-FROM (SELECT (SELECT count(*) FROM promoted) AS promoted,
-             (SELECT count(*) FROM picked WHERE capped) AS capped,
-             (SELECT coalesce(jsonb_agg(jsonb_build_array(id, attempt)), '[]') FROM done)
-                 AS done,
-             (SELECT count(*) FROM (SELECT pg_notify('agentos_events', '')
-                                    FROM (SELECT 1 FROM queued LIMIT 1) AS q) AS n)
-                 AS notified) AS k
-LEFT JOIN claimed c ON true
+-- the claimed rows, and one more (its id NULL) with what else happened: the batch's
+-- outcome comes once, not repeated on every claimed row (the client would decode it
+-- once for each)
+SELECT c.*, NULL::bigint AS promoted, NULL::bigint AS capped, NULL::jsonb AS done,
+       NULL::bigint AS notified
+FROM claimed c
+UNION ALL
+SELECT /*nulls*/, (SELECT count(*) FROM promoted), (SELECT count(*) FROM picked WHERE capped),
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(id, attempt)), '[]') FROM done),
+       (SELECT count(*) FROM (SELECT pg_notify('agentos_events', '')
+                              FROM (SELECT 1 FROM queued LIMIT 1) AS q) AS n)
