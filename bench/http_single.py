@@ -108,7 +108,7 @@ def _check(answer: tuple[int, bytes], phase: str) -> None:
 def _py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
     output.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
-                             str(pid), "--rate", "200", "--format", "raw", "--output",
+                             str(pid), "--rate", "200", "--gil", "--format", "raw", "--output",
                              str(output)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)  # attached before the first request

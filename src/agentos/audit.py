@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import Store
 from agentos.store import audit as store_audit
-from agentos.store.base import UNCHANGED
+from agentos.store.base import UNCHANGED, DriverWork
 from agentos.store.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -80,13 +80,17 @@ def link(prev_hash: str, seq: int, text: str) -> str:
 
 async def append_in(conn: AsyncConnection, entry: Entry) -> int:
     """Chain ``entry`` within the caller's write transaction (as its last step)."""
+    at, row, text = _columns(entry)
+    return await store_audit.append(conn, at, row, entry.details, text,
+                                    lambda prev, seq: link(prev, seq, text))
+
+
+def _columns(entry: Entry) -> tuple[datetime, dict[str, Any], str]:
     at = datetime.now(UTC)
-    text = body(at, entry)
     row = {"actor": entry.actor, "actor_role": entry.actor_role, "action": entry.action,
            "outcome": str(entry.outcome), "resource_type": entry.resource_type,
            "resource_id": entry.resource_id, "ip": entry.ip, "user_agent": entry.user_agent}
-    return await store_audit.append(conn, at, row, entry.details, text,
-                                    lambda prev, seq: link(prev, seq, text))
+    return at, row, body(at, entry)
 
 
 async def record(store: Store, entry: Entry) -> int:
@@ -167,6 +171,24 @@ async def flush(conn: AsyncConnection) -> None:
         return  # (an unchanged transaction leaves the entry for the request's next one)
     entry, scope.pending = scope.pending, None
     await append_in(conn, entry)
+
+
+def flush_on_driver() -> DriverWork | None:
+    """``flush``'s form for the store's driver blocks (``Store.driver(hooked=True)``,
+    each a write that changes something): the request's pending entry, appended on the
+    driver connection as the block's last step; None when no entry is pending."""
+    scope = _scope.get()
+    if scope is None or scope.pending is None:
+        return None
+
+    async def write(db: Any) -> None:
+        entry, scope.pending = scope.pending, None  # named by the block by now
+        if entry is not None:
+            at, row, text = _columns(entry)
+            await store_audit.append_on_driver(db, at, row, entry.details, text,
+                                               lambda prev, seq: link(prev, seq, text))
+
+    return write
 
 
 # ------------------------------------------------------------------ reads

@@ -53,18 +53,15 @@ events.retain("tasks", lambda: events_of_unfinished([s.value for s in Status if 
 async def submit(store: Store, items: list[TaskIn]) -> list[tuple[Task, bool]]:
     """Submit tasks in one transaction; returns each task and whether it is new
     (an ``idempotency_key`` seen before returns the first task). One round trip on
-    PostgreSQL (``tasks_submit``) where no before-commit hook must see the write."""
+    PostgreSQL (``tasks_submit``) where no audit row rides with it, on the store's
+    driver connection either way."""
     if not items:
         return []
     if len(items) > MAX_BATCH:
         raise InvalidInput(f"at most {MAX_BATCH} tasks per batch", code="batch_too_large")
     await capabilities.check_needed(store, items)
-    if audit.pending() is None:
-        made = await store.tasks.submit(items, DEFAULTS)
-    else:  # a request's audit row names its tasks, written in their transaction
-        async with store.write() as conn:
-            made = await store.tasks.submit_in(conn, items, DEFAULTS)
-            audit.names([row.id for row, _ in made])
+    # a request's audit row names its tasks, written in their transaction
+    made = await store.tasks.submit(items, DEFAULTS, named=audit.names)
     return [(Task.from_row(row), new) for row, new in made]
 
 

@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         app.state.store = store or open_store(settings.database_url,
                                               pool_size=settings.db_pool_size)
         store_ = app.state.store
-        store_.before_commit(audit.flush)
+        store_.before_commit(audit.flush, on_driver=audit.flush_on_driver)
         app.state.resolver = tokens.Resolver(store_, settings.auth_cache_s)
         await first_admin(store_, settings)
         await cache.start(store_, settings)

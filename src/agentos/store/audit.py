@@ -11,6 +11,7 @@ statement building would, and the hash is computed here with the domain's rule.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -34,8 +35,7 @@ async def append(conn: AsyncConnection, at: datetime, row: dict[str, Any],
     # not, is refused)
     details_text = json_dumps(details)
     if conn.dialect.name == "postgresql":
-        statement = sql.query("audit_append", "postgresql", driver=True)
-        return int((await conn.exec_driver_sql(statement, {
+        return int((await conn.exec_driver_sql(_PG_APPEND, {
             **row, "at": at, "body": body, "details": details_text})).scalar_one())
     seq, prev = tuple((await conn.exec_driver_sql(_SQLITE_TAKE_SEQ)).one())
     digest = chain(prev, seq)
@@ -47,6 +47,27 @@ async def append(conn: AsyncConnection, at: datetime, row: dict[str, Any],
     return int(seq)
 
 
+async def append_on_driver(db: Any, at: datetime, row: dict[str, Any],
+                           details: dict[str, Any], body: str, chain: Chain) -> int:
+    """``append`` on the store's driver connection (``Store.driver``), inside its write
+    transaction: sqlite3's or psycopg's, the same statements."""
+    details_text = json_dumps(details)
+    if isinstance(db, sqlite3.Connection):
+        seq, prev = db.execute(_SQLITE_TAKE_SEQ).fetchone()
+        digest = chain(prev, seq)
+        db.execute(_SQLITE_INSERT, (
+            seq, stamp(at), row["actor"], row["actor_role"], row["action"], row["outcome"],
+            row["resource_type"], row["resource_id"], details_text, row["ip"],
+            row["user_agent"], prev, digest))
+        db.execute(_SQLITE_MOVE_HEAD, (digest, prev))
+        return int(seq)
+    found = await (await db.execute(_PG_APPEND, {**row, "at": at, "body": body,
+                                                 "details": details_text}, prepare=True)
+                   ).fetchone()
+    return int(found[0])
+
+
+_PG_APPEND = sql.query("audit_append", "postgresql", driver=True)
 _SQLITE_TAKE_SEQ = ("UPDATE audit_head SET last_seq = last_seq + 1 WHERE id = 1 "
                     "RETURNING last_seq, last_hash")
 _SQLITE_INSERT = (

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from agentos.store.tasks import Tasks
 
 log = logging.getLogger("agentos.store")
+# work a before-commit hook does on the driver connection, inside its transaction
+DriverWork = Callable[[Any], Awaitable[None]]
+# a before-commit hook's form for driver blocks (``Store.driver(hooked=True)``): asked
+# as the block begins, it answers the work to run at the block's end, or None
+DriverHook = Callable[[], DriverWork | None]
 UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothing worth a record
 NOTIFIED = "agentos_notified"  # conn.info key: the channels the transaction notifies
 
@@ -87,6 +92,8 @@ class Store(ABC):
         self._wakeups: dict[str, list[Wakeup]] = {}
         # run at the end of every write transaction, inside it (the audit log's row)
         self._before_commit: list[Callable[[Any], Awaitable[None]]] = []
+        # each hook's form for driver blocks (None: it has none)
+        self._driver_hooks: list[DriverHook | None] = []
         # channels other processes' commits wake here (PostgreSQL LISTEN is up)
         self.listening: set[str] = set()
 
@@ -158,10 +165,32 @@ class Store(ABC):
         return self.write()
 
     @asynccontextmanager
-    async def driver(self) -> AsyncIterator[Any]:
+    async def driver(self, *, hooked: bool = False) -> AsyncIterator[Any]:
         """The driver-level connection for the hot path's named statements, or None
-        where the backend has none (the caller then takes ``statement()``)."""
+        where the backend has none (the caller then takes ``statement()``).
+
+        While before-commit hooks are set (a server's audit row) a block sees None,
+        unless it is ``hooked``: a write that changes something (so the request's audit
+        row belongs with it), whose hooks then run on the driver connection as the
+        block's last step, in its transaction (on PostgreSQL the block is then one
+        transaction, not autocommit). None if a hook has no driver form."""
         yield None
+
+    def _driver_work(self, hooked: bool) -> list[DriverWork] | None:
+        """What the before-commit hooks do at the end of a driver block: nothing where
+        none is set; None (no driver block) where one is and the block is not
+        ``hooked``, or a hook has no driver form."""
+        if not self._before_commit:
+            return []
+        if not hooked:
+            return None
+        work = []
+        for hook in self._driver_hooks:
+            if hook is None:
+                return None
+            if (found := hook()) is not None:
+                work.append(found)
+        return work
 
     @staticmethod
     def nothing_changed(conn: Any) -> None:
@@ -169,10 +198,13 @@ class Store(ABC):
         worker's presence): it leaves no audit row."""
         conn.info[UNCHANGED] = True
 
-    def before_commit(self, hook: Callable[[Any], Awaitable[None]]) -> None:
-        """Run ``hook(conn)`` as the last step of every write transaction that succeeds."""
+    def before_commit(self, hook: Callable[[Any], Awaitable[None]],
+                      on_driver: DriverHook | None = None) -> None:
+        """Run ``hook(conn)`` as the last step of every write transaction that succeeds;
+        ``on_driver``: its form for a ``hooked`` driver block (see ``driver``)."""
         if hook not in self._before_commit:
             self._before_commit.append(hook)
+            self._driver_hooks.append(on_driver)
 
     async def lock_table(self, conn: AsyncConnection, table: str) -> None:
         """Keep every other transaction from writing ``table`` until this write

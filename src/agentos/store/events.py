@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -111,6 +111,15 @@ class Events(ABC):
         """Number and insert ``fresh`` (their payloads already JSON text) in the caller's
         write transaction, queue them for routing and wake listeners at commit; returns
         their sequence numbers, in order."""
+
+    @abstractmethod
+    async def append(self, fresh: Sequence[Appendable], payloads: list[str], ids: list[str],
+                     now: datetime, named: Callable[[list[str]], None] | None = None
+                     ) -> list[int] | None:
+        """``insert`` in a transaction of its own on the store's driver connection, the
+        store's before-commit hooks (a request's audit row) in it, ``named(ids)`` told
+        within it; then wakes this process's listeners. The sequence numbers, or None
+        where no driver block can hold it (the caller takes a write transaction)."""
 
     @abstractmethod
     async def horizon(self, conn: AsyncConnection) -> int:
@@ -214,6 +223,18 @@ class SqliteEvents(Events):
         await self.store.notify(conn, CHANNEL)
         return list(range(first, first + len(fresh)))
 
+    async def append(self, fresh: Sequence[Appendable], payloads: list[str], ids: list[str],
+                     now: datetime, named: Callable[[list[str]], None] | None = None
+                     ) -> list[int] | None:
+        async with self.store.driver(hooked=True) as db:
+            if db is None:
+                return None
+            first = insert_rows(db, fresh, payloads, ids, now)
+            if named is not None:
+                named(ids)
+        self.store.wake(CHANNEL)  # committed
+        return list(range(first, first + len(fresh)))
+
     async def horizon(self, conn: AsyncConnection) -> int:
         return int((await conn.execute(
             select(event_log_head.c.last_seq).where(event_log_head.c.id == 1))).scalar_one())
@@ -222,18 +243,36 @@ class SqliteEvents(Events):
 class PostgresEvents(Events):
     async def insert(self, conn: AsyncConnection, fresh: Sequence[Appendable],
                      payloads: list[str], ids: list[str], now: datetime) -> list[int]:
-        batch = orjson.dumps([{
-            "id": i, "type": d.type, "source": d.source, "payload": orjson.Fragment(p),
-            "priority": RANK[d.priority], "correlation_id": d.correlation_id or i,
-            "causation_id": d.causation_id, "run_id": d.run_id, "subject": d.subject,
-            "dedup_key": d.dedup_key} for d, i, p in zip(fresh, ids, payloads, strict=True)])
-        rows = (await conn.exec_driver_sql(_PG_APPEND, {"batch": batch.decode(),
-                                                        "created_at": now})).all()
+        rows = (await conn.exec_driver_sql(_PG_APPEND, {
+            "batch": _pg_batch(fresh, payloads, ids), "created_at": now})).all()
         await self.store.notify(conn, CHANNEL, sent=True)
+        return [r.seq for r in rows]
+
+    async def append(self, fresh: Sequence[Appendable], payloads: list[str], ids: list[str],
+                     now: datetime, named: Callable[[list[str]], None] | None = None
+                     ) -> list[int] | None:
+        params = {"batch": _pg_batch(fresh, payloads, ids), "created_at": now}
+        async with self.store.driver(hooked=True) as db:
+            if db is None:
+                return None
+            rows = await (await db.execute(_PG_APPEND, params, prepare=True)).fetchall()
+            if named is not None:
+                named(ids)
+        self.store.wake(CHANNEL)  # committed (the statement notified other processes)
         return [r.seq for r in rows]
 
     async def horizon(self, conn: AsyncConnection) -> int:
         return int((await conn.exec_driver_sql(_PG_HORIZON)).scalar_one())
+
+
+def _pg_batch(fresh: Sequence[Appendable], payloads: list[str], ids: list[str]) -> str:
+    """The events as ``events_append``'s one JSON parameter."""
+    return orjson.dumps([{
+        "id": i, "type": d.type, "source": d.source, "payload": orjson.Fragment(p),
+        "priority": RANK[d.priority], "correlation_id": d.correlation_id or i,
+        "causation_id": d.causation_id, "run_id": d.run_id, "subject": d.subject,
+        "dedup_key": d.dedup_key} for d, i, p in zip(fresh, ids, payloads, strict=True)]
+    ).decode()
 
 
 def insert_rows(db: sqlite3.Connection, fresh: Sequence[Appendable], payloads: list[str],

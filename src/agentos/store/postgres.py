@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from agentos.aio import raise_if_cancelling
+from agentos.errors import AgentOSError
 from agentos.store import errors
 from agentos.store.base import NOTIFIED, Store
 from agentos.store.columns import json_dumps, json_loads
@@ -80,16 +81,21 @@ class PostgresStore(Store):
         return self._tracked(self._autocommit())
 
     @asynccontextmanager
-    async def driver(self) -> AsyncIterator[psycopg.AsyncConnection[Any] | None]:
+    async def driver(self, *, hooked: bool = False
+                     ) -> AsyncIterator[psycopg.AsyncConnection[Any] | None]:
         """This process's connection for the hot path's named statements, in autocommit:
         psycopg without SQLAlchemy's layer, which cost a worker's round trip about as
         much CPU as psycopg itself. One statement at a time (the caller holds it for
         its statement only); rows are named tuples, JSON parsed by orjson, times in UTC.
         A connection that fails is closed and the next use opens another; errors come
         as domain errors. None while a before-commit hook (the audit row) must see
-        every write: then the caller takes ``statement()``.
+        every write: then the caller takes ``statement()``; unless ``hooked``
+        (``Store.driver``): when a hook has work the block is then one transaction
+        (BEGIN, its statements, the hooks', COMMIT), so the caller's statements must be
+        ones a transaction can hold (no retry after an error).
         """
-        if self._before_commit:
+        work = self._driver_work(hooked)
+        if work is None:
             yield None
             return
         async with self._driver_lock:
@@ -99,7 +105,15 @@ class PostgresStore(Store):
                         libpq_url(self.url), autocommit=True, row_factory=namedtuple_row,
                         options="-c TimeZone=UTC", context=_ADAPTERS,
                         application_name=DRIVER_NAME)
-                yield self._driver
+                if not work:
+                    yield self._driver
+                else:
+                    async with self._driver.transaction():
+                        yield self._driver
+                        for hook in work:
+                            await hook(self._driver)
+            except AgentOSError:
+                raise  # the caller's refusal: the transaction rolled back, the link is fine
             except BaseException as exc:
                 # the connection's state is unknown (e.g. cancelled mid-statement)
                 if self._driver is not None:

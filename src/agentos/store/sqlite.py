@@ -205,14 +205,17 @@ class SqliteStore(Store):
                 conn.commit()
 
     @asynccontextmanager
-    async def driver(self) -> AsyncIterator[sqlite3.Connection | None]:
+    async def driver(self, *, hooked: bool = False
+                     ) -> AsyncIterator[sqlite3.Connection | None]:
         """This process's sqlite3 connection for the hot path's named statements, in a
         write transaction (BEGIN IMMEDIATE, committed when the block ends, rolled back
         on error): SQLAlchemy's layer cost a worker's round trip more than SQLite's
         own work, and all of it inside the write lock, which every writer waits for.
         Values come back as SQLite stores them (JSON and times as text). None while a
-        before-commit hook (the audit row) must see every write."""
-        if self._before_commit:
+        before-commit hook (the audit row) must see every write, unless ``hooked``
+        (``Store.driver``): the hooks then run on it before the commit."""
+        work = self._driver_work(hooked)
+        if work is None:
             yield None
             return
         async with self._write_gate:
@@ -226,6 +229,8 @@ class SqliteStore(Store):
                 await _take_write_lock(lambda: db.execute("BEGIN IMMEDIATE"), lambda: None)
                 try:
                     yield db
+                    for hook in work:
+                        await hook(db)
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise

@@ -31,7 +31,7 @@ import sqlite3
 import zlib
 from abc import ABC, abstractmethod
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -59,6 +59,10 @@ CHANNEL = "agentos_tasks"  # notified when tasks become claimable
 STATISTICS_BURST = 500  # tasks submitted at once: worth reporting to the planner at once
 t = table.c
 a = task_attempts.c
+
+
+# told the ids a write made, within its transaction (a request's audit row names them)
+Named = Callable[[list[str]], None]
 
 
 class Submitted(Protocol):
@@ -208,11 +212,14 @@ class Tasks(ABC):
     # -- the hot path: each backend's own -----------------------------
 
     @abstractmethod
-    async def submit(self, items: Sequence[Submitted], defaults: Defaults
-                     ) -> list[tuple[Any, bool]]:
+    async def submit(self, items: Sequence[Submitted], defaults: Defaults,
+                     named: Named | None = None) -> list[tuple[Any, bool]]:
         """Insert tasks in one transaction (and their ``task.created`` events); each
         item's row and whether it is new (an idempotency key seen before gives the first
-        task's row). Wakes workers and listeners once committed."""
+        task's row). Wakes workers and listeners once committed. The store's
+        before-commit hooks (a request's audit row) see the write, on the driver
+        connection where they can; ``named(ids)`` is told the tasks' ids within the
+        transaction, before they run."""
 
     @abstractmethod
     async def submit_in(self, conn: AsyncConnection, items: Sequence[Submitted],
@@ -433,14 +440,19 @@ def _full_agents() -> Any:
 
 
 class SqliteTasks(Tasks):
-    async def submit(self, items: Sequence[Submitted], defaults: Defaults
-                     ) -> list[tuple[Any, bool]]:
-        async with self.store.driver() as db:
+    async def submit(self, items: Sequence[Submitted], defaults: Defaults,
+                     named: Named | None = None) -> list[tuple[Any, bool]]:
+        async with self.store.driver(hooked=True) as db:
             if db is not None:
                 made = _submit_sqlite(db, items, defaults)
-        if db is None:  # a before-commit hook must see the write
+                if named is not None:
+                    named([row.id for row, _ in made])
+        if db is None:  # a before-commit hook without a driver form must see the write
             async with self.store.write() as conn:
-                return await self.submit_in(conn, items, defaults)
+                made = await self.submit_in(conn, items, defaults)
+                if named is not None:
+                    named([row.id for row, _ in made])
+                return made
         if any(new for _, new in made):  # committed: this process's listeners too
             self.store.wake(CHANNEL)
             self.store.wake(EVENTS_CHANNEL)
@@ -639,6 +651,13 @@ def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[End
 # -------------------------------------------------------------- PostgreSQL
 
 
+def _in_transaction(driver: Any) -> bool:
+    """Whether the driver block is a transaction (a hook writes in it), not autocommit."""
+    from psycopg import pq
+
+    return bool(driver.info.transaction_status != pq.TransactionStatus.IDLE)
+
+
 async def _submit_alone(driver: Any, params: dict[str, Any]) -> list[Any]:
     """``tasks_submit`` in autocommit. A concurrent submit that commits one of the
     batch's idempotency keys after this statement began fails it (a unique violation
@@ -659,20 +678,33 @@ async def _submit_alone(driver: Any, params: dict[str, Any]) -> list[Any]:
 
 
 class PostgresTasks(Tasks):
-    async def submit(self, items: Sequence[Submitted], defaults: Defaults
-                     ) -> list[tuple[Any, bool]]:
+    async def submit(self, items: Sequence[Submitted], defaults: Defaults,
+                     named: Named | None = None) -> list[tuple[Any, bool]]:
         params = _submit_params(items, defaults)
-        async with self.store.driver() as driver:
-            if driver is not None:
+        async with self.store.driver(hooked=True) as driver:
+            if driver is not None and _in_transaction(driver):
+                # a hook's write (the audit row) rides in this transaction: a key a
+                # concurrent submit took is read afterwards (``_submitted``), not retried
+                rows = await (await driver.execute(_PG_SUBMIT_IN, params, prepare=True)
+                              ).fetchall()
+                made = await self._submitted(items, rows)
+                if named is not None:
+                    named([row.id for row, _ in made])
+            elif driver is not None:
                 rows = await _submit_alone(driver, params)
                 if len(items) >= STATISTICS_BURST and driver.info.server_version >= 150000:
                     # a connection that then idles would report its changes only after
                     # 10 s, and the reaper analyzes the queue once they are reported
                     await driver.execute("SELECT pg_stat_force_next_flush()")
-        if driver is None:  # a before-commit hook must see the write
+                made = await self._submitted(items, rows)
+                if named is not None:
+                    named([row.id for row, _ in made])
+        if driver is None:  # a before-commit hook without a driver form must see the write
             async with self.store.write() as conn:
-                return await self.submit_in(conn, items, defaults)
-        made = await self._submitted(items, rows)
+                made = await self.submit_in(conn, items, defaults)
+                if named is not None:
+                    named([row.id for row, _ in made])
+                return made
         if any(new for _, new in made):  # committed: this process's listeners too
             self.store.wake(CHANNEL)
             self.store.wake(EVENTS_CHANNEL)

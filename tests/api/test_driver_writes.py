@@ -1,0 +1,96 @@
+"""Single writes over HTTP take the store's driver connection (issue 21, target 1), with
+the request's audit row in their transaction, on both backends: a single submit and a
+single event append run no SQLAlchemy write transaction, their audit rows name what
+they made, and a driver block that fails leaves neither its write nor its audit row."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from agentos import audit, queue
+from agentos.errors import Conflict
+from agentos.store import Store
+from agentos.store.tables import audit_log, events, tasks
+from agentos.tasks import TaskIn
+from tests.api.test_tasks_api import publish
+from tests.contract.test_queue import agent
+
+
+@pytest.fixture
+def writes(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQLAlchemy write transactions requests begin from here on (each by the route
+    that began it; the server's background loops, the router's say, are not counted)."""
+    begun: list[str] = []
+    original: Callable[[], AbstractAsyncContextManager[Any]] = store.write
+
+    def counted() -> AbstractAsyncContextManager[Any]:
+        routes = [f"{f.name} ({f.filename.rsplit('/', 1)[-1]})"
+                  for f in traceback.extract_stack() if "/agentos/api/routes/" in f.filename]
+        if routes:
+            begun.append(routes[-1])
+        return original()
+
+    monkeypatch.setattr(store, "write", counted)
+    return begun
+
+
+async def audit_rows(store: Store, resource_id: str) -> list[Any]:
+    async with store.read() as conn:
+        return list((await conn.execute(select(audit_log).where(
+            audit_log.c.resource_id == resource_id))).all())
+
+
+async def test_a_single_submit_and_append_write_on_the_driver_with_their_audit_rows(
+        api: httpx.AsyncClient, store: Store, writes: list[str]) -> None:
+    await publish(api)
+    writes.clear()
+    task = await api.post("/api/v1/tasks", json={"agent": "a", "input": {"n": 1}})
+    event = await api.post("/api/v1/events", json={"type": "driver.test", "payload": {}})
+    assert task.status_code == 201 and event.status_code == 201, (task.text, event.text)
+    assert writes == []  # before: one SQLAlchemy write transaction each
+    [submitted] = await audit_rows(store, task.json()["id"])
+    [appended] = await audit_rows(store, event.json()["id"])
+    assert (submitted.actor, submitted.action, submitted.outcome) == (
+        "user:admin", "tasks.submit", "ok")
+    assert (appended.action, appended.outcome) == ("events.emit", "ok")
+    verdict = await audit.verify(store)  # the rows written on the driver chain as others
+    assert verdict.intact and verdict.head_seq >= 4, verdict
+
+
+async def test_a_failed_driver_block_leaves_neither_its_write_nor_its_audit_row(
+        store: Store) -> None:
+    """The audit row is the block's last step in its transaction: a block that fails
+    after its statement rolls both back; one that succeeds commits both."""
+    store.before_commit(audit.flush, on_driver=audit.flush_on_driver)
+    await agent(store)
+    before = await _count(store)
+
+    def refuse(ids: list[str]) -> None:
+        raise Conflict("refused after the statement", code="test_refused")
+
+    async def submit(named: Callable[[list[str]], None]) -> list[tuple[Any, bool]]:
+        with audit.request_scope():
+            audit.expect(audit.Entry(actor="user:t", action="tasks.submit",
+                                     resource_type="task"))
+            return await store.tasks.submit([TaskIn(agent="a")], queue.DEFAULTS, named=named)
+
+    with pytest.raises(Conflict):
+        await submit(refuse)
+    assert await _count(store) == before
+    [(row, new)] = await submit(audit.names)
+    assert new and await _count(store) == tuple(n + 1 for n in before)
+    [entry] = await audit_rows(store, row.id)
+    assert (entry.actor, entry.action) == ("user:t", "tasks.submit")
+
+
+async def _count(store: Store) -> tuple[int, ...]:
+    async with store.read() as conn:
+        return tuple([int((await conn.execute(select(func.count()).select_from(t))
+                           ).scalar_one()) for t in (tasks, events, audit_log)])
