@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agentos import consumers, events
+from agentos import audit, consumers, events
 from agentos.store import Store
 from agentos.workflows import engine, runs
 from tests.contract.test_workflows import WAIT, agent, start, step, workflow
@@ -122,3 +122,28 @@ async def test_the_cursor_passes_over_events_only_while_nothing_is_under_way(
     await runs.cancel(store, run["id"])
     assert await engine.pass_over(store) is True
     assert await cursor_at_head(store)
+
+
+async def test_the_idle_read_answers_beside_a_server_s_audit_hook_without_the_pool(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``idle`` (asked at every append) says whether a run is running, with the audit
+    hook a server sets; on PostgreSQL it is one statement on the driver connection,
+    taking no pooled connection through SQLAlchemy (it took one each before)."""
+    store.before_commit(audit.flush, on_driver=audit.flush_on_driver)
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, WAIT.replace("{timeout}", "600"))
+    pooled: list[int] = []
+    original = store.read
+
+    def counted() -> Any:
+        pooled.append(1)
+        return original()
+
+    monkeypatch.setattr(store, "read", counted)
+    assert await engine.idle(store) is True
+    monkeypatch.undo()
+    run = await start(store, "waiter", {"device": "p7"})
+    assert await engine.idle(store) is False
+    await runs.cancel(store, run["id"])
+    assert await engine.idle(store) is True
+    assert pooled == ([] if store.dialect == "postgresql" else [1])

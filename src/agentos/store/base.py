@@ -176,6 +176,13 @@ class Store(ABC):
         transaction, not autocommit). None if a hook has no driver form."""
         yield None
 
+    @asynccontextmanager
+    async def driver_read(self) -> AsyncIterator[Any]:
+        """The driver-level connection for one short read of named SQL, whatever hooks
+        are set, or None where a read costs less on the pool (SQLite, whose driver
+        connection holds the write lock): then the caller takes ``read()``."""
+        yield None
+
     def _driver_work(self, hooked: bool) -> list[DriverWork] | None:
         """What the before-commit hooks do at the end of a driver block: nothing where
         none is set; None (no driver block) where one is and the block is not

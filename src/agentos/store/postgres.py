@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from agentos.aio import raise_if_cancelling
 from agentos.errors import AgentOSError
 from agentos.store import errors
-from agentos.store.base import NOTIFIED, Store
+from agentos.store.base import NOTIFIED, DriverWork, Store
 from agentos.store.columns import json_dumps, json_loads
 from agentos.store.events import PostgresEvents
 from agentos.store.locks import PostgresLocks
@@ -98,6 +98,18 @@ class PostgresStore(Store):
         if work is None:
             yield None
             return
+        async with self._on_driver(work) as db:
+            yield db
+
+    @asynccontextmanager
+    async def driver_read(self) -> AsyncIterator[psycopg.AsyncConnection[Any] | None]:
+        # a read sees no hook: the driver connection in autocommit, whatever is set
+        async with self._on_driver([]) as db:
+            yield db
+
+    @asynccontextmanager
+    async def _on_driver(self, work: list[DriverWork]
+                         ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         async with self._driver_lock:
             try:
                 if self._driver is None or self._driver.closed:

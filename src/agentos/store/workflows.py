@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +26,9 @@ from agentos.store.tables import (
     workflow_versions,
     workflow_waits,
 )
+
+if TYPE_CHECKING:
+    from agentos.store.base import Store
 
 wv = workflow_versions.c
 runs = workflow_runs.c
@@ -137,6 +140,20 @@ async def any_running(conn: AsyncConnection, status: str) -> bool:
     """Whether some run has ``status`` (one index probe)."""
     return (await conn.execute(select(runs.id).where(runs.status == status).limit(1))
             ).first() is not None
+
+
+async def any_running_now(store: Store, status: str) -> bool:
+    """``any_running`` in a read of its own: on PostgreSQL one prepared statement on the
+    driver connection (a follower asks it at every append), else on the pool."""
+    async with store.driver_read() as db:
+        if db is not None:
+            return await (await db.execute(_PG_ANY_RUNNING, {"status": status},
+                                           prepare=True)).fetchone() is not None
+    async with store.read() as conn:
+        return await any_running(conn, status)
+
+
+_PG_ANY_RUNNING = "SELECT 1 FROM workflow_runs WHERE status = %(status)s LIMIT 1"
 
 
 async def busy(conn: AsyncConnection, status: str) -> bool:

@@ -780,8 +780,7 @@ async def run(store: Store, stop: asyncio.Event) -> None:
 async def idle(store: Store) -> bool:
     """Whether no run is running: then no event can move a run on (a start or a rerun
     makes its run running before it appends its own events, whose wake-up finds it)."""
-    async with store.read() as conn:
-        return not await store_workflows.any_running(conn, RunStatus.RUNNING.value)
+    return not await store_workflows.any_running_now(store, RunStatus.RUNNING.value)
 
 
 async def pass_over(store: Store) -> bool | None:
