@@ -648,7 +648,8 @@ def render(data: dict[str, Any]) -> str:
     lines += ["", "drain = first attempt's start to the last task's finish (database clock); "
               "incl. start = from spawning the workers; cores = average busy over the drain "
               "(workers = both worker processes, db = PostgreSQL's postmaster and backends, "
-              "other = everything else on the machine)."]
+              "other = everything else on the machine); a claim = tasks per claiming round "
+              "trip (the worker sizes its claims itself)."]
     return "\n".join(lines)
 
 
@@ -718,7 +719,7 @@ def _drain_detail(data: dict[str, Any]) -> list[str]:
              f"{data['config']['workers']} `agentos worker --burst` processes",
              f"{'backend':9}{'conc':>5}{'drain s':>8}{'tasks/s':>9}{'incl start':>11}"
              f"{'start s':>8}{'µs/task: workers':>17}{'db':>6}{'cores: workers':>15}{'db':>5}"
-             f"{'other':>6}  {'per worker':16}{'once':>6}"]
+             f"{'other':>6}{'a claim':>8}  {'per worker':16}{'once':>6}"]
     for backend, res in data["backends"].items():
         for d in res["drain"]:
             cores = d["cpu_cores"]
@@ -728,7 +729,8 @@ def _drain_detail(data: dict[str, Any]) -> list[str]:
                 f"{d['tasks_per_s']:9.0f}{d['incl_start_tasks_per_s']:11.0f}"
                 f"{_num(d['worker_start_s'], 8, 2)}{d['workers_cpu_us_per_task']:17.0f}"
                 f"{_num(d['db_cpu_us_per_task'], 6, 0)}{cores['workers']:15.2f}"
-                f"{_num(cores['db'], 5, 2)}{cores['other']:6.2f}  {split:16}"
+                f"{_num(cores['db'], 5, 2)}{cores['other']:6.2f}"
+                f"{d['tasks'] / max(1, d['check'].get('claims', 0)):8.1f}  {split:16}"
                 f"{'yes' if d['exactly_once'] else 'NO':>6}")
     return lines
 
