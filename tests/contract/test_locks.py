@@ -4,6 +4,7 @@ queue, leases and their expiry, all-or-nothing acquire-many, events."""
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -187,6 +188,41 @@ async def test_a_queue_join_is_the_stores_one_path_and_names_its_entry(store: St
     assert noted[1].isoformat() == holder["expires_at"]
     assert store.locks.noted_grant(wakeup.notes, b.entry) is None
     store.forget_wakeup(locks.CHANNEL, wakeup)
+
+
+async def test_a_waiter_takes_or_joins_in_one_write_on_sqlite(store: Store, backend: str
+                                                              ) -> None:
+    """An acquire that may wait takes a free lock, or else joins its queue, in one write
+    transaction on SQLite (one turn at its write lock, not two), with the events the
+    plain acquire writes; on PostgreSQL the refused take writes nothing (see below)."""
+    turns: list[int] = []
+    driver = store.driver
+
+    def counted_driver() -> Any:
+        turns.append(1)
+        return driver()
+
+    store.driver = counted_driver  # type: ignore[method-assign]
+    got = (await locks.acquire(store, R, Claim("a", priority=4), wait_s=5)).grants[0]
+    waiter = asyncio.create_task(locks.acquire(store, R, Claim("b"), wait_s=30))
+    await _queued(store, "b")
+    if backend == "sqlite":
+        assert len(turns) == 2, "the take and the join each took a turn at the write lock"
+    await locks.release(store, R, "a", got.token)
+    handed = (await asyncio.wait_for(waiter, 10)).grants[0]
+    await locks.release(store, R, "b", handed.token)
+    page, _ = await events.query(store, events.Query(type="lock.*", limit=10))
+    assert [(e.type, e.payload["owner"], e.payload["token"]) for e in page] == [
+        ("lock.acquired", "a", 1), ("lock.queued", "b", None), ("lock.released", "a", 1),
+        ("lock.acquired", "b", 2), ("lock.released", "b", 2)]
+    assert page[0].payload == {"resource": R, "type": "device", "owner": "a", "token": 1,
+                               "priority": 4, "expires_at": got.expires_at.isoformat()}
+
+
+async def _queued(store: Store, owner: str) -> None:
+    async with asyncio.timeout(30):
+        while not any(w["owner"] == owner for w in (await locks.get(store, R))["queue"]):
+            await asyncio.sleep(0.01)
 
 
 async def test_a_refused_acquire_does_not_wait_for_the_lock_row(store: Store,

@@ -31,6 +31,7 @@ from agentos.events import EventIn
 from agentos.locks.model import WAIT_SLACK as WAIT_SLACK
 from agentos.locks.model import Claim, Grant, Result, claim_params, event, hot_event
 from agentos.store import Store
+from agentos.store.locks import Joined
 
 log = logging.getLogger("agentos.locks")
 SWEEP_INTERVAL = 1.0  # longest sleep of the sweeper (it wakes earlier for the next expiry)
@@ -174,13 +175,18 @@ async def step(store: Store, names: list[str], claim: Claim, queue_for: float | 
             self.resource, self.position = resource, position
 
     only = len(names) == 1
-    if only and (claim.attempt is None or queue_for is None):
+    if only and queue_for is None:
         if grant := await fast_acquire(store, names[0], claim):
             return Result((grant,))
-        if queue_for is not None and (joined := await store.locks.join({
-                **claim_params(names[0], claim, token=None),
-                "queue_s": float(queue_for + WAIT_SLACK)})):
-            return Result(position=joined[0], waiting_for=names[0], entry=joined[1])
+    elif only and claim.attempt is None and queue_for is not None:
+        # take it, or else join its queue (on SQLite in one write transaction)
+        hot = await store.locks.acquire_or_join({
+            **claim_params(names[0], claim, token=None), "attempt": None,
+            "queue_s": float(queue_for + WAIT_SLACK)})
+        if isinstance(hot, Joined):
+            return Result(position=hot.position, waiting_for=names[0], entry=hot.entry)
+        if hot:
+            return Result((Grant(names[0], *hot),))
     try:
         async with store.write() as conn:
             await check_attempt(store, conn, claim)

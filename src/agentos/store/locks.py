@@ -68,6 +68,13 @@ class Look(NamedTuple):
     waiter: int | None  # the looking owner's queue entry, if it has one
 
 
+class Joined(NamedTuple):
+    """A queue join's answer (``Locks.join``)."""
+
+    position: int  # 1 = next
+    entry: int  # the queue entry's id (the grant's notification names it)
+
+
 @dataclass(frozen=True)
 class Handover:
     """A hand-over's answer: whether a waiter was granted the lock, and its task."""
@@ -101,6 +108,16 @@ class Locks(ABC):
         """Join the queue of a lock another owner holds (or stretch the place the owner
         has there) and append ``lock.queued`` for a new entry: the position (1 = next)
         and the queue entry's id (the grant's notification names it)."""
+
+    async def acquire_or_join(self, params: dict[str, Any]
+                              ) -> tuple[int, datetime] | Joined | None:
+        """``acquire``, or when the lock is held ``join``: (token, expiry) or where
+        the queue entry stands (None: neither, take the full path). The parameters are
+        the join's (the event's payload with ``token`` None, ``queue_s``)."""
+        if got := await self.acquire(params):
+            return got
+        joined = await self.join(params)
+        return Joined(*joined) if joined else None
 
     @abstractmethod
     async def handover(self, params: dict[str, Any]) -> Handover | None:
@@ -387,6 +404,13 @@ class SqliteLocks(Locks):
         joined: tuple[int, int] | None = await self._one(_join_sqlite, params)
         return joined
 
+    async def acquire_or_join(self, params: dict[str, Any]
+                              ) -> tuple[int, datetime] | Joined | None:
+        # one write transaction, not two turns at the write lock
+        got: tuple[int, datetime] | Joined | None = await self._one(
+            _acquire_or_join_sqlite, params)
+        return got
+
     async def handover(self, params: dict[str, Any]) -> Handover | None:
         got = await self._one(_handover_sqlite, params)
         if not got:
@@ -404,9 +428,8 @@ class SqliteLocks(Locks):
         return utc_from_text(rows[0][0]) if rows else None
 
     async def look(self, resource: str, owner: str) -> Look | None:
-        async with self.store.read() as conn:
-            row = cast(Any, conn).driver().execute(
-                _SQLITE_PEEK, {"resource": resource, "owner": owner}).fetchone()
+        row = cast(Any, self.store).read_row(_SQLITE_PEEK, {"resource": resource,
+                                                           "owner": owner})
         if row is None:
             return None
         return Look(row[0], int(row[1]), None if row[2] is None else utc_from_text(row[2]),
@@ -455,6 +478,14 @@ def _release_sqlite(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
     _event_sqlite(db, params, "released", task_id,
                   **({"task_id": task_id} if task_id else {}), held_ms=round(held_ms, 1))
     return True
+
+
+def _acquire_or_join_sqlite(db: sqlite3.Connection, params: dict[str, Any]
+                            ) -> tuple[int, datetime] | Joined | None:
+    if got := _acquire_sqlite(db, params):
+        return got
+    joined = _join_sqlite(db, params)
+    return Joined(*joined) if joined else None
 
 
 def _join_sqlite(db: sqlite3.Connection, params: dict[str, Any]) -> tuple[int, int] | None:

@@ -117,6 +117,7 @@ class SqliteStore(Store):
         # waiting in SQLite's busy handler blocks the event loop.
         self._write_gate = asyncio.Lock()
         self._driver: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # ``read_row``'s own connection
 
     def _create_engine(self) -> Engine:  # type: ignore[override]
         engine = create_engine(self.url, poolclass=QueuePool, pool_size=self.pool_size,
@@ -241,7 +242,24 @@ class SqliteStore(Store):
                     db.close()
                 raise errors.from_sqlite(exc) from exc
 
-    def _connect_driver(self) -> sqlite3.Connection:
+    def read_row(self, statement: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of a read of one statement outside any transaction, on this
+        process's own sqlite3 connection for it, run inline (a lock waiter's look after
+        a wake-up: several a hand-over under contention; SQLAlchemy's pool checkout
+        cost more than the read). WAL mode: it sees every commit made before it and
+        waits for no writer."""
+        try:
+            if self._reader is None:
+                self._reader = self._connect_driver(busy_timeout=BUSY_SLICE)
+            row: tuple[Any, ...] | None = self._reader.execute(statement, params).fetchone()
+            return row
+        except sqlite3.Error as exc:  # state unknown: the next read opens another
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            raise errors.from_sqlite(exc) from exc
+
+    def _connect_driver(self, busy_timeout: int = 0) -> sqlite3.Connection:
         """The hot path's own connection: no busy timeout (``_take_write_lock`` waits its
         own way), otherwise set up as the pool's."""
         if self.path is not None:
@@ -249,7 +267,7 @@ class SqliteStore(Store):
         else:
             db = sqlite3.connect(make_url(self.url).database or ":memory:",
                                  check_same_thread=False)
-        _on_connect(db, None, busy_timeout=0)
+        _on_connect(db, None, busy_timeout=busy_timeout)
         return db
 
     def pool_status(self) -> dict[str, Any]:
@@ -259,6 +277,9 @@ class SqliteStore(Store):
         if self._driver is not None:
             self._driver.close()
             self._driver = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.engine.dispose()
 
 
