@@ -5,6 +5,9 @@ guarantee a running task has: its lease, cancellation, and its hand-back on shut
 import asyncio
 import time
 from collections import Counter
+from typing import Any
+
+import pytest
 
 from agentos import claims, queue
 from agentos.store import Store
@@ -115,3 +118,37 @@ async def test_claiming_ahead_takes_only_tasks_of_agents_without_a_concurrency_l
     await queue.submit(store, [TaskIn(agent="free", priority=9) for _ in range(10)])
     got = await claims.cycle(store, "w", [], None, 1, prefetch=5)
     assert len(got.claimed) == 6 and {t.agent for t in got.claimed} == {"free"}
+
+
+async def test_a_cancel_that_fails_to_record_is_tried_again_and_the_keeper_keeps_going(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a waiting task asked to cancel, and a database that refuses the first write
+    await agent(store, "echo", "echo")
+    await queue.submit(store, [TaskIn(agent="echo")])
+    worker = Worker(store, concurrency=1, lease_s=1.5)
+    [task] = await claimed_ahead(store, worker, 1)
+    await queue.cancel(store, task.id)
+    calls = []
+    real_fail = queue.fail
+
+    async def flaky_fail(*args: Any, **kw: Any) -> Task:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("database away for a moment")
+        return await real_fail(*args, **kw)
+
+    monkeypatch.setattr(queue, "fail", flaky_fail)
+    # When the lease keeper renews it twice
+    keeper = asyncio.create_task(worker._keep_leases())
+    try:
+        deadline = time.monotonic() + 30
+        while not (got := await queue.get(store, task.id)).status.final:
+            assert time.monotonic() < deadline, got.to_dict()
+            assert not keeper.done(), keeper
+            await asyncio.sleep(0.05)
+        # Then the second try ended it, and the keeper still runs
+        assert not keeper.done()
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+    assert got.status is Status.CANCELLED and len(calls) == 2

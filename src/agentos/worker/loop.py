@@ -274,9 +274,14 @@ class Worker:
                 elif beaten[task.id]:  # asked to cancel before it started
                     del self._waiting[task.id]
                     end = outcomes.cancelled_before_start()
-                    await self._report(queue.fail(
-                        self.store, task.id, task.attempt, end.error or {},
-                        outcome=end.outcome, retryable=end.retryable, release_locks=False))
+                    try:
+                        await self._report(queue.fail(
+                            self.store, task.id, task.attempt, end.error or {},
+                            outcome=end.outcome, retryable=end.retryable,
+                            release_locks=False))
+                    except Exception:  # e.g. the database, for a moment: next time
+                        log.exception("cancel failed", extra={"action": "cancel_failed"})
+                        self._waiting[task.id] = task
             for r in running:
                 if r.task.id not in beaten:
                     r.runner.cancel()  # superseded: another attempt owns the task now
@@ -323,7 +328,10 @@ class Worker:
     async def _drain(self) -> None:
         waiting, self._waiting = list(self._waiting.values()), {}
         for claimed in waiting:  # claimed ahead and not started: back at once, unspent
-            await self._report(queue.hand_back(self.store, claimed.id, claimed.attempt))
+            try:
+                await self._report(queue.hand_back(self.store, claimed.id, claimed.attempt))
+            except Exception:  # its lease lapses and the reaper retries it (a lost attempt)
+                log.exception("hand-back failed", extra={"action": "hand_back_failed"})
         if self._running:
             log.info("finishing %d running tasks (grace %.0fs)", len(self._running),
                      self.grace, extra={"action": "worker_draining"})
