@@ -127,8 +127,8 @@ async def test_the_cursor_passes_over_events_only_while_nothing_is_under_way(
 async def test_the_idle_read_answers_beside_a_server_s_audit_hook_without_the_pool(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """``idle`` (asked at every append) says whether a run is running, with the audit
-    hook a server sets; on PostgreSQL it is one statement on the driver connection,
-    taking no pooled connection through SQLAlchemy (it took one each before)."""
+    hook a server sets; it is one statement on a driver connection, taking no pooled
+    connection through SQLAlchemy (it took one each before)."""
     store.before_commit(audit.flush, on_driver=audit.flush_on_driver)
     await agent(store, "doubler", "wf_double")
     await workflow(store, WAIT.replace("{timeout}", "600"))
@@ -146,4 +146,4 @@ async def test_the_idle_read_answers_beside_a_server_s_audit_hook_without_the_po
     assert await engine.idle(store) is False
     await runs.cancel(store, run["id"])
     assert await engine.idle(store) is True
-    assert pooled == ([] if store.dialect == "postgresql" else [1])
+    assert pooled == []

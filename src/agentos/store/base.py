@@ -179,8 +179,8 @@ class Store(ABC):
     @asynccontextmanager
     async def driver_read(self) -> AsyncIterator[Any]:
         """The driver-level connection for one short read of named SQL, whatever hooks
-        are set, or None where a read costs less on the pool (SQLite, whose driver
-        connection holds the write lock): then the caller takes ``read()``."""
+        are set (PostgreSQL's, in autocommit), or None where the backend has none for
+        reads (SQLite's writes; it has ``read_row``): then the caller takes ``read()``."""
         yield None
 
     def _driver_work(self, hooked: bool) -> list[DriverWork] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import bindparam, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -143,8 +143,11 @@ async def any_running(conn: AsyncConnection, status: str) -> bool:
 
 
 async def any_running_now(store: Store, status: str) -> bool:
-    """``any_running`` in a read of its own: on PostgreSQL one prepared statement on the
-    driver connection (a follower asks it at every append), else on the pool."""
+    """``any_running`` in a read of its own (a follower asks it at every append): one
+    statement on a driver connection, not through SQLAlchemy's pool (SQLite: the
+    store's own read connection, ``read_row``)."""
+    if store.dialect == "sqlite":
+        return cast(Any, store).read_row(_SQLITE_ANY_RUNNING, {"status": status}) is not None
     async with store.driver_read() as db:
         if db is not None:
             return await (await db.execute(_PG_ANY_RUNNING, {"status": status},
@@ -154,6 +157,7 @@ async def any_running_now(store: Store, status: str) -> bool:
 
 
 _PG_ANY_RUNNING = "SELECT 1 FROM workflow_runs WHERE status = %(status)s LIMIT 1"
+_SQLITE_ANY_RUNNING = "SELECT 1 FROM workflow_runs WHERE status = :status LIMIT 1"
 
 
 async def busy(conn: AsyncConnection, status: str) -> bool:
