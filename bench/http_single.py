@@ -12,7 +12,11 @@ connection then sends, one at a time and checking every answer:
 
 For each: requests/s and the server process's CPU per request (``/proc``), and the
 database's CPU per request on PostgreSQL. ``--py-spy DIR`` records the server while each
-phase runs (collapsed stacks, ``pyspy_summary.py`` sums them; the rates are then low).
+phase runs (collapsed stacks, ``pyspy_summary.py`` sums them; the rates are then low),
+with ``--gil``: a sample only while a thread holds the GIL, so CPU, not waits (uvloop's
+waits otherwise count as busy). The server's background loops (the projections, the
+workflow engine's follower, the reaper) run as in any server: their cost per request
+falls as the rate rises, so compare runs at similar rates.
 
     .venv/bin/python bench/http_single.py --n 1000
     .venv/bin/python bench/http_single.py --backends postgres --n 800 --py-spy /tmp/prof
