@@ -44,6 +44,11 @@ class PostgresStore(Store):
         self.routes = PostgresRoutes(self)
         self._driver: psycopg.AsyncConnection[Any] | None = None
         self._driver_lock = asyncio.Lock()
+        # driver connections for blocks that are transactions (a request's write with its
+        # audit row): several at once, so concurrent requests' commits are not queued
+        # behind one another on one connection (each waits for its WAL flush)
+        self._idle_writers: list[psycopg.AsyncConnection[Any]] = []
+        self._writer_slots = asyncio.Semaphore(pool_size)
 
     def _create_engine(self) -> AsyncEngine:
         return create_async_engine(
@@ -91,41 +96,67 @@ class PostgresStore(Store):
         as domain errors. None while a before-commit hook (the audit row) must see
         every write: then the caller takes ``statement()``; unless ``hooked``
         (``Store.driver``): when a hook has work the block is then one transaction
-        (BEGIN, its statements, the hooks', COMMIT), so the caller's statements must be
-        ones a transaction can hold (no retry after an error).
+        (BEGIN, its statements, the hooks', COMMIT) on a connection of its own among
+        ``pool_size`` (concurrent requests commit side by side), so the caller's
+        statements must be ones a transaction can hold (no retry after an error).
         """
         work = self._driver_work(hooked)
         if work is None:
             yield None
             return
-        async with self._on_driver(work) as db:
+        if work:
+            async with self._transaction(work) as db:
+                yield db
+            return
+        async with self._on_driver() as db:
             yield db
+
+    @asynccontextmanager
+    async def _transaction(self, work: list[DriverWork]
+                           ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A driver block that is a transaction with the hooks' ``work`` as its last step,
+        on a connection of its own among at most ``pool_size`` (kept for the next)."""
+        async with self._writer_slots:
+            db = self._idle_writers.pop() if self._idle_writers else None
+            try:
+                if db is None or db.closed:
+                    db = await self._connect_driver()
+                async with db.transaction():
+                    yield db
+                    for hook in work:
+                        await hook(db)
+            except AgentOSError:
+                if db is not None:
+                    self._idle_writers.append(db)  # rolled back: the link is fine
+                raise
+            except BaseException as exc:
+                if db is not None:  # its state is unknown: the next block opens another
+                    await db.close()
+                if isinstance(exc, psycopg.Error):
+                    raise errors.from_postgres(exc) from exc
+                raise
+            self._idle_writers.append(db)
+
+    async def _connect_driver(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            libpq_url(self.url), autocommit=True, row_factory=namedtuple_row,
+            options="-c TimeZone=UTC", context=_ADAPTERS, application_name=DRIVER_NAME)
 
     @asynccontextmanager
     async def driver_read(self) -> AsyncIterator[psycopg.AsyncConnection[Any] | None]:
         # a read sees no hook: the driver connection in autocommit, whatever is set
-        async with self._on_driver([]) as db:
+        async with self._on_driver() as db:
             yield db
 
     @asynccontextmanager
-    async def _on_driver(self, work: list[DriverWork]
-                         ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _on_driver(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         async with self._driver_lock:
             try:
                 if self._driver is None or self._driver.closed:
-                    self._driver = await psycopg.AsyncConnection.connect(
-                        libpq_url(self.url), autocommit=True, row_factory=namedtuple_row,
-                        options="-c TimeZone=UTC", context=_ADAPTERS,
-                        application_name=DRIVER_NAME)
-                if not work:
-                    yield self._driver
-                else:
-                    async with self._driver.transaction():
-                        yield self._driver
-                        for hook in work:
-                            await hook(self._driver)
+                    self._driver = await self._connect_driver()
+                yield self._driver
             except AgentOSError:
-                raise  # the caller's refusal: the transaction rolled back, the link is fine
+                raise  # the caller's refusal after its statement: the link is fine
             except BaseException as exc:
                 # the connection's state is unknown (e.g. cancelled mid-statement)
                 if self._driver is not None:
@@ -174,6 +205,8 @@ class PostgresStore(Store):
         if self._driver is not None:
             await self._driver.close()
             self._driver = None
+        while self._idle_writers:
+            await self._idle_writers.pop().close()
         await super().close()
 
     async def listen(self, channels: list[str]) -> None:
