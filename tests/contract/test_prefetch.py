@@ -152,3 +152,50 @@ async def test_a_cancel_that_fails_to_record_is_tried_again_and_the_keeper_keeps
         keeper.cancel()
         await asyncio.gather(keeper, return_exceptions=True)
     assert got.status is Status.CANCELLED and len(calls) == 2
+
+
+async def test_a_more_urgent_task_claimed_later_starts_before_those_claimed_ahead(
+        store: Store) -> None:
+    # Given a worker with its one slot free, holding two routine tasks claimed ahead
+    await agent(store, "echo", "echo")
+    await queue.submit(store, [TaskIn(agent="echo", priority=1) for _ in range(2)])
+    worker = Worker(store, concurrency=1)
+    routine = await claimed_ahead(store, worker, 2)
+    # When its next round trip claims an urgent task submitted meanwhile
+    [(urgent, _)] = await queue.submit(store, [TaskIn(agent="echo", priority=9)])
+    await worker._cycle(1)
+    # Then the urgent one takes the slot, and the routine ones wait in claim order
+    assert list(worker._running) == [urgent.id]
+    assert list(worker._waiting) == [t.id for t in routine]
+    await worker._drain()
+    assert (await queue.get(store, urgent.id)).status is Status.SUCCEEDED
+
+
+async def test_tasks_claimed_ahead_go_back_when_the_handlers_turn_slow(store: Store) -> None:
+    # Given a worker whose one slot runs a long task, holding two claimed ahead
+    await agent(store, "slow", "slow")
+    await agent(store, "echo", "echo")
+    [(long, _)] = await queue.submit(store, [TaskIn(agent="slow", input={"seconds": 30},
+                                                    priority=9)])
+    await queue.submit(store, [TaskIn(agent="echo", priority=1) for _ in range(2)])
+    worker = Worker(store, concurrency=1, grace=0.1, poll_interval=0.1)
+    held = await claimed_ahead(store, worker, 3)
+    worker._start()
+    assert list(worker._running) == [long.id]
+    # When no handler ends for a while
+    running = asyncio.create_task(worker.run())
+    try:
+        deadline = time.monotonic() + 30
+        while worker._waiting or [t for t in held[1:] if (
+                await queue.get(store, t.id)).status is not Status.PENDING]:
+            assert time.monotonic() < deadline, worker._waiting
+            await asyncio.sleep(0.05)
+        # Then the two waiting go back unspent, claimable by another worker, while the
+        # long one keeps running here
+        for task in held[1:]:
+            back = await queue.get(store, task.id)
+            assert [a.outcome for a in back.attempts] == ["lost"] and back.retry_base == 1
+        assert (await queue.get(store, long.id)).status is Status.RUNNING
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 30)

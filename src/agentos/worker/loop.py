@@ -15,7 +15,8 @@ trip's time, at most ``prefetch``): a claimed task waits in claim order for a
 free slot and starts the moment one frees, so handlers keep running while the
 next claim is on its way, and with quick handlers under load the claims grow
 (fewer, larger round trips); with slow handlers the margin is 0 and a worker
-claims only for its free slots, leaving the rest to other workers. One lease
+claims only for its free slots, leaving the rest to other workers; what it claimed
+ahead goes back unspent when no handler has ended for ``HOLD_S``. One lease
 keeper renews every claimed attempt's lease (and its locks') in one statement
 and carries cancellation requests; ``timeout_s`` cancels the handler. An agent's
 declared ``resources`` are locked, all or none, before its handler starts
@@ -60,6 +61,7 @@ log = logging.getLogger("agentos.worker")
 POLL_INTERVAL = 0.5  # seconds between claims when idle (a submit wakes us sooner)
 PREFETCH = 8  # the most claimed ahead of free slots, by default: this many x concurrency
 CLAIM_STEP = 16  # a claim of more than this many takes a multiple of it
+HOLD_S = 1.0  # tasks claimed ahead go back when no handler has ended for this long
 LINGER = 0.002  # seconds a result may wait for others ending to share its round trip
 
 
@@ -102,11 +104,13 @@ class Worker:
         self._margin = 0  # how many a claim takes beyond free slots now (_pace)
         self._paced_at = 0.0  # loop time of the last round trip's start
         self._paced_done = 0  # self.completed then
+        self._last_end = 0.0  # loop time a handler last ended
         self.poll_interval = poll_interval
         # what an attempt keeps of its handler's ctx.log lines (AGENTOS_TASK_LOG_MAX_*)
         self.log_limits = log_limits or task_logs.Limits.from_settings(Settings())
         self._running: dict[str, _Running] = {}
-        # claimed, waiting for a free slot, in claim order (prefetched)
+        # claimed, waiting for a free slot, in claim order (prefetched): most urgent
+        # first, then oldest
         self._waiting: dict[str, Task] = {}
         self._finished: list[claims.Finished] = []  # results the next round trip records
         self._wakeup = asyncio.Event()  # replaced by the store's in run()
@@ -151,6 +155,7 @@ class Worker:
                 if self._room() <= 0:
                     self._wakeup.clear()
                     await wait_wakeup(self._wakeup, self.poll_interval)
+                    await self._give_back_held()
                     continue
                 await self._linger()
                 self._wakeup.clear()
@@ -203,8 +208,12 @@ class Worker:
         for item in done.stale:  # a superseded attempt: its result no longer counts
             log.warning("task %s attempt %d finished after it was superseded", item.task_id,
                         item.attempt, extra={"action": "result_rejected"})
-        for task in done.claimed:
-            self._waiting[task.id] = task
+        if done.claimed:
+            # claim order across round trips: a more urgent task claimed now starts
+            # before less urgent ones an earlier round trip claimed ahead
+            merged = sorted([*self._waiting.values(), *done.claimed],
+                            key=lambda t: (-t.priority, t.seq))
+            self._waiting = {t.id: t for t in merged}
         self._start()
         return bool(done.claimed or finished)
 
@@ -217,6 +226,23 @@ class Worker:
             rate = (self.completed - self._paced_done) / max(began - self._paced_at, 1e-6)
             self._margin = min(self.prefetch, int(2 * rate * trip_s))
         self._paced_at, self._paced_done = began, self.completed
+
+    async def _give_back_held(self) -> None:
+        """Hand back the tasks claimed ahead when no handler has ended for ``HOLD_S``
+        (the handlers turned slow): another worker may have a free slot for them now.
+        They go back unspent, keeping their place in claim order."""
+        if not self._waiting or self._stopping.is_set() \
+                or asyncio.get_running_loop().time() - self._last_end < HOLD_S:
+            return
+        self._margin = 0
+        held, self._waiting = list(self._waiting.values()), {}
+        log.info("handing back %d tasks claimed ahead: no handler ended for %.1fs",
+                 len(held), HOLD_S, extra={"action": "prefetch_returned"})
+        for task in held:
+            try:
+                await self._report(queue.hand_back(self.store, task.id, task.attempt))
+            except Exception:  # its lease lapses and the reaper retries it (a lost attempt)
+                log.exception("hand-back failed", extra={"action": "hand_back_failed"})
 
     def _start(self) -> None:
         """Start waiting tasks, in claim order, in the free slots."""
@@ -380,6 +406,7 @@ class Worker:
             self._start()  # a waiting task takes the slot at once
             self._wakeup.set()  # a free slot, and maybe a result to record
             self.completed += 1
+            self._last_end = asyncio.get_running_loop().time()
             log.debug("task %s attempt %d took %.1fms", task.id, task.attempt,
                       (time.monotonic() - started) * 1000, extra={"action": "task_done"})
 
