@@ -5,6 +5,8 @@ process's own wake-up) is taken at once; on PostgreSQL the notification names th
 grant, so the waiter returns it without reading the lock back."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -25,6 +27,37 @@ def no_polls(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(lock_waiting, name, HOUR)
 
 
+@asynccontextmanager
+async def waiting_stores(database_url: str, backend: str
+                         ) -> AsyncIterator[tuple[Store, Store, list[str]]]:
+    """The waiters' store, listening, and the owners whose waiter read the lock after a
+    wake-up (``Locks.look``); and the releaser's store: on PostgreSQL another one (what
+    another process is to the waiters), on SQLite, which has no cross-process wake-up,
+    the waiters' own."""
+    waiter_store = open_store(database_url)
+    releaser = open_store(database_url) if backend == "postgres" else waiter_store
+    listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL]))
+    reads: list[str] = []
+    look = waiter_store.locks.look
+
+    async def counted_look(*args: Any) -> Any:
+        reads.append(args[1])
+        return await look(*args)
+
+    waiter_store.locks.look = counted_look  # type: ignore[method-assign]
+    try:
+        if backend == "postgres":
+            while store_locks.CHANNEL not in waiter_store.listening:
+                await asyncio.sleep(0.01)
+        yield waiter_store, releaser, reads
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        if releaser is not waiter_store:
+            await releaser.close()
+        await waiter_store.close()
+
+
 async def _queued(store: Store, owner: str) -> None:
     while not any(w["owner"] == owner for w in (await locks.get(store, R))["queue"]):
         await asyncio.sleep(0.01)
@@ -33,23 +66,7 @@ async def _queued(store: Store, owner: str) -> None:
 @pytest.mark.usefixtures("no_polls")
 async def test_a_waiter_is_woken_by_the_grant_not_a_poll(database_url: str, backend: str
                                                           ) -> None:
-    waiter_store = open_store(database_url)
-    # PostgreSQL: the releaser is another store (what another process is to the waiter);
-    # SQLite has no cross-process wake-up: the releaser is the waiter's own store
-    releaser = open_store(database_url) if backend == "postgres" else waiter_store
-    listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL]))
-    reads: list[Any] = []
-    look = waiter_store.locks.look  # a waiter's read of the lock after a wake-up
-
-    async def counted_look(*args: Any) -> Any:
-        reads.append(args)
-        return await look(*args)
-
-    waiter_store.locks.look = counted_look  # type: ignore[method-assign]
-    try:
-        if backend == "postgres":
-            while store_locks.CHANNEL not in waiter_store.listening:
-                await asyncio.sleep(0.01)
+    async with waiting_stores(database_url, backend) as (waiter_store, releaser, reads):
         held = (await locks.acquire(releaser, R, Claim("a"))).grants[0]
         waiter = asyncio.create_task(locks.acquire(waiter_store, R, Claim("b"), wait_s=60))
         await _queued(releaser, "b")
@@ -65,12 +82,6 @@ async def test_a_waiter_is_woken_by_the_grant_not_a_poll(database_url: str, back
         if backend == "postgres":
             assert reads == [], "the waiter read the lock back after its grant's NOTIFY"
         await locks.release(waiter_store, R, "b", got.grants[0].token)
-    finally:
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
-        if releaser is not waiter_store:
-            await releaser.close()
-        await waiter_store.close()
 
 
 def test_only_the_note_naming_the_entry_is_taken() -> None:
@@ -169,21 +180,7 @@ async def test_a_waiter_woken_by_a_grant_to_another_entry_does_not_read(
     entries goes back to waiting without reading the lock; a wake-up that names
     nothing (a commit of the full path in this process, a LISTEN connection back)
     still makes it read. SQLite (one store here) keeps the order and the tokens."""
-    waiter_store = open_store(database_url)
-    releaser = open_store(database_url) if backend == "postgres" else waiter_store
-    listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL]))
-    reads: list[Any] = []
-    look = waiter_store.locks.look  # a waiter's read of the lock after a wake-up
-
-    async def counted_look(*args: Any) -> Any:
-        reads.append(args[1])
-        return await look(*args)
-
-    waiter_store.locks.look = counted_look  # type: ignore[method-assign]
-    try:
-        if backend == "postgres":
-            while store_locks.CHANNEL not in waiter_store.listening:
-                await asyncio.sleep(0.01)
+    async with waiting_stores(database_url, backend) as (waiter_store, releaser, reads):
         held = (await locks.acquire(releaser, R, Claim("a"))).grants[0]
         b = asyncio.create_task(locks.acquire(waiter_store, R, Claim("b"), wait_s=60))
         await _queued(releaser, "b")
@@ -212,9 +209,3 @@ async def test_a_waiter_woken_by_a_grant_to_another_entry_does_not_read(
         assert (got_b.token, got_c.token, got_d.token) == (held.token + 1, held.token + 2,
                                                            held.token + 3)
         await locks.release(waiter_store, R, "d", got_d.token)
-    finally:
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
-        if releaser is not waiter_store:
-            await releaser.close()
-        await waiter_store.close()
