@@ -175,20 +175,20 @@ async def flush(conn: AsyncConnection) -> None:
 
 def flush_on_driver() -> DriverWork | None:
     """``flush``'s form for the store's driver blocks (``Store.driver(hooked=True)``,
-    each a write that changes something): the request's pending entry, appended on the
-    driver connection as the block's last step; None when no entry is pending."""
+    each a write that changes something): the request's pending entry, taken as the
+    block's last step (named by the block by then); None when no entry is pending."""
     scope = _scope.get()
     if scope is None or scope.pending is None:
         return None
 
-    async def write(db: Any) -> None:
-        entry, scope.pending = scope.pending, None  # named by the block by now
-        if entry is not None:
-            at, row, text = _columns(entry)
-            await store_audit.append_on_driver(db, at, row, entry.details, text,
-                                               lambda prev, seq: link(prev, seq, text))
+    def take() -> store_audit.Pending | None:
+        entry, scope.pending = scope.pending, None
+        if entry is None:
+            return None
+        at, row, text = _columns(entry)
+        return at, row, entry.details, text, lambda prev, seq: link(prev, seq, text)
 
-    return write
+    return store_audit.on_driver(take)
 
 
 # ------------------------------------------------------------------ reads

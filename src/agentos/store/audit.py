@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
+from agentos.store.base import DriverWork
 from agentos.store.columns import json_dumps, stamp
 
 # (previous row's hash, this row's number) -> this row's hash
@@ -45,6 +46,22 @@ async def append(conn: AsyncConnection, at: datetime, row: dict[str, Any],
         prev, digest))
     await conn.exec_driver_sql(_SQLITE_MOVE_HEAD, (digest, prev))
     return int(seq)
+
+
+# an entry as a driver block's last step writes it: at, row, details, body, chain
+Pending = tuple[datetime, dict[str, Any], dict[str, Any], str, Chain]
+
+
+def on_driver(take: Callable[[], Pending | None]) -> DriverWork:
+    """A driver block's last step (``Store.driver(hooked=True)``): the entry ``take``
+    answers then, once the block's write has named its resource, appended on the
+    block's own connection (None: nothing to append)."""
+
+    async def write(db: Any) -> None:
+        if (pending := take()) is not None:
+            await append_on_driver(db, *pending)
+
+    return write
 
 
 async def append_on_driver(db: Any, at: datetime, row: dict[str, Any],
