@@ -86,7 +86,11 @@ def test_json_walker_paths_and_limits() -> None:
         {"path": "n[2]", "message": "integer out of range (signed 64 bits)"}]
     for raw, suspect in ((b'{"a": "b", "n": 123456789012345678}', False),
                          (b'{"n": 1234567890123456789}', True), (b'{"n": "\\u0000"}', True),
-                         (b'{"n": 1e400}', True),
+                         (b'{"n": 1e400}', True), (b'{"n": 9.5E+308}', True),
+                         (b'{"n": 1e-400, "m": 1e99}', False),  # 0.0, and finite
+                         (b'{"n": 9999999999999999999}', True),
+                         (b'{"s": "\\u2019 \\u00e9 \\u1000"}', False),
+                         (b'{"s": "a\\u0000b"}', True),
                          (b"[" + b"[[]]," * 100 + b"[]]", False),  # many, not deep
                          (b"[" * 65 + b"]" * 65, True), (b"[" * 64 + b"]" * 64, False)):
         assert inputs.needs_walk(raw, json.loads(raw)) is suspect, raw
