@@ -1,4 +1,7 @@
 import logging
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import httpx
@@ -74,3 +77,29 @@ def test_settings_come_from_the_environment_and_dotenv(
     monkeypatch.setenv("AGENTOS_LOG_LEVEL", "warning")  # the environment wins over .env
     settings = Settings()
     assert settings.port == 9123 and settings.log_level == "warning"
+
+
+def test_only_a_server_process_freezes_what_its_start_up_made(tmp_path: Path) -> None:
+    """``gc.freeze()`` once the app is up, for ``agentos serve`` and uvicorn's factory
+    only: an app made inside another process (a test, an embedding) leaves its
+    collector alone."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    schema.upgrade(url)
+    code = textwrap.dedent("""
+        import asyncio, gc, sys
+        from agentos import server
+        from agentos.config import Settings
+
+        async def frozen_while_up(own_process):
+            app = server.create(Settings(database_url=sys.argv[1], _env_file=None),
+                                own_process=own_process)
+            async with app.router.lifespan_context(app):
+                return gc.get_freeze_count()
+
+        print(asyncio.run(frozen_while_up(False)), asyncio.run(frozen_while_up(True)))
+    """)
+    done = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    embedded, own = map(int, done.stdout.split()[-2:])
+    assert embedded == 0 and own > 10_000, done.stdout

@@ -82,7 +82,7 @@ def start(settings: Settings, listening: socket.socket) -> None:
     # open event streams never end by themselves: give them a few seconds, then close them
     # proxy_headers=False: uvicorn would believe X-Forwarded-For from any local client;
     # the app does it for AGENTOS_TRUSTED_PROXIES only
-    config = uvicorn.Config(server.create(settings), host=host, port=port,
+    config = uvicorn.Config(server.create(settings, own_process=True), host=host, port=port,
                             log_level=settings.log_level, access_log=False, log_config=None,
                             proxy_headers=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
     uvicorn.Server(config).run(sockets=[listening])
