@@ -45,7 +45,7 @@ def writes(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def audit_rows(store: Store, resource_id: str) -> list[Any]:
     async with store.read() as conn:
         return list((await conn.execute(select(audit_log).where(
-            audit_log.c.resource_id == resource_id))).all())
+            audit_log.c.resource_id == resource_id).order_by(audit_log.c.seq))).all())
 
 
 async def test_a_single_submit_and_append_write_on_the_driver_with_their_audit_rows(
@@ -118,3 +118,48 @@ async def test_concurrent_audited_blocks_commit_side_by_side(store: Store) -> No
 
     await asyncio.gather(block(0), block(1))
     assert [len(await audit_rows(store, f"side-{n}")) for n in (0, 1)] == [1, 1]
+
+
+async def test_a_driver_block_that_changed_nothing_leaves_the_entry_for_the_next_write(
+        store: Store) -> None:
+    """``nothing_changed`` on a driver block's connection (a lock that was held) keeps
+    its hooks from running, as on a write transaction: the request's audit row goes
+    with its next write that changes something, and a block after it is unaffected."""
+    store.before_commit(audit.flush, on_driver=audit.flush_on_driver)
+    with audit.request_scope():
+        audit.expect(audit.Entry(actor="user:t", action="test.write", resource_type="test",
+                                 resource_id="unchanged-1"))
+        async with store.driver(hooked=True) as db:
+            store.nothing_changed(db)
+        assert await audit_rows(store, "unchanged-1") == []
+        async with store.driver(hooked=True):
+            pass
+    assert len(await audit_rows(store, "unchanged-1")) == 1
+
+
+async def test_a_lock_taken_and_given_up_over_http_writes_on_the_driver(
+        api: httpx.AsyncClient, store: Store, writes: list[str]) -> None:
+    """Acquiring a free lock and releasing it, with and without a waiter to hand it to,
+    run no SQLAlchemy write transaction (they did while the server's audit hook was
+    set); each leaves its one audit row, chained as the others."""
+    lock = "/api/v1/locks/drv:1"
+    got = await api.post(f"{lock}/acquire", json={"owner": "a"})
+    assert got.status_code == 200 and got.json()["granted"], got.text
+    released = await api.post(f"{lock}/release", json={"owner": "a",
+                                                       "token": got.json()["token"]})
+    assert released.status_code == 200, released.text
+    assert writes == []
+    again = (await api.post(f"{lock}/acquire", json={"owner": "a"})).json()
+    waiter = asyncio.create_task(api.post(f"{lock}/acquire", json={"owner": "b", "wait_s": 10}))
+    await asyncio.sleep(0.3)  # b queued (a write of its own: it changed the queue)
+    writes.clear()
+    handed = await api.post(f"{lock}/release", json={"owner": "a", "token": again["token"]})
+    assert handed.status_code == 200, handed.text
+    assert (await waiter).json()["granted"] is True
+    assert writes == []  # the hand-over too
+    actions = [(r.action, r.outcome) for r in await audit_rows(store, "drv:1")]
+    assert actions == [("locks.acquire", "ok"), ("locks.release", "ok"),
+                       ("locks.acquire", "ok"), ("locks.acquire", "ok"),
+                       ("locks.release", "ok")], actions
+    verdict = await audit.verify(store)
+    assert verdict.intact, verdict

@@ -198,9 +198,9 @@ async def test_a_waiter_takes_or_joins_in_one_write_on_sqlite(store: Store, back
     turns: list[int] = []
     driver = store.driver
 
-    def counted_driver() -> Any:
+    def counted_driver(**options: Any) -> Any:
         turns.append(1)
-        return driver()
+        return driver(**options)
 
     store.driver = counted_driver  # type: ignore[method-assign]
     got = (await locks.acquire(store, R, Claim("a", priority=4), wait_s=5)).grants[0]

@@ -9,6 +9,7 @@ transaction begins, and how driver errors become domain errors.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -35,6 +36,10 @@ DriverWork = Callable[[Any], Awaitable[None]]
 # as the block begins, it answers the work to run at the block's end, or None
 DriverHook = Callable[[], DriverWork | None]
 UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothing worth a record
+# a driver block that changed nothing (``Store.nothing_changed`` given its driver
+# connection): its hooks do not run, as an UNCHANGED transaction leaves no audit row
+_block_unchanged: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "agentos_driver_block_unchanged", default=False)
 NOTIFIED = "agentos_notified"  # conn.info key: the channels the transaction notifies
 
 
@@ -184,9 +189,10 @@ class Store(ABC):
         yield None
 
     def _driver_work(self, hooked: bool) -> list[DriverWork] | None:
-        """What the before-commit hooks do at the end of a driver block: nothing where
-        none is set; None (no driver block) where one is and the block is not
-        ``hooked``, or a hook has no driver form."""
+        """What the before-commit hooks do at the end of a driver block (``_end_block``):
+        nothing where none is set; None (no driver block) where one is and the block is
+        not ``hooked``, or a hook has no driver form. A driver block begins here."""
+        _block_unchanged.set(False)
         if not self._before_commit:
             return []
         if not hooked:
@@ -200,10 +206,23 @@ class Store(ABC):
         return work
 
     @staticmethod
+    async def _end_block(work: list[DriverWork], db: Any) -> None:
+        """A driver block's last step, in its transaction: the hooks' ``work``, unless the
+        block said it changed nothing."""
+        if not _block_unchanged.get():
+            for hook in work:
+                await hook(db)
+
+    @staticmethod
     def nothing_changed(conn: Any) -> None:
         """Mark this write transaction as no change worth recording (an empty claim, a
-        worker's presence): it leaves no audit row."""
-        conn.info[UNCHANGED] = True
+        worker's presence, a lock that was held): it leaves no audit row. Given a driver
+        block's connection (``driver(hooked=True)``): that block's hooks do not run."""
+        info = getattr(conn, "info", None)
+        if isinstance(info, dict):  # a write transaction's (SQLAlchemy's info dict)
+            info[UNCHANGED] = True
+        else:  # a driver connection: sqlite3's (no info) or psycopg's (its own kind)
+            _block_unchanged.set(True)
 
     def before_commit(self, hook: Callable[[Any], Awaitable[None]],
                       on_driver: DriverHook | None = None) -> None:

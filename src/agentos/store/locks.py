@@ -26,10 +26,12 @@ from __future__ import annotations
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
+import psycopg
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -437,11 +439,14 @@ class SqliteLocks(Locks):
 
     async def _one(self, run: Callable[[sqlite3.Connection, dict[str, Any]], Any],
                    params: dict[str, Any], appends: bool = True) -> Any:
-        """``run(db, params)`` on SQLite's own connection, in its write transaction (or
-        in a write transaction of the store's while a hook must see every write)."""
-        async with self.store.driver() as db:
+        """``run(db, params)`` on SQLite's own connection, in its write transaction, with
+        the request's audit row where it changed something (or in a write transaction of
+        the store's while a hook has no driver form)."""
+        async with self.store.driver(hooked=True) as db:
             if db is not None:
                 out = run(db, params)
+                if not out:
+                    self.store.nothing_changed(db)
         if db is None:
             async with self.store.write() as conn:
                 out = run(cast(Any, conn).driver(), params)
@@ -615,18 +620,22 @@ class PostgresLocks(Locks):
                    lock_row: bool = False) -> list[Any]:
         """``locks_<name>`` on the driver connection in autocommit (``lock_row``: in a
         transaction, after a statement that locks the lock row, so its snapshot sees
-        every waiter queued before), or in a write transaction of the store's while a
-        hook must see every write."""
+        every waiter queued before); one transaction with the request's audit row where
+        one is pending (``Store.driver(hooked=True)``), the row left out when the
+        statement changed nothing; or in a write transaction of the store's while a hook
+        has no driver form."""
         statement = _PG[name]
-        async with self.store.driver() as db:
+        async with self.store.driver(hooked=True) as db:
             if db is not None:
                 if lock_row:
-                    async with db.transaction():
+                    async with _atomic(db):
                         await db.execute(_PG_LOCK_ROW, params, prepare=True)
                         out = await (await db.execute(statement, params, prepare=True)
                                      ).fetchall()
                 else:
                     out = await (await db.execute(statement, params, prepare=True)).fetchall()
+                if not out:
+                    self.store.nothing_changed(db)
         if db is None:
             async with self.store.write() as conn:
                 if lock_row:
@@ -639,6 +648,14 @@ class PostgresLocks(Locks):
         elif out and appends:
             self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
         return list(out)
+
+
+def _atomic(db: Any) -> AbstractAsyncContextManager[Any]:
+    """A transaction on a driver connection in autocommit; none more (no savepoint) in
+    a block that is one already (``Store.driver(hooked=True)`` with an audit row)."""
+    if db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        return cast(AbstractAsyncContextManager[Any], db.transaction())
+    return nullcontext()
 
 
 _NOTE = "granted"  # a grant's notification: "granted ENTRY TOKEN EXPIRY" (ISO, UTC)

@@ -123,8 +123,7 @@ class PostgresStore(Store):
                     db = await self._connect_driver()
                 async with db.transaction():
                     yield db
-                    for hook in work:
-                        await hook(db)
+                    await self._end_block(work, db)
             except AgentOSError:
                 if db is not None:
                     self._idle_writers.append(db)  # rolled back: the link is fine

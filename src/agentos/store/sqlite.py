@@ -230,8 +230,7 @@ class SqliteStore(Store):
                 await _take_write_lock(lambda: db.execute("BEGIN IMMEDIATE"), lambda: None)
                 try:
                     yield db
-                    for hook in work:
-                        await hook(db)
+                    await self._end_block(work, db)
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
