@@ -24,12 +24,13 @@ for rev in "$a" "$b"; do
   git worktree add --quiet --detach "$tree" "$rev"
   trees+=("$tree")
 done
+n=0
 for spec in "${specs[@]}"; do
   read -r -a words <<<"$spec"
-  name=${words[0]}
+  name=${words[0]} n=$((n + 1))
   for i in 0 1; do
     tree=${trees[$i]} rev=$([ $i = 0 ] && echo "$a" || echo "$b")
-    log=$out/$name.$(basename "$tree").txt
+    log=$out/$n-$name.$(basename "$tree").txt  # numbered: a spec may come twice
     echo "$(date +%T) $name on $rev (load $(cut -d' ' -f1 /proc/loadavg)) -> $log"
     (cd "$tree" && PYTHONPATH=$tree/src timeout 900 "$py" "bench/$name.py" "${words[@]:1}" \
       >"$log" 2>&1) || echo "  exited $? (see the log)"
