@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,3 +183,18 @@ def test_each_rule_catches_its_breach() -> None:
     # prose is no SQL, nor is a docstring that describes a statement
     assert _check("agentos.somewhere", "m = 'select the first task from the queue'") == []
     assert _check("agentos.somewhere", "def f():\n    '''SELECT a FROM b'''") == []
+
+
+def test_a_sqlite_process_loads_no_postgresql_driver(tmp_path: Path) -> None:
+    """A SQLite server or worker does not import psycopg (and its libpq): it cost a
+    worker's start about a third (2f6f39a). A store module that needs psycopg imports it
+    inside the PostgreSQL-only function."""
+    code = ("import sys\n"
+            "import agentos.cli.main, agentos.server, agentos.worker.loop\n"
+            "from agentos.store import open_store\n"
+            "open_store(sys.argv[1])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg'))\n")
+    done = subprocess.run([sys.executable, "-c", code, f"sqlite:///{tmp_path / 'a.db'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", done.stdout

@@ -209,9 +209,11 @@ class Store(ABC):
     async def _end_block(work: list[DriverWork], db: Any) -> None:
         """A driver block's last step, in its transaction: the hooks' ``work``, unless the
         block said it changed nothing."""
-        if not _block_unchanged.get():
-            for hook in work:
-                await hook(db)
+        if _block_unchanged.get():
+            _block_unchanged.set(False)  # this block's word only
+            return
+        for hook in work:
+            await hook(db)
 
     @staticmethod
     def nothing_changed(conn: Any) -> None:

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-import psycopg
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,6 +50,7 @@ from agentos.store.events import Draft, insert_rows
 from agentos.store.tables import lock_waiters, locks
 from agentos.store.tables import tasks as tasks_table
 from agentos.store.tasks import CHANNEL as TASKS_CHANNEL
+from agentos.store.tasks import in_transaction
 
 if TYPE_CHECKING:
     from agentos.store.base import Store
@@ -653,9 +653,9 @@ class PostgresLocks(Locks):
 def _atomic(db: Any) -> AbstractAsyncContextManager[Any]:
     """A transaction on a driver connection in autocommit; none more (no savepoint) in
     a block that is one already (``Store.driver(hooked=True)`` with an audit row)."""
-    if db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-        return cast(AbstractAsyncContextManager[Any], db.transaction())
-    return nullcontext()
+    if in_transaction(db):
+        return nullcontext()
+    return cast(AbstractAsyncContextManager[Any], db.transaction())
 
 
 _NOTE = "granted"  # a grant's notification: "granted ENTRY TOKEN EXPIRY" (ISO, UTC)

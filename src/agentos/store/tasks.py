@@ -651,8 +651,9 @@ def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[End
 # -------------------------------------------------------------- PostgreSQL
 
 
-def _in_transaction(driver: Any) -> bool:
-    """Whether the driver block is a transaction (a hook writes in it), not autocommit."""
+def in_transaction(driver: Any) -> bool:
+    """Whether a PostgreSQL driver block is a transaction (a hook writes in it), not
+    autocommit. (psycopg is imported here, not by a SQLite process.)"""
     from psycopg import pq
 
     return bool(driver.info.transaction_status != pq.TransactionStatus.IDLE)
@@ -682,7 +683,7 @@ class PostgresTasks(Tasks):
                      named: Named | None = None) -> list[tuple[Any, bool]]:
         params = _submit_params(items, defaults)
         async with self.store.driver(hooked=True) as driver:
-            if driver is not None and _in_transaction(driver):
+            if driver is not None and in_transaction(driver):
                 # a hook's write (the audit row) rides in this transaction: a key a
                 # concurrent submit took is read afterwards (``_submitted``), not retried
                 rows = await (await driver.execute(_PG_SUBMIT_IN, params, prepare=True)
