@@ -201,6 +201,11 @@ class Remote:
 Logs = Sequence[Line] | Remote  # what an attempt's end or heartbeat writes
 
 
+def any_lines(logs: Logs) -> bool:
+    """Whether ``logs`` has a line to write."""
+    return bool(logs.sent if isinstance(logs, Remote) else logs)
+
+
 async def write_in(conn: AsyncConnection, task_id: str, attempt: int, logs: Logs) -> None:
     """Write an attempt's lines within the caller's write transaction: a local worker's
     as numbered, a remote worker's after those kept already, bounded the same way."""

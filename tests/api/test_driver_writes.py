@@ -163,3 +163,44 @@ async def test_a_lock_taken_and_given_up_over_http_writes_on_the_driver(
                        ("locks.release", "ok")], actions
     verdict = await audit.verify(store)
     assert verdict.intact, verdict
+
+
+async def test_a_single_complete_over_http_writes_on_the_driver_unless_it_holds_a_lock(
+        api: httpx.AsyncClient, store: Store, writes: list[str]) -> None:
+    """A complete whose attempt holds no lock runs no SQLAlchemy write transaction: its
+    task, execution record, task.succeeded event and audit row are one driver block.
+    One whose attempt holds a lock (or waits for one) is ended where the lock goes back,
+    in a write transaction; a stale one answers 409 and writes nothing."""
+    await publish(api)
+    ids = [(await api.post("/api/v1/tasks", json={"agent": "a", "input": {"n": n}})
+            ).json()["id"] for n in range(2)]
+    claim = await api.post("/api/v1/tasks/claim", json={"worker_id": "w", "limit": 2})
+    assert [t["id"] for t in claim.json()["tasks"]] == ids, claim.text
+    first, second = ids
+    held = await api.post("/api/v1/locks/drv:2/acquire", json={"owner": f"task:{second}"})
+    assert held.json()["granted"], held.text
+    writes.clear()
+    done = await api.post(f"/api/v1/tasks/{first}/complete",
+                          json={"attempt": 1, "output": {"ok": 1}, "cost": 0.5})
+    assert done.status_code == 200, done.text
+    assert (done.json()["status"], done.json()["output"]) == ("succeeded", {"ok": 1})
+    assert writes == []  # before: one SQLAlchemy write transaction
+    before = await _count(store)
+    stale = await api.post(f"/api/v1/tasks/{first}/complete", json={"attempt": 1})
+    assert stale.status_code == 409, stale.text
+    assert await _count(store) == before and writes == []
+    ended = await api.post(f"/api/v1/tasks/{second}/complete", json={"attempt": 1})
+    assert ended.status_code == 200 and ended.json()["status"] == "succeeded", ended.text
+    assert writes == ["complete (tasks.py)"]  # the lock's owner held it: given back too
+    lock = (await api.get("/api/v1/locks/drv:2")).json()
+    assert lock.get("owner") is None, lock
+    for task_id in ids:
+        entries = [(r.action, r.outcome) for r in await audit_rows(store, task_id)]
+        assert entries == [("tasks.submit", "ok"), ("tasks.complete", "ok")], entries
+        detail = (await api.get(f"/api/v1/tasks/{task_id}")).json()
+        assert [a["outcome"] for a in detail["attempts"]] == ["succeeded"], detail
+    async with store.read() as conn:
+        kinds = (await conn.execute(select(events.c.type, events.c.causation_id).where(
+            events.c.type == "task.succeeded"))).all()
+    assert sorted(kinds) == sorted(("task.succeeded", i) for i in ids), kinds
+    assert (await audit.verify(store)).intact

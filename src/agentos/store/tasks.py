@@ -130,6 +130,17 @@ class Cycled:
     short: bool = False
 
 
+@dataclass
+class Completed:
+    """``Tasks.complete``'s answer: the task's row once its attempt ended, or None when
+    nothing was written: not the task's running attempt, or ``held`` (the attempt's lock
+    owner holds a lock or waits in a lock's queue, so the caller ends it in a write
+    transaction that gives those back)."""
+
+    row: Any | None
+    held: bool = False
+
+
 def events_of_unfinished(statuses: Sequence[str]) -> Any:
     """Retention's rule for tasks (a condition on ``events``): every event in the
     correlation of a task whose status is one of ``statuses`` (it may still read its
@@ -233,6 +244,14 @@ class Tasks(ABC):
         """End ``ended`` as succeeded, write ``logs`` (the lines of attempts it ends or
         that run) and claim up to ``limit`` in one round trip; None where this backend
         cannot now (the caller takes a write transaction)."""
+
+    @abstractmethod
+    async def complete(self, item: Ended, owner: str | None) -> Completed | None:
+        """End one attempt as succeeded (rule 1), with its execution record and its
+        ``task.succeeded`` event, in one round trip on the driver connection (the
+        request's audit row with it), unless ``owner`` holds a lock or waits for one;
+        the row has every column. None where this backend cannot now (the caller takes
+        a write transaction). Wakes listeners once committed."""
 
     @abstractmethod
     async def complete_in(self, conn: AsyncConnection, ended: Sequence[Ended],
@@ -478,6 +497,18 @@ class SqliteTasks(Tasks):
             self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
         return out
 
+    async def complete(self, item: Ended, owner: str | None) -> Completed | None:
+        async with self.store.driver(hooked=True) as db:
+            if db is not None:
+                out = _complete_sqlite(db, item, owner)
+                if out.row is None:
+                    self.store.nothing_changed(db)  # no audit row: the caller goes on
+        if db is None:
+            return None
+        if out.row is not None:  # committed: this process's listeners too
+            self.store.wake(EVENTS_CHANNEL)
+        return out
+
     async def complete_in(self, conn: AsyncConnection, ended: Sequence[Ended],
                           full: bool = False) -> tuple[list[Any], list[Ended]]:
         end, record = _sqlite_statements("tasks_complete", full=full)
@@ -648,6 +679,23 @@ def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[End
     return out
 
 
+def _complete_sqlite(db: sqlite3.Connection, item: Ended, owner: str | None) -> Completed:
+    """``complete`` on SQLite's own connection, in ``Store.driver()``'s write
+    transaction: the statements of a round trip that ends one attempt."""
+    if owner is not None and db.execute(_SQLITE_HELD, {"owner": owner}).fetchone():
+        return Completed(None, held=True)
+    moment = datetime.now(UTC)
+    params = {"batch": json_dumps([_item(item)]), "now": stamp(moment)}
+    end, record = _sqlite_statements("tasks_complete", full=True, driver=True)
+    done = [read_task(r) for r in db.execute(end, params)]
+    if not done:
+        return Completed(None)
+    db.execute(record, params)
+    draft = task_event(done[0], "succeeded", attempt=item.attempt)
+    insert_rows(db, [draft], [json_dumps(draft.payload)], ids.uuid7_many(1), moment)
+    return Completed(done[0])
+
+
 # -------------------------------------------------------------- PostgreSQL
 
 
@@ -783,6 +831,21 @@ class PostgresTasks(Tasks):
         claimed.sort(key=lambda r: (-r.priority, r.seq))  # the answer has no order
         return Cycled(claimed, [f for f in ended if (f.task_id, f.attempt) not in current],
                       bool(head.capped or head.promoted) and len(claimed) < limit)
+
+    async def complete(self, item: Ended, owner: str | None) -> Completed | None:
+        params = {"batch": json_dumps([_item(item)]), "ids": [item.task_id], "owner": owner,
+                  "event_id": ids.uuid7(), "event_rank": RANK["normal"]}
+        async with self.store.driver(hooked=True) as driver:
+            if driver is not None:
+                row = await (await driver.execute(_PG_COMPLETE_ONE, params, prepare=True)
+                             ).fetchone()
+                if row.id is None:
+                    self.store.nothing_changed(driver)  # no audit row: the caller goes on
+        if driver is None:
+            return None
+        if row.notified:  # committed: this process's listeners too
+            self.store.wake(EVENTS_CHANNEL)
+        return Completed(row if row.id is not None else None, held=row.held)
 
     async def complete_in(self, conn: AsyncConnection, ended: Sequence[Ended],
                           full: bool = False) -> tuple[list[Any], list[Ended]]:
@@ -922,7 +985,7 @@ def _pg_claim_fill(agents: bool, n: int, logs: bool = False) -> dict[str, str]:
     with ``LIMIT $1`` PostgreSQL's generic plan assumes a large limit, so it would plan
     the statement again on every execution (about a millisecond of its CPU per round
     trip); with the number in the text each size gets one cached plan."""
-    return {"columns": _names(_ALL, "t."), "ended_columns": _names(ENDED, "t."),
+    return {"columns": _names(_ALL, "t."), "ended_columns": _names(ENDED, "t."), "unless": "",
             "agents": "AND t.agent = ANY(:agents)" if agents else "", "n": str(int(n)),
             "nulls": ", ".join("NULL" for _ in _ALL),
             # the log lines a round trip carries: one more CTE, only when it has some
@@ -946,8 +1009,8 @@ def _pg_claim_clause(name: str, agents: bool, n: int, logs: bool = False) -> Any
 
 
 def _pg_complete(columns: Sequence[Any]) -> Any:
-    return text(sql.query("tasks_complete", "postgresql", ended_columns=_names(columns, "t."))
-                ).columns(*columns)
+    return text(sql.query("tasks_complete", "postgresql", ended_columns=_names(columns, "t."),
+                          unless="")).columns(*columns)
 
 
 _PG_COMPLETE: dict[bool, Any] = {}
@@ -1004,6 +1067,9 @@ _PG_SUBMIT_IN = sql.query("tasks_submit", "postgresql", driver=True, on_conflict
     **_PG_SUBMIT_FILL)
 IDEMPOTENCY_INDEX = "ix_tasks_idempotency_key"
 SUBMIT_TRIES = 3  # a batch's statement sent again after losing a key to a concurrent one
+_PG_COMPLETE_ONE = sql.query(
+    "tasks_complete_one", "postgresql", driver=True, columns=_names(_ALL, "t."),
+    ended_columns=_names(_ALL, "t."), unless="AND NOT (SELECT held FROM held)")
 _PG_HEARTBEAT = text(sql.query("tasks_heartbeat", "postgresql"))
 _SQLITE_SUBMIT, _order = sql.qmark(sql.query("tasks_submit", "sqlite"))
 assert _order == ("seq", "id", "agent", "agent_version", "input", "priority", "status",
@@ -1016,6 +1082,9 @@ _SQLITE_NAMED = ("SELECT name, version, status, definition FROM agent_versions "
                  "WHERE name = :agent AND version = :version")
 _SQLITE_LATEST = ("SELECT name, version, status, definition FROM agent_versions "
                   "WHERE name = :agent AND status = 'published' ORDER BY sort_key DESC LIMIT 1")
+# the attempt's lock owner holds a lock or waits in a lock's queue
+_SQLITE_HELD = ("SELECT 1 FROM locks WHERE owner = :owner "
+                "UNION ALL SELECT 1 FROM lock_waiters WHERE owner = :owner LIMIT 1")
 _SQLITE_LOGS = ("INSERT OR IGNORE INTO task_logs (task_id, attempt, line, at, level, message) "
                 "VALUES (?, ?, ?, ?, ?, ?)")  # a round trip sent again may carry them again
 read_task = reader(_ALL)  # a task row of SQLite's own connection, as SQLAlchemy's

@@ -3,7 +3,8 @@
 -- longer the task's running one (superseded: its lease lapsed) is left alone and
 -- missing from done. The rows are
 -- found through the unique id index (id = ANY(:ids)): a join the planner may choose
--- would scan every running task on each round trip
+-- would scan every running task on each round trip. /*unless*/: the includer's further
+-- condition on ending any of them (or nothing)
 d AS (
     SELECT * FROM jsonb_to_recordset(CAST(:batch AS jsonb))
         AS d(id text, attempt int, output jsonb, tokens jsonb, cost float8)
@@ -13,7 +14,7 @@ d AS (
         updated_at = statement_timestamp()
     FROM d
     WHERE t.id = ANY(CAST(:ids AS text[])) AND t.id = d.id AND t.attempt = d.attempt
-        AND t.status = 'running'
+        AND t.status = 'running' /*unless*/
     RETURNING /*ended_columns*/
 ), ended AS (
     INSERT INTO task_attempts (task_id, number, worker_id, outcome, started_at, ended_at,
