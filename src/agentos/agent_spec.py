@@ -320,7 +320,9 @@ def _cross_field_errors(doc: Document) -> list[dict[str, Any]]:
         seen: set[Any] = set()
         for i, item in items(field_name):
             name = item.get("name")
-            if isinstance(name, str) and name in seen:
+            if not isinstance(name, str):
+                continue  # Pydantic reports it (a list here is not even hashable)
+            if name in seen:
                 add((field_name, i, "name"), f"duplicate name {name!r}")
             seen.add(name)
     tags = data.get("tags")
@@ -328,7 +330,7 @@ def _cross_field_errors(doc: Document) -> list[dict[str, Any]]:
         for i, tag in enumerate(tags):
             if isinstance(tag, str) and tag in tags[:i]:
                 add(("tags", i), f"duplicate tag {tag!r}")
-    declared = {c.get("name") for _, c in items("capabilities")}
+    declared = {name for _, c in items("capabilities") if isinstance(name := c.get("name"), str)}
     for i, trigger in items("triggers"):
         needed = trigger.get("capability")
         if isinstance(needed, str) and needed not in declared:

@@ -109,6 +109,12 @@ def test_rules_across_fields_are_reported_with_the_field_errors() -> None:
      "capabilities: [{name: c}, {name: c}]\n", "capabilities[1].name", "duplicate"),
     ("name: a\nversion: 1.0.0\nhandler: {type: python, target: m:f}\n"
      "triggers: [{event: x, capability: nope}]\n", "triggers[0].capability", "not declared"),
+    # a name that is a list (unhashable) is a type error, not a crash of the cross checks
+    ("name: a\nversion: 1.0.0\nhandler: {type: python, target: m:f}\n"
+     "sub_agents: [{name: []}]\n", "sub_agents[0].name", "string"),
+    ("name: a\nversion: 1.0.0\nhandler: {type: python, target: m:f}\n"
+     "capabilities: [{name: [x]}]\ntriggers: [{event: x, capability: c}]\n",
+     "capabilities[0].name", "string"),
     ("name: a\nversion: 1.0.0\nhandler: {type: python, target: m:f}\n"
      "resources: ['device']\n", "resources", "TYPE:NAME"),
     ("name: a\nversion: 1.0.0\nhandler: {type: python, target: m:f}\n"

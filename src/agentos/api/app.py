@@ -93,19 +93,22 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     if store is not None:
         app.state.store = store
     api_errors.install(app)
+    # a request is matched against the routes in this order, each tried in turn (twice
+    # over: FastAPI's router looks again when it handles the match): the ones agents and
+    # workers call most come first (no route before them shares their prefixes)
     app.include_router(health.router)
+    app.include_router(tasks.router)
+    app.include_router(events.router)
+    app.include_router(lock_routes.router)
     app.include_router(auth.router)
     app.include_router(user_routes.router)
     app.include_router(api_keys.router)
     app.include_router(session_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(agents.router)
-    app.include_router(events.router)
     app.include_router(subscriptions.router)
     app.include_router(schedule_routes.router)
-    app.include_router(tasks.router)
     app.include_router(tasks.workers_router)
-    app.include_router(lock_routes.router)
     app.include_router(knowledge.router)
     app.include_router(models.router)
     app.include_router(projection_routes.router)
