@@ -151,7 +151,9 @@ async def test_a_lock_taken_and_given_up_over_http_writes_on_the_driver(
     assert writes == []
     again = (await api.post(f"{lock}/acquire", json={"owner": "a"})).json()
     waiter = asyncio.create_task(api.post(f"{lock}/acquire", json={"owner": "b", "wait_s": 10}))
-    await asyncio.sleep(0.3)  # b queued (a write of its own: it changed the queue)
+    async with asyncio.timeout(30):  # b queued (a write of its own: it changed the queue)
+        while not [w for w in (await api.get(lock)).json()["queue"] if w["owner"] == "b"]:
+            await asyncio.sleep(0.01)
     writes.clear()
     handed = await api.post(f"{lock}/release", json={"owner": "a", "token": again["token"]})
     assert handed.status_code == 200, handed.text

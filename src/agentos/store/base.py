@@ -192,9 +192,9 @@ class Store(ABC):
         """What the before-commit hooks do at the end of a driver block (``_end_block``):
         nothing where none is set; None (no driver block) where one is and the block is
         not ``hooked``, or a hook has no driver form. A driver block begins here."""
-        _block_unchanged.set(False)
         if not self._before_commit:
             return []
+        _block_unchanged.set(False)  # read by this block's end step (``_end_block``)
         if not hooked:
             return None
         work = []
