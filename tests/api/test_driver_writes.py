@@ -206,3 +206,27 @@ async def test_a_single_complete_over_http_writes_on_the_driver_unless_it_holds_
             events.c.type == "task.succeeded"))).all()
     assert sorted(kinds) == sorted(("task.succeeded", i) for i in ids), kinds
     assert (await audit.verify(store)).intact
+
+
+async def test_a_complete_whose_attempt_waits_for_a_lock_leaves_the_queue(
+        api: httpx.AsyncClient, store: Store, writes: list[str]) -> None:
+    """An attempt whose lock owner waits in a lock's queue is ended where the queue is
+    left too (the write transaction), not on the driver path that knows no locks."""
+    await publish(api)
+    task_id = (await api.post("/api/v1/tasks", json={"agent": "a"})).json()["id"]
+    claim = await api.post("/api/v1/tasks/claim", json={"worker_id": "w", "limit": 1})
+    assert claim.json()["tasks"][0]["id"] == task_id, claim.text
+    lock = "/api/v1/locks/drv:3"
+    assert (await api.post(f"{lock}/acquire", json={"owner": "x"})).json()["granted"]
+    owner = f"task:{task_id}"
+    waiter = asyncio.create_task(api.post(f"{lock}/acquire", json={"owner": owner,
+                                                                   "wait_s": 3}))
+    async with asyncio.timeout(30):
+        while not [w for w in (await api.get(lock)).json()["queue"] if w["owner"] == owner]:
+            await asyncio.sleep(0.01)
+    writes.clear()
+    done = await api.post(f"/api/v1/tasks/{task_id}/complete", json={"attempt": 1})
+    assert done.status_code == 200 and done.json()["status"] == "succeeded", done.text
+    assert writes == ["complete (tasks.py)"]
+    assert (await api.get(lock)).json()["queue"] == []
+    assert (await waiter).json()["granted"] is False
