@@ -220,7 +220,6 @@ async def _batch(store: Store, consumer: Consumer, pace: Pace) -> tuple[int, boo
     likes = consumer.likes()
     async with store.write() as conn:
         store.nothing_changed(conn)  # a consumer's progress is no change worth an audit row
-        await store_consumers.ensure(conn, consumer.name)
         row = await store_consumers.claim(conn, consumer.name)
         if row is None:
             return None
@@ -302,7 +301,6 @@ async def reset(store: Store, consumer: Consumer) -> Position:
     transaction; runners then rebuild it from the log. Refused (409) while an earlier
     reset has not caught up yet."""
     async with store.write() as conn:
-        await store_consumers.ensure(conn, consumer.name)
         row = await store_consumers.claim(conn, consumer.name, wait=True)
         assert row is not None
         if row.rebuild_target is not None:

@@ -106,7 +106,6 @@ class Automatic:
         moved_to = rows[-1][0] if len(rows) == pace.size else upto
         async with store.write() as conn:
             store.nothing_changed(conn)
-            await store_consumers.ensure(conn, NAME)
             held = await store_consumers.claim(conn, NAME)
             if held is None or held.cursor_seq != cursor:
                 return 0, False

@@ -22,11 +22,15 @@ async def ensure(conn: AsyncConnection, name: str) -> None:
 
 
 async def claim(conn: AsyncConnection, name: str, *, wait: bool = False) -> Any | None:
-    """The consumer's row, locked to the end of the transaction; None when another
-    transaction holds it and ``wait`` is false (PostgreSQL: SKIP LOCKED; on SQLite the
-    write transaction holds the whole database already)."""
+    """The consumer's row (made at cursor 0 the first time), locked to the end of the
+    transaction; None when another transaction holds it and ``wait`` is false
+    (PostgreSQL: SKIP LOCKED; on SQLite the write transaction holds the whole database
+    already). One statement once the row exists: a follower claims it every batch."""
     stmt = select(consumers).where(c.name == name)
     stmt = stmt.with_for_update() if wait else stmt.with_for_update(skip_locked=True)
+    if (row := (await conn.execute(stmt)).first()) is not None:
+        return row
+    await ensure(conn, name)  # missing, or (SKIP LOCKED) held: then this does nothing
     return (await conn.execute(stmt)).first()
 
 

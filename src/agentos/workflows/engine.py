@@ -793,7 +793,6 @@ async def pass_over(store: Store) -> bool | None:
     holds the cursor (``Batch.open``) until its wait is there to see."""
     async with store.write() as conn:
         store.nothing_changed(conn)
-        await store_consumers.ensure(conn, CONSUMER)
         row = await store_consumers.claim(conn, CONSUMER)
         if row is None:
             return None
