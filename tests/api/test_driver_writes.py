@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from agentos import audit, queue
+from agentos import audit, locks, queue
 from agentos.errors import Conflict
 from agentos.store import Store
 from agentos.store.tables import audit_log, events, tasks
@@ -195,7 +195,7 @@ async def test_a_single_complete_over_http_writes_on_the_driver_unless_it_holds_
     assert ended.status_code == 200 and ended.json()["status"] == "succeeded", ended.text
     assert writes == ["complete (tasks.py)"]  # the lock's owner held it: given back too
     lock = (await api.get("/api/v1/locks/drv:2")).json()
-    assert lock.get("owner") is None, lock
+    assert lock["holder"] is None, lock
     for task_id in ids:
         entries = [(r.action, r.outcome) for r in await audit_rows(store, task_id)]
         assert entries == [("tasks.submit", "ok"), ("tasks.complete", "ok")], entries
@@ -219,8 +219,10 @@ async def test_a_complete_whose_attempt_waits_for_a_lock_leaves_the_queue(
     lock = "/api/v1/locks/drv:3"
     assert (await api.post(f"{lock}/acquire", json={"owner": "x"})).json()["granted"]
     owner = f"task:{task_id}"
-    waiter = asyncio.create_task(api.post(f"{lock}/acquire", json={"owner": owner,
-                                                                   "wait_s": 3}))
+    # as the worker's ctx.lock waits: fenced by the attempt, so once it ended the
+    # waiter's next look is refused instead of joining the queue again
+    waiter = asyncio.create_task(locks.acquire(store, "drv:3", locks.Claim(
+        owner, task_id=task_id, attempt=1), wait_s=3))
     async with asyncio.timeout(30):
         while not [w for w in (await api.get(lock)).json()["queue"] if w["owner"] == owner]:
             await asyncio.sleep(0.01)
@@ -229,4 +231,6 @@ async def test_a_complete_whose_attempt_waits_for_a_lock_leaves_the_queue(
     assert done.status_code == 200 and done.json()["status"] == "succeeded", done.text
     assert writes == ["complete (tasks.py)"]
     assert (await api.get(lock)).json()["queue"] == []
-    assert (await waiter).json()["granted"] is False
+    with pytest.raises(Conflict):  # the attempt is over: its wait is refused
+        await waiter
+    assert (await api.get(lock)).json()["queue"] == []
