@@ -234,3 +234,24 @@ async def test_a_complete_whose_attempt_waits_for_a_lock_leaves_the_queue(
     with pytest.raises(Conflict):  # the attempt is over: its wait is refused
         await waiter
     assert (await api.get(lock)).json()["queue"] == []
+
+
+async def test_a_claim_round_trip_gives_back_the_locks_taken_in_its_attempts_name(
+        api: httpx.AsyncClient) -> None:
+    """A remote worker's claim that carries completions ends an attempt holding a lock
+    (taken over HTTP in its name, not declared by its agent) where the lock goes back;
+    before, only declared resources counted and the lock stayed until its lease ran out."""
+    await publish(api)
+    ids = [(await api.post("/api/v1/tasks", json={"agent": "a"})).json()["id"]
+           for _ in range(2)]
+    claim = await api.post("/api/v1/tasks/claim", json={"worker_id": "far", "limit": 2})
+    assert [t["id"] for t in claim.json()["tasks"]] == ids, claim.text
+    got = await api.post("/api/v1/locks/drv:4/acquire", json={"owner": f"task:{ids[0]}"})
+    assert got.json()["granted"], got.text
+    again = await api.post("/api/v1/tasks/claim", json={
+        "worker_id": "far", "limit": 0,
+        "completed": [{"id": i, "attempt": 1, "output": {}} for i in ids]})
+    assert again.status_code == 200 and again.json()["stale"] == [], again.text
+    assert (await api.get("/api/v1/locks/drv:4")).json()["holder"] is None
+    for task_id in ids:
+        assert (await api.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "succeeded"

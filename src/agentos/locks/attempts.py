@@ -96,14 +96,16 @@ async def refuse(store: Store, task: Task, exc: InvalidInput | Forbidden) -> Non
 
 
 async def may_hold(store: Store, task_ids: list[str]) -> set[str]:
-    """Of these tasks, those whose agent declares resources: the only locks a remote
-    worker's attempt holds (it has no ``ctx.lock``), so the others end without a look."""
+    """Of these tasks, those whose attempt holds a lock or waits in a lock's queue (as
+    ``locks.task_owner``): its agent's resources taken at its claim, or what was taken
+    over HTTP in its name. The others end in the one-step round trip, without a look
+    at locks."""
     if not task_ids:
         return set()
+    owners = {locks.task_owner(i): i for i in task_ids}
     async with store.read() as conn:
-        rows = await store.tasks.by_ids(conn, task_ids)
-    return {r.id for r in rows
-            if (await _definition(store, r.agent, r.agent_version)).get("resources")}
+        engaged = await store.locks.engaged(conn, list(owners))
+    return {owners[o] for o in engaged}
 
 
 # published versions never change: each one's definition is read once per store

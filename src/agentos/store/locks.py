@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
@@ -148,6 +148,12 @@ class Locks(ABC):
         if tokens is not None:
             stmt = stmt.where(L.token.in_(tokens))
         return list((await conn.execute(stmt.order_by(L.resource).with_for_update())).all())
+
+    async def engaged(self, conn: AsyncConnection, owners: Sequence[str]) -> set[str]:
+        """Of ``owners``, those that hold a lock or wait in a lock's queue."""
+        held = select(L.owner).where(L.owner.in_(owners))
+        waiting = select(W.owner).where(W.owner.in_(owners))
+        return {row[0] for row in (await conn.execute(union(held, waiting))).all()}
 
     async def held(self, conn: AsyncConnection, resource: str) -> Any:
         """The lock row, locked, with the database's ``now`` and ``waiting`` (a waiter's
