@@ -15,7 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from agentos.errors import AgentOSError
+from agentos.store import Store, errors, open_store
 from tests import pg
 from tests.acceptance.conftest import ADMIN_PASSWORD, Server, admin_token, environment, start
 
@@ -180,3 +183,47 @@ def test_a_read_only_postgres_database(pg_cluster: pg.Cluster, pg_template: str,
             assert http.get("/ready").status_code == 200
     finally:
         server.stop()
+
+
+async def begun_now(store: Store, n: int = 3) -> None:
+    """``n`` sessions opened now and given back to the store's pool."""
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(n):
+            conn = await stack.enter_async_context(store.read())
+            await conn.execute(text("SELECT 1"))
+
+
+async def a_change(store: Store) -> str | None:
+    """A change through the store's pool: None if taken, else the refusal's code."""
+    try:
+        async with store.write() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+    except AgentOSError as exc:
+        return exc.code
+    return None
+
+
+async def test_postgres_sessions_begun_read_only_are_dropped(pg_cluster: pg.Cluster,
+                                                             pg_template: str) -> None:
+    """A PostgreSQL session keeps the default_transaction_read_only it began with. Once
+    the database takes changes again, the pool's sessions begun while it did not are not
+    used for a second change, nor believed by /ready; no one has to end them by hand."""
+    name = f"agentos_ro_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    pg_cluster.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    pg_cluster.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+    changes, ready = open_store(pg_cluster.url(name)), open_store(pg_cluster.url(name))
+    try:
+        await begun_now(changes)
+        await begun_now(ready)
+        assert await changes.unwritable() == errors.READ_ONLY
+        await begun_now(changes)
+        assert await a_change(changes) == errors.READ_ONLY
+        await begun_now(changes)
+        pg_cluster.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
+        # the first change may meet a session begun read-only; it drops them all
+        assert await a_change(changes) in (None, errors.READ_ONLY)
+        assert await a_change(changes) is None
+        assert await ready.unwritable() is None
+    finally:
+        await changes.close()
+        await ready.close()

@@ -153,8 +153,10 @@ class Store(ABC):
                     for hook in hooks:
                         await hook(conn)
                 finally:
-                    del conn.info[NOTIFIED]
-                    conn.info.pop(UNCHANGED, None)
+                    # an invalidated session (PostgreSQL's, see postgres.py) takes its info along
+                    if not getattr(conn, "invalidated", False):
+                        del conn.info[NOTIFIED]
+                        conn.info.pop(UNCHANGED, None)
         except self.driver_errors as exc:
             raise self.translate(exc) from exc
         for channel in notified:  # committed: wake this process's listeners now

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import set_json_dumps, set_json_loads
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from agentos.aio import raise_if_cancelling
@@ -51,7 +51,7 @@ class PostgresStore(Store):
         self._writer_slots = asyncio.Semaphore(pool_size)
 
     def _create_engine(self) -> AsyncEngine:
-        return create_async_engine(
+        engine = create_async_engine(
             async_url(self.url),
             pool_size=self.pool_size,
             max_overflow=self.pool_size,
@@ -64,6 +64,8 @@ class PostgresStore(Store):
             json_serializer=json_dumps,
             json_deserializer=json_loads,
         )
+        event.listen(engine.sync_engine, "handle_error", _drop_read_only_session)
+        return engine
 
     @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
@@ -186,10 +188,18 @@ class PostgresStore(Store):
         return analyzed
 
     async def unwritable(self) -> str | None:
-        # a standby, or default_transaction_read_only set on the database or the server
-        async with self.read() as conn:
-            read_only = (await conn.execute(_READ_ONLY)).scalar_one()
-        return errors.READ_ONLY if read_only == "on" else None
+        # a standby, or default_transaction_read_only set on the database or the server,
+        # refuses a write that changes nothing. A refusal drops the pool's sessions (a
+        # session keeps the default it began with), so a new one is asked before it counts
+        for _ in range(2):
+            try:
+                async with self.read() as conn:
+                    await conn.execute(_WRITE_NOTHING)
+                return None
+            except AgentOSError as exc:
+                if exc.code != errors.READ_ONLY:
+                    raise
+        return errors.READ_ONLY
 
     async def lock_table(self, conn: AsyncConnection, table: str) -> None:
         await conn.execute(text(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE'))
@@ -238,8 +248,17 @@ _STALE_STATISTICS = text(
     f"AND s.n_mod_since_analyze > {STALE_ROWS} + {STALE_SHARE} * greatest(c.reltuples, 0)")
 _ANALYZE_KEY = zlib.crc32(b"agentos.analyze")
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
-_READ_ONLY = text("SELECT current_setting('transaction_read_only')")
+_WRITE_NOTHING = text("DELETE FROM alembic_version WHERE false")
+_READ_ONLY_STATE = "25006"  # read_only_sql_transaction
 _UNLOCK = text("SELECT pg_advisory_unlock(:k)")
+
+
+def _drop_read_only_session(context: Any) -> None:
+    """A change refused as read-only: the pool's sessions are not used again. A session
+    keeps the default_transaction_read_only it began with, so once the database takes
+    changes again only new sessions see it (the pool opens them as it needs)."""
+    if getattr(context.original_exception, "sqlstate", None) == _READ_ONLY_STATE:
+        context.is_disconnect = True
 
 
 _ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
