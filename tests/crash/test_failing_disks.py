@@ -227,3 +227,20 @@ async def test_postgres_sessions_begun_read_only_are_dropped(pg_cluster: pg.Clus
     finally:
         await changes.close()
         await ready.close()
+
+
+async def test_postgres_sessions_ended_by_the_server_do_not_make_it_unreachable(
+        pg_cluster: pg.Cluster, pg_template: str) -> None:
+    """Sessions the server ended (a restart, pg_terminate_backend) sit in the pool until
+    used: /ready's check does not count one as the database being unreachable."""
+    name = f"agentos_gone_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    pg_cluster.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    store = open_store(pg_cluster.url(name))
+    try:
+        await begun_now(store)
+        pg_cluster.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           f"WHERE datname = '{name}'")
+        await store.ping()
+        assert await store.unwritable() is None
+    finally:
+        await store.close()

@@ -301,8 +301,17 @@ class Store(ABC):
         return None
 
     async def ping(self) -> None:
-        async with self.read() as conn:
-            await conn.execute(text("SELECT 1"))
+        """The database answers (else a domain error). A pooled session the server has
+        ended (a restart, pg_terminate_backend) fails when used and the pool drops it
+        (SQLAlchemy's disconnect handling): a new session is asked before it counts."""
+        for tries_left in (1, 0):
+            try:
+                async with self.read() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return
+            except AgentOSError as exc:
+                if exc.code != errors.UNAVAILABLE or not tries_left:
+                    raise
 
     def pool_status(self) -> dict[str, Any]:
         pool: Any = self.engine.pool
