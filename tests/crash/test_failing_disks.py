@@ -180,7 +180,8 @@ def test_a_read_only_postgres_database(pg_cluster: pg.Cluster, pg_template: str,
             while http.post("/api/v1/events", json={"type": "disk.test"}).status_code != 201:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-            assert http.get("/ready").status_code == 200
+            ready = http.get("/ready")
+            assert ready.status_code == 200, ready.text
     finally:
         server.stop()
 
