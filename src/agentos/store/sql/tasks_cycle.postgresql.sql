@@ -1,36 +1,27 @@
 -- a worker's round trip as one statement (run in autocommit: one round trip in all):
 -- end the attempts it finished as succeeded (fenced: only a task's running attempt
 -- counts: tasks_ended), claim up to /*n*/ ready tasks (tasks_taken), and append the
--- task.succeeded and task.started events of both, numbered as events_append does
--- (events_numbered). Used when no finished attempt may hold a lock;
--- when it leaves a claim short (a capped agent's task, or scheduled tasks it
--- promoted) the caller claims the rest in a transaction of its own.
+-- task.succeeded and task.started events of both (task_events_inserted). Used when no
+-- finished attempt may hold a lock; when it leaves a claim short (a capped agent's task,
+-- or scheduled tasks it promoted) the caller claims the rest in a transaction of its own.
 WITH /*include tasks_ended*/,
 /*logged*/ /*include tasks_taken*/, news AS (
     -- the events, in order: the ended attempts', then the claimed ones' in claim order
-    SELECT row_number() OVER (ORDER BY x.k, x.priority DESC, x.seq, x.id) AS ord, x.*
-    FROM (SELECT 0 AS k, 'task.succeeded' AS type, id, agent, attempt, correlation_id,
-                 0 AS priority, 0 AS seq FROM done
-          UNION ALL
-          SELECT 1, 'task.started', id, agent, attempt, correlation_id, priority, seq
-          FROM claimed) AS x
-), /*include events_numbered*/, inserted AS (
-    INSERT INTO events (seq, id, type, source, payload, priority, correlation_id,
-                        causation_id, created_at)
-    SELECT x.seqs[n.ord::int], (CAST(:event_ids AS text[]))[n.ord::int],
-           n.type, 'queue',
-           CASE WHEN n.k = 1
-                THEN jsonb_build_object('task_id', n.id, 'agent', n.agent,
-                                        'attempt', n.attempt,
+    SELECT o.ord, (CAST(:event_ids AS text[]))[o.ord::int] AS event_id, o.type,
+           CASE WHEN o.k = 1
+                THEN jsonb_build_object('task_id', o.id, 'agent', o.agent,
+                                        'attempt', o.attempt,
                                         'worker_id', CAST(:worker_id AS text))
-                ELSE jsonb_build_object('task_id', n.id, 'agent', n.agent,
-                                        'attempt', n.attempt) END,
-           CAST(:event_rank AS smallint), n.correlation_id, n.id, statement_timestamp()
-    FROM news n CROSS JOIN numbered x
-    RETURNING seq, priority
-), queued AS (
-    INSERT INTO route_queue (seq, rank) SELECT seq, priority FROM inserted RETURNING seq
-)
+                ELSE jsonb_build_object('task_id', o.id, 'agent', o.agent,
+                                        'attempt', o.attempt) END AS payload,
+           o.id, o.correlation_id
+    FROM (SELECT row_number() OVER (ORDER BY x.k, x.priority DESC, x.seq, x.id) AS ord, x.*
+          FROM (SELECT 0 AS k, 'task.succeeded' AS type, id, agent, attempt, correlation_id,
+                       0 AS priority, 0 AS seq FROM done
+                UNION ALL
+                SELECT 1, 'task.started', id, agent, attempt, correlation_id, priority, seq
+                FROM claimed) AS x) AS o
+), /*include task_events_inserted*/
 -- the claimed rows, and one more (its id NULL) with what else happened: the batch's
 -- outcome comes once, not repeated on every claimed row (the client would decode it
 -- once for each)

@@ -2,7 +2,7 @@
 -- named one, or the highest published), insert the new ones, append their task.created
 -- events and wake the workers. :items holds one object per task the caller did not already match to an
 -- earlier one of the batch (same idempotency key), each with its new id and event id.
--- The events are numbered as events_append does (events_numbered).
+-- The events: task_events_inserted.
 -- Nothing is written when any item names no published version: those items come back
 -- with a null task. An item whose idempotency key an earlier task holds comes back with
 -- that task (created false); one whose key a concurrent submit took meanwhile comes back
@@ -79,20 +79,11 @@ WITH i AS (
     /*on_conflict*/
     RETURNING /*columns*/
 ), news AS (
-    SELECT row_number() OVER (ORDER BY f.seq) AS ord, f.id,
-           f.agent, f.priority, f.correlation_id, i.event_id
+    SELECT row_number() OVER (ORDER BY f.seq) AS ord, i.event_id, 'task.created' AS type,
+           jsonb_build_object('task_id', f.id, 'agent', f.agent, 'priority', f.priority)
+               AS payload, f.id, f.correlation_id
     FROM fresh f JOIN i ON i.id = f.id
-), /*include events_numbered*/, inserted AS (
-    INSERT INTO events (seq, id, type, source, payload, priority, correlation_id,
-                        causation_id, created_at)
-    SELECT x.seqs[n.ord::int], n.event_id, 'task.created', 'queue',
-           jsonb_build_object('task_id', n.id, 'agent', n.agent, 'priority', n.priority),
-           CAST(:event_rank AS smallint), n.correlation_id, n.id, statement_timestamp()
-    FROM news n CROSS JOIN numbered x
-    RETURNING seq, priority
-), queued AS (
-    INSERT INTO route_queue (seq, rank) SELECT seq, priority FROM inserted RETURNING seq
-), woken AS (
+), /*include task_events_inserted*/, woken AS (
     SELECT pg_notify('agentos_tasks', ''), pg_notify('agentos_events', '')
     FROM (SELECT 1 FROM queued LIMIT 1) AS q
 )
