@@ -12,7 +12,8 @@ rules those keep on both backends, are the store's (``store.locks``).
     waiting.py   waiting for a grant: acquire and acquire-many with a wait
     pool.py      acquire-any: the first free resource of a list or a prefix
     attempts.py  a task attempt's locks: its agent's declared resources, for either
-                 kind of worker (imported as ``agentos.locks.attempts``)
+                 kind of worker, and which attempts hold or wait for a lock in their
+                 name (imported as ``agentos.locks.attempts``)
     reads.py     what the locks look like now
 
 The package re-exports what callers use: ``locks.acquire(...)``, ``locks.Claim``.

@@ -4,6 +4,8 @@ in-process worker, or the server for a remote worker's claim over HTTP. A task t
 cannot get them within ``RESOURCE_WAIT`` is handed back to wait in the lock's queue
 (its place kept) without holding a worker's slot. The locks are released when the
 attempt ends, however it ends (``claims``, ``queue``), and renewed with its lease.
+``may_hold`` says which attempts hold or wait for a lock in their name (declared, or
+taken over HTTP as ``locks.task_owner``), so only those end where locks are given back.
 """
 
 from __future__ import annotations
