@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 
 async def wait_wakeup(wakeup: asyncio.Event, timeout: float,
@@ -31,6 +32,27 @@ async def wait_wakeup(wakeup: asyncio.Event, timeout: float,
                     for w in waiters:
                         w.cancel()
     raise_if_cancelling()
+
+
+@contextlib.asynccontextmanager
+async def stop_wakes(stop: asyncio.Event | None, wakeup: asyncio.Event) -> AsyncIterator[None]:
+    """Within the block ``wakeup`` is set when ``stop`` is: a loop that waits for its
+    wake-up alone (``wait_wakeup`` without ``stop``) still returns at once when asked
+    to stop. One task for the block, where waiting for both makes two tasks a wait (a
+    follower woken by every append paid that at each: ~5% of a server's CPU)."""
+    if stop is None:
+        yield
+        return
+
+    async def relay() -> None:
+        await stop.wait()
+        wakeup.set()
+
+    task = asyncio.ensure_future(relay())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def raise_if_cancelling() -> None:

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import events, patterns
-from agentos.aio import wait_wakeup
+from agentos.aio import stop_wakes, wait_wakeup
 from agentos.errors import Conflict
 from agentos.events import Event
 from agentos.store import Store
@@ -277,21 +277,22 @@ async def run(store: Store, consumer: Consumer, stop: asyncio.Event,
 
     take = turn or batch
     try:
-        while not stop.is_set():
-            wakeup.clear()
-            try:
-                more, wait = await take(pace)
-            except Exception:
-                log.exception("consumer %s failed a batch; trying again", consumer.name,
-                              extra={"action": "consumer_failed", "consumer": consumer.name})
-                await wait_wakeup(stop, ERROR_PAUSE)
-                continue
-            if more:
-                continue  # more is waiting (the turn let others run in between)
-            poll = store.poll_interval
-            await wait_wakeup(wakeup, poll if wait is None else min(poll, wait), stop)
-            if consumer.gather_s and wakeup.is_set():
-                await wait_wakeup(stop, consumer.gather_s)
+        async with stop_wakes(stop, wakeup):
+            while not stop.is_set():
+                wakeup.clear()
+                try:
+                    more, wait = await take(pace)
+                except Exception:
+                    log.exception("consumer %s failed a batch; trying again", consumer.name,
+                                  extra={"action": "consumer_failed", "consumer": consumer.name})
+                    await wait_wakeup(stop, ERROR_PAUSE)
+                    continue
+                if more:
+                    continue  # more is waiting (the turn let others run in between)
+                poll = store.poll_interval
+                await wait_wakeup(wakeup, poll if wait is None else min(poll, wait))
+                if consumer.gather_s and wakeup.is_set():
+                    await wait_wakeup(stop, consumer.gather_s)
     finally:
         store.forget_wakeup(events.CHANNEL, wakeup)
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import capabilities, events, patterns, queue
-from agentos.aio import wait_wakeup
+from agentos.aio import stop_wakes, wait_wakeup
 from agentos.events import Event
 from agentos.store import Store
 from agentos.store.routes import Stamp
@@ -277,19 +277,23 @@ async def run(store: Store, stop: asyncio.Event | None = None) -> None:
     """Route until ``stop`` is set (or cancelled), woken by commits that appended events."""
     wakeup = store.wakeup(events.CHANNEL)
     limit = BATCH
-    while stop is None or not stop.is_set():
-        wakeup.clear()
-        try:
-            routed = await route_batch(store, limit)
-            if routed == limit:
-                limit = next_limit(limit, routed, inline=store.inline)
-                await asyncio.sleep(0)  # more are queued: after others' turn (HTTP requests)
-                continue
-            limit = BATCH
-        except Exception:
-            limit = BATCH
-            log.exception("routing failed", extra={"action": "route_failed"})
-        await wait_wakeup(wakeup, POLL_INTERVAL, stop)
+    try:
+        async with stop_wakes(stop, wakeup):
+            while stop is None or not stop.is_set():
+                wakeup.clear()
+                try:
+                    routed = await route_batch(store, limit)
+                    if routed == limit:
+                        limit = next_limit(limit, routed, inline=store.inline)
+                        await asyncio.sleep(0)  # more are queued: after others' turn (HTTP)
+                        continue
+                    limit = BATCH
+                except Exception:
+                    limit = BATCH
+                    log.exception("routing failed", extra={"action": "route_failed"})
+                await wait_wakeup(wakeup, POLL_INTERVAL)
+    finally:
+        store.forget_wakeup(events.CHANNEL, wakeup)
 
 
 def next_limit(limit: int, routed: int, *, inline: bool) -> int:
