@@ -21,7 +21,7 @@ async def stops_at_once(store: Store, stop: asyncio.Event, running: asyncio.Task
     asked = time.monotonic()
     stop.set()
     await asyncio.wait_for(running, 5.0)
-    assert time.monotonic() - asked < 1.0
+    assert time.monotonic() - asked < 2.0  # unrelayed: at its next poll, in 60 s
 
 
 async def test_the_router_stops_at_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
