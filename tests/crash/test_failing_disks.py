@@ -163,7 +163,7 @@ def test_a_read_only_postgres_database(pg_cluster: pg.Cluster, pg_template: str,
             assert http.post("/api/v1/events", json={"type": "disk.test"}).status_code == 201
             # as a standby or an operator's default_transaction_read_only would
             pg_cluster.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
-            pg_cluster.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            pg_cluster.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                                f"WHERE datname = '{name}'")
             wait_for(http, "database_read_only")
             assert_refused(changes(http), "database_read_only")
@@ -174,7 +174,7 @@ def test_a_read_only_postgres_database(pg_cluster: pg.Cluster, pg_template: str,
                 "database_read_only"
             # writable again: served again
             pg_cluster.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
-            pg_cluster.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            pg_cluster.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                                f"WHERE datname = '{name}'")
             deadline = time.monotonic() + WAIT
             while http.post("/api/v1/events", json={"type": "disk.test"}).status_code != 201:
@@ -212,22 +212,48 @@ async def test_postgres_sessions_begun_read_only_are_dropped(pg_cluster: pg.Clus
     name = f"agentos_ro_{os.getpid()}_{time.monotonic_ns() % 10**9}"
     pg_cluster.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
     pg_cluster.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
-    changes, ready = open_store(pg_cluster.url(name)), open_store(pg_cluster.url(name))
+    stores = [open_store(pg_cluster.url(name)) for _ in range(3)]
+    probe, changes, ready = stores
     try:
+        assert await probe.unwritable() == errors.READ_ONLY
+        assert await a_change(probe) == errors.READ_ONLY
         await begun_now(changes)
         await begun_now(ready)
-        assert await changes.unwritable() == errors.READ_ONLY
-        await begun_now(changes)
-        assert await a_change(changes) == errors.READ_ONLY
-        await begun_now(changes)
         pg_cluster.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
-        # the first change may meet a session begun read-only; it drops them all
-        assert await a_change(changes) in (None, errors.READ_ONLY)
+        # the first change meets a session begun read-only; it drops them all
+        assert await a_change(changes) == errors.READ_ONLY
         assert await a_change(changes) is None
         assert await ready.unwritable() is None
     finally:
-        await changes.close()
-        await ready.close()
+        for store in stores:
+            await store.close()
+
+
+async def session(store: Store) -> int:
+    async with store.read() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_a_read_only_postgres_database_drops_sessions_seldom(
+        pg_cluster: pg.Cluster, pg_template: str) -> None:
+    """While the database stays read-only every change is refused: the pool's sessions
+    are dropped at the first refusal, not again at each (the reads after it would each
+    open a session)."""
+    name = f"agentos_ro_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    pg_cluster.execute(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    pg_cluster.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+    store = open_store(pg_cluster.url(name))
+    try:
+        first = await session(store)
+        assert await a_change(store) == errors.READ_ONLY  # drops the pool's sessions
+        second = await session(store)
+        assert second != first
+        for _ in range(3):
+            assert await a_change(store) == errors.READ_ONLY
+            assert await store.unwritable() == errors.READ_ONLY
+        assert await session(store) == second
+    finally:
+        await store.close()
 
 
 async def test_postgres_sessions_ended_by_the_server_do_not_make_it_unreachable(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -29,6 +30,7 @@ log = logging.getLogger("agentos.store")
 LISTEN_RETRY = 1.0  # seconds between reconnects of the LISTEN connection
 LISTEN_SLICE = 1.0  # seconds per wait for notifications, so a stop is noticed
 DRIVER_NAME = "agentos hot path"  # the driver connection's application_name
+READ_ONLY_DROP_S = 5.0  # seconds at least between drops of the pool's read-only sessions
 
 
 class PostgresStore(Store):
@@ -49,6 +51,7 @@ class PostgresStore(Store):
         # behind one another on one connection (each waits for its WAL flush)
         self._idle_writers: list[psycopg.AsyncConnection[Any]] = []
         self._writer_slots = asyncio.Semaphore(pool_size)
+        self._read_only_dropped_at = -READ_ONLY_DROP_S  # monotonic time of the last drop
 
     def _create_engine(self) -> AsyncEngine:
         engine = create_async_engine(
@@ -64,7 +67,7 @@ class PostgresStore(Store):
             json_serializer=json_dumps,
             json_deserializer=json_loads,
         )
-        event.listen(engine.sync_engine, "handle_error", _drop_read_only_session)
+        event.listen(engine.sync_engine, "handle_error", self._read_only_refusal)
         return engine
 
     @asynccontextmanager
@@ -187,10 +190,24 @@ class PostgresStore(Store):
             log.info("analyzed %s", ", ".join(analyzed), extra={"action": "analyzed"})
         return analyzed
 
+    def _read_only_refusal(self, context: Any) -> None:
+        """A change refused as read-only (SQLAlchemy's handle_error). A session keeps the
+        default_transaction_read_only it began with, so once the database takes changes
+        again only new sessions see it: the pool's sessions are dropped then, at most
+        every ``READ_ONLY_DROP_S`` (while the database stays read-only every change is
+        refused: a drop at each would open a session for nearly every read after it)."""
+        if getattr(context.original_exception, "sqlstate", None) != _READ_ONLY_STATE:
+            return
+        now = time.monotonic()
+        if now - self._read_only_dropped_at >= READ_ONLY_DROP_S:
+            self._read_only_dropped_at = now
+            context.is_disconnect = True  # this session, and every older one in the pool
+
     async def unwritable(self) -> str | None:
         # a standby, or default_transaction_read_only set on the database or the server,
-        # refuses a write that changes nothing. A refusal drops the pool's sessions (a
-        # session keeps the default it began with), so a new one is asked before it counts
+        # refuses a write that changes nothing (on a table the server changes anyway: no
+        # privilege beyond its own). A refusal may drop the pool's sessions
+        # (_read_only_refusal): a new one is asked before it counts
         for _ in range(2):
             try:
                 async with self.read() as conn:
@@ -248,17 +265,9 @@ _STALE_STATISTICS = text(
     f"AND s.n_mod_since_analyze > {STALE_ROWS} + {STALE_SHARE} * greatest(c.reltuples, 0)")
 _ANALYZE_KEY = zlib.crc32(b"agentos.analyze")
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
-_WRITE_NOTHING = text("DELETE FROM alembic_version WHERE false")
+_WRITE_NOTHING = text("UPDATE consumers SET applied = applied WHERE false")
 _READ_ONLY_STATE = "25006"  # read_only_sql_transaction
 _UNLOCK = text("SELECT pg_advisory_unlock(:k)")
-
-
-def _drop_read_only_session(context: Any) -> None:
-    """A change refused as read-only: the pool's sessions are not used again. A session
-    keeps the default_transaction_read_only it began with, so once the database takes
-    changes again only new sessions see it (the pool opens them as it needs)."""
-    if getattr(context.original_exception, "sqlstate", None) == _READ_ONLY_STATE:
-        context.is_disconnect = True
 
 
 _ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
