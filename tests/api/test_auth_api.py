@@ -138,11 +138,13 @@ async def test_api_keys_are_shown_once_scoped_recorded_and_revocable(
 
 
 async def test_an_expired_key_is_401(api: httpx.AsyncClient, app: FastAPI) -> None:
-    soon = datetime.now(UTC) + timedelta(seconds=0.5)
-    made = (await api.post("/api/v1/api-keys", json={
-        "name": "old", "role": "viewer", "expires_at": soon.isoformat()})).json()
-    await asyncio.sleep(0.6)
-    async with client_for(app, made["key"]) as old:
+    # time enough for the create on a loaded machine (an expiry already past is refused)
+    soon = datetime.now(UTC) + timedelta(seconds=3)
+    made = await api.post("/api/v1/api-keys", json={
+        "name": "old", "role": "viewer", "expires_at": soon.isoformat()})
+    assert made.status_code == 201, made.text
+    await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.2)
+    async with client_for(app, made.json()["key"]) as old:
         error(await old.get("/api/v1/agents"), 401, "credential_expired")
 
 
