@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,7 +40,8 @@ LIFECYCLE = "task."  # the queue's own events
 # ------------------------------------------------------------ pure matching
 
 
-def _lookup(payload: dict[str, Any], dotted: str) -> tuple[bool, Any]:
+def lookup(payload: dict[str, Any], dotted: str) -> tuple[bool, Any]:
+    """(found, value) at the dotted path ``dotted`` of ``payload``."""
     value: Any = payload
     for part in dotted.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -55,6 +57,25 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+# JSON's true, false and null as dictionary keys apart from the numbers 1 and 0
+_TRUE, _FALSE, _NULL = object(), object(), object()
+
+
+def equality_key(value: Any) -> Hashable | None:
+    """A key equal to another's exactly when a filter finds the two values the same
+    (``_same``), for a JSON scalar; None for a list or an object, which filters
+    compare by value and a dictionary cannot hold."""
+    if value is True:
+        return _TRUE
+    if value is False:
+        return _FALSE
+    if value is None:
+        return _NULL
+    if isinstance(value, (str, int, float)):
+        return value
+    return None
+
+
 def mismatch(trigger: dict[str, Any], event_type: str, payload: dict[str, Any],
              capabilities: dict[str, bool] | None) -> str | None:
     """Why ``trigger`` does not fire for this event, or None when it does
@@ -65,7 +86,7 @@ def mismatch(trigger: dict[str, Any], event_type: str, payload: dict[str, Any],
         # routing makes tasks, tasks make task.* events: a "*" trigger would loop forever
         return f"{LIFECYCLE}* events only match triggers that name them"
     for key, expected in trigger.get("filter", {}).items():
-        found, value = _lookup(payload, key)
+        found, value = lookup(payload, key)
         if not found:
             return f"payload has no {key!r}"
         if isinstance(expected, list):
@@ -106,7 +127,7 @@ def task_input(trigger: dict[str, Any], event: Event) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
-            found, looked_up = _lookup(source, value[1:-1])
+            found, looked_up = lookup(source, value[1:-1])
             out[key] = looked_up if found else None
         else:
             out[key] = value

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos import approvals, consumers, events, ids, queue, registry, router
+from agentos import approvals, consumers, events, ids, queue, registry
 from agentos.aio import wait_wakeup
 from agentos.errors import AgentOSError, NotFound, Unavailable
 from agentos.events import Draft, Event
@@ -38,7 +38,7 @@ from agentos.store import approvals as store_approvals
 from agentos.store import consumers as store_consumers
 from agentos.store import workflows as store_workflows
 from agentos.tasks import TaskIn
-from agentos.workflows import definitions, expressions, plan
+from agentos.workflows import definitions, expressions, plan, waits
 from agentos.workflows import spec as spec_
 from agentos.workflows.plan import RunFacts, StepState
 from agentos.workflows.spec import Step, WorkflowSpec
@@ -54,7 +54,6 @@ SOURCE = "workflows"
 events.retain("workflows", lambda: store_workflows.events_needed(
     CONSUMER, [s.value for s in RunStatus if not s.final]))
 MAX_DEPTH = 8  # sub-runs within sub-runs
-MATCH_SLICE = 500  # wait filters tried between two yields to the event loop
 TIMER_INTERVAL = 1.0  # seconds between looks for lapsed approvals and waits
 TIMER_BATCH = 100
 IDLE_READ_S = 1.0  # while no run is running, the follower reads the log this often at most
@@ -627,37 +626,15 @@ async def results_of(store: Store, conn: AsyncConnection, batch: list[Event]) ->
 
 
 async def _matched_waits(conn: AsyncConnection, batch: list[Event]) -> list[Result]:
-    """The waits the batch's events end: each wait takes the first event after its
-    horizon whose type matches its glob and whose payload its filter. Only the waits
-    whose glob may match a type in the batch are read; each glob is matched once
-    against each type, so a wait's filter is tried only on events of its types; the
-    loop gives way to others every ``MATCH_SLICE`` filters tried."""
+    """The waits the batch's events end (``waits.first_matches``); only the waits whose
+    glob may match a type in the batch are read."""
     by_type: dict[str, list[Event]] = {}
     for event in batch:
         by_type.setdefault(event.type, []).append(event)
-    waits = await store_workflows.waits_for(conn, by_type)
-    if not waits:
+    found = await store_workflows.waits_for(conn, by_type)
+    if not found:
         return []
-    by_glob: dict[str, list[Any]] = {}
-    for w in waits:
-        by_glob.setdefault(w.event_glob, []).append(w)
-    matched: dict[tuple[str, str], Event] = {}
-    tried = 0
-    for glob, these in by_glob.items():
-        candidates = sorted((e for kind, found in by_type.items()
-                             if router.mismatch({"event": glob}, kind, {}, {}) is None
-                             for e in found), key=lambda e: e.seq)
-        for w in these if candidates else ():
-            for event in candidates:
-                if event.seq <= w.after_seq:
-                    continue
-                tried += 1
-                if tried % MATCH_SLICE == 0:
-                    await asyncio.sleep(0)
-                if router.mismatch({"event": glob, "filter": w.filter}, event.type,
-                                   event.payload, {}) is None:
-                    matched[(w.run_id, w.step)] = event
-                    break
+    matched = await waits.first_matches(found, by_type)
     taken = await store_workflows.take_waits(conn, list(matched))
     return [Result(run, step, StepStatus.SUCCEEDED, matched[(run, step)].to_dict(), wait=True)
             for run, step in matched if (run, step) in taken]
