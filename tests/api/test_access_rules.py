@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import func, select
 
-from agentos.api import access
+from agentos.api import access, hot_routes
 from agentos.dashboard.pages import BY_PATH
 from agentos.roles import Role
 from agentos.store import Store
@@ -53,10 +53,14 @@ def test_every_route_has_a_rule_and_every_rule_a_route(app: FastAPI) -> None:
     present = routes(app)
     assert [r for r in present if access.rule_for(*r) is None] == []
     assert sorted(set(access.RULES) - set(present)) == []
-    # the API routes are all FastAPI routes, so the guard runs for each of them
+    # the API routes are all FastAPI routes, so the guard runs for each of them, or the
+    # hot routes served ahead of some of them, whose endpoints run the guard first
     api_routes = [c.original_route for c in iter_route_contexts(app.router.routes)
                   if getattr(c.original_route, "path", "").startswith("/api/")]
-    assert api_routes and all(isinstance(r, APIRoute) for r in api_routes)
+    assert api_routes and all(isinstance(r, APIRoute | hot_routes.HotRoute)
+                              for r in api_routes)
+    assert {(m, r.path) for r in api_routes if isinstance(r, hot_routes.HotRoute)
+            for m in r.methods or ()} == set(hot_routes.HOT)
 
 
 async def test_no_credential_is_401_on_every_guarded_route(app: FastAPI,

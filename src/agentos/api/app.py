@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from agentos import __version__, audit, cache, projections, tokens, traces, users
-from agentos.api import access, openapi
+from agentos.api import access, hot_routes, openapi
 from agentos.api import errors as api_errors
 from agentos.api.middleware import AuditScope, BodyLimit, InputGuard, RequestLog
 from agentos.api.routes import (
@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.include_router(explain_routes.router)
     app.include_router(task_log_routes.router)
     app.include_router(dashboard.router)
+    hot_routes.install(app)  # the single writes agents send most, ahead of their routes
     app.add_middleware(InputGuard)  # innermost: it reads bodies BodyLimit has capped
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     access.document(app)

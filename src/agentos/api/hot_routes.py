@@ -1,0 +1,126 @@
+"""The writes agents and workers send one at a time, served without FastAPI's
+per-request machinery.
+
+Submitting a task, appending an event, acquiring or releasing a lock and completing
+an attempt are the requests a fleet sends most, one by one. FastAPI's handling of a
+request (its routing, its dependency resolution, checking the answer against the
+response model) costs about as much server CPU as Starlette's whole request does
+(``bench/http_floor.py``). So each of these is also a plain Starlette route, placed
+ahead of the FastAPI route of the same method and path, built from that route:
+
+- the same endpoint function, given what its parameters name: ``store``,
+  ``settings``, ``request``, ``response``, the path's parameters, and ``body``,
+  parsed and checked with the model the endpoint declares (a body it declares as
+  ``Any`` is the JSON value);
+- the same access rule, checked by the same ``access.guard`` first;
+- the same answers: the route's status code (or the one the endpoint set), its
+  ``response_model_exclude_none``, and a body that is not valid for the model
+  becomes the same 422 (``RequestValidationError``, answered by ``api.errors``).
+
+The FastAPI routes stay: they are what the OpenAPI document describes, and what
+answers a method these routes do not serve. ``tests/api/test_hot_routes.py`` sends
+the same requests, good and bad, to both and compares the answers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel, ValidationError
+from starlette.routing import Match, Route
+from starlette.types import Scope
+
+from agentos.api import access
+
+# (method, path) of the FastAPI routes served here too
+HOT = (
+    ("POST", "/api/v1/tasks"),
+    ("POST", "/api/v1/events"),
+    ("POST", "/api/v1/tasks/{task_id}/complete"),
+    ("POST", "/api/v1/locks/{resource:path}/acquire"),
+    ("POST", "/api/v1/locks/{resource:path}/release"),
+)
+_FROM_APP = {"store": "store", "settings": "settings"}  # parameter: app.state attribute
+
+
+class HotRoute(Route):
+    """A Starlette route that, like FastAPI's, tells the guard which route it is."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
+
+
+def install(app: FastAPI) -> None:
+    """Put a hot route ahead of each route of ``HOT`` (after every route is added)."""
+    found = {(method, c.original_route.path): c.original_route
+             for c in iter_route_contexts(app.router.routes)
+             if isinstance(c.original_route, APIRoute)
+             for method in c.original_route.methods or ()}
+    for method, path in reversed(HOT):
+        route = found[(method, path)]
+        app.router.routes.insert(0, HotRoute(path, _endpoint(route), methods=[method],
+                                              name=route.name, include_in_schema=False))
+
+
+def _endpoint(route: APIRoute) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette endpoint that runs ``route``'s endpoint as FastAPI would."""
+    call = route.endpoint
+    params = list(inspect.signature(call).parameters)
+    hints = typing.get_type_hints(call, include_extras=True)
+    model = hints.get("body")
+    model = model if isinstance(model, type) and issubclass(model, BaseModel) else None
+    known = {"request", "response", "body", *_FROM_APP, *route.param_convertors}
+    if unknown := [p for p in params if p not in known]:
+        raise TypeError(f"{route.path}: a hot route cannot give {unknown}")
+    status = route.status_code or 200
+    exclude_none = route.response_model_exclude_none
+
+    async def endpoint(request: Request) -> Response:
+        await access.guard(request)
+        answer = Response(status_code=0)  # what the endpoint sets, if it does
+        given: dict[str, Any] = {}
+        for name in params:
+            if name in _FROM_APP:
+                given[name] = getattr(request.app.state, _FROM_APP[name])
+            elif name == "request":
+                given[name] = request
+            elif name == "response":
+                given[name] = answer
+            elif name == "body":
+                given[name] = _body(await request.body(), model)
+            else:
+                given[name] = request.path_params[name]
+        out = await call(**given)
+        if isinstance(out, Response):
+            return out
+        if exclude_none:
+            out = {k: v for k, v in out.items() if v is not None}
+        return Response(orjson.dumps(out), status_code=answer.status_code or status,
+                        media_type="application/json")
+
+    return endpoint
+
+
+def _body(raw: bytes, model: type[BaseModel] | None) -> Any:
+    """The request body as the endpoint declares it; FastAPI's 422 when it is not."""
+    if not raw:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",),
+                                       "msg": "Field required", "input": None}])
+    value = orjson.loads(raw)  # the input guard has checked it is JSON
+    if model is None:
+        return value
+    try:  # from the value, as FastAPI does (JSON's words for errors differ)
+        return model.model_validate(value, from_attributes=True)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None

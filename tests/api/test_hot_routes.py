@@ -1,0 +1,134 @@
+"""The hot routes answer what the FastAPI routes of the same method and path answer.
+
+One scenario of good and bad requests to the five hot writes (submit, append,
+complete, lock acquire and release) runs twice on one app: once as it is, once with
+its hot routes taken out, so FastAPI's routes answer. Each half names its own
+resources, keys and tasks; ids, times and tokens aside, the answers are the same,
+status code and body.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from agentos.api import hot_routes
+from tests.api.test_tasks_api import publish
+
+# what differs between two halves that do the same: made ids, times, tokens
+VOLATILE = {"id", "seq", "created_at", "updated_at", "run_at", "lease_expires_at",
+            "started_at", "finished_at", "expires_at", "token", "correlation_id",
+            "causation_id", "task_id", "request_id", "ended_at", "duration_ms"}
+
+
+@contextmanager
+def without_hot_routes(app: FastAPI) -> Iterator[None]:
+    kept = list(app.router.routes)
+    app.router.routes[:] = [r for r in kept if not isinstance(r, hot_routes.HotRoute)]
+    assert len(app.router.routes) == len(kept) - len(hot_routes.HOT)
+    try:
+        yield
+    finally:
+        app.router.routes[:] = kept
+
+
+def same_shape(value: Any, tag: str) -> Any:
+    """``value`` with the half's tag taken out of strings and volatile values masked."""
+    if isinstance(value, dict):
+        return {k: "<made>" if k in VOLATILE and v is not None else same_shape(v, tag)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [same_shape(v, tag) for v in value]
+    if isinstance(value, str):
+        return re.sub(r"\b[0-9a-f]{8}-[0-9a-f-]{27}\b|\b[0-9a-f]{32}\b", "<id>",
+                      value.replace(tag, "<tag>"))
+    return value
+
+
+async def scenario(api: httpx.AsyncClient, tag: str) -> list[Any]:
+    """Good and bad single writes; every answer as (status, body, content type)."""
+    answers = []
+
+    async def send(path: str, body: Any = None, *, raw: bytes | None = None,
+                   method: str = "POST") -> dict[str, Any]:
+        r = await api.request(method, path, json=body if raw is None else None,
+                              content=raw)
+        answers.append((method, same_shape(path, tag), r.status_code,
+                        r.headers.get("content-type"),
+                        same_shape(r.json() if r.content else None, tag)))
+        return r.json() if r.content and r.headers.get(
+            "content-type") == "application/json" else {}
+
+    task = {"agent": "a", "input": {"q": tag}, "priority": 7, "idempotency_key": f"k-{tag}"}
+    made = await send("/api/v1/tasks", task)
+    await send("/api/v1/tasks", task)  # the same key again: 200, the first task
+    await send("/api/v1/tasks", {**task, "priority": 3})  # 409 idempotency_conflict
+    for bad in ({}, [], None, {"agent": "nope"}, {"agent": "a", "priority": "x"},
+                {"agent": "a", "input": 5}, {"agent": "a", "extra": 1}):
+        await send("/api/v1/tasks", bad)
+    await send("/api/v1/tasks", raw=b"")
+    await send("/api/v1/tasks", raw=b"{\"agent\": \"a\"")
+    await send("/api/v1/tasks", method="PUT")
+
+    await send("/api/v1/events", {"type": "device.ready", "payload": {"tag": tag}})
+    await send("/api/v1/events", {"type": "device.ready", "dedup_key": f"d-{tag}"})
+    await send("/api/v1/events", {"type": "device.ready", "dedup_key": f"d-{tag}"})
+    await send("/api/v1/events", {"events": [{"type": "a.b"}, {"type": "c.d",
+                                                               "priority": "high"}]})
+    for bad in ({}, {"type": ""}, {"events": [{"type": "a"}, {"tipe": 1}]}, [1], None):
+        await send("/api/v1/events", bad)
+    await send("/api/v1/events", raw=b"")
+
+    claimed = await api.post("/api/v1/tasks/claim", json={"worker_id": f"w-{tag}",
+                                                          "limit": 1})
+    [task_claimed] = claimed.json()["tasks"]
+    assert task_claimed["id"] == made["id"]
+    done = f"/api/v1/tasks/{made['id']}/complete"
+    for bad in ({}, {"attempt": "x"}, {"attempt": 1, "extra": 1}, {"attempt": 1, "cost": -1},
+                {"attempt": 1, "output": []}, [], None):
+        await send(done, bad)
+    await send(done, raw=b"")
+    await send(done, {"attempt": 2})  # 409 stale_attempt
+    await send(f"/api/v1/tasks/nope-{tag}/complete", {"attempt": 1})  # 404
+    await send(done, {"attempt": 1, "output": {"ok": tag}, "tokens": {"total": 3},
+                      "logs": [{"message": "done"}]})
+    await send(done, {"attempt": 1})  # 409: it ended
+    await send(done, method="GET")
+
+    lock = f"/api/v1/locks/dev:{tag}/p1"
+    held = await send(f"{lock}/acquire", {"owner": f"o-{tag}", "ttl_s": 30})
+    await send(f"{lock}/acquire", {"owner": f"p-{tag}", "ttl_s": 30})  # not granted
+    for bad in ({}, {"owner": ""}, {"owner": "o", "ttl_s": -1}, {"owner": "o", "wait_s": 1e9},
+                {"owner": "o", "priority": 99}, {"owner": "o", "nope": 1}, None):
+        await send(f"{lock}/acquire", bad)
+    await send(f"{lock}/acquire", raw=b"")
+    await send(f"{lock}/release", {"owner": f"p-{tag}", "token": held["token"]})  # 409
+    for bad in ({}, {"owner": f"o-{tag}"}, {"owner": f"o-{tag}", "token": 0},
+                {"owner": f"o-{tag}", "token": "x"}, None):
+        await send(f"{lock}/release", bad)
+    await send(f"{lock}/release", {"owner": f"o-{tag}", "token": held["token"]})
+    await send(f"{lock}/release", {"owner": f"o-{tag}", "token": held["token"]})  # 409
+    await send("/api/v1/locks/%00/acquire", {"owner": "o"})
+    return answers
+
+
+async def test_hot_routes_answer_as_fastapi_does(app: FastAPI, api: httpx.AsyncClient,
+                                                 anon: httpx.AsyncClient) -> None:
+    await publish(api)
+    hot = await scenario(api, "hot")
+    with without_hot_routes(app):
+        plain = await scenario(api, "plain")
+    assert len(hot) == len(plain)
+    for mine, theirs in zip(hot, plain, strict=True):
+        assert mine == theirs
+    assert {status for _, _, status, _, _ in hot} >= {200, 201, 400, 404, 405, 409, 422}
+    # the guard: no credential is 401 on each, as on the FastAPI route
+    for method, path in hot_routes.HOT:
+        concrete = path.replace("{task_id}", "t").replace("{resource:path}", "r")
+        r = await anon.request(method, concrete, json={})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "credential_required"
