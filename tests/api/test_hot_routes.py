@@ -50,14 +50,19 @@ def same_shape(value: Any, tag: str) -> Any:
     return value
 
 
+def lock_path(tag: str) -> str:
+    return f"/api/v1/locks/dev:{tag}/p1"
+
+
 async def scenario(api: httpx.AsyncClient, tag: str) -> list[Any]:
     """Good and bad single writes; every answer as (status, body, content type)."""
     answers = []
 
     async def send(path: str, body: Any = None, *, raw: bytes | None = None,
-                   method: str = "POST") -> dict[str, Any]:
+                   method: str = "POST", media: str | None = None) -> dict[str, Any]:
         r = await api.request(method, path, json=body if raw is None else None,
-                              content=raw)
+                              content=raw,
+                              headers={"content-type": media} if media else None)
         answers.append((method, same_shape(path, tag), r.status_code,
                         r.headers.get("content-type"),
                         same_shape(r.json() if r.content else None, tag)))
@@ -73,6 +78,12 @@ async def scenario(api: httpx.AsyncClient, tag: str) -> list[Any]:
         await send("/api/v1/tasks", bad)
     await send("/api/v1/tasks", raw=b"")
     await send("/api/v1/tasks", raw=b"{\"agent\": \"a\"")
+    for media in ("text/plain", "application/yaml", "application/octet-stream",
+                  "application/x-www-form-urlencoded", "", "application/vnd.x+json",
+                  "APPLICATION/JSON; charset=utf-8", "json", "application/json-seq"):
+        await send("/api/v1/tasks", raw=b"agent: a", media=media)
+        await send("/api/v1/tasks", raw=b'{"agent": "a", "input": {"q": 1}}', media=media)
+        await send(f"{lock_path(tag)}/acquire", raw=b"owner: o", media=media)
     await send("/api/v1/tasks", method="PUT")
 
     await send("/api/v1/events", {"type": "device.ready", "payload": {"tag": tag}})
@@ -100,7 +111,7 @@ async def scenario(api: httpx.AsyncClient, tag: str) -> list[Any]:
     await send(done, {"attempt": 1})  # 409: it ended
     await send(done, method="GET")
 
-    lock = f"/api/v1/locks/dev:{tag}/p1"
+    lock = lock_path(tag)
     held = await send(f"{lock}/acquire", {"owner": f"o-{tag}", "ttl_s": 30})
     await send(f"{lock}/acquire", {"owner": f"p-{tag}", "ttl_s": 30})  # not granted
     for bad in ({}, {"owner": ""}, {"owner": "o", "ttl_s": -1}, {"owner": "o", "wait_s": 1e9},

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 
 from agentos import audit, tokens
+from agentos.api.middleware import JSON_BODY
 from agentos.dashboard.pages import PAGES
 from agentos.errors import Forbidden, Unauthorized
 from agentos.roles import Role
@@ -328,10 +329,13 @@ async def _json_body(request: Request) -> dict[str, Any] | None:
             "json" not in request.headers.get("content-type", "") or \
             not length.isdigit() or int(length) > SUMMARY_MAX_BYTES:
         return None
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
+    if JSON_BODY in request.scope:  # parsed by the input guard
+        body = request.scope[JSON_BODY]
+    else:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
     return body if isinstance(body, dict) else None
 
 

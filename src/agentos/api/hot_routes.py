@@ -38,6 +38,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from agentos.api import access
+from agentos.api.middleware import JSON_BODY
 
 # (method, path) of the FastAPI routes served here too
 HOT = (
@@ -97,7 +98,7 @@ def _endpoint(route: APIRoute) -> Callable[[Request], Awaitable[Response]]:
             elif name == "response":
                 given[name] = answer
             elif name == "body":
-                given[name] = _body(await request.body(), model)
+                given[name] = _body(request, await request.body(), model)
             else:
                 given[name] = request.path_params[name]
         out = await call(**given)
@@ -111,12 +112,20 @@ def _endpoint(route: APIRoute) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-def _body(raw: bytes, model: type[BaseModel] | None) -> Any:
-    """The request body as the endpoint declares it; FastAPI's 422 when it is not."""
+def _body(request: Request, raw: bytes, model: type[BaseModel] | None) -> Any:
+    """The request body as the endpoint declares it, read as FastAPI reads it: JSON
+    only when labelled JSON, else its bytes; FastAPI's 422 when it is not valid."""
     if not raw:
         raise RequestValidationError([{"type": "missing", "loc": ("body",),
                                        "msg": "Field required", "input": None}])
-    value = orjson.loads(raw)  # the input guard has checked it is JSON
+    value: Any = raw
+    if _labelled_json(request.headers.get("content-type", "")):
+        try:  # the input guard parsed it, or refused it unless it was not labelled JSON
+            value = request.scope[JSON_BODY] if JSON_BODY in request.scope \
+                else orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos),
+                                           "msg": "JSON decode error", "input": {}}]) from None
     if model is None:
         return value
     try:  # from the value, as FastAPI does (JSON's words for errors differ)
@@ -124,3 +133,9 @@ def _body(raw: bytes, model: type[BaseModel] | None) -> Any:
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+def _labelled_json(media: str) -> bool:
+    """``application/json`` or ``application/...+json`` (FastAPI's test)."""
+    kind, _, sub = media.split(";")[0].strip().lower().partition("/")
+    return kind == "application" and (sub == "json" or sub.endswith("+json"))

@@ -27,6 +27,9 @@ from agentos.api import request_metrics
 log = logging.getLogger("agentos.http")
 REQUEST_ID_HEADER = b"x-request-id"
 _GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # one a proxy gives us, if sane
+# the scope key of a request body the input guard parsed as JSON and passed (its value,
+# for the access guard's audit summary and the hot routes, which need not parse it again)
+JSON_BODY = "agentos.json_body"
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 
 
@@ -142,7 +145,8 @@ class InputGuard:
     string or key, a query or a path parameter, JSON nested deeper than
     ``inputs.MAX_DEPTH``, an integer past 64 bits, NaN or Infinity (422
     ``invalid_input``, each field named in ``details.errors``). A body is read once
-    here (``BodyLimit`` caps it) and handed on unchanged."""
+    here (``BodyLimit`` caps it) and handed on unchanged; one that passed as JSON is
+    also in the scope, parsed (``JSON_BODY``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -233,6 +237,7 @@ async def _body_refused(scope: Scope, raw: bytes, send: Send) -> bool:
     if inputs.needs_walk(raw, value) and (errors := inputs.problems(value)):
         await _invalid(send, errors)
         return True
+    scope[JSON_BODY] = value
     return False
 
 
