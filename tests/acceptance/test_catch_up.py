@@ -3,13 +3,16 @@
 The log is filled with ``BACKLOG`` task events before ``agentos serve`` starts; its
 projections, the workflow engine's consumer and the automatic metrics then read all of
 them. Meanwhile ``/health`` and an API call (the projections' status, which reads the
-database) must each answer within ``LATENCY_S``. On SQLite every statement runs on the
-server's event loop: a runner that did not take turns held it until it had caught up,
-so the server did not even answer ``/health`` for the tens of seconds that took.
+database) must keep answering, the median within ``LATENCY_S``. On SQLite every
+statement runs on the server's event loop: a runner that did not take turns held it
+until it had caught up, so the server did not even answer ``/health`` for the tens of
+seconds that took. The count of requests answered while still behind (``MIN_SAMPLES``)
+tells that apart; one slow answer (a loaded machine's stall) is bounded by ``STALL_S``.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +23,11 @@ from tests import backlog
 from tests.acceptance.conftest import admin_token, environment, start
 
 BACKLOG = 30_000  # events: several seconds of catching up on either backend
-LATENCY_S = 1.0  # seconds a request may take while the server catches up
+LATENCY_S = 1.0  # seconds the median request may take while the server catches up
+STALL_S = 10.0  # seconds any one request may take (a GC pause or a starved CPU)
 CATCH_UP_S = 180.0  # seconds for the server to read the whole backlog
-MIN_SAMPLES = 5  # requests timed while still behind: the catch-up was really under way
+MIN_SAMPLES = 10  # requests answered while still behind (25-55 on a quiet machine): a
+# server holding its loop answers none until it has caught up
 
 
 def timed(http: httpx.Client, path: str) -> tuple[float, Any]:
@@ -56,7 +61,8 @@ def test_requests_answered_while_catching_up(database_url: str, tmp_path: Path) 
     print({k: (len(v), sorted(v)[-5:]) for k, v in latencies.items()})
     assert len(latencies["health"]) >= MIN_SAMPLES, f"caught up too soon to tell: {latencies}"
     for path, took in latencies.items():
-        assert max(took) < LATENCY_S, (path, sorted(took)[-5:])
+        assert statistics.median(took) < LATENCY_S, (path, sorted(took))
+        assert max(took) < STALL_S, (path, sorted(took)[-5:])
     third = BACKLOG // 3  # every event folded once: none skipped while taking turns
     assert {k: total["items"]["total"][k] for k in ("created", "started", "succeeded")} \
         == {"created": third, "started": third, "succeeded": third}

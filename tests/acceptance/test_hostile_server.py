@@ -12,40 +12,58 @@ import httpx
 from tests.acceptance.conftest import Server
 from tests.unit.test_document_bounds import laughs
 
-HEALTH_BOUND = 0.5  # seconds /health may take while the bombs are refused
+BOUND_S = 5.0  # seconds a refusal or a /health may take: a loaded machine's stall, not
+# the minutes a parse of the bomb took
 
 
 def test_a_yaml_bomb_is_refused_at_once_and_health_keeps_answering(server: Server) -> None:
+    """Every refusal comes within ``BOUND_S`` and /health, asked all along, answers
+    between each refusal and the next, each answer within ``BOUND_S`` too."""
     bomb = laughs(9)  # 342 bytes for 387 million strings: stalled the server, grew 10 GB
-    slowest = 0.0
+    slowest, probes = 0.0, 0
+    failed: list[BaseException] = []
     stop = threading.Event()
 
     def probe() -> None:
-        nonlocal slowest
-        with httpx.Client(base_url=server.url, timeout=5.0) as http:
+        nonlocal slowest, probes
+        with httpx.Client(base_url=server.url, timeout=60.0) as http:
             while not stop.is_set():
                 began = time.monotonic()
-                assert http.get("/health").status_code == 200
+                try:
+                    assert http.get("/health").status_code == 200
+                except BaseException as exc:  # seen by the test, not lost with the thread
+                    failed.append(exc)
+                    return
                 slowest = max(slowest, time.monotonic() - began)
+                probes += 1
                 time.sleep(0.01)
+
+    def answered_since(seen: int) -> None:
+        deadline = time.monotonic() + BOUND_S
+        while probes == seen and not failed:
+            assert time.monotonic() < deadline, "/health did not answer"
+            time.sleep(0.005)
 
     prober = threading.Thread(target=probe)
     prober.start()
     try:
+        answered_since(0)
         with httpx.Client(base_url=server.url, timeout=10.0,
                           headers={"Authorization": f"Bearer {server.token}",
                                    "Content-Type": "application/yaml"}) as http:
             for _ in range(20):
-                began = time.monotonic()
+                seen, began = probes, time.monotonic()
                 r = http.post("/api/v1/agents/import", content=bomb)
-                assert time.monotonic() - began < 1.0
+                assert time.monotonic() - began < BOUND_S
                 assert r.status_code == 413, r.text
                 assert r.json()["error"]["code"] == "document_too_large"
+                answered_since(seen)  # health keeps answering
             assert http.get("/api/v1/agents").json()["agents"] == []
     finally:
         stop.set()
         prober.join()
-    assert slowest < HEALTH_BOUND, slowest
+    assert not failed, failed
+    assert slowest < BOUND_S, slowest
 
 
 def test_bad_requests_in_a_row_keep_the_connection(server: Server) -> None:

@@ -92,14 +92,21 @@ async def test_lists_keyed_by_name_or_id_page_in_key_order(sdk: AsyncClient) -> 
 
 
 async def test_lock_block_holds_renews_and_releases(sdk: AsyncClient) -> None:
-    async with sdk.lock("device:pixel-7", "alice", ttl_s=0.6, wait_s=1) as lease:
+    # a renewal every ttl/3 (2 s): a late one (a loaded machine's stall) still comes
+    # long before the lease would lapse, and only a renewal moves the expiry later
+    async with sdk.lock("device:pixel-7", "alice", ttl_s=6, wait_s=1) as lease:
         held = await sdk.get_lock("device:pixel-7")
         assert held.holder is not None and held.holder.owner == "alice"
         assert held.holder.token == lease.token
         first_expiry = held.holder.expires_at
-        await asyncio.sleep(0.5)  # a renewal every ttl/3
-        renewed = await sdk.get_lock("device:pixel-7")
-        assert renewed.holder is not None and renewed.holder.expires_at > first_expiry
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            renewed = await sdk.get_lock("device:pixel-7")
+            assert renewed.holder is not None and renewed.holder.token == lease.token
+            if renewed.holder.expires_at > first_expiry:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "never renewed"
+            await asyncio.sleep(0.1)
         assert not lease.lost
     assert (await sdk.get_lock("device:pixel-7")).holder is None
 

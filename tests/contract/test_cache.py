@@ -13,7 +13,9 @@ import pytest
 from agentos import agent_spec, cache, registry
 from agentos.store import Store, open_store
 
-NOTIFY_BOUND = 0.5  # seconds for a NOTIFY to reach the other store
+NOTIFY_BOUND = 10.0  # seconds for a NOTIFY to reach the other store: a loaded machine's
+# stalls, far below LONG_TTL (asserted in use), so only the NOTIFY can explain it
+STALL_S = 5.0  # seconds past the short TTL a loaded machine may take on SQLite
 
 
 def definition(description: str, version: str = "1.0.0") -> agent_spec.AgentSpec:
@@ -83,10 +85,11 @@ async def test_another_process_converges(database_url: str, backend: str) -> Non
         await registry.create(writer, definition("after"))
         began = time.monotonic()
         while (await registry.get(reader, "cached")).definition["description"] != "after":
-            assert time.monotonic() - began < cache.SHORT_TTL + 0.5, "never converged"
+            assert time.monotonic() - began < NOTIFY_BOUND, "never converged"
             await asyncio.sleep(0.01)
         took = time.monotonic() - began
-        assert took < (NOTIFY_BOUND if backend == "postgres" else cache.SHORT_TTL + 0.1), took
+        assert took < (NOTIFY_BOUND if backend == "postgres" else cache.SHORT_TTL + STALL_S), \
+            took
     finally:
         listening.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -6,7 +6,6 @@ backends, against the fake OpenAI-compatible server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -222,15 +221,21 @@ async def test_a_hold_keeps_tasks_until_it_lapses_on_both_claim_paths(store: Sto
     await agent(store, "plain", {"type": "python", "target": "tests.handlers:echo"})
     await agent(store, "capped", {"type": "python", "target": "tests.handlers:echo"},
                 limits={"concurrency": 1})  # claimed by the capped agents' path
-    soon = datetime.now(UTC) + timedelta(seconds=1.5)
+    # held for an hour: nothing a loaded machine does in between can outlast it
     async with store.write() as conn:
         for name in ("plain", "capped"):
-            await store_holds.hold(conn, name, budgets.HOLD, "1", soon, {})
+            await store_holds.hold(conn, name, budgets.HOLD, "1",
+                                   datetime.now(UTC) + timedelta(hours=1), {})
     ids = [await submit(store, "plain"), await submit(store, "capped")]
     await Worker(store, burst=True, poll_interval=0.05).run()
     assert [(await queue.get(store, i)).status for i in ids] == [Status.PENDING] * 2
-    await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
-    done = await run(store, *ids)  # the period rolled: the hold lapsed on its own
+    # then the period rolls: its end moves into the past, the hold's row stays (not
+    # released), so only the claim's comparison of ``until`` with now lets them run
+    async with store.write() as conn:
+        for name in ("plain", "capped"):
+            await store_holds.hold(conn, name, budgets.HOLD, "1",
+                                   datetime.now(UTC) - timedelta(minutes=1), {})
+    done = await run(store, *ids)  # the hold lapsed on its own
     assert [t.status for t in done] == [Status.SUCCEEDED] * 2
 
 
