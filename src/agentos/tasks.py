@@ -192,7 +192,7 @@ class Task:
             "id": self.id, "seq": self.seq, "agent": self.agent, "version": self.agent_version,
             "input": self.input, "priority": self.priority, "status": self.status.value,
             "attempt": self.attempt, "max_retries": self.max_retries,
-            "timeout_s": self.timeout_s, "run_at": iso(self.run_at),
+            "timeout_s": float(self.timeout_s), "run_at": iso(self.run_at),
             "lease_expires_at": iso(self.lease_expires_at), "worker_id": self.worker_id,
             "started_at": iso(self.started_at), "cancel_requested": self.cancel_requested,
             "idempotency_key": self.idempotency_key, "correlation_id": self.correlation_id,

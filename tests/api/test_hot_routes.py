@@ -9,13 +9,15 @@ status code and body.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import FastAPI
+import pytest
+from fastapi import Body, Depends, FastAPI, Header
 
 from agentos.api import hot_routes
 from tests.api.test_tasks_api import publish
@@ -64,8 +66,9 @@ async def scenario(api: httpx.AsyncClient, tag: str) -> list[Any]:
                               content=raw,
                               headers={"content-type": media} if media else None)
         answers.append((method, same_shape(path, tag), r.status_code,
-                        r.headers.get("content-type"),
-                        same_shape(r.json() if r.content else None, tag)))
+                        r.headers.get("content-type"), r.headers.get("allow"),
+                        # as text: the keys' order too
+                        json.dumps(same_shape(r.json() if r.content else None, tag))))
         return r.json() if r.content and r.headers.get(
             "content-type") == "application/json" else {}
 
@@ -125,6 +128,10 @@ async def scenario(api: httpx.AsyncClient, tag: str) -> list[Any]:
     await send(f"{lock}/release", {"owner": f"o-{tag}", "token": held["token"]})
     await send(f"{lock}/release", {"owner": f"o-{tag}", "token": held["token"]})  # 409
     await send("/api/v1/locks/%00/acquire", {"owner": "o"})
+    for method in ("PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"):
+        await send(f"{lock}/acquire", method=method)
+        await send(f"{lock}/release", method=method)
+        await send("/api/v1/events", method=method)
     return answers
 
 
@@ -137,9 +144,44 @@ async def test_hot_routes_answer_as_fastapi_does(app: FastAPI, api: httpx.AsyncC
     assert len(hot) == len(plain)
     for mine, theirs in zip(hot, plain, strict=True):
         assert mine == theirs
-    assert {status for _, _, status, _, _ in hot} >= {200, 201, 400, 404, 405, 409, 422}
+    assert {status for _, _, status, *_ in hot} >= {200, 201, 400, 404, 405, 409, 422}
     # the guard: no credential is 401 on each, as on the FastAPI route
     for method, path in hot_routes.HOT:
         concrete = path.replace("{task_id}", "t").replace("{resource:path}", "r")
         r = await anon.request(method, concrete, json={})
         assert r.status_code == 401 and r.json()["error"]["code"] == "credential_required"
+
+
+def test_a_route_using_what_a_hot_route_does_not_give_is_refused() -> None:
+    """Each thing the hot route would silently not honour is refused when it is built."""
+    app = FastAPI()
+
+    async def guard() -> None:
+        return None
+
+    @app.post("/a/{n}")
+    async def typed(n: int) -> dict[str, Any]:
+        return {}
+
+    @app.post("/b", dependencies=[Depends(guard)])
+    async def depends() -> dict[str, Any]:
+        return {}
+
+    @app.post("/c")
+    async def embedded(body: Annotated[dict[str, Any], Body(embed=True)]) -> dict[str, Any]:
+        return {}
+
+    @app.post("/d", response_model_exclude_unset=True)
+    async def unset() -> dict[str, Any]:
+        return {}
+
+    @app.post("/e")
+    async def header(user_agent: Annotated[str, Header()]) -> dict[str, Any]:
+        return {}
+
+    for path, problem in [("/a/{n}", "path parameter 'n' is not a str"),
+                          ("/b", "dependencies of its own"), ("/c", "a body of"),
+                          ("/d", "response model options"), ("/e", "a parameter 'user_agent'")]:
+        [route] = [r for r in app.routes if getattr(r, "path", None) == path]
+        with pytest.raises(TypeError, match=re.escape(problem)):
+            hot_routes._endpoint(route)  # type: ignore[arg-type]

@@ -56,8 +56,9 @@ class HotRoute(Route):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
-        if match is not Match.NONE:
-            child["route"] = self
+        if match is not Match.FULL:  # another method: the FastAPI routes answer (a 405's
+            return Match.NONE, {}  # Allow header names their methods)
+        child["route"] = self
         return match, child
 
 
@@ -74,17 +75,19 @@ def install(app: FastAPI) -> None:
 
 
 def _endpoint(route: APIRoute) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette endpoint that runs ``route``'s endpoint as FastAPI would."""
+    """The Starlette endpoint that runs ``route``'s endpoint as FastAPI would; a
+    TypeError for a route using what it does not give (see ``_unsupported``)."""
     call = route.endpoint
     params = list(inspect.signature(call).parameters)
     hints = typing.get_type_hints(call, include_extras=True)
     model = hints.get("body")
     model = model if isinstance(model, type) and issubclass(model, BaseModel) else None
-    known = {"request", "response", "body", *_FROM_APP, *route.param_convertors}
-    if unknown := [p for p in params if p not in known]:
-        raise TypeError(f"{route.path}: a hot route cannot give {unknown}")
+    if problems := _unsupported(route, params, hints):
+        raise TypeError(f"{route.path} cannot be a hot route: {'; '.join(problems)}")
     status = route.status_code or 200
     exclude_none = route.response_model_exclude_none
+    # the answer's keys, in the response model's order (FastAPI would drop any other)
+    fields = tuple(route.response_model.model_fields) if route.response_model else None
 
     async def endpoint(request: Request) -> Response:
         await access.guard(request)
@@ -104,12 +107,43 @@ def _endpoint(route: APIRoute) -> Callable[[Request], Awaitable[Response]]:
         out = await call(**given)
         if isinstance(out, Response):
             return out
+        if fields is not None:
+            out = {k: out[k] for k in fields if k in out}
         if exclude_none:
             out = {k: v for k, v in out.items() if v is not None}
-        return Response(orjson.dumps(out), status_code=answer.status_code or status,
+        sent = Response(orjson.dumps(out), status_code=answer.status_code or status,
                         media_type="application/json")
+        sent.raw_headers += [(k, v) for k, v in answer.raw_headers
+                             if k not in (b"content-length", b"content-type")]
+        return sent
 
     return endpoint
+
+
+def _unsupported(route: APIRoute, params: list[str], hints: dict[str, Any]) -> list[str]:
+    """What ``route`` declares that a hot route would not honour: a parameter other
+    than those it gives, a path parameter not a string, a body neither a Pydantic model
+    nor ``Annotated[Any, Body()]``, dependencies of its own, response model options
+    other than ``exclude_none``."""
+    known = {"request", "response", "body", *_FROM_APP, *route.param_convertors}
+    problems = [f"a parameter {p!r}" for p in params if p not in known]
+    problems += [f"path parameter {p!r} is not a str" for p in route.param_convertors
+                 if p in params and hints.get(p) is not str]
+    body = hints.get("body")
+    if "body" in params and not (isinstance(body, type) and issubclass(body, BaseModel)) \
+            and not (typing.get_origin(body) is typing.Annotated
+                     and typing.get_args(body)[0] is Any):
+        problems.append(f"a body of {body}")
+    if route.dependencies:
+        problems.append("dependencies of its own")
+    if route.response_model is not None and not (
+            isinstance(route.response_model, type)
+            and issubclass(route.response_model, BaseModel)):
+        problems.append(f"a response model {route.response_model}")
+    if route.response_model_exclude_unset or route.response_model_exclude_defaults \
+            or route.response_model_include or route.response_model_exclude:
+        problems.append("response model options other than exclude_none")
+    return problems
 
 
 def _body(request: Request, raw: bytes, model: type[BaseModel] | None) -> Any:

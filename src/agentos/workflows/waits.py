@@ -11,6 +11,7 @@ loop every ``SLICE`` filters tried.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -46,10 +47,11 @@ async def first_matches(waits: Sequence[Any], by_type: dict[str, list[Event]]
         for fields, keyed in by_fields.items():
             index = await _index(candidates, fields, pace)
             for w in keyed:
-                found = index.get(tuple(router.equality_key(w.filter[f]) for f in fields), ())
-                event = next((e for e in found if e.seq > w.after_seq), None)
-                if event is not None:
-                    matched[(w.run_id, w.step)] = event
+                await pace.step()
+                found = index.get(tuple(router.equality_key(w.filter[f]) for f in fields), [])
+                at = bisect.bisect_right(found, w.after_seq, key=_seq)  # the first after
+                if at < len(found):
+                    matched[(w.run_id, w.step)] = found[at]
         for w in one_by_one:
             for event in candidates:
                 if event.seq <= w.after_seq:
@@ -60,6 +62,10 @@ async def first_matches(waits: Sequence[Any], by_type: dict[str, list[Event]]
                     matched[(w.run_id, w.step)] = event
                     break
     return matched
+
+
+def _seq(event: Event) -> int:
+    return event.seq
 
 
 async def _index(events: list[Event], fields: tuple[str, ...], pace: _Pace
