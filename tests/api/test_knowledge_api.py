@@ -137,8 +137,7 @@ async def test_the_api_answers_while_a_vector_search_runs(api: httpx.AsyncClient
     assert r.status_code == 200, r.text
     assert r.json()["mode"] == "hybrid" and r.json()["warning"] is None
     assert any("vector" in d["matched"] for d in r.json()["documents"])
-    # Then /health answered throughout: many times while the search ran (40-95 on a
-    # quiet machine). Computed on the event loop, the search kept /health waiting for
-    # all of it (one or two answers); the count, not one answer's time, tells them
-    # apart, so a loaded machine's stall in the middle does not fail it
-    assert len(waits) >= 10, (took, waits)
+    # Then /health answered throughout, each time well within the search's own time
+    # (computed on the event loop, the search kept /health waiting for all of it)
+    assert len(waits) >= 3, (took, waits)
+    assert max(waits) < max(0.25, took / 3), (took, max(waits))
