@@ -20,6 +20,7 @@ from agentos import events, locks, patterns
 from agentos.aio import wait_wakeup
 from agentos.events import Event
 from agentos.store import Store
+from agentos.store import workflows as store_workflows
 
 log = logging.getLogger("agentos.bus")
 
@@ -42,13 +43,14 @@ class Bus:
         self._arrived = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribers = 0  # none: the pump reads nothing; the head is read when one comes
+        self._subscribed = asyncio.Event()  # set when a subscriber comes
         self._behind = False  # the log may be past ``cursor`` (it went unread, nobody listened)
 
     async def start(self) -> None:
         self.cursor = await events.head_seq(self.store)
-        # the one LISTEN connection of the process also wakes lock waiters
-        # when another server grants them a lock
-        channels = [events.CHANNEL, locks.CHANNEL]
+        # the one LISTEN connection of the process also wakes lock waiters when another
+        # server grants them a lock, and an idle workflow engine when a run starts there
+        channels = [events.CHANNEL, locks.CHANNEL, store_workflows.RUNS_CHANNEL]
         self._tasks = [asyncio.create_task(self._pump(), name="bus-pump"),
                        asyncio.create_task(self.store.listen([*channels, *self.also_listen]),
                                            name="bus-listen")]
@@ -76,10 +78,12 @@ class Bus:
             wakeup.clear()
             if not self._subscribers:
                 # nobody to hand events to: reading them back (even the head) would cost
-                # an appending server a good part of the append; a subscriber that comes
-                # asks for the head (``head``), and one behind the ring reads the log
+                # an appending server a good part of the append, and waking at each append
+                # a turn of its loop; a subscriber that comes asks for the head (``head``)
+                # and wakes the pump, and one behind the ring reads the log
                 self._behind = True
-                await wait_wakeup(wakeup, self.poll_interval)
+                self._subscribed.clear()
+                await self._subscribed.wait()
                 continue
             if self._behind:
                 try:
@@ -116,6 +120,7 @@ class Bus:
         on), in order, forever. Resume by passing the last ``seq`` you handled."""
         patterns.check_event_glob(type_glob)
         self._subscribers += 1  # the pump reads events again from its next pass
+        self._subscribed.set()
         try:
             cursor = await self.head() if after_seq is None else after_seq
             while True:

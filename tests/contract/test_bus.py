@@ -1,6 +1,7 @@
 """In-process subscriptions: ordered, filtered, resumable, fed from commits."""
 
 import asyncio
+from typing import Any
 
 from agentos import events
 from agentos.bus import Bus
@@ -80,5 +81,41 @@ async def test_an_unwatched_bus_reads_nothing_until_a_subscriber_comes(store: St
         assert [e.type for e in await asyncio.wait_for(reader, 2.0)] == ["late"]
         again = await asyncio.wait_for(take(bus, 3, after=0), 2.0)
         assert [e.type for e in again] == ["early.a", "early.b", "late"]
+    finally:
+        await bus.stop()
+
+
+async def test_appends_wake_no_unwatched_pump(store: Store) -> None:
+    """With no subscriber the pump waits for one, not for appends: 30 appends give it
+    no turn (each woke it before, a turn of an appending server's loop), and a
+    subscriber that comes still gets what is appended next."""
+    turns: list[int] = []
+    wakeup = store.wakeup
+
+    def counted(channel: str) -> Any:
+        found = wakeup(channel)
+        clear = found.clear
+
+        def cleared() -> None:  # the pump clears its wake-up at every turn
+            turns.append(1)
+            clear()
+
+        found.clear = cleared  # type: ignore[method-assign]
+        return found
+
+    store.wakeup = counted  # type: ignore[method-assign]
+    bus = Bus(store, poll_interval=5.0)
+    await bus.start()
+    try:
+        await asyncio.sleep(0.1)
+        before = len(turns)
+        for i in range(30):
+            await events.append(store, [EventIn(type="noise", payload={"i": i})])
+            await asyncio.sleep(0.01)  # the pump's turn, were it woken
+        assert len(turns) == before
+        reader = asyncio.create_task(take(bus, 1, "late"))
+        await asyncio.sleep(0.05)
+        await events.append(store, [EventIn(type="late")])
+        assert [e.type for e in await asyncio.wait_for(reader, 2.0)] == ["late"]
     finally:
         await bus.stop()

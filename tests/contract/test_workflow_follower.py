@@ -1,7 +1,7 @@
 """The workflow engine's follower of the log (``engine.follow``) on both backends:
-while no run is running a wake-up runs no batch, yet a backlog is read through, a run
-that starts is moved on at the next wake-up, and the cursor follows the log within
-``IDLE_READ_S``."""
+while no run is running an append wakes nothing and no batch runs, yet a backlog is
+read through, a run that starts (here or, on PostgreSQL, in another process) is moved
+on at once, and the cursor follows the log within ``IDLE_READ_S``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from agentos import audit, consumers, events
-from agentos.store import Store
+from agentos.store import Store, open_store
+from agentos.store import workflows as store_workflows
 from agentos.workflows import engine, runs
 from tests.contract.test_workflows import WAIT, agent, start, step, workflow
 from tests.waiting import eventually_async
@@ -107,6 +108,70 @@ async def test_an_idle_engine_s_cursor_follows_the_log_within_its_read_interval(
         await noise(store, 1)
         await eventually_async(lambda: cursor_at_head(store), 30, "the last append passed")
         assert batches == []
+
+
+async def test_appends_wake_no_idle_engine(store: Store, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """While no run is running an append wakes the follower no more: it waits for a run
+    to start, so 30 appends cost it no read (``idle`` was asked at each before, a turn
+    of the server's loop and a statement per append)."""
+    monkeypatch.setattr(engine, "IDLE_READ_S", 3600.0)
+    monkeypatch.setattr(store, "poll_interval", 3600.0)
+    asked: list[int] = []
+    original = engine.idle
+
+    async def counted(store: Store) -> bool:
+        asked.append(1)
+        return await original(store)
+
+    monkeypatch.setattr(engine, "idle", counted)
+    async with following(store) as batches:
+        await eventually_async(lambda: cursor_at_head(store), 30, "the first pass")
+        await asyncio.sleep(0.1)
+        before = len(asked)
+        for _ in range(30):
+            await noise(store, 1)
+            await asyncio.sleep(0.01)  # the follower's turn, were it woken
+        await asyncio.sleep(0.2)
+        assert len(asked) == before
+        assert batches == []
+
+
+async def test_a_run_started_in_another_process_wakes_an_idle_engine(
+        database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a run started by another server's store wakes this one's idle
+    follower by NOTIFY on ``RUNS_CHANNEL`` alone (a server's one LISTEN connection takes
+    it, beside the log's): with the poll and the pass put off for an hour and the log's
+    notifications not listened to, the start's events are read; then the event its wait
+    waits for ends the step. (SQLite has no cross-process wake-up; its followers poll.)"""
+    if backend != "postgres":
+        pytest.skip("no cross-process notification on SQLite")
+    monkeypatch.setattr(engine, "IDLE_READ_S", 3600.0)
+    here, there = open_store(database_url), open_store(database_url)
+    monkeypatch.setattr(here, "poll_interval", 3600.0)
+    listener = asyncio.create_task(here.listen([store_workflows.RUNS_CHANNEL]))
+    try:
+        await agent(there, "doubler", "wf_double")
+        await workflow(there, WAIT.replace("{timeout}", "600"))
+        async with following(here):
+            await eventually_async(lambda: cursor_at_head(here), 30, "the first pass")
+            await asyncio.sleep(0.2)  # the follower waits for a start now
+            run = await start(there, "waiter", {"device": "p7"})
+            await eventually_async(lambda: cursor_at_head(here), 30,
+                                   "the start's events read")
+            await events.append(here, [events.EventIn(
+                type="device.ready", payload={"device_id": "p7", "level": 4})])
+
+            async def ready_ended() -> bool:
+                found = await runs.get(here, run["id"])
+                return bool(step(found, "ready")["status"] == "succeeded")
+
+            await eventually_async(ready_ended, 30, "the wait's step to succeed")
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await here.close()
+        await there.close()
 
 
 async def test_the_cursor_passes_over_events_only_while_nothing_is_under_way(

@@ -37,6 +37,10 @@ links = workflow_step_tasks.c
 waits = workflow_waits.c
 artifacts = workflow_artifacts.c
 
+# notified by every commit that makes a run running (a start, a rerun): what an idle
+# engine waits for, where a running one is woken by every append
+RUNS_CHANNEL = "agentos_workflow_runs"
+
 def events_needed(consumer: str, running: Sequence[str]) -> Any:
     """Retention's rule for workflows (a condition on ``events``): the chain of a run
     whose status is one of ``running``, and every event the engine's consumer (named

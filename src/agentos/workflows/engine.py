@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import approvals, consumers, events, ids, queue, registry
-from agentos.aio import wait_wakeup
+from agentos.aio import stop_wakes, wait_wakeup
 from agentos.errors import AgentOSError, NotFound, Unavailable
 from agentos.events import Draft, Event
 from agentos.lifecycle import Status as VersionStatus
@@ -541,6 +541,9 @@ class Batch:
                 await store_approvals.cancel(conn, self.cancel_approvals))
         if drafts:
             await events.append_in(self.store, conn, drafts)
+        if any(t["step"] is None and t["to_status"] == RunStatus.RUNNING.value
+               for t in self.transitions):  # a run starts: an idle engine wakes
+            await self.store.notify(conn, store_workflows.RUNS_CHANNEL)
 
 
 # fan-outs' items by (run, step, round), newest last: read once, not each child's end
@@ -785,31 +788,42 @@ async def pass_over(store: Store) -> bool | None:
 
 async def follow(store: Store, stop: asyncio.Event) -> None:
     """The engine's consumer following the log (``consumers.run``, but cheaper while
-    ``idle``). Every append wakes it, and a batch is a dozen statements and reads every
-    event, even one nothing waits on: single requests paid that each. While no run is
-    running, a wake-up costs one read (``idle``); at most every ``IDLE_READ_S`` the
-    cursor then passes over what was appended meanwhile without reading it
-    (``pass_over``), or, if a task, a wait or a run is still under way, a batch reads
-    it. The cursor never passes an event that could move anything, so nothing is
-    skipped. A backlog is read through without a pause (the batch after one that
-    applied events runs at once), and from the wake-up that finds a run running on,
-    every wake-up runs a batch."""
+    ``idle``). A batch is a dozen statements and reads every event, even one nothing
+    waits on. While no run is running nothing an event says can move a run, so the
+    follower waits for a run to start (``RUNS_CHANNEL``, notified by a start's or a
+    rerun's commit here or, by NOTIFY, in another process) or for the poll interval,
+    not for every append: appends wake nothing then, where each cost a server's loop
+    a turn and a read. At most every ``IDLE_READ_S`` the cursor passes over what was
+    appended meanwhile without reading it (``pass_over``), or, if a task, a wait or a
+    run is still under way, a batch reads it. The cursor never passes an event that
+    could move anything, so nothing is skipped. A backlog is read through without a
+    pause (the batch after one that applied events runs at once), and while a run is
+    running every append's wake-up runs a batch."""
     reader = consumer(store)
+    started = store.wakeup(store_workflows.RUNS_CHANNEL)
     read_at = -IDLE_READ_S  # monotonic time of the last batch or pass
     behind = False  # the last batch applied events: more may be waiting
 
     async def turn(pace: consumers.Pace) -> tuple[bool, float | None]:
         nonlocal read_at, behind
-        due = read_at + IDLE_READ_S - time.monotonic()
         if behind:
             behind = bool(await consumers.step(store, reader, pace))
-        elif due > 0 and await idle(store):
-            return False, due  # then pass over (or read) what came meanwhile
-        else:
-            passed = await pass_over(store) if due <= 0 else False
-            if passed is False:
-                behind = bool(await consumers.step(store, reader, pace))
-            read_at = time.monotonic()
-        return behind, None
+            return behind, None
+        due = read_at + IDLE_READ_S - time.monotonic()
+        if due > 0:
+            started.clear()  # before the read: a start committing after it sets it
+            if await idle(store):
+                await wait_wakeup(started, min(store.poll_interval, due))
+                return True, None  # look again: a run started, a poll or the pass is due
+        passed = await pass_over(store) if due <= 0 else False
+        if passed is False:
+            behind = bool(await consumers.step(store, reader, pace))
+        read_at = time.monotonic()
+        # passed over, nothing under way: wait for a start (above), not for an append
+        return behind or passed is True, None
 
-    await consumers.run(store, reader, stop, turn)
+    try:
+        async with stop_wakes(stop, started):
+            await consumers.run(store, reader, stop, turn)
+    finally:
+        store.forget_wakeup(store_workflows.RUNS_CHANNEL, started)
