@@ -213,26 +213,24 @@ async def advance(store: Store, consumer: Consumer, pace: Pace | None = None
 async def _batch(store: Store, consumer: Consumer, pace: Pace) -> tuple[int, bool] | None:
     """One batch: (events applied, whether the cursor is at the horizon now), or None
     when another process holds the cursor."""
-    async with store.read() as conn:  # nothing new: no write transaction at all
-        row = await store_consumers.fetch(conn, consumer.name)
-        if (row.cursor_seq if row is not None else 0) >= await store.events.horizon(conn):
-            return 0, True
+    if not await store_consumers.news(store, consumer.name):
+        return 0, True  # nothing new: no write transaction at all
     likes = consumer.likes()
     async with store.write() as conn:
         store.nothing_changed(conn)  # a consumer's progress is no change worth an audit row
-        row = await store_consumers.claim(conn, consumer.name)
-        if row is None:
+        claimed = await store_consumers.claim_batch(conn, consumer.name)
+        if claimed is None:
             return None
-        settled = await store.events.horizon(conn)  # the reads below take a later snapshot
+        # the horizon came with the claim: the reads below take a later snapshot
+        start, settled = claimed
         # every event is one a "*" consumer takes: its batch bounds its reading already
-        upto = pace.window(row.cursor_seq, settled) if likes else settled
-        rows = await store_consumers.events_after(conn, row.cursor_seq, upto, likes,
-                                                  pace.size)
+        upto = pace.window(start, settled) if likes else settled
+        rows = await store_consumers.events_after(conn, start, upto, likes, pace.size)
         batch = [Event.from_row(r) for r in rows]
         changed = (await consumer.apply(conn, batch)) is not False if batch else False
         # a short batch read everything up to ``upto``: the cursor may skip there
         cursor = batch[-1].seq if len(batch) == pace.size else upto
-        if cursor == row.cursor_seq:
+        if cursor == start:
             return 0, True
         if not changed:
             await store_consumers.relax_durability(conn)

@@ -58,6 +58,44 @@ async def test_each_event_is_applied_once_in_order(store: Store) -> None:
     assert (at["status"], at["lag_events"], at["applied"], at["lag_s"]) == ("live", 0, 22, 0)
 
 
+class Tally(Projection):
+    """Counts per key named by the event; a ``tally.drop`` removes its key."""
+
+    name = "tally"
+    types = ("tally.*",)
+
+    def keys(self, event: Event) -> list[str]:
+        return [event.payload["key"]]
+
+    def apply(self, state: dict[str, Any], event: Event) -> None:
+        key = event.payload["key"]
+        if event.type == "tally.drop":
+            state[key] = None
+        else:
+            state[key] = {"n": state.get(key, {"n": 0})["n"] + 1, "last": event.payload}
+
+
+async def test_a_projection_s_values_are_loaded_saved_and_removed(store: Store) -> None:
+    """Over several batches (of 3 events) values are loaded where they were left,
+    saved, and removed when set to None; keys and values of any text round-trip
+    (quotes, LIKE's wildcards, a backslash, non-ASCII, JSON that looks like a list)."""
+    keys = ["plain", "it's", "100%_done", "back\\slash", "ünï ☃", "[1, 2]"]
+    drafts = [EventIn(type="tally.add", payload={"key": k, "v": [i, {"x": None}]})
+              for i in range(2) for k in keys]
+    drafts += [EventIn(type="tally.drop", payload={"key": "it's"}),
+               EventIn(type="tally.drop", payload={"key": "never-there"}),
+               EventIn(type="tally.add", payload={"key": "plain", "v": 1.5})]
+    await events.append(store, drafts)
+    tally = Tally()
+    assert await consumers.catch_up(store, dataclasses.replace(tally.consumer(), batch=3)) \
+        == len(drafts)
+    found = await state_of(store, tally)
+    assert sorted(found) == sorted(k for k in keys if k != "it's")
+    assert found["plain"] == {"n": 3, "last": {"key": "plain", "v": 1.5}}
+    assert found["ünï ☃"] == {"n": 2, "last": {"key": "ünï ☃", "v": [1, {"x": None}]}}
+    assert (await tally.query(store, {"key": "100%_done"}))["items"]["100%_done"]["n"] == 2
+
+
 async def test_a_failed_batch_changes_nothing_and_is_applied_again_whole(store: Store) -> None:
     class Failing(Seen):
         fail_at: int | None = None

@@ -773,11 +773,11 @@ async def pass_over(store: Store) -> bool | None:
     holds the cursor (``Batch.open``) until its wait is there to see."""
     async with store.write() as conn:
         store.nothing_changed(conn)
-        row = await store_consumers.claim(conn, CONSUMER)
-        if row is None:
+        claimed = await store_consumers.claim_batch(conn, CONSUMER)
+        if claimed is None:
             return None
-        settled = await store.events.horizon(conn)
-        if row.cursor_seq >= settled:
+        cursor, settled = claimed
+        if cursor >= settled:
             return True
         if await store_workflows.busy(conn, RunStatus.RUNNING.value):
             return False
