@@ -9,11 +9,12 @@ batches a second each, on its loop with SQLite).
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql, sqlite_rows
@@ -94,7 +95,7 @@ async def claim_batch(conn: AsyncConnection, name: str) -> tuple[int, int] | Non
     after; None when another transaction holds the cursor (see ``claim``)."""
     statement = sql.query("consumers_claim", conn.dialect.name, driver=True)
     for attempt in (1, 2):
-        row = (await _execute(conn, statement, {"name": name})).fetchone()
+        row = (await sql.run(conn, statement, {"name": name})).fetchone()
         if row is not None:
             return int(row[0]), int(row[1])
         if attempt == 1:
@@ -105,36 +106,31 @@ async def claim_batch(conn: AsyncConnection, name: str) -> tuple[int, int] | Non
 async def events_after(conn: AsyncConnection, after: int, settled: int, likes: Sequence[str],
                        limit: int) -> list[Any]:
     """Events with ``after < seq <= settled`` whose type is LIKE one of ``likes`` (all
-    when empty; ``\\`` escapes), in order, at most ``limit``."""
-    if conn.dialect.name == "sqlite":
-        statement = sql.query("consumers_events", "sqlite", columns=_EVENT_COLUMNS,
-                              types=_types_test(len(likes)))
-        params: dict[str, Any] = {"after": after, "settled": settled, "limit": limit}
-        params.update((f"like{n}", like) for n, like in enumerate(likes))
-        return [_event_row(r) for r in (await _execute(conn, statement, params)).fetchall()]
-    stmt = select(events).where(events.c.seq > after, events.c.seq <= settled)
-    if likes:
-        stmt = stmt.where(or_(*(events.c.type.like(p, escape="\\") for p in likes)))
-    return list((await conn.execute(stmt.order_by(events.c.seq).limit(limit))).all())
+    when empty; ``\\`` escapes), in order, at most ``limit``: rows as SQLAlchemy gives
+    them (JSON parsed, times as aware UTC datetimes)."""
+    dialect = conn.dialect.name
+    statement = sql.query("consumers_events", dialect, driver=True, columns=_EVENT_COLUMNS,
+                          types=_types_test(len(likes)))
+    params: dict[str, Any] = {"after": after, "settled": settled, "limit": limit}
+    params.update((f"like{n}", like) for n, like in enumerate(likes))
+    rows = (await sql.run(conn, statement, params)).fetchall()
+    if dialect == "sqlite":
+        return [_sqlite_event(r) for r in rows]
+    # psycopg parses the JSON; its times are in the session's zone
+    return [_Event(*r[:_AT], r[_AT].astimezone(UTC), *r[_AT + 1:]) for r in rows]
 
 
 _EVENT_COLUMNS = ", ".join(col.name for col in events.columns)
-_event_row = sqlite_rows.reader(list(events.columns))
+_sqlite_event = sqlite_rows.reader(list(events.columns))
+_Event: Any = cast(Any, namedtuple)("_Event", [col.name for col in events.columns])
+_AT = [col.name for col in events.columns].index("created_at")
 
 
 def _types_test(likes: int) -> str:
     """``consumers_events``' test of an event's type: LIKE one of ``likes`` patterns."""
     if not likes:
-        return "1"
+        return "TRUE"
     return "(" + " OR ".join(f"type LIKE :like{n} ESCAPE '\\'" for n in range(likes)) + ")"
-
-
-async def _execute(conn: AsyncConnection, statement: str, params: dict[str, Any]) -> Any:
-    """Named SQL in ``conn``'s transaction, sent to the driver as it is (SQLite's own
-    connection underneath, or SQLAlchemy's driver-level execution); its cursor."""
-    if conn.dialect.name == "sqlite":
-        return cast(Any, conn).driver().execute(statement, params)
-    return await conn.exec_driver_sql(statement, params)
 
 
 async def relax_durability(conn: AsyncConnection) -> None:
@@ -148,7 +144,7 @@ async def relax_durability(conn: AsyncConnection) -> None:
 async def advance(conn: AsyncConnection, name: str, cursor: int, applied: int) -> None:
     """Move the cursor to ``cursor`` after ``applied`` events; a rebuild whose target
     it reaches is over."""
-    await _execute(conn, sql.query("consumers_advance", conn.dialect.name, driver=True),
+    await sql.run(conn, sql.query("consumers_advance", conn.dialect.name, driver=True),
                    {"name": name, "cursor": cursor, "applied": applied})
 
 

@@ -1,19 +1,19 @@
 """Projections' JSON state (``projection_state``): values by (projection, key).
 
-A read model loads and saves the keys of each batch it folds; on SQLite, where
-statements run on the event loop, those two go to SQLite's own connection as named
-SQL (SQLAlchemy's expanding ``IN`` rendered the statement again each batch: most of
-a batch's cost)."""
+A read model loads and saves the keys of each batch it folds: those go to the driver
+as they are (``sql.run``; SQLAlchemy's expanding ``IN`` rendered the statement again
+each batch, most of a batch's cost on SQLite)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentos.store.columns import json_dumps, json_loads, upsert
+from agentos.store import sql
+from agentos.store.columns import json_dumps, json_loads
 from agentos.store.tables import projection_state
 
 s = projection_state.c
@@ -24,34 +24,22 @@ async def load(conn: AsyncConnection, projection: str, keys: Iterable[str]) -> d
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    if conn.dialect.name == "sqlite":
-        found = cast(Any, conn).driver().execute(_SQLITE_LOAD, {
-            "projection": projection, "keys": json_dumps(wanted)}).fetchall()
-        return {key: json_loads(value) for key, value in found}
-    rows = (await conn.execute(select(s.key, s.value).where(
-        s.projection == projection, s.key.in_(wanted)))).all()
-    return {r.key: r.value for r in rows}
+    found = await sql.run(conn, _SQL[conn.dialect.name]["load"],
+                          {"projection": projection, "keys": json_dumps(wanted)})
+    return {key: json_loads(value) for key, value in found.fetchall()}
 
 
 async def save(conn: AsyncConnection, projection: str, values: Mapping[str, Any]) -> None:
     """Write each key's value; a value of None deletes the key."""
+    statements = _SQL[conn.dialect.name]
     gone = [k for k, v in values.items() if v is None]
-    kept = [{"projection": projection, "key": k, "value": v} for k, v in values.items()
-            if v is not None]
-    if conn.dialect.name == "sqlite":
-        db = cast(Any, conn).driver()
-        if gone:
-            db.execute(_SQLITE_DELETE, {"projection": projection, "keys": json_dumps(gone)})
-        db.executemany(_SQLITE_SAVE, [(projection, k["key"], json_dumps(k["value"]))
-                                      for k in kept])
-        return
     if gone:
-        await conn.execute(delete(projection_state).where(
-            s.projection == projection, s.key.in_(gone)))
+        await sql.run(conn, statements["delete"],
+                      {"projection": projection, "keys": json_dumps(gone)})
+    kept = [{"projection": projection, "key": k, "value": json_dumps(v)}
+            for k, v in values.items() if v is not None]
     if kept:
-        stmt = upsert(conn, projection_state)
-        await conn.execute(stmt.on_conflict_do_update(
-            index_elements=[s.projection, s.key], set_={"value": stmt.excluded.value}), kept)
+        await sql.run(conn, statements["save"], kept)
 
 
 async def clear(conn: AsyncConnection, projection: str) -> None:
@@ -74,9 +62,23 @@ async def items(conn: AsyncConnection, projection: str, *, key: str | None = Non
     return [(r.key, r.value) for r in rows]
 
 
-_SQLITE_LOAD = ("SELECT key, value FROM projection_state WHERE projection = :projection "
-                "AND key IN (SELECT value FROM json_each(:keys))")
-_SQLITE_DELETE = ("DELETE FROM projection_state WHERE projection = :projection "
-                  "AND key IN (SELECT value FROM json_each(:keys))")
-_SQLITE_SAVE = ("INSERT INTO projection_state (projection, key, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (projection, key) DO UPDATE SET value = excluded.value")
+# a batch's keys go as one JSON array; values as JSON text, which PostgreSQL gives back
+_SQL = {
+    "sqlite": {
+        "load": "SELECT key, value FROM projection_state WHERE projection = :projection "
+                "AND key IN (SELECT value FROM json_each(:keys))",
+        "delete": "DELETE FROM projection_state WHERE projection = :projection "
+                  "AND key IN (SELECT value FROM json_each(:keys))",
+        "save": "INSERT INTO projection_state (projection, key, value) "
+                "VALUES (:projection, :key, :value) "
+                "ON CONFLICT (projection, key) DO UPDATE SET value = excluded.value"},
+    "postgresql": {name: sql.driver_text(text) for name, text in {
+        "load": "SELECT key, value::text FROM projection_state WHERE projection = "
+                ":projection AND key IN (SELECT jsonb_array_elements_text(CAST(:keys AS "
+                "jsonb)))",
+        "delete": "DELETE FROM projection_state WHERE projection = :projection AND key IN "
+                  "(SELECT jsonb_array_elements_text(CAST(:keys AS jsonb)))",
+        "save": "INSERT INTO projection_state (projection, key, value) "
+                "VALUES (:projection, :key, CAST(:value AS jsonb)) "
+                "ON CONFLICT (projection, key) DO UPDATE SET value = excluded.value"}.items()},
+}

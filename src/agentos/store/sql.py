@@ -1,4 +1,5 @@
-"""Named SQL: ``store/sql/<name>.<dialect>.sql``, loaded once, ready for a driver.
+"""Named SQL: ``store/sql/<name>.<dialect>.sql`` (``<name>.sql`` where both backends
+take the same text), loaded once, ready for a driver.
 
 One convention for every file: parameters are ``:name``; a file may include another
 one's CTEs with ``/*include NAME*/``; any other ``/*word*/`` is a blank the caller
@@ -13,13 +14,18 @@ again on every execution).
     qmark(statement)                    sqlite3's ``?`` and the parameters' order (a
                                         tuple binds faster than a dict in executemany)
     statements(name, dialect, ...)      a file of several statements, each ended by ``;``
+    run(conn, statement, params)        a driver's text in a write transaction's connection
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
+from typing import Any, cast
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 _INCLUDE = re.compile(r"/\*include (\w+)\*/")
 _BLANK = re.compile(r"/\*(\w+)\*/")
@@ -35,7 +41,10 @@ def _params(statement: str, replace: str) -> str:
 
 @cache
 def _text(name: str, dialect: str) -> str:
-    source = resources.files("agentos.store").joinpath("sql", f"{name}.{dialect}.sql")
+    folder = resources.files("agentos.store").joinpath("sql")
+    source = folder.joinpath(f"{name}.{dialect}.sql")
+    if not source.is_file():  # one text for both backends
+        source = folder.joinpath(f"{name}.sql")
     lines = source.read_text("utf-8").splitlines()
     body = "\n".join(line.strip() for line in lines
                      if line.strip() and not line.lstrip().startswith("--"))
@@ -81,3 +90,16 @@ def qmark(statement: str) -> tuple[str, tuple[str, ...]]:
 def driver_text(statement: str) -> str:
     """A statement written here with ``:name`` parameters, for psycopg (``%(name)s``)."""
     return _params(statement.replace("%", "%%"), r"%(\1)s")
+
+
+async def run(conn: AsyncConnection, statement: str,
+              params: dict[str, Any] | Sequence[Any]) -> Any:
+    """``statement`` (a driver's text: ``query(..., driver=True)``) in ``conn``'s
+    transaction, on SQLite's own connection underneath, else through SQLAlchemy's
+    driver-level execution, without building a statement; a list of parameter sets runs
+    it for each. Its cursor (``fetchone``, ``fetchall``)."""
+    many = isinstance(params, list)
+    if conn.dialect.name == "sqlite":
+        db = cast(Any, conn).driver()
+        return db.executemany(statement, params) if many else db.execute(statement, params)
+    return await conn.exec_driver_sql(statement, cast(Any, params))
