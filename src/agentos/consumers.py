@@ -223,6 +223,8 @@ async def _batch(store: Store, consumer: Consumer, pace: Pace) -> tuple[int, boo
             return None
         # the horizon came with the claim: the reads below take a later snapshot
         start, settled = claimed
+        if start >= settled:  # (another process's batch moved it there meanwhile)
+            return 0, True
         # every event is one a "*" consumer takes: its batch bounds its reading already
         upto = pace.window(start, settled) if likes else settled
         rows = await store_consumers.events_after(conn, start, upto, likes, pace.size)

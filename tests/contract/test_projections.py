@@ -17,6 +17,7 @@ from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.events import Event, EventIn
 from agentos.projections import Projection
 from agentos.store import Store, open_store
+from agentos.store import consumers as store_consumers
 from agentos.store.tables import consumers as consumers_table
 from agentos.tasks import Outcome
 from tests.projections_fixture import Rows, Seen
@@ -108,6 +109,27 @@ async def test_a_projection_s_values_are_loaded_saved_and_removed(
     assert (await tally.query(store, {"key": "100%_done"}))["items"]["100%_done"]["n"] == 2
     assert all(value["at"].endswith("+00:00") for value in found.values())
     await store.close()
+
+
+async def test_a_claim_whose_horizon_is_behind_its_cursor_moves_nothing(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose claim finds the cursor past the horizon it read (another server's
+    batch moved the cursor meanwhile) leaves the cursor where it is: it never moves
+    back, which would apply events again."""
+    seen = Seen()
+    await emit(store, 5)
+    await consumers.catch_up(store, seen.consumer())
+    at = await cursor_of(store, seen)
+    real = store_consumers.claim_batch
+
+    async def stale(conn: Any, name: str) -> tuple[int, int] | None:
+        found = await real(conn, name)
+        return None if found is None else (found[0], found[0] - 3)
+
+    monkeypatch.setattr(store_consumers, "claim_batch", stale)
+    await emit(store, 2)
+    assert await consumers.step(store, seen.consumer()) == 0
+    assert await cursor_of(store, seen) == at
 
 
 async def test_a_failed_batch_changes_nothing_and_is_applied_again_whole(store: Store) -> None:

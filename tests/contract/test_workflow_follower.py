@@ -114,9 +114,12 @@ async def test_appends_wake_no_idle_engine(store: Store, monkeypatch: pytest.Mon
                                            ) -> None:
     """While no run is running an append wakes the follower no more: it waits for a run
     to start, so 30 appends cost it no read (``idle`` was asked at each before, a turn
-    of the server's loop and a statement per append)."""
+    of the server's loop and a statement per append); a run that starts then is still
+    moved on at once."""
     monkeypatch.setattr(engine, "IDLE_READ_S", 3600.0)
     monkeypatch.setattr(store, "poll_interval", 3600.0)
+    await agent(store, "doubler", "wf_double")
+    await workflow(store, WAIT.replace("{timeout}", "600"))
     asked: list[int] = []
     original = engine.idle
 
@@ -133,8 +136,11 @@ async def test_appends_wake_no_idle_engine(store: Store, monkeypatch: pytest.Mon
             await noise(store, 1)
             await asyncio.sleep(0.01)  # the follower's turn, were it woken
         await asyncio.sleep(0.2)
+        assert before >= 1  # it looked once after its first pass, and waits since
         assert len(asked) == before
         assert batches == []
+        await start(store, "waiter", {"device": "p7"})  # still following
+        await eventually_async(lambda: cursor_at_head(store), 30, "the start's events read")
 
 
 async def test_a_run_started_in_another_process_wakes_an_idle_engine(

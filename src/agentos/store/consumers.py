@@ -73,20 +73,16 @@ async def fetch_all(conn: AsyncConnection, names: Sequence[str]) -> dict[str, An
 
 async def news(store: Store, name: str) -> bool:
     """Whether the log's horizon is past the consumer's cursor: a follower's look before
-    it takes a write transaction (one statement on a driver connection, outside any
-    transaction; SQLite: the store's own read connection)."""
+    it takes a write transaction (one statement outside any transaction: SQLite's on
+    the store's own read connection, PostgreSQL's on its driver connection)."""
     if store.dialect == "sqlite":
         row = cast(Any, store).read_row(sql.query("consumers_news", "sqlite"), {"name": name})
         return bool(row[0])
     async with store.driver_read() as db:
-        if db is not None:
-            found = await (await db.execute(sql.query("consumers_news", "postgresql",
-                                                      driver=True),
-                                            {"name": name}, prepare=True)).fetchone()
-            return bool(found[0])
-    async with store.read() as conn:
-        return bool((await conn.execute(text(sql.query("consumers_news", store.dialect)),
-                                        {"name": name})).scalar())
+        found = await (await db.execute(sql.query("consumers_news", "postgresql",
+                                                  driver=True),
+                                        {"name": name}, prepare=True)).fetchone()
+    return bool(found[0])
 
 
 async def claim_batch(conn: AsyncConnection, name: str) -> tuple[int, int] | None:

@@ -236,8 +236,7 @@ class SqliteEvents(Events):
         return list(range(first, first + len(fresh)))
 
     async def horizon(self, conn: AsyncConnection) -> int:
-        return int((await conn.execute(
-            select(event_log_head.c.last_seq).where(event_log_head.c.id == 1))).scalar_one())
+        return int((await conn.exec_driver_sql(_SQLITE_HORIZON)).scalar_one())
 
 
 class PostgresEvents(Events):
@@ -293,6 +292,7 @@ def insert_rows(db: sqlite3.Connection, fresh: Sequence[Appendable], payloads: l
 
 _PG_APPEND = sql.query("events_append", "postgresql", driver=True)
 _PG_HORIZON = sql.query("events_horizon", "postgresql", driver=True)
+_SQLITE_HORIZON = sql.query("events_horizon", "sqlite")
 _SQLITE_APPEND, _order = sql.qmark(sql.query("events_append", "sqlite"))
 assert _order == ("seq", "id", "type", "source", "payload", "priority", "correlation_id",
                   "causation_id", "run_id", "subject", "dedup_key", "created_at"), _order

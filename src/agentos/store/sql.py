@@ -96,9 +96,9 @@ async def run(conn: AsyncConnection, statement: str,
               params: dict[str, Any] | Sequence[Any]) -> Any:
     """``statement`` (a driver's text: ``query(..., driver=True)``) in ``conn``'s
     transaction, on SQLite's own connection underneath, else through SQLAlchemy's
-    driver-level execution, without building a statement; a list of parameter sets runs
-    it for each. Its cursor (``fetchone``, ``fetchall``)."""
-    many = isinstance(params, list)
+    driver-level execution, without building a statement; a sequence of parameter sets
+    runs it for each. Its cursor (``fetchone``, ``fetchall``)."""
+    many = not isinstance(params, dict)
     if conn.dialect.name == "sqlite":
         db = cast(Any, conn).driver()
         return db.executemany(statement, params) if many else db.execute(statement, params)

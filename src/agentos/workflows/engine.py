@@ -815,6 +815,9 @@ async def follow(store: Store, stop: asyncio.Event) -> None:
             if await idle(store):
                 await wait_wakeup(started, min(store.poll_interval, due))
                 return True, None  # look again: a run started, a poll or the pass is due
+        if due <= 0 and not await store_consumers.news(store, CONSUMER):
+            read_at = time.monotonic()  # nothing appended since: nothing to pass over
+            return True, None
         passed = await pass_over(store) if due <= 0 else False
         if passed is False:
             behind = bool(await consumers.step(store, reader, pace))
