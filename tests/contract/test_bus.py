@@ -3,10 +3,13 @@
 import asyncio
 from typing import Any
 
+import pytest
+
 from agentos import events
 from agentos.bus import Bus
 from agentos.events import EventIn
 from agentos.store import Store
+from agentos.store import workflows as store_workflows
 
 
 async def take(bus: Bus, n: int, type_glob: str = "*", after: int | None = None
@@ -117,5 +120,23 @@ async def test_appends_wake_no_unwatched_pump(store: Store) -> None:
         reader = asyncio.create_task(take(bus, 1, "late", after=await bus.head()))
         await events.append(store, [EventIn(type="late")])
         assert [e.type for e in await asyncio.wait_for(reader, 2.0)] == ["late"]
+    finally:
+        await bus.stop()
+
+
+async def test_a_bus_listens_for_runs_started_elsewhere(store: Store, backend: str) -> None:
+    """The process's one LISTEN connection (the bus's, PostgreSQL) takes the channel a
+    run's start notifies, so an idle workflow engine wakes when another server starts a
+    run; SQLite has no cross-process notification to listen to."""
+    if backend != "postgres":
+        pytest.skip("no cross-process notification on SQLite")
+    bus = Bus(store, poll_interval=5.0)
+    await bus.start()
+    try:
+        for _ in range(200):
+            if store_workflows.RUNS_CHANNEL in store.listening:
+                break
+            await asyncio.sleep(0.05)
+        assert {store_workflows.RUNS_CHANNEL, events.CHANNEL} <= store.listening
     finally:
         await bus.stop()

@@ -54,6 +54,20 @@ async def noise(store: Store, n: int, type_: str = "noise.tick") -> None:
                                 for i in range(n)])
 
 
+async def end_the_wait(store: Store, run_id: str) -> dict[str, Any]:
+    """Append the event the waiter run's step waits for (level 4); the run, once that
+    step succeeded."""
+    await events.append(store, [events.EventIn(
+        type="device.ready", payload={"device_id": "p7", "level": 4})])
+
+    async def ready_ended() -> bool:
+        found = await runs.get(store, run_id)
+        return bool(step(found, "ready")["status"] == "succeeded")
+
+    await eventually_async(ready_ended, 60, "the wait's step to succeed")
+    return await runs.get(store, run_id)
+
+
 async def test_an_idle_engine_reads_no_event_but_moves_a_starting_run_at_once(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """While no run is running a backlog of 2,500 events is passed over and appends
@@ -80,15 +94,7 @@ async def test_an_idle_engine_reads_no_event_but_moves_a_starting_run_at_once(
         assert step(run, "ready")["status"] == "running"
         await eventually_async(lambda: cursor_at_head(store), 30, "the start's events read")
         await noise(store, 2500, "device.other")
-        await events.append(store, [events.EventIn(
-            type="device.ready", payload={"device_id": "p7", "level": 4})])
-
-        async def ready_ended() -> bool:
-            found = await runs.get(store, run["id"])
-            return bool(step(found, "ready")["status"] == "succeeded")
-
-        await eventually_async(ready_ended, 60, "the wait's step to succeed")
-        done = await runs.get(store, run["id"])
+        done = await end_the_wait(store, run["id"])
         assert step(done, "ready")["output"]["payload"]["level"] == 4
 
 
@@ -165,14 +171,7 @@ async def test_a_run_started_in_another_process_wakes_an_idle_engine(
             run = await start(there, "waiter", {"device": "p7"})
             await eventually_async(lambda: cursor_at_head(here), 30,
                                    "the start's events read")
-            await events.append(here, [events.EventIn(
-                type="device.ready", payload={"device_id": "p7", "level": 4})])
-
-            async def ready_ended() -> bool:
-                found = await runs.get(here, run["id"])
-                return bool(step(found, "ready")["status"] == "succeeded")
-
-            await eventually_async(ready_ended, 30, "the wait's step to succeed")
+            await end_the_wait(here, run["id"])
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)

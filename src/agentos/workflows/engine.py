@@ -810,15 +810,17 @@ async def follow(store: Store, stop: asyncio.Event) -> None:
             behind = bool(await consumers.step(store, reader, pace))
             return behind, None
         due = read_at + IDLE_READ_S - time.monotonic()
+        passed: bool | None = False
         if due > 0:
             started.clear()  # before the read: a start committing after it sets it
             if await idle(store):
                 await wait_wakeup(started, min(store.poll_interval, due))
                 return True, None  # look again: a run started, a poll or the pass is due
-        if due <= 0 and not await store_consumers.news(store, CONSUMER):
+        elif not await store_consumers.news(store, CONSUMER):
             read_at = time.monotonic()  # nothing appended since: nothing to pass over
             return True, None
-        passed = await pass_over(store) if due <= 0 else False
+        else:
+            passed = await pass_over(store)
         if passed is False:
             behind = bool(await consumers.step(store, reader, pace))
         read_at = time.monotonic()
