@@ -8,11 +8,12 @@ Freshness. A write transaction that changes a cached thing calls ``changed``: wh
 it commits, this process's cache is emptied at once (before the writer's next
 statement runs), so no reader here sees a value older than its own last write;
 a load that began before the commit does not store what it read. Other processes
-learn of it by PostgreSQL NOTIFY on ``CHANNEL``, and through Redis pub/sub when
+learn of it on ``CHANNEL`` (PostgreSQL NOTIFY; on a SQLite file, the wake-up
+sockets of ``store.sqlite_wakes``), and through Redis pub/sub when
 ``AGENTOS_REDIS_URL`` is set (``start``), within milliseconds. Every entry also
 lives at most ``ttl_s``: one second unless such a channel is up (then a minute, a
-safety net for a lost notification), so processes sharing a SQLite file without
-Redis still converge within a second. A change empties the whole cache: writes
+safety net for a lost notification), so processes that no notification reaches
+still converge within a second. A change empties the whole cache: writes
 to these things are rare, reads are what the cache is for.
 
 Hits and misses are counted per kind (``counters``) for /metrics.

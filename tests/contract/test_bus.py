@@ -3,8 +3,6 @@
 import asyncio
 from typing import Any
 
-import pytest
-
 from agentos import events
 from agentos.bus import Bus
 from agentos.events import EventIn
@@ -125,11 +123,9 @@ async def test_appends_wake_no_unwatched_pump(store: Store) -> None:
 
 
 async def test_a_bus_listens_for_runs_started_elsewhere(store: Store, backend: str) -> None:
-    """The process's one LISTEN connection (the bus's, PostgreSQL) takes the channel a
-    run's start notifies, so an idle workflow engine wakes when another server starts a
-    run; SQLite has no cross-process notification to listen to."""
-    if backend != "postgres":
-        pytest.skip("no cross-process notification on SQLite")
+    """The process's one listener (the bus's: LISTEN on PostgreSQL, the wake-up socket
+    of a SQLite file) takes the channel a run's start notifies, so an idle workflow
+    engine wakes when another server starts a run."""
     bus = Bus(store, poll_interval=5.0)
     await bus.start()
     try:

@@ -1,8 +1,8 @@
 """A waiter is woken by the grant itself, never by a poll, on both backends: with the
-waiters' polls set to an hour, a lock released by another store on PostgreSQL (as
-another process would: the grant's NOTIFY) or by the same store on SQLite (the
-process's own wake-up) is taken at once; on PostgreSQL the notification names the
-grant, so the waiter returns it without reading the lock back."""
+waiters' polls set to an hour, a lock released by another store (as another process
+would: the grant's NOTIFY on PostgreSQL, a line on the waiters' wake-up socket on
+SQLite) is taken at once; the notification names the grant, so the waiter returns it
+without reading the lock back."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -31,11 +31,9 @@ def no_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 async def waiting_stores(database_url: str, backend: str
                          ) -> AsyncIterator[tuple[Store, Store, list[str]]]:
     """The waiters' store, listening, and the owners whose waiter read the lock after a
-    wake-up (``Locks.look``); and the releaser's store: on PostgreSQL another one (what
-    another process is to the waiters), on SQLite, which has no cross-process wake-up,
-    the waiters' own."""
-    waiter_store = open_store(database_url)
-    releaser = open_store(database_url) if backend == "postgres" else waiter_store
+    wake-up (``Locks.look``); and the releaser's store, another one (what another
+    process is to the waiters)."""
+    waiter_store, releaser = open_store(database_url), open_store(database_url)
     listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL]))
     reads: list[str] = []
     look = waiter_store.locks.look
@@ -46,15 +44,13 @@ async def waiting_stores(database_url: str, backend: str
 
     waiter_store.locks.look = counted_look  # type: ignore[method-assign]
     try:
-        if backend == "postgres":
-            while store_locks.CHANNEL not in waiter_store.listening:
-                await asyncio.sleep(0.01)
+        while store_locks.CHANNEL not in waiter_store.listening:
+            await asyncio.sleep(0.01)
         yield waiter_store, releaser, reads
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
-        if releaser is not waiter_store:
-            await releaser.close()
+        await releaser.close()
         await waiter_store.close()
 
 
@@ -79,8 +75,7 @@ async def test_a_waiter_is_woken_by_the_grant_not_a_poll(database_url: str, back
         assert state["holder"]["owner"] == "b"
         assert state["holder"]["token"] == got.grants[0].token
         assert got.grants[0].expires_at.isoformat() == state["holder"]["expires_at"]
-        if backend == "postgres":
-            assert reads == [], "the waiter read the lock back after its grant's NOTIFY"
+        assert reads == [], "the waiter read the lock back after its grant's notification"
         await locks.release(waiter_store, R, "b", got.grants[0].token)
 
 
@@ -133,15 +128,17 @@ async def lock_events(store: Store) -> list[tuple[str, str | None]]:
 
 async def test_a_waiter_on_another_store_reads_the_lock_only_after_a_commit(
         database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where no notification can reach it (SQLite, another process), a waiter looks
-    often but reads the lock only when the database changed (the write-ahead log's
-    stat) or every STAMP_READ: a holder that keeps it a while costs the waiter no reads,
-    and the release is seen at the next look. PostgreSQL's waiter listens instead."""
+    """Where no notification can reach it (a SQLite process that does not listen), a
+    waiter looks often but reads the lock only when the database changed (the
+    write-ahead log's stat) or every STAMP_READ: a holder that keeps it a while costs
+    the waiter no reads, and the release is seen at the next look. PostgreSQL's waiter
+    listens instead."""
     monkeypatch.setattr(lock_waiting, "STAMP_READ", HOUR, raising=False)  # no read by time
     for name in ("POLL_FIRST", "POLL"):  # (a read at every look without the stamp)
         monkeypatch.setattr(lock_waiting, name, 0.001)
     holder, waiter_store = open_store(database_url), open_store(database_url)
-    listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL]))
+    listener = asyncio.create_task(waiter_store.listen([store_locks.CHANNEL])
+                                   if backend == "postgres" else asyncio.sleep(HOUR))
     reads: list[Any] = []
     look = waiter_store.locks.look  # a waiter's read of the lock after a wake-up
 
@@ -175,11 +172,10 @@ async def test_a_waiter_on_another_store_reads_the_lock_only_after_a_commit(
 @pytest.mark.usefixtures("no_polls")
 async def test_a_waiter_woken_by_a_grant_to_another_entry_does_not_read(
         database_url: str, backend: str) -> None:
-    """On PostgreSQL every grant's notification reaches every waiting process, and a
-    grant to a waiter's own entry names it: a waiter woken only by grants to other
-    entries goes back to waiting without reading the lock; a wake-up that names
-    nothing (a commit of the full path in this process, a LISTEN connection back)
-    still makes it read. SQLite (one store here) keeps the order and the tokens."""
+    """Every grant's notification reaches every waiting process, and a grant to a
+    waiter's own entry names it: a waiter woken only by grants to other entries goes
+    back to waiting without reading the lock; a wake-up that names nothing (a commit of
+    the full path in this process, a LISTEN connection back) still makes it read."""
     async with waiting_stores(database_url, backend) as (waiter_store, releaser, reads):
         held = (await locks.acquire(releaser, R, Claim("a"))).grants[0]
         b = asyncio.create_task(locks.acquire(waiter_store, R, Claim("b"), wait_s=60))
@@ -192,8 +188,7 @@ async def test_a_waiter_woken_by_a_grant_to_another_entry_does_not_read(
         got_b = (await asyncio.wait_for(b, 30)).grants[0]
         await asyncio.sleep(0.3)  # c had the note as soon as b did
         assert not c.done()
-        if backend == "postgres":
-            assert reads == [], "a waiter read the lock after a grant to another entry"
+        assert reads == [], "a waiter read the lock after a grant to another entry"
         d = asyncio.create_task(locks.acquire(waiter_store, R, Claim("d"), wait_s=60))
         await _queued(releaser, "d")
         await asyncio.sleep(0.2)

@@ -151,13 +151,11 @@ async def test_appends_wake_no_idle_engine(store: Store, monkeypatch: pytest.Mon
 
 async def test_a_run_started_in_another_process_wakes_an_idle_engine(
         database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On PostgreSQL a run started by another server's store wakes this one's idle
-    follower by NOTIFY on ``RUNS_CHANNEL`` alone (a server's one LISTEN connection takes
-    it, beside the log's): with the poll and the pass put off for an hour and the log's
-    notifications not listened to, the start's events are read; then the event its wait
-    waits for ends the step. (SQLite has no cross-process wake-up; its followers poll.)"""
-    if backend != "postgres":
-        pytest.skip("no cross-process notification on SQLite")
+    """A run started by another server's store wakes this one's idle follower by its
+    notification on ``RUNS_CHANNEL`` alone (NOTIFY on PostgreSQL, the wake-up socket of
+    a SQLite file; a server's one listener takes it, beside the log's): with the poll
+    and the pass put off for an hour and the log's notifications not listened to, the
+    start's events are read; then the event its wait waits for ends the step."""
     monkeypatch.setattr(engine, "IDLE_READ_S", 3600.0)
     here, there = open_store(database_url), open_store(database_url)
     monkeypatch.setattr(here, "poll_interval", 3600.0)

@@ -84,8 +84,8 @@ class Store(ABC):
     events: Events
     locks: Locks
     routes: Routes
-    # seconds a reader waits for news before it looks again with no wake-up: SQLite
-    # has no cross-process wake-up at all (PostgreSQL's NOTIFY makes it a safety net)
+    # seconds a reader waits for news before it looks again with no wake-up (a
+    # safety net where ``listen`` runs: PostgreSQL's NOTIFY, a SQLite file's sockets)
     poll_interval: ClassVar[float] = 0.25
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
@@ -284,10 +284,10 @@ class Store(ABC):
             event.set()
 
     async def listen(self, channels: list[str]) -> None:
-        """Deliver other processes' notifications on ``channels`` until cancelled.
-
-        SQLite has no cross-process notification: readers poll instead.
-        """
+        """Deliver other processes' notifications on ``channels`` until cancelled
+        (PostgreSQL: LISTEN; a SQLite file: ``sqlite_wakes``), with ``listening``
+        naming them while it does. Where there is no way (an in-memory database),
+        readers poll instead."""
         await asyncio.Event().wait()
 
     async def refresh_statistics(self, tables: tuple[str, ...]) -> list[str]:

@@ -37,6 +37,7 @@ from agentos.store.columns import json_dumps, json_loads
 from agentos.store.events import SqliteEvents
 from agentos.store.locks import SqliteLocks
 from agentos.store.routes import SqliteRoutes
+from agentos.store.sqlite_wakes import ALL, KEEP_S, WakeSockets
 from agentos.store.tasks import SqliteTasks
 
 # sqlite3 looks for an adapter for every bound value not exactly an int, float or str:
@@ -118,6 +119,8 @@ class SqliteStore(Store):
         self._write_gate = asyncio.Lock()
         self._driver: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # ``read_row``'s own connection
+        # other processes' wake-ups, and ours to them (a file's stores only)
+        self._wakes = WakeSockets(self.path, self._woken) if self.path is not None else None
 
     def _create_engine(self) -> Engine:  # type: ignore[override]
         engine = create_engine(self.url, poolclass=QueuePool, pool_size=self.pool_size,
@@ -272,7 +275,36 @@ class SqliteStore(Store):
     def pool_status(self) -> dict[str, Any]:
         return {**super().pool_status(), "inline": self.inline}
 
+    # -- wake-ups across processes (``sqlite_wakes``) -----------------------
+
+    def wake(self, channel: str, note: str = "") -> None:
+        super().wake(channel, note)
+        if self._wakes is not None:  # and every other process's on this file
+            self._wakes.send(channel, note)
+
+    def _woken(self, channel: str, note: str) -> None:
+        """Another process's commit woke ``channel`` (``ALL``: every one)."""
+        for each in (list(self._wakeups) if channel == ALL else (channel,)):
+            super().wake(each, note)
+
+    async def listen(self, channels: list[str]) -> None:
+        if self._wakes is None or not self._wakes.open():
+            await super().listen(channels)  # no socket: readers poll
+            return
+        try:
+            self.listening.update(channels)
+            for channel in channels:  # whatever happened before we listened: re-read
+                super().wake(channel)
+            while True:
+                await asyncio.sleep(KEEP_S)
+                self._wakes.keep()
+        finally:
+            self.listening.difference_update(channels)
+            self._wakes.close_listener()
+
     async def close(self) -> None:
+        if self._wakes is not None:
+            self._wakes.close()
         if self._driver is not None:
             self._driver.close()
             self._driver = None
