@@ -204,3 +204,22 @@ async def test_a_waiter_woken_by_a_grant_to_another_entry_does_not_read(
         assert (got_b.token, got_c.token, got_d.token) == (held.token + 1, held.token + 2,
                                                            held.token + 3)
         await locks.release(waiter_store, R, "d", got_d.token)
+
+
+async def test_a_queue_entry_s_id_is_never_given_again(store: Store) -> None:
+    """A grant's note names the entry it served, and a waiter whose entry it names
+    returns the grant unread: a later entry given the id of a deleted one (SQLite gave
+    the newest deleted id again) would take an earlier grant's note, and its token, for
+    its own."""
+    held = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    first = await locks.acquire(store, R, Claim("b"), wait_s=0.2)  # queues, then leaves
+    assert not first.granted and first.entry is not None
+    assert (await locks.get(store, R))["queue"] == []
+    second = asyncio.create_task(locks.acquire(store, R, Claim("c"), wait_s=30))
+    await _queued(store, "c")
+    async with store.read() as conn:
+        entry = await store.locks.waiter(conn, R, "c")
+    assert entry.id > first.entry
+    await locks.release(store, R, "a", held.token)
+    got = (await asyncio.wait_for(second, 10)).grants[0]
+    await locks.release(store, R, "c", got.token)

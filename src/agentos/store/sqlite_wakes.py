@@ -113,12 +113,15 @@ class WakeSockets:
     # -- sending ----------------------------------------------------------
 
     def send(self, channel: str, note: str) -> None:
-        """Tell every peer, once this loop turn ends (with the turn's other wake-ups)."""
+        """Tell every peer, once this loop turn ends (with the turn's other wake-ups);
+        one with a note (a grant, which its waiter waits for) and what came before it
+        at once: on SQLite the caller may go on with statements on the loop, a queue
+        join after a release, before the turn ends."""
         if "\n" in note or "\t" in note:
             note = ""  # (no note of ours has either: a bare wake-up says as much)
         self._lines.append(f"{channel}\t{note}\n")
         loop = _running()
-        if loop is None:
+        if loop is None or note:
             self.flush()
         elif self._flushing is not loop:  # (one due on a loop since stopped may never run)
             self._flushing = loop

@@ -485,6 +485,9 @@ lock_waiters = Table(
     Index(None, "resource", "priority", "id"),
     Index(None, "owner"),
     Index(None, "expires_at"),
+    # an entry's id is never reused (a grant's notification names it): SQLite's
+    # AUTOINCREMENT, PostgreSQL's sequence
+    sqlite_autoincrement=True,
 )
 
 
