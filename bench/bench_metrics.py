@@ -46,8 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench_tasks import AGENT, BENCH, Database, _outcome, agentos_command, fresh_database
-from common import Server, bench_parser, code_state, machine_info, start_postgres
+from bench_tasks import AGENT, Database, _outcome, agentos_command, fresh_database
+from common import Server, bench_parser, code_state, machine_info, start_postgres, worker_env
 
 from agentos import metrics, queue
 from agentos.metrics import buckets, query
@@ -216,8 +216,7 @@ async def measure_queries(url: str, samples: int) -> dict[str, Any]:
 
 def drain(db: Database, tasks: int, workdir: Path, with_metrics: bool) -> dict[str, Any]:
     asyncio.run(_submit(db.url, tasks))
-    env = {**os.environ, "AGENTOS_DATABASE_URL": db.url, "AGENTOS_LOG_LEVEL": "warning",
-           "PYTHONPATH": str(BENCH)}
+    env = worker_env(db.url)
     log = (workdir / "drain.log").open("ab")
     folder = None
     folder_cpu0 = 0.0

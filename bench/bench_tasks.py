@@ -69,6 +69,7 @@ from common import (
     settle,
     start_postgres,
     tree_cpu_s,
+    worker_env,
 )
 
 from agentos.tasks import DEFAULT_CONCURRENCY
@@ -296,9 +297,7 @@ def measure_drain(db: Database, args: argparse.Namespace, concurrency: int, work
                   profile_to: Path | None) -> dict[str, Any]:
     """Pre-submit ``--n`` tasks, start ``--workers`` burst workers, wait for them to exit."""
     submitted = measure_submit(db, args.n, 0)["batched"]
-    env = {**os.environ, "AGENTOS_DATABASE_URL": db.url, "AGENTOS_LOG_LEVEL": "warning",
-           "PYTHONPATH": str(BENCH)}
-    env.pop("AGENTOS_AUTO_UPGRADE", None)
+    env = worker_env(db.url)
     log_path = workdir / f"workers-{db.backend}-{concurrency}.log"
     children0 = _children_cpu_s()
     meter = Meter.start(db)

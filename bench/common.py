@@ -43,6 +43,17 @@ def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def worker_env(url: str) -> dict[str, str]:
+    """The environment of an ``agentos worker`` this benchmark starts: the bench folder
+    for its handlers, ahead of the ``PYTHONPATH`` this script was given (compare.sh gives
+    a tree's ``src``: the workers run that tree's code, not the installed one's)."""
+    env = {**os.environ, "AGENTOS_DATABASE_URL": url, "AGENTOS_LOG_LEVEL": "warning",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(BENCH), os.environ.get(
+               "PYTHONPATH", "")) if p)}
+    env.pop("AGENTOS_AUTO_UPGRADE", None)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
