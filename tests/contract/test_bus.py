@@ -136,3 +136,28 @@ async def test_a_bus_listens_for_runs_started_elsewhere(store: Store, backend: s
         assert {store_workflows.RUNS_CHANNEL, events.CHANNEL} <= store.listening
     finally:
         await bus.stop()
+
+
+async def test_a_channel_stays_listened_to_until_every_listen_of_it_ends(store: Store
+                                                                       ) -> None:
+    """Two listens in one process (a server's bus and its in-process worker) may share a
+    channel: the one that ends first leaves it to the other (the cache's TTL and the
+    lock waiters' polls read ``listening``)."""
+    async def listening(channels: set[str]) -> None:
+        async with asyncio.timeout(30):
+            while not channels <= store.listening:
+                await asyncio.sleep(0.01)
+
+    first = asyncio.create_task(store.listen(["agentos_test_a", "agentos_test_shared"]))
+    second = asyncio.create_task(store.listen(["agentos_test_shared"]))
+    try:
+        await listening({"agentos_test_a", "agentos_test_shared"})
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        assert "agentos_test_a" not in store.listening
+        assert "agentos_test_shared" in store.listening
+    finally:
+        for task in (first, second):
+            task.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
+    assert not store.listening & {"agentos_test_a", "agentos_test_shared"}

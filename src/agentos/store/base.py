@@ -12,8 +12,9 @@ import asyncio
 import contextvars
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import text
@@ -99,8 +100,10 @@ class Store(ABC):
         self._before_commit: list[Callable[[Any], Awaitable[None]]] = []
         # each hook's form for driver blocks (None: it has none)
         self._driver_hooks: list[DriverHook | None] = []
-        # channels other processes' commits wake here (PostgreSQL LISTEN is up)
+        # channels other processes' commits wake here (a ``listen`` is up), and how
+        # many of the listens running now take each
         self.listening: set[str] = set()
+        self._listens: Counter[str] = Counter()
 
     # -- hooks the backends override ------------------------------------
 
@@ -289,6 +292,22 @@ class Store(ABC):
         naming them while it does. Where there is no way (an in-memory database),
         readers poll instead."""
         await asyncio.Event().wait()
+
+    @contextmanager
+    def listening_on(self, channels: Sequence[str]) -> Iterator[None]:
+        """``channels`` count as listened to within the block (a ``listen``'s while it
+        is up): another listen of the same channels ending keeps them."""
+        for channel in channels:
+            self._listens[channel] += 1
+            self.listening.add(channel)
+        try:
+            yield
+        finally:
+            for channel in channels:
+                self._listens[channel] -= 1
+                if self._listens[channel] <= 0:
+                    del self._listens[channel]
+                    self.listening.discard(channel)
 
     async def refresh_statistics(self, tables: tuple[str, ...]) -> list[str]:
         """Bring the planner's statistics of ``tables`` up to date where they lag far

@@ -242,19 +242,17 @@ class PostgresStore(Store):
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                     for channel in channels:
                         await conn.execute(f'LISTEN "{channel}"')
-                    self.listening.update(channels)
-                    # whatever happened while we were not listening: re-read
-                    for channel in channels:
-                        self.wake(channel)
-                    while True:
-                        async for note in conn.notifies(timeout=LISTEN_SLICE):
-                            self.wake(note.channel, note.payload)
-                        raise_if_cancelling()  # psycopg may absorb one while it waits
+                    with self.listening_on(channels):
+                        # whatever happened while we were not listening: re-read
+                        for channel in channels:
+                            self.wake(channel)
+                        while True:
+                            async for note in conn.notifies(timeout=LISTEN_SLICE):
+                                self.wake(note.channel, note.payload)
+                            raise_if_cancelling()  # psycopg may absorb one while it waits
             except psycopg.OperationalError as exc:
                 log.warning("listen connection lost: %s", exc, extra={"action": "listen_lost"})
                 await asyncio.sleep(LISTEN_RETRY)
-            finally:
-                self.listening.difference_update(channels)
 
 
 STALE_ROWS = 1000  # rows changed since the last ANALYZE before a table counts as stale

@@ -292,14 +292,13 @@ class SqliteStore(Store):
             await super().listen(channels)  # no socket: readers poll
             return
         try:
-            self.listening.update(channels)
-            for channel in channels:  # whatever happened before we listened: re-read
-                super().wake(channel)
-            while True:
-                await asyncio.sleep(KEEP_S)
-                self._wakes.keep()
+            with self.listening_on(channels):
+                for channel in channels:  # whatever happened before we listened: re-read
+                    super().wake(channel)
+                while True:
+                    await asyncio.sleep(KEEP_S)
+                    self._wakes.keep()
         finally:
-            self.listening.difference_update(channels)
             self._wakes.close_listener()
 
     async def close(self) -> None:
