@@ -148,16 +148,19 @@ async def test_a_channel_stays_listened_to_until_every_listen_of_it_ends(store: 
             while not channels <= store.listening:
                 await asyncio.sleep(0.01)
 
-    first = asyncio.create_task(store.listen(["agentos_test_a", "agentos_test_shared"]))
     second = asyncio.create_task(store.listen(["agentos_test_shared"]))
+    first: asyncio.Task[None] | None = None
     try:
-        await listening({"agentos_test_a", "agentos_test_shared"})
+        await listening({"agentos_test_shared"})  # (each listen has its own connection)
+        first = asyncio.create_task(store.listen(["agentos_test_a", "agentos_test_shared"]))
+        await listening({"agentos_test_a"})
         first.cancel()
         await asyncio.gather(first, return_exceptions=True)
         assert "agentos_test_a" not in store.listening
         assert "agentos_test_shared" in store.listening
     finally:
-        for task in (first, second):
+        tasks = [task for task in (first, second) if task is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(first, second, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
     assert not store.listening & {"agentos_test_a", "agentos_test_shared"}

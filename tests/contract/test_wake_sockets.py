@@ -287,6 +287,18 @@ async def test_a_listener_whose_socket_file_was_removed_makes_it_again(
             assert len(sockets(sqlite_url)) == 1
             assert await woken(here, CHANNEL, lambda: sender.wake(CHANNEL, "back")) == [
                 "back"]
+            # made again where it cannot be at first (the directory others may read),
+            # then once it can
+            [name] = sockets(sqlite_url)
+            os.unlink(os.path.join(directory, name))
+            os.chmod(directory, 0o755)
+            here._wakes.keep()
+            assert sockets(sqlite_url) == []
+            os.chmod(directory, 0o700)
+            here._wakes.keep()
+            assert len(sockets(sqlite_url)) == 1
+            assert await woken(here, CHANNEL, lambda: sender.wake(CHANNEL, "again")) == [
+                "again"]
     finally:
         await sender.close()
         await here.close()

@@ -307,17 +307,18 @@ class WakeSockets:
         return True
 
     def keep(self) -> None:
-        """Make the socket again if its file was removed (a user's cleanup): senders
-        would not find it."""
+        """Make the socket again if its file was removed (a user's cleanup: senders
+        would not find it), or if making it again failed last time."""
+        if self._listeners <= 0:
+            return
         if self._server is None or self._name is None:
+            self._bind()
             return
         try:
             os.stat(self._address(self._name))
         except FileNotFoundError:
-            listeners = self._listeners
             self._unbind()
-            if self._bind():
-                self._listeners = listeners
+            self._bind()
         except OSError:
             pass
 
