@@ -22,18 +22,18 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
-        return
     # the table made again with AUTOINCREMENT, its rows, indexes and constraints
     # copied; SQLite's sequence starts at the largest id it holds
-    with op.batch_alter_table("lock_waiters", recreate="always",
-                              table_kwargs={"sqlite_autoincrement": True}):
-        pass
+    _recreate(autoincrement=True)
 
 
 def downgrade() -> None:
+    _recreate(autoincrement=False)
+
+
+def _recreate(*, autoincrement: bool) -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     with op.batch_alter_table("lock_waiters", recreate="always",
-                              table_kwargs={"sqlite_autoincrement": False}):
+                              table_kwargs={"sqlite_autoincrement": autoincrement}):
         pass
