@@ -547,17 +547,20 @@ def _handover_sqlite(db: sqlite3.Connection, params: dict[str, Any]
             db.execute(due, {"now": now, "w_task_id": waiter_task})
         out = (int(entry), waiter_task, int(token), utc_from_text(expires_text))
     held_ms = (at - utc_from_text(acquired_at)).total_seconds() * 1000
-    _event_sqlite(db, params, "released", task_id,
-                  **({"task_id": task_id} if task_id else {}), held_ms=round(held_ms, 1))
+    released, payload = _drafted(params, "released", task_id,
+                                 **({"task_id": task_id} if task_id else {}),
+                                 held_ms=round(held_ms, 1))
+    drafts, payloads, ids = [released], [payload], [params["event_id"]]
     if nxt is not None:
         waited_ms = (at - utc_from_text(created_at)).total_seconds() * 1000
-        payload = json_dumps({
+        drafts.append(Draft("lock.acquired", "locks", {}, causation_id=waiter_task))
+        payloads.append(json_dumps({
             "resource": params["resource"], "type": params["type"], "owner": owner,
             "token": out[2], **({"task_id": waiter_task} if waiter_task else {}),
             "priority": priority, "expires_at": iso_text(cast(datetime, out[3])),
-            "waited_ms": round(waited_ms, 1)})
-        insert_rows(db, [Draft("lock.acquired", "locks", {}, causation_id=waiter_task)],
-                    [payload], [params["grant_event_id"]], params["created_at"])
+            "waited_ms": round(waited_ms, 1)}))
+        ids.append(params["grant_event_id"])
+    insert_rows(db, drafts, payloads, ids, params["created_at"])  # one insert for both
     return out
 
 
@@ -565,9 +568,16 @@ def _event_sqlite(db: sqlite3.Connection, params: dict[str, Any], kind: str,
                   cause: str | None, **extra: Any) -> None:
     """Append the event of a one-statement path on SQLite's own connection: the
     caller's payload with what only the statement knows."""
-    payload = json_dumps({**json_loads(params["payload"]), **extra})
-    draft = Draft(f"lock.{kind}", "locks", {}, causation_id=cause)
+    draft, payload = _drafted(params, kind, cause, **extra)
     insert_rows(db, [draft], [payload], [params["event_id"]], params["created_at"])
+
+
+def _drafted(params: dict[str, Any], kind: str, cause: str | None, **extra: Any
+             ) -> tuple[Draft, str]:
+    """A one-statement path's ``lock.<kind>`` event and its payload: the caller's with
+    what only the statement knows."""
+    return (Draft(f"lock.{kind}", "locks", {}, causation_id=cause),
+            json_dumps({**json_loads(params["payload"]), **extra}))
 
 
 # -------------------------------------------------------------- PostgreSQL
