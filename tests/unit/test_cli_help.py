@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer.main
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from agentos.cli.main import app
 
@@ -22,10 +22,11 @@ def commands(group: Any, prefix: list[str]) -> list[list[str]]:
 
 def test_dash_h_is_help_everywhere() -> None:
     runner = CliRunner()
-    every = commands(typer.main.get_command(app), [])
+    cli = typer.main.get_command(app)  # built once (typer's runner builds it every call)
+    every = commands(cli, [])
     assert len(every) > 100
     for path in every:
-        long = runner.invoke(app, [*path, "--help"], prog_name="agentos")
-        short = runner.invoke(app, [*path, "-h"], prog_name="agentos")
+        long = runner.invoke(cli, [*path, "--help"], prog_name="agentos")
+        short = runner.invoke(cli, [*path, "-h"], prog_name="agentos")
         assert (short.exit_code, short.output) == (0, long.output), path
         assert short.output.startswith("Usage: agentos"), path
