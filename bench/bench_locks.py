@@ -36,6 +36,7 @@ from common import (
     RedisServer,
     Server,
     bench_parser,
+    child_env,
     machine_info,
     percentile,
     start_postgres,
@@ -156,11 +157,7 @@ def run_client(kind: str, params: list[str]) -> None:
 
 def phase(kind: str, clients: int, seconds: float, args: Callable[[int], list[str]]
           ) -> dict[str, Any]:
-    # the clients import this tree's agentos (REPO/src), ahead of whatever else was
-    # given: REPO alone let them fall back to the installed one, whichever tree that was
-    paths = [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p),
-           "AGENTOS_LOG_LEVEL": "warning"}
+    env = child_env({**os.environ, "AGENTOS_LOG_LEVEL": "warning"})
     procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--client", kind,
                                *args(n)], cwd=REPO, env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE) for n in range(clients)]

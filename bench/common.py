@@ -7,6 +7,7 @@ import it without pulling in the application.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -43,13 +44,24 @@ def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def child_env(env: Mapping[str, str], *first: Path) -> dict[str, str]:
+    """``env`` for a process this benchmark starts (a server, a worker, a lock client):
+    its ``PYTHONPATH`` leads with ``first``, then the folder of the ``agentos`` this
+    script would import, so the child runs the same code as its parent whichever tree
+    PYTHONPATH or compare.sh chose; the given entries follow, made absolute (children
+    run in other folders)."""
+    spec = importlib.util.find_spec("agentos")  # found, not imported
+    ours = [Path(spec.origin).parent.parent] if spec and spec.origin else []
+    given = [Path(p).resolve() for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = list(dict.fromkeys(str(p) for p in (*first, *ours, *given)))
+    return {**env, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def worker_env(url: str) -> dict[str, str]:
     """The environment of an ``agentos worker`` this benchmark starts: the bench folder
-    for its handlers, ahead of the ``PYTHONPATH`` this script was given (compare.sh gives
-    a tree's ``src``: the workers run that tree's code, not the installed one's)."""
-    env = {**os.environ, "AGENTOS_DATABASE_URL": url, "AGENTOS_LOG_LEVEL": "warning",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(BENCH), os.environ.get(
-               "PYTHONPATH", "")) if p)}
+    on its path for the handlers."""
+    env = child_env({**os.environ, "AGENTOS_DATABASE_URL": url,
+                     "AGENTOS_LOG_LEVEL": "warning"}, BENCH)
     env.pop("AGENTOS_AUTO_UPGRADE", None)
     return env
 
@@ -213,7 +225,8 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> Server:
         log = (self.cwd / f"server-{self.port}.log").open("wb")
-        env = {**self.env, "AGENTOS_ADMIN_PASSWORD": ADMIN_PASSWORD}  # so start() can log in
+        # (ADMIN_PASSWORD: so start() can log in)
+        env = child_env({**self.env, "AGENTOS_ADMIN_PASSWORD": ADMIN_PASSWORD})
         self.process = subprocess.Popen(self.command(), env=env, cwd=self.cwd,
                                         stdout=log, stderr=subprocess.STDOUT)
         log.close()
