@@ -2,9 +2,10 @@
 take the same text), loaded once, ready for a driver.
 
 One convention for every file: parameters are ``:name``; a file may include another
-one's CTEs with ``/*include NAME*/``; any other ``/*word*/`` is a blank the caller
-fills (``fill``: a claim's size, a column list), and only here, so a statement's text
-is decided in one place. Comment lines and indentation are dropped, so the text sent
+one's text with ``/*include NAME*/`` (CTEs, or ``now``: the dialect's clock, so a
+statement that differs only in it is one file); any other ``/*word*/`` is a blank the
+caller fills (``fill``: a claim's size, a column list), and only here, so a
+statement's text is decided in one place. Comment lines and indentation are dropped, so the text sent
 stays short enough for psycopg to cache its parsing (it parses a statement over 4 kB
 again on every execution).
 

@@ -3,7 +3,7 @@
 UPDATE consumers SET
     cursor_seq = :cursor,
     applied = applied + :applied,
-    updated_at = statement_timestamp(),
+    updated_at = /*include now*/,
     rebuild_target = CASE WHEN rebuild_target <= :cursor THEN NULL ELSE rebuild_target END,
     rebuild_started_at = CASE WHEN rebuild_target <= :cursor THEN NULL
                               ELSE rebuild_started_at END
