@@ -50,21 +50,14 @@ def lookup(payload: dict[str, Any], dotted: str) -> tuple[bool, Any]:
     return True, value
 
 
-def _same(a: Any, b: Any) -> bool:
-    # JSON true is not 1: compare booleans only with booleans
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a is b
-    return bool(a == b)
-
-
 # JSON's true, false and null as dictionary keys apart from the numbers 1 and 0
 _TRUE, _FALSE, _NULL = object(), object(), object()
 
 
 def equality_key(value: Any) -> Hashable | None:
     """A key equal to another's exactly when a filter finds the two values the same
-    (``_same``), for a JSON scalar; None for a list or an object, which filters
-    compare by value and a dictionary cannot hold."""
+    (``_same`` compares scalars by it), for a JSON scalar; None for a list or an
+    object, which filters compare by value and a dictionary cannot hold."""
     if value is True:
         return _TRUE
     if value is False:
@@ -74,6 +67,15 @@ def equality_key(value: Any) -> Hashable | None:
     if isinstance(value, (str, int, float)):
         return value
     return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether a filter finds the two payload values the same: scalars by their
+    ``equality_key`` (JSON true is not 1), lists and objects by value."""
+    ka, kb = equality_key(a), equality_key(b)
+    if ka is None or kb is None:
+        return ka is None and kb is None and bool(a == b)
+    return bool(ka == kb)
 
 
 def mismatch(trigger: dict[str, Any], event_type: str, payload: dict[str, Any],

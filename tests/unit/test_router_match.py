@@ -31,6 +31,17 @@ def test_booleans_are_not_numbers() -> None:
     assert mismatch({"event": "x", "filter": {"flag": True}}, "x", {"flag": True}, {}) is None
 
 
+def test_null_false_and_zero_are_apart_and_objects_compare_by_value() -> None:
+    def fires(expected: object, value: object) -> bool:
+        return mismatch({"event": "x", "filter": {"v": expected}}, "x", {"v": value}, {}) is None
+
+    assert not fires(None, False) and not fires(False, 0) and not fires(None, 0)
+    assert fires(None, None) and fires(False, False) and fires(1, 1.0)
+    assert fires({"a": [1, "b"]}, {"a": [1, "b"]}) and not fires({"a": 1}, {"a": 2})
+    assert not fires({"a": 1}, 1) and not fires(1, {"a": 1})
+    assert fires([None, 2], 2) and not fires([None, 2], False)
+
+
 def test_disabled_capability_blocks_the_trigger() -> None:
     trigger = {"event": "x", "capability": "planning"}
     assert mismatch(trigger, "x", {}, {"planning": True}) is None
