@@ -10,9 +10,9 @@ batches a second each, on its loop with SQLite).
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from agentos.store.base import Store
 
 c = consumers.c
+T = TypeVar("T")
 
 
 async def ensure(conn: AsyncConnection, name: str) -> None:
@@ -40,10 +41,21 @@ async def claim(conn: AsyncConnection, name: str, *, wait: bool = False) -> Any 
     already). One statement once the row exists: a follower claims it every batch."""
     stmt = select(consumers).where(c.name == name)
     stmt = stmt.with_for_update() if wait else stmt.with_for_update(skip_locked=True)
-    if (row := (await conn.execute(stmt)).first()) is not None:
+
+    async def read() -> Any | None:
+        return (await conn.execute(stmt)).first()
+
+    return await _made_if_missing(conn, name, read)
+
+
+async def _made_if_missing(conn: AsyncConnection, name: str,
+                           read: Callable[[], Awaitable[T | None]]) -> T | None:
+    """``read()``'s row of the consumer's cursor; if none, the row made at 0 and read
+    again (the row was missing, or held: SKIP LOCKED; then the making does nothing)."""
+    if (row := await read()) is not None:
         return row
-    await ensure(conn, name)  # missing, or (SKIP LOCKED) held: then this does nothing
-    return (await conn.execute(stmt)).first()
+    await ensure(conn, name)
+    return await read()
 
 
 async def hold(conn: AsyncConnection, name: str) -> None:
@@ -90,13 +102,12 @@ async def claim_batch(conn: AsyncConnection, name: str) -> tuple[int, int] | Non
     row made at 0 the first time), and the log's horizon, which the batch's reads come
     after; None when another transaction holds the cursor (see ``claim``)."""
     statement = sql.query("consumers_claim", conn.dialect.name, driver=True)
-    for attempt in (1, 2):
+
+    async def read() -> tuple[int, int] | None:
         row = (await sql.run(conn, statement, {"name": name})).fetchone()
-        if row is not None:
-            return int(row[0]), int(row[1])
-        if attempt == 1:
-            await ensure(conn, name)  # missing, or (SKIP LOCKED) held: then this does nothing
-    return None
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    return await _made_if_missing(conn, name, read)
 
 
 async def events_after(conn: AsyncConnection, after: int, settled: int, likes: Sequence[str],
