@@ -5,7 +5,9 @@ listener, woken by the change stamp's poll). Stamps per hand-over:
   t0 release called, t1 release returned (committed), tw the waiter's first sign
   (the notification delivered to its store, or the change stamp seen to differ),
   tp0/tp1 the waiter's extra read (_peek), tr the waiter's acquire returned.
-``looks``: CPU per waiter's look (``waiting._peek``) instead, best of 3 x 1,000."""
+``looks``: CPU per waiter's look (``waiting._peek``) instead, best of 3 x 1,000.
+``--statements`` (SQLite): each statement the release call sends on SQLite's own
+connection, timed (the releaser's transaction, statement by statement)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,6 +27,32 @@ from agentos.store import open_store, schema
 
 R = "bench:handover"
 cur: dict[str, float] = {}
+statements: dict[str, list[float]] = defaultdict(list)  # --statements: the release's
+
+
+class Timed:
+    """SQLite's own connection, each statement of a release call timed."""
+
+    def __init__(self, db) -> None:
+        self._db = db
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    def execute(self, statement, *args):
+        return self._timed(self._db.execute, statement, args)
+
+    def executemany(self, statement, *args):
+        return self._timed(self._db.executemany, statement, args)
+
+    def _timed(self, run, statement, args):
+        start = time.perf_counter()
+        try:
+            return run(statement, *args)
+        finally:
+            if "t0" in cur and "t1" not in cur:
+                statements[" ".join(statement.split()[:3])[:40]].append(
+                    time.perf_counter() - start)
 
 
 def instrument(waiter_store) -> None:
@@ -70,9 +99,13 @@ def instrument(waiter_store) -> None:
     waiting._peek = peek
 
 
-async def measure(url: str, n: int, listen: bool) -> list[dict[str, float]]:
+async def measure(url: str, n: int, listen: bool, timed: bool = False
+                  ) -> list[dict[str, float]]:
     holder, waiter = open_store(url, pool_size=2), open_store(url, pool_size=2)
     instrument(waiter)
+    if timed:
+        connect = holder._connect_driver
+        holder._connect_driver = lambda *a, **k: Timed(connect(*a, **k))
     listener = asyncio.create_task(waiter.listen([locks.CHANNEL])) if listen else None
     out = []
     try:
@@ -93,6 +126,8 @@ async def measure(url: str, n: int, listen: bool) -> list[dict[str, float]]:
             await locks.release(waiter, R, "b", got.grants[0].token)
             if i >= 20:
                 out.append(dict(cur))
+            elif i == 19:
+                statements.clear()  # warm-up's
         return out
     finally:
         if listener:
@@ -127,6 +162,17 @@ def report(name: str, rows: list[dict[str, float]]) -> None:
                   f"p99 {q(xs, 99):6.2f}  mean {statistics.mean(xs) * 1000:6.2f} ms")
 
 
+def report_statements(n: int) -> None:
+    print("  the release call's statements on SQLite's connection (per hand-over: count, "
+          "p50 and mean of each, us)")
+    for name, xs in sorted(statements.items(), key=lambda kv: -sum(kv[1])):
+        xs.sort()
+        print(f"    {len(xs) / n:4.1f} x p50 {xs[len(xs) // 2] * 1e6:6.1f}  mean "
+              f"{statistics.mean(xs) * 1e6:6.1f}  {name}")
+    total = sum(sum(xs) for xs in statements.values()) / n
+    print(f"    total {total * 1e6:.0f} us a release call")
+
+
 async def looks(url: str) -> None:
     store = open_store(url, pool_size=2)
     try:
@@ -158,15 +204,20 @@ def main() -> None:
             schema.upgrade(url)
             asyncio.run(looks(url))
         return
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    backends = sys.argv[2].split(",") if len(sys.argv) > 2 else ["sqlite", "postgres"]
+    timed = "--statements" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--statements"]
+    n = int(args[0]) if args else 200
+    backends = args[1].split(",") if len(args) > 1 else ["sqlite", "postgres"]
     for backend in ("sqlite", "sqlite-stamp"):
         if backend not in backends:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/h.db"
             schema.upgrade(url)
-            report(backend, asyncio.run(measure(url, n, listen=backend == "sqlite")))
+            statements.clear()
+            report(backend, asyncio.run(measure(url, n, backend == "sqlite", timed)))
+            if timed:
+                report_statements(n)
     if "postgres" in backends:
         from common import start_postgres
         with start_postgres(durable=True) as cluster:
