@@ -68,7 +68,8 @@ async def _fast_handover(store: Store, resource: str, owner: str, token: int) ->
 
 # resources whose last release here handed the lock over: their next release tries the
 # hand-over first, not the one-statement free that a queued waiter refuses (a guess
-# only: a wrong one costs a statement, the hand-over frees a lock nobody waits for)
+# only: a wrong one costs a statement, the hand-over frees a lock nobody waits for;
+# where a hand-over costs what a free does, ``Locks.handover_frees``, none is made)
 CONTENDED_MAX = 1024
 _CONTENDED: dict[str, None] = {}
 
@@ -260,13 +261,17 @@ async def release_rows(store: Store, conn: AsyncConnection, rows: list[Any], now
 async def release(store: Store, resource: str, owner: str, token: int) -> None:
     """Give the lock up; the next waiter is granted in the same transaction."""
     resources.check(resource)
-    if resource in _CONTENDED and await _fast_handover(store, resource, owner, token):
-        return
-    if await _fast_release(store, resource, owner, token):
-        _CONTENDED.pop(resource, None)
-        return
-    if await _fast_handover(store, resource, owner, token):
-        return
+    if store.locks.handover_frees:  # one transaction whether anyone waits or not
+        if await _fast_handover(store, resource, owner, token):
+            return
+    else:
+        if resource in _CONTENDED and await _fast_handover(store, resource, owner, token):
+            return
+        if await _fast_release(store, resource, owner, token):
+            _CONTENDED.pop(resource, None)
+            return
+        if await _fast_handover(store, resource, owner, token):
+            return
     async with store.write() as conn:
         row = await _held(store, conn, resource, owner, token, None, "release")
         await events.append_in(store, conn, await release_rows(store, conn, [row], row.now))

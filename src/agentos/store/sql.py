@@ -5,9 +5,9 @@ One convention for every file: parameters are ``:name``; a file may include anot
 one's text with ``/*include NAME*/`` (CTEs, or ``now``: the dialect's clock, so a
 statement that differs only in it is one file); any other ``/*word*/`` is a blank the
 caller fills (``fill``: a claim's size, a column list), and only here, so a
-statement's text is decided in one place. Comment lines and indentation are dropped, so the text sent
-stays short enough for psycopg to cache its parsing (it parses a statement over 4 kB
-again on every execution).
+statement's text is decided in one place. Comment lines and indentation are dropped,
+so the text sent stays short enough for psycopg to cache its parsing (it parses a
+statement over 4 kB again on every execution).
 
     query(name, dialect, **fill)        the text, parameters as ``:name`` (SQLAlchemy's
                                         ``text()`` and sqlite3 take it as it is)
