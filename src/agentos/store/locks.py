@@ -538,9 +538,10 @@ def _handover_sqlite(db: sqlite3.Connection, params: dict[str, Any]
     row = db.execute(held, params).fetchone()
     if row is None:
         return None
-    task_id, acquired_at, now = row
+    task_id, acquired_at, now, queued = row
     at = utc_from_text(now)
-    nxt = db.execute(take, {"resource": params["resource"], "now": now}).fetchone()
+    nxt = db.execute(take, {"resource": params["resource"], "now": now}).fetchone() \
+        if queued else None  # (rule 2: nobody waits; a release's statements then)
     out: tuple[int | None, str | None, int | None, datetime | None] = (None, None, None, None)
     if nxt is None:
         db.execute(free, {"resource": params["resource"], "now": now})

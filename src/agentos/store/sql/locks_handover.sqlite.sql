@@ -1,10 +1,12 @@
 -- release a lock and grant it to the best live waiter (priority, then arrival), or free
 -- it when none is left (as locks_handover.postgresql), inside one BEGIN IMMEDIATE
 -- transaction: the holder's row (none unless the owner holds the lock with this token
--- and its lease is live), the waiter's entry taken out of the queue, the grant or the
--- free (queued says again whether anyone waits, rule 2), and a waiting task made due.
+-- and its lease is live), the waiter's entry taken out of the queue (looked for only
+-- when the row says one may be queued, rule 2), the grant or the free (queued says
+-- again whether anyone waits), and a waiting task made due.
 -- The caller appends lock.released and lock.acquired.
-SELECT task_id, acquired_at, strftime('%Y-%m-%d %H:%M:%f000', 'now') AS now FROM locks
+SELECT task_id, acquired_at, strftime('%Y-%m-%d %H:%M:%f000', 'now') AS now, queued
+FROM locks
 WHERE resource = :resource AND owner = :owner AND token = :token
   AND expires_at >= strftime('%Y-%m-%d %H:%M:%f000', 'now');
 DELETE FROM lock_waiters WHERE id = (
