@@ -543,8 +543,9 @@ def _handover_sqlite(db: sqlite3.Connection, params: dict[str, Any]
     nxt = db.execute(take, {"resource": params["resource"], "now": now}).fetchone() \
         if queued else None  # (rule 2: nobody waits; a release's statements then)
     out: tuple[int | None, str | None, int | None, datetime | None] = (None, None, None, None)
-    if nxt is None:
-        db.execute(free, {"resource": params["resource"], "now": now})
+    if nxt is None:  # freed: a plain release's update when nobody was queued
+        db.execute(free if queued else _SQLITE_RELEASE[1],
+                   {"resource": params["resource"], "now": now})
     else:
         entry, owner, priority, ttl_s, metadata, waiter_task, agent, created_at = nxt
         token, expires_text = db.execute(grant, {
