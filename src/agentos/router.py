@@ -71,7 +71,8 @@ def equality_key(value: Any) -> Hashable | None:
 
 def _same(a: Any, b: Any) -> bool:
     """Whether a filter finds the two payload values the same: scalars by their
-    ``equality_key`` (JSON true is not 1), lists and objects by value."""
+    ``equality_key`` (JSON true is not 1), lists and objects by Python's equality
+    (inside them true still equals 1)."""
     ka, kb = equality_key(a), equality_key(b)
     if ka is None or kb is None:
         return ka is None and kb is None and bool(a == b)

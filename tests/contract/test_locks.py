@@ -279,6 +279,34 @@ async def test_a_lock_taken_by_a_queued_owner_takes_it_out_of_the_queue(store: S
     assert state["holder"] is None and state["last_token"] == got.token
 
 
+async def test_a_kept_place_on_a_freed_lock_is_served_by_the_next_holder_s_release(
+        store: Store) -> None:
+    """A place kept in the queue of a lock freed without a grant keeps the lock marked
+    queued: the next holder's release hands the lock to it (the release path looks for
+    a waiter only when the lock is marked); a lapsed place is not served."""
+    held = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    assert not (await locks.acquire(store, R, Claim("b"), wait_s=0.05,
+                                    keep_place_s=60)).granted
+    async with store.write() as conn:  # freed without a grant (a release that raced b)
+        await store.locks.free(conn, R, await store.locks.now(conn))
+    c = (await locks.acquire(store, R, Claim("c"))).grants[0]  # free: taken past b
+    await locks.release(store, R, "c", c.token)
+    state = await locks.get(store, R)
+    assert state["holder"] is not None and state["holder"]["owner"] == "b"
+    assert state["holder"]["token"] == held.token + 2 and state["queue"] == []
+    await locks.release(store, R, "b", state["holder"]["token"])
+    assert (await locks.acquire(store, R, Claim("f"))).granted
+    assert not (await locks.acquire(store, R, Claim("d"), wait_s=0.05,
+                                    keep_place_s=0.2)).granted
+    async with store.write() as conn:
+        await store.locks.free(conn, R, await store.locks.now(conn))
+    e = (await locks.acquire(store, R, Claim("e"))).grants[0]
+    await asyncio.sleep(0.5)  # d's place lapses
+    await locks.release(store, R, "e", e.token)
+    assert (await locks.get(store, R))["holder"] is None  # not granted to the lapsed
+    assert (await locks.acquire(store, R, Claim("g"))).granted
+
+
 async def test_one_statement_changes_write_the_events_the_full_path_does(store: Store) -> None:
     claim = Claim("a", priority=7, metadata={"why": "test"})
     began = time.monotonic()

@@ -186,7 +186,7 @@ class Locks(ABC):
     async def free(self, conn: AsyncConnection, resource: str, now: datetime) -> None:
         """Free the lock (the caller holds its row); ``queued`` says again whether anyone
         waits (rule 2; a waiter ``grant_next`` then takes leaves it stale, which costs the
-        next release the full path once)."""
+        next release a look at the queue once)."""
         anyone = select(W.id).where(W.resource == resource).exists()
         await conn.execute(update(locks).where(L.resource == resource).values(
             owner=None, priority=None, acquired_at=None, expires_at=None, metadata=None,
@@ -544,7 +544,7 @@ def _handover_sqlite(db: sqlite3.Connection, params: dict[str, Any]
         if queued else None  # (rule 2: nobody waits; a release's statements then)
     out: tuple[int | None, str | None, int | None, datetime | None] = (None, None, None, None)
     if nxt is None:  # freed: a plain release's update when nobody was queued
-        db.execute(free if queued else _SQLITE_RELEASE[1],
+        db.execute(free if queued else _SQLITE_FREE,
                    {"resource": params["resource"], "now": now})
     else:
         entry, owner, priority, ttl_s, metadata, waiter_task, agent, created_at = nxt
@@ -690,6 +690,7 @@ _PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True)
 _PG_LOCK_ROW = sql.driver_text("SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE")
 _SQLITE_ACQUIRE = sql.statements("locks_acquire", "sqlite")
 _SQLITE_RELEASE = sql.statements("locks_release", "sqlite")
+_SQLITE_FREE = _SQLITE_RELEASE[1]  # the plain release's update (its second statement)
 _SQLITE_RENEW = sql.query("locks_renew", "sqlite")
 _SQLITE_HANDOVER = sql.statements("locks_handover", "sqlite")
 _SQLITE_JOIN = sql.statements("locks_join", "sqlite")

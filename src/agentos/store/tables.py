@@ -453,8 +453,9 @@ locks = Table(
     Column("agent", String(63)),
     Column("updated_at", UTCDateTime, nullable=False, server_default=utcnow()),
     # a waiter may be queued: set by every waiter that joins (holding this row), and
-    # reset to whether waiters remain by every change that frees the lock; a release
-    # frees the lock in one statement only while it is false (locks_release)
+    # reset to whether entries remain (live or lapsed) by every change that frees the
+    # lock; while it is false a release frees the lock without looking at the queue
+    # (locks_release; SQLite's hand-over)
     Column("queued", Boolean, nullable=False, server_default=false()),
     Index(None, "expires_at", sqlite_where=text("owner IS NOT NULL"),
           postgresql_where=text("owner IS NOT NULL")),
