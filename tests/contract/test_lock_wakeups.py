@@ -13,6 +13,7 @@ import pytest
 
 from agentos import events, locks
 from agentos.locks import Claim
+from agentos.locks import state as lock_state
 from agentos.locks import waiting as lock_waiting
 from agentos.store import Store, open_store
 from agentos.store import locks as store_locks
@@ -120,6 +121,47 @@ async def test_a_contended_lock_is_handed_over_without_trying_the_free_first(
     await locks.release(store, R, "d", again.token)
     assert frees == ([] if backend == "sqlite" else ["a", "d"])
     assert [e[0] for e in await lock_events(store)].count("lock.acquired") == 4
+
+
+async def test_a_wait_for_a_lock_this_process_handed_over_joins_before_taking(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release that handed the lock over makes this process's next wait for it join
+    the queue without trying to take it first (an attempt that a held lock refuses);
+    after a release that freed it, a wait takes it first again."""
+    takes: list[str] = []
+    take_sqlite, take = store_locks._acquire_sqlite, store.locks.acquire
+
+    def counted_sqlite(db: Any, params: dict[str, Any]) -> Any:
+        takes.append(params["owner"])
+        return take_sqlite(db, params)
+
+    async def counted(params: dict[str, Any]) -> Any:
+        takes.append(params["owner"])
+        return await take(params)
+
+    monkeypatch.setattr(store_locks, "_acquire_sqlite", counted_sqlite)  # SQLite's one
+    store.locks.acquire = counted  # type: ignore[method-assign]  # transaction; PostgreSQL
+    first = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    b = asyncio.create_task(locks.acquire(store, R, Claim("b"), wait_s=30))
+    await _queued(store, "b")
+    await locks.release(store, R, "a", first.token)  # handed over to b
+    got_b = (await asyncio.wait_for(b, 10)).grants[0]
+    takes.clear()
+    a = asyncio.create_task(locks.acquire(store, R, Claim("a"), wait_s=30))
+    await _queued(store, "a")
+    assert takes == [], "the wait tried to take a lock its process had just handed over"
+    await locks.release(store, R, "b", got_b.token)  # handed over to a
+    got_a = (await asyncio.wait_for(a, 10)).grants[0]
+    assert got_a.token == got_b.token + 1
+    await locks.release(store, R, "a", got_a.token)  # nobody waits: freed
+    again = (await locks.acquire(store, R, Claim("d"), wait_s=30)).grants[0]
+    assert again.token == got_a.token + 1 and takes == ["d"]
+    await locks.release(store, R, "d", again.token)
+    monkeypatch.setitem(lock_state._CONTENDED, R, None)  # a wrong guess (another process
+    wrong = (await locks.acquire(store, R, Claim("e"), wait_s=30)).grants[0]  # freed it)
+    assert wrong.token == again.token + 1 and takes == ["d", "e"]
+    await locks.release(store, R, "e", wrong.token)
+    assert [e[0] for e in await lock_events(store)].count("lock.queued") == 2
 
 
 async def lock_events(store: Store) -> list[tuple[str, str | None]]:

@@ -67,9 +67,11 @@ async def _fast_handover(store: Store, resource: str, owner: str, token: int) ->
 
 
 # resources whose last release here handed the lock over: their next release tries the
-# hand-over first, not the one-statement free that a queued waiter refuses (a guess
-# only: a wrong one costs a statement, the hand-over frees a lock nobody waits for;
-# where a hand-over costs what a free does, ``Locks.handover_frees``, none is made)
+# hand-over first, not the one-statement free that a queued waiter refuses (where a
+# hand-over costs what a free does, ``Locks.handover_frees``, every release is one), and
+# a wait for them joins the queue before trying to take the lock (guesses only: a wrong
+# one costs a statement; the hand-over frees a lock nobody waits for, the join finds
+# no holder and the acquire follows)
 CONTENDED_MAX = 1024
 _CONTENDED: dict[str, None] = {}
 
@@ -183,7 +185,7 @@ async def step(store: Store, names: list[str], claim: Claim, queue_for: float | 
         # take it, or else join its queue (on SQLite in one write transaction)
         hot = await store.locks.acquire_or_join({
             **claim_params(names[0], claim, token=None), "attempt": None,
-            "queue_s": float(queue_for + WAIT_SLACK)})
+            "queue_s": float(queue_for + WAIT_SLACK)}, held_first=names[0] in _CONTENDED)
         if isinstance(hot, Joined):
             return Result(position=hot.position, waiting_for=names[0], entry=hot.entry)
         if hot:
