@@ -127,39 +127,49 @@ async def test_a_wait_for_a_lock_this_process_handed_over_joins_before_taking(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """A release that handed the lock over makes this process's next wait for it join
     the queue without trying to take it first (an attempt that a held lock refuses);
-    after a release that freed it, a wait takes it first again."""
-    takes: list[str] = []
-    take_sqlite, take = store_locks._acquire_sqlite, store.locks.acquire
+    after a release that freed it, a wait takes it first again. A wrong guess (the lock
+    freed elsewhere) joins, finds no holder, and takes it."""
+    steps: list[tuple[str, str]] = []
 
-    def counted_sqlite(db: Any, params: dict[str, Any]) -> Any:
-        takes.append(params["owner"])
-        return take_sqlite(db, params)
+    def counted(step: str, run: Any) -> Any:
+        def sqlite_step(db: Any, params: dict[str, Any]) -> Any:
+            steps.append((step, params["owner"]))
+            return run(db, params)
+        return sqlite_step
 
-    async def counted(params: dict[str, Any]) -> Any:
-        takes.append(params["owner"])
-        return await take(params)
+    def counted_async(step: str, run: Any) -> Any:
+        async def postgres_step(params: dict[str, Any]) -> Any:
+            steps.append((step, params["owner"]))
+            return await run(params)
+        return postgres_step
 
-    monkeypatch.setattr(store_locks, "_acquire_sqlite", counted_sqlite)  # SQLite's one
-    store.locks.acquire = counted  # type: ignore[method-assign]  # transaction; PostgreSQL
+    # SQLite's steps run in one transaction, PostgreSQL's one statement each
+    monkeypatch.setattr(store_locks, "_acquire_sqlite",
+                        counted("take", store_locks._acquire_sqlite))
+    monkeypatch.setattr(store_locks, "_join_sqlite", counted("join", store_locks._join_sqlite))
+    monkeypatch.setattr(store.locks, "acquire", counted_async("take", store.locks.acquire))
+    monkeypatch.setattr(store.locks, "join", counted_async("join", store.locks.join))
     first = (await locks.acquire(store, R, Claim("a"))).grants[0]
     b = asyncio.create_task(locks.acquire(store, R, Claim("b"), wait_s=30))
     await _queued(store, "b")
     await locks.release(store, R, "a", first.token)  # handed over to b
     got_b = (await asyncio.wait_for(b, 10)).grants[0]
-    takes.clear()
+    steps.clear()
     a = asyncio.create_task(locks.acquire(store, R, Claim("a"), wait_s=30))
     await _queued(store, "a")
-    assert takes == [], "the wait tried to take a lock its process had just handed over"
+    assert steps == [("join", "a")], "the wait tried to take a lock it had just handed over"
     await locks.release(store, R, "b", got_b.token)  # handed over to a
     got_a = (await asyncio.wait_for(a, 10)).grants[0]
     assert got_a.token == got_b.token + 1
     await locks.release(store, R, "a", got_a.token)  # nobody waits: freed
+    steps.clear()
     again = (await locks.acquire(store, R, Claim("d"), wait_s=30)).grants[0]
-    assert again.token == got_a.token + 1 and takes == ["d"]
+    assert again.token == got_a.token + 1 and steps == [("take", "d")]
     await locks.release(store, R, "d", again.token)
-    monkeypatch.setitem(lock_state._CONTENDED, R, None)  # a wrong guess (another process
-    wrong = (await locks.acquire(store, R, Claim("e"), wait_s=30)).grants[0]  # freed it)
-    assert wrong.token == again.token + 1 and takes == ["d", "e"]
+    monkeypatch.setitem(lock_state._CONTENDED, R, None)  # a wrong guess
+    steps.clear()
+    wrong = (await locks.acquire(store, R, Claim("e"), wait_s=30)).grants[0]
+    assert wrong.token == again.token + 1 and steps == [("join", "e"), ("take", "e")]
     await locks.release(store, R, "e", wrong.token)
     assert [e[0] for e in await lock_events(store)].count("lock.queued") == 2
 

@@ -69,9 +69,11 @@ async def _fast_handover(store: Store, resource: str, owner: str, token: int) ->
 # resources whose last release here handed the lock over: their next release tries the
 # hand-over first, not the one-statement free that a queued waiter refuses (where a
 # hand-over costs what a free does, ``Locks.handover_frees``, every release is one), and
-# a wait for them joins the queue before trying to take the lock (guesses only: a wrong
-# one costs a statement; the hand-over frees a lock nobody waits for, the join finds
-# no holder and the acquire follows)
+# a wait for them joins the queue before trying to take the lock. Guesses only, kept
+# until this process releases the resource again; a wrong one: a hand-over frees a lock
+# nobody waits for (a statement more than the free), a join that finds no holder is
+# followed by the acquire (a statement more on SQLite; on PostgreSQL the join's
+# transaction, which locks the lock row, so its commit is flushed)
 CONTENDED_MAX = 1024
 _CONTENDED: dict[str, None] = {}
 

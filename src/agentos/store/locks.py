@@ -122,9 +122,10 @@ class Locks(ABC):
         """``acquire``, or when the lock is held ``join``: (token, expiry) or where
         the queue entry stands (None: neither, take the full path). The parameters are
         the join's (the event's payload with ``token`` None, ``queue_s``).
-        ``held_first``: the caller expects the lock held, so the join goes first (an
-        acquire finds a lock held only after waiting for its row's lock on PostgreSQL,
-        and in two to three times a ``SELECT``'s time on SQLite)."""
+        ``held_first``: the caller expects the lock held, so the join goes first and
+        the acquire only where the join found no holder (a refused acquire is a round
+        trip of its own on PostgreSQL, and two to three times the join's holder
+        ``SELECT`` on SQLite)."""
         if held_first and (joined := await self.join(params)):
             return Joined(*joined)
         if (got := await self.acquire(params)) or held_first:
