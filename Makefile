@@ -4,6 +4,12 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 # the dashboard's front-end libraries, installed from npm (package-lock.json) into the package
 ASSETS := src/agentos/dashboard/static/vendor/.installed
+# byte-compile what the processes import (quick when nothing changed; a file that does
+# not compile stops the target, named): where PYTHONDONTWRITEBYTECODE is set, as on CI
+# machines, Python writes no .pyc itself, so every process started (a server, a worker,
+# an agent, each CLI call) would compile each module it imports again: ~0.3 s a server's
+# start, ~0.05 s a CLI call
+COMPILE := $(BIN)/python -m compileall -q src examples
 
 .PHONY: help run test lint bench clean
 
@@ -11,6 +17,7 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 run: $(VENV)/.installed $(ASSETS) ## set up and run the demo (server + starter agents on SQLite)
+	$(COMPILE)
 	$(BIN)/agentos demo
 
 test: $(VENV)/.installed-dev $(ASSETS) ## set up and run every test, on SQLite and PostgreSQL
@@ -18,6 +25,7 @@ test: $(VENV)/.installed-dev $(ASSETS) ## set up and run every test, on SQLite a
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-promtool.sh
+	$(COMPILE) tests
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy --strict
@@ -35,6 +43,7 @@ WORKFLOW_PEERS_VENV := bench/.workflow-peers-venv
 
 bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VENV)/.installed) $(WORKFLOW_PEERS_VENV)/.installed ## the benchmark suite (see bench/README.md)
 	bash scripts/ensure-postgres.sh
+	$(COMPILE)
 	$(BIN)/python bench/bench_registry.py
 	$(BIN)/python bench/bench_knowledge.py
 	$(BIN)/python bench/bench_projections.py
