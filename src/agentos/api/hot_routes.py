@@ -64,10 +64,17 @@ class HotRoute(Route):
 
 def install(app: FastAPI) -> None:
     """Put a hot route ahead of each route of ``HOT`` (after every route is added)."""
-    found = {(method, c.original_route.path): c.original_route
-             for c in iter_route_contexts(app.router.routes)
-             if isinstance(c.original_route, APIRoute)
-             for method in c.original_route.methods or ()}
+    found: dict[tuple[str, str], APIRoute] = {}
+    # the walk stops at the last of them: FastAPI builds an included router's routes
+    # (their parameters' fields) when first walked into, and the routers after those of
+    # the hot routes are then built by the first request that needs them, not at start
+    # (about a tenth of a server's start, all routers built)
+    for context in iter_route_contexts(app.router.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            found.update({(method, route.path): route for method in route.methods or ()})
+        if found.keys() >= set(HOT):
+            break
     for method, path in reversed(HOT):
         route = found[(method, path)]
         app.router.routes.insert(0, HotRoute(path, _endpoint(route), methods=[method],
