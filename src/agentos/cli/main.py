@@ -8,80 +8,115 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
+from difflib import get_close_matches
 from typing import Annotated, Any
 
 import typer
+from typer._click.core import Command, Context  # typer's own click, which TyperGroup is
+from typer._click.exceptions import UsageError
+from typer.core import TyperGroup
 
 from agentos import __version__
-from agentos.cli import (
-    agents,
-    api_keys,
-    approvals,
-    audit,
-    auth,
-    budgets,
-    db,
-    demo,
-    events,
-    knowledge,
-    llm,
-    locks,
-    metrics,
-    models,
-    options,
-    projections,
-    runs,
-    schedules,
-    serve,
-    sessions,
-    subscriptions,
-    tasks,
-    users,
-    worker,
-    workflows,
-)
+from agentos.cli import options
 from agentos.errors import AgentOSError
 
 USAGE_ERROR = 2
 BUG = 1
 
+# the commands, in the order help lists them: name -> (module of agentos.cli, what it
+# is there: a command's function, or a group's Typer app)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("serve", "serve"),
+    "demo": ("demo", "demo"),
+    "worker": ("worker", "worker"),
+    "workers": ("tasks", "workers"),
+    "login": ("auth", "login"),
+    "logout": ("auth", "logout"),
+    "users": ("users", "app"),
+    "api-keys": ("api_keys", "app"),
+    "sessions": ("sessions", "app"),
+    "audit": ("audit", "app"),
+    "tasks": ("tasks", "app"),
+    "db": ("db", "app"),
+    "agents": ("agents", "app"),
+    "events": ("events", "app"),
+    "subscriptions": ("subscriptions", "app"),
+    "schedules": ("schedules", "app"),
+    "locks": ("locks", "app"),
+    "knowledge": ("knowledge", "app"),
+    "models": ("models", "app"),
+    "projections": ("projections", "app"),
+    "llm": ("llm", "app"),
+    "budgets": ("budgets", "app"),
+    "metrics": ("metrics", "app"),
+    "workflows": ("workflows", "app"),
+    "runs": ("runs", "app"),
+    "approvals": ("approvals", "app"),
+}
+SETTINGS: dict[str, Any] = {
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"]},  # every command inherits it
+}
+
+
+class LazyGroup(TyperGroup):
+    """The root command: a command's module is imported, and its click command built,
+    only when the command line names it (``agentos --help`` lists them all, so builds
+    them all). A call pays for its own command's imports, not for every command's
+    (the agents' schemas, the worker, the server...)."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands[cmd_name] = _build(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: Context, args: list[str]
+                        ) -> tuple[str | None, Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:  # TyperGroup suggests only commands it has built
+            if args and "Did you mean" not in exc.message and (
+                    close := get_close_matches(args[0], list(COMMANDS))):
+                exc.message = (f"{exc.message.rstrip('.')}. Did you mean "
+                               f"{', '.join(repr(name) for name in close)}?")
+            raise
+
+
+def _build(name: str) -> Command:
+    """The click command of ``COMMANDS[name]``, built by Typer as it builds the root's
+    commands (a root of the same settings that has only this one)."""
+    module, attribute = COMMANDS[name]
+    target = getattr(importlib.import_module(f"agentos.cli.{module}"), attribute)
+    root = typer.Typer(**SETTINGS)
+    root.callback()(_nothing)  # a group even around a single command
+    if isinstance(target, typer.Typer):
+        root.add_typer(target, name=name)
+    else:
+        root.command(name)(target)
+    built = typer.main.get_command(root)
+    assert isinstance(built, TyperGroup)
+    return built.commands[name]
+
+
+def _nothing() -> None:
+    pass
+
+
 app = typer.Typer(
     name="agentos",
     help="AgentOS: the durable backbone for fleets of cooperating AI agents.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},  # every command inherits it
+    cls=LazyGroup,
+    **SETTINGS,
 )
-app.command()(serve.serve)
-app.command()(demo.demo)
-app.command()(worker.worker)
-app.command()(tasks.workers)
-app.command()(auth.login)
-app.command()(auth.logout)
-app.add_typer(users.app, name="users")
-app.add_typer(api_keys.app, name="api-keys")
-app.add_typer(sessions.app, name="sessions")
-app.add_typer(audit.app, name="audit")
-app.add_typer(tasks.app, name="tasks")
-app.add_typer(db.app, name="db")
-app.add_typer(agents.app, name="agents")
-app.add_typer(events.app, name="events")
-app.add_typer(subscriptions.app, name="subscriptions")
-app.add_typer(schedules.app, name="schedules")
-app.add_typer(locks.app, name="locks")
-app.add_typer(knowledge.app, name="knowledge")
-app.add_typer(models.app, name="models")
-app.add_typer(projections.app, name="projections")
-app.add_typer(llm.app, name="llm")
-app.add_typer(budgets.app, name="budgets")
-app.add_typer(metrics.app, name="metrics")
-app.add_typer(workflows.app, name="workflows")
-app.add_typer(runs.app, name="runs")
-app.add_typer(approvals.app, name="approvals")
 
 
 def _print_version(value: bool) -> None:
