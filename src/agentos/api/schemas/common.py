@@ -14,7 +14,10 @@ class Model(BaseModel):
     (``task["status"]``), so code written against the SDK's earlier dict answers
     keeps working."""
 
-    model_config = ConfigDict(extra="ignore")
+    # a model's validator is built when first used, not when its module is imported: a
+    # CLI call or an SDK client builds the few it reads (the server's routes build theirs
+    # when they are made, and the OpenAPI document is the same)
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     def __getitem__(self, key: str) -> Any:
         if key not in type(self).model_fields:
