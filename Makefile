@@ -7,8 +7,9 @@ ASSETS := src/agentos/dashboard/static/vendor/.installed
 # byte-compile what the processes import (quick when nothing changed; a file that does
 # not compile stops the target, named): where PYTHONDONTWRITEBYTECODE is set, as on CI
 # machines, Python writes no .pyc itself, so every process started (a server, a worker,
-# an agent, each CLI call) would compile each module it imports again: ~0.3 s a server's
-# start, ~0.05 s a CLI call
+# an agent, each CLI call; the tests' helpers, such as their handlers and fake servers,
+# run in such processes too) would compile each module it imports again: ~0.3 s a
+# server's start, ~0.05 s a CLI call
 COMPILE := $(BIN)/python -m compileall -q src examples
 
 .PHONY: help run test lint bench clean
@@ -43,7 +44,7 @@ WORKFLOW_PEERS_VENV := bench/.workflow-peers-venv
 
 bench: $(VENV)/.installed-dev $(if $(wildcard $(PEERS_REQUIREMENTS)),$(PEERS_VENV)/.installed) $(WORKFLOW_PEERS_VENV)/.installed ## the benchmark suite (see bench/README.md)
 	bash scripts/ensure-postgres.sh
-	$(COMPILE)
+	$(COMPILE) bench
 	$(BIN)/python bench/bench_registry.py
 	$(BIN)/python bench/bench_knowledge.py
 	$(BIN)/python bench/bench_projections.py

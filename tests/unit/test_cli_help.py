@@ -52,7 +52,7 @@ def test_a_call_imports_its_own_command_only() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
-    loaded = set(done.stdout.split()[-1000:])
+    loaded = set(done.stdout.splitlines()[-1].split())
     assert "agentos.cli.locks" in loaded
     others = {f"agentos.cli.{module}" for module, _ in COMMANDS.values()} - {"agentos.cli.locks"}
     assert loaded & others == set()
@@ -60,7 +60,12 @@ def test_a_call_imports_its_own_command_only() -> None:
 
 
 def test_a_mistyped_command_is_named_with_the_closest() -> None:
+    """Among every command, built or not (one group, as a runner in process keeps it)."""
     runner = CliRunner()
-    done = runner.invoke(typer.main.get_command(app), ["taks", "list"], prog_name="agentos")
+    cli = typer.main.get_command(app)
+    done = runner.invoke(cli, ["taks", "list"], prog_name="agentos")
     assert done.exit_code == 2
     assert "No such command 'taks'. Did you mean 'tasks'?" in done.output
+    assert runner.invoke(cli, ["worker", "-h"], prog_name="agentos").exit_code == 0
+    done = runner.invoke(cli, ["workerz"], prog_name="agentos")
+    assert "No such command 'workerz'. Did you mean 'worker', 'workers'?" in done.output

@@ -190,7 +190,11 @@ def test_a_sqlite_process_loads_no_postgresql_driver(tmp_path: Path) -> None:
     worker's start about a third (2f6f39a). A store module that needs psycopg imports it
     inside the PostgreSQL-only function."""
     code = ("import sys\n"
-            "import agentos.cli.main, agentos.server, agentos.worker.loop\n"
+            "import importlib\n"
+            "from agentos.cli.main import COMMANDS\n"
+            "for module, _ in COMMANDS.values():  # the CLI loads only the one it runs\n"
+            "    importlib.import_module(f'agentos.cli.{module}')\n"
+            "import agentos.server, agentos.worker.loop\n"
             "from agentos.store import open_store\n"
             "open_store(sys.argv[1])\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg'))\n")

@@ -72,7 +72,8 @@ def install(app: FastAPI) -> None:
     for context in iter_route_contexts(app.router.routes):
         route = context.original_route
         if isinstance(route, APIRoute):
-            found.update({(method, route.path): route for method in route.methods or ()})
+            for method in route.methods or ():  # the first of a method and path serves
+                found.setdefault((method, route.path), route)
         if found.keys() >= set(HOT):
             break
     for method, path in reversed(HOT):

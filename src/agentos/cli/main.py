@@ -71,6 +71,10 @@ class LazyGroup(TyperGroup):
     them all). A call pays for its own command's imports, not for every command's
     (the agents' schemas, the worker, the server...)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.suggest_commands = False  # TyperGroup's names only commands built: ours, all
+
     def list_commands(self, ctx: Context) -> list[str]:
         return list(COMMANDS)
 
@@ -83,9 +87,8 @@ class LazyGroup(TyperGroup):
                         ) -> tuple[str | None, Command | None, list[str]]:
         try:
             return super().resolve_command(ctx, args)
-        except UsageError as exc:  # TyperGroup suggests only commands it has built
-            if args and "Did you mean" not in exc.message and (
-                    close := get_close_matches(args[0], list(COMMANDS))):
+        except UsageError as exc:
+            if args and (close := get_close_matches(args[0], list(COMMANDS))):
                 exc.message = (f"{exc.message.rstrip('.')}. Did you mean "
                                f"{', '.join(repr(name) for name in close)}?")
             raise

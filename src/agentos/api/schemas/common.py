@@ -15,8 +15,9 @@ class Model(BaseModel):
     keeps working."""
 
     # a model's validator is built when first used, not when its module is imported: a
-    # CLI call or an SDK client builds the few it reads (the server's routes build theirs
-    # when they are made, and the OpenAPI document is the same)
+    # CLI call or an SDK client builds the few it reads (a server's route builds those it
+    # names when FastAPI makes it, and the OpenAPI document is the same). Safe from
+    # several threads at once since pydantic 2.14 (its rebuild lock): pyproject's floor
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
     def __getitem__(self, key: str) -> Any:
