@@ -17,7 +17,8 @@ class Model(BaseModel):
     # a model's validator is built when first used, not when its module is imported: a
     # CLI call or an SDK client builds the few it reads (a server's route builds those it
     # names when FastAPI makes it, and the OpenAPI document is the same). Safe from
-    # several threads at once since pydantic 2.14 (its rebuild lock): pyproject's floor
+    # several threads at once with pydantic's rebuild lock, which 2.14.4 (pyproject's
+    # floor) has
     model_config = ConfigDict(extra="ignore", defer_build=True)
 
     def __getitem__(self, key: str) -> Any:
