@@ -176,19 +176,26 @@ async def flush(conn: AsyncConnection) -> None:
 def flush_on_driver() -> DriverWork | None:
     """``flush``'s form for the store's driver blocks (``Store.driver(hooked=True)``,
     each a write that changes something): the request's pending entry, taken as the
-    block's last step (named by the block by then); None when no entry is pending."""
+    block's last step or by its statement (named by the block by then), and given back
+    if that statement wrote nothing; None when no entry is pending."""
     scope = _scope.get()
     if scope is None or scope.pending is None:
         return None
+    taken: list[Entry] = []
 
     def take() -> store_audit.Pending | None:
         entry, scope.pending = scope.pending, None
         if entry is None:
             return None
+        taken.append(entry)
         at, row, text = _columns(entry)
         return at, row, entry.details, text, lambda prev, seq: link(prev, seq, text)
 
-    return store_audit.on_driver(take)
+    def give_back() -> None:
+        if taken and scope.pending is None:
+            scope.pending = taken.pop()
+
+    return store_audit.OnDriver(take, give_back)
 
 
 # ------------------------------------------------------------------ reads

@@ -9,6 +9,7 @@ import asyncio
 import traceback
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -255,3 +256,71 @@ async def test_a_claim_round_trip_gives_back_the_locks_taken_in_its_attempts_nam
     assert (await api.get("/api/v1/locks/drv:4")).json()["holder"] is None
     for task_id in ids:
         assert (await api.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "succeeded"
+
+
+async def test_an_audited_single_write_is_one_round_trip_on_postgresql(
+        api: httpx.AsyncClient, store: Store, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a single submit, event append, complete, lock acquire and release
+    over HTTP carry their audit row in their own statement (``Store.folding``): one
+    round trip each, where a transaction took four (BEGIN, the write, the audit row,
+    COMMIT). Counted in libpq's trace of the store's driver connections, where each
+    round trip ends with a Sync (extended protocol) or is one Query (simple). The rows
+    are there and chain."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite's transaction is local calls, not round trips")
+    from psycopg import pq
+
+    trace = tmp_path / "libpq.trace"
+    connect = store._connect_driver  # type: ignore[attr-defined]
+    opened: list[Any] = []
+
+    async def traced() -> Any:
+        db = await connect()
+        opened.append(out := trace.open("a"))
+        db.pgconn.trace(out.fileno())
+        db.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        return db
+
+    monkeypatch.setattr(store, "_connect_driver", traced)
+
+    def round_trips(since: int) -> int:
+        for out in opened:
+            out.flush()
+        lines = trace.read_text().splitlines()[since:]
+        return sum(1 for line in lines if line.split("\t")[:1] == ["F"]
+                   and line.split("\t")[2:3] in (["Sync"], ["Query"]))
+
+    await publish(api)
+
+    async def sent(method: str, path: str, body: dict[str, Any]) -> tuple[Any, int]:
+        mark = len(trace.read_text().splitlines()) if trace.exists() else 0
+        answer = await api.request(method, path, json=body)
+        assert answer.status_code in (200, 201), answer.text
+        return answer.json(), round_trips(mark)
+
+    try:
+        for n in range(2):  # the first of each prepares its statement: a round trip more
+            task, submit_trips = await sent("POST", "/api/v1/tasks",
+                                            {"agent": "a", "input": {"n": n}})
+            event, append_trips = await sent("POST", "/api/v1/events",
+                                             {"type": "trip.test", "payload": {"n": n}})
+            claim = await api.post("/api/v1/tasks/claim", json={"worker_id": "w", "limit": 1})
+            assert [t["id"] for t in claim.json()["tasks"]] == [task["id"]], claim.text
+            _, complete_trips = await sent("POST", f"/api/v1/tasks/{task['id']}/complete",
+                                           {"attempt": 1, "output": {"n": n}})
+            got, acquire_trips = await sent("POST", "/api/v1/locks/trip:1/acquire",
+                                            {"owner": "a", "ttl_s": 30})
+            _, release_trips = await sent("POST", "/api/v1/locks/trip:1/release",
+                                          {"owner": "a", "token": got["token"]})
+        assert (submit_trips, append_trips, complete_trips) == (1, 1, 1)
+        assert (acquire_trips, release_trips) == (1, 1)
+        assert [r.action for r in await audit_rows(store, "trip:1")] == [
+            "locks.acquire", "locks.release"] * 2
+        assert [r.action for r in await audit_rows(store, task["id"])] == [
+            "tasks.submit", "tasks.complete"]
+        assert [r.action for r in await audit_rows(store, event["id"])] == ["events.emit"]
+        assert (await audit.verify(store)).intact
+    finally:
+        for out in opened:
+            out.close()

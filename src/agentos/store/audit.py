@@ -1,12 +1,14 @@
 """The audit log's storage: numbering and chaining a row under the ``audit_head`` row.
 
 The chain's rule (``audit.link``: ``sha256(prev_hash ":" seq ":" body)``) is the
-domain's; here is only how each backend applies it under the head row's lock, in
-the caller's write transaction. PostgreSQL takes the number, computes the hash and
-inserts the row in one statement (``audit_append``), the head row locked until
-commit; SQLite's write transaction already holds the database's only write lock, so
-three plain statements on the driver's text, which cost less than SQLAlchemy's
-statement building would, and the hash is computed here with the domain's rule.
+domain's; here is only how each backend applies it under the head row's lock, in the
+caller's write transaction. PostgreSQL takes the number, computes the hash and inserts
+the row in one statement (``audit_append``, of the ``audit_row`` CTEs), the head row
+locked until commit; a hot write's own statement can carry those CTEs (``fragment``,
+``OnDriver.fold``), so that write and its audit row are one round trip in autocommit.
+SQLite's write transaction already holds the database's only write lock, so three
+plain statements on the driver's text, which cost less than SQLAlchemy's statement
+building would, and the hash is computed here with the domain's rule.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
-from agentos.store.base import DriverWork
 from agentos.store.columns import json_dumps, stamp
 
 # (previous row's hash, this row's number) -> this row's hash
@@ -32,12 +33,10 @@ async def append(conn: AsyncConnection, at: datetime, row: dict[str, Any],
     returns its number. ``row`` holds the plain columns (actor ... user_agent),
     ``body`` the hashed text of the row, ``chain`` the link rule for SQLite (the
     PostgreSQL statement applies the same rule to ``body`` itself)."""
-    # the stored text reads back to the value hashed in ``body`` (NaN, which would
-    # not, is refused)
-    details_text = json_dumps(details)
     if conn.dialect.name == "postgresql":
-        return int((await conn.exec_driver_sql(_PG_APPEND, {
-            **row, "at": at, "body": body, "details": details_text})).scalar_one())
+        return int((await conn.exec_driver_sql(_PG_APPEND, _params(at, row, details, body))
+                    ).scalar_one())
+    details_text = json_dumps(details)  # as ``_params``
     seq, prev = tuple((await conn.exec_driver_sql(_SQLITE_TAKE_SEQ)).one())
     digest = chain(prev, seq)
     await conn.exec_driver_sql(_SQLITE_INSERT, (
@@ -52,16 +51,48 @@ async def append(conn: AsyncConnection, at: datetime, row: dict[str, Any],
 Pending = tuple[datetime, dict[str, Any], dict[str, Any], str, Chain]
 
 
-def on_driver(take: Callable[[], Pending | None]) -> DriverWork:
-    """A driver block's last step (``Store.driver(hooked=True)``): the entry ``take``
-    answers then, once the block's write has named its resource, appended on the
-    block's own connection (None: nothing to append)."""
+class OnDriver:
+    """The request's audit row for a driver block (``Store.driver(hooked=True)``): its
+    last step, once the block's write has named its resource, on the block's own
+    connection; or, in a folding block (``Store.folding``), written by the block's one
+    statement through its ``fragment``. ``take`` answers the entry then (None: nothing
+    to append) and hands it over; ``give_back`` makes the entry taken last the
+    request's again."""
 
-    async def write(db: Any) -> None:
-        if (pending := take()) is not None:
+    def __init__(self, take: Callable[[], Pending | None],
+                 give_back: Callable[[], None]) -> None:
+        self._take, self._give_back = take, give_back
+
+    async def __call__(self, db: Any) -> None:
+        if (pending := self._take()) is not None:
             await append_on_driver(db, *pending)
 
-    return write
+    def fold(self) -> dict[str, Any] | None:
+        pending = self._take()
+        return None if pending is None else _params(*pending[:4])
+
+    def unfold(self) -> None:
+        self._give_back()
+
+
+def fragment(written_by: str, *also: str) -> str:
+    """The audit row's CTEs for a hot write's own statement on PostgreSQL (its
+    ``/*audit*/`` blank; the parameters are ``OnDriver.fold``'s): the row is written
+    when the statement's CTE ``written_by`` has one. That CTE, and the CTEs ``also``
+    (the write's others that lock rows), are read whole first, so the head row is locked
+    after every row the write locks, as when the audit row is a transaction's last
+    statement: no two writers each hold what the other waits for."""
+    first = " AND ".join(f"(SELECT count(*) FROM {name}) >= 0" for name in also)
+    return ", " + sql.query("audit_row", "postgresql", audit_if=" AND ".join(
+        filter(None, (first, f"(SELECT count(*) FROM {written_by}) > 0"))))
+
+
+def _params(at: datetime, row: dict[str, Any], details: dict[str, Any], body: str
+            ) -> dict[str, Any]:
+    """The ``audit_row`` fragment's parameters. The stored details text reads back to
+    the value hashed in ``body`` (NaN, which would not, is refused)."""
+    return {"audit_at": at, "audit_body": body, "audit_details": json_dumps(details),
+            **{f"audit_{column}": value for column, value in row.items()}}
 
 
 async def append_on_driver(db: Any, at: datetime, row: dict[str, Any],
@@ -78,13 +109,12 @@ async def append_on_driver(db: Any, at: datetime, row: dict[str, Any],
             row["user_agent"], prev, digest))
         db.execute(_SQLITE_MOVE_HEAD, (digest, prev))
         return int(seq)
-    found = await (await db.execute(_PG_APPEND, {**row, "at": at, "body": body,
-                                                 "details": details_text}, prepare=True)
-                   ).fetchone()
+    found = await (await db.execute(_PG_APPEND, _params(at, row, details, body),
+                                    prepare=True)).fetchone()
     return int(found[0])
 
 
-_PG_APPEND = sql.query("audit_append", "postgresql", driver=True)
+_PG_APPEND = sql.query("audit_append", "postgresql", driver=True, audit_if="true")
 _SQLITE_TAKE_SEQ = ("UPDATE audit_head SET last_seq = last_seq + 1 WHERE id = 1 "
                     "RETURNING last_seq, last_hash")
 _SQLITE_INSERT = (

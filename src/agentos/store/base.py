@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
@@ -36,6 +36,24 @@ DriverWork = Callable[[Any], Awaitable[None]]
 # a before-commit hook's form for driver blocks (``Store.driver(hooked=True)``): asked
 # as the block begins, it answers the work to run at the block's end, or None
 DriverHook = Callable[[], DriverWork | None]
+# a folding block's offer (``Store.folding``): the parameters its one statement sends to
+# do the hooks' work itself (the audit row's, ``store.audit.fragment``), or None: none due
+Fold = Callable[[], dict[str, Any] | None]
+
+
+@runtime_checkable
+class Foldable(Protocol):
+    """Driver work one statement can carry instead (``Store.folding``)."""
+
+    async def __call__(self, db: Any) -> None: ...
+
+    def fold(self) -> dict[str, Any] | None:
+        """The parameters of the statement's part that does this work (None: none due);
+        the work is the statement's from then on."""
+
+    def unfold(self) -> None:
+        """The statement that took the work did not do it (it changed nothing, or
+        failed): the work is due again."""
 UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothing worth a record
 # a driver block that changed nothing (``Store.nothing_changed`` given its driver
 # connection): its hooks do not run, as an UNCHANGED transaction leaves no audit row
@@ -187,6 +205,25 @@ class Store(ABC):
         yield None
 
     @asynccontextmanager
+    async def folding(self, able: bool = True) -> AsyncIterator[tuple[Any, Fold | None]]:
+        """``driver(hooked=True)`` for a block that is one statement able to do the
+        hooks' work itself (PostgreSQL: the audit row's CTEs in the statement, so an
+        audited write is one round trip, not BEGIN, the write, the row and COMMIT).
+
+        With the connection comes ``fold``: called once the block knows what its write
+        names (``audit.names``) and before its statement, it answers the parameters to
+        send with the statement's variant that does the work, or None (send the plain
+        one). The statement is then alone, in autocommit. Where the work cannot be
+        folded (SQLite, whose hooks cost no round trip; a hook without the form) ``fold``
+        is None and the hooks run as the block's last step, as in ``driver``. A block
+        whose statement wrote nothing says so with ``nothing_changed``: the work is due
+        again, as it is after an error. ``able`` False: the write cannot carry them (it
+        is several statements, or its audit row names what only its result says), so
+        ``driver(hooked=True)``, with no ``fold``."""
+        async with self.driver(hooked=True) as db:
+            yield db, None
+
+    @asynccontextmanager
     async def driver_read(self) -> AsyncIterator[Any]:
         """The driver-level connection for one short read of named SQL, whatever hooks
         are set (PostgreSQL's, in autocommit), or None where the backend has none for
@@ -214,11 +251,18 @@ class Store(ABC):
     async def _end_block(work: list[DriverWork], db: Any) -> None:
         """A driver block's last step, in its transaction: the hooks' ``work``, unless the
         block said it changed nothing."""
-        if _block_unchanged.get():
-            _block_unchanged.set(False)  # this block's word only
+        if Store._said_unchanged():
             return
         for hook in work:
             await hook(db)
+
+    @staticmethod
+    def _said_unchanged() -> bool:
+        """Whether this driver block said it changed nothing (``nothing_changed``): a
+        word for this block only, spent by reading it."""
+        said = _block_unchanged.get()
+        _block_unchanged.set(False)
+        return said
 
     @staticmethod
     def nothing_changed(conn: Any) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import case, delete, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.errors import InvalidInput
+from agentos.store import audit as store_audit
 from agentos.store import sql, time_order
 from agentos.store.columns import stamp
 from agentos.store.tables import event_log_head, events, route_queue
@@ -251,12 +252,16 @@ class PostgresEvents(Events):
                      now: datetime, named: Callable[[list[str]], None] | None = None
                      ) -> list[int] | None:
         params = {"batch": _pg_batch(fresh, payloads, ids), "created_at": now}
-        async with self.store.driver(hooked=True) as db:
+        async with self.store.folding() as (db, fold):
             if db is None:
                 return None
-            rows = await (await db.execute(_PG_APPEND, params, prepare=True)).fetchall()
-            if named is not None:
+            if named is not None:  # (what the audit row names: known before the write)
                 named(ids)
+            audit = fold() if fold is not None else None
+            statement = _PG_APPEND if audit is None else _PG_APPEND_AUDITED
+            rows = await (await db.execute(statement, params if audit is None
+                                           else {**params, **audit}, prepare=True)
+                          ).fetchall()
         self.store.wake(CHANNEL)  # committed (the statement notified other processes)
         return [r.seq for r in rows]
 
@@ -290,7 +295,10 @@ def insert_rows(db: sqlite3.Connection, fresh: Sequence[Appendable], payloads: l
     return first
 
 
-_PG_APPEND = sql.query("events_append", "postgresql", driver=True)
+_PG_APPEND = sql.query("events_append", "postgresql", driver=True, audit="")
+# with the request's audit row (``Store.folding``)
+_PG_APPEND_AUDITED = sql.query("events_append", "postgresql", driver=True,
+                               audit=store_audit.fragment("queued"))
 _PG_HORIZON = sql.query("events_horizon", "postgresql", driver=True)
 _SQLITE_HORIZON = sql.query("events_horizon", "sqlite")
 _SQLITE_APPEND, _order = sql.qmark(sql.query("events_append", "sqlite"))

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from sqlalchemy import and_, delete, func, insert, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentos.store import audit as store_audit
 from agentos.store import sql
 from agentos.store.columns import (
     database_now,
@@ -654,22 +655,26 @@ class PostgresLocks(Locks):
                    lock_row: bool = False) -> list[Any]:
         """``locks_<name>`` on the driver connection in autocommit (``lock_row``: in a
         transaction, after a statement that locks the lock row, so its snapshot sees
-        every waiter queued before); one transaction with the request's audit row where
-        one is pending (``Store.driver(hooked=True)``), the row left out when the
-        statement changed nothing; or in a write transaction of the store's while a hook
-        has no driver form."""
+        every waiter queued before). With the request's audit row where one is pending:
+        written by the statement itself where it is one (acquire, release:
+        ``Store.folding``), else the block is one transaction with it
+        (``Store.driver(hooked=True)``); the row left out when the statement changed
+        nothing. In a write transaction of the store's while a hook has no driver form."""
         statement = _PG[name]
-        async with self.store.driver(hooked=True) as db:
+        async with self.store.folding(name in _PG_AUDITED) as (db, fold):
             if db is not None:
                 if lock_row:
                     async with _atomic(db):
                         await db.execute(_PG_LOCK_ROW, params, prepare=True)
                         out = await (await db.execute(statement, params, prepare=True)
                                      ).fetchall()
+                elif fold is not None and (audit := fold()) is not None:
+                    out = await (await db.execute(_PG_AUDITED[name], {**params, **audit},
+                                                  prepare=True)).fetchall()
                 else:
                     out = await (await db.execute(statement, params, prepare=True)).fetchall()
                 if not out:
-                    self.store.nothing_changed(db)
+                    self.store.nothing_changed(db)  # (a folded audit row was not written)
         if db is None:
             async with self.store.write() as conn:
                 if lock_row:
@@ -694,8 +699,14 @@ def _atomic(db: Any) -> AbstractAsyncContextManager[Any]:
 
 _NOTE = "granted"  # a grant's notification: "granted ENTRY TOKEN EXPIRY" (ISO, UTC)
 _PG_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
-_PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True)
+_PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True, audit="")
        for name in ("acquire", "release", "join", "handover", "renew", "peek")}
+# the one-statement writes with the request's audit row (``Store.folding``): written when
+# the write changed something, which each statement's CTE says
+_PG_AUDITED = {name: sql.query(f"locks_{name}", "postgresql", driver=True,
+                               audit=store_audit.fragment(*written_by))
+               for name, written_by in (("acquire", ("queued", "settled")),
+                                        ("release", ("queued",)))}
 _PG_LOCK_ROW = sql.driver_text("SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE")
 _SQLITE_ACQUIRE = sql.statements("locks_acquire", "sqlite")
 _SQLITE_RELEASE = sql.statements("locks_release", "sqlite")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from agentos.aio import raise_if_cancelling
 from agentos.errors import AgentOSError
 from agentos.store import errors
-from agentos.store.base import NOTIFIED, DriverWork, Store
+from agentos.store.base import NOTIFIED, DriverWork, Fold, Foldable, Store
 from agentos.store.columns import json_dumps, json_loads
 from agentos.store.events import PostgresEvents
 from agentos.store.locks import PostgresLocks
@@ -105,30 +105,77 @@ class PostgresStore(Store):
         ``pool_size`` (concurrent requests commit side by side), so the caller's
         statements must be ones a transaction can hold (no retry after an error).
         """
-        work = self._driver_work(hooked)
+        async with self._driver_block(self._driver_work(hooked)) as db:
+            yield db
+
+    @asynccontextmanager
+    async def _driver_block(self, work: list[DriverWork] | None
+                            ) -> AsyncIterator[psycopg.AsyncConnection[Any] | None]:
         if work is None:
             yield None
-            return
-        if work:
+        elif work:
             async with self._transaction(work) as db:
                 yield db
+        else:
+            async with self._on_driver() as db:
+                yield db
+
+    @asynccontextmanager
+    async def folding(self, able: bool = True
+                      ) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any] | None,
+                                               Fold | None]]:
+        work = self._driver_work(True)
+        foldable = work[0] if able and work is not None and len(work) == 1 else None
+        if not isinstance(foldable, Foldable):
+            # nothing to fold (no hook has work: the shared driver connection), or work
+            # that does not fold: ``driver``'s transaction
+            async with self._driver_block(work) as db:
+                yield db, None
             return
-        async with self._on_driver() as db:
-            yield db
+        offered = taken = False
+
+        def fold() -> dict[str, Any] | None:
+            nonlocal offered, taken
+            offered = True
+            params = foldable.fold()
+            taken = params is not None
+            return params
+
+        # a writer's connection, as a transaction's: concurrent audited writes commit
+        # (each waiting for its WAL flush) side by side, not queued on one connection
+        try:
+            async with self._writer() as db:
+                yield db, fold
+        except BaseException:
+            if taken:
+                foldable.unfold()  # the statement failed: it wrote nothing
+            raise
+        unchanged = self._said_unchanged()
+        if not (offered or unchanged):
+            raise RuntimeError("a folding block ran without asking fold(): its hooks' "
+                               "work would be lost")
+        if unchanged and taken:
+            foldable.unfold()
 
     @asynccontextmanager
     async def _transaction(self, work: list[DriverWork]
                            ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A driver block that is a transaction with the hooks' ``work`` as its last step,
-        on a connection of its own among at most ``pool_size`` (kept for the next)."""
+        on a writer's connection."""
+        async with self._writer() as db, db.transaction():
+            yield db
+            await self._end_block(work, db)
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection of its own among at most ``pool_size`` (kept for the next), in
+        autocommit unless the caller begins a transaction."""
         async with self._writer_slots:
             db = self._idle_writers.pop() if self._idle_writers else None
             try:
                 if db is None or db.closed:
                     db = await self._connect_driver()
-                async with db.transaction():
-                    yield db
-                    await self._end_block(work, db)
+                yield db
             except AgentOSError:
                 if db is not None:
                     self._idle_writers.append(db)  # rolled back: the link is fine

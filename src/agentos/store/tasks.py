@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import ids
 from agentos.errors import Conflict, InvalidInput, NotFound
+from agentos.store import audit as store_audit
 from agentos.store import sql, time_order
 from agentos.store.columns import database_now, iso_text, json_dumps, json_loads, stamp, utcnow
 from agentos.store.events import CHANNEL as EVENTS_CHANNEL
@@ -707,18 +708,22 @@ def in_transaction(driver: Any) -> bool:
     return bool(driver.info.transaction_status != pq.TransactionStatus.IDLE)
 
 
-async def _submit_alone(driver: Any, params: dict[str, Any]) -> list[Any]:
-    """``tasks_submit`` in autocommit. A concurrent submit that commits one of the
+async def _submit_alone(driver: Any, params: dict[str, Any],
+                        audit: dict[str, Any] | None = None) -> list[Any]:
+    """``tasks_submit`` in autocommit, with the request's audit row given ``audit``
+    (``Store.folding``'s parameters). A concurrent submit that commits one of the
     batch's idempotency keys after this statement began fails it (a unique violation
     on the key: nothing of the batch is written, where skipping the key committed the
     batch's other tasks before the caller could refuse it); sent again, the statement
     sees that key as an earlier task's, and returns it or refuses the batch whole."""
     from psycopg import errors as pg_errors
 
+    statement, params = (_PG_SUBMIT, params) if audit is None else (
+        _PG_SUBMIT_AUDITED, {**params, **audit})
     tries = 1
     while True:
         try:
-            return list(await (await driver.execute(_PG_SUBMIT, params, prepare=True)
+            return list(await (await driver.execute(statement, params, prepare=True)
                                ).fetchall())
         except pg_errors.UniqueViolation as exc:
             if exc.diag.constraint_name != IDEMPOTENCY_INDEX or tries >= SUBMIT_TRIES:
@@ -729,8 +734,11 @@ async def _submit_alone(driver: Any, params: dict[str, Any]) -> list[Any]:
 class PostgresTasks(Tasks):
     async def submit(self, items: Sequence[Submitted], defaults: Defaults,
                      named: Named | None = None) -> list[tuple[Any, bool]]:
-        params = _submit_params(items, defaults)
-        async with self.store.driver(hooked=True) as driver:
+        params, new_ids = _submit_params(items, defaults)
+        # without idempotency keys every item is new or none is written, so the audit row
+        # can name them before the write: the statement writes it too (``Store.folding``)
+        keyless = all(item.idempotency_key is None for item in items)
+        async with self.store.folding(keyless) as (driver, fold):
             if driver is not None and in_transaction(driver):
                 # a hook's write (the audit row) rides in this transaction: a key a
                 # concurrent submit took is read afterwards (``_submitted``), not retried
@@ -740,13 +748,18 @@ class PostgresTasks(Tasks):
                 if named is not None:
                     named([row.id for row, _ in made])
             elif driver is not None:
-                rows = await _submit_alone(driver, params)
+                audit = None
+                if fold is not None:
+                    if named is not None:
+                        named(new_ids)
+                    audit = fold()
+                rows = await _submit_alone(driver, params, audit)
                 if len(items) >= STATISTICS_BURST and driver.info.server_version >= 150000:
                     # a connection that then idles would report its changes only after
                     # 10 s, and the reaper analyzes the queue once they are reported
                     await driver.execute("SELECT pg_stat_force_next_flush()")
                 made = await self._submitted(items, rows)
-                if named is not None:
+                if named is not None and audit is None:
                     named([row.id for row, _ in made])
         if driver is None:  # a before-commit hook without a driver form must see the write
             async with self.store.write() as conn:
@@ -761,7 +774,7 @@ class PostgresTasks(Tasks):
 
     async def submit_in(self, conn: AsyncConnection, items: Sequence[Submitted],
                         defaults: Defaults) -> list[tuple[Any, bool]]:
-        rows = (await conn.exec_driver_sql(_PG_SUBMIT_IN, _submit_params(items, defaults))
+        rows = (await conn.exec_driver_sql(_PG_SUBMIT_IN, _submit_params(items, defaults)[0])
                 ).all()
         made = await self._submitted(items, rows)
         if any(new for _, new in made):
@@ -835,9 +848,12 @@ class PostgresTasks(Tasks):
     async def complete(self, item: Ended, owner: str | None) -> Completed | None:
         params = {"batch": json_dumps([_item(item)]), "ids": [item.task_id], "owner": owner,
                   "event_id": ids.uuid7(), "event_rank": RANK["normal"]}
-        async with self.store.driver(hooked=True) as driver:
+        async with self.store.folding() as (driver, fold):
             if driver is not None:
-                row = await (await driver.execute(_PG_COMPLETE_ONE, params, prepare=True)
+                audit = fold() if fold is not None else None
+                row = await (await driver.execute(
+                    _PG_COMPLETE_ONE if audit is None else _PG_COMPLETE_ONE_AUDITED,
+                    params if audit is None else {**params, **audit}, prepare=True)
                              ).fetchone()
                 if row.id is None:
                     self.store.nothing_changed(driver)  # no audit row: the caller goes on
@@ -896,7 +912,10 @@ _SUBMIT_OPTIONAL = ("version", "max_retries", "timeout_s", "idempotency_key",
                     "correlation_id", "causation_id", "capability", "type", "metadata")
 
 
-def _submit_params(items: Sequence[Submitted], defaults: Defaults) -> dict[str, Any]:
+def _submit_params(items: Sequence[Submitted], defaults: Defaults
+                   ) -> tuple[dict[str, Any], list[str]]:
+    """``tasks_submit``'s parameters, and the ids the items get if they are new (one per
+    item the batch sends: ``distinct``)."""
     sent, _ = distinct(items)
     new_ids = ids.uuid7_many(2 * len(sent))
     batch = []
@@ -910,7 +929,8 @@ def _submit_params(items: Sequence[Submitted], defaults: Defaults) -> dict[str, 
             item["run_at"] = iso_text(i.run_at)
         batch.append(item)
     return {"items": json_dumps(batch), "event_rank": RANK["normal"],
-            "max_retries": defaults.max_retries, "timeout_s": defaults.timeout_s}
+            "max_retries": defaults.max_retries, "timeout_s": defaults.timeout_s
+            }, new_ids[::2]
 
 
 # ------------------------------------------------------------------ shared
@@ -1059,17 +1079,24 @@ def _sqlite_statements(name: str, agents: bool = False, full: bool = False,
 _PG_SUBMIT_FILL = {"columns": _names(_ALL), "f_columns": _names(_ALL, "f."),
                    "e_columns": _names(_ALL, "e."), "nulls": ", ".join("NULL" for _ in _ALL)}
 # alone (autocommit): a key taken meanwhile fails the statement, which writes nothing
-_PG_SUBMIT = sql.query("tasks_submit", "postgresql", driver=True, on_conflict="",
+_PG_SUBMIT = sql.query("tasks_submit", "postgresql", driver=True, on_conflict="", audit="",
                        **_PG_SUBMIT_FILL)
+_PG_SUBMIT_AUDITED = sql.query(  # with the request's audit row (``Store.folding``)
+    "tasks_submit", "postgresql", driver=True, on_conflict="",
+    audit=store_audit.fragment("queued"), **_PG_SUBMIT_FILL)
 # in a caller's transaction: such a key is skipped; the caller's refusal rolls it all back
 _PG_SUBMIT_IN = sql.query("tasks_submit", "postgresql", driver=True, on_conflict=(
     "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"),
-    **_PG_SUBMIT_FILL)
+    audit="", **_PG_SUBMIT_FILL)
 IDEMPOTENCY_INDEX = "ix_tasks_idempotency_key"
 SUBMIT_TRIES = 3  # a batch's statement sent again after losing a key to a concurrent one
-_PG_COMPLETE_ONE = sql.query(
-    "tasks_complete_one", "postgresql", driver=True, columns=_names(_ALL, "t."),
-    ended_columns=_names(_ALL, "t."), unless="AND NOT (SELECT held FROM held)")
+_PG_COMPLETE_ONE_FILL = {"columns": _names(_ALL, "t."), "ended_columns": _names(_ALL, "t."),
+                         "unless": "AND NOT (SELECT held FROM held)"}
+_PG_COMPLETE_ONE = sql.query("tasks_complete_one", "postgresql", driver=True, audit="",
+                             **_PG_COMPLETE_ONE_FILL)
+_PG_COMPLETE_ONE_AUDITED = sql.query(  # with the request's audit row (``Store.folding``)
+    "tasks_complete_one", "postgresql", driver=True, audit=store_audit.fragment("queued"),
+    **_PG_COMPLETE_ONE_FILL)
 _PG_HEARTBEAT = text(sql.query("tasks_heartbeat", "postgresql"))
 _SQLITE_SUBMIT, _order = sql.qmark(sql.query("tasks_submit", "sqlite"))
 assert _order == ("seq", "id", "agent", "agent_version", "input", "priority", "status",

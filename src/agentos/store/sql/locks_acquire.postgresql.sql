@@ -9,6 +9,7 @@
 -- locks it). A lock taken also takes its new holder out of its queue, where it may still
 -- have an entry (a waiter that takes a lock freed without a grant, a kept place): the
 -- holder's next release would otherwise grant the lock back to that stale entry.
+-- /*audit*/: the request's audit row (store/audit.py's fragment: Store.folding), or nothing
 WITH taken AS (
     INSERT INTO locks AS l (resource, type, token, owner, priority, acquired_at, expires_at,
                             metadata, task_id, agent, updated_at)
@@ -42,5 +43,6 @@ WITH taken AS (
                                   'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))) AS e
     FROM taken
 ), /*include events_inserted*/
+/*audit*/
 SELECT token, expires_at, (SELECT count(*) FROM woken) AS woken,
        (SELECT count(*) FROM settled) AS settled FROM taken

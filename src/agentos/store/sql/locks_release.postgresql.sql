@@ -2,6 +2,7 @@
 -- (events_inserted). No row unless the owner holds it with this token, its lease is live
 -- and no waiter is queued (locks.queued, re-checked on the row's newest version once it
 -- is locked): the caller then takes the full path (the next waiter's grant, the error)
+-- /*audit*/: the request's audit row (store/audit.py's fragment: Store.folding), or nothing
 WITH held AS (
     SELECT resource, task_id, acquired_at FROM locks
     WHERE resource = :resource AND owner = :owner AND token = :token
@@ -16,4 +17,5 @@ WITH held AS (
 ), news AS (
     /*include locks_released*/
 ), /*include events_inserted*/
+/*audit*/
 SELECT task_id, (SELECT count(*) FROM woken) AS woken FROM freed

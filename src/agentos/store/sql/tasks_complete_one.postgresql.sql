@@ -4,6 +4,7 @@
 -- caller ends it in a transaction that gives its locks back. One row comes back: held,
 -- notified, and the task's row (its columns NULL when nothing was ended: held, or not
 -- the task's running attempt)
+-- /*audit*/: the request's audit row (store/audit.py's fragment: Store.folding), or nothing
 WITH held AS (
     SELECT EXISTS (SELECT 1 FROM locks WHERE owner = :owner)
            OR EXISTS (SELECT 1 FROM lock_waiters WHERE owner = :owner) AS held
@@ -13,6 +14,7 @@ WITH held AS (
            id, correlation_id
     FROM done
 ), /*include task_events_inserted*/
+/*audit*/
 SELECT h.held,
        (SELECT count(*) FROM (SELECT pg_notify('agentos_events', '')
                               FROM (SELECT 1 FROM queued LIMIT 1) AS q) AS n) AS notified,

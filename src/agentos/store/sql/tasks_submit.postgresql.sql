@@ -13,6 +13,7 @@
 -- key an earlier task holds with other values (store/tasks.py rule 5: a field the item
 -- leaves out matches what the server filled in): those items come back with the
 -- earlier task and the names of the fields that differ (the caller answers 409).
+-- /*audit*/: the request's audit row (store/audit.py's fragment: Store.folding), or nothing
 WITH i AS (
     SELECT * FROM jsonb_to_recordset(CAST(:items AS jsonb))
         AS i(ord int, id text, event_id text, agent text, version text, input jsonb, priority int,
@@ -87,6 +88,7 @@ WITH i AS (
     SELECT pg_notify('agentos_tasks', ''), pg_notify('agentos_events', '')
     FROM (SELECT 1 FROM queued LIMIT 1) AS q
 )
+/*audit*/
 SELECT r.*, (SELECT count(*) FROM woken) AS woken
 FROM (SELECT i.ord, true AS created, NULL::text[] AS differs, /*f_columns*/
       FROM i JOIN fresh f ON f.id = i.id
