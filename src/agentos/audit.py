@@ -11,8 +11,9 @@ DELETE on the table (a trigger), and the chain shows any change made anyway.
 A request's audit row rides in the request's own write transaction: the API
 calls ``expect(entry)`` once it knows who is asking, and the store's
 before-commit hook (``flush``) appends that row as the last step of the first
-write transaction the request commits. A change that rolls back leaves no row;
-a refusal is recorded on its own with ``record``.
+write transaction the request commits (on PostgreSQL a hot write's one statement
+may write it itself: ``flush_on_driver``, ``Store.folding``). A change that rolls
+back leaves no row; a refusal is recorded on its own with ``record``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from agentos import audit, locks, queue
-from agentos.errors import Conflict
+from agentos.errors import AgentOSError, Conflict
 from agentos.store import Store
 from agentos.store.tables import audit_log, events, tasks
 from agentos.tasks import TaskIn
@@ -68,11 +68,14 @@ async def test_a_single_submit_and_append_write_on_the_driver_with_their_audit_r
 
 async def test_a_failed_driver_block_leaves_neither_its_write_nor_its_audit_row(
         store: Store) -> None:
-    """The audit row is the block's last step in its transaction: a block that fails
-    after its statement rolls both back; one that succeeds commits both."""
+    """Where the audit row is the block's last step in its transaction (SQLite; on
+    PostgreSQL a submit with an idempotency key, whose row names the task the statement
+    answers), a block that fails after its statement rolls both back; one that succeeds
+    commits both."""
     store.before_commit(audit.flush, on_driver=audit.flush_on_driver)
     await agent(store)
     before = await _count(store)
+    keys = iter(["failed-1", "failed-2"])
 
     def refuse(ids: list[str]) -> None:
         raise Conflict("refused after the statement", code="test_refused")
@@ -81,7 +84,8 @@ async def test_a_failed_driver_block_leaves_neither_its_write_nor_its_audit_row(
         with audit.request_scope():
             audit.expect(audit.Entry(actor="user:t", action="tasks.submit",
                                      resource_type="task"))
-            return await store.tasks.submit([TaskIn(agent="a")], queue.DEFAULTS, named=named)
+            return await store.tasks.submit([TaskIn(agent="a", idempotency_key=next(keys))],
+                                            queue.DEFAULTS, named=named)
 
     with pytest.raises(Conflict):
         await submit(refuse)
@@ -90,6 +94,32 @@ async def test_a_failed_driver_block_leaves_neither_its_write_nor_its_audit_row(
     assert new and await _count(store) == tuple(n + 1 for n in before)
     [entry] = await audit_rows(store, row.id)
     assert (entry.actor, entry.action) == ("user:t", "tasks.submit")
+
+
+async def test_a_folded_statement_the_database_refuses_gives_its_audit_row_back(
+        store: Store) -> None:
+    """On PostgreSQL, where a write's statement carries the request's audit row
+    (``Store.folding``), a statement the database refuses is rolled back whole: the
+    entry is the request's again, so a retry (the locks retry a deadlock's victim)
+    still records it. After an error of the caller's own, once its statement may have
+    committed the row, the entry is not given back: no row is written twice."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite's blocks are transactions: their hooks run at the end")
+    store.before_commit(audit.flush, on_driver=audit.flush_on_driver)
+    entry = audit.Entry(actor="user:t", action="test.write", resource_type="test",
+                        resource_id="refused-1")
+    with audit.request_scope():
+        audit.expect(entry)
+        with pytest.raises(AgentOSError):
+            async with store.folding() as (db, fold):
+                assert fold is not None and fold() is not None
+                await db.execute("SELECT 1 / 0")
+        assert audit.pending() is entry
+        with pytest.raises(Conflict):
+            async with store.folding() as (db, fold):
+                assert fold is not None and fold() is not None
+                raise Conflict("the caller's own, after its statement", code="test_refused")
+        assert audit.pending() is None
 
 
 async def _count(store: Store) -> tuple[int, ...]:
@@ -271,6 +301,8 @@ async def test_an_audited_single_write_is_one_round_trip_on_postgresql(
         pytest.skip("SQLite's transaction is local calls, not round trips")
     from psycopg import pq
 
+    async with store.driver_read():  # the shared connection (background loops) untraced
+        pass
     trace = tmp_path / "libpq.trace"
     connect = store._connect_driver  # type: ignore[attr-defined]
     opened: list[Any] = []
@@ -320,6 +352,16 @@ async def test_an_audited_single_write_is_one_round_trip_on_postgresql(
         assert [r.action for r in await audit_rows(store, task["id"])] == [
             "tasks.submit", "tasks.complete"]
         assert [r.action for r in await audit_rows(store, event["id"])] == ["events.emit"]
+        # each audit row committed with its write: the same transaction wrote both
+        async with store.read() as conn:
+            pairs = (await conn.exec_driver_sql(
+                "SELECT e.type, e.xmin::text = a.xmin::text FROM events e JOIN audit_log a"
+                " ON a.resource_id = coalesce(e.causation_id, e.id) AND a.action = CASE"
+                " e.type WHEN 'task.created' THEN 'tasks.submit' WHEN 'task.succeeded'"
+                " THEN 'tasks.complete' ELSE 'events.emit' END"
+                " WHERE e.type IN ('task.created', 'task.succeeded', 'trip.test')")).all()
+        assert sorted(pairs) == [("task.created", True)] * 2 + [
+            ("task.succeeded", True)] * 2 + [("trip.test", True)] * 2, pairs
         assert (await audit.verify(store)).intact
     finally:
         for out in opened:

@@ -57,7 +57,7 @@ class OnDriver:
     connection; or, in a folding block (``Store.folding``), written by the block's one
     statement through its ``fragment``. ``take`` answers the entry then (None: nothing
     to append) and hands it over; ``give_back`` makes the entry taken last the
-    request's again."""
+    request's again (the statement changed nothing, so it wrote no row)."""
 
     def __init__(self, take: Callable[[], Pending | None],
                  give_back: Callable[[], None]) -> None:
@@ -79,9 +79,11 @@ def fragment(written_by: str, *also: str) -> str:
     """The audit row's CTEs for a hot write's own statement on PostgreSQL (its
     ``/*audit*/`` blank; the parameters are ``OnDriver.fold``'s): the row is written
     when the statement's CTE ``written_by`` has one. That CTE, and the CTEs ``also``
-    (the write's others that lock rows), are read whole first, so the head row is locked
-    after every row the write locks, as when the audit row is a transaction's last
-    statement: no two writers each hold what the other waits for."""
+    (the write's others that update or delete rows), are read whole first, so the head
+    row is locked after the rows the write updates or deletes, as when the audit row is
+    a transaction's last statement: no two writers each hold what the other waits for.
+    (A CTE without RETURNING cannot be read: tasks_complete_one's ``ended`` inserts an
+    execution record under the task row its ``done`` locked first.)"""
     first = " AND ".join(f"(SELECT count(*) FROM {name}) >= 0" for name in also)
     return ", " + sql.query("audit_row", "postgresql", audit_if=" AND ".join(
         filter(None, (first, f"(SELECT count(*) FROM {written_by}) > 0"))))

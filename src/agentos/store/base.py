@@ -216,10 +216,13 @@ class Store(ABC):
         one). The statement is then alone, in autocommit. Where the work cannot be
         folded (SQLite, whose hooks cost no round trip; a hook without the form) ``fold``
         is None and the hooks run as the block's last step, as in ``driver``. A block
-        whose statement wrote nothing says so with ``nothing_changed``: the work is due
-        again, as it is after an error. ``able`` False: the write cannot carry them (it
-        is several statements, or its audit row names what only its result says), so
-        ``driver(hooked=True)``, with no ``fold``."""
+        whose statement changed nothing must say so with ``nothing_changed``: the work is
+        then due again (the request's audit row goes with its next write, a full path's
+        transaction say). A statement the database refuses is rolled back whole: the
+        work is due again too; after any other error it stays done (the statement may
+        have committed it) or there was no change to record. ``able`` False: the write
+        cannot carry the work (it is several statements, or its audit row names what
+        only its result says), so ``driver(hooked=True)``, with no ``fold``."""
         async with self.driver(hooked=True) as db:
             yield db, None
 
@@ -268,7 +271,8 @@ class Store(ABC):
     def nothing_changed(conn: Any) -> None:
         """Mark this write transaction as no change worth recording (an empty claim, a
         worker's presence, a lock that was held): it leaves no audit row. Given a driver
-        block's connection (``driver(hooked=True)``): that block's hooks do not run."""
+        block's connection (``driver(hooked=True)``): that block's hooks do not run; a
+        folding block's (``folding``) folded work is due again."""
         info = getattr(conn, "info", None)
         if isinstance(info, dict):  # a write transaction's (SQLAlchemy's info dict)
             info[UNCHANGED] = True

@@ -146,9 +146,12 @@ class PostgresStore(Store):
         try:
             async with self._writer() as db:
                 yield db, fold
-        except BaseException:
-            if taken:
-                foldable.unfold()  # the statement failed: it wrote nothing
+        except BaseException as exc:
+            if taken and _refused(exc):
+                foldable.unfold()  # rolled back whole: a retry (a deadlock's) records it
+            # else the work stays taken: the statement's write, if it committed before
+            # the error (a link lost after the commit), has its audit row; if it did not,
+            # there was no change to record (as a transaction's rollback leaves no row)
             raise
         unchanged = self._said_unchanged()
         if not (offered or unchanged):
@@ -318,6 +321,14 @@ _UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 _ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
 set_json_loads(json_loads, _ADAPTERS)
 set_json_dumps(json_dumps, _ADAPTERS)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the database refused the statement itself (an error with a SQLSTATE: in
+    autocommit the statement is rolled back whole), not a link lost or a wait cancelled,
+    after which whether it committed is unknown."""
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    return isinstance(cause, psycopg.Error) and cause.sqlstate is not None
 
 
 def async_url(url: str) -> str:

@@ -2,9 +2,9 @@
 -- number and chaining the hash under the audit_head row lock (held to commit, so no two
 -- rows share a predecessor; SET reads the row's latest committed version after any
 -- wait). Parameters :audit_*; /*audit_if*/: the includer's condition on writing it at
--- all. A hot write's own statement carries it (audit_fold): the condition reads the
--- CTE the write ends with, so the head is locked after the write's rows, as when the
--- row is a transaction's last statement
+-- all. A hot write's own statement carries it (store/audit.py's fragment): the
+-- condition reads the CTEs of the write's rows whole first, so the head is locked after
+-- them, as when the row is a transaction's last statement
 audit_head_moved AS (
     UPDATE audit_head
     SET last_seq = last_seq + 1,
