@@ -291,12 +291,13 @@ async def test_a_claim_round_trip_gives_back_the_locks_taken_in_its_attempts_nam
 async def test_an_audited_single_write_is_one_round_trip_on_postgresql(
         api: httpx.AsyncClient, store: Store, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """On PostgreSQL a single submit, event append, complete, lock acquire and release
-    over HTTP carry their audit row in their own statement (``Store.folding``): one
-    round trip each, where a transaction took four (BEGIN, the write, the audit row,
-    COMMIT). Counted in libpq's trace of the store's driver connections, where each
-    round trip ends with a Sync (extended protocol) or is one Query (simple). The rows
-    are there and chain."""
+    """On PostgreSQL a single submit (with an idempotency key or not), event append,
+    complete, lock acquire and release over HTTP carry their audit row in their own
+    statement (``Store.folding``): one round trip each, where a transaction took four
+    (BEGIN, the write, the audit row, COMMIT). Counted in libpq's trace of the store's
+    writer connections, where each round trip ends with a Sync (extended protocol) or
+    is one Query (simple). The rows are there, chain, and each committed with its
+    write."""
     if store.dialect != "postgresql":
         pytest.skip("SQLite's transaction is local calls, not round trips")
     from psycopg import pq
@@ -362,6 +363,15 @@ async def test_an_audited_single_write_is_one_round_trip_on_postgresql(
                 " WHERE e.type IN ('task.created', 'task.succeeded', 'trip.test')")).all()
         assert sorted(pairs) == [("task.created", True)] * 2 + [
             ("task.succeeded", True)] * 2 + [("trip.test", True)] * 2, pairs
+        # one task with an idempotency key: one round trip when new; sent again, the
+        # statement writes nothing and the audit row naming the first task follows
+        keyed, keyed_trips = await sent("POST", "/api/v1/tasks",
+                                        {"agent": "a", "idempotency_key": "trip-k"})
+        again, _ = await sent("POST", "/api/v1/tasks",
+                              {"agent": "a", "idempotency_key": "trip-k"})
+        assert keyed_trips == 1 and again["id"] == keyed["id"]
+        assert [r.action for r in await audit_rows(store, keyed["id"])] == [
+            "tasks.submit"] * 2
         assert (await audit.verify(store)).intact
     finally:
         for out in opened:

@@ -735,10 +735,12 @@ class PostgresTasks(Tasks):
     async def submit(self, items: Sequence[Submitted], defaults: Defaults,
                      named: Named | None = None) -> list[tuple[Any, bool]]:
         params, new_ids = _submit_params(items, defaults)
-        # without idempotency keys every item is new or none is written, so the audit row
-        # can name them before the write: the statement writes it too (``Store.folding``)
-        keyless = all(item.idempotency_key is None for item in items)
-        async with self.store.folding(keyless) as (driver, fold):
+        # the audit row names the tasks before the write where every item is new or none
+        # is written (no idempotency keys), or where one task is sent: new, or an earlier
+        # one's (then the statement writes no row: it is written on its own after)
+        foldable = len(items) == 1 or all(item.idempotency_key is None for item in items)
+        replayed = False
+        async with self.store.folding(foldable) as (driver, fold):
             if driver is not None and in_transaction(driver):
                 # a hook's write (the audit row) rides in this transaction: a key a
                 # concurrent submit took is read afterwards (``_submitted``), not retried
@@ -759,7 +761,10 @@ class PostgresTasks(Tasks):
                     # 10 s, and the reaper analyzes the queue once they are reported
                     await driver.execute("SELECT pg_stat_force_next_flush()")
                 made = await self._submitted(items, rows)
-                if named is not None and audit is None:
+                if audit is not None and not made[0][1]:
+                    replayed = True  # an earlier task's key: the statement wrote no row
+                    self.store.nothing_changed(driver)  # (the entry is due again)
+                elif named is not None and audit is None:
                     named([row.id for row, _ in made])
         if driver is None:  # a before-commit hook without a driver form must see the write
             async with self.store.write() as conn:
@@ -767,6 +772,11 @@ class PostgresTasks(Tasks):
                 if named is not None:
                     named([row.id for row, _ in made])
                 return made
+        if replayed:  # the request's audit row, naming the earlier task, on its own
+            if named is not None:
+                named([row.id for row, _ in made])
+            async with self.store.driver(hooked=True):
+                pass
         if any(new for _, new in made):  # committed: this process's listeners too
             self.store.wake(CHANNEL)
             self.store.wake(EVENTS_CHANNEL)
