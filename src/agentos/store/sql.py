@@ -14,6 +14,8 @@ statement over 4 kB again on every execution).
     query(..., driver=True)             for the dialect's driver: psycopg's ``%(name)s``
     qmark(statement)                    sqlite3's ``?`` and the parameters' order (a
                                         tuple binds faster than a dict in executemany)
+    numbered(statement)                 PostgreSQL's own ``$1``... and the parameters'
+                                        order, for psycopg's raw cursor
     statements(name, dialect, ...)      a file of several statements, each ended by ``;``
     run(conn, statement, params)        a driver's text in a write transaction's connection
 """
@@ -86,6 +88,21 @@ def qmark(statement: str) -> tuple[str, tuple[str, ...]]:
     order (sqlite3's executemany binds a tuple faster than a dict)."""
     names = [_PARAM.findall(part) for part in _QUOTED.split(statement)[::2]]
     return _params(statement, "?"), tuple(name for found in names for name in found)
+
+
+def numbered(statement: str) -> tuple[str, tuple[str, ...]]:
+    """A statement with ``:name`` parameters as PostgreSQL's own ``$1``, ``$2``... (a
+    name used twice is one number) and the names in that order. psycopg's raw cursor
+    sends such a text as it is, where its usual cursor parses a statement over 4 kB for
+    its ``%(name)s`` again on every execution (about 80 µs for ``tasks_submit``)."""
+    order: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"${order.setdefault(match.group(1), len(order) + 1)}"
+
+    parts = _QUOTED.split(statement)
+    text = "".join(part if n % 2 else _PARAM.sub(number, part) for n, part in enumerate(parts))
+    return text, tuple(order)
 
 
 def driver_text(statement: str) -> str:

@@ -716,15 +716,18 @@ async def _submit_alone(driver: Any, params: dict[str, Any],
     on the key: nothing of the batch is written, where skipping the key committed the
     batch's other tasks before the caller could refuse it); sent again, the statement
     sees that key as an earlier task's, and returns it or refuses the batch whole."""
+    from psycopg import AsyncRawCursor
     from psycopg import errors as pg_errors
 
-    statement, params = (_PG_SUBMIT, params) if audit is None else (
+    (statement, names), given = (_PG_SUBMIT, params) if audit is None else (
         _PG_SUBMIT_AUDITED, {**params, **audit})
+    values = tuple(given[name] for name in names)
     tries = 1
     while True:
         try:
-            return list(await (await driver.execute(statement, params, prepare=True)
-                               ).fetchall())
+            cursor = AsyncRawCursor(driver)  # the text is over 4 kB: see sql.numbered
+            await cursor.execute(statement, values, prepare=True)
+            return list(await cursor.fetchall())
         except pg_errors.UniqueViolation as exc:
             if exc.diag.constraint_name != IDEMPOTENCY_INDEX or tries >= SUBMIT_TRIES:
                 raise
@@ -1089,11 +1092,11 @@ def _sqlite_statements(name: str, agents: bool = False, full: bool = False,
 _PG_SUBMIT_FILL = {"columns": _names(_ALL), "f_columns": _names(_ALL, "f."),
                    "e_columns": _names(_ALL, "e."), "nulls": ", ".join("NULL" for _ in _ALL)}
 # alone (autocommit): a key taken meanwhile fails the statement, which writes nothing
-_PG_SUBMIT = sql.query("tasks_submit", "postgresql", driver=True, on_conflict="", audit="",
-                       **_PG_SUBMIT_FILL)
-_PG_SUBMIT_AUDITED = sql.query(  # with the request's audit row (``Store.folding``)
-    "tasks_submit", "postgresql", driver=True, on_conflict="",
-    audit=store_audit.fragment("queued"), **_PG_SUBMIT_FILL)
+_PG_SUBMIT = sql.numbered(sql.query("tasks_submit", "postgresql", driver=False, on_conflict="",
+                                     audit="", **_PG_SUBMIT_FILL))
+_PG_SUBMIT_AUDITED = sql.numbered(sql.query(  # with the request's audit row (Store.folding)
+    "tasks_submit", "postgresql", driver=False, on_conflict="",
+    audit=store_audit.fragment("queued"), **_PG_SUBMIT_FILL))
 # in a caller's transaction: such a key is skipped; the caller's refusal rolls it all back
 _PG_SUBMIT_IN = sql.query("tasks_submit", "postgresql", driver=True, on_conflict=(
     "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"),
