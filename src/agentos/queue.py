@@ -54,8 +54,8 @@ async def submit(store: Store, items: list[TaskIn]) -> list[tuple[Task, bool]]:
     """Submit tasks in one transaction; returns each task and whether it is new
     (an ``idempotency_key`` seen before returns the first task). On the store's driver
     connection; on PostgreSQL one round trip (``tasks_submit``), with the request's
-    audit row in the statement where no item has an idempotency key, else a
-    transaction of the statement and the row."""
+    audit row in the statement where one task is sent or no item has an idempotency
+    key, else a transaction of the statement and the row."""
     if not items:
         return []
     if len(items) > MAX_BATCH:

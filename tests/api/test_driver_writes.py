@@ -69,13 +69,13 @@ async def test_a_single_submit_and_append_write_on_the_driver_with_their_audit_r
 async def test_a_failed_driver_block_leaves_neither_its_write_nor_its_audit_row(
         store: Store) -> None:
     """Where the audit row is the block's last step in its transaction (SQLite; on
-    PostgreSQL a submit with an idempotency key, whose row names the task the statement
+    PostgreSQL a batch with idempotency keys, whose row names the tasks the statement
     answers), a block that fails after its statement rolls both back; one that succeeds
     commits both."""
     store.before_commit(audit.flush, on_driver=audit.flush_on_driver)
     await agent(store)
     before = await _count(store)
-    keys = iter(["failed-1", "failed-2"])
+    batches = iter([["failed-1", "failed-2"], ["failed-3", "failed-4"]])
 
     def refuse(ids: list[str]) -> None:
         raise Conflict("refused after the statement", code="test_refused")
@@ -84,16 +84,20 @@ async def test_a_failed_driver_block_leaves_neither_its_write_nor_its_audit_row(
         with audit.request_scope():
             audit.expect(audit.Entry(actor="user:t", action="tasks.submit",
                                      resource_type="task"))
-            return await store.tasks.submit([TaskIn(agent="a", idempotency_key=next(keys))],
-                                            queue.DEFAULTS, named=named)
+            return await store.tasks.submit(
+                [TaskIn(agent="a", idempotency_key=key) for key in next(batches)],
+                queue.DEFAULTS, named=named)
 
     with pytest.raises(Conflict):
         await submit(refuse)
     assert await _count(store) == before
-    [(row, new)] = await submit(audit.names)
-    assert new and await _count(store) == tuple(n + 1 for n in before)
-    [entry] = await audit_rows(store, row.id)
-    assert (entry.actor, entry.action) == ("user:t", "tasks.submit")
+    made = await submit(audit.names)
+    assert all(new for _, new in made)
+    assert await _count(store) == (before[0] + 2, before[1] + 2, before[2] + 1)
+    async with store.read() as conn:
+        [entry] = (await conn.execute(select(audit_log).where(
+            audit_log.c.action == "tasks.submit"))).all()
+    assert entry.actor == "user:t" and entry.details["ids"] == [row.id for row, _ in made]
 
 
 async def test_a_folded_statement_the_database_refuses_gives_its_audit_row_back(
@@ -120,6 +124,31 @@ async def test_a_folded_statement_the_database_refuses_gives_its_audit_row_back(
                 assert fold is not None and fold() is not None
                 raise Conflict("the caller's own, after its statement", code="test_refused")
         assert audit.pending() is None
+
+
+async def test_two_audited_submits_racing_for_one_key_write_one_task_and_two_rows(
+        store: Store) -> None:
+    """Two requests submit one task with the same idempotency key at once (on
+    PostgreSQL each statement carries its audit row; the one that loses the key fails
+    whole and is sent again, then answers the earlier task): one task, and each request
+    its one audit row naming it."""
+    store.before_commit(audit.flush, on_driver=audit.flush_on_driver)
+    await agent(store)
+
+    async def submit(n: int) -> tuple[Any, bool]:
+        with audit.request_scope():
+            audit.expect(audit.Entry(actor=f"user:{n}", action="tasks.submit",
+                                     resource_type="task"))
+            [made] = await store.tasks.submit([TaskIn(agent="a", idempotency_key="race-1")],
+                                              queue.DEFAULTS, named=audit.names)
+            return made
+
+    made = await asyncio.gather(*(submit(n) for n in range(2)))
+    assert len({row.id for row, _ in made}) == 1 and sorted(new for _, new in made) == [
+        False, True]
+    rows = await audit_rows(store, made[0][0].id)
+    assert sorted(r.actor for r in rows) == ["user:0", "user:1"], rows
+    assert (await audit.verify(store)).intact
 
 
 async def _count(store: Store) -> tuple[int, ...]:
