@@ -52,8 +52,10 @@ class Foldable(Protocol):
         the work is the statement's from then on."""
 
     def unfold(self) -> None:
-        """The statement that took the work did not do it (it changed nothing, or
-        failed): the work is due again."""
+        """The statement that took the work did not do it (it changed nothing, or the
+        database refused it): the work is due again."""
+
+
 UNCHANGED = "agentos_unchanged"  # conn.info key: the transaction changed nothing worth a record
 # a driver block that changed nothing (``Store.nothing_changed`` given its driver
 # connection): its hooks do not run, as an UNCHANGED transaction leaves no audit row
