@@ -764,7 +764,7 @@ class PostgresTasks(Tasks):
                     # 10 s, and the reaper analyzes the queue once they are reported
                     await driver.execute("SELECT pg_stat_force_next_flush()")
                 made = await self._submitted(items, rows)
-                if audit is not None and not made[0][1]:
+                if audit is not None and not any(new for _, new in made):
                     replayed = True  # an earlier task's key: the statement wrote no row
                     self.store.nothing_changed(driver)  # (the entry is due again)
                 elif named is not None and audit is None:
