@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
+from agentos.store.base import Fold
 from agentos.store.columns import json_dumps, stamp
 
 # (previous row's hash, this row's number) -> this row's hash
@@ -73,6 +74,15 @@ class OnDriver:
 
     def unfold(self) -> None:
         self._give_back()
+
+
+def carried(fold: Fold | None, plain: str, audited: str, params: dict[str, Any]
+            ) -> tuple[str, dict[str, Any]]:
+    """A folding block's statement and parameters (``Store.folding``): ``audited``
+    with the request's audit row's parameters where ``fold`` offers them, else
+    ``plain``."""
+    audit = fold() if fold is not None else None
+    return (plain, params) if audit is None else (audited, {**params, **audit})
 
 
 def fragment(written_by: str, *also: str) -> str:

@@ -257,11 +257,8 @@ class PostgresEvents(Events):
                 return None
             if named is not None:  # (what the audit row names: known before the write)
                 named(ids)
-            audit = fold() if fold is not None else None
-            statement = _PG_APPEND if audit is None else _PG_APPEND_AUDITED
-            rows = await (await db.execute(statement, params if audit is None
-                                           else {**params, **audit}, prepare=True)
-                          ).fetchall()
+            statement, args = store_audit.carried(fold, _PG_APPEND, _PG_APPEND_AUDITED, params)
+            rows = await (await db.execute(statement, args, prepare=True)).fetchall()
         self.store.wake(CHANNEL)  # committed (the statement notified other processes)
         return [r.seq for r in rows]
 

@@ -668,11 +668,10 @@ class PostgresLocks(Locks):
                         await db.execute(_PG_LOCK_ROW, params, prepare=True)
                         out = await (await db.execute(statement, params, prepare=True)
                                      ).fetchall()
-                elif fold is not None and (audit := fold()) is not None:
-                    out = await (await db.execute(_PG_AUDITED[name], {**params, **audit},
-                                                  prepare=True)).fetchall()
                 else:
-                    out = await (await db.execute(statement, params, prepare=True)).fetchall()
+                    text, args = store_audit.carried(fold, statement,
+                                                     _PG_AUDITED.get(name, statement), params)
+                    out = await (await db.execute(text, args, prepare=True)).fetchall()
                 if not out:
                     self.store.nothing_changed(db)  # (a folded audit row was not written)
         if db is None:

@@ -863,11 +863,9 @@ class PostgresTasks(Tasks):
                   "event_id": ids.uuid7(), "event_rank": RANK["normal"]}
         async with self.store.folding() as (driver, fold):
             if driver is not None:
-                audit = fold() if fold is not None else None
-                row = await (await driver.execute(
-                    _PG_COMPLETE_ONE if audit is None else _PG_COMPLETE_ONE_AUDITED,
-                    params if audit is None else {**params, **audit}, prepare=True)
-                             ).fetchone()
+                statement, args = store_audit.carried(fold, _PG_COMPLETE_ONE,
+                                                      _PG_COMPLETE_ONE_AUDITED, params)
+                row = await (await driver.execute(statement, args, prepare=True)).fetchone()
                 if row.id is None:
                     self.store.nothing_changed(driver)  # no audit row: the caller goes on
         if driver is None:
