@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from agentos import errors
 from agentos.api.schemas import agents as agent_models
 from agentos.api.schemas import tasks as task_models
 from agentos.sdk import AsyncClient, Client
+from agentos.sdk.client import PROXY_VARIABLES, tls
 from agentos.sdk.core import WaitTimedOut
 from agentos.sdk.methods import Methods
 from tests.conftest import ADMIN_PASSWORD
@@ -42,6 +44,31 @@ def test_both_clients_have_every_method_with_one_signature() -> None:
     # every method is a plan, written once: blocking on one client, a coroutine on the other
     assert not inspect.iscoroutinefunction(Client("http://x").get_task)
     assert inspect.iscoroutinefunction(AsyncClient("http://x").get_task)
+
+
+def loaded_roots(client: Client | AsyncClient) -> int:
+    """The CA certificates of the context the client's connection pool shakes hands with."""
+    context: ssl.SSLContext = client.http._transport._pool._ssl_context  # type: ignore[union-attr]
+    return int(context.cert_store_stats()["x509_ca"])
+
+
+def test_a_plain_http_client_loads_no_certificates_and_https_verifies(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    plain = tls("http://127.0.0.1:8000")
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname  # fails closed
+    with Client("http://127.0.0.1:9", token="t") as sync:
+        assert loaded_roots(sync) == 0
+    with Client("https://127.0.0.1:9", token="t") as secure:
+        assert loaded_roots(secure) > 0
+    aio = AsyncClient("http://127.0.0.1:9", token="t")
+    assert loaded_roots(aio) == 0
+    asyncio.run(aio.close())
+    monkeypatch.setenv("https_proxy", "https://proxy.example:3128")  # may be TLS: verify
+    assert tls("http://127.0.0.1:8000") is True
 
 
 async def test_results_are_the_api_models(sdk: AsyncClient) -> None:

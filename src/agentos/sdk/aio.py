@@ -30,6 +30,7 @@ from agentos.sdk.client import (
     lease_of,
     stream_lost,
     stream_request,
+    tls,
     unreachable,
 )
 from agentos.sdk.core import DEFAULT_TIMEOUT, Call, Plan, Sleep, SseParser, error_from
@@ -49,7 +50,8 @@ class AsyncClient(Methods):
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url, headers = connection(base_url, token)
         self.http: httpx.AsyncClient = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport,
+            verify=tls(self.base_url))
         self._timeout = timeout
 
     async def __aenter__(self) -> AsyncClient:
