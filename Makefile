@@ -11,6 +11,10 @@ ASSETS := src/agentos/dashboard/static/vendor/.installed
 # run in such processes too) would compile each module it imports again: ~0.3 s a
 # server's start, ~0.05 s a CLI call
 COMPILE := $(BIN)/python -m compileall -q src examples
+# the tests run in this many pytest-xdist processes: a test spends much of its time
+# waiting on the servers, workers and CLI calls it starts, so two of them share the 2
+# cores (the whole run: ~19 minutes, against ~38 in one process); TEST_WORKERS=1 for one
+TEST_WORKERS ?= 2
 
 .PHONY: help run test lint bench clean
 
@@ -27,7 +31,7 @@ test: $(VENV)/.installed-dev $(ASSETS) ## set up and run every test, on SQLite a
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-promtool.sh
 	$(COMPILE) tests
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(VENV)/.installed-dev ## ruff and mypy --strict
 	$(BIN)/ruff check src tests examples $(wildcard bench)
