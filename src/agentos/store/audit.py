@@ -85,6 +85,15 @@ def carried(fold: Fold | None, plain: str, audited: str, params: dict[str, Any]
     return (plain, params) if audit is None else (audited, {**params, **audit})
 
 
+async def alone(db: Any, fold: Fold | None) -> None:
+    """In a folding block whose write wrote nothing (an idempotent replay), the
+    request's audit row as the block's one statement (``audit_append``), in autocommit:
+    one round trip, not a transaction's three. Where the block is a transaction instead
+    (``fold`` None), its end writes the row."""
+    if fold is not None and (params := fold()) is not None:
+        await db.execute(_PG_APPEND, params, prepare=True)
+
+
 def fragment(written_by: str, *also: str) -> str:
     """The audit row's CTEs for a hot write's own statement on PostgreSQL (its
     ``/*audit*/`` blank; the parameters are ``OnDriver.fold``'s): the row is written

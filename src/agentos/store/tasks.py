@@ -778,8 +778,8 @@ class PostgresTasks(Tasks):
         if replayed:  # the request's audit row, naming the earlier task, on its own
             if named is not None:
                 named([row.id for row, _ in made])
-            async with self.store.driver(hooked=True):
-                pass
+            async with self.store.folding() as (driver, fold):
+                await store_audit.alone(driver, fold)
         if any(new for _, new in made):  # committed: this process's listeners too
             self.store.wake(CHANNEL)
             self.store.wake(EVENTS_CHANNEL)
