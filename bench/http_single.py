@@ -8,7 +8,10 @@ connection then sends, one at a time and checking every answer:
 - ``submit``: ``--n`` single ``POST /api/v1/tasks``;
 - ``append``: ``--n`` single ``POST /api/v1/events``;
 - ``complete``: ``--n`` tasks claimed beforehand (claims of 16, not measured), then one
-  ``POST /api/v1/tasks/{id}/complete`` each.
+  ``POST /api/v1/tasks/{id}/complete`` each;
+- ``replay``: ``--n`` single ``POST /api/v1/tasks`` with the same idempotency key (a
+  producer retrying: the first makes the task, each other answers it and writes its
+  audit row). Not in the default phases.
 
 For each: requests/s and the server process's CPU per request (``/proc``), and the
 database's CPU per request on PostgreSQL. ``--py-spy DIR`` records the server while each
@@ -39,7 +42,7 @@ from bench_events import EVENTS_PATH, event_body, server_env
 from bench_tasks import APP, Connection, Database, fresh_database
 from common import Server, bench_parser, machine_info, process_cpu_s, run_bench, start_postgres
 
-PHASES = ("submit", "append", "complete")
+PHASES = ("submit", "append", "complete")  # the default; also "replay"
 CLAIM = 16
 
 
@@ -81,6 +84,9 @@ def _requests(conn: Connection, phase: str, n: int) -> Any:
         return iter([("/api/v1/tasks", body)] * n)
     if phase == "append":
         return iter([(EVENTS_PATH, json.dumps(event_body(i)).encode()) for i in range(n)])
+    if phase == "replay":
+        body = json.dumps({"agent": "bench-noop", "idempotency_key": "bench-replay"}).encode()
+        return iter([("/api/v1/tasks", body)] * n)
     # complete: submit and claim n tasks first (not measured)
     submitted = 0
     while submitted < n:
@@ -148,11 +154,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1000, help="requests per phase")
     parser.add_argument("--phases", default=",".join(PHASES),
                         type=lambda s: [p for p in s.split(",") if p],
-                        help="submit, append, complete (default all)")
+                        help="submit, append, complete, replay (default: the first three)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="record the server with py-spy during each phase into DIR")
     args = parser.parse_args(argv)
-    if unknown := set(args.phases) - set(PHASES):
+    if unknown := set(args.phases) - {*PHASES, "replay"}:
         parser.error(f"--phases: unknown {sorted(unknown)}")
     return args
 
