@@ -13,7 +13,8 @@ ASSETS := src/agentos/dashboard/static/vendor/.installed
 COMPILE := $(BIN)/python -m compileall -q src examples
 # the tests run in this many pytest-xdist processes: a test spends much of its time
 # waiting on the servers, workers and CLI calls it starts, so two of them share the 2
-# cores (the whole run: ~19 minutes, against ~38 in one process); TEST_WORKERS=1 for one
+# cores (the whole run: ~19 minutes, against ~38 in one process); TEST_WORKERS=0 runs
+# them in pytest's own process
 TEST_WORKERS ?= 2
 
 .PHONY: help run test lint bench clean

@@ -10,13 +10,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
+
+from tests.ports import free_port
 
 
 def _bindir() -> Path:
@@ -25,12 +26,6 @@ def _bindir() -> Path:
         if candidate:
             return Path(candidate).resolve().parent
     raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Cluster:
@@ -69,7 +64,7 @@ def start() -> Cluster:
     subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", user,
                     "--auth=trust", "--encoding=UTF8", "--no-sync"],
                    check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     # durability is not under test here (the tests kill clients, never this
     # server), so skip fsync to keep the suite fast
     options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "

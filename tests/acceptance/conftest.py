@@ -11,7 +11,6 @@ CLI and to this process's SDK clients through AGENTOS_TOKEN.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.ports import free_port
 
 AGENTOS = [sys.executable, "-m", "agentos.cli.main"]
 COMMAND_TIMEOUT = 60.0  # seconds for one CLI command
@@ -42,12 +43,6 @@ def admin_token(url: str) -> str:
                    json={"username": "admin", "password": ADMIN_PASSWORD}, timeout=10.0)
     assert r.status_code == 200, r.text
     return str(r.json()["token"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from agentos.tasks import Status, Task, TaskIn
 from agentos.worker.handlers import Context, HandlerError, SubTaskFailed, Usage, command, http, llm
 from agentos.worker.loop import Worker
 from tests.fake_llm import FakeLlm
+from tests.ports import free_port
 
 FAST_BACKOFF = {"backoff": {"initial_s": 0.05, "max_s": 0.1, "jitter": False}}
 
@@ -319,9 +319,7 @@ async def test_http_refuses_hosts_not_allowed(store: Store, webhook: Webhook,
 
 async def test_http_errors_retry_only_when_it_may_help(
         store: Store, webhook: Webhook, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+    closed_port = free_port()  # a port nothing listens on
     monkeypatch.setenv("AGENTOS_HTTP_ALLOW", f"127.0.0.1:{webhook.port},127.0.0.1:{closed_port}")
     limits = {"max_retries": 1}
     await agent(store, "busy", {"type": "http", "url": webhook.url("/unavailable")},
