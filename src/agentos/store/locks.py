@@ -669,6 +669,8 @@ class PostgresLocks(Locks):
                         out = await (await db.execute(statement, params, prepare=True)
                                      ).fetchall()
                 else:
+                    # (fold is None for a name without an audited variant: folding's
+                    # argument; so the plain statement never takes a row it cannot write)
                     text, args = store_audit.carried(fold, statement,
                                                      _PG_AUDITED.get(name, statement), params)
                     out = await (await db.execute(text, args, prepare=True)).fetchall()
