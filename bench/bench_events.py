@@ -7,7 +7,10 @@ In one run, for each backend (``--backends``):
    one event per request with ``--clients`` (8) connections, and 1,000 events per
    request with ``--batch-clients`` (4). First with the router and scheduler off
    (append alone), then on a second server with the defaults of ``agentos serve``
-   (router and scheduler on: routing costs writes).
+   (router and scheduler on: routing costs writes). No published trigger names the
+   appended events' type, so none is queued for routing; then, on that server, an
+   agent listening to their type (with a filter none passes) is published and the
+   batches appended again: each is queued and read by the router (``on+l``).
 2. The same batches appended in-process, ``events.append(store, [1000 EventIn])`` in
    a loop without HTTP, plus what request parsing/validation and response building
    cost per event, so the report can tell HTTP/JSON from storage.
@@ -378,6 +381,23 @@ def fresh_database(backend: str, name: str, workdir: Path,
     return db
 
 
+async def publish_listener(url: str, event_type: str = APPEND_TYPE) -> None:
+    """Publish an agent whose trigger names ``event_type`` with a filter no bench event
+    passes: from then on each event of that type is queued for routing and read by the
+    router, which routes it to nobody (an event no trigger names is never queued)."""
+    from agentos import agent_spec, registry
+    from agentos.store import open_store
+
+    store = open_store(url)
+    try:
+        await registry.create(store, agent_spec.from_object({
+            "name": "bench-listener", "version": "1.0.0",
+            "handler": {"type": "python", "target": "bench:never"},
+            "triggers": [{"event": event_type, "filter": {"never": True}}]}), publish=True)
+    finally:
+        await store.close()
+
+
 def server_env(url: str, background: bool) -> dict[str, str]:
     from bench_registry import server_env as registry_env
 
@@ -660,6 +680,11 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path,
         out["append_one_routed"] = measure_append(server, db, args, 1, args.clients, None)
         out["append_batch_routed"] = measure_append(server, db, args, BATCH,
                                                     args.batch_clients, None)
+        # the same appends once an agent listens to their type: each is queued and read
+        # by the router, whose filter then routes it to nobody (no task made)
+        asyncio.run(publish_listener(db.url))
+        out["append_batch_listened"] = measure_append(server, db, args, BATCH,
+                                                      args.batch_clients, None)
         done("append_routed")
     db = fresh_database(backend, f"{backend}_inprocess", workdir, cluster)
     out["inprocess"] = measure_inprocess(db, args)
@@ -788,8 +813,10 @@ def render(data: dict[str, Any]) -> str:
     ]
     for backend, res in data["backends"].items():
         for key, router in (("append_one", "off"), ("append_batch", "off"),
-                            ("append_one_routed", "on"), ("append_batch_routed", "on")):
-            lines.append(_append_row(backend, router, res[key]))
+                            ("append_one_routed", "on"), ("append_batch_routed", "on"),
+                            ("append_batch_listened", "on+l")):
+            if key in res:
+                lines.append(_append_row(backend, router, res[key]))
     lines += ["", "In-process, events.append(store, [1000 EventIn]) in a loop (no HTTP, "
               "drafts validated once beforehand):",
               f"{'backend':9}{'events/s':>10}{'proc µs/ev':>11}{'db µs/ev':>9}"
@@ -846,7 +873,10 @@ def render(data: dict[str, Any]) -> str:
               "srv/db µs/ev = CPU of the server process / PostgreSQL (postmaster and backends) "
               "per event appended; cores = average busy during the window (other = everything "
               "else on the machine); routed/s = events the router took off its queue during "
-              "the window, backlog = still queued at its end; POST = the producer's request "
+              "the window, backlog = still queued at its end (router on: no trigger names the "
+              "appended events' type, so none is queued; on+l: an agent listens to that type, "
+              "with a filter none passes, so the router reads each and routes it to nobody); "
+              "POST = the producer's request "
               "latency (send -> 201); latency cores: all = the whole machine (for a peer: "
               "while its script ran, its interpreter start-up included)."]
     return "\n".join(lines)
@@ -860,7 +890,7 @@ def _append_row(backend: str, router: str, m: dict[str, Any]) -> str:
             f"{m['server_cpu_us_per_event']:10.1f}{_num(m['db_cpu_us_per_event'], 9, 1)}"
             f"{cores['server']:11.2f}{_num(cores['db'], 5, 2)}{cores['client']:5.2f}"
             f"{cores['other']:6.2f}"
-            + (f"{m['routed_per_s']:9.0f}{m['route_backlog_at_end']:8d}" if router == "on"
+            + (f"{m['routed_per_s']:9.0f}{m['route_backlog_at_end']:8d}" if router != "off"
                else f"{'-':>9}{'-':>8}"))
 
 

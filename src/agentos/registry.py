@@ -22,6 +22,7 @@ from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.lifecycle import UNCHANGED as UNCHANGED  # the import result callers compare
 from agentos.lifecycle import Status, StoredVersion, is_mutable, transition, unchanged
 from agentos.store import Store
+from agentos.store import routes as store_routes
 from agentos.store.columns import utcnow
 from agentos.store.tables import agent_capabilities, agent_tags, agent_triggers, agent_versions
 
@@ -167,6 +168,8 @@ async def _save(
         for side in (agent_tags, agent_capabilities, agent_triggers):
             await conn.execute(delete(side).where(side.c.agent_version_id == version_id))
     await _index(conn, version_id, spec)
+    if publish:
+        await store_routes.refresh_patterns(conn)
     return await _load(conn, spec.name, spec.version), existing is None
 
 
@@ -197,6 +200,7 @@ async def change_status(store: Store, name: str, version: str, action: str) -> A
             values["published_at"] = utcnow()
         await conn.execute(update(av).where(av.c.name == name, av.c.version == version)
                            .values(**values))
+        await store_routes.refresh_patterns(conn)
         return await _load(conn, name, version)
 
 

@@ -1,6 +1,12 @@
 """The event router (SPEC §2.3): every event is matched against the triggers of
 published agents, and each match is recorded exactly once as a route.
 
+An event is queued for routing (``route_queue``) by the statement that appends it, and
+only when a trigger published then may match its type (``store/sql/routable.sql``): an
+event no trigger names is routed to nobody there and then, so events no agent listens
+to cost the router nothing, and an agent published later is not triggered by them. A
+queued event is matched against the agents published when it is routed.
+
 Routing takes events from ``route_queue`` most urgent first and, in one
 transaction, records their routes and removes them from the queue: a crash
 (even SIGKILL) before the commit leaves the queue as it was, and the unique

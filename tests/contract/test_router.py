@@ -4,10 +4,14 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
-from agentos import agent_removal, agent_spec, capabilities, events, queue, registry, router
+from agentos import agent_removal, agent_spec, capabilities, claims, events, queue, registry, router
 from agentos.events import EventIn
 from agentos.store import Store, open_store
+from agentos.store import routes as store_routes
+from agentos.store.tables import agent_versions
+from agentos.tasks import TaskIn
 
 
 async def publish(store: Store, name: str, triggers: list[dict[str, Any]],
@@ -46,6 +50,87 @@ async def test_routes_follow_triggers_of_the_latest_published_version(store: Sto
         assert task.input == {"severity": "high"}
 
 
+async def test_an_event_is_queued_only_when_a_published_trigger_may_match_it(
+        store: Store) -> None:
+    """An event is matched against the triggers published when it is appended: one
+    whose type none of them names is routed to nobody at once and never queued, so an
+    agent published after it is not triggered by it. The queue's own task.* events are
+    queued only for triggers that name them; a draft's triggers queue nothing."""
+
+    async def queued(event_type: str) -> list[bool]:
+        found, _ = await events.query(store, events.Query(type=event_type))
+        return [not await router.is_routed(store, e.seq) for e in found]
+
+    [before] = await events.append(store, [EventIn(type="job.done")])
+    assert await queued("job.done") == [False]
+    await publish(store, "watcher", [{"event": "job.*"}, {"event": "task.succeeded"}])
+    await registry.create(store, agent_spec.from_object(
+        {"name": "drafty", "version": "1.0.0", "handler": {"type": "python", "target": "m:f"},
+         "triggers": [{"event": "*"}]}))
+    await events.append(store, [EventIn(type="job.done"), EventIn(type="other.x")])
+    assert await queued("job.done") == [False, True]
+    assert await queued("other.x") == [False]
+    assert await router.route_batch(store) == 1
+    assert await router.routes_of(store, before.event.seq) == []
+    [(task, _)] = await queue.submit(store, [TaskIn(agent="watcher")])
+    assert await queued("task.created") == [False, False]  # the route's task, and this one
+    claimed = {t.id: t for t in await claims.claim(store, "w", limit=2)}
+    await claims.complete(store, task.id, claimed[task.id].attempt, {"ok": True})
+    assert await queued("task.started") == [False, False]
+    assert await queued("task.succeeded") == [True]
+    assert await router.route_batch(store) == 1  # its own task's event: routed to nobody
+    # a "*" trigger queues every other event, and still none of the queue's own
+    await publish(store, "everything", [{"event": "*"}])
+    await events.append(store, [EventIn(type="other.y")])
+    assert await queued("other.y") == [True]
+    await queue.submit(store, [TaskIn(agent="watcher")])
+    assert await queued("task.created") == [False, False, False]
+
+
+async def test_a_type_is_queued_no_more_once_no_published_trigger_names_it(
+        store: Store) -> None:
+    async def queued(event_type: str) -> bool:
+        [appended] = await events.append(store, [EventIn(type=event_type)])
+        return not await router.is_routed(store, appended.event.seq)
+
+    await publish(store, "a", [{"event": "gone.*"}])
+    await publish(store, "b", [{"event": "gone.*"}, {"event": "b.only"}])
+    assert await queued("gone.x") and await queued("b.only")
+    await registry.change_status(store, "a", "1.0.0", "deprecate")
+    assert await queued("gone.x")  # b still names it
+    await agent_removal.delete(store, "b", by="t")
+    assert not await queued("gone.x") and not await queued("b.only")
+    await registry.change_status(store, "a", "1.0.0", "publish")  # published again
+    assert await queued("gone.x")
+
+
+async def test_a_pattern_survives_a_concurrent_unpublish_of_its_last_other_user(
+        store: Store, database_url: str, backend: str) -> None:
+    """One transaction archives the only agent naming "p.*" (its rewrite of the patterns
+    drops it) while another publishes a second agent naming "p.*": the second waits for
+    the first to commit and then puts the pattern back, so the new agent's events are
+    queued. (Without the table's lock the second would see the pattern still there,
+    uncommitted deletes being invisible to it, and add nothing.)"""
+    if backend == "sqlite":
+        pytest.skip("SQLite's writers take turns at one write lock: nothing interleaves")
+    await publish(store, "first", [{"event": "p.*"}])
+    other = open_store(database_url)
+    try:
+        async with store.write() as conn:
+            await conn.execute(update(agent_versions).where(
+                agent_versions.c.name == "first").values(status="archived"))
+            await store_routes.refresh_patterns(conn)
+            second = asyncio.create_task(publish(other, "second", [{"event": "p.*"}]))
+            await asyncio.sleep(0.5)  # the second publish reads and writes meanwhile
+        await asyncio.wait_for(second, 30)
+    finally:
+        await other.close()
+    [appended] = await events.append(store, [EventIn(type="p.x")])
+    assert not await router.is_routed(store, appended.event.seq)
+    await router.route_batch(store)
+    assert [r.agent for r in await router.routes_of(store, appended.event.seq)] == ["second"]
+
+
 async def test_critical_events_are_routed_before_low_ones(store: Store) -> None:
     await publish(store, "any", [{"event": "*"}])
     await events.append(store, [EventIn(type="bulk.low", priority="low") for _ in range(30)])
@@ -77,27 +162,40 @@ async def test_disabled_capability_is_not_routed(store: Store) -> None:
 
 async def test_only_events_a_trigger_may_match_are_read_and_each_is_routed_exactly(
         store: Store) -> None:
-    # the router reads back only events whose type is LIKE a trigger's glob: the SQL
-    # pattern must never drop one the glob matches (LIKE's own _ is a literal in a glob),
-    # and SQLite's case-blind LIKE may read more but must route nothing more
+    # only events whose type is LIKE a published trigger's glob are queued, and the
+    # router reads back only those: the SQL pattern must never drop one the glob matches
+    # (LIKE's own _ is a literal in a glob), and SQLite's case-blind LIKE may queue and
+    # read more but must route nothing more
     await publish(store, "globs", [{"event": "order.?d"}, {"event": "pct_x.*"}])
     types = ["order.id", "ORDER.ID", "order.idd", "orderxid", "pct_x.a", "pctAx.a",
              "pct_x", "other"]
     appended = await events.append(store, [EventIn(type=t) for t in types])
-    assert await router.route_batch(store, limit=100) == len(types)
+    queued = [t for t, a in zip(types, appended, strict=True)
+              if not await router.is_routed(store, a.event.seq)]
+    assert queued in (["order.id", "pct_x.a"], ["order.id", "ORDER.ID", "pct_x.a"])
+    assert await router.route_batch(store, limit=100) == len(queued)
     routed = [t for t, a in zip(types, appended, strict=True)
               if await router.routes_of(store, a.event.seq)]
     assert routed == ["order.id", "pct_x.a"]
     assert all([await router.is_routed(store, a.event.seq) for a in appended])
 
 
-async def test_with_no_trigger_anywhere_the_queue_still_drains(store: Store) -> None:
+async def test_with_no_trigger_anywhere_no_event_is_queued(store: Store) -> None:
     await publish(store, "quiet", [])
     appended = await events.append(store, [EventIn(type=f"t.{i}") for i in range(12)])
+    assert all([await router.is_routed(store, a.event.seq) for a in appended])
+    assert await router.route_batch(store) == 0
+
+
+async def test_the_queue_drains_in_batches_when_no_route_fires(store: Store) -> None:
+    await publish(store, "picky", [{"event": "t.*", "filter": {"never": True}}])
+    appended = await events.append(store, [EventIn(type=f"t.{i}") for i in range(12)])
+    assert not any([await router.is_routed(store, a.event.seq) for a in appended])
     assert await router.route_batch(store, limit=5) == 5
     assert await router.route_batch(store, limit=50) == 7
     assert await router.route_batch(store) == 0
     assert all([await router.is_routed(store, a.event.seq) for a in appended])
+    assert not any([await router.routes_of(store, a.event.seq) for a in appended])
 
 
 async def test_each_batch_routes_by_the_agents_and_switches_committed_before_it(
@@ -119,15 +217,21 @@ async def test_each_batch_routes_by_the_agents_and_switches_committed_before_it(
             return [(r.agent, r.agent_version, r.skipped)
                     for r in await router.routes_of(store, appended.event.seq)]
 
+        async def nothing() -> None:
+            pass
+
         assert [(r.agent, r.agent_version) for r in await router.routes_of(
             store, first.event.seq)] == [("a", "1.0.0")]
         # a newer version published: its triggers
         assert await next_routes(lambda: publish(other, "a", [{"event": "x.*"}], "2.0.0"),
                                  "x.2") == [("a", "2.0.0", None)]
-        # a new agent on a type no trigger named before (read again, not filtered out)
+        # a new agent on a type no trigger named before: an event appended before it was
+        # published was routed to nobody there and then (no trigger named its type), the
+        # next is routed to it (the router reads the agents again)
         assert await next_routes(lambda: publish(
             other, "b", [{"event": "y.*", "capability": "c"}],
-            capabilities=[{"name": "c", "enabled": True}]), "y.1") == [("b", "1.0.0", None)]
+            capabilities=[{"name": "c", "enabled": True}]), "y.0") == []
+        assert await next_routes(nothing, "y.1") == [("b", "1.0.0", None)]
         # a capability switched off, then on again
         assert await next_routes(lambda: capabilities.switch(
             other, "b", "c", enabled=False, reason="test", by="t"), "y.2") == [
@@ -150,8 +254,9 @@ async def test_batches_grow_while_full_where_statements_leave_the_loop(
     """On PostgreSQL each round trip of a batch may wait a whole loop round on a busy
     server: the router doubles its batch while batches come back full. SQLite's
     statements run on the loop: its batches stay at BATCH."""
+    await publish(store, "picky", [{"event": "bulk.*", "filter": {"never": True}}])
     for _ in range(3):
-        await events.append(store, [EventIn(type="bulk.x") for _ in range(1000)])
+        appended = await events.append(store, [EventIn(type="bulk.x") for _ in range(1000)])
     limits: list[int] = []
     real = router.route_batch
 
@@ -163,7 +268,7 @@ async def test_batches_grow_while_full_where_statements_leave_the_loop(
     stop = asyncio.Event()
     running = asyncio.create_task(router.run(store, stop))
     deadline = asyncio.get_running_loop().time() + 60
-    while not await router.is_routed(store, 3000):
+    while not await router.is_routed(store, appended[-1].event.seq):
         assert asyncio.get_running_loop().time() < deadline, limits
         await asyncio.sleep(0.05)
     stop.set()

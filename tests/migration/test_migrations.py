@@ -136,3 +136,30 @@ def test_rows_survive_every_step_from_an_old_revision(empty_database_url: str) -
             await store.close()
 
     asyncio.run(read())
+
+
+def test_route_patterns_start_with_the_triggers_published_before(
+        empty_database_url: str) -> None:
+    """0027 fills route_patterns from the versions published then: an event a trigger of
+    theirs names is queued for routing from the first append on, a draft's is not."""
+    schema.upgrade(empty_database_url, "0026")
+    engine = create_engine(sync_url(empty_database_url), poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            versions = _table(conn, "agent_versions")
+            triggers = _table(conn, "agent_triggers")
+            conn.execute(insert(versions), [
+                {"id": n, "name": name, "version": "1.0.0", "sort_key": "1.0.0",
+                 "status": status, "definition": {}, "created_at": AT, "updated_at": AT}
+                for n, name, status in ((1, "a", "published"), (2, "b", "draft"))])
+            conn.execute(insert(triggers), [
+                {"agent_version_id": v, "position": p, "event_glob": glob, "priority": 5,
+                 "filter": {}} for v, p, glob in ((1, 0, "alert_x.*"), (1, 1, "task.?ailed"),
+                                                   (1, 2, "alert_x.*"), (2, 0, "*"))])
+        schema.upgrade(empty_database_url)
+        with engine.connect() as conn:
+            patterns = _table(conn, "route_patterns")
+            got = sorted(r[0] for r in conn.execute(select(patterns.c.type_like)))
+        assert got == ["alert\\_x.%", "task._ailed"]
+    finally:
+        engine.dispose()

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store.columns import database_now
+from agentos.store.routes import refresh_patterns
 from agentos.store.tables import agent_versions, locks, tasks, workers, workflow_runs
 
 t = tasks.c
@@ -89,10 +90,12 @@ async def published_versions(conn: AsyncConnection, agent: str) -> list[str]:
 
 
 async def delete_versions(conn: AsyncConnection, agent: str) -> int:
-    """Remove every version of an agent (their search rows go with them)."""
+    """Remove every version of an agent (their search rows go with them, and their
+    triggers' patterns from what appends queue for routing)."""
     av = agent_versions.c
-    return int((await conn.execute(delete(agent_versions).where(av.name == agent))).rowcount
-               or 0)
+    removed = (await conn.execute(delete(agent_versions).where(av.name == agent))).rowcount
+    await refresh_patterns(conn)
+    return int(removed or 0)
 
 
 async def active_runs(conn: AsyncConnection, agent: str, limit: int = 100

@@ -5,8 +5,10 @@ Numbering differs by backend, and only here. SQLite numbers events under the sin
 the horizon readers stop at. PostgreSQL appenders take numbers from ``events_seq``
 without waiting for one another, so they may commit out of order: each marks itself
 in flight (``events_numbered``) and readers stop below the lowest mark
-(``events_horizon``). Either way an event is queued for routing (``route_queue``) and
-listeners are woken (``CHANNEL``) in the transaction that appends it.
+(``events_horizon``). Either way listeners are woken (``CHANNEL``), and an event is
+queued for routing (``route_queue``) when a published trigger may match its type
+(``routable``: one that none names is routed to nobody at once), in the transaction that
+appends it.
 
 ``store.events`` is the backend's ``Events``; the statements of other concepts that
 append their own events (a task's cycle, a lock's grant) share these steps
@@ -110,7 +112,8 @@ class Events(ABC):
     async def insert(self, conn: AsyncConnection, fresh: Sequence[Appendable],
                      payloads: list[str], ids: list[str], now: datetime) -> list[int]:
         """Number and insert ``fresh`` (their payloads already JSON text) in the caller's
-        write transaction, queue them for routing and wake listeners at commit; returns
+        write transaction, queue those a trigger may match for routing and wake
+        listeners at commit; returns
         their sequence numbers, in order."""
 
     @abstractmethod
@@ -288,14 +291,14 @@ def insert_rows(db: sqlite3.Connection, fresh: Sequence[Appendable], payloads: l
         (first + n, i, d.type, d.source, p, RANK[d.priority], d.correlation_id or i,
          d.causation_id, d.run_id, d.subject, d.dedup_key, at)
         for n, (d, i, p) in enumerate(zip(fresh, ids, payloads, strict=True))])
-    db.executemany(_SQLITE_QUEUE, [(RANK[d.priority], first + n) for n, d in enumerate(fresh)])
+    db.execute(_SQLITE_QUEUE, (first, last))  # those a published trigger may match
     return first
 
 
 _PG_APPEND = sql.query("events_append", "postgresql", driver=True, audit="")
 # with the request's audit row (``Store.folding``)
 _PG_APPEND_AUDITED = sql.query("events_append", "postgresql", driver=True,
-                               audit=store_audit.fragment("queued"))
+                               audit=store_audit.fragment("inserted"))
 _PG_HORIZON = sql.query("events_horizon", "postgresql", driver=True)
 _SQLITE_HORIZON = sql.query("events_horizon", "sqlite")
 _SQLITE_APPEND, _order = sql.qmark(sql.query("events_append", "sqlite"))
@@ -303,4 +306,5 @@ assert _order == ("seq", "id", "type", "source", "payload", "priority", "correla
                   "causation_id", "run_id", "subject", "dedup_key", "created_at"), _order
 _SQLITE_TAKE_SEQS = ("UPDATE event_log_head SET last_seq = last_seq + :n WHERE id = 1 "
                      "RETURNING last_seq")
-_SQLITE_QUEUE, _ = sql.qmark("INSERT INTO route_queue (rank, seq) VALUES (:rank, :seq)")
+_SQLITE_QUEUE, _order = sql.qmark(sql.query("events_queued", "sqlite"))
+assert _order == ("first", "last"), _order

@@ -706,8 +706,8 @@ _PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True, audit="")
 # the write changed something, which each statement's CTE says
 _PG_AUDITED = {name: sql.query(f"locks_{name}", "postgresql", driver=True,
                                audit=store_audit.fragment(*written_by))
-               for name, written_by in (("acquire", ("queued", "settled")),
-                                        ("release", ("queued",)))}
+               for name, written_by in (("acquire", ("inserted", "settled")),
+                                        ("release", ("inserted",)))}
 _PG_LOCK_ROW = sql.driver_text("SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE")
 _SQLITE_ACQUIRE = sql.statements("locks_acquire", "sqlite")
 _SQLITE_RELEASE = sql.statements("locks_release", "sqlite")

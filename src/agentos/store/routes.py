@@ -1,5 +1,7 @@
 """The router's storage: the queue of events waiting to be routed, and the routes.
 
+An append queues only the events a published trigger may match, in its own statement
+(``sql/routable.sql``, against ``route_patterns``, which ``refresh_patterns`` keeps).
 Taking a batch removes its events from ``route_queue`` in the router's write
 transaction, most urgent first, and reads back only the events whose type one of the
 routable triggers could match (the router checks each exactly); the others are
@@ -35,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentos.store import sql
 from agentos.store.agent_config import switches
 from agentos.store.columns import upsert
 from agentos.store.tables import agent_versions, capability_switches, route_queue, routes
@@ -106,6 +109,19 @@ def _with_events(stmt: Select[Any], queued: FromClause, seq: ColumnElement[int],
     may_match = or_(*(events_table.c.type.like(p, escape="\\") for p in type_likes))
     return stmt.add_columns(events_table).select_from(
         queued.outerjoin(events_table, and_(events_table.c.seq == seq, may_match)))
+
+
+async def refresh_patterns(conn: AsyncConnection) -> None:
+    """Make ``route_patterns`` hold the event types the triggers published now name, in
+    the caller's write transaction: call it with every change to what is published (a
+    version published, deprecated or archived, an agent deleted). On PostgreSQL under
+    the table's lock, taken before reading: a concurrent change waits for this one to
+    commit, then reads what it published. Appends only read the table and never wait."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        await conn.exec_driver_sql("LOCK TABLE route_patterns IN SHARE ROW EXCLUSIVE MODE")
+    for statement in sql.statements("route_patterns_refresh", dialect, driver=True):
+        await sql.run(conn, statement, {})
 
 
 class Routes(ABC):

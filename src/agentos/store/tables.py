@@ -151,6 +151,16 @@ route_queue = Table(
     sqlite_with_rowid=False,
 )
 
+# the event types the triggers of published agent versions name, as LIKE patterns: an
+# append queues an event for routing only when one of them may match its type
+# (sql/routable.sql); rewritten by every change to what is published (routes.refresh_patterns)
+route_patterns = Table(
+    "route_patterns",
+    metadata,
+    Column("type_like", binary_string(512), primary_key=True),
+    sqlite_with_rowid=False,
+)
+
 # one row per (event, agent, trigger) that matched: never two
 routes = Table(
     "routes",

@@ -1094,7 +1094,7 @@ _PG_SUBMIT = sql.numbered(sql.query("tasks_submit", "postgresql", driver=False, 
                                      audit="", **_PG_SUBMIT_FILL))
 _PG_SUBMIT_AUDITED = sql.numbered(sql.query(  # with the request's audit row (Store.folding)
     "tasks_submit", "postgresql", driver=False, on_conflict="",
-    audit=store_audit.fragment("queued"), **_PG_SUBMIT_FILL))
+    audit=store_audit.fragment("inserted"), **_PG_SUBMIT_FILL))
 # in a caller's transaction: such a key is skipped; the caller's refusal rolls it all back
 _PG_SUBMIT_IN = sql.query("tasks_submit", "postgresql", driver=True, on_conflict=(
     "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"),
@@ -1106,7 +1106,7 @@ _PG_COMPLETE_ONE_FILL = {"columns": _names(_ALL, "t."), "ended_columns": _names(
 _PG_COMPLETE_ONE = sql.query("tasks_complete_one", "postgresql", driver=True, audit="",
                              **_PG_COMPLETE_ONE_FILL)
 _PG_COMPLETE_ONE_AUDITED = sql.query(  # with the request's audit row (``Store.folding``)
-    "tasks_complete_one", "postgresql", driver=True, audit=store_audit.fragment("queued"),
+    "tasks_complete_one", "postgresql", driver=True, audit=store_audit.fragment("inserted"),
     **_PG_COMPLETE_ONE_FILL)
 _PG_HEARTBEAT = text(sql.query("tasks_heartbeat", "postgresql"))
 _SQLITE_SUBMIT, _order = sql.qmark(sql.query("tasks_submit", "sqlite"))

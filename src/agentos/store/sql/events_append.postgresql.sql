@@ -8,4 +8,4 @@ WITH news AS (
     SELECT b.ord, b.e FROM jsonb_array_elements(:batch::jsonb) WITH ORDINALITY AS b(e, ord)
 ), /*include events_inserted*/
 /*audit*/
-SELECT seq, (SELECT count(*) FROM woken) AS woken FROM queued ORDER BY seq
+SELECT seq, (SELECT count(*) FROM woken) AS woken FROM inserted ORDER BY seq

@@ -17,6 +17,6 @@ WITH held AS (
 /*audit*/
 SELECT h.held,
        (SELECT count(*) FROM (SELECT pg_notify('agentos_events', '')
-                              FROM (SELECT 1 FROM queued LIMIT 1) AS q) AS n) AS notified,
+                              FROM (SELECT 1 FROM inserted LIMIT 1) AS q) AS n) AS notified,
        /*columns*/
 FROM held h LEFT JOIN done t ON true

@@ -32,4 +32,4 @@ UNION ALL
 SELECT /*nulls*/, (SELECT count(*) FROM promoted), (SELECT count(*) FROM picked WHERE capped),
        (SELECT coalesce(jsonb_agg(jsonb_build_array(id, attempt)), '[]') FROM done),
        (SELECT count(*) FROM (SELECT pg_notify('agentos_events', '')
-                              FROM (SELECT 1 FROM queued LIMIT 1) AS q) AS n)
+                              FROM (SELECT 1 FROM inserted LIMIT 1) AS q) AS n)

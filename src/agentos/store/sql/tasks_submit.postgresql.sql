@@ -86,7 +86,7 @@ WITH i AS (
     FROM fresh f JOIN i ON i.id = f.id
 ), /*include task_events_inserted*/, woken AS (
     SELECT pg_notify('agentos_tasks', ''), pg_notify('agentos_events', '')
-    FROM (SELECT 1 FROM queued LIMIT 1) AS q
+    FROM (SELECT 1 FROM inserted LIMIT 1) AS q
 )
 /*audit*/
 SELECT r.*, (SELECT count(*) FROM woken) AS woken
