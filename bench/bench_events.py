@@ -10,7 +10,8 @@ In one run, for each backend (``--backends``):
    (router and scheduler on: routing costs writes). No published trigger names the
    appended events' type, so none is queued for routing; then, on that server, an
    agent listening to their type (with a filter none passes) is published and the
-   batches appended again: each is queued and read by the router (``on+l``).
+   batches appended again: each is queued, and its filter checked in the database
+   (``on+l``: a boolean) or by the router, which reads it back (``on+r``: a number).
 2. The same batches appended in-process, ``events.append(store, [1000 EventIn])`` in
    a loop without HTTP, plus what request parsing/validation and response building
    cost per event, so the report can tell HTTP/JSON from storage.
@@ -381,19 +382,29 @@ def fresh_database(backend: str, name: str, workdir: Path,
     return db
 
 
-async def publish_listener(url: str, event_type: str = APPEND_TYPE) -> None:
-    """Publish an agent whose trigger names ``event_type`` with a filter no bench event
-    passes: from then on each event of that type is queued for routing and read by the
-    router, which routes it to nobody (an event no trigger names is never queued)."""
+# the listener's filters: no bench event passes either. PostgreSQL's take checks a
+# boolean (or string) in the database and reads back none of the events; a number is
+# left to the router, which reads every event back and checks it
+FILTER_IN_DB = {"never": True}
+FILTER_READ = {"i": -1}
+
+
+async def publish_listener(url: str, event_type: str = APPEND_TYPE,
+                           conditions: dict[str, Any] | None = None,
+                           version: str = "1.0.0") -> None:
+    """Publish (a version of) an agent whose trigger names ``event_type`` with a filter
+    no bench event passes: from then on each event of that type is queued for routing,
+    and routed to nobody (an event no trigger names is never queued)."""
     from agentos import agent_spec, registry
     from agentos.store import open_store
 
     store = open_store(url)
     try:
         await registry.create(store, agent_spec.from_object({
-            "name": "bench-listener", "version": "1.0.0",
+            "name": "bench-listener", "version": version,
             "handler": {"type": "python", "target": "bench:never"},
-            "triggers": [{"event": event_type, "filter": {"never": True}}]}), publish=True)
+            "triggers": [{"event": event_type, "filter": conditions or FILTER_IN_DB}]}),
+            publish=True)
     finally:
         await store.close()
 
@@ -680,11 +691,15 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path,
         out["append_one_routed"] = measure_append(server, db, args, 1, args.clients, None)
         out["append_batch_routed"] = measure_append(server, db, args, BATCH,
                                                     args.batch_clients, None)
-        # the same appends once an agent listens to their type: each is queued and read
-        # by the router, whose filter then routes it to nobody (no task made)
+        # the same appends once an agent listens to their type: each is queued and
+        # routed to nobody (no task made), its filter checked in the database, then by
+        # the router, which reads each event back
         asyncio.run(publish_listener(db.url))
         out["append_batch_listened"] = measure_append(server, db, args, BATCH,
                                                       args.batch_clients, None)
+        asyncio.run(publish_listener(db.url, conditions=FILTER_READ, version="2.0.0"))
+        out["append_batch_read"] = measure_append(server, db, args, BATCH,
+                                                  args.batch_clients, None)
         done("append_routed")
     db = fresh_database(backend, f"{backend}_inprocess", workdir, cluster)
     out["inprocess"] = measure_inprocess(db, args)
@@ -814,7 +829,8 @@ def render(data: dict[str, Any]) -> str:
     for backend, res in data["backends"].items():
         for key, router in (("append_one", "off"), ("append_batch", "off"),
                             ("append_one_routed", "on"), ("append_batch_routed", "on"),
-                            ("append_batch_listened", "on+l")):
+                            ("append_batch_listened", "on+l"),
+                            ("append_batch_read", "on+r")):
             if key in res:
                 lines.append(_append_row(backend, router, res[key]))
     lines += ["", "In-process, events.append(store, [1000 EventIn]) in a loop (no HTTP, "
@@ -874,8 +890,10 @@ def render(data: dict[str, Any]) -> str:
               "per event appended; cores = average busy during the window (other = everything "
               "else on the machine); routed/s = events the router took off its queue during "
               "the window, backlog = still queued at its end (router on: no trigger names the "
-              "appended events' type, so none is queued; on+l: an agent listens to that type, "
-              "with a filter none passes, so the router reads each and routes it to nobody); "
+              "appended events' type, so none is queued; on+l, on+r: an agent listens to that "
+              "type with a filter none passes, so each is queued and routed to nobody: on+l a "
+              "boolean, which PostgreSQL's take checks, reading none back; on+r a number, "
+              "which the router checks, reading each back); "
               "POST = the producer's request "
               "latency (send -> 201); latency cores: all = the whole machine (for a peer: "
               "while its script ran, its interpreter start-up included)."]

@@ -16,6 +16,7 @@ transaction, records their routes and removes them from the queue: a crash
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
 from collections.abc import Hashable
@@ -29,7 +30,7 @@ from agentos import capabilities, events, patterns, queue
 from agentos.aio import stop_wakes, wait_wakeup
 from agentos.events import Event
 from agentos.store import Store
-from agentos.store.routes import Stamp
+from agentos.store.routes import Stamp, Wanted
 from agentos.tasks import TaskIn
 
 log = logging.getLogger("agentos.router")
@@ -210,10 +211,27 @@ def _routables(rows: list[Any], switched: dict[str, dict[str, bool]], *,
     return [a for a in latest.values() if a.triggers or untriggered]
 
 
-def type_likes(agents: list[Routable]) -> list[str]:
-    """The LIKE patterns of every trigger's event type: an event no one of them matches
-    is routed to nobody, so the router need not read it."""
-    return sorted({patterns.to_like(t["event"]) for a in agents for t in a.triggers})
+def wanted(agents: list[Routable]) -> tuple[Wanted, ...]:
+    """What an event must be, trigger by trigger, as far as the database can tell: an
+    event none of them may be is routed to nobody, so the router need not read it."""
+    return tuple(dict.fromkeys(
+        Wanted(patterns.to_like(t["event"]), sql_filter(t.get("filter", {})))
+        for a in agents for t in a.triggers))
+
+
+def sql_filter(conditions: dict[str, Any]
+               ) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+    """The conditions of a trigger's filter the database checks as ``mismatch`` does:
+    (path, JSON texts) where every expected value is a string, a boolean or null, which
+    JSON compares exactly as ``_same`` does. Numbers are left to the router (a payload's
+    1.00000000000000000001 is 1 to Python's float, not to PostgreSQL's numeric), and
+    lists and objects (inside them, ``_same`` finds true equal to 1)."""
+    out = []
+    for key, expected in conditions.items():
+        values = expected if isinstance(expected, list) else [expected]
+        if all(v is None or isinstance(v, (str, bool)) for v in values):
+            out.append((tuple(key.split(".")), tuple(json.dumps(v) for v in values)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -222,7 +240,7 @@ class _Known:
 
     stamp: Stamp
     agents: list[Routable]
-    likes: list[str]
+    wanted: tuple[Wanted, ...]
 
 
 # per store: what the last batch routed by; a batch whose take sees another stamp reads
@@ -236,7 +254,7 @@ async def _read_agents(store: Store, conn: AsyncConnection) -> _Known:
     for row in found.switches:
         switched.setdefault(row["agent"], {})[row["capability"]] = row["enabled"]
     agents = _routables(found.agents, switched)
-    known = _known[store] = _Known(found.stamp, agents, type_likes(agents))
+    known = _known[store] = _Known(found.stamp, agents, wanted(agents))
     return known
 
 
@@ -264,7 +282,7 @@ async def _route_batch(store: Store, limit: int, known: _Known | None) -> int:
         # take is the batch's one read
         if known is None:
             known = await _read_agents(store, conn)
-        taken = await store.routes.take(conn, limit, known.likes)
+        taken = await store.routes.take(conn, limit, known.wanted)
         if taken.stamp is not None and taken.stamp != known.stamp:
             raise _Stale
         rows = taken.rows

@@ -25,7 +25,7 @@ from sqlalchemy import (
     FromClause,
     Select,
     and_,
-    bindparam,
+    cast,
     delete,
     exists,
     func,
@@ -33,8 +33,10 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    tuple_,
+    text,
+    true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
@@ -99,16 +101,37 @@ def _stamp_of_row(row: Any) -> Stamp:
     return (int(row.s_n), int(row.s_ids), row.s_at, int(row.w_n), row.w_at)
 
 
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What a queued event must be for one trigger to match it, as far as SQL can tell:
+    its type LIKE ``type_like`` (escape '\\') and, for each (path, values) of ``equal``,
+    the payload's value at that path (keys from the top) one of those JSON texts. The
+    router puts there only strings, booleans and null, which JSON compares as it does."""
+
+    type_like: str
+    equal: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+
+
 def _with_events(stmt: Select[Any], queued: FromClause, seq: ColumnElement[int],
-                 type_likes: Sequence[str]) -> Select[Any]:
-    """``stmt`` over ``queued`` with the columns of each queued event whose type is LIKE
-    one of ``type_likes`` (escape '\\'), NULL for the others. SQLite's LIKE ignores
-    ASCII case, so it may read a few more: a superset the router's exact check narrows."""
-    if not type_likes:  # no trigger anywhere: read no event at all
+                 wanted: Sequence[Wanted], *, postgres: bool) -> Select[Any]:
+    """``stmt`` over ``queued`` with the columns of each queued event one of ``wanted``
+    may be, NULL for the others. SQLite checks the type only, and its LIKE ignores
+    ASCII case, so it may read a few more: a superset the router's exact check narrows.
+    PostgreSQL checks ``Wanted.equal`` too, and looks each event up by its number in a
+    subquery of one row: judging a filter rare, its planner would otherwise scan the
+    whole log for the events that pass it, on every batch."""
+    if not wanted:  # no trigger anywhere: read no event at all
         return stmt.add_columns(null().label("id")).select_from(queued)
-    may_match = or_(*(events_table.c.type.like(p, escape="\\") for p in type_likes))
-    return stmt.add_columns(events_table).select_from(
-        queued.outerjoin(events_table, and_(events_table.c.seq == seq, may_match)))
+    e = events_table.c
+    may_match = or_(*(and_(e.type.like(w.type_like, escape="\\"), *(
+        func.jsonb_extract_path(e.payload, *path).in_(
+            [cast(literal(v), JSONB) for v in values])
+        for path, values in (w.equal if postgres else ()))) for w in wanted))
+    if not postgres:
+        return stmt.add_columns(events_table).select_from(
+            queued.outerjoin(events_table, and_(e.seq == seq, may_match)))
+    found = select(events_table).where(e.seq == seq, may_match).limit(1).lateral("found")
+    return stmt.add_columns(*found.c).select_from(queued.outerjoin(found, true()))
 
 
 async def refresh_patterns(conn: AsyncConnection) -> None:
@@ -132,10 +155,10 @@ class Routes(ABC):
 
     @abstractmethod
     async def take(self, conn: AsyncConnection, limit: int,
-                   type_likes: Sequence[str]) -> Taken:
+                   wanted: Sequence[Wanted]) -> Taken:
         """Remove up to ``limit`` events from the routing queue in the caller's write
-        transaction, most urgent first; return the rows of those whose type is LIKE
-        one of ``type_likes`` (SqliteRoutes and PostgresRoutes each take it their way)."""
+        transaction, most urgent first; return the rows of those one of ``wanted`` may
+        be (SqliteRoutes and PostgresRoutes each take it their way)."""
 
     async def published_agents(self, conn: AsyncConnection) -> list[Any]:
         """(name, version, definition) of every published version, each agent's newest
@@ -174,12 +197,15 @@ class Routes(ABC):
 
 
 class SqliteRoutes(Routes):
+    """Reads the events by type only: its statements run on the loop, so a row read costs
+    no wait, and its JSON functions cannot tell true from 1."""
+
     async def take(self, conn: AsyncConnection, limit: int,
-                   type_likes: Sequence[str]) -> Taken:
+                   wanted: Sequence[Wanted]) -> Taken:
         q = route_queue.c
         taken = (await conn.execute(
             _with_events(select(q.rank.label("queued_rank"), q.seq.label("queued_seq")),
-                         route_queue, q.seq, type_likes)
+                         route_queue, q.seq, wanted, postgres=False)
             .order_by(q.rank, q.seq).limit(limit))).all()
         if not taken:
             return Taken(0, [], None)
@@ -194,9 +220,12 @@ class SqliteRoutes(Routes):
 
 
 class PostgresRoutes(Routes):
+    """Reads back only the events that may pass a trigger's filter too (``Wanted.equal``):
+    a busy server's router waits a loop round for each ~16 kB of the result."""
+
     async def take(self, conn: AsyncConnection, limit: int,
-                   type_likes: Sequence[str]) -> Taken:
-        rows = (await conn.execute(_pg_take(tuple(type_likes)), {"take_limit": limit})).all()
+                   wanted: Sequence[Wanted]) -> Taken:
+        rows = (await conn.execute(_pg_take(tuple(wanted)), {"take_limit": limit})).all()
         if not rows:
             return Taken(0, [], None)
         return Taken(int(rows[0].taken_n), [r for r in rows if r.id is not None],
@@ -204,14 +233,16 @@ class PostgresRoutes(Routes):
 
 
 @functools.lru_cache(maxsize=64)
-def _pg_take(type_likes: tuple[str, ...]) -> Select[Any]:
-    """PostgreSQL's take, built once per set of type patterns (building it cost ~2 ms
-    of CPU, more than a small batch's own work); the limit is ``take_limit``."""
-    q = route_queue.c
-    head = (select(q.rank, q.seq).order_by(q.rank, q.seq).limit(bindparam("take_limit"))
-            .with_for_update(skip_locked=True))
-    taken = (delete(route_queue).where(tuple_(q.rank, q.seq).in_(head))
-             .returning(q.rank, q.seq).cte("taken"))
+def _pg_take(wanted: tuple[Wanted, ...]) -> Select[Any]:
+    """PostgreSQL's take, built once per set of ``Wanted`` (building it cost ~2 ms of
+    CPU, more than a small batch's own work); the limit is ``take_limit``."""
+    # the rows by their physical address, found in the queue's index first: matched on
+    # (rank, seq), a batch of thousands was a hash join over the whole queue, its cost
+    # growing with the backlog
+    taken = (text("DELETE FROM route_queue WHERE ctid = ANY(ARRAY(SELECT ctid FROM route_queue "
+                  "ORDER BY rank, seq LIMIT :take_limit FOR UPDATE SKIP LOCKED)) "
+                  "RETURNING rank, seq")
+             .columns(route_queue.c.rank, route_queue.c.seq).cte("taken"))
     # only the rows of events that may match come back, and the first taken (which
     # carries the count and the stamp): the driver reads a result in slices of
     # ~16 kB, each a wait for the event loop, so the bytes of a batch of events no
@@ -222,6 +253,6 @@ def _pg_take(type_likes: tuple[str, ...]) -> Select[Any]:
                             func.count().over().label("taken_n"),
                             func.row_number().over(order_by=(taken.c.rank, taken.c.seq))
                             .label("nth"), *_stamp_columns()),
-                     taken, taken.c.seq, type_likes).subquery("x")
+                     taken, taken.c.seq, wanted, postgres=True).subquery("x")
     return (select(x).where(or_(x.c.id.is_not(None), x.c.nth == 1))
             .order_by(x.c.queued_rank, x.c.queued_seq))
