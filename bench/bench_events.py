@@ -10,8 +10,9 @@ In one run, for each backend (``--backends``):
    (router and scheduler on: routing costs writes). No published trigger names the
    appended events' type, so none is queued for routing; then, on that server, an
    agent listening to their type (with a filter none passes) is published and the
-   batches appended again: each is queued, and its filter checked in the database
-   (``on+l``: a boolean) or by the router, which reads it back (``on+r``: a number).
+   batches appended again: each is queued, and routed to nobody by its filter
+   (``on+l``); then one event of each request passes the filter and makes a task
+   (``on+t``).
 2. The same batches appended in-process, ``events.append(store, [1000 EventIn])`` in
    a loop without HTTP, plus what request parsing/validation and response building
    cost per event, so the report can tell HTTP/JSON from storage.
@@ -382,11 +383,13 @@ def fresh_database(backend: str, name: str, workdir: Path,
     return db
 
 
-# the listener's filters: no bench event passes either. PostgreSQL's take checks a
-# boolean (or string) in the database and reads back none of the events; a number is
-# left to the router, which reads every event back and checks it
-FILTER_IN_DB = {"never": True}
-FILTER_READ = {"i": -1}
+# the listener's filters. None passes FILTER_NONE, which PostgreSQL's take checks in
+# the database: it reads none of the events back. One event of each request passes
+# FILTER_ONE (its "i" is its place in the request): a task each. FILTER_READ, a number
+# past 2**53, is left to the router, which reads every event back (none passes)
+FILTER_NONE: dict[str, Any] = {"never": True}
+FILTER_ONE: dict[str, Any] = {"i": 0}
+FILTER_READ: dict[str, Any] = {"i": 2**60}
 
 
 async def publish_listener(url: str, event_type: str = APPEND_TYPE,
@@ -403,7 +406,7 @@ async def publish_listener(url: str, event_type: str = APPEND_TYPE,
         await registry.create(store, agent_spec.from_object({
             "name": "bench-listener", "version": version,
             "handler": {"type": "python", "target": "bench:never"},
-            "triggers": [{"event": event_type, "filter": conditions or FILTER_IN_DB}]}),
+            "triggers": [{"event": event_type, "filter": conditions or FILTER_NONE}]}),
             publish=True)
     finally:
         await store.close()
@@ -691,15 +694,14 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path,
         out["append_one_routed"] = measure_append(server, db, args, 1, args.clients, None)
         out["append_batch_routed"] = measure_append(server, db, args, BATCH,
                                                     args.batch_clients, None)
-        # the same appends once an agent listens to their type: each is queued and
-        # routed to nobody (no task made), its filter checked in the database, then by
-        # the router, which reads each event back
+        # the same appends once an agent listens to their type: each is queued, and
+        # routed to nobody; then one of each request makes a task
         asyncio.run(publish_listener(db.url))
         out["append_batch_listened"] = measure_append(server, db, args, BATCH,
                                                       args.batch_clients, None)
-        asyncio.run(publish_listener(db.url, conditions=FILTER_READ, version="2.0.0"))
-        out["append_batch_read"] = measure_append(server, db, args, BATCH,
-                                                  args.batch_clients, None)
+        asyncio.run(publish_listener(db.url, conditions=FILTER_ONE, version="2.0.0"))
+        out["append_batch_tasks"] = measure_append(server, db, args, BATCH,
+                                                   args.batch_clients, None)
         done("append_routed")
     db = fresh_database(backend, f"{backend}_inprocess", workdir, cluster)
     out["inprocess"] = measure_inprocess(db, args)
@@ -830,7 +832,7 @@ def render(data: dict[str, Any]) -> str:
         for key, router in (("append_one", "off"), ("append_batch", "off"),
                             ("append_one_routed", "on"), ("append_batch_routed", "on"),
                             ("append_batch_listened", "on+l"),
-                            ("append_batch_read", "on+r")):
+                            ("append_batch_tasks", "on+t")):
             if key in res:
                 lines.append(_append_row(backend, router, res[key]))
     lines += ["", "In-process, events.append(store, [1000 EventIn]) in a loop (no HTTP, "
@@ -890,10 +892,10 @@ def render(data: dict[str, Any]) -> str:
               "per event appended; cores = average busy during the window (other = everything "
               "else on the machine); routed/s = events the router took off its queue during "
               "the window, backlog = still queued at its end (router on: no trigger names the "
-              "appended events' type, so none is queued; on+l, on+r: an agent listens to that "
-              "type with a filter none passes, so each is queued and routed to nobody: on+l a "
-              "boolean, which PostgreSQL's take checks, reading none back; on+r a number, "
-              "which the router checks, reading each back); "
+              "appended events' type, so none is queued; on+l, on+t: an agent listens to that "
+              "type, so each is queued; on+l: with a filter none passes (PostgreSQL's take "
+              "checks it, reading none back); on+t: one event of each request passes it and "
+              "makes a task); "
               "POST = the producer's request "
               "latency (send -> 201); latency cores: all = the whole machine (for a peer: "
               "while its script ran, its interpreter start-up included)."]

@@ -1,9 +1,9 @@
 """Why the router falls behind a busy server on PostgreSQL: the router's batches on the
 event loop of a process whose other work holds the loop in chunks (as a server parsing
 1,000-event POSTs does), each round trip of a batch waiting a whole round of the loop.
-Queues ``--events`` events an agent listens to (with a filter on a number none passes,
-which the router checks itself, reading each event back: none makes a task; an event no
-trigger names is never queued), then routes them with ``--hogs`` coroutines each
+Queues ``--events`` events an agent listens to (with a filter on a number past 2**53,
+which the router checks itself, reading each event back; none passes, so none makes a
+task; an event no trigger names is never queued), then routes them with ``--hogs`` coroutines each
 burning ``--chunk-ms`` of CPU between yields; per batch size: routed/s, ms and loop
 rounds per batch. ``--hogs 0``: the router alone; ``--single N``: one-event batches.
 Run another tree's code with

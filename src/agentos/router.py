@@ -221,17 +221,25 @@ def wanted(agents: list[Routable]) -> tuple[Wanted, ...]:
 
 def sql_filter(conditions: dict[str, Any]
                ) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
-    """The conditions of a trigger's filter the database checks as ``mismatch`` does:
-    (path, JSON texts) where every expected value is a string, a boolean or null, which
-    JSON compares exactly as ``_same`` does. Numbers are left to the router (a payload's
-    1.00000000000000000001 is 1 to Python's float, not to PostgreSQL's numeric), and
-    lists and objects (inside them, ``_same`` finds true equal to 1)."""
+    """The conditions of a trigger's filter the database checks exactly as ``mismatch``
+    does: (path, JSON texts) where every expected value is a string, a boolean, null or
+    a number below 2**53. A stored payload's numbers are the JSON of Python's ints and
+    floats (the log encodes every payload it appends), and JSON compares them by
+    value: it finds two equal exactly when Python does, but where an int meets a
+    float past 2**53 (a float's shortest text is not its exact value there). A
+    condition with another value is left to the router."""
     out = []
     for key, expected in conditions.items():
         values = expected if isinstance(expected, list) else [expected]
-        if all(v is None or isinstance(v, (str, bool)) for v in values):
+        if all(_exact_in_json(v) for v in values):
             out.append((tuple(key.split(".")), tuple(json.dumps(v) for v in values)))
     return tuple(out)
+
+
+def _exact_in_json(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    return isinstance(value, (int, float)) and abs(value) < 2**53
 
 
 @dataclass(frozen=True)

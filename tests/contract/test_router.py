@@ -90,12 +90,15 @@ async def test_an_event_is_queued_only_when_a_published_trigger_may_match_it(
 async def test_what_the_database_checks_of_a_filter_routes_what_the_router_would(
         store: Store) -> None:
     """PostgreSQL's take reads back only the events whose payload may pass a trigger's
-    filter (its strings, booleans and nulls); what is routed is exactly what the
+    filter (what JSON compares as the router does); what is routed is exactly what the
     router's own check says, whatever the values."""
+    big = 2**60  # past 2**53: left to the router
     triggers: list[dict[str, Any]] = [
         {"event": "f.*", "filter": {"sev": ["high", "critical"], "ok": True}},
         {"event": "g.x", "filter": {"n": 1, "x.y": None}},
-        {"event": "h.*", "filter": {"n": [2, "two"], "tag": "é"}}]
+        {"event": "h.*", "filter": {"n": [2, "two"], "tag": "é"}},
+        {"event": "k.*", "filter": {"r": 0.1, "m": [-3, 1e15]}},
+        {"event": "b.*", "filter": {"v": [big, 5]}}]
     await publish(store, "picky", triggers)
     sent: list[tuple[str, dict[str, Any]]] = [
         ("f.a", {"sev": "high", "ok": True}), ("f.a", {"sev": "high", "ok": 1}),
@@ -107,12 +110,16 @@ async def test_what_the_database_checks_of_a_filter_routes_what_the_router_would
         ("g.x", {"n": 1, "x": [None]}), ("g.x", {"n": 1, "x": {"y": "null"}}),
         ("h.a", {"n": 2.0, "tag": "é"}), ("h.a", {"n": "two", "tag": "\u00e9"}),
         ("h.a", {"n": 2, "tag": "e"}), ("h.a", {"n": 2, "tag": ["é"]}),
-        ("h.a", {"n": "2", "tag": "é"})]
+        ("h.a", {"n": "2", "tag": "é"}),
+        ("k.a", {"r": 0.1, "m": -3.0}), ("k.a", {"r": 0.1 + 1e-17, "m": 1e15}),
+        ("k.a", {"r": 0.30000000000000004 - 0.2, "m": -3}), ("k.a", {"r": 0.1, "m": 10**15}),
+        ("k.a", {"r": 0.1, "m": 1e15 + 1}), ("k.a", {"r": "0.1", "m": -3}),
+        ("b.a", {"v": big}), ("b.a", {"v": big + 1}), ("b.a", {"v": 5.0})]
     appended = await events.append(store, [EventIn(type=t, payload=p) for t, p in sent])
     expected = [[i for i, trigger in enumerate(triggers)
                  if router.mismatch(trigger, event_type, payload, None) is None]
                 for event_type, payload in sent]
-    assert sum(map(bool, expected)) == 6
+    assert sum(map(bool, expected)) == 10
     while await router.route_batch(store):
         pass
     assert [[r.trigger_index for r in await router.routes_of(store, a.event.seq)]
@@ -123,13 +130,13 @@ async def test_postgresql_reads_back_only_events_that_may_pass_a_filter(
         store: Store, backend: str) -> None:
     if backend == "sqlite":
         pytest.skip("SQLite reads by type only: reading a row costs its loop no wait")
-    await publish(store, "picky", [{"event": "f.*", "filter": {"sev": "high"}}])
-    await events.append(store, [EventIn(type="f.x", payload={"sev": s})
-                                for s in ["low"] * 10 + ["high"]])
+    await publish(store, "picky", [{"event": "f.*", "filter": {"sev": "high", "n": 2}}])
+    await events.append(store, [EventIn(type="f.x", payload={"sev": s, "n": n})
+                                for s, n in [("low", 2)] * 10 + [("high", 3), ("high", 2.0)]])
     async with store.write() as conn:
         wanted = router.wanted(await router.routable_agents(store, conn))
         taken = await store.routes.take(conn, 100, wanted)
-    assert (taken.count, [r.payload for r in taken.rows]) == (11, [{"sev": "high"}])
+    assert (taken.count, [r.payload for r in taken.rows]) == (12, [{"sev": "high", "n": 2.0}])
 
 
 async def test_a_type_is_queued_no_more_once_no_published_trigger_names_it(

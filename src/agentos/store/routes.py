@@ -105,8 +105,8 @@ def _stamp_of_row(row: Any) -> Stamp:
 class Wanted:
     """What a queued event must be for one trigger to match it, as far as SQL can tell:
     its type LIKE ``type_like`` (escape '\\') and, for each (path, values) of ``equal``,
-    the payload's value at that path (keys from the top) one of those JSON texts. The
-    router puts there only strings, booleans and null, which JSON compares as it does."""
+    the payload's value at that path (keys from the top) one of those JSON texts (the
+    router puts there only values JSON compares as it does: ``router.sql_filter``)."""
 
     type_like: str
     equal: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
