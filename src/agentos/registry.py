@@ -79,7 +79,10 @@ async def create(
     async with store.write() as conn:
         await cache.changed(store, conn)
         audit.names([f"{spec.name}@{spec.version}"])
-        return await _save(conn, spec, publish=publish)
+        saved = await _save(conn, spec, publish=publish)
+        if publish:
+            await store_routes.refresh_patterns(conn)
+        return saved
 
 
 async def import_yaml(store: Store, text: str, *, publish: bool = False) -> list[AgentVersion]:
@@ -115,6 +118,8 @@ async def import_results(store: Store, text: str, *, publish: bool = False
         else:
             await cache.changed(store, conn)
             audit.names([f"{s.name}@{s.version}" for s in specs])
+            if publish:  # once, after every row it writes (its lock is taken last)
+                await store_routes.refresh_patterns(conn)
         return results
 
 
@@ -168,8 +173,6 @@ async def _save(
         for side in (agent_tags, agent_capabilities, agent_triggers):
             await conn.execute(delete(side).where(side.c.agent_version_id == version_id))
     await _index(conn, version_id, spec)
-    if publish:
-        await store_routes.refresh_patterns(conn)
     return await _load(conn, spec.name, spec.version), existing is None
 
 

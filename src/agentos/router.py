@@ -232,7 +232,8 @@ def sql_filter(conditions: dict[str, Any]
     for key, expected in conditions.items():
         values = expected if isinstance(expected, list) else [expected]
         if all(_exact_in_json(v) for v in values):
-            out.append((tuple(key.split(".")), tuple(json.dumps(v) for v in values)))
+            out.append((tuple(key.split(".")),
+                        tuple(json.dumps(v, ensure_ascii=False) for v in values)))
     return tuple(out)
 
 

@@ -126,6 +126,26 @@ async def test_what_the_database_checks_of_a_filter_routes_what_the_router_would
             for a in appended] == expected
 
 
+async def test_a_filter_past_the_database_s_argument_limits_still_routes(
+        store: Store) -> None:
+    """A filter's path and values reach PostgreSQL as one array each: 120 segments, or
+    70,000 values, as arguments or parameters of their own would fail every take."""
+    deep = ".".join(["k"] * 120)
+    await publish(store, "deep", [{"event": "deep.*", "filter": {deep: "v"}}])
+    await publish(store, "wide", [{"event": "wide.*",
+                                   "filter": {"n": [f"v{i}" for i in range(70_000)]}}])
+    payload: dict[str, Any] = {"k": "v"}
+    for _ in range(119):
+        payload = {"k": payload}
+    appended = await events.append(store, [
+        EventIn(type="deep.x", payload=payload), EventIn(type="wide.x", payload={"n": "v69999"}),
+        EventIn(type="wide.x", payload={"n": "v70000"})])
+    while await router.route_batch(store):
+        pass
+    assert [[r.agent for r in await router.routes_of(store, a.event.seq)]
+            for a in appended] == [["deep"], ["wide"], []]
+
+
 async def test_postgresql_reads_back_only_events_that_may_pass_a_filter(
         store: Store, backend: str) -> None:
     if backend == "sqlite":

@@ -24,7 +24,9 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     Select,
+    Text,
     and_,
+    any_,
     cast,
     delete,
     exists,
@@ -36,7 +38,7 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
@@ -123,9 +125,12 @@ def _with_events(stmt: Select[Any], queued: FromClause, seq: ColumnElement[int],
     if not wanted:  # no trigger anywhere: read no event at all
         return stmt.add_columns(null().label("id")).select_from(queued)
     e = events_table.c
+    # a path and its values as two array parameters each: a parameter per segment and
+    # value could pass PostgreSQL's limits (100 arguments a function, 65,535 parameters
+    # a statement) with one long filter, and every batch would then fail
     may_match = or_(*(and_(e.type.like(w.type_like, escape="\\"), *(
-        func.jsonb_extract_path(e.payload, *path).in_(
-            [cast(literal(v), JSONB) for v in values])
+        e.payload.op("#>")(cast(literal(list(path), ARRAY(Text)), ARRAY(Text))) == any_(
+            cast(literal(list(values), ARRAY(Text)), ARRAY(JSONB)))
         for path, values in (w.equal if postgres else ()))) for w in wanted))
     if not postgres:
         return stmt.add_columns(events_table).select_from(
