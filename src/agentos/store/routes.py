@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     literal,
     null,
     or_,
@@ -40,11 +41,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.base import Executable
 
-from agentos.store import sql
+from agentos import patterns
 from agentos.store.agent_config import switches
 from agentos.store.columns import upsert
-from agentos.store.tables import agent_versions, capability_switches, route_queue, routes
+from agentos.store.tables import (
+    agent_triggers,
+    agent_versions,
+    capability_switches,
+    route_patterns,
+    route_queue,
+    routes,
+)
 from agentos.store.tables import events as events_table
 
 if TYPE_CHECKING:
@@ -139,17 +148,34 @@ def _with_events(stmt: Select[Any], queued: FromClause, seq: ColumnElement[int],
     return stmt.add_columns(*found.c).select_from(queued.outerjoin(found, true()))
 
 
+def pattern_rewrite(globs: Iterable[str]) -> list[tuple[Executable, list[dict[str, str]]]]:
+    """The statements (each with its rows) that make ``route_patterns`` hold ``globs`` as
+    LIKE patterns, the patterns the router itself builds (``patterns.to_like``)."""
+    likes = sorted({patterns.to_like(g) for g in globs})
+    return [(delete(route_patterns), []),
+            *([(insert(route_patterns), [{"type_like": like} for like in likes])]
+              if likes else [])]
+
+
+def published_globs() -> Select[Any]:
+    """The event types the triggers of published versions name, once each."""
+    t, v = agent_triggers.c, agent_versions.c
+    return (select(t.event_glob).distinct()
+            .join_from(agent_triggers, agent_versions, v.id == t.agent_version_id)
+            .where(v.status == "published"))
+
+
 async def refresh_patterns(conn: AsyncConnection) -> None:
     """Make ``route_patterns`` hold the event types the triggers published now name, in
     the caller's write transaction: call it with every change to what is published (a
     version published, deprecated or archived, an agent deleted). On PostgreSQL under
     the table's lock, taken before reading: a concurrent change waits for this one to
     commit, then reads what it published. Appends only read the table and never wait."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
+    if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql("LOCK TABLE route_patterns IN SHARE ROW EXCLUSIVE MODE")
-    for statement in sql.statements("route_patterns_refresh", dialect, driver=True):
-        await sql.run(conn, statement, {})
+    globs = (await conn.execute(published_globs())).scalars().all()
+    for statement, rows in pattern_rewrite(globs):
+        await conn.execute(statement, rows or None)
 
 
 class Routes(ABC):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from agentos.store import sql
+from agentos.store import routes
 from agentos.store.columns import binary_string
 
 revision = "0027"
@@ -31,9 +31,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("type_like", name=op.f("pk_route_patterns")),
         sqlite_with_rowid=False,
     )
-    dialect = op.get_bind().dialect.name
-    for statement in sql.statements("route_patterns_refresh", dialect, driver=True):
-        op.get_bind().exec_driver_sql(statement)
+    bind = op.get_bind()
+    globs = bind.execute(routes.published_globs()).scalars().all()
+    for statement, rows in routes.pattern_rewrite(globs):
+        bind.execute(statement, rows or None)
 
 
 def downgrade() -> None:
