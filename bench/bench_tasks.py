@@ -199,9 +199,17 @@ class Connection:
     def __init__(self, base_url: str) -> None:
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.open()
+
+    def open(self) -> None:
         self.sock = socket.create_connection((self.host, self.port), timeout=60)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.stream = self.sock.makefile("rb")
+
+    def reopen(self) -> None:
+        """A new connection: uvicorn closes one left idle for 5 s (a long settle)."""
+        self.close()
+        self.open()
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         from bench_events import _read_response, request_bytes
@@ -236,6 +244,7 @@ def measure_http(db: Database, workdir: Path, n: int, n_single: int) -> dict[str
                 # each phase starts on an idle server and is charged what it leaves:
                 # the read models fold every task.created after the request answered
                 settle(server.pid)
+                conn.reopen()
                 server_cpu = process_cpu_s(server.pid)
                 meter = Meter.start(db)
                 errors = 0
@@ -249,6 +258,7 @@ def measure_http(db: Database, workdir: Path, n: int, n_single: int) -> dict[str
                 out[key] = {**figures, "requests": count, "errors": errors,
                             "settle_s": settled}
             if n_single:
+                conn.reopen()
                 out["remote"] = _remote_worker(db, server.pid, conn, n_single)
         finally:
             conn.close()

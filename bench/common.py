@@ -397,10 +397,12 @@ class PostgresCluster:
         self.stop()
 
 
-def start_postgres(durable: bool = True, parent: Path | None = None) -> PostgresCluster:
+def start_postgres(durable: bool = True, parent: Path | None = None,
+                   settings: Sequence[str] = ()) -> PostgresCluster:
     """initdb + pg_ctl start in a temp dir (under ``parent``, default the system's);
     as root the cluster runs as the ``postgres`` user. ``durable=False`` adds the
-    test suite's fsync/synchronous_commit/full_page_writes off."""
+    test suite's fsync/synchronous_commit/full_page_writes off; ``settings`` more
+    ``name=value`` server settings."""
     import pwd
     import shutil
     import tempfile
@@ -423,6 +425,7 @@ def start_postgres(durable: bool = True, parent: Path | None = None) -> Postgres
                    f"-c unix_socket_directories={root}")
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += "".join(f" -c {setting}" for setting in settings)
         subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(cluster.data),
                         "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"],
                        check=True, capture_output=True, timeout=90)
