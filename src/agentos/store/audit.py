@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
-from agentos.store.base import Fold
+from agentos.store.base import Fold, Foldable
 from agentos.store.columns import json_dumps, stamp
 
 # (previous row's hash, this row's number) -> this row's hash
@@ -52,7 +52,7 @@ async def append(conn: AsyncConnection, at: datetime, row: dict[str, Any],
 Pending = tuple[datetime, dict[str, Any], dict[str, Any], str, Chain]
 
 
-class OnDriver:
+class OnDriver(Foldable):
     """The request's audit row for a driver block (``Store.driver(hooked=True)``): its
     last step, once the block's write has named its resource, on the block's own
     connection; or, in a folding block (``Store.folding``), written by the block's one
