@@ -693,15 +693,18 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path,
         done("sse_routed")
         out["append_one_routed"] = measure_append(server, db, args, 1, args.clients, None)
         out["append_batch_routed"] = measure_append(server, db, args, BATCH,
-                                                    args.batch_clients, None)
+                                                    args.batch_clients,
+                                                    _profile(args, backend, "batch-on"))
         # the same appends once an agent listens to their type: each is queued, and
         # routed to nobody; then one of each request makes a task
         asyncio.run(publish_listener(db.url))
         out["append_batch_listened"] = measure_append(server, db, args, BATCH,
-                                                      args.batch_clients, None)
+                                                      args.batch_clients,
+                                                      _profile(args, backend, "batch-on+l"))
         asyncio.run(publish_listener(db.url, conditions=FILTER_ONE, version="2.0.0"))
         out["append_batch_tasks"] = measure_append(server, db, args, BATCH,
-                                                   args.batch_clients, None)
+                                                   args.batch_clients,
+                                                   _profile(args, backend, "batch-on+t"))
         done("append_routed")
     db = fresh_database(backend, f"{backend}_inprocess", workdir, cluster)
     out["inprocess"] = measure_inprocess(db, args)
@@ -977,8 +980,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-peers", dest="peers", action="store_false",
                         help="skip Redis and NOTIFY")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
-                        help="record py-spy stacks of the server during the router-off "
-                             "appends into DIR (slows them)")
+                        help="record py-spy stacks of the server during the appends "
+                             "(router off, one and 1,000 a request; router on, 1,000 a "
+                             "request: on, on+l, on+t) into DIR (slows them)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.seconds = args.seconds or (1.5 if quick else 5.0)
