@@ -6,6 +6,8 @@ which the router checks itself, reading each event back; none passes, so none ma
 task; an event no trigger names is never queued), then routes them with ``--hogs`` coroutines each
 burning ``--chunk-ms`` of CPU between yields; per batch size: routed/s, ms and loop
 rounds per batch. ``--hogs 0``: the router alone; ``--single N``: one-event batches.
+``--filter none``: a filter the database checks and no event passes (``bench_events``'s
+on+l); ``--filter one``: one event of each 1,000 passes it and makes a task (on+t).
 Run another tree's code with
 PYTHONPATH=THAT_TREE/src."""
 
@@ -16,7 +18,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from bench_events import FILTER_READ, publish_listener
+from bench_events import FILTER_NONE, FILTER_ONE, FILTER_READ, publish_listener
 from common import REPO, start_postgres
 
 from agentos import events, registry, router
@@ -29,8 +31,11 @@ def burn(seconds: float) -> None:
         pass
 
 
+FILTERS = {"read": FILTER_READ, "none": FILTER_NONE, "one": FILTER_ONE}
+
+
 async def measure(url: str, args: argparse.Namespace) -> None:
-    await publish_listener(url, "bench.tick", FILTER_READ)  # each event read back
+    await publish_listener(url, "bench.tick", FILTERS[args.filter])
     store = open_store(url)
     for f in sorted(Path(REPO / "src/agentos/templates").glob("*.yaml")):
         await registry.import_yaml(store, f.read_text(), publish=True)
@@ -89,6 +94,11 @@ def main() -> None:
                         default=[500, 5000], help="batch sizes, e.g. 500,5000")
     parser.add_argument("--hogs", type=int, default=4)
     parser.add_argument("--chunk-ms", type=float, default=10.0)
+    parser.add_argument("--filter", choices=sorted(FILTERS), default="read",
+                        help="the listener's filter: read (a number past 2**53, which the "
+                             "router reads each event back for; default), none (the "
+                             "database checks it, none passes), one (one event a 1,000 "
+                             "passes: a task)")
     parser.add_argument("--single", type=int, default=0, metavar="N",
                         help="instead: N times, append one event and route it (no hogs); "
                              "CPU and wall per batch, as a server routing a trickle")
