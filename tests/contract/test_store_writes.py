@@ -7,6 +7,7 @@ and the before-commit hooks run inside the write.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -92,3 +93,65 @@ async def test_the_before_commit_hooks_run_inside_every_write(probe: Store, way:
             await conn.execute(text("INSERT INTO seam_probe (k) VALUES ('lost')"))
             raise RuntimeError("failed: the hook does not run")
     assert seen == [1] and await keys(probe) == ["hook", "mine"]
+
+
+OPENINGS: dict[str, Callable[[Store], AbstractAsyncContextManager[AsyncConnection]]] = {
+    **WAYS, "read": lambda store: store.read()}
+
+
+@pytest.mark.parametrize("way", OPENINGS)
+async def test_a_block_that_ends_well_closes_its_connection_in_the_callers_task(
+        probe: Store, way: str) -> None:
+    """SQLAlchemy closes a connection in a task of its own (so that a cancellation cannot
+    cut the close short), which costs the caller several rounds of a busy event loop.
+    A block that ended well has nothing left to wait for: it is closed in place."""
+    async with OPENINGS[way](probe) as conn:  # the pool holds a connection already
+        await conn.execute(text("SELECT 1"))
+    made: list[Any] = []
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        made.append(coro)
+        if factory is not None:
+            return factory(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        async with OPENINGS[way](probe) as conn:
+            await conn.execute(text("SELECT 1"))
+    finally:
+        loop.set_task_factory(factory)
+    assert made == []
+    assert probe.pool_status().get("checked_out", 0) == 0
+
+
+@pytest.mark.parametrize("way", OPENINGS)
+async def test_every_way_in_hands_its_connection_back_however_its_block_ends(
+        probe: Store, way: str) -> None:
+    """Ended well, failed, or cancelled while it waits: the connection goes back to the
+    pool (none stays checked out) and the store goes on working."""
+    async with OPENINGS[way](probe) as conn:
+        await conn.execute(text("SELECT 1"))
+    with pytest.raises(RuntimeError):
+        async with OPENINGS[way](probe) as conn:
+            await conn.execute(text("SELECT 1"))
+            raise RuntimeError("the caller's own failure")
+    entered = asyncio.Event()
+
+    async def waits() -> None:
+        async with OPENINGS[way](probe) as conn:
+            await conn.execute(text("SELECT 1"))
+            entered.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    task = asyncio.create_task(waits())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert probe.pool_status().get("checked_out", 0) == 0
+    async with probe.write() as conn:
+        await conn.execute(text("INSERT INTO seam_probe (k) VALUES ('after')"))
+    assert await keys(probe) == ["after"]

@@ -90,6 +90,25 @@ class Wakeup(asyncio.Event):
         self.bare = False
 
 
+@asynccontextmanager
+async def connected(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.connect()``'s block, a few event loop rounds cheaper where it ends well.
+    SQLAlchemy closes a connection in a task of its own, so that a cancellation cannot
+    cut the close short; waiting for that task costs its caller several rounds of the
+    event loop, each a whole round on a busy server (a router batch: 3 of its 14). Where
+    the block ends without an error, its transaction is over (committed, or none in
+    autocommit): closing only hands the connection back to the pool and never waits,
+    so nothing can cut it short and it is closed here. After an error (a rollback may
+    wait for the server) SQLAlchemy's own exit closes it."""
+    conn = await engine.connect()
+    try:
+        yield conn
+    except BaseException:
+        await conn.__aexit__(None, None, None)  # its guarded close (it ignores the error)
+        raise
+    await conn.close()
+
+
 class Store(ABC):
     """A connection pool to one AgentOS database and the transactions on it.
 
@@ -138,7 +157,7 @@ class Store(ABC):
 
     @asynccontextmanager
     async def _write_connection(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
+        async with connected(self.engine) as conn, conn.begin():
             yield conn
 
     def translate(self, exc: BaseException) -> AgentOSError:
