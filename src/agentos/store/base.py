@@ -91,18 +91,20 @@ class Wakeup(asyncio.Event):
 
 
 @asynccontextmanager
-async def connected(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """``engine.connect()``'s block, a few event loop rounds cheaper where it ends well.
+async def committed(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()``'s block, a few event loop rounds cheaper where it commits.
     SQLAlchemy closes a connection in a task of its own, so that a cancellation cannot
-    cut the close short; waiting for that task costs its caller several rounds of the
-    event loop, each a whole round on a busy server (a router batch: 3 of its 14). Where
-    the block ends without an error, its transaction is over (committed, or none in
-    autocommit): closing only hands the connection back to the pool and never waits,
-    so nothing can cut it short and it is closed here. After an error (a rollback may
-    wait for the server) SQLAlchemy's own exit closes it."""
+    cut the close short; waiting for that task costs its caller three rounds of the
+    event loop, each a whole round on a busy server (a router batch: 3 of its 14).
+    After a commit the close does no I/O: the pool's reset finds nothing to roll back
+    (psycopg may still yield to the loop once, and a cancellation landing there makes
+    the pool drop the connection and keep its slot free), so it is closed in place.
+    After an error (a rollback may wait for the server) SQLAlchemy's own exit closes
+    it."""
     conn = await engine.connect()
     try:
-        yield conn
+        async with conn.begin():
+            yield conn
     except BaseException:
         await conn.__aexit__(None, None, None)  # its guarded close (it ignores the error)
         raise
@@ -157,7 +159,7 @@ class Store(ABC):
 
     @asynccontextmanager
     async def _write_connection(self) -> AsyncIterator[AsyncConnection]:
-        async with connected(self.engine) as conn, conn.begin():
+        async with committed(self.engine) as conn:
             yield conn
 
     def translate(self, exc: BaseException) -> AgentOSError:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from agentos.aio import raise_if_cancelling
 from agentos.errors import AgentOSError
 from agentos.store import errors
-from agentos.store.base import NOTIFIED, DriverWork, Fold, Foldable, Store, connected
+from agentos.store.base import NOTIFIED, DriverWork, Fold, Foldable, Store
 from agentos.store.columns import json_dumps, json_loads
 from agentos.store.events import PostgresEvents
 from agentos.store.locks import PostgresLocks
@@ -72,7 +72,10 @@ class PostgresStore(Store):
 
     @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        async with connected(self.engine) as conn:
+        # SQLAlchemy's guarded close (not ``connected``): handing the connection back
+        # sets its isolation level again, a psycopg call that may yield to the loop, and
+        # a cancellation landing there would keep the pool's slot for good
+        async with self.engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
