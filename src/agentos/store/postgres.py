@@ -72,9 +72,10 @@ class PostgresStore(Store):
 
     @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        # SQLAlchemy's guarded close (not ``connected``): handing the connection back
-        # sets its isolation level again, a psycopg call that may yield to the loop, and
-        # a cancellation landing there would keep the pool's slot for good
+        # SQLAlchemy's guarded close, not a close in place as ``base.committed`` does:
+        # handing the connection back sets its isolation level again, a psycopg call
+        # that may yield to the loop, and a cancellation landing there would keep the
+        # pool's slot for good
         async with self.engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
