@@ -1,9 +1,11 @@
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import Delete, Insert
 
 from agentos import patterns
 from agentos.documents import Document, errors_from
 from agentos.events import EventIn
+from agentos.store import routes
 
 
 @pytest.mark.parametrize(("glob", "text", "expected"), [
@@ -56,3 +58,17 @@ def test_a_pattern_mismatch_is_worded_like_the_check() -> None:
     with pytest.raises(patterns.PatternError) as raised:
         patterns.check_event_type("a..b")
     assert message == raised.value.message
+
+
+def test_the_route_patterns_rewrite_touches_only_the_rows_that_change() -> None:
+    """A change to what is published deletes the LIKE patterns no published glob gives
+    any more and adds the new ones; a pattern the table holds already stays as it is."""
+    [(delete, no_rows), (insert, rows)] = routes.pattern_rewrite(
+        ["a.*", "b.x", "a.*"], present=["a.%", "c.x"])
+    assert isinstance(delete, Delete) and no_rows == []
+    assert list(delete.compile().params.values()) == [["c.x"]]
+    assert isinstance(insert, Insert) and rows == [{"type_like": "b.x"}]
+    assert routes.pattern_rewrite(["a.*"], present=["a.%"]) == []
+    [(first_fill, all_rows)] = routes.pattern_rewrite(["b.x", "a.*"])  # an empty table
+    assert isinstance(first_fill, Insert)
+    assert all_rows == [{"type_like": "a.%"}, {"type_like": "b.x"}]

@@ -148,13 +148,17 @@ def _with_events(stmt: Select[Any], queued: FromClause, seq: ColumnElement[int],
     return stmt.add_columns(*found.c).select_from(queued.outerjoin(found, true()))
 
 
-def pattern_rewrite(globs: Iterable[str]) -> list[tuple[Executable, list[dict[str, str]]]]:
+def pattern_rewrite(globs: Iterable[str], present: Iterable[str] = ()
+                    ) -> list[tuple[Executable, list[dict[str, str]]]]:
     """The statements (each with its rows) that make ``route_patterns`` hold ``globs`` as
-    LIKE patterns, the patterns the router itself builds (``patterns.to_like``)."""
-    likes = sorted({patterns.to_like(g) for g in globs})
-    return [(delete(route_patterns), []),
-            *([(insert(route_patterns), [{"type_like": like} for like in likes])]
-              if likes else [])]
+    LIKE patterns, the patterns the router itself builds (``patterns.to_like``), where
+    it holds ``present`` now: those no glob gives any more deleted, the new ones added."""
+    likes, now = {patterns.to_like(g) for g in globs}, set(present)
+    gone, new = sorted(now - likes), sorted(likes - now)
+    return [*([(delete(route_patterns).where(route_patterns.c.type_like.in_(gone)), [])]
+              if gone else []),
+            *([(insert(route_patterns), [{"type_like": like} for like in new])]
+              if new else [])]
 
 
 def published_globs() -> Select[Any]:
@@ -174,7 +178,8 @@ async def refresh_patterns(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql("LOCK TABLE route_patterns IN SHARE ROW EXCLUSIVE MODE")
     globs = (await conn.execute(published_globs())).scalars().all()
-    for statement, rows in pattern_rewrite(globs):
+    present = (await conn.execute(select(route_patterns.c.type_like))).scalars().all()
+    for statement, rows in pattern_rewrite(globs, present):
         await conn.execute(statement, rows or None)
 
 
