@@ -23,6 +23,7 @@ from agentos.store.tables import audit_log, events, tasks
 from agentos.tasks import TaskIn
 from tests.api.test_tasks_api import publish
 from tests.contract.test_queue import agent
+from tests.round_trips import RoundTrips
 
 
 @pytest.fixture
@@ -329,37 +330,16 @@ async def test_an_audited_single_write_is_one_round_trip_on_postgresql(
     write."""
     if store.dialect != "postgresql":
         pytest.skip("SQLite's transaction is local calls, not round trips")
-    from psycopg import pq
-
     async with store.driver_read():  # the shared connection (background loops) untraced
         pass
-    trace = tmp_path / "libpq.trace"
-    connect = store._connect_driver  # type: ignore[attr-defined]
-    opened: list[Any] = []
-
-    async def traced() -> Any:
-        db = await connect()
-        opened.append(out := trace.open("a"))
-        db.pgconn.trace(out.fileno())
-        db.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-        return db
-
-    monkeypatch.setattr(store, "_connect_driver", traced)
-
-    def round_trips(since: int) -> int:
-        for out in opened:
-            out.flush()
-        lines = trace.read_text().splitlines()[since:]
-        return sum(1 for line in lines if line.split("\t")[:1] == ["F"]
-                   and line.split("\t")[2:3] in (["Sync"], ["Query"]))
-
+    trips = RoundTrips(store, tmp_path / "libpq.trace", monkeypatch)
     await publish(api)
 
     async def sent(method: str, path: str, body: dict[str, Any]) -> tuple[Any, int]:
-        mark = len(trace.read_text().splitlines()) if trace.exists() else 0
+        mark = trips.mark()
         answer = await api.request(method, path, json=body)
         assert answer.status_code in (200, 201), answer.text
-        return answer.json(), round_trips(mark)
+        return answer.json(), trips.since(mark)
 
     try:
         for n in range(2):  # the first of each prepares its statement: a round trip more
@@ -406,5 +386,4 @@ async def test_an_audited_single_write_is_one_round_trip_on_postgresql(
             "tasks.submit"] * 3  # each replay's row names the first task
         assert (await audit.verify(store)).intact
     finally:
-        for out in opened:
-            out.close()
+        trips.close()

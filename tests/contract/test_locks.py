@@ -4,6 +4,7 @@ queue, leases and their expiry, all-or-nothing acquire-many, events."""
 import asyncio
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,10 @@ from agentos import events, locks
 from agentos.errors import Conflict, InvalidInput, NotFound
 from agentos.locks import Claim
 from agentos.locks import state as lock_state
+from agentos.locks.model import claim_params
 from agentos.store import Store, open_store
+from agentos.store.locks import Joined
+from tests.round_trips import RoundTrips
 
 R = "device:pixel-7"
 HOLD_S = 0.05  # how long a test holds a lock whose hold it then reads in an event
@@ -149,6 +153,61 @@ async def test_a_release_racing_a_waiter_that_queues_hands_the_lock_over(store: 
     await locks.release(store, R, "b", held.token + 1)
     again = await locks.acquire(store, R, Claim("c"))
     assert again.granted and again.grants[0].token == held.token + 2
+
+
+async def test_a_hand_over_racing_a_waiter_that_queues_grants_it_the_lock(store: Store) -> None:
+    """A hand-over reads the queue only once it holds the lock row (on PostgreSQL a
+    statement of its own before the hand-over's, both sent in one round trip): a waiter
+    that queues while the hand-over waits for the row is seen, and granted first when
+    it ranks first."""
+    held = (await locks.acquire(store, R, Claim("a"))).grants[0]
+    async with store.write() as conn:
+        assert await lock_state.try_one(store, conn, R, Claim("x"), [], queue_for=30) == 1
+    await locks.release(store, R, "a", held.token)  # handed to x: the next release of R
+    x = (await locks.get(store, R))["holder"]       # is a hand-over from the start
+    assert x["owner"] == "x"
+    async with store.write() as conn:
+        assert await lock_state.try_one(store, conn, R, Claim("z"), [], queue_for=30) == 1
+    async with store.write() as conn:  # y queues ahead of z, holding the lock row to commit
+        assert await lock_state.try_one(store, conn, R, Claim("y", priority=9), [],
+                                        queue_for=30) == 1
+        release = asyncio.create_task(locks.release(store, R, "x", x["token"]))
+        await asyncio.sleep(0.3)
+        assert not release.done()
+    await asyncio.wait_for(release, 10)
+    state = await locks.get(store, R)
+    assert state["holder"]["owner"] == "y", "the hand-over missed a waiter that queued first"
+    assert [w["owner"] for w in state["queue"]] == ["z"]
+
+
+async def test_a_queue_join_and_a_hand_over_are_one_round_trip_each_on_postgresql(
+        store: Store, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a queue join and a hand-over each lock the lock row in a statement
+    of their own first (see the two tests above); psycopg's pipeline sends it with
+    theirs, the BEGIN and the COMMIT, where each was a round trip of its own (four).
+    The waiter joins, is granted, and the lock is free again at the end."""
+    if backend == "sqlite":
+        pytest.skip("SQLite's transaction is local calls, not round trips")
+    trips = RoundTrips(store, tmp_path / "libpq.trace", monkeypatch)
+    try:
+        for _ in range(2):  # the first of each prepares its statements: round trips more
+            held = (await locks.acquire(store, R, Claim("a"))).grants[0]
+            mark = trips.mark()
+            joined = await store.locks.acquire_or_join({
+                **claim_params(R, Claim("b"), token=None), "attempt": None,
+                "queue_s": 30.0}, held_first=True)
+            join_trips = trips.since(mark)
+            assert isinstance(joined, Joined) and joined.position == 1
+            mark = trips.mark()
+            assert await lock_state._fast_handover(store, R, "a", held.token)
+            handover_trips = trips.since(mark)
+            holder = (await locks.get(store, R))["holder"]
+            assert (holder["owner"], holder["token"]) == ("b", held.token + 1)
+            await locks.release(store, R, "b", holder["token"])
+        assert (join_trips, handover_trips) == (1, 1)
+        assert (await locks.get(store, R))["holder"] is None
+    finally:
+        trips.close()
 
 
 async def test_a_queue_join_is_the_stores_one_path_and_names_its_entry(store: Store) -> None:

@@ -12,9 +12,9 @@ Rules the statements keep (the named SQL files refer to them by number):
 
 The common cases are one statement each, on the store's driver connection (the
 ``hot`` methods: ``acquire``, ``release``, ``renew``, ``join`` and ``handover``; on
-PostgreSQL the last two after a statement that locks the lock row) or, while a
-before-commit hook must see every write (the API's audit row), in a write
-transaction; each appends its ``lock.*`` event. A hot method answers None (or
+PostgreSQL the last two after a statement that locks the lock row, in the same round
+trip) or, while a before-commit hook must see every write (the API's audit row), in a
+write transaction; each appends its ``lock.*`` event. A hot method answers None (or
 False) when it changed nothing: the caller then takes the full path, a transaction
 of the step methods below (expiry, the queue, acquire-many, the error to explain).
 On SQLite a ``release``, ``join`` or ``handover`` is a few statements on SQLite's own
@@ -26,7 +26,6 @@ from __future__ import annotations
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -52,7 +51,6 @@ from agentos.store.events import Draft, insert_rows
 from agentos.store.tables import lock_waiters, locks
 from agentos.store.tables import tasks as tasks_table
 from agentos.store.tasks import CHANNEL as TASKS_CHANNEL
-from agentos.store.tasks import in_transaction
 
 if TYPE_CHECKING:
     from agentos.store.base import Store
@@ -664,10 +662,7 @@ class PostgresLocks(Locks):
         async with self.store.folding(name in _PG_AUDITED) as (db, fold):
             if db is not None:
                 if lock_row:
-                    async with _atomic(db):
-                        await db.execute(_PG_LOCK_ROW, params, prepare=True)
-                        out = await (await db.execute(statement, params, prepare=True)
-                                     ).fetchall()
+                    out = await _after_lock_row(db, name, params)
                 else:
                     # (fold is None for a name without an audited variant: folding's
                     # argument; so the plain statement never takes a row it cannot write)
@@ -690,12 +685,28 @@ class PostgresLocks(Locks):
         return list(out)
 
 
-def _atomic(db: Any) -> AbstractAsyncContextManager[Any]:
-    """A transaction on a driver connection in autocommit; none more (no savepoint) in
-    a block that is one already (``Store.driver(hooked=True)`` with an audit row)."""
-    if in_transaction(db):
-        return nullcontext()
-    return cast(AbstractAsyncContextManager[Any], db.transaction())
+async def _after_lock_row(db: Any, name: str, params: dict[str, Any]) -> list[Any]:
+    """The statement that locks the lock row, then ``locks_<name>``, in one transaction
+    and one round trip: psycopg's pipeline sends both before it waits for an answer,
+    and one Sync after them. Outside a transaction block the two are one implicit
+    transaction, which that Sync commits (or rolls back whole, when one fails: the
+    statements after it are not run); in a block that is a transaction already
+    (``Store.driver(hooked=True)`` with an audit row) the block's own end commits. Each
+    statement still takes its own snapshot when it runs (READ COMMITTED), so the
+    second one sees every waiter that queued before the first got the row. (psycopg's
+    ``transaction()`` in a pipeline waits for the BEGIN and the COMMIT, each a round
+    trip.) Sent as PostgreSQL's own text (``$1``...): the hand-over's is over 4 kB (see
+    ``sql.numbered``)."""
+    from psycopg import AsyncRawCursor
+
+    (lock_row, row_names), (statement, names) = _PG_LOCK_ROW_NUMBERED, _PG_NUMBERED[name]
+    cursor = AsyncRawCursor(db)
+    async with db.pipeline():
+        await AsyncRawCursor(db).execute(lock_row, [params[n] for n in row_names],
+                                         prepare=True)
+        await cursor.execute(statement, [params[n] for n in names], prepare=True)
+    # (the pipeline's end waited for every answer: an error was raised there)
+    return await cursor.fetchall()
 
 
 _NOTE = "granted"  # a grant's notification: "granted ENTRY TOKEN EXPIRY" (ISO, UTC)
@@ -708,7 +719,13 @@ _PG_AUDITED = {name: sql.query(f"locks_{name}", "postgresql", driver=True,
                                audit=store_audit.fragment(*written_by))
                for name, written_by in (("acquire", ("inserted", "settled")),
                                         ("release", ("inserted",)))}
-_PG_LOCK_ROW = sql.driver_text("SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE")
+_LOCK_ROW = "SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE"
+_PG_LOCK_ROW = sql.driver_text(_LOCK_ROW)
+# the same, and the statements sent after it in its transaction, as PostgreSQL's own
+# text for the driver's raw cursor (_after_lock_row)
+_PG_LOCK_ROW_NUMBERED = sql.numbered(_LOCK_ROW)
+_PG_NUMBERED = {name: sql.numbered(sql.query(f"locks_{name}", "postgresql", audit=""))
+                for name in ("join", "handover")}
 _SQLITE_ACQUIRE = sql.statements("locks_acquire", "sqlite")
 _SQLITE_RELEASE = sql.statements("locks_release", "sqlite")
 _SQLITE_FREE = _SQLITE_RELEASE[1]  # the plain release's update (its second statement)
