@@ -318,6 +318,61 @@ async def test_a_claim_round_trip_gives_back_the_locks_taken_in_its_attempts_nam
         assert (await api.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "succeeded"
 
 
+async def test_an_audited_queue_join_and_hand_over_are_one_round_trip_each_on_postgresql(
+        api: httpx.AsyncClient, store: Store, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over HTTP on PostgreSQL a wait's queue join and a release's hand-over carry the
+    request's audit row in their own statement, sent after the lock row's in one
+    pipeline: one round trip each, where a transaction took five (BEGIN, the lock row,
+    the statement, the audit row, COMMIT). Two owners take turns: once a process has
+    handed a lock over, its next wait joins first and its next release hands over
+    first (``locks.state._CONTENDED``), so from the second turn on each is the one
+    statement. The audit rows chain, each committed with its write's event."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite's transaction is local calls, not round trips")
+    lock = "/api/v1/locks/trip:2"
+    async with store.driver_read():  # the shared connection (waits' looks) untraced
+        pass
+    trips = RoundTrips(store, tmp_path / "libpq.trace", monkeypatch)
+
+    async def queued(owner: str) -> bool:
+        return owner in [w["owner"] for w in (await api.get(lock)).json()["queue"]]
+
+    try:
+        held = (await api.post(f"{lock}/acquire", json={"owner": "a"})).json()
+        holder, waiter = "a", "b"
+        for _ in range(3):
+            mark = trips.mark()
+            wait = asyncio.create_task(api.post(f"{lock}/acquire",
+                                                json={"owner": waiter, "wait_s": 20}))
+            async with asyncio.timeout(30):
+                while not await queued(waiter):
+                    await asyncio.sleep(0.01)
+            join_trips = trips.since(mark)
+            mark = trips.mark()
+            released = await api.post(f"{lock}/release",
+                                      json={"owner": holder, "token": held["token"]})
+            assert released.status_code == 200, released.text
+            handover_trips = trips.since(mark)
+            held = (await wait).json()
+            assert held["granted"] is True, held
+            holder, waiter = waiter, holder
+        assert (join_trips, handover_trips) == (1, 1)
+        actions = [(r.action, r.outcome) for r in await audit_rows(store, "trip:2")]
+        assert actions == [("locks.acquire", "ok")] + [
+            ("locks.acquire", "ok"), ("locks.release", "ok")] * 3, actions
+        async with store.read() as conn:  # each row committed with its write's event
+            pairs = (await conn.exec_driver_sql(
+                "SELECT e.type, count(a.seq) FROM events e LEFT JOIN audit_log a"
+                " ON a.xmin::text = e.xmin::text AND a.resource_id = 'trip:2'"
+                " WHERE e.type IN ('lock.queued', 'lock.released')"
+                " GROUP BY e.seq, e.type ORDER BY e.seq")).all()
+        assert pairs == [("lock.queued", 1), ("lock.released", 1)] * 3, pairs
+        assert (await audit.verify(store)).intact
+    finally:
+        trips.close()
+
+
 async def test_an_audited_single_write_is_one_round_trip_on_postgresql(
         api: httpx.AsyncClient, store: Store, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

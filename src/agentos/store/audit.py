@@ -16,13 +16,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import sql
 from agentos.store.base import Fold, Foldable
 from agentos.store.columns import json_dumps, stamp
+
+S = TypeVar("S")  # a statement: its text, or its text and parameters' order
 
 # (previous row's hash, this row's number) -> this row's hash
 Chain = Callable[[str, int], str]
@@ -76,8 +78,8 @@ class OnDriver(Foldable):
         self._give_back()
 
 
-def carried(fold: Fold | None, plain: str, audited: str, params: dict[str, Any]
-            ) -> tuple[str, dict[str, Any]]:
+def carried(fold: Fold | None, plain: S, audited: S, params: dict[str, Any]
+            ) -> tuple[S, dict[str, Any]]:
     """A folding block's statement and parameters (``Store.folding``): ``audited``
     with the request's audit row's parameters where ``fold`` offers them, else
     ``plain``."""

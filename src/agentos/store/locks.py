@@ -53,7 +53,7 @@ from agentos.store.tables import tasks as tasks_table
 from agentos.store.tasks import CHANNEL as TASKS_CHANNEL
 
 if TYPE_CHECKING:
-    from agentos.store.base import Store
+    from agentos.store.base import Fold, Store
 
 CHANNEL = "agentos_locks"  # notified when a lock is granted to a waiter
 L = locks.c
@@ -654,15 +654,16 @@ class PostgresLocks(Locks):
         """``locks_<name>`` on the driver connection in autocommit (``lock_row``: in a
         transaction, after a statement that locks the lock row, so its snapshot sees
         every waiter queued before). With the request's audit row where one is pending:
-        written by the statement itself where it is one (acquire, release:
-        ``Store.folding``), else the block is one transaction with it
+        written by the statement itself where it is one (acquire, release, and join
+        and hand-over after the lock row's: ``Store.folding``), else the block is one
+        transaction with it
         (``Store.driver(hooked=True)``); the row left out when the statement changed
         nothing. In a write transaction of the store's while a hook has no driver form."""
         statement = _PG[name]
-        async with self.store.folding(name in _PG_AUDITED) as (db, fold):
+        async with self.store.folding(name in _WRITTEN_BY) as (db, fold):
             if db is not None:
                 if lock_row:
-                    out = await _after_lock_row(db, name, params)
+                    out = await _after_lock_row(db, name, params, fold)
                 else:
                     # (fold is None for a name without an audited variant: folding's
                     # argument; so the plain statement never takes a row it cannot write)
@@ -685,26 +686,30 @@ class PostgresLocks(Locks):
         return list(out)
 
 
-async def _after_lock_row(db: Any, name: str, params: dict[str, Any]) -> list[Any]:
-    """The statement that locks the lock row, then ``locks_<name>``, in one transaction
-    and one round trip: psycopg's pipeline sends both before it waits for an answer,
-    and one Sync after them. Outside a transaction block the two are one implicit
-    transaction, which that Sync commits (or rolls back whole, when one fails: the
-    statements after it are not run); in a block that is a transaction already
-    (``Store.driver(hooked=True)`` with an audit row) the block's own end commits. Each
-    statement still takes its own snapshot when it runs (READ COMMITTED), so the
-    second one sees every waiter that queued before the first got the row. (psycopg's
-    ``transaction()`` in a pipeline waits for the BEGIN and the COMMIT, each a round
-    trip.) Sent as PostgreSQL's own text (``$1``...): the hand-over's is over 4 kB (see
+async def _after_lock_row(db: Any, name: str, params: dict[str, Any],
+                          fold: Fold | None) -> list[Any]:
+    """The statement that locks the lock row, then ``locks_<name>`` (with the request's
+    audit row where ``fold`` offers it), in one transaction and one round trip:
+    psycopg's pipeline sends both before it waits for an answer, and one Sync after
+    them. Outside a transaction block the two are one implicit transaction, which that
+    Sync commits (or rolls back whole, when one fails: the statements after it are not
+    run); in a block that is a transaction already (``Store.driver(hooked=True)`` with
+    work that does not fold) the block's own end commits. Each statement still takes
+    its own snapshot when it runs (READ COMMITTED), so the second one sees every waiter
+    that queued before the first got the row. (psycopg's ``transaction()`` in a
+    pipeline waits for the BEGIN and the COMMIT, each a round trip.) Sent as
+    PostgreSQL's own text (``$1``...): the hand-over's is over 4 kB (see
     ``sql.numbered``)."""
     from psycopg import AsyncRawCursor
 
-    (lock_row, row_names), (statement, names) = _PG_LOCK_ROW_NUMBERED, _PG_NUMBERED[name]
+    (lock_row, row_names) = _PG_LOCK_ROW_NUMBERED
+    plain, audited = _PG_AFTER_LOCK_ROW[name]
+    (statement, names), args = store_audit.carried(fold, plain, audited, params)
     cursor = AsyncRawCursor(db)
     async with db.pipeline():
         await AsyncRawCursor(db).execute(lock_row, [params[n] for n in row_names],
                                          prepare=True)
-        await cursor.execute(statement, [params[n] for n in names], prepare=True)
+        await cursor.execute(statement, [args[n] for n in names], prepare=True)
     # (the pipeline's end waited for every answer: an error was raised there)
     return await cursor.fetchall()
 
@@ -713,19 +718,24 @@ _NOTE = "granted"  # a grant's notification: "granted ENTRY TOKEN EXPIRY" (ISO, 
 _PG_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 _PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True, audit="")
        for name in ("acquire", "release", "join", "handover", "renew", "peek")}
-# the one-statement writes with the request's audit row (``Store.folding``): written when
-# the write changed something, which each statement's CTE says
+# a write's CTE whose rows say it changed something (the request's audit row is
+# written then: ``store_audit.fragment``), and the CTEs it updates or deletes rows in
+_WRITTEN_BY = {"acquire": ("inserted", "settled"), "release": ("inserted",),
+               "join": ("mine", "marked"), "handover": ("inserted", "nxt", "moved", "due")}
+# the one-statement writes with the request's audit row (``Store.folding``)
 _PG_AUDITED = {name: sql.query(f"locks_{name}", "postgresql", driver=True,
-                               audit=store_audit.fragment(*written_by))
-               for name, written_by in (("acquire", ("inserted", "settled")),
-                                        ("release", ("inserted",)))}
+                               audit=store_audit.fragment(*_WRITTEN_BY[name]))
+               for name in ("acquire", "release")}
 _LOCK_ROW = "SELECT 1 FROM locks WHERE resource = :resource FOR UPDATE"
 _PG_LOCK_ROW = sql.driver_text(_LOCK_ROW)
-# the same, and the statements sent after it in its transaction, as PostgreSQL's own
-# text for the driver's raw cursor (_after_lock_row)
+# the same, then the join's or hand-over's statement, plain and with the audit row, as
+# PostgreSQL's own text for the driver's raw cursor (_after_lock_row)
 _PG_LOCK_ROW_NUMBERED = sql.numbered(_LOCK_ROW)
-_PG_NUMBERED = {name: sql.numbered(sql.query(f"locks_{name}", "postgresql", audit=""))
-                for name in ("join", "handover")}
+_PG_AFTER_LOCK_ROW = {
+    name: (sql.numbered(sql.query(f"locks_{name}", "postgresql", audit="")),
+           sql.numbered(sql.query(f"locks_{name}", "postgresql",
+                                  audit=store_audit.fragment(*_WRITTEN_BY[name]))))
+    for name in ("join", "handover")}
 _SQLITE_ACQUIRE = sql.statements("locks_acquire", "sqlite")
 _SQLITE_RELEASE = sql.statements("locks_release", "sqlite")
 _SQLITE_FREE = _SQLITE_RELEASE[1]  # the plain release's update (its second statement)

@@ -5,6 +5,7 @@
 -- Sent after a statement that locked the lock row in the same transaction, so this
 -- one's snapshot sees every waiter that queued before.
 -- No row unless the owner holds the lock with this token and its lease is live.
+-- /*audit*/: the request's audit row (store/audit.py's fragment: Store.folding), or nothing
 WITH held AS (
     SELECT resource, task_id, acquired_at FROM locks
     WHERE resource = :resource AND owner = :owner AND token = :token
@@ -64,6 +65,7 @@ WITH held AS (
            (SELECT count(*) FROM (SELECT pg_notify('agentos_tasks', '') FROM due) AS d)
     FROM moved m WHERE m.waiter IS NOT NULL
 )
+/*audit*/
 SELECT m.waiter, m.waiter_task, (SELECT text FROM note) AS note,
        (SELECT count(*) FROM woken) AS woken,
        (SELECT count(*) FROM told) AS told

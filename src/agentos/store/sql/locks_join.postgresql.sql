@@ -4,6 +4,7 @@
 -- entry's position (1 = next) and id. Sent after a statement that locked the lock row in the
 -- same transaction, so this one sees every entry that queued before. No row when the
 -- lock is free, lapsed or this owner's: the caller then takes the full path.
+-- /*audit*/: the request's audit row (store/audit.py's fragment: Store.folding), or nothing
 WITH l AS (
     SELECT owner FROM locks
     WHERE resource = :resource AND owner IS NOT NULL AND owner <> :owner
@@ -37,6 +38,7 @@ WITH l AS (
             || jsonb_build_object('position', p.position, 'holder', l.owner)) AS e
     FROM mine m, placed p, l WHERE m.joined
 ), /*include events_inserted*/
+/*audit*/
 SELECT p.position, m.id AS entry, m.joined, (SELECT count(*) FROM woken) AS woken,
        (SELECT count(*) FROM marked) AS marked
 FROM mine m, placed p
