@@ -19,10 +19,12 @@ class RoundTrips:
 
         self.trace = trace
         self.opened: list[IO[str]] = []
+        self.connections: list[Any] = []
         connect = store._connect_driver  # type: ignore[attr-defined]
 
         async def traced() -> Any:
             db = await connect()
+            self.connections.append(db)
             self.opened.append(out := trace.open("a"))
             db.pgconn.trace(out.fileno())
             db.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
@@ -43,5 +45,10 @@ class RoundTrips:
                    and line.split("\t")[2:3] in (["Sync"], ["Query"]))
 
     def close(self) -> None:
+        """Stop the tracing, then close the files (libpq writes to a file's descriptor
+        until told to stop, whatever reuses the number)."""
+        for db in self.connections:
+            if not db.closed:
+                db.pgconn.untrace()
         for out in self.opened:
             out.close()

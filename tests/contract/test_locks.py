@@ -184,13 +184,15 @@ async def test_a_queue_join_and_a_hand_over_are_one_round_trip_each_on_postgresq
         store: Store, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On PostgreSQL a queue join and a hand-over each lock the lock row in a statement
     of their own first (see the two tests above); psycopg's pipeline sends it with
-    theirs, the BEGIN and the COMMIT, where each was a round trip of its own (four).
-    The waiter joins, is granted, and the lock is free again at the end."""
+    theirs in one round trip, one implicit transaction, where BEGIN, each statement
+    and COMMIT were a round trip each (four); a first use prepares its statements in
+    the same round trip. The waiter joins, is granted, and the lock is free again at
+    the end."""
     if backend == "sqlite":
         pytest.skip("SQLite's transaction is local calls, not round trips")
     trips = RoundTrips(store, tmp_path / "libpq.trace", monkeypatch)
     try:
-        for _ in range(2):  # the first of each prepares its statements: round trips more
+        for _ in range(2):
             held = (await locks.acquire(store, R, Claim("a"))).grants[0]
             mark = trips.mark()
             joined = await store.locks.acquire_or_join({
@@ -204,7 +206,7 @@ async def test_a_queue_join_and_a_hand_over_are_one_round_trip_each_on_postgresq
             holder = (await locks.get(store, R))["holder"]
             assert (holder["owner"], holder["token"]) == ("b", held.token + 1)
             await locks.release(store, R, "b", holder["token"])
-        assert (join_trips, handover_trips) == (1, 1)
+            assert (join_trips, handover_trips) == (1, 1)
         assert (await locks.get(store, R))["holder"] is None
     finally:
         trips.close()

@@ -699,8 +699,18 @@ async def _after_lock_row(db: Any, name: str, params: dict[str, Any],
     that queued before the first got the row. (psycopg's ``transaction()`` in a
     pipeline waits for the BEGIN and the COMMIT, each a round trip.) Sent as
     PostgreSQL's own text (``$1``...): the hand-over's is over 4 kB (see
-    ``sql.numbered``)."""
+    ``sql.numbered``).
+
+    A cancellation while it waits for the answer leaves the outcome unknown, as for
+    every one-statement write: the statements and the Sync are sent by then, and the
+    transaction commits unless psycopg's cancel request reaches the server while a
+    statement still runs. A wait that ends in an error leaves the queue by its owner
+    (``locks.waiting``); a release sent again may find the lock handed over."""
     from psycopg import AsyncRawCursor
+
+    # (in autocommit, transaction or not: else psycopg would send a BEGIN and a Sync of
+    # its own before the first statement, and the lock row would be let go after it)
+    assert db.autocommit
 
     (lock_row, row_names) = _PG_LOCK_ROW_NUMBERED
     plain, audited = _PG_AFTER_LOCK_ROW[name]
