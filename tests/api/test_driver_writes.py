@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from agentos import audit, locks, queue
 from agentos.errors import AgentOSError, Conflict
+from agentos.locks import state as lock_state
 from agentos.store import Store
 from agentos.store.tables import audit_log, events, tasks
 from agentos.tasks import TaskIn
@@ -318,16 +319,35 @@ async def test_a_claim_round_trip_gives_back_the_locks_taken_in_its_attempts_nam
         assert (await api.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "succeeded"
 
 
+async def test_a_join_or_hand_over_that_changes_nothing_leaves_the_audit_row_to_the_full_path(
+        api: httpx.AsyncClient, store: Store) -> None:
+    """A wait's join that finds the lock free, and a hand-over with a stale token,
+    change nothing and write no audit row (on PostgreSQL the row rides in their
+    statement only when it has one): the acquire's one row is the full path's, and
+    the refused release writes none."""
+    lock = "/api/v1/locks/nc:1"
+    lock_state._contended("nc:1", True)  # as after a hand-over here: the wait joins first
+    held = (await api.post(f"{lock}/acquire", json={"owner": "a", "wait_s": 1})).json()
+    assert held["granted"] is True, held
+    lock_state._contended("nc:1", True)  # and the release hands over first
+    refused = await api.post(f"{lock}/release", json={"owner": "a", "token": held["token"] + 5})
+    assert refused.status_code == 409, refused.text
+    assert [(r.action, r.outcome) for r in await audit_rows(store, "nc:1")] == [
+        ("locks.acquire", "ok")]
+    assert (await audit.verify(store)).intact
+
+
 async def test_an_audited_queue_join_and_hand_over_are_one_round_trip_each_on_postgresql(
         api: httpx.AsyncClient, store: Store, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Over HTTP on PostgreSQL a wait's queue join and a release's hand-over carry the
     request's audit row in their own statement, sent after the lock row's in one
-    pipeline: one round trip each, where a transaction took five (BEGIN, the lock row,
-    the statement, the audit row, COMMIT). Two owners take turns: once a process has
-    handed a lock over, its next wait joins first and its next release hands over
-    first (``locks.state._CONTENDED``), so from the second turn on each is the one
-    statement. The audit rows chain, each committed with its write's event."""
+    pipeline: one round trip each, where a transaction took four (BEGIN, the pipeline
+    of the lock row's statement and theirs, the audit row, COMMIT). Two owners take
+    turns: once a process has handed a lock over, its next wait joins first and its
+    next release hands over first (``locks.state._CONTENDED``), so from the second
+    turn on each is the one statement. The audit rows chain, each committed with its
+    write's event."""
     if store.dialect != "postgresql":
         pytest.skip("SQLite's transaction is local calls, not round trips")
     lock = "/api/v1/locks/trip:2"
@@ -340,7 +360,7 @@ async def test_an_audited_queue_join_and_hand_over_are_one_round_trip_each_on_po
 
     try:
         held = (await api.post(f"{lock}/acquire", json={"owner": "a"})).json()
-        holder, waiter = "a", "b"
+        holder, waiter, turns = "a", "b", []
         for _ in range(3):
             mark = trips.mark()
             wait = asyncio.create_task(api.post(f"{lock}/acquire",
@@ -357,7 +377,8 @@ async def test_an_audited_queue_join_and_hand_over_are_one_round_trip_each_on_po
             held = (await wait).json()
             assert held["granted"] is True, held
             holder, waiter = waiter, holder
-        assert (join_trips, handover_trips) == (1, 1)
+            turns.append((join_trips, handover_trips))
+        assert turns[1:] == [(1, 1), (1, 1)], turns
         actions = [(r.action, r.outcome) for r in await audit_rows(store, "trip:2")]
         assert actions == [("locks.acquire", "ok")] + [
             ("locks.acquire", "ok"), ("locks.release", "ok")] * 3, actions

@@ -615,11 +615,11 @@ class PostgresLocks(Locks):
         return rows[0].expires_at.astimezone(UTC) if rows else None
 
     async def join(self, params: dict[str, Any]) -> tuple[int, int] | None:
-        rows = await self._one("join", params, lock_row=True)
+        rows = await self._one("join", params)
         return (int(rows[0].position), int(rows[0].entry)) if rows else None
 
     async def handover(self, params: dict[str, Any]) -> Handover | None:
-        rows = await self._one("handover", params, lock_row=True)
+        rows = await self._one("handover", params)
         if not rows:
             return None
         if rows[0].waiter is not None:  # committed: wake this process's waiters too
@@ -649,24 +649,25 @@ class PostgresLocks(Locks):
             " ", _NOTE, entry, L.token, func.to_char(func.timezone("UTC", L.expires_at),
                                                      _PG_ISO))))
 
-    async def _one(self, name: str, params: dict[str, Any], appends: bool = True,
-                   lock_row: bool = False) -> list[Any]:
-        """``locks_<name>`` on the driver connection in autocommit (``lock_row``: in a
-        transaction, after a statement that locks the lock row, so its snapshot sees
-        every waiter queued before). With the request's audit row where one is pending:
-        written by the statement itself where it is one (acquire, release, and join
-        and hand-over after the lock row's: ``Store.folding``), else the block is one
-        transaction with it
-        (``Store.driver(hooked=True)``); the row left out when the statement changed
-        nothing. In a write transaction of the store's while a hook has no driver form."""
-        statement = _PG[name]
+    async def _one(self, name: str, params: dict[str, Any], appends: bool = True
+                   ) -> list[Any]:
+        """``locks_<name>`` on the driver connection in autocommit (a join and a
+        hand-over: in a transaction, after a statement that locks the lock row, so
+        theirs sees every waiter queued before). With the request's audit row where
+        one is pending: written by the statement itself where it is one (acquire,
+        release, and join and hand-over after the lock row's: ``Store.folding``), else
+        the block is one transaction with it (``Store.driver(hooked=True)``); the row
+        left out when the statement changed nothing. In a write transaction of the
+        store's while a hook has no driver form."""
+        statement, lock_row = _PG[name], name in _PG_AFTER_LOCK_ROW
         async with self.store.folding(name in _WRITTEN_BY) as (db, fold):
             if db is not None:
                 if lock_row:
                     out = await _after_lock_row(db, name, params, fold)
                 else:
-                    # (fold is None for a name without an audited variant: folding's
-                    # argument; so the plain statement never takes a row it cannot write)
+                    # (fold is None for a write without an audit row of its own:
+                    # folding's argument; so the plain statement never takes a row it
+                    # cannot write)
                     text, args = store_audit.carried(fold, statement,
                                                      _PG_AUDITED.get(name, statement), params)
                     out = await (await db.execute(text, args, prepare=True)).fetchall()
