@@ -707,22 +707,17 @@ async def _after_lock_row(db: Any, name: str, params: dict[str, Any],
     transaction commits unless psycopg's cancel request reaches the server while a
     statement still runs. A wait that ends in an error leaves the queue by its owner
     (``locks.waiting``); a release sent again may find the lock handed over."""
-    from psycopg import AsyncRawCursor
-
     # (in autocommit, transaction or not: else psycopg would send a BEGIN and a Sync of
     # its own before the first statement, and the lock row would be let go after it)
     assert db.autocommit
 
-    (lock_row, row_names) = _PG_LOCK_ROW_NUMBERED
     plain, audited = _PG_AFTER_LOCK_ROW[name]
-    (statement, names), args = store_audit.carried(fold, plain, audited, params)
-    cursor = AsyncRawCursor(db)
+    statement, args = store_audit.carried(fold, plain, audited, params)
     async with db.pipeline():
-        await AsyncRawCursor(db).execute(lock_row, [params[n] for n in row_names],
-                                         prepare=True)
-        await cursor.execute(statement, [args[n] for n in names], prepare=True)
+        await sql.send_numbered(db, _PG_LOCK_ROW_NUMBERED, params)
+        cursor = await sql.send_numbered(db, statement, args)
     # (the pipeline's end waited for every answer: an error was raised there)
-    return await cursor.fetchall()
+    return list(await cursor.fetchall())
 
 
 _NOTE = "granted"  # a grant's notification: "granted ENTRY TOKEN EXPIRY" (ISO, UTC)

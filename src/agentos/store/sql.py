@@ -16,6 +16,7 @@ statement over 4 kB again on every execution).
                                         tuple binds faster than a dict in executemany)
     numbered(statement)                 PostgreSQL's own ``$1``... and the parameters'
                                         order, for psycopg's raw cursor
+    send_numbered(db, numbered, params) that statement on psycopg's raw cursor
     statements(name, dialect, ...)      a file of several statements, each ended by ``;``
     run(conn, statement, params)        a driver's text in a write transaction's connection
 """
@@ -103,6 +104,18 @@ def numbered(statement: str) -> tuple[str, tuple[str, ...]]:
     parts = _QUOTED.split(statement)
     text = "".join(part if n % 2 else _PARAM.sub(number, part) for n, part in enumerate(parts))
     return text, tuple(order)
+
+
+async def send_numbered(db: Any, statement: tuple[str, tuple[str, ...]],
+                        params: dict[str, Any]) -> Any:
+    """A ``numbered`` statement with ``params`` on psycopg's raw cursor of ``db``,
+    prepared: the cursor (in a pipeline, its rows are there once the pipeline syncs)."""
+    from psycopg import AsyncRawCursor
+
+    text, names = statement
+    cursor = AsyncRawCursor(db)
+    await cursor.execute(text, [params[name] for name in names], prepare=True)
+    return cursor
 
 
 def driver_text(statement: str) -> str:

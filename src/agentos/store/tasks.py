@@ -716,17 +716,14 @@ async def _submit_alone(driver: Any, params: dict[str, Any],
     on the key: nothing of the batch is written, where skipping the key committed the
     batch's other tasks before the caller could refuse it); sent again, the statement
     sees that key as an earlier task's, and returns it or refuses the batch whole."""
-    from psycopg import AsyncRawCursor
     from psycopg import errors as pg_errors
 
-    (statement, names), given = (_PG_SUBMIT, params) if audit is None else (
+    statement, given = (_PG_SUBMIT, params) if audit is None else (
         _PG_SUBMIT_AUDITED, {**params, **audit})
-    values = tuple(given[name] for name in names)
     tries = 1
     while True:
-        try:
-            cursor = AsyncRawCursor(driver)  # the text is over 4 kB: see sql.numbered
-            await cursor.execute(statement, values, prepare=True)
+        try:  # the text is over 4 kB: see sql.numbered
+            cursor = await sql.send_numbered(driver, statement, given)
             return list(await cursor.fetchall())
         except pg_errors.UniqueViolation as exc:
             if exc.diag.constraint_name != IDEMPOTENCY_INDEX or tries >= SUBMIT_TRIES:
