@@ -12,6 +12,10 @@ connection then sends, one at a time and checking every answer:
 - ``replay``: ``--n`` single ``POST /api/v1/tasks`` with the same idempotency key (a
   producer retrying: the first makes the task, each other answers it and writes its
   audit row). Not in the default phases.
+- ``worker``: a remote worker's no-op loop over ``--n`` tasks submitted beforehand (not
+  measured): ``POST /api/v1/tasks/claim`` for 16 at a time, each claim carrying the
+  previous one's completions, as ``bench_tasks``' "HTTP worker" row. Its figures are
+  per task, not per request. Not in the default phases.
 
 For each: requests/s and the server process's CPU per request (``/proc``), and the
 database's CPU per request on PostgreSQL. ``--py-spy DIR`` records the server while each
@@ -52,17 +56,19 @@ def measure(db: Database, workdir: Path, args: argparse.Namespace) -> dict[str, 
         conn = Connection(server.base_url)
         try:
             for phase in args.phases:
-                requests = _requests(conn, phase, args.n)
-                for _ in range(min(20, args.n)):  # warm the route
-                    _check(conn.post(*next(requests)), phase)
-                requests = _requests(conn, phase, args.n)
+                if phase == "worker":
+                    _submit(conn, CLAIM * 5)
+                    _work(conn, CLAIM * 5)  # warm the route
+                    _submit(conn, args.n)
+                else:
+                    requests = _requests(conn, phase, args.n)
+                    for _ in range(min(20, args.n)):  # warm the route
+                        _check(conn.post(*next(requests)), phase)
+                    requests = _requests(conn, phase, args.n)
                 spy = _py_spy(server.pid, args.py_spy / f"{db.backend}-{phase}.txt") \
                     if args.py_spy else None
                 cpu0, db0, t0 = process_cpu_s(server.pid), db.db_cpu_s(), time.perf_counter()
-                count = 0
-                for path, body in requests:
-                    _check(conn.post(path, body), phase)
-                    count += 1
+                count = _work(conn, args.n) if phase == "worker" else _send(conn, requests, phase)
                 wall = time.perf_counter() - t0
                 cpu, db1 = process_cpu_s(server.pid) - cpu0, db.db_cpu_s()
                 if spy is not None:
@@ -88,13 +94,7 @@ def _requests(conn: Connection, phase: str, n: int) -> Any:
         body = json.dumps({"agent": "bench-noop", "idempotency_key": "bench-replay"}).encode()
         return iter([("/api/v1/tasks", body)] * n)
     # complete: submit and claim n tasks first (not measured)
-    submitted = 0
-    while submitted < n:
-        size = min(1000, n - submitted)
-        status, raw = conn.post("/api/v1/tasks/batch", json.dumps(
-            {"tasks": [{"agent": "bench-noop"} for _ in range(size)]}).encode())
-        _check((status, raw), "submit batch")
-        submitted += size
+    _submit(conn, n)
     claimed: list[dict[str, Any]] = []
     while len(claimed) < n:
         status, raw = conn.post("/api/v1/tasks/claim", json.dumps(
@@ -107,6 +107,44 @@ def _requests(conn: Connection, phase: str, n: int) -> Any:
     return iter([(f"/api/v1/tasks/{t['id']}/complete",
                   json.dumps({"attempt": t["attempt"], "output": {}}).encode())
                  for t in claimed])
+
+
+def _send(conn: Connection, requests: Any, phase: str) -> int:
+    """Send each (path, body) of ``requests``, one at a time; returns how many."""
+    count = 0
+    for path, body in requests:
+        _check(conn.post(path, body), phase)
+        count += 1
+    return count
+
+
+def _submit(conn: Connection, n: int) -> None:
+    submitted = 0
+    while submitted < n:
+        size = min(1000, n - submitted)
+        status, raw = conn.post("/api/v1/tasks/batch", json.dumps(
+            {"tasks": [{"agent": "bench-noop"} for _ in range(size)]}).encode())
+        _check((status, raw), "submit batch")
+        submitted += size
+
+
+def _work(conn: Connection, n: int) -> int:
+    """A remote worker's no-op loop until ``n`` tasks are done: claims of ``CLAIM``,
+    each carrying the previous claim's completions. Returns the tasks done."""
+    done, completed = 0, []
+    while True:
+        limit = min(CLAIM, n - done)
+        status, raw = conn.post("/api/v1/tasks/claim", json.dumps({
+            "worker_id": "bench-remote", "limit": limit, "completed": completed}).encode())
+        _check((status, raw), "worker")
+        answer = json.loads(raw)
+        if answer.get("stale"):
+            raise RuntimeError(f"worker: stale completions {answer['stale'][:3]}")
+        got = answer["tasks"]
+        completed = [{"id": t["id"], "attempt": t["attempt"]} for t in got]
+        done += len(got)
+        if not limit or not got:
+            return done
 
 
 def _check(answer: tuple[int, bytes], phase: str) -> None:
@@ -154,11 +192,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1000, help="requests per phase")
     parser.add_argument("--phases", default=",".join(PHASES),
                         type=lambda s: [p for p in s.split(",") if p],
-                        help="submit, append, complete, replay (default: the first three)")
+                        help="submit, append, complete, replay, worker (default: the first "
+                        "three)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="record the server with py-spy during each phase into DIR")
     args = parser.parse_args(argv)
-    if unknown := set(args.phases) - {*PHASES, "replay"}:
+    if unknown := set(args.phases) - {*PHASES, "replay", "worker"}:
         parser.error(f"--phases: unknown {sorted(unknown)}")
     return args
 

@@ -463,3 +463,60 @@ async def test_an_audited_single_write_is_one_round_trip_on_postgresql(
         assert (await audit.verify(store)).intact
     finally:
         trips.close()
+
+
+async def test_a_remote_claim_round_trip_writes_on_the_driver_with_its_audit_row(
+        api: httpx.AsyncClient, store: Store, writes: list[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remote worker's claim over HTTP (its completions and its claim) is the
+    worker's one-step round trip on the store's driver connection, with the request's
+    audit row: on PostgreSQL in the round trip's own statement, one round trip in all
+    (before: BEGIN, the statement, the row and COMMIT through SQLAlchemy); on SQLite in
+    its write transaction. An empty poll writes no row. The only SQLAlchemy write left
+    is the worker's presence, at most once a ``PRESENCE_EVERY``."""
+    from agentos.worker import instances
+
+    monkeypatch.setattr(instances, "PRESENCE_EVERY", 3600.0)
+    trips = None
+    if store.dialect == "postgresql":
+        async with store.driver_read():  # the shared connection (background loops) untraced
+            pass
+        trips = RoundTrips(store, tmp_path / "libpq.trace", monkeypatch)
+    try:
+        await publish(api)
+        for n in range(6):
+            await api.post("/api/v1/tasks", json={"agent": "a", "input": {"n": n}})
+        writes.clear()
+        done: list[dict[str, Any]] = []
+        rounds = []
+        for _ in range(3):  # the first prepares its statement: a round trip more
+            mark = trips.mark() if trips else 0
+            answer = await api.post("/api/v1/tasks/claim", json={
+                "worker_id": "far", "limit": 2, "completed": done})
+            assert answer.status_code == 200 and len(answer.json()["tasks"]) == 2, answer.text
+            rounds.append(trips.since(mark) if trips else 0)
+            done = [{"id": t["id"], "attempt": t["attempt"]} for t in answer.json()["tasks"]]
+        answer = await api.post("/api/v1/tasks/claim", json={
+            "worker_id": "far", "limit": 0, "completed": done})
+        assert answer.json() == {"tasks": [], "stale": []}
+        empty = await api.post("/api/v1/tasks/claim", json={"worker_id": "far"})
+        assert empty.json() == {"tasks": []}
+    finally:
+        if trips:
+            trips.close()
+    assert writes == ["claim (tasks.py)"], writes  # the presence, written once
+    if trips:
+        assert rounds[1:] == [1, 1], rounds
+    async with store.read() as conn:
+        rows = (await conn.execute(select(audit_log.c.action, audit_log.c.outcome).where(
+            audit_log.c.action == "tasks.claim"))).all()
+    assert [tuple(r) for r in rows] == [("tasks.claim", "ok")] * 4  # not the empty poll
+    if store.dialect == "postgresql":  # each row committed with its round trip's events
+        async with store.read() as conn:
+            pairs = (await conn.exec_driver_sql(
+                "SELECT e.type, count(a.seq) FROM events e LEFT JOIN audit_log a"
+                " ON a.xmin::text = e.xmin::text AND a.action = 'tasks.claim'"
+                " WHERE e.type IN ('task.started', 'task.succeeded')"
+                " GROUP BY e.seq, e.type")).all()
+        assert sorted(pairs) == [("task.started", 1)] * 6 + [("task.succeeded", 1)] * 6
+    assert (await audit.verify(store)).intact

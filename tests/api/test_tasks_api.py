@@ -298,6 +298,36 @@ async def test_remote_workers_are_listed_by_their_claims(api: httpx.AsyncClient)
     assert w["last_heartbeat_at"] > before and w["started_at"] <= before
 
 
+async def test_a_busy_remote_worker_is_counted_where_its_presence_is_not_rewritten(
+        api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server writes a remote worker's presence at most every ``PRESENCE_EVERY``
+    seconds while it serves the same agents from the same host (a busy worker claims
+    many times a second); its running tasks and busy or idle are counted when the
+    workers are read, so they are exact between writes."""
+    from agentos.worker import instances
+
+    await publish(api)
+    monkeypatch.setattr(instances, "PRESENCE_EVERY", 3600.0)
+    claim = {"worker_id": "far-2", "agents": ["a"]}
+    assert (await api.post("/api/v1/tasks/claim", json=claim)).json()["tasks"] == []
+    [first] = (await api.get("/api/v1/workers")).json()["workers"]
+    assert (first["status"], first["running"]) == ("idle", 0)
+    for n in range(2):
+        await api.post("/api/v1/tasks", json={"agent": "a", "input": {"n": n}})
+    got = (await api.post("/api/v1/tasks/claim", json={**claim, "limit": 2})).json()["tasks"]
+    [w] = (await api.get("/api/v1/workers")).json()["workers"]
+    assert (w["status"], w["running"], w["last_heartbeat_at"]) == (
+        "busy", 2, first["last_heartbeat_at"])  # counted; the row not written again
+    done = [{"id": t["id"], "attempt": t["attempt"]} for t in got]
+    await api.post("/api/v1/tasks/claim", json={**claim, "limit": 0, "completed": done})
+    [w] = (await api.get("/api/v1/workers")).json()["workers"]
+    assert (w["status"], w["running"]) == ("idle", 0)
+    monkeypatch.setattr(instances, "PRESENCE_EVERY", 0.0)  # due: written again
+    await api.post("/api/v1/tasks/claim", json=claim)
+    [w] = (await api.get("/api/v1/workers")).json()["workers"]
+    assert w["last_heartbeat_at"] > first["last_heartbeat_at"]
+
+
 async def test_fail_as_cancelled_needs_a_cancel_request(api: httpx.AsyncClient,
                                                         store: Store) -> None:
     await publish(api)

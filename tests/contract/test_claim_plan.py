@@ -88,7 +88,7 @@ async def test_a_large_claim_reads_the_claim_order_index_on_postgres(store: Stor
     # When PostgreSQL plans a claim of 144 (a worker claiming ahead under load)
     async with store.read() as conn:
         planned = "\n".join(row[0] for row in (await conn.execute(
-            text("EXPLAIN " + _pg_claim_text("tasks_claim", False, 144, driver=False)),
+            text("EXPLAIN " + _pg_claim_text("tasks_claim", False, 144)),
             {"worker_id": "w", "lease_s": 30.0})).all())
     # Then it reads the first entries of the claim-order index, not every pending task
     # (a join's estimate had it scan and sort the backlog: 5 ms a claim at 5,000)

@@ -105,9 +105,7 @@ async def may_hold(store: Store, task_ids: list[str]) -> set[str]:
     if not task_ids:
         return set()
     owners = {locks.task_owner(i): i for i in task_ids}
-    async with store.read() as conn:
-        engaged = await store.locks.engaged(conn, list(owners))
-    return {owners[o] for o in engaged}
+    return {owners[o] for o in await store.locks.engaged(list(owners))}
 
 
 # published versions never change: each one's definition is read once per store

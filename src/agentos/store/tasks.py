@@ -34,6 +34,7 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Integer, and_, column, func, insert, or_, select, text, update
@@ -489,9 +490,11 @@ class SqliteTasks(Tasks):
     async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
                     limit: int, lease_s: float, logs: Sequence[LogLine] = ()
                     ) -> Cycled | None:
-        async with self.store.driver() as db:
+        async with self.store.driver(hooked=True) as db:
             if db is not None:
                 out = _cycle_sqlite(db, worker_id, ended, agents, limit, lease_s, logs)
+                if not (out.claimed or len(out.stale) < len(ended)):
+                    self.store.nothing_changed(db)  # an empty poll: no audit row
         if db is None:
             return None
         if out.claimed or len(out.stale) < len(ended):
@@ -831,13 +834,17 @@ class PostgresTasks(Tasks):
         if logs:
             params["logs"] = json_dumps([{**row, "at": iso_text(row["at"])}
                                     for row in log_rows(logs)])
-        async with self.store.driver() as driver:
+        async with self.store.folding() as (driver, fold):
             if driver is not None:
-                query = _pg_claim_text("tasks_cycle", bool(agents), limit, driver=True,
-                                       logs=bool(logs))
-                rows = await (await driver.execute(query, params, prepare=True)).fetchall()
+                shape = (bool(agents), limit, bool(logs))
+                statement, args = store_audit.carried(fold, _pg_cycle(*shape, False),
+                                                      _pg_cycle(*shape, True), params)
+                # the text is over 4 kB: see sql.numbered
+                rows = await (await sql.send_numbered(driver, statement, args)).fetchall()
+                head = next(r for r in rows if r.id is None)
+                if not head.notified:
+                    self.store.nothing_changed(driver)  # an empty poll: no audit row
         if driver is not None:
-            head = next(r for r in rows if r.id is None)
             if head.notified:
                 self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
         else:  # a before-commit hook must see the write: the same statement through it
@@ -1008,30 +1015,42 @@ def _names(columns: Sequence[Any], prefix: str = "") -> str:
     return ", ".join(prefix + c.name for c in columns)
 
 
-def _pg_claim_fill(agents: bool, n: int, logs: bool = False) -> dict[str, str]:
+def _pg_claim_fill(agents: bool, n: int, logs: bool = False, audited: bool = False
+                   ) -> dict[str, str]:
     """A claim's blanks. Its size is written into the text, not sent as a parameter:
     with ``LIMIT $1`` PostgreSQL's generic plan assumes a large limit, so it would plan
     the statement again on every execution (about a millisecond of its CPU per round
-    trip); with the number in the text each size gets one cached plan."""
+    trip); with the number in the text each size gets one cached plan. ``audited``: a
+    round trip's statement carries the request's audit row (``Store.folding``), written
+    when it appended events (an empty poll writes none)."""
     return {"columns": _names(_ALL, "t."), "ended_columns": _names(ENDED, "t."), "unless": "",
             "agents": "AND t.agent = ANY(:agents)" if agents else "", "n": str(int(n)),
             "nulls": ", ".join("NULL" for _ in _ALL),
             # the log lines a round trip carries: one more CTE, only when it has some
-            "logged": sql.query("task_logs_insert", "postgresql") + "," if logs else ""}
+            "logged": sql.query("task_logs_insert", "postgresql") + "," if logs else "",
+            "audit": store_audit.fragment("inserted", "promoted") if audited else ""}
 
 
 _PG_CLAIMS: dict[tuple[str, bool, int, bool], Any] = {}
 
 
-def _pg_claim_text(name: str, agents: bool, n: int, driver: bool, logs: bool = False) -> str:
-    return sql.query(name, "postgresql", driver=driver, **_pg_claim_fill(agents, n, logs))
+def _pg_claim_text(name: str, agents: bool, n: int, logs: bool = False,
+                   audited: bool = False) -> str:
+    return sql.query(name, "postgresql", driver=False,
+                     **_pg_claim_fill(agents, n, logs, audited))
+
+
+@lru_cache(maxsize=256)  # a text for each claim size a worker asks for
+def _pg_cycle(agents: bool, n: int, logs: bool, audited: bool) -> tuple[str, tuple[str, ...]]:
+    """``tasks_cycle`` as ``sql.numbered`` text for the driver."""
+    return sql.numbered(_pg_claim_text("tasks_cycle", agents, n, logs, audited))
 
 
 def _pg_claim_clause(name: str, agents: bool, n: int, logs: bool = False) -> Any:
     """``tasks_claim``/``tasks_cycle`` as a SQLAlchemy clause typed as the table's rows."""
     key = (name, agents, n, logs)
     if key not in _PG_CLAIMS:
-        _PG_CLAIMS[key] = text(_pg_claim_text(name, agents, n, False, logs)).columns(
+        _PG_CLAIMS[key] = text(_pg_claim_text(name, agents, n, logs)).columns(
             *table.c, *_EXTRA[name])
     return _PG_CLAIMS[key]
 

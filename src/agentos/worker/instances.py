@@ -3,17 +3,23 @@
 In-process workers (``agentos worker``) register themselves and beat every
 ``HEARTBEAT_INTERVAL``; a remote worker speaking the HTTP protocol is
 registered by its claims and kept alive by its claims and task heartbeats
-(``seen``), with ``pid`` 0 and ``concurrency`` 0 (not known).
+(``seen``), with ``pid`` 0 and ``concurrency`` 0 (not known). A busy remote worker
+claims many times a second: a server writes its presence at most every
+``PRESENCE_EVERY`` seconds (sooner when what it serves changed), and its running
+tasks are counted when the workers are read, not taken from that row.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
+import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import locks, paging
 from agentos.store import Store
@@ -23,7 +29,13 @@ from agentos.store.tables import workers as table
 
 HEARTBEAT_INTERVAL = 5.0  # seconds between a worker's presence updates
 ALIVE_WITHIN = 3 * HEARTBEAT_INTERVAL  # seconds of silence before a worker counts as gone
+PRESENCE_EVERY = 1.0  # seconds: a remote worker's presence written at most this often
+REMEMBERED = 10_000  # remote workers whose last presence write a server remembers
 c = table.c
+
+# per store: remote worker id -> (host, agents) and when this process last wrote them
+_WRITTEN: weakref.WeakKeyDictionary[Store, dict[str, tuple[tuple[str, Any], float]]] = (
+    weakref.WeakKeyDictionary())
 
 
 async def register(store: Store, worker_id: str, agents: list[str] | None,
@@ -53,7 +65,15 @@ def _alive_now(worker_id: str) -> dict[str, Any]:
 
 
 async def seen(store: Store, worker_id: str, host: str, agents: list[str] | None) -> None:
-    """A remote worker claimed: register it, or refresh it (one upsert)."""
+    """A remote worker claimed: register it, or refresh it (one upsert), unless this
+    process did so less than ``PRESENCE_EVERY`` seconds ago with the same host and
+    agents."""
+    written = _WRITTEN.setdefault(store, {})
+    serves = (host, None if agents is None else tuple(agents))
+    last = written.get(worker_id)
+    at = time.monotonic()
+    if last is not None and last[0] == serves and at - last[1] < PRESENCE_EVERY:
+        return
     fresh = _alive_now(worker_id)
     async with store.write() as conn:
         await conn.execute(upsert(conn, table).values(
@@ -61,6 +81,9 @@ async def seen(store: Store, worker_id: str, host: str, agents: list[str] | None
             **fresh).on_conflict_do_update(index_elements=[c.id],
                                            set_={"host": host, "agents": agents, **fresh}))
         store.nothing_changed(conn)  # presence, not a change: the claim itself is audited
+    if len(written) >= REMEMBERED and worker_id not in written:
+        written.clear()  # hostile worker ids cannot grow it: at worst a write each
+    written[worker_id] = (serves, at)
 
 
 async def touch(store: Store, worker_id: str) -> None:
@@ -84,6 +107,29 @@ async def stopped(store: Store, worker_id: str) -> None:
             status="stopped", running=0, stopped_at=utcnow()))
 
 
+async def _running(conn: AsyncConnection, worker_ids: list[str]) -> dict[str, int]:
+    """The running tasks of each of these workers, now (0 for one running none)."""
+    if not worker_ids:
+        return {}
+    found = (await conn.execute(
+        select(tasks.c.worker_id, func.count()).where(
+            tasks.c.worker_id.in_(worker_ids), tasks.c.status == "running")
+        .group_by(tasks.c.worker_id))).all()
+    return {**dict.fromkeys(worker_ids, 0), **{w: n for w, n in found}}
+
+
+def _status(row: Any, counted: dict[str, int], cutoff: datetime) -> str:
+    """stopped; lost (silent since ``cutoff``); else busy or idle: a remote worker's from
+    its running tasks counted now, an in-process worker's as its last beat said."""
+    if row.status == "stopped":
+        return "stopped"
+    if row.last_heartbeat_at < cutoff:
+        return "lost"
+    if row.id in counted:
+        return "busy" if counted[row.id] else "idle"
+    return str(row.status)
+
+
 async def list_all(store: Store, include_stopped: bool = False) -> list[dict[str, Any]]:
     """Every worker (but the stopped ones), by id."""
     return (await page(store, include_stopped, limit=None))[0]
@@ -96,13 +142,14 @@ async def page(store: Store, include_stopped: bool = False, after: str | None = 
         now: datetime = await database_now(conn)
         stmt = select(table) if include_stopped else select(table).where(c.status != "stopped")
         rows, next_after = await paging.keyed(conn, stmt, c.id, after, limit)
+        counted = await _running(conn, [r.id for r in rows if r.pid == 0 and
+                                        r.status != "stopped"])
     cutoff = now - timedelta(seconds=ALIVE_WITHIN)
     held = await locks.held_by_workers(store, [r.id for r in rows if r.status != "stopped"])
     return [{
         "id": r.id, "host": r.host, "pid": r.pid, "agents": r.agents,
-        "concurrency": r.concurrency, "running": r.running,
-        "status": r.status if r.status == "stopped" or r.last_heartbeat_at >= cutoff
-        else "lost",
+        "concurrency": r.concurrency, "running": counted.get(r.id, r.running),
+        "status": _status(r, counted, cutoff),
         "alive": r.status != "stopped" and r.last_heartbeat_at >= cutoff,
         "started_at": r.started_at.isoformat(),
         "last_heartbeat_at": r.last_heartbeat_at.isoformat(),

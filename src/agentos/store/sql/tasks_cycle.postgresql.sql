@@ -4,6 +4,7 @@
 -- task.succeeded and task.started events of both (task_events_inserted). Used when no
 -- finished attempt may hold a lock; when it leaves a claim short (a capped agent's task,
 -- or scheduled tasks it promoted) the caller claims the rest in a transaction of its own.
+-- /*audit*/: the request's audit row (store/audit.py's fragment: Store.folding), or nothing
 WITH /*include tasks_ended*/,
 /*logged*/ /*include tasks_taken*/, news AS (
     -- the events, in order: the ended attempts', then the claimed ones' in claim order
@@ -22,6 +23,7 @@ WITH /*include tasks_ended*/,
                 SELECT 1, 'task.started', id, agent, attempt, correlation_id, priority, seq
                 FROM claimed) AS x) AS o
 ), /*include task_events_inserted*/
+/*audit*/
 -- the claimed rows, and one more (its id NULL) with what else happened: the batch's
 -- outcome comes once, not repeated on every claimed row (the client would decode it
 -- once for each)
