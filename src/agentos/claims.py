@@ -284,8 +284,9 @@ async def claim_remote(store: Store, worker_id: str, host: str, agents: list[str
     ready. Each task comes with its agent's declared resources locked for its attempt
     (one that must wait for a lock is handed back to the lock's queue instead) and the
     model its agent's ``model_ref`` names now (``with_models``). The
-    worker is registered (or refreshed with what it runs now) once a request, and
-    once more after a long poll; a long poll calls ``recheck`` (the caller's credential
+    worker is registered, or refreshed with what it runs now, when the request ends and
+    when a long poll starts to wait (``instances.seen``: at most once a
+    ``PRESENCE_EVERY`` unless that changed); a long poll calls ``recheck`` (the caller's credential
     check, which raises once it was revoked) every ``recheck_s`` seconds. Returns the
     tasks and the stale completions."""
     holders = await attempts.may_hold(store, [c.task_id for c in completed])

@@ -470,10 +470,12 @@ async def test_a_remote_claim_round_trip_writes_on_the_driver_with_its_audit_row
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A remote worker's claim over HTTP (its completions and its claim) is the
     worker's one-step round trip on the store's driver connection, with the request's
-    audit row: on PostgreSQL in the round trip's own statement, one round trip in all
-    (before: BEGIN, the statement, the row and COMMIT through SQLAlchemy); on SQLite in
-    its write transaction. An empty poll writes no row. The only SQLAlchemy write left
-    is the worker's presence, at most once a ``PRESENCE_EVERY``."""
+    audit row: on PostgreSQL in the round trip's own statement, one round trip on a
+    writer's connection (before: BEGIN, the statement, the row and COMMIT through
+    SQLAlchemy; the look at the completed attempts' locks is a read of its own on the
+    shared connection, not traced here); on SQLite in its write transaction. An empty
+    poll writes no row. The only SQLAlchemy write left is the worker's presence, at
+    most once a ``PRESENCE_EVERY``."""
     from agentos.worker import instances
 
     monkeypatch.setattr(instances, "PRESENCE_EVERY", 3600.0)

@@ -318,10 +318,13 @@ async def test_a_busy_remote_worker_is_counted_where_its_presence_is_not_rewritt
     [w] = (await api.get("/api/v1/workers")).json()["workers"]
     assert (w["status"], w["running"], w["last_heartbeat_at"]) == (
         "busy", 2, first["last_heartbeat_at"])  # counted; the row not written again
+    one = (await api.get("/api/v1/workers/far-2")).json()
+    assert (one["status"], one["running"]) == ("busy", 2)
     done = [{"id": t["id"], "attempt": t["attempt"]} for t in got]
     await api.post("/api/v1/tasks/claim", json={**claim, "limit": 0, "completed": done})
     [w] = (await api.get("/api/v1/workers")).json()["workers"]
-    assert (w["status"], w["running"]) == ("idle", 0)
+    one = (await api.get("/api/v1/workers/far-2")).json()
+    assert (w["status"], w["running"], one["status"], one["running"]) == ("idle", 0, "idle", 0)
     monkeypatch.setattr(instances, "PRESENCE_EVERY", 0.0)  # due: written again
     await api.post("/api/v1/tasks/claim", json=claim)
     [w] = (await api.get("/api/v1/workers")).json()["workers"]

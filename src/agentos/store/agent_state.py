@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, and_, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store.columns import database_now
@@ -71,14 +71,30 @@ async def held_locks(conn: AsyncConnection, *, agent: str | None = None,
     return [dict(r._mapping) for r in (await conn.execute(stmt.order_by(L.resource))).all()]
 
 
+def shown_workers() -> Select[Any]:
+    """The workers' rows as they are shown: a remote worker's (``pid`` 0, its presence
+    written at most every ``instances.PRESENCE_EVERY``) ``running`` counted now and its
+    ``status`` busy or idle from that count, unless stopped; an in-process worker's as
+    its last beat wrote them."""
+    counted = select(func.count()).select_from(tasks).where(
+        t.worker_id == w.id, t.status == "running").scalar_subquery()
+    remote = and_(w.pid == 0, w.status != "stopped")
+    columns = [case((remote, counted), else_=w.running).label("running")
+               if c.name == "running" else
+               case((remote, case((counted > 0, "busy"), else_="idle")), else_=w.status
+                    ).label("status") if c.name == "status" else c
+               for c in workers.columns]
+    return select(*columns)
+
+
 async def workers_of(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every worker that has not stopped (a handful: filtered by agent in Python)."""
-    rows = (await conn.execute(select(workers).where(w.status != "stopped"))).all()
+    rows = (await conn.execute(shown_workers().where(w.status != "stopped"))).all()
     return [dict(r._mapping) for r in rows]
 
 
 async def worker(conn: AsyncConnection, worker_id: str) -> dict[str, Any] | None:
-    row = (await conn.execute(select(workers).where(w.id == worker_id))).first()
+    row = (await conn.execute(shown_workers().where(w.id == worker_id))).first()
     return dict(row._mapping) if row else None
 
 

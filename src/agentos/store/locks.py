@@ -163,7 +163,8 @@ class Locks(ABC):
     async def engaged(self, owners: Sequence[str]) -> set[str]:
         """Of ``owners``, those that hold a lock or wait in a lock's queue, in one read
         outside any transaction (a remote worker's claim with completions: the backends
-        send it as named SQL on the driver's connection)."""
+        send it as named SQL, PostgreSQL's on the driver's connection, SQLite's on its
+        reader's: ``read_row``)."""
         held = select(L.owner).where(L.owner.in_(owners))
         waiting = select(W.owner).where(W.owner.in_(owners))
         async with self.store.read() as conn:

@@ -6,7 +6,8 @@ registered by its claims and kept alive by its claims and task heartbeats
 (``seen``), with ``pid`` 0 and ``concurrency`` 0 (not known). A busy remote worker
 claims many times a second: a server writes its presence at most every
 ``PRESENCE_EVERY`` seconds (sooner when what it serves changed), and its running
-tasks are counted when the workers are read, not taken from that row.
+tasks are counted when the workers are read, not taken from that row
+(``store.agent_state.shown_workers``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos import locks, paging
 from agentos.store import Store
+from agentos.store.agent_state import shown_workers
 from agentos.store.columns import database_now, upsert, utcnow
 from agentos.store.tables import tasks
 from agentos.store.tables import workers as table
@@ -107,29 +108,6 @@ async def stopped(store: Store, worker_id: str) -> None:
             status="stopped", running=0, stopped_at=utcnow()))
 
 
-async def _running(conn: AsyncConnection, worker_ids: list[str]) -> dict[str, int]:
-    """The running tasks of each of these workers, now (0 for one running none)."""
-    if not worker_ids:
-        return {}
-    found = (await conn.execute(
-        select(tasks.c.worker_id, func.count()).where(
-            tasks.c.worker_id.in_(worker_ids), tasks.c.status == "running")
-        .group_by(tasks.c.worker_id))).all()
-    return {**dict.fromkeys(worker_ids, 0), **{w: n for w, n in found}}
-
-
-def _status(row: Any, counted: dict[str, int], cutoff: datetime) -> str:
-    """stopped; lost (silent since ``cutoff``); else busy or idle: a remote worker's from
-    its running tasks counted now, an in-process worker's as its last beat said."""
-    if row.status == "stopped":
-        return "stopped"
-    if row.last_heartbeat_at < cutoff:
-        return "lost"
-    if row.id in counted:
-        return "busy" if counted[row.id] else "idle"
-    return str(row.status)
-
-
 async def list_all(store: Store, include_stopped: bool = False) -> list[dict[str, Any]]:
     """Every worker (but the stopped ones), by id."""
     return (await page(store, include_stopped, limit=None))[0]
@@ -140,16 +118,16 @@ async def page(store: Store, include_stopped: bool = False, after: str | None = 
     """Workers by id after ``after``, at most ``limit``; and the next page's cursor."""
     async with store.read() as conn:
         now: datetime = await database_now(conn)
-        stmt = select(table) if include_stopped else select(table).where(c.status != "stopped")
+        stmt = shown_workers()
+        stmt = stmt if include_stopped else stmt.where(c.status != "stopped")
         rows, next_after = await paging.keyed(conn, stmt, c.id, after, limit)
-        counted = await _running(conn, [r.id for r in rows if r.pid == 0 and
-                                        r.status != "stopped"])
     cutoff = now - timedelta(seconds=ALIVE_WITHIN)
     held = await locks.held_by_workers(store, [r.id for r in rows if r.status != "stopped"])
     return [{
         "id": r.id, "host": r.host, "pid": r.pid, "agents": r.agents,
-        "concurrency": r.concurrency, "running": counted.get(r.id, r.running),
-        "status": _status(r, counted, cutoff),
+        "concurrency": r.concurrency, "running": r.running,
+        "status": r.status if r.status == "stopped" or r.last_heartbeat_at >= cutoff
+        else "lost",
         "alive": r.status != "stopped" and r.last_heartbeat_at >= cutoff,
         "started_at": r.started_at.isoformat(),
         "last_heartbeat_at": r.last_heartbeat_at.isoformat(),
