@@ -13,7 +13,7 @@ connection then sends, one at a time and checking every answer:
   producer retrying: the first makes the task, each other answers it and writes its
   audit row). Not in the default phases.
 - ``worker``: a remote worker's no-op loop over ``--n`` tasks submitted beforehand (not
-  measured): ``POST /api/v1/tasks/claim`` for 16 at a time, each claim carrying the
+  measured): ``POST /api/v1/tasks/claim`` for ``--claim`` (16) at a time, each claim carrying the
   previous one's completions, as ``bench_tasks``' "HTTP worker" row. Its figures are
   per task, not per request. Not in the default phases.
 
@@ -57,8 +57,8 @@ def measure(db: Database, workdir: Path, args: argparse.Namespace) -> dict[str, 
         try:
             for phase in args.phases:
                 if phase == "worker":
-                    _submit(conn, CLAIM * 5)
-                    _work(conn, CLAIM * 5)  # warm the route
+                    _submit(conn, args.claim * 5)
+                    _work(conn, args.claim * 5, args.claim)  # warm the route
                     _submit(conn, args.n)
                 else:
                     requests = _requests(conn, phase, args.n)
@@ -68,7 +68,8 @@ def measure(db: Database, workdir: Path, args: argparse.Namespace) -> dict[str, 
                 spy = _py_spy(server.pid, args.py_spy / f"{db.backend}-{phase}.txt") \
                     if args.py_spy else None
                 cpu0, db0, t0 = process_cpu_s(server.pid), db.db_cpu_s(), time.perf_counter()
-                count = _work(conn, args.n) if phase == "worker" else _send(conn, requests, phase)
+                count = (_work(conn, args.n, args.claim) if phase == "worker"
+                         else _send(conn, requests, phase))
                 wall = time.perf_counter() - t0
                 cpu, db1 = process_cpu_s(server.pid) - cpu0, db.db_cpu_s()
                 if spy is not None:
@@ -128,12 +129,12 @@ def _submit(conn: Connection, n: int) -> None:
         submitted += size
 
 
-def _work(conn: Connection, n: int) -> int:
-    """A remote worker's no-op loop until ``n`` tasks are done: claims of ``CLAIM``,
+def _work(conn: Connection, n: int, claim: int) -> int:
+    """A remote worker's no-op loop until ``n`` tasks are done: claims of ``claim``,
     each carrying the previous claim's completions. Returns the tasks done."""
     done, completed = 0, []
     while True:
-        limit = min(CLAIM, n - done)
+        limit = min(claim, n - done)
         status, raw = conn.post("/api/v1/tasks/claim", json.dumps({
             "worker_id": "bench-remote", "limit": limit, "completed": completed}).encode())
         _check((status, raw), "worker")
@@ -194,6 +195,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         type=lambda s: [p for p in s.split(",") if p],
                         help="submit, append, complete, replay, worker (default: the first "
                         "three)")
+    parser.add_argument("--claim", type=int, default=CLAIM,
+                        help=f"tasks a claim of the worker phase asks for (default {CLAIM})")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="record the server with py-spy during each phase into DIR")
     args = parser.parse_args(argv)

@@ -1,10 +1,10 @@
 """The hot routes answer what the FastAPI routes of the same method and path answer.
 
-One scenario of good and bad requests to the five hot writes (submit, append,
-complete, lock acquire and release) runs twice on one app: once as it is, once with
-its hot routes taken out, so FastAPI's routes answer. Each half names its own
-resources, keys and tasks; ids, times and tokens aside, the answers are the same,
-status code and body.
+One scenario of good and bad requests to the six hot writes (submit, append,
+complete, lock acquire and release, a remote worker's claim) runs twice on one app:
+once as it is, once with its hot routes taken out, so FastAPI's routes answer. Each
+half names its own resources, keys and tasks; ids, times and tokens aside, the
+answers are the same, status code and body.
 """
 
 from __future__ import annotations
@@ -98,10 +98,19 @@ async def scenario(api: httpx.AsyncClient, tag: str) -> list[Any]:
         await send("/api/v1/events", bad)
     await send("/api/v1/events", raw=b"")
 
-    claimed = await api.post("/api/v1/tasks/claim", json={"worker_id": f"w-{tag}",
-                                                          "limit": 1})
-    [task_claimed] = claimed.json()["tasks"]
+    claim = "/api/v1/tasks/claim"
+    claimed = await send(claim, {"worker_id": f"w-{tag}", "limit": 1})
+    [task_claimed] = claimed["tasks"]
     assert task_claimed["id"] == made["id"]
+    for bad in ({}, {"worker_id": ""}, {"worker_id": "w", "limit": 0},
+                {"worker_id": "w", "limit": 1001}, {"worker_id": "w", "nope": 1},
+                {"worker_id": "w", "completed": [{"id": "x", "attempt": 1}] * 2}, [], None):
+        await send(claim, bad)
+    await send(claim, raw=b"")
+    await send(claim, {"worker_id": f"w-{tag}", "limit": 0,  # stale: not its attempt
+                       "completed": [{"id": made["id"], "attempt": 9}]})
+    await send(claim, {"worker_id": f"w-{tag}", "agents": [f"none-{tag}"]})  # none ready
+    await send(claim, method="PUT")
     done = f"/api/v1/tasks/{made['id']}/complete"
     for bad in ({}, {"attempt": "x"}, {"attempt": 1, "extra": 1}, {"attempt": 1, "cost": -1},
                 {"attempt": 1, "output": []}, [], None):
@@ -171,8 +180,8 @@ def test_a_route_using_what_a_hot_route_does_not_give_is_refused() -> None:
     async def embedded(body: Annotated[dict[str, Any], Body(embed=True)]) -> dict[str, Any]:
         return {}
 
-    @app.post("/d", response_model_exclude_unset=True)
-    async def unset() -> dict[str, Any]:
+    @app.post("/d", response_model_exclude_defaults=True)
+    async def defaults() -> dict[str, Any]:
         return {}
 
     @app.post("/e")

@@ -1,12 +1,13 @@
 """The writes agents and workers send one at a time, served without FastAPI's
 per-request machinery.
 
-Submitting a task, appending an event, acquiring or releasing a lock and completing
-an attempt are the requests a fleet sends most, one by one. FastAPI's handling of a
-request (its routing, its dependency resolution, checking the answer against the
-response model) costs about as much server CPU as Starlette's whole request does
-(``bench/http_floor.py``). So each of these is also a plain Starlette route, placed
-ahead of the FastAPI route of the same method and path, built from that route:
+Submitting a task, appending an event, acquiring or releasing a lock, completing
+an attempt and a remote worker's claim are the requests a fleet sends most, one by
+one. FastAPI's handling of a request (its routing, its dependency resolution,
+checking the answer against the response model) costs about as much server CPU as
+Starlette's whole request does (``bench/http_floor.py``). So each of these is also a
+plain Starlette route, placed ahead of the FastAPI route of the same method and path,
+built from that route:
 
 - the same endpoint function, given what its parameters name: ``store``,
   ``settings``, ``request``, ``response``, the path's parameters, and ``body``,
@@ -14,8 +15,10 @@ ahead of the FastAPI route of the same method and path, built from that route:
   ``Any`` is the JSON value);
 - the same access rule, checked by the same ``access.guard`` first;
 - the same answers: the route's status code (or the one the endpoint set), its
-  ``response_model_exclude_none``, and a body that is not valid for the model
-  becomes the same 422 (``RequestValidationError``, answered by ``api.errors``).
+  ``response_model_exclude_none`` or ``response_model_exclude_unset`` (of a dict
+  answer FastAPI keeps the keys it has: they are sent as they are), and a body that
+  is not valid for the model becomes the same 422 (``RequestValidationError``,
+  answered by ``api.errors``).
 
 The FastAPI routes stay: they are what the OpenAPI document describes, and what
 answers a method these routes do not serve. ``tests/api/test_hot_routes.py`` sends
@@ -47,6 +50,7 @@ HOT = (
     ("POST", "/api/v1/tasks/{task_id}/complete"),
     ("POST", "/api/v1/locks/{resource:path}/acquire"),
     ("POST", "/api/v1/locks/{resource:path}/release"),
+    ("POST", "/api/v1/tasks/claim"),
 )
 _FROM_APP = {"store": "store", "settings": "settings"}  # parameter: app.state attribute
 
@@ -132,7 +136,7 @@ def _unsupported(route: APIRoute, params: list[str], hints: dict[str, Any]) -> l
     """What ``route`` declares that a hot route would not honour: a parameter other
     than those it gives, a path parameter not a string, a body neither a Pydantic model
     nor ``Annotated[Any, Body()]``, dependencies of its own, response model options
-    other than ``exclude_none``."""
+    other than ``exclude_none`` and ``exclude_unset``."""
     known = {"request", "response", "body", *_FROM_APP, *route.param_convertors}
     problems = [f"a parameter {p!r}" for p in params if p not in known]
     problems += [f"path parameter {p!r} is not a str" for p in route.param_convertors
@@ -148,9 +152,9 @@ def _unsupported(route: APIRoute, params: list[str], hints: dict[str, Any]) -> l
             isinstance(route.response_model, type)
             and issubclass(route.response_model, BaseModel)):
         problems.append(f"a response model {route.response_model}")
-    if route.response_model_exclude_unset or route.response_model_exclude_defaults \
-            or route.response_model_include or route.response_model_exclude:
-        problems.append("response model options other than exclude_none")
+    if route.response_model_exclude_defaults or route.response_model_include \
+            or route.response_model_exclude:
+        problems.append("response model options other than exclude_none and exclude_unset")
     return problems
 
 
