@@ -331,6 +331,32 @@ async def test_a_busy_remote_worker_is_counted_where_its_presence_is_not_rewritt
     assert w["last_heartbeat_at"] > first["last_heartbeat_at"]
 
 
+async def test_workers_page_with_remote_ones_counted(api: httpx.AsyncClient,
+                                                    store: Store) -> None:
+    """Pages of workers, in-process and remote mixed, each remote one's running tasks
+    counted (the count is one grouped read joined to the page)."""
+    from agentos.worker import instances
+
+    await publish(api)
+    for n in range(3):
+        await instances.register(store, f"local-{n}", None, 4)
+    for n in range(2):
+        await api.post("/api/v1/tasks", json={"agent": "a", "input": {"n": n}})
+    await api.post("/api/v1/tasks/claim", json={"worker_id": "remote-0", "limit": 2})
+    await api.post("/api/v1/tasks/claim", json={"worker_id": "remote-1"})  # none left
+    pages, after = [], None
+    while True:
+        page = (await api.get("/api/v1/workers", params={"limit": 2, **(
+            {"after": after} if after else {})})).json()
+        pages.append([(w["id"], w["status"], w["running"]) for w in page["workers"]])
+        after = page["next_after"]
+        if after is None:
+            break
+    assert pages == [[("local-0", "idle", 0), ("local-1", "idle", 0)],
+                     [("local-2", "idle", 0), ("remote-0", "busy", 2)],
+                     [("remote-1", "idle", 0)]], pages
+
+
 async def test_fail_as_cancelled_needs_a_cancel_request(api: httpx.AsyncClient,
                                                         store: Store) -> None:
     await publish(api)

@@ -75,16 +75,19 @@ def shown_workers() -> Select[Any]:
     """The workers' rows as they are shown: a remote worker's (``pid`` 0, its presence
     written at most every ``instances.PRESENCE_EVERY``) ``running`` counted now and its
     ``status`` busy or idle from that count, unless stopped; an in-process worker's as
-    its last beat wrote them."""
-    counted = select(func.count()).select_from(tasks).where(
-        t.worker_id == w.id, t.status == "running").scalar_subquery()
+    its last beat wrote them. The running tasks are counted once for the whole read
+    (grouped by worker), not once a worker."""
+    running = select(t.worker_id, func.count().label("n")).where(
+        t.status == "running").group_by(t.worker_id).subquery()
+    counted = func.coalesce(running.c.n, 0)
     remote = and_(w.pid == 0, w.status != "stopped")
     columns = [case((remote, counted), else_=w.running).label("running")
                if c.name == "running" else
                case((remote, case((counted > 0, "busy"), else_="idle")), else_=w.status
                     ).label("status") if c.name == "status" else c
                for c in workers.columns]
-    return select(*columns)
+    return select(*columns).select_from(
+        workers.outerjoin(running, running.c.worker_id == w.id))
 
 
 async def workers_of(conn: AsyncConnection) -> list[dict[str, Any]]:
