@@ -202,6 +202,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if unknown := set(args.phases) - {*PHASES, "replay", "worker"}:
         parser.error(f"--phases: unknown {sorted(unknown)}")
+    if not 1 <= args.claim <= 1000:
+        parser.error("--claim: between 1 and 1000")
     return args
 
 

@@ -195,8 +195,8 @@ class TaskStats(Projection):
 
 
 def hour_key(event: Event) -> str:
-    """``hour:YYYY-MM-DDTHH`` of the event's UTC time (sliced from its ISO text: a
-    third of ``strftime``'s cost, twice an event)."""
+    """``hour:YYYY-MM-DDTHH`` of the event's ``created_at`` (UTC, as the store gives
+    it), sliced from its ISO text: a third of ``strftime``'s cost, twice an event."""
     return "hour:" + event.created_at.isoformat()[:13]
 
 

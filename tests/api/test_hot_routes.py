@@ -25,7 +25,8 @@ from tests.api.test_tasks_api import publish
 # what differs between two halves that do the same: made ids, times, tokens
 VOLATILE = {"id", "seq", "created_at", "updated_at", "run_at", "lease_expires_at",
             "started_at", "finished_at", "expires_at", "token", "correlation_id",
-            "causation_id", "task_id", "request_id", "ended_at", "duration_ms"}
+            "causation_id", "task_id", "request_id", "ended_at", "duration_ms",
+            "deployed_at"}
 
 
 @contextmanager
@@ -159,6 +160,51 @@ async def test_hot_routes_answer_as_fastapi_does(app: FastAPI, api: httpx.AsyncC
         concrete = path.replace("{task_id}", "t").replace("{resource:path}", "r")
         r = await anon.request(method, concrete, json={})
         assert r.status_code == 401 and r.json()["error"]["code"] == "credential_required"
+
+
+async def claims(api: httpx.AsyncClient, tag: str) -> list[Any]:
+    """A remote worker's claims of tasks whose agent declares a resource and names a
+    model (the answer carries ``locks`` and ``model``), one carrying a good and a stale
+    completion in a long poll, a long poll that finds nothing, and bodies not labelled
+    JSON: every answer as (status, body)."""
+    await api.post("/api/v1/models", json={
+        "name": f"m-{tag}", "version": "1", "type": "t", "artifact_uri": "s3://m/1",
+        "metrics": {"auc": 0.81, "tiny": 1e-7, "big": 1e16}})
+    await api.post(f"/api/v1/models/m-{tag}/versions/1/deploy")
+    await api.post("/api/v1/agents", json={
+        "name": f"dev-{tag}", "version": "1.0.0", "model_ref": f"m-{tag}",
+        "handler": {"type": "python", "target": "m:f"},
+        "resources": ["device:{input.device}"], "permissions": {"lock": ["device:*"]}})
+    await api.post(f"/api/v1/agents/dev-{tag}/versions/1.0.0/publish")
+    made = [(await api.post("/api/v1/tasks", json={
+        "agent": f"dev-{tag}", "input": {"device": f"d{n}-{tag}", "x": 1e16, "y": 0.1}})
+             ).json()["id"] for n in range(2)]
+    answers = []
+
+    async def send(body: Any = None, raw: bytes | None = None,
+                   media: str | None = None) -> Any:
+        r = await api.post("/api/v1/tasks/claim", json=body if raw is None else None,
+                           content=raw, headers={"content-type": media} if media else None)
+        answers.append((r.status_code, json.dumps(same_shape(r.json(), tag))))
+        return r.json()
+
+    got = await send({"worker_id": f"w-{tag}", "limit": 5, "lease_s": 60})
+    assert all(t["locks"] and t["model"] for t in got["tasks"]) and len(got["tasks"]) == 2
+    await send({"worker_id": f"w-{tag}", "limit": 1, "wait_s": 0.2, "completed": [
+        {"id": made[0], "attempt": 1, "output": {"x": 1e16}}, {"id": made[1], "attempt": 7}]})
+    await send({"worker_id": f"w-{tag}", "limit": 1, "wait_s": 0.1})
+    for media in ("text/plain", None, "application/yaml"):
+        await send(raw=b'{"worker_id": "w"}', media=media)
+    return answers
+
+
+async def test_a_hot_claim_answers_locks_models_and_stale_as_fastapi_does(
+        app: FastAPI, api: httpx.AsyncClient) -> None:
+    hot = await claims(api, "hot")
+    with without_hot_routes(app):
+        plain = await claims(api, "plain")
+    assert hot == plain
+    assert [status for status, _ in hot] == [200, 200, 200, 422, 422, 422]
 
 
 def test_a_route_using_what_a_hot_route_does_not_give_is_refused() -> None:

@@ -16,9 +16,11 @@ built from that route:
 - the same access rule, checked by the same ``access.guard`` first;
 - the same answers: the route's status code (or the one the endpoint set), its
   ``response_model_exclude_none`` or ``response_model_exclude_unset`` (of a dict
-  answer FastAPI keeps the keys it has: they are sent as they are), and a body that
-  is not valid for the model becomes the same 422 (``RequestValidationError``,
-  answered by ``api.errors``).
+  answer FastAPI keeps the keys it has; the top level's are sent in the model's order,
+  nested ones as the endpoint built them, unchecked: so a hot route's endpoint answers
+  dicts holding only its model's fields, as ``Task.to_dict`` does), and a body that is
+  not valid for the model becomes the same 422 (``RequestValidationError``, answered
+  by ``api.errors``).
 
 The FastAPI routes stay: they are what the OpenAPI document describes, and what
 answers a method these routes do not serve. ``tests/api/test_hot_routes.py`` sends

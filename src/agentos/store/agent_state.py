@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store.columns import database_now
@@ -71,34 +71,37 @@ async def held_locks(conn: AsyncConnection, *, agent: str | None = None,
     return [dict(r._mapping) for r in (await conn.execute(stmt.order_by(L.resource))).all()]
 
 
-def shown_workers() -> Select[Any]:
-    """The workers' rows as they are shown: a remote worker's (``pid`` 0, its presence
+async def shown_workers(conn: AsyncConnection, rows: list[dict[str, Any]]
+                       ) -> list[dict[str, Any]]:
+    """Workers' rows as they are shown: a remote worker's (``pid`` 0, its presence
     written at most every ``instances.PRESENCE_EVERY``) ``running`` counted now and its
     ``status`` busy or idle from that count, unless stopped; an in-process worker's as
-    its last beat wrote them. The running tasks are counted once for the whole read
-    (grouped by worker), not once a worker."""
-    running = select(t.worker_id, func.count().label("n")).where(
-        t.status == "running").group_by(t.worker_id).subquery()
-    counted = func.coalesce(running.c.n, 0)
-    remote = and_(w.pid == 0, w.status != "stopped")
-    columns = [case((remote, counted), else_=w.running).label("running")
-               if c.name == "running" else
-               case((remote, case((counted > 0, "busy"), else_="idle")), else_=w.status
-                    ).label("status") if c.name == "status" else c
-               for c in workers.columns]
-    return select(*columns).select_from(
-        workers.outerjoin(running, running.c.worker_id == w.id))
+    its last beat wrote them. The count is one grouped read of the running tasks, made
+    only when the rows hold a remote worker (``tasks.worker_id`` has no index: each
+    read goes through every running task)."""
+    remote = {r["id"] for r in rows if r["pid"] == 0 and r["status"] != "stopped"}
+    if not remote:
+        return rows
+    found: dict[str, int] = {w_id: n for w_id, n in (await conn.execute(
+        select(t.worker_id, func.count()).where(t.status == "running",
+                                                t.worker_id.in_(remote))
+        .group_by(t.worker_id))).all()}
+    for row in rows:
+        if row["id"] in remote:
+            row["running"] = int(found.get(row["id"], 0))
+            row["status"] = "busy" if row["running"] else "idle"
+    return rows
 
 
 async def workers_of(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every worker that has not stopped (a handful: filtered by agent in Python)."""
-    rows = (await conn.execute(shown_workers().where(w.status != "stopped"))).all()
-    return [dict(r._mapping) for r in rows]
+    rows = (await conn.execute(select(workers).where(w.status != "stopped"))).all()
+    return await shown_workers(conn, [dict(r._mapping) for r in rows])
 
 
 async def worker(conn: AsyncConnection, worker_id: str) -> dict[str, Any] | None:
-    row = (await conn.execute(shown_workers().where(w.id == worker_id))).first()
-    return dict(row._mapping) if row else None
+    row = (await conn.execute(select(workers).where(w.id == worker_id))).first()
+    return (await shown_workers(conn, [dict(row._mapping)]))[0] if row else None
 
 
 async def published_versions(conn: AsyncConnection, agent: str) -> list[str]:

@@ -118,20 +118,21 @@ async def page(store: Store, include_stopped: bool = False, after: str | None = 
     """Workers by id after ``after``, at most ``limit``; and the next page's cursor."""
     async with store.read() as conn:
         now: datetime = await database_now(conn)
-        stmt = shown_workers()
-        stmt = stmt if include_stopped else stmt.where(c.status != "stopped")
-        rows, next_after = await paging.keyed(conn, stmt, c.id, after, limit)
+        stmt = select(table) if include_stopped else select(table).where(c.status != "stopped")
+        found, next_after = await paging.keyed(conn, stmt, c.id, after, limit)
+        rows = await shown_workers(conn, [dict(r._mapping) for r in found])
     cutoff = now - timedelta(seconds=ALIVE_WITHIN)
-    held = await locks.held_by_workers(store, [r.id for r in rows if r.status != "stopped"])
+    held = await locks.held_by_workers(store, [r["id"] for r in rows
+                                               if r["status"] != "stopped"])
     return [{
-        "id": r.id, "host": r.host, "pid": r.pid, "agents": r.agents,
-        "concurrency": r.concurrency, "running": r.running,
-        "status": r.status if r.status == "stopped" or r.last_heartbeat_at >= cutoff
+        "id": r["id"], "host": r["host"], "pid": r["pid"], "agents": r["agents"],
+        "concurrency": r["concurrency"], "running": r["running"],
+        "status": r["status"] if r["status"] == "stopped" or r["last_heartbeat_at"] >= cutoff
         else "lost",
-        "alive": r.status != "stopped" and r.last_heartbeat_at >= cutoff,
-        "started_at": r.started_at.isoformat(),
-        "last_heartbeat_at": r.last_heartbeat_at.isoformat(),
-        "stopped_at": r.stopped_at.isoformat() if r.stopped_at else None,
-        "locks": held.get(r.id, []),
-        "unloadable": r.unloadable or {},
+        "alive": r["status"] != "stopped" and r["last_heartbeat_at"] >= cutoff,
+        "started_at": r["started_at"].isoformat(),
+        "last_heartbeat_at": r["last_heartbeat_at"].isoformat(),
+        "stopped_at": r["stopped_at"].isoformat() if r["stopped_at"] else None,
+        "locks": held.get(r["id"], []),
+        "unloadable": r["unloadable"] or {},
     } for r in rows], next_after
