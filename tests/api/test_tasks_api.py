@@ -331,6 +331,21 @@ async def test_a_busy_remote_worker_is_counted_where_its_presence_is_not_rewritt
     assert w["last_heartbeat_at"] > first["last_heartbeat_at"]
 
 
+async def test_what_a_server_remembers_of_remote_workers_is_bounded(
+        api: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claimer sending a new worker id each time cannot grow the server's memory of
+    the presence it wrote: past ``REMEMBERED`` ids it forgets them all (at worst a write
+    a claim), and every worker is still listed."""
+    from agentos.worker import instances
+
+    monkeypatch.setattr(instances, "REMEMBERED", 3)
+    for n in range(7):
+        await api.post("/api/v1/tasks/claim", json={"worker_id": f"many-{n}"})
+        assert len(instances._WRITTEN[store]) <= 3
+    listed = (await api.get("/api/v1/workers")).json()["workers"]
+    assert sorted(w["id"] for w in listed) == [f"many-{n}" for n in range(7)]
+
+
 async def test_workers_page_with_remote_ones_counted(api: httpx.AsyncClient,
                                                     store: Store) -> None:
     """Pages of workers, in-process and remote mixed, each remote one's running tasks

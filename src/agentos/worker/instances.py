@@ -19,13 +19,12 @@ import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
 
 from agentos import locks, paging
 from agentos.store import Store
 from agentos.store.agent_state import shown_workers
 from agentos.store.columns import database_now, upsert, utcnow
-from agentos.store.tables import tasks
 from agentos.store.tables import workers as table
 
 HEARTBEAT_INTERVAL = 5.0  # seconds between a worker's presence updates
@@ -57,12 +56,14 @@ async def beat(store: Store, worker_id: str, running: int) -> None:
             last_heartbeat_at=utcnow()))
 
 
-def _alive_now(worker_id: str) -> dict[str, Any]:
-    """Column values for "heard from just now": heartbeat, running tasks, idle or busy."""
-    running = select(func.count()).select_from(tasks).where(
-        tasks.c.worker_id == worker_id, tasks.c.status == "running").scalar_subquery()
-    return {"last_heartbeat_at": utcnow(), "running": running, "stopped_at": None,
-            "status": case((running > 0, "busy"), else_="idle")}
+def _heard_now() -> dict[str, Any]:
+    """Column values for a remote worker "heard from just now". Its running tasks, and
+    busy or idle, are counted when the workers are read
+    (``store.agent_state.shown_workers``): its row holds placeholders, not a count of
+    every running task at each claim and heartbeat (``tasks.worker_id`` has no index);
+    an in-process worker's row keeps what its beat wrote."""
+    return {"last_heartbeat_at": utcnow(), "stopped_at": None,
+            "status": case((c.pid == 0, "idle"), else_=c.status)}
 
 
 async def seen(store: Store, worker_id: str, host: str, agents: list[str] | None) -> None:
@@ -75,12 +76,12 @@ async def seen(store: Store, worker_id: str, host: str, agents: list[str] | None
     at = time.monotonic()
     if last is not None and last[0] == serves and at - last[1] < PRESENCE_EVERY:
         return
-    fresh = _alive_now(worker_id)
     async with store.write() as conn:
         await conn.execute(upsert(conn, table).values(
             id=worker_id, host=host, pid=0, agents=agents, concurrency=0, started_at=utcnow(),
-            **fresh).on_conflict_do_update(index_elements=[c.id],
-                                           set_={"host": host, "agents": agents, **fresh}))
+            last_heartbeat_at=utcnow(), running=0, status="idle"
+        ).on_conflict_do_update(index_elements=[c.id],
+                                set_={"host": host, "agents": agents, **_heard_now()}))
         store.nothing_changed(conn)  # presence, not a change: the claim itself is audited
     if len(written) >= REMEMBERED and worker_id not in written:
         written.clear()  # hostile worker ids cannot grow it: at worst a write each
@@ -91,7 +92,7 @@ async def touch(store: Store, worker_id: str) -> None:
     """A remote worker heartbeated a task: refresh it if it is registered."""
     async with store.write() as conn:
         await conn.execute(update(table).where(c.id == worker_id)
-                           .values(**_alive_now(worker_id)))
+                           .values(**_heard_now()))
         store.nothing_changed(conn)
 
 
