@@ -26,6 +26,7 @@ requests meanwhile.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 import weakref
@@ -53,6 +54,8 @@ PAUSE = 0.02  # seconds the loop is left to requests after such a batch, while b
 MIN_BATCH = 16  # events: the smallest batch a slow consumer is cut down to
 START_BATCH = 64  # events of a bounded runner's first batch; then it grows while quick
 SCAN = 8  # sequence numbers a batch may read through per event it may take
+SHARED_S = 1.0  # seconds a batch's events are kept for the next reader of the same types
+SHARED_MAX = 4 * DEFAULT_BATCH  # events kept per set of types, at most
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,9 @@ class Consumer:
     """A reader of the log: ``apply(conn, events)`` runs in the batch's transaction;
     ``clear(conn)`` empties what it built (a reset). ``apply`` may return False to say
     the batch changed nothing: the cursor then moves in a transaction that need not be
-    durable (a crash before it reaches the disk only reads those events again)."""
+    durable (a crash before it reaches the disk only reads those events again). The
+    events ``apply`` is given may be the very objects another consumer of the same
+    types was given (``_events``): it reads them and never changes them."""
 
     name: str
     types: tuple[str, ...]  # event-type globs it reads ("*": all)
@@ -227,8 +232,7 @@ async def _batch(store: Store, consumer: Consumer, pace: Pace) -> tuple[int, boo
             return 0, True
         # every event is one a "*" consumer takes: its batch bounds its reading already
         upto = pace.window(start, settled) if likes else settled
-        rows = await store_consumers.events_after(conn, start, upto, likes, pace.size)
-        batch = [Event.from_row(r) for r in rows]
+        batch = await _events(store, conn, start, upto, likes, pace.size)
         changed = (await consumer.apply(conn, batch)) is not False if batch else False
         # a short batch read everything up to ``upto``: the cursor may skip there
         cursor = batch[-1].seq if len(batch) == pace.size else upto
@@ -238,6 +242,59 @@ async def _batch(store: Store, consumer: Consumer, pace: Pace) -> tuple[int, boo
             await store_consumers.relax_durability(conn)
         await store_consumers.advance(conn, consumer.name, cursor, len(batch))
     return len(batch), cursor >= settled
+
+
+@dataclass
+class _Read:
+    """What the last read of a set of types found: every event of those types with
+    ``lo < seq <= hi``, in order, as of ``at`` (monotonic seconds)."""
+
+    lo: int
+    hi: int
+    events: list[Event]
+    at: float
+
+
+# a store's last read per set of types (the LIKE patterns a batch reads with)
+_READS: weakref.WeakKeyDictionary[Store, dict[tuple[str, ...], _Read]] = \
+    weakref.WeakKeyDictionary()
+
+
+async def _events(store: Store, conn: AsyncConnection, after: int, upto: int,
+                  likes: list[str], limit: int) -> list[Event]:
+    """A batch's events: those of the types ``likes`` names with ``after < seq <=
+    upto``, in order, at most ``limit``. Consumers of the same types (the two built-in
+    read models of task events) read the same events one after the other at each
+    gathering, so the events the reads of those types found (the last ``SHARED_MAX``,
+    while the reads follow on from each other within ``SHARED_S``) are handed on to a
+    read that starts among them: only the events past them are read from the database
+    and decoded (once, for every such consumer). Below
+    the horizon a batch reads up to, the log's numbers never change (an append that
+    commits later takes a larger one; retention deletes only what every consumer has
+    read), so what a read found stays true."""
+    reads = _READS.setdefault(store, {})
+    key, now = tuple(likes), time.monotonic()
+    last = reads.get(key)
+    if last is None or now - last.at > SHARED_S or not last.lo <= after <= last.hi:
+        last = _Read(after, after, [], now)
+    kept = last.events[bisect.bisect_right(last.events, after, key=_seq):]
+    if upto <= last.hi or len(kept) >= limit:
+        return kept[:min(limit, bisect.bisect_right(kept, upto, key=_seq))]
+    # every event kept is at or before last.hi < upto, and fewer than limit
+    rows = await store_consumers.events_after(conn, last.hi, upto, likes, limit - len(kept))
+    fresh = [Event.from_row(r) for r in rows]
+    found = kept + fresh
+    hi = found[-1].seq if len(found) == limit else upto  # a full read stops at its last
+    held, lo = last.events + fresh, last.lo
+    if len(held) > SHARED_MAX:  # the oldest go
+        lo = held[-SHARED_MAX - 1].seq
+        held = held[-SHARED_MAX:]
+    reads[key] = _Read(lo, hi, held, now)
+    return found
+
+
+def _seq(event: Event) -> int:
+    return event.seq
 
 
 async def catch_up(store: Store, consumer: Consumer) -> int:

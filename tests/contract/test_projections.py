@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fnmatch
 import time
 from typing import Any
 
@@ -363,3 +364,87 @@ async def test_appends_that_keep_coming_while_it_reads_are_gathered_too(store: S
             await runner
     assert sum(batches) == 60, batches
     assert len(batches) <= took / projections.GATHER_S + 3, (batches, took)
+
+
+class SeenToo(Seen):
+    """A second reader of ``count.*`` events, in batches of 3."""
+
+    name = "seen_too"
+    batch = 3
+
+
+def counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of events each read of the log's events returned from the database."""
+    reads: list[int] = []
+    real = store_consumers.events_after
+
+    async def counted(*args: Any) -> list[Any]:
+        rows = await real(*args)
+        reads.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(store_consumers, "events_after", counted)
+    return reads
+
+
+async def test_consumers_of_the_same_types_read_each_event_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A consumer whose types another has just read takes the events that read found
+    instead of reading them again: only what was appended since comes from the
+    database. (Before, every consumer read and decoded every event itself.)"""
+    reads = counting_reads(monkeypatch)
+    seen, too = Seen(), SeenToo()
+    seqs = await emit(store, 10)
+    await emit(store, 2, "other.kind")
+    assert await consumers.catch_up(store, seen.consumer()) == 10
+    assert sum(reads) == 10
+    assert await consumers.catch_up(store, too.consumer()) == 10
+    assert sum(reads) == 10  # none read again
+    seqs += await emit(store, 4)
+    assert await consumers.catch_up(store, too.consumer()) == 4
+    assert await consumers.catch_up(store, seen.consumer()) == 4
+    assert sum(reads) == 14
+    assert await state_is(store, seen, seqs) and await state_is(store, too, seqs)
+
+
+async def test_shared_reads_skip_and_repeat_nothing_whatever_the_order(store: Store) -> None:
+    """Three consumers, two of the same types with other batch sizes, step in a random
+    order while events of several types are appended in between: each applies every
+    event of its types once, in order, as a reader of its own would."""
+    import random
+
+    class Other(Seen):
+        name = "other_seen"
+        types = ("count.a*", "count.b*")
+        batch = 4
+
+    chosen = random.Random(21)
+    readers: list[Projection] = [Seen(), SeenToo(), Other()]
+    expected: dict[str, list[int]] = {p.name: [] for p in readers}
+    for _ in range(60):
+        if chosen.random() < 0.4:
+            kind = chosen.choice(["count.a", "count.b", "count.c", "other.kind"])
+            for seq in await emit(store, chosen.randint(1, 30), kind):
+                for p in readers:
+                    if any(fnmatch.fnmatchcase(kind, glob) for glob in p.types):
+                        expected[p.name].append(seq)
+        else:
+            await consumers.step(store, chosen.choice(readers).consumer())
+    for p in readers:
+        await consumers.catch_up(store, p.consumer())
+        assert (await state_of(store, p)).get("seqs", []) == expected[p.name], p.name
+
+
+async def test_a_shared_read_hands_on_no_event_past_the_reader_s_window(store: Store) -> None:
+    """A read that went further than the next reader's window (its batch reads at most
+    ``SCAN`` numbers an event) hands it only the events within it: the next reader's
+    cursor stops at its window's end and the event past it is applied once, later."""
+    seen, too = Seen(), SeenToo()  # windows of 7 and 3 events' worth of numbers
+    first = await emit(store, 1)
+    await emit(store, 3 * consumers.SCAN + 5, "other.kind")
+    last = await emit(store, 1)
+    assert await consumers.step(store, seen.consumer()) == 2  # both, within its window
+    assert await consumers.step(store, too.consumer()) == 1  # the first only
+    assert await cursor_of(store, too) == 3 * consumers.SCAN
+    await consumers.catch_up(store, too.consumer())
+    assert await state_is(store, too, first + last)
