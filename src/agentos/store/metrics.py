@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentos.store import sql
 from agentos.store.columns import json_dumps
 from agentos.store.tables import (
     events,
@@ -50,25 +51,21 @@ mr = metric_rollups.c
 mh = metric_histograms.c
 
 
-def _dialect(conn: AsyncConnection) -> Any:
-    return postgresql if conn.dialect.name == "postgresql" else sqlite
+def _least(dialect: str, a: Any, b: Any) -> Any:
+    return func.least(a, b) if dialect == "postgresql" else func.min(a, b)
 
 
-def _least(conn: AsyncConnection, a: Any, b: Any) -> Any:
-    return func.least(a, b) if conn.dialect.name == "postgresql" else func.min(a, b)
+def _greatest(dialect: str, a: Any, b: Any) -> Any:
+    return func.greatest(a, b) if dialect == "postgresql" else func.max(a, b)
 
 
-def _greatest(conn: AsyncConnection, a: Any, b: Any) -> Any:
-    return func.greatest(a, b) if conn.dialect.name == "postgresql" else func.max(a, b)
-
-
-def _rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]], columns: dict[str, Any]
-          ) -> Any:
-    """``rows`` as a table a statement reads (``v``): one JSON parameter the database
-    unpacks (``jsonb_to_recordset`` on PostgreSQL, ``json_each`` on SQLite), so a batch
-    of any size is one statement that can join the series by name and tags."""
-    data: Any = bindparam("rows", json_dumps(list(rows)))
-    if conn.dialect.name == "postgresql":
+def _rows(dialect: str, columns: dict[str, Any]) -> Any:
+    """The ``rows`` parameter as a table a statement reads (``v``): a batch's rows as
+    one JSON array the database unpacks (``jsonb_to_recordset`` on PostgreSQL,
+    ``json_each`` on SQLite), so a batch of any size is one statement that can join
+    the series by name and tags."""
+    data: Any = bindparam("rows", type_=Text())
+    if dialect == "postgresql":
         return func.jsonb_to_recordset(cast(data, JSONB)).table_valued(
             *(column(name, type_) for name, type_ in columns.items())
         ).render_derived(name="v", with_types=True)
@@ -86,17 +83,74 @@ def _series_of(v: Any) -> Any:
                                       ms.kind == v.c.kind))
 
 
+def _insert(dialect: str, table: Any) -> Any:
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+async def _run_rows(conn: AsyncConnection, name: str, rows: Sequence[dict[str, Any]]) -> Any:
+    """The write ``name`` (of ``_WRITES``) of a batch's ``rows``, as its driver's text:
+    each is built and compiled once a dialect (``sql.compiled``), where building and
+    compiling it again every flush cost a fold of the log most of its time."""
+    text, params = sql.compiled(_WRITES[name], conn.dialect.name)
+    return await sql.run(conn, text, {**params, "rows": json_dumps(list(rows))})
+
+
+def _ensure_series(dialect: str) -> Any:
+    v = _rows(dialect, {**_SERIES, "tags": JSONB(), "agent": Text()})
+    new = select(v.c.name, v.c.kind, v.c.tags, v.c.tags_key, v.c.agent).where(~exists().where(
+        ms.name == v.c.name, ms.tags_key == v.c.tags_key))  # no sequence number spent
+    return _insert(dialect, metric_series).from_select(
+        ["name", "kind", "tags", "tags_key", "agent"], new
+    ).on_conflict_do_nothing(index_elements=[ms.name, ms.tags_key])
+
+
+def _upsert_rollups(dialect: str) -> Any:
+    v = _rows(dialect, {**_SERIES, "resolution": Integer(), "bucket": BigInteger(),
+                        "count": BigInteger(), "sum": Float(), "min": Float(),
+                        "max": Float(), "last": Float()})
+    found = select(ms.id, v.c.resolution, v.c.bucket, v.c.count, v.c.sum, v.c.min, v.c.max,
+                   v.c.last).select_from(_series_of(v)).where(true()).order_by(
+        ms.id, v.c.resolution, v.c.bucket)  # one order in every process: no deadlock
+    stmt = _insert(dialect, metric_rollups).from_select(
+        ["series_id", "resolution", "bucket", "count", "sum", "min", "max", "last"], found)
+    ex = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[mr.series_id, mr.resolution, mr.bucket],
+        set_={"count": mr.count + ex["count"], "sum": mr.sum + ex["sum"],
+              "min": _least(dialect, mr.min, ex["min"]),
+              "max": _greatest(dialect, mr.max, ex["max"]), "last": ex["last"]})
+
+
+def _upsert_histograms(dialect: str) -> Any:
+    v = _rows(dialect, {**_SERIES, "resolution": Integer(), "bucket": BigInteger(),
+                        "idx": Integer(), "count": BigInteger()})
+    found = select(ms.id, v.c.resolution, v.c.bucket, v.c.idx, v.c.count).select_from(
+        _series_of(v)).where(true()).order_by(ms.id, v.c.resolution, v.c.bucket, v.c.idx)
+    stmt = _insert(dialect, metric_histograms).from_select(
+        ["series_id", "resolution", "bucket", "idx", "count"], found)
+    return stmt.on_conflict_do_update(
+        index_elements=[mh.series_id, mh.resolution, mh.bucket, mh.idx],
+        set_={"count": mh.count + stmt.excluded["count"]})
+
+
+def _add_totals(dialect: str) -> Any:
+    v = _rows(dialect, {**_SERIES, "n": BigInteger(), "total": Float(), "last": Float(),
+                        "at": BigInteger()})
+    return update(metric_series).where(
+        ms.name == v.c.name, ms.tags_key == v.c.tags_key, ms.kind == v.c.kind).values(
+        total_count=ms.total_count + v.c.n, total_sum=ms.total_sum + v.c.total,
+        last_value=v.c.last, last_at=v.c.at)
+
+
+_WRITES = {"ensure_series": _ensure_series, "upsert_rollups": _upsert_rollups,
+           "upsert_histograms": _upsert_histograms, "add_totals": _add_totals}
+
+
 async def ensure_series(conn: AsyncConnection, items: Sequence[dict[str, Any]]) -> None:
     """Make the series of ``items`` (name, kind, tags, tags_key, agent) that do not exist
     yet; one that exists keeps its kind (another process stored it first)."""
-    if not items:
-        return
-    v = _rows(conn, items, {**_SERIES, "tags": JSONB(), "agent": Text()})
-    new = select(v.c.name, v.c.kind, v.c.tags, v.c.tags_key, v.c.agent).where(~exists().where(
-        ms.name == v.c.name, ms.tags_key == v.c.tags_key))  # no sequence number spent
-    await conn.execute(_dialect(conn).insert(metric_series).from_select(
-        ["name", "kind", "tags", "tags_key", "agent"], new
-    ).on_conflict_do_nothing(index_elements=[ms.name, ms.tags_key]))
+    if items:
+        await _run_rows(conn, "ensure_series", items)
 
 
 async def upsert_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -105,38 +159,15 @@ async def upsert_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> N
     none is ever kept from an earlier transaction (a series deleted since, its id
     reused by another, would take the samples). Rows of a series that is gone or of
     another kind are left out."""
-    if not rows:
-        return
-    v = _rows(conn, rows, {**_SERIES, "resolution": Integer(), "bucket": BigInteger(),
-                           "count": BigInteger(), "sum": Float(), "min": Float(),
-                           "max": Float(), "last": Float()})
-    found = select(ms.id, v.c.resolution, v.c.bucket, v.c.count, v.c.sum, v.c.min, v.c.max,
-                   v.c.last).select_from(_series_of(v)).where(true()).order_by(
-        ms.id, v.c.resolution, v.c.bucket)  # one order in every process: no deadlock
-    stmt = _dialect(conn).insert(metric_rollups).from_select(
-        ["series_id", "resolution", "bucket", "count", "sum", "min", "max", "last"], found)
-    ex = stmt.excluded
-    await conn.execute(stmt.on_conflict_do_update(
-        index_elements=[mr.series_id, mr.resolution, mr.bucket],
-        set_={"count": mr.count + ex["count"], "sum": mr.sum + ex["sum"],
-              "min": _least(conn, mr.min, ex["min"]), "max": _greatest(conn, mr.max, ex["max"]),
-              "last": ex["last"]}))
+    if rows:
+        await _run_rows(conn, "upsert_rollups", rows)
 
 
 async def upsert_histograms(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Add each row's count to its (series, resolution, bucket, index); rows name their
     series as ``upsert_rollups``' do."""
-    if not rows:
-        return
-    v = _rows(conn, rows, {**_SERIES, "resolution": Integer(), "bucket": BigInteger(),
-                           "idx": Integer(), "count": BigInteger()})
-    found = select(ms.id, v.c.resolution, v.c.bucket, v.c.idx, v.c.count).select_from(
-        _series_of(v)).where(true()).order_by(ms.id, v.c.resolution, v.c.bucket, v.c.idx)
-    stmt = _dialect(conn).insert(metric_histograms).from_select(
-        ["series_id", "resolution", "bucket", "idx", "count"], found)
-    await conn.execute(stmt.on_conflict_do_update(
-        index_elements=[mh.series_id, mh.resolution, mh.bucket, mh.idx],
-        set_={"count": mh.count + stmt.excluded["count"]}))
+    if rows:
+        await _run_rows(conn, "upsert_histograms", rows)
 
 
 async def add_totals(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
@@ -144,13 +175,7 @@ async def add_totals(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
     /metrics shows. Returns how many series were found (of that kind)."""
     if not rows:
         return 0
-    v = _rows(conn, rows, {**_SERIES, "n": BigInteger(), "total": Float(), "last": Float(),
-                           "at": BigInteger()})
-    result = await conn.execute(update(metric_series).where(
-        ms.name == v.c.name, ms.tags_key == v.c.tags_key, ms.kind == v.c.kind).values(
-        total_count=ms.total_count + v.c.n, total_sum=ms.total_sum + v.c.total,
-        last_value=v.c.last, last_at=v.c.at))
-    return int(result.rowcount or 0)
+    return int((await _run_rows(conn, "add_totals", rows)).rowcount or 0)
 
 
 async def series_named(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
@@ -218,9 +243,9 @@ async def forget_agent(conn: AsyncConnection, agent: str) -> int:
     return int(result.rowcount or 0)
 
 
-def _epoch(conn: AsyncConnection, moment: Any) -> Any:
+def _epoch(dialect: str, moment: Any) -> Any:
     """A timestamp column as epoch seconds (a float), in SQL."""
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return func.extract("epoch", moment)
     return (func.julianday(moment) - 2440587.5) * 86400.0
 
@@ -231,21 +256,29 @@ async def ended_after(conn: AsyncConnection, after: int, settled: int, types: Se
     (seq, type, agent, at epoch s, attempt duration ms, queue wait ms, lock type, lock
     wait ms): a task event joined in the database with its attempt's record and its
     task's due time (the wait only for the task's latest attempt, whose due time it
-    is), so no payload is parsed in Python."""
+    is), so no payload is parsed in Python. (The times come as floats or, PostgreSQL's
+    epochs, decimals.)"""
+    text, params = sql.compiled(_ended_after, conn.dialect.name, tuple(types))
+    found = await sql.run(conn, text, {**params, "after": after, "settled": settled,
+                                       "limit": limit})
+    return [tuple(r) for r in found.fetchall()]
+
+
+def _ended_after(dialect: str, types: tuple[str, ...]) -> Any:
     e, ta, t = events.c, task_attempts.c, tasks.c
     payload = e.payload
-    started, due = _epoch(conn, ta.started_at), _epoch(conn, t.run_at)
-    stmt = select(
-        e.seq, e.type, payload["agent"].as_string(), _epoch(conn, e.created_at),
+    started, due = _epoch(dialect, ta.started_at), _epoch(dialect, t.run_at)
+    return select(
+        e.seq, e.type, payload["agent"].as_string(), _epoch(dialect, e.created_at),
         ta.duration_ms,
         case((t.attempt == ta.number, (started - due) * 1000.0), else_=null()),
         payload["type"].as_string(), payload["waited_ms"].as_float(),
     ).select_from(events.outerjoin(task_attempts, and_(
         e.type != "lock.acquired", ta.task_id == payload["task_id"].as_string(),
         ta.number == payload["attempt"].as_integer())).outerjoin(tasks, t.id == ta.task_id)
-    ).where(e.seq > after, e.seq <= settled, e.type.in_(list(types))
-            ).order_by(e.seq).limit(limit)
-    return [tuple(r) for r in (await conn.execute(stmt)).all()]
+    ).where(e.seq > bindparam("after", 0, BigInteger()),
+            e.seq <= bindparam("settled", 0, BigInteger()), e.type.in_(types)
+            ).order_by(e.seq).limit(bindparam("limit", 1, Integer()))
 
 
 async def queue_depths(conn: AsyncConnection) -> list[tuple[str, str, int]]:

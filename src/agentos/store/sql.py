@@ -17,6 +17,7 @@ statement over 4 kB again on every execution).
     numbered(statement)                 PostgreSQL's own ``$1``... and the parameters'
                                         order, for psycopg's raw cursor
     send_numbered(db, numbered, params) that statement on psycopg's raw cursor
+    compiled(build, dialect, *args)     a SQLAlchemy statement as a driver's text, once
     statements(name, dialect, ...)      a file of several statements, each ended by ``;``
     run(conn, statement, params)        a driver's text in a write transaction's connection
 """
@@ -24,7 +25,7 @@ statement over 4 kB again on every execution).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any, cast
@@ -116,6 +117,29 @@ async def send_numbered(db: Any, statement: tuple[str, tuple[str, ...]],
     cursor = AsyncRawCursor(db)
     await cursor.execute(text, [params[name] for name in names], prepare=True)
     return cursor
+
+
+@cache
+def compiled(build: Callable[..., Any], dialect: str, *args: Hashable
+             ) -> tuple[str, dict[str, Any]]:
+    """The SQLAlchemy statement ``build(dialect, *args)`` compiled once into the
+    dialect's driver text (sqlite3's ``:name``, psycopg's ``%(name)s``: for ``run``) and
+    the values of the parameters it binds itself (its literals, JSON paths, ``IN``
+    lists), as bound; the caller adds its own (plain values: no type processes them).
+    For a statement SQLAlchemy writes better than a file would, run often: building
+    and compiling it each time costs more than running it."""
+
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    engine_dialect: Any = sqlite.pysqlite.dialect(paramstyle="named")
+    if dialect == "postgresql":
+        engine_dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    done = build(dialect, *args).compile(dialect=engine_dialect,
+                                         compile_kwargs={"render_postcompile": True})
+    # as an execution would bind them (SQLite's JSON paths: 'agent' is '$."agent"')
+    processors = done._bind_processors
+    return str(done), {name: processors[name](value) if name in processors else value
+                       for name, value in done.params.items()}
 
 
 def driver_text(statement: str) -> str:
