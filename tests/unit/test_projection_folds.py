@@ -7,8 +7,16 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agentos import projections
 from agentos.events import Event, Priority
-from agentos.projections import AgentActivity, TaskStats, fold_activity, fold_stats
+from agentos.projections import (
+    MAX_HOURS,
+    AgentActivity,
+    TaskStats,
+    fold_activity,
+    fold_stats,
+    hour_key,
+)
 
 T0 = datetime(2026, 12, 5, 9, 59, 30, tzinfo=UTC)
 _seq = itertools.count(1)
@@ -117,3 +125,12 @@ def test_task_stats_count_in_all_and_by_hour() -> None:
     assert state["hour:2026-12-05T10"] == {"failed": 1, "created": 1}
     assert TaskStats().view("total", state["total"])["success_rate"] == 0.5
     assert TaskStats().view("x", {"created": 1})["success_rate"] is None
+
+
+def test_hour_keys_stay_right_past_the_hours_remembered() -> None:
+    """Each hour's key is its ISO text however many hours were folded before it (the
+    texts remembered are dropped past ``MAX_HOURS`` and made again)."""
+    hours = [T0 + timedelta(hours=n, minutes=n % 60) for n in range(MAX_HOURS * 2 + 5)]
+    for at in hours + hours[:3]:
+        assert hour_key(event("created", "1", at=at)) == "hour:" + at.strftime("%Y-%m-%dT%H")
+    assert len(projections._HOURS) <= MAX_HOURS
