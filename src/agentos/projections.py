@@ -101,6 +101,9 @@ def _limit(text: str | None) -> int:
 # ------------------------------------------------------------- built-ins
 
 OPEN = {"created": "pending", "retrying": "pending", "started": "running"}
+# the status a lifecycle event moves its task out of (a cancel says which: ``was``)
+LEFT = {"started": "pending", "retrying": "running", "succeeded": "running",
+        "failed": "running"}
 ENDED = ("succeeded", "failed", "cancelled")
 
 
@@ -146,17 +149,19 @@ def fold_activity(state: dict[str, Any], event: Event) -> None:
     were deleted by retention starts mid-way)."""
     agent, kind = event.payload["agent"], event.type.removeprefix("task.")
     task_id = str(event.payload.get("task_id"))
-    value = state.setdefault(agent, {"tasks": {"pending": 0, "running": 0},
-                                     "ended": dict.fromkeys(ENDED, 0),
-                                     "last_run": None, "events": 0, "last_event_at": None})
+    value = state.get(agent)
+    if value is None:
+        value = state[agent] = {"tasks": {"pending": 0, "running": 0},
+                                "ended": dict.fromkeys(ENDED, 0), "last_run": None,
+                                "events": 0, "last_event_at": None}
     if "open" in value:
         value["tasks"] = _open_counts(value)
         del value["open"]
     tasks = value["tasks"]
+    at = event.created_at.isoformat()
     value["events"] += 1
-    value["last_event_at"] = event.created_at.isoformat()
-    left = {"started": "pending", "retrying": "running", "succeeded": "running",
-            "failed": "running"}.get(kind)
+    value["last_event_at"] = at
+    left = LEFT.get(kind)
     if kind == "cancelled":
         was = event.payload.get("was")
         left = "running" if was == "running" or (was is None and not tasks["pending"]) \
@@ -168,11 +173,10 @@ def fold_activity(state: dict[str, Any], event: Event) -> None:
     elif kind in ENDED:
         value["ended"][kind] += 1
     if kind == "started":
-        value["last_run"] = {"task_id": task_id, "status": "running",
-                             "started_at": event.created_at.isoformat(), "ended_at": None}
+        value["last_run"] = {"task_id": task_id, "status": "running", "started_at": at,
+                             "ended_at": None}
     elif kind in ENDED and (value["last_run"] or {}).get("task_id") == task_id:
-        value["last_run"] = {**value["last_run"], "status": kind,
-                             "ended_at": event.created_at.isoformat()}
+        value["last_run"] = {**value["last_run"], "status": kind, "ended_at": at}
 
 
 class TaskStats(Projection):
