@@ -1,14 +1,16 @@
 """What the log's followers in a server cost per event (issue 21 target 5).
 
 A server folds every task event into its read models (the built-in projections
-``agent_activity`` and ``task_stats``) and its automatic metrics. Here, in this one
-process on a fresh database, each round appends a batch of task lifecycle events
-(created, started, succeeded: a third each) and then steps the followers as a
-server's runners would after a gathering, until each has caught up; only the
-stepping is timed. Reported per follower: this process's CPU per event and per
-round (PostgreSQL's own CPU is not counted).
+``agent_activity`` and ``task_stats``) and its automatic metrics (tasks ended, their
+durations and queue waits). Here, in this one process on a fresh database, each round
+submits a batch of tasks over five agents, claims them and completes them (the
+queue's own calls: created, started and succeeded events with their attempts'
+records), then steps the followers as a server's runners would after a gathering,
+until each has caught up; only the stepping is timed. Reported per follower: this
+process's CPU per task event appended and per round (PostgreSQL's own CPU is not
+counted; the metrics read only the ended tasks' events, a third).
 
-    python bench/followers.py [--backends sqlite,postgres] [--rounds 100] [--per 30]
+    python bench/followers.py [--backends sqlite,postgres] [--rounds 30] [--per 300]
 """
 
 from __future__ import annotations
@@ -18,19 +20,20 @@ import asyncio
 import json
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from common import start_postgres
 
+AGENTS = [f"agent-{n}" for n in range(5)]
+
 
 async def measure(url: str, rounds: int, per: int) -> dict[str, dict[str, float]]:
-    from agentos import consumers, events, projections
-    from agentos.events import EventIn
+    from agentos import agent_spec, claims, consumers, projections, queue, registry
     from agentos.metrics import automatic
     from agentos.store import open_store, schema
+    from agentos.tasks import TaskIn
 
     schema.upgrade(url)
     store = open_store(url)
@@ -55,17 +58,21 @@ async def measure(url: str, rounds: int, per: int) -> dict[str, dict[str, float]
     cpu = dict.fromkeys(followers, 0.0)
     appended = 0
     try:
+        for agent in AGENTS:
+            await registry.create(store, agent_spec.from_object(
+                {"name": agent, "version": "1.0.0",
+                 "handler": {"type": "python", "target": "m:f"}}), publish=True)
         for fold in followers.values():
             await fold()
         for _ in range(rounds):
-            drafts = []
-            for i in range(per // 3):
-                task = str(uuid.uuid4())
-                drafts += [EventIn(type=f"task.{kind}", payload={
-                    "agent": f"agent-{i % 5}", "task_id": task, "attempt": 1})
-                    for kind in ("created", "started", "succeeded")]
-            await events.append(store, drafts)
-            appended += len(drafts)
+            tasks = per // 3
+            await queue.submit(store, [TaskIn(agent=AGENTS[i % len(AGENTS)], input={"n": i})
+                                       for i in range(tasks)])
+            claimed = await claims.claim(store, "bench-worker", limit=tasks)
+            await claims.cycle(store, "bench-worker", [
+                claims.Finished(t.id, t.attempt, {"ok": True}, took_locks=False)
+                for t in claimed])
+            appended += 3 * len(claimed)
             for name, fold in followers.items():
                 started = time.process_time()
                 await fold()
@@ -80,12 +87,13 @@ async def measure(url: str, rounds: int, per: int) -> dict[str, dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--rounds", type=int, default=100)
-    parser.add_argument("--per", type=int, default=30, help="events appended a round")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--per", type=int, default=300,
+                        help="task events a round (a third each: created, started, succeeded)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if not 1 <= args.rounds <= 100_000 or not 3 <= args.per <= 30_000:
-        parser.error("--rounds between 1 and 100000, --per between 3 and 30000")
+    if not 1 <= args.rounds <= 100_000 or not 3 <= args.per <= 3_000:
+        parser.error("--rounds between 1 and 100000, --per between 3 and 3000")
     found: dict[str, Any] = {}
     for backend in args.backends.split(","):
         if backend == "sqlite":

@@ -32,7 +32,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -55,7 +55,7 @@ MIN_BATCH = 16  # events: the smallest batch a slow consumer is cut down to
 START_BATCH = 64  # events of a bounded runner's first batch; then it grows while quick
 SCAN = 8  # sequence numbers a batch may read through per event it may take
 SHARED_S = 1.0  # seconds a batch's events are kept for the next reader of the same types
-SHARED_MAX = 4 * DEFAULT_BATCH  # events kept per set of types, at most
+SHARED_MAX = 2 * DEFAULT_BATCH  # events kept per set of types, at most
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ async def _batch(store: Store, consumer: Consumer, pace: Pace) -> tuple[int, boo
             return 0, True
         # every event is one a "*" consumer takes: its batch bounds its reading already
         upto = pace.window(start, settled) if likes else settled
-        batch = await _events(store, conn, start, upto, likes, pace.size)
+        batch = await _events(store, conn, consumer.name, start, upto, likes, pace.size)
         changed = (await consumer.apply(conn, batch)) is not False if batch else False
         # a short batch read everything up to ``upto``: the cursor may skip there
         cursor = batch[-1].seq if len(batch) == pace.size else upto
@@ -246,37 +246,78 @@ async def _batch(store: Store, consumer: Consumer, pace: Pace) -> tuple[int, boo
 
 @dataclass
 class _Read:
-    """What the last read of a set of types found: every event of those types with
-    ``lo < seq <= hi``, in order, as of ``at`` (monotonic seconds)."""
+    """What the reads of a set of types found: every event of those types with
+    ``lo < seq <= hi``, in order, as of ``at`` (monotonic seconds) and of the log's
+    ``pruned`` count then."""
 
     lo: int
     hi: int
     events: list[Event]
     at: float
+    pruned: int
 
 
-# a store's last read per set of types (the LIKE patterns a batch reads with)
-_READS: weakref.WeakKeyDictionary[Store, dict[tuple[str, ...], _Read]] = \
-    weakref.WeakKeyDictionary()
+@dataclass
+class _Reads:
+    """A store's shared reads: per set of types (the LIKE patterns a batch reads with),
+    the consumers seen reading them and the last reads' events, if two or more do."""
+
+    readers: dict[tuple[str, ...], set[str]] = field(default_factory=dict)
+    found: dict[tuple[str, ...], _Read] = field(default_factory=dict)
+    sweep: asyncio.TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop | None = None  # the sweep's
+
+    def keep(self, key: tuple[str, ...], read: _Read) -> None:
+        """Keep ``read`` for the next reader of ``key``: a sweep drops it once it is
+        ``SHARED_S`` old (within 2 * ``SHARED_S``), whether or not it is read again."""
+        self.found[key] = read
+        loop = asyncio.get_running_loop()
+        if self.sweep is None or self.loop is not loop:  # (a store outlives a loop)
+            self.loop, self.sweep = loop, loop.call_later(SHARED_S, self._swept)
+
+    def _swept(self) -> None:
+        self.sweep = None
+        now = time.monotonic()
+        for key, read in list(self.found.items()):
+            if now - read.at >= SHARED_S:
+                del self.found[key]
+        if self.found and self.loop is not None:
+            self.sweep = self.loop.call_later(SHARED_S, self._swept)
 
 
-async def _events(store: Store, conn: AsyncConnection, after: int, upto: int,
+_READS: weakref.WeakKeyDictionary[Store, _Reads] = weakref.WeakKeyDictionary()
+
+
+async def _events(store: Store, conn: AsyncConnection, reader: str, after: int, upto: int,
                   likes: list[str], limit: int) -> list[Event]:
     """A batch's events: those of the types ``likes`` names with ``after < seq <=
-    upto``, in order, at most ``limit``. Consumers of the same types (the two built-in
-    read models of task events) read the same events one after the other at each
-    gathering, so the events the reads of those types found (the last ``SHARED_MAX``,
-    while the reads follow on from each other within ``SHARED_S``) are handed on to a
-    read that starts among them: only the events past them are read from the database
-    and decoded (once, for every such consumer). Below
-    the horizon a batch reads up to, the log's numbers never change (an append that
-    commits later takes a larger one; retention deletes only what every consumer has
-    read), so what a read found stays true."""
-    reads = _READS.setdefault(store, {})
-    key, now = tuple(likes), time.monotonic()
-    last = reads.get(key)
-    if last is None or now - last.at > SHARED_S or not last.lo <= after <= last.hi:
-        last = _Read(after, after, [], now)
+    upto``, in order, at most ``limit``, for the consumer named ``reader``.
+
+    Consumers of the same types (the two built-in read models of task events) read the
+    same events one after the other at each gathering, so where two or more in this
+    process read a set of types, the events their reads found (the last
+    ``SHARED_MAX``, while the reads follow on from each other within ``SHARED_S``)
+    are handed on to a read that starts among them: only the events past them are
+    read from the database and decoded, once for all of them (the same objects: a
+    consumer never changes them). What a read found stays true: nothing at or below
+    the horizon a batch reads up to commits later, and a prune in this process
+    (``store.events.pruned``) drops what was read before it. A prune in another
+    process may delete events read here up to ``SHARED_S`` before it: a reader is
+    then handed them as if it had read just before the prune."""
+    reads = _READS.get(store)
+    if reads is None:
+        reads = _READS[store] = _Reads()
+    key = tuple(likes)
+    readers = reads.readers.setdefault(key, set())
+    readers.add(reader)
+    if len(readers) < 2:  # none to share with
+        rows = await store_consumers.events_after(conn, after, upto, likes, limit)
+        return [Event.from_row(r) for r in rows]
+    now, pruned = time.monotonic(), store.events.pruned
+    last = reads.found.get(key)
+    if last is None or now - last.at > SHARED_S or last.pruned != pruned or \
+            not last.lo <= after <= last.hi:
+        last = _Read(after, after, [], now, pruned)
     kept = last.events[bisect.bisect_right(last.events, after, key=_seq):]
     if upto <= last.hi or len(kept) >= limit:
         return kept[:min(limit, bisect.bisect_right(kept, upto, key=_seq))]
@@ -289,7 +330,7 @@ async def _events(store: Store, conn: AsyncConnection, after: int, upto: int,
     if len(held) > SHARED_MAX:  # the oldest go
         lo = held[-SHARED_MAX - 1].seq
         held = held[-SHARED_MAX:]
-    reads[key] = _Read(lo, hi, held, now)
+    reads.keep(key, _Read(lo, hi, held, now, pruned))
     return found
 
 

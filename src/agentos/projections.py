@@ -3,11 +3,13 @@
 A projection declares the event types it reads and folds each event into a JSON
 state of keyed values: ``keys(event)`` names the keys an event touches and
 ``apply(state, event)`` changes them (a pure function of the loaded values; a value
-set to None is deleted). Each batch is applied in the transaction that moves the
-projection's cursor (``agentos.consumers``), so it never applies an event twice or
-skips one, and a rebuild (``rebuild``) clears the state and folds the whole log
-again into the same state the live one reached. A projection that keeps its own
-tables overrides ``apply_batch``, ``clear`` and ``query`` instead.
+set to None is deleted). The events are read, never changed: read models of the same
+types are handed the same objects (``consumers._events``). Each batch is applied in
+the transaction that moves the projection's cursor (``agentos.consumers``), so it
+never applies an event twice or skips one, and a rebuild (``rebuild``) clears the
+state and folds the whole log again into the same state the live one reached. A
+projection that keeps its own tables overrides ``apply_batch``, ``clear`` and
+``query`` instead.
 
 Built in: ``agent_activity`` (per agent: its open tasks by status, how its tasks
 ended, its last run) and ``task_stats`` (task lifecycle counts, in all and by hour).

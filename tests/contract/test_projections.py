@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -394,7 +395,11 @@ async def test_consumers_of_the_same_types_read_each_event_once(
     database. (Before, every consumer read and decoded every event itself.)"""
     reads = counting_reads(monkeypatch)
     seen, too = Seen(), SeenToo()
-    seqs = await emit(store, 10)
+    seqs = await emit(store, 1)
+    for projection in (seen, too):  # both read those types here now
+        assert await consumers.catch_up(store, projection.consumer()) == 1
+    reads.clear()
+    seqs += await emit(store, 10)
     await emit(store, 2, "other.kind")
     assert await consumers.catch_up(store, seen.consumer()) == 10
     assert sum(reads) == 10
@@ -405,6 +410,39 @@ async def test_consumers_of_the_same_types_read_each_event_once(
     assert await consumers.catch_up(store, seen.consumer()) == 4
     assert sum(reads) == 14
     assert await state_is(store, seen, seqs) and await state_is(store, too, seqs)
+
+
+async def test_a_shared_read_hands_on_nothing_a_prune_deleted(store: Store) -> None:
+    """Events pruned after one consumer read them are not handed to the next reader of
+    the same types: it reads the log as it is now."""
+    seen, too = Seen(), SeenToo()
+    first = await emit(store, 1)
+    for projection in (seen, too):
+        await consumers.catch_up(store, projection.consumer())
+    await emit(store, 5)
+    assert await consumers.catch_up(store, seen.consumer()) == 5
+    assert (await events.prune(store, timedelta(0), "count.*")).deleted == 6
+    assert await consumers.catch_up(store, too.consumer()) == 0
+    assert await state_is(store, too, first)
+
+
+async def test_a_consumer_reading_types_alone_keeps_no_events(store: Store) -> None:
+    """A read of types no other consumer here reads keeps nothing for later; what a
+    shared read kept is let go within 2 * SHARED_S."""
+    seen, too = Seen(), SeenToo()
+    await emit(store, 3)
+    await consumers.catch_up(store, seen.consumer())
+    assert not consumers._READS[store].found
+    await consumers.catch_up(store, too.consumer())
+    await emit(store, 3)
+    await consumers.catch_up(store, seen.consumer())
+    assert consumers._READS[store].found
+    await eventually_async(lambda: _nothing_kept(store), timeout=3 * consumers.SHARED_S,
+                           what="the shared read let go")
+
+
+async def _nothing_kept(store: Store) -> bool:
+    return not consumers._READS[store].found
 
 
 async def test_shared_reads_skip_and_repeat_nothing_whatever_the_order(store: Store) -> None:

@@ -107,6 +107,9 @@ class Events(ABC):
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # prunes begun and ended in this process: what was read of the log before one
+        # may be gone (the followers' shared reads, ``consumers._events``, start over)
+        self.pruned = 0
 
     @abstractmethod
     async def insert(self, conn: AsyncConnection, fresh: Sequence[Appendable],
@@ -214,9 +217,14 @@ class Events(ABC):
             async with store.read() as conn:
                 matched, kept = (await conn.execute(counts)).one()
             return int(matched) - int(kept), int(kept)
-        async with store.write() as conn:
-            deleted = (await conn.execute(delete(events).where(*old, not_(needed)))).rowcount
-            kept = (await conn.execute(counts)).one()[1]
+        self.pruned += 1
+        try:
+            async with store.write() as conn:
+                deleted = (await conn.execute(delete(events).where(*old, not_(needed)))
+                           ).rowcount
+                kept = (await conn.execute(counts)).one()[1]
+        finally:
+            self.pruned += 1
         return int(deleted), int(kept)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any, cast
 
@@ -119,13 +119,14 @@ async def send_numbered(db: Any, statement: tuple[str, tuple[str, ...]],
     return cursor
 
 
-@cache
+@lru_cache(maxsize=256)
 def compiled(build: Callable[..., Any], dialect: str, *args: Hashable
              ) -> tuple[str, dict[str, Any]]:
     """The SQLAlchemy statement ``build(dialect, *args)`` compiled once into the
     dialect's driver text (sqlite3's ``:name``, psycopg's ``%(name)s``: for ``run``) and
     the values of the parameters it binds itself (its literals, JSON paths, ``IN``
-    lists), as bound; the caller adds its own (plain values: no type processes them).
+    lists), as bound (a dict shared by every caller: copy it to add your own, plain
+    values that no type processes).
     For a statement SQLAlchemy writes better than a file would, run often: building
     and compiling it each time costs more than running it."""
 
