@@ -21,6 +21,7 @@ last slot and a capped agent's backlog never hides other agents' tasks.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,7 +54,9 @@ class Finished:
     output: dict[str, Any]
     tokens: Any = None
     cost: float | None = None
-    took_locks: bool = True  # False: the attempt took no lock (saves the look-up)
+    # False: the attempt took no lock; None: not known (a remote worker's), the one-step
+    # round trip looks (Cycled.held); True: it may hold some (ended where they are given back)
+    took_locks: bool | None = True
     logs: tuple[task_logs.Line, ...] = ()  # its lines not written yet (ctx.log)
 
 
@@ -72,7 +75,9 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
                 agents: list[str] | None = None, limit: int = 0,
                 lease_s: float = tasks.DEFAULT_LEASE, prefetch: int = 0) -> Cycle:
     """Record ``finished`` and claim up to ``limit`` tasks, in one transaction
-    (on PostgreSQL one statement, when no finished attempt may hold a lock).
+    (on PostgreSQL one statement, when no finished attempt holds a lock: those whose
+    ``took_locks`` is None are looked at by that statement, which does nothing when one
+    does; then all end here, where locks are given back).
 
     ``prefetch``: up to this many more, taken only by that one step, so only of agents
     without a concurrency limit (a worker's tasks waiting for a free slot must not
@@ -81,9 +86,13 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
         raise InvalidInput(f"limit must be between 0 and {MAX_CLAIM}", code="bad_limit")
     logs = [line for f in finished for line in f.logs]
     if not any(f.took_locks for f in finished):
+        owners = [locks.task_owner(f.task_id) for f in finished if f.took_locks is None]
         one_step = await store.tasks.cycle(worker_id, finished, agents, limit + prefetch,
-                                           lease_s, logs)
-        if one_step is not None:
+                                           lease_s, logs, owners)
+        if one_step is not None and one_step.held:  # nothing done: ended below
+            finished = [dataclasses.replace(
+                f, took_locks=locks.task_owner(f.task_id) in one_step.held) for f in finished]
+        elif one_step is not None:
             claimed = [Task.from_row(r) for r in one_step.claimed]
             if one_step.short and len(claimed) < limit:
                 # a capped agent's task met, or scheduled ones promoted
@@ -193,7 +202,7 @@ async def beat_many(store: Store, running: list[tuple[str, int, bool]],
 async def _release(store: Store, conn: AsyncConnection, done: Sequence[Any],
                    finished: list[Finished]) -> list[EventIn]:
     """Give back the locks of the ended attempts that may hold some."""
-    may_hold = {f.task_id for f in finished if f.took_locks}
+    may_hold = {f.task_id for f in finished if f.took_locks is not False}
     ended = [row for row in done if row.id in may_hold]
     if not ended:
         return []
@@ -289,9 +298,9 @@ async def claim_remote(store: Store, worker_id: str, host: str, agents: list[str
     ``PRESENCE_EVERY`` unless that changed); a long poll calls ``recheck`` (the caller's credential
     check, which raises once it was revoked) every ``recheck_s`` seconds. Returns the
     tasks and the stale completions."""
-    holders = await attempts.may_hold(store, [c.task_id for c in completed])
-    finished = [Finished(c.task_id, c.attempt, c.output, c.tokens, c.cost,
-                         took_locks=c.task_id in holders) for c in completed]
+    # whether each attempt holds locks is looked at by the round trip itself
+    finished = [Finished(c.task_id, c.attempt, c.output, c.tokens, c.cost, took_locks=None)
+                for c in completed]
     stale: list[Finished] = []
     claimed: list[Task] | None = None  # None: claim (again)
     if finished:

@@ -472,8 +472,8 @@ async def test_a_remote_claim_round_trip_writes_on_the_driver_with_its_audit_row
     worker's one-step round trip on the store's driver connection, with the request's
     audit row: on PostgreSQL in the round trip's own statement, one round trip on a
     writer's connection (before: BEGIN, the statement, the row and COMMIT through
-    SQLAlchemy; the look at the completed attempts' locks is a read of its own on the
-    shared connection, not traced here); on SQLite in its write transaction. An empty
+    SQLAlchemy; the look at the completed attempts' locks is in it too since the test
+    below); on SQLite in its write transaction. An empty
     poll writes no row. The only SQLAlchemy write left is the worker's presence, at
     most once a ``PRESENCE_EVERY``."""
     from agentos.worker import instances
@@ -521,4 +521,83 @@ async def test_a_remote_claim_round_trip_writes_on_the_driver_with_its_audit_row
                 " WHERE e.type IN ('task.started', 'task.succeeded')"
                 " GROUP BY e.seq, e.type")).all()
         assert sorted(pairs) == [("task.started", 1)] * 6 + [("task.succeeded", 1)] * 6
+    assert (await audit.verify(store)).intact
+
+
+@pytest.fixture
+def reads(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The reads outside any transaction that requests make from here on (PostgreSQL's
+    driver connection, SQLite's reader: where a remote claim looked at its attempts'
+    locks before its round trip)."""
+    made: list[str] = []
+
+    def from_route() -> None:
+        routes = [f.name for f in traceback.extract_stack()
+                  if "/agentos/api/routes/" in f.filename]
+        if routes:
+            made.append(routes[-1])
+
+    if store.dialect == "postgresql":
+        original_read = store.driver_read
+
+        def counted_read() -> AbstractAsyncContextManager[Any]:
+            from_route()
+            return original_read()
+
+        monkeypatch.setattr(store, "driver_read", counted_read)
+    else:
+        original_row = store.read_row  # type: ignore[attr-defined]
+
+        def counted_row(statement: str, params: dict[str, Any]) -> Any:
+            from_route()
+            return original_row(statement, params)
+
+        monkeypatch.setattr(store, "read_row", counted_row)
+    return made
+
+
+async def test_a_remote_claim_looks_at_its_attempts_locks_within_its_round_trip(
+        api: httpx.AsyncClient, store: Store, reads: list[str]) -> None:
+    """A remote worker's completions carried by its next claim are looked at for locks
+    by the round trip itself (a read before it, until now): an attempt that holds its
+    agent's declared resource and one that holds none end in one request, the lock is
+    given back, the claim answers the next tasks, and the request writes one audit row
+    (the round trip that found the lock wrote nothing, not even a row of its own)."""
+    await publish(api)
+    await api.post("/api/v1/agents", json={
+        "name": "dev", "version": "1.0.0", "handler": {"type": "python", "target": "m:f"},
+        "resources": ["device:{input.device_id}"], "permissions": {"lock": ["device:*"]}})
+    await api.post("/api/v1/agents/dev/versions/1.0.0/publish")
+    for n in range(4):
+        await api.post("/api/v1/tasks", json={"agent": "a", "input": {"n": n}})
+    await api.post("/api/v1/tasks", json={"agent": "dev", "input": {"device_id": "p7"},
+                                          "priority": 9})
+
+    async def claim_rows() -> int:
+        async with store.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(audit_log).where(
+                audit_log.c.action == "tasks.claim"))).scalar_one())
+
+    first = (await api.post("/api/v1/tasks/claim", json={"worker_id": "far", "limit": 2})
+             ).json()["tasks"]
+    assert [t["agent"] for t in first] == ["dev", "a"] and first[0]["locks"], first
+    plain = (await api.post("/api/v1/tasks/claim", json={"worker_id": "far", "limit": 1})
+             ).json()["tasks"]
+    reads.clear()
+    before = await claim_rows()
+    # no lock held among these: the one-step round trip ends them and claims on
+    answer = (await api.post("/api/v1/tasks/claim", json={
+        "worker_id": "far", "limit": 1,
+        "completed": [{"id": t["id"], "attempt": t["attempt"]} for t in plain]})).json()
+    assert answer["stale"] == [] and len(answer["tasks"]) == 1, answer
+    # the device holder among these: they end where its lock is given back
+    mixed = (await api.post("/api/v1/tasks/claim", json={
+        "worker_id": "far", "limit": 2,
+        "completed": [{"id": t["id"], "attempt": t["attempt"]} for t in first]})).json()
+    assert mixed["stale"] == [] and len(mixed["tasks"]) == 1, mixed
+    assert reads == []  # before: one lock look a claim with completions
+    for t in [*first, *plain]:
+        assert (await api.get(f"/api/v1/tasks/{t['id']}")).json()["status"] == "succeeded"
+    assert (await api.get("/api/v1/locks/device:p7")).json()["holder"] is None
+    assert await claim_rows() == before + 2  # one a request
     assert (await audit.verify(store)).intact

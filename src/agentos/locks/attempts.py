@@ -4,8 +4,9 @@ in-process worker, or the server for a remote worker's claim over HTTP. A task t
 cannot get them within ``RESOURCE_WAIT`` is handed back to wait in the lock's queue
 (its place kept) without holding a worker's slot. The locks are released when the
 attempt ends, however it ends (``claims``, ``queue``), and renewed with its lease.
-``may_hold`` says which attempts hold or wait for a lock in their name (declared, or
-taken over HTTP as ``locks.task_owner``), so only those end where locks are given back.
+A remote worker's round trip (``claims.cycle``) looks which of the attempts it ends
+hold or wait for a lock in their name (declared, or taken over HTTP as
+``locks.task_owner``), so only those end where locks are given back.
 """
 
 from __future__ import annotations
@@ -95,17 +96,6 @@ async def refuse(store: Store, task: Task, exc: InvalidInput | Forbidden) -> Non
                          {"type": exc.code, "message": exc.message}, retryable=False)
     except Conflict as stale:  # a superseded attempt: its result no longer counts
         log.warning("%s", stale.message, extra={"action": "result_rejected"})
-
-
-async def may_hold(store: Store, task_ids: list[str]) -> set[str]:
-    """Of these tasks, those whose attempt holds a lock or waits in a lock's queue (as
-    ``locks.task_owner``): its agent's resources taken at its claim, or what was taken
-    over HTTP in its name. The others end in the one-step round trip, without a look
-    at locks."""
-    if not task_ids:
-        return set()
-    owners = {locks.task_owner(i): i for i in task_ids}
-    return {owners[o] for o in await store.locks.engaged(list(owners))}
 
 
 # published versions never change: each one's definition is read once per store

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, union, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentos.store import audit as store_audit
@@ -159,16 +159,6 @@ class Locks(ABC):
         if tokens is not None:
             stmt = stmt.where(L.token.in_(tokens))
         return list((await conn.execute(stmt.order_by(L.resource).with_for_update())).all())
-
-    async def engaged(self, owners: Sequence[str]) -> set[str]:
-        """Of ``owners``, those that hold a lock or wait in a lock's queue, in one read
-        outside any transaction (a remote worker's claim with completions: the backends
-        send it as named SQL, PostgreSQL's on the driver's connection, SQLite's on its
-        reader's: ``read_row``)."""
-        held = select(L.owner).where(L.owner.in_(owners))
-        waiting = select(W.owner).where(W.owner.in_(owners))
-        async with self.store.read() as conn:
-            return {row[0] for row in (await conn.execute(union(held, waiting))).all()}
 
     async def held(self, conn: AsyncConnection, resource: str) -> Any:
         """The lock row, locked, with the database's ``now`` and ``waiting`` (a waiter's
@@ -452,11 +442,6 @@ class SqliteLocks(Locks):
                                appends=False)
         return utc_from_text(rows[0][0]) if rows else None
 
-    async def engaged(self, owners: Sequence[str]) -> set[str]:
-        [found] = cast(Any, self.store).read_row(_SQLITE_ENGAGED,
-                                                 {"owners": json_dumps(list(owners))})
-        return set(json_loads(found))
-
     async def look(self, resource: str, owner: str) -> Look | None:
         row = cast(Any, self.store).read_row(_SQLITE_PEEK, {"resource": resource,
                                                            "owner": owner})
@@ -637,14 +622,6 @@ class PostgresLocks(Locks):
                 self.store.wake(TASKS_CHANNEL)
         return Handover(rows[0].waiter is not None, rows[0].waiter_task)
 
-    async def engaged(self, owners: Sequence[str]) -> set[str]:
-        async with self.store.driver_read() as db:
-            if db is not None:
-                rows = await (await db.execute(_PG["engaged"], {"owners": list(owners)},
-                                               prepare=True)).fetchall()
-                return {row.owner for row in rows}
-        return await super().engaged(owners)
-
     async def look(self, resource: str, owner: str) -> Look | None:
         async with self.store.driver() as db:
             if db is not None:
@@ -740,7 +717,7 @@ async def _after_lock_row(db: Any, name: str, params: dict[str, Any],
 _NOTE = "granted"  # a grant's notification: "granted ENTRY TOKEN EXPIRY" (ISO, UTC)
 _PG_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 _PG = {name: sql.query(f"locks_{name}", "postgresql", driver=True, audit="")
-       for name in ("acquire", "release", "join", "handover", "renew", "peek", "engaged")}
+       for name in ("acquire", "release", "join", "handover", "renew", "peek")}
 # a write's CTE whose rows say it changed something (the request's audit row is
 # written then: ``store_audit.fragment``), and the CTEs it updates or deletes rows in
 _WRITTEN_BY = {"acquire": ("inserted", "settled"), "release": ("inserted",),
@@ -766,4 +743,3 @@ _SQLITE_RENEW = sql.query("locks_renew", "sqlite")
 _SQLITE_HANDOVER = sql.statements("locks_handover", "sqlite")
 _SQLITE_JOIN = sql.statements("locks_join", "sqlite")
 _SQLITE_PEEK = sql.query("locks_peek", "sqlite")
-_SQLITE_ENGAGED = sql.query("locks_engaged", "sqlite")

@@ -125,11 +125,14 @@ class Defaults:
 class Cycled:
     """A one-step round trip's answer: the claimed rows (claim order), the ended
     attempts that were stale, and whether the claim stopped short for the caller to
-    finish (a capped agent's task met, or scheduled tasks promoted)."""
+    finish (a capped agent's task met, or scheduled tasks promoted); or, when a lock
+    owner it was to look at holds or waits for a lock, ``held`` and nothing done."""
 
     claimed: list[Any] = field(default_factory=list)
     stale: list[Ended] = field(default_factory=list)
     short: bool = False
+    # of the owners given, those engaged with a lock: then nothing was written
+    held: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -241,11 +244,14 @@ class Tasks(ABC):
 
     @abstractmethod
     async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
-                    limit: int, lease_s: float, logs: Sequence[LogLine] = ()
-                    ) -> Cycled | None:
+                    limit: int, lease_s: float, logs: Sequence[LogLine] = (),
+                    owners: Sequence[str] = ()) -> Cycled | None:
         """End ``ended`` as succeeded, write ``logs`` (the lines of attempts it ends or
-        that run) and claim up to ``limit`` in one round trip; None where this backend
-        cannot now (the caller takes a write transaction)."""
+        that run) and claim up to ``limit`` in one round trip, unless one of ``owners``
+        (lock owners of ended attempts that may hold locks) holds a lock or waits in a
+        lock's queue: then nothing else is written (the logs may be) and the answer says
+        which (``held``), for the caller to end them where their locks are given back. None
+        where this backend cannot now (the caller takes a write transaction)."""
 
     @abstractmethod
     async def complete(self, item: Ended, owner: str | None) -> Completed | None:
@@ -488,16 +494,18 @@ class SqliteTasks(Tasks):
         return made
 
     async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
-                    limit: int, lease_s: float, logs: Sequence[LogLine] = ()
-                    ) -> Cycled | None:
+                    limit: int, lease_s: float, logs: Sequence[LogLine] = (),
+                    owners: Sequence[str] = ()) -> Cycled | None:
         async with self.store.driver(hooked=True) as db:
             if db is not None:
-                out = _cycle_sqlite(db, worker_id, ended, agents, limit, lease_s, logs)
-                if not (out.claimed or len(out.stale) < len(ended)):
+                held = _engaged_sqlite(db, owners) if owners else frozenset()
+                out = Cycled(held=held) if held else \
+                    _cycle_sqlite(db, worker_id, ended, agents, limit, lease_s, logs)
+                if not (out.claimed or len(out.stale) < len(ended)) or held:
                     self.store.nothing_changed(db)  # an empty poll: no audit row
         if db is None:
             return None
-        if out.claimed or len(out.stale) < len(ended):
+        if not out.held and (out.claimed or len(out.stale) < len(ended)):
             self.store.wake(EVENTS_CHANNEL)  # committed: this process's listeners too
         return out
 
@@ -627,6 +635,13 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
         (earlier[i.idempotency_key], False) if i.idempotency_key in earlier
         else (next(ordered), True) for i in sent]
     return _per_item(where, tasks_sent)
+
+
+def _engaged_sqlite(db: sqlite3.Connection, owners: Sequence[str]) -> frozenset[str]:
+    """Of ``owners``, those that hold a lock or wait in a lock's queue."""
+    [found] = db.execute(sql.query("locks_engaged", "sqlite"),
+                         {"owners": json_dumps(list(owners))}).fetchone()
+    return frozenset(json_loads(found))
 
 
 def _cycle_sqlite(db: sqlite3.Connection, worker_id: str, finished: Sequence[Ended],
@@ -822,11 +837,12 @@ class PostgresTasks(Tasks):
         return _per_item(where, per_sent)
 
     async def cycle(self, worker_id: str, ended: Sequence[Ended], agents: list[str] | None,
-                    limit: int, lease_s: float, logs: Sequence[LogLine] = ()
-                    ) -> Cycled | None:
+                    limit: int, lease_s: float, logs: Sequence[LogLine] = (),
+                    owners: Sequence[str] = ()) -> Cycled | None:
         params: dict[str, Any] = {
             "batch": json_dumps([_item(f) for f in ended]), "ids": [f.task_id for f in ended],
             "worker_id": worker_id, "lease_s": lease_s, "event_rank": RANK["normal"],
+            "owners": list(owners),
             # an array, not JSON: indexed per event, a JSON text is parsed again for each
             "event_ids": ids.uuid7_many(len(ended) + limit)}
         if agents:
@@ -856,6 +872,8 @@ class PostgresTasks(Tasks):
                     await self.store.notify(conn, EVENTS_CHANNEL, sent=True)
                 else:
                     self.store.nothing_changed(conn)  # an empty poll: no audit row
+        if head.held:
+            return Cycled(held=frozenset(head.held))
         current = {(task_id, attempt) for task_id, attempt in head.done}
         claimed = [r for r in rows if r.id is not None]
         claimed.sort(key=lambda r: (-r.priority, r.seq))  # the answer has no order
@@ -1008,7 +1026,10 @@ _ALL = tuple(table.c)
 # the columns a claiming statement returns after the task's own
 _EXTRA = {"tasks_claim": (column("promoted", Integer), column("capped", Integer)),
           "tasks_cycle": (column("promoted", Integer), column("capped", Integer),
-                          column("done"), column("notified", Integer))}
+                          column("done"), column("notified", Integer), column("held"))}
+# tasks_cycle's condition on ending, promoting or claiming any: none of its :owners is
+# engaged with a lock (its CTE held)
+_FREE = "AND cardinality((SELECT owners FROM held)) = 0"
 
 
 def _names(columns: Sequence[Any], prefix: str = "") -> str:
@@ -1023,7 +1044,8 @@ def _pg_claim_fill(agents: bool, n: int, logs: bool = False, audited: bool = Fal
     trip); with the number in the text each size gets one cached plan. ``audited``: a
     round trip's statement carries the request's audit row (``Store.folding``), written
     when it appended events (an empty poll writes none)."""
-    return {"columns": _names(_ALL, "t."), "ended_columns": _names(ENDED, "t."), "unless": "",
+    return {"columns": _names(_ALL, "t."), "ended_columns": _names(ENDED, "t."),
+            "unless": "", "free": "",
             "agents": "AND t.agent = ANY(:agents)" if agents else "", "n": str(int(n)),
             "nulls": ", ".join("NULL" for _ in _ALL),
             # the log lines a round trip carries: one more CTE, only when it has some
@@ -1036,8 +1058,10 @@ _PG_CLAIMS: dict[tuple[str, bool, int, bool], Any] = {}
 
 def _pg_claim_text(name: str, agents: bool, n: int, logs: bool = False,
                    audited: bool = False) -> str:
-    return sql.query(name, "postgresql", driver=False,
-                     **_pg_claim_fill(agents, n, logs, audited))
+    fill = _pg_claim_fill(agents, n, logs, audited)
+    if name == "tasks_cycle":
+        fill["unless"] = fill["free"] = _FREE
+    return sql.query(name, "postgresql", driver=False, **fill)
 
 
 @lru_cache(maxsize=256)  # a text for each claim size a worker asks for

@@ -1,12 +1,13 @@
 -- fragment (CTEs promoted, picked, taken, claimed), included by tasks_claim and
 -- tasks_cycle: claim up to /*n*/ ready tasks, most urgent first, then oldest (the
--- claim-order index), skipping rows another claimer holds (FOR UPDATE SKIP LOCKED)
+-- claim-order index), skipping rows another claimer holds (FOR UPDATE SKIP LOCKED).
+-- /*free*/: the includer's further condition on promoting or claiming any (or nothing)
 promoted AS (
     -- scheduled tasks whose time has come become ready; this statement's snapshot
     -- predates them, so the caller claims again when it still has room
     UPDATE tasks SET status = 'pending', updated_at = statement_timestamp()
     WHERE id IN (SELECT id FROM tasks
-                 WHERE status = 'scheduled' AND run_at <= statement_timestamp()
+                 WHERE status = 'scheduled' AND run_at <= statement_timestamp() /*free*/
                  ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
     RETURNING 1
 ), picked AS (
@@ -21,7 +22,7 @@ promoted AS (
                      FROM agent_versions v
                      WHERE v.name = t.agent AND v.version = t.agent_version), false) AS capped
     FROM tasks t
-    WHERE t.status = 'pending' /*agents*/
+    WHERE t.status = 'pending' /*agents*/ /*free*/
         -- an agent held by a spent hard budget keeps its tasks waiting (not failed) until
         -- the hold lapses or is released, and a task that needs a capability switched
         -- off waits until it is on again (held_agents: budgets.py, capabilities.py)
