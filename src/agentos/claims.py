@@ -21,7 +21,6 @@ last slot and a capped agent's backlog never hides other agents' tasks.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -89,10 +88,9 @@ async def cycle(store: Store, worker_id: str, finished: list[Finished],
         owners = [locks.task_owner(f.task_id) for f in finished if f.took_locks is None]
         one_step = await store.tasks.cycle(worker_id, finished, agents, limit + prefetch,
                                            lease_s, logs, owners)
-        if one_step is not None and one_step.held:  # nothing done: ended below
-            finished = [dataclasses.replace(
-                f, took_locks=locks.task_owner(f.task_id) in one_step.held) for f in finished]
-        elif one_step is not None:
+        # held: nothing done; all end below, where the locks of those not known to
+        # hold none are given back
+        if one_step is not None and not one_step.held:
             claimed = [Task.from_row(r) for r in one_step.claimed]
             if one_step.short and len(claimed) < limit:
                 # a capped agent's task met, or scheduled ones promoted

@@ -557,12 +557,16 @@ def reads(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def test_a_remote_claim_looks_at_its_attempts_locks_within_its_round_trip(
-        api: httpx.AsyncClient, store: Store, reads: list[str]) -> None:
+        api: httpx.AsyncClient, store: Store, reads: list[str], writes: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A remote worker's completions carried by its next claim are looked at for locks
     by the round trip itself (a read before it, until now): an attempt that holds its
     agent's declared resource and one that holds none end in one request, the lock is
     given back, the claim answers the next tasks, and the request writes one audit row
     (the round trip that found the lock wrote nothing, not even a row of its own)."""
+    from agentos.worker import instances
+
+    monkeypatch.setattr(instances, "PRESENCE_EVERY", 3600.0)
     await publish(api)
     await api.post("/api/v1/agents", json={
         "name": "dev", "version": "1.0.0", "handler": {"type": "python", "target": "m:f"},
@@ -584,18 +588,21 @@ async def test_a_remote_claim_looks_at_its_attempts_locks_within_its_round_trip(
     plain = (await api.post("/api/v1/tasks/claim", json={"worker_id": "far", "limit": 1})
              ).json()["tasks"]
     reads.clear()
+    writes.clear()
     before = await claim_rows()
     # no lock held among these: the one-step round trip ends them and claims on
     answer = (await api.post("/api/v1/tasks/claim", json={
         "worker_id": "far", "limit": 1,
         "completed": [{"id": t["id"], "attempt": t["attempt"]} for t in plain]})).json()
     assert answer["stale"] == [] and len(answer["tasks"]) == 1, answer
+    assert writes == []
     # the device holder among these: they end where its lock is given back
     mixed = (await api.post("/api/v1/tasks/claim", json={
         "worker_id": "far", "limit": 2,
         "completed": [{"id": t["id"], "attempt": t["attempt"]} for t in first]})).json()
     assert mixed["stale"] == [] and len(mixed["tasks"]) == 1, mixed
     assert reads == []  # before: one lock look a claim with completions
+    assert writes == ["claim (tasks.py)"]  # the holder's: where locks are given back
     for t in [*first, *plain]:
         assert (await api.get(f"/api/v1/tasks/{t['id']}")).json()["status"] == "succeeded"
     assert (await api.get("/api/v1/locks/device:p7")).json()["holder"] is None

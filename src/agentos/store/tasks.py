@@ -131,7 +131,7 @@ class Cycled:
     claimed: list[Any] = field(default_factory=list)
     stale: list[Ended] = field(default_factory=list)
     short: bool = False
-    # of the owners given, those engaged with a lock: then nothing was written
+    # of the owners given, those engaged with a lock: then nothing was ended or claimed
     held: frozenset[str] = frozenset()
 
 
@@ -637,10 +637,12 @@ def _submit_sqlite(db: sqlite3.Connection, items: Sequence[Submitted], defaults:
     return _per_item(where, tasks_sent)
 
 
+_SQLITE_ENGAGED = sql.query("locks_engaged", "sqlite")
+
+
 def _engaged_sqlite(db: sqlite3.Connection, owners: Sequence[str]) -> frozenset[str]:
     """Of ``owners``, those that hold a lock or wait in a lock's queue."""
-    [found] = db.execute(sql.query("locks_engaged", "sqlite"),
-                         {"owners": json_dumps(list(owners))}).fetchone()
+    [found] = db.execute(_SQLITE_ENGAGED, {"owners": json_dumps(list(owners))}).fetchone()
     return frozenset(json_loads(found))
 
 
