@@ -126,10 +126,9 @@ def compiled(build: Callable[..., Any], dialect: str, *args: Hashable
     dialect's driver text (sqlite3's ``:name``, psycopg's ``%(name)s``: for ``run``) and
     the values of the parameters it binds itself (its literals, JSON paths, ``IN``
     lists), as bound (a dict shared by every caller: copy it to add your own, plain
-    values that no type processes).
-    For a statement SQLAlchemy writes better than a file would, run often: building
-    and compiling it each time costs more than running it."""
-
+    values that no type processes). For a statement SQLAlchemy writes better than a
+    file would, run often: building and compiling it each time costs more than
+    running it."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     engine_dialect: Any = sqlite.pysqlite.dialect(paramstyle="named")
