@@ -35,14 +35,19 @@ def writes(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     original: Callable[[], AbstractAsyncContextManager[Any]] = store.write
 
     def counted() -> AbstractAsyncContextManager[Any]:
-        routes = [f"{f.name} ({f.filename.rsplit('/', 1)[-1]})"
-                  for f in traceback.extract_stack() if "/agentos/api/routes/" in f.filename]
-        if routes:
-            begun.append(routes[-1])
+        _note_route(begun, with_file=True)
         return original()
 
     monkeypatch.setattr(store, "write", counted)
     return begun
+
+
+def _note_route(made: list[str], with_file: bool = False) -> None:
+    """Append the route (``name`` or ``name (file)``) the caller runs under, if any."""
+    routes = [f"{f.name} ({f.filename.rsplit('/', 1)[-1]})" if with_file else f.name
+              for f in traceback.extract_stack() if "/agentos/api/routes/" in f.filename]
+    if routes:
+        made.append(routes[-1])
 
 
 async def audit_rows(store: Store, resource_id: str) -> list[Any]:
@@ -530,18 +535,11 @@ def reads(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     driver connection, SQLite's reader: where a remote claim looked at its attempts'
     locks before its round trip)."""
     made: list[str] = []
-
-    def from_route() -> None:
-        routes = [f.name for f in traceback.extract_stack()
-                  if "/agentos/api/routes/" in f.filename]
-        if routes:
-            made.append(routes[-1])
-
     if store.dialect == "postgresql":
         original_read = store.driver_read
 
         def counted_read() -> AbstractAsyncContextManager[Any]:
-            from_route()
+            _note_route(made)
             return original_read()
 
         monkeypatch.setattr(store, "driver_read", counted_read)
@@ -549,7 +547,7 @@ def reads(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         original_row = store.read_row  # type: ignore[attr-defined]
 
         def counted_row(statement: str, params: dict[str, Any]) -> Any:
-            from_route()
+            _note_route(made)
             return original_row(statement, params)
 
         monkeypatch.setattr(store, "read_row", counted_row)
